@@ -1,0 +1,574 @@
+/**
+ * bench/stream: throughput of `cutover stream run` against its baselines, run beside it, and
+ * its latency at a fixed rate. `npm run bench:stream` (after `npm run build`), against the
+ * broker in KAFKA_BROKERS and the PostgreSQL in DATABASE_URL.
+ *
+ * On one fresh topic with BENCH_PARTITIONS (6) partitions and BENCH_RECORDS (1,000,000)
+ * generated JSON records of about BENCH_RECORD_BYTES (300) bytes, BENCH_DIRTY (0.05) of them
+ * dirty (fixtures/generator/transactions.ts), it prints, in the same run:
+ *
+ *   R_consume  bare kafkajs `eachBatch` reading the whole topic, doing nothing
+ *   R_sink     bare `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` of the same
+ *              rows into an identical table, no Kafka, one transaction per batch, batches of
+ *              the mean size R_consume saw
+ *   H          1 / (1/R_consume + 1/R_sink): what a pipeline that consumes then writes,
+ *              without overlapping the two, would do
+ *   R_stream   `node bin/run.js stream run --until-idle --json`: decode, normalize, validate,
+ *              dedupe, an upsert sink and an aggregate sink, dead letters through the outbox;
+ *              rate = read / elapsed_ms of its --json result (which includes its start-up and
+ *              the --idle-ms wait at the end, BENCH_IDLE_MS)
+ *   R_stream / H
+ *   R_stream steady: rows that became visible after the first commit / (time the last row
+ *              became visible - time the first did), polled every 50 ms, scaled by read/written:
+ *              the rate without start-up and idle wait, printed beside it (meaningful only when
+ *              the run has many batches)
+ *
+ * Then a latency run: `stream run` already running and caught up on a second topic, a paced
+ * producer at BENCH_RATE (5,000) events/s for BENCH_LATENCY_SECONDS (30) s, each record's `ts`
+ * being the moment it was handed to the producer (epoch ms). The sink table carries
+ * `ingest_xid bigint DEFAULT txid_current()` and a statement trigger that NOTIFYs the
+ * transaction id; PostgreSQL delivers a notification only once its transaction committed, so
+ * the time the bench receives it is the commit as a reader sees it. Latency of a record =
+ * notification received - produce time, exact per record (p50/p95/p99). The runtime's own
+ * `cutover_end_to_end_latency_seconds` histogram (Kafka timestamp to commit, bucketed) is
+ * printed beside it when --metrics-port answers.
+ *
+ * Writes bench/out/stream.json. Until `stream run` is built the stream rows print as
+ * "not available" and the baselines still run.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {randomUUID} from 'node:crypto'
+import {existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {cpus, loadavg, tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import pg from 'pg'
+import {connectionSettingsFromEnv} from '../src/config/env.js'
+import {createKafka} from '../src/kafka/client.js'
+import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
+import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
+import type {StreamRunJson} from '../fixtures/generator/stream-harness.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = join(ROOT, 'bin', 'run.js')
+const STREAM_BUILT = existsSync(join(ROOT, 'dist', 'src', 'commands', 'stream', 'run.js'))
+
+const env = process.env
+const int = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback)
+const N = int('BENCH_RECORDS', 1_000_000)
+const PARTITIONS = int('BENCH_PARTITIONS', 6)
+const RECORD_BYTES = int('BENCH_RECORD_BYTES', 300)
+const DIRTY = env.BENCH_DIRTY ? Number(env.BENCH_DIRTY) : 0.05
+const IDLE_MS = int('BENCH_IDLE_MS', 1000)
+const RATE = int('BENCH_RATE', 5000)
+const LATENCY_SECONDS = int('BENCH_LATENCY_SECONDS', 30)
+const KEEP = env.BENCH_KEEP === '1'
+const SEED = int('BENCH_SEED', 20261122)
+
+const settings = connectionSettingsFromEnv()
+const run = randomUUID().slice(0, 8)
+const log = (...a: unknown[]) => console.error(`[bench:stream ${new Date().toISOString().slice(11, 19)}]`, ...a)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const fmt = (n: number | null | undefined, digits = 0) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toLocaleString('en-US', {maximumFractionDigits: digits, minimumFractionDigits: digits}))
+
+// ---------------------------------------------------------------------------------------------
+// services
+
+const kafka = createKafka(settings.kafka, {mode: 'resilient', clientId: 'cutover-bench'})
+const pool = new pg.Pool({connectionString: settings.databaseUrl, max: 4})
+const cleanups: (() => Promise<unknown>)[] = []
+
+async function createTopic(topic: string, partitions: number): Promise<void> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: partitions, replicationFactor: 1}]})
+  } finally {
+    await admin.disconnect()
+  }
+  if (!KEEP) {
+    cleanups.push(async () => {
+      const a = kafka.admin()
+      await a.connect()
+      await a.deleteTopics({topics: [topic]}).catch((e: unknown) => log('could not delete topic', topic, String(e)))
+      await a.disconnect()
+    })
+  }
+}
+
+async function createSchema(schema: string): Promise<void> {
+  await pool.query(`CREATE SCHEMA "${schema}"`)
+  if (!KEEP) cleanups.push(() => pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a ? a.port : 0
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// produce
+
+/** Columns of the rows a correct run writes, kept for R_sink (columnar: 1M rows stay compact). */
+interface Columns {
+  txn_id: string[]
+  account_id: string[]
+  amount: string[]
+  currency: string[]
+  event_time: string[]
+  merchant: (string | null)[]
+}
+
+async function produceAll(topic: string): Promise<{seconds: number; bytes: number; columns: Columns; expected: ReturnType<typeof expectedState>}> {
+  const producer = kafka.producer({allowAutoTopicCreation: false})
+  await producer.connect()
+  const columns: Columns = {txn_id: [], account_id: [], amount: [], currency: [], event_time: [], merchant: []}
+  const outcomes: GeneratedTransaction[] = []
+  let bytes = 0
+  const t0 = performance.now()
+  const inFlight = new Set<Promise<unknown>>()
+  let chunk: {key: string; value: Buffer}[] = []
+  const flush = async () => {
+    const messages = chunk
+    chunk = []
+    const p = producer.send({topic, acks: 1, messages}).finally(() => inFlight.delete(p))
+    inFlight.add(p)
+    if (inFlight.size >= 4) await Promise.race(inFlight)
+  }
+  for (const t of transactionStream(N, {seed: SEED, dirty: DIRTY, targetBytes: RECORD_BYTES, idPrefix: `B${run}-`})) {
+    bytes += t.value.length
+    chunk.push({key: t.key, value: t.value})
+    // keep only what expectedState needs (outcome and clean row), not the value bytes
+    outcomes.push({...t, value: Buffer.alloc(0), record: null})
+    if (t.clean) {
+      columns.txn_id.push(t.clean.txn_id)
+      columns.account_id.push(t.clean.account_id)
+      columns.amount.push(t.clean.amount)
+      columns.currency.push(t.clean.currency)
+      columns.event_time.push(t.clean.event_time)
+      columns.merchant.push(t.clean.merchant)
+    }
+    if (chunk.length >= 2000) await flush()
+  }
+  if (chunk.length > 0) await flush()
+  await Promise.all(inFlight)
+  const seconds = (performance.now() - t0) / 1000
+  await producer.disconnect()
+  return {seconds, bytes, columns, expected: expectedState(outcomes)}
+}
+
+// ---------------------------------------------------------------------------------------------
+// R_consume
+
+async function bareConsume(topic: string, total: number): Promise<{rate: number; seconds: number; batches: number; meanBatch: number}> {
+  const consumer = kafka.consumer({groupId: `bench-bare-${run}`})
+  let count = 0
+  let batches = 0
+  const t0 = performance.now()
+  await consumer.connect()
+  await consumer.subscribe({topic, fromBeginning: true})
+  let done!: () => void
+  const finished = new Promise<void>((r) => (done = r))
+  await consumer.run({
+    eachBatch: async ({batch}) => {
+      count += batch.messages.length
+      batches++
+      if (count >= total) done()
+    },
+  })
+  await finished
+  const seconds = (performance.now() - t0) / 1000
+  await consumer.disconnect()
+  return {rate: count / seconds, seconds, batches, meanBatch: count / batches}
+}
+
+// ---------------------------------------------------------------------------------------------
+// R_sink
+
+async function bareSink(schema: string, columns: Columns, batchSize: number, table = 'sink_baseline'): Promise<{rate: number; seconds: number; rows: number}> {
+  await pool.query(`CREATE TABLE "${schema}".${table} (LIKE "${schema}".txn_clean INCLUDING ALL)`)
+  const sql = `INSERT INTO "${schema}".${table} (txn_id, account_id, amount, currency, event_time, merchant)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[])
+    ON CONFLICT (txn_id) DO UPDATE SET account_id = EXCLUDED.account_id, amount = EXCLUDED.amount,
+      currency = EXCLUDED.currency, event_time = EXCLUDED.event_time, merchant = EXCLUDED.merchant`
+  const client = await pool.connect()
+  const rows = columns.txn_id.length
+  const t0 = performance.now()
+  try {
+    for (let i = 0; i < rows; i += batchSize) {
+      const j = Math.min(rows, i + batchSize)
+      await client.query('BEGIN')
+      await client.query(sql, [
+        columns.txn_id.slice(i, j),
+        columns.account_id.slice(i, j),
+        columns.amount.slice(i, j),
+        columns.currency.slice(i, j),
+        columns.event_time.slice(i, j),
+        columns.merchant.slice(i, j),
+      ])
+      await client.query('COMMIT')
+    }
+  } finally {
+    client.release()
+  }
+  const seconds = (performance.now() - t0) / 1000
+  return {rate: rows / seconds, seconds, rows}
+}
+
+// ---------------------------------------------------------------------------------------------
+// stream run
+
+
+function startStream(args: string[], extraEnv: Record<string, string> = {}): {child: ChildProcess; result: Promise<{code: number | null; stdout: string; stderr: string}>} {
+  const child = spawn(process.execPath, [BIN, 'stream', 'run', ...args], {
+    cwd: ROOT,
+    env: {...process.env, CUTOVER_LOG_LEVEL: env.CUTOVER_LOG_LEVEL ?? 'warn', ...extraEnv},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString()
+    if (stderr.length > 1_000_000) stderr = stderr.slice(-200_000)
+  })
+  const result = new Promise<{code: number | null; stdout: string; stderr: string}>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code) => resolve({code, stdout, stderr}))
+  })
+  return {child, result}
+}
+
+function writeSpec(dir: string, name: string, topic: string): string {
+  const file = join(dir, `${name}.yaml`)
+  writeFileSync(file, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
+  if (!KEEP) cleanups.push(() => forgetPipeline(pool, name))
+  return file
+}
+
+// ---------------------------------------------------------------------------------------------
+// latency
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]!
+}
+
+/** Quantile of a Prometheus histogram, linearly interpolated inside the bucket (as histogram_quantile does). */
+export function histogramQuantile(buckets: {le: number; count: number}[], q: number): number {
+  const sorted = [...buckets].sort((a, b) => a.le - b.le)
+  const total = sorted.at(-1)?.count ?? 0
+  if (total === 0) return NaN
+  const rank = q * total
+  let prevLe = 0
+  let prevCount = 0
+  for (const b of sorted) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return prevLe
+      return prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount)
+    }
+    prevLe = b.le
+    prevCount = b.count
+  }
+  return prevLe
+}
+
+async function scrapeE2e(port: number): Promise<{le: number; count: number}[] | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+    if (!res.ok) return null
+    const text = await res.text()
+    const out: {le: number; count: number}[] = []
+    for (const line of text.split('\n')) {
+      const m = /^cutover_end_to_end_latency_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\}\s+(\S+)/.exec(line)
+      if (m) out.push({le: m[1] === '+Inf' ? Infinity : Number(m[1]), count: Number(m[2])})
+    }
+    return out
+  } catch {
+    return null // not listening (yet)
+  }
+}
+
+async function waitForRows(schema: string, where: string, want: number, stream: {result: Promise<unknown>}, label: string): Promise<void> {
+  let exited = false
+  void stream.result.then(() => (exited = true))
+  for (;;) {
+    const r = await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean WHERE ${where}`)
+    if (Number(r.rows[0]!.n) >= want) return
+    if (exited) throw new Error(`stream run exited before ${label} reached PostgreSQL`)
+    await sleep(50)
+  }
+}
+
+interface LatencyResult {
+  rate_target: number
+  seconds: number
+  produced: number
+  measured: number
+  achieved_rate: number
+  p50_ms: number
+  p95_ms: number
+  p99_ms: number
+  max_ms: number
+  runtime_histogram: {p50_ms: number; p95_ms: number; p99_ms: number; count: number} | null
+}
+
+async function latencyRun(dir: string): Promise<LatencyResult> {
+  const topic = `bench-latency-${run}`
+  const schema = `bench_lat_${run}`
+  await createTopic(topic, PARTITIONS)
+  await createTopic(`${topic}.dlq`, 1)
+  await createSchema(schema)
+  await createSinkTables(pool, schema, {extraTxnColumns: 'ingest_xid bigint NOT NULL DEFAULT txid_current()'})
+  const channel = `cutover_bench_${run}`
+  await pool.query(`
+    CREATE FUNCTION "${schema}".notify_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('${channel}', txid_current()::text); RETURN NULL; END $$;
+    CREATE TRIGGER notify_commit AFTER INSERT ON "${schema}".txn_clean FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".notify_commit();`)
+  const committedAt = new Map<string, number>()
+  const listener = new pg.Client({connectionString: settings.databaseUrl})
+  await listener.connect()
+  listener.on('notification', (n) => {
+    if (n.payload && !committedAt.has(n.payload)) committedAt.set(n.payload, performance.timeOrigin + performance.now())
+  })
+  await listener.query(`LISTEN ${channel}`)
+
+  const name = `bench-lat-${run}`
+  const spec = writeSpec(dir, name, topic)
+  const metricsPort = await freePort()
+  const stream = startStream(['--spec', spec, '--schema', schema, '--metrics-port', String(metricsPort), '--json'])
+  const producer = kafka.producer({allowAutoTopicCreation: false})
+  await producer.connect()
+  const now = () => performance.timeOrigin + performance.now()
+  let seq = 0
+  const makeMessages = (count: number, prefix: string) => {
+    const t = now()
+    const msgs: {key: string; value: string}[] = []
+    const ids: string[] = []
+    for (let i = 0; i < count; i++) {
+      const id = `${prefix}${String(seq++).padStart(9, '0')}`
+      const acct = `A${String(seq % 500).padStart(5, '0')}`
+      const rec = {id, acct, amt: minorToDecimal(100 + ((seq * 7919) % 1_000_000)), ts: Math.round(t), currency: 'RUB', merchant: 'PYATEROCHKA 0042 MOSCOW', memo: 'card-present purchase; terminal 00'.repeat(6)}
+      msgs.push({key: id, value: JSON.stringify(rec)})
+      ids.push(id)
+    }
+    return {msgs, ids, t}
+  }
+  try {
+    // warm up: the stream joins the group, is assigned its partitions and catches up
+    const warm = makeMessages(200, `W${run}-`)
+    await producer.send({topic, acks: 1, messages: warm.msgs})
+    await waitForRows(schema, `txn_id LIKE 'W%'`, 200, stream, 'the warm-up records')
+    await sleep(1000)
+    const before = await scrapeE2e(metricsPort)
+
+    const sentAt = new Map<string, number>()
+    const start = now()
+    const end = start + LATENCY_SECONDS * 1000
+    let sent = 0
+    const pending = new Set<Promise<unknown>>()
+    while (now() < end) {
+      const due = Math.floor(((now() - start) / 1000) * RATE) - sent
+      if (due > 0) {
+        const {msgs, ids, t} = makeMessages(due, `L${run}-`)
+        for (const id of ids) sentAt.set(id, t)
+        const p = producer.send({topic, acks: 1, messages: msgs}).finally(() => pending.delete(p))
+        pending.add(p)
+        sent += due
+      }
+      await sleep(5)
+    }
+    await Promise.all(pending)
+    const seconds = (now() - start) / 1000
+    log(`latency: produced ${sent} records in ${seconds.toFixed(1)} s; waiting for the last commits`)
+    await waitForRows(schema, `txn_id LIKE 'L%'`, sent, stream, 'the paced records')
+    await sleep(500)
+    const after = await scrapeE2e(metricsPort)
+
+    const r = await pool.query<{txn_id: string; xid: string}>(`SELECT txn_id, ingest_xid::text AS xid FROM "${schema}".txn_clean WHERE txn_id LIKE 'L%'`)
+    const lat: number[] = []
+    for (const row of r.rows) {
+      const c = committedAt.get(row.xid)
+      const s = sentAt.get(row.txn_id)
+      if (c !== undefined && s !== undefined) lat.push(c - s)
+    }
+    lat.sort((a, b) => a - b)
+    let runtimeHistogram: LatencyResult['runtime_histogram'] = null
+    if (before && after && after.length > 0) {
+      const delta = after.map((b) => ({le: b.le, count: b.count - (before.find((x) => x.le === b.le)?.count ?? 0)}))
+      const count = delta.find((d) => !Number.isFinite(d.le))?.count ?? 0
+      runtimeHistogram = {p50_ms: histogramQuantile(delta, 0.5) * 1000, p95_ms: histogramQuantile(delta, 0.95) * 1000, p99_ms: histogramQuantile(delta, 0.99) * 1000, count}
+    }
+    return {
+      rate_target: RATE,
+      seconds,
+      produced: sent,
+      measured: lat.length,
+      achieved_rate: sent / seconds,
+      p50_ms: percentile(lat, 50),
+      p95_ms: percentile(lat, 95),
+      p99_ms: percentile(lat, 99),
+      max_ms: lat.at(-1) ?? NaN,
+      runtime_histogram: runtimeHistogram,
+    }
+  } finally {
+    await producer.disconnect()
+    stream.child.kill('SIGTERM')
+    const res = await stream.result
+    if (res.code !== 0) log(`latency stream run exited ${res.code}: ${res.stderr.slice(-2000)}`)
+    await listener.end()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg()
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-bench-'))
+  cleanups.push(async () => rmSync(dir, {recursive: true, force: true}))
+  const topic = `bench-stream-${run}`
+  const schema = `bench_${run}`
+  log(`${N.toLocaleString()} records of ~${RECORD_BYTES} bytes, ${DIRTY * 100}% dirty, ${PARTITIONS} partitions; topic ${topic}, schema ${schema}`)
+  await createTopic(topic, PARTITIONS)
+  await createTopic(`${topic}.dlq`, 1)
+  await createSchema(schema)
+  await createSinkTables(pool, schema)
+
+  const produced = await produceAll(topic)
+  log(`produced in ${produced.seconds.toFixed(1)} s (${fmt(N / produced.seconds)} records/s, ${fmt(produced.bytes / N)} bytes/record)`)
+
+  const consume = await bareConsume(topic, N)
+  log(`R_consume ${fmt(consume.rate)} records/s (${consume.batches} batches, mean ${fmt(consume.meanBatch)})`)
+
+  const batchSize = Math.max(1, Math.round(consume.meanBatch))
+  const sink = await bareSink(schema, produced.columns, batchSize)
+  log(`R_sink ${fmt(sink.rate)} rows/s (${sink.rows} rows, batches of ${batchSize})`)
+  const H = 1 / (1 / consume.rate + 1 / sink.rate)
+
+  let stream: (StreamRunJson & {rate: number; steady_rate: number; wall_seconds: number; conservation: string[]}) | null = null
+  let latency: LatencyResult | null = null
+  let sinkAtStreamBatch: {rate: number; seconds: number; rows: number; batch_size: number} | null = null
+  let streamError: string | null = null
+  if (!STREAM_BUILT) {
+    streamError = 'stream run is not built (dist/src/commands/stream/run.js missing): run `npm run build`'
+    log(streamError)
+  } else {
+    const name = `bench-stream-${run}`
+    const spec = writeSpec(dir, name, topic)
+    const t0 = performance.now()
+    const s = startStream(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'])
+    // the steady rate, without start-up and the idle wait: rows visible from the first to the last commit
+    let exited = false
+    void s.result.then(() => (exited = true))
+    let firstRowAt: number | null = null
+    let firstRows = 0
+    let lastRowAt: number | null = null
+    while (!exited) {
+      const n = Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)).rows[0]!.n)
+      if (n > 0 && firstRowAt === null) {
+        firstRowAt = performance.now()
+        firstRows = n
+      }
+      if (n >= produced.expected.written && lastRowAt === null) lastRowAt = performance.now()
+      await sleep(50)
+    }
+    const res = await s.result
+    const wall = (performance.now() - t0) / 1000
+    // rows written after the first commit seen, per second, scaled from rows to records read
+    const steadyRowsPerSecond = firstRowAt !== null && lastRowAt !== null && lastRowAt > firstRowAt ? (produced.expected.written - firstRows) / ((lastRowAt - firstRowAt) / 1000) : NaN
+    if (res.code !== 0) {
+      streamError = `stream run exited ${res.code}: ${res.stderr.slice(-3000)}`
+      log(streamError)
+    } else {
+      const j = JSON.parse(res.stdout) as StreamRunJson
+      const e = produced.expected
+      const checks: string[] = []
+      const rows = Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)).rows[0]!.n)
+      if (j.read !== e.read) checks.push(`read ${j.read}, expected ${e.read}`)
+      if (rows !== e.written) checks.push(`txn_clean has ${rows} rows, expected ${e.written}`)
+      if (j.duplicates !== e.duplicates) checks.push(`duplicates ${j.duplicates}, expected ${e.duplicates}`)
+      const dead = Object.values(j.dead_lettered ?? {}).reduce((a, b) => a + b, 0)
+      if (dead !== e.deadLetteredTotal) checks.push(`dead-lettered ${dead}, expected ${e.deadLetteredTotal}`)
+      stream = {...j, rate: j.read / (j.elapsed_ms / 1000), steady_rate: (steadyRowsPerSecond * j.read) / Math.max(1, j.written), wall_seconds: wall, conservation: checks}
+      // for reference: the bare sink with the runtime's own mean batch size (H above uses kafkajs' batch size)
+      const streamBatch = Math.max(1, Math.round(j.written / Math.max(1, j.batches)))
+      const s2 = await bareSink(schema, produced.columns, streamBatch, 'sink_baseline_stream_batches')
+      sinkAtStreamBatch = {...s2, batch_size: streamBatch}
+      log(`R_sink at the runtime's mean batch (${streamBatch} rows): ${fmt(s2.rate)} rows/s`)
+      log(`R_stream ${fmt(stream.rate)} records/s (read ${j.read} in ${fmt(j.elapsed_ms / 1000, 1)} s, ${j.batches} batches); conservation ${checks.length === 0 ? 'ok' : checks.join('; ')}`)
+      try {
+        latency = await latencyRun(dir)
+      } catch (e) {
+        streamError = `latency run failed: ${e instanceof Error ? e.message : String(e)}`
+        log(streamError)
+      }
+    }
+  }
+
+  const machine = {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    // other work on the machine (tests of other engineers) skews every figure: keep the load beside them
+    loadavg_start: loadAtStart.map((l) => Number(l.toFixed(2))),
+    loadavg_end: loadavg().map((l) => Number(l.toFixed(2))),
+  }
+  const result = {
+    taken_at: new Date().toISOString(),
+    machine,
+    records: N,
+    record_bytes: Math.round(produced.bytes / N),
+    dirty: DIRTY,
+    partitions: PARTITIONS,
+    produce_rate: N / produced.seconds,
+    r_consume: consume,
+    r_sink: {...sink, batch_size: batchSize},
+    r_sink_at_stream_batch: sinkAtStreamBatch,
+    h: H,
+    r_stream: stream,
+    ratio_stream_over_h: stream ? stream.rate / H : null,
+    latency,
+    error: streamError,
+    targets: {ratio: 1.0, r_stream_min: 20000, p95_ms_max: 100, p99_ms_max: 250},
+  }
+  mkdirSync(join(ROOT, 'bench', 'out'), {recursive: true})
+  writeFileSync(join(ROOT, 'bench', 'out', 'stream.json'), JSON.stringify(result, null, 2) + '\n')
+
+  const line = (k: string, v: string, note = '') => console.log(`${k.padEnd(30)}${v.padStart(16)}  ${note}`)
+  console.log(`\nbench/stream — ${N.toLocaleString()} records, ~${result.record_bytes} B, ${PARTITIONS} partitions, ${machine.nproc} × ${machine.cpu}, node ${machine.node}, load ${machine.loadavg_start[0]} -> ${machine.loadavg_end[0]}`)
+  line('R_consume (bare kafkajs)', fmt(consume.rate), 'records/s')
+  line('R_sink (bare unnest upsert)', fmt(sink.rate), `rows/s, batches of ${batchSize}`)
+  line('H = 1/(1/Rc + 1/Rs)', fmt(H), 'records/s')
+  if (sinkAtStreamBatch) line('(R_sink at stream batches)', fmt(sinkAtStreamBatch.rate), `rows/s, batches of ${sinkAtStreamBatch.batch_size}; H would be ${fmt(1 / (1 / consume.rate + 1 / sinkAtStreamBatch.rate))}`)
+  line('R_stream (stream run)', fmt(stream?.rate), stream ? `records/s (target >= 20,000)` : 'not available')
+  line('R_stream / H', fmt(result.ratio_stream_over_h, 2), '(target >= 1.00)')
+  line('R_stream steady', fmt(stream?.steady_rate), 'records/s, first to last commit (no start-up, no idle wait)')
+  line('R_stream steady / H', fmt(stream ? stream.steady_rate / H : null, 2), '')
+  line(`latency at ${RATE}/s p50`, fmt(latency?.p50_ms, 1), 'ms, produce -> commit')
+  line(`latency at ${RATE}/s p95`, fmt(latency?.p95_ms, 1), 'ms (target <= 100)')
+  line(`latency at ${RATE}/s p99`, fmt(latency?.p99_ms, 1), 'ms (target <= 250)')
+  if (latency?.runtime_histogram) {
+    const h = latency.runtime_histogram
+    line('runtime histogram p50/p95/p99', `${fmt(h.p50_ms, 0)}/${fmt(h.p95_ms, 0)}/${fmt(h.p99_ms, 0)}`, 'ms (bucketed, Kafka timestamp -> commit)')
+  }
+  if (streamError) console.log(`\n${streamError}`)
+  console.log(`\nwrote bench/out/stream.json`)
+}
+
+try {
+  await main()
+} finally {
+  for (const c of cleanups.reverse()) await c().catch((e: unknown) => log('cleanup failed:', String(e)))
+  await pool.end()
+}

@@ -1,0 +1,355 @@
+/**
+ * csv: a delimited text file, streamed with bounded memory.
+ *
+ * Record layout (RFC 4180 as bank exports bend it):
+ *
+ *   file    = [BOM] [header CRLF] record *(CRLF record) [CRLF]     ; CRLF, LF or CR
+ *   header  = name *(DELIM name)                                    ; default DELIM ","; ";" in RU exports
+ *   record  = field *(DELIM field)
+ *   field   = QUOTE *(any char but QUOTE / QUOTE QUOTE) QUOTE         ; may span lines
+ *           / *(any char but DELIM, QUOTE, CR, LF)
+ *
+ *   encoding  utf-8 (BOM optional), windows-1251, ibm866, latin1, ascii, cp037, cp1047
+ *   header    first row names the columns (default); `header=false&columns=a,b,c` names them
+ *   yields    {ok: true, fields: {name: text}} per record; every value is the text as written
+ *             (no trimming, no casting: normalization is the next stage's job)
+ *
+ * What is wrong is yielded, never thrown, never repaired:
+ *   - a row whose field count differs from the header: SCHEMA_VIOLATION, not padded;
+ *   - a malformed quote (`1,"ab"c,2`: a closing quote followed by other characters):
+ *     DECODE_ERROR for that record; the quote is ended there, so parsing resumes with the
+ *     next physical line instead of swallowing the lines up to the next quote;
+ *   - a quote inside an unquoted field (`37.8"N`, `12" pipe`) is a literal character, as
+ *     Excel and the csv-spectrum suite read it;
+ *   - a quote never closed: DECODE_ERROR at the end of the file;
+ *   - an invalid byte for the encoding (U+FFFD after decoding): DECODE_ERROR naming the field.
+ * A record larger than `max_record_bytes` (a runaway quote) ends the read with a SpecError
+ * after the RECORD_TOO_LARGE record: what follows it cannot be split into records.
+ *
+ * Position: the source path, the 1-based physical line where the record starts (right with
+ * multi-line quoted fields, CRLF inside quotes, blank and comment lines) and the 1-based
+ * record number (the header is not a record).
+ *
+ * Speed: the bytes go straight into csv-parse's push parser (`parser.api.parse`), without a
+ * Transform stream between it and us; UTF-8 files are not decoded by us at all (csv-parse
+ * turns fields into strings), single-byte encodings are re-encoded to UTF-8 bytes by table. Lines come from csv-parse's own counter, corrected only for
+ * records it cannot count (quoted line breaks), which are found by a cheap consistency check.
+ */
+import {createReadStream} from 'node:fs'
+import {stat} from 'node:fs/promises'
+import {isUtf8} from 'node:buffer'
+import {isAbsolute, resolve} from 'node:path'
+import {parse as csvParse, type CsvError} from 'csv-parse'
+import {SpecError, UsageError} from '../src/errors.js'
+import {createUtf8Transcoder, resolveEncoding, type SupportedEncoding} from '../src/normalize/encoding.js'
+import {unescapeChar} from './uri.js'
+import {batchedSource} from './source.js'
+import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
+
+export interface CsvOptions {
+  /** the path as written in the URI, for positions */
+  source: string
+  delimiter: string
+  quote: string
+  escape?: string
+  encoding: SupportedEncoding
+  header: boolean
+  columns?: string[]
+  skipEmptyLines: boolean
+  comment?: string
+  maxRecordBytes: number
+}
+
+export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+const CHUNK_BYTES = 256 * 1024
+
+export function csvOptionsFromUri(uri: SourceUri): CsvOptions {
+  const p = uri.params
+  const opts: CsvOptions = {
+    source: uri.target,
+    delimiter: unescapeChar(p.delimiter ?? ','),
+    quote: unescapeChar(p.quote ?? '"'),
+    encoding: resolveEncoding(p.encoding ?? 'utf-8'),
+    header: p.header !== 'false',
+    skipEmptyLines: p.skip_empty_lines !== 'false',
+    maxRecordBytes: p.max_record_bytes ? Number(p.max_record_bytes) : DEFAULT_MAX_RECORD_BYTES,
+  }
+  if (p.escape !== undefined) opts.escape = unescapeChar(p.escape)
+  if (p.comment !== undefined) opts.comment = unescapeChar(p.comment)
+  if (p.columns !== undefined) opts.columns = p.columns.split(',').map((c) => c.trim())
+  if (!opts.header && !opts.columns) {
+    throw new UsageError(`source "${uri.text}": header=false needs columns`, {hint: 'add columns=a,b,c naming the fields in order'})
+  }
+  return opts
+}
+
+/** The reader registered for `csv:`. Iterate it, or its `batches()` (one await per chunk). */
+export function readCsv(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords {
+  const opts = csvOptionsFromUri(uri)
+  const path = isAbsolute(uri.target) ? uri.target : resolve(ctx.cwd ?? process.cwd(), uri.target)
+  return batchedSource(async function* () {
+    try {
+      const s = await stat(path)
+      if (!s.isFile()) throw new UsageError(`source "${uri.text}": ${path} is not a file`, {hint: 'give the path of a CSV file'})
+    } catch (e) {
+      if (e instanceof UsageError) throw e
+      throw new UsageError(`source "${uri.text}": cannot open ${path}: ${(e as Error).message}`, {cause: e, hint: 'check the path (relative paths start at the working directory)'})
+    }
+    const stream = createReadStream(path, {highWaterMark: CHUNK_BYTES, ...(ctx.signal ? {signal: ctx.signal} : {})})
+    try {
+      yield* csvBatches(stream as AsyncIterable<Buffer>, opts)
+    } finally {
+      stream.destroy()
+    }
+  })
+}
+
+/**
+ * Parses CSV from byte chunks (a file stream, or any chunks in tests). Exported so that
+ * tests can put chunk boundaries anywhere.
+ */
+export function parseCsvChunks(chunks: AsyncIterable<Buffer>, opts: CsvOptions): BatchedRecords {
+  return batchedSource(() => csvBatches(chunks, opts))
+}
+
+/** The internals of csv-parse's push parser that the reader drives directly (csv-parse 6). */
+interface CsvApi {
+  parse(buf: Buffer | undefined, end: boolean, push: (record: string[]) => void, close: () => void): CsvError | Error | undefined
+  info: {lines: number; empty_lines: number; comment_lines: number}
+  state: {record: unknown; quoting: boolean; recordHasError: boolean}
+}
+
+const REPLACEMENT = '\uFFFD'
+
+async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions): AsyncGenerator<RawRecord[]> {
+  const source = opts.source
+  let columns: string[] | undefined = opts.header ? undefined : opts.columns
+  let build = columns ? recordBuilder(columns, source) : undefined
+  let batch: RawRecord[] = []
+  let recordNo = 0
+  // Line bookkeeping (see the header comment): true end line of the previous record.
+  let prevEnd = 0
+  let prevEmpty = 0
+  let prevComment = 0
+  let skew = 0 // csv-parse counts CRLF inside quotes as two lines; subtract what it over-counted
+  let checkReplacement = false // set once an invalid byte was seen: records are then checked for U+FFFD
+  let lastErrorRecord: unknown
+  let fatal: SpecError | undefined
+
+  const pos = (line: number): Position => ({scheme: 'csv', source, line, record: recordNo})
+
+  const parser = csvParse({
+    delimiter: opts.delimiter,
+    quote: opts.quote === '' ? false : opts.quote,
+    ...(opts.escape !== undefined ? {escape: opts.escape} : {}),
+    ...(opts.comment !== undefined ? {comment: opts.comment} : {}),
+    bom: true,
+    relax_column_count: true, // our own check, below, reports the line and both counts
+    skip_empty_lines: opts.skipEmptyLines,
+    skip_records_with_error: true,
+    max_record_size: opts.maxRecordBytes,
+    on_skip: (err: CsvError | undefined) => {
+      // Called while the bad record is being read; one report per record.
+      if (!err) return
+      if (api.state.record === lastErrorRecord) return
+      if (err.code === 'INVALID_OPENING_QUOTE') {
+        // A quote inside an unquoted field (`37.8"N`, `12" pipe`) is kept as a literal
+        // character, as Excel and csv-spectrum read it: the record is not an error.
+        api.state.recordHasError = false
+        return
+      }
+      lastErrorRecord = api.state.record
+      const line = api.info.lines - skew
+      prevEnd = line
+      prevEmpty = api.info.empty_lines
+      prevComment = api.info.comment_lines
+      recordNo++
+      if (err.code === 'CSV_MAX_RECORD_SIZE') {
+        batch.push({ok: false, code: 'RECORD_TOO_LARGE', message: `${source}:${line}: record is larger than ${opts.maxRecordBytes} bytes (a quote never closed?)`, position: pos(line)})
+        fatal = new SpecError({file: source, line}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {
+          hint: 'fix the unbalanced quote near this line, or raise max_record_bytes',
+        })
+        throw err // stops csv-parse; the reader ends with `fatal`
+      }
+      if (err.code === 'CSV_INVALID_CLOSING_QUOTE') {
+        // csv-parse would stay inside the quote and swallow the next lines; end the quote here
+        // so that the record ends with its physical line.
+        api.state.quoting = false
+      }
+      batch.push({ok: false, code: 'DECODE_ERROR', message: `${source}:${line}: ${describeCsvError(err)}`, position: pos(line)})
+    },
+  })
+  const api = (parser as unknown as {api: CsvApi}).api
+
+  const push = (rec: string[]): void => {
+    const info = api.info
+    let end = info.lines - skew
+    let start = end
+    const expected = prevEnd + 1 + (info.empty_lines - prevEmpty) + (info.comment_lines - prevComment)
+    if (end !== expected) {
+      // The record spans lines (or follows a skipped one): count the line breaks it holds.
+      let breaks = 0
+      let crlf = 0
+      for (const f of rec) {
+        for (let i = f.indexOf('\n'); i !== -1; i = f.indexOf('\n', i + 1)) {
+          breaks++
+          if (i > 0 && f.charCodeAt(i - 1) === 13) crlf++
+        }
+        for (let i = f.indexOf('\r'); i !== -1; i = f.indexOf('\r', i + 1)) if (f.charCodeAt(i + 1) !== 10) breaks++
+      }
+      skew += crlf
+      end -= crlf
+      start = end - breaks
+    }
+    prevEnd = end
+    prevEmpty = info.empty_lines
+    prevComment = info.comment_lines
+    if (columns === undefined) {
+      columns = headerColumns(rec, opts, source)
+      build = recordBuilder(columns, source)
+      return
+    }
+    recordNo++
+    if (rec.length !== columns.length) {
+      batch.push({
+        ok: false,
+        code: 'SCHEMA_VIOLATION',
+        message: `${source}:${start}: expected ${columns.length} fields (${columns.join(opts.delimiter)}), got ${rec.length}`,
+        position: pos(start),
+      })
+      return
+    }
+    if (checkReplacement) {
+      for (let i = 0; i < rec.length; i++) {
+        if (rec[i]!.includes(REPLACEMENT)) {
+          batch.push({
+            ok: false,
+            code: 'DECODE_ERROR',
+            message: `${source}:${start}: field ${columns[i]} holds bytes that are not valid ${opts.encoding}`,
+            position: pos(start),
+          })
+          return
+        }
+      }
+    }
+    batch.push({ok: true, fields: build!(rec), position: pos(start)})
+  }
+
+  // UTF-8 goes to csv-parse as it is; single-byte encodings are re-encoded as UTF-8 bytes.
+  const transcoder = opts.encoding === 'utf-8' ? undefined : createUtf8Transcoder(opts.encoding)
+  let utf8Tail: Buffer | undefined
+  let failed: Error | undefined
+  const feed = (buf: Buffer | undefined, end: boolean): void => {
+    if (failed) return
+    const err = api.parse(buf, end, push, () => {})
+    if (err) failed = err
+  }
+
+  for await (const chunk of chunks) {
+    if (transcoder) {
+      const utf8 = transcoder.write(chunk)
+      if (transcoder.sawInvalid) checkReplacement = true
+      feed(utf8, false)
+    } else {
+      if (!checkReplacement) {
+        const r = utf8Check(chunk, utf8Tail)
+        utf8Tail = r.tail
+        if (!r.valid) checkReplacement = true
+      }
+      feed(chunk, false)
+    }
+    if (batch.length > 0) {
+      const out = batch
+      batch = []
+      yield out
+    }
+    if (fatal || failed) break
+  }
+  if (!fatal && !failed) {
+    if (!transcoder && utf8Tail && !checkReplacement) {
+      checkReplacement = true // the file ends inside a multi-byte character
+    }
+    feed(undefined, true)
+  }
+  if (batch.length > 0) yield batch
+  if (fatal) throw fatal
+  if (failed) {
+    throw new SpecError({file: source, line: api.info.lines - skew}, `cannot parse CSV: ${failed.message}`, {cause: failed, hint: 'check the delimiter, quote and encoding parameters'})
+  }
+}
+
+/**
+ * A function that turns a row into its fields object with one object literal of constant
+ * keys: V8 gives every record the same shape, several times faster than assigning keys in
+ * a loop (this is the reader's hottest line). Keys are JSON-quoted; `__proto__` is refused
+ * by `recordBuilder`.
+ */
+function recordBuilder(columns: string[], source: string): (rec: string[]) => Record<string, string> {
+  if (columns.includes('__proto__')) {
+    throw new SpecError({file: source, line: 1}, 'a column may not be named __proto__', {hint: 'rename it with columns=a,b,c'})
+  }
+  const body = 'return {' + columns.map((c, i) => `${JSON.stringify(c)}: r[${i}]`).join(', ') + '}'
+  return new Function('r', body) as (rec: string[]) => Record<string, string>
+}
+
+function headerColumns(rec: string[], opts: CsvOptions, source: string): string[] {
+  if (opts.columns) {
+    if (opts.columns.length !== rec.length) {
+      throw new SpecError({file: source, line: 1}, `header has ${rec.length} fields but columns= names ${opts.columns.length}`, {
+        hint: 'give one name per header field in columns=, or drop columns= to use the header',
+      })
+    }
+    return opts.columns
+  }
+  const seen = new Set<string>()
+  return rec.map((raw, i) => {
+    const name = raw.trim() === '' ? `column_${i + 1}` : raw.trim()
+    if (seen.has(name)) {
+      throw new SpecError({file: source, line: 1}, `header names column "${name}" twice`, {hint: 'rename the columns with columns=a,b,c'})
+    }
+    seen.add(name)
+    return name
+  })
+}
+
+function describeCsvError(err: CsvError): string {
+  switch (err.code) {
+    case 'CSV_INVALID_CLOSING_QUOTE':
+      return 'malformed quote: a closing quote followed by other characters'
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'malformed quote: the file ends inside a quoted field'
+    default:
+      return err.message
+  }
+}
+
+/**
+ * Is this chunk valid UTF-8? A character split across chunks is carried over (`tail`), so a
+ * chunk boundary is never mistaken for a bad byte.
+ */
+function utf8Check(chunk: Buffer, prevTail: Buffer | undefined): {valid: boolean; tail: Buffer | undefined} {
+  let start = 0
+  let valid = true
+  if (prevTail) {
+    // Complete the previous chunk's last character with this chunk's continuation bytes.
+    let k = 0
+    while (k < 3 && k < chunk.length && (chunk[k]! & 0xc0) === 0x80) k++
+    valid = isUtf8(Buffer.concat([prevTail, chunk.subarray(0, k)]))
+    start = k
+  }
+  // Find where the last (possibly incomplete) character starts.
+  let end = chunk.length
+  let i = end - 1
+  let back = 0
+  while (i >= start && back < 3 && (chunk[i]! & 0xc0) === 0x80) {
+    i--
+    back++
+  }
+  if (i >= start) {
+    const b = chunk[i]!
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1
+    if (need > end - i) end = i
+  }
+  if (valid) valid = isUtf8(chunk.subarray(start, end))
+  return {valid, tail: end < chunk.length ? Buffer.from(chunk.subarray(end)) : undefined}
+}

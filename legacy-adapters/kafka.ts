@@ -1,0 +1,225 @@
+/**
+ * kafka: a topic, from its start (or the first record at `from`) to its end as it was when
+ * the read began (or the first record at `to`). It always ends: the end offsets are fixed
+ * before the first fetch.
+ *
+ *   kafka:txn.raw                                                    everything there now
+ *   kafka:txn.raw?from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z  a day
+ *   kafka:txn.raw?format=text&encoding=windows-1251                  one line per message
+ *
+ * Range, per partition (as kcat's `-o s@ts -o e@ts`): start = the first offset whose record
+ * timestamp is >= from (the low watermark without `from`), end = the first offset whose
+ * timestamp is >= to (the high watermark without `to`), exclusive. Records are read by
+ * offset between the two; a producer's out-of-order timestamps inside the range are kept.
+ * Only committed records are read (read_committed), and the "end" is the last stable offset:
+ * a transaction still open when the read begins is not waited for.
+ *
+ * Message layout:
+ *   value    format=json (default): a JSON object in `encoding` (default utf-8), whose
+ *            members become the fields; format=text: the whole value as the field `value`
+ *   key, headers   kept as they are on the record (`key`, `headers`) for dead letters
+ *   raw      the value bytes
+ * A value that is not JSON, or not valid in the encoding, or a tombstone (null value), is
+ * a DECODE_ERROR record with its position; JSON that is not an object (an array, a number)
+ * is SCHEMA_VIOLATION, as in `stream run`'s decode stage. Never an exception.
+ *
+ * Position: topic, partition, offset, timestamp (ms, as a string).
+ *
+ * Consumption: a consumer group of its own (`cutover-reader-<uuid>`, removed at the end),
+ * no offset commits, so reading never moves anybody's offsets; partitions that reach
+ * their end are paused; the read holds at most one fetched batch while its caller works
+ * (heartbeats go on meanwhile).
+ */
+import {randomUUID} from 'node:crypto'
+import type {Admin, Consumer, EachBatchPayload, KafkaMessage} from 'kafkajs'
+import {UsageError} from '../src/errors.js'
+import {DEFAULT_KAFKA_BROKERS, type KafkaSettings} from '../src/config/env.js'
+import {connectAdmin, createKafka, mapKafkaError} from '../src/kafka/client.js'
+import {decodeBytes, resolveEncoding, type SupportedEncoding} from '../src/normalize/encoding.js'
+import {batchedSource} from './source.js'
+import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
+
+export interface PartitionRange {
+  partition: number
+  /** first offset to read */
+  start: bigint
+  /** first offset not to read */
+  end: bigint
+}
+
+/** The offsets a `kafka:` URI covers, per partition. */
+export async function kafkaRange(admin: Admin, topic: string, from?: number, to?: number): Promise<PartitionRange[]> {
+  const watermarks = await admin.fetchTopicOffsets(topic)
+  const starts = from === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(topic, from)
+  const ends = to === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(topic, to)
+  return watermarks
+    .map((w) => {
+      const low = BigInt(w.low)
+      const high = BigInt(w.high)
+      const s = starts?.find((x) => x.partition === w.partition)
+      const e = ends?.find((x) => x.partition === w.partition)
+      let start = s ? BigInt(s.offset) : low
+      let end = e ? BigInt(e.offset) : high
+      if (start < low) start = low
+      if (end > high) end = high
+      return {partition: w.partition, start, end: end < start ? start : end}
+    })
+    .sort((a, b) => a.partition - b.partition)
+}
+
+interface Decode {
+  format: 'json' | 'text'
+  encoding: SupportedEncoding
+}
+
+function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Decode): RawRecord {
+  const position: Position = {scheme: 'kafka', source: topic, partition, offset: m.offset, timestamp: m.timestamp}
+  const origin = {key: m.key ?? null, ...(m.headers ? {headers: m.headers} : {})}
+  const where = `${topic}/${partition}@${m.offset}`
+  if (m.value === null) return {ok: false, code: 'DECODE_ERROR', message: `${where}: the value is null (a tombstone)`, position, ...origin}
+  const raw = m.value
+  let text: string
+  try {
+    text = decodeBytes(raw, d.encoding)
+  } catch (e) {
+    return {ok: false, code: 'DECODE_ERROR', message: `${where}: ${(e as Error).message}`, position, raw, ...origin}
+  }
+  if (d.format === 'text') return {ok: true, fields: {value: text}, position, raw, ...origin}
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (e) {
+    return {ok: false, code: 'DECODE_ERROR', message: `${where}: the value is not JSON (${(e as Error).message})`, position, raw, ...origin}
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+    return {ok: false, code: 'SCHEMA_VIOLATION', message: `${where}: the value is JSON ${kind}, not an object`, position, raw, ...origin}
+  }
+  return {ok: true, fields: value as Record<string, unknown>, position, raw, ...origin}
+}
+
+const HEARTBEAT_MS = 3000
+
+/** The reader registered for `kafka:`. */
+export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords {
+  const settings: KafkaSettings = ctx.kafka ?? {brokers: [DEFAULT_KAFKA_BROKERS], clientId: 'cutover'}
+  const topic = uri.target
+  const from = uri.params.from ? Date.parse(uri.params.from) : undefined
+  const to = uri.params.to ? Date.parse(uri.params.to) : undefined
+  const decode: Decode = {format: uri.params.format === 'text' ? 'text' : 'json', encoding: resolveEncoding(uri.params.encoding ?? 'utf-8')}
+  const log = ctx.logger?.namespace('kafka-reader')
+
+  return batchedSource(async function* () {
+    const kafka = createKafka(settings, {mode: 'resilient', ...(ctx.logger ? {logger: ctx.logger} : {})})
+    const admin = await connectAdmin(kafka, settings)
+    const groupId = `cutover-reader-${randomUUID()}`
+    let consumer: Consumer | undefined
+    let taken: (() => void) | undefined // releases the eachBatch that waits for its batch to be taken
+    let wakeReader: (() => void) | undefined
+    const wake = () => {
+      const w = wakeReader
+      wakeReader = undefined
+      w?.()
+    }
+    ctx.signal?.addEventListener('abort', wake, {once: true})
+    try {
+      let ranges: PartitionRange[]
+      try {
+        const topics = await admin.listTopics()
+        if (!topics.includes(topic)) {
+          throw new UsageError(`source "${uri.text}": topic ${topic} does not exist`, {hint: 'check the topic name (kafka:<topic>) and KAFKA_BROKERS'})
+        }
+        ranges = await kafkaRange(admin, topic, from, to)
+      } catch (e) {
+        if (e instanceof UsageError) throw e
+        throw mapKafkaError(e, settings, `read offsets of ${topic}`)
+      }
+      log?.info('kafka.reader.range', {topic, ranges: ranges.map((r) => ({partition: r.partition, start: String(r.start), end: String(r.end)}))})
+      const open = new Map(ranges.filter((r) => r.end > r.start).map((r) => [r.partition, r]))
+      if (open.size === 0) return
+
+      // The bridge between kafkajs' push (eachBatch) and our pull (the generator).
+      const next = new Map<number, bigint>() // per partition: first offset not yet yielded
+      const queue: RawRecord[][] = []
+      let failure: unknown
+      const c = kafka.consumer({groupId, allowAutoTopicCreation: false, readUncommitted: false, retry: {retries: 8}})
+      consumer = c
+      const markProgress = (partition: number, lastOffset: string) => {
+        const r = open.get(partition)
+        if (!r) return
+        if (BigInt(lastOffset) + 1n >= r.end) {
+          open.delete(partition)
+          c.pause([{topic, partitions: [partition]}])
+          if (open.size === 0) wake()
+        }
+      }
+      // Also fires for batches made only of control records or aborted messages, which eachBatch never sees.
+      c.on(c.events.END_BATCH_PROCESS, (e) => {
+        if (e.payload.topic === topic) markProgress(e.payload.partition, e.payload.lastOffset)
+      })
+      c.on(c.events.CRASH, (e) => {
+        if (!e.payload.restart) {
+          failure = e.payload.error
+          wake()
+        }
+      })
+
+      const eachBatch = async ({batch, heartbeat}: EachBatchPayload): Promise<void> => {
+        const r = open.get(batch.partition)
+        if (!r) return
+        const from = next.get(batch.partition) ?? r.start
+        const records: RawRecord[] = []
+        for (const m of batch.messages) {
+          const o = BigInt(m.offset)
+          if (o < from || o >= r.end) continue // before the range (a fetch before our seek) or after it
+          records.push(decodeMessage(topic, batch.partition, m, decode))
+        }
+        if (records.length > 0) {
+          next.set(batch.partition, BigInt(records[records.length - 1]!.position.offset!) + 1n)
+          queue.push(records)
+          wake()
+          // Hold the fetch until the reader has taken this batch; keep the group alive meanwhile.
+          await new Promise<void>((resolve) => {
+            taken = resolve
+            const beat = setInterval(() => void heartbeat().catch(() => {}), HEARTBEAT_MS)
+            const done = taken
+            taken = () => {
+              clearInterval(beat)
+              done()
+            }
+          })
+        }
+      }
+
+      try {
+        await c.connect()
+        await c.subscribe({topics: [topic], fromBeginning: true})
+        await c.run({autoCommit: false, eachBatchAutoResolve: true, partitionsConsumedConcurrently: 1, eachBatch})
+        for (const r of open.values()) c.seek({topic, partition: r.partition, offset: String(r.start)})
+      } catch (e) {
+        throw mapKafkaError(e, settings, `consume ${topic}`)
+      }
+
+      for (;;) {
+        if (ctx.signal?.aborted) throw ctx.signal.reason ?? new Error('aborted')
+        const b = queue.shift()
+        if (b) {
+          const t = taken
+          taken = undefined
+          t?.()
+          yield b
+          continue
+        }
+        if (failure) throw mapKafkaError(failure, settings, `consume ${topic}`)
+        if (open.size === 0) return
+        await new Promise<void>((resolve) => (wakeReader = resolve))
+      }
+    } finally {
+      ctx.signal?.removeEventListener('abort', wake)
+      taken?.() // an early stop: let a waiting eachBatch return, or disconnect would wait for it
+      if (consumer) await consumer.disconnect().catch((e: unknown) => log?.warn('kafka.reader.disconnect_failed', {error: e}))
+      await admin.deleteGroups([groupId]).catch(() => {}) // never joined, or already gone: nothing to remove
+      await admin.disconnect().catch(() => {})
+    }
+  })
+}

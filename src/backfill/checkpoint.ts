@@ -1,0 +1,105 @@
+/**
+ * Backfill checkpoints in `cutover.backfills` (migration 5): one row per backfill, updated every
+ * few seconds and when the backfill stops, with the source position acknowledged by the broker.
+ *
+ *   position = {records, partitions?, last?}
+ *     records     source records handled, in the reader's order, whose batch the broker
+ *                 acknowledged (sent, or rejected to the DLQ)
+ *     partitions  kafka: sources: per partition, the last acknowledged offset (the reader
+ *                 interleaves partitions, so an ordinal alone would not say where to continue)
+ *     last        the Position of the last acknowledged record, for people
+ *
+ * A session advisory lock on the id keeps two processes from running one backfill at once.
+ */
+import type {Pool, PoolClient} from '../pg/pool.js'
+import type {Position} from '../../legacy-adapters/types.js'
+import {UsageError} from '../errors.js'
+
+export type BackfillStatus = 'running' | 'stopped' | 'completed' | 'failed'
+
+export interface BackfillPosition {
+  records: number
+  partitions?: Record<string, string>
+  last?: Position
+}
+
+export interface BackfillCounts {
+  read: number
+  sent: number
+  rejected: number
+  out_of_range: number
+  rejected_by_code: Record<string, number>
+}
+
+export interface BackfillRow {
+  id: string
+  source: string
+  target: string
+  options: Record<string, unknown>
+  position: BackfillPosition
+  counts: BackfillCounts
+  status: BackfillStatus
+  runs: number
+  paused_ms: number
+  elapsed_ms: number
+}
+
+export function emptyCounts(): BackfillCounts {
+  return {read: 0, sent: 0, rejected: 0, out_of_range: 0, rejected_by_code: {}}
+}
+
+export class CheckpointStore {
+  private lockClient: PoolClient | undefined
+
+  constructor(private readonly pool: Pool) {}
+
+  /** Takes the run lock of a backfill id (held until `release`). */
+  async lock(id: string): Promise<void> {
+    const c = await this.pool.connect()
+    const r = await c.query<{ok: boolean}>(`SELECT pg_try_advisory_lock(hashtext('cutover.backfill'), hashtext($1)) AS ok`, [id])
+    if (!r.rows[0]?.ok) {
+      c.release()
+      throw new UsageError(`backfill ${id} is running in another process`, {hint: 'wait for it to finish, or stop it (SIGINT) and resume here'})
+    }
+    this.lockClient = c
+  }
+
+  async release(): Promise<void> {
+    const c = this.lockClient
+    this.lockClient = undefined
+    if (!c) return
+    c.release(true) // destroying the session drops its advisory locks
+  }
+
+  async load(id: string): Promise<BackfillRow | undefined> {
+    const r = await this.pool.query<{id: string; source: string; target: string; options: Record<string, unknown>; position: BackfillPosition; counts: BackfillCounts; status: BackfillStatus; runs: number; paused_ms: string; elapsed_ms: string}>(
+      `SELECT id, source, target, options, position, counts, status, runs, paused_ms, elapsed_ms FROM cutover.backfills WHERE id = $1`,
+      [id],
+    )
+    const row = r.rows[0]
+    return row ? {...row, paused_ms: Number(row.paused_ms), elapsed_ms: Number(row.elapsed_ms)} : undefined
+  }
+
+  async create(row: Omit<BackfillRow, 'runs'>, runBy: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO cutover.backfills (id, source, target, options, position, counts, status, paused_ms, elapsed_ms, run_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [row.id, row.source, row.target, row.options, row.position, row.counts, row.status, row.paused_ms, row.elapsed_ms, runBy],
+    )
+  }
+
+  /** A resumed run starts: status running, one more run. */
+  async restart(id: string): Promise<void> {
+    await this.pool.query(`UPDATE cutover.backfills SET status = 'running', runs = runs + 1, finished_at = NULL, error = NULL, updated_at = now() WHERE id = $1`, [id])
+  }
+
+  async save(id: string, position: BackfillPosition, counts: BackfillCounts, pausedMs: number, elapsedMs: number, status: BackfillStatus = 'running', error?: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE cutover.backfills
+          SET position = $2, counts = $3, paused_ms = $4, elapsed_ms = $5, status = $6, error = $7, updated_at = now(),
+              finished_at = CASE WHEN $6 = 'running' THEN NULL ELSE now() END
+        WHERE id = $1`,
+      [id, position, counts, Math.round(pausedMs), Math.round(elapsedMs), status, error ?? null],
+    )
+  }
+}

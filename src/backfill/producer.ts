@@ -1,0 +1,83 @@
+/**
+ * The backfill's producer: kafkajs' idempotent producer (acks=all, one request in flight per
+ * connection so retries keep per-partition order), snappy-compressed batches, and up to `depth`
+ * batches handed to kafkajs at once so that the next batch is read, normalized and encoded
+ * while the previous one is on the wire.
+ *
+ * A batch holds the records for the target topic and the dead letters for the DLQ topic and
+ * goes out as one `sendBatch`; its acknowledgement covers both. Acknowledgements are reported in
+ * the order batches were submitted (`onAck`), so the caller's checkpoint only ever moves over a
+ * prefix of the source that the broker holds entirely.
+ */
+import kafkajs from 'kafkajs'
+import type {IHeaders, Producer} from 'kafkajs'
+import type {KafkaClient} from '../kafka/client.js'
+
+const {CompressionTypes} = kafkajs
+
+export interface OutMessage {
+  key: string | Buffer | null
+  value: string | Buffer | null
+  headers: IHeaders
+}
+
+export interface OutBatch<M> {
+  records: OutMessage[]
+  dead: OutMessage[]
+  meta: M
+}
+
+export function createBackfillProducer(kafka: KafkaClient): Producer {
+  return kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: {retries: 20, initialRetryTime: 200, maxRetryTime: 10_000}})
+}
+
+/** Sends batches, at most `depth` outstanding, and reports their acknowledgements in order. */
+export class OrderedSender<M> {
+  private readonly inflight: {done: Promise<void>; batch: OutBatch<M>}[] = []
+  private failure: unknown
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly target: string,
+    private readonly dlqTopic: string,
+    private readonly onAck: (meta: M, batch: OutBatch<M>) => void,
+    private readonly depth = 2,
+  ) {}
+
+  /** Hands a batch to the producer; waits first while `depth` batches are outstanding. */
+  async submit(batch: OutBatch<M>): Promise<void> {
+    while (this.inflight.length >= this.depth) await this.settleOldest()
+    if (this.failure) throw this.failure
+    const topicMessages = []
+    if (batch.records.length > 0) topicMessages.push({topic: this.target, messages: batch.records})
+    if (batch.dead.length > 0) topicMessages.push({topic: this.dlqTopic, messages: batch.dead})
+    const done = topicMessages.length === 0 ? Promise.resolve() : this.producer.sendBatch({acks: -1, compression: CompressionTypes.Snappy, topicMessages}).then(() => undefined)
+    done.catch(() => {}) // observed in settleOldest
+    this.inflight.push({done, batch})
+  }
+
+  private async settleOldest(): Promise<void> {
+    const first = this.inflight[0]!
+    try {
+      await first.done
+    } catch (e) {
+      this.failure ??= e
+      // later batches may still complete; they are not acknowledged past a failed one
+      for (const f of this.inflight) f.done.catch(() => {})
+      this.inflight.length = 0
+      throw e
+    }
+    this.inflight.shift()
+    this.onAck(first.batch.meta, first.batch)
+  }
+
+  /** Waits for every outstanding batch; throws the first failure. */
+  async flush(): Promise<void> {
+    while (this.inflight.length > 0) await this.settleOldest()
+    if (this.failure) throw this.failure
+  }
+
+  get outstanding(): number {
+    return this.inflight.length
+  }
+}

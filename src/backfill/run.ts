@@ -1,0 +1,570 @@
+/**
+ * `cutover backfill`: replay a legacy source into a Kafka topic at a controlled pace, resumably.
+ *
+ *   read (legacy-adapters, one await per batch)
+ *     -> [--spec] normalize (the normalizer every command shares); a reject becomes a dead letter
+ *        for the spec's DLQ topic with the DESIGN.md headers and its code
+ *     -> keyed record: JSON of the raw fields as read (with --spec: only records the spec accepts,
+ *        keyed by the normalized key; `--send normalized` sends the typed record instead) (kafka:
+ *        sources without --spec: the original value bytes), key = the spec's key or --key
+ *        (kafka: sources keep their key by default), headers cutover.backfill.id and
+ *        cutover.backfill.position (formatPosition: `file.csv:12`, `topic/3@1042`, `table[17]`)
+ *     -> paced (./pacing.ts: --rate/--burst through the one TokenBucket, --max-lag by the group's lag)
+ *     -> batched, snappy, idempotent producer (./producer.ts), acknowledged in order
+ *     -> checkpoint of the acknowledged source position in cutover.backfills every few seconds
+ *        and when stopped (./checkpoint.ts)
+ *
+ * Every record is accounted for: read = sent + rejected (records outside --since/--until are
+ * counted apart, as out_of_range). The counts are the backfill's totals over all its runs.
+ *
+ * Resuming (`--resume ID`) reads the source again from its start and skips what the checkpoint
+ * covers (file and pg sources by record number, kafka sources by partition offset), so a record
+ * is sent twice only if its batch was sent after the last checkpoint; it then carries the same
+ * key, value and headers, and the pipeline's dedupe drops it. A pg source must read in a stable
+ * order (`order_by=`, or ORDER BY in `query=`) for this to hold; it warns otherwise.
+ */
+import {hostname, userInfo} from 'node:os'
+import {randomBytes} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {stat} from 'node:fs/promises'
+import {resolve as resolvePath} from 'node:path'
+import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
+import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
+import type {RawRecord, SourceUri} from '../../legacy-adapters/types.js'
+import type {ConnectionSettings} from '../config/env.js'
+import {loadSpec, namesOf, type LoadedSpec} from '../config/spec.js'
+import {CutoverError, UsageError} from '../errors.js'
+import {recordSerializer} from '../jobs/normalize.js'
+import type {ProgressTracker} from '../jobs/progress.js'
+import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
+import type {Logger} from '../log.js'
+import {createNormalizer} from '../normalize/index.js'
+import {openDatabase, type Pool} from '../pg/pool.js'
+import {deadLetterHeaders, toKafkaHeaders} from '../runtime/outbox.js'
+import type {WorkItem} from '../runtime/types.js'
+import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition, type BackfillStatus} from './checkpoint.js'
+import {LagWindow, sampleGroupLag} from './lag.js'
+import {Pacer, type PaceChange} from './pacing.js'
+import {createBackfillProducer, OrderedSender, type OutBatch} from './producer.js'
+
+export const BACKFILL_ID_HEADER = 'cutover.backfill.id'
+export const BACKFILL_POSITION_HEADER = 'cutover.backfill.position'
+
+export interface BackfillOptions {
+  /** source URI (optional with resume) */
+  from?: string
+  /** target topic (optional with resume) */
+  to?: string
+  /** path of the pipeline spec */
+  spec?: string
+  key?: string
+  rate?: number
+  burst?: number
+  maxLag?: number
+  group?: string
+  /** ms since epoch, inclusive */
+  since?: number
+  /** ms since epoch, exclusive */
+  until?: number
+  resume?: string
+  /** name a new backfill (default bf-<utc time>-<random>) */
+  id?: string
+  dryRun?: boolean
+  /** DLQ topic (default: the spec's, else <to>.dlq) */
+  dlq?: string
+  /**
+   * With --spec, what a clean record is sent as: `raw` (default) the fields as read, so that
+   * `stream run` with the same spec consumes the topic (its `from:` names the raw fields);
+   * `normalized` the typed record under the spec's field names (for a topic of clean records).
+   */
+  send?: 'raw' | 'normalized'
+  /** records per batch (default from the rate: 50 ms worth, 1..2000) */
+  batchSize?: number
+  checkpointMs?: number
+  lagIntervalMs?: number
+  settings: ConnectionSettings
+  logger: Logger
+  signal?: AbortSignal
+  cwd?: string
+  progress?: ProgressTracker
+  /** count a csv file's lines first, so that progress knows the total (a person is watching) */
+  countTotal?: boolean
+  onPace?: (c: PaceChange) => void
+  /** called once the backfill has its id (before the first record) */
+  onStart?: (info: {id: string; source: string; target: string; resumedFrom: BackfillPosition | null}) => void
+}
+
+export interface BackfillResult {
+  id: string
+  source: string
+  target: string
+  status: BackfillStatus
+  dry_run: boolean
+  /** totals over all runs of this backfill: read = sent + rejected */
+  read: number
+  sent: number
+  rejected: number
+  rejected_by_code: Record<string, number>
+  out_of_range: number
+  dlq_topic: string
+  /** this run */
+  elapsed_ms: number
+  /** records per second sent by this run while not paused, first send to last acknowledgement */
+  rate_achieved: number
+  paused_ms: number
+  pace_changes: number
+  /** the acknowledged position this run started after (null for a new backfill) */
+  resumed_from: BackfillPosition | null
+  runs: number
+}
+
+interface BatchMeta {
+  records: number
+  partitions: Record<string, string>
+  last: RawRecord['position'] | undefined
+  counts: BackfillCounts
+}
+
+async function countLines(path: string): Promise<number> {
+  let n = 0
+  for await (const chunk of createReadStream(path, {highWaterMark: 1 << 20}) as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) n++
+  }
+  return n
+}
+
+function newId(): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')
+  return `bf-${t}-${randomBytes(3).toString('hex')}`
+}
+
+function whoAmI(): string {
+  try {
+    return `${userInfo().username}@${hostname()}`
+  } catch {
+    return hostname()
+  }
+}
+
+function addCounts(into: BackfillCounts, d: BackfillCounts): void {
+  into.read += d.read
+  into.sent += d.sent
+  into.rejected += d.rejected
+  into.out_of_range += d.out_of_range
+  for (const [c, n] of Object.entries(d.rejected_by_code)) into.rejected_by_code[c] = (into.rejected_by_code[c] ?? 0) + n
+}
+
+function cloneCounts(c: BackfillCounts): BackfillCounts {
+  return {...c, rejected_by_code: {...c.rejected_by_code}}
+}
+
+/** The options that define the record stream: a resumed run must not change them. */
+const FIXED = ['from', 'to', 'spec', 'key', 'since', 'until', 'dlq', 'send'] as const
+
+export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
+  const started = Date.now()
+  const logger = o.logger.namespace('backfill')
+  if ((o.maxLag === undefined) !== (o.group === undefined)) {
+    throw new UsageError('--max-lag and --group go together', {hint: 'add --group <consumer group of the pipeline> to --max-lag N (or drop both)'})
+  }
+  if (o.resume && o.dryRun) throw new UsageError('--dry-run cannot resume a backfill', {hint: 'drop --dry-run, or --resume'})
+
+  const pool: Pool | undefined = o.dryRun ? undefined : await openDatabase(o.settings.databaseUrl, {logger, max: 3, applicationName: 'cutover backfill'})
+  const store = pool ? new CheckpointStore(pool) : undefined
+  let admin: Admin | undefined
+  let lagAdmin: Admin | undefined
+  let producer: Producer | undefined
+  let lagTimer: NodeJS.Timeout | undefined
+  let checkpointTimer: NodeJS.Timeout | undefined
+  try {
+    // ---- the backfill's identity: new, or resumed from its row
+    let opts: Omit<BackfillOptions, 'settings' | 'logger'> = {...o}
+    let id = o.resume ?? o.id ?? newId()
+    let resumedFrom: BackfillPosition | null = null
+    let base = emptyCounts()
+    let runs = 1
+    if (o.resume) {
+      await store!.lock(id)
+      const row = await store!.load(id)
+      if (!row) throw new UsageError(`no backfill ${id} in cutover.backfills`, {hint: 'give the id printed when the backfill started (or find it with SELECT id, status FROM cutover.backfills)'})
+      const saved = row.options as Partial<BackfillOptions>
+      for (const k of FIXED) {
+        const given = o[k]
+        if (given !== undefined && saved[k] !== undefined && String(given) !== String(saved[k])) {
+          throw new UsageError(`--${k} ${String(given)} differs from the backfill's ${String(saved[k])}`, {hint: `a resumed backfill reads the same records: drop --${k} or start a new backfill`})
+        }
+      }
+      opts = {...saved, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), from: row.source, to: row.target}
+      resumedFrom = row.position
+      base = {...emptyCounts(), ...row.counts}
+      runs = row.runs + 1
+      if (row.status === 'completed') {
+        logger.info('backfill.already_completed', {id})
+        return {
+          id, source: row.source, target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
+          elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs,
+        }
+      }
+    }
+    if (!opts.from) throw new UsageError('--from <source URI> is required', {hint: 'for example --from "csv:data/txn.csv?delimiter=;"'})
+    if (!opts.to) throw new UsageError('--to <topic> is required', {hint: 'name the topic to fill'})
+    const target = opts.to
+    const loaded: LoadedSpec | undefined = opts.spec ? await loadSpec(opts.spec) : undefined
+    const spec = loaded?.spec
+    const dlqTopic = opts.dlq ?? spec?.dlq.topic ?? `${target}.dlq`
+
+    // ---- the source, with --since/--until as a kafka time range or an event-time filter
+    const uri: SourceUri = parseSourceUri(opts.from)
+    const isKafka = uri.scheme === 'kafka'
+    const since = opts.since
+    const until = opts.until
+    let eventTimeField: string | undefined
+    if (since !== undefined || until !== undefined) {
+      if (isKafka) {
+        uri.params = {...uri.params, ...(since !== undefined ? {from: new Date(since).toISOString()} : {}), ...(until !== undefined ? {to: new Date(until).toISOString()} : {})}
+      } else if (spec?.event_time) {
+        eventTimeField = spec.event_time
+      } else {
+        throw new UsageError('--since/--until need a kafka: source (record timestamps) or --spec with event_time', {hint: 'add --spec <pipeline.yaml> whose event_time names the timestamp field'})
+      }
+    }
+
+    // ---- keys and values
+    const normalize = spec ? createNormalizer(spec.fields) : undefined
+    const serialize = spec ? recordSerializer(Object.keys(spec.fields)) : undefined
+    const sendNormalized = opts.send === 'normalized'
+    if (opts.send !== undefined && !spec) throw new UsageError('--send chooses how records accepted by --spec are sent', {hint: 'add --spec <pipeline.yaml>, or drop --send'})
+    const keyFields = opts.key ? opts.key.split(',').map((s) => s.trim()) : spec ? namesOf(spec.key) : []
+    if (spec) for (const k of keyFields) if (!(k in spec.fields)) throw new UsageError(`--key ${k} is not a field of the spec`, {hint: `one of: ${Object.keys(spec.fields).join(', ')}`})
+    // the raw field behind the key, for keying dead letters like their clean siblings
+    const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
+    const keyOf = (values: unknown[]): string | null => {
+      if (values.length === 0 || values.some((v) => v === null || v === undefined || v === '')) return null
+      return values.length === 1 ? String(values[0]) : JSON.stringify(values)
+    }
+    // the hot path: one key field (no array per record)
+    const single = keyFields.length === 1 ? keyFields[0]! : undefined
+    const keyFrom = (fields: Record<string, unknown>): string | null => {
+      if (single !== undefined) {
+        const v = fields[single]
+        return v === null || v === undefined || v === '' ? null : typeof v === 'string' ? v : String(v)
+      }
+      return keyOf(keyFields.map((f) => fields[f]))
+    }
+    if (uri.scheme === 'pg' && !uri.params.order_by && !/order\s+by/i.test(uri.params.query ?? '')) {
+      logger.warn('backfill.pg_unordered', {note: 'without order_by= (or ORDER BY in the query) a resumed backfill may skip or repeat rows: PostgreSQL does not promise the same order twice'})
+    }
+    if (keyFields.length === 0 && !isKafka) logger.warn('backfill.unkeyed', {note: 'no --key and no spec key: records are spread over partitions without per-key order'})
+
+    // ---- identity row
+    if (store && !o.resume) {
+      await store.lock(id)
+      const saved: Record<string, unknown> = {}
+      for (const k of [...FIXED, 'rate', 'burst', 'maxLag', 'group', 'batchSize'] as const) if (opts[k] !== undefined) saved[k] = opts[k]
+      saved.dlq = dlqTopic
+      await store.create({id, source: opts.from, target, options: saved, position: {records: 0}, counts: emptyCounts(), status: 'running', paused_ms: 0, elapsed_ms: 0}, whoAmI())
+    } else if (store) {
+      await store.restart(id)
+    }
+    if (o.dryRun) id = `${id}-dry-run`
+    o.onStart?.({id, source: opts.from, target, resumedFrom})
+    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null})
+
+    // ---- Kafka
+    let dlqExists = true
+    const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
+    if (!o.dryRun) {
+      admin = await connectAdmin(kafka, o.settings.kafka)
+      const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
+      if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})
+      dlqExists = topics.has(dlqTopic)
+      if (!dlqExists) {
+        // with a spec (or --dlq) rejects are expected; without, only unreadable records would go there
+        const log = opts.spec || opts.dlq ? logger.warn : logger.info
+        log('backfill.dlq_missing', {dlq: dlqTopic, note: 'the first rejected record stops the backfill (exit 2) until it exists'})
+      }
+      producer = createBackfillProducer(kafka)
+      try {
+        await producer.connect()
+      } catch (e) {
+        throw mapKafkaError(e, o.settings.kafka, 'connect producer')
+      }
+    }
+
+    // ---- pace
+    const pacer = new Pacer({
+      ...(opts.rate !== undefined ? {rate: opts.rate} : {}),
+      ...(opts.burst !== undefined ? {burst: opts.burst} : {}),
+      ...(opts.maxLag !== undefined ? {maxLag: opts.maxLag} : {}),
+      logger,
+      ...(o.onPace ? {onChange: o.onPace} : {}),
+    })
+    const batchSize = Math.max(
+      1,
+      Math.min(
+        opts.batchSize ?? (opts.rate !== undefined ? Math.ceil(opts.rate / 20) : 2000),
+        opts.maxLag !== undefined ? Math.max(1, Math.floor(opts.maxLag / 5)) : Number.MAX_SAFE_INTEGER,
+        2000,
+      ),
+    )
+    const signal = o.signal
+    if (opts.maxLag !== undefined && !o.dryRun) {
+      lagAdmin = await connectAdmin(kafka, o.settings.kafka)
+      const window = new LagWindow(10)
+      let sampling = false
+      let failures = 0
+      const sample = async () => {
+        if (sampling) return
+        sampling = true
+        try {
+          const mark = pacer.markSample()
+          const s = await sampleGroupLag(lagAdmin!, opts.group!, [target])
+          pacer.onLag(window.add(s), mark)
+          failures = 0
+        } catch (e) {
+          if (failures++ % 10 === 0) logger.warn('backfill.lag.sample_failed', {group: opts.group, error: e})
+        } finally {
+          sampling = false
+        }
+      }
+      await sample()
+      lagTimer = setInterval(() => void sample(), o.lagIntervalMs ?? 1000)
+    }
+
+    // ---- acknowledged state and checkpoints
+    const acked = cloneCounts(base)
+    const ackedPos: BackfillPosition = resumedFrom ? {records: resumedFrom.records, ...(resumedFrom.partitions ? {partitions: {...resumedFrom.partitions}} : {}), ...(resumedFrom.last ? {last: resumedFrom.last} : {})} : {records: 0}
+    let firstSendAt = 0
+    let lastAckAt = 0
+    let sentThisRun = 0
+    const onAck = (m: BatchMeta, b: OutBatch<BatchMeta>) => {
+      addCounts(acked, m.counts)
+      ackedPos.records = m.records
+      if (Object.keys(m.partitions).length > 0) ackedPos.partitions = {...ackedPos.partitions, ...m.partitions}
+      if (m.last) ackedPos.last = m.last
+      sentThisRun += b.records.length
+      lastAckAt = Date.now()
+      updateProgress()
+    }
+    let bytesTotal = 0
+    let linesTotal = 0
+    if ((uri.scheme === 'csv' || uri.scheme === 'fixed') && o.progress) {
+      const path = resolvePath(o.cwd ?? process.cwd(), uri.target)
+      bytesTotal = await stat(path).then((st) => st.size, () => 0)
+      // csv positions carry lines, not bytes: count the file's lines once (only for a progress bar)
+      if (uri.scheme === 'csv' && o.countTotal) linesTotal = await countLines(path).catch(() => 0)
+    }
+    const updateProgress = () => {
+      if (!o.progress) return
+      const bytesDone = ackedPos.last?.byteOffset
+      o.progress.extra = {
+        sent: acked.sent,
+        rejected: acked.rejected,
+        ...(pacer.pace.lag !== null ? {lag: pacer.pace.lag} : {}),
+        paused_ms: pacer.pausedMs,
+        ...(bytesTotal > 0 && bytesDone !== undefined ? {bytes_done: bytesDone, bytes_total: bytesTotal} : {}),
+        ...(linesTotal > 0 && ackedPos.last?.line !== undefined ? {bytes_done: ackedPos.last.line, bytes_total: linesTotal} : {}),
+      }
+    }
+    const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 2) : undefined
+    let saving: Promise<void> | undefined
+    const save = (status: BackfillStatus = 'running', error?: string): Promise<void> => {
+      if (!store) return Promise.resolve()
+      const prev = saving ?? Promise.resolve()
+      const pos = {...ackedPos, ...(ackedPos.partitions ? {partitions: {...ackedPos.partitions}} : {})}
+      const counts = cloneCounts(acked)
+      saving = prev.then(() => store.save(id, pos, counts, pacer.pausedMs, Date.now() - started, status, error))
+      return saving
+    }
+    if (store) {
+      checkpointTimer = setInterval(() => {
+        save().catch((e: unknown) => logger.warn('backfill.checkpoint_failed', {error: e}))
+      }, o.checkpointMs ?? 2000)
+    }
+
+    // ---- the read loop
+    const skipRecords = resumedFrom?.records ?? 0
+    const skipPartitions = new Map(Object.entries(resumedFrom?.partitions ?? {}).map(([p, off]) => [Number(p), BigInt(off)]))
+    const pipelineName = spec?.name ?? 'backfill'
+    const pipelineVersion = loaded?.sha256 ?? ''
+    let ordinal = 0
+    const idHeader = Buffer.from(id) // one buffer shared by every record's header
+    if (o.progress) o.progress.done = base.read + base.out_of_range
+    let batch: OutBatch<BatchMeta> = {records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}}
+    const fresh = () => ({records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}})
+    let stoppedEarly = false
+
+    const deadLetter = (r: RawRecord, code: string, message: string, stage: 'decode' | 'normalize', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders) => {
+      if (!dlqExists) {
+        throw new UsageError(`${formatPosition(r.position)} was rejected (${code}) and its dead-letter topic ${dlqTopic} does not exist`, {
+          hint: `create ${dlqTopic} (or name another with --dlq, or the spec's dlq.topic), then continue with --resume ${id}`,
+        })
+      }
+      const item = {
+        message: {key: key === null ? null : Buffer.from(key), value: value === null ? null : Buffer.from(value), headers, timestamp: r.position.timestamp ?? String(Date.now()), offset: String(ordinal), attributes: 0} as unknown as KafkaMessage,
+        topic: target,
+        partition: -1,
+        offset: BigInt(ordinal),
+        status: 'dead',
+        dead: {code, message, stage, field: null},
+      } as WorkItem
+      const stored = deadLetterHeaders(item, {pipeline: pipelineName, version: pipelineVersion, attempts: 1, failedAt: new Date()})
+      batch.dead.push({key, value, headers: toKafkaHeaders(stored)})
+    }
+
+    const flush = async (): Promise<boolean> => {
+      const b = batch
+      batch = fresh()
+      if (o.dryRun || !sender) {
+        addCounts(acked, b.meta.counts)
+        ackedPos.records = b.meta.records
+        updateProgress()
+        return true
+      }
+      if (b.records.length > 0 && !(await pacer.acquire(b.records.length, signal))) return false
+      if (firstSendAt === 0 && b.records.length > 0) firstSendAt = Date.now()
+      try {
+        await sender.submit(b)
+      } catch (e) {
+        throw mapKafkaError(e, o.settings.kafka, `send to ${target}`)
+      }
+      return true
+    }
+
+    try {
+      outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {})}))) {
+        for (const r of records) {
+          ordinal++
+          const pos = r.position
+          if (isKafka && pos.partition !== undefined && pos.offset !== undefined) {
+            const done = skipPartitions.get(pos.partition)
+            if (done !== undefined && BigInt(pos.offset) <= done) continue
+          } else if (ordinal <= skipRecords) {
+            continue
+          }
+          const m = batch.meta
+          m.records = ordinal
+          m.last = pos
+          if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
+          const c = m.counts
+          const headers: IHeaders =
+            isKafka && r.headers
+              ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+              : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+          if (!r.ok) {
+            c.read++
+            c.rejected++
+            c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
+            deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
+          } else if (normalize) {
+            const result = normalize(r)
+            if (!result.ok) {
+              c.read++
+              c.rejected++
+              const first = result.rejections[0]!
+              c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
+              const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
+              deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
+            } else {
+              const t = eventTimeField ? Date.parse(String(result.record[eventTimeField])) : 0
+              if (eventTimeField && ((since !== undefined && !(t >= since)) || (until !== undefined && !(t < until)))) {
+                c.out_of_range++
+              } else {
+                c.read++
+                c.sent++
+                const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
+                batch.records.push({key, value: sendNormalized ? serialize!(result.record) : isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+              }
+            }
+          } else {
+            c.read++
+            c.sent++
+            const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
+            batch.records.push({key, value: isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+          }
+          if (o.progress) o.progress.done++
+          if (batch.records.length + batch.dead.length >= batchSize) {
+            if (!(await flush())) {
+              stoppedEarly = true
+              break outer
+            }
+          }
+        }
+        if (signal?.aborted) {
+          stoppedEarly = true
+          break
+        }
+      }
+      if (!stoppedEarly && !signal?.aborted) {
+        if (!(await flush())) stoppedEarly = true
+      } else {
+        stoppedEarly = true
+      }
+      await sender?.flush()
+    } catch (e) {
+      // what the broker acknowledged is kept; the rest is resent by --resume
+      await sender?.flush().catch(() => {})
+      if (checkpointTimer) clearInterval(checkpointTimer)
+      const err = e instanceof CutoverError ? e : new CutoverError('INTERNAL', (e as Error)?.message ?? String(e), {cause: e})
+      await save('failed', err.message).catch(() => {})
+      logger.error('backfill.failed', {id, error: err, position: ackedPos})
+      throw err
+    }
+    if (checkpointTimer) clearInterval(checkpointTimer)
+    const status: BackfillStatus = stoppedEarly ? 'stopped' : 'completed'
+    await save(status)
+    const activeMs = lastAckAt > firstSendAt ? lastAckAt - firstSendAt - pacer.pausedMs : 0
+    const result: BackfillResult = {
+      id,
+      source: opts.from,
+      target,
+      status,
+      dry_run: o.dryRun === true,
+      read: acked.read,
+      sent: acked.sent,
+      rejected: acked.rejected,
+      rejected_by_code: acked.rejected_by_code,
+      out_of_range: acked.out_of_range,
+      dlq_topic: dlqTopic,
+      elapsed_ms: Date.now() - started,
+      rate_achieved: activeMs > 0 ? Math.round((sentThisRun * 1000 * 10) / activeMs) / 10 : 0,
+      paused_ms: pacer.pausedMs,
+      pace_changes: pacer.changes,
+      resumed_from: resumedFrom,
+      runs,
+    }
+    logger.info('backfill.end', {...result})
+    return result
+  } finally {
+    if (lagTimer) clearInterval(lagTimer)
+    if (checkpointTimer) clearInterval(checkpointTimer)
+    await producer?.disconnect().catch(() => {})
+    await admin?.disconnect().catch(() => {})
+    await lagAdmin?.disconnect().catch(() => {})
+    await store?.release().catch(() => {})
+    await pool?.end().catch(() => {})
+  }
+}
+
+/** `--since`/`--until`: ISO-8601 with a zone (or a date, taken as UTC midnight) -> ms. */
+export function parseTimeOption(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined
+  const ms = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text)
+  if (!Number.isFinite(ms) || !/(Z|[+-]\d{2}:?\d{2})$|^\d{4}-\d{2}-\d{2}$/.test(text)) {
+    throw new UsageError(`${flag} "${text}" is not an ISO-8601 time with a zone`, {hint: `for example ${flag} 2026-11-01T00:00:00Z`})
+  }
+  return ms
+}
+
+/** One line for a person. */
+export function formatBackfillResult(r: BackfillResult): string {
+  const codes = Object.entries(r.rejected_by_code).map(([c, n]) => `${c} ${n}`).join(', ')
+  return [
+    `backfill ${r.id} ${r.status}${r.dry_run ? ' (dry run: nothing sent)' : ''}: ${r.source} -> ${r.target}`,
+    `  read ${r.read.toLocaleString('en-US')} = sent ${r.sent.toLocaleString('en-US')} + rejected ${r.rejected.toLocaleString('en-US')}${codes ? ` (${codes}) -> ${r.dlq_topic}` : ''}${r.out_of_range ? `; outside --since/--until ${r.out_of_range.toLocaleString('en-US')}` : ''}`,
+    `  ${(r.elapsed_ms / 1000).toFixed(1)} s, ${Math.round(r.rate_achieved).toLocaleString('en-US')}/s while sending, paused ${(r.paused_ms / 1000).toFixed(1)} s, ${r.pace_changes} changes of pace${r.resumed_from ? `, resumed after record ${r.resumed_from.records}` : ''}`,
+    r.status === 'stopped' ? `  continue with: cutover backfill --resume ${r.id}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n')
+}

@@ -1,0 +1,132 @@
+/**
+ * `cutover status --group G [--topic T]`: a consumer group's lag per partition, judged
+ * Burrow-style over a short sampling window (./lag.ts), and the throughput of the last minute:
+ *
+ *   produced   records appended to the topics in the last 60 s: end offset now minus the first
+ *              offset whose timestamp is at or after now - 60 s (exact, from the broker's
+ *              time index, no waiting)
+ *   consumed   records per second the group committed over the sampling window (`--window`,
+ *              default 5 s, one sample a second): Kafka keeps no history of commits, so this
+ *              is measured, not looked up
+ */
+import type {KafkaSettings} from '../config/env.js'
+import {UsageError} from '../errors.js'
+import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
+import type {Logger} from '../log.js'
+import {sleep} from '../runtime/ratelimit.js'
+import {LagWindow, sampleGroupLag, type LagStatus} from './lag.js'
+
+export interface StatusOptions {
+  group: string
+  topics?: string[]
+  /** sampling window in ms (default 5000); 0 = one sample */
+  windowMs?: number
+  intervalMs?: number
+  settings: KafkaSettings
+  logger: Logger
+  signal?: AbortSignal
+}
+
+export interface PartitionStatus {
+  topic: string
+  partition: number
+  end: number
+  committed: number | null
+  lag: number
+  status: LagStatus
+  reason: string
+  consumed_per_sec: number
+}
+
+export interface GroupStatusResult {
+  group: string
+  /** Kafka's group state: Stable, Empty, Dead, ... */
+  state: string
+  members: number
+  status: LagStatus
+  reason: string
+  total_lag: number
+  window_ms: number
+  samples: number
+  throughput: {
+    produced_last_minute: number
+    produced_per_sec: number
+    consumed_per_sec: number
+  }
+  partitions: PartitionStatus[]
+}
+
+export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> {
+  const kafka = createKafka(o.settings, {logger: o.logger, mode: 'resilient', clientId: 'cutover-status'})
+  const admin = await connectAdmin(kafka, o.settings)
+  try {
+    const windowMs = o.windowMs ?? 5000
+    const interval = o.intervalMs ?? 1000
+    const window = new LagWindow(Math.max(1, Math.ceil(windowMs / interval) + 1))
+    let topics = o.topics
+    if (!topics) {
+      const committed = await admin.fetchOffsets({groupId: o.group})
+      topics = committed.filter((t) => t.partitions.some((p) => Number(p.offset) >= 0)).map((t) => t.topic)
+      if (topics.length === 0) throw new UsageError(`consumer group ${o.group} has committed no offsets`, {hint: 'check the group name, or give --topic <topic> it should consume'})
+    }
+    const started = Date.now()
+    const minuteAgo = started - 60_000
+    const [first, starts] = await Promise.all([
+      sampleGroupLag(admin, o.group, topics),
+      Promise.all(topics.map(async (t) => ({topic: t, offsets: await admin.fetchTopicOffsetsByTimestamp(t, minuteAgo)}))),
+    ])
+    let verdict = window.add(first)
+    let samples = 1
+    while (Date.now() - started < windowMs && !o.signal?.aborted) {
+      await sleep(Math.min(interval, windowMs - (Date.now() - started)), o.signal)
+      if (o.signal?.aborted) break
+      verdict = window.add(await sampleGroupLag(admin, o.group, topics))
+      samples++
+    }
+    const last = window.latest!
+    let produced = 0
+    for (const p of first.partitions) {
+      const s = starts.find((x) => x.topic === p.topic)?.offsets.find((x) => x.partition === p.partition)
+      // no record at or after the time: offset -1 or the end; nothing was produced in the minute
+      const from = s === undefined || Number(s.offset) < 0 ? Number(p.end) : Number(s.offset)
+      produced += Math.max(0, Number(p.end) - from)
+    }
+    return {
+      group: o.group,
+      state: last.state,
+      members: last.members,
+      status: verdict.status,
+      reason: verdict.reason,
+      total_lag: Number(verdict.totalLag),
+      window_ms: samples > 1 ? last.at - first.at : 0,
+      samples,
+      throughput: {produced_last_minute: produced, produced_per_sec: Math.round((produced / 60) * 10) / 10, consumed_per_sec: Math.round(verdict.consumedPerSec * 10) / 10},
+      partitions: verdict.partitions.map((p) => ({
+        topic: p.topic,
+        partition: p.partition,
+        end: Number(p.end),
+        committed: p.committed === null ? null : Number(p.committed),
+        lag: Number(p.lag),
+        status: p.status,
+        reason: p.reason,
+        consumed_per_sec: Math.round(p.consumedPerSec * 10) / 10,
+      })),
+    }
+  } catch (e) {
+    throw mapKafkaError(e, o.settings, `status of group ${o.group}`)
+  } finally {
+    await admin.disconnect().catch(() => {})
+  }
+}
+
+/** The table for a person. */
+export function formatGroupStatus(r: GroupStatusResult): string {
+  const lines = [
+    `group ${r.group}: ${r.status} (${r.reason}) · state ${r.state}, ${r.members} member${r.members === 1 ? '' : 's'} · lag ${r.total_lag.toLocaleString('en-US')}`,
+    `throughput: produced ${r.throughput.produced_last_minute.toLocaleString('en-US')} in the last minute (${r.throughput.produced_per_sec}/s), consumed ${r.throughput.consumed_per_sec}/s over ${(r.window_ms / 1000).toFixed(0)} s`,
+    '',
+    ['topic', 'partition', 'end', 'committed', 'lag', 'status', 'consumed/s'].join('\t'),
+  ]
+  for (const p of r.partitions) lines.push([p.topic, p.partition, p.end, p.committed ?? '-', p.lag, p.status, p.consumed_per_sec].join('\t'))
+  return lines.join('\n')
+}

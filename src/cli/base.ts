@@ -1,0 +1,53 @@
+/**
+ * The base of every command: `--json` (one JSON document on stdout, nothing else),
+ * `--log-level`, an injected logger, progress lines on stderr, and the mapping of the
+ * project's errors to exit codes (DESIGN.md: 1 check failed, 2 usage/spec, 3 unreachable).
+ * Commands stay thin: parse flags, call one library function, return a typed result.
+ */
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import {type CutoverError, describeError, ExitCode, isCutoverError} from '../errors.js'
+import {createLogger, LOG_LEVELS, parseLogLevel, redactString, type Logger} from '../log.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CutoverCommand)['baseFlags'] & T['flags']>
+
+export abstract class CutoverCommand extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    'log-level': Flags.option({
+      options: LOG_LEVELS,
+      description: 'structured log level on stderr (or CUTOVER_LOG_LEVEL)',
+      helpGroup: 'GLOBAL',
+    })(),
+  }
+
+  protected logger!: Logger
+
+  override async init(): Promise<void> {
+    await super.init()
+    const argv = this.argv
+    const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='))
+    const fromFlag = i < 0 ? undefined : argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1]
+    this.logger = createLogger({level: parseLogLevel(fromFlag ?? process.env.CUTOVER_LOG_LEVEL)})
+  }
+
+  /** A line for the person at the terminal (stderr); silent under --json. */
+  protected progress(message: string): void {
+    if (!this.jsonEnabled()) this.logToStderr(message)
+  }
+
+  override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (isCutoverError(err)) {
+      process.exitCode = err.exitCode
+      if (this.jsonEnabled()) this.logJson({error: err.toJSON()})
+      else this.logToStderr(`Error: ${redactString(describeError(err))}`)
+      this.logger?.debug('command.error', {error: err, cause: (err as CutoverError).cause})
+      return undefined
+    }
+    if (err && typeof err === 'object' && 'oclif' in err) return super.catch(err) // oclif's own (flags, exit)
+    process.exitCode = ExitCode.INTERNAL
+    if (this.jsonEnabled()) this.logJson({error: {code: 'INTERNAL', message: redactString(err?.message ?? String(err))}})
+    else this.logToStderr(`Error: ${redactString(err?.stack ?? String(err))}`)
+    return undefined
+  }
+}

@@ -1,0 +1,97 @@
+import {Flags} from '@oclif/core'
+import {CutoverCommand} from '../cli/base.js'
+import {startProgressLines} from '../cli/output.js'
+import {connectionSettingsFromEnv} from '../config/env.js'
+import {formatBackfillResult, parseTimeOption, runBackfill, type BackfillResult} from '../backfill/run.js'
+import {parseRate} from '../backfill/pacing.js'
+import {ProgressTracker} from '../jobs/progress.js'
+
+export type {BackfillResult}
+
+export default class Backfill extends CutoverCommand {
+  static override summary = 'Replay history from a legacy source into a Kafka topic at a controlled rate that respects the consumers; resumable.'
+  static override description =
+    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. The acknowledged position is checkpointed in cutover.backfills every few seconds and on SIGINT/SIGTERM (exit 0); --resume ID continues after it.'
+  static override examples = [
+    '<%= config.bin %> backfill --from "csv:data/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --to txn.raw --spec pipeline.yaml --rate 2000/s',
+    '<%= config.bin %> backfill --from kafka:txn.archive --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z --to txn.raw --max-lag 50000 --group cutover-txn',
+    '<%= config.bin %> backfill --resume bf-20261122-010203-a1b2c3 --json',
+  ]
+  static override flags = {
+    from: Flags.string({description: 'source URI: csv:, fixed:, pg: or kafka: (not needed with --resume)'}),
+    to: Flags.string({description: 'target topic (must exist; not needed with --resume)'}),
+    spec: Flags.string({description: 'pipeline spec: normalize with its fields, key by its key, rejects to its DLQ'}),
+    key: Flags.string({description: 'field(s) whose value is the Kafka key, comma-separated (default: the spec key; kafka: sources keep their key)'}),
+    rate: Flags.string({description: 'records per second: N or N/s (also /m, /h)'}),
+    burst: Flags.integer({min: 0, description: 'records that may go at once beyond --rate (default 0)'}),
+    'max-lag': Flags.integer({min: 1, description: "pause while the group's lag on --to is above N (with --group)"}),
+    group: Flags.string({description: 'consumer group whose lag paces the backfill (with --max-lag)'}),
+    since: Flags.string({description: 'first record time, inclusive (ISO-8601): kafka record timestamps, or the spec event_time'}),
+    until: Flags.string({description: 'end record time, exclusive (ISO-8601)'}),
+    resume: Flags.string({description: 'continue the backfill with this id after its last acknowledged position'}),
+    id: Flags.string({description: 'name a new backfill (default bf-<time>-<random>)'}),
+    dlq: Flags.string({description: "dead-letter topic for rejects (default: the spec's dlq, else <to>.dlq)"}),
+    'batch-size': Flags.integer({min: 1, max: 10000, description: 'records per producer batch (default: 50 ms of --rate, at most 2000)'}),
+    send: Flags.option({
+      options: ['raw', 'normalized'] as const,
+      description: 'with --spec: send accepted records as read (raw, default: what `stream run` with the same spec consumes) or as the normalized record',
+    })(),
+    'dry-run': Flags.boolean({description: 'read and normalize, count, send nothing'}),
+  }
+
+  async run(): Promise<BackfillResult> {
+    const {flags} = await this.parse(Backfill)
+    const json = this.jsonEnabled()
+    const controller = new AbortController()
+    const stop = (sig: string) => {
+      this.progress(`${sig}: stopping after the batches in flight, with a checkpoint`)
+      controller.abort()
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+    const tracker = new ProgressTracker('backfill')
+    const tty = !json && process.stderr.isTTY === true
+    let stopProgress: () => void = () => {}
+    let ui: {update(): void; done(): void} | undefined
+    if (tty) {
+      const {startBackfillProgress} = await import('../ui/backfill-progress.js')
+      ui = startBackfillProgress(tracker, flags.rate ? parseRate(flags.rate) : null)
+    } else if (!json) {
+      stopProgress = startProgressLines(tracker, (l) => this.logToStderr(l))
+    }
+    try {
+      const result = await runBackfill({
+        ...(flags.from === undefined ? {} : {from: flags.from}),
+        ...(flags.to === undefined ? {} : {to: flags.to}),
+        ...(flags.spec === undefined ? {} : {spec: flags.spec}),
+        ...(flags.key === undefined ? {} : {key: flags.key}),
+        ...(flags.rate === undefined ? {} : {rate: parseRate(flags.rate)}),
+        ...(flags.burst === undefined ? {} : {burst: flags.burst}),
+        ...(flags['max-lag'] === undefined ? {} : {maxLag: flags['max-lag']}),
+        ...(flags.group === undefined ? {} : {group: flags.group}),
+        ...(flags.since === undefined ? {} : {since: parseTimeOption(flags.since, '--since')!}),
+        ...(flags.until === undefined ? {} : {until: parseTimeOption(flags.until, '--until')!}),
+        ...(flags.resume === undefined ? {} : {resume: flags.resume}),
+        ...(flags.id === undefined ? {} : {id: flags.id}),
+        ...(flags.dlq === undefined ? {} : {dlq: flags.dlq}),
+        ...(flags.send === undefined ? {} : {send: flags.send}),
+        ...(flags['batch-size'] === undefined ? {} : {batchSize: flags['batch-size']}),
+        dryRun: flags['dry-run'],
+        settings: connectionSettingsFromEnv(),
+        logger: this.logger,
+        signal: controller.signal,
+        progress: tracker,
+        countTotal: tty,
+        onStart: (s) => this.progress(`backfill ${s.id}: ${s.source} -> ${s.target}${s.resumedFrom ? ` (resuming after record ${s.resumedFrom.records})` : ''}`),
+        ...(ui ? {onPace: () => ui!.update()} : {}),
+      })
+      ui?.done()
+      ui = undefined
+      this.log(formatBackfillResult(result))
+      return result
+    } finally {
+      ui?.done()
+      stopProgress()
+    }
+  }
+}

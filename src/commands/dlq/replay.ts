@@ -1,0 +1,74 @@
+import {Flags} from '@oclif/core'
+import {CutoverCommand} from '../../cli/base.js'
+import {connectionSettingsFromEnv} from '../../config/env.js'
+import {parseTimeFlag} from '../../dlq/reader.js'
+import {replayDlq, type DlqReplayResult} from '../../dlq/replay.js'
+import {formatReplay} from '../../ui/dlq-text.js'
+
+export type {DlqReplayResult}
+
+export default class DlqReplay extends CutoverCommand {
+  static override summary = 'Send dead letters back through the pipeline once the spec is fixed: exactly once, rate-limited, resumable.'
+  static override description =
+    "--dry-run runs the selected dead letters through the CURRENT spec's decode, normalize and validate stages (and a read-only dedupe check) and says how many would now pass. A real replay republishes the original key, value and headers to each record's source topic (or --to), with cutover.replay.count and cutover.replay.id, in Kafka transactions with its own consumer group; past --max-replays records go to <dlq>.parked. The same replay run again sends nothing new; after a crash it continues. The DLQ topic is never modified. The ledger is cutover.replays."
+  static override examples = [
+    '<%= config.bin %> dlq replay --topic txn.dlq --spec pipeline.yaml --code UNPARSEABLE_DATE --dry-run',
+    '<%= config.bin %> dlq replay --topic txn.dlq --spec pipeline.yaml --code UNPARSEABLE_DATE --rate 500 --json',
+  ]
+  static override flags = {
+    topic: Flags.string({required: true, description: 'dead-letter topic'}),
+    spec: Flags.string({required: true, description: 'the (fixed) pipeline spec'}),
+    code: Flags.string({multiple: true, description: 'only dead letters with this code (repeatable)'}),
+    since: Flags.string({description: 'dead letters written at or after (ISO-8601, or 2h / 30m / 7d back from now)'}),
+    until: Flags.string({description: 'dead letters written before (ISO-8601 or a duration back from now)'}),
+    key: Flags.string({description: 'only dead letters with this Kafka key'}),
+    to: Flags.string({default: 'source', description: "'source' (each record's source topic) or a topic"}),
+    rate: Flags.integer({min: 1, description: 'records per second'}),
+    'dry-run': Flags.boolean({description: 'predict, write nothing'}),
+    'max-replays': Flags.integer({default: 3, min: 0, description: 'records replayed this many times already are parked in <dlq>.parked'}),
+    'replay-id': Flags.string({
+      description: 'name the replay (default: derived from the flags as written, so the same command resumes an unfinished replay and is a no-op after a finished one; name a new one to replay dead letters that arrived since)',
+    }),
+  }
+
+  async run(): Promise<DlqReplayResult> {
+    const {flags} = await this.parse(DlqReplay)
+    const since = parseTimeFlag(flags.since, '--since')
+    const until = parseTimeFlag(flags.until, '--until')
+    const controller = new AbortController()
+    const stop = (sig: string) => {
+      this.progress(`${sig}: finishing the transaction in hand; run the same command again to continue`)
+      controller.abort()
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+    let lastLine = 0
+    // ink on a terminal (stderr), plain lines otherwise; nothing under --json
+    const tty = !this.jsonEnabled() && process.stderr.isTTY ? (await import('../../ui/dlq-progress.js')).startReplayProgress(flags['dry-run']) : undefined
+    const result = await replayDlq({
+      topic: flags.topic,
+      spec: flags.spec,
+      settings: connectionSettingsFromEnv(),
+      ...(flags.code ? {codes: flags.code} : {}),
+      ...(since === undefined ? {} : {since, sinceText: flags.since!}),
+      ...(until === undefined ? {} : {until, untilText: flags.until!}),
+      ...(flags.key === undefined ? {} : {key: flags.key}),
+      to: flags.to,
+      ...(flags.rate === undefined ? {} : {rate: flags.rate}),
+      dryRun: flags['dry-run'],
+      maxReplays: flags['max-replays'],
+      ...(flags['replay-id'] === undefined ? {} : {replayId: flags['replay-id']}),
+      logger: this.logger,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (tty) return tty.update(p)
+        const now = Date.now()
+        if (now - lastLine < (process.stderr.isTTY ? 1000 : 5000)) return
+        lastLine = now
+        this.progress(`${flags['dry-run'] ? 'checked' : 'replayed'} ${p.scanned.toLocaleString('en-US')} of ${p.total.toLocaleString('en-US')} dead letters: selected ${p.selected.toLocaleString('en-US')}, sent ${p.sent.toLocaleString('en-US')}, parked ${p.parked.toLocaleString('en-US')}`)
+      },
+    }).finally(() => tty?.done())
+    this.log(formatReplay(result))
+    return result
+  }
+}

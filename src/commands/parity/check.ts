@@ -1,0 +1,126 @@
+import {userInfo} from 'node:os'
+import {Flags} from '@oclif/core'
+import {CutoverCommand} from '../../cli/base.js'
+import {startProgressLines} from '../../cli/output.js'
+import {connectionSettingsFromEnv} from '../../config/env.js'
+import {UsageError} from '../../errors.js'
+import {formatProgress, ProgressTracker} from '../../jobs/progress.js'
+import {failureOf, runParityCheck} from '../../parity/check.js'
+import type {ParityOptions} from '../../parity/plan.js'
+import type {ParityCheckResult} from '../../parity/types.js'
+
+export type {ParityCheckResult}
+
+/** `a=b` flags (repeatable, or comma-separated) -> {a: b} */
+function pairs(values: string[] | undefined, flag: string, example: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const v of values ?? []) {
+    for (const part of v.split(/,(?=[^,=]+=)/)) {
+      const eq = part.indexOf('=')
+      if (eq <= 0) throw new UsageError(`--${flag} ${part}: expected column=value`, {hint: `e.g. --${flag} ${example}`})
+      out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim()
+    }
+  }
+  return out
+}
+
+const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean))
+
+export default class ParityCheck extends CutoverCommand {
+  static override summary = 'Compare the legacy output (left) with the streaming output (right), keyed, with tolerances and known-difference rules; record the run in the ledger.'
+  static override description =
+    'Both sides are source URIs (csv:, fixed:, pg:, kafka:). Two pg: sources on DATABASE_URL are compared inside PostgreSQL (sql-pushdown); anything else is streamed sorted by key and merge-joined. Exit 1 when parity is under --fail-under, or with --strict when any difference is unexplained. CUTOVER_LEFT_DATABASE_URL / CUTOVER_RIGHT_DATABASE_URL point a pg: side at another database.'
+  static override examples = [
+    '<%= config.bin %> parity check --left "csv:legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --right pg:public.txn_clean --key txn_id --map id=txn_id --tolerance amount=0.01 --type amount=decimal',
+    '<%= config.bin %> parity check --left pg:legacy.daily_totals --right pg:account_daily_totals --key account_id,business_date --date 2026-11-20 --date-column business_date --rules known-differences.yaml --fail-under 99.99 --out report.html',
+  ]
+  static override flags = {
+    left: Flags.string({required: true, description: 'legacy side: source URI'}),
+    right: Flags.string({required: true, description: 'streaming side: source URI'}),
+    key: Flags.string({required: true, description: 'key column(s), left names, comma-separated'}),
+    columns: Flags.string({description: 'columns to compare, left names (default: every column both sides have)'}),
+    map: Flags.string({multiple: true, description: 'left_col=right_col when names differ (repeatable)'}),
+    tolerance: Flags.string({multiple: true, description: 'col=0.01 (absolute) | col=0.5% (relative to left) | col=2s (timestamps) (repeatable)'}),
+    type: Flags.string({multiple: true, description: 'col=decimal|decimal:,|integer|timestamp[:zone]|date|boolean|string: compare through the normalizers (repeatable)'}),
+    normalize: Flags.string({multiple: true, description: 'col=trim,lower,nfc string normalization; *=trim for all (repeatable)'}),
+    'null-equals-empty': Flags.string({description: 'columns where null equals the empty string (comma-separated, or *)'}),
+    rules: Flags.string({description: 'known-difference rules (YAML)'}),
+    date: Flags.string({description: 'business day yyyy-MM-dd: limit both sides to it and file the run under it'}),
+    'date-column': Flags.string({description: 'the column holding the business day (left name)'}),
+    spec: Flags.string({description: 'pipeline spec: types of the columns, and root causes of missing rows (DLQ, dedupe)'}),
+    'fail-under': Flags.string({description: 'exit 1 when parity_pct is under this percentage, e.g. 99.99'}),
+    strict: Flags.boolean({description: 'exit 1 when any difference is unexplained'}),
+    samples: Flags.integer({description: 'differences to show (default 20)', min: 0}),
+    out: Flags.string({description: 'write a report: report.md or report.html'}),
+    strategy: Flags.option({options: ['auto', 'merge', 'sql-pushdown', 'bisect'] as const, description: 'how to compare (default auto: sql-pushdown for two pg: sources on one database, bisect across two databases, else merge)'})(),
+    ledger: Flags.boolean({default: true, allowNo: true, description: 'record the run in cutover.parity_runs (--no-ledger to skip)'}),
+    'sort-run-rows': Flags.integer({hidden: true, min: 2, description: 'rows per sorted run of the external sort'}),
+    'bisect-leaf-rows': Flags.integer({hidden: true, min: 1, description: 'bisect: rows per leaf range'}),
+  }
+
+  async run(): Promise<ParityCheckResult> {
+    const {flags} = await this.parse(ParityCheck)
+    const settings = connectionSettingsFromEnv()
+    const failUnder = flags['fail-under'] === undefined ? undefined : Number(flags['fail-under'])
+    if (failUnder !== undefined && Number.isNaN(failUnder)) throw new UsageError(`--fail-under ${flags['fail-under']} is not a number`, {hint: 'e.g. --fail-under 99.99'})
+    const opts: ParityOptions = {
+      left: flags.left,
+      right: flags.right,
+      key: list(flags.key) ?? [],
+      ...(flags.columns ? {columns: list(flags.columns)!} : {}),
+      map: pairs(flags.map, 'map', 'id=txn_id'),
+      tolerance: pairs(flags.tolerance, 'tolerance', 'amount=0.01'),
+      types: pairs(flags.type, 'type', 'amount=decimal'),
+      normalize: pairs(flags.normalize, 'normalize', 'name=trim,lower'),
+      ...(flags['null-equals-empty'] ? {nullEqualsEmpty: list(flags['null-equals-empty'])!} : {}),
+      ...(flags.rules ? {rulesFile: flags.rules} : {}),
+      ...(flags.date ? {date: flags.date} : {}),
+      ...(flags['date-column'] ? {dateColumn: flags['date-column']} : {}),
+      ...(flags.spec ? {specFile: flags.spec} : {}),
+      ...(flags.samples !== undefined ? {samples: flags.samples} : {}),
+      ...(failUnder !== undefined ? {failUnder} : {}),
+      ...(flags.strict ? {strict: true} : {}),
+      ...(flags.strategy ? {strategy: flags.strategy} : {}),
+      ...(flags['sort-run-rows'] ? {sortRunRows: flags['sort-run-rows']} : {}),
+      ...(flags['bisect-leaf-rows'] ? {bisectLeafRows: flags['bisect-leaf-rows']} : {}),
+    }
+    const json = this.jsonEnabled()
+    const tracker = new ProgressTracker('parity check: rows read')
+    const stop = json ? () => {} : startProgressLines(tracker, (l) => this.logToStderr(l))
+    let result: ParityCheckResult
+    try {
+      result = await runParityCheck(opts, {
+        ctx: {kafka: settings.kafka, logger: this.logger},
+        databaseUrl: settings.databaseUrl,
+        ...(process.env.CUTOVER_LEFT_DATABASE_URL ? {leftDatabaseUrl: process.env.CUTOVER_LEFT_DATABASE_URL} : {}),
+        ...(process.env.CUTOVER_RIGHT_DATABASE_URL ? {rightDatabaseUrl: process.env.CUTOVER_RIGHT_DATABASE_URL} : {}),
+        logger: this.logger,
+        progress: tracker,
+        record: flags.ledger,
+        ...(flags.out ? {out: flags.out} : {}),
+        runBy: userInfo().username,
+      })
+    } finally {
+      stop()
+    }
+    if (!json) {
+      this.logToStderr(formatProgress(tracker.snapshot()))
+      this.log(
+        `${result.date ? `${result.date}: ` : ''}parity ${result.parity_pct}% (${result.strategy}, ${result.elapsed_ms} ms)\n` +
+          `  left ${result.left_rows}, right ${result.right_rows}; matched ${result.matched}, mismatched ${result.mismatched}, missing in right ${result.missing_in_right}, extra in right ${result.extra_in_right}, duplicate keys ${result.duplicate_keys_left}/${result.duplicate_keys_right}\n` +
+          `  explained ${result.explained}, unexplained ${result.unexplained}`,
+      )
+      for (const [c, s] of Object.entries(result.columns)) if (s.mismatches > 0) this.log(`  ${c}: ${s.mismatches} mismatches (${s.explained} explained)${s.max_abs_diff ? `, max |diff| ${s.max_abs_diff}` : ''}`)
+      for (const [cause, n] of Object.entries(result.root_causes ?? {})) this.log(`  missing: ${cause}: ${n}`)
+      for (const s of result.samples) this.log(`  ${s.kind} ${JSON.stringify(s.key)}${s.column ? ` ${s.column}` : ''}: ${JSON.stringify(s.left)} vs ${JSON.stringify(s.right)}${s.explanation ? ` (${s.explanation})` : ''}`)
+      if (result.report) this.log(`  report ${result.report.path} sha256 ${result.report.sha256}`)
+      if (result.run_id !== undefined) this.log(`  ledger run ${result.run_id}`)
+    }
+    const failure = failureOf(result, opts)
+    if (failure) {
+      if (!json) this.logToStderr(`check failed: ${failure}`)
+      process.exitCode = 1
+    }
+    return result
+  }
+}

@@ -1,0 +1,54 @@
+import {createHash} from 'node:crypto'
+import {writeFile} from 'node:fs/promises'
+import {Flags} from '@oclif/core'
+import {CutoverCommand} from '../../cli/base.js'
+import {connectionSettingsFromEnv} from '../../config/env.js'
+import {UsageError} from '../../errors.js'
+import {reportFormat} from '../../parity/check.js'
+import {buildParityReport, renderEvidenceHtml, renderEvidenceMarkdown, type ParityReportResult} from '../../parity/evidence.js'
+import {openDatabase} from '../../pg/pool.js'
+
+export type {ParityReportResult}
+
+export default class ParityReport extends CutoverCommand {
+  static override summary = 'Show the parity ledger of the last N days, the trend, the top unexplained columns and the cutover-readiness verdict; write the evidence pack.'
+  static override description = 'Exit 0 whatever the verdict (the verdict is data); add --fail-not-ready to exit 1 when the cutover is not ready.'
+  static override examples = ['<%= config.bin %> parity report --days 30', '<%= config.bin %> parity report --days 30 --threshold 99.99 --out evidence.html --json']
+  static override flags = {
+    days: Flags.integer({default: 30, min: 1, description: 'business days in the window'}),
+    threshold: Flags.string({default: '99.99', description: 'parity percentage each day must reach'}),
+    until: Flags.string({description: 'last business day of the window, yyyy-MM-dd (default: the latest day in the ledger)'}),
+    out: Flags.string({description: 'evidence pack: evidence.html (self-contained) or evidence.md'}),
+    'fail-not-ready': Flags.boolean({description: 'exit 1 when the verdict is not ready'}),
+  }
+
+  async run(): Promise<ParityReportResult & {evidence?: {path: string; sha256: string}}> {
+    const {flags} = await this.parse(ParityReport)
+    const threshold = Number(flags.threshold)
+    if (Number.isNaN(threshold) || threshold < 0 || threshold > 100) throw new UsageError(`--threshold ${flags.threshold} is not a percentage`, {hint: 'e.g. --threshold 99.99'})
+    const format = flags.out ? reportFormat(flags.out) : undefined
+    const pool = await openDatabase(connectionSettingsFromEnv().databaseUrl, {logger: this.logger, max: 1, applicationName: 'cutover-parity-report'})
+    let result: ParityReportResult
+    try {
+      result = await buildParityReport(pool, {days: flags.days, threshold, ...(flags.until ? {until: flags.until} : {})})
+    } finally {
+      await pool.end()
+    }
+    let evidence: {path: string; sha256: string} | undefined
+    if (flags.out && format) {
+      const at = new Date().toISOString()
+      const text = format === 'html' ? renderEvidenceHtml(result, at) : renderEvidenceMarkdown(result, at)
+      await writeFile(flags.out, text)
+      evidence = {path: flags.out, sha256: createHash('sha256').update(text).digest('hex')}
+    }
+    if (!this.jsonEnabled()) {
+      this.log(`${result.from} .. ${result.to}, threshold ${result.threshold}%, trend ${result.trend}`)
+      for (const d of result.per_day) this.log(`  ${d.date}  ${d.parity_pct === null ? '      —' : `${d.parity_pct.toFixed(4).padStart(8)}%`}  runs ${d.runs}  unexplained ${d.unexplained}  ${d.ok ? 'ok' : d.blockers.join('; ')}`)
+      if (result.top_unexplained_columns.length > 0) this.log(`top unexplained columns: ${result.top_unexplained_columns.map((c) => `${c.column} ${c.unexplained}`).join(', ')}`)
+      this.log(result.verdict.summary)
+      if (evidence) this.log(`evidence ${evidence.path} sha256 ${evidence.sha256}`)
+    }
+    if (flags['fail-not-ready'] && !result.verdict.ready) process.exitCode = 1
+    return {...result, ...(evidence ? {evidence} : {})}
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Connection settings, read once from the environment at the edge (commands) and passed down.
+ * Libraries never read `process.env` themselves.
+ *
+ * KAFKA_BROKERS            comma-separated host:port list (default 127.0.0.1:9092)
+ * KAFKA_CLIENT_ID          client id (default cutover)
+ * KAFKA_SASL_MECHANISM     plain | scram-sha-256 | scram-sha-512
+ * KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD
+ * KAFKA_SSL                true to use TLS (implied by any KAFKA_SSL_* file below)
+ * KAFKA_SSL_CA / KAFKA_SSL_CERT / KAFKA_SSL_KEY   PEM file paths
+ * KAFKA_SSL_REJECT_UNAUTHORIZED  false to accept self-signed certificates (default true)
+ * DATABASE_URL             postgres://postgres@127.0.0.1:5432/cutover by default
+ */
+import {UsageError} from '../errors.js'
+import {redactString} from '../log.js'
+
+export const DEFAULT_KAFKA_BROKERS = '127.0.0.1:9092'
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/cutover'
+
+export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512'
+
+export interface KafkaSettings {
+  brokers: string[]
+  clientId: string
+  sasl?: {mechanism: SaslMechanism; username: string; password: string}
+  ssl?: {ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean}
+}
+
+export interface ConnectionSettings {
+  kafka: KafkaSettings
+  databaseUrl: string
+}
+
+type Env = Record<string, string | undefined>
+
+export function kafkaSettingsFromEnv(env: Env = process.env): KafkaSettings {
+  const brokers = (env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS)
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean)
+  if (brokers.length === 0) throw new UsageError('KAFKA_BROKERS is empty', {hint: 'set KAFKA_BROKERS=host:port[,host:port]'})
+  for (const b of brokers) {
+    if (!/^[^:\s]+:\d{1,5}$/.test(b)) {
+      throw new UsageError(`KAFKA_BROKERS entry "${b}" is not host:port`, {hint: 'for example KAFKA_BROKERS=127.0.0.1:9092'})
+    }
+  }
+  const settings: KafkaSettings = {brokers, clientId: env.KAFKA_CLIENT_ID ?? 'cutover'}
+  const mechanism = env.KAFKA_SASL_MECHANISM?.toLowerCase()
+  if (mechanism) {
+    if (mechanism !== 'plain' && mechanism !== 'scram-sha-256' && mechanism !== 'scram-sha-512') {
+      throw new UsageError(`KAFKA_SASL_MECHANISM "${mechanism}" is not supported`, {
+        hint: 'use plain, scram-sha-256 or scram-sha-512',
+      })
+    }
+    if (!env.KAFKA_SASL_USERNAME || env.KAFKA_SASL_PASSWORD === undefined) {
+      throw new UsageError('KAFKA_SASL_MECHANISM is set but KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is missing', {
+        hint: 'set both KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD',
+      })
+    }
+    settings.sasl = {mechanism, username: env.KAFKA_SASL_USERNAME, password: env.KAFKA_SASL_PASSWORD}
+  }
+  const sslFiles = {ca: env.KAFKA_SSL_CA, cert: env.KAFKA_SSL_CERT, key: env.KAFKA_SSL_KEY}
+  if (env.KAFKA_SSL === 'true' || sslFiles.ca || sslFiles.cert || sslFiles.key) {
+    settings.ssl = {
+      ...(sslFiles.ca ? {ca: sslFiles.ca} : {}),
+      ...(sslFiles.cert ? {cert: sslFiles.cert} : {}),
+      ...(sslFiles.key ? {key: sslFiles.key} : {}),
+      rejectUnauthorized: env.KAFKA_SSL_REJECT_UNAUTHORIZED !== 'false',
+    }
+  }
+  return settings
+}
+
+export function databaseUrlFromEnv(env: Env = process.env): string {
+  const url = env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL
+  try {
+    new URL(url)
+  } catch (error) {
+    throw new UsageError(`DATABASE_URL "${redactString(url)}" is not a URL`, {
+      cause: error,
+      hint: 'for example DATABASE_URL=postgres://postgres@127.0.0.1:5432/cutover',
+    })
+  }
+  return url
+}
+
+export function connectionSettingsFromEnv(env: Env = process.env): ConnectionSettings {
+  return {kafka: kafkaSettingsFromEnv(env), databaseUrl: databaseUrlFromEnv(env)}
+}
+
+/** host:port/db of a database URL, without credentials: safe to print. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`
+  } catch {
+    return redactString(url)
+  }
+}

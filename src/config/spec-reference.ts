@@ -1,0 +1,181 @@
+/**
+ * The spec reference (docs/spec-reference.md) generated from the one schema in ./spec.ts
+ * (through zod's JSON Schema export, input side), so the documentation cannot drift from
+ * what `pipeline validate` accepts. A unit test checks the committed file equals this output;
+ * regenerate with:
+ *
+ *   npx tsx -e "import('./src/config/spec-reference.ts').then(m => process.stdout.write(m.specReferenceMarkdown()))" > docs/spec-reference.md
+ */
+import {z} from 'zod'
+import {BOOLEAN_WORDS} from '../normalize/boolean.js'
+import {DATE_TOKENS} from '../normalize/timestamp.js'
+import {PipelineSpecSchema} from './spec.js'
+
+interface JsonSchema {
+  type?: string | string[]
+  const?: unknown
+  enum?: unknown[]
+  anyOf?: JsonSchema[]
+  properties?: Record<string, JsonSchema>
+  additionalProperties?: JsonSchema | boolean
+  items?: JsonSchema
+  required?: string[]
+  default?: unknown
+  description?: string
+  pattern?: string
+  minimum?: number
+  maximum?: number
+  minItems?: number
+  minLength?: number
+  maxLength?: number
+}
+
+const DURATION_PATTERN = '^(\\d+)(ms|s|m|h|d)$'
+
+function isDuration(s: JsonSchema): boolean {
+  return !!s.anyOf?.some((a) => a.pattern === DURATION_PATTERN)
+}
+
+function formatMs(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms !== 0 && ms % size === 0) return `${ms / size}${unit}`
+  }
+  return `${ms}ms`
+}
+
+function typeOf(s: JsonSchema): string {
+  if (isDuration(s)) return 'duration (`100ms`, `10s`, `5m`, `1h`, `1d`)'
+  if (s.const !== undefined) return `\`${String(s.const)}\``
+  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ')
+  if (s.anyOf) return s.anyOf.map(typeOf).join(' or ')
+  if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'values'}`
+  if (s.type === 'object') return s.properties ? 'mapping (below)' : `mapping of name → ${s.additionalProperties && typeof s.additionalProperties === 'object' ? typeOf(s.additionalProperties) : 'value'}`
+  if (Array.isArray(s.type)) return s.type.join(' or ')
+  if (s.type === 'integer') return s.minimum !== undefined && s.maximum !== undefined && s.maximum < 1e9 ? `integer ${s.minimum}–${s.maximum}` : 'integer'
+  if (s.type === 'string' && s.pattern) return `string`
+  return s.type ?? 'any'
+}
+
+function defaultOf(s: JsonSchema, key: string, required: boolean): string {
+  if (s.default !== undefined && (s as {'x-default'?: string})['x-default'] === undefined) {
+    if (isDuration(s) && typeof s.default === 'number') return `\`${formatMs(s.default)}\``
+    if (Array.isArray(s.default)) return '`[]`'
+    if (typeof s.default === 'object') return 'see below'
+    return `\`${JSON.stringify(s.default)}\``
+  }
+  const shown = (s as {'x-default'?: string})['x-default']
+  if (shown !== undefined) return shown === 'see below' ? shown : `\`${shown}\``
+  return required ? '**required**' : key === '' ? '' : '—'
+}
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+}
+
+function table(obj: JsonSchema): string {
+  const req = new Set(obj.required ?? [])
+  const rows = ['| key | type | default | description |', '| --- | --- | --- | --- |']
+  for (const [k, v] of Object.entries(obj.properties ?? {})) {
+    const desc = v.description ?? ''
+    const t = typeOf(v).replace(/\|/g, '\\|').replace(/\\\\\|/g, '\\|')
+    rows.push(`| \`${k}\` | ${t} | ${defaultOf(v, k, req.has(k))} | ${cell(desc)} |`)
+  }
+  return rows.join('\n')
+}
+
+/** Objects to document, in order: [heading, schema]. */
+function sections(root: JsonSchema): [string, JsonSchema][] {
+  const out: [string, JsonSchema][] = [['top level', root]]
+  const walk = (path: string, s: JsonSchema) => {
+    for (const [k, v] of Object.entries(s.properties ?? {})) {
+      const inner = v.type === 'array' && v.items ? v.items : v
+      const name = v.type === 'array' ? `${path}${k}[]` : `${path}${k}`
+      if (inner.properties) {
+        out.push([name, inner])
+        walk(`${name}.`, inner)
+      } else if (inner.type === 'object' && inner.additionalProperties && typeof inner.additionalProperties === 'object' && inner.additionalProperties.properties) {
+        out.push([`${name}.<name>`, inner.additionalProperties])
+        walk(`${name}.<name>.`, inner.additionalProperties)
+      }
+    }
+  }
+  walk('', root)
+  return out
+}
+
+/** The Markdown reference of the pipeline spec, generated from the schema. */
+export function specReferenceMarkdown(): string {
+  const root = z.toJSONSchema(PipelineSpecSchema, {io: 'input', unrepresentable: 'any'}) as JsonSchema
+  const parts = [
+    '# Pipeline spec reference (version 1)',
+    '',
+    '<!-- Generated from src/config/spec.ts by src/config/spec-reference.ts; do not edit by hand. -->',
+    '',
+    'A pipeline spec is a YAML file checked by `cutover pipeline validate <spec>`. Every mapping is',
+    'strict: an unknown key is an error that lists the allowed keys. Errors point to',
+    '`file:line:column`. Durations are written `100ms`, `10s`, `5m`, `1h`, `1d` (or a number of',
+    'milliseconds). The example in DESIGN.md is `fixtures/specs/card-transactions.yaml`.',
+    '',
+    'Besides the shape below, `validate` checks meaning: `key`, `event_time`, `dedupe.by`,',
+    '`enrich[].on`, `windows[].by` and `sinks[].group_by` name defined fields (`group_by` may also',
+    'use `business_date` and enriched columns); `event_time` is a timestamp field; a decimal field has',
+    '`scale`; a timestamp field has `formats` that compile and a valid IANA `timezone`; `pattern` is a',
+    'valid regular expression; `default` is a valid value of its field; `sum(x)` sums a decimal or',
+    'integer field; `rules[].when` refers to window aggregates and lookup columns that exist',
+    '(`velocity.txn_count`); csv sources have `columns` (or `header: true`) and fixed sources a',
+    '`copybook`.',
+    '',
+    'How values are normalized (decimal separators, date formats, ambiguity) is documented at the top',
+    'of each file in `src/normalize/`.',
+  ]
+  for (const [heading, s] of sections(root)) {
+    parts.push('', `## \`${heading}\``, '')
+    if (s.description) parts.push(s.description.charAt(0).toUpperCase() + s.description.slice(1) + '.', '')
+    parts.push(table(s))
+  }
+  parts.push(...valueRules())
+  return parts.join('\n') + '\n'
+}
+
+/** How the normalizer reads values, from the same constants the code uses. */
+function valueRules(): string[] {
+  return [
+    '',
+    '## How values are read',
+    '',
+    'Every field goes through one normalizer (`src/normalize/`), the same for `normalize`,',
+    '`stream run`, backfill, parity and `pipeline test`. A record with problems is rejected with',
+    'every field problem listed, each with a code, the field, the value (masked when `sensitive`)',
+    'and the record position.',
+    '',
+    '| type | output | accepted | rejected as |',
+    '| --- | --- | --- | --- |',
+    '| `string` | text | any text; JSON numbers and booleans as text | `PATTERN_MISMATCH`, `SCHEMA_VIOLATION` (max_length, JSON object) |',
+    '| `decimal` | `"1234.50"`, exactly `scale` digits | `1 234,56` `1.234,56` `1,234.56` `1\'234.56` `(12.50)` `12.50-` `+12` `-0,5`; JSON numbers that print exactly | `UNPARSEABLE_AMOUNT` (not a number, more digits than `scale`, overflow of `precision`, ambiguous `1,234`) |',
+    '| `integer` | `"42"` (int64) | `+42` `-7` `1 234` `1\'234`; safe JSON integers | `SCHEMA_VIOLATION` |',
+    '| `timestamp` | `"2026-11-20T09:15:00.000Z"` | `formats` in `timezone` | `UNPARSEABLE_DATE`, `AMBIGUOUS_DATE` |',
+    '| `date` | `"2026-11-20"` | `formats` (default `yyyy-MM-dd`) | `UNPARSEABLE_DATE`, `AMBIGUOUS_DATE` |',
+    `| \`boolean\` | true / false | ${BOOLEAN_WORDS.map((w) => `\`${w}\``).join(' ')} (any case); JSON true/false, 1/0 | \`SCHEMA_VIOLATION\` |`,
+    '',
+    'A missing or empty value is `null`, or `default`, or `REQUIRED_FIELD_EMPTY` when `required`.',
+    '',
+    '**Decimal separators.** With both `.` and `,` the last one is the decimal separator; one of',
+    'them several times is grouping; one of them once is the decimal separator, except the',
+    'ambiguous shape `d{1,3}<sep>ddd` (`1,234`, `12.500`), which is rejected unless the field sets',
+    '`decimal_separator`. Amounts are never rounded: extra fractional digits are rejected unless',
+    'they are zeros.',
+    '',
+    '**Dates.** Every format is tried. A value that two formats read as different instants is',
+    '`AMBIGUOUS_DATE` (never a guess); an impossible date (`31.02.2026`), or a local time skipped by',
+    'a DST change, is `UNPARSEABLE_DATE`; a local time that a DST change repeats is `AMBIGUOUS_DATE`.',
+    '',
+    '| format token | reads |',
+    '| --- | --- |',
+    ...DATE_TOKENS.map(([t, m]) => `| \`${t}\` | ${cell(m)} |`),
+  ]
+}

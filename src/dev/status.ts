@@ -1,0 +1,42 @@
+/**
+ * What `dev status` reports: is the broker up (and is it ours), is PostgreSQL up, their
+ * versions and addresses. Unreachable services are reported, not thrown; the command
+ * decides the exit code (3, naming the one that is down).
+ */
+import type {ConnectionSettings} from '../config/env.js'
+import {describeDatabaseUrl} from '../config/env.js'
+import {probeKafka} from '../kafka/client.js'
+import {probeDatabase} from '../pg/pool.js'
+import {describeError} from '../errors.js'
+import type {Logger} from '../log.js'
+import {managedBroker} from './broker.js'
+
+export interface ServiceStatus {
+  status: 'up' | 'down'
+  address: string
+  version: string | null
+  error?: string
+}
+
+export interface DevStatusResult {
+  kafka: ServiceStatus & {clusterId: string | null; managed: boolean; pid: number | null; stateDir: string}
+  postgresql: ServiceStatus
+  unreachable: ('kafka' | 'postgresql')[]
+}
+
+export async function devStatus(settings: ConnectionSettings, stateDir: string, logger?: Logger): Promise<DevStatusResult> {
+  const managed = managedBroker(stateDir)
+  const kafkaAddress = settings.kafka.brokers.join(',')
+  const [k, p] = await Promise.allSettled([probeKafka(settings.kafka, logger), probeDatabase(settings.databaseUrl)])
+  const ours = managed !== null && settings.kafka.brokers.includes(`${managed.host}:${managed.port}`)
+  const kafka: DevStatusResult['kafka'] =
+    k.status === 'fulfilled'
+      ? {status: 'up', address: kafkaAddress, version: ours ? managed.version : null, clusterId: k.value.clusterId, managed: ours, pid: ours ? managed.pid : null, stateDir}
+      : {status: 'down', address: kafkaAddress, version: null, clusterId: null, managed: false, pid: null, stateDir, error: describeError(k.reason)}
+  const postgresql: ServiceStatus =
+    p.status === 'fulfilled'
+      ? {status: 'up', address: p.value.address, version: p.value.version}
+      : {status: 'down', address: describeDatabaseUrl(settings.databaseUrl), version: null, error: describeError(p.reason)}
+  const unreachable = [...(kafka.status === 'down' ? (['kafka'] as const) : []), ...(postgresql.status === 'down' ? (['postgresql'] as const) : [])]
+  return {kafka, postgresql, unreachable}
+}

@@ -1,0 +1,105 @@
+/**
+ * The replay ledger, `cutover.replays` (migration 4): one row per replay, the PostgreSQL half
+ * of its checkpoint and what an auditor reads afterwards (what was selected, sent, parked).
+ *
+ * The Kafka half is the replay's consumer group: its offsets are committed in the same Kafka
+ * transaction as the records sent, so Kafka says exactly what was sent. The row is updated
+ * after each transaction commits; a crash in between leaves the row behind the group, and the
+ * next run re-reads that stretch of the DLQ to count it (./replay.ts) without sending it again.
+ */
+import type {Pool} from '../pg/pool.js'
+
+export interface ReplayTarget {
+  partition: number
+  /** first DLQ offset covered */
+  start: string
+  /** first DLQ offset not covered (the end offset when the replay was first started) */
+  end: string
+}
+
+export interface ReplaySelection {
+  codes: string[]
+  /** as given: ISO-8601 or a duration back from the first run ("2h") */
+  since: string | null
+  until: string | null
+  key: string | null
+  /** 'source' or a topic */
+  to: string
+  max_replays: number
+}
+
+export interface ReplayRow {
+  id: string
+  dlq_topic: string
+  pipeline: string
+  spec_sha256: string
+  selection: ReplaySelection
+  group_id: string
+  targets: ReplayTarget[]
+  /** partition -> next DLQ offset counted */
+  progress: Record<string, string>
+  scanned: number
+  selected: number
+  sent: number
+  parked: number
+  sent_by_topic: Record<string, number>
+  status: 'running' | 'completed' | 'failed'
+  runs: number
+  started_at: string
+  finished_at: string | null
+}
+
+export interface ReplayCounts {
+  scanned: number
+  selected: number
+  sent: number
+  parked: number
+  sentByTopic: Record<string, number>
+}
+
+const COLUMNS = `id, dlq_topic, pipeline, spec_sha256, selection, group_id, targets, progress, scanned::int AS scanned, selected::int AS selected,
+  sent::int AS sent, parked::int AS parked, sent_by_topic, status, runs, started_at::text AS started_at, finished_at::text AS finished_at`
+
+export async function getReplay(pool: Pool, id: string): Promise<ReplayRow | undefined> {
+  const r = await pool.query<ReplayRow>(`SELECT ${COLUMNS} FROM cutover.replays WHERE id = $1`, [id])
+  return r.rows[0]
+}
+
+/** Inserts the row of a new replay, or finds the existing one (then counts one more run). */
+export async function openReplay(
+  pool: Pool,
+  row: Pick<ReplayRow, 'id' | 'dlq_topic' | 'pipeline' | 'spec_sha256' | 'selection' | 'group_id' | 'targets'> & {run_by: string},
+): Promise<{row: ReplayRow; created: boolean}> {
+  const ins = await pool.query(
+    `INSERT INTO cutover.replays (id, dlq_topic, pipeline, spec_sha256, selection, group_id, targets, run_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+    [row.id, row.dlq_topic, row.pipeline, row.spec_sha256, JSON.stringify(row.selection), row.group_id, JSON.stringify(row.targets), row.run_by],
+  )
+  const created = (ins.rowCount ?? 0) > 0
+  if (!created) await pool.query(`UPDATE cutover.replays SET runs = runs + 1, updated_at = now() WHERE id = $1 AND status <> 'completed'`, [row.id])
+  return {row: (await getReplay(pool, row.id))!, created}
+}
+
+/**
+ * Adds the counts of one stretch of a partition, [progress, next), and moves its progress to
+ * `next` - only if the row is still at `from` (a stretch is never counted twice).
+ */
+export async function recordProgress(pool: Pool, id: string, partition: number, from: bigint, next: bigint, c: ReplayCounts): Promise<boolean> {
+  const r = await pool.query(
+    `UPDATE cutover.replays SET
+       progress = progress || jsonb_build_object($2::text, $4::text),
+       scanned = scanned + $5, selected = selected + $6, sent = sent + $7, parked = parked + $8,
+       sent_by_topic = (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
+         SELECT k, sum(v)::bigint AS v FROM (
+           SELECT key AS k, value::bigint AS v FROM jsonb_each_text(sent_by_topic)
+           UNION ALL SELECT key, value::bigint FROM jsonb_each_text($9::jsonb)) x GROUP BY k) y),
+       updated_at = now()
+     WHERE id = $1 AND coalesce(progress ->> $2::text, (SELECT t ->> 'start' FROM jsonb_array_elements(targets) t WHERE (t ->> 'partition')::int = $2::int)) = $3::text`,
+    [id, partition, from.toString(), next.toString(), c.scanned, c.selected, c.sent, c.parked, JSON.stringify(c.sentByTopic)],
+  )
+  return (r.rowCount ?? 0) > 0
+}
+
+export async function finishReplay(pool: Pool, id: string, status: 'completed' | 'failed'): Promise<void> {
+  await pool.query(`UPDATE cutover.replays SET status = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [id, status])
+}

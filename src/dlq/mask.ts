@@ -1,0 +1,74 @@
+/**
+ * How a dead letter's value is shown in samples, without ever showing a sensitive value:
+ *
+ * - with a spec (`--spec`), a JSON value is shown with the input fields of every `sensitive`
+ *   field masked (`from`, dotted paths included) by the normalizer's own `maskValue`;
+ * - without a spec nothing is known to be safe: every leaf of the JSON value is masked and
+ *   only the structure (member names) is shown;
+ * - a value that is not a JSON object is shown as text (cut at 200 characters) only when a
+ *   spec is given and has no sensitive field; otherwise only its size is said.
+ */
+import type {PipelineSpec} from '../config/spec.js'
+import {maskValue} from '../normalize/index.js'
+
+export type ValueMasking = 'sensitive-fields' | 'all'
+
+export interface ShownValue {
+  /** the value as shown: a JSON value with masked leaves, a text preview, or null */
+  value: unknown
+  masking: ValueMasking
+  /** why the value (or part of it) is not shown */
+  note?: string
+}
+
+/** Input paths (dotted `from`) of the spec's sensitive fields. */
+export function sensitivePaths(spec: PipelineSpec | undefined): string[][] | undefined {
+  if (!spec) return undefined
+  return Object.values(spec.fields)
+    .filter((f) => f.sensitive)
+    .map((f) => f.from.split('.'))
+}
+
+function maskLeaf(v: unknown): unknown {
+  if (v === null || v === undefined) return v
+  if (typeof v === 'object') return maskAll(v)
+  return maskValue(String(v))
+}
+
+function maskAll(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(maskLeaf)
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, maskLeaf(x)]))
+  return maskLeaf(v)
+}
+
+function maskPath(obj: Record<string, unknown>, path: string[]): void {
+  const [head, ...rest] = path
+  if (head === undefined || !Object.prototype.hasOwnProperty.call(obj, head)) return
+  const v = obj[head]
+  if (rest.length === 0) obj[head] = maskAll(v)
+  else if (v !== null && typeof v === 'object' && !Array.isArray(v)) maskPath(v as Record<string, unknown>, rest)
+}
+
+export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] | undefined): ShownValue {
+  const masking: ValueMasking = sensitive ? 'sensitive-fields' : 'all'
+  if (value === null) return {value: null, masking, note: 'no value (a tombstone, or omitted by the relay)'}
+  let parsed: unknown
+  let text: string | undefined
+  try {
+    text = new TextDecoder('utf-8', {fatal: true}).decode(value)
+    parsed = JSON.parse(text)
+  } catch {
+    parsed = undefined
+  }
+  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+    if (!sensitive) return {value: maskAll(parsed), masking, note: 'every value masked: pass --spec to show the fields that are not sensitive'}
+    const copy = parsed as Record<string, unknown>
+    for (const p of sensitive) maskPath(copy, p)
+    return {value: copy, masking}
+  }
+  if (sensitive && sensitive.length === 0) {
+    const shown = text ?? value.toString('utf8') // invalid UTF-8 shows as U+FFFD here: it is a preview
+    return {value: shown.length > 200 ? `${shown.slice(0, 200)}…` : shown, masking}
+  }
+  return {value: null, masking, note: `${value.length} bytes, not a JSON object: not shown (${sensitive ? 'the spec has sensitive fields' : 'no --spec'})`}
+}

@@ -1,0 +1,141 @@
+/**
+ * `dlq replay --dry-run`: what a replay would do with the CURRENT spec, writing nothing.
+ *
+ * Each selected dead letter goes through the stream runtime's own prepare stages (decode,
+ * normalize, validate: src/runtime/stages, built from the current spec exactly as `stream run`
+ * builds them), then through a read-only copy of the dedupe decision: the key's stored payload
+ * hash in `cutover.stream_dedupe` (same hash: a duplicate, dropped; another hash:
+ * DUPLICATE_CONFLICT), and the keys seen earlier in the same selection (the first one wins, as
+ * when the replayed records are consumed in order). What passes all of that "would now pass":
+ * it is what the sink gains. Enrichment, windows and sink constraints are not predicted.
+ * Records past --max-replays, and those whose value the relay could not publish
+ * (`cutover.value.omitted`), are counted as `would_park` and not run.
+ */
+import type {KafkaMessage} from 'kafkajs'
+import type {LoadedSpec} from '../config/spec.js'
+import {namesOf} from '../config/spec.js'
+import type {Logger} from '../log.js'
+import type {Pool} from '../pg/pool.js'
+import {checkSourceFormat} from '../runtime/stages/decode.js'
+import {payloadHash} from '../runtime/stages/dedupe.js'
+import {STAGES} from '../runtime/stages/index.js'
+import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../runtime/types.js'
+import type {DlqRecord} from './reader.js'
+
+/** What a dry run predicts for the dead letters of one (original) code. */
+export interface DlqPrediction {
+  selected: number
+  /** pass decode, normalize, validate and dedupe: the sink gains these */
+  would_pass: number
+  /** pass, but repeat a record already written (or earlier in the selection): dropped */
+  duplicates: number
+  /** new code -> count */
+  still_failing: Record<string, number>
+  /** past --max-replays, or without their value: would go to the parking topic */
+  would_park: number
+}
+
+const PREPARE = ['decode', 'normalize', 'validate'] as const
+const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+
+export class ReplayPredictor {
+  private readonly stages: Stage[]
+  private readonly by: string[]
+  private readonly seen = new Map<string, string>()
+  readonly predictions = new Map<string, DlqPrediction>()
+  private dedupeTable = true
+
+  constructor(
+    private readonly loaded: LoadedSpec,
+    private readonly pool: Pool | undefined,
+    private readonly maxReplays: number,
+    logger: Logger,
+    maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+  ) {
+    const ctx: PipelineContext = {loaded, pipeline: loaded.spec.name, schema: 'public', maxRecordBytes, dedupeRetentionMs: 7 * 86_400_000, logger}
+    checkSourceFormat(ctx)
+    this.stages = PREPARE.map((name) => {
+      const make = STAGES.get(name)
+      const stage = make?.(ctx)
+      if (!stage) throw new Error(`the runtime has no ${name} stage`)
+      return stage
+    })
+    this.by = namesOf(loaded.spec.dedupe?.by)
+  }
+
+  private prediction(code: string): DlqPrediction {
+    let p = this.predictions.get(code)
+    if (!p) {
+      p = {selected: 0, would_pass: 0, duplicates: 0, still_failing: {}, would_park: 0}
+      this.predictions.set(code, p)
+    }
+    return p
+  }
+
+  /** The dedupe stage's key (src/runtime/stages/dedupe.ts keeps its keyOf private; same formula). */
+  private keyOf(r: NormalizedRecord): string {
+    return this.by.length === 1 ? String(r[this.by[0]!]) : JSON.stringify(this.by.map((f) => r[f] ?? null))
+  }
+
+  private async storedHashes(keys: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    if (!this.pool || keys.length === 0 || !this.dedupeTable) return out
+    try {
+      const r = await this.pool.query<{key: string; h: string}>(
+        `SELECT key, encode(payload_sha256, 'hex') AS h FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2::text[])`,
+        [this.loaded.spec.name, keys],
+      )
+      for (const row of r.rows) out.set(row.key, row.h)
+    } catch (e) {
+      if ((e as {code?: string}).code !== '42P01') throw e
+      this.dedupeTable = false // never migrated: nothing was ever written
+    }
+    return out
+  }
+
+  /** Predicts a batch of selected dead letters (in DLQ order). */
+  async add(records: readonly DlqRecord[]): Promise<void> {
+    const items: {item: WorkItem; code: string}[] = []
+    for (const r of records) {
+      const p = this.prediction(r.view.code)
+      p.selected++
+      if (r.view.replayCount + 1 > this.maxReplays || r.view.valueOmitted !== null) {
+        p.would_park++
+        continue
+      }
+      const message = {key: r.key, value: r.value, headers: r.headers, timestamp: r.view.source.timestamp ?? r.timestamp, attributes: 0, offset: r.view.source.offset ?? r.offset} as KafkaMessage
+      items.push({
+        code: r.view.code,
+        item: {message, topic: r.view.source.topic ?? this.loaded.spec.source.topic, partition: r.view.source.partition ?? r.partition, offset: BigInt(message.offset), status: 'ok'},
+      })
+    }
+    const work = items.map((i) => i.item)
+    for (const stage of this.stages) await stage.run(work, null)
+    const okKeys = this.by.length === 0 ? [] : [...new Set(work.filter((i) => i.status === 'ok' && i.record).map((i) => this.keyOf(i.record!)))]
+    const stored = await this.storedHashes(okKeys)
+    for (const {item, code} of items) {
+      const p = this.prediction(code)
+      if (item.status !== 'ok') {
+        const c = item.dead?.code ?? 'SCHEMA_VIOLATION'
+        p.still_failing[c] = (p.still_failing[c] ?? 0) + 1
+        continue
+      }
+      if (this.by.length === 0 || !item.record) {
+        p.would_pass++
+        continue
+      }
+      const key = this.keyOf(item.record)
+      const hash = payloadHash(item.record)
+      const ref = stored.get(key) ?? this.seen.get(key)
+      if (ref === undefined) {
+        this.seen.set(key, hash)
+        p.would_pass++
+      } else if (ref === hash) p.duplicates++
+      else p.still_failing.DUPLICATE_CONFLICT = (p.still_failing.DUPLICATE_CONFLICT ?? 0) + 1
+    }
+  }
+
+  result(): Record<string, DlqPrediction> {
+    return Object.fromEntries([...this.predictions].sort((a, b) => b[1].selected - a[1].selected || a[0].localeCompare(b[0])))
+  }
+}

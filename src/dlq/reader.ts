@@ -1,0 +1,124 @@
+/**
+ * Reading a dead-letter topic for `dlq inspect`, `dlq stats` and `dlq replay --dry-run`: the
+ * `kafka:` legacy reader (legacy-adapters/kafka.ts) does the consuming — end offsets fixed
+ * before the first fetch (so the read ends), `--since`/`--until` as record-timestamp ranges
+ * per partition, a throw-away consumer group, no offset commits — and this module turns
+ * each message into a `DlqRecord`: the bytes as they are plus the header view (./headers.ts).
+ *
+ * The value is read as latin1 text only because the reader insists on decoding something;
+ * the bytes used are `raw`, untouched.
+ */
+import type {Admin} from 'kafkajs'
+import type {KafkaSettings} from '../config/env.js'
+import {UsageError} from '../errors.js'
+import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
+import type {Logger} from '../log.js'
+import {kafkaRange, readKafka, type PartitionRange} from '../../legacy-adapters/kafka.js'
+import {deadLetterView, type DeadLetterView} from './headers.js'
+
+export type DlqHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>
+
+export interface DlqRecord {
+  partition: number
+  offset: string
+  /** the dead letter's Kafka timestamp, ms as a string */
+  timestamp: string
+  key: Buffer | null
+  value: Buffer | null
+  headers: DlqHeaders
+  view: DeadLetterView
+}
+
+export interface DlqReadOptions {
+  topic: string
+  kafka: KafkaSettings
+  /** ms since epoch: the first record at or after (per partition) */
+  since?: number
+  /** ms since epoch: up to the first record at or after, exclusive */
+  until?: number
+  logger?: Logger
+  signal?: AbortSignal
+}
+
+/** Parses `--since`/`--until`: ISO-8601, or a duration back from now ("2h", "30m", "7d"). */
+export function parseTimeFlag(value: string | undefined, flag: string, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined
+  const rel = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim())
+  if (rel) return now - Number(rel[1]) * {s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}[rel[2] as 's' | 'm' | 'h' | 'd']
+  const ms = Date.parse(value)
+  if (!Number.isFinite(ms)) throw new UsageError(`${flag} ${value} is neither an ISO-8601 time nor a duration`, {hint: `e.g. ${flag} 2026-11-20T00:00:00Z or ${flag} 2h`})
+  return ms
+}
+
+/** The dead-letter topic's partitions and the offsets a read covers (fixed now). */
+export async function dlqRanges(admin: Admin, settings: KafkaSettings, topic: string, since?: number, until?: number): Promise<PartitionRange[]> {
+  let topics: string[]
+  try {
+    topics = await admin.listTopics()
+  } catch (e) {
+    throw mapKafkaError(e, settings, 'list topics')
+  }
+  if (!topics.includes(topic)) throw new UsageError(`topic ${topic} does not exist on ${settings.brokers.join(',')}`, {hint: 'check --topic (the spec names it under dlq.topic) and KAFKA_BROKERS'})
+  try {
+    return await kafkaRange(admin, topic, since, until)
+  } catch (e) {
+    throw mapKafkaError(e, settings, `read offsets of ${topic}`)
+  }
+}
+
+/** Opens an admin client, runs `fn`, disconnects. */
+export async function withAdmin<T>(settings: KafkaSettings, logger: Logger | undefined, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = await connectAdmin(createKafka(settings, {mode: 'fail-fast', ...(logger ? {logger} : {})}), settings)
+  try {
+    return await fn(admin)
+  } finally {
+    await admin.disconnect().catch(() => {})
+  }
+}
+
+/** The dead letters of `topic` in the range, in batches (one fetch of one partition each). */
+export async function* readDeadLetters(o: DlqReadOptions): AsyncGenerator<DlqRecord[]> {
+  const params: Record<string, string> = {format: 'text', encoding: 'latin1'}
+  if (o.since !== undefined) params.from = new Date(o.since).toISOString()
+  if (o.until !== undefined) params.to = new Date(o.until).toISOString()
+  const source = readKafka(
+    {scheme: 'kafka', target: o.topic, params, text: `kafka:${o.topic}`},
+    {kafka: o.kafka, ...(o.logger ? {logger: o.logger} : {}), ...(o.signal ? {signal: o.signal} : {})},
+  )
+  for await (const batch of source.batches()) {
+    yield batch.map((r) => {
+      const headers = (r.headers ?? {}) as DlqHeaders
+      const timestamp = r.position.timestamp ?? '0'
+      return {
+        partition: r.position.partition ?? 0,
+        offset: r.position.offset ?? '0',
+        timestamp,
+        key: r.key ?? null,
+        value: r.raw ?? null,
+        headers,
+        view: deadLetterView(headers, timestamp),
+      }
+    })
+  }
+}
+
+/**
+ * The relay publishes at least once (src/runtime/relay.ts): a repeat has the same headers, so
+ * the same source coordinates and failure time. This is the identity used to drop repeats.
+ */
+export function deadLetterIdentity(r: DlqRecord): string | null {
+  const v = r.view
+  if (v.origin !== 'cutover' || v.source.topic === null || v.source.offset === null) return null
+  return `${v.pipeline ?? ''}\u0000${v.source.topic}\u0000${v.source.partition ?? ''}\u0000${v.source.offset}\u0000${v.failedAt ?? ''}`
+}
+
+export interface DlqFilter {
+  codes?: readonly string[]
+  key?: string
+}
+
+export function matchesFilter(r: DlqRecord, f: DlqFilter): boolean {
+  if (f.codes && f.codes.length > 0 && !f.codes.includes(r.view.code)) return false
+  if (f.key !== undefined && (r.key === null || r.key.toString('utf8') !== f.key)) return false
+  return true
+}

@@ -1,0 +1,546 @@
+/**
+ * `dlq replay`: sends selected dead letters back through the pipeline, exactly once.
+ *
+ * Selection: the DLQ offsets between --since and --until (record timestamps, per partition, as
+ * the `kafka:` reader ranges them), then --code and --key. The DLQ topic is only read, never
+ * written.
+ *
+ * Identity: the replay id is derived from the selection (topic, pipeline, codes, since, until,
+ * key, --to, --max-replays) unless --replay-id names one. Its row in `cutover.replays`
+ * (./ledger.ts) fixes the DLQ end offsets it covers on its first run, so running the same
+ * replay again later sends nothing new (even though the DLQ grew with the records that failed
+ * again), and a run killed part-way continues where it stopped.
+ *
+ * Exactly once, per stretch of a DLQ partition (at most `chunk` records):
+ *
+ *   consumer group cutover-replay-<id>  (reads the DLQ, autoCommit off)
+ *   transactional producer, transactional.id cutover-replay-<id> (idempotent)
+ *     BEGIN (Kafka)
+ *       records to their source topic (cutover.source.topic / __connect.errors.topic /
+ *       kafka_dlt-original-topic) or --to <topic>: original key, value, headers byte for
+ *       byte, without the dead-letter headers, plus cutover.replay.count (+1) and
+ *       cutover.replay.id; records whose count would pass --max-replays (or whose value the
+ *       relay could not publish: cutover.value.omitted) go to <dlq>.parked with all their
+ *       headers and cutover.parked.by
+ *       sendOffsets(group, next DLQ offset)
+ *     COMMIT (Kafka)
+ *   UPDATE cutover.replays: counts, progress (only if still at the stretch's start)
+ *
+ * A kill -9 before the Kafka commit: the next run's producer (same transactional.id) fences the
+ * old one and its open transaction is aborted, so consumers reading committed records (stream
+ * run does) never see those records; the group offset has not moved, so they are sent again.
+ * A kill between the Kafka commit and the UPDATE: the group is ahead of the row; the next run
+ * reads that stretch again only to count it. The pipeline's dedupe by key makes a record
+ * replayed by two different replays land once in the sink.
+ */
+import {createHash} from 'node:crypto'
+import {userInfo} from 'node:os'
+import type {Admin, EachBatchPayload, IHeaders, KafkaMessage, Message, Producer} from 'kafkajs'
+import type {ConnectionSettings} from '../config/env.js'
+import {loadSpec, type LoadedSpec} from '../config/spec.js'
+import {CutoverError, UsageError} from '../errors.js'
+import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {silentLogger, type Logger} from '../log.js'
+import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
+import {TokenBucket} from '../runtime/ratelimit.js'
+import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
+import {finishReplay, getReplay, openReplay, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
+import {ReplayPredictor, type DlqPrediction} from './predict.js'
+import {dlqRanges, matchesFilter, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
+
+export type {DlqPrediction}
+
+export interface DlqReplayOptions {
+  /** the dead-letter topic */
+  topic: string
+  /** the pipeline spec (its current version: dry runs use its stages) */
+  spec: string
+  settings: ConnectionSettings
+  codes?: string[]
+  /** ms since epoch */
+  since?: number
+  until?: number
+  /**
+   * --since/--until as the operator wrote them ("2h"): they, not the times they resolve to,
+   * identify the replay, so the same command run again after a crash is the same replay
+   * (which covers the DLQ offsets fixed by its first run).
+   */
+  sinceText?: string
+  untilText?: string
+  key?: string
+  /** 'source' (default): each record's source topic; or a topic name */
+  to?: string
+  /** records per second */
+  rate?: number
+  dryRun?: boolean
+  /** a record replayed this many times already is parked instead (default 3) */
+  maxReplays?: number
+  /** name the replay instead of deriving its id from the selection */
+  replayId?: string
+  /** records per Kafka transaction (default 500, less under --rate) */
+  chunk?: number
+  logger?: Logger
+  signal?: AbortSignal
+  onProgress?: (p: DlqReplayProgress) => void
+}
+
+export interface DlqReplayProgress {
+  /** DLQ records covered so far (this and earlier runs) */
+  scanned: number
+  /** DLQ records the replay covers */
+  total: number
+  selected: number
+  sent: number
+  parked: number
+}
+
+/** The `--json` document of `cutover dlq replay`. */
+export interface DlqReplayResult {
+  dry_run: boolean
+  /** null for a dry run */
+  replay_id: string | null
+  topic: string
+  spec: string
+  pipeline: string
+  /** 'source' or the topic */
+  to: string
+  max_replays: number
+  parked_topic: string
+  /** completed; stopped (a signal: run it again to continue); dry-run */
+  status: 'completed' | 'stopped' | 'dry-run'
+  /** the replay had completed before this run: nothing was sent */
+  already_completed: boolean
+  /** this run continued an earlier, unfinished run */
+  resumed: boolean
+  /** DLQ offsets covered, per partition */
+  targets: ReplayTarget[]
+  /** totals over every run of this replay (the ledger row) */
+  scanned: number
+  selected: number
+  sent: number
+  parked: number
+  sent_by_topic: Record<string, number>
+  /** by this run */
+  sent_now: number
+  parked_now: number
+  /** dry run: per original code, what the current spec does with the records */
+  prediction?: Record<string, DlqPrediction>
+  elapsed_ms: number
+}
+
+const DEFAULT_MAX_REPLAYS = 3
+/** fetches that start after the expected offset before it is taken for a retention gap */
+const GAP_PATIENCE = 20
+
+function selectionOf(o: DlqReplayOptions): ReplaySelection {
+  return {
+    codes: [...new Set(o.codes ?? [])].sort(),
+    since: o.sinceText ?? (o.since === undefined ? null : new Date(o.since).toISOString()),
+    until: o.untilText ?? (o.until === undefined ? null : new Date(o.until).toISOString()),
+    key: o.key ?? null,
+    to: o.to ?? 'source',
+    max_replays: o.maxReplays ?? DEFAULT_MAX_REPLAYS,
+  }
+}
+
+/** The id of a replay: named, or derived from what it selects (so the same replay finds its row). */
+export function replayIdOf(topic: string, pipeline: string, selection: ReplaySelection, named?: string): string {
+  if (named !== undefined) {
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(named)) throw new UsageError(`--replay-id ${named}: use letters, digits, . _ - (at most 100)`)
+    return named
+  }
+  const h = createHash('sha256').update(JSON.stringify({topic, pipeline, ...selection})).digest('hex')
+  return `r-${h.slice(0, 16)}`
+}
+
+function filterOf(o: DlqReplayOptions): DlqFilter {
+  return {...(o.codes && o.codes.length > 0 ? {codes: o.codes} : {}), ...(o.key !== undefined ? {key: o.key} : {})}
+}
+
+function whoAmI(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return process.env.USER ?? 'unknown'
+  }
+}
+
+export async function replayDlq(o: DlqReplayOptions): Promise<DlqReplayResult> {
+  const started = Date.now()
+  const logger = (o.logger ?? silentLogger).namespace('dlq.replay')
+  const loaded = await loadSpec(o.spec)
+  if (o.rate !== undefined && !(o.rate > 0)) throw new UsageError('--rate must be more than 0')
+  const maxReplays = o.maxReplays ?? DEFAULT_MAX_REPLAYS
+  const to = o.to ?? 'source'
+  const base = {
+    topic: o.topic,
+    spec: o.spec,
+    pipeline: loaded.spec.name,
+    to,
+    max_replays: maxReplays,
+    parked_topic: `${o.topic}.parked`,
+  }
+  // an unreachable broker is exit 3 in seconds, not after the resilient client's retries
+  await probeKafka(o.settings.kafka, logger)
+  const url = o.settings.databaseUrl
+  // a dry run writes nothing: no migrations either (a missing cutover schema means nothing was written yet)
+  const pool = await openDatabase(url, {logger, max: 2, applicationName: 'cutover dlq replay', ...(o.dryRun ? {migrate: false} : {})})
+  try {
+    if (o.dryRun) return await dryRun(o, loaded, pool, logger, base, started)
+    return await new Replay(o, loaded, pool, logger).run(base, started)
+  } catch (e) {
+    if (e instanceof CutoverError) throw e
+    const err = e as {code?: unknown; name?: unknown}
+    if (typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code)) throw mapPgError(e, url)
+    if (typeof err.name === 'string' && err.name.startsWith('KafkaJS')) throw mapKafkaError(e, o.settings.kafka, 'replay')
+    throw e
+  } finally {
+    await pool.end().catch(() => {})
+  }
+}
+
+type Base = Pick<DlqReplayResult, 'topic' | 'spec' | 'pipeline' | 'to' | 'max_replays' | 'parked_topic'>
+
+async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logger: Logger, base: Base, started: number): Promise<DlqReplayResult> {
+  const predictor = new ReplayPredictor(loaded, pool, base.max_replays, logger)
+  const admin = await connectAdmin(createKafka(o.settings.kafka, {mode: 'fail-fast', logger}), o.settings.kafka)
+  const targets = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until).finally(() => admin.disconnect().catch(() => {}))
+  const filter = filterOf(o)
+  let scanned = 0
+  let selected = 0
+  const total = targets.reduce((a, t) => a + Number(t.end - t.start), 0)
+  for await (const batch of readDeadLetters({
+    topic: o.topic,
+    kafka: o.settings.kafka,
+    logger,
+    ...(o.since !== undefined ? {since: o.since} : {}),
+    ...(o.until !== undefined ? {until: o.until} : {}),
+    ...(o.signal ? {signal: o.signal} : {}),
+  })) {
+    scanned += batch.length
+    const chosen = batch.filter((r) => matchesFilter(r, filter))
+    selected += chosen.length
+    await predictor.add(chosen)
+    o.onProgress?.({scanned, total, selected, sent: 0, parked: 0})
+  }
+  const prediction = predictor.result()
+  return {
+    ...base,
+    dry_run: true,
+    replay_id: null,
+    status: 'dry-run',
+    already_completed: false,
+    resumed: false,
+    targets: targets.map((t) => ({partition: t.partition, start: t.start.toString(), end: t.end.toString()})),
+    scanned,
+    selected,
+    sent: 0,
+    parked: 0,
+    sent_by_topic: {},
+    sent_now: 0,
+    parked_now: 0,
+    prediction,
+    elapsed_ms: Date.now() - started,
+  }
+}
+
+/** One run of a real replay. */
+class Replay {
+  private readonly logger: Logger
+  private readonly filter: DlqFilter
+  private readonly selection: ReplaySelection
+  private readonly limiter: TokenBucket | undefined
+  private readonly chunk: number
+  private readonly knownTopics = new Set<string>()
+  private sentNow = 0
+  private parkedNow = 0
+
+  constructor(
+    private readonly o: DlqReplayOptions,
+    private readonly loaded: LoadedSpec,
+    private readonly pool: Pool,
+    logger: Logger,
+  ) {
+    this.logger = logger
+    this.filter = filterOf(o)
+    this.selection = selectionOf(o)
+    this.limiter = o.rate ? new TokenBucket(o.rate) : undefined
+    this.chunk = o.chunk ?? (o.rate ? Math.max(1, Math.min(500, Math.ceil(o.rate / 4))) : 500)
+  }
+
+  private resultOf(base: Base, row: ReplayRow, status: DlqReplayResult['status'], flags: {already: boolean; resumed: boolean}, started: number): DlqReplayResult {
+    return {
+      ...base,
+      dry_run: false,
+      replay_id: row.id,
+      status,
+      already_completed: flags.already,
+      resumed: flags.resumed,
+      targets: row.targets,
+      scanned: Number(row.scanned),
+      selected: Number(row.selected),
+      sent: Number(row.sent),
+      parked: Number(row.parked),
+      sent_by_topic: Object.fromEntries(Object.entries(row.sent_by_topic).map(([k, v]) => [k, Number(v)])),
+      sent_now: this.sentNow,
+      parked_now: this.parkedNow,
+      elapsed_ms: Date.now() - started,
+    }
+  }
+
+  async run(base: Base, started: number): Promise<DlqReplayResult> {
+    const {o} = this
+    const settings = o.settings.kafka
+    const id = replayIdOf(o.topic, this.loaded.spec.name, this.selection, o.replayId)
+    const existing = await getReplay(this.pool, id)
+    if (existing?.status === 'completed') {
+      this.logger.info('replay.already_completed', {replay_id: id})
+      return this.resultOf(base, existing, 'completed', {already: true, resumed: false}, started)
+    }
+    const kafka = createKafka(settings, {mode: 'resilient', logger: this.logger, clientId: `cutover-replay-${id}`})
+    const admin = await connectAdmin(kafka, settings)
+    try {
+      const ranges = await dlqRanges(admin, settings, o.topic, o.since, o.until)
+      if (o.to !== undefined && o.to !== 'source') await this.requireTopic(admin, o.to)
+      const groupId = `cutover-replay-${id}`
+      const {row, created} = await openReplay(this.pool, {
+        id,
+        dlq_topic: o.topic,
+        pipeline: this.loaded.spec.name,
+        spec_sha256: this.loaded.sha256,
+        selection: this.selection,
+        group_id: groupId,
+        targets: ranges.map((r) => ({partition: r.partition, start: r.start.toString(), end: r.end.toString()})),
+        run_by: whoAmI(),
+      })
+      const resumed = !created
+      this.logger.info(resumed ? 'replay.resumed' : 'replay.started', {replay_id: id, targets: row.targets})
+      const done = await this.consume(admin, kafka, row, groupId)
+      const after = (await getReplay(this.pool, id))!
+      if (done) {
+        await finishReplay(this.pool, id, 'completed')
+        return this.resultOf(base, {...after, status: 'completed'}, 'completed', {already: false, resumed}, started)
+      }
+      return this.resultOf(base, after, 'stopped', {already: false, resumed}, started)
+    } finally {
+      await admin.disconnect().catch(() => {})
+    }
+  }
+
+  private async requireTopic(admin: Admin, topic: string): Promise<void> {
+    if (this.knownTopics.has(topic)) return
+    const topics = await admin.listTopics()
+    for (const t of topics) this.knownTopics.add(t)
+    if (!this.knownTopics.has(topic)) {
+      throw new UsageError(`topic ${topic} does not exist on ${this.o.settings.kafka.brokers.join(',')}`, {
+        hint: topic === this.o.to ? 'create it, or fix --to' : 'the dead letters name it as their source topic: create it, or send them elsewhere with --to <topic>',
+      })
+    }
+  }
+
+  private async ensureParkedTopic(admin: Admin, partitions: number): Promise<void> {
+    const parked = `${this.o.topic}.parked`
+    if (this.knownTopics.has(parked)) return
+    const topics = await admin.listTopics()
+    for (const t of topics) this.knownTopics.add(t)
+    if (this.knownTopics.has(parked)) return
+    await admin.createTopics({waitForLeaders: true, topics: [{topic: parked, numPartitions: partitions}]}).catch((e: unknown) => {
+      if ((e as {type?: string}).type !== 'TOPIC_ALREADY_EXISTS') throw e
+    })
+    this.knownTopics.add(parked)
+    this.logger.info('replay.parked_topic.created', {topic: parked, partitions})
+  }
+
+  /** Consumes the DLQ stretch by stretch until every partition reached its target end. Returns false when stopped by the signal. */
+  private async consume(admin: Admin, kafka: ReturnType<typeof createKafka>, row: ReplayRow, groupId: string): Promise<boolean> {
+    const {o} = this
+    const topic = o.topic
+    const ends = new Map(row.targets.map((t) => [t.partition, BigInt(t.end)]))
+    const next = new Map(row.targets.map((t) => [t.partition, BigInt(row.progress[String(t.partition)] ?? t.start)]))
+    const total = row.targets.reduce((a, t) => a + Number(BigInt(t.end) - BigInt(t.start)), 0)
+    const progress: DlqReplayProgress = {scanned: Number(row.scanned), total, selected: Number(row.selected), sent: Number(row.sent), parked: Number(row.parked)}
+    // The group is ahead of the ledger after a kill between the Kafka commit and the UPDATE:
+    // that stretch is read again only to be counted.
+    const countOnlyUntil = new Map<number, bigint>()
+    const committed = await admin.fetchOffsets({groupId, topics: [topic]})
+    for (const p of committed.find((t) => t.topic === topic)?.partitions ?? []) {
+      const at = next.get(p.partition)
+      if (at === undefined || p.offset === '-1' || p.offset === '') continue
+      const k = BigInt(p.offset)
+      if (k > at) countOnlyUntil.set(p.partition, k)
+      else if (k < at) this.logger.warn('replay.group_behind_ledger', {partition: p.partition, group: p.offset, ledger: at.toString()})
+    }
+    const open = () => [...next].filter(([p, at]) => at < (ends.get(p) ?? 0n)).map(([p]) => p)
+    if (open().length === 0) return true
+
+    const producer = kafka.producer({transactionalId: groupId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
+    await producer.connect()
+    const consumer = kafka.consumer({groupId, allowAutoTopicCreation: false, readUncommitted: false, sessionTimeout: 10_000, heartbeatInterval: 1000, retry: {retries: 8}})
+    let failure: unknown
+    let finish!: () => void
+    const finished = new Promise<void>((resolve) => (finish = resolve))
+    const stop = () => finish()
+    o.signal?.addEventListener('abort', stop, {once: true})
+    if (o.signal?.aborted) finish()
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!e.payload.restart) {
+        failure = e.payload.error
+        finish()
+      }
+    })
+    const seeked = new Set<number>()
+    const gapWaits = new Map<number, number>()
+
+    const eachBatch = async ({batch, heartbeat, isRunning, isStale, resolveOffset}: EachBatchPayload): Promise<void> => {
+      const p = batch.partition
+      const end = ends.get(p)
+      if (end === undefined || failure !== undefined || o.signal?.aborted) return
+      for (let i = 0; i < batch.messages.length && isRunning() && !isStale() && !o.signal?.aborted; ) {
+        const at = next.get(p)!
+        if (at >= end) break
+        const first = BigInt(batch.messages[i]!.offset)
+        if (first < at) {
+          i++ // fetched before the seek, already counted
+          continue
+        }
+        if (first > at) {
+          // a fetch from the group's offset before our seek: wait for the seek (a few fetches at most);
+          // past that, the records between were deleted by retention
+          const waited = (gapWaits.get(p) ?? 0) + 1
+          gapWaits.set(p, waited)
+          if (!seeked.has(p) || waited <= GAP_PATIENCE) return
+          this.logger.warn('replay.gap', {partition: p, expected: at.toString(), got: first.toString(), note: 'records deleted by retention'})
+        }
+        gapWaits.delete(p)
+        // a stretch never straddles the end of a count-only stretch (what an earlier run sent)
+        const recount = countOnlyUntil.get(p)
+        const stopAt = recount !== undefined && recount > at && recount < end ? recount : end
+        const chunk: KafkaMessage[] = []
+        while (i < batch.messages.length && chunk.length < this.chunk && BigInt(batch.messages[i]!.offset) < stopAt) chunk.push(batch.messages[i++]!)
+        if (chunk.length === 0) break
+        const last = BigInt(chunk[chunk.length - 1]!.offset)
+        if (!(await this.stretch(admin, producer, groupId, p, at, last + 1n, chunk, countOnlyUntil, progress))) return
+        next.set(p, last + 1n)
+        if (recount !== undefined && last + 1n >= recount) countOnlyUntil.delete(p)
+        resolveOffset(last.toString())
+        await heartbeat()
+        if (last + 1n >= end) {
+          consumer.pause([{topic, partitions: [p]}])
+          if (open().length === 0) finish()
+        }
+      }
+    }
+
+    try {
+      await consumer.connect()
+      await consumer.subscribe({topics: [topic], fromBeginning: true})
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        for (const p of e.payload.memberAssignment[topic] ?? []) {
+          const at = next.get(p)
+          const end = ends.get(p)
+          if (at === undefined || end === undefined || at >= end) {
+            consumer.pause([{topic, partitions: [p]}])
+            continue
+          }
+          consumer.seek({topic, partition: p, offset: at.toString()})
+          seeked.add(p)
+        }
+      })
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: async (payload) => {
+          try {
+            await eachBatch(payload)
+          } catch (e) {
+            failure = e
+            finish()
+          }
+        },
+      })
+      await finished
+    } finally {
+      o.signal?.removeEventListener('abort', stop)
+      await consumer.disconnect().catch((e: unknown) => this.logger.warn('replay.consumer.disconnect_failed', {error: e}))
+      await producer.disconnect().catch(() => {})
+    }
+    if (failure !== undefined) throw failure
+    return open().length === 0
+  }
+
+  /** One stretch [from, next) of partition `p`: classify, send in one Kafka transaction with the group offset, then the ledger. False: stopped before sending. */
+  private async stretch(
+    admin: Admin,
+    producer: Producer,
+    groupId: string,
+    p: number,
+    from: bigint,
+    nextOffset: bigint,
+    messages: KafkaMessage[],
+    countOnlyUntil: Map<number, bigint>,
+    progress: DlqReplayProgress,
+  ): Promise<boolean> {
+    const {o} = this
+    const replayId = groupId.slice('cutover-replay-'.length)
+    const counts: ReplayCounts = {scanned: messages.length, selected: 0, sent: 0, parked: 0, sentByTopic: {}}
+    const byTopic = new Map<string, Message[]>()
+    const countOnly = (countOnlyUntil.get(p) ?? -1n) >= nextOffset
+    const parkedTopic = `${o.topic}.parked`
+    for (const m of messages) {
+      const headers = (m.headers ?? {}) as DlqHeaders
+      const r: DlqRecord = {partition: p, offset: m.offset, timestamp: m.timestamp, key: m.key, value: m.value, headers, view: deadLetterView(headers, m.timestamp)}
+      if (!matchesFilter(r, this.filter)) continue
+      counts.selected++
+      const count = r.view.replayCount + 1
+      let target: string
+      let out: Message
+      // past --max-replays, or a value the relay could not publish (replaying it would only fail again)
+      if (count > this.selection.max_replays || r.view.valueOmitted !== null) {
+        counts.parked++
+        target = parkedTopic
+        out = {key: m.key, value: m.value, headers: parkedHeaders(headers, replayId)}
+      } else {
+        target = this.selection.to === 'source' ? (r.view.source.topic ?? this.loaded.spec.source.topic) : this.selection.to
+        counts.sent++
+        counts.sentByTopic[target] = (counts.sentByTopic[target] ?? 0) + 1
+        out = {key: m.key, value: m.value, headers: replayHeaders(headers, replayId, count) as IHeaders}
+      }
+      const list = byTopic.get(target) ?? []
+      list.push(out)
+      byTopic.set(target, list)
+    }
+    if (countOnly) {
+      this.logger.info('replay.recount', {partition: p, from: from.toString(), next: nextOffset.toString(), note: 'sent by an earlier run (Kafka committed), counted now'})
+    } else {
+      for (const t of byTopic.keys()) {
+        if (t === parkedTopic) await this.ensureParkedTopic(admin, (await admin.fetchTopicMetadata({topics: [o.topic]})).topics[0]?.partitions.length ?? 1)
+        else await this.requireTopic(admin, t)
+      }
+      const n = counts.sent + counts.parked
+      if (this.limiter && n > 0) await this.limiter.take(n, o.signal)
+      if (o.signal?.aborted) return false
+      const txn = await producer.transaction()
+      try {
+        if (byTopic.size > 0) await txn.sendBatch({acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({topic, messages: msgs}))})
+        await txn.sendOffsets({consumerGroupId: groupId, topics: [{topic: o.topic, partitions: [{partition: p, offset: nextOffset.toString()}]}]})
+        await txn.commit()
+      } catch (e) {
+        await txn.abort().catch(() => {})
+        throw e
+      }
+      this.sentNow += counts.sent
+      this.parkedNow += counts.parked
+    }
+    if (!(await recordProgress(this.pool, replayId, p, from, nextOffset, counts))) {
+      this.logger.warn('replay.ledger_moved', {partition: p, from: from.toString(), note: 'another run of this replay counted this stretch'})
+    }
+    progress.scanned += counts.scanned
+    progress.selected += counts.selected
+    progress.sent += counts.sent
+    progress.parked += counts.parked
+    o.onProgress?.({...progress})
+    return true
+  }
+}
+

@@ -1,0 +1,136 @@
+/**
+ * The one module that builds kafkajs clients.
+ *
+ * Settings come from `KafkaSettings` (read from KAFKA_* at the edge): brokers, SASL
+ * (plain, scram-sha-256/512), TLS. The snappy codec (kafkajs-snappy) is registered once so
+ * that topics written by JVM producers with `compression.type=snappy` can be read.
+ * kafkajs' own log lines go through our logger (namespaced `kafka`, secrets redacted), and
+ * kafkajs errors are mapped to the project's error types by `mapKafkaError`.
+ */
+import {readFileSync} from 'node:fs'
+import kafkajs from 'kafkajs'
+import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin} from 'kafkajs'
+import SnappyCodec from 'kafkajs-snappy'
+import {CutoverError, ServiceUnavailableError} from '../errors.js'
+import type {KafkaSettings} from '../config/env.js'
+import {silentLogger, type Logger} from '../log.js'
+
+const {Kafka, CompressionTypes, CompressionCodecs, logLevel} = kafkajs
+
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+
+export type {KafkaClient}
+
+export interface ClientOptions {
+  logger?: Logger
+  /**
+   * `fail-fast` for commands that only probe (one attempt, short timeouts: an unreachable
+   * broker is reported in seconds, not kafkajs' minutes of retries); `resilient` for the runtime.
+   */
+  mode?: 'fail-fast' | 'resilient'
+  clientId?: string
+}
+
+function kafkaLogCreator(logger: Logger): logCreator {
+  return () => ({namespace, level, label, log}) => {
+    const {message, ...rest} = log
+    const fields = {kafkajs: namespace, message, ...rest}
+    // kafkajs' errors reach the caller, mapped by mapKafkaError; its own lines (mostly retries) stay below warn.
+    if (level === logLevel.ERROR || level === logLevel.WARN) logger.info(`kafkajs.${label.toLowerCase()}`, fields)
+    else logger.debug(`kafkajs.${label.toLowerCase()}`, fields)
+  }
+}
+
+export function kafkaConfig(settings: KafkaSettings, options: ClientOptions = {}): KafkaConfig {
+  const logger = (options.logger ?? silentLogger).namespace('kafka')
+  const failFast = options.mode === 'fail-fast'
+  const config: KafkaConfig = {
+    clientId: options.clientId ?? settings.clientId,
+    brokers: settings.brokers,
+    connectionTimeout: failFast ? 2000 : 5000,
+    requestTimeout: failFast ? 5000 : 30000,
+    retry: failFast ? {retries: 0} : {retries: 8, initialRetryTime: 200, maxRetryTime: 10000},
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator(logger),
+  }
+  if (settings.sasl) {
+    const {mechanism, username, password} = settings.sasl
+    config.sasl = {mechanism, username, password} as KafkaConfig['sasl']
+  }
+  if (settings.ssl) {
+    const read = (p: string | undefined) => (p ? readFileSync(p, 'utf8') : undefined)
+    config.ssl = {
+      rejectUnauthorized: settings.ssl.rejectUnauthorized,
+      ...(settings.ssl.ca ? {ca: [read(settings.ssl.ca)!]} : {}),
+      ...(settings.ssl.cert ? {cert: read(settings.ssl.cert)} : {}),
+      ...(settings.ssl.key ? {key: read(settings.ssl.key)} : {}),
+    }
+  }
+  return config
+}
+
+export function createKafka(settings: KafkaSettings, options: ClientOptions = {}): KafkaClient {
+  return new Kafka(kafkaConfig(settings, options))
+}
+
+const UNREACHABLE = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSLockTimeout',
+])
+
+/** Maps a kafkajs error to the project's types; keeps it as `cause`. */
+export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'request'): CutoverError {
+  if (e instanceof CutoverError) return e
+  const err = e as {name?: string; message?: string; retriable?: boolean; type?: string; cause?: unknown}
+  const address = settings.brokers.join(',')
+  let root: {name?: string; message?: string} = err
+  // NumberOfRetriesExceeded wraps the last real error.
+  while (root && (root as {originalError?: unknown}).originalError) root = (root as {originalError: typeof root}).originalError
+  if (UNREACHABLE.has(err.name ?? '') || UNREACHABLE.has(root?.name ?? '')) {
+    return new ServiceUnavailableError('kafka', address, `${what} failed: ${root?.message ?? err.message ?? String(e)}`, {
+      cause: e,
+      hint: 'start a broker (`cutover dev up`) or point KAFKA_BROKERS at a running one',
+    })
+  }
+  return new CutoverError('KAFKA_ERROR', `Kafka ${what} failed: ${err.message ?? String(e)}`, {
+    cause: e,
+    retriable: err.retriable === true,
+    details: {...(err.type ? {kafka_error: err.type} : {}), brokers: address},
+  })
+}
+
+/** Connects an admin client; an unreachable cluster becomes `ServiceUnavailableError`. */
+export async function connectAdmin(kafka: KafkaClient, settings: KafkaSettings): Promise<Admin> {
+  const admin = kafka.admin()
+  try {
+    await admin.connect()
+    return admin
+  } catch (e) {
+    await admin.disconnect().catch(() => {})
+    throw mapKafkaError(e, settings, 'connect')
+  }
+}
+
+export interface ClusterInfo {
+  clusterId: string
+  controller: number | null
+  brokers: {nodeId: number; host: string; port: number}[]
+}
+
+/** Asks the cluster to describe itself, with one quick attempt. */
+export async function probeKafka(settings: KafkaSettings, logger?: Logger): Promise<ClusterInfo> {
+  const kafka = createKafka(settings, {mode: 'fail-fast', ...(logger ? {logger} : {})})
+  const admin = await connectAdmin(kafka, settings)
+  try {
+    const d = await admin.describeCluster()
+    return {clusterId: d.clusterId, controller: d.controller, brokers: d.brokers}
+  } catch (e) {
+    throw mapKafkaError(e, settings, 'describe cluster')
+  } finally {
+    await admin.disconnect().catch(() => {})
+  }
+}

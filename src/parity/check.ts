@@ -1,0 +1,214 @@
+/**
+ * `parity check` as one library call: reads the options, picks the strategy, runs it into the
+ * core, attributes missing rows (with a spec), writes the report and the ledger row.
+ *
+ * Strategy (reported in `strategy`):
+ *   sql-pushdown  both sides pg: on the same DATABASE_URL and every column comparable in SQL
+ *                 (./sql-pushdown.ts): PostgreSQL joins, only differences come back;
+ *   bisect        both sides pg: in different databases (./bisect.ts): checksums of key ranges,
+ *                 rows only for the ranges that differ;
+ *   merge         anything else (./merge.ts): both sides streamed in key order, merge-joined.
+ */
+import {createHash} from 'node:crypto'
+import {writeFile} from 'node:fs/promises'
+import {extname} from 'node:path'
+import type {ReaderContext} from '../../legacy-adapters/index.js'
+import {loadSpec, type LoadedSpec} from '../config/spec.js'
+import {UsageError} from '../errors.js'
+import type {ProgressTracker} from '../jobs/progress.js'
+import {silentLogger, type Logger} from '../log.js'
+import {openDatabase} from '../pg/pool.js'
+import {attributeMissing} from './attribution.js'
+import {bisectStrategy} from './bisect.js'
+import type {ParityCore} from './compare.js'
+import {recordRun} from './ledger.js'
+import {mergeStrategy} from './merge.js'
+import {buildPlan, rightName, type ParityOptions} from './plan.js'
+import {renderCheckReport} from './report.js'
+import {loadRules} from './rules.js'
+import {estimateRows, parseUri, peekColumns, type SideSpec} from './sources.js'
+import {pushdownStrategy} from './sql-pushdown.js'
+import type {ParityCheckResult, Strategy} from './types.js'
+
+export interface CheckDeps {
+  ctx: ReaderContext
+  databaseUrl: string
+  /** per-side database of pg: sources (default databaseUrl): two databases disable the push-down */
+  leftDatabaseUrl?: string
+  rightDatabaseUrl?: string
+  logger?: Logger
+  progress?: ProgressTracker
+  /** write the run to cutover.parity_runs (default true) */
+  record?: boolean
+  /** report file (.md or .html) */
+  out?: string
+  runBy: string
+  now?: () => Date
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/
+
+/** Keys missing on the right looked up for root causes, at most. */
+export const MAX_ATTRIBUTED_KEYS = 100_000
+
+export function reportFormat(path: string): 'md' | 'html' {
+  const ext = extname(path).toLowerCase()
+  if (ext === '.html' || ext === '.htm') return 'html'
+  if (ext === '.md' || ext === '.markdown') return 'md'
+  throw new UsageError(`--out ${path}: unknown report format`, {hint: 'name the report file .md or .html'})
+}
+
+/** Why the check fails (exit 1), or undefined when it passes. */
+export function failureOf(r: ParityCheckResult, opts: Pick<ParityOptions, 'failUnder' | 'strict'>): string | undefined {
+  if (opts.failUnder !== undefined && r.parity_pct < opts.failUnder) return `parity ${r.parity_pct}% is under --fail-under ${opts.failUnder}%`
+  if (opts.strict && r.unexplained > 0) return `${r.unexplained} unexplained difference(s) with --strict`
+  return undefined
+}
+
+function sameDatabase(a: string | undefined, b: string | undefined): boolean {
+  return a !== undefined && a === b
+}
+
+export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Promise<ParityCheckResult> {
+  const started = deps.now?.() ?? new Date()
+  const t0 = performance.now()
+  const log = (deps.logger ?? silentLogger).namespace('parity')
+  if (opts.date !== undefined && !DATE.test(opts.date)) throw new UsageError(`--date ${opts.date} is not yyyy-MM-dd`, {hint: 'write --date 2026-11-20'})
+  if (opts.date !== undefined && opts.dateColumn === undefined) throw new UsageError('--date needs --date-column', {hint: 'name the column that holds the business day: --date-column business_date'})
+  if (opts.failUnder !== undefined && !(opts.failUnder >= 0 && opts.failUnder <= 100)) throw new UsageError(`--fail-under ${opts.failUnder} is not a percentage`, {hint: 'give a number from 0 to 100, e.g. --fail-under 99.99'})
+  const format = deps.out !== undefined ? reportFormat(deps.out) : undefined
+  const leftUri = parseUri(opts.left)
+  const rightUri = parseUri(opts.right)
+  const rules = opts.rulesFile ? await loadRules(opts.rulesFile) : []
+  const spec: LoadedSpec | undefined = opts.specFile ? await loadSpec(opts.specFile) : undefined
+  const ctx: ReaderContext = {...deps.ctx, databaseUrl: deps.databaseUrl, ...(deps.logger ? {logger: deps.logger} : {})}
+  const leftCtx: ReaderContext = {...ctx, databaseUrl: deps.leftDatabaseUrl ?? deps.databaseUrl}
+  const rightCtx: ReaderContext = {...ctx, databaseUrl: deps.rightDatabaseUrl ?? deps.databaseUrl}
+
+  const [leftCols, rightCols] = await Promise.all([peekColumns(leftUri, leftCtx), peekColumns(rightUri, rightCtx)])
+  const plan = buildPlan(opts, leftCols, rightCols, rules, spec?.spec, {left: leftUri.scheme, right: rightUri.scheme})
+  if (spec) plan.collectMissing = MAX_ATTRIBUTED_KEYS
+  plan.date = opts.date ?? null
+  if (opts.dateColumn !== undefined) {
+    if (leftCols && !leftCols.includes(opts.dateColumn)) throw new UsageError(`--date-column ${opts.dateColumn} is not a column of the left side`, {hint: `the left side has: ${leftCols.join(', ')}`})
+  }
+  const date = opts.date !== undefined ? opts.date : null
+  const side = (s: 'left' | 'right'): SideSpec => ({
+    side: s,
+    uri: s === 'left' ? leftUri : rightUri,
+    keyColumns: s === 'left' ? plan.keyColumns : plan.rightKeyColumns,
+    columns: plan.columns.map((c) => (s === 'left' ? c.name : c.right)),
+    ...(opts.date !== undefined ? {date: {column: s === 'left' ? opts.dateColumn! : rightName(opts, opts.dateColumn!), value: opts.date}} : {}),
+  })
+  const left = side('left')
+  const right = side('right')
+
+  const wanted = opts.strategy ?? 'auto'
+  let strategy: Strategy = 'merge'
+  let core: ParityCore
+  let digests: {left: string; right: string}
+  const bothPg = leftUri.scheme === 'pg' && rightUri.scheme === 'pg'
+  let expected: number | undefined
+  if (deps.progress) {
+    const [a, b] = await Promise.all([estimateRows(leftUri, leftCtx), estimateRows(rightUri, rightCtx)])
+    if (a !== undefined && b !== undefined) expected = a + b
+  }
+  const onProgress = (rows: number) => {
+    const p = deps.progress
+    if (!p) return
+    p.done = rows
+    if (expected !== undefined && strategyChosen === 'merge') {
+      const s = p.snapshot()
+      p.extra['of about'] = expected
+      if (s.ratePerSec > 0 && rows < expected) p.extra['ETA s'] = Math.round((expected - rows) / s.ratePerSec)
+    }
+  }
+  let strategyChosen: Strategy = 'merge'
+  const twoDatabases = bothPg && !sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)
+  if (wanted === 'bisect' && !bothPg) throw new UsageError('--strategy bisect needs both sides pg:', {hint: 'leave --strategy out to merge-join the two sources'})
+  if (wanted === 'bisect' || (wanted === 'auto' && twoDatabases)) {
+    const b = await bisectStrategy({plan, left, right, leftDatabaseUrl: leftCtx.databaseUrl!, rightDatabaseUrl: rightCtx.databaseUrl!, logger: log, onProgress, ...(opts.bisectLeafRows ? {leafRows: opts.bisectLeafRows} : {})})
+    strategy = strategyChosen = 'bisect'
+    core = b.core
+    digests = b.digests
+    log.info('parity.bisect.done', {rows_read: b.rowsRead, ranges: b.ranges})
+  } else if ((wanted === 'auto' || wanted === 'sql-pushdown') && bothPg && sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)) {
+    strategyChosen = 'sql-pushdown'
+    const pushed = await pushdownStrategy({plan, left, right, databaseUrl: leftCtx.databaseUrl!, logger: log, onProgress})
+    if (pushed.ok) {
+      strategy = 'sql-pushdown'
+      core = pushed.core
+      digests = pushed.digests
+    } else {
+      if (wanted === 'sql-pushdown') throw new UsageError(`--strategy sql-pushdown: ${pushed.reason}`, {hint: 'leave --strategy out to fall back to merge'})
+      log.info('parity.pushdown.skipped', {reason: pushed.reason})
+      strategyChosen = 'merge'
+      const m = await mergeStrategy({plan, left, right, leftCtx, rightCtx, ...(opts.threads !== undefined ? {threads: opts.threads} : {}), ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}), ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}), onProgress})
+      core = m.core
+      digests = m.digests
+    }
+  } else {
+    if (wanted === 'sql-pushdown') throw new UsageError('--strategy sql-pushdown needs both sides pg: on DATABASE_URL', {hint: 'leave --strategy out to merge-join the two sources'})
+    const m = await mergeStrategy({
+      plan,
+      left,
+      right,
+      leftCtx,
+      rightCtx,
+      ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}),
+      ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}),
+      ...(opts.threads !== undefined ? {threads: opts.threads} : {}),
+      onProgress,
+      onResort: (s) => log.info('parity.merge.external_sort', {side: s, reason: 'the source is not in key order'}),
+    })
+    core = m.core
+    digests = m.digests
+    for (const s of ['left', 'right'] as const) if (m.counters[s].unreadable > 0) log.warn('parity.source.unreadable', {side: s, records: m.counters[s].unreadable})
+  }
+
+  let rootCauses: Record<string, number> | undefined
+  if (spec) {
+    // the stream runtime keeps its outbox and dedupe keys beside its sink: the right side's database
+    const a = await attributeMissing({core, spec: spec.spec, databaseUrl: rightCtx.databaseUrl!, keyColumns: plan.keyColumns, ctx})
+    rootCauses = a
+  }
+  const base = core.finish({digests, strategy, elapsedMs: Math.round(performance.now() - t0), date, ...(rootCauses ? {rootCauses} : {})})
+
+  const reportCtx = {left: opts.left, right: opts.right, key: opts.key, generatedAt: started.toISOString(), runBy: deps.runBy}
+  let report: {path: string; sha256: string} | undefined
+  let reportSha: string
+  if (deps.out !== undefined && format) {
+    const text = renderCheckReport(format, base, reportCtx)
+    await writeFile(deps.out, text)
+    reportSha = createHash('sha256').update(text).digest('hex')
+    report = {path: deps.out, sha256: reportSha}
+  } else {
+    // no report file: the SHA-256 of the result document itself
+    reportSha = createHash('sha256').update(JSON.stringify(base)).digest('hex')
+  }
+  let runId: number | undefined
+  if (deps.record !== false) {
+    const pool = await openDatabase(deps.databaseUrl, {...(deps.logger ? {logger: deps.logger} : {}), max: 1, applicationName: 'cutover-parity'})
+    try {
+      runId = await recordRun(pool, {
+        date,
+        left: opts.left,
+        right: opts.right,
+        options: ledgerOptions(opts),
+        result: base,
+        reportSha256: reportSha,
+        reportPath: deps.out ?? null,
+        runBy: deps.runBy,
+        startedAt: started,
+      })
+    } finally {
+      await pool.end()
+    }
+  }
+  return Object.freeze({...base, ...(runId !== undefined ? {run_id: runId} : {}), ...(report ? {report} : {})})
+}
+
+function ledgerOptions(o: ParityOptions): Record<string, unknown> {
+  const {left: _l, right: _r, ...rest} = o
+  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>
+}

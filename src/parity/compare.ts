@@ -1,0 +1,266 @@
+/**
+ * The pure core of parity (after data-diff's `diff_sets`): it is told, key by key, what each
+ * side holds, and counts. It knows nothing of files, SQL or order of arrival; the strategies
+ * (./merge.ts streams two sorted sources, ./sql-pushdown.ts lets PostgreSQL join and sends
+ * only the differences) feed it, and `finish()` returns frozen stats.
+ *
+ * Per key:
+ *   pair(key, l, r)        once on each side: every column compared (./tolerances.ts)
+ *   leftOnly / rightOnly   missing_in_right / extra_in_right
+ *   duplicate(key, ls, rs) more than one row on a side: reported, never collapsed
+ *   addMatched(n)          n keys known equal without their values (push-down)
+ * Every difference is offered to the known-difference rules (./rules.ts); a key is explained
+ * when all of its differences are.
+ *
+ * Samples are the N smallest differences by (key, kind, column), so that every strategy,
+ * whatever order its rows arrive in, reports the same ones.
+ */
+import type {CompiledRule, DifferenceFacts} from './rules.js'
+import {compareValues, type ColumnPlan} from './tolerances.js'
+import {DIFFERENCE_KINDS, type ColumnStats, type DifferenceKind, type ParityCheckResult, type ParitySample, type RowValues, type Strategy} from './types.js'
+
+export interface ComparePlan {
+  /** key columns, left names */
+  keyColumns: string[]
+  /** key columns, right names */
+  rightKeyColumns: string[]
+  columns: ColumnPlan[]
+  rules: CompiledRule[]
+  /** how many samples to keep */
+  samples: number
+  /** the business day of the check (--date), for rules on times */
+  date?: string | null
+  /** keep up to this many unexplained missing keys for root-cause lookup (0: none) */
+  collectMissing?: number
+}
+
+/** Code-point order of two strings (= UTF-8 byte order = PostgreSQL's COLLATE "C"). */
+export function compareText(a: string, b: string): number {
+  if (a === b) return 0
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) {
+      // surrogates (U+10000..) sort after U+E000..U+FFFF in code-point order
+      const xs = x >= 0xd800 && x <= 0xdfff
+      const ys = y >= 0xd800 && y <= 0xdfff
+      if (xs !== ys && (x >= 0xe000 || y >= 0xe000)) return xs ? 1 : -1
+      return x - y
+    }
+  }
+  return a.length - b.length
+}
+
+export function compareKeys(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const c = compareText(a[i]!, b[i]!)
+    if (c !== 0) return c
+  }
+  return 0
+}
+
+interface SampleEntry {
+  key: string[]
+  kindIx: number
+  colIx: number
+  sample: ParitySample
+}
+
+export class ParityCore {
+  private leftRows = 0
+  private rightRows = 0
+  private matched = 0
+  private mismatched = 0
+  private missing = 0
+  private extra = 0
+  private dupLeft = 0
+  private dupRight = 0
+  private explained = 0
+  private unexplained = 0
+  private readonly columnStats: {mismatches: number; explained: number; max: bigint; maxText: string | null}[]
+  private readonly ruleCounts = new Map<string, number>()
+  private samplesKept: SampleEntry[] = []
+  /** unexplained keys missing on the right, for root-cause attribution */
+  readonly missingKeys: string[][] = []
+  missingKeysDropped = 0
+
+  constructor(readonly plan: ComparePlan) {
+    this.columnStats = plan.columns.map(() => ({mismatches: 0, explained: 0, max: -1n, maxText: null}))
+  }
+
+  get keysSeen(): number {
+    return this.matched + this.mismatched + this.missing + this.extra + this.dupKeys
+  }
+  private dupKeys = 0
+
+  private rowObject(values: RowValues, key: string[]): Record<string, string | null> {
+    const o: Record<string, string | null> = {}
+    this.plan.keyColumns.forEach((k, i) => (o[k] = key[i]!))
+    this.plan.columns.forEach((c, i) => (o[c.name] = values[i] ?? null))
+    return o
+  }
+
+  private keyObject(key: string[]): Record<string, string | null> {
+    const o: Record<string, string | null> = {}
+    this.plan.keyColumns.forEach((k, i) => (o[k] = key[i]!))
+    return o
+  }
+
+  /** Offers a difference to the rules; returns the explanation or null. */
+  private explain(facts: DifferenceFacts): string | null {
+    for (const r of this.plan.rules) {
+      if (r.matches(facts)) {
+        this.ruleCounts.set(r.name, (this.ruleCounts.get(r.name) ?? 0) + 1)
+        return `rule ${r.name}: ${r.reason}`
+      }
+    }
+    return null
+  }
+
+  private sample(key: string[], kind: DifferenceKind, colIx: number, s: Omit<ParitySample, 'key' | 'kind'>): void {
+    const max = this.plan.samples
+    if (max <= 0) return
+    this.samplesKept.push({key, kindIx: DIFFERENCE_KINDS.indexOf(kind), colIx, sample: {key: this.keyObject(key), kind, ...s}})
+    if (this.samplesKept.length >= max * 2 + 64) this.trimSamples()
+  }
+
+  private trimSamples(): void {
+    this.samplesKept.sort((a, b) => compareKeys(a.key, b.key) || a.kindIx - b.kindIx || a.colIx - b.colIx)
+    this.samplesKept.length = Math.min(this.samplesKept.length, this.plan.samples)
+  }
+
+  private settle(allExplained: boolean): void {
+    if (allExplained) this.explained++
+    else this.unexplained++
+  }
+
+  pair(key: string[], l: RowValues, r: RowValues): void {
+    this.leftRows++
+    this.rightRows++
+    const cols = this.plan.columns
+    let differs = false
+    let allExplained = true
+    let lo: Record<string, string | null> | undefined
+    let ro: Record<string, string | null> | undefined
+    for (let i = 0; i < cols.length; i++) {
+      const c = cols[i]!
+      const lv = l[i] ?? null
+      const rv = r[i] ?? null
+      if (lv === rv && c.tolerance === undefined) continue
+      const cmp = compareValues(c, lv, rv)
+      if (cmp.equal) continue
+      differs = true
+      const st = this.columnStats[i]!
+      st.mismatches++
+      if (cmp.absDiffRank !== undefined && cmp.absDiffRank > st.max) {
+        st.max = cmp.absDiffRank
+        st.maxText = cmp.absDiff ?? null
+      }
+      lo ??= this.rowObject(l, key)
+      ro ??= this.rowObject(r, key)
+      const explanation = this.explain({kind: 'mismatch', column: c.name, left: lo, right: ro, absDiff: cmp.absDiff, date: this.plan.date ?? null})
+      if (explanation !== null) st.explained++
+      else allExplained = false
+      this.sample(key, 'mismatch', i, {column: c.name, left: lv, right: rv, explanation})
+    }
+    if (!differs) {
+      this.matched++
+      return
+    }
+    this.mismatched++
+    this.settle(allExplained)
+  }
+
+  leftOnly(key: string[], l: RowValues): void {
+    this.leftRows++
+    this.missing++
+    const lo = this.rowObject(l, key)
+    const explanation = this.explain({kind: 'missing_in_right', column: null, left: lo, right: undefined, absDiff: undefined, date: this.plan.date ?? null})
+    this.settle(explanation !== null)
+    if (explanation === null && this.plan.collectMissing) {
+      if (this.missingKeys.length < this.plan.collectMissing) this.missingKeys.push(key)
+      else this.missingKeysDropped++
+    }
+    this.sample(key, 'missing_in_right', -1, {column: null, left: lo, right: null, explanation})
+  }
+
+  rightOnly(key: string[], r: RowValues): void {
+    this.rightRows++
+    this.extra++
+    const ro = this.rowObject(r, key)
+    const explanation = this.explain({kind: 'extra_in_right', column: null, left: undefined, right: ro, absDiff: undefined, date: this.plan.date ?? null})
+    this.settle(explanation !== null)
+    this.sample(key, 'extra_in_right', -1, {column: null, left: null, right: ro, explanation})
+  }
+
+  /** A key with more than one row on at least one side. */
+  duplicate(key: string[], lefts: RowValues[], rights: RowValues[]): void {
+    this.leftRows += lefts.length
+    this.rightRows += rights.length
+    this.dupKeys++
+    let allExplained = true
+    const lo = lefts[0] ? this.rowObject(lefts[0], key) : undefined
+    const ro = rights[0] ? this.rowObject(rights[0], key) : undefined
+    for (const [kind, n] of [
+      ['duplicate_left', lefts.length],
+      ['duplicate_right', rights.length],
+    ] as const) {
+      if (n < 2) continue
+      if (kind === 'duplicate_left') this.dupLeft++
+      else this.dupRight++
+      const explanation = this.explain({kind, column: null, left: lo, right: ro, absDiff: undefined, date: this.plan.date ?? null})
+      if (explanation === null) allExplained = false
+      this.sample(key, kind, -1, {column: null, left: lefts.length, right: rights.length, explanation})
+    }
+    this.settle(allExplained)
+  }
+
+  /** `n` keys found equal on both sides without their values being sent (push-down). */
+  addMatched(n: number): void {
+    this.matched += n
+    this.leftRows += n
+    this.rightRows += n
+  }
+
+  /** Samples so far (sorted), for attribution to annotate before finish. */
+  currentSamples(): ParitySample[] {
+    this.trimSamples()
+    return this.samplesKept.map((s) => s.sample)
+  }
+
+  finish(meta: {digests: {left: string; right: string}; strategy: Strategy; elapsedMs: number; date: string | null; rootCauses?: Record<string, number>}): ParityCheckResult {
+    this.trimSamples()
+    const union = this.keysSeen
+    const columns: Record<string, ColumnStats> = {}
+    this.plan.columns.forEach((c, i) => {
+      const s = this.columnStats[i]!
+      columns[c.name] = Object.freeze({mismatches: s.mismatches, explained: s.explained, max_abs_diff: s.maxText})
+    })
+    const rules: Record<string, number> = {}
+    for (const r of this.plan.rules) if (this.ruleCounts.has(r.name)) rules[r.name] = this.ruleCounts.get(r.name)!
+    const pct = union === 0 ? 100 : Math.floor(((this.matched + this.explained) / union) * 100 * 10_000) / 10_000
+    const result: ParityCheckResult = {
+      left_rows: this.leftRows,
+      right_rows: this.rightRows,
+      matched: this.matched,
+      mismatched: this.mismatched,
+      missing_in_right: this.missing,
+      extra_in_right: this.extra,
+      duplicate_keys_left: this.dupLeft,
+      duplicate_keys_right: this.dupRight,
+      explained: this.explained,
+      unexplained: this.unexplained,
+      parity_pct: pct,
+      columns: Object.freeze(columns),
+      samples: Object.freeze(this.samplesKept.map((s) => Object.freeze(s.sample))) as ParitySample[],
+      digests: Object.freeze({...meta.digests}),
+      strategy: meta.strategy,
+      elapsed_ms: meta.elapsedMs,
+      rules: Object.freeze(rules),
+      ...(meta.rootCauses ? {root_causes: Object.freeze({...meta.rootCauses})} : {}),
+      date: meta.date,
+    }
+    return Object.freeze(result)
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * From the options of a check (flags, as plain data) and the column names of both sides to
+ * the plan the core runs: key columns on each side, compared columns with their types,
+ * tolerances, string normalization and null handling, and the rules.
+ *
+ * Which columns are compared: `--columns` (left names), else every left column that is not
+ * a key and exists on the right (under its `--map` name). Types come from `--type`, else from
+ * the pipeline spec's field of that name (`--spec`: the same normalizers as the pipeline),
+ * else `decimal` when the column has a numeric tolerance, `timestamp` with a seconds
+ * tolerance, and `string` otherwise.
+ */
+import {UsageError} from '../errors.js'
+import type {FieldSpec, PipelineSpec} from '../config/spec.js'
+import type {ComparePlan} from './compare.js'
+import type {CompiledRule} from './rules.js'
+import {columnConverter, parseNormalization, parseTolerance, parseTypeSpec, type ColumnPlan, type ColumnTypeSpec, type StringNormalization} from './tolerances.js'
+
+export interface ParityOptions {
+  left: string
+  right: string
+  /** key columns, left names */
+  key: string[]
+  /** compared columns, left names (default: all common ones) */
+  columns?: string[]
+  /** left name -> right name */
+  map?: Record<string, string>
+  /** column -> "0.01" | "0.5%" | "2s" */
+  tolerance?: Record<string, string>
+  /** column -> "decimal" | "decimal:," | "integer" | "timestamp[:zone]" | "date" | "boolean" | "string" */
+  types?: Record<string, string>
+  /** column (or "*") -> "trim,lower,nfc" */
+  normalize?: Record<string, string>
+  /** columns where null equals "" (or ["*"]) */
+  nullEqualsEmpty?: string[]
+  rulesFile?: string
+  /** yyyy-MM-dd: limit both sides to this business day (needs dateColumn) */
+  date?: string
+  /** left name of the date column */
+  dateColumn?: string
+  specFile?: string
+  samples?: number
+  failUnder?: number
+  strict?: boolean
+  /** auto (default), merge, sql-pushdown or bisect */
+  strategy?: 'auto' | 'merge' | 'sql-pushdown' | 'bisect'
+  /** rows per sorted run of the external sort (default 100000) */
+  sortRunRows?: number
+  /** directory for sorted runs (default the OS temp dir) */
+  tmpDir?: string
+  /** merge: read the sides in worker threads (default: when a file side is 8 MB or more) */
+  threads?: boolean
+  /** bisect: rows per leaf range (default 1000) */
+  bisectLeafRows?: number
+}
+
+function converterFor(type: ColumnTypeSpec, field: FieldSpec | undefined, name: string, scheme: string, side: 'left' | 'right') {
+  const f = field?.type === type.type ? field : undefined
+  if (side === 'right' && type.type === 'decimal' && type.rightDecimalSeparator) type = {...type, decimalSeparator: type.rightDecimalSeparator}
+  if (type.type === 'decimal' && DOT_DECIMAL_SCHEMES.has(scheme)) {
+    return columnConverter({...type, decimalSeparator: '.'}, f ? {...f, decimal_separator: '.'} : undefined, name)
+  }
+  return columnConverter(type, f, name)
+}
+
+export function rightName(opts: ParityOptions, left: string): string {
+  return opts.map?.[left] ?? left
+}
+
+function fieldFor(spec: PipelineSpec | undefined, left: string, right: string) {
+  if (!spec) return undefined
+  return spec.fields[right] ?? spec.fields[left]
+}
+
+/** Schemes whose values carry decimals with a "." (database text, JSON numbers): never ambiguous. */
+const DOT_DECIMAL_SCHEMES = new Set(['pg', 'kafka'])
+
+export function buildPlan(
+  opts: ParityOptions,
+  leftCols: string[] | undefined,
+  rightCols: string[] | undefined,
+  rules: CompiledRule[],
+  spec?: PipelineSpec,
+  schemes: {left: string; right: string} = {left: 'csv', right: 'csv'},
+): ComparePlan {
+  if (opts.key.length === 0) throw new UsageError('--key is required', {hint: 'give the key column(s): --key txn_id or --key account_id,business_date'})
+  const rightKeys = opts.key.map((k) => rightName(opts, k))
+  const check = (cols: string[] | undefined, names: string[], side: 'left' | 'right', what: string) => {
+    if (!cols) return
+    for (const n of names) {
+      if (!cols.includes(n)) {
+        throw new UsageError(`${what} "${n}" is not a column of the ${side} side`, {hint: `the ${side} side has: ${cols.join(', ')}${side === 'right' ? ' (use --map left=right when names differ)' : ''}`})
+      }
+    }
+  }
+  check(leftCols, opts.key, 'left', 'key column')
+  check(rightCols, rightKeys, 'right', 'key column')
+  let names: string[]
+  if (opts.columns && opts.columns.length > 0) {
+    names = opts.columns.filter((c) => !opts.key.includes(c))
+    check(leftCols, names, 'left', 'column')
+    check(
+      rightCols,
+      names.map((n) => rightName(opts, n)),
+      'right',
+      'column',
+    )
+  } else {
+    const base = leftCols ?? (rightCols ? rightCols.map((r) => Object.entries(opts.map ?? {}).find(([, v]) => v === r)?.[0] ?? r) : [])
+    names = base.filter((c) => !opts.key.includes(c) && (!rightCols || rightCols.includes(rightName(opts, c))))
+  }
+  for (const [name, what] of [
+    ...Object.keys(opts.tolerance ?? {}).map((n) => [n, '--tolerance'] as const),
+    ...Object.keys(opts.types ?? {}).map((n) => [n, '--type'] as const),
+  ]) {
+    if (!names.includes(name)) throw new UsageError(`${what} names "${name}", which is not a compared column`, {hint: `compared columns: ${names.join(', ') || '(none)'}`})
+  }
+  const norm = (name: string): StringNormalization => {
+    const spec = opts.normalize?.[name] ?? opts.normalize?.['*']
+    return spec === undefined ? {trim: false, nfc: false, fold: undefined} : parseNormalization(spec)
+  }
+  const nullAll = opts.nullEqualsEmpty?.includes('*') ?? false
+  const columns: ColumnPlan[] = names.map((name) => {
+    const right = rightName(opts, name)
+    const tolerance = opts.tolerance?.[name] !== undefined ? parseTolerance(name, opts.tolerance[name]) : undefined
+    const field = fieldFor(spec, name, right)
+    let type: ColumnTypeSpec
+    if (opts.types?.[name] !== undefined) type = parseTypeSpec(name, opts.types[name])
+    else if (field) type = {type: field.type, ...(field.timezone ? {timezone: field.timezone} : {}), ...(field.formats ? {formats: field.formats} : {})}
+    else if (tolerance?.kind === 'seconds') type = {type: 'timestamp'}
+    else if (tolerance) type = {type: 'decimal'}
+    else type = {type: 'string'}
+    if (tolerance?.kind === 'seconds' && type.type !== 'timestamp') throw new UsageError(`--tolerance ${name}=${tolerance.text}: seconds apply to timestamp columns only`, {hint: `give --type ${name}=timestamp or a numeric tolerance`})
+    if (tolerance && tolerance.kind !== 'seconds' && type.type !== 'decimal' && type.type !== 'integer') {
+      throw new UsageError(`--tolerance ${name}=${tolerance.text}: numeric tolerances apply to decimal or integer columns`, {hint: `give --type ${name}=decimal`})
+    }
+    return {
+      name,
+      right,
+      type: type.type,
+      tolerance,
+      normalize: norm(name),
+      nullEqualsEmpty: nullAll || (opts.nullEqualsEmpty?.includes(name) ?? false),
+      convert: converterFor(type, field, name, schemes.left, 'left'),
+      convertRight: converterFor(type, field, name, schemes.right, 'right'),
+    }
+  })
+  return {keyColumns: opts.key, rightKeyColumns: rightKeys, columns, rules, samples: opts.samples ?? 20}
+}

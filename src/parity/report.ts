@@ -1,0 +1,99 @@
+/**
+ * The report of one check (`parity check --out report.md|report.html`): the counts, the
+ * columns that differ, the rules that explained what, and the samples. HTML is one
+ * self-contained file (inline CSS, no scripts, no network), for an auditor to keep.
+ */
+import type {ParityCheckResult} from './types.js'
+
+export interface ReportContext {
+  left: string
+  right: string
+  key: string[]
+  generatedAt: string
+  runBy: string
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]!)
+}
+
+function mdCell(v: unknown): string {
+  const s = typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v)
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+}
+
+function counts(r: ParityCheckResult): [string, string][] {
+  return [
+    ['left rows', String(r.left_rows)],
+    ['right rows', String(r.right_rows)],
+    ['matched', String(r.matched)],
+    ['mismatched', String(r.mismatched)],
+    ['missing in right', String(r.missing_in_right)],
+    ['extra in right', String(r.extra_in_right)],
+    ['duplicate keys left', String(r.duplicate_keys_left)],
+    ['duplicate keys right', String(r.duplicate_keys_right)],
+    ['explained', String(r.explained)],
+    ['unexplained', String(r.unexplained)],
+    ['parity', `${r.parity_pct}%`],
+  ]
+}
+
+export function renderCheckMarkdown(r: ParityCheckResult, c: ReportContext): string {
+  const out: string[] = []
+  out.push(`# Parity check${r.date ? ` for ${r.date}` : ''}`, '')
+  out.push(`- left: \`${c.left}\``, `- right: \`${c.right}\``, `- key: ${c.key.join(', ')}`, `- strategy: ${r.strategy}, ${r.elapsed_ms} ms`)
+  out.push(`- digests: left \`${r.digests.left}\`, right \`${r.digests.right}\``, `- run by ${c.runBy} at ${c.generatedAt}`, '')
+  out.push('| count | value |', '| --- | ---: |', ...counts(r).map(([k, v]) => `| ${k} | ${v} |`), '')
+  const cols = Object.entries(r.columns).filter(([, s]) => s.mismatches > 0)
+  out.push('## Columns', '')
+  if (cols.length === 0) out.push('No column differs.', '')
+  else out.push('| column | mismatches | explained | max abs diff |', '| --- | ---: | ---: | ---: |', ...cols.map(([n, s]) => `| ${mdCell(n)} | ${s.mismatches} | ${s.explained} | ${s.max_abs_diff ?? ''} |`), '')
+  const rules = Object.entries(r.rules)
+  if (rules.length > 0) out.push('## Known differences', '', '| rule | differences |', '| --- | ---: |', ...rules.map(([n, k]) => `| ${mdCell(n)} | ${k} |`), '')
+  if (r.root_causes && Object.keys(r.root_causes).length > 0) {
+    out.push('## Root causes of missing rows', '', '| cause | keys |', '| --- | ---: |', ...Object.entries(r.root_causes).map(([n, k]) => `| ${mdCell(n)} | ${k} |`), '')
+  }
+  out.push('## Samples', '')
+  if (r.samples.length === 0) out.push('None.', '')
+  else {
+    out.push('| key | kind | column | left | right | explanation |', '| --- | --- | --- | --- | --- | --- |')
+    for (const s of r.samples) out.push(`| ${mdCell(Object.values(s.key).join(', '))} | ${s.kind} | ${mdCell(s.column)} | ${mdCell(s.left)} | ${mdCell(s.right)} | ${mdCell(s.explanation)} |`)
+    out.push('')
+  }
+  return out.join('\n')
+}
+
+export const HTML_STYLE = `body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:72em;color:#1d1d1f;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f2f3f7}td.n{text-align:right;font-variant-numeric:tabular-nums}code{font:12px ui-monospace,Menlo,monospace;word-break:break-all}
+.ok{color:#116611;font-weight:600}.bad{color:#aa1111;font-weight:600}.muted{color:#667}`
+
+function htmlTable(head: string[], rows: string[][], numeric: boolean[] = []): string {
+  return `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((v, i) => `<td${numeric[i] ? ' class="n"' : ''}>${v}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`
+}
+
+const cell = (v: unknown) => escapeHtml(typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v))
+
+export function renderCheckHtml(r: ParityCheckResult, c: ReportContext): string {
+  const title = `Parity check${r.date ? ` for ${r.date}` : ''}`
+  const parts: string[] = []
+  parts.push(`<h1>${escapeHtml(title)}</h1>`)
+  parts.push(
+    `<p>left <code>${escapeHtml(c.left)}</code><br>right <code>${escapeHtml(c.right)}</code><br>key ${escapeHtml(c.key.join(', '))}; strategy ${r.strategy}, ${r.elapsed_ms} ms<br>digests: left <code>${r.digests.left}</code>, right <code>${r.digests.right}</code><br><span class="muted">run by ${escapeHtml(c.runBy)} at ${escapeHtml(c.generatedAt)}</span></p>`,
+  )
+  parts.push(`<p class="${r.unexplained === 0 ? 'ok' : 'bad'}">parity ${r.parity_pct}% — ${r.unexplained} unexplained difference(s)</p>`)
+  parts.push(htmlTable(['count', 'value'], counts(r).map(([k, v]) => [escapeHtml(k), escapeHtml(v)]), [false, true]))
+  const cols = Object.entries(r.columns).filter(([, s]) => s.mismatches > 0)
+  parts.push('<h2>Columns</h2>', cols.length === 0 ? '<p>No column differs.</p>' : htmlTable(['column', 'mismatches', 'explained', 'max abs diff'], cols.map(([n, s]) => [cell(n), String(s.mismatches), String(s.explained), cell(s.max_abs_diff)]), [false, true, true, true]))
+  const rules = Object.entries(r.rules)
+  if (rules.length > 0) parts.push('<h2>Known differences</h2>', htmlTable(['rule', 'differences'], rules.map(([n, k]) => [cell(n), String(k)]), [false, true]))
+  if (r.root_causes && Object.keys(r.root_causes).length > 0) parts.push('<h2>Root causes of missing rows</h2>', htmlTable(['cause', 'keys'], Object.entries(r.root_causes).map(([n, k]) => [cell(n), String(k)]), [false, true]))
+  parts.push('<h2>Samples</h2>', r.samples.length === 0 ? '<p>None.</p>' : htmlTable(['key', 'kind', 'column', 'left', 'right', 'explanation'], r.samples.map((s) => [cell(Object.values(s.key).join(', ')), s.kind, cell(s.column), cell(s.left), cell(s.right), cell(s.explanation)])))
+  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${HTML_STYLE}</style></head><body>${parts.join('\n')}</body></html>\n`
+}
+
+export function renderCheckReport(format: 'md' | 'html', r: ParityCheckResult, c: ReportContext): string {
+  return format === 'html' ? renderCheckHtml(r, c) : renderCheckMarkdown(r, c)
+}

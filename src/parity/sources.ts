@@ -1,0 +1,226 @@
+/**
+ * One side of a check as keyed rows in key order, from any source URI (legacy-adapters).
+ *
+ *   pg:     the reader's SQL wrapped as `SELECT ... FROM (<sql>) s [WHERE date] ORDER BY
+ *           key::text COLLATE "C"`: PostgreSQL sorts, in the order the core uses (code points);
+ *           identifiers are quoted, the date is a validated literal; read through COPY
+ *           (./pg-copy.ts);
+ *   others: read as they come; `presorted` checks the order on the fly and throws
+ *           NotSortedError at the first key out of order, `sorted: 'external'` sorts first
+ *           (./sort.ts).
+ *
+ * Raw values become text (JSON numbers/booleans as String(v), objects as JSON) or null. Keys
+ * are compared exactly as text (normalize them upstream if a side pads them); a null key is
+ * "" here and in the ORDER BY (the push-down, like SQL, never pairs null keys).
+ */
+import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderContext, type SourceUri} from '../../legacy-adapters/index.js'
+import {pgSql} from '../../legacy-adapters/pg.js'
+import {UsageError} from '../errors.js'
+import {DateMatcher, isFail} from '../normalize/index.js'
+import {compareKeys} from './compare.js'
+import {copyKeyedRows} from './pg-copy.js'
+import {externalSort} from './sort.js'
+import type {KeyedRow} from './types.js'
+import {quoteIdent} from '../pg/ident.js'
+
+export class NotSortedError extends Error {
+  constructor(readonly side: 'left' | 'right') {
+    super(`the ${side} side is not in key order`)
+  }
+}
+
+export {quoteIdent} from '../pg/ident.js'
+
+/** `coalesce(x::text, '')` — the SQL twin of keyText(). */
+export function sqlKeyExpr(alias: string, column: string): string {
+  return `coalesce(${alias}.${quoteIdent(column)}::text, '')`
+}
+
+export function keyText(v: unknown): string {
+  if (v === null || v === undefined) return ''
+  return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v)
+}
+
+export function valueText(v: unknown): string | null {
+  if (v === null || v === undefined) return null
+  if (typeof v === 'string') return v
+  if (typeof v === 'object') return Buffer.isBuffer(v) ? v.toString('utf8') : JSON.stringify(v)
+  return String(v)
+}
+
+export interface SideSpec {
+  side: 'left' | 'right'
+  uri: SourceUri
+  keyColumns: string[]
+  /** compared columns on this side, in plan order */
+  columns: string[]
+  date?: {column: string; value: string}
+}
+
+export interface SideCounters {
+  unreadable: number
+  filtered: number
+}
+
+/** The first record's field names (for the column plan); undefined for an empty source. */
+export async function peekColumns(uri: SourceUri, ctx: ReaderContext): Promise<string[] | undefined> {
+  if (uri.scheme === 'pg') {
+    const u: SourceUri = {...uri, params: {...uri.params, query: `SELECT * FROM (${pgSql(uri)}) AS s LIMIT 0`}, target: ''}
+    return pgColumns(u, ctx)
+  }
+  const it = openSource(uri, ctx)[Symbol.asyncIterator]()
+  try {
+    for (;;) {
+      const r = await it.next()
+      if (r.done) return undefined
+      if (r.value.ok) return Object.keys(r.value.fields)
+    }
+  } finally {
+    await it.return?.()
+  }
+}
+
+async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<string[]> {
+  const pg = (await import('pg')).default
+  const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
+  const {mapPgError} = await import('../pg/pool.js')
+  const url = ctx.databaseUrl ?? DEFAULT_DATABASE_URL
+  const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
+  try {
+    await client.connect()
+    const r = await client.query(uri.params.query!)
+    return r.fields.map((f) => f.name)
+  } catch (e) {
+    const mapped = mapPgError(e, url)
+    const sqlstate = mapped.details.sqlstate
+    if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) throw new UsageError(`source "${uri.text}": ${(e as Error).message}`, {cause: mapped, hint: 'check the table name and the where= or query= SQL'})
+    throw mapped
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/**
+ * About how many rows a side holds, for the ETA of progress lines: a table's planner estimate
+ * (pg_class.reltuples), a CSV's size over the mean line length of its first 64 KiB; undefined
+ * when unknown (queries, fixed-width, topics). Never fails the check.
+ */
+export async function estimateRows(uri: SourceUri, ctx: ReaderContext): Promise<number | undefined> {
+  try {
+    if (uri.scheme === 'pg' && uri.params.query === undefined && uri.params.where === undefined) {
+      const pg = (await import('pg')).default
+      const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
+      const {quoteQualifiedName} = await import('../../legacy-adapters/pg.js')
+      const client = new pg.Client({connectionString: ctx.databaseUrl ?? DEFAULT_DATABASE_URL, application_name: 'cutover-parity'})
+      await client.connect()
+      try {
+        const r = await client.query<{n: number}>('SELECT reltuples::float8 AS n FROM pg_class WHERE oid = $1::regclass', [quoteQualifiedName(uri.target)])
+        const n = r.rows[0]?.n
+        return n !== undefined && n > 0 ? Math.round(n) : undefined
+      } finally {
+        await client.end().catch(() => {})
+      }
+    }
+    if (uri.scheme === 'csv') {
+      const {open} = await import('node:fs/promises')
+      const {isAbsolute, resolve} = await import('node:path')
+      const fh = await open(isAbsolute(uri.target) ? uri.target : resolve(ctx.cwd ?? process.cwd(), uri.target))
+      try {
+        const size = (await fh.stat()).size
+        const buf = Buffer.alloc(Math.min(size, 64 * 1024))
+        const {bytesRead} = await fh.read(buf, 0, buf.length, 0)
+        let lines = 0
+        for (let i = 0; i < bytesRead; i++) if (buf[i] === 10) lines++
+        return lines > 1 ? Math.round((size / bytesRead) * lines) - 1 : undefined
+      } finally {
+        await fh.close()
+      }
+    }
+  } catch {
+    // only an estimate: the check itself reports what is wrong with the source
+  }
+  return undefined
+}
+
+/** The ORDER BY'd SELECT of a pg: side: key columns first, then the compared columns. */
+export function sortedPgSql(s: SideSpec): string {
+  return sortedPgUri(s).params.query!
+}
+
+/** The ORDER BY'd pg: URI of one side. */
+export function sortedPgUri(s: SideSpec): SourceUri {
+  const base = pgSql(s.uri)
+  const cols = [...s.keyColumns, ...s.columns].map((c) => `s.${quoteIdent(c)}`)
+  const order = s.keyColumns.map((k) => `${sqlKeyExpr('s', k)} COLLATE "C"`).join(', ')
+  const where = s.date ? ` WHERE (s.${quoteIdent(s.date.column)})::date = DATE '${s.date.value.replace(/'/g, "''")}'` : ''
+  const query = `SELECT ${cols.join(', ')} FROM (${base}) AS s${where} ORDER BY ${order}`
+  const params: Record<string, string> = {query}
+  if (s.uri.params.batch_size) params.batch_size = s.uri.params.batch_size
+  return {scheme: 'pg', target: '', params, text: s.uri.text}
+}
+
+function dateFilter(s: SideSpec): ((v: unknown) => boolean) | undefined {
+  if (!s.date) return undefined
+  const m = new DateMatcher(['iso', 'dd.MM.yyyy', 'yyyyMMdd', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss', 'epoch_ms'], 'UTC')
+  const want = s.date.value
+  return (v) => {
+    const t = valueText(v)
+    if (t === null) return false
+    const d = m.parse(t.trim(), 'date')
+    return !isFail(d) && d === want
+  }
+}
+
+/** Raw records -> keyed rows (batches). */
+async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters: SideCounters): AsyncGenerator<KeyedRow[]> {
+  const keys = s.keyColumns
+  const cols = s.columns
+  const filter = dateFilter(s)
+  const dateCol = s.date?.column
+  for await (const batch of recordBatches(source)) {
+    const out: KeyedRow[] = []
+    for (const r of batch) {
+      if (!r.ok) {
+        counters.unreadable++
+        continue
+      }
+      const f = r.fields
+      if (filter && !filter(f[dateCol!])) {
+        counters.filtered++
+        continue
+      }
+      const key = new Array<string>(keys.length)
+      for (let i = 0; i < keys.length; i++) key[i] = keyText(f[keys[i]!])
+      const values = new Array<string | null>(cols.length)
+      for (let i = 0; i < cols.length; i++) values[i] = valueText(f[cols[i]!])
+      out.push({key, values})
+    }
+    if (out.length > 0) yield out
+  }
+}
+
+/** Checks key order on the fly; throws NotSortedError at the first key smaller than the one before. */
+export async function* checkOrder(input: AsyncIterable<KeyedRow[]>, side: 'left' | 'right'): AsyncGenerator<KeyedRow[]> {
+  let prev: string[] | undefined
+  for await (const batch of input) {
+    for (const r of batch) {
+      if (prev !== undefined && compareKeys(r.key, prev) < 0) throw new NotSortedError(side)
+      prev = r.key
+    }
+    yield batch
+  }
+}
+
+export type SortMode = 'database' | 'presorted' | 'external'
+
+/** Keyed rows of one side in key order. */
+export function sortedSide(s: SideSpec, mode: SortMode, ctx: ReaderContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncIterable<KeyedRow[]> {
+  if (s.uri.scheme === 'pg') return checkOrder(copyKeyedRows({sql: sortedPgSql(s), keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}), s.side)
+  const rows = project(openSource(s.uri, ctx), s, counters)
+  if (mode === 'external') return externalSort(rows, sortOptions)
+  return checkOrder(rows, s.side)
+}
+
+export function parseUri(text: string): SourceUri {
+  return parseSourceUri(text)
+}

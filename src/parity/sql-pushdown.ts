@@ -1,0 +1,294 @@
+/**
+ * Strategy `sql-pushdown`: both sides are pg: on the same database, so PostgreSQL does the
+ * join and sends back only the rows that may differ; the core (./compare.ts) then judges
+ * those rows exactly as the merge strategy would. All statements run in one REPEATABLE READ,
+ * READ ONLY transaction (one snapshot).
+ *
+ *   1. column types (`LIMIT 0`) decide the SQL prefilter of each column:
+ *        decimal/integer columns numeric on both sides  abs(l - r) > tol   (exact numeric)
+ *        relative tolerance                             abs(l - r) * 100 > pct * abs(l)
+ *        timestamp columns timestamp(tz) on both sides  |l - r| in ms > tol - 1
+ *        anything else                                  l::text IS DISTINCT FROM r::text
+ *      The prefilter never drops a pair the core would call different (equal text is equal
+ *      after any normalization; numeric and time tests are exact or looser), so the results
+ *      are those of the merge strategy; tolerances are bound parameters, identifiers quoted;
+ *   2. duplicate keys: none when a unique index covers the key columns of a table, else
+ *      `GROUP BY key HAVING count(*) > 1`; the rows of those keys are fetched and handed to
+ *      the core, and the join ignores them;
+ *   3. `count(*)` of each side with an order-independent checksum of its rows (the digest:
+ *      SHA-256 of the count and the sum of `hash_record_extended(row)`; md5 before PostgreSQL
+ *      14), on one more connection that shares the snapshot (pg_export_snapshot), in
+ *      parallel with the join;
+ *   4. `FULL OUTER JOIN ... WHERE <a side is missing or a prefilter holds>`, streamed.
+ *   matched = left rows - rows of duplicate keys - missing - pairs sent back as different.
+ *
+ * Keys join on the raw columns when both sides have the same text, integer, date, uuid or
+ * timestamp type (then the values are equal exactly when their text is), else on their text
+ * (`coalesce(k::text, '')`, as sources.ts). Rows with a NULL key never pair here (as in SQL).
+ */
+import {createHash} from 'node:crypto'
+import pg from 'pg'
+import QueryStream from 'pg-query-stream'
+import {pgSql, quoteQualifiedName} from '../../legacy-adapters/pg.js'
+import {UsageError} from '../errors.js'
+import type {Logger} from '../log.js'
+import {mapPgError} from '../pg/pool.js'
+import {ParityCore, type ComparePlan} from './compare.js'
+import {quoteIdent, sqlKeyExpr, type SideSpec} from './sources.js'
+import type {RowValues} from './types.js'
+
+export type PushdownOutcome = {ok: true; core: ParityCore; digests: {left: string; right: string}} | {ok: false; reason: string}
+
+export interface PushdownOptions {
+  plan: ComparePlan
+  left: SideSpec
+  right: SideSpec
+  databaseUrl: string
+  logger?: Logger
+  onProgress?: (rows: number) => void
+}
+
+// Same text forms as the pg: reader (legacy-adapters/pg.ts), so that both strategies hand
+// the core identical values: timestamps with "T", timestamptz in UTC as "Z", booleans as words.
+const identity = (v: string): string => v
+const TEXT_PARSERS: Record<number, (v: string) => unknown> = {
+  16: (v) => (v === 't' ? 'true' : v === 'f' ? 'false' : v),
+  1114: (v) => v.replace(' ', 'T'),
+  1184: (v) => v.replace(' ', 'T').replace(/\+00(?::00)?$/, 'Z'),
+}
+const TEXT_TYPES = {getTypeParser: (oid: number) => TEXT_PARSERS[oid] ?? identity}
+
+const NUMERIC = new Set([20, 21, 23, 1700])
+const INTEGER = new Set([20, 21, 23])
+const TIMESTAMP = new Set([1114, 1184])
+/** types whose equality is equality of their text */
+const TEXT = new Set([25, 1043])
+const EXACT_KEY = new Set([20, 21, 23, 25, 1043, 1082, 2950, 1114, 1184])
+const TYPE_NAME: Record<number, string> = {20: 'int8', 21: 'int2', 23: 'int4', 25: 'text', 1043: 'text', 1082: 'date', 2950: 'uuid', 1114: 'timestamp', 1184: 'timestamptz'}
+
+function relation(s: SideSpec, param: (v: unknown) => string): string {
+  const where = s.date ? ` WHERE (s.${quoteIdent(s.date.column)})::date = ${param(s.date.value)}::date` : ''
+  return `(SELECT s.* FROM (${pgSql(s.uri)}) AS s${where})`
+}
+
+async function columnTypes(client: pg.Client, rel: string, cols: string[], params: unknown[]): Promise<number[]> {
+  const r = await client.query({text: `SELECT ${cols.map((c) => `s.${quoteIdent(c)}`).join(', ') || '1'} FROM ${rel} AS s LIMIT 0`, values: params})
+  return cols.map((_, i) => r.fields[i]!.dataTypeID)
+}
+
+async function hasUniqueKey(client: pg.Client, s: SideSpec): Promise<boolean> {
+  if (s.uri.params.query !== undefined) return false
+  const r = await client.query(
+    `SELECT 1 FROM pg_index i
+      WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
+                         WHERE a.attname <> ALL($2::text[]))
+      LIMIT 1`,
+    [quoteQualifiedName(s.uri.target), s.keyColumns],
+  )
+  return (r.rowCount ?? 0) > 0
+}
+
+function stream(client: pg.Client, text: string, values: unknown[]): AsyncIterable<Record<string, unknown>> {
+  return client.query(new QueryStream(text, values, {batchSize: 5000, types: TEXT_TYPES})) as unknown as AsyncIterable<Record<string, unknown>>
+}
+
+const txt = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+
+export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutcome> {
+  const {plan, left, right} = o
+  const client = new pg.Client({connectionString: o.databaseUrl, application_name: 'cutover-parity'})
+  const fail = (e: unknown) => {
+    const mapped = mapPgError(e, o.databaseUrl)
+    const sqlstate = mapped.details.sqlstate
+    if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) return new UsageError(`parity push-down: ${(e as Error).message}`, {cause: mapped, hint: 'check the tables, columns and where= of both sources'})
+    return mapped
+  }
+  try {
+    await client.connect()
+  } catch (e) {
+    throw fail(e)
+  }
+  client.on('error', (e) => o.logger?.warn('parity.pushdown.connection_error', {error: e}))
+  const helpers: pg.Client[] = []
+  const t0 = performance.now()
+  const stage = (name: string) => o.logger?.debug('parity.pushdown.stage', {stage: name, ms: Math.round(performance.now() - t0)})
+  try {
+    // cursor_tuple_fraction 1: the whole diff is read, so plan for total time (a hash join), not for the first rows
+    await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; SET cursor_tuple_fraction = 1; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    const info = await client.query<{snapshot: string; version: string}>("SELECT pg_export_snapshot() AS snapshot, current_setting('server_version_num') AS version")
+    const snapshot = info.rows[0]!.snapshot
+    const version = Number(info.rows[0]!.version)
+    const params: unknown[] = []
+    const param = (v: unknown) => {
+      params.push(v)
+      return `$${params.length}`
+    }
+    const lrel = relation(left, param)
+    const rrel = relation(right, param)
+    const baseParams = params.slice()
+    const lKeyTypes = await columnTypes(client, lrel, left.keyColumns, baseParams)
+    const rKeyTypes = await columnTypes(client, rrel, right.keyColumns, baseParams)
+    const lTypes = await columnTypes(client, lrel, left.columns, baseParams)
+    const rTypes = await columnTypes(client, rrel, right.columns, baseParams)
+
+    // key expressions: raw typed columns when exact on both sides, else the text twin of sources.keyText
+    const rawKey = plan.keyColumns.map((_, i) => {
+      const a = lKeyTypes[i]!
+      const b = rKeyTypes[i]!
+      return EXACT_KEY.has(a) && (a === b || (INTEGER.has(a) && INTEGER.has(b)) || (TEXT.has(a) && TEXT.has(b)))
+    })
+    const keyExpr = (s: SideSpec, i: number) => (rawKey[i] ? `s.${quoteIdent(s.keyColumns[i]!)}` : sqlKeyExpr('s', s.keyColumns[i]!))
+    const inner = (s: SideSpec, rel: string) =>
+      `(SELECT true AS __p, ${s.keyColumns.map((_, i) => `${keyExpr(s, i)} AS __k${i}`).join(', ')}${s.columns.map((c, i) => `, s.${quoteIdent(c)} AS __c${i}`).join('')} FROM ${rel} AS s)`
+
+    // 1. prefilter per column
+    const preds: string[] = []
+    plan.columns.forEach((c, i) => {
+      const l = `l.__c${i}`
+      const r = `r.__c${i}`
+      const lt = lTypes[i]!
+      const rt = rTypes[i]!
+      const nulls = `((${l} IS NULL) <> (${r} IS NULL))`
+      if ((c.type === 'decimal' || c.type === 'integer') && NUMERIC.has(lt) && NUMERIC.has(rt)) {
+        const t = c.tolerance
+        if (t?.kind === 'abs') preds.push(`${nulls} OR abs(${l}::numeric - ${r}::numeric) > ${param(t.text)}::numeric`)
+        else if (t?.kind === 'rel') preds.push(`${nulls} OR abs(${l}::numeric - ${r}::numeric) * 100 > ${param(t.pct)}::numeric * abs(${l}::numeric)`)
+        else preds.push(`${l} IS DISTINCT FROM ${r}`)
+      } else if (c.type === 'timestamp' && TIMESTAMP.has(lt) && lt === rt) {
+        const ms = c.tolerance?.kind === 'seconds' ? c.tolerance.ms : 0
+        if (ms === 0) preds.push(`${l} IS DISTINCT FROM ${r}`)
+        else preds.push(`${nulls} OR abs(extract(epoch FROM (${l} - ${r}))) * 1000 > ${param(ms)}::numeric - 1`)
+      } else if (TEXT.has(lt) && TEXT.has(rt)) {
+        preds.push(`${l} IS DISTINCT FROM ${r}`)
+      } else {
+        preds.push(`${l}::text IS DISTINCT FROM ${r}::text`)
+      }
+    })
+
+    stage('planned')
+    // 2. duplicate keys
+    const keyList = (alias: string, n: number) => Array.from({length: n}, (_, i) => `${alias}.__k${i}`).join(', ')
+    const nk = plan.keyColumns.length
+    const dupKeys = new Map<string, string[]>()
+    for (const [s, rel] of [
+      [left, lrel],
+      [right, rrel],
+    ] as const) {
+      if (await hasUniqueKey(client, s)) continue
+      const q = await client.query({text: `SELECT ${keyList('d', nk)} FROM ${inner(s, rel)} AS d GROUP BY ${keyList('d', nk)} HAVING count(*) > 1`, values: baseParams, types: TEXT_TYPES})
+      for (const row of q.rows as Record<string, unknown>[]) {
+        const key = Array.from({length: nk}, (_, i) => txt(row[`__k${i}`]) ?? '')
+        dupKeys.set(JSON.stringify(key), key)
+      }
+    }
+    let dupLeftRows = 0
+    let groups: Map<string, {l: RowValues[]; r: RowValues[]}> | undefined
+    if (dupKeys.size > 0) {
+      const keys = [...dupKeys.values()]
+      const arrays = Array.from({length: nk}, (_, i) => keys.map((k) => k[i]!))
+      groups = new Map()
+      for (const [s, rel, side] of [
+        [left, lrel, 'l'],
+        [right, rrel, 'r'],
+      ] as const) {
+        const p0 = baseParams.length
+        const types = s === left ? lKeyTypes : rKeyTypes
+        const cast = (i: number) => (rawKey[i] ? `::${TYPE_NAME[types[i]!]}` : '')
+        const cond = `(${Array.from({length: nk}, (_, i) => `d.__k${i}`).join(', ')}) IN (SELECT ${arrays.map((_, i) => `u.a${i}${cast(i)}`).join(', ')} FROM unnest(${arrays.map((_, i) => `$${p0 + i + 1}::text[]`).join(', ')}) AS u(${arrays.map((_, i) => `a${i}`).join(', ')}))`
+        const q = await client.query({text: `SELECT * FROM ${inner(s, rel)} AS d WHERE ${cond}`, values: [...baseParams, ...arrays], types: TEXT_TYPES})
+        for (const row of q.rows as Record<string, unknown>[]) {
+          const key = Array.from({length: nk}, (_, i) => txt(row[`__k${i}`]) ?? '')
+          const id = JSON.stringify(key)
+          let g = groups.get(id)
+          if (!g) groups.set(id, (g = {l: [], r: []}))
+          g[side].push(s.columns.map((_, i) => txt(row[`__c${i}`])))
+        }
+      }
+      for (const g of groups.values()) dupLeftRows += g.l.length
+    }
+
+    stage('duplicates')
+    // 3. counts and checksums: on another connection sharing this snapshot, while the join runs here
+    const rowExpr = (s: SideSpec) => `ROW(${s.keyColumns.map((_, i) => `d.__k${i}`).join(', ')}${s.columns.map((_, i) => `, d.__c${i}`).join('')})`
+    const hashSum = version >= 140000 ? (s: SideSpec) => `sum(hash_record_extended(${rowExpr(s)}, 0))` : (s: SideSpec) => `sum(('x' || substr(md5(${rowExpr(s)}::text), 1, 16))::bit(64)::bigint)`
+    // one helper connection, both sides one after the other: the join keeps a core of its own
+    // (measured: two helpers in parallel slowed the join more than one did)
+    const checksums = async (): Promise<[{n: string; sum: string}, {n: string; sum: string}]> => {
+      const helper = new pg.Client({connectionString: o.databaseUrl, application_name: 'cutover-parity'})
+      helpers.push(helper)
+      await helper.connect()
+      await helper.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '${snapshot}'`)
+      const one = async (s: SideSpec, rel: string) =>
+        (await helper.query({text: `SELECT count(*)::text AS n, coalesce(${hashSum(s)}, 0)::text AS sum FROM ${inner(s, rel)} AS d`, values: baseParams})).rows[0] as {n: string; sum: string}
+      const l = await one(left, lrel)
+      const r = await one(right, rrel)
+      await helper.query('COMMIT')
+      return [l, r]
+    }
+    const sums = checksums()
+    sums.catch(() => {}) // awaited below; an early failure of the join must not leave it unhandled
+    const method = version >= 140000 ? 'hash_record_extended' : 'md5'
+    const digest = (c: {n: string; sum: string}) => createHash('sha256').update(`cutover-parity-sql-checksum-v1 ${method} rows=${c.n} sum=${c.sum}`).digest('hex')
+
+    // 4. the join, differences only
+    const core = new ParityCore(plan)
+    if (groups) {
+      for (const [id, g] of groups) core.duplicate(JSON.parse(id) as string[], g.l, g.r)
+    }
+    const on = Array.from({length: nk}, (_, i) => `l.__k${i} = r.__k${i}`).join(' AND ')
+    const where = ['l.__p IS NULL', 'r.__p IS NULL', ...preds.map((p) => `(${p})`)].join(' OR ')
+    const select = [
+      'l.__p AS lp',
+      'r.__p AS rp',
+      ...Array.from({length: nk}, (_, i) => `coalesce(l.__k${i}, r.__k${i}) AS __k${i}`),
+      ...plan.columns.map((_, i) => `l.__c${i} AS l${i}`),
+      ...plan.columns.map((_, i) => `r.__c${i} AS r${i}`),
+    ].join(', ')
+    const sql = `SELECT ${select} FROM ${inner(left, lrel)} AS l FULL OUTER JOIN ${inner(right, rrel)} AS r ON ${on} WHERE ${where}`
+    o.logger?.debug('parity.pushdown.sql', {sql})
+    let missing = 0
+    let pairs = 0
+    let extra = 0
+    let seen = 0
+    const ncols = plan.columns.length
+    for await (const row of stream(client, sql, params)) {
+      const key = new Array<string>(nk)
+      for (let i = 0; i < nk; i++) key[i] = txt(row[`__k${i}`]) ?? ''
+      if (dupKeys.size > 0 && dupKeys.has(JSON.stringify(key))) continue
+      const lv: RowValues = new Array<string | null>(ncols)
+      const rv: RowValues = new Array<string | null>(ncols)
+      for (let i = 0; i < ncols; i++) {
+        lv[i] = txt(row[`l${i}`])
+        rv[i] = txt(row[`r${i}`])
+      }
+      if (row.rp === null) {
+        core.leftOnly(key, lv)
+        missing++
+      } else if (row.lp === null) {
+        core.rightOnly(key, rv)
+        extra++
+      } else {
+        core.pair(key, lv, rv)
+        pairs++
+      }
+      if (++seen % 10_000 === 0) o.onProgress?.(seen)
+    }
+    stage('joined')
+    const [lsum, rsum] = await sums
+    stage('checksums')
+    await client.query('COMMIT')
+    const leftRows = Number(lsum.n)
+    const rightRows = Number(rsum.n)
+    const matchedRest = leftRows - dupLeftRows - missing - pairs
+    core.addMatched(matchedRest)
+    const rightCheck = matchedRest + pairs + extra + (groups ? [...groups.values()].reduce((n, g) => n + g.r.length, 0) : 0)
+    if (rightCheck !== rightRows) o.logger?.warn('parity.pushdown.count_mismatch', {right_rows: rightRows, accounted: rightCheck})
+    o.onProgress?.(leftRows + rightRows)
+    return {ok: true, core, digests: {left: digest(lsum), right: digest(rsum)}}
+  } catch (e) {
+    throw fail(e)
+  } finally {
+    await Promise.all([client, ...helpers].map((c) => c.end().catch(() => {})))
+  }
+}

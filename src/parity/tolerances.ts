@@ -1,0 +1,329 @@
+/**
+ * Per-column comparison: how two raw values (text as the readers give it, or null) are made
+ * comparable and judged equal.
+ *
+ *   1. null == "" only with `null_equals_empty` (after trim when trimming);
+ *   2. string columns: optional trim, unicode NFC, case folding;
+ *   3. typed columns go through the pipeline's own normalizers (src/normalize): a CSV's
+ *      "1 234,56" and a numeric column's "1234.56" are both the decimal 1234.56; timestamps
+ *      become UTC instants, dates yyyy-MM-dd; values are never floats (decimals are compared
+ *      as BigInt at a fixed scale);
+ *   4. tolerances: absolute (`amount=0.01`), relative to the left value (`amount=0.5%`),
+ *      timestamp seconds (`event_time=2s`).
+ *
+ * Flag syntax (parsed here, errors are UsageError naming the fix):
+ *   --tolerance col=0.01 | col=0.5% | col=2s
+ *   --type col=decimal | decimal:, (decimal comma) | integer | timestamp | timestamp:<tz> | date | boolean | string
+ *   --normalize col=trim,lower,nfc | *=trim
+ *   --null-equals-empty col | *
+ */
+import {UsageError} from '../errors.js'
+import type {FieldSpec, FieldType} from '../config/spec.js'
+import {compileField, DateMatcher, isFail, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+
+export type Tolerance = {kind: 'abs'; text: string; scaled: bigint} | {kind: 'rel'; text: string; pct: string} | {kind: 'seconds'; text: string; ms: number}
+
+export interface StringNormalization {
+  trim: boolean
+  nfc: boolean
+  fold: 'lower' | 'upper' | undefined
+}
+
+export interface ColumnPlan {
+  /** name on the left (the name reported) */
+  name: string
+  /** name on the right (after --map) */
+  right: string
+  type: FieldType
+  tolerance: Tolerance | undefined
+  normalize: StringNormalization
+  nullEqualsEmpty: boolean
+  /** raw text -> comparable canonical text, or a Fail reason (left side) */
+  convert: (text: string) => string | {fail: string}
+  /** the same for the right side (differs when one side is a database: decimals there use ".") */
+  convertRight: (text: string) => string | {fail: string}
+}
+
+/** Decimals without a declared scale are compared at this scale (exact; more non-zero digits are a parse failure). */
+export const DEFAULT_DECIMAL_SCALE = 12
+const SCALE_FACTOR = 10n ** BigInt(DEFAULT_DECIMAL_SCALE)
+
+export const TIMESTAMP_FORMATS = ['iso', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss.SSS', 'yyyyMMddHHmmss', 'epoch_ms'] as const
+
+export function parseTolerance(column: string, text: string): Tolerance {
+  const t = text.trim()
+  const bad = () =>
+    new UsageError(`--tolerance ${column}=${text}: not a tolerance`, {hint: 'write col=0.01 (absolute), col=0.5% (relative to the left value) or col=2s (timestamp seconds)'})
+  if (/^\d+(\.\d+)?s$/.test(t)) return {kind: 'seconds', text: t, ms: Math.round(Number(t.slice(0, -1)) * 1000)}
+  if (/^\d+(\.\d+)?%$/.test(t)) return {kind: 'rel', text: t, pct: t.slice(0, -1)}
+  if (/^\d+(\.\d+)?$/.test(t)) {
+    const d = parseDecimal(t, {scale: DEFAULT_DECIMAL_SCALE, precision: 38, decimalSeparator: '.'})
+    if (isFail(d)) throw bad()
+    return {kind: 'abs', text: t, scaled: toScaled(d)}
+  }
+  throw bad()
+}
+
+/** "1234.560000000000" (DEFAULT_DECIMAL_SCALE digits) -> 1234560000000000n */
+export function toScaled(canonical: string): bigint {
+  const neg = canonical.startsWith('-')
+  const s = neg ? canonical.slice(1) : canonical
+  const dot = s.indexOf('.')
+  const int = dot < 0 ? s : s.slice(0, dot)
+  let frac = dot < 0 ? '' : s.slice(dot + 1)
+  frac = (frac + '0'.repeat(DEFAULT_DECIMAL_SCALE)).slice(0, DEFAULT_DECIMAL_SCALE)
+  const v = BigInt(int + frac)
+  return neg ? -v : v
+}
+
+/** 1234560000000000n -> "1234.56" (trailing zeros dropped) */
+export function fromScaled(v: bigint): string {
+  const neg = v < 0n
+  const s = (neg ? -v : v).toString().padStart(DEFAULT_DECIMAL_SCALE + 1, '0')
+  const int = s.slice(0, s.length - DEFAULT_DECIMAL_SCALE)
+  const frac = s.slice(s.length - DEFAULT_DECIMAL_SCALE).replace(/0+$/, '')
+  return (neg ? '-' : '') + int + (frac ? '.' + frac : '')
+}
+
+export function parseNormalization(text: string): StringNormalization {
+  const n: StringNormalization = {trim: false, nfc: false, fold: undefined}
+  for (const part of text.split(',').map((p) => p.trim().toLowerCase())) {
+    if (part === 'trim') n.trim = true
+    else if (part === 'nfc') n.nfc = true
+    else if (part === 'lower' || part === 'case' || part === 'ci') n.fold = 'lower'
+    else if (part === 'upper') n.fold = 'upper'
+    else if (part !== '') throw new UsageError(`--normalize: unknown normalization "${part}"`, {hint: 'use trim, nfc, lower (case-insensitive) or upper, comma-separated: --normalize name=trim,lower,nfc'})
+  }
+  return n
+}
+
+export interface ColumnTypeSpec {
+  type: FieldType
+  decimalSeparator?: '.' | ','
+  /** the right side's separator when it differs (`decimal:,/.`) */
+  rightDecimalSeparator?: '.' | ','
+  timezone?: string
+  formats?: string[]
+}
+
+export function parseTypeSpec(column: string, text: string): ColumnTypeSpec {
+  const [name, arg] = [text.split(':')[0]!.trim(), text.includes(':') ? text.slice(text.indexOf(':') + 1).trim() : undefined]
+  switch (name) {
+    case 'string':
+    case 'integer':
+    case 'date':
+    case 'boolean':
+      return {type: name}
+    case 'decimal': {
+      // decimal, decimal:, (both sides), decimal:,/. (left "," and right ".")
+      const seps = arg === undefined ? [] : arg.split('/')
+      if (seps.length > 2 || seps.some((x) => x !== ',' && x !== '.')) {
+        throw new UsageError(`--type ${column}=${text}: the decimal separator must be "," or "."`, {hint: 'write decimal, decimal:, (both sides) or decimal:,/. (left, right)'})
+      }
+      const [l, r] = seps as ('.' | ',')[]
+      return {type: 'decimal', ...(l ? {decimalSeparator: l} : {}), ...(r ?? l ? {rightDecimalSeparator: (r ?? l)!} : {})}
+    }
+    case 'timestamp':
+      return arg ? {type: 'timestamp', timezone: arg} : {type: 'timestamp'}
+    default:
+      throw new UsageError(`--type ${column}=${text}: unknown type "${name}"`, {hint: 'use string, decimal, decimal:, (decimal comma), integer, timestamp, timestamp:Europe/Moscow, date or boolean'})
+  }
+}
+
+function failOf(v: unknown): {fail: string} {
+  return {fail: (v as {reason: string}).reason}
+}
+
+/** The converter of a column: from the pipeline spec's field when given, else from the declared type. */
+export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefined, name: string): (text: string) => string | {fail: string} {
+  if (field !== undefined && field.type !== 'string') {
+    const compiled = compileField(name, {...field, required: false, default: undefined, pattern: undefined, max_length: undefined})
+    if (field.type === 'decimal') {
+      // compare at the common scale so that a side with fewer digits still converts
+      const opts = {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(field.decimal_separator ? {decimalSeparator: field.decimal_separator} : {})}
+      return (t) => {
+        const v = parseDecimal(t, opts)
+        return isFail(v) ? failOf(v) : v
+      }
+    }
+    return (t) => {
+      const v = compiled.convert(t)
+      return isFail(v) ? failOf(v) : String(v)
+    }
+  }
+  switch (type.type) {
+    case 'string':
+      return (t) => t
+    case 'decimal': {
+      const opts = {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(type.decimalSeparator ? {decimalSeparator: type.decimalSeparator} : {})}
+      return (t) => {
+        const v = parseDecimal(t, opts)
+        return isFail(v) ? failOf(v) : v
+      }
+    }
+    case 'integer':
+      return (t) => {
+        const v = parseInteger(t)
+        return isFail(v) ? failOf(v) : v
+      }
+    case 'boolean':
+      return (t) => {
+        const v = parseBoolean(t)
+        return isFail(v) ? failOf(v) : String(v)
+      }
+    case 'timestamp':
+    case 'date': {
+      const kind = type.type
+      const m = new DateMatcher(type.formats ?? (kind === 'date' ? ['iso', 'dd.MM.yyyy', 'yyyyMMdd'] : [...TIMESTAMP_FORMATS]), type.timezone ?? 'UTC')
+      return (t) => {
+        const v = m.parse(t.trim(), kind)
+        return isFail(v) ? failOf(v) : v
+      }
+    }
+  }
+}
+
+/** Whether a column's values are numbers (a numeric difference can be computed). */
+export function isNumericType(t: FieldType): boolean {
+  return t === 'decimal' || t === 'integer'
+}
+
+export interface ValueComparison {
+  equal: boolean
+  /** |l - r| as a decimal string (numbers), seconds (timestamps); undefined otherwise */
+  absDiff?: string
+  /** scaled |l - r| for numbers, ms for timestamps: to find the max */
+  absDiffRank?: bigint
+}
+
+/** Shared answers for the common cases: no object per compared value. */
+const EQUAL: ValueComparison = Object.freeze({equal: true})
+const DIFFERENT: ValueComparison = Object.freeze({equal: false})
+const same = (b: boolean): ValueComparison => (b ? EQUAL : DIFFERENT)
+
+function prepareString(v: string, n: StringNormalization): string {
+  let s = v
+  if (n.trim) s = s.trim()
+  if (n.nfc) s = s.normalize('NFC')
+  if (n.fold === 'lower') s = s.toLowerCase()
+  else if (n.fold === 'upper') s = s.toUpperCase()
+  return s
+}
+
+/**
+ * Compares two raw values of one column. Unparseable values on either side are compared as
+ * text (after string normalization): equal only when identical.
+ */
+export function compareValues(col: ColumnPlan, left: string | null, right: string | null): ValueComparison {
+  let l = left
+  let r = right
+  if (l !== null) l = prepareString(l, col.normalize)
+  if (r !== null) r = prepareString(r, col.normalize)
+  if (col.nullEqualsEmpty) {
+    if (l !== null && l.trim() === '') l = null
+    if (r !== null && r.trim() === '') r = null
+  }
+  if (l === null || r === null) return same(l === r)
+  if (l === r && col.tolerance === undefined) return EQUAL
+  if (col.type === 'string') return same(l === r)
+  if (col.type !== 'decimal' && col.type !== 'integer' && col.type !== 'timestamp' && col.type !== 'date' && l === r) return EQUAL
+  if (col.type === 'timestamp') {
+    // fast path: both values ISO-8601 with an explicit offset (what databases print); the
+    // instant does not depend on the zone or the format list then
+    const a = isoInstant(l)
+    const b = a === undefined ? undefined : isoInstant(r)
+    if (a !== undefined && b !== undefined) return timestampComparison(col, a, b)
+  }
+  // empty text of a typed column is null for the normalizers
+  const lc = l.trim() === '' ? null : col.convert(l)
+  const rc = r.trim() === '' ? null : col.convertRight(r)
+  if (lc === null || rc === null) return same(lc === rc)
+  if (typeof lc !== 'string' || typeof rc !== 'string') return same(l === r)
+  if (isNumericType(col.type)) {
+    const a = col.type === 'integer' ? BigInt(lc) * SCALE_FACTOR : toScaled(lc)
+    const b = col.type === 'integer' ? BigInt(rc) * SCALE_FACTOR : toScaled(rc)
+    const d = a > b ? a - b : b - a
+    if (d === 0n) return EQUAL
+    let equal = false
+    const t = col.tolerance
+    if (t?.kind === 'abs') equal = d <= t.scaled
+    else if (t?.kind === 'rel') {
+      // d <= pct/100 * |a|, exactly: d * 100 * 10^k <= pct*10^k * |a|
+      const [ip, fp = ''] = t.pct.split('.')
+      const pctScaled = BigInt(ip! + fp)
+      const k = 10n ** BigInt(fp.length)
+      equal = d * 100n * k <= pctScaled * (a < 0n ? -a : a)
+    }
+    return equal ? EQUAL : {equal, absDiff: fromScaled(d), absDiffRank: d}
+  }
+  if (col.type === 'timestamp') return timestampComparison(col, Date.parse(lc), Date.parse(rc))
+  return same(lc === rc)
+}
+
+function timestampComparison(col: ColumnPlan, a: number, b: number): ValueComparison {
+  const d = Math.abs(a - b)
+  const equal = d === 0 || (col.tolerance?.kind === 'seconds' && d <= col.tolerance.ms)
+  return equal ? EQUAL : {equal, absDiff: fromScaled(BigInt(d) * 10n ** BigInt(DEFAULT_DECIMAL_SCALE - 3)), absDiffRank: BigInt(d)}
+}
+
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+function digits(t: string, at: number, n: number): number {
+  let v = 0
+  for (let i = at; i < at + n; i++) {
+    const c = t.charCodeAt(i) - 48
+    if (c < 0 || c > 9) return -1
+    v = v * 10 + c
+  }
+  return v
+}
+
+/**
+ * ms since epoch of "2026-11-20T06:15:00Z", "2026-11-20 06:15:00.5+03", "...+03:00", "...+0300";
+ * undefined for anything else (no offset, another format, an impossible date), which then
+ * takes the normalizer's path. Fractions are truncated to ms, as the normalizer does. Read by
+ * character codes: no regex, no allocation.
+ */
+export function isoInstant(t: string): number | undefined {
+  const n = t.length
+  if (n < 20 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined
+  const sep = t.charCodeAt(10)
+  if (sep !== 84 && sep !== 32) return undefined
+  const y = digits(t, 0, 4)
+  const mo = digits(t, 5, 2)
+  const d = digits(t, 8, 2)
+  const h = digits(t, 11, 2)
+  const mi = digits(t, 14, 2)
+  const sec = digits(t, 17, 2)
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined
+  const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
+  if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return undefined
+  let p = 19
+  let ms = 0
+  if (t.charCodeAt(p) === 46) {
+    p++
+    const start = p
+    while (p < n && t.charCodeAt(p) >= 48 && t.charCodeAt(p) <= 57) p++
+    const len = p - start
+    if (len === 0 || len > 9) return undefined
+    ms = digits(t, start, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
+  }
+  const local = Date.UTC(y, mo - 1, d, h, mi, sec, ms)
+  const o = t.charCodeAt(p)
+  if (o === 90) return p + 1 === n ? local : undefined // Z
+  if (o !== 43 && o !== 45) return undefined
+  const rest = n - p - 1
+  let oh: number
+  let om = 0
+  if (rest === 2) oh = digits(t, p + 1, 2)
+  else if (rest === 4) {
+    oh = digits(t, p + 1, 2)
+    om = digits(t, p + 3, 2)
+  } else if (rest === 5 && t.charCodeAt(p + 3) === 58) {
+    oh = digits(t, p + 1, 2)
+    om = digits(t, p + 4, 2)
+  } else return undefined
+  if (oh < 0 || om < 0) return undefined
+  const minutes = oh * 60 + om
+  return o === 45 ? local + minutes * 60_000 : local - minutes * 60_000
+}

@@ -1,0 +1,82 @@
+/**
+ * The result of `cutover parity check` (`--json` prints exactly this) and the row shape the
+ * strategies feed into the pure core (./compare.ts).
+ *
+ * Counting (every key in the union of both sides falls in exactly one bucket):
+ *   matched          present once on each side, every compared column equal (within tolerance)
+ *   mismatched       present once on each side, at least one column different
+ *   missing_in_right present on the left (legacy) only
+ *   extra_in_right   present on the right (streaming) only
+ *   duplicate key    present more than once on at least one side (never collapsed):
+ *                    counted in duplicate_keys_left and/or duplicate_keys_right
+ * Differences (mismatched, missing, extra, duplicate keys) are then `explained` when every
+ * difference of that key is covered by a known-difference rule, `unexplained` otherwise.
+ *
+ *   parity_pct = (matched + explained) / |union of keys| x 100   (100 when both sides are empty)
+ */
+
+export type DifferenceKind = 'mismatch' | 'missing_in_right' | 'extra_in_right' | 'duplicate_left' | 'duplicate_right'
+export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['mismatch', 'missing_in_right', 'extra_in_right', 'duplicate_left', 'duplicate_right']
+
+export type Strategy = 'merge' | 'sql-pushdown' | 'bisect'
+
+export interface ParitySample {
+  /** key column (left name) -> value */
+  key: Record<string, string | null>
+  kind: DifferenceKind
+  /** the differing column (mismatch) or null */
+  column: string | null
+  /** the left value as read (mismatch: the column; missing: the row as {col: value}) */
+  left: unknown
+  right: unknown
+  /** `rule <name>: <reason>` when a rule explains it; a root cause (`in DLQ: ...`) with --spec; else null */
+  explanation: string | null
+}
+
+export interface ColumnStats {
+  /** rows whose value of this column differs beyond tolerance (explained or not) */
+  mismatches: number
+  /** of those, explained by a rule */
+  explained: number
+  /** the largest |left - right| among the mismatches (decimal string; seconds for timestamps); null when none or not numeric */
+  max_abs_diff: string | null
+}
+
+export interface ParityCheckResult {
+  left_rows: number
+  right_rows: number
+  matched: number
+  mismatched: number
+  missing_in_right: number
+  extra_in_right: number
+  duplicate_keys_left: number
+  duplicate_keys_right: number
+  explained: number
+  unexplained: number
+  parity_pct: number
+  columns: Record<string, ColumnStats>
+  samples: ParitySample[]
+  /** SHA-256 (hex) over the canonical rows of each input in key order */
+  digests: {left: string; right: string}
+  strategy: Strategy
+  elapsed_ms: number
+  /** number of keys per explanation (rule name) */
+  rules: Record<string, number>
+  /** with --spec: keys missing on the right per root cause (`in DLQ: REQUIRED_FIELD_EMPTY`, `late`, `duplicate dropped`, `not seen by the stream`) */
+  root_causes?: Record<string, number>
+  /** the business day this run is filed under (--date), or null */
+  date: string | null
+  /** the ledger row id, when the run was recorded */
+  run_id?: number
+  /** report file written (--out) and its SHA-256 */
+  report?: {path: string; sha256: string}
+}
+
+/** One side of one key as the strategies hand it to the core: the raw values of the compared columns, in column order. */
+export type RowValues = (string | null)[]
+
+export interface KeyedRow {
+  /** key values (after key normalization: trimmed text; null as "") */
+  key: string[]
+  values: RowValues
+}

@@ -1,0 +1,191 @@
+/**
+ * Versioned, idempotent migrations of `cutover`'s own schema (`cutover`).
+ *
+ * Each migration runs once, in order, inside a transaction, under a transaction-scoped
+ * advisory lock so that two processes starting together do not race. Applied versions are
+ * recorded in `cutover.schema_migrations`. Append new migrations; never edit a shipped one.
+ */
+import type pg from 'pg'
+import {silentLogger, type Logger} from '../log.js'
+
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'schema_migrations',
+    sql: `SELECT 1`, // the history table itself is created by migrate(); this marks the baseline
+  },
+  {
+    version: 2,
+    name: 'stream_offsets_dedupe_outbox',
+    // stream run (src/runtime): the next offset of each partition, committed in the same
+    // transaction as the sink rows; dedupe keys with a retention; the outbox of dead letters
+    // (and later alerts) published to Kafka by the relay. Headers are kept as a JSON array of
+    // [name, base64 value] pairs so that original header bytes survive byte for byte.
+    sql: `
+      CREATE TABLE cutover.stream_offsets (
+        pipeline    text    NOT NULL,
+        topic       text    NOT NULL,
+        partition   integer NOT NULL,
+        next_offset bigint  NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (pipeline, topic, partition)
+      );
+      CREATE TABLE cutover.stream_dedupe (
+        pipeline       text  NOT NULL,
+        key            text  NOT NULL,
+        payload_sha256 bytea NOT NULL,
+        seen_at        timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (pipeline, key)
+      );
+      CREATE INDEX stream_dedupe_seen_at ON cutover.stream_dedupe (pipeline, seen_at);
+      CREATE TABLE cutover.outbox (
+        id         bigserial PRIMARY KEY,
+        pipeline   text  NOT NULL,
+        topic      text  NOT NULL,
+        key        bytea,
+        value      bytea,
+        headers    jsonb NOT NULL DEFAULT '[]',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        sent_at    timestamptz
+      );
+      CREATE INDEX outbox_unsent ON cutover.outbox (pipeline, id) WHERE sent_at IS NULL;
+    `,
+  },
+  {
+    version: 3,
+    name: 'parity_runs',
+    // parity check (src/parity/ledger.ts): one row per `cutover parity check`, the evidence
+    // `parity report` summarizes. Counts and the result document are kept as they were
+    // printed; the report's SHA-256 lets an auditor verify a kept report file.
+    sql: `
+      CREATE TABLE cutover.parity_runs (
+        id               bigserial PRIMARY KEY,
+        business_date    date,
+        left_source      text    NOT NULL,
+        right_source     text    NOT NULL,
+        options          jsonb   NOT NULL,
+        strategy         text    NOT NULL,
+        left_rows        bigint  NOT NULL,
+        right_rows       bigint  NOT NULL,
+        matched          bigint  NOT NULL,
+        mismatched       bigint  NOT NULL,
+        missing_in_right bigint  NOT NULL,
+        extra_in_right   bigint  NOT NULL,
+        duplicate_keys_left  bigint NOT NULL,
+        duplicate_keys_right bigint NOT NULL,
+        explained        bigint  NOT NULL,
+        unexplained      bigint  NOT NULL,
+        parity_pct       numeric(9, 4) NOT NULL,
+        left_digest      text    NOT NULL,
+        right_digest     text    NOT NULL,
+        report_sha256    text    NOT NULL,
+        report_path      text,
+        result           jsonb   NOT NULL,
+        run_by           text    NOT NULL,
+        started_at       timestamptz NOT NULL,
+        finished_at      timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX parity_runs_date ON cutover.parity_runs (business_date, id);
+    `,
+  },
+  {
+    version: 4,
+    name: 'replays',
+    // dlq replay (src/dlq/ledger.ts): one row per replay (its id is derived from the
+    // selection, so the same replay run again finds its row). `targets` are the DLQ offsets
+    // it covers, fixed when it was first started ([{partition, start, end}]); `progress` the
+    // next DLQ offset counted per partition (the Kafka side of the checkpoint is the replay's
+    // consumer group, committed in the same Kafka transaction as the records it sent).
+    sql: `
+      CREATE TABLE cutover.replays (
+        id            text PRIMARY KEY,
+        dlq_topic     text   NOT NULL,
+        pipeline      text   NOT NULL,
+        spec_sha256   text   NOT NULL,
+        selection     jsonb  NOT NULL,
+        group_id      text   NOT NULL,
+        targets       jsonb  NOT NULL,
+        progress      jsonb  NOT NULL DEFAULT '{}',
+        scanned       bigint NOT NULL DEFAULT 0,
+        selected      bigint NOT NULL DEFAULT 0,
+        sent          bigint NOT NULL DEFAULT 0,
+        parked        bigint NOT NULL DEFAULT 0,
+        sent_by_topic jsonb  NOT NULL DEFAULT '{}',
+        status        text   NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed')),
+        runs          integer NOT NULL DEFAULT 1,
+        run_by        text   NOT NULL,
+        started_at    timestamptz NOT NULL DEFAULT now(),
+        updated_at    timestamptz NOT NULL DEFAULT now(),
+        finished_at   timestamptz
+      );
+      CREATE INDEX replays_topic ON cutover.replays (dlq_topic, started_at);
+    `,
+  },
+  {
+    version: 5,
+    name: 'backfills',
+    // backfill (src/backfill/checkpoint.ts): one row per backfill. `position` is the source
+    // position the broker acknowledged ({records, partitions?, last?}), `counts` the
+    // read/sent/rejected totals up to it; `--resume <id>` continues after it.
+    sql: `
+      CREATE TABLE cutover.backfills (
+        id          text PRIMARY KEY,
+        source      text   NOT NULL,
+        target      text   NOT NULL,
+        options     jsonb  NOT NULL,
+        position    jsonb  NOT NULL DEFAULT '{"records": 0}',
+        counts      jsonb  NOT NULL DEFAULT '{}',
+        status      text   NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'stopped', 'completed', 'failed')),
+        runs        integer NOT NULL DEFAULT 1,
+        paused_ms   bigint NOT NULL DEFAULT 0,
+        elapsed_ms  bigint NOT NULL DEFAULT 0,
+        error       text,
+        run_by      text   NOT NULL,
+        started_at  timestamptz NOT NULL DEFAULT now(),
+        updated_at  timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+      );
+      CREATE INDEX backfills_target ON cutover.backfills (target, started_at);
+    `,
+  },
+]
+
+const LOCK_KEY = 0x637574 // "cut"
+
+export async function migrate(pool: pg.Pool, logger: Logger = silentLogger, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  const client = await pool.connect()
+  const applied: number[] = []
+  try {
+    await client.query('BEGIN')
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY])
+    await client.query('CREATE SCHEMA IF NOT EXISTS cutover')
+    await client.query(`CREATE TABLE IF NOT EXISTS cutover.schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`)
+    const done = new Set(
+      (await client.query<{version: number}>('SELECT version FROM cutover.schema_migrations')).rows.map((r) => r.version),
+    )
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (done.has(m.version)) continue
+      await client.query(m.sql)
+      await client.query('INSERT INTO cutover.schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
+      applied.push(m.version)
+      logger.info('pg.migration.applied', {version: m.version, name: m.name})
+    }
+    await client.query('COMMIT')
+    return applied
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw e
+  } finally {
+    client.release()
+  }
+}

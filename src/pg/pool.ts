@@ -1,0 +1,170 @@
+/**
+ * The one module that owns PostgreSQL connections.
+ *
+ * `openDatabase(url)` creates the database if it is missing (connecting to the `postgres`
+ * maintenance database of the same server), runs `cutover`'s migrations, and returns a pool.
+ * Connection failures become `ServiceUnavailableError` (exit 3) naming the address, never
+ * the password; other server errors keep node-postgres' facts (code, detail, constraint).
+ */
+import pg from 'pg'
+import {CutoverError, ServiceUnavailableError} from '../errors.js'
+import {describeDatabaseUrl} from '../config/env.js'
+import {silentLogger, type Logger} from '../log.js'
+import {migrate} from './migrations.js'
+import {quoteIdent} from './ident.js'
+
+// numeric (1700) stays a string: money is exact, never a float. int8 (20) too.
+pg.types.setTypeParser(1700, (v) => v)
+pg.types.setTypeParser(20, (v) => v)
+
+export type Pool = pg.Pool
+export type PoolClient = pg.PoolClient
+
+export interface OpenOptions {
+  logger?: Logger
+  max?: number
+  connectionTimeoutMillis?: number
+  /** Create the database when it does not exist (default true). */
+  create?: boolean
+  /** Run migrations (default true). */
+  migrate?: boolean
+  applicationName?: string
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000',
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+])
+
+/** SQLSTATEs worth retrying: serialization failure, deadlock, and connection loss. */
+const RETRIABLE_SQLSTATE = new Set(['40001', '40P01', '55P03'])
+
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as {code?: unknown})?.code
+  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true
+  const msg = e instanceof Error ? e.message : ''
+  return /timeout expired|Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg)
+}
+
+/** Wraps a node-postgres error in the project's error type, keeping its facts. */
+export function mapPgError(e: unknown, url: string): CutoverError {
+  if (e instanceof CutoverError) return e
+  const address = describeDatabaseUrl(url)
+  const err = e as {code?: string; detail?: string; constraint?: string; table?: string; message?: string}
+  if (isConnectionError(e)) {
+    return new ServiceUnavailableError('postgresql', address, err.message || String(e), {
+      cause: e,
+      hint: 'start PostgreSQL or point DATABASE_URL at a running server',
+    })
+  }
+  return new CutoverError('PG_ERROR', `PostgreSQL at ${address}: ${err.message ?? String(e)}`, {
+    cause: e,
+    retriable: err.code !== undefined && RETRIABLE_SQLSTATE.has(err.code),
+    details: {
+      ...(err.code ? {sqlstate: err.code} : {}),
+      ...(err.detail ? {detail: err.detail} : {}),
+      ...(err.constraint ? {constraint: err.constraint} : {}),
+      ...(err.table ? {table: err.table} : {}),
+    },
+  })
+}
+
+/** Creates the database named in `url` when it does not exist. */
+export async function ensureDatabase(url: string, options: OpenOptions = {}): Promise<void> {
+  const u = new URL(url)
+  const dbName = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres'
+  const probe = new pg.Client({connectionString: url, connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000})
+  try {
+    await probe.connect()
+    return
+  } catch (e) {
+    if ((e as {code?: string}).code !== '3D000') throw mapPgError(e, url)
+  } finally {
+    await probe.end().catch(() => {})
+  }
+  u.pathname = '/postgres'
+  const admin = new pg.Client({connectionString: u.toString(), connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000})
+  try {
+    await admin.connect()
+    await admin.query(`CREATE DATABASE ${quoteIdent(dbName)}`)
+    ;(options.logger ?? silentLogger).info('pg.database.created', {database: dbName, address: describeDatabaseUrl(url)})
+  } catch (e) {
+    if ((e as {code?: string}).code !== '42P04') throw mapPgError(e, url) // 42P04: created meanwhile
+  } finally {
+    await admin.end().catch(() => {})
+  }
+}
+
+/** Opens a pool on `url`: creates the database when missing and runs migrations. */
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Pool> {
+  const logger = (options.logger ?? silentLogger).namespace('pg')
+  if (options.create !== false) await ensureDatabase(url, options)
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 4,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
+    application_name: options.applicationName ?? 'cutover',
+  })
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', (e) => logger.warn('pg.pool.idle_error', {error: e}))
+  try {
+    if (options.migrate !== false) await migrate(pool, logger)
+    else await pool.query('SELECT 1')
+  } catch (e) {
+    await pool.end().catch(() => {})
+    throw mapPgError(e, url)
+  }
+  return pool
+}
+
+/** Runs `fn` inside one transaction on one client; rolls back on error. */
+export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw e
+  } finally {
+    client.release()
+  }
+}
+
+/** Server version and address, for `dev status`. */
+export async function probeDatabase(url: string, timeoutMs = 3000): Promise<{version: string; address: string}> {
+  const client = new pg.Client({connectionString: url, connectionTimeoutMillis: timeoutMs})
+  try {
+    await client.connect()
+    const r = await client.query<{server_version: string}>('SHOW server_version')
+    return {version: r.rows[0]?.server_version ?? 'unknown', address: describeDatabaseUrl(url)}
+  } catch (e) {
+    if ((e as {code?: string}).code === '3D000') {
+      // The server answers; the database is created on first use.
+      await client.end().catch(() => {})
+      const u = new URL(url)
+      u.pathname = '/postgres'
+      const r = await probeDatabase(u.toString(), timeoutMs)
+      return {version: r.version, address: describeDatabaseUrl(url)}
+    }
+    throw mapPgError(e, url)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}

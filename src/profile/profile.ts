@@ -1,0 +1,367 @@
+/**
+ * `cutover profile`: what is really in a legacy source, column by column, before anyone
+ * writes a spec. For each column: the inferred type, which date formats match and whether
+ * the column is ambiguous (01/02 read as 1 February or 2 January, with no value to settle
+ * it), null and empty rates, distinct values, duplicate keys, and a suggested `fields`
+ * section to paste into a spec.
+ *
+ * It uses the normalizer's own parsers (parseDecimal, parseInteger, parseBoolean,
+ * DateMatcher), so what profile says parses is what `normalize` and `stream run` accept.
+ *
+ * Memory is bounded: distinct values are counted exactly up to `distinctCap` per column and
+ * reported as a lower bound beyond it; duplicate keys are tracked only in key-like columns.
+ */
+import {stringify} from 'yaml'
+import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
+import {recordBatches} from '../../legacy-adapters/source.js'
+import {DateMatcher, isFail, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+
+/** Candidate formats tried on every text column (the spec's vocabulary). */
+export const CANDIDATE_DATE_FORMATS = [
+  'iso',
+  'yyyy-MM-dd HH:mm:ss',
+  'yyyy-MM-dd',
+  'dd.MM.yyyy HH:mm:ss',
+  'dd.MM.yyyy HH:mm',
+  'dd.MM.yyyy',
+  'dd/MM/yyyy HH:mm:ss',
+  'dd/MM/yyyy HH:mm',
+  'dd/MM/yyyy',
+  'MM/dd/yyyy HH:mm:ss',
+  'MM/dd/yyyy HH:mm',
+  'MM/dd/yyyy',
+  'yyyyMMddHHmmss',
+  'yyyyMMdd',
+  'epoch_ms',
+  'epoch_s',
+] as const
+
+export type InferredType = 'string' | 'integer' | 'decimal' | 'timestamp' | 'date' | 'boolean' | 'empty'
+
+export interface ColumnProfile {
+  name: string
+  inferred_type: InferredType
+  /** share of non-empty values that fit the inferred type (the rest are the dirt) */
+  fit_rate: number
+  non_fitting_examples: string[]
+  count: number
+  null_rate: number
+  empty_rate: number
+  distinct: number
+  distinct_capped: boolean
+  min_length: number
+  max_length: number
+  /** decimal: most fractional digits seen */
+  scale?: number
+  decimal_comma?: boolean
+  /** date formats matching at least one value, with how many values each matches */
+  date_formats?: {format: string; matches: number}[]
+  /** values that read as two different instants under two matching formats */
+  ambiguous_values?: number
+  /** true when two formats disagree on some values and no value settles which is meant */
+  ambiguous?: boolean
+  ambiguity_note?: string
+  /** for key-like columns (almost all values distinct): repeated values */
+  duplicate_keys?: {count: number; examples: string[]}
+  examples: string[]
+  has_surrounding_spaces: boolean
+}
+
+export interface ProfileResult {
+  source: string
+  rows: number
+  errors: {code: string; count: number; examples: string[]}[]
+  columns: ColumnProfile[]
+  /** a `fields:` section to paste into a pipeline spec */
+  suggested_fields: string
+}
+
+export interface ProfileOptions {
+  uri: string
+  ctx?: ReaderContext
+  limit?: number
+  distinctCap?: number
+  timezone?: string
+  onProgress?: (rows: number) => void
+}
+
+const DATE_LIKE = /^[\d\s.:/T+\-Z,]+$/
+const MAX_EXAMPLES = 5
+
+class ColumnStats {
+  count = 0
+  nulls = 0
+  empties = 0
+  minLength = Infinity
+  maxLength = 0
+  surroundingSpaces = false
+  distinct = new Map<string, number>()
+  distinctCapped = false
+  nonEmpty = 0
+  integer = 0
+  decimal = 0
+  decimalComma = 0
+  scale = 0
+  boolean = 0
+  dateFits = 0
+  dateOnlyFits = 0
+  ambiguousValues = 0
+  formatMatches = new Map<string, number>()
+  /** for each pair of formats "a|b": values on which they disagree / values matched only by a */
+  disagree = new Map<string, number>()
+  examples: string[] = []
+  misfits: {integer: string[]; decimal: string[]; boolean: string[]; date: string[]} = {integer: [], decimal: [], boolean: [], date: []}
+
+  constructor(readonly name: string) {}
+}
+
+function pushExample(list: string[], v: string): void {
+  if (list.length < MAX_EXAMPLES && !list.includes(v)) list.push(v)
+}
+
+const trimNumber = (s: string) => s.replace(/^-/, '').replace(/^0+(?=\d)/, '').replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '')
+
+/**
+ * The scale as written ("1,50" is 2, "12.00" is 2, "1 234" is 0): the digits after the last
+ * "." or "," when the normalizer read that character as the decimal separator, i.e. when the
+ * value equals the digits with the point put there.
+ */
+function writtenScale(text: string, canonical: string): number {
+  const m = /[.,](\d+)\)?-?\s*$/.exec(text)
+  if (!m) return 0
+  const digits = text.replace(/\D/g, '')
+  const n = m[1]!.length
+  const pointed = digits.slice(0, digits.length - n) + '.' + digits.slice(digits.length - n)
+  return trimNumber(pointed.startsWith('.') ? '0' + pointed : pointed) === trimNumber(canonical) ? n : 0
+}
+
+export async function profileSource(options: ProfileOptions): Promise<ProfileResult> {
+  const cap = options.distinctCap ?? 200_000
+  const matcher = new DateMatcher(CANDIDATE_DATE_FORMATS, options.timezone ?? 'UTC')
+  const columns = new Map<string, ColumnStats>()
+  const errors = new Map<string, {count: number; examples: string[]}>()
+  let rows = 0
+
+  const observe = (col: ColumnStats, raw: unknown) => {
+    col.count++
+    if (raw === undefined || raw === null) {
+      col.nulls++
+      return
+    }
+    const v = typeof raw === 'string' ? raw : typeof raw === 'object' ? JSON.stringify(raw) : String(raw)
+    const t = v.trim()
+    if (t.length !== v.length) col.surroundingSpaces = true
+    if (t.length === 0) {
+      col.empties++
+      return
+    }
+    col.nonEmpty++
+    col.minLength = Math.min(col.minLength, t.length)
+    col.maxLength = Math.max(col.maxLength, t.length)
+    pushExample(col.examples, t)
+    if (!col.distinctCapped) {
+      col.distinct.set(t, (col.distinct.get(t) ?? 0) + 1)
+      if (col.distinct.size > cap) col.distinctCapped = true
+    } else if (col.distinct.has(t)) {
+      col.distinct.set(t, col.distinct.get(t)! + 1)
+    }
+
+    if (isFail(parseBoolean(t))) pushExample(col.misfits.boolean, t)
+    else col.boolean++
+    if (isFail(parseInteger(t))) pushExample(col.misfits.integer, t)
+    else col.integer++
+    const d = parseDecimal(t, {scale: 12, precision: 40})
+    if (isFail(d)) pushExample(col.misfits.decimal, t)
+    else {
+      col.decimal++
+      col.scale = Math.max(col.scale, writtenScale(t, d))
+      if (/\d,\d{1,2}$|\d,\d+\D*$/.test(t) && !/\./.test(t)) col.decimalComma++
+    }
+    if (!DATE_LIKE.test(t)) {
+      pushExample(col.misfits.date, t)
+      return
+    }
+    const matches = matcher.match(t)
+    if (matches.length === 0) {
+      pushExample(col.misfits.date, t)
+      return
+    }
+    col.dateFits++
+    if (matches.every((m) => !/[Hs]|iso|epoch/.test(m.format))) col.dateOnlyFits++
+    for (const m of matches) col.formatMatches.set(m.format, (col.formatMatches.get(m.format) ?? 0) + 1)
+    let ambiguous = false
+    for (let i = 0; i < matches.length; i++) {
+      for (let j = i + 1; j < matches.length; j++) {
+        if (matches[i]!.epochMs !== matches[j]!.epochMs) {
+          ambiguous = true
+          const key = `${matches[i]!.format}|${matches[j]!.format}`
+          col.disagree.set(key, (col.disagree.get(key) ?? 0) + 1)
+        }
+      }
+    }
+    if (ambiguous) col.ambiguousValues++
+  }
+
+  for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
+    for (const r of batch) {
+      if (options.limit !== undefined && rows >= options.limit) break
+      rows++
+      if (!r.ok) {
+        const e = errors.get(r.code) ?? {count: 0, examples: []}
+        e.count++
+        pushExample(e.examples, r.message)
+        errors.set(r.code, e)
+        continue
+      }
+      for (const [name, value] of Object.entries(r.fields)) {
+        let col = columns.get(name)
+        if (!col) {
+          col = new ColumnStats(name)
+          col.count = rows - 1 - sumErrors(errors)
+          col.nulls = col.count // earlier rows did not have this column
+          columns.set(name, col)
+        }
+        observe(col, value)
+      }
+      for (const col of columns.values()) if (!(col.name in r.fields)) observe(col, undefined)
+    }
+    options.onProgress?.(rows)
+    if (options.limit !== undefined && rows >= options.limit) break
+  }
+
+  const profiles = [...columns.values()].map((c) => summarize(c))
+  return {
+    source: options.uri,
+    rows,
+    errors: [...errors.entries()].map(([code, e]) => ({code, ...e})),
+    columns: profiles,
+    suggested_fields: suggestFields(profiles, options.timezone),
+  }
+}
+
+function sumErrors(errors: Map<string, {count: number}>): number {
+  let n = 0
+  for (const e of errors.values()) n += e.count
+  return n
+}
+
+const FIT = 0.95
+
+function summarize(c: ColumnStats): ColumnProfile {
+  const ne = c.nonEmpty
+  const rate = (n: number) => (ne === 0 ? 0 : +(n / ne).toFixed(4))
+  // "Almost every value": at most 5% misfits, and at least one misfit tolerated in a small sample.
+  const fits = (n: number) => n > ne / 2 && ne - n <= Math.max(Math.floor(ne * (1 - FIT)), 1)
+  let type: InferredType = 'string'
+  let fit = 1
+  let misfits: string[] = []
+  const dateFormats = [...c.formatMatches.entries()].sort((a, b) => b[1] - a[1]).map(([format, matches]) => ({format, matches}))
+  // Order matters: booleans and integers are also decimals; all-digit dates (yyyyMMdd,
+  // yyyyMMddHHmmss, epoch_ms) are also integers. A column is a date when one format alone
+  // explains almost every value (epoch formats only for values of 10 digits or more).
+  const best = dateFormats.find((f) => !f.format.startsWith('epoch') || c.minLength >= 10)
+  const oneFormatExplains = best !== undefined && fits(best.matches)
+  if (ne === 0) type = 'empty'
+  else if (fits(c.boolean) && c.distinct.size <= 4) [type, fit, misfits] = ['boolean', rate(c.boolean), c.misfits.boolean]
+  else if (fits(c.dateFits) && (!fits(c.integer) || oneFormatExplains) && dateFormats.length > 0)
+    [type, fit, misfits] = [c.dateOnlyFits === c.dateFits ? 'date' : 'timestamp', rate(c.dateFits), c.misfits.date]
+  else if (fits(c.integer) && c.scale === 0) [type, fit, misfits] = ['integer', rate(c.integer), c.misfits.integer]
+  else if (fits(c.decimal)) [type, fit, misfits] = ['decimal', rate(c.decimal), c.misfits.decimal]
+  if (type === 'integer' && c.maxLength > 1 && [...c.distinct.keys()].some((k) => /^0\d/.test(k))) type = 'string' // leading zeros: an identifier
+  if (type === 'string') fit = 1
+
+  const p: ColumnProfile = {
+    name: c.name,
+    inferred_type: type,
+    fit_rate: fit,
+    non_fitting_examples: fit < 1 ? misfits : [],
+    count: c.count,
+    null_rate: c.count === 0 ? 0 : +(c.nulls / c.count).toFixed(4),
+    empty_rate: c.count === 0 ? 0 : +(c.empties / c.count).toFixed(4),
+    distinct: c.distinct.size,
+    distinct_capped: c.distinctCapped,
+    min_length: c.minLength === Infinity ? 0 : c.minLength,
+    max_length: c.maxLength,
+    examples: c.examples,
+    has_surrounding_spaces: c.surroundingSpaces,
+  }
+  if (type === 'decimal') {
+    p.scale = c.scale
+    p.decimal_comma = c.decimalComma > 0
+  }
+  if (type === 'timestamp' || type === 'date') {
+    p.date_formats = dateFormats
+    p.ambiguous_values = c.ambiguousValues
+    // Two formats that both match every dated value yet disagree on some: nothing in the
+    // column says which one is meant (e.g. all days <= 12 under dd/MM and MM/dd).
+    const full = dateFormats.filter((f) => f.matches === c.dateFits).map((f) => f.format)
+    const conflicts = [...c.disagree.keys()].map((k) => k.split('|') as [string, string]).filter(([a, b]) => full.includes(a) && full.includes(b))
+    p.ambiguous = conflicts.length > 0
+    if (p.ambiguous) {
+      const [a, b] = conflicts[0]!
+      p.ambiguity_note = `every value matches both "${a}" and "${b}", which read ${c.ambiguousValues} value(s) differently; ask the source system which one it writes`
+    } else if (c.ambiguousValues > 0) {
+      p.ambiguity_note = `${c.ambiguousValues} value(s) match two formats with different results; other values settle the column's format, so list only that format`
+    }
+  }
+  // Key-like columns: text or integer, named like an identifier or almost every value distinct.
+  const idName = /(^|[_-])(id|key|ref|no|num|number|uuid)$/i.test(c.name) || /Id$/.test(c.name)
+  if ((type === 'string' || type === 'integer') && !c.distinctCapped && ne > 1 && (c.distinct.size >= 0.98 * ne || (idName && c.distinct.size >= 0.8 * ne))) {
+    const dups = [...c.distinct.entries()].filter(([, n]) => n > 1)
+    p.duplicate_keys = {count: dups.reduce((s, [, n]) => s + n - 1, 0), examples: dups.slice(0, MAX_EXAMPLES).map(([k]) => k)}
+  }
+  return p
+}
+
+function snake(name: string): string {
+  return (
+    name
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .replace(/[^A-Za-z0-9]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .toLowerCase() || 'field'
+  )
+}
+
+/** Orders the matching formats so that the most specific, settled ones are listed. */
+function chosenFormats(p: ColumnProfile): string[] {
+  const formats = p.date_formats ?? []
+  const total = Math.max(...formats.map((f) => f.matches), 0)
+  // Prefer formats that explain values; drop a format that only ever matches values another
+  // (full-coverage) format also matches with the same result is not knowable here, so keep
+  // the covering set: greedy by matches, skipping ambiguous twins of an already chosen format.
+  const chosen: string[] = []
+  for (const f of formats) {
+    if (f.matches === 0) continue
+    const twin = chosen.some((c) => c.replace(/dd|MM/g, 'XX') === f.format.replace(/dd|MM/g, 'XX'))
+    if (twin && !p.ambiguous) continue
+    if (chosen.length > 0 && f.matches < total * 0.001) continue
+    chosen.push(f.format)
+  }
+  return chosen
+}
+
+export function suggestFields(columns: ColumnProfile[], timezone?: string): string {
+  const fields: Record<string, Record<string, unknown>> = {}
+  for (const c of columns) {
+    const name = snake(c.name)
+    const f: Record<string, unknown> = {}
+    if (name !== c.name) f.from = c.name
+    f.type = c.inferred_type === 'empty' ? 'string' : c.inferred_type
+    // Required: never empty, or a key-like column whose few empties are the dirt to reject.
+    if ((c.null_rate === 0 && c.empty_rate === 0 && c.count > 0) || c.duplicate_keys !== undefined) f.required = true
+    if (c.inferred_type === 'string' && c.has_surrounding_spaces) f.trim = true
+    if (c.inferred_type === 'string' && c.empty_rate > 0 && f.required !== true) f.empty_as_null = true
+    if (c.inferred_type === 'decimal') f.scale = Math.max(c.scale ?? 2, 0)
+    if (c.inferred_type === 'timestamp' || c.inferred_type === 'date') {
+      f.formats = chosenFormats(c)
+      if (c.inferred_type === 'timestamp') f.timezone = timezone ?? 'UTC'
+    }
+    if (c.inferred_type === 'string' && c.max_length > 0) f.max_length = c.max_length
+    fields[name] = f
+  }
+  let yaml = stringify({fields}, {flowCollectionPadding: true, collectionStyle: 'block'})
+  const notes = columns.filter((c) => c.ambiguous).map((c) => `# ${snake(c.name)}: AMBIGUOUS: ${c.ambiguity_note}`)
+  if (notes.length > 0) yaml = notes.join('\n') + '\n' + yaml
+  return yaml
+}

@@ -1,0 +1,321 @@
+/**
+ * One kafkajs batch (one partition) -> ONE PostgreSQL transaction (effectively-once):
+ *
+ *   BEGIN
+ *   SELECT next_offset ... FOR UPDATE            the partition's stored offset (row created if missing)
+ *     first offset > stored  -> ROLLBACK, 'gap'  (the caller seeks back to the stored offset)
+ *     last offset < stored   -> ROLLBACK, 'behind' (all already committed)
+ *   UPDATE next_offset = last+1 WHERE next_offset = stored      compare-and-set; 0 rows -> 'fenced'
+ *   records below stored  -> skipped             (already committed by an earlier run; counted nowhere)
+ *   transact stages (dedupe)                     dedupe keys claimed
+ *   outbox rows (dead letters so far)
+ *   sinks (set-based upserts, aggregates last)   a row the database rejects (SQLSTATE class 22 or 23)
+ *                                                -> ROLLBACK, and the batch runs again with SAVEPOINTs,
+ *                                                bisecting to find the rows, dead-lettered as SINK_REJECTED
+ *   COMMIT
+ *
+ * Any other error rolls back and propagates: the caller retries the batch (retriable or not:
+ * an outage or a dropped table never dead-letters a good record).
+ */
+import type {Pool, PoolClient} from '../pg/pool.js'
+import type {RecordErrorCode} from '../errors.js'
+import {checkout} from './checkout.js'
+import {advanceOffsets, beginAndLockOffsets, type PartitionRef} from './offsets.js'
+import {insertDeadLetters, type DeadLetterContext} from './outbox.js'
+import {isDedupeRace, releaseDedupeKeys} from './stages/dedupe.js'
+import type {DeadLetter, Sink, Stage, WorkItem} from './types.js'
+import {markDead} from './types.js'
+
+export interface BatchCounts {
+  read: number
+  written: number
+  duplicates: number
+  dead: Partial<Record<RecordErrorCode, number>>
+}
+
+export type BatchOutcome =
+  | {kind: 'committed'; stored: bigint; next: bigint; counts: BatchCounts; committedAt: number; items: WorkItem[]}
+  /** every record of the batch was below the stored offset: nothing to do */
+  | {kind: 'behind'; stored: bigint}
+  /** the batch starts after the stored offset: seek back to `stored` */
+  | {kind: 'gap'; stored: bigint}
+  /** the compare-and-set failed: another consumer moved the offset */
+  | {kind: 'fenced'; stored: bigint}
+
+export interface BatchInput {
+  ref: PartitionRef
+  items: WorkItem[]
+  /** first offset fetched (the first item's, or the fetched offset when empty) */
+  firstOffset: bigint
+  /** last offset of the fetch, including records kafkajs filtered (control records) */
+  lastOffset: bigint
+  /** accept a batch starting after the stored offset (after one seek showed the gap is real) */
+  allowGap: boolean
+}
+
+export interface BatchDeps {
+  pool: Pool
+  transact: readonly Stage[]
+  sinks: readonly Sink[]
+  dlqTopic: string
+  deadLetter: Omit<DeadLetterContext, 'failedAt'>
+}
+
+export const BEGIN_BATCH = "BEGIN; SET LOCAL lock_timeout = '30s'; SET LOCAL idle_in_transaction_session_timeout = '60s'"
+
+/**
+ * COMMIT was sent and no answer came (the connection broke). The retry tells: if it finds the
+ * stored offset exactly at this batch's end ('behind' with stored === next), this commit went
+ * through, and the caller counts `outcome` (else --json would miss a committed batch).
+ */
+export class CommitOutcomeUnknown extends Error {
+  constructor(
+    readonly outcome: Extract<BatchOutcome, {kind: 'committed'}>,
+    override readonly cause: unknown,
+  ) {
+    super(`COMMIT of offsets ${outcome.stored}..${outcome.next - 1n} got no answer: ${(cause as Error)?.message ?? String(cause)}`)
+  }
+}
+
+/** SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23). */
+export function isRowLevelError(e: unknown): boolean {
+  const code = (e as {code?: unknown})?.code
+  return typeof code === 'string' && /^2[23]/.test(code)
+}
+
+class SinkWriteError extends Error {
+  constructor(
+    readonly sink: Sink,
+    readonly original: unknown,
+  ) {
+    super((original as Error)?.message ?? String(original))
+  }
+}
+
+async function writeAll(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[]): Promise<void> {
+  for (const sink of sinks) {
+    try {
+      await sink.write(tx, items)
+    } catch (e) {
+      throw isRowLevelError(e) ? new SinkWriteError(sink, e) : e
+    }
+  }
+}
+
+/** Writes `items` to every sink; returns the items the database rejected (bisecting under savepoints). */
+export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[]): Promise<{item: WorkItem; error: SinkWriteError}[]> {
+  if (items.length === 0 || sinks.length === 0) return []
+  await tx.query('SAVEPOINT cutover_sink')
+  try {
+    await writeAll(tx, sinks, items)
+    await tx.query('RELEASE SAVEPOINT cutover_sink')
+    return []
+  } catch (e) {
+    if (!(e instanceof SinkWriteError)) throw e
+    await tx.query('ROLLBACK TO SAVEPOINT cutover_sink')
+    await tx.query('RELEASE SAVEPOINT cutover_sink')
+    if (items.length === 1) return [{item: items[0]!, error: e}]
+    const mid = Math.ceil(items.length / 2)
+    const left = await writeSinks(tx, sinks, items.slice(0, mid))
+    const right = await writeSinks(tx, sinks, items.slice(mid))
+    return [...left, ...right]
+  }
+}
+
+function sinkRejection(err: SinkWriteError): DeadLetter {
+  const pgErr = err.original as {message?: string; detail?: string; column?: string; constraint?: string}
+  const detail = pgErr.detail ? ` (${pgErr.detail})` : ''
+  return {
+    code: 'SINK_REJECTED',
+    message: `PostgreSQL rejected the row for ${err.sink.table}: ${pgErr.message ?? String(err.original)}${detail}`,
+    stage: 'sink',
+    field: pgErr.column ?? null,
+  }
+}
+
+export function countItems(items: readonly WorkItem[]): BatchCounts {
+  const counts: BatchCounts = {read: items.length, written: 0, duplicates: 0, dead: {}}
+  for (const i of items) {
+    if (i.status === 'ok') counts.written++
+    else if (i.status === 'duplicate') counts.duplicates++
+    else if (i.dead) counts.dead[i.dead.code] = (counts.dead[i.dead.code] ?? 0) + 1
+  }
+  return counts
+}
+
+/**
+ * Runs one batch in one transaction. `attempt` (1-based) goes into `cutover.attempts`.
+ * The same as `commitBatches` with one batch.
+ */
+export async function commitBatch(deps: BatchDeps, input: BatchInput, attempt: number): Promise<BatchOutcome> {
+  try {
+    return (await commitBatches(deps, [{input, attempt}]))[0]!
+  } catch (e) {
+    throw e instanceof GroupCommitOutcomeUnknown ? e.each[0]! : e
+  }
+}
+
+/** COMMIT of a group got no answer: one CommitOutcomeUnknown per batch that was in it. */
+export class GroupCommitOutcomeUnknown extends Error {
+  constructor(
+    readonly each: CommitOutcomeUnknown[],
+    override readonly cause: unknown,
+  ) {
+    super(each[0]?.message ?? String(cause))
+  }
+}
+
+/** The compare-and-set failed for one of several batches: run each alone (cannot happen under the row locks). */
+class RunAlone extends Error {}
+
+export interface GroupEntry {
+  input: BatchInput
+  /** 1-based attempt of this batch, into `cutover.attempts` */
+  attempt: number
+}
+
+/**
+ * Runs batches of DIFFERENT partitions of one topic in ONE transaction (group commit): each
+ * partition's offset row is locked and compare-and-set as for one batch, and a batch whose
+ * partition is behind or has a gap gets that outcome and contributes nothing, while the others
+ * commit. The transact stages and the sinks see the union of the batches' records (concatenated
+ * in `entries` order), so one dedupe statement, one statement per sink and one COMMIT serve
+ * them all. Returns one outcome per entry, in order.
+ *
+ * The common case writes the sinks without savepoints (two round trips fewer). If the database
+ * refuses a row, the transaction is rolled back and run again at once with savepoints, bisecting
+ * to find the refused rows (only for that group). If the dedupe fast path lost a race for a key
+ * to a concurrent transaction (isDedupeRace), the transaction runs again at once with the
+ * race-free dedupe statements.
+ */
+export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntry[]): Promise<BatchOutcome[]> {
+  const topics = new Set(entries.map((e) => `${e.input.ref.pipeline}\u0000${e.input.ref.topic}`))
+  if (topics.size > 1 || new Set(entries.map((e) => e.input.ref.partition)).size !== entries.length) {
+    throw new Error('a group commit takes batches of different partitions of one topic')
+  }
+  const snapshots = entries.map((e) => e.input.items.map((i) => ({status: i.status, dead: i.dead})))
+  const restore = () =>
+    entries.forEach((e, k) =>
+      e.input.items.forEach((item, i) => {
+        item.status = snapshots[k]![i]!.status
+        item.dead = snapshots[k]![i]!.dead
+        delete item.dedupeKey
+        delete item.dedupeInserted
+      }),
+    )
+  const mode = {isolateRows: false, conservative: false}
+  for (;;) {
+    try {
+      return await runTransaction(deps, entries, mode)
+    } catch (e) {
+      if (e instanceof RunAlone) {
+        restore()
+        const out: BatchOutcome[] = []
+        for (const entry of entries) out.push((await commitBatches(deps, [entry]))[0]!)
+        return out
+      }
+      // each rerun flips one flag for good, so this runs the transaction at most three times
+      if (e instanceof SinkWriteError && !mode.isolateRows) mode.isolateRows = true
+      else if (isDedupeRace(e) && !mode.conservative) mode.conservative = true
+      else {
+        // rolled back: the items are as they came (a COMMIT without an answer keeps what it decided)
+        if (!(e instanceof GroupCommitOutcomeUnknown)) restore()
+        throw e
+      }
+      restore()
+    }
+  }
+}
+
+async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], mode: {isolateRows: boolean; conservative: boolean}): Promise<BatchOutcome[]> {
+  const co = await checkout(deps.pool)
+  const client = co.client
+  let open = false
+  try {
+    // A session cut off by a network partition must not hold the partitions' row locks for ever:
+    // the server ends it after a minute idle in the transaction, and a waiter gives up (and
+    // retries) after 30 s. BEGIN, the SET LOCALs and the offset row locks (in partition order):
+    // one round trip.
+    open = true
+    const stored = await beginAndLockOffsets(
+      client,
+      BEGIN_BATCH,
+      entries.map((e) => ({ref: e.input.ref, initial: e.input.firstOffset})),
+    )
+    const outcomes = new Array<BatchOutcome>(entries.length)
+    const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
+    entries.forEach((entry, k) => {
+      const s = stored[k]!
+      const next = entry.input.lastOffset + 1n
+      if (entry.input.firstOffset > s && !entry.input.allowGap) outcomes[k] = {kind: 'gap', stored: s}
+      else if (next <= s) outcomes[k] = {kind: 'behind', stored: s}
+      else live.push({entry, k, stored: s, next})
+    })
+    if (live.length === 0) {
+      await client.query('ROLLBACK')
+      open = false
+      return outcomes
+    }
+    // The compare-and-set comes first: the rows are locked by us, so doing it early is the same
+    // fence, and the sinks (whose aggregate rows other consumers may wait for) are then the last
+    // statements before COMMIT, which keeps their row locks short.
+    const advanced = await advanceOffsets(client, live.map((l) => ({ref: l.entry.input.ref, expected: l.stored, next: l.next})))
+    if (!advanced) {
+      await client.query('ROLLBACK')
+      open = false
+      if (live.length > 1) throw new RunAlone()
+      outcomes[live[0]!.k] = {kind: 'fenced', stored: live[0]!.stored}
+      return outcomes
+    }
+    const works = live.map((l) => l.entry.input.items.filter((i) => i.offset >= l.stored))
+    const work = works.length === 1 ? works[0]! : works.flat()
+    const attemptOf = new Map<WorkItem, number>()
+    if (new Set(live.map((l) => l.entry.attempt)).size > 1) live.forEach((l, j) => works[j]!.forEach((i) => attemptOf.set(i, l.entry.attempt)))
+    const failedAt = new Date()
+    const insertDead = async (items: readonly WorkItem[]) => {
+      if (attemptOf.size === 0) return insertDeadLetters(client, deps.dlqTopic, items, {...deps.deadLetter, attempts: live[0]!.entry.attempt, failedAt})
+      const byAttempt = new Map<number, WorkItem[]>()
+      for (const i of items) {
+        const a = attemptOf.get(i) ?? 1
+        byAttempt.set(a, [...(byAttempt.get(a) ?? []), i])
+      }
+      for (const [attempts, some] of byAttempt) await insertDeadLetters(client, deps.dlqTopic, some, {...deps.deadLetter, attempts, failedAt})
+      return items.length
+    }
+    for (const stage of deps.transact) await stage.run(work, client, {conservative: mode.conservative})
+    await insertDead(work)
+    const candidates = work.filter((i) => i.status === 'ok')
+    if (!mode.isolateRows) {
+      await writeAll(client, deps.sinks, candidates)
+    } else {
+      const rejected = await writeSinks(client, deps.sinks, candidates)
+      for (const r of rejected) markDead(r.item, sinkRejection(r.error))
+      const items = rejected.map((r) => r.item)
+      await releaseDedupeKeys(client, deps.deadLetter.pipeline, items)
+      await insertDead(items)
+    }
+    const committed = live.map((l, j) => ({kind: 'committed' as const, stored: l.stored, next: l.next, counts: countItems(works[j]!), committedAt: 0, items: works[j]!}))
+    try {
+      await client.query('COMMIT')
+    } catch (e) {
+      // the connection broke during COMMIT: the server may or may not have committed
+      throw new GroupCommitOutcomeUnknown(
+        committed.map((c) => new CommitOutcomeUnknown(c, e)),
+        e,
+      )
+    }
+    open = false
+    const now = Date.now()
+    live.forEach((l, j) => {
+      committed[j]!.committedAt = now
+      outcomes[l.k] = committed[j]!
+    })
+    return outcomes
+  } catch (e) {
+    if (open) await client.query('ROLLBACK').catch(() => {})
+    throw e
+  } finally {
+    // a client whose transaction failed is not trusted back into the pool
+    co.release(open)
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Dead letters into the PostgreSQL outbox (`cutover.outbox`), inside the batch transaction,
+ * so a dead letter exists exactly when its batch's offset committed. The relay (./relay.ts)
+ * publishes them.
+ *
+ * A dead letter keeps the original key, value and headers byte for byte and adds the headers of
+ * DESIGN.md. Headers are stored as a JSON array of [name, base64 value] pairs. An original
+ * header that `cutover` sets itself (a record replayed from the DLQ that fails again) is
+ * replaced, not repeated; `cutover.replay.count` is carried over from the original when present.
+ * Note: kafkajs groups repeated header names of a consumed record into one array, so the
+ * relative order of different names is kept but interleaved repeats are grouped.
+ */
+import type {IHeaders} from 'kafkajs'
+import type {PoolClient} from '../pg/pool.js'
+import type {WorkItem} from './types.js'
+
+export const DLQ_HEADERS = [
+  'cutover.error.code',
+  'cutover.error.message',
+  'cutover.error.stage',
+  'cutover.source.topic',
+  'cutover.source.partition',
+  'cutover.source.offset',
+  'cutover.source.timestamp',
+  'cutover.pipeline',
+  'cutover.pipeline.version',
+  'cutover.attempts',
+  'cutover.replay.count',
+  'cutover.failed.at',
+] as const
+
+const OWN = new Set<string>(DLQ_HEADERS)
+
+export type StoredHeaders = [string, string][]
+
+function headerEntries(headers: IHeaders | undefined): [string, Buffer][] {
+  const out: [string, Buffer][] = []
+  for (const [name, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue
+    for (const one of Array.isArray(v) ? v : [v]) out.push([name, Buffer.isBuffer(one) ? one : Buffer.from(one)])
+  }
+  return out
+}
+
+export interface DeadLetterContext {
+  pipeline: string
+  /** SHA-256 of the spec file */
+  version: string
+  attempts: number
+  failedAt: Date
+}
+
+export function deadLetterHeaders(item: WorkItem, ctx: DeadLetterContext): StoredHeaders {
+  const original = headerEntries(item.message.headers)
+  const replay = original.find(([n]) => n === 'cutover.replay.count')?.[1].toString() ?? '0'
+  const out: StoredHeaders = original.filter(([n]) => !OWN.has(n)).map(([n, b]) => [n, b.toString('base64')])
+  const add = (name: (typeof DLQ_HEADERS)[number], value: string) => out.push([name, Buffer.from(value, 'utf8').toString('base64')])
+  const dead = item.dead!
+  add('cutover.error.code', dead.code)
+  add('cutover.error.message', dead.message)
+  add('cutover.error.stage', dead.stage)
+  add('cutover.source.topic', item.topic)
+  add('cutover.source.partition', String(item.partition))
+  add('cutover.source.offset', item.offset.toString())
+  add('cutover.source.timestamp', item.message.timestamp)
+  add('cutover.pipeline', ctx.pipeline)
+  add('cutover.pipeline.version', ctx.version)
+  add('cutover.attempts', String(ctx.attempts))
+  add('cutover.replay.count', replay)
+  add('cutover.failed.at', ctx.failedAt.toISOString())
+  return out
+}
+
+/** Inserts the dead letters of a batch into the outbox (one statement). */
+export async function insertDeadLetters(tx: Pick<PoolClient, 'query'>, dlqTopic: string, items: readonly WorkItem[], ctx: DeadLetterContext): Promise<number> {
+  const dead = items.filter((i) => i.status === 'dead' && i.dead)
+  if (dead.length === 0) return 0
+  await tx.query(
+    `INSERT INTO cutover.outbox (pipeline, topic, key, value, headers)
+     SELECT $1, $2, u.k, u.v, u.h FROM unnest($3::bytea[], $4::bytea[], $5::jsonb[]) AS u(k, v, h)`,
+    [ctx.pipeline, dlqTopic, dead.map((i) => i.message.key), dead.map((i) => i.message.value), dead.map((i) => JSON.stringify(deadLetterHeaders(i, ctx)))],
+  )
+  return dead.length
+}
+
+/** Stored headers -> kafkajs headers (repeated names become arrays, as kafkajs sends them). */
+export function toKafkaHeaders(stored: StoredHeaders): IHeaders {
+  const out: Record<string, Buffer | Buffer[]> = {}
+  for (const [name, b64] of stored) {
+    const b = Buffer.from(b64, 'base64')
+    const prev = out[name]
+    out[name] = prev === undefined ? b : Array.isArray(prev) ? [...prev, b] : [prev, b]
+  }
+  return out
+}

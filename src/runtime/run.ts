@@ -1,0 +1,680 @@
+/**
+ * `runStream(options)`: the stream runtime behind `cutover stream run`.
+ *
+ * Start (each failure is exit 2 or 3, before anything is consumed): load the spec, open
+ * PostgreSQL (migrations), reach Kafka and find the source topic, create the DLQ topic when
+ * missing, check every sink table (exit 2 naming the column, with the SQL that fixes it).
+ *
+ * Run: a kafkajs consumer (`eachBatch`, autoCommit off, eachBatchAutoResolve off) per the
+ * spec's group. Each batch (one partition) goes through the prepare stages (decode, normalize,
+ * validate), then ONE PostgreSQL transaction (./batch.ts: offset lock, dedupe, sinks, outbox,
+ * offset compare-and-set). Only after COMMIT is the offset resolved and committed to Kafka
+ * too (for lag tools; PostgreSQL stays the source of truth).
+ *
+ * - Assignment: kafkajs has no rebalance listener, so on every GROUP_JOIN each assigned
+ *   partition is sought to its stored offset, and batches wait for that seek; the offset lock
+ *   and compare-and-set in the transaction fence late seeks and zombies anyway.
+ * - Failures: a batch whose transaction fails (PostgreSQL down, serialization failure, a
+ *   dropped table) is retried with exponential backoff and jitter (spec `retry`), its
+ *   partition paused meanwhile, forever: an outage never dead-letters a good record and never
+ *   ends the run. After `retry.max_attempts` the retries go on at the `max` backoff, logged at
+ *   error level, as the spec reference describes `max_attempts` (issue 4: never exit on
+ *   an outage). A consumer crash kafkajs will not restart is handled by a new consumer.
+ * - Backpressure: kafkajs fetches again only when the batches in hand are done, so records in
+ *   flight are bounded by `maxBytes` (and `maxBytesPerPartition`); `maxRate` caps records/s.
+ * - Stop: on `signal` abort the batches in hand finish and commit, the consumer leaves the
+ *   group, the outbox relay drains (bounded), and the result is returned.
+ * - `untilIdle`: returns once every assigned partition's stored offset reached the high
+ *   watermark, nothing arrived for `idleMs`, and the outbox is drained.
+ */
+import type {Admin, Consumer, EachBatchPayload, Producer} from 'kafkajs'
+import type {ConnectionSettings} from '../config/env.js'
+import {describeDatabaseUrl} from '../config/env.js'
+import {loadSpec, type LoadedSpec} from '../config/spec.js'
+import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
+import {connectAdmin, createKafka, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {silentLogger, type Logger} from '../log.js'
+import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
+import {CommitOutcomeUnknown, type BatchDeps, type BatchOutcome} from './batch.js'
+import {GroupCommitter} from './group.js'
+import {RuntimeMetrics, startMetricsServer} from './metrics.js'
+import {storedOffsets} from './offsets.js'
+import {backoffMs, sleep, TokenBucket} from './ratelimit.js'
+import {OutboxRelay, pruneSentOutbox} from './relay.js'
+import {buildSinks} from './sinks/index.js'
+import {checkSourceFormat} from './stages/decode.js'
+import {pruneDedupeKeys} from './stages/dedupe.js'
+import {buildStages} from './stages/index.js'
+import type {PipelineContext, Stage, WorkItem} from './types.js'
+
+export interface StreamRunOptions {
+  /** path of the pipeline spec (YAML) */
+  spec: string
+  settings: ConnectionSettings
+  /** PostgreSQL schema of sink tables named without `schema.` (default public) */
+  schema?: string
+  untilIdle?: boolean
+  idleMs?: number
+  /** records per second, all partitions together */
+  maxRate?: number
+  /** serve /metrics, /healthz, /readyz on this port */
+  metricsPort?: number
+  logger?: Logger
+  /** abort = stop gracefully (SIGTERM/SIGINT) */
+  signal?: AbortSignal
+  onProgress?: (p: StreamProgress) => void
+  progressIntervalMs?: number
+  /** values above this many bytes are RECORD_TOO_LARGE (default 1 MiB) */
+  maxRecordBytes?: number
+  /** dedupe keys are kept this long (default 7 days) */
+  dedupeRetentionMs?: number
+  partitionsConsumedConcurrently?: number
+  maxBytesPerPartition?: number
+  maxBytes?: number
+  /** registry for the metrics (tests) */
+  metrics?: RuntimeMetrics
+}
+
+/** The `--json` document of `cutover stream run`. read = written + sum(dead_lettered) + duplicates. */
+export interface StreamRunResult {
+  read: number
+  written: number
+  dead_lettered: Partial<Record<RecordErrorCode, number>>
+  duplicates: number
+  batches: number
+  /** sum over the topic's partitions of high watermark - stored offset, at exit (-1: Kafka did not answer) */
+  lag_end: number
+  elapsed_ms: number
+}
+
+export interface StreamProgress {
+  read: number
+  written: number
+  deadLettered: number
+  duplicates: number
+  batches: number
+  recordsPerSecond: number
+  /** last known lag of the assigned partitions */
+  lag: number
+  elapsedMs: number
+}
+
+const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+const WEEK_MS = 7 * 24 * 3600 * 1000
+const HEARTBEAT_SLICE_MS = 1000
+const MAX_CONCURRENCY = 16
+/** batches ready while a transaction runs gather until they hold this many records (group.ts) */
+const GROUP_RECORDS = 1000
+const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
+
+class Totals {
+  read = 0
+  written = 0
+  duplicates = 0
+  batches = 0
+  dead: Partial<Record<RecordErrorCode, number>> = {}
+  deadTotal(): number {
+    return Object.values(this.dead).reduce((a, b) => a + (b ?? 0), 0)
+  }
+}
+
+export async function runStream(options: StreamRunOptions): Promise<StreamRunResult> {
+  const started = Date.now()
+  const logger = (options.logger ?? silentLogger).namespace('stream')
+  const loaded = await loadSpec(options.spec)
+  const {spec} = loaded
+  const topic = spec.source.topic
+  const ctx: PipelineContext = {
+    loaded,
+    pipeline: spec.name,
+    schema: options.schema ?? 'public',
+    maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+    dedupeRetentionMs: options.dedupeRetentionMs ?? WEEK_MS,
+    logger,
+  }
+  checkSourceFormat(ctx)
+  // batches of different partitions run concurrently, each holding one connection; the pool is
+  // sized for the most (connections are opened lazily), the concurrency set once the topic is known
+  const maxConcurrency = options.partitionsConsumedConcurrently ?? MAX_CONCURRENCY
+  const url = options.settings.databaseUrl
+
+  const pool = await openDatabase(url, {logger, max: maxConcurrency + 4, applicationName: `cutover stream ${spec.name}`})
+  const closers: (() => Promise<unknown>)[] = [() => pool.end()]
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch(() => {})
+  }
+  try {
+    // Kafka at start: one quick attempt, so an unreachable broker is exit 3 in seconds.
+    const probe = await connectAdmin(createKafka(options.settings.kafka, {mode: 'fail-fast', logger}), options.settings.kafka)
+    let sourcePartitions: number
+    try {
+      const meta = await probe.fetchTopicMetadata({topics: [topic]}).catch((e: unknown) => {
+        if ((e as {type?: string}).type === 'UNKNOWN_TOPIC_OR_PARTITION') return null
+        throw e
+      })
+      const t = meta?.topics.find((x) => x.name === topic)
+      if (!t || t.partitions.length === 0) {
+        throw new SpecError({file: loaded.file}, `source topic ${topic} does not exist on ${options.settings.kafka.brokers.join(',')}`, {
+          hint: `create it (kafka-topics.sh --create --topic ${topic}) or fix source.topic`,
+        })
+      }
+      sourcePartitions = t.partitions.length
+      const existing = await probe.listTopics()
+      if (!existing.includes(spec.dlq.topic)) {
+        // the DLQ must take every value the source takes (a RECORD_TOO_LARGE dead letter keeps its value)
+        const configs = await probe
+          .describeConfigs({includeSynonyms: false, resources: [{type: 2 /* TOPIC */, name: topic, configNames: ['max.message.bytes']}]})
+          .catch(() => undefined)
+        const maxMessageBytes = configs?.resources[0]?.configEntries.find((c) => c.configName === 'max.message.bytes')?.configValue
+        const configEntries = maxMessageBytes ? [{name: 'max.message.bytes', value: String(Number(maxMessageBytes) + 64 * 1024)}] : []
+        await probe.createTopics({waitForLeaders: true, topics: [{topic: spec.dlq.topic, numPartitions: sourcePartitions, configEntries}]}).catch((e: unknown) => {
+          if ((e as {type?: string}).type !== 'TOPIC_ALREADY_EXISTS') throw e
+        })
+        logger.info('dlq.topic.created', {topic: spec.dlq.topic, partitions: sourcePartitions})
+      }
+    } catch (e) {
+      throw e instanceof CutoverError ? e : mapKafkaError(e, options.settings.kafka, 'topic metadata')
+    } finally {
+      await probe.disconnect().catch(() => {})
+    }
+
+    const stages = buildStages(ctx)
+    const sinks = await buildSinks(ctx, pool).catch((e: unknown) => {
+      throw e instanceof CutoverError ? e : mapPgError(e, url)
+    })
+    const metrics = options.metrics ?? new RuntimeMetrics(spec.name)
+
+    const kafka = createKafka(options.settings.kafka, {mode: 'resilient', logger, clientId: `cutover-${spec.name}`})
+    const admin = kafka.admin()
+    await admin.connect().catch((e: unknown) => {
+      throw mapKafkaError(e, options.settings.kafka, 'connect')
+    })
+    closers.push(() => admin.disconnect())
+    const producer = kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
+    await producer.connect().catch((e: unknown) => {
+      throw mapKafkaError(e, options.settings.kafka, 'connect producer')
+    })
+    closers.push(() => producer.disconnect())
+
+    const concurrency = options.partitionsConsumedConcurrently ?? Math.min(MAX_CONCURRENCY, Math.max(6, sourcePartitions))
+    const runtime = new StreamRuntime({options, ctx, loaded, pool, kafka, admin, producer, stages, sinks, metrics, logger, concurrency, sourcePartitions})
+    closers.push(() => runtime.close())
+    const totals = await runtime.run()
+    const lagEnd = await runtime.lagEnd().catch(() => -1)
+    return {
+      read: totals.read,
+      written: totals.written,
+      dead_lettered: totals.dead,
+      duplicates: totals.duplicates,
+      batches: totals.batches,
+      lag_end: lagEnd,
+      elapsed_ms: Date.now() - started,
+    }
+  } finally {
+    await closeAll()
+  }
+}
+
+interface RuntimeDeps {
+  options: StreamRunOptions
+  ctx: PipelineContext
+  loaded: LoadedSpec
+  pool: Pool
+  kafka: KafkaClient
+  admin: Admin
+  producer: Producer
+  stages: {prepare: Stage[]; transact: Stage[]}
+  sinks: BatchDeps['sinks']
+  metrics: RuntimeMetrics
+  logger: Logger
+  concurrency: number
+  sourcePartitions: number
+}
+
+class StreamRuntime {
+  private readonly totals = new Totals()
+  private readonly topic: string
+  private readonly pipeline: string
+  private readonly relay: OutboxRelay
+  private readonly limiter: TokenBucket | undefined
+  private readonly batchDeps: BatchDeps
+  private readonly committer: GroupCommitter
+  private readonly stopController = new AbortController()
+  private consumer: Consumer | undefined
+  private stopping = false
+  private assigned: number[] | undefined
+  private joinReady: Promise<void> = Promise.resolve()
+  private inFlight = 0
+  private lastActivity = Date.now()
+  /** partitions sought back to the stored offset after a gap: the next batch may start after it */
+  private readonly gapSeeks = new Map<number, bigint>()
+  /** end of batches kafkajs resolved itself (only control records / aborted transactions) */
+  private readonly filteredEnd = new Map<number, bigint>()
+  private readonly lag = new Map<number, number>()
+  private timers: NodeJS.Timeout[] = []
+  private closeMetrics: (() => Promise<void>) | undefined
+  private restarting = false
+  private readonly startedAt = Date.now()
+
+  constructor(private readonly d: RuntimeDeps) {
+    this.topic = d.ctx.loaded.spec.source.topic
+    this.pipeline = d.ctx.pipeline
+    this.limiter = d.options.maxRate ? new TokenBucket(d.options.maxRate) : undefined
+    this.relay = new OutboxRelay({
+      pool: d.pool,
+      producer: d.producer,
+      pipeline: this.pipeline,
+      logger: d.logger.namespace('relay'),
+      onBacklog: (n) => d.metrics.outboxBacklog(n),
+    })
+    this.batchDeps = {
+      pool: d.pool,
+      transact: d.stages.transact,
+      sinks: d.sinks,
+      dlqTopic: d.loaded.spec.dlq.topic,
+      deadLetter: {pipeline: this.pipeline, version: d.loaded.sha256, attempts: 1},
+    }
+    // as many transactions at once as batches in flight; small batches (a steady trickle) group
+    this.committer = new GroupCommitter(this.batchDeps, d.concurrency, GROUP_RECORDS)
+  }
+
+  async run(): Promise<Totals> {
+    const {options, logger} = this.d
+    const signal = options.signal
+    const done = new Promise<void>((resolve) => {
+      if (signal?.aborted) resolve()
+      signal?.addEventListener('abort', () => resolve(), {once: true})
+      this.stopController.signal.addEventListener('abort', () => resolve(), {once: true})
+    })
+    this.housekeeping()
+    this.relay.start()
+    if (options.metricsPort !== undefined) {
+      const server = await startMetricsServer(options.metricsPort, this.d.metrics, {
+        healthy: () => !this.stopping,
+        ready: () => !this.stopping && this.consumer !== undefined && this.assigned !== undefined,
+      })
+      this.closeMetrics = server.close
+      logger.info('metrics.listening', {port: server.port})
+    }
+    await this.startConsumer().catch((e: unknown) => {
+      throw mapKafkaError(e, this.d.options.settings.kafka, 'start the consumer')
+    })
+    this.startMonitors()
+    await done
+    await this.shutdown()
+    return this.totals
+  }
+
+  private housekeeping(): void {
+    const prune = () => {
+      void pruneDedupeKeys(this.d.pool, this.pipeline, this.d.ctx.dedupeRetentionMs)
+        .then((n) => n > 0 && this.d.logger.info('dedupe.pruned', {keys: n}))
+        .catch((e: unknown) => this.d.logger.warn('dedupe.prune.failed', {error: e}))
+      void pruneSentOutbox(this.d.pool, this.pipeline, 24 * 3600 * 1000).catch((e: unknown) => this.d.logger.warn('outbox.prune.failed', {error: e}))
+    }
+    prune()
+    const t = setInterval(prune, 3600 * 1000)
+    t.unref()
+    this.timers.push(t)
+  }
+
+  private async startConsumer(): Promise<void> {
+    const {kafka, logger, options, concurrency} = this.d
+    const spec = this.d.loaded.spec
+    const consumer = kafka.consumer({
+      groupId: spec.source.group,
+      maxBytesPerPartition: options.maxBytesPerPartition ?? 2 * 1024 * 1024,
+      maxBytes: options.maxBytes ?? 12 * 1024 * 1024,
+      maxWaitTimeInMs: 500,
+      // 10 s: a process killed with -9 holds its partitions this long before the group moves them
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => true},
+    })
+    this.consumer = consumer
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)
+      this.assigned = partitions
+      this.gapSeeks.clear()
+      logger.info('consumer.assigned', {topic: this.topic, partitions, group: e.payload.groupId, member: e.payload.memberId})
+      this.joinReady = this.seekToStored(consumer, partitions)
+    })
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      if (e.payload.batchSize === 0) this.filteredEnd.set(e.payload.partition, BigInt(e.payload.lastOffset) + 1n)
+    })
+    consumer.on(consumer.events.CRASH, (e) => {
+      logger.error('consumer.crash', {error: e.payload.error, restart: e.payload.restart})
+      if (!e.payload.restart && !this.stopping) void this.restartConsumer()
+    })
+    await consumer.connect()
+    await consumer.subscribe({topics: [this.topic], fromBeginning: true})
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: concurrency,
+      eachBatch: (payload) => this.eachBatch(consumer, payload),
+    })
+  }
+
+  /** kafkajs gave up (restart: false): a new consumer, after a pause, until one runs. */
+  private async restartConsumer(): Promise<void> {
+    if (this.restarting) return
+    this.restarting = true
+    try {
+      for (let attempt = 1; !this.stopping; attempt++) {
+        await this.consumer?.disconnect().catch(() => {})
+        await sleep(backoffMs(attempt, 500, 10_000), this.stopController.signal)
+        if (this.stopping) return
+        try {
+          await this.startConsumer()
+          this.d.logger.info('consumer.restarted', {attempt})
+          return
+        } catch (e) {
+          this.d.logger.warn('consumer.restart.failed', {error: e, attempt})
+        }
+      }
+    } finally {
+      this.restarting = false
+    }
+  }
+
+  private async seekToStored(consumer: Consumer, partitions: number[]): Promise<void> {
+    try {
+      const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
+      for (const p of partitions) {
+        const offset = stored.get(p)
+        if (offset !== undefined) consumer.seek({topic: this.topic, partition: p, offset: offset.toString()})
+      }
+    } catch (e) {
+      // PostgreSQL unreachable: the batch transaction still skips what is committed and seeks on a gap
+      this.d.logger.warn('consumer.seek_on_join.failed', {error: e})
+    }
+  }
+
+  /**
+   * Waits for `n` tokens of --max-rate, heartbeating meanwhile. A rebalance while waiting ends
+   * the wait and returns false: the batch is dropped unprocessed (nothing of it is committed,
+   * its partition's next owner fetches it again), so a process that joins the group does not
+   * wait for this one to work through everything it fetched at the capped rate.
+   */
+  private async paced(n: number, heartbeat: () => Promise<void>): Promise<boolean> {
+    const wait = new AbortController()
+    const onStop = () => wait.abort()
+    this.stopController.signal.addEventListener('abort', onStop, {once: true})
+    let lost = false
+    const beat = setInterval(() => {
+      heartbeat().catch((he: unknown) => {
+        if (REBALANCE_ERRORS.has((he as {type?: string}).type ?? '')) {
+          lost = true
+          wait.abort()
+        }
+      })
+    }, HEARTBEAT_SLICE_MS)
+    try {
+      await this.limiter!.take(n, wait.signal)
+    } finally {
+      clearInterval(beat)
+      this.stopController.signal.removeEventListener('abort', onStop)
+    }
+    return !lost
+  }
+
+  private async eachBatch(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
+    const {batch, heartbeat, isRunning, isStale, pause} = payload
+    if (this.stopping) return
+    await this.joinReady
+    if (this.stopping || !isRunning() || isStale() || batch.messages.length === 0) return
+    const {metrics, logger, stages} = this.d
+    const partition = batch.partition
+    this.inFlight++
+    this.lastActivity = Date.now()
+    try {
+      if (this.limiter && !(await this.paced(batch.messages.length, heartbeat))) {
+        logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition, note: 'rebalance while waiting for --max-rate'})
+        return
+      }
+      if (this.stopping) return
+      const items: WorkItem[] = batch.messages.map((message) => ({message, topic: batch.topic, partition, offset: BigInt(message.offset), status: 'ok'}))
+      for (const stage of stages.prepare) {
+        const before = items.filter((i) => i.status === 'ok').length
+        await stage.run(items, null)
+        metrics.stageRecords(stage.name, 'in', before)
+        metrics.stageRecords(stage.name, 'out', items.filter((i) => i.status === 'ok').length)
+      }
+      const prepared = items.map((i) => ({status: i.status, dead: i.dead}))
+      const okPrepared = items.reduce((n, i) => n + (i.status === 'ok' ? 1 : 0), 0)
+      const firstOffset = items[0]!.offset
+      const lastOffset = BigInt(batch.lastOffset())
+      const gapSeek = this.gapSeeks.get(partition)
+      const input = {ref: {pipeline: this.pipeline, topic: batch.topic, partition}, items, firstOffset, lastOffset, allowGap: gapSeek !== undefined}
+
+      let outcome: BatchOutcome | undefined
+      let unknown: CommitOutcomeUnknown | undefined
+      let resume: (() => void) | undefined
+      const {retry} = this.d.loaded.spec
+      for (let attempt = 1; ; attempt++) {
+        items.forEach((item, i) => {
+          item.status = prepared[i]!.status
+          item.dead = prepared[i]!.dead
+          delete item.dedupeKey
+          delete item.dedupeInserted
+        })
+        try {
+          const t0 = process.hrtime.bigint()
+          outcome = await this.committer.commit(input, attempt)
+          if (outcome.kind === 'behind' && unknown && outcome.stored === unknown.outcome.next) {
+            // our earlier COMMIT went through although its answer was lost: count that batch
+            logger.info('batch.commit_confirmed', {topic: batch.topic, partition, next: outcome.stored.toString()})
+            outcome = {...unknown.outcome, committedAt: Date.now()}
+          }
+          if (outcome.kind === 'committed') metrics.batchCommitted(outcome.counts.read, Number(process.hrtime.bigint() - t0) / 1e9)
+          break
+        } catch (e) {
+          if (e instanceof CommitOutcomeUnknown) {
+            unknown = e
+            // keep what that attempt decided: if it committed, those are the statuses of record
+            e.outcome.items = e.outcome.items.map((i) => ({...i}))
+          }
+          const err = mapPgError(e, this.d.options.settings.databaseUrl)
+          const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: err, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
+          if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
+          else logger.warn('batch.retry', fields)
+          if (this.stopping) return
+          resume ??= pause()
+          // sleep in slices, heartbeating, so a long backoff does not cost the group membership
+          let lostPartition = false
+          const until = Date.now() + backoffMs(attempt, retry.initial, retry.max)
+          while (!this.stopping && Date.now() < until && !lostPartition) {
+            await sleep(Math.min(HEARTBEAT_SLICE_MS, until - Date.now()), this.stopController.signal)
+            try {
+              await heartbeat()
+            } catch (he) {
+              lostPartition = REBALANCE_ERRORS.has((he as {type?: string}).type ?? '')
+            }
+          }
+          if (this.stopping) return
+          if (lostPartition) {
+            logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition})
+            resume()
+            return
+          }
+        }
+      }
+      resume?.()
+      this.lastActivity = Date.now()
+      if (outcome.kind === 'committed') {
+        for (const stage of stages.transact) {
+          metrics.stageRecords(stage.name, 'in', okPrepared)
+          if (stage.name === 'dedupe') metrics.stageRecords('dedupe', 'out', okPrepared - outcome.counts.duplicates - (outcome.counts.dead.DUPLICATE_CONFLICT ?? 0))
+        }
+      }
+      await this.afterOutcome(consumer, payload, outcome, batch.highWatermark)
+      try {
+        await heartbeat()
+      } catch {
+        // a rebalance or a broker outage: kafkajs' own loop handles it; the batch is committed
+      }
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  private async afterOutcome(consumer: Consumer, payload: EachBatchPayload, outcome: BatchOutcome, highWatermark: string): Promise<void> {
+    const {batch, resolveOffset, commitOffsetsIfNecessary} = payload
+    const partition = batch.partition
+    const {metrics, logger} = this.d
+    const commitToKafka = async (next: bigint) => {
+      resolveOffset((next - 1n).toString())
+      try {
+        await commitOffsetsIfNecessary({topics: [{topic: batch.topic, partitions: [{partition, offset: next.toString()}]}]})
+      } catch (e) {
+        logger.debug('kafka.offset_commit.failed', {error: e, partition}) // PostgreSQL holds the truth; lag tools catch up
+      }
+    }
+    switch (outcome.kind) {
+      case 'committed': {
+        this.gapSeeks.delete(partition)
+        const c = outcome.counts
+        const t = this.totals
+        t.read += c.read
+        t.written += c.written
+        t.duplicates += c.duplicates
+        t.batches++
+        let deadN = 0
+        for (const [code, n] of Object.entries(c.dead) as [RecordErrorCode, number][]) {
+          t.dead[code] = (t.dead[code] ?? 0) + n
+          metrics.deadLettered(code, n)
+          deadN += n
+        }
+        metrics.duplicates(c.duplicates)
+        metrics.stageRecords('sink', 'in', c.written + (c.dead.SINK_REJECTED ?? 0))
+        metrics.stageRecords('sink', 'out', c.written)
+        const now = outcome.committedAt
+        for (const item of outcome.items) if (item.status === 'ok') metrics.endToEnd((now - Number(item.message.timestamp)) / 1000)
+        const lag = Math.max(0, Number(BigInt(highWatermark) - outcome.next))
+        this.lag.set(partition, lag)
+        metrics.lag(batch.topic, partition, lag)
+        if (deadN > 0) this.relay.wake()
+        await commitToKafka(outcome.next)
+        break
+      }
+      case 'behind':
+        await commitToKafka(outcome.stored)
+        break
+      case 'gap':
+        logger.info('batch.gap.seek', {partition, first_offset: batch.firstOffset(), stored: outcome.stored.toString()})
+        this.gapSeeks.set(partition, outcome.stored)
+        try {
+          consumer.seek({topic: batch.topic, partition, offset: outcome.stored.toString()})
+        } catch (e) {
+          logger.warn('batch.gap.seek_failed', {partition, error: e}) // the next batch meets the same gap and seeks again
+        }
+        break
+      case 'fenced':
+        logger.warn('batch.fenced', {partition, stored: outcome.stored.toString(), note: 'another consumer committed this partition; batch dropped'})
+        break
+    }
+  }
+
+  private startMonitors(): void {
+    const {options} = this.d
+    if (options.onProgress) {
+      let lastRead = 0
+      let lastAt = Date.now()
+      const every = options.progressIntervalMs ?? 5000
+      const t = setInterval(() => {
+        const now = Date.now()
+        const t2 = this.totals
+        options.onProgress!({
+          read: t2.read,
+          written: t2.written,
+          deadLettered: t2.deadTotal(),
+          duplicates: t2.duplicates,
+          batches: t2.batches,
+          recordsPerSecond: Math.round(((t2.read - lastRead) * 1000) / Math.max(1, now - lastAt)),
+          lag: [...this.lag.values()].reduce((a, b) => a + b, 0),
+          elapsedMs: now - this.startedAt,
+        })
+        lastRead = t2.read
+        lastAt = now
+      }, every)
+      t.unref()
+      this.timers.push(t)
+    }
+    if (options.untilIdle) {
+      const idleMs = options.idleMs ?? 3000
+      let checking = false
+      const t = setInterval(() => {
+        if (checking || this.stopping) return
+        checking = true
+        this.caughtUp(idleMs)
+          .then((yes) => {
+            if (yes) {
+              this.d.logger.info('stream.idle', {idle_ms: idleMs})
+              this.stopController.abort()
+            }
+          })
+          .catch((e: unknown) => this.d.logger.debug('idle.check.failed', {error: e}))
+          .finally(() => (checking = false))
+      }, 200)
+      this.timers.push(t)
+    }
+  }
+
+  /** Every assigned partition committed up to its high watermark, idle for idleMs, outbox drained. */
+  private async caughtUp(idleMs: number): Promise<boolean> {
+    if (this.assigned === undefined || this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
+    const assigned = this.assigned
+    const offsets = await this.d.admin.fetchTopicOffsets(this.topic)
+    const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
+    for (const p of assigned) {
+      const o = offsets.find((x) => x.partition === p)
+      if (!o) return false
+      const high = BigInt(o.high)
+      let at = stored.get(p) ?? BigInt(o.low)
+      const f = this.filteredEnd.get(p)
+      if (f !== undefined && f > at) at = f
+      if (at < high) return false
+    }
+    if (this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
+    return (await this.relay.drain(30_000)) === 0
+  }
+
+  async lagEnd(): Promise<number> {
+    const offsets = await this.d.admin.fetchTopicOffsets(this.topic)
+    const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
+    let lag = 0n
+    for (const o of offsets) {
+      let at = stored.get(o.partition) ?? BigInt(o.low)
+      const f = this.filteredEnd.get(o.partition)
+      if (f !== undefined && f > at) at = f
+      const l = BigInt(o.high) - at
+      if (l > 0n) lag += l
+    }
+    return Number(lag)
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true
+    this.stopController.abort()
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    // kafkajs waits for the batches in hand (each finishes and commits its transaction), then leaves the group
+    await this.consumer?.disconnect().catch((e: unknown) => this.d.logger.warn('consumer.disconnect.failed', {error: e}))
+    const left = await this.relay.drain(this.d.options.untilIdle ? 60_000 : 10_000)
+    if (left > 0) this.d.logger.warn('outbox.not_drained', {rows: left, note: 'published by the next run'})
+    await this.relay.stop()
+  }
+
+  /** Releases everything, also when `run` failed half-way (idempotent). */
+  async close(): Promise<void> {
+    this.stopping = true
+    this.stopController.abort()
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    await this.consumer?.disconnect().catch(() => {})
+    await this.relay.stop().catch(() => {})
+    await this.closeMetrics?.()
+    this.closeMetrics = undefined
+  }
+}

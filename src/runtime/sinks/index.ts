@@ -1,0 +1,28 @@
+/**
+ * The sink registry, by name: a sink spec with `group_by` is an `aggregate` sink, any other an
+ * `upsert` sink. Each factory checks its table at start (exit 2 when it does not fit).
+ */
+import type {SinkSpec} from '../../config/spec.js'
+import type {Pool} from '../../pg/pool.js'
+import type {PipelineContext, Sink} from '../types.js'
+import {aggregateSink} from './aggregate.js'
+import {upsertSink} from './upsert.js'
+
+export type SinkFactory = (ctx: PipelineContext, sink: SinkSpec, pool: Pool) => Promise<Sink>
+
+export const SINKS: ReadonlyMap<string, SinkFactory> = new Map<string, SinkFactory>([
+  ['upsert', upsertSink],
+  ['aggregate', aggregateSink],
+])
+
+export function sinkKind(sink: SinkSpec): string {
+  return sink.group_by ? 'aggregate' : 'upsert'
+}
+
+export async function buildSinks(ctx: PipelineContext, pool: Pool): Promise<Sink[]> {
+  const out: Sink[] = []
+  for (const s of ctx.loaded.spec.sinks) out.push(await SINKS.get(sinkKind(s))!(ctx, s, pool))
+  // aggregate rows are shared by all partitions (their row locks serialize concurrent batches):
+  // write them last, right before COMMIT, to hold those locks as briefly as possible
+  return [...out.filter((s) => s.name !== 'aggregate'), ...out.filter((s) => s.name === 'aggregate')]
+}

@@ -1,0 +1,64 @@
+/**
+ * Sink `upsert`: one row per record in an existing table, keyed by the spec's `key`.
+ *
+ *   INSERT INTO "s"."t" AS t ("k", "a", ...)
+ *   SELECT * FROM unnest($1::text[], $2::numeric[], ...)
+ *   ON CONFLICT ("k") DO UPDATE SET "a" = excluded."a", ...
+ *
+ * Columns are matched by name: every field of the spec must be a column of a fitting type
+ * (checked at start, exit 2 otherwise). Within one batch the last record of a key wins, and
+ * rows are sent sorted by key so that concurrent partitions lock rows in the same order.
+ */
+import {namesOf, type SinkSpec} from '../../config/spec.js'
+import type {Pool} from '../../pg/pool.js'
+import {SpecError} from '../../errors.js'
+import type {PipelineContext, Sink, WorkItem} from '../types.js'
+import {pgArray} from './pgarray.js'
+import {describeTable, mismatchError, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
+
+export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Pool): Promise<Sink> {
+  const {spec, file} = ctx.loaded
+  const ref = tableRef(sink.table, ctx.schema)
+  const key = namesOf(spec.key)
+  const fieldNames = Object.keys(spec.fields)
+  const info = await describeTable(pool, ref)
+  if (!info) {
+    const ddl = `CREATE TABLE ${ref.sql} (${fieldNames.map((n) => `${quoteIdent(n)} ${suggestedType(spec.fields[n]!)}`).join(', ')}, PRIMARY KEY (${key.map(quoteIdent).join(', ')}));`
+    throw new SpecError({file}, `sink table ${ref.label} does not exist`, {hint: ddl})
+  }
+  for (const name of fieldNames) {
+    const f = spec.fields[name]!
+    const col = info.columns.get(name)
+    if (!col) {
+      throw mismatchError(file, `sink table ${ref.label} has no column ${name} for field ${name} (${f.type})`, `ALTER TABLE ${ref.sql} ADD COLUMN ${quoteIdent(name)} ${suggestedType(f)};`)
+    }
+    const why = typeMismatch(f, col)
+    if (why) {
+      throw mismatchError(file, `sink table ${ref.label}: column ${name} ${why}`, `ALTER TABLE ${ref.sql} ALTER COLUMN ${quoteIdent(name)} TYPE ${suggestedType(f)};`)
+    }
+  }
+  requireUniqueKey(file, info, key, `the sink keyed by ${key.join(', ')}`)
+  requireWritable(file, info, fieldNames)
+
+  const cols = fieldNames.map((n) => info.columns.get(n)!)
+  const nonKey = fieldNames.filter((n) => !key.includes(n))
+  const sql =
+    `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
+    `SELECT * FROM unnest(${cols.map((c, i) => `$${i + 1}::${c.castType}[]`).join(', ')}) ` +
+    `ON CONFLICT (${key.map(quoteIdent).join(', ')}) ` +
+    (nonKey.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${nonKey.map((n) => `${quoteIdent(n)} = excluded.${quoteIdent(n)}`).join(', ')}`)
+  const keyOf = (item: WorkItem) => (key.length === 1 ? String(item.record![key[0]!]) : JSON.stringify(key.map((k) => item.record![k] ?? null)))
+
+  return {
+    name: 'upsert',
+    table: ref.label,
+    async write(tx, items) {
+      const last = new Map<string, WorkItem>()
+      for (const item of items) if (item.record) last.set(keyOf(item), item)
+      if (last.size === 0) return
+      const rows = [...last.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, i]) => i.record!)
+      const params = fieldNames.map((n) => pgArray(rows.map((r) => r[n])))
+      await tx.query(sql, params)
+    },
+  }
+}

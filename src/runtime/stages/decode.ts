@@ -1,0 +1,117 @@
+/**
+ * Stage `decode`: Kafka message bytes -> a raw record (field name -> JSON value).
+ *
+ *   value          bytes in `source.encoding` (utf-8 by default; decodeBytes is fatal on
+ *                  invalid UTF-8: DECODE_ERROR, never a silent U+FFFD)
+ *   format json    one JSON object per message; not JSON -> DECODE_ERROR; JSON that is not an
+ *                  object (an array, a number) -> SCHEMA_VIOLATION
+ *   size           a value over `maxRecordBytes` (1 MiB by default) -> RECORD_TOO_LARGE
+ *                  before any decoding, so a 5 MB poison value costs nothing
+ *   tombstone      a null value -> DECODE_ERROR
+ *
+ * Formats csv (one line per message: `source.columns`, `source.delimiter`) and fixed (one
+ * copybook record per message: `source.copybook`, relative to the spec file) go through the
+ * legacy adapters' per-message decoders (legacy-adapters/message.ts), the same code as the file
+ * readers: DECODE_ERROR for bad bytes or quoting, SCHEMA_VIOLATION for a wrong field count or a
+ * short record.
+ */
+import {dirname, resolve} from 'node:path'
+import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../../legacy-adapters/message.js'
+import type {RawRecordOk} from '../../../legacy-adapters/types.js'
+import {isCutoverError, SpecError} from '../../errors.js'
+import {decodeBytes, resolveEncoding} from '../../normalize/encoding.js'
+import type {PipelineContext, Stage, WorkItem} from '../types.js'
+import {markDead} from '../types.js'
+
+const PREVIEW = 40
+
+function preview(text: string): string {
+  const oneLine = text.replace(/\s+/g, ' ')
+  return oneLine.length > PREVIEW ? `${oneLine.slice(0, PREVIEW)}…` : oneLine
+}
+
+/** Throws SpecError (exit 2) for a source this stage cannot read. */
+export function checkSourceFormat(ctx: PipelineContext): void {
+  const {source} = ctx.loaded.spec
+  if (source.format === 'csv' && !source.columns) {
+    throw new SpecError({file: ctx.loaded.file}, 'source.format csv in stream run needs `columns: [...]` (each message is one line, without a header)', {
+      hint: 'list the columns in order: columns: [id, acct, amt, ts]',
+    })
+  }
+}
+
+/** The per-message decoder of a csv or fixed source; undefined for json. */
+function legacyDecoder(ctx: PipelineContext): MessageDecoder | undefined {
+  const {source} = ctx.loaded.spec
+  if (source.format === 'csv') return csvMessageDecoder({columns: source.columns!, delimiter: source.delimiter ?? ',', encoding: source.encoding})
+  if (source.format === 'fixed') return fixedMessageDecoder({copybook: resolve(dirname(ctx.loaded.file), source.copybook!), encoding: source.encoding})
+  return undefined
+}
+
+function rawOf(item: WorkItem, fields: Record<string, unknown>, value: Buffer): RawRecordOk {
+  return {
+    ok: true,
+    fields,
+    position: {scheme: 'kafka', source: item.topic, partition: item.partition, offset: item.offset.toString(), timestamp: item.message.timestamp},
+    raw: value,
+  }
+}
+
+export function decodeStage(ctx: PipelineContext): Stage {
+  const encoding = resolveEncoding(ctx.loaded.spec.source.encoding, 'source.encoding')
+  const limit = ctx.maxRecordBytes
+  const legacy = legacyDecoder(ctx)
+  const decodeOne = (item: WorkItem): void => {
+    const value = item.message.value
+    if (value === null) {
+      markDead(item, {code: 'DECODE_ERROR', message: 'the message has no value (a tombstone)', stage: 'decode', field: null})
+      return
+    }
+    if (value.length > limit) {
+      markDead(item, {
+        code: 'RECORD_TOO_LARGE',
+        message: `the value is ${value.length} bytes, more than the limit of ${limit} bytes`,
+        stage: 'decode',
+        field: null,
+      })
+      return
+    }
+    if (legacy) {
+      const r = legacy(value)
+      if (!r.ok) {
+        markDead(item, {code: r.code, message: r.message, stage: 'decode', field: r.field ?? null})
+        return
+      }
+      item.raw = rawOf(item, r.fields, value)
+      return
+    }
+    let text: string
+    try {
+      text = decodeBytes(value, encoding)
+    } catch (e) {
+      const why = isCutoverError(e) ? e.message : String(e)
+      markDead(item, {code: 'DECODE_ERROR', message: `the value is not valid ${encoding}: ${why}`, stage: 'decode', field: null})
+      return
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      markDead(item, {code: 'DECODE_ERROR', message: `the value is not JSON: "${preview(text)}"`, stage: 'decode', field: null})
+      return
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      const kind = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed
+      markDead(item, {code: 'SCHEMA_VIOLATION', message: `the value is JSON ${kind}, not an object`, stage: 'decode', field: null})
+      return
+    }
+    item.raw = rawOf(item, parsed as Record<string, unknown>, value)
+  }
+  return {
+    name: 'decode',
+    phase: 'prepare',
+    run(items) {
+      for (const item of items) if (item.status === 'ok') decodeOne(item)
+    },
+  }
+}

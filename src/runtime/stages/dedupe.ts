@@ -1,0 +1,161 @@
+/**
+ * Stage `dedupe` (transactional): drops identical repeats and dead-letters conflicting ones,
+ * across restarts, through `cutover.stream_dedupe (pipeline, key, payload_sha256, seen_at)`.
+ *
+ * - The payload hash is the SHA-256 of the normalized record as canonical JSON (sorted keys),
+ *   so two messages that differ only in formatting ("1 234,50" and "1234.50") are the same.
+ * - Within a batch, repeats are resolved in offset order against the first occurrence.
+ * - Across batches: one statement (DEDUPE_FAST_SQL) returns the hashes of the keys already
+ *   there (same hash -> duplicate, else DUPLICATE_CONFLICT) and claims the others with a plain
+ *   INSERT (sorted, so concurrent partitions lock in the same order). If a concurrent
+ *   transaction committed one of those keys first, the INSERT fails (23505, isDedupeRace) and
+ *   the batch transaction runs again at once in `conservative` mode: `INSERT ... ON CONFLICT DO
+ *   NOTHING RETURNING key`, then one SELECT for the others (the previous, slower statements).
+ * - A claimed key whose row a sink then rejects is released again by `releaseDedupeKeys` in
+ *   the same transaction, so that a fixed record can be replayed later.
+ */
+import * as crypto from 'node:crypto'
+import {createHash} from 'node:crypto'
+import {namesOf} from '../../config/spec.js'
+import type {PoolClient} from '../../pg/pool.js'
+import {pgArray} from '../sinks/pgarray.js'
+import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../types.js'
+import {markDead} from '../types.js'
+
+/**
+ * The normalized record as canonical text: its field names sorted, then the values in that
+ * order as one JSON array (one JSON.stringify per record: this runs for every record).
+ */
+export function canonicalJson(record: NormalizedRecord, sortedKeys: readonly string[] = Object.keys(record).sort(), prefix = JSON.stringify(sortedKeys)): string {
+  const values = new Array<unknown>(sortedKeys.length)
+  for (let i = 0; i < sortedKeys.length; i++) values[i] = record[sortedKeys[i]!] ?? null
+  return prefix + JSON.stringify(values)
+}
+
+/** SHA-256 (hex) of the canonical text; one-shot `crypto.hash` (node >= 20.12) when present. */
+export function payloadHash(record: NormalizedRecord, sortedKeys?: readonly string[], prefix?: string): string {
+  const text = canonicalJson(record, sortedKeys, prefix)
+  return oneShot ? oneShot('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex')
+}
+
+const oneShot = (crypto as {hash?: (algorithm: string, data: string, encoding: 'hex') => string}).hash
+
+/**
+ * The fast path of the stage, one round trip: the keys already stored come back with their hash
+ * (a snapshot read: this transaction's own earlier rows included), and the others are inserted
+ * with a plain INSERT in key order. All sub-statements share one snapshot, so a key that another
+ * transaction commits meanwhile is not in `seen` and the INSERT fails on the primary key (23505),
+ * never silently: see isDedupeRace.
+ */
+export const DEDUPE_FAST_SQL = `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[]) AS x(k, h)),
+seen AS (SELECT d.key, d.payload_sha256 FROM cutover.stream_dedupe d WHERE d.pipeline = $1 AND d.key = ANY($2::text[])),
+ins AS (INSERT INTO cutover.stream_dedupe (pipeline, key, payload_sha256, seen_at)
+        SELECT $1, u.k, decode(u.h, 'hex'), now() FROM u WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.key = u.k) ORDER BY u.k)
+SELECT key, encode(payload_sha256, 'hex') AS h FROM seen`
+
+/** The fast path lost a race for a key (another transaction committed it first): run the batch again, conservatively. */
+export function isDedupeRace(e: unknown): boolean {
+  const err = e as {code?: unknown; constraint?: unknown}
+  return err?.code === '23505' && err.constraint === 'stream_dedupe_pkey'
+}
+
+export function dedupeStage(ctx: PipelineContext): Stage | null {
+  const by = namesOf(ctx.loaded.spec.dedupe?.by)
+  if (by.length === 0) return null
+  const keyOf = (r: NormalizedRecord): string => (by.length === 1 ? String(r[by[0]!]) : JSON.stringify(by.map((f) => r[f] ?? null)))
+  const label = by.join(', ')
+  const sortedKeys = Object.keys(ctx.loaded.spec.fields).sort()
+  const prefix = JSON.stringify(sortedKeys)
+  const conflict = (item: WorkItem, key: string, where: string) =>
+    markDead(item, {
+      code: 'DUPLICATE_CONFLICT',
+      message: `${label} "${key}" was already seen ${where} with a different payload`,
+      stage: 'dedupe',
+      field: by[0] ?? null,
+    })
+
+  return {
+    name: 'dedupe',
+    phase: 'transact',
+    async run(items, tx, opts) {
+      if (!tx) throw new Error('dedupe runs inside the batch transaction')
+      // pass 1: key and hash of every candidate; the first occurrence of each key in the batch
+      const candidates: WorkItem[] = []
+      const first = new Map<string, WorkItem>()
+      for (const item of items) {
+        if (item.status !== 'ok' || !item.record) continue
+        item.dedupeInserted = false
+        item.dedupeKey = keyOf(item.record)
+        item.dedupeHash = payloadHash(item.record, sortedKeys, prefix)
+        candidates.push(item)
+        if (!first.has(item.dedupeKey)) first.set(item.dedupeKey, item)
+      }
+      if (first.size === 0) return
+      const keys = [...first.keys()].sort()
+      const keyArray = pgArray(keys)
+      // the reference payload of each key: the stored one if the key was seen before, else its first occurrence here
+      const reference = new Map<string, {hash: string; before: boolean}>()
+      if (!opts?.conservative) {
+        // one statement: the keys already stored (with their hash) come back; every other key is
+        // inserted by a plain INSERT (no speculative insertion: ~half the cost of ON CONFLICT per row).
+        // A key that a concurrent transaction commits in between fails it with 23505 on
+        // stream_dedupe_pkey: the batch transaction is then run again at once in conservative mode.
+        const known = await tx.query<{key: string; h: string}>(DEDUPE_FAST_SQL, [ctx.pipeline, keyArray, pgArray(keys.map((k) => first.get(k)!.dedupeHash!))])
+        for (const r of known.rows) reference.set(r.key, {hash: r.h, before: true})
+        for (const k of keys) {
+          if (reference.has(k)) continue
+          const item = first.get(k)!
+          item.dedupeInserted = true
+          reference.set(k, {hash: item.dedupeHash!, before: false})
+        }
+      } else {
+        const inserted = await tx.query<{key: string}>(
+          `INSERT INTO cutover.stream_dedupe (pipeline, key, payload_sha256, seen_at)
+           SELECT $1, u.k, decode(u.h, 'hex'), now() FROM unnest($2::text[], $3::text[]) AS u(k, h)
+           ON CONFLICT (pipeline, key) DO NOTHING RETURNING key`,
+          [ctx.pipeline, keyArray, pgArray(keys.map((k) => first.get(k)!.dedupeHash!))],
+        )
+        for (const r of inserted.rows) {
+          first.get(r.key)!.dedupeInserted = true
+          reference.set(r.key, {hash: first.get(r.key)!.dedupeHash!, before: false})
+        }
+        const existing = keys.filter((k) => !reference.has(k))
+        if (existing.length > 0) {
+          const known = await tx.query<{key: string; h: string}>(
+            `SELECT key, encode(payload_sha256, 'hex') AS h FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2::text[])`,
+            [ctx.pipeline, pgArray(existing)],
+          )
+          for (const r of known.rows) reference.set(r.key, {hash: r.h, before: true})
+        }
+      }
+      // pass 2, in offset order: a repeat of the reference is a duplicate, anything else a conflict
+      for (const item of candidates) {
+        const key = item.dedupeKey!
+        const hash = item.dedupeHash!
+        const ref = reference.get(key)
+        if (!ref) throw new Error(`dedupe key ${key} neither inserted nor found`) // cannot happen: the insert lost to a concurrent delete
+        if (item.dedupeInserted) continue
+        if (ref.hash === hash) item.status = 'duplicate'
+        else conflict(item, key, ref.before ? 'before' : 'earlier in the same batch')
+      }
+    },
+  }
+}
+
+/** Releases the keys this batch claimed for records a sink then rejected. */
+export async function releaseDedupeKeys(tx: PoolClient, pipeline: string, items: readonly WorkItem[]): Promise<void> {
+  const keys = items.filter((i) => i.dedupeInserted && i.dedupeKey !== undefined).map((i) => i.dedupeKey!)
+  if (keys.length === 0) return
+  await tx.query('DELETE FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2::text[])', [pipeline, pgArray(keys)])
+  for (const i of items) i.dedupeInserted = false
+}
+
+/** Deletes dedupe keys older than the retention, a chunk at a time (run occasionally). */
+export async function pruneDedupeKeys(db: {query: PoolClient['query']}, pipeline: string, retentionMs: number): Promise<number> {
+  const r = await db.query(
+    `DELETE FROM cutover.stream_dedupe WHERE ctid IN (
+       SELECT ctid FROM cutover.stream_dedupe WHERE pipeline = $1 AND seen_at < now() - make_interval(secs => $2) LIMIT 50000)`,
+    [pipeline, retentionMs / 1000],
+  )
+  return r.rowCount ?? 0
+}

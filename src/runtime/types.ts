@@ -1,0 +1,97 @@
+/**
+ * The shapes that flow through the stream runtime.
+ *
+ * One kafkajs batch (one partition) becomes an array of `WorkItem`s. Each stage reads the
+ * items still `ok` and may turn one into `dead` (it goes to the dead-letter topic with its
+ * code) or `duplicate` (dropped and counted). Stages never remove or reorder items, so the
+ * offsets stay aligned with the batch.
+ */
+import type {KafkaMessage} from 'kafkajs'
+import type {PoolClient} from '../pg/pool.js'
+import type {LoadedSpec} from '../config/spec.js'
+import type {RecordErrorCode} from '../errors.js'
+import type {Logger} from '../log.js'
+import type {NormalizedValue} from '../normalize/types.js'
+import type {RawRecordOk} from '../../legacy-adapters/types.js'
+import type {StageName} from './metrics.js'
+
+export type NormalizedRecord = Record<string, NormalizedValue>
+
+export interface DeadLetter {
+  code: RecordErrorCode
+  /** one human sentence with the field and the value (masked when sensitive) */
+  message: string
+  stage: StageName
+  field: string | null
+}
+
+export interface WorkItem {
+  message: KafkaMessage
+  topic: string
+  partition: number
+  /** the Kafka offset, as a bigint for exact comparisons */
+  offset: bigint
+  raw?: RawRecordOk
+  record?: NormalizedRecord
+  status: 'ok' | 'dead' | 'duplicate'
+  dead?: DeadLetter
+  /** set by dedupe: this batch inserted the record's dedupe key (undone if a sink rejects the row) */
+  dedupeKey?: string
+  /** SHA-256 of the normalized record (dedupe) */
+  dedupeHash?: string
+  dedupeInserted?: boolean
+}
+
+export function markDead(item: WorkItem, dead: DeadLetter): void {
+  item.status = 'dead'
+  item.dead = dead
+}
+
+export function okItems(items: readonly WorkItem[]): WorkItem[] {
+  return items.filter((i) => i.status === 'ok')
+}
+
+/** What every stage and sink may use; built once per run. */
+export interface PipelineContext {
+  loaded: LoadedSpec
+  /** pipeline identity in cutover's tables: the spec name */
+  pipeline: string
+  /** PostgreSQL schema of sink tables without an explicit `schema.` */
+  schema: string
+  /** largest accepted message value, in bytes (RECORD_TOO_LARGE above) */
+  maxRecordBytes: number
+  /** dedupe keys older than this are pruned */
+  dedupeRetentionMs: number
+  logger: Logger
+}
+
+/**
+ * A stage. `prepare` stages are pure (decode, normalize, validate; later enrich) and run once
+ * per batch before the transaction; `transact` stages (dedupe; later window) run inside the
+ * batch's PostgreSQL transaction and are re-run if that transaction is retried.
+ */
+export interface Stage {
+  readonly name: StageName
+  readonly phase: 'prepare' | 'transact'
+  run(items: WorkItem[], tx: PoolClient | null, opts?: StageRunOptions): Promise<void> | void
+}
+
+export interface StageRunOptions {
+  /** the batch runs again after a race with a concurrent transaction: take the slower, race-free path */
+  conservative?: boolean
+}
+
+export type StageFactory = (ctx: PipelineContext) => Stage | null
+
+/**
+ * A sink writes the `ok` items of a batch inside the batch transaction, as set-based SQL
+ * (never row by row). `write` may be called again on a subset of the items when the database
+ * rejects a row (the runtime bisects under savepoints to find it), so it must be a pure
+ * function of the items it is given.
+ */
+export interface Sink {
+  readonly name: string
+  /** the qualified table, for messages */
+  readonly table: string
+  write(tx: PoolClient, items: readonly WorkItem[]): Promise<void>
+}

@@ -1,0 +1,5 @@
+declare module 'kafkajs-snappy' {
+  import type {Codec} from 'kafkajs'
+  const SnappyCodec: () => ReturnType<Codec>
+  export default SnappyCodec
+}

@@ -1,0 +1,88 @@
+/**
+ * The backfill progress bar, on a TTY only (never under --json): done/total where known (file
+ * sources, by bytes), rate now and target, ETA, consumer lag and the pace. State lives in the
+ * pure ProgressTracker the backfill updates; this only draws `backfillView(...)` every 500 ms.
+ */
+import {Box, render, Text} from 'ink'
+import type {ProgressSnapshot, ProgressTracker} from '../jobs/progress.js'
+
+export interface BackfillView {
+  done: number
+  sent: number
+  rejected: number
+  /** 0..1 when the total is known */
+  fraction: number | null
+  rateNow: number
+  targetRate: number | null
+  etaS: number | null
+  lag: number | null
+  pausedS: number
+  elapsedS: number
+}
+
+const n = (x: number) => Math.round(x).toLocaleString('en-US')
+
+/** The view of two snapshots `dtMs` apart. Pure. */
+export function backfillView(prev: ProgressSnapshot | undefined, cur: ProgressSnapshot, targetRate: number | null): BackfillView {
+  const e = cur.extra
+  const dt = prev ? (cur.elapsedMs - prev.elapsedMs) / 1000 : cur.elapsedMs / 1000
+  const sentPrev = prev?.extra.sent ?? 0
+  const rateNow = dt > 0 ? ((e.sent ?? 0) - sentPrev) / dt : 0
+  const fraction = e.bytes_total ? Math.min(1, (e.bytes_done ?? 0) / e.bytes_total) : null
+  const etaS = fraction !== null && fraction > 0 && fraction < 1 ? ((cur.elapsedMs / 1000) * (1 - fraction)) / fraction : null
+  return {
+    done: cur.done,
+    sent: e.sent ?? 0,
+    rejected: e.rejected ?? 0,
+    fraction,
+    rateNow,
+    targetRate,
+    etaS,
+    lag: e.lag ?? null,
+    pausedS: (e.paused_ms ?? 0) / 1000,
+    elapsedS: cur.elapsedMs / 1000,
+  }
+}
+
+export function BackfillProgress({view}: {view: BackfillView}) {
+  const width = 30
+  const filled = view.fraction === null ? 0 : Math.round(view.fraction * width)
+  return (
+    <Box flexDirection="column">
+      <Text>
+        <Text color="green">{view.fraction === null ? '' : '█'.repeat(filled) + '░'.repeat(width - filled) + ' '}</Text>
+        {view.fraction === null ? '' : `${(view.fraction * 100).toFixed(1)}%  `}
+        read {n(view.done)} · sent {n(view.sent)} · rejected {n(view.rejected)}
+      </Text>
+      <Text dimColor>
+        rate {n(view.rateNow)}/s{view.targetRate === null ? ' (unthrottled)' : ` of ${n(view.targetRate)}/s`}
+        {view.etaS === null ? '' : ` · ETA ${Math.ceil(view.etaS)} s`}
+        {view.lag === null ? '' : ` · consumer lag ${n(view.lag)}`}
+        {view.pausedS > 0 ? ` · paused ${view.pausedS.toFixed(1)} s` : ''} · {view.elapsedS.toFixed(0)} s
+      </Text>
+    </Box>
+  )
+}
+
+/** Draws on stderr until `done()`. */
+export function startBackfillProgress(tracker: ProgressTracker, targetRate: number | null): {update(): void; done(): void} {
+  let prev: ProgressSnapshot | undefined
+  const view = () => {
+    const cur = tracker.snapshot()
+    const v = backfillView(prev, cur, targetRate)
+    prev = cur
+    return v
+  }
+  const app = render(<BackfillProgress view={view()} />, {stdout: process.stderr, patchConsole: false})
+  const update = () => app.rerender(<BackfillProgress view={view()} />)
+  const timer = setInterval(update, 500)
+  timer.unref()
+  return {
+    update,
+    done: () => {
+      clearInterval(timer)
+      update()
+      app.unmount()
+    },
+  }
+}

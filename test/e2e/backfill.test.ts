@@ -1,0 +1,222 @@
+/**
+ * `bin/run.js backfill ... --json` as an operator runs it, against the real broker and
+ * PostgreSQL: the dirty windows-1251 legacy CSV with --spec (rejects in the DLQ with their
+ * codes, read = sent + rejected), --dry-run (nothing sent, nothing recorded), the checkpoint row,
+ * and a resumed completed backfill that sends nothing.
+ */
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+import {createTestSchema, createTestTopic, kafka, kcatConsume, ROOT, runCli, testPool, uniqueName} from '../helpers.js'
+
+const CSV = 'csv:fixtures/legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251'
+
+describe('cutover backfill (e2e)', () => {
+  it('dirty CSV with --spec: clean records keyed by the spec key, rejects in the DLQ with codes and headers, counted', async () => {
+    const topic = await createTestTopic({partitions: 3, prefix: 'bf-e2e'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-dlq'})
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-'))
+    const spec = join(dir, 'spec.yaml')
+    writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`))
+
+    const dry = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--dry-run', '--json'])
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(dry.json).toMatchObject({dry_run: true, read: 15, sent: 11, rejected: 4})
+    expect(kcatConsume(topic)).toHaveLength(0)
+    // --since/--until on a file: by the spec's event_time; rejects (no usable time) still go to the DLQ
+    const window = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--since', '2026-11-20T07:00:00Z', '--until', '2026-11-20T11:00:00Z', '--dry-run', '--json'])
+    expect(window.code, window.stderr).toBe(0)
+    expect(window.json).toMatchObject({read: 9, sent: 5, rejected: 4, out_of_range: 6})
+    const noSpec = await runCli(['backfill', '--from', CSV, '--to', topic, '--since', '2026-11-20T07:00:00Z', '--dry-run', '--json'])
+    expect(noSpec.code).toBe(2)
+    expect(noSpec.json.error.message).toMatch(/event_time/)
+
+    const r = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const out = r.json
+    expect(Object.keys(out)).toEqual(expect.arrayContaining(['id', 'read', 'sent', 'rejected', 'elapsed_ms', 'rate_achieved', 'paused_ms', 'resumed_from']))
+    // the normalizer rejects 3 rows, the reader 1 ragged row; the two duplicates go on (the pipeline's dedupe judges them)
+    expect(out).toMatchObject({status: 'completed', read: 15, sent: 11, rejected: 4, resumed_from: null, dlq_topic: dlq})
+    expect(out.rejected_by_code).toEqual({REQUIRED_FIELD_EMPTY: 1, UNPARSEABLE_AMOUNT: 1, UNPARSEABLE_DATE: 1, SCHEMA_VIOLATION: 1})
+    expect(out.read).toBe(out.sent + out.rejected)
+
+    // accepted records go as read (the raw fields the spec's `from:` names), keyed by the spec key
+    const clean = kcatConsume(topic)
+    expect(clean).toHaveLength(11)
+    for (const m of clean) {
+      const v = JSON.parse(m.payload!) as Record<string, unknown>
+      expect(m.key).toBe(v.id)
+      expect(Object.keys(v)).toEqual(['id', 'acct', 'amt', 'ts', 'currency', 'merchant'])
+      expect(m.headers['cutover.backfill.id']).toBe(out.id)
+      expect(m.headers['cutover.backfill.position']).toMatch(/^fixtures\/legacy\/txn-2026-11-20\.csv:\d+$/)
+    }
+    expect(clean.some((m) => JSON.parse(m.payload!).merchant === 'Пятёрочка №12')).toBe(true) // windows-1251 decoded
+
+    const dead = kcatConsume(dlq)
+    expect(dead).toHaveLength(4)
+    const codes = dead.map((d) => d.headers['cutover.error.code']).sort()
+    expect(codes).toEqual(['REQUIRED_FIELD_EMPTY', 'SCHEMA_VIOLATION', 'UNPARSEABLE_AMOUNT', 'UNPARSEABLE_DATE'])
+    for (const d of dead) {
+      expect(d.headers['cutover.error.message']).toBeTruthy()
+      expect(['normalize', 'decode']).toContain(d.headers['cutover.error.stage'])
+      expect(d.headers['cutover.pipeline']).toBe('legacy-csv-windows-1251')
+      expect(d.headers['cutover.pipeline.version']).toMatch(/^[0-9a-f]{64}$/)
+      expect(d.headers['cutover.source.topic']).toBe(topic)
+      expect(d.headers['cutover.backfill.id']).toBe(out.id)
+      expect(d.headers['cutover.backfill.position']).toMatch(/txn-2026-11-20\.csv:\d+$/)
+    }
+    const amount = dead.find((d) => d.headers['cutover.error.code'] === 'UNPARSEABLE_AMOUNT')!
+    expect(JSON.parse(amount.payload!)).toMatchObject({amt: '12,3,4'}) // the raw fields, to fix and replay
+    expect(amount.key).toBeTruthy()
+
+    // the checkpoint row
+    const pool = testPool()
+    const row = await pool.query<{status: string; position: {records: number}; counts: {read: number; sent: number; rejected: number}; target: string}>(
+      'SELECT status, position, counts, target FROM cutover.backfills WHERE id = $1',
+      [out.id],
+    )
+    expect(row.rows[0]).toMatchObject({status: 'completed', target: topic, position: {records: 15}, counts: {read: 15, sent: 11, rejected: 4}})
+
+    // resuming a completed backfill sends nothing
+    const again = await runCli(['backfill', '--resume', out.id, '--json'])
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.json).toMatchObject({id: out.id, status: 'completed', read: 15, sent: 11})
+    expect(kcatConsume(topic)).toHaveLength(11)
+    await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [out.id])
+  })
+
+  it('backfill --spec feeds `stream run` with the same spec: the sink holds what `normalize` says, each row once', async () => {
+    const topic = await createTestTopic({partitions: 3, prefix: 'bf-e2e-story'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-story-dlq'})
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".txn_clean (txn_id text PRIMARY KEY, account_id text NOT NULL, amount numeric(18,2) NOT NULL,
+      currency text NOT NULL, event_time timestamptz NOT NULL, merchant text)`)
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-story-'))
+    const spec = join(dir, 'spec.yaml')
+    writeFileSync(
+      spec,
+      readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8')
+        .replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`)
+        .replace('topic: txn.raw, group: cutover-golden', `topic: ${topic}, group: ${uniqueName('g')}`)
+        .replace('name: legacy-csv-windows-1251', `name: ${uniqueName('bf-story')}`),
+    )
+    const bf = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--json'])
+    expect(bf.code, bf.stderr).toBe(0)
+    expect(bf.json).toMatchObject({read: 15, sent: 11, rejected: 4})
+
+    const run = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '1500', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    // 11 sent = 9 written + 1 identical repeat + 1 conflicting repeat (dead-lettered)
+    expect(run.json).toMatchObject({read: 11, written: 9, duplicates: 1, dead_lettered: {DUPLICATE_CONFLICT: 1}})
+    const rows = await pool.query(
+      `SELECT txn_id, account_id, amount::text AS amount, currency, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS event_time, merchant FROM "${schema}".txn_clean ORDER BY txn_id`,
+    )
+    const golden = readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/expected.ndjson'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+    expect(rows.rows).toEqual(golden)
+  })
+
+  it('--send normalized sends the typed record under the spec field names', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-norm'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-norm-dlq'})
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-norm-'))
+    const spec = join(dir, 'spec.yaml')
+    writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`))
+    const r = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--send', 'normalized', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const clean = kcatConsume(topic)
+    expect(clean).toHaveLength(11)
+    for (const m of clean) {
+      const v = JSON.parse(m.payload!) as Record<string, unknown>
+      expect(m.key).toBe(v.txn_id)
+      expect(Object.keys(v)).toEqual(['txn_id', 'account_id', 'amount', 'currency', 'event_time', 'merchant'])
+    }
+    expect(clean.map((m) => JSON.parse(m.payload!)).find((v) => v.txn_id === 'T000000001')).toMatchObject({amount: '1234.56', event_time: '2026-11-20T06:15:00.000Z'})
+    await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+    const noSpec = await runCli(['backfill', '--from', CSV, '--to', topic, '--send', 'normalized', '--dry-run', '--json'])
+    expect(noSpec.code).toBe(2)
+  })
+
+  it('bad usage exits 2 with the fix; a missing topic too', async () => {
+    const r = await runCli(['backfill', '--from', CSV, '--to', 'bf-no-such-topic-x', '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json.error.message).toMatch(/does not exist/)
+    const lag = await runCli(['backfill', '--from', CSV, '--to', 'x', '--max-lag', '10', '--json'])
+    expect(lag.code).toBe(2)
+    expect(lag.json.error.message).toMatch(/--group/)
+  })
+
+  it('fixed: and pg: sources; status says STOP for a group with lag and no members', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-src'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-src-dlq'})
+    const pool = testPool()
+    const ids: string[] = []
+
+    // EBCDIC fixed-width records through the copybook, with the golden spec
+    const fixed = await runCli(['backfill', '--from', 'fixed:fixtures/legacy/TXN.DAT?copybook=fixtures/legacy/txn.cpy&encoding=cp037', '--spec', 'fixtures/golden/fixed-ebcdic-cp037/spec.yaml', '--to', topic, '--dlq', dlq, '--json'])
+    expect(fixed.code, fixed.stderr).toBe(0)
+    ids.push(fixed.json.id)
+    expect(fixed.json).toMatchObject({read: 8, sent: 7, rejected: 1, rejected_by_code: {DECODE_ERROR: 1}})
+    const dead = kcatConsume(dlq)
+    expect(dead).toHaveLength(1)
+    expect(dead[0]!.headers['cutover.error.code']).toBe('DECODE_ERROR')
+    expect(dead[0]!.headers['cutover.error.stage']).toBe('decode')
+    expect(dead[0]!.headers['cutover.backfill.position']).toMatch(/TXN\.DAT@\d+/)
+
+    // a PostgreSQL table, in order
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || lpad(g::text, 4, '0') AS id, 'A' || (g % 7) AS acct, (g * 1.25)::text AS amt FROM generate_series(1, 50) g`)
+    const fromPg = await runCli(['backfill', '--from', `pg:${schema}.legacy_txn?order_by=id`, '--to', topic, '--key', 'id', '--json'])
+    expect(fromPg.code, fromPg.stderr).toBe(0)
+    ids.push(fromPg.json.id)
+    expect(fromPg.json).toMatchObject({read: 50, sent: 50, rejected: 0})
+    const onTopic = kcatConsume(topic).filter((m) => m.headers['cutover.backfill.id'] === fromPg.json.id)
+    expect(onTopic).toHaveLength(50)
+    expect(onTopic.map((m) => m.key)).toEqual(Array.from({length: 50}, (_, i) => `P${String(i + 1).padStart(4, '0')}`))
+    expect(JSON.parse(onTopic[0]!.payload!)).toEqual({id: 'P0001', acct: 'A1', amt: '1.25'})
+
+    // a group that committed 10 of the 57 records and has no members: STOP
+    const group = uniqueName('bf-e2e-group')
+    const admin = kafka().admin()
+    await admin.connect()
+    await admin.setOffsets({groupId: group, topic, partitions: [{partition: 0, offset: '10'}]})
+    await admin.disconnect()
+    const st = await runCli(['status', '--group', group, '--window', '0', '--json'])
+    expect(st.code, st.stderr).toBe(0)
+    expect(st.json).toMatchObject({group, status: 'STOP', total_lag: 47, members: 0})
+    expect(st.json.partitions).toEqual([expect.objectContaining({topic, partition: 0, end: 57, committed: 10, lag: 47, status: 'STOP'})])
+    expect(st.json.throughput.produced_last_minute).toBe(57)
+    const text = await runCli(['status', '--group', group, '--window', '0'])
+    expect(text.stdout).toContain(`group ${group}: STOP`)
+    await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [ids])
+  })
+
+  it('kafka: source with --since/--until: only the records of the time range, key and headers kept', async () => {
+    const source = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range-src'})
+    const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range'})
+    const base = Date.UTC(2026, 10, 1)
+    const producer = kafka().producer()
+    await producer.connect()
+    await producer.send({
+      topic: source,
+      messages: Array.from({length: 48}, (_, h) => ({key: `K${h % 5}`, value: JSON.stringify({id: `R${h}`, hour: h}), timestamp: String(base + h * 3600_000), headers: {'x-origin': `legacy-${h}`}})),
+    })
+    await producer.disconnect()
+    const r = await runCli(['backfill', '--from', `kafka:${source}`, '--to', topic, '--since', '2026-11-01T10:00:00Z', '--until', '2026-11-02T00:00:00Z', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({read: 14, sent: 14, rejected: 0})
+    const got = kcatConsume(topic)
+    expect(got.map((m) => (JSON.parse(m.payload!) as {hour: number}).hour).sort((a, b) => a - b)).toEqual(Array.from({length: 14}, (_, i) => i + 10))
+    for (const m of got) {
+      const hour = (JSON.parse(m.payload!) as {hour: number}).hour
+      expect(m.key).toBe(`K${hour % 5}`)
+      expect(m.headers['x-origin']).toBe(`legacy-${hour}`)
+      expect(m.headers['cutover.backfill.position']).toMatch(new RegExp(`^${source}/[01]@\\d+$`))
+    }
+    await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+  })
+})

@@ -1,0 +1,61 @@
+/**
+ * The CLI as a user runs it (bin/run.js, built): exit codes and --json fields.
+ * The broker is already up (CI runs `cutover dev up` before the tests).
+ */
+import {describe, expect, it} from 'vitest'
+import {runCli} from '../helpers.js'
+
+describe('cutover dev and global behaviour', () => {
+  it('--help lists every command with a summary', async () => {
+    const r = await runCli(['--help'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/dev up\s+Start a local single-node Apache Kafka broker/)
+    expect(r.stdout).toMatch(/dev status\s+Report/)
+    expect(r.stdout).toMatch(/dev down\s+Stop/)
+  })
+
+  it('an unknown command exits 2', async () => {
+    const r = await runCli(['no-such-command'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/not found/)
+  })
+
+  it('dev status --json reports both services up with versions', async () => {
+    const r = await runCli(['dev', 'status', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.kafka.status).toBe('up')
+    expect(r.json.kafka.clusterId).toEqual(expect.any(String))
+    expect(r.json.postgresql.status).toBe('up')
+    expect(r.json.postgresql.version).toMatch(/^\d+/)
+    expect(r.json.unreachable).toEqual([])
+  })
+
+  it('dev up when a broker answers reuses it', async () => {
+    const r = await runCli(['dev', 'up', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.reused).toBe(true)
+    expect(r.json.bootstrap).toBe('127.0.0.1:9092')
+  })
+
+  it('dev status exits 3 naming PostgreSQL when DATABASE_URL points at a closed port, without printing the password', async () => {
+    const r = await runCli(['dev', 'status', '--json'], {env: {DATABASE_URL: 'postgres://bob:s3cret-pw@127.0.0.1:1/cutover'}})
+    expect(r.code).toBe(3)
+    expect(r.json.unreachable).toEqual(['postgresql'])
+    expect(r.json.postgresql.address).toBe('127.0.0.1:1/cutover')
+    expect(r.stdout + r.stderr).not.toContain('s3cret-pw')
+  })
+
+  it('dev status exits 3 naming Kafka when KAFKA_BROKERS is unreachable, within seconds', async () => {
+    const r = await runCli(['dev', 'status'], {env: {KAFKA_BROKERS: '127.0.0.1:1'}})
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/unreachable: kafka/)
+    expect(r.stdout).toMatch(/kafka\s+DOWN\s+127\.0\.0\.1:1/)
+  })
+
+  it('a malformed KAFKA_BROKERS is a usage error (exit 2) with the fix', async () => {
+    const r = await runCli(['dev', 'status', '--json'], {env: {KAFKA_BROKERS: 'not a broker'}})
+    expect(r.code).toBe(2)
+    expect(r.json.error.code).toBe('USAGE')
+    expect(r.json.error.hint).toMatch(/127\.0\.0\.1:9092/)
+  })
+})

@@ -1,0 +1,43 @@
+/** `cutover dlq` exit codes and errors, run as a user runs it (bin/run.js, built). */
+import {describe, expect, it} from 'vitest'
+import {createTestTopic, runCli} from '../helpers.js'
+
+const SPEC = 'fixtures/specs/stream-card-transactions.yaml'
+const DOWN = {KAFKA_BROKERS: '127.0.0.1:1'}
+
+describe('cutover dlq: exit codes', () => {
+  it('a topic that does not exist is bad usage: exit 2, --json error', async () => {
+    for (const cmd of [['inspect'], ['stats'], ['replay', '--spec', SPEC, '--dry-run']]) {
+      const r = await runCli(['dlq', ...cmd, '--topic', 'no-such-dlq-topic-e2e', '--json'])
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringContaining('no-such-dlq-topic-e2e does not exist')})
+    }
+  })
+
+  it('an unreachable broker is exit 3 naming the address', async () => {
+    for (const cmd of [['inspect'], ['stats'], ['replay', '--spec', SPEC]]) {
+      const r = await runCli(['dlq', ...cmd, '--topic', 'txn.dlq', '--json'], {env: DOWN})
+      expect(r.code, r.stderr).toBe(3)
+      expect(r.json.error).toMatchObject({code: 'SERVICE_UNAVAILABLE', service: 'kafka', address: '127.0.0.1:1'})
+    }
+  })
+
+  it('a spec that cannot be read is exit 2; bad flags are exit 2', async () => {
+    const r = await runCli(['dlq', 'replay', '--topic', 'txn.dlq', '--spec', '/nonexistent/pipeline.yaml', '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json.error.code).toBe('SPEC_INVALID')
+    const t = await runCli(['dlq', 'inspect', '--topic', 'txn.dlq', '--since', 'yesterday'])
+    expect(t.code).toBe(2)
+    expect(t.stderr).toContain('--since yesterday is neither an ISO-8601 time nor a duration')
+  })
+
+  it('an empty DLQ: zero counts, and stats --fail-if-not-empty passes', async () => {
+    const topic = await createTestTopic({prefix: 'empty-dlq'})
+    const i = await runCli(['dlq', 'inspect', '--topic', topic, '--json'])
+    expect(i.code, i.stderr).toBe(0)
+    expect(i.json).toMatchObject({topic, total: 0, by_code: {}, first: null, last: null, samples: {}})
+    const s = await runCli(['dlq', 'stats', '--topic', topic, '--fail-if-not-empty', '--json'])
+    expect(s.code, s.stderr).toBe(0)
+    expect(s.json).toMatchObject({total: 0, records: 0, last_hour: {count: 0}})
+  })
+})

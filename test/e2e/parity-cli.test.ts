@@ -1,0 +1,63 @@
+/**
+ * `parity check` through bin/run.js: exit codes 2 (usage, rules) and 3 (PostgreSQL
+ * unreachable), the report file, and the human output.
+ */
+import {createHash} from 'node:crypto'
+import {mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {runCli} from '../helpers.js'
+
+/** A temp directory removed when the test finishes. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
+  return dir
+}
+
+
+function files(): string {
+  const dir = tempDir('parity-cli-')
+  writeFileSync(join(dir, 'l.csv'), 'id,amount,note\n1,1.00,a\n2,2.00,b\n3,3.00,c\n')
+  writeFileSync(join(dir, 'r.csv'), 'id,amount,note\n1,1.00,a\n2,2.50,b\n4,4.00,d\n')
+  return dir
+}
+
+describe('parity check on the command line', () => {
+  it('exit 2 naming the fix: unknown key column, bad tolerance, broken rules file', async () => {
+    const dir = files()
+    const a = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'txn_id', '--json', '--no-ledger'], {cwd: dir})
+    expect(a.code).toBe(2)
+    expect(a.json.error).toMatchObject({code: 'USAGE', message: 'key column "txn_id" is not a column of the left side', hint: 'the left side has: id, amount, note'})
+    const b = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--tolerance', 'amount=about 1', '--json', '--no-ledger'], {cwd: dir})
+    expect(b.code).toBe(2)
+    expect(b.json.error.message).toMatch(/not a tolerance/)
+    writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - name: x\n    reason: y\n    when:\n      kind: mismatched\n')
+    const c = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--rules', 'rules.yaml', '--no-ledger'], {cwd: dir})
+    expect(c.code).toBe(2)
+    expect(c.stderr).toMatch(/rules\.yaml:5:13: rules\.0\.when\.kind/)
+  })
+
+  it('exit 3 when PostgreSQL is unreachable, without the password', async () => {
+    const dir = files()
+    const r = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--json'], {cwd: dir, env: {DATABASE_URL: 'postgres://postgres:s3cret@127.0.0.1:1/cutover'}})
+    expect(r.code).toBe(3)
+    expect(r.json.error).toMatchObject({code: 'SERVICE_UNAVAILABLE', service: 'postgresql'})
+    expect(r.stdout + r.stderr).not.toContain('s3cret')
+  })
+
+  it('prints a summary and the samples, writes the report, and exits 1 under --fail-under', async () => {
+    const dir = files()
+    const r = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--type', 'amount=decimal', '--out', 'report.md', '--fail-under', '90', '--no-ledger'], {cwd: dir})
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('parity 25% (merge')
+    expect(r.stdout).toContain('matched 1, mismatched 1, missing in right 1, extra in right 1')
+    expect(r.stdout).toContain('amount: 1 mismatches (0 explained), max |diff| 0.5')
+    expect(r.stderr).toMatch(/^parity check: rows read: 6 /m)
+    expect(r.stderr).toContain('check failed: parity 25% is under --fail-under 90%')
+    const md = readFileSync(join(dir, 'report.md'), 'utf8')
+    expect(md).toContain('| mismatched | 1 |')
+    expect(r.stdout).toContain(`report report.md sha256 ${createHash('sha256').update(md).digest('hex')}`)
+  })
+})

@@ -1,0 +1,108 @@
+/** `cutover pipeline validate` and `cutover pipeline test`, run as a user runs them (bin/run.js, built). */
+import {mkdtemp, mkdir, writeFile, cp} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+import {runCli} from '../helpers.js'
+
+const CARD_SPEC = 'fixtures/specs/card-transactions.yaml'
+
+async function tmp(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'pipeline-e2e-'))
+}
+
+describe('cutover pipeline validate', () => {
+  it('a valid spec: exit 0 and the --json result', async () => {
+    const r = await runCli(['pipeline', 'validate', CARD_SPEC, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toEqual({valid: true, file: CARD_SPEC, name: 'card-transactions', sha256: expect.stringMatching(/^[0-9a-f]{64}$/), fields: 6})
+  })
+
+  it('a valid spec: one line for a person', async () => {
+    const r = await runCli(['pipeline', 'validate', CARD_SPEC])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^fixtures\/specs\/card-transactions.yaml: valid pipeline spec "card-transactions" \(6 fields, sha256 [0-9a-f]{12}\)\n$/)
+  })
+
+  it('an unknown key and a bad enum: exit 2, every problem with file:line:column and what is allowed', async () => {
+    const dir = await tmp()
+    const file = join(dir, 'bad.yaml')
+    await writeFile(file, 'version: 1\nname: t\nsource:\n  topic: t.raw\n  format: xml\nfields:\n  amount: {type: decimal, scal: 2}\n')
+    const r = await runCli(['pipeline', 'validate', file])
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain(`Error: ${file}:5:11: source.format: "xml" is not allowed; allowed: json, csv, fixed`)
+    expect(r.stderr).toContain(`${file}:7:27: fields.amount.scal: unknown key "scal" (did you mean "scale"?); allowed keys: from, type,`)
+
+    const j = await runCli(['pipeline', 'validate', file, '--json'])
+    expect(j.code).toBe(2)
+    expect(j.json.error).toMatchObject({code: 'SPEC_INVALID', file, line: 5, column: 11})
+    expect(j.json.error.errors).toEqual([
+      {file, line: 5, column: 11, path: 'source.format', message: '"xml" is not allowed; allowed: json, csv, fixed'},
+      {file, line: 7, column: 27, path: 'fields.amount.scal', message: expect.stringContaining('unknown key "scal"')},
+    ])
+  })
+
+  it('a meaning error (undefined key field) is exit 2 with its position', async () => {
+    const dir = await tmp()
+    const file = join(dir, 'bad.yaml')
+    await writeFile(file, 'version: 1\nname: t\nsource: {topic: t.raw}\nfields:\n  id: {type: string}\nkey: txn_id\n')
+    const r = await runCli(['pipeline', 'validate', file, '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json.error.message).toBe(`${file}:6:6: key: key "txn_id" is not a defined field; defined fields: id`)
+  })
+
+  it('a missing file is exit 2', async () => {
+    const r = await runCli(['pipeline', 'validate', '/nonexistent/spec.yaml'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('/nonexistent/spec.yaml: cannot read the spec')
+  })
+})
+
+describe('cutover pipeline test', () => {
+  it('the committed golden cases pass: exit 0', async () => {
+    const r = await runCli(['pipeline', 'test', CARD_SPEC, 'fixtures/cases/card-transactions'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toContain('PASS  amounts-and-dates')
+    expect(r.stdout).toContain('PASS  rejections')
+    expect(r.stdout).toContain('2 passed, 0 failed')
+
+    const j = await runCli(['pipeline', 'test', 'fixtures/specs/legacy-dates.yaml', 'fixtures/cases/legacy-dates', '--json'])
+    expect(j.code).toBe(0)
+    expect(j.json).toMatchObject({name: 'legacy-dates', passed: 2, failed: 0})
+  })
+
+  it('a failing case: exit 1 with the first difference', async () => {
+    const dir = await tmp()
+    await cp('fixtures/cases/card-transactions', dir, {recursive: true})
+    await mkdir(join(dir, 'wrong'))
+    await writeFile(join(dir, 'wrong', 'input.ndjson'), '{"id": "T1", "acct": "A", "amt": "(12.50)", "ts": "20.11.2026 12:15:00"}\n')
+    await writeFile(
+      join(dir, 'wrong', 'expected.ndjson'),
+      '{"txn_id": "T1", "account_id": "A", "amount": "12.50", "currency": "RUB", "event_time": "2026-11-20T09:15:00.000Z", "merchant": null}\n',
+    )
+    const r = await runCli(['pipeline', 'test', CARD_SPEC, dir])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('FAIL  wrong')
+    expect(r.stdout).toContain('expected.ndjson:1 (input.ndjson:1): amount: expected "12.50", got "-12.50"')
+    expect(r.stdout).toContain('2 passed, 1 failed')
+
+    const j = await runCli(['pipeline', 'test', CARD_SPEC, dir, '--json'])
+    expect(j.code).toBe(1)
+    expect(j.json.cases.find((c: {name: string}) => c.name === 'wrong')).toMatchObject({passed: false, difference: expect.stringContaining('amount: expected "12.50", got "-12.50"')})
+  })
+
+  it('a bad spec: exit 2', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'bad.yaml'), 'version: 1\nname: t\nsource: {topic: t}\nfields:\n  a: {type: timestamp}\n')
+    const r = await runCli(['pipeline', 'test', join(dir, 'bad.yaml'), 'fixtures/cases/card-transactions'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`${join(dir, 'bad.yaml')}:5:13: fields.a.type: timestamp field "a" needs \`formats\``)
+  })
+
+  it('no cases: exit 2', async () => {
+    const r = await runCli(['pipeline', 'test', CARD_SPEC, await tmp()])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('no cases in')
+  })
+})

@@ -1,0 +1,142 @@
+/**
+ * Test helpers against the real services (after platformatic/kafka's test/helpers.ts):
+ * every test gets its own topic and its own PostgreSQL schema, removed when it finishes.
+ */
+import {spawn, spawnSync} from 'node:child_process'
+import {randomUUID} from 'node:crypto'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import pg from 'pg'
+import {onTestFinished} from 'vitest'
+import {connectionSettingsFromEnv, type KafkaSettings} from '../src/config/env.js'
+import {createKafka, type KafkaClient} from '../src/kafka/client.js'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const BIN = join(ROOT, 'bin', 'run.js')
+
+export function settings() {
+  return connectionSettingsFromEnv()
+}
+
+export function kafkaSettings(): KafkaSettings {
+  return settings().kafka
+}
+
+export function kafka(): KafkaClient {
+  return createKafka(kafkaSettings(), {mode: 'resilient', clientId: 'cutover-test'})
+}
+
+export function uniqueName(prefix = 'test'): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`
+}
+
+/** A fresh topic for this test, deleted when the test finishes. */
+export async function createTestTopic(options: {partitions?: number; prefix?: string; cleanup?: boolean} = {}): Promise<string> {
+  const topic = uniqueName(options.prefix ?? 'test-topic')
+  const admin = kafka().admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: options.partitions ?? 1, replicationFactor: 1}]})
+  } finally {
+    await admin.disconnect()
+  }
+  if (options.cleanup !== false) {
+    onTestFinished(async () => {
+      const a = kafka().admin()
+      await a.connect()
+      await a.deleteTopics({topics: [topic]}).catch(() => {})
+      await a.disconnect()
+    })
+  }
+  return topic
+}
+
+/** A pool on the test database. Closed when the test finishes. */
+export function testPool(): pg.Pool {
+  const pool = new pg.Pool({connectionString: settings().databaseUrl, max: 2})
+  onTestFinished(() => pool.end())
+  return pool
+}
+
+/** A fresh PostgreSQL schema for this test, dropped (CASCADE) when the test finishes. */
+export async function createTestSchema(pool: pg.Pool = testPool()): Promise<string> {
+  const schema = `t_${randomUUID().replace(/-/g, '').slice(0, 12)}`
+  await pool.query(`CREATE SCHEMA "${schema}"`)
+  onTestFinished(async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  })
+  return schema
+}
+
+export interface KcatRecord {
+  topic: string
+  partition: number
+  offset: number
+  key: string | null
+  payload: string | null
+  headers: Record<string, string>
+  ts?: number
+}
+
+/**
+ * Reads a topic from the beginning to its end with kcat, an independent client (librdkafka),
+ * so that tests do not only check kafkajs against kafkajs.
+ */
+export function kcatConsume(topic: string, options: {readUncommitted?: boolean} = {}): KcatRecord[] {
+  const brokers = kafkaSettings().brokers.join(',')
+  const r = spawnSync('kcat', ['-b', brokers, '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-J', ...(options.readUncommitted ? ['-X', 'isolation.level=read_uncommitted'] : [])], {encoding: 'utf8', maxBuffer: 512 * 1024 * 1024})
+  if (r.status !== 0) throw new Error(`kcat failed (${r.status}): ${r.stderr}`)
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => {
+      const j = JSON.parse(l) as {topic: string; partition: number; offset: number; key: string | null; payload: string | null; headers?: string[]; ts?: number}
+      const headers: Record<string, string> = {}
+      const h = j.headers ?? []
+      for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]!] = h[i + 1]!
+      return {topic: j.topic, partition: j.partition, offset: j.offset, key: j.key, payload: j.payload, headers, ...(j.ts === undefined ? {} : {ts: j.ts})}
+    })
+}
+
+/** Produces lines with kcat (`key<TAB>value` when `keyed`). */
+export function kcatProduce(topic: string, lines: string[], options: {keyed?: boolean} = {}): void {
+  const brokers = kafkaSettings().brokers.join(',')
+  const args = ['-b', brokers, '-P', '-t', topic, ...(options.keyed ? ['-K', '\t'] : [])]
+  const r = spawnSync('kcat', args, {input: lines.join('\n') + '\n', encoding: 'utf8'})
+  if (r.status !== 0) throw new Error(`kcat produce failed (${r.status}): ${r.stderr}`)
+}
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+  /** stdout parsed as JSON, when it is JSON */
+  json: any
+}
+
+/** Runs `bin/run.js` (the built CLI, as a user would) and collects its output. */
+export function runCli(args: string[], options: {env?: Record<string, string>; input?: string; cwd?: string} = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: {...process.env, NODE_ENV: 'production', ...options.env},
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      let json: unknown
+      try {
+        json = JSON.parse(stdout)
+      } catch {
+        json = undefined
+      }
+      resolve({code, stdout, stderr, json})
+    })
+    if (options.input !== undefined) child.stdin.end(options.input)
+    else child.stdin.end()
+  })
+}

@@ -1,0 +1,165 @@
+/**
+ * Outages in the middle of `cutover stream run` (issue 4, acceptance): the run completes with
+ * the same final state as an uninterrupted one and nothing is dead-lettered because of the
+ * outage. Through the built CLI, against the real services:
+ *
+ * - PostgreSQL: the runtime reaches the real server through test/fault-proxy.ts (fault
+ *   injection in front of it, not a mock); the proxy cuts every connection and refuses new
+ *   ones for 5 s, then lets them through again. The shared server itself is never stopped:
+ *   other tests use it meanwhile.
+ * - Kafka: a second, private broker (`dev up --port 19092 --state-dir <tmp>`), stopped with
+ *   `dev down` and started again on the same ports and data while the run reads from it.
+ *   The shared broker is never touched.
+ *
+ * Size with CUTOVER_TEST_RECORDS (default 20,000); --max-rate keeps each run about 10 s long so
+ * that the outage lands in the middle of it.
+ */
+import {existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {defaultStateDir, KAFKA_VERSION} from '../../src/dev/broker.js'
+import {createKafka} from '../../src/kafka/client.js'
+import {createTestSchema, createTestTopic, kafka, kafkaSettings, runCli, settings, testPool, uniqueName} from '../helpers.js'
+import {startFaultProxy} from '../fault-proxy.js'
+import {expectedState, generateTransactions, type ExpectedState} from '../../fixtures/generator/transactions.js'
+import {cardTransactionSpec, compareWithExpected, createSinkTables, forgetPipeline, readSinkState} from '../../fixtures/generator/pipeline.js'
+import {deadLettersByCode, kcatRead, produceTransactions, sleep, sortedCounts, startStreamRun, tail, until, type StreamProcess} from '../../fixtures/generator/stream-harness.js'
+
+const N = Number(process.env.CUTOVER_TEST_RECORDS ?? 20_000)
+const MAX_RATE = Math.max(500, Math.round(N / 10))
+const OUTAGE_MS = 5000
+
+function specFile(name: string, topic: string, dlqTopic: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-outage-'))
+  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
+  const file = join(dir, `${name}.yaml`)
+  writeFileSync(file, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic}))
+  return file
+}
+
+async function rowCount(pool: ReturnType<typeof testPool>, schema: string): Promise<number> {
+  const r = await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)
+  return Number(r.rows[0]!.n)
+}
+
+/** The final state and the --json result equal an uninterrupted run's; the DLQ holds only the dirty records. */
+async function expectSameFinalState(o: {pool: ReturnType<typeof testPool>; schema: string; expected: ExpectedState; run: StreamProcess; brokers: string; dlqTopic: string}) {
+  const res = await o.run.done
+  expect(res.code, `stream run exited ${res.code}; stderr:\n${tail(res.stderr)}`).toBe(0)
+  const json = res.json!
+  expect(json, `stdout: ${res.stdout}`).toBeDefined()
+
+  const diffs = compareWithExpected(await readSinkState(o.pool, o.schema), o.expected)
+  expect(diffs, 'differences from an uninterrupted run').toEqual([])
+
+  // nothing dead-lettered because of the outage: exactly the dirty records, by code
+  expect(sortedCounts(json.dead_lettered)).toEqual(sortedCounts(o.expected.deadLettered))
+  expect(json.duplicates).toBe(o.expected.duplicates)
+  const dead = Object.values(json.dead_lettered).reduce((a, b) => a + b, 0)
+  expect(json.written + dead + json.duplicates, 'read = written + dead-lettered + duplicates').toBe(json.read)
+
+  // and the dead-letter topic, read back with kcat, says the same (each source record once)
+  const dlq = deadLettersByCode(kcatRead(o.brokers, o.dlqTopic))
+  expect(sortedCounts(dlq.byCode)).toEqual(sortedCounts(o.expected.deadLettered))
+  return {json, dlq}
+}
+
+describe('stream run survives outages mid-run', () => {
+  it('PostgreSQL unreachable for 5 s mid-run: same final state, nothing dead-lettered because of it', async () => {
+    const txns = generateTransactions(N, {seed: 4101, idPrefix: 'PG'})
+    const expected = expectedState(txns)
+    const topic = await createTestTopic({partitions: 3, prefix: 'outage-pg'})
+    const dlqTopic = await createTestTopic({prefix: 'outage-pg-dlq'})
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await createSinkTables(pool, schema)
+    const name = uniqueName('outage-pg')
+    onTestFinished(() => forgetPipeline(pool, name))
+    const spec = specFile(name, topic, dlqTopic)
+
+    const db = new URL(settings().databaseUrl)
+    const proxy = await startFaultProxy({host: db.hostname, port: Number(db.port || 5432)})
+    onTestFinished(() => proxy.close())
+    const viaProxy = new URL(db.toString())
+    viaProxy.hostname = '127.0.0.1'
+    viaProxy.port = String(proxy.port)
+
+    await produceTransactions(kafka(), topic, txns)
+    const run = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '3000', '--max-rate', String(MAX_RATE), '--json'], {DATABASE_URL: viaProxy.toString()})
+    onTestFinished(() => run.kill('SIGKILL'))
+
+    await until(async () => (await rowCount(pool, schema)) >= expected.written / 4, () => !run.exited, 'a quarter of the rows were written')
+    await proxy.cut()
+    // a COMMIT that reached the server just before the cut may still land: count after it
+    await sleep(1000)
+    const rowsAtCut = await rowCount(pool, schema)
+    await sleep(OUTAGE_MS - 1000)
+    const rowsAtRestore = await rowCount(pool, schema)
+    await proxy.restore()
+    // the outage really fell in the middle of the run, and nothing committed while it lasted
+    expect(rowsAtCut).toBeLessThan(expected.written)
+    expect(rowsAtRestore).toBe(rowsAtCut)
+    if (run.exited) {
+      const res = await run.done
+      expect.fail(`stream run exited (${res.code}) while PostgreSQL was unreachable:\n${tail(res.stderr, 60)}`)
+    }
+
+    await expectSameFinalState({pool, schema, expected, run, brokers: kafkaSettings().brokers.join(','), dlqTopic})
+  })
+
+  it('broker stopped and started again mid-run: same final state, nothing dead-lettered because of it', async () => {
+    const port = Number(process.env.CUTOVER_TEST_BROKER2_PORT ?? 19092)
+    const controllerPort = port + 1
+    const brokers = `127.0.0.1:${port}`
+    const stateDir = mkdtempSync(join(tmpdir(), 'cutover-broker2-'))
+    // reuse the jars `dev up` already fetched for the shared broker instead of copying them again
+    const jars = join(defaultStateDir(), `lib-${KAFKA_VERSION}`)
+    if (existsSync(join(jars, '.complete'))) symlinkSync(jars, join(stateDir, `lib-${KAFKA_VERSION}`))
+    const up = ['dev', 'up', '--port', String(port), '--controller-port', String(controllerPort), '--state-dir', stateDir, '--heap', '512m', '--json']
+    onTestFinished(async () => {
+      await runCli(['dev', 'down', '--state-dir', stateDir, '--wipe', '--json'])
+      rmSync(stateDir, {recursive: true, force: true})
+    })
+    const first = await runCli(up)
+    expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0)
+    expect(first.json.reused, `something already answers on ${brokers}`).toBe(false)
+
+    const txns = generateTransactions(N, {seed: 4202, idPrefix: 'KB'})
+    const expected = expectedState(txns)
+    const k = createKafka({brokers: [brokers], clientId: 'cutover-test'}, {mode: 'resilient'})
+    const name = uniqueName('outage-kafka')
+    const topic = `${name}-in`
+    const dlqTopic = `${name}-dlq`
+    const admin = k.admin()
+    await admin.connect()
+    await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: 3}, {topic: dlqTopic, numPartitions: 1}]})
+    await admin.disconnect()
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await createSinkTables(pool, schema)
+    onTestFinished(() => forgetPipeline(pool, name))
+    const spec = specFile(name, topic, dlqTopic)
+    await produceTransactions(k, topic, txns)
+
+    const run = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '3000', '--max-rate', String(MAX_RATE), '--json'], {KAFKA_BROKERS: brokers})
+    onTestFinished(() => run.kill('SIGKILL'))
+    await until(async () => (await rowCount(pool, schema)) >= expected.written / 4, () => !run.exited, 'a quarter of the rows were written')
+
+    const down = await runCli(['dev', 'down', '--state-dir', stateDir, '--json'])
+    expect(down.code, down.stderr).toBe(0)
+    expect(down.json.stopped).toBe(true)
+    const rowsAtStop = await rowCount(pool, schema)
+    await sleep(OUTAGE_MS)
+    if (run.exited) {
+      const res = await run.done
+      expect.fail(`stream run exited (${res.code}) while the broker was down:\n${tail(res.stderr)}`)
+    }
+    const again = await runCli(up)
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.json.reused).toBe(false)
+    expect(rowsAtStop, 'the broker must go down before the run is over').toBeLessThan(expected.written)
+
+    await expectSameFinalState({pool, schema, expected, run, brokers, dlqTopic})
+  })
+})

@@ -1,0 +1,114 @@
+/**
+ * Group commit (src/runtime/batch.ts commitBatches, src/runtime/group.ts) against the real
+ * PostgreSQL: batches of several partitions in one transaction advance each partition's offset
+ * exactly as alone; a batch that is behind or has a gap gets that outcome and contributes
+ * nothing while the others commit; a repeat across partitions of one group is a duplicate;
+ * a group whose transaction fails runs each batch alone, so only the batch the database cannot
+ * take fails.
+ */
+import {randomBytes} from 'node:crypto'
+import type {KafkaMessage} from 'kafkajs'
+import {describe, expect, it} from 'vitest'
+import {parseSpec} from '../../src/config/spec.js'
+import {silentLogger} from '../../src/log.js'
+import {commitBatch, commitBatches, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
+import {GroupCommitter} from '../../src/runtime/group.js'
+import {storedOffsets} from '../../src/runtime/offsets.js'
+import {buildSinks} from '../../src/runtime/sinks/index.js'
+import {buildStages} from '../../src/runtime/stages/index.js'
+import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
+import {createTestSchema, testPool, uniqueName} from '../helpers.js'
+
+async function setup() {
+  const pool = testPool()
+  const schema = await createTestSchema(pool)
+  await pool.query(`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL)`)
+  await pool.query(`CREATE TABLE "${schema}".agg (id_count_key text PRIMARY KEY, n bigint NOT NULL DEFAULT 0, total numeric NOT NULL DEFAULT 0)`)
+  const name = uniqueName('group')
+  const loaded = parseSpec(
+    `version: 1
+name: ${name}
+source: {topic: ${name}.raw}
+fields:
+  id: {type: string, required: true}
+  amount: {type: decimal, scale: 2, required: true}
+  id_count_key: {type: string, default: all}
+key: id
+dedupe: {by: id}
+sinks:
+  - table: t
+  - table: agg
+    group_by: [id_count_key]
+    aggregates: {n: count, total: sum(amount)}
+`,
+    'group.yaml',
+  )
+  await pool.query(`ALTER TABLE "${schema}".t ADD COLUMN id_count_key text`)
+  const ctx: PipelineContext = {loaded, pipeline: name, schema, maxRecordBytes: 1 << 20, dedupeRetentionMs: 60_000, logger: silentLogger}
+  const stages = buildStages(ctx)
+  const deps: BatchDeps = {pool, transact: stages.transact, sinks: await buildSinks(ctx, pool), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
+  const topic = `${name}.raw`
+  const batch = async (partition: number, from: number, to: number, id: (o: number) => string = (o) => `p${partition}-${o}`, amount = '1.00'): Promise<BatchInput> => {
+    const items: WorkItem[] = []
+    for (let o = from; o <= to; o++) {
+      const message = {key: Buffer.from(id(o)), value: Buffer.from(JSON.stringify({id: id(o), amount})), timestamp: String(Date.now()), attributes: 0, offset: String(o), headers: {}} as KafkaMessage
+      items.push({message, topic, partition, offset: BigInt(o), status: 'ok'})
+    }
+    for (const s of stages.prepare) await s.run(items, null)
+    return {ref: {pipeline: name, topic, partition}, items, firstOffset: BigInt(from), lastOffset: BigInt(to), allowGap: false}
+  }
+  const count = async () => Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".t`)).rows[0]!.n)
+  const agg = async () => (await pool.query<{n: string; total: string}>(`SELECT n::text, total::text FROM "${schema}".agg`)).rows[0]
+  return {pool, schema, name, deps, topic, batch, count, agg}
+}
+
+describe('stream group commit', () => {
+  it('commits batches of three partitions in one transaction, each offset as alone; behind and gap contribute nothing', async () => {
+    const s = await setup()
+    expect((await commitBatch(s.deps, await s.batch(2, 0, 4), 1)).kind).toBe('committed')
+    expect((await commitBatch(s.deps, await s.batch(3, 0, 4), 1)).kind).toBe('committed')
+    const outcomes = await commitBatches(s.deps, [
+      {input: await s.batch(0, 0, 9), attempt: 1},
+      {input: await s.batch(1, 0, 4), attempt: 2},
+      {input: await s.batch(2, 0, 4), attempt: 1}, // already committed: behind
+      {input: await s.batch(3, 7, 9), attempt: 1}, // starts after the stored offset 5: a gap
+    ])
+    expect(outcomes.map((o) => o.kind)).toEqual(['committed', 'committed', 'behind', 'gap'])
+    expect(outcomes[0]!.kind === 'committed' && outcomes[0]!.counts.written).toBe(10)
+    expect(outcomes[1]!.kind === 'committed' && outcomes[1]!.counts.written).toBe(5)
+    expect(outcomes[2]).toEqual({kind: 'behind', stored: 5n})
+    expect(outcomes[3]).toEqual({kind: 'gap', stored: 5n})
+    const stored = await storedOffsets(s.pool, s.name, s.topic)
+    expect([0, 1, 2, 3].map((p) => stored.get(p))).toEqual([10n, 5n, 5n, 5n])
+    expect(await s.count()).toBe(25)
+    expect(await s.agg()).toEqual({n: '25', total: '25.00'})
+  })
+
+  it('a key repeated in two partitions of one group is written once, the repeat counted as a duplicate', async () => {
+    const s = await setup()
+    const outcomes = await commitBatches(s.deps, [
+      {input: await s.batch(0, 0, 2, (o) => `same-${o}`), attempt: 1},
+      {input: await s.batch(1, 0, 2, (o) => `same-${o}`), attempt: 1},
+    ])
+    const counts = outcomes.map((o) => (o.kind === 'committed' ? o.counts : null))
+    expect(counts.map((c) => c?.written)).toEqual([3, 0])
+    expect(counts.map((c) => c?.duplicates)).toEqual([0, 3])
+    expect(await s.count()).toBe(3)
+    expect(await s.agg()).toEqual({n: '3', total: '3.00'})
+  })
+
+  it('a group whose transaction fails runs each batch alone: only the batch the database cannot take fails', async () => {
+    const s = await setup()
+    const committer = new GroupCommitter(s.deps)
+    // a dedupe key longer than a btree entry can hold: error 54000, not a row-level rejection
+    const poison = await s.batch(1, 0, 0, () => randomBytes(12_000).toString('base64'))
+    const first = await s.batch(0, 0, 4)
+    const third = await s.batch(2, 0, 4)
+    // the first starts a transaction alone; the two others wait for it and go together
+    const results = await Promise.allSettled([committer.commit(first, 1), committer.commit(poison, 1), committer.commit(third, 1)])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(await s.count()).toBe(10)
+    const stored = await storedOffsets(s.pool, s.name, s.topic)
+    expect([0, 1, 2].map((p) => stored.get(p))).toEqual([5n, undefined, 5n])
+  })
+})

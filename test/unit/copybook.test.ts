@@ -1,0 +1,241 @@
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import fc from 'fast-check'
+import {describe, expect, it} from 'vitest'
+import {
+  decodeBinary,
+  decodePacked,
+  decodeZoned,
+  encodeBinary,
+  encodePacked,
+  encodeZoned,
+  parseCopybook,
+  toSnakeCase,
+} from '../../legacy-adapters/copybook.js'
+import {ROOT} from '../helpers.js'
+
+/** A decimal string that fits `digits` digits with `scale` decimals, in canonical form. */
+function decimalArb(digits: number, scale: number, signed: boolean): fc.Arbitrary<string> {
+  const max = 10n ** BigInt(digits) - 1n
+  return fc.bigInt({min: signed ? -max : 0n, max}).map((v) => {
+    const neg = v < 0n
+    const s = (neg ? -v : v).toString().padStart(scale + 1, '0')
+    const int = s.slice(0, s.length - scale)
+    const frac = s.slice(s.length - scale)
+    return (neg ? '-' : '') + int + (scale > 0 ? '.' + frac : '')
+  })
+}
+
+const picture = fc.record({digits: fc.integer({min: 1, max: 31}), signed: fc.boolean()}).chain(({digits, signed}) =>
+  fc.record({digits: fc.constant(digits), signed: fc.constant(signed), scale: fc.integer({min: 0, max: digits})}),
+)
+
+describe('COMP-3 packed decimal', () => {
+  it('decodes known bytes', () => {
+    expect(decodePacked(Buffer.from([0x01, 0x23, 0x45, 0x6c]), 2)).toBe('1234.56')
+    expect(decodePacked(Buffer.from([0x01, 0x23, 0x45, 0x6d]), 2)).toBe('-1234.56')
+    expect(decodePacked(Buffer.from([0x01, 0x23, 0x4f]), 0)).toBe('1234')
+    expect(decodePacked(Buffer.from([0x00, 0x0d]), 2)).toBe('0.00') // negative zero is zero
+    expect(encodePacked('-1234.56', 7, 2)).toEqual(Buffer.from([0x01, 0x23, 0x45, 0x6d]))
+    expect(encodePacked('1234', 5, 0, false)).toEqual(Buffer.from([0x01, 0x23, 0x4f]))
+  })
+
+  it('round-trips any decimal within the picture (property)', () => {
+    fc.assert(
+      fc.property(picture.chain((p) => fc.tuple(fc.constant(p), decimalArb(p.digits, p.scale, p.signed))), ([p, value]) => {
+        const bytes = encodePacked(value, p.digits, p.scale, p.signed)
+        expect(bytes.length).toBe(Math.floor(p.digits / 2) + 1)
+        const back = decodePacked(bytes, p.scale)
+        expect(back).toBe(value === '-0' || /^-0\.?0*$/.test(value) ? value.slice(1) : value)
+      }),
+      {numRuns: 2000},
+    )
+  })
+
+  it('reports a bad nibble with its byte offset', () => {
+    expect(() => decodePacked(Buffer.from([0x01, 0x2a, 0x3c]), 0)).toThrow(/0x2A at offset 1/)
+    expect(() => decodePacked(Buffer.from([0x01, 0x23, 0x45]), 0)).toThrow(/sign nibble 5 at offset 2/)
+    try {
+      decodePacked(Buffer.from([0x01, 0x2a, 0x3c]), 0)
+    } catch (e) {
+      expect(e).toMatchObject({code: 'DECODE_ERROR', details: {byteOffset: 1}})
+    }
+  })
+
+  it('refuses values that do not fit the picture', () => {
+    expect(() => encodePacked('12345.6', 5, 1)).toThrow(RangeError)
+    expect(() => encodePacked('1.234', 5, 2)).toThrow(RangeError)
+    expect(() => encodePacked('-1', 3, 0, false)).toThrow(RangeError)
+  })
+})
+
+describe('zoned decimal', () => {
+  it('decodes EBCDIC and ASCII overpunch', () => {
+    expect(decodeZoned(Buffer.from([0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xc6]), 2, {charset: 'ebcdic'})).toBe('1234.56')
+    expect(decodeZoned(Buffer.from([0xf1, 0xf2, 0xd3]), 2, {charset: 'ebcdic'})).toBe('-1.23')
+    expect(decodeZoned(Buffer.from('12}'), 0, {charset: 'ascii'})).toBe('-120')
+    expect(decodeZoned(Buffer.from('12J'), 1, {charset: 'ascii'})).toBe('-12.1')
+    expect(decodeZoned(Buffer.from('12{'), 1, {charset: 'ascii'})).toBe('12.0')
+    expect(decodeZoned(Buffer.from('12C'), 0, {charset: 'ascii'})).toBe('123')
+    expect(decodeZoned(Buffer.from('12q'), 0, {charset: 'ascii'})).toBe('-121') // Micro Focus style
+    expect(decodeZoned(Buffer.from('123'), 0, {charset: 'ascii'})).toBe('123')
+    expect(decodeZoned(Buffer.from('-0042'), 2, {charset: 'ascii', separate: 'leading'})).toBe('-0.42')
+    expect(encodeZoned('-1.23', 3, 2, {charset: 'ebcdic'})).toEqual(Buffer.from([0xf1, 0xf2, 0xd3]))
+    expect(encodeZoned('-120', 3, 0, {charset: 'ascii'}).toString('latin1')).toBe('12}')
+  })
+
+  it('round-trips any decimal within the picture, EBCDIC and ASCII, trailing, leading and separate signs (property)', () => {
+    const style = fc.constantFrom<{leading?: boolean; separate?: 'leading' | 'trailing'}>({}, {leading: true}, {separate: 'leading'}, {separate: 'trailing'})
+    fc.assert(
+      fc.property(
+        picture.chain((p) => fc.tuple(fc.constant(p), decimalArb(p.digits, p.scale, p.signed), fc.constantFrom('ebcdic' as const, 'ascii' as const), style)),
+        ([p, value, charset, st]) => {
+          const opts = {charset, signed: p.signed || st.separate !== undefined, ...st}
+          const bytes = encodeZoned(value, p.digits, p.scale, opts)
+          expect(bytes.length).toBe(p.digits + (st.separate ? 1 : 0))
+          expect(decodeZoned(bytes, p.scale, opts)).toBe(/^-0\.?0*$/.test(value) ? value.slice(1) : value)
+        },
+      ),
+      {numRuns: 2000},
+    )
+  })
+
+  it('reports a byte that is not a digit with its offset', () => {
+    expect(() => decodeZoned(Buffer.from([0xf1, 0x40, 0xf3]), 0, {charset: 'ebcdic'})).toThrow(/0x40 at offset 1/)
+    expect(() => decodeZoned(Buffer.from('1x3'), 0, {charset: 'ascii'})).toThrow(/0x78 at offset 1/)
+  })
+})
+
+describe('binary', () => {
+  it('round-trips signed and unsigned big-endian values (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({digits: fc.integer({min: 1, max: 18}), signed: fc.boolean()}).chain((p) =>
+          fc.tuple(fc.constant(p), fc.integer({min: 0, max: p.digits}).chain((scale) => fc.tuple(fc.constant(scale), decimalArb(p.digits, scale, p.signed)))),
+        ),
+        ([p, [scale, value]]) => {
+          const bytes = encodeBinary(value, p.digits, scale, p.signed)
+          expect(bytes.length).toBe(p.digits <= 4 ? 2 : p.digits <= 9 ? 4 : 8)
+          expect(decodeBinary(bytes, scale, p.signed)).toBe(/^-0\.?0*$/.test(value) ? value.slice(1) : value)
+        },
+      ),
+      {numRuns: 1000},
+    )
+    expect(decodeBinary(Buffer.from([0xff, 0xfe]), 0, true)).toBe('-2')
+    expect(decodeBinary(Buffer.from([0xff, 0xfe]), 0, false)).toBe('65534')
+    expect(decodeBinary(Buffer.from([0x00, 0x00, 0x30, 0x39]), 2, true)).toBe('123.45')
+  })
+})
+
+describe('parseCopybook', () => {
+  it('lays out the fixture copybook: groups, FILLER, OCCURS, COMP-3, zoned, binary, 88 levels', () => {
+    const cb = parseCopybook(readFileSync(join(ROOT, 'fixtures/legacy/txn.cpy'), 'utf8'), 'txn.cpy')
+    expect(cb.name).toBe('txn_record')
+    expect(cb.recordLength).toBe(100)
+    const layout = cb.fields.map((f) => [f.name, f.kind, f.offset, f.length])
+    expect(layout).toEqual([
+      ['txn_id', 'text', 0, 10],
+      ['acct_id', 'text', 10, 8],
+      ['txn_ts', 'text', 18, 14],
+      ['txn_date', 'zoned', 18, 8],
+      ['txn_time', 'zoned', 26, 6],
+      ['amount', 'packed', 32, 6],
+      ['currency', 'text', 38, 3],
+      ['merchant', 'text', 41, 20],
+      ['mcc', 'zoned', 61, 4],
+      ['fee', 'zoned', 65, 7],
+      ['status_code', 'text', 72, 1],
+      ['auth_count', 'binary', 73, 2],
+      ['last_amt_1', 'packed', 79, 5],
+      ['last_amt_2', 'packed', 84, 5],
+      ['last_amt_3', 'packed', 89, 5],
+    ])
+    const amount = cb.fields.find((f) => f.name === 'amount')!
+    expect(amount).toMatchObject({digits: 11, scale: 2, signed: true, cobolName: 'AMOUNT', picture: 'S9(9)V99'})
+    expect(cb.fields.find((f) => f.name === 'last_amt_2')!.cobolName).toBe('LAST-AMT(2)')
+  })
+
+  it('reads free-format copybooks, nested OCCURS on groups, and qualifies repeated leaf names', () => {
+    const cb = parseCopybook(
+      `01 CUSTOMER-REC.
+         05 CUST-ID PIC 9(6).
+         05 START-DATE.
+            10 YY PIC 9(4).
+            10 MM PIC 99.
+         05 END-DATE.
+            10 YY PIC 9(4).
+            10 MM PIC 99.
+         05 HISTORY OCCURS 2 TIMES.
+            10 BAL PIC S9(5)V99 COMP-3.
+            10 FLAGS PIC X OCCURS 3.
+         05 FILLER PIC X(2). *> padding
+         05 RATE PIC SV9(4) USAGE IS COMP-3.
+         05 EDITED PIC ZZ,ZZ9.99-.`,
+    )
+    expect(cb.fields.map((f) => f.name)).toEqual([
+      'cust_id',
+      'start_date',
+      'start_date_yy',
+      'start_date_mm',
+      'end_date',
+      'end_date_yy',
+      'end_date_mm',
+      'bal_1',
+      'flags_1_1',
+      'flags_1_2',
+      'flags_1_3',
+      'bal_2',
+      'flags_2_1',
+      'flags_2_2',
+      'flags_2_3',
+      'rate',
+      'edited',
+    ])
+    expect(cb.fields.find((f) => f.name === 'rate')).toMatchObject({kind: 'packed', digits: 4, scale: 4, length: 3})
+    expect(cb.fields.find((f) => f.name === 'edited')).toMatchObject({kind: 'text', length: 10})
+    expect(cb.recordLength).toBe(6 + 6 + 6 + 2 * (4 + 3) + 2 + 3 + 10)
+  })
+
+  it('skips sequence numbers, comment lines and the identification area of fixed-format copybooks', () => {
+    const cb = parseCopybook(
+      [
+        '000100 01  REC.                                                         REC00001',
+        '000200*    A COMMENT WITH PIC X(99). IN IT                               REC00002',
+        '000300     05  A-FIELD     PIC X(3).                                    REC00003',
+        '000400     05  B-FIELD     PIC S9(3)                                    REC00004',
+        '000500                     COMP.                                        REC00005',
+      ].join('\n'),
+    )
+    expect(cb.fields.map((f) => [f.name, f.kind, f.length])).toEqual([
+      ['a_field', 'text', 3],
+      ['b_field', 'binary', 2],
+    ])
+  })
+
+  it('rejects what it cannot lay out, with file:line and the fix', () => {
+    const cases: [string, RegExp, RegExp][] = [
+      ['01 R.\n  05 A PIC X(4).\n  05 B REDEFINES A PIC 9(4).', /cb\.cpy:3: B REDEFINES A/, /one layout/],
+      ['01 R.\n  05 N PIC 9.\n  05 A PIC X OCCURS 1 TO 5 DEPENDING ON N.', /cb\.cpy:3: .*DEPENDING ON/, /fixed OCCURS/],
+      ['01 R.\n  05 F COMP-2.', /floating point/, /COMP-3/],
+      ['01 R.\n  05 A PIC Q(3).', /unrecognised picture/, /X\(n\)/],
+      ['01 R.\n  05 A PIC X(3) FOO.', /unexpected "FOO"/, /supported clauses/],
+      ['', /no items/, /01 RECORD/],
+    ]
+    for (const [text, message, hint] of cases) {
+      let err: unknown
+      try {
+        parseCopybook(text, 'cb.cpy')
+      } catch (e) {
+        err = e
+      }
+      expect(err, text).toMatchObject({code: 'SPEC_INVALID'})
+      expect((err as Error).message).toMatch(message)
+      expect((err as {hint: string}).hint).toMatch(hint)
+    }
+  })
+
+  it('names fields in lower_snake_case', () => {
+    expect(toSnakeCase('TXN-ID')).toBe('txn_id')
+    expect(toSnakeCase('WS-ACCT-NO-2')).toBe('ws_acct_no_2')
+  })
+})

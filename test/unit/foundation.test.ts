@@ -1,0 +1,69 @@
+import {describe, expect, it} from 'vitest'
+import {CheckFailedError, CutoverError, ExitCode, exitCodeOf, ServiceUnavailableError, SpecError, UsageError} from '../../src/errors.js'
+import {createLogger, redact, redactString, type LogEntry} from '../../src/log.js'
+import {databaseUrlFromEnv, DEFAULT_DATABASE_URL, kafkaSettingsFromEnv} from '../../src/config/env.js'
+import {mapKafkaError} from '../../src/kafka/client.js'
+import {mapPgError} from '../../src/pg/pool.js'
+
+describe('errors map to the exit codes of DESIGN.md', () => {
+  it('maps each kind', () => {
+    expect(exitCodeOf(new UsageError('x'))).toBe(2)
+    expect(exitCodeOf(new SpecError({file: 'p.yaml', line: 3, column: 5}, 'bad'))).toBe(2)
+    expect(exitCodeOf(new ServiceUnavailableError('kafka', 'h:1', 'down'))).toBe(3)
+    expect(exitCodeOf(new CheckFailedError('parity 97%'))).toBe(1)
+    expect(exitCodeOf(new Error('boom'))).toBe(ExitCode.INTERNAL)
+  })
+  it('spec errors say file:line:column', () => {
+    expect(new SpecError({file: 'p.yaml', line: 3, column: 5}, 'bad').message).toBe('p.yaml:3:5: bad')
+  })
+  it('keeps the cause', () => {
+    const cause = new Error('root')
+    expect(new CutoverError('INTERNAL', 'wrapped', {cause}).cause).toBe(cause)
+  })
+})
+
+describe('secrets never leave the process', () => {
+  it('redacts URL credentials and secret-looking keys', () => {
+    expect(redactString('postgres://bob:hunter2@db:5432/x')).toBe('postgres://bob:***@db:5432/x')
+    expect(redact({password: 'p', nested: {saslPassword: 'q', url: 'kafka://u:v@h'}})).toEqual({
+      password: '***',
+      nested: {saslPassword: '***', url: 'kafka://u:***@h'},
+    })
+  })
+  it('the logger redacts, namespaces and filters by level', () => {
+    const seen: LogEntry[] = []
+    const log = createLogger({level: 'info', sink: (e) => seen.push(e)}).namespace('kafka')
+    log.debug('hidden')
+    log.info('connect', {url: 'postgres://a:b@c/d', token: 't'})
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toMatchObject({namespace: 'cutover.kafka', event: 'connect', url: 'postgres://a:***@c/d', token: '***'})
+  })
+  it('pg errors name the address without the password', () => {
+    const e = mapPgError(Object.assign(new Error('connect ECONNREFUSED'), {code: 'ECONNREFUSED'}), 'postgres://u:pw@10.0.0.1:6543/db')
+    expect(e).toBeInstanceOf(ServiceUnavailableError)
+    expect(e.message).toContain('10.0.0.1:6543/db')
+    expect(e.message).not.toContain('pw')
+  })
+})
+
+describe('connection settings', () => {
+  it('defaults', () => {
+    expect(kafkaSettingsFromEnv({}).brokers).toEqual(['127.0.0.1:9092'])
+    expect(databaseUrlFromEnv({})).toBe(DEFAULT_DATABASE_URL)
+  })
+  it('reads SASL and TLS', () => {
+    const s = kafkaSettingsFromEnv({KAFKA_BROKERS: 'a:1,b:2', KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p', KAFKA_SSL: 'true'})
+    expect(s.brokers).toEqual(['a:1', 'b:2'])
+    expect(s.sasl).toEqual({mechanism: 'scram-sha-512', username: 'u', password: 'p'})
+    expect(s.ssl?.rejectUnauthorized).toBe(true)
+  })
+  it('rejects a bad mechanism and a missing password with a usage error', () => {
+    expect(() => kafkaSettingsFromEnv({KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p'})).toThrow(UsageError)
+    expect(() => kafkaSettingsFromEnv({KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u'})).toThrow(/KAFKA_SASL_PASSWORD/)
+  })
+  it('maps kafkajs connection errors to ServiceUnavailableError', () => {
+    const e = mapKafkaError(Object.assign(new Error('Connection error'), {name: 'KafkaJSConnectionError'}), kafkaSettingsFromEnv({}))
+    expect(e.exitCode).toBe(3)
+    expect(e.retriable).toBe(true)
+  })
+})

@@ -1,0 +1,287 @@
+/**
+ * The pure parts of parity: value comparison (tolerances, normalization, exact decimals),
+ * the core's counting and samples, rules, the external sort, the key order, the verdict.
+ */
+import {existsSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {SpecError} from '../../src/errors.js'
+import {compareKeys, compareText, ParityCore, type ComparePlan} from '../../src/parity/compare.js'
+import {summarize} from '../../src/parity/evidence.js'
+import type {LedgerRun} from '../../src/parity/ledger.js'
+import {canonicalRow} from '../../src/parity/merge.js'
+import {buildPlan, type ParityOptions} from '../../src/parity/plan.js'
+import {parseRules} from '../../src/parity/rules.js'
+import {externalSort} from '../../src/parity/sort.js'
+import {compareValues, parseTolerance} from '../../src/parity/tolerances.js'
+import type {KeyedRow} from '../../src/parity/types.js'
+
+/** A temp directory removed when the test finishes. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
+  return dir
+}
+
+
+function plan(o: Partial<ParityOptions> & {cols: string[]}, rulesText?: string, schemes = {left: 'csv', right: 'csv'}): ComparePlan {
+  const rules = rulesText ? parseRules(rulesText, 'rules.yaml') : []
+  return buildPlan({left: 'l', right: 'r', key: ['id'], ...o}, ['id', ...o.cols], ['id', ...o.cols.map((c) => o.map?.[c] ?? c)], rules, undefined, schemes)
+}
+
+const col = (p: ComparePlan, name: string) => p.columns.find((c) => c.name === name)!
+
+describe('compareValues', () => {
+  it('absolute tolerance on exact decimals, never floats', () => {
+    const p = plan({cols: ['amount'], tolerance: {amount: '0.01'}})
+    const c = col(p, 'amount')
+    expect(c.type).toBe('decimal')
+    expect(compareValues(c, '10.00', '10.01').equal).toBe(true)
+    expect(compareValues(c, '10.00', '10.0110')).toEqual({equal: false, absDiff: '0.011', absDiffRank: 11_000_000_000n})
+    // "10.011" in a file is ambiguous (thousands or decimal?): never guessed, compared as text
+    expect(compareValues(c, '10.011', '10.011').equal).toBe(true)
+    expect(compareValues(c, '10.00', '10.011')).toEqual({equal: false})
+    // 0.1 + 0.2 is 0.3 here: no binary floating point anywhere
+    expect(compareValues(c, '0.3', '0.30').equal).toBe(true)
+    expect(compareValues(c, '9999999999999999.99', '9999999999999999.98').equal).toBe(true)
+    expect(compareValues(c, '9999999999999999.99', '9999999999999999.97').equal).toBe(false)
+  })
+
+  it('relative tolerance is relative to the left value, inclusive, exact', () => {
+    const c = col(plan({cols: ['b'], tolerance: {b: '0.5%'}}), 'b')
+    expect(compareValues(c, '2000.00', '2010.00').equal).toBe(true) // exactly 0.5%
+    expect(compareValues(c, '2000.00', '2010.01').equal).toBe(false)
+    expect(compareValues(c, '-2000', '-1990').equal).toBe(true)
+    expect(compareValues(c, '0', '0.000001').equal).toBe(false)
+  })
+
+  it('decimals through the normalizers: "1 234,56" equals 1234.56; pg sides read "." as the decimal point', () => {
+    const p = plan({cols: ['amount'], types: {amount: 'decimal'}})
+    expect(compareValues(col(p, 'amount'), '1 234,56', '1234.56').equal).toBe(true)
+    expect(compareValues(col(p, 'amount'), '(12,50)', '-12.5').equal).toBe(true)
+    // "5.004" alone is ambiguous for a file (thousands or decimal?) but not for a database column
+    const csv = plan({cols: ['amount'], types: {amount: 'decimal:,/.'}})
+    expect(compareValues(col(csv, 'amount'), '5,00', '5.004')).toMatchObject({equal: false, absDiff: '0.004'})
+    const pg = plan({cols: ['amount'], types: {amount: 'decimal'}}, undefined, {left: 'csv', right: 'pg'})
+    expect(compareValues(col(pg, 'amount'), '5,00', '5.004')).toMatchObject({equal: false, absDiff: '0.004'})
+  })
+
+  it('unparseable values are compared as text', () => {
+    const c = col(plan({cols: ['amount'], types: {amount: 'decimal'}}), 'amount')
+    expect(compareValues(c, 'n/a', 'n/a').equal).toBe(true)
+    expect(compareValues(c, 'n/a', '0.00').equal).toBe(false)
+  })
+
+  it('timestamps across formats and zones, with a seconds tolerance', () => {
+    const c = col(plan({cols: ['ts'], types: {ts: 'timestamp:Europe/Moscow'}, tolerance: {ts: '2s'}}), 'ts')
+    expect(compareValues(c, '20.11.2026 09:15:00', '2026-11-20T06:15:02Z').equal).toBe(true)
+    expect(compareValues(c, '20.11.2026 09:15:00', '2026-11-20T06:15:02.001Z')).toMatchObject({equal: false, absDiff: '2.001'})
+    expect(compareValues(c, '20261120091500', '2026-11-20 06:15:00+00').equal).toBe(true)
+  })
+
+  it('string normalization per column: trim, case, NFC', () => {
+    const p = plan({cols: ['a', 'b', 'c', 'd'], normalize: {a: 'trim', b: 'lower', c: 'nfc'}})
+    expect(compareValues(col(p, 'a'), '  x ', 'x').equal).toBe(true)
+    expect(compareValues(col(p, 'b'), 'MOSCOW', 'moscow').equal).toBe(true)
+    expect(compareValues(col(p, 'c'), 'Cafe\u0301', 'Café').equal).toBe(true)
+    expect(compareValues(col(p, 'd'), 'Cafe\u0301', 'Café').equal).toBe(false)
+    expect(compareValues(col(p, 'd'), 'x ', 'x').equal).toBe(false)
+  })
+
+  it('null equals the empty string only when asked', () => {
+    const p = plan({cols: ['m', 'n'], nullEqualsEmpty: ['m']})
+    expect(compareValues(col(p, 'm'), null, '').equal).toBe(true)
+    expect(compareValues(col(p, 'n'), null, '').equal).toBe(false)
+    expect(compareValues(col(p, 'n'), null, null).equal).toBe(true)
+  })
+
+  it('rejects tolerances it cannot honour', () => {
+    expect(() => parseTolerance('a', 'abc')).toThrow(/not a tolerance/)
+    expect(() => plan({cols: ['a'], tolerance: {a: '2s'}, types: {a: 'decimal'}})).toThrow(/seconds apply to timestamp/)
+    expect(() => plan({cols: ['a'], tolerance: {zz: '1'}})).toThrow(/not a compared column/)
+  })
+})
+
+describe('ParityCore', () => {
+  const RULES = `
+- name: small
+  reason: rounding
+  when: {kind: mismatch, column: amount, abs_diff: "<= 0.01"}
+- name: test-accounts
+  reason: test accounts are not migrated
+  when: {kind: missing_in_right, column: note, left: {matches: "^TEST"}}
+`
+  const feed = (core: ParityCore, order: number[]) => {
+    const ops: (() => void)[] = [
+      () => core.pair(['1'], ['10.00', 'a'], ['10.00', 'a']),
+      () => core.pair(['2'], ['10.00', 'a'], ['10.01', 'a']), // explained
+      () => core.pair(['3'], ['10.00', 'a'], ['11.00', 'b']), // two columns, one unexplained
+      () => core.leftOnly(['4'], ['1.00', 'TEST 1']), // explained
+      () => core.leftOnly(['5'], ['1.00', 'x']),
+      () => core.rightOnly(['6'], ['1.00', 'x']),
+      () => core.duplicate(['7'], [['1', 'x'], ['1', 'x']], [['1', 'x']]),
+      () => core.addMatched(3),
+    ]
+    for (const i of order) ops[i]!()
+  }
+
+  it('counts every key once, explains by rule, and computes parity_pct', () => {
+    const p = plan({cols: ['amount', 'note'], types: {amount: 'decimal'}}, RULES)
+    const core = new ParityCore(p)
+    feed(core, [0, 1, 2, 3, 4, 5, 6, 7])
+    const r = core.finish({digests: {left: 'l', right: 'r'}, strategy: 'merge', elapsedMs: 1, date: null})
+    expect(r).toMatchObject({
+      left_rows: 3 + 2 + 2 + 3, // pairs, left-only, duplicate (2), matched (3)
+      right_rows: 3 + 1 + 1 + 3,
+      matched: 1 + 3,
+      mismatched: 2,
+      missing_in_right: 2,
+      extra_in_right: 1,
+      duplicate_keys_left: 1,
+      duplicate_keys_right: 0,
+      explained: 2,
+      unexplained: 4,
+      rules: {small: 1, 'test-accounts': 1},
+    })
+    expect(r.parity_pct).toBe(Math.floor(((4 + 2) / 10) * 100 * 10_000) / 10_000)
+    expect(r.columns.amount).toEqual({mismatches: 2, explained: 1, max_abs_diff: '1'})
+    expect(r.columns.note).toEqual({mismatches: 1, explained: 0, max_abs_diff: null})
+    expect(Object.isFrozen(r)).toBe(true)
+    expect(Object.isFrozen(r.columns)).toBe(true)
+  })
+
+  it('reports the same samples whatever order the keys arrive in', () => {
+    const p = plan({cols: ['amount', 'note'], types: {amount: 'decimal'}, samples: 4}, RULES)
+    const a = new ParityCore(p)
+    feed(a, [0, 1, 2, 3, 4, 5, 6, 7])
+    const b = new ParityCore(p)
+    feed(b, [7, 6, 5, 4, 3, 2, 1, 0])
+    const ra = a.finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
+    const rb = b.finish({digests: {left: '', right: ''}, strategy: 'sql-pushdown', elapsedMs: 0, date: null})
+    expect(ra.samples).toEqual(rb.samples)
+    expect(ra.samples.map((s) => [s.key.id, s.kind, s.column])).toEqual([
+      ['2', 'mismatch', 'amount'],
+      ['3', 'mismatch', 'amount'],
+      ['3', 'mismatch', 'note'],
+      ['4', 'missing_in_right', null],
+    ])
+    expect(ra.samples[0]!.explanation).toBe('rule small: rounding')
+  })
+
+  it('an empty comparison is 100%', () => {
+    const r = new ParityCore(plan({cols: ['a']})).finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
+    expect(r.parity_pct).toBe(100)
+  })
+})
+
+describe('rules', () => {
+  it('says where a rule is wrong (file:line:column)', () => {
+    const text = 'rules:\n  - name: a\n    reason: r\n    when:\n      kind: mismatch\n      abs_diff: "about 1"\n'
+    let err: unknown
+    try {
+      parseRules(text, 'k.yaml')
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(SpecError)
+    expect((err as SpecError).message).toMatch(/^k\.yaml:6:17: rules\.0\.when\.abs_diff/)
+    expect(() => parseRules('- name: a\n  reason: r\n  when: {kind: nope}\n', 'k.yaml')).toThrow(/k\.yaml:3:/)
+    expect(() => parseRules('- {name: a, reason: r, when: {}}\n- {name: a, reason: r, when: {}}\n', 'k.yaml')).toThrow(/used twice/)
+  })
+
+  it('time rules: after a time of day, or after the end of the business day in a zone', () => {
+    const [r] = parseRules('- name: cut\n  reason: legacy cut\n  when: {kind: extra_in_right, column: t, right_time_after: "23:59:59", timezone: Europe/Moscow}\n', 'k.yaml')
+    const facts = (t: string, date: string | null) => ({kind: 'extra_in_right' as const, column: null, left: undefined, right: {t}, absDiff: undefined, date})
+    expect(r!.matches(facts('2026-11-20T21:00:00Z', '2026-11-20'))).toBe(true) // 00:00 Moscow, the next day
+    expect(r!.matches(facts('2026-11-20T20:59:59Z', '2026-11-20'))).toBe(false) // 23:59:59 Moscow
+    expect(r!.matches(facts('2026-11-20T20:59:59.500Z', null))).toBe(true) // time of day after 23:59:59
+    expect(r!.matches(facts('2026-11-20T21:00:00Z', null))).toBe(false) // 00:00:00 is early in a day
+  })
+})
+
+describe('key order and the external sort', () => {
+  it('orders keys by code point, as PostgreSQL COLLATE "C"', () => {
+    expect(compareText('B', 'a')).toBeLessThan(0)
+    expect(compareText('a', 'ab')).toBeLessThan(0)
+    expect(compareText('\uffff', '\u{1F600}')).toBeLessThan(0) // UTF-16 order would say the opposite
+    expect(compareKeys(['a', '2'], ['a', '10'])).toBeGreaterThan(0)
+  })
+
+  it('sorts with bounded runs on disk, stably, and removes its temp files', async () => {
+    const dir = tempDir('parity-sort-')
+    const rows: KeyedRow[] = []
+    for (let i = 0; i < 5000; i++) rows.push({key: [String((i * 7919) % 1000)], values: [String(i)]})
+    const runs: number[] = []
+    async function* input() {
+      for (let i = 0; i < rows.length; i += 333) yield rows.slice(i, i + 333)
+    }
+    const out: KeyedRow[] = []
+    for await (const b of externalSort(input(), {runRows: 400, tmpDir: dir, onRun: (n) => runs.push(n)})) out.push(...b)
+    // a run is spilled once it holds runRows rows: at most runRows + one input batch
+    expect(runs.length).toBeGreaterThan(5)
+    expect(Math.max(...runs)).toBeLessThan(400 + 333)
+    expect(out).toHaveLength(5000)
+    const expected = [...rows].sort((a, b) => compareKeys(a.key, b.key)) // Array.prototype.sort is stable
+    expect(out).toEqual(expected)
+    expect(readdirSync(dir)).toEqual([])
+    expect(existsSync(dir)).toBe(true)
+  })
+
+  it('canonical rows cannot be confused by separators in values', () => {
+    expect(canonicalRow({key: ['a'], values: ['b|c', null]})).not.toBe(canonicalRow({key: ['a'], values: ['b', '|c']}))
+    expect(canonicalRow({key: ['a'], values: [null]})).not.toBe(canonicalRow({key: ['a'], values: ['-']}))
+  })
+})
+
+describe('verdict', () => {
+  const run = (id: number, date: string, pct: string, unexplained: number): LedgerRun => ({
+    id, date, left: 'csv:l', right: 'pg:r', strategy: 'merge', left_rows: 10, right_rows: 10, matched: 10, mismatched: 0, missing_in_right: 0, extra_in_right: 0,
+    duplicate_keys_left: 0, duplicate_keys_right: 0, explained: 0, unexplained, parity_pct: pct, digests: {left: 'a', right: 'b'}, report_sha256: 'f'.repeat(64),
+    report_path: null, run_by: 'ops', started_at: `${date}T01:00:00Z`, finished_at: `${date}T01:00:05Z`, columns: {amount: {mismatches: unexplained, explained: 0, max_abs_diff: null}},
+  })
+  const w = {from: '2026-11-01', to: '2026-11-03', days: 3, threshold: 99.99}
+
+  it('ready when every day of the window passes; a re-run supersedes the day', () => {
+    const r = summarize([run(1, '2026-11-01', '100.0000', 0), run(2, '2026-11-02', '99.5000', 3), run(3, '2026-11-02', '100.0000', 0), run(4, '2026-11-03', '99.9900', 0)], w)
+    expect(r.verdict.ready).toBe(true)
+    expect(r.per_day.map((d) => d.runs)).toEqual([1, 2, 1])
+    expect(r.runs).toHaveLength(4)
+  })
+
+  it('not ready: a missing day, a day under the threshold, an unexplained difference; trend and top columns', () => {
+    const r = summarize([run(1, '2026-11-01', '99.0000', 5), run(2, '2026-11-03', '100.0000', 1)], w)
+    expect(r.verdict.ready).toBe(false)
+    expect(r.verdict.blockers).toEqual([
+      '2026-11-01: parity 99.0000% < 99.99% (run 1: pg:r)',
+      '2026-11-01: 5 unexplained difference(s) (run 1: pg:r)',
+      '2026-11-02: no parity check',
+      '2026-11-03: 1 unexplained difference(s) (run 2: pg:r)',
+    ])
+    expect(r.trend).toBe('improving')
+    expect(r.top_unexplained_columns).toEqual([{column: 'amount', unexplained: 6}])
+  })
+})
+
+describe('isoInstant (the fast path for timestamps with an offset)', () => {
+  it('agrees with the normalizer on every shape it accepts, and declines the rest', async () => {
+    const {isoInstant} = await import('../../src/parity/tolerances.js')
+    const {DateMatcher} = await import('../../src/normalize/index.js')
+    const m = new DateMatcher(['iso'], 'Europe/Moscow')
+    for (const t of ['2026-11-20T06:15:00Z', '2026-11-20 06:15:00+00', '2026-11-20 09:15:00.123456+03', '2026-11-20T09:15:00+03:00', '2026-03-29T01:30:00-0230', '2024-02-29T23:59:59.9Z']) {
+      expect(isoInstant(t)).toBe(Date.parse(m.parse(t, 'timestamp') as string))
+    }
+    for (const t of ['2026-11-20T06:15:00', '2026-02-30T00:00:00Z', '20.11.2026 09:15:00', '2026-11-20T24:00:00Z']) expect(isoInstant(t)).toBeUndefined()
+  })
+})
+
+describe('canonical lines between threads', () => {
+  it('parse back to the rows they were made of', async () => {
+    const {parseCanonical} = await import('../../src/parity/side-thread.js')
+    const rows: KeyedRow[] = [
+      {key: ['a', ''], values: [null, '', '12:30|x', '-', 'Пятёрочка\n2']},
+      {key: ['10', 'b:c'], values: ['1 234,56', null, null, '0', '']},
+    ]
+    expect(parseCanonical(rows.map(canonicalRow).join(''), 2, 5)).toEqual(rows)
+  })
+})

@@ -1,0 +1,216 @@
+/**
+ * Pure parts of the stream runtime (no services): backoff, the rate limiter, dead-letter
+ * headers (original bytes kept, DESIGN.md headers added), the payload hash of dedupe,
+ * business_date, and the decode/validate stages on poison records.
+ */
+import {readFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import iconv from 'iconv-lite'
+import type {KafkaMessage} from 'kafkajs'
+import {describe, expect, it} from 'vitest'
+import {parseSpec} from '../../src/config/spec.js'
+import {silentLogger} from '../../src/log.js'
+import {countItems, isRowLevelError} from '../../src/runtime/batch.js'
+import {DLQ_HEADERS, deadLetterHeaders, toKafkaHeaders} from '../../src/runtime/outbox.js'
+import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
+import {businessDateOf} from '../../src/runtime/sinks/aggregate.js'
+import {pgArray} from '../../src/runtime/sinks/pgarray.js'
+import {suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
+import {canonicalJson, payloadHash} from '../../src/runtime/stages/dedupe.js'
+import {buildStages, STAGES} from '../../src/runtime/stages/index.js'
+import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const iconvEncode = (s: string) => iconv.encode(s, 'win1251')
+
+const SPEC = `version: 1
+name: unit
+source: {topic: unit.raw}
+fields:
+  id: {type: string, required: true}
+  amt: {type: decimal, scale: 2, required: true}
+  card: {type: string, sensitive: true, pattern: "^[0-9]{16}$"}
+key: id
+sinks: [{table: t}]
+`
+
+function context(maxRecordBytes = 100): PipelineContext {
+  return {loaded: parseSpec(SPEC, 'unit.yaml'), pipeline: 'unit', schema: 'public', maxRecordBytes, dedupeRetentionMs: 1, logger: silentLogger}
+}
+
+function item(value: Buffer | null, offset = 0, headers: KafkaMessage['headers'] = {}): WorkItem {
+  const message = {key: Buffer.from('k'), value, timestamp: '1795300000000', attributes: 0, offset: String(offset), headers} as KafkaMessage
+  return {message, topic: 'unit.raw', partition: 3, offset: BigInt(offset), status: 'ok'}
+}
+
+async function prepare(items: WorkItem[], maxRecordBytes?: number): Promise<WorkItem[]> {
+  for (const s of buildStages(context(maxRecordBytes)).prepare) await s.run(items, null)
+  return items
+}
+
+describe('stream runtime: stages', () => {
+  it('registers the stages by name, in pipeline order', () => {
+    expect([...STAGES.keys()]).toEqual(['decode', 'normalize', 'validate', 'dedupe'])
+    const {prepare: p, transact} = buildStages(context())
+    expect(p.map((s) => s.name)).toEqual(['decode', 'normalize', 'validate'])
+    expect(transact).toEqual([]) // no dedupe in this spec
+  })
+
+  it('poison records become dead letters with their code; good ones pass', async () => {
+    const items = await prepare([
+      item(Buffer.from('{"id":"a","amt":"1,50"}')),
+      item(null),
+      item(Buffer.from('x'.repeat(101))),
+      item(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d])),
+      item(Buffer.from('id=a;amt=1')),
+      item(Buffer.from('[1,2]')),
+      item(Buffer.from('{"id":"b","amt":"abc"}')),
+      item(Buffer.from('{"id":"c","amt":"1.00","card":"4111-bad-1111"}')),
+      item(Buffer.from('{"id":"d\\u0000","amt":"1.00"}')),
+    ])
+    expect(items.map((i) => (i.status === 'ok' ? 'ok' : i.dead!.code))).toEqual([
+      'ok',
+      'DECODE_ERROR',
+      'RECORD_TOO_LARGE',
+      'DECODE_ERROR',
+      'DECODE_ERROR',
+      'SCHEMA_VIOLATION',
+      'UNPARSEABLE_AMOUNT',
+      'PATTERN_MISMATCH',
+      'SCHEMA_VIOLATION',
+    ])
+    expect(items[8]!.dead).toMatchObject({stage: 'validate', field: 'id'})
+    expect(items[0]!.record).toMatchObject({id: 'a', amt: '1.50'})
+    expect(items[2]!.dead!.message).toMatch(/101 bytes, more than the limit of 100 bytes/)
+    expect(items[3]!.dead!.message).toMatch(/not valid utf-8/)
+    expect(items[4]!.dead!.message).toMatch(/not JSON: "id=a;amt=1"/)
+    expect(items[6]!.dead).toMatchObject({stage: 'normalize', field: 'amt'})
+    expect(items[7]!.dead!.message).not.toContain('4111-bad-1111') // sensitive: masked
+  })
+})
+
+describe('stream runtime: legacy formats, one record per message', () => {
+  const run = async (spec: string, file: string, values: Buffer[]) => {
+    const ctx: PipelineContext = {...context(), loaded: parseSpec(spec, file)}
+    const items = values.map((v, i) => item(v, i))
+    for (const s of buildStages(ctx).prepare) await s.run(items, null)
+    return items
+  }
+
+  it('csv: one line per message in windows-1251 with ; and decimal commas', async () => {
+    const spec = `version: 1
+name: csvmsg
+source: {topic: t, format: csv, encoding: windows-1251, delimiter: ";", columns: [id, amt, merchant]}
+fields:
+  id: {type: string, required: true}
+  amt: {type: decimal, scale: 2, required: true}
+  merchant: {type: string}
+key: id
+`
+    const items = await run(spec, 'csvmsg.yaml', [
+      iconvEncode('T1;1 234,56;ПЯТЁРОЧКА'),
+      iconvEncode('T2;1,00'),
+      iconvEncode('T3;"1;5";x'),
+    ])
+    expect(items.map((i) => (i.status === 'ok' ? i.record : i.dead!.code))).toEqual([{id: 'T1', amt: '1234.56', merchant: 'ПЯТЁРОЧКА'}, 'SCHEMA_VIOLATION', 'UNPARSEABLE_AMOUNT'])
+  })
+
+  it('fixed: one copybook record per message (EBCDIC, COMP-3), the copybook relative to the spec', async () => {
+    const golden = readFileSync(join(ROOT, 'fixtures/golden/fixed-ebcdic-cp037/spec.yaml'), 'utf8').replace(
+      'source: { topic: txn.raw, group: cutover-golden, format: json, encoding: utf-8 }',
+      'source: { topic: txn.raw, format: fixed, encoding: cp037, copybook: ../../legacy/txn.cpy }',
+    )
+    const dat = readFileSync(join(ROOT, 'fixtures/legacy/TXN.DAT'))
+    const items = await run(golden, join(ROOT, 'fixtures/golden/fixed-ebcdic-cp037/spec.yaml'), [dat.subarray(0, 100), dat.subarray(0, 50)])
+    const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures/golden/fixed-ebcdic-cp037/expected.ndjson'), 'utf8').split('\n')[0]!)
+    expect(items[0]!.record).toEqual(expected)
+    expect(items[1]!.dead).toMatchObject({code: 'SCHEMA_VIOLATION', stage: 'decode'})
+  })
+})
+
+describe('stream runtime: dead-letter headers', () => {
+  it('keeps the original headers byte for byte and adds the DESIGN.md ones', () => {
+    const binary = Buffer.from([0x00, 0xff, 0xfe, 0x41])
+    const i = item(Buffer.from('v'), 42, {'x-bin': binary, 'x-multi': [Buffer.from('1'), Buffer.from('2')], 'cutover.replay.count': Buffer.from('2'), 'cutover.error.code': Buffer.from('OLD')})
+    i.status = 'dead'
+    i.dead = {code: 'DECODE_ERROR', message: 'the value is not JSON: "v"', stage: 'decode', field: null}
+    const stored = deadLetterHeaders(i, {pipeline: 'p', version: 'abc', attempts: 3, failedAt: new Date('2026-11-22T00:00:00Z')})
+    const h = toKafkaHeaders(stored) as Record<string, Buffer | Buffer[]>
+    expect(Buffer.compare(h['x-bin'] as Buffer, binary)).toBe(0)
+    expect((h['x-multi'] as Buffer[]).map(String)).toEqual(['1', '2'])
+    for (const name of DLQ_HEADERS) expect(h[name], name).toBeInstanceOf(Buffer)
+    const text = (n: string) => (h[n] as Buffer).toString()
+    expect(text('cutover.error.code')).toBe('DECODE_ERROR') // replaced, not repeated
+    expect(text('cutover.replay.count')).toBe('2') // carried over from a replay
+    expect(text('cutover.source.partition')).toBe('3')
+    expect(text('cutover.source.offset')).toBe('42')
+    expect(text('cutover.source.timestamp')).toBe('1795300000000')
+    expect(text('cutover.attempts')).toBe('3')
+    expect(text('cutover.pipeline.version')).toBe('abc')
+    expect(text('cutover.failed.at')).toBe('2026-11-22T00:00:00.000Z')
+  })
+})
+
+describe('stream runtime: helpers', () => {
+  it('backoff grows exponentially with jitter, capped', () => {
+    expect(backoffMs(1, 100, 10_000, () => 1)).toBe(100)
+    expect(backoffMs(4, 100, 10_000, () => 1)).toBe(800)
+    expect(backoffMs(20, 100, 10_000, () => 1)).toBe(10_000)
+    expect(backoffMs(20, 100, 10_000, () => 0)).toBe(100)
+  })
+
+  it('the token bucket holds the long-run rate', async () => {
+    const bucket = new TokenBucket(1000)
+    const t0 = Date.now()
+    for (let i = 0; i < 6; i++) await bucket.take(500) // 3000 records at 1000/s, 1000 of them free
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900)
+  })
+
+  it('the dedupe hash is of the normalized record, independent of key order', () => {
+    expect(canonicalJson({b: '1', a: null})).toBe('["a","b"][null,"1"]')
+    expect(payloadHash({a: '1.50', b: true})).toBe(payloadHash({b: true, a: '1.50'}))
+    expect(payloadHash({a: '1.50'})).not.toBe(payloadHash({a: '1.5'}))
+  })
+
+  it('business_date is the date of event_time in the timezone', () => {
+    const moscow = businessDateOf('Europe/Moscow')
+    expect(moscow('2026-11-19T20:59:59.999Z')).toBe('2026-11-19')
+    expect(moscow('2026-11-19T21:00:00.000Z')).toBe('2026-11-20')
+    const ny = businessDateOf('America/New_York')
+    expect(ny('2026-03-08T04:30:00.000Z')).toBe('2026-03-07')
+    expect(ny('2026-03-08T05:00:00.000Z')).toBe('2026-03-08') // EST: midnight
+    expect(ny('2026-11-01T03:59:59.999Z')).toBe('2026-10-31') // EDT: 23:59:59.999
+    expect(ny('2026-11-01T04:00:00.000Z')).toBe('2026-11-01')
+    expect(businessDateOf('Asia/Kolkata')('2026-11-19T18:29:59.000Z')).toBe('2026-11-19')
+    expect(businessDateOf('Asia/Kolkata')('2026-11-19T18:30:00.000Z')).toBe('2026-11-20')
+  })
+
+  it('builds PostgreSQL array literals', () => {
+    expect(pgArray(['a', null, 'x"y', 'b\\c', true, false, undefined])).toBe('{"a",NULL,"x\\"y","b\\\\c",t,f,NULL}')
+    expect(pgArray([])).toBe('{}')
+  })
+
+  it('tables, types and row-level errors', () => {
+    expect(tableRef('t', 'stg')).toMatchObject({schema: 'stg', table: 't', sql: '"stg"."t"'})
+    expect(tableRef('a.b"c', 'stg').sql).toBe('"a"."b""c"')
+    const col = (dataType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({name: 'c', dataType, castType: dataType, maxLength: null, numericPrecision: null, numericScale: null, nullable: true, hasDefault: false, ...extra})
+    expect(typeMismatch({type: 'decimal', scale: 2}, col('numeric', {numericPrecision: 18, numericScale: 2}))).toBeNull()
+    expect(typeMismatch({type: 'decimal', scale: 4}, col('numeric', {numericPrecision: 18, numericScale: 2}))).toMatch(/would round/)
+    expect(typeMismatch({type: 'decimal', scale: 2}, col('double precision'))).toMatch(/cannot hold a decimal/)
+    expect(typeMismatch({type: 'timestamp'}, col('timestamp without time zone'))).toMatch(/cannot hold a timestamp/)
+    expect(suggestedType({type: 'decimal', precision: 18, scale: 2})).toBe('numeric(18, 2)')
+    expect(isRowLevelError({code: '23505'})).toBe(true)
+    expect(isRowLevelError({code: '22003'})).toBe(true)
+    expect(isRowLevelError({code: '40001'})).toBe(false)
+    expect(isRowLevelError({code: 'ECONNREFUSED'})).toBe(false)
+  })
+
+  it('counts a batch: read = written + dead + duplicates', () => {
+    const items = [item(null), item(null), item(null), item(null)]
+    items[1]!.status = 'duplicate'
+    items[2]!.status = 'dead'
+    items[2]!.dead = {code: 'SINK_REJECTED', message: 'm', stage: 'sink', field: null}
+    expect(countItems(items)).toEqual({read: 4, written: 2, duplicates: 1, dead: {SINK_REJECTED: 1}})
+  })
+})
