@@ -35,7 +35,7 @@
  */
 import {createHash} from 'node:crypto'
 import {userInfo} from 'node:os'
-import type {Admin, EachBatchPayload, IHeaders, KafkaMessage, Message, Producer} from 'kafkajs'
+import type {Admin, EachBatchPayload, IHeaders, KafkaMessage, Message, Producer, Transaction} from 'kafkajs'
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
@@ -523,7 +523,7 @@ class Replay {
       const txn = await producer.transaction()
       try {
         if (byTopic.size > 0) await txn.sendBatch({acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({topic, messages: msgs}))})
-        await txn.sendOffsets({consumerGroupId: groupId, topics: [{topic: o.topic, partitions: [{partition: p, offset: nextOffset.toString()}]}]})
+        await sendOffsetsRetrying(txn, {consumerGroupId: groupId, topics: [{topic: o.topic, partitions: [{partition: p, offset: nextOffset.toString()}]}]})
         await txn.commit()
       } catch (e) {
         await txn.abort().catch(() => {})
@@ -544,3 +544,20 @@ class Replay {
   }
 }
 
+/**
+ * kafkajs retries CONCURRENT_TRANSACTIONS on produce (AddPartitionsToTxn) but not on AddOffsetsToTxn
+ * (tulios/kafkajs#430, #1068): right after a commit the coordinator may still be writing the previous
+ * transaction's markers and answers CONCURRENT_TRANSACTIONS. The request changed nothing, so it is
+ * safe to send again after a short backoff, as the Java client does.
+ */
+async function sendOffsetsRetrying(txn: Transaction, offsets: Parameters<Transaction['sendOffsets']>[0]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await txn.sendOffsets(offsets)
+      return
+    } catch (e) {
+      if ((e as {type?: string}).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= 12) throw e
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)))
+    }
+  }
+}

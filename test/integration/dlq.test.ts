@@ -139,9 +139,11 @@ describe('dlq inspect / replay / stats', () => {
     // 3. a replay killed part-way, then run again
     const dlqBefore = await endOffsets(f.dlqTopic)
     const replayArgs = ['dlq', 'replay', '--topic', f.dlqTopic, '--spec', fixed, '--code', 'UNPARSEABLE_DATE', '--json']
-    const child = spawn(process.execPath, [BIN, ...replayArgs, '--rate', '15'], {cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(process.execPath, [BIN, ...replayArgs, '--rate', '15'], {cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NODE_ENV: 'production'}})
     let childErr = ''
+    let childOut = ''
     child.stderr.on('data', (d: Buffer) => (childErr += d.toString()))
+    child.stdout.on('data', (d: Buffer) => (childOut += d.toString()))
     const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.on('close', (code, signal) => resolve({code, signal})))
     onTestFinished(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
@@ -149,7 +151,7 @@ describe('dlq inspect / replay / stats', () => {
     for (;;) {
       const r = await f.pool.query<{sent: string}>('SELECT sent::text AS sent FROM cutover.replays WHERE dlq_topic = $1', [f.dlqTopic]).catch(() => ({rows: []}))
       if (Number(r.rows[0]?.sent ?? 0) >= 8) break
-      if (child.exitCode !== null) throw new Error(`the replay ended before it was killed: ${childErr}`)
+      if (child.exitCode !== null) throw new Error(`the replay ended (exit ${child.exitCode}) before it was killed; ${selected.length} selected; stdout: ${childOut}; stderr: ${childErr}`)
       await sleep(50)
     }
     child.kill('SIGKILL')
