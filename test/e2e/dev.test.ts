@@ -2,8 +2,10 @@
  * The CLI as a user runs it (bin/run.js, built): exit codes and --json fields.
  * The broker is already up (CI runs `cutover dev up` before the tests).
  */
+import {readFileSync, readdirSync} from 'node:fs'
+import {join, relative} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {runCli} from '../helpers.js'
+import {ROOT, runCli} from '../helpers.js'
 
 describe('cutover dev and global behaviour', () => {
   it('--help lists every command with a summary', async () => {
@@ -12,6 +14,17 @@ describe('cutover dev and global behaviour', () => {
     expect(r.stdout).toMatch(/dev up\s+Start a local single-node Apache Kafka broker/)
     expect(r.stdout).toMatch(/dev status\s+Report/)
     expect(r.stdout).toMatch(/dev down\s+Stop/)
+  })
+
+  it('the built manifest names every command in src/commands, each with the module it loads', () => {
+    const dir = join(ROOT, 'src', 'commands')
+    const ids = (readdirSync(dir, {recursive: true}) as string[])
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => relative(dir, join(dir, f)).replace(/\.ts$/, '').split('/').join(':'))
+      .sort()
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {relativePath: string[]}>}
+    expect(Object.keys(manifest.commands).sort()).toEqual(ids)
+    for (const [id, c] of Object.entries(manifest.commands)) expect(c.relativePath.join('/')).toBe(`dist/src/commands/${id.split(':').join('/')}.js`)
   })
 
   it('an unknown command exits 2', async () => {
