@@ -47,7 +47,7 @@ const int = (name: string, fallback: number) => (env[name] ? Number(env[name]) :
 const N = int('BENCH_RECORDS', 200_000)
 const PARTITIONS = int('BENCH_PARTITIONS', 6)
 const RATE_SECONDS = int('BENCH_RATE_SECONDS', 10)
-const RATES = (env.BENCH_RATES ?? '1000,10000,50000').split(',').map(Number)
+const RATES = (env.BENCH_RATES ?? '1000,10000,50000').split(',').filter((x) => x.trim() !== '' && x !== 'none').map(Number)
 const BATCH = 2000
 
 const settings = connectionSettingsFromEnv()

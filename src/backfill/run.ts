@@ -46,6 +46,8 @@ import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition
 import {LagWindow, sampleGroupLag} from './lag.js'
 import {Pacer, type PaceChange} from './pacing.js'
 import {createBackfillProducer, OrderedSender, type OutBatch} from './producer.js'
+import {readerWorkerUrl, readInWorker} from './file-reader.js'
+import {keyFunction, keyOf} from './records.js'
 
 export const BACKFILL_ID_HEADER = 'cutover.backfill.id'
 export const BACKFILL_POSITION_HEADER = 'cutover.backfill.position'
@@ -238,19 +240,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (spec) for (const k of keyFields) if (!(k in spec.fields)) throw new UsageError(`--key ${k} is not a field of the spec`, {hint: `one of: ${Object.keys(spec.fields).join(', ')}`})
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
-    const keyOf = (values: unknown[]): string | null => {
-      if (values.length === 0 || values.some((v) => v === null || v === undefined || v === '')) return null
-      return values.length === 1 ? String(values[0]) : JSON.stringify(values)
-    }
-    // the hot path: one key field (no array per record)
-    const single = keyFields.length === 1 ? keyFields[0]! : undefined
-    const keyFrom = (fields: Record<string, unknown>): string | null => {
-      if (single !== undefined) {
-        const v = fields[single]
-        return v === null || v === undefined || v === '' ? null : typeof v === 'string' ? v : String(v)
-      }
-      return keyOf(keyFields.map((f) => fields[f]))
-    }
+    const keyFrom = keyFunction(keyFields)
     if (uri.scheme === 'pg' && !uri.params.order_by && !/order\s+by/i.test(uri.params.query ?? '')) {
       logger.warn('backfill.pg_unordered', {note: 'without order_by= (or ORDER BY in the query) a resumed backfill may skip or repeat rows: PostgreSQL does not promise the same order twice'})
     }
@@ -415,6 +405,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const flush = async (): Promise<boolean> => {
       const b = batch
       batch = fresh()
+      // nothing read since the last batch (the source ended on a batch boundary): nothing to acknowledge
+      if (b.meta.records === 0 && b.records.length === 0 && b.dead.length === 0) return true
       if (o.dryRun || !sender) {
         addCounts(acked, b.meta.counts)
         ackedPos.records = b.meta.records
@@ -431,68 +423,114 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       return true
     }
 
+    // csv:/fixed: without --spec: read, parse and serialize in a worker thread (./reader-worker.ts),
+    // which hands over each batch's messages packed in one transferred buffer
+    const workerUrl = !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed') ? readerWorkerUrl() : undefined
+
     try {
-      outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {})}))) {
-        for (const r of records) {
-          ordinal++
-          const pos = r.position
-          if (isKafka && pos.partition !== undefined && pos.offset !== undefined) {
-            const done = skipPartitions.get(pos.partition)
-            if (done !== undefined && BigInt(pos.offset) <= done) continue
-          } else if (ordinal <= skipRecords) {
-            continue
+      if (workerUrl) {
+        const reader = readInWorker(workerUrl, {uri: opts.from, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, ahead: 4})
+        for await (const pb of reader) {
+          if (signal?.aborted) {
+            stoppedEarly = true
+            break
           }
-          const m = batch.meta
-          m.records = ordinal
-          m.last = pos
-          if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
-          const c = m.counts
-          const headers: IHeaders =
-            isKafka && r.headers
-              ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
-              : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
-          if (!r.ok) {
-            c.read++
-            c.rejected++
-            c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
-            deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
-          } else if (normalize) {
-            const result = normalize(r)
-            if (!result.ok) {
-              c.read++
-              c.rejected++
-              const first = result.rejections[0]!
-              c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
-              const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
-              deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
+          const buf = Buffer.from(pb.buf.buffer, pb.buf.byteOffset, pb.buf.byteLength)
+          const ends = pb.ends
+          const nullKeys = pb.nullKeys
+          const out = batch.records
+          let start = 0
+          let nk = 0
+          for (let i = 0, j = 0; i < pb.n; i++, j += 3) {
+            const keyEnd = ends[j]!
+            const valueEnd = ends[j + 1]!
+            const posEnd = ends[j + 2]!
+            let key: Buffer | null
+            if (nk < nullKeys.length && nullKeys[nk] === i) {
+              nk++
+              key = null
             } else {
-              const t = eventTimeField ? Date.parse(String(result.record[eventTimeField])) : 0
-              if (eventTimeField && ((since !== undefined && !(t >= since)) || (until !== undefined && !(t < until)))) {
-                c.out_of_range++
-              } else {
-                c.read++
-                c.sent++
-                const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
-                batch.records.push({key, value: sendNormalized ? serialize!(result.record) : isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
-              }
+              key = buf.subarray(start, keyEnd)
             }
-          } else {
-            c.read++
-            c.sent++
-            const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
-            batch.records.push({key, value: isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+            out.push({key, value: buf.subarray(keyEnd, valueEnd), headers: {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: buf.subarray(valueEnd, posEnd)}})
+            start = posEnd
           }
-          if (o.progress) o.progress.done++
-          if (batch.records.length + batch.dead.length >= batchSize) {
-            if (!(await flush())) {
-              stoppedEarly = true
-              break outer
-            }
+          for (const d of pb.dead) {
+            ordinal = d.ordinal
+            const raw = d.raw ? Buffer.from(d.raw.buffer, d.raw.byteOffset, d.raw.byteLength) : undefined
+            const r: RawRecord = {ok: false, code: d.code, message: d.message, position: d.position, ...(raw ? {raw} : {})}
+            deadLetter(r, d.code, d.message, 'decode', null, raw ?? null, {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(d.position)})
+          }
+          batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, counts: pb.meta.counts}
+          if (o.progress) o.progress.done += pb.processed
+          if (!(await flush())) {
+            stoppedEarly = true
+            break
           }
         }
-        if (signal?.aborted) {
-          stoppedEarly = true
-          break
+      } else {
+        outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {})}))) {
+          for (const r of records) {
+            ordinal++
+            const pos = r.position
+            if (isKafka && pos.partition !== undefined && pos.offset !== undefined) {
+              const done = skipPartitions.get(pos.partition)
+              if (done !== undefined && BigInt(pos.offset) <= done) continue
+            } else if (ordinal <= skipRecords) {
+              continue
+            }
+            const m = batch.meta
+            m.records = ordinal
+            m.last = pos
+            if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
+            const c = m.counts
+            const headers: IHeaders =
+              isKafka && r.headers
+                ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+                : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+            if (!r.ok) {
+              c.read++
+              c.rejected++
+              c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
+              deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
+            } else if (normalize) {
+              const result = normalize(r)
+              if (!result.ok) {
+                c.read++
+                c.rejected++
+                const first = result.rejections[0]!
+                c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
+                const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
+                deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
+              } else {
+                const t = eventTimeField ? Date.parse(String(result.record[eventTimeField])) : 0
+                if (eventTimeField && ((since !== undefined && !(t >= since)) || (until !== undefined && !(t < until)))) {
+                  c.out_of_range++
+                } else {
+                  c.read++
+                  c.sent++
+                  const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
+                  batch.records.push({key, value: sendNormalized ? serialize!(result.record) : isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+                }
+              }
+            } else {
+              c.read++
+              c.sent++
+              const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
+              batch.records.push({key, value: isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+            }
+            if (o.progress) o.progress.done++
+            if (batch.records.length + batch.dead.length >= batchSize) {
+              if (!(await flush())) {
+                stoppedEarly = true
+                break outer
+              }
+            }
+          }
+          if (signal?.aborted) {
+            stoppedEarly = true
+            break
+          }
         }
       }
       if (!stoppedEarly && !signal?.aborted) {
