@@ -24,6 +24,8 @@ export interface ReaderWorkerData {
   batchSize: number
   /** records already acknowledged (a resumed backfill), skipped by record number */
   skipRecords: number
+  /** the target topic's partition count: the worker picks each keyed record's partition (0: kafkajs does) */
+  partitions: number
   /** batches the worker may have posted that the main thread has not taken */
   ahead: number
 }
@@ -47,6 +49,8 @@ export interface PackedBatch {
   buf: Uint8Array
   ends: Int32Array
   nullKeys: number[]
+  /** with `partitions`: record i's partition, as kafkajs' default partitioner picks it (-1: a null key) */
+  parts?: Int32Array
   dead: WorkerDead[]
   meta: {records: number; last: Position | undefined; counts: BackfillCounts}
   /** source records this batch covers (sent + rejected) */

@@ -16,7 +16,7 @@ import {parentPort, workerData} from 'node:worker_threads'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
 import type {Position} from '../../legacy-adapters/types.js'
 import {emptyCounts} from './checkpoint.js'
-import {keyFunction} from './records.js'
+import {keyFunction, partitionOfKey} from './records.js'
 import type {PackedBatch, ReaderWorkerData, WorkerDead, WorkerMessage} from './file-reader.js'
 
 const data = workerData as ReaderWorkerData
@@ -37,8 +37,12 @@ class Packer {
   off = 0
   ends: number[] = []
   nullKeys: number[] = []
+  parts: number[] = []
   n = 0
-  constructor(size: number) {
+  constructor(
+    size: number,
+    private readonly partitions: number,
+  ) {
     this.buf = Buffer.allocUnsafeSlow(size)
   }
 
@@ -54,8 +58,12 @@ class Packer {
   }
 
   add(key: string | null, value: string, position: string): void {
+    const start = this.off
     if (key === null) this.nullKeys.push(this.n)
     this.put(key ?? '')
+    // the partition kafkajs' default partitioner would pick, so that the main thread's kafkajs
+    // skips its murmur2 (Long arithmetic, an allocation per step); null keys: kafkajs round-robins
+    if (this.partitions > 0) this.parts.push(key === null ? -1 : partitionOfKey(this.buf, start, this.off - start, this.partitions))
     this.put(value)
     this.put(position)
     this.n++
@@ -69,7 +77,7 @@ async function main(): Promise<void> {
   const batchSize = data.batchSize
   let ordinal = 0
   let estimate = batchSize * 160
-  let packer = new Packer(estimate)
+  let packer = new Packer(estimate, data.partitions)
   let dead: WorkerDead[] = []
   let counts = emptyCounts()
   let last: Position | undefined
@@ -86,13 +94,14 @@ async function main(): Promise<void> {
       buf: new Uint8Array(buf.buffer, buf.byteOffset, packer.off),
       ends: Int32Array.from(packer.ends),
       nullKeys: packer.nullKeys,
+      ...(data.partitions > 0 ? {parts: Int32Array.from(packer.parts)} : {}),
       dead,
       meta: {records, last, counts},
       processed,
     }
-    port.postMessage(batch satisfies WorkerMessage, [buf.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer])
+    port.postMessage(batch satisfies WorkerMessage, [buf.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer, ...(batch.parts ? [batch.parts.buffer as ArrayBuffer] : [])])
     estimate = Math.max(estimate, Math.ceil(packer.off * 1.1))
-    packer = new Packer(estimate)
+    packer = new Packer(estimate, data.partitions)
     dead = []
     counts = emptyCounts()
     last = undefined

@@ -262,12 +262,17 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 
     // ---- Kafka
     let dlqExists = true
+    let targetPartitions = 0
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       admin = await connectAdmin(kafka, o.settings.kafka)
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
       if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})
       dlqExists = topics.has(dlqTopic)
+      if (keyFields.length > 0 && !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed')) {
+        // for the reader thread, which partitions keyed records itself (see ./reader-worker.ts)
+        targetPartitions = await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0)
+      }
       if (!dlqExists) {
         // with a spec (or --dlq) rejects are expected; without, only unreadable records would go there
         const log = opts.spec || opts.dlq ? logger.warn : logger.info
@@ -429,7 +434,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 
     try {
       if (workerUrl) {
-        const reader = readInWorker(workerUrl, {uri: opts.from, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, ahead: 4})
+        const reader = readInWorker(workerUrl, {uri: opts.from, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, partitions: targetPartitions, ahead: 4})
         for await (const pb of reader) {
           if (signal?.aborted) {
             stoppedEarly = true
@@ -438,6 +443,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
           const buf = Buffer.from(pb.buf.buffer, pb.buf.byteOffset, pb.buf.byteLength)
           const ends = pb.ends
           const nullKeys = pb.nullKeys
+          const parts = pb.parts
           const out = batch.records
           let start = 0
           let nk = 0
@@ -452,7 +458,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             } else {
               key = buf.subarray(start, keyEnd)
             }
-            out.push({key, value: buf.subarray(keyEnd, valueEnd), headers: {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: buf.subarray(valueEnd, posEnd)}})
+            const headers = {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: buf.subarray(valueEnd, posEnd)}
+            const p = parts ? parts[i]! : -1
+            out.push(p >= 0 ? {key, value: buf.subarray(keyEnd, valueEnd), partition: p, headers} : {key, value: buf.subarray(keyEnd, valueEnd), headers})
             start = posEnd
           }
           for (const d of pb.dead) {
