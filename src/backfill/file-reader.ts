@@ -96,8 +96,18 @@ function rebuild(e: WorkerError): Error {
   return err
 }
 
-/** Packed batches of the source, read in a worker thread; stop early with `return()` (break). */
-export async function* readInWorker(url: URL, data: ReaderWorkerData): AsyncGenerator<PackedBatch> {
+export interface ReaderThread {
+  /** the packed batches, in order (once); breaking out of the loop stops the thread */
+  batches(): AsyncGenerator<PackedBatch>
+  /** stops the thread (idempotent) */
+  close(): Promise<void>
+}
+
+/**
+ * Starts reading the source in a worker thread now (its start-up overlaps the caller's own, such
+ * as connecting to Kafka); the batches are taken with `batches()`.
+ */
+export function startReaderThread(url: URL, data: ReaderWorkerData): ReaderThread {
   const worker = new Worker(url, {workerData: data})
   const queue: WorkerMessage[] = []
   let failure: Error | undefined
@@ -120,20 +130,31 @@ export async function* readInWorker(url: URL, data: ReaderWorkerData): AsyncGene
     exited = true
     notify()
   })
-  try {
-    for (;;) {
-      while (queue.length === 0 && !failure && !exited) await new Promise<void>((resolve) => (wake = resolve))
-      const m = queue.shift()
-      if (!m) {
-        if (failure) throw failure
-        throw new CutoverError('INTERNAL', 'the backfill reader thread stopped before the end of the source')
-      }
-      if (m.type === 'end') return
-      if (m.type === 'error') throw rebuild(m.error)
-      worker.postMessage('more')
-      yield m
-    }
-  } finally {
+  const close = async (): Promise<void> => {
     if (!exited) await worker.terminate()
   }
+  async function* batches(): AsyncGenerator<PackedBatch> {
+    try {
+      for (;;) {
+        while (queue.length === 0 && !failure && !exited) await new Promise<void>((resolve) => (wake = resolve))
+        const m = queue.shift()
+        if (!m) {
+          if (failure) throw failure
+          throw new CutoverError('INTERNAL', 'the backfill reader thread stopped before the end of the source')
+        }
+        if (m.type === 'end') return
+        if (m.type === 'error') throw rebuild(m.error)
+        worker.postMessage('more')
+        yield m
+      }
+    } finally {
+      await close()
+    }
+  }
+  return {batches, close}
+}
+
+/** Packed batches of the source, read in a worker thread; stop early with `return()` (break). */
+export function readInWorker(url: URL, data: ReaderWorkerData): AsyncGenerator<PackedBatch> {
+  return startReaderThread(url, data).batches()
 }

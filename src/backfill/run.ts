@@ -46,7 +46,7 @@ import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition
 import {LagWindow, sampleGroupLag} from './lag.js'
 import {Pacer, type PaceChange} from './pacing.js'
 import {createBackfillProducer, OrderedSender, type OutBatch} from './producer.js'
-import {readerWorkerUrl, readInWorker} from './file-reader.js'
+import {readerWorkerUrl, startReaderThread, type ReaderThread} from './file-reader.js'
 import {keyFunction, keyOf} from './records.js'
 
 export const BACKFILL_ID_HEADER = 'cutover.backfill.id'
@@ -178,6 +178,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   let producer: Producer | undefined
   let lagTimer: NodeJS.Timeout | undefined
   let checkpointTimer: NodeJS.Timeout | undefined
+  let reader: ReaderThread | undefined
   try {
     // ---- the backfill's identity: new, or resumed from its row
     let opts: Omit<BackfillOptions, 'settings' | 'logger'> = {...o}
@@ -260,18 +261,34 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     o.onStart?.({id, source: opts.from, target, resumedFrom})
     logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null})
 
+    const batchSize = Math.max(
+      1,
+      Math.min(
+        opts.batchSize ?? (opts.rate !== undefined ? Math.ceil(opts.rate / 20) : 2000),
+        opts.maxLag !== undefined ? Math.max(1, Math.floor(opts.maxLag / 5)) : Number.MAX_SAFE_INTEGER,
+        2000,
+      ),
+    )
+    // csv:/fixed: without --spec: read, parse and serialize in a worker thread (./reader-worker.ts),
+    // which hands over each batch's messages packed in one transferred buffer; it starts as soon as
+    // the target's partitions are known, so that its start-up overlaps connecting the producer
+    const workerUrl = !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed') ? readerWorkerUrl() : undefined
+    const skipRecords = resumedFrom?.records ?? 0
+    const startReader = (partitions: number) => {
+      reader = startReaderThread(workerUrl!, {uri: opts.from!, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, partitions, ahead: 4})
+    }
+
     // ---- Kafka
     let dlqExists = true
-    let targetPartitions = 0
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       admin = await connectAdmin(kafka, o.settings.kafka)
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
       if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})
       dlqExists = topics.has(dlqTopic)
-      if (keyFields.length > 0 && !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed')) {
-        // for the reader thread, which partitions keyed records itself (see ./reader-worker.ts)
-        targetPartitions = await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0)
+      if (workerUrl) {
+        // the reader thread partitions keyed records itself (see ./reader-worker.ts)
+        startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
       }
       if (!dlqExists) {
         // with a spec (or --dlq) rejects are expected; without, only unreadable records would go there
@@ -286,6 +303,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       }
     }
 
+    if (workerUrl && !reader) startReader(0) // --dry-run
     // ---- pace
     const pacer = new Pacer({
       ...(opts.rate !== undefined ? {rate: opts.rate} : {}),
@@ -294,14 +312,6 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       logger,
       ...(o.onPace ? {onChange: o.onPace} : {}),
     })
-    const batchSize = Math.max(
-      1,
-      Math.min(
-        opts.batchSize ?? (opts.rate !== undefined ? Math.ceil(opts.rate / 20) : 2000),
-        opts.maxLag !== undefined ? Math.max(1, Math.floor(opts.maxLag / 5)) : Number.MAX_SAFE_INTEGER,
-        2000,
-      ),
-    )
     const signal = o.signal
     if (opts.maxLag !== undefined && !o.dryRun) {
       lagAdmin = await connectAdmin(kafka, o.settings.kafka)
@@ -378,7 +388,6 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     }
 
     // ---- the read loop
-    const skipRecords = resumedFrom?.records ?? 0
     const skipPartitions = new Map(Object.entries(resumedFrom?.partitions ?? {}).map(([p, off]) => [Number(p), BigInt(off)]))
     const pipelineName = spec?.name ?? 'backfill'
     const pipelineVersion = loaded?.sha256 ?? ''
@@ -428,14 +437,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       return true
     }
 
-    // csv:/fixed: without --spec: read, parse and serialize in a worker thread (./reader-worker.ts),
-    // which hands over each batch's messages packed in one transferred buffer
-    const workerUrl = !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed') ? readerWorkerUrl() : undefined
-
     try {
-      if (workerUrl) {
-        const reader = readInWorker(workerUrl, {uri: opts.from, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, partitions: targetPartitions, ahead: 4})
-        for await (const pb of reader) {
+      if (reader) {
+        for await (const pb of reader.batches()) {
           if (signal?.aborted) {
             stoppedEarly = true
             break
@@ -584,6 +588,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   } finally {
     if (lagTimer) clearInterval(lagTimer)
     if (checkpointTimer) clearInterval(checkpointTimer)
+    await reader?.close().catch(() => {})
     await producer?.disconnect().catch(() => {})
     await admin?.disconnect().catch(() => {})
     await lagAdmin?.disconnect().catch(() => {})
