@@ -1,7 +1,9 @@
 /**
  * `cutover backfill`: replay a legacy source into a Kafka topic at a controlled pace, resumably.
  *
- *   read (legacy-adapters, one await per batch)
+ *   read (legacy-adapters, one await per batch; csv: and fixed: sources without --spec are read,
+ *        keyed, serialized and partitioned in a worker thread, ./reader-worker.ts, which hands
+ *        over each batch packed in one transferred buffer: this thread then only runs kafkajs)
  *     -> [--spec] normalize (the normalizer every command shares); a reject becomes a dead letter
  *        for the spec's DLQ topic with the DESIGN.md headers and its code
  *     -> keyed record: JSON of the raw fields as read (with --spec: only records the spec accepts,
