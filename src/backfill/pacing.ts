@@ -12,6 +12,12 @@
  *   measurement was asked for, plus the batch, stays within N (or nothing is outstanding at all):
  *   the lag can never pass N by more than one batch, even between two samples.
  *
+ * The bucket keeps at most CATCH_UP_MS (100 ms) of credit for a taker that wakes late or is held
+ * up by the broker (two batches at the default batch size of 50 ms of --rate): enough for timer
+ * lateness, and small enough that when the producer runs near its own maximum, repaying the credit
+ * cannot lift a 10-s window's rate by more than ~1 % (with 250 ms it lifted a 10-s run at 50,000/s,
+ * just within the producer's reach, by 2-3 %, measured as the slope of the topic's end offsets).
+ *
  * Every change of pace is logged (`backfill.pace`) with its reason, and the time spent waiting
  * on the lag is counted in `pausedMs`.
  */
@@ -33,6 +39,9 @@ export function parseRate(text: string, flag = '--rate'): number {
 }
 
 export type PaceMode = 'full' | 'slow' | 'paused'
+
+/** Credit a late taker keeps, in ms of the rate (see the header). */
+export const CATCH_UP_MS = 100
 
 export interface PaceChange {
   at: number
@@ -70,7 +79,7 @@ export class Pacer {
 
   constructor(private readonly o: PacerOptions) {
     this.currentRate = o.rate ?? null
-    if (o.rate !== undefined) this.bucket = new TokenBucket(o.rate, {burst: o.burst ?? 0})
+    if (o.rate !== undefined) this.bucket = new TokenBucket(o.rate, {burst: o.burst ?? 0, catchUpMs: CATCH_UP_MS})
   }
 
   get pace(): {mode: PaceMode; rate: number | null; lag: number | null} {
@@ -115,7 +124,7 @@ export class Pacer {
     this.currentRate = rate
     if (mode === 'slow') {
       if (this.bucket) this.bucket.setRate(rate!)
-      else this.bucket = new TokenBucket(rate!, {burst: 0})
+      else this.bucket = new TokenBucket(rate!, {burst: 0, catchUpMs: CATCH_UP_MS})
     } else if (mode === 'full') {
       if (this.o.rate !== undefined) this.bucket!.setRate(this.o.rate)
       else this.bucket = undefined

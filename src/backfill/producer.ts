@@ -19,6 +19,8 @@ export interface OutMessage {
   key: string | Buffer | null
   value: string | Buffer | null
   headers: IHeaders
+  /** set when the caller already knows it (the same as kafkajs' default partitioner picks) */
+  partition?: number
 }
 
 export interface OutBatch<M> {

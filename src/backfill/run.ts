@@ -1,7 +1,9 @@
 /**
  * `cutover backfill`: replay a legacy source into a Kafka topic at a controlled pace, resumably.
  *
- *   read (legacy-adapters, one await per batch)
+ *   read (legacy-adapters, one await per batch; csv: and fixed: sources without --spec are read,
+ *        keyed, serialized and partitioned in a worker thread, ./reader-worker.ts, which hands
+ *        over each batch packed in one transferred buffer: this thread then only runs kafkajs)
  *     -> [--spec] normalize (the normalizer every command shares); a reject becomes a dead letter
  *        for the spec's DLQ topic with the DESIGN.md headers and its code
  *     -> keyed record: JSON of the raw fields as read (with --spec: only records the spec accepts,
@@ -46,6 +48,8 @@ import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition
 import {LagWindow, sampleGroupLag} from './lag.js'
 import {Pacer, type PaceChange} from './pacing.js'
 import {createBackfillProducer, OrderedSender, type OutBatch} from './producer.js'
+import {readerWorkerUrl, startReaderThread, type ReaderThread} from './file-reader.js'
+import {keyFunction, keyOf} from './records.js'
 
 export const BACKFILL_ID_HEADER = 'cutover.backfill.id'
 export const BACKFILL_POSITION_HEADER = 'cutover.backfill.position'
@@ -176,6 +180,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   let producer: Producer | undefined
   let lagTimer: NodeJS.Timeout | undefined
   let checkpointTimer: NodeJS.Timeout | undefined
+  let reader: ReaderThread | undefined
   try {
     // ---- the backfill's identity: new, or resumed from its row
     let opts: Omit<BackfillOptions, 'settings' | 'logger'> = {...o}
@@ -238,19 +243,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (spec) for (const k of keyFields) if (!(k in spec.fields)) throw new UsageError(`--key ${k} is not a field of the spec`, {hint: `one of: ${Object.keys(spec.fields).join(', ')}`})
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
-    const keyOf = (values: unknown[]): string | null => {
-      if (values.length === 0 || values.some((v) => v === null || v === undefined || v === '')) return null
-      return values.length === 1 ? String(values[0]) : JSON.stringify(values)
-    }
-    // the hot path: one key field (no array per record)
-    const single = keyFields.length === 1 ? keyFields[0]! : undefined
-    const keyFrom = (fields: Record<string, unknown>): string | null => {
-      if (single !== undefined) {
-        const v = fields[single]
-        return v === null || v === undefined || v === '' ? null : typeof v === 'string' ? v : String(v)
-      }
-      return keyOf(keyFields.map((f) => fields[f]))
-    }
+    const keyFrom = keyFunction(keyFields)
     if (uri.scheme === 'pg' && !uri.params.order_by && !/order\s+by/i.test(uri.params.query ?? '')) {
       logger.warn('backfill.pg_unordered', {note: 'without order_by= (or ORDER BY in the query) a resumed backfill may skip or repeat rows: PostgreSQL does not promise the same order twice'})
     }
@@ -270,6 +263,23 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     o.onStart?.({id, source: opts.from, target, resumedFrom})
     logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null})
 
+    const batchSize = Math.max(
+      1,
+      Math.min(
+        opts.batchSize ?? (opts.rate !== undefined ? Math.ceil(opts.rate / 20) : 2000),
+        opts.maxLag !== undefined ? Math.max(1, Math.floor(opts.maxLag / 5)) : Number.MAX_SAFE_INTEGER,
+        2000,
+      ),
+    )
+    // csv:/fixed: without --spec: read, parse and serialize in a worker thread (./reader-worker.ts),
+    // which hands over each batch's messages packed in one transferred buffer; it starts as soon as
+    // the target's partitions are known, so that its start-up overlaps connecting the producer
+    const workerUrl = !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed') ? readerWorkerUrl() : undefined
+    const skipRecords = resumedFrom?.records ?? 0
+    const startReader = (partitions: number) => {
+      reader = startReaderThread(workerUrl!, {uri: opts.from!, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, partitions, ahead: 4})
+    }
+
     // ---- Kafka
     let dlqExists = true
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
@@ -278,6 +288,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
       if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})
       dlqExists = topics.has(dlqTopic)
+      if (workerUrl) {
+        // the reader thread partitions keyed records itself (see ./reader-worker.ts)
+        startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
+      }
       if (!dlqExists) {
         // with a spec (or --dlq) rejects are expected; without, only unreadable records would go there
         const log = opts.spec || opts.dlq ? logger.warn : logger.info
@@ -291,6 +305,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       }
     }
 
+    if (workerUrl && !reader) startReader(0) // --dry-run
     // ---- pace
     const pacer = new Pacer({
       ...(opts.rate !== undefined ? {rate: opts.rate} : {}),
@@ -299,14 +314,6 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       logger,
       ...(o.onPace ? {onChange: o.onPace} : {}),
     })
-    const batchSize = Math.max(
-      1,
-      Math.min(
-        opts.batchSize ?? (opts.rate !== undefined ? Math.ceil(opts.rate / 20) : 2000),
-        opts.maxLag !== undefined ? Math.max(1, Math.floor(opts.maxLag / 5)) : Number.MAX_SAFE_INTEGER,
-        2000,
-      ),
-    )
     const signal = o.signal
     if (opts.maxLag !== undefined && !o.dryRun) {
       lagAdmin = await connectAdmin(kafka, o.settings.kafka)
@@ -383,7 +390,6 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     }
 
     // ---- the read loop
-    const skipRecords = resumedFrom?.records ?? 0
     const skipPartitions = new Map(Object.entries(resumedFrom?.partitions ?? {}).map(([p, off]) => [Number(p), BigInt(off)]))
     const pipelineName = spec?.name ?? 'backfill'
     const pipelineVersion = loaded?.sha256 ?? ''
@@ -415,6 +421,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const flush = async (): Promise<boolean> => {
       const b = batch
       batch = fresh()
+      // nothing read since the last batch (the source ended on a batch boundary): nothing to acknowledge
+      if (b.meta.records === 0 && b.records.length === 0 && b.dead.length === 0) return true
       if (o.dryRun || !sender) {
         addCounts(acked, b.meta.counts)
         ackedPos.records = b.meta.records
@@ -432,67 +440,111 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     }
 
     try {
-      outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {})}))) {
-        for (const r of records) {
-          ordinal++
-          const pos = r.position
-          if (isKafka && pos.partition !== undefined && pos.offset !== undefined) {
-            const done = skipPartitions.get(pos.partition)
-            if (done !== undefined && BigInt(pos.offset) <= done) continue
-          } else if (ordinal <= skipRecords) {
-            continue
+      if (reader) {
+        for await (const pb of reader.batches()) {
+          if (signal?.aborted) {
+            stoppedEarly = true
+            break
           }
-          const m = batch.meta
-          m.records = ordinal
-          m.last = pos
-          if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
-          const c = m.counts
-          const headers: IHeaders =
-            isKafka && r.headers
-              ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
-              : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
-          if (!r.ok) {
-            c.read++
-            c.rejected++
-            c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
-            deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
-          } else if (normalize) {
-            const result = normalize(r)
-            if (!result.ok) {
-              c.read++
-              c.rejected++
-              const first = result.rejections[0]!
-              c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
-              const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
-              deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
+          const buf = Buffer.from(pb.buf.buffer, pb.buf.byteOffset, pb.buf.byteLength)
+          const ends = pb.ends
+          const nullKeys = pb.nullKeys
+          const parts = pb.parts
+          const out = batch.records
+          let start = 0
+          let nk = 0
+          for (let i = 0, j = 0; i < pb.n; i++, j += 3) {
+            const keyEnd = ends[j]!
+            const valueEnd = ends[j + 1]!
+            const posEnd = ends[j + 2]!
+            let key: Buffer | null
+            if (nk < nullKeys.length && nullKeys[nk] === i) {
+              nk++
+              key = null
             } else {
-              const t = eventTimeField ? Date.parse(String(result.record[eventTimeField])) : 0
-              if (eventTimeField && ((since !== undefined && !(t >= since)) || (until !== undefined && !(t < until)))) {
-                c.out_of_range++
-              } else {
-                c.read++
-                c.sent++
-                const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
-                batch.records.push({key, value: sendNormalized ? serialize!(result.record) : isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
-              }
+              key = buf.subarray(start, keyEnd)
             }
-          } else {
-            c.read++
-            c.sent++
-            const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
-            batch.records.push({key, value: isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+            const headers = {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: buf.subarray(valueEnd, posEnd)}
+            const p = parts ? parts[i]! : -1
+            out.push(p >= 0 ? {key, value: buf.subarray(keyEnd, valueEnd), partition: p, headers} : {key, value: buf.subarray(keyEnd, valueEnd), headers})
+            start = posEnd
           }
-          if (o.progress) o.progress.done++
-          if (batch.records.length + batch.dead.length >= batchSize) {
-            if (!(await flush())) {
-              stoppedEarly = true
-              break outer
-            }
+          for (const d of pb.dead) {
+            ordinal = d.ordinal
+            const raw = d.raw ? Buffer.from(d.raw.buffer, d.raw.byteOffset, d.raw.byteLength) : undefined
+            const r: RawRecord = {ok: false, code: d.code, message: d.message, position: d.position, ...(raw ? {raw} : {})}
+            deadLetter(r, d.code, d.message, 'decode', null, raw ?? null, {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(d.position)})
+          }
+          batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, counts: pb.meta.counts}
+          if (o.progress) o.progress.done += pb.processed
+          if (!(await flush())) {
+            stoppedEarly = true
+            break
           }
         }
-        if (signal?.aborted) {
-          stoppedEarly = true
-          break
+      } else {
+        outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {})}))) {
+          for (const r of records) {
+            ordinal++
+            const pos = r.position
+            if (isKafka && pos.partition !== undefined && pos.offset !== undefined) {
+              const done = skipPartitions.get(pos.partition)
+              if (done !== undefined && BigInt(pos.offset) <= done) continue
+            } else if (ordinal <= skipRecords) {
+              continue
+            }
+            const m = batch.meta
+            m.records = ordinal
+            m.last = pos
+            if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
+            const c = m.counts
+            const headers: IHeaders =
+              isKafka && r.headers
+                ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+                : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+            if (!r.ok) {
+              c.read++
+              c.rejected++
+              c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
+              deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
+            } else if (normalize) {
+              const result = normalize(r)
+              if (!result.ok) {
+                c.read++
+                c.rejected++
+                const first = result.rejections[0]!
+                c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
+                const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
+                deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
+              } else {
+                const t = eventTimeField ? Date.parse(String(result.record[eventTimeField])) : 0
+                if (eventTimeField && ((since !== undefined && !(t >= since)) || (until !== undefined && !(t < until)))) {
+                  c.out_of_range++
+                } else {
+                  c.read++
+                  c.sent++
+                  const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
+                  batch.records.push({key, value: sendNormalized ? serialize!(result.record) : isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+                }
+              }
+            } else {
+              c.read++
+              c.sent++
+              const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
+              batch.records.push({key, value: isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+            }
+            if (o.progress) o.progress.done++
+            if (batch.records.length + batch.dead.length >= batchSize) {
+              if (!(await flush())) {
+                stoppedEarly = true
+                break outer
+              }
+            }
+          }
+          if (signal?.aborted) {
+            stoppedEarly = true
+            break
+          }
         }
       }
       if (!stoppedEarly && !signal?.aborted) {
@@ -538,6 +590,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   } finally {
     if (lagTimer) clearInterval(lagTimer)
     if (checkpointTimer) clearInterval(checkpointTimer)
+    await reader?.close().catch(() => {})
     await producer?.disconnect().catch(() => {})
     await admin?.disconnect().catch(() => {})
     await lagAdmin?.disconnect().catch(() => {})

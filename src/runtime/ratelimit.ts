@@ -6,7 +6,8 @@
  *
  * With options (`backfill --rate N --burst B`), the bucket paces against elapsed time rather than
  * timer ticks: it starts with `burst` tokens (default 0), and a taker that wakes up late, or is
- * held up by the broker, keeps the credit of that time up to `catchUpMs` (default 250 ms) worth of
+ * held up by the broker, keeps the credit of that time up to `catchUpMs` (default 250 ms; backfill's
+ * Pacer passes 100 ms, see src/backfill/pacing.ts) worth of
  * records, so timer lateness and short stalls do not lower the achieved rate; the credit is capped
  * at max(burst, the batch being taken, catchUpMs worth). `idle()` forgets credit earned while the
  * taker was deliberately paused. The rate can be changed while running (`setRate`).
