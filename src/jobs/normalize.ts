@@ -18,13 +18,15 @@
 import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
+import type {RawRecord} from '../../legacy-adapters/types.js'
 import type {RecordErrorCode} from '../errors.js'
-import type {LoadedSpec} from '../config/spec.js'
+import type {LoadedSpec, PipelineSpec} from '../config/spec.js'
 import {createNormalizer} from '../normalize/index.js'
 import type {Rejection} from '../normalize/types.js'
 import type {Position} from '../../legacy-adapters/types.js'
 import type {ProgressTracker} from './progress.js'
 import {cyrb53, KeyTable} from './key-table.js'
+import {normalizeOnThread, useNormalizeThread} from './normalize-thread.js'
 
 export interface NormalizeSummary {
   source: string
@@ -92,26 +94,42 @@ function write(stream: Writable, chunk: string): Promise<void> | undefined {
   })
 }
 
-export async function normalizeSource(options: NormalizeJobOptions): Promise<NormalizeSummary> {
-  const started = Date.now()
-  const {spec} = options.spec
+/** What the per-record work needs of a spec (plain data: it is also sent to the worker thread). */
+export interface RecordProcessorSpec {
+  fields: PipelineSpec['fields']
+  dedupe?: PipelineSpec['dedupe']
+}
+
+/** Counts kept while records are processed (the summary's counting part). */
+export interface NormalizeCounts {
+  read: number
+  ok: number
+  rejected: Partial<Record<RecordErrorCode, number>>
+  duplicates: number
+}
+
+/**
+ * The per-record work of `normalize`, one batch at a time, in input order: normalize,
+ * serialize, dedupe (first occurrence wins), and the clean and reject NDJSON of the batch.
+ * The single-threaded path and the worker thread (./normalize-worker.ts) both run exactly this.
+ */
+export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: boolean, counts: NormalizeCounts): (batch: readonly RawRecord[]) => {clean: string; bad: string} {
   const normalize = createNormalizer(spec.fields)
   const dedupeBy = spec.dedupe?.by ?? undefined
   const dedupeFields = dedupeBy === undefined ? [] : Array.isArray(dedupeBy) ? dedupeBy : [dedupeBy]
   const seen = dedupeFields.length > 0 ? new KeyTable() : undefined
-  const summary: NormalizeSummary = {source: options.uri, spec: options.spec.file, read: 0, ok: 0, rejected: {}, duplicates: 0, elapsed_ms: 0}
-  const count = (code: RecordErrorCode) => (summary.rejected[code] = (summary.rejected[code] ?? 0) + 1)
+  const count = (code: RecordErrorCode) => (counts.rejected[code] = (counts.rejected[code] ?? 0) + 1)
   const rejectLine = (r: RejectLine) => JSON.stringify(r) + '\n'
   const serialize = recordSerializer(Object.keys(spec.fields))
 
-  for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
+  return (batch) => {
     let clean = ''
     let bad = ''
     for (const raw of batch) {
-      summary.read++
+      counts.read++
       if (!raw.ok) {
         count(raw.code)
-        if (options.rejects) bad += rejectLine({code: raw.code, field: null, value: null, message: raw.message, position: raw.position})
+        if (withRejects) bad += rejectLine({code: raw.code, field: null, value: null, message: raw.message, position: raw.position})
         continue
       }
       const result = normalize(raw)
@@ -119,7 +137,7 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
         // A record is rejected once, under its first rejection's code; all its rejections are written.
         const first = result.rejections[0] as Rejection
         count(first.code)
-        if (options.rejects) for (const r of result.rejections) bad += rejectLine(r)
+        if (withRejects) for (const r of result.rejections) bad += rejectLine(r)
         continue
       }
       const line = serialize(result.record)
@@ -129,10 +147,10 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
         const before = seen.getOrAdd(key, hash)
         if (before !== undefined) {
           if (before === hash) {
-            summary.duplicates++
+            counts.duplicates++
           } else {
             count('DUPLICATE_CONFLICT')
-            if (options.rejects) {
+            if (withRejects) {
               bad += rejectLine({
                 code: 'DUPLICATE_CONFLICT',
                 field: dedupeFields.join(','),
@@ -145,18 +163,44 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
           continue
         }
       }
-      summary.ok++
+      counts.ok++
       clean += line + '\n'
     }
+    return {clean, bad}
+  }
+}
+
+function reportProgress(progress: ProgressTracker | undefined, counts: NormalizeCounts): void {
+  if (progress) {
+    progress.done = counts.read
+    progress.extra = {ok: counts.ok, rejected: counts.read - counts.ok - counts.duplicates, duplicates: counts.duplicates}
+  }
+}
+
+export async function normalizeSource(options: NormalizeJobOptions): Promise<NormalizeSummary> {
+  const started = Date.now()
+  const {spec} = options.spec
+  const counts: NormalizeCounts = {read: 0, ok: 0, rejected: {}, duplicates: 0}
+  const processorSpec: RecordProcessorSpec = {fields: spec.fields, ...(spec.dedupe ? {dedupe: spec.dedupe} : {})}
+  const withRejects = options.rejects !== undefined
+  const threaded = useNormalizeThread(options.uri)
+  // Compiles the fields first (a field that cannot work fails before the source is opened).
+  const processBatch = threaded ? (createNormalizer(spec.fields), undefined) : createRecordProcessor(processorSpec, withRejects, counts)
+  const source = openSource(options.uri, options.ctx ?? {})
+  const output = async (clean: string, bad: string): Promise<void> => {
     const a = write(options.out, clean)
     const b = options.rejects ? write(options.rejects, bad) : undefined
     if (a) await a
     if (b) await b
-    if (options.progress) {
-      options.progress.done = summary.read
-      options.progress.extra = {ok: summary.ok, rejected: summary.read - summary.ok - summary.duplicates, duplicates: summary.duplicates}
+    reportProgress(options.progress, counts)
+  }
+  if (processBatch === undefined) {
+    await normalizeOnThread(source, processorSpec, withRejects, counts, output)
+  } else {
+    for await (const batch of recordBatches(source)) {
+      const {clean, bad} = processBatch(batch)
+      await output(clean, bad)
     }
   }
-  summary.elapsed_ms = Date.now() - started
-  return summary
+  return {source: options.uri, spec: options.spec.file, ...counts, elapsed_ms: Date.now() - started}
 }
