@@ -105,7 +105,7 @@ export async function normalizeOnThread(
   spec: RecordProcessorSpec,
   withRejects: boolean,
   counts: NormalizeCounts,
-  output: (clean: string, bad: string) => Promise<void>,
+  output: (clean: Uint8Array, bad: Uint8Array) => Promise<void>,
 ): Promise<void> {
   // a worker takes no process flags; a heap cap given to the process applies to it too
   const cap = process.execArgv.map((a) => /^--max-old-space-size=(\d+)$/.exec(a)?.[1]).find((v) => v !== undefined)

@@ -38,7 +38,7 @@ export type PackedBatch =
   | {kind: 'raw'; batch: RawRecord[]}
 
 export type WorkerReply =
-  | {type: 'batch'; clean: string; bad: string; counts: NormalizeCounts}
+  | {type: 'batch'; clean: Uint8Array; bad: Uint8Array; counts: NormalizeCounts}
   | {type: 'error'; error: {name: string; message: string; stack?: string}}
 
 type Build = (text: string, starts: Int32Array, k: number) => Record<string, string>
@@ -84,15 +84,21 @@ if (parentPort) {
   const counts: NormalizeCounts = {read: 0, ok: 0, rejected: {}, duplicates: 0}
   const processBatch = createRecordProcessor(data.spec, data.withRejects, counts)
   const builders = new Map<string, Build>()
+  const utf8 = new TextEncoder()
   port.on('message', (m: PackedBatch) => {
     let reply: WorkerReply
+    let transfer: ArrayBuffer[] = []
     try {
       const {clean, bad} = processBatch(unpackBatch(m, builders))
-      reply = {type: 'batch', clean, bad, counts}
+      // UTF-8 here, handed over without a copy: the main thread only writes the bytes
+      const c = utf8.encode(clean)
+      const b = utf8.encode(bad)
+      reply = {type: 'batch', clean: c, bad: b, counts}
+      transfer = [c.buffer as ArrayBuffer, b.buffer as ArrayBuffer]
     } catch (e) {
       const err = e as Error
       reply = {type: 'error', error: {name: err?.name ?? 'Error', message: err?.message ?? String(e), ...(err?.stack ? {stack: err.stack} : {})}}
     }
-    port.postMessage(reply)
+    port.postMessage(reply, transfer)
   })
 }

@@ -59,13 +59,15 @@ export interface RejectLine {
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/
 
 /**
- * A serializer for the spec's records (fixed keys, string/boolean/null values), about twice as
- * fast as JSON.stringify on them; the output is byte-identical to JSON.stringify's.
+ * A serializer for the spec's records (fixed keys, string/boolean/null values), several times
+ * faster than JSON.stringify on them; the output is byte-identical to JSON.stringify's.
+ * Generated per spec: constant property reads and one concatenation when every field is
+ * present (the normal case); the general loop when one is undefined (left out, as JSON does).
  */
 export function recordSerializer(names: readonly string[]): (record: Record<string, unknown>) => string {
   const keys = names.map((n) => JSON.stringify(n) + ':')
   const n = names.length
-  return (record) => {
+  const general = (record: Record<string, unknown>): string => {
     let out = '{'
     for (let i = 0; i < n; i++) {
       const v = record[names[i]!]
@@ -76,9 +78,22 @@ export function recordSerializer(names: readonly string[]): (record: Record<stri
     }
     return out + '}'
   }
+  if (n === 0) return general
+  const vs = names.map((_, i) => `v${i}`)
+  const value = (v: string) => `(typeof ${v} === 'string' ? (E.test(${v}) ? J(${v}) : '"' + ${v} + '"') : J(${v}))`
+  const body =
+    names.map((name, i) => `const v${i} = r[${JSON.stringify(name)}];`).join('\n') +
+    `\nif (${vs.map((v) => `${v} === undefined`).join(' || ')}) return G(r);\n` +
+    `return ${vs.map((v, i) => `${JSON.stringify((i === 0 ? '{' : ',') + keys[i])} + ${value(v)}`).join(' + ')} + '}';`
+  const make = new Function('E', 'J', 'G', `return (r) => {\n${body}\n}`) as (
+    e: RegExp,
+    j: typeof JSON.stringify,
+    g: typeof general,
+  ) => (record: Record<string, unknown>) => string
+  return make(NEEDS_ESCAPE, JSON.stringify, general)
 }
 
-function write(stream: Writable, chunk: string): Promise<void> | undefined {
+function write(stream: Writable, chunk: string | Uint8Array): Promise<void> | undefined {
   if (chunk.length === 0 || stream.write(chunk)) return undefined
   return new Promise((resolve, reject) => {
     const onDrain = () => {
@@ -187,7 +202,7 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   // Compiles the fields first (a field that cannot work fails before the source is opened).
   const processBatch = threaded ? (createNormalizer(spec.fields), undefined) : createRecordProcessor(processorSpec, withRejects, counts)
   const source = openSource(options.uri, options.ctx ?? {})
-  const output = async (clean: string, bad: string): Promise<void> => {
+  const output = async (clean: string | Uint8Array, bad: string | Uint8Array): Promise<void> => {
     const a = write(options.out, clean)
     const b = options.rejects ? write(options.rejects, bad) : undefined
     if (a) await a
