@@ -180,6 +180,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions): Asy
     },
   })
   const api = (parser as unknown as {api: CsvApi}).api
+  fastFieldText(api)
 
   const push = (rec: string[]): void => {
     const info = api.info
@@ -275,6 +276,27 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions): Asy
   if (fatal) throw fatal
   if (failed) {
     throw new SpecError({file: source, line: api.info.lines - skew}, `cannot parse CSV: ${failed.message}`, {cause: failed, hint: 'check the delimiter, quote and encoding parameters'})
+  }
+}
+
+let fieldTextPatched = false
+
+/**
+ * csv-parse turns every field into text with `buf.slice(0, length).toString(encoding)`: a
+ * Buffer object made and dropped per field. `buf.toString(encoding, 0, length)` is the same
+ * text without it (about 5% of the reader's time). Patched once on csv-parse's field buffer
+ * class (csv-parse 6 `ResizeableBuffer`), and only when it has the shape this relies on.
+ */
+function fastFieldText(api: CsvApi): void {
+  if (fieldTextPatched) return
+  fieldTextPatched = true
+  const field = (api.state as unknown as {field?: unknown}).field as {buf?: unknown; length?: unknown} | undefined
+  if (!field || !Buffer.isBuffer(field.buf) || typeof field.length !== 'number') return
+  const proto = Object.getPrototypeOf(field) as {toString: (encoding?: BufferEncoding) => unknown}
+  if (proto === Object.prototype || typeof proto.toString !== 'function' || !/this\.buf\.slice\(0, this\.length\)\.toString\(encoding\)/.test(String(proto.toString))) return
+  const original = proto.toString
+  proto.toString = function (this: {buf: Buffer; length: number}, encoding?: BufferEncoding) {
+    return encoding ? this.buf.toString(encoding, 0, this.length) : original.call(this, encoding)
   }
 }
 
