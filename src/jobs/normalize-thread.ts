@@ -1,7 +1,7 @@
 /**
- * `cutover normalize` on two threads: this (main) thread reads and parses the source, as the
- * single-threaded path does, and hands each reader batch, packed into one string and a few
- * typed arrays, to one worker (./normalize-worker.ts) that normalizes, serializes and
+ * `cutover normalize` on two threads: this (main) thread reads and parses the source with the
+ * same csv reader as the single-threaded path, and hands each batch, packed into one string
+ * and a few typed arrays (PackingSink: no object per record), to one worker (./normalize-worker.ts) that normalizes, serializes and
  * de-duplicates it with the same code (`createRecordProcessor`). Replies come back in input
  * order (one worker, FIFO messages) and are written here, so the output is byte for byte the
  * single-threaded output. At most MAX_IN_FLIGHT batches are in the worker's queue: memory
@@ -15,9 +15,9 @@ import {existsSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import {fileURLToPath} from 'node:url'
 import {Worker} from 'node:worker_threads'
-import type {RawRecord, RawRecordError} from '../../legacy-adapters/types.js'
+import {readCsvRows, type CsvRowSink} from '../../legacy-adapters/csv.js'
+import type {RawRecordError, ReaderContext} from '../../legacy-adapters/types.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
-import {recordBatches} from '../../legacy-adapters/source.js'
 import type {NormalizeCounts, RecordProcessorSpec} from './normalize.js'
 import type {NormalizeWorkerData, PackedBatch, WorkerReply} from './normalize-worker.js'
 
@@ -42,58 +42,92 @@ export function useNormalizeThread(uri: string): boolean {
   return scheme === 'csv' && workerAvailable()
 }
 
-type Pack = (fields: Record<string, unknown>, lengths: Int32Array, k: number) => string | null
+/**
+ * Packs the csv reader's records batch by batch (`readCsvRows`): the values of the ok records
+ * concatenated, their lengths, lines and record numbers in typed arrays, the unreadable
+ * records as they are. No object per record on this thread.
+ */
+export class PackingSink implements CsvRowSink<PackedBatch> {
+  private names: string[] = []
+  private cols = 0
+  private text = ''
+  private lengths = new Int32Array(1 << 15)
+  private lines = new Float64Array(1 << 12)
+  private records = new Float64Array(1 << 12)
+  private k = 0 // values so far
+  private ok = 0
+  private n = 0
+  private errors: {i: number; record: RawRecordError}[] = []
 
-/** Concatenates a record's values, column by column, noting each length; null if one is not a string. */
-function packer(columns: string[]): Pack {
-  const vs = columns.map((_, i) => `v${i}`)
-  const body =
-    columns.map((c, i) => `const v${i} = f[${JSON.stringify(c)}];`).join('\n') +
-    `\nif (${vs.map((v) => `typeof ${v} !== 'string'`).join(' || ')}) return null;\n` +
-    vs.map((v, i) => `L[k + ${i}] = ${v}.length;`).join('\n') +
-    `\nreturn ${vs.join(' + ')};`
-  return new Function('f', 'L', 'k', body) as Pack
+  constructor(private readonly source: string) {}
+
+  columns(names: string[]): void {
+    this.names = names
+    this.cols = names.length
+  }
+
+  get size(): number {
+    return this.n
+  }
+
+  row(values: string[], line: number, record: number): void {
+    const cols = this.cols
+    if (values.length !== cols) throw new Error(`csv row with ${values.length} values for ${cols} columns`) // the reader rejects these
+    if (this.k + cols > this.lengths.length) {
+      const next = new Int32Array(Math.max(this.lengths.length * 2, this.k + cols))
+      next.set(this.lengths)
+      this.lengths = next
+    }
+    if (this.ok === this.lines.length) {
+      const lines = new Float64Array(this.lines.length * 2)
+      lines.set(this.lines)
+      this.lines = lines
+      const records = new Float64Array(this.records.length * 2)
+      records.set(this.records)
+      this.records = records
+    }
+    const L = this.lengths
+    let k = this.k
+    for (let j = 0; j < cols; j++) L[k++] = values[j]!.length
+    this.k = k
+    this.text += values.join('')
+    this.lines[this.ok] = line
+    this.records[this.ok] = record
+    this.ok++
+    this.n++
+  }
+
+  error(record: RawRecordError): void {
+    this.errors.push({i: this.n, record})
+    this.n++
+  }
+
+  take(): PackedBatch {
+    const m: PackedBatch = {
+      kind: 'packed',
+      n: this.n,
+      scheme: 'csv',
+      source: this.source,
+      columns: this.names,
+      text: this.text,
+      lengths: this.lengths.slice(0, this.k),
+      lines: this.lines.slice(0, this.ok),
+      records: this.records.slice(0, this.ok),
+      errors: this.errors,
+    }
+    this.text = ''
+    this.k = 0
+    this.ok = 0
+    this.n = 0
+    this.errors = []
+    return m
+  }
 }
 
-export function packBatch(batch: RawRecord[], packers: Map<string, Pack>): {message: PackedBatch; transfer: ArrayBuffer[]} {
-  const raw = {message: {kind: 'raw', batch} as PackedBatch, transfer: []}
-  const first = batch.find((r) => r.ok)
-  if (first === undefined) return raw
-  const columns = Object.keys(first.fields)
-  const cols = columns.length
-  const key = columns.join('\u0000')
-  let pack = packers.get(key)
-  if (pack === undefined) packers.set(key, (pack = packer(columns)))
-  const {scheme, source} = first.position
-  const nOk = batch.reduce((n, r) => (r.ok ? n + 1 : n), 0)
-  const lengths = new Int32Array(nOk * cols)
-  const lines = new Float64Array(nOk)
-  const records = new Float64Array(nOk)
-  const errors: {i: number; record: RawRecordError}[] = []
-  let text = ''
-  let k = 0
-  for (let i = 0; i < batch.length; i++) {
-    const r = batch[i]!
-    if (!r.ok) {
-      errors.push({i, record: r})
-      continue
-    }
-    const p = r.position
-    if (p.scheme !== scheme || p.source !== source || typeof p.line !== 'number' || typeof p.record !== 'number' || r.raw !== undefined) return raw
-    const values = pack(r.fields, lengths, k * cols)
-    if (values === null) return raw
-    text += values
-    lines[k] = p.line
-    records[k] = p.record
-    k++
-  }
-  let total = 0
-  for (let i = 0; i < lengths.length; i++) total += lengths[i]!
-  if (total !== text.length) return raw // a record without one of the columns
-  return {
-    message: {kind: 'packed', n: batch.length, scheme, source, columns, text, lengths, lines, records, errors},
-    transfer: [lengths.buffer, lines.buffer, records.buffer],
-  }
+/** The csv source of `uri`, read into packed batches (see useNormalizeThread: csv only). */
+export function packedCsvSource(uri: string, ctx: ReaderContext): AsyncIterable<PackedBatch> {
+  const parsed = parseSourceUri(uri)
+  return readCsvRows(parsed, ctx, new PackingSink(parsed.target))
 }
 
 /**
@@ -101,7 +135,7 @@ export function packBatch(batch: RawRecord[], packers: Map<string, Pack>): {mess
  * clean and reject NDJSON, in input order; `counts` follows the worker's.
  */
 export async function normalizeOnThread(
-  source: AsyncIterable<RawRecord>,
+  source: AsyncIterable<PackedBatch>,
   spec: RecordProcessorSpec,
   withRejects: boolean,
   counts: NormalizeCounts,
@@ -154,15 +188,14 @@ export async function normalizeOnThread(
     await output(r.clean, r.bad)
   }
 
-  const packers = new Map<string, Pack>()
-  const it = recordBatches(source)[Symbol.asyncIterator]()
+  const it = source[Symbol.asyncIterator]()
   let inFlight = 0
   let readDone = false
   let readError: unknown
   let hasReadError = false
   try {
     for (;;) {
-      let step: IteratorResult<RawRecord[]>
+      let step: IteratorResult<PackedBatch>
       try {
         step = await it.next()
       } catch (e) {
@@ -176,8 +209,8 @@ export async function normalizeOnThread(
         readDone = true
         break
       }
-      const {message, transfer} = packBatch(step.value, packers)
-      worker.postMessage(message, transfer)
+      const m = step.value
+      worker.postMessage(m, [m.lengths.buffer as ArrayBuffer, m.lines.buffer as ArrayBuffer, m.records.buffer as ArrayBuffer])
       inFlight++
       while (inFlight >= MAX_IN_FLIGHT || (inFlight > 0 && replies.length > 0)) {
         await handle(await next())

@@ -19,23 +19,20 @@ export interface NormalizeWorkerData {
  * (record by record, column by column) with their lengths in `lengths`, so that the batch
  * crosses threads as one string and a few typed arrays instead of thousands of objects.
  * Records the reader could not read travel as they are, with their index in the batch.
- * `raw` is the plain (structured-clone) form, used when a batch cannot be packed.
  */
-export type PackedBatch =
-  | {
-      kind: 'packed'
-      n: number
-      scheme: string
-      source: string
-      columns: string[]
-      text: string
-      lengths: Int32Array
-      /** line and record number of each ok record */
-      lines: Float64Array
-      records: Float64Array
-      errors: {i: number; record: RawRecordError}[]
-    }
-  | {kind: 'raw'; batch: RawRecord[]}
+export interface PackedBatch {
+  kind: 'packed'
+  n: number
+  scheme: string
+  source: string
+  columns: string[]
+  text: string
+  lengths: Int32Array
+  /** line and record number of each ok record */
+  lines: Float64Array
+  records: Float64Array
+  errors: {i: number; record: RawRecordError}[]
+}
 
 export type WorkerReply =
   | {type: 'batch'; clean: Uint8Array; bad: Uint8Array; counts: NormalizeCounts}
@@ -50,7 +47,6 @@ function recordBuilder(columns: string[]): Build {
 }
 
 export function unpackBatch(m: PackedBatch, builders: Map<string, Build>): RawRecord[] {
-  if (m.kind === 'raw') return m.batch
   const cols = m.columns.length
   const key = m.columns.join('\u0000')
   let build = builders.get(key)

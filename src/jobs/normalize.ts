@@ -26,7 +26,7 @@ import type {Rejection} from '../normalize/types.js'
 import type {Position} from '../../legacy-adapters/types.js'
 import type {ProgressTracker} from './progress.js'
 import {cyrb53, KeyTable} from './key-table.js'
-import {normalizeOnThread, useNormalizeThread} from './normalize-thread.js'
+import {normalizeOnThread, packedCsvSource, useNormalizeThread} from './normalize-thread.js'
 
 export interface NormalizeSummary {
   source: string
@@ -201,7 +201,6 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   const threaded = useNormalizeThread(options.uri)
   // Compiles the fields first (a field that cannot work fails before the source is opened).
   const processBatch = threaded ? (createNormalizer(spec.fields), undefined) : createRecordProcessor(processorSpec, withRejects, counts)
-  const source = openSource(options.uri, options.ctx ?? {})
   const output = async (clean: string | Uint8Array, bad: string | Uint8Array): Promise<void> => {
     const a = write(options.out, clean)
     const b = options.rejects ? write(options.rejects, bad) : undefined
@@ -210,9 +209,9 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
     reportProgress(options.progress, counts)
   }
   if (processBatch === undefined) {
-    await normalizeOnThread(source, processorSpec, withRejects, counts, output)
+    await normalizeOnThread(packedCsvSource(options.uri, options.ctx ?? {}), processorSpec, withRejects, counts, output)
   } else {
-    for await (const batch of recordBatches(source)) {
+    for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
       const {clean, bad} = processBatch(batch)
       await output(clean, bad)
     }

@@ -12,7 +12,9 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {cardTransactionSpec} from '../../fixtures/generator/pipeline.js'
 import {CSV_HEADER, toCsvLine, transactionStream} from '../../fixtures/generator/transactions.js'
-import {packBatch} from '../../src/jobs/normalize-thread.js'
+import {csvOptionsFromUri, parseCsvChunks, parseCsvChunksRows} from '../../legacy-adapters/csv.js'
+import {parseSourceUri} from '../../legacy-adapters/uri.js'
+import {PackingSink} from '../../src/jobs/normalize-thread.js'
 import {unpackBatch} from '../../src/jobs/normalize-worker.js'
 import type {RawRecord} from '../../legacy-adapters/types.js'
 import {runCli} from '../helpers.js'
@@ -106,28 +108,35 @@ describe('cutover normalize on a worker thread', () => {
   })
 })
 
-describe('packing a reader batch for the worker', () => {
-  const pos = (line: number, record: number) => ({scheme: 'csv', source: 'a.csv', line, record})
-  const batch: RawRecord[] = [
-    {ok: true, fields: {a: 'x', b: ''}, position: pos(2, 1)},
-    {ok: false, code: 'SCHEMA_VIOLATION', message: 'a.csv:3: expected 2 fields', position: pos(3, 2)},
-    {ok: true, fields: {a: 'nul\u0000and\u0001', b: 'Ёлка \ud83d\ude00'}, position: pos(4, 3)},
-    {ok: true, fields: {a: 'multi\nline', b: '"q"'}, position: pos(5, 4)},
-    {ok: false, code: 'DECODE_ERROR', message: 'a.csv:7: malformed quote', position: pos(7, 5)},
-  ]
+describe('packing the csv reader batches for the worker', () => {
+  const csv = [
+    'id;acct;note',
+    'T1;A1;plain',
+    'T2;A1',
+    'T3;;"multi\nline ""quoted""\r\nvalue"',
+    '',
+    'T4;A2;nul\u0000and\u0001',
+    'T5;A2;"bad"quote',
+    'T6;Ёлка;\ud83d\ude00 37.8"N',
+    'T7;A3;x;extra',
+    'T8;A4;last',
+  ].join('\r\n')
 
-  it('gives back the same records, in order', () => {
-    const {message} = packBatch(batch, new Map())
-    expect(message.kind).toBe('packed')
-    expect(unpackBatch(structuredClone(message), new Map())).toEqual(batch)
-  })
+  async function* chunks(text: string, size: number): AsyncGenerator<Buffer> {
+    const bytes = Buffer.from(text)
+    for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size)
+  }
 
-  it('sends a batch it cannot pack as it is', () => {
-    const odd: RawRecord[] = [...batch, {ok: true, fields: {a: 'x', b: 1}, position: pos(9, 6)}]
-    const {message} = packBatch(odd, new Map())
-    expect(message.kind).toBe('raw')
-    expect(unpackBatch(structuredClone(message), new Map())).toEqual(odd)
-    const missing: RawRecord[] = [...batch, {ok: true, fields: {a: 'x'}, position: pos(9, 6)}]
-    expect(packBatch(missing, new Map()).message.kind).toBe('raw')
+  it('gives the worker the very records, positions and errors the reader yields, whatever the chunks', async () => {
+    const opts = csvOptionsFromUri(parseSourceUri('csv:a.csv?delimiter=;'))
+    for (const size of [1, 3, 7, 64, 1 << 20]) {
+      const expected: RawRecord[] = []
+      for await (const batch of parseCsvChunks(chunks(csv, size), opts).batches()) expected.push(...batch)
+      const got: RawRecord[] = []
+      for await (const packed of parseCsvChunksRows(chunks(csv, size), opts, new PackingSink('a.csv'))) got.push(...unpackBatch(structuredClone(packed), new Map()))
+      expect(got, `chunks of ${size}`).toEqual(expected)
+      expect(got.length).toBe(8)
+      expect(got.filter((r) => !r.ok).length).toBe(3)
+    }
   })
 })
