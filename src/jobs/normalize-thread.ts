@@ -18,11 +18,12 @@ import {Worker} from 'node:worker_threads'
 import {readCsvRows, type CsvRowSink} from '../../legacy-adapters/csv.js'
 import type {RawRecordError, ReaderContext} from '../../legacy-adapters/types.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
-import type {NormalizeCounts, RecordProcessorSpec} from './normalize.js'
+import type {NormalizeCounts, RecordProcessorSpec} from './record-processor.js'
 import type {NormalizeWorkerData, PackedBatch, WorkerReply} from './normalize-worker.js'
 
 const WORKER = new URL('./normalize-worker.js', import.meta.url)
-const MAX_IN_FLIGHT = 4
+/** Batches (~256 KB of text each) handed over and not yet answered: enough for this thread to read on while the worker starts. */
+const MAX_IN_FLIGHT = 16
 
 function workerAvailable(): boolean {
   return WORKER.protocol === 'file:' && existsSync(fileURLToPath(WORKER))

@@ -7,7 +7,7 @@
  */
 import {parentPort, workerData} from 'node:worker_threads'
 import type {RawRecord, RawRecordError} from '../../legacy-adapters/types.js'
-import {createRecordProcessor, type NormalizeCounts, type RecordProcessorSpec} from './normalize.js'
+import {createRecordProcessor, type NormalizeCounts, type RecordProcessorSpec} from './record-processor.js'
 
 export interface NormalizeWorkerData {
   spec: RecordProcessorSpec
