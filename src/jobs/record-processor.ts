@@ -21,6 +21,17 @@ export interface RejectLine {
 // eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/
 
+/** Whether JSON.stringify would escape a character of `s` (a loop beats the regex on short values). */
+function needsEscape(s: string): boolean {
+  const n = s.length
+  if (n > 32) return NEEDS_ESCAPE.test(s)
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0x2028 && (c <= 0x2029 || (c >= 0xd800 && c <= 0xdfff)))) return true
+  }
+  return false
+}
+
 /**
  * A serializer for the spec's records (fixed keys, string/boolean/null values), several times
  * faster than JSON.stringify on them; the output is byte-identical to JSON.stringify's.
@@ -36,24 +47,24 @@ export function recordSerializer(names: readonly string[]): (record: Record<stri
       const v = record[names[i]!]
       if (v === undefined) continue
       out += (out.length === 1 ? '' : ',') + keys[i]!
-      if (typeof v === 'string') out += NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : '"' + v + '"'
+      if (typeof v === 'string') out += needsEscape(v) ? JSON.stringify(v) : '"' + v + '"'
       else out += JSON.stringify(v)
     }
     return out + '}'
   }
   if (n === 0) return general
   const vs = names.map((_, i) => `v${i}`)
-  const value = (v: string) => `(typeof ${v} === 'string' ? (E.test(${v}) ? J(${v}) : '"' + ${v} + '"') : J(${v}))`
+  const value = (v: string) => `(typeof ${v} === 'string' ? (E(${v}) ? J(${v}) : '"' + ${v} + '"') : J(${v}))`
   const body =
     names.map((name, i) => `const v${i} = r[${JSON.stringify(name)}];`).join('\n') +
     `\nif (${vs.map((v) => `${v} === undefined`).join(' || ')}) return G(r);\n` +
     `return ${vs.map((v, i) => `${JSON.stringify((i === 0 ? '{' : ',') + keys[i])} + ${value(v)}`).join(' + ')} + '}';`
   const make = new Function('E', 'J', 'G', `return (r) => {\n${body}\n}`) as (
-    e: RegExp,
+    e: (s: string) => boolean,
     j: typeof JSON.stringify,
     g: typeof general,
   ) => (record: Record<string, unknown>) => string
-  return make(NEEDS_ESCAPE, JSON.stringify, general)
+  return make(needsEscape, JSON.stringify, general)
 }
 
 /** What the per-record work needs of a spec (plain data: it is also sent to the worker thread). */
@@ -76,7 +87,7 @@ export interface NormalizeCounts {
  * The single-threaded path and the worker thread (./normalize-worker.ts) both run exactly this.
  */
 export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: boolean, counts: NormalizeCounts): (batch: readonly RawRecord[]) => {clean: string; bad: string} {
-  const normalize = createNormalizer(spec.fields)
+  const normalize = createNormalizer(spec.fields, {original: false})
   const dedupeBy = spec.dedupe?.by ?? undefined
   const dedupeFields = dedupeBy === undefined ? [] : Array.isArray(dedupeBy) ? dedupeBy : [dedupeBy]
   const seen = dedupeFields.length > 0 ? new KeyTable() : undefined

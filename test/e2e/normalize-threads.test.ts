@@ -9,12 +9,14 @@
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import fc from 'fast-check'
 import {describe, expect, it} from 'vitest'
 import {cardTransactionSpec} from '../../fixtures/generator/pipeline.js'
 import {CSV_HEADER, toCsvLine, transactionStream} from '../../fixtures/generator/transactions.js'
 import {csvOptionsFromUri, parseCsvChunks, parseCsvChunksRows} from '../../legacy-adapters/csv.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
 import {PackingSink} from '../../src/jobs/normalize-thread.js'
+import {recordSerializer} from '../../src/jobs/record-processor.js'
 import {unpackBatch} from '../../src/jobs/normalize-worker.js'
 import type {RawRecord} from '../../legacy-adapters/types.js'
 import {runCli} from '../helpers.js'
@@ -138,5 +140,22 @@ describe('packing the csv reader batches for the worker', () => {
       expect(got.length).toBe(8)
       expect(got.filter((r) => !r.ok).length).toBe(3)
     }
+  })
+})
+
+describe('the generated record serializer', () => {
+  it('is byte-identical to JSON.stringify for values short and long, every field present or not', () => {
+    const names = ['txn_id', 'a"b', 'c\\d', 'e\u2028', 'f']
+    const ser = recordSerializer(names)
+    const text = fc.oneof(fc.string({unit: 'binary', maxLength: 40}), fc.string({unit: 'binary', minLength: 30, maxLength: 80}), fc.string({unit: 'grapheme', maxLength: 40}))
+    const value = fc.oneof(text, text, fc.boolean(), fc.constant(null), fc.constant(undefined))
+    fc.assert(
+      fc.property(fc.tuple(value, value, value, value, value), (vs) => {
+        const record: Record<string, unknown> = {}
+        names.forEach((n, i) => (record[n] = vs[i]))
+        expect(ser(record)).toBe(JSON.stringify(record))
+      }),
+      {numRuns: 5000},
+    )
   })
 })
