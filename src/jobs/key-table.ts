@@ -27,6 +27,25 @@ export function cyrb53(s: string, seed = 0): number {
   return 4294967296 * (2097151 & h2) + (h1 >>> 0)
 }
 
+/** `buf.write(key, at, 'utf8')`, without the native call for the short ASCII keys that are the rule. */
+function writeKey(buf: Buffer, key: string, at: number): number {
+  const n = key.length
+  if (n > 64) return buf.write(key, at, 'utf8')
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i)
+    if (c > 0x7f) return buf.write(key, at, 'utf8')
+    buf[at + i] = c
+  }
+  return n
+}
+
+/** Whether buf[a, a+len) and buf[b, b+len) hold the same bytes. */
+function sameBytes(buf: Buffer, a: number, b: number, len: number): boolean {
+  if (len > 64) return buf.compare(buf, a, a + len, b, b + len) === 0
+  for (let i = 0; i < len; i++) if (buf[a + i] !== buf[b + i]) return false
+  return true
+}
+
 export class KeyTable {
   private slots: Float64Array
   private mask: number
@@ -56,7 +75,7 @@ export class KeyTable {
     // write the key at the arena's end first: compared there, and kept if it is new
     const maxLen = key.length * 3
     if (this.used + maxLen > this.arena.length) this.growArena(maxLen)
-    const len = this.arena.write(key, this.used, 'utf8')
+    const len = writeKey(this.arena, key, this.used)
     const slots = this.slots
     let i = h & this.mask
     for (;;) {
@@ -73,7 +92,7 @@ export class KeyTable {
       }
       if (sh === h && slots[s + 3] === len) {
         const off = slots[s + 2]!
-        if (this.arena.compare(this.arena, this.used, this.used + len, off, off + len) === 0) return slots[s + 1]
+        if (sameBytes(this.arena, this.used, off, len)) return slots[s + 1]
       }
       i = (i + 1) & this.mask
     }
@@ -93,9 +112,14 @@ export class KeyTable {
     for (let s = 0; s < old.length; s += SLOT) {
       const h = old[s]!
       if (h === EMPTY) continue
+      const slots = this.slots
       let i = h & this.mask
-      while (this.slots[i * SLOT] !== EMPTY) i = (i + 1) & this.mask
-      this.slots.set(old.subarray(s, s + SLOT), i * SLOT)
+      while (slots[i * SLOT] !== EMPTY) i = (i + 1) & this.mask
+      const t = i * SLOT
+      slots[t] = h
+      slots[t + 1] = old[s + 1]!
+      slots[t + 2] = old[s + 2]!
+      slots[t + 3] = old[s + 3]!
     }
   }
 }

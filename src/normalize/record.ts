@@ -28,8 +28,17 @@ import {charLength, showValue} from './text.js'
 import {DateMatcher} from './timestamp.js'
 import type {NormalizedValue, NormalizeResult, Rejection} from './types.js'
 
-/** Reserved for options that apply to all fields; none yet. */
-export type NormalizerOptions = Record<string, never>
+/** Options that apply to all fields. */
+export interface NormalizerOptions {
+  /**
+   * Keep the input text of converted fields in `original` (default true). `normalize`, which
+   * never reads it, turns it off: one object and its properties less per record.
+   */
+  original?: boolean
+}
+
+/** `original` when it is not kept. */
+const NO_ORIGINAL: Record<string, string> = Object.freeze({}) as Record<string, string>
 
 export type Normalizer = (raw: RawRecordOk) => NormalizeResult
 
@@ -171,7 +180,8 @@ const TYPE_NAMES: Record<FieldType, string> = {
  * Throws an Error naming the field when a field spec cannot work (loadSpec reports these
  * as spec errors before anything runs).
  */
-export function createNormalizer(fields: Record<string, FieldSpec>, _options: NormalizerOptions = {}): Normalizer {
+export function createNormalizer(fields: Record<string, FieldSpec>, options: NormalizerOptions = {}): Normalizer {
+  const keepOriginal = options.original !== false
   const compiled: CompiledField[] = []
   for (const [name, f] of Object.entries(fields)) {
     try {
@@ -186,7 +196,7 @@ export function createNormalizer(fields: Record<string, FieldSpec>, _options: No
     const input = raw.fields
     const position = raw.position
     const record: Record<string, NormalizedValue> = {}
-    const original: Record<string, string> = {}
+    const original: Record<string, string> = keepOriginal ? {} : NO_ORIGINAL
     let rejections: Rejection[] | undefined
     for (let i = 0; i < n; i++) {
       const f = compiled[i]!
@@ -231,7 +241,7 @@ export function createNormalizer(fields: Record<string, FieldSpec>, _options: No
         continue
       }
       record[f.name] = value
-      if (f.keepOriginal) original[f.name] = text
+      if (f.keepOriginal && keepOriginal) original[f.name] = text
     }
     if (rejections !== undefined) return {ok: false, rejections, position}
     return {ok: true, record, original, position}
