@@ -5,7 +5,9 @@
  *
  * Files are first read as they come; when a key turns up out of order the pass stops
  * (NotSortedError) and the check starts again with that side externally sorted: a sorted
- * file costs one read, an unsorted one a partial read more.
+ * file costs one read, an unsorted one a partial read more. A pg: table whose key index
+ * gives code-point order is read the same way, in index order (no sort in PostgreSQL), and
+ * read again with ORDER BY ... COLLATE "C" should a key come out of order.
  *
  * For files of 8 MB or more, both sides are read in worker threads (./side-thread.ts,
  * ./side-worker.ts): parsing, sorting and hashing run beside the main thread, which merges.
@@ -19,7 +21,7 @@ import {isAbsolute, resolve} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
 import {compareKeys, ParityCore, type ComparePlan} from './compare.js'
 import {ThreadedSide, workerAvailable} from './side-thread.js'
-import {checkOrder, NotSortedError, sortedSide, type SideCounters, type SideSpec, type SortMode} from './sources.js'
+import {checkOrder, NotSortedError, pgKeyIndexOrder, sortedSide, type SideCounters, type SideSpec, type SortMode} from './sources.js'
 import type {KeyedRow, RowValues} from './types.js'
 
 /** The canonical line of a row for the digest: every key part and value as `<length>:<text>` (null `-`), then a newline. */
@@ -133,8 +135,8 @@ export interface MergeOptions {
   onProgress?: (rows: number) => void
   /** read the sides in worker threads (when the compiled worker exists); default: when a file side is large */
   threads?: boolean
-  /** a side is sorted externally after it turned out unsorted */
-  onResort?: (side: 'left' | 'right') => void
+  /** a side is sorted (externally, or by PostgreSQL for a pg: table) after it turned out unsorted */
+  onResort?: (side: 'left' | 'right', how: 'external' | 'database') => void
 }
 
 /** One merge-join pass. */
@@ -236,19 +238,27 @@ async function worthThreads(sides: SideSpec[], ctx: ReaderContext): Promise<bool
   return false
 }
 
-/** Runs the merge strategy: presorted first for files, externally sorted for a side that is not. */
+/** How a side is first read: files as they come, pg: tables in their key index's order when that is code-point order, other pg: sides sorted by PostgreSQL. */
+async function firstMode(s: SideSpec, ctx: ReaderContext): Promise<SortMode> {
+  if (s.uri.scheme !== 'pg') return 'presorted'
+  return (await pgKeyIndexOrder(s, ctx)) ? 'presorted' : 'database'
+}
+
+/**
+ * Runs the merge strategy: presorted first for files and for pg: tables readable in key order through an index;
+ * a side that is not is then sorted (files externally, pg: by PostgreSQL) and the pass starts again.
+ */
 export async function mergeStrategy(o: MergeOptions): Promise<MergeOutcome> {
-  const sort = {
-    left: (o.left.uri.scheme === 'pg' ? 'database' : 'presorted') as SortMode,
-    right: (o.right.uri.scheme === 'pg' ? 'database' : 'presorted') as SortMode,
-  }
+  const [left, right] = await Promise.all([firstMode(o.left, o.leftCtx), firstMode(o.right, o.rightCtx)])
+  const sort = {left, right}
   for (;;) {
     try {
       return await pass(o, sort)
     } catch (e) {
       if (!(e instanceof NotSortedError) || sort[e.side] !== 'presorted') throw e
-      sort[e.side] = 'external'
-      o.onResort?.(e.side)
+      const how = o[e.side].uri.scheme === 'pg' ? 'database' : 'external'
+      sort[e.side] = how
+      o.onResort?.(e.side, how)
     }
   }
 }
