@@ -167,25 +167,24 @@ export const INDEX_ORDER_MIN_CORRELATION = 0.9
 const CODE_POINT_COLLATIONS = ['C', 'POSIX', 'C.UTF-8', 'C.utf8', 'ucs_basic']
 
 /**
- * Whether a pg: side can be read in key order without a sort in PostgreSQL: a table (not
- * query=) whose key columns are NOT NULL text/varchar in a code-point collation (C, POSIX,
- * C.UTF-8; the database default when it is one of those), with a btree index leading with
- * them, and a first key column stored about in key order (pg_stats.correlation, from ANALYZE,
- * at least INDEX_ORDER_MIN_CORRELATION). Then `ORDER BY` the raw key columns is an index
- * scan that reads the heap in order. Only a guess: the order is checked row by row anyway.
- * Never fails (false on any error).
+ * The query behind pgKeyIndexOrder (one boolean column `ok`), for a client of the side's
+ * database: the side is a table (not query=) with a btree index leading with its key columns
+ * (ascending, NOT NULL columns, the columns' collations) and a first key column stored about
+ * in key order (pg_stats.correlation, from ANALYZE, at least INDEX_ORDER_MIN_CORRELATION), so
+ * that an index scan in key order reads the heap about in order. With `codePoint`, the key
+ * columns must also be text/varchar in a code-point collation (C, POSIX, C.UTF-8; the
+ * database default when it is one of those), so that the index order is the core's order.
+ * undefined when the side is not a table.
  */
-export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<boolean> {
-  if (s.uri.scheme !== 'pg' || s.uri.params.query !== undefined || s.uri.params.order_by !== undefined || s.keyColumns.length === 0) return false
-  try {
-    const pg = (await import('pg')).default
-    const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
-    const {quoteQualifiedName} = await import('../../legacy-adapters/pg.js')
-    const client = new pg.Client({connectionString: ctx.databaseUrl ?? DEFAULT_DATABASE_URL, application_name: 'cutover-parity'})
-    await client.connect()
-    try {
-      const r = await client.query<{ok: boolean | null}>(
-        `WITH k AS (
+export function keyIndexOrderQuery(s: SideSpec, codePoint: boolean, target: (name: string) => string): {text: string; values: unknown[]} | undefined {
+  if (s.uri.scheme !== 'pg' || s.uri.params.query !== undefined || s.uri.params.order_by !== undefined || s.keyColumns.length === 0) return undefined
+  const textual = codePoint
+    ? `AND k.atttypid IN (25, 1043)
+                   AND CASE WHEN k.attcollation = 100 THEN (SELECT db.provider = 'c' AND db.datcollate = ANY($3::text[]) FROM db)
+                            ELSE (SELECT co.collprovider = 'c' AND (co.collname = ANY($3::text[]) OR co.collcollate = ANY($3::text[])) FROM pg_collation co WHERE co.oid = k.attcollation) END`
+    : 'AND $3::text[] IS NOT NULL'
+  return {
+    text: `WITH k AS (
            SELECT a.attnum, a.attname, a.attnotnull, a.atttypid, a.attcollation, o.n
              FROM unnest($2::text[]) WITH ORDINALITY AS o(name, n)
              LEFT JOIN pg_attribute a ON a.attrelid = $1::regclass AND a.attname = o.name AND NOT a.attisdropped
@@ -193,16 +192,33 @@ export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<
            SELECT d.datcollate, coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') AS provider FROM pg_database d WHERE d.datname = current_database()
          )
          SELECT (SELECT c.relkind IN ('r', 'p', 'm') FROM pg_class c WHERE c.oid = $1::regclass)
-            AND (SELECT bool_and(k.attnum IS NOT NULL AND k.attnotnull AND k.atttypid IN (25, 1043)
-                   AND CASE WHEN k.attcollation = 100 THEN (SELECT db.provider = 'c' AND db.datcollate = ANY($3::text[]) FROM db)
-                            ELSE (SELECT co.collprovider = 'c' AND (co.collname = ANY($3::text[]) OR co.collcollate = ANY($3::text[])) FROM pg_collation co WHERE co.oid = k.attcollation) END) FROM k)
+            AND (SELECT bool_and(k.attnum IS NOT NULL AND k.attnotnull ${textual}) FROM k)
             AND EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                          WHERE i.indrelid = $1::regclass AND am.amname = 'btree' AND i.indpred IS NULL AND i.indnkeyatts >= $4
                            AND (SELECT bool_and((i.indkey::int2[])[k.n - 1] = k.attnum AND (i.indcollation::oid[])[k.n - 1] = k.attcollation AND (i.indoption::int2[])[k.n - 1] = 0) FROM k))
             AND coalesce((SELECT st.correlation >= $5 FROM pg_stats st JOIN pg_class c ON st.tablename = c.relname JOIN pg_namespace n ON n.oid = c.relnamespace AND st.schemaname = n.nspname
                            WHERE c.oid = $1::regclass AND st.attname = $6), false) AS ok`,
-        [quoteQualifiedName(s.uri.target), s.keyColumns, CODE_POINT_COLLATIONS, s.keyColumns.length, INDEX_ORDER_MIN_CORRELATION, s.keyColumns[0]],
-      )
+    values: [target(s.uri.target), s.keyColumns, CODE_POINT_COLLATIONS, s.keyColumns.length, INDEX_ORDER_MIN_CORRELATION, s.keyColumns[0]],
+  }
+}
+
+/**
+ * Whether a pg: side can be read in key order without a sort in PostgreSQL
+ * (keyIndexOrderQuery with code-point order): then `ORDER BY` the raw key columns is an
+ * index scan that reads the heap about in order. Only a guess: the order is checked row by
+ * row anyway. Never fails (false on any error).
+ */
+export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<boolean> {
+  try {
+    const {quoteQualifiedName} = await import('../../legacy-adapters/pg.js')
+    const q = keyIndexOrderQuery(s, true, quoteQualifiedName)
+    if (!q) return false
+    const pg = (await import('pg')).default
+    const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
+    const client = new pg.Client({connectionString: ctx.databaseUrl ?? DEFAULT_DATABASE_URL, application_name: 'cutover-parity'})
+    await client.connect()
+    try {
+      const r = await client.query<{ok: boolean | null}>(q)
       return r.rows[0]?.ok === true
     } finally {
       await client.end().catch(() => {})
