@@ -19,7 +19,8 @@ import {createHash, type Hash} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
-import {compareKeys, ParityCore, type ComparePlan} from './compare.js'
+import {compareTextRange, equalTextRange, ParityCore, type ComparePlan} from './compare.js'
+import {equalInPlace, type ColumnPlan} from './tolerances.js'
 import {ThreadedSide, workerAvailable} from './side-thread.js'
 import {checkOrder, NotSortedError, pgKeyIndexOrder, sortedSide, type SideCounters, type SideSpec, type SortMode} from './sources.js'
 import type {KeyedRow, RowValues} from './types.js'
@@ -33,85 +34,220 @@ export function canonicalRow(r: KeyedRow): string {
   return line + '\n'
 }
 
+/**
+ * A batch of rows as their canonical lines, with each field's place in the text: for row i and
+ * field f (key parts first, then values), `offs[2 * (i * fields + f)]` is the start and the
+ * next entry the end, both -1 for a null. The merge compares in place: no object, array or
+ * string per row unless the row differs (or ends a batch, or has a duplicate key).
+ */
+export interface FlatBatch {
+  text: string
+  rows: number
+  offs: Int32Array
+}
+
+const NO_ROWS: FlatBatch = {text: '', rows: 0, offs: new Int32Array(0)}
+
+/** Field places of canonical lines (canonicalRow), without a string per field. */
+export function indexCanonical(text: string, nk: number, nv: number): FlatBatch {
+  const nf = nk + nv
+  let offs = new Int32Array(256 * nf * 2)
+  const n = text.length
+  let p = 0
+  let o = 0
+  let rows = 0
+  while (p < n) {
+    if (o + nf * 2 > offs.length) {
+      const grown = new Int32Array(offs.length * 2)
+      grown.set(offs)
+      offs = grown
+    }
+    for (let f = 0; f < nf; f++) {
+      if (f === nk) p++ // '|'
+      if (f >= nk && text.charCodeAt(p) === 45) {
+        // '-': null
+        offs[o++] = -1
+        offs[o++] = -1
+        p++
+        continue
+      }
+      let len = 0
+      for (;;) {
+        const c = text.charCodeAt(p++)
+        if (c === 58 || p > n) break // ':'
+        len = len * 10 + (c - 48)
+      }
+      offs[o++] = p
+      offs[o++] = p + len
+      p += len
+    }
+    if (nf === nk) p++ // '|' of a row without values
+    p++ // '\n'
+    rows++
+  }
+  return {text, rows, offs}
+}
+
+/** Rows read in this thread as flat batches; each batch's canonical lines go into `hash` as it is read. */
+async function* flatten(source: AsyncIterable<KeyedRow[]>, hash: Hash, nk: number, nv: number): AsyncGenerator<FlatBatch> {
+  for await (const batch of source) {
+    let text = ''
+    for (const r of batch) text += canonicalRow(r)
+    hash.update(text)
+    yield indexCanonical(text, nk, nv)
+  }
+}
+
 class Cursor {
-  private batch: KeyedRow[] = []
+  private b: FlatBatch = NO_ROWS
+  /** the current row of the batch */
   private pos = 0
   private done = false
-  private readonly it: AsyncIterator<KeyedRow[]>
-  private hashBuf = ''
+  private readonly it: AsyncIterator<FlatBatch>
+  private readonly nf: number
+  /** rows taken */
   rows = 0
 
-  /** `hash` null: the rows were hashed where they were read (a worker side), `digestOf` tells the result */
   constructor(
-    source: AsyncIterable<KeyedRow[]>,
-    private readonly hash: Hash | null,
-    private readonly digestOf?: () => string,
+    source: AsyncIterable<FlatBatch>,
+    readonly nk: number,
+    nv: number,
+    private readonly digestOf: () => string,
   ) {
     this.it = source[Symbol.asyncIterator]()
+    this.nf = nk + nv
   }
 
-  /** The current row: synchronously while the batch lasts, else a promise of the next batch's first row; undefined at the end. */
-  head(): KeyedRow | undefined | Promise<KeyedRow | undefined> {
-    if (this.pos < this.batch.length) return this.batch[this.pos]
+  /** Whether there is a current row: synchronously while the batch lasts, else a promise (next batch); false at the end. */
+  ready(): boolean | Promise<boolean> {
+    if (this.pos < this.b.rows) return true
     return this.load()
   }
 
-  private async load(): Promise<KeyedRow | undefined> {
-    while (this.pos >= this.batch.length) {
-      if (this.done) return undefined
+  private async load(): Promise<boolean> {
+    while (this.pos >= this.b.rows) {
+      if (this.done) return false
       const n = await this.it.next()
       if (n.done) {
         this.done = true
-        return undefined
+        return false
       }
-      this.batch = n.value
+      this.b = n.value
       this.pos = 0
     }
-    return this.batch[this.pos]
+    return true
   }
 
-  private take(): KeyedRow {
-    const r = this.batch[this.pos++]!
+  get text(): string {
+    return this.b.text
+  }
+
+  /** start of field f of the current row (-1: null) */
+  start(f: number): number {
+    return this.b.offs[(this.pos * this.nf + f) * 2]!
+  }
+
+  end(f: number): number {
+    return this.b.offs[(this.pos * this.nf + f) * 2 + 1]!
+  }
+
+  key(): string[] {
+    const key = new Array<string>(this.nk)
+    for (let i = 0; i < this.nk; i++) key[i] = this.b.text.slice(this.start(i), this.end(i))
+    return key
+  }
+
+  values(): RowValues {
+    const nv = this.nf - this.nk
+    const values = new Array<string | null>(nv)
+    for (let i = 0; i < nv; i++) {
+      const s = this.start(this.nk + i)
+      values[i] = s < 0 ? null : this.b.text.slice(s, this.end(this.nk + i))
+    }
+    return values
+  }
+
+  next(): void {
+    this.pos++
     this.rows++
-    if (this.hash) {
-      this.hashBuf += canonicalRow(r)
-      if (this.hashBuf.length > 1 << 16) {
-        this.hash.update(this.hashBuf)
-        this.hashBuf = ''
-      }
-    }
-    return r
   }
 
-  /** All rows of the current key (usually one): synchronously unless the key runs past the batch. */
-  group(): KeyedRow[] | Promise<KeyedRow[]> {
-    const first = this.take()
-    const next = this.batch[this.pos]
-    if (next !== undefined) {
-      if (compareKeys(next.key, first.key) !== 0) return [first]
-      return this.more([first])
-    }
-    return this.done ? [first] : this.more([first])
+  /** Whether the next row of this batch has the current row's key; undefined when the current row is the batch's last. */
+  nextSameKey(): boolean | undefined {
+    if (this.pos + 1 >= this.b.rows) return undefined
+    const t = this.b.text
+    const o = this.b.offs
+    const a = this.pos * this.nf * 2
+    const b = a + this.nf * 2
+    for (let i = 0; i < this.nk; i++) if (!equalTextRange(t, o[a + 2 * i]!, o[a + 2 * i + 1]!, t, o[b + 2 * i]!, o[b + 2 * i + 1]!)) return false
+    return true
   }
 
-  private async more(rows: KeyedRow[]): Promise<KeyedRow[]> {
+  private keyIs(key: readonly string[]): boolean {
+    for (let i = 0; i < this.nk; i++) {
+      const k = key[i]!
+      if (!equalTextRange(this.b.text, this.start(i), this.end(i), k, 0, k.length)) return false
+    }
+    return true
+  }
+
+  /** All rows of the current key (usually one), taken. */
+  async group(): Promise<KeyedRow[]> {
+    const first = {key: this.key(), values: this.values()}
+    this.next()
+    const rows = [first]
     for (;;) {
-      const next = await this.head()
-      if (next === undefined || compareKeys(next.key, rows[0]!.key) !== 0) return rows
-      rows.push(this.take())
+      let more = this.ready()
+      if (more instanceof Promise) more = await more
+      if (!more || !this.keyIs(first.key)) return rows
+      rows.push({key: this.key(), values: this.values()})
+      this.next()
     }
   }
 
   digest(): string {
-    if (!this.hash) return this.digestOf!()
-    this.hash.update(this.hashBuf)
-    this.hashBuf = ''
-    return this.hash.digest('hex')
+    return this.digestOf()
   }
 
   async close(): Promise<void> {
     await this.it.return?.()
   }
+}
+
+/** Key order of the current rows of two cursors. */
+function compareCurrent(L: Cursor, R: Cursor): number {
+  for (let i = 0; i < L.nk; i++) {
+    const c = compareTextRange(L.text, L.start(i), L.end(i), R.text, R.start(i), R.end(i))
+    if (c !== 0) return c
+  }
+  return 0
+}
+
+/**
+ * The current rows of both cursors, one on each side of a key: counted as matched when every
+ * column is equal as ParityCore.pair would judge it, read in place (equal text and no
+ * tolerance, or tolerances.equalInPlace); else handed to core.pair with their values.
+ */
+function pairCurrent(core: ParityCore, cols: readonly ColumnPlan[], L: Cursor, R: Cursor): void {
+  const lt = L.text
+  const rt = R.text
+  const nk = L.nk
+  for (let i = 0; i < cols.length; i++) {
+    const c = cols[i]!
+    const ls = L.start(nk + i)
+    const rs = R.start(nk + i)
+    if (ls < 0 || rs < 0) {
+      if (ls < 0 && rs < 0 && c.tolerance === undefined) continue // null === null
+    } else {
+      const le = L.end(nk + i)
+      const re = R.end(nk + i)
+      if (c.tolerance === undefined && equalTextRange(lt, ls, le, rt, rs, re)) continue
+      if (equalInPlace(c, lt, ls, le, rt, rs, re)) continue
+    }
+    core.pair(L.key(), L.values(), R.values())
+    return
+  }
+  core.addMatched(1)
 }
 
 const valuesOf = (rows: KeyedRow[]): RowValues[] => rows.map((r) => r.values)
@@ -162,9 +298,9 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
         ...sortOpts,
       })
       threads[spec.side] = t
-      return new Cursor(t.rows(), null, () => t.digest!)
+      return new Cursor(t.batches(), spec.keyColumns.length, spec.columns.length, () => t.digest!)
     }
-    return new Cursor(sortedSide(spec, mode, ctx, c, sortOpts), createHash('sha256'))
+    return localCursor(sortedSide(spec, mode, ctx, c, sortOpts), spec.keyColumns.length, spec.columns.length)
   }
   const L = cursor(o.left, sort.left, o.leftCtx, counters.left)
   const R = cursor(o.right, sort.right, o.rightCtx, counters.right)
@@ -179,29 +315,40 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
 
 /** Merge-joins two key-ordered cursors into the core; returns the digests of both. */
 async function joinCursors(core: ParityCore, L: Cursor, R: Cursor, onProgress?: (rows: number) => void): Promise<{left: string; right: string}> {
+  const cols = core.plan.columns
   let tick = 0
   for (;;) {
-    let a = L.head()
+    let a = L.ready()
     if (a instanceof Promise) a = await a
-    let b = R.head()
+    let b = R.ready()
     if (b instanceof Promise) b = await b
-    if (a === undefined && b === undefined) break
-    const c = a === undefined ? 1 : b === undefined ? -1 : compareKeys(a.key, b.key)
+    if (!a && !b) break
+    const c = !a ? 1 : !b ? -1 : compareCurrent(L, R)
     if (c < 0) {
-      let g = L.group()
-      if (g instanceof Promise) g = await g
-      if (g.length > 1) core.duplicate(g[0]!.key, valuesOf(g), [])
-      else core.leftOnly(g[0]!.key, g[0]!.values)
+      if (L.nextSameKey() === false) {
+        core.leftOnly(L.key(), L.values())
+        L.next()
+      } else {
+        const g = await L.group()
+        if (g.length > 1) core.duplicate(g[0]!.key, valuesOf(g), [])
+        else core.leftOnly(g[0]!.key, g[0]!.values)
+      }
     } else if (c > 0) {
-      let g = R.group()
-      if (g instanceof Promise) g = await g
-      if (g.length > 1) core.duplicate(g[0]!.key, [], valuesOf(g))
-      else core.rightOnly(g[0]!.key, g[0]!.values)
+      if (R.nextSameKey() === false) {
+        core.rightOnly(R.key(), R.values())
+        R.next()
+      } else {
+        const g = await R.group()
+        if (g.length > 1) core.duplicate(g[0]!.key, [], valuesOf(g))
+        else core.rightOnly(g[0]!.key, g[0]!.values)
+      }
+    } else if (L.nextSameKey() === false && R.nextSameKey() === false) {
+      pairCurrent(core, cols, L, R)
+      L.next()
+      R.next()
     } else {
-      let gl = L.group()
-      if (gl instanceof Promise) gl = await gl
-      let gr = R.group()
-      if (gr instanceof Promise) gr = await gr
+      const gl = await L.group()
+      const gr = await R.group()
       if (gl.length > 1 || gr.length > 1) core.duplicate(gl[0]!.key, valuesOf(gl), valuesOf(gr))
       else core.pair(gl[0]!.key, gl[0]!.values, gr[0]!.values)
     }
@@ -211,10 +358,19 @@ async function joinCursors(core: ParityCore, L: Cursor, R: Cursor, onProgress?: 
   return {left: L.digest(), right: R.digest()}
 }
 
+/** A cursor over rows read in this thread (hashed here for the digest). */
+function localCursor(source: AsyncIterable<KeyedRow[]>, nk: number, nv: number): Cursor {
+  const hash = createHash('sha256')
+  let digest: string | undefined
+  return new Cursor(flatten(source, hash, nk, nv), nk, nv, () => (digest ??= hash.digest('hex')))
+}
+
 /** Merge-joins two key-ordered streams of rows into the core (used by bisect for the ranges that differ). */
 export async function joinSorted(core: ParityCore, left: AsyncIterable<KeyedRow[]>, right: AsyncIterable<KeyedRow[]>, onProgress?: (rows: number) => void): Promise<void> {
-  const L = new Cursor(checkOrder(left, 'left'), createHash('sha256'))
-  const R = new Cursor(checkOrder(right, 'right'), createHash('sha256'))
+  const nk = core.plan.keyColumns.length
+  const nv = core.plan.columns.length
+  const L = localCursor(checkOrder(left, 'left'), nk, nv)
+  const R = localCursor(checkOrder(right, 'right'), nk, nv)
   try {
     await joinCursors(core, L, R, onProgress)
   } finally {

@@ -10,6 +10,7 @@ import {Worker} from 'node:worker_threads'
 import {CutoverError, type CutoverErrorOptions, type ErrorCode} from '../errors.js'
 import type {SideWorkerData} from './side-worker.js'
 import {NotSortedError, type SideCounters} from './sources.js'
+import {indexCanonical, type FlatBatch} from './merge.js'
 import type {KeyedRow} from './types.js'
 
 const WORKER = new URL('./side-worker.js', import.meta.url)
@@ -73,7 +74,8 @@ export class ThreadedSide {
 
   constructor(private readonly data: SideWorkerData) {}
 
-  async *rows(): AsyncGenerator<KeyedRow[]> {
+  /** The side's rows as flat batches (merge.ts indexCanonical of the worker's canonical lines). */
+  async *batches(): AsyncGenerator<FlatBatch> {
     // a worker takes no process flags; a heap cap given to the process applies to it too
     const cap = process.execArgv.map((a) => /^--max-old-space-size=(\d+)$/.exec(a)?.[1]).find((v) => v !== undefined)
     const worker = new Worker(WORKER, {workerData: this.data, execArgv: [], ...(cap ? {resourceLimits: {maxOldGenerationSizeMb: Number(cap)}} : {})})
@@ -98,7 +100,7 @@ export class ThreadedSide {
         const m = queue.shift()!
         if (m.type === 'batch') {
           worker.postMessage({type: 'ack'})
-          yield parseCanonical(m.text, nk, nv)
+          yield indexCanonical(m.text, nk, nv)
         } else if (m.type === 'end') {
           this.digest = m.digest
           this.counters = m.counters

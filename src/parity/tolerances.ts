@@ -285,34 +285,41 @@ function digits(t: string, at: number, n: number): number {
  * character codes: no regex, no allocation.
  */
 export function isoInstant(t: string): number | undefined {
-  const n = t.length
-  if (n < 20 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined
-  const sep = t.charCodeAt(10)
+  return isoInstantAt(t, 0, t.length)
+}
+
+/** isoInstant of `text.slice(start, end)`, without the slice (the merge reads values in place). */
+export function isoInstantAt(text: string, start: number, end: number): number | undefined {
+  const n = end - start
+  const t = text
+  const b = start
+  if (n < 20 || t.charCodeAt(b + 4) !== 45 || t.charCodeAt(b + 7) !== 45 || t.charCodeAt(b + 13) !== 58 || t.charCodeAt(b + 16) !== 58) return undefined
+  const sep = t.charCodeAt(b + 10)
   if (sep !== 84 && sep !== 32) return undefined
-  const y = digits(t, 0, 4)
-  const mo = digits(t, 5, 2)
-  const d = digits(t, 8, 2)
-  const h = digits(t, 11, 2)
-  const mi = digits(t, 14, 2)
-  const sec = digits(t, 17, 2)
+  const y = digits(t, b, 4)
+  const mo = digits(t, b + 5, 2)
+  const d = digits(t, b + 8, 2)
+  const h = digits(t, b + 11, 2)
+  const mi = digits(t, b + 14, 2)
+  const sec = digits(t, b + 17, 2)
   if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined
   const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
   if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return undefined
-  let p = 19
+  let p = b + 19
   let ms = 0
   if (t.charCodeAt(p) === 46) {
     p++
-    const start = p
-    while (p < n && t.charCodeAt(p) >= 48 && t.charCodeAt(p) <= 57) p++
-    const len = p - start
+    const fs = p
+    while (p < end && t.charCodeAt(p) >= 48 && t.charCodeAt(p) <= 57) p++
+    const len = p - fs
     if (len === 0 || len > 9) return undefined
-    ms = digits(t, start, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
+    ms = digits(t, fs, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
   }
-  const local = Date.UTC(y, mo - 1, d, h, mi, sec, ms)
+  if (p >= end) return undefined
   const o = t.charCodeAt(p)
-  if (o === 90) return p + 1 === n ? local : undefined // Z
+  if (o === 90) return p + 1 === end ? Date.UTC(y, mo - 1, d, h, mi, sec, ms) : undefined // Z
   if (o !== 43 && o !== 45) return undefined
-  const rest = n - p - 1
+  const rest = end - p - 1
   let oh: number
   let om = 0
   if (rest === 2) oh = digits(t, p + 1, 2)
@@ -324,6 +331,26 @@ export function isoInstant(t: string): number | undefined {
     om = digits(t, p + 4, 2)
   } else return undefined
   if (oh < 0 || om < 0) return undefined
+  const local = Date.UTC(y, mo - 1, d, h, mi, sec, ms)
   const minutes = oh * 60 + om
   return o === 45 ? local + minutes * 60_000 : local - minutes * 60_000
+}
+
+/**
+ * The merge's in-place shortcut for a column whose raw texts differ: true when
+ * compareValues(col, l, r) is certainly {equal: true} for the two non-null values
+ * text[ls, le) and text2[rs, re) read without slicing them: a timestamp column with no string
+ * normalization and no null-equals-empty whose values are both ISO-8601 with an offset
+ * (compareValues' own fast path) and the same instant (within the tolerance). false means
+ * "not known here": call compareValues.
+ */
+export function equalInPlace(col: ColumnPlan, text: string, ls: number, le: number, text2: string, rs: number, re: number): boolean {
+  if (col.type !== 'timestamp' || col.nullEqualsEmpty) return false
+  const n = col.normalize
+  if (n.trim || n.nfc || n.fold !== undefined) return false
+  const a = isoInstantAt(text, ls, le)
+  if (a === undefined) return false
+  const b = isoInstantAt(text2, rs, re)
+  if (b === undefined) return false
+  return timestampComparison(col, a, b).equal
 }
