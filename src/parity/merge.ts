@@ -19,20 +19,14 @@ import {createHash, type Hash} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
+import {canonicalRow} from './canonical.js'
 import {compareTextRange, equalTextRange, ParityCore, type ComparePlan} from './compare.js'
 import {equalInPlace, type ColumnPlan} from './tolerances.js'
 import {ThreadedSide, workerAvailable} from './side-thread.js'
 import {checkOrder, NotSortedError, pgKeyIndexOrder, sortedSide, type SideCounters, type SideSpec, type SortMode} from './sources.js'
 import type {KeyedRow, RowValues} from './types.js'
 
-/** The canonical line of a row for the digest: every key part and value as `<length>:<text>` (null `-`), then a newline. */
-export function canonicalRow(r: KeyedRow): string {
-  let line = ''
-  for (const k of r.key) line += k.length + ':' + k
-  line += '|'
-  for (const v of r.values) line += v === null ? '-' : v.length + ':' + v
-  return line + '\n'
-}
+export {canonicalRow}
 
 /**
  * A batch of rows as their canonical lines, with each field's place in the text: for row i and
@@ -293,6 +287,8 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
         columns: spec.columns,
         ...(spec.date ? {date: spec.date} : {}),
         mode,
+        // a file's thread (csv-parse) is the slowest of the check: its lines are hashed here
+        hashHere: spec.uri.scheme === 'pg',
         ...(ctx.cwd ? {cwd: ctx.cwd} : {}),
         ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {}),
         ...sortOpts,

@@ -4,6 +4,7 @@
  * most a few batches ahead). Falls back to reading in this thread when the compiled worker is
  * not there (running from TypeScript sources).
  */
+import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {Worker} from 'node:worker_threads'
@@ -65,7 +66,7 @@ export function parseCanonical(text: string, nk: number, nv: number): KeyedRow[]
 
 type Message =
   | {type: 'batch'; text: string}
-  | {type: 'end'; digest: string; counters: SideCounters}
+  | {type: 'end'; digest: string | undefined; counters: SideCounters}
   | {type: 'error'; notSorted?: 'left' | 'right'; error: {name: string; message: string; code?: ErrorCode; hint?: string; exitCode?: CutoverErrorOptions['exitCode']; details?: Record<string, unknown>; retriable?: boolean}}
 
 export class ThreadedSide {
@@ -92,6 +93,8 @@ export class ThreadedSide {
     worker.on('exit', (code) => {
       if (code !== 0) push({type: 'crash', error: new Error(`the ${this.data.side} side's reader thread exited with code ${code}`)})
     })
+    // the lines a worker does not hash are hashed here, as they arrive (in order)
+    const hash = this.data.hashHere ? undefined : createHash('sha256')
     const nk = this.data.keyColumns.length
     const nv = this.data.columns.length
     try {
@@ -100,9 +103,10 @@ export class ThreadedSide {
         const m = queue.shift()!
         if (m.type === 'batch') {
           worker.postMessage({type: 'ack'})
+          hash?.update(m.text)
           yield indexCanonical(m.text, nk, nv)
         } else if (m.type === 'end') {
-          this.digest = m.digest
+          this.digest = m.digest ?? hash!.digest('hex')
           this.counters = m.counters
           return
         } else if (m.type === 'error') {

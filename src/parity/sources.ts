@@ -20,8 +20,9 @@ import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderCo
 import {pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import {DateMatcher, isFail} from '../normalize/index.js'
+import {canonicalRow} from './canonical.js'
 import {compareKeys} from './compare.js'
-import {copyKeyedRows} from './pg-copy.js'
+import {copyCanonical, copyKeyedRows} from './pg-copy.js'
 import {externalSort} from './sort.js'
 import type {KeyedRow} from './types.js'
 import {quoteIdent} from '../pg/ident.js'
@@ -277,6 +278,77 @@ async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters:
       out.push({key, values})
     }
     if (out.length > 0) yield out
+  }
+}
+
+/**
+ * Raw records of a file read as it comes -> batches of canonical lines (canonical.ts), the
+ * key order checked on the fly (NotSortedError, as checkOrder): project + checkOrder +
+ * canonicalRow in one step, without a KeyedRow per record (the reader thread of a large file).
+ */
+async function* projectCanonical(source: AsyncIterable<RawRecord>, s: SideSpec, counters: SideCounters): AsyncGenerator<string> {
+  const keys = s.keyColumns
+  const cols = s.columns
+  const nk = keys.length
+  const filter = dateFilter(s)
+  const dateCol = s.date?.column
+  let prev: string[] | undefined
+  let key = new Array<string>(nk)
+  for await (const batch of recordBatches(source)) {
+    let text = ''
+    for (const r of batch) {
+      if (!r.ok) {
+        counters.unreadable++
+        continue
+      }
+      const f = r.fields
+      if (filter && !filter(f[dateCol!])) {
+        counters.filtered++
+        continue
+      }
+      let line = ''
+      for (let i = 0; i < nk; i++) {
+        const k = keyText(f[keys[i]!])
+        key[i] = k
+        line += k.length + ':' + k
+      }
+      if (prev !== undefined && compareKeys(key, prev) < 0) throw new NotSortedError(s.side)
+      const was = prev
+      prev = key
+      key = was ?? new Array<string>(nk)
+      line += '|'
+      for (let i = 0; i < cols.length; i++) {
+        const v = valueText(f[cols[i]!])
+        line += v === null ? '-' : v.length + ':' + v
+      }
+      text += line + '\n'
+    }
+    if (text.length > 0) yield text
+  }
+}
+
+/**
+ * sortedSide as batches of canonical lines (what a reader thread sends): the same rows in the
+ * same order, the same text as canonicalRow of each.
+ */
+export async function* canonicalSide(s: SideSpec, mode: SortMode, ctx: ReaderContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncGenerator<string> {
+  if (s.uri.scheme !== 'pg' && mode === 'presorted') {
+    yield* projectCanonical(openSource(s.uri, ctx), s, counters)
+    return
+  }
+  if (s.uri.scheme === 'pg') {
+    let prev: string[] | undefined
+    const sql = mode === 'presorted' ? indexOrderPgSql(s) : sortedPgSql(s)
+    yield* copyCanonical({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}, (key) => {
+      if (prev !== undefined && compareKeys(key, prev) < 0) throw new NotSortedError(s.side)
+      prev = key
+    })
+    return
+  }
+  for await (const batch of sortedSide(s, mode, ctx, counters, sortOptions)) {
+    let text = ''
+    for (const r of batch) text += canonicalRow(r)
+    yield text
   }
 }
 
