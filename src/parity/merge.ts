@@ -9,8 +9,10 @@
  * gives code-point order is read the same way, in index order (no sort in PostgreSQL), and
  * read again with ORDER BY ... COLLATE "C" should a key come out of order.
  *
- * For files of 8 MB or more, both sides are read in worker threads (./side-thread.ts,
- * ./side-worker.ts): parsing, sorting and hashing run beside the main thread, which merges.
+ * For files of 8 MB or more, file sides are read in worker threads (./side-thread.ts,
+ * ./side-worker.ts): parsing and sorting run beside the main thread, which merges, compares
+ * and hashes. pg: sides are read on the main thread (COPY text straight into canonical lines:
+ * cheaper than copying them between threads; PostgreSQL does the rest).
  *
  * Digests: SHA-256 over the canonical rows of each side in key order (canonicalRow: each key
  * part and value as `<length>:<text>`, null as `-`, one line per row).
@@ -23,7 +25,7 @@ import {canonicalRow} from './canonical.js'
 import {compareTextRange, equalTextRange, ParityCore, type ComparePlan} from './compare.js'
 import {equalInPlace, type ColumnPlan} from './tolerances.js'
 import {ThreadedSide, workerAvailable} from './side-thread.js'
-import {checkOrder, NotSortedError, pgKeyIndexOrder, sortedSide, type SideCounters, type SideSpec, type SortMode} from './sources.js'
+import {canonicalSide, checkOrder, NotSortedError, pgKeyIndexOrder, type SideCounters, type SideSpec, type SortMode} from './sources.js'
 import type {KeyedRow, RowValues} from './types.js'
 
 export {canonicalRow}
@@ -277,9 +279,11 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
   const threads: Partial<Record<'left' | 'right', ThreadedSide>> = {}
   const threaded = o.threads ?? (await worthThreads([o.left, o.right], o.leftCtx))
   const cursor = (spec: SideSpec, mode: SortMode, ctx: ReaderContext, c: SideCounters): Cursor => {
-    // each side is read, parsed, sorted (files) and hashed in a worker thread, while the
-    // main thread merges and compares; kafka: sides stay here (their client settings)
-    if (spec.uri.scheme !== 'kafka' && threaded && workerAvailable()) {
+    // a file side is read, parsed and sorted (when needed) in a worker thread, while the main
+    // thread merges and compares; kafka: sides stay here (their client settings), and so do
+    // pg: sides (PostgreSQL does their work; their COPY text costs less to turn into lines
+    // here than to copy between threads)
+    if (spec.uri.scheme !== 'kafka' && spec.uri.scheme !== 'pg' && threaded && workerAvailable()) {
       const t = new ThreadedSide({
         side: spec.side,
         uri: spec.uri.text,
@@ -287,8 +291,8 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
         columns: spec.columns,
         ...(spec.date ? {date: spec.date} : {}),
         mode,
-        // a file's thread (csv-parse) is the slowest of the check: its lines are hashed here
-        hashHere: spec.uri.scheme === 'pg',
+        // the file's thread (csv-parse) is the slowest of the check: its lines are hashed here
+        hashHere: false,
         ...(ctx.cwd ? {cwd: ctx.cwd} : {}),
         ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {}),
         ...sortOpts,
@@ -296,7 +300,7 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
       threads[spec.side] = t
       return new Cursor(t.batches(), spec.keyColumns.length, spec.columns.length, () => t.digest!)
     }
-    return localCursor(sortedSide(spec, mode, ctx, c, sortOpts), spec.keyColumns.length, spec.columns.length)
+    return textCursor(canonicalSide(spec, mode, ctx, c, sortOpts), spec.keyColumns.length, spec.columns.length)
   }
   const L = cursor(o.left, sort.left, o.leftCtx, counters.left)
   const R = cursor(o.right, sort.right, o.rightCtx, counters.right)
@@ -352,6 +356,19 @@ async function joinCursors(core: ParityCore, L: Cursor, R: Cursor, onProgress?: 
   }
   onProgress?.(L.rows + R.rows)
   return {left: L.digest(), right: R.digest()}
+}
+
+/** A cursor over canonical lines made in this thread (sources.canonicalSide), hashed here for the digest. */
+function textCursor(source: AsyncIterable<string>, nk: number, nv: number): Cursor {
+  const hash = createHash('sha256')
+  let digest: string | undefined
+  async function* flat(): AsyncGenerator<FlatBatch> {
+    for await (const text of source) {
+      hash.update(text)
+      yield indexCanonical(text, nk, nv)
+    }
+  }
+  return new Cursor(flat(), nk, nv, () => (digest ??= hash.digest('hex')))
 }
 
 /** A cursor over rows read in this thread (hashed here for the digest). */
