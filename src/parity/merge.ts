@@ -21,68 +21,16 @@ import {createHash, type Hash} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
-import {canonicalRow} from './canonical.js'
+import {canonicalRow, indexCanonical, type FlatBatch} from './canonical.js'
 import {compareTextRange, equalTextRange, ParityCore, type ComparePlan} from './compare.js'
 import {equalInPlace, type ColumnPlan} from './tolerances.js'
 import {ThreadedSide, workerAvailable} from './side-thread.js'
 import {canonicalSide, checkOrder, NotSortedError, pgKeyIndexOrder, type SideCounters, type SideSpec, type SortMode} from './sources.js'
 import type {KeyedRow, RowValues} from './types.js'
 
-export {canonicalRow}
-
-/**
- * A batch of rows as their canonical lines, with each field's place in the text: for row i and
- * field f (key parts first, then values), `offs[2 * (i * fields + f)]` is the start and the
- * next entry the end, both -1 for a null. The merge compares in place: no object, array or
- * string per row unless the row differs (or ends a batch, or has a duplicate key).
- */
-export interface FlatBatch {
-  text: string
-  rows: number
-  offs: Int32Array
-}
+export {canonicalRow, indexCanonical, type FlatBatch}
 
 const NO_ROWS: FlatBatch = {text: '', rows: 0, offs: new Int32Array(0)}
-
-/** Field places of canonical lines (canonicalRow), without a string per field. */
-export function indexCanonical(text: string, nk: number, nv: number): FlatBatch {
-  const nf = nk + nv
-  let offs = new Int32Array(256 * nf * 2)
-  const n = text.length
-  let p = 0
-  let o = 0
-  let rows = 0
-  while (p < n) {
-    if (o + nf * 2 > offs.length) {
-      const grown = new Int32Array(offs.length * 2)
-      grown.set(offs)
-      offs = grown
-    }
-    for (let f = 0; f < nf; f++) {
-      if (f === nk) p++ // '|'
-      if (f >= nk && text.charCodeAt(p) === 45) {
-        // '-': null
-        offs[o++] = -1
-        offs[o++] = -1
-        p++
-        continue
-      }
-      let len = 0
-      for (;;) {
-        const c = text.charCodeAt(p++)
-        if (c === 58 || p > n) break // ':'
-        len = len * 10 + (c - 48)
-      }
-      offs[o++] = p
-      offs[o++] = p + len
-      p += len
-    }
-    if (nf === nk) p++ // '|' of a row without values
-    p++ // '\n'
-    rows++
-  }
-  return {text, rows, offs}
-}
 
 /** Rows read in this thread as flat batches; each batch's canonical lines go into `hash` as it is read. */
 async function* flatten(source: AsyncIterable<KeyedRow[]>, hash: Hash, nk: number, nv: number): AsyncGenerator<FlatBatch> {

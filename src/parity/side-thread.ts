@@ -9,9 +9,9 @@ import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {Worker} from 'node:worker_threads'
 import {CutoverError, type CutoverErrorOptions, type ErrorCode} from '../errors.js'
+import {indexCanonical, type FlatBatch} from './canonical.js'
 import type {SideWorkerData} from './side-worker.js'
 import {NotSortedError, type SideCounters} from './sources.js'
-import {indexCanonical, type FlatBatch} from './merge.js'
 import type {KeyedRow} from './types.js'
 
 const WORKER = new URL('./side-worker.js', import.meta.url)
