@@ -2,7 +2,8 @@
  * bench/parity: `cutover parity check` on two 1,000,000-row tables with 0.1% planted
  * differences, beside its baselines, in the same run:
  *
- *   floor     PostgreSQL's own FULL OUTER JOIN diff query through psql (output discarded)
+ *   floor     PostgreSQL's own FULL OUTER JOIN diff query through psql (output discarded):
+ *             the differing rows with every column of both sides, as the check fetches them
  *   PG vs PG  `cutover parity check` (strategy sql-pushdown)          target <= 1.25x floor
  *   CSV vs PG `cutover parity check` with the left table as a CSV file (strategy merge)
  *   baseline  bare csv-parse of that file + `COPY right TO STDOUT` (pg-copy-streams) of the
@@ -64,7 +65,9 @@ function time(cmd: string, args: string[], opts: {input?: string} = {}): {ms: nu
   return {ms, stdout: r.stdout}
 }
 
-const FLOOR_SQL = `SELECT l.id, r.id, l.amount, r.amount, l.event_time, r.event_time
+// every column of both sides of each differing row: what the check itself fetches (it needs
+// them for the samples and the rules), so that the floor sends back the same rows and fields
+const FLOOR_SQL = `SELECT l.*, r.*
   FROM ${S}.legacy l FULL OUTER JOIN ${S}.stream r ON l.id = r.id
  WHERE l.id IS NULL OR r.id IS NULL OR l.account_id IS DISTINCT FROM r.account_id OR l.amount IS DISTINCT FROM r.amount
     OR l.currency IS DISTINCT FROM r.currency OR l.event_time IS DISTINCT FROM r.event_time OR l.merchant IS DISTINCT FROM r.merchant`

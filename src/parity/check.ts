@@ -159,7 +159,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
       ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}),
       ...(opts.threads !== undefined ? {threads: opts.threads} : {}),
       onProgress,
-      onResort: (s) => log.info('parity.merge.external_sort', {side: s, reason: 'the source is not in key order'}),
+      onResort: (s, how) => log.info(how === 'external' ? 'parity.merge.external_sort' : 'parity.merge.database_sort', {side: s, reason: 'the source is not in key order'}),
     })
     core = m.core
     digests = m.digests

@@ -52,6 +52,32 @@ export function compareText(a: string, b: string): number {
   return a.length - b.length
 }
 
+/** compareText of a.slice(as, ae) and b.slice(bs, be), without the slices. */
+export function compareTextRange(a: string, as: number, ae: number, b: string, bs: number, be: number): number {
+  const la = ae - as
+  const lb = be - bs
+  const n = la < lb ? la : lb
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(as + i)
+    const y = b.charCodeAt(bs + i)
+    if (x !== y) {
+      const xs = x >= 0xd800 && x <= 0xdfff
+      const ys = y >= 0xd800 && y <= 0xdfff
+      if (xs !== ys && (x >= 0xe000 || y >= 0xe000)) return xs ? 1 : -1
+      return x - y
+    }
+  }
+  return la - lb
+}
+
+/** a.slice(as, ae) === b.slice(bs, be), without the slices. */
+export function equalTextRange(a: string, as: number, ae: number, b: string, bs: number, be: number): boolean {
+  const n = ae - as
+  if (n !== be - bs) return false
+  for (let i = 0; i < n; i++) if (a.charCodeAt(as + i) !== b.charCodeAt(bs + i)) return false
+  return true
+}
+
 export function compareKeys(a: readonly string[], b: readonly string[]): number {
   for (let i = 0; i < a.length; i++) {
     const c = compareText(a[i]!, b[i]!)

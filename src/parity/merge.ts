@@ -5,10 +5,14 @@
  *
  * Files are first read as they come; when a key turns up out of order the pass stops
  * (NotSortedError) and the check starts again with that side externally sorted: a sorted
- * file costs one read, an unsorted one a partial read more.
+ * file costs one read, an unsorted one a partial read more. A pg: table whose key index
+ * gives code-point order is read the same way, in index order (no sort in PostgreSQL), and
+ * read again with ORDER BY ... COLLATE "C" should a key come out of order.
  *
- * For files of 8 MB or more, both sides are read in worker threads (./side-thread.ts,
- * ./side-worker.ts): parsing, sorting and hashing run beside the main thread, which merges.
+ * For files of 8 MB or more, file sides are read in worker threads (./side-thread.ts,
+ * ./side-worker.ts): parsing and sorting run beside the main thread, which merges, compares
+ * and hashes. pg: sides are read on the main thread (COPY text straight into canonical lines:
+ * cheaper than copying them between threads; PostgreSQL does the rest).
  *
  * Digests: SHA-256 over the canonical rows of each side in key order (canonicalRow: each key
  * part and value as `<length>:<text>`, null as `-`, one line per row).
@@ -17,99 +21,177 @@ import {createHash, type Hash} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
-import {compareKeys, ParityCore, type ComparePlan} from './compare.js'
+import {canonicalRow, indexCanonical, type FlatBatch} from './canonical.js'
+import {compareTextRange, equalTextRange, ParityCore, type ComparePlan} from './compare.js'
+import {equalInPlace, type ColumnPlan} from './tolerances.js'
 import {ThreadedSide, workerAvailable} from './side-thread.js'
-import {checkOrder, NotSortedError, sortedSide, type SideCounters, type SideSpec, type SortMode} from './sources.js'
+import {canonicalSide, checkOrder, NotSortedError, pgKeyIndexOrder, type SideCounters, type SideSpec, type SortMode} from './sources.js'
 import type {KeyedRow, RowValues} from './types.js'
 
-/** The canonical line of a row for the digest: every key part and value as `<length>:<text>` (null `-`), then a newline. */
-export function canonicalRow(r: KeyedRow): string {
-  let line = ''
-  for (const k of r.key) line += k.length + ':' + k
-  line += '|'
-  for (const v of r.values) line += v === null ? '-' : v.length + ':' + v
-  return line + '\n'
+export {canonicalRow, indexCanonical, type FlatBatch}
+
+const NO_ROWS: FlatBatch = {text: '', rows: 0, offs: new Int32Array(0)}
+
+/** Rows read in this thread as flat batches; each batch's canonical lines go into `hash` as it is read. */
+async function* flatten(source: AsyncIterable<KeyedRow[]>, hash: Hash, nk: number, nv: number): AsyncGenerator<FlatBatch> {
+  for await (const batch of source) {
+    let text = ''
+    for (const r of batch) text += canonicalRow(r)
+    hash.update(text)
+    yield indexCanonical(text, nk, nv)
+  }
 }
 
 class Cursor {
-  private batch: KeyedRow[] = []
+  private b: FlatBatch = NO_ROWS
+  /** the current row of the batch */
   private pos = 0
   private done = false
-  private readonly it: AsyncIterator<KeyedRow[]>
-  private hashBuf = ''
+  private readonly it: AsyncIterator<FlatBatch>
+  private readonly nf: number
+  /** rows taken */
   rows = 0
 
-  /** `hash` null: the rows were hashed where they were read (a worker side), `digestOf` tells the result */
   constructor(
-    source: AsyncIterable<KeyedRow[]>,
-    private readonly hash: Hash | null,
-    private readonly digestOf?: () => string,
+    source: AsyncIterable<FlatBatch>,
+    readonly nk: number,
+    nv: number,
+    private readonly digestOf: () => string,
   ) {
     this.it = source[Symbol.asyncIterator]()
+    this.nf = nk + nv
   }
 
-  /** The current row: synchronously while the batch lasts, else a promise of the next batch's first row; undefined at the end. */
-  head(): KeyedRow | undefined | Promise<KeyedRow | undefined> {
-    if (this.pos < this.batch.length) return this.batch[this.pos]
+  /** Whether there is a current row: synchronously while the batch lasts, else a promise (next batch); false at the end. */
+  ready(): boolean | Promise<boolean> {
+    if (this.pos < this.b.rows) return true
     return this.load()
   }
 
-  private async load(): Promise<KeyedRow | undefined> {
-    while (this.pos >= this.batch.length) {
-      if (this.done) return undefined
+  private async load(): Promise<boolean> {
+    while (this.pos >= this.b.rows) {
+      if (this.done) return false
       const n = await this.it.next()
       if (n.done) {
         this.done = true
-        return undefined
+        return false
       }
-      this.batch = n.value
+      this.b = n.value
       this.pos = 0
     }
-    return this.batch[this.pos]
+    return true
   }
 
-  private take(): KeyedRow {
-    const r = this.batch[this.pos++]!
+  get text(): string {
+    return this.b.text
+  }
+
+  /** start of field f of the current row (-1: null) */
+  start(f: number): number {
+    return this.b.offs[(this.pos * this.nf + f) * 2]!
+  }
+
+  end(f: number): number {
+    return this.b.offs[(this.pos * this.nf + f) * 2 + 1]!
+  }
+
+  key(): string[] {
+    const key = new Array<string>(this.nk)
+    for (let i = 0; i < this.nk; i++) key[i] = this.b.text.slice(this.start(i), this.end(i))
+    return key
+  }
+
+  values(): RowValues {
+    const nv = this.nf - this.nk
+    const values = new Array<string | null>(nv)
+    for (let i = 0; i < nv; i++) {
+      const s = this.start(this.nk + i)
+      values[i] = s < 0 ? null : this.b.text.slice(s, this.end(this.nk + i))
+    }
+    return values
+  }
+
+  next(): void {
+    this.pos++
     this.rows++
-    if (this.hash) {
-      this.hashBuf += canonicalRow(r)
-      if (this.hashBuf.length > 1 << 16) {
-        this.hash.update(this.hashBuf)
-        this.hashBuf = ''
-      }
-    }
-    return r
   }
 
-  /** All rows of the current key (usually one): synchronously unless the key runs past the batch. */
-  group(): KeyedRow[] | Promise<KeyedRow[]> {
-    const first = this.take()
-    const next = this.batch[this.pos]
-    if (next !== undefined) {
-      if (compareKeys(next.key, first.key) !== 0) return [first]
-      return this.more([first])
-    }
-    return this.done ? [first] : this.more([first])
+  /** Whether the next row of this batch has the current row's key; undefined when the current row is the batch's last. */
+  nextSameKey(): boolean | undefined {
+    if (this.pos + 1 >= this.b.rows) return undefined
+    const t = this.b.text
+    const o = this.b.offs
+    const a = this.pos * this.nf * 2
+    const b = a + this.nf * 2
+    for (let i = 0; i < this.nk; i++) if (!equalTextRange(t, o[a + 2 * i]!, o[a + 2 * i + 1]!, t, o[b + 2 * i]!, o[b + 2 * i + 1]!)) return false
+    return true
   }
 
-  private async more(rows: KeyedRow[]): Promise<KeyedRow[]> {
+  private keyIs(key: readonly string[]): boolean {
+    for (let i = 0; i < this.nk; i++) {
+      const k = key[i]!
+      if (!equalTextRange(this.b.text, this.start(i), this.end(i), k, 0, k.length)) return false
+    }
+    return true
+  }
+
+  /** All rows of the current key (usually one), taken. */
+  async group(): Promise<KeyedRow[]> {
+    const first = {key: this.key(), values: this.values()}
+    this.next()
+    const rows = [first]
     for (;;) {
-      const next = await this.head()
-      if (next === undefined || compareKeys(next.key, rows[0]!.key) !== 0) return rows
-      rows.push(this.take())
+      let more = this.ready()
+      if (more instanceof Promise) more = await more
+      if (!more || !this.keyIs(first.key)) return rows
+      rows.push({key: this.key(), values: this.values()})
+      this.next()
     }
   }
 
   digest(): string {
-    if (!this.hash) return this.digestOf!()
-    this.hash.update(this.hashBuf)
-    this.hashBuf = ''
-    return this.hash.digest('hex')
+    return this.digestOf()
   }
 
   async close(): Promise<void> {
     await this.it.return?.()
   }
+}
+
+/** Key order of the current rows of two cursors. */
+function compareCurrent(L: Cursor, R: Cursor): number {
+  for (let i = 0; i < L.nk; i++) {
+    const c = compareTextRange(L.text, L.start(i), L.end(i), R.text, R.start(i), R.end(i))
+    if (c !== 0) return c
+  }
+  return 0
+}
+
+/**
+ * The current rows of both cursors, one on each side of a key: counted as matched when every
+ * column is equal as ParityCore.pair would judge it, read in place (equal text and no
+ * tolerance, or tolerances.equalInPlace); else handed to core.pair with their values.
+ */
+function pairCurrent(core: ParityCore, cols: readonly ColumnPlan[], L: Cursor, R: Cursor): void {
+  const lt = L.text
+  const rt = R.text
+  const nk = L.nk
+  for (let i = 0; i < cols.length; i++) {
+    const c = cols[i]!
+    const ls = L.start(nk + i)
+    const rs = R.start(nk + i)
+    if (ls < 0 || rs < 0) {
+      if (ls < 0 && rs < 0 && c.tolerance === undefined) continue // null === null
+    } else {
+      const le = L.end(nk + i)
+      const re = R.end(nk + i)
+      if (c.tolerance === undefined && equalTextRange(lt, ls, le, rt, rs, re)) continue
+      if (equalInPlace(c, lt, ls, le, rt, rs, re)) continue
+    }
+    core.pair(L.key(), L.values(), R.values())
+    return
+  }
+  core.addMatched(1)
 }
 
 const valuesOf = (rows: KeyedRow[]): RowValues[] => rows.map((r) => r.values)
@@ -133,8 +215,8 @@ export interface MergeOptions {
   onProgress?: (rows: number) => void
   /** read the sides in worker threads (when the compiled worker exists); default: when a file side is large */
   threads?: boolean
-  /** a side is sorted externally after it turned out unsorted */
-  onResort?: (side: 'left' | 'right') => void
+  /** a side is sorted (externally, or by PostgreSQL for a pg: table) after it turned out unsorted */
+  onResort?: (side: 'left' | 'right', how: 'external' | 'database') => void
 }
 
 /** One merge-join pass. */
@@ -145,9 +227,11 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
   const threads: Partial<Record<'left' | 'right', ThreadedSide>> = {}
   const threaded = o.threads ?? (await worthThreads([o.left, o.right], o.leftCtx))
   const cursor = (spec: SideSpec, mode: SortMode, ctx: ReaderContext, c: SideCounters): Cursor => {
-    // each side is read, parsed, sorted (files) and hashed in a worker thread, while the
-    // main thread merges and compares; kafka: sides stay here (their client settings)
-    if (spec.uri.scheme !== 'kafka' && threaded && workerAvailable()) {
+    // a file side is read, parsed and sorted (when needed) in a worker thread, while the main
+    // thread merges and compares; kafka: sides stay here (their client settings), and so do
+    // pg: sides (PostgreSQL does their work; their COPY text costs less to turn into lines
+    // here than to copy between threads)
+    if (spec.uri.scheme !== 'kafka' && spec.uri.scheme !== 'pg' && threaded && workerAvailable()) {
       const t = new ThreadedSide({
         side: spec.side,
         uri: spec.uri.text,
@@ -155,14 +239,16 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
         columns: spec.columns,
         ...(spec.date ? {date: spec.date} : {}),
         mode,
+        // the file's thread (csv-parse) is the slowest of the check: its lines are hashed here
+        hashHere: false,
         ...(ctx.cwd ? {cwd: ctx.cwd} : {}),
         ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {}),
         ...sortOpts,
       })
       threads[spec.side] = t
-      return new Cursor(t.rows(), null, () => t.digest!)
+      return new Cursor(t.batches(), spec.keyColumns.length, spec.columns.length, () => t.digest!)
     }
-    return new Cursor(sortedSide(spec, mode, ctx, c, sortOpts), createHash('sha256'))
+    return textCursor(canonicalSide(spec, mode, ctx, c, sortOpts), spec.keyColumns.length, spec.columns.length)
   }
   const L = cursor(o.left, sort.left, o.leftCtx, counters.left)
   const R = cursor(o.right, sort.right, o.rightCtx, counters.right)
@@ -177,29 +263,40 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
 
 /** Merge-joins two key-ordered cursors into the core; returns the digests of both. */
 async function joinCursors(core: ParityCore, L: Cursor, R: Cursor, onProgress?: (rows: number) => void): Promise<{left: string; right: string}> {
+  const cols = core.plan.columns
   let tick = 0
   for (;;) {
-    let a = L.head()
+    let a = L.ready()
     if (a instanceof Promise) a = await a
-    let b = R.head()
+    let b = R.ready()
     if (b instanceof Promise) b = await b
-    if (a === undefined && b === undefined) break
-    const c = a === undefined ? 1 : b === undefined ? -1 : compareKeys(a.key, b.key)
+    if (!a && !b) break
+    const c = !a ? 1 : !b ? -1 : compareCurrent(L, R)
     if (c < 0) {
-      let g = L.group()
-      if (g instanceof Promise) g = await g
-      if (g.length > 1) core.duplicate(g[0]!.key, valuesOf(g), [])
-      else core.leftOnly(g[0]!.key, g[0]!.values)
+      if (L.nextSameKey() === false) {
+        core.leftOnly(L.key(), L.values())
+        L.next()
+      } else {
+        const g = await L.group()
+        if (g.length > 1) core.duplicate(g[0]!.key, valuesOf(g), [])
+        else core.leftOnly(g[0]!.key, g[0]!.values)
+      }
     } else if (c > 0) {
-      let g = R.group()
-      if (g instanceof Promise) g = await g
-      if (g.length > 1) core.duplicate(g[0]!.key, [], valuesOf(g))
-      else core.rightOnly(g[0]!.key, g[0]!.values)
+      if (R.nextSameKey() === false) {
+        core.rightOnly(R.key(), R.values())
+        R.next()
+      } else {
+        const g = await R.group()
+        if (g.length > 1) core.duplicate(g[0]!.key, [], valuesOf(g))
+        else core.rightOnly(g[0]!.key, g[0]!.values)
+      }
+    } else if (L.nextSameKey() === false && R.nextSameKey() === false) {
+      pairCurrent(core, cols, L, R)
+      L.next()
+      R.next()
     } else {
-      let gl = L.group()
-      if (gl instanceof Promise) gl = await gl
-      let gr = R.group()
-      if (gr instanceof Promise) gr = await gr
+      const gl = await L.group()
+      const gr = await R.group()
       if (gl.length > 1 || gr.length > 1) core.duplicate(gl[0]!.key, valuesOf(gl), valuesOf(gr))
       else core.pair(gl[0]!.key, gl[0]!.values, gr[0]!.values)
     }
@@ -209,10 +306,32 @@ async function joinCursors(core: ParityCore, L: Cursor, R: Cursor, onProgress?: 
   return {left: L.digest(), right: R.digest()}
 }
 
+/** A cursor over canonical lines made in this thread (sources.canonicalSide), hashed here for the digest. */
+function textCursor(source: AsyncIterable<string>, nk: number, nv: number): Cursor {
+  const hash = createHash('sha256')
+  let digest: string | undefined
+  async function* flat(): AsyncGenerator<FlatBatch> {
+    for await (const text of source) {
+      hash.update(text)
+      yield indexCanonical(text, nk, nv)
+    }
+  }
+  return new Cursor(flat(), nk, nv, () => (digest ??= hash.digest('hex')))
+}
+
+/** A cursor over rows read in this thread (hashed here for the digest). */
+function localCursor(source: AsyncIterable<KeyedRow[]>, nk: number, nv: number): Cursor {
+  const hash = createHash('sha256')
+  let digest: string | undefined
+  return new Cursor(flatten(source, hash, nk, nv), nk, nv, () => (digest ??= hash.digest('hex')))
+}
+
 /** Merge-joins two key-ordered streams of rows into the core (used by bisect for the ranges that differ). */
 export async function joinSorted(core: ParityCore, left: AsyncIterable<KeyedRow[]>, right: AsyncIterable<KeyedRow[]>, onProgress?: (rows: number) => void): Promise<void> {
-  const L = new Cursor(checkOrder(left, 'left'), createHash('sha256'))
-  const R = new Cursor(checkOrder(right, 'right'), createHash('sha256'))
+  const nk = core.plan.keyColumns.length
+  const nv = core.plan.columns.length
+  const L = localCursor(checkOrder(left, 'left'), nk, nv)
+  const R = localCursor(checkOrder(right, 'right'), nk, nv)
   try {
     await joinCursors(core, L, R, onProgress)
   } finally {
@@ -236,19 +355,27 @@ async function worthThreads(sides: SideSpec[], ctx: ReaderContext): Promise<bool
   return false
 }
 
-/** Runs the merge strategy: presorted first for files, externally sorted for a side that is not. */
+/** How a side is first read: files as they come, pg: tables in their key index's order when that is code-point order, other pg: sides sorted by PostgreSQL. */
+async function firstMode(s: SideSpec, ctx: ReaderContext): Promise<SortMode> {
+  if (s.uri.scheme !== 'pg') return 'presorted'
+  return (await pgKeyIndexOrder(s, ctx)) ? 'presorted' : 'database'
+}
+
+/**
+ * Runs the merge strategy: presorted first for files and for pg: tables readable in key order through an index;
+ * a side that is not is then sorted (files externally, pg: by PostgreSQL) and the pass starts again.
+ */
 export async function mergeStrategy(o: MergeOptions): Promise<MergeOutcome> {
-  const sort = {
-    left: (o.left.uri.scheme === 'pg' ? 'database' : 'presorted') as SortMode,
-    right: (o.right.uri.scheme === 'pg' ? 'database' : 'presorted') as SortMode,
-  }
+  const [left, right] = await Promise.all([firstMode(o.left, o.leftCtx), firstMode(o.right, o.rightCtx)])
+  const sort = {left, right}
   for (;;) {
     try {
       return await pass(o, sort)
     } catch (e) {
       if (!(e instanceof NotSortedError) || sort[e.side] !== 'presorted') throw e
-      sort[e.side] = 'external'
-      o.onResort?.(e.side)
+      const how = o[e.side].uri.scheme === 'pg' ? 'database' : 'external'
+      sort[e.side] = how
+      o.onResort?.(e.side, how)
     }
   }
 }

@@ -4,10 +4,12 @@
  * most a few batches ahead). Falls back to reading in this thread when the compiled worker is
  * not there (running from TypeScript sources).
  */
+import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {Worker} from 'node:worker_threads'
 import {CutoverError, type CutoverErrorOptions, type ErrorCode} from '../errors.js'
+import {indexCanonical, type FlatBatch} from './canonical.js'
 import type {SideWorkerData} from './side-worker.js'
 import {NotSortedError, type SideCounters} from './sources.js'
 import type {KeyedRow} from './types.js'
@@ -64,7 +66,7 @@ export function parseCanonical(text: string, nk: number, nv: number): KeyedRow[]
 
 type Message =
   | {type: 'batch'; text: string}
-  | {type: 'end'; digest: string; counters: SideCounters}
+  | {type: 'end'; digest: string | undefined; counters: SideCounters}
   | {type: 'error'; notSorted?: 'left' | 'right'; error: {name: string; message: string; code?: ErrorCode; hint?: string; exitCode?: CutoverErrorOptions['exitCode']; details?: Record<string, unknown>; retriable?: boolean}}
 
 export class ThreadedSide {
@@ -73,7 +75,8 @@ export class ThreadedSide {
 
   constructor(private readonly data: SideWorkerData) {}
 
-  async *rows(): AsyncGenerator<KeyedRow[]> {
+  /** The side's rows as flat batches (merge.ts indexCanonical of the worker's canonical lines). */
+  async *batches(): AsyncGenerator<FlatBatch> {
     // a worker takes no process flags; a heap cap given to the process applies to it too
     const cap = process.execArgv.map((a) => /^--max-old-space-size=(\d+)$/.exec(a)?.[1]).find((v) => v !== undefined)
     const worker = new Worker(WORKER, {workerData: this.data, execArgv: [], ...(cap ? {resourceLimits: {maxOldGenerationSizeMb: Number(cap)}} : {})})
@@ -90,6 +93,8 @@ export class ThreadedSide {
     worker.on('exit', (code) => {
       if (code !== 0) push({type: 'crash', error: new Error(`the ${this.data.side} side's reader thread exited with code ${code}`)})
     })
+    // the lines a worker does not hash are hashed here, as they arrive (in order)
+    const hash = this.data.hashHere ? undefined : createHash('sha256')
     const nk = this.data.keyColumns.length
     const nv = this.data.columns.length
     try {
@@ -98,9 +103,10 @@ export class ThreadedSide {
         const m = queue.shift()!
         if (m.type === 'batch') {
           worker.postMessage({type: 'ack'})
-          yield parseCanonical(m.text, nk, nv)
+          hash?.update(m.text)
+          yield indexCanonical(m.text, nk, nv)
         } else if (m.type === 'end') {
-          this.digest = m.digest
+          this.digest = m.digest ?? hash!.digest('hex')
           this.counters = m.counters
           return
         } else if (m.type === 'error') {

@@ -1,21 +1,22 @@
 /**
  * One side of a merge, read in a worker thread: decoding and parsing a file (csv-parse, the
  * copybook decoder) or a PostgreSQL COPY stream, projecting the rows, sorting them when needed
- * and hashing them for the digest all run beside the main thread, which merges and compares.
+ * and (hashHere) hashing them for the digest all run beside the main thread, which merges and
+ * compares.
  *
  * Wire format (worker -> main), one message per batch of rows:
- *   {type: 'batch', text}   the rows as canonical lines (merge.ts canonicalRow:
+ *   {type: 'batch', text}   the rows as canonical lines (canonical.ts canonicalRow:
  *                           `<len>:<key>...|<len>:<value>|-...\n`), exactly the bytes hashed
- *   {type: 'end', digest, counters}
+ *   {type: 'end', digest, counters}   digest: SHA-256 of all lines (hashHere), else undefined
  *   {type: 'error', notSorted?: side, error: {name, code, message, hint, exitCode, details}}
  * main -> worker: {type: 'ack'} per batch consumed; the worker keeps at most 4 batches unacknowledged.
+ * A message holds the reader's batches up to about MESSAGE_CHARS of text.
  */
 import {createHash} from 'node:crypto'
 import {parentPort, workerData} from 'node:worker_threads'
 import {parseSourceUri} from '../../legacy-adapters/index.js'
 import {isCutoverError} from '../errors.js'
-import {canonicalRow} from './merge.js'
-import {NotSortedError, sortedSide, type SideSpec, type SortMode} from './sources.js'
+import {canonicalSide, NotSortedError, type SideSpec, type SortMode} from './sources.js'
 
 export interface SideWorkerData {
   side: 'left' | 'right'
@@ -29,9 +30,16 @@ export interface SideWorkerData {
   databaseUrl?: string
   sortRunRows?: number
   tmpDir?: string
+  /**
+   * hash the lines here for the digest (else the main thread hashes them as they arrive:
+   * for a file side, whose thread parsing the file is the slowest of the check)
+   */
+  hashHere: boolean
 }
 
 const MAX_UNACKED = 4
+/** canonical text per message, about (a reader's batch is never split) */
+const MESSAGE_CHARS = 256 * 1024
 
 async function main(): Promise<void> {
   const port = parentPort!
@@ -50,16 +58,24 @@ async function main(): Promise<void> {
   const counters = {unreadable: 0, filtered: 0}
   const hash = createHash('sha256')
   try {
-    const rows = sortedSide(spec, d.mode, {...(d.cwd ? {cwd: d.cwd} : {}), ...(d.databaseUrl ? {databaseUrl: d.databaseUrl} : {})}, counters, {...(d.sortRunRows ? {runRows: d.sortRunRows} : {}), ...(d.tmpDir ? {tmpDir: d.tmpDir} : {})})
-    for await (const batch of rows) {
-      let text = ''
-      for (const r of batch) text += canonicalRow(r)
-      hash.update(text)
+    const batches = canonicalSide(spec, d.mode, {...(d.cwd ? {cwd: d.cwd} : {}), ...(d.databaseUrl ? {databaseUrl: d.databaseUrl} : {})}, counters, {...(d.sortRunRows ? {runRows: d.sortRunRows} : {}), ...(d.tmpDir ? {tmpDir: d.tmpDir} : {})})
+    const send = async (text: string) => {
+      if (d.hashHere) hash.update(text)
       while (unacked >= MAX_UNACKED) await new Promise<void>((resolve) => (wake = resolve))
       unacked++
       port.postMessage({type: 'batch', text})
     }
-    port.postMessage({type: 'end', digest: hash.digest('hex'), counters})
+    // the readers' batches (~1,000 rows) go out in messages of about MESSAGE_CHARS: fewer messages and acknowledgements
+    let pending = ''
+    for await (const text of batches) {
+      pending += text
+      if (pending.length >= MESSAGE_CHARS) {
+        await send(pending)
+        pending = ''
+      }
+    }
+    if (pending.length > 0) await send(pending)
+    port.postMessage({type: 'end', digest: d.hashHere ? hash.digest('hex') : undefined, counters})
   } catch (e) {
     const err = e as Error
     port.postMessage({

@@ -4,7 +4,10 @@
  *   pg:     the reader's SQL wrapped as `SELECT ... FROM (<sql>) s [WHERE date] ORDER BY
  *           key::text COLLATE "C"`: PostgreSQL sorts, in the order the core uses (code points);
  *           identifiers are quoted, the date is a validated literal; read through COPY
- *           (./pg-copy.ts);
+ *           (./pg-copy.ts). A table whose key index gives code-point order and is stored
+ *           about in key order (pgKeyIndexOrder) is first read `ORDER BY <key columns>` (an
+ *           index scan, no sort), `presorted` like a file: the order is checked on the fly
+ *           and the merge starts again with the COLLATE "C" sort at a key out of order;
  *   others: read as they come; `presorted` checks the order on the fly and throws
  *           NotSortedError at the first key out of order, `sorted: 'external'` sorts first
  *           (./sort.ts).
@@ -17,8 +20,9 @@ import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderCo
 import {pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import {DateMatcher, isFail} from '../normalize/index.js'
+import {canonicalRow} from './canonical.js'
 import {compareKeys} from './compare.js'
-import {copyKeyedRows} from './pg-copy.js'
+import {copyCanonical, copyKeyedRows} from './pg-copy.js'
 import {externalSort} from './sort.js'
 import type {KeyedRow} from './types.js'
 import {quoteIdent} from '../pg/ident.js'
@@ -147,6 +151,84 @@ export function sortedPgSql(s: SideSpec): string {
   return sortedPgUri(s).params.query!
 }
 
+/**
+ * The same SELECT ordered by the raw key columns in their own collation (no COLLATE "C",
+ * no coalesce): what a btree index on the key gives without a sort. Used only when that
+ * order is code-point order (pgKeyIndexOrder), and checked row by row anyway.
+ */
+export function indexOrderPgSql(s: SideSpec): string {
+  const q = sortedPgSql(s)
+  return q.slice(0, q.lastIndexOf(' ORDER BY ')) + ' ORDER BY ' + s.keyColumns.map((k) => `s.${quoteIdent(k)}`).join(', ')
+}
+
+/** Correlation of the first key column with the table's physical order from which the index order is tried (an index scan then reads the heap about in order). */
+export const INDEX_ORDER_MIN_CORRELATION = 0.9
+
+/** libc collations that sort by code point (as COLLATE "C", and as compareText) */
+const CODE_POINT_COLLATIONS = ['C', 'POSIX', 'C.UTF-8', 'C.utf8', 'ucs_basic']
+
+/**
+ * The query behind pgKeyIndexOrder (one boolean column `ok`), for a client of the side's
+ * database: the side is a table (not query=) with a btree index leading with its key columns
+ * (ascending, NOT NULL columns, the columns' collations) and a first key column stored about
+ * in key order (pg_stats.correlation, from ANALYZE, at least INDEX_ORDER_MIN_CORRELATION), so
+ * that an index scan in key order reads the heap about in order. With `codePoint`, the key
+ * columns must also be text/varchar in a code-point collation (C, POSIX, C.UTF-8; the
+ * database default when it is one of those), so that the index order is the core's order.
+ * undefined when the side is not a table.
+ */
+export function keyIndexOrderQuery(s: SideSpec, codePoint: boolean, target: (name: string) => string): {text: string; values: unknown[]} | undefined {
+  if (s.uri.scheme !== 'pg' || s.uri.params.query !== undefined || s.uri.params.order_by !== undefined || s.keyColumns.length === 0) return undefined
+  const textual = codePoint
+    ? `AND k.atttypid IN (25, 1043)
+                   AND CASE WHEN k.attcollation = 100 THEN (SELECT db.provider = 'c' AND db.datcollate = ANY($3::text[]) FROM db)
+                            ELSE (SELECT co.collprovider = 'c' AND (co.collname = ANY($3::text[]) OR co.collcollate = ANY($3::text[])) FROM pg_collation co WHERE co.oid = k.attcollation) END`
+    : 'AND $3::text[] IS NOT NULL'
+  return {
+    text: `WITH k AS (
+           SELECT a.attnum, a.attname, a.attnotnull, a.atttypid, a.attcollation, o.n
+             FROM unnest($2::text[]) WITH ORDINALITY AS o(name, n)
+             LEFT JOIN pg_attribute a ON a.attrelid = $1::regclass AND a.attname = o.name AND NOT a.attisdropped
+         ), db AS (
+           SELECT d.datcollate, coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') AS provider FROM pg_database d WHERE d.datname = current_database()
+         )
+         SELECT (SELECT c.relkind IN ('r', 'p', 'm') FROM pg_class c WHERE c.oid = $1::regclass)
+            AND (SELECT bool_and(k.attnum IS NOT NULL AND k.attnotnull ${textual}) FROM k)
+            AND EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+                         WHERE i.indrelid = $1::regclass AND am.amname = 'btree' AND i.indpred IS NULL AND i.indnkeyatts >= $4
+                           AND (SELECT bool_and((i.indkey::int2[])[k.n - 1] = k.attnum AND (i.indcollation::oid[])[k.n - 1] = k.attcollation AND (i.indoption::int2[])[k.n - 1] = 0) FROM k))
+            AND coalesce((SELECT st.correlation >= $5 FROM pg_stats st JOIN pg_class c ON st.tablename = c.relname JOIN pg_namespace n ON n.oid = c.relnamespace AND st.schemaname = n.nspname
+                           WHERE c.oid = $1::regclass AND st.attname = $6), false) AS ok`,
+    values: [target(s.uri.target), s.keyColumns, CODE_POINT_COLLATIONS, s.keyColumns.length, INDEX_ORDER_MIN_CORRELATION, s.keyColumns[0]],
+  }
+}
+
+/**
+ * Whether a pg: side can be read in key order without a sort in PostgreSQL
+ * (keyIndexOrderQuery with code-point order): then `ORDER BY` the raw key columns is an
+ * index scan that reads the heap about in order. Only a guess: the order is checked row by
+ * row anyway. Never fails (false on any error).
+ */
+export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<boolean> {
+  try {
+    const {quoteQualifiedName} = await import('../../legacy-adapters/pg.js')
+    const q = keyIndexOrderQuery(s, true, quoteQualifiedName)
+    if (!q) return false
+    const pg = (await import('pg')).default
+    const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
+    const client = new pg.Client({connectionString: ctx.databaseUrl ?? DEFAULT_DATABASE_URL, application_name: 'cutover-parity'})
+    await client.connect()
+    try {
+      const r = await client.query<{ok: boolean | null}>(q)
+      return r.rows[0]?.ok === true
+    } finally {
+      await client.end().catch(() => {})
+    }
+  } catch {
+    return false
+  }
+}
+
 /** The ORDER BY'd pg: URI of one side. */
 export function sortedPgUri(s: SideSpec): SourceUri {
   const base = pgSql(s.uri)
@@ -199,6 +281,77 @@ async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters:
   }
 }
 
+/**
+ * Raw records of a file read as it comes -> batches of canonical lines (canonical.ts), the
+ * key order checked on the fly (NotSortedError, as checkOrder): project + checkOrder +
+ * canonicalRow in one step, without a KeyedRow per record (the reader thread of a large file).
+ */
+async function* projectCanonical(source: AsyncIterable<RawRecord>, s: SideSpec, counters: SideCounters): AsyncGenerator<string> {
+  const keys = s.keyColumns
+  const cols = s.columns
+  const nk = keys.length
+  const filter = dateFilter(s)
+  const dateCol = s.date?.column
+  let prev: string[] | undefined
+  let key = new Array<string>(nk)
+  for await (const batch of recordBatches(source)) {
+    let text = ''
+    for (const r of batch) {
+      if (!r.ok) {
+        counters.unreadable++
+        continue
+      }
+      const f = r.fields
+      if (filter && !filter(f[dateCol!])) {
+        counters.filtered++
+        continue
+      }
+      let line = ''
+      for (let i = 0; i < nk; i++) {
+        const k = keyText(f[keys[i]!])
+        key[i] = k
+        line += k.length + ':' + k
+      }
+      if (prev !== undefined && compareKeys(key, prev) < 0) throw new NotSortedError(s.side)
+      const was = prev
+      prev = key
+      key = was ?? new Array<string>(nk)
+      line += '|'
+      for (let i = 0; i < cols.length; i++) {
+        const v = valueText(f[cols[i]!])
+        line += v === null ? '-' : v.length + ':' + v
+      }
+      text += line + '\n'
+    }
+    if (text.length > 0) yield text
+  }
+}
+
+/**
+ * sortedSide as batches of canonical lines (what a reader thread sends): the same rows in the
+ * same order, the same text as canonicalRow of each.
+ */
+export async function* canonicalSide(s: SideSpec, mode: SortMode, ctx: ReaderContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncGenerator<string> {
+  if (s.uri.scheme !== 'pg' && mode === 'presorted') {
+    yield* projectCanonical(openSource(s.uri, ctx), s, counters)
+    return
+  }
+  if (s.uri.scheme === 'pg') {
+    let prev: string[] | undefined
+    const sql = mode === 'presorted' ? indexOrderPgSql(s) : sortedPgSql(s)
+    yield* copyCanonical({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}, (key) => {
+      if (prev !== undefined && compareKeys(key, prev) < 0) throw new NotSortedError(s.side)
+      prev = key
+    })
+    return
+  }
+  for await (const batch of sortedSide(s, mode, ctx, counters, sortOptions)) {
+    let text = ''
+    for (const r of batch) text += canonicalRow(r)
+    yield text
+  }
+}
+
 /** Checks key order on the fly; throws NotSortedError at the first key smaller than the one before. */
 export async function* checkOrder(input: AsyncIterable<KeyedRow[]>, side: 'left' | 'right'): AsyncGenerator<KeyedRow[]> {
   let prev: string[] | undefined
@@ -211,11 +364,19 @@ export async function* checkOrder(input: AsyncIterable<KeyedRow[]>, side: 'left'
   }
 }
 
+/**
+ * How a side comes in key order: `database` ORDER BY ... COLLATE "C" in PostgreSQL;
+ * `presorted` read as it comes (a file; a pg: table in its key index's order), checked on
+ * the fly; `external` ./sort.ts.
+ */
 export type SortMode = 'database' | 'presorted' | 'external'
 
 /** Keyed rows of one side in key order. */
 export function sortedSide(s: SideSpec, mode: SortMode, ctx: ReaderContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncIterable<KeyedRow[]> {
-  if (s.uri.scheme === 'pg') return checkOrder(copyKeyedRows({sql: sortedPgSql(s), keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}), s.side)
+  if (s.uri.scheme === 'pg') {
+    const sql = mode === 'presorted' ? indexOrderPgSql(s) : sortedPgSql(s)
+    return checkOrder(copyKeyedRows({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}), s.side)
+  }
   const rows = project(openSource(s.uri, ctx), s, counters)
   if (mode === 'external') return externalSort(rows, sortOptions)
   return checkOrder(rows, s.side)

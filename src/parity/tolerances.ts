@@ -285,45 +285,108 @@ function digits(t: string, at: number, n: number): number {
  * character codes: no regex, no allocation.
  */
 export function isoInstant(t: string): number | undefined {
-  const n = t.length
-  if (n < 20 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined
-  const sep = t.charCodeAt(10)
-  if (sep !== 84 && sep !== 32) return undefined
-  const y = digits(t, 0, 4)
-  const mo = digits(t, 5, 2)
-  const d = digits(t, 8, 2)
-  const h = digits(t, 11, 2)
-  const mi = digits(t, 14, 2)
-  const sec = digits(t, 17, 2)
-  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined
+  return isoInstantAt(t, 0, t.length)
+}
+
+// The fields of the last isoScan (module scratch: no object per value).
+let sy = 0
+let smo = 0
+let sd = 0
+let sh = 0
+let smi = 0
+let ss = 0
+let sms = 0
+/** offset east of UTC, minutes */
+let soff = 0
+
+/** Reads text[start, end) as isoInstant does into the scratch fields; false where isoInstant is undefined. */
+function isoScan(t: string, b: number, end: number): boolean {
+  const n = end - b
+  if (n < 20 || t.charCodeAt(b + 4) !== 45 || t.charCodeAt(b + 7) !== 45 || t.charCodeAt(b + 13) !== 58 || t.charCodeAt(b + 16) !== 58) return false
+  const sep = t.charCodeAt(b + 10)
+  if (sep !== 84 && sep !== 32) return false
+  const y = digits(t, b, 4)
+  const mo = digits(t, b + 5, 2)
+  const d = digits(t, b + 8, 2)
+  const h = digits(t, b + 11, 2)
+  const mi = digits(t, b + 14, 2)
+  const sec = digits(t, b + 17, 2)
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false
   const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
-  if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return undefined
-  let p = 19
+  if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return false
+  let p = b + 19
   let ms = 0
   if (t.charCodeAt(p) === 46) {
     p++
-    const start = p
-    while (p < n && t.charCodeAt(p) >= 48 && t.charCodeAt(p) <= 57) p++
-    const len = p - start
-    if (len === 0 || len > 9) return undefined
-    ms = digits(t, start, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
+    const fs = p
+    while (p < end && t.charCodeAt(p) >= 48 && t.charCodeAt(p) <= 57) p++
+    const len = p - fs
+    if (len === 0 || len > 9) return false
+    ms = digits(t, fs, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
   }
-  const local = Date.UTC(y, mo - 1, d, h, mi, sec, ms)
+  if (p >= end) return false
   const o = t.charCodeAt(p)
-  if (o === 90) return p + 1 === n ? local : undefined // Z
-  if (o !== 43 && o !== 45) return undefined
-  const rest = n - p - 1
-  let oh: number
-  let om = 0
-  if (rest === 2) oh = digits(t, p + 1, 2)
-  else if (rest === 4) {
-    oh = digits(t, p + 1, 2)
-    om = digits(t, p + 3, 2)
-  } else if (rest === 5 && t.charCodeAt(p + 3) === 58) {
-    oh = digits(t, p + 1, 2)
-    om = digits(t, p + 4, 2)
-  } else return undefined
-  if (oh < 0 || om < 0) return undefined
-  const minutes = oh * 60 + om
-  return o === 45 ? local + minutes * 60_000 : local - minutes * 60_000
+  let off = 0
+  if (o === 90) {
+    if (p + 1 !== end) return false // Z
+  } else {
+    if (o !== 43 && o !== 45) return false
+    const rest = end - p - 1
+    let oh: number
+    let om = 0
+    if (rest === 2) oh = digits(t, p + 1, 2)
+    else if (rest === 4) {
+      oh = digits(t, p + 1, 2)
+      om = digits(t, p + 3, 2)
+    } else if (rest === 5 && t.charCodeAt(p + 3) === 58) {
+      oh = digits(t, p + 1, 2)
+      om = digits(t, p + 4, 2)
+    } else return false
+    if (oh < 0 || om < 0) return false
+    off = o === 45 ? -(oh * 60 + om) : oh * 60 + om
+  }
+  sy = y
+  smo = mo
+  sd = d
+  sh = h
+  smi = mi
+  ss = sec
+  sms = ms
+  soff = off
+  return true
+}
+
+/** isoInstant of `text.slice(start, end)`, without the slice (the merge reads values in place). */
+export function isoInstantAt(text: string, start: number, end: number): number | undefined {
+  if (!isoScan(text, start, end)) return undefined
+  return Date.UTC(sy, smo - 1, sd, sh, smi, ss, sms) - soff * 60_000
+}
+
+/**
+ * The merge's in-place shortcut for a column whose raw texts differ: true when
+ * compareValues(col, l, r) is certainly {equal: true} for the two non-null values
+ * text[ls, le) and text2[rs, re) read without slicing them: a timestamp column with no string
+ * normalization and no null-equals-empty whose values are both ISO-8601 with an offset
+ * (compareValues' own fast path) and the same instant (within the tolerance). false means
+ * "not known here": call compareValues.
+ */
+export function equalInPlace(col: ColumnPlan, text: string, ls: number, le: number, text2: string, rs: number, re: number): boolean {
+  if (col.type !== 'timestamp' || col.nullEqualsEmpty) return false
+  const n = col.normalize
+  if (n.trim || n.nfc || n.fold !== undefined) return false
+  if (!isoScan(text, ls, le)) return false
+  const y = sy
+  const mo = smo
+  const d = sd
+  const h = sh
+  const mi = smi
+  const sec = ss
+  const ms = sms
+  const off = soff
+  if (!isoScan(text2, rs, re)) return false
+  // the same fields at the same offset are the same instant (equal whatever the tolerance)
+  if (off === soff && y === sy && mo === smo && d === sd && h === sh && mi === smi && sec === ss && ms === sms) return true
+  const a = Date.UTC(y, mo - 1, d, h, mi, sec, ms) - off * 60_000
+  const b = Date.UTC(sy, smo - 1, sd, sh, smi, ss, sms) - soff * 60_000
+  return timestampComparison(col, a, b).equal
 }

@@ -285,3 +285,66 @@ describe('canonical lines between threads', () => {
     expect(parseCanonical(rows.map(canonicalRow).join(''), 2, 5)).toEqual(rows)
   })
 })
+
+describe('the merge reads canonical lines in place', () => {
+  it('indexCanonical gives each field its place (null as -1), the same as parseCanonical', async () => {
+    const {indexCanonical} = await import('../../src/parity/merge.js')
+    const {parseCanonical} = await import('../../src/parity/side-thread.js')
+    const rows: KeyedRow[] = [
+      {key: ['a', ''], values: [null, '', '12:30|x', '-', 'Пятёрочка\n2']},
+      {key: ['10', 'b:c'], values: ['1 234,56', null, null, '0', '😀']},
+      ...Array.from({length: 600}, (_, i) => ({key: [String(i), 'k'], values: ['v' + i, null, '', 'x', 'y']})),
+    ]
+    const text = rows.map(canonicalRow).join('')
+    const f = indexCanonical(text, 2, 5)
+    expect(f.rows).toBe(rows.length)
+    const back: KeyedRow[] = []
+    for (let r = 0; r < f.rows; r++) {
+      const field = (i: number) => (f.offs[(r * 7 + i) * 2]! < 0 ? null : text.slice(f.offs[(r * 7 + i) * 2], f.offs[(r * 7 + i) * 2 + 1]))
+      back.push({key: [field(0)!, field(1)!], values: [2, 3, 4, 5, 6].map(field)})
+    }
+    expect(back).toEqual(rows)
+    expect(back).toEqual(parseCanonical(text, 2, 5))
+  })
+
+  it('compareTextRange and equalTextRange agree with compareText and === on the slices', async () => {
+    const {compareTextRange, equalTextRange} = await import('../../src/parity/compare.js')
+    const words = ['', 'a', 'ab', 'b', 'B', 'é', '\uE000', '😀', 'a😀', 'a\uFFFF', 'T000000101', 'T0000001010']
+    const a = '#' + words.join('#') + '#'
+    const places = words.map((w) => [a.indexOf('#' + w + '#') + 1, a.indexOf('#' + w + '#') + 1 + w.length] as const)
+    words.forEach((x, i) =>
+      words.forEach((y, j) => {
+        const [xs, xe] = places[i]!
+        const [ys, ye] = places[j]!
+        expect(Math.sign(compareTextRange(a, xs, xe, a, ys, ye))).toBe(Math.sign(compareText(x, y)))
+        expect(equalTextRange(a, xs, xe, a, ys, ye)).toBe(x === y)
+      }),
+    )
+  })
+
+  it('equalInPlace says equal only where compareValues does', async () => {
+    const {equalInPlace, isoInstant, isoInstantAt} = await import('../../src/parity/tolerances.js')
+    const values = ['2026-11-20T06:15:00Z', '2026-11-20 06:15:00+00', '2026-11-20 09:15:00+03', '2026-11-20 09:15:00+03:00', '2026-11-20T06:15:00.5Z', '2026-11-20T06:15:01.000+00', '2026-11-20T06:15:00', '2026-13-20 06:15:00+00', '2026-13-20T06:15:00Z', 'x']
+    for (const tol of [undefined, '2s']) {
+      const p = plan({cols: ['ts'], types: {ts: 'timestamp'}, ...(tol ? {tolerance: {ts: tol}} : {})})
+      const col = p.columns[0]!
+      for (const x of values) {
+        expect(isoInstantAt('ab' + x + 'cd', 2, 2 + x.length)).toBe(isoInstant(x))
+        for (const y of values) {
+          const text = `${x}|${y}`
+          const fast = equalInPlace(col, text, 0, x.length, text, x.length + 1, text.length)
+          if (fast) expect(compareValues(col, x, y).equal).toBe(true)
+          else if (isoInstant(x) !== undefined && isoInstant(y) !== undefined) expect(compareValues(col, x, y).equal).toBe(false)
+        }
+      }
+    }
+  })
+
+  it('timestamptz text forms from COPY, without the regex', async () => {
+    const {timestamptzForm} = await import('../../src/parity/pg-copy.js')
+    const old = (v: string) => v.replace(' ', 'T').replace(/\+00(?::00)?$/, 'Z')
+    for (const v of ['2026-11-20 00:00:01+00', '2026-11-20 00:00:01.123+00:00', '2026-11-20 00:00:01+05:30', '2026-11-20 00:00:01+00:30', '', '+00', '+00:00', '2026-11-20 00:00:01+00 BC', 'a b+00', '1+00:00']) {
+      expect(timestamptzForm(v)).toBe(old(v))
+    }
+  })
+})
