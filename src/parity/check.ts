@@ -13,19 +13,17 @@ import {createHash} from 'node:crypto'
 import {writeFile} from 'node:fs/promises'
 import {extname} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
-import {loadSpec, type LoadedSpec} from '../config/spec.js'
+import type {LoadedSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {silentLogger, type Logger} from '../log.js'
 import {openDatabase} from '../pg/pool.js'
-import {attributeMissing} from './attribution.js'
 import {bisectStrategy} from './bisect.js'
 import type {ParityCore} from './compare.js'
 import {recordRun} from './ledger.js'
 import {mergeStrategy} from './merge.js'
 import {buildPlan, rightName, type ParityOptions} from './plan.js'
 import {renderCheckReport} from './report.js'
-import {loadRules} from './rules.js'
 import {estimateRows, parseUri, peekColumns, type SideSpec} from './sources.js'
 import {pushdownStrategy} from './sql-pushdown.js'
 import type {ParityCheckResult, Strategy} from './types.js'
@@ -79,8 +77,9 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const format = deps.out !== undefined ? reportFormat(deps.out) : undefined
   const leftUri = parseUri(opts.left)
   const rightUri = parseUri(opts.right)
-  const rules = opts.rulesFile ? await loadRules(opts.rulesFile) : []
-  const spec: LoadedSpec | undefined = opts.specFile ? await loadSpec(opts.specFile) : undefined
+  // yaml and zod are loaded only when a rules file or a spec is given (start-up of a plain check)
+  const rules = opts.rulesFile ? await (await import('./rules.js')).loadRules(opts.rulesFile) : []
+  const spec: LoadedSpec | undefined = opts.specFile ? await (await import('../config/spec.js')).loadSpec(opts.specFile) : undefined
   const ctx: ReaderContext = {...deps.ctx, databaseUrl: deps.databaseUrl, ...(deps.logger ? {logger: deps.logger} : {})}
   const leftCtx: ReaderContext = {...ctx, databaseUrl: deps.leftDatabaseUrl ?? deps.databaseUrl}
   const rightCtx: ReaderContext = {...ctx, databaseUrl: deps.rightDatabaseUrl ?? deps.databaseUrl}
@@ -169,6 +168,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   let rootCauses: Record<string, number> | undefined
   if (spec) {
     // the stream runtime keeps its outbox and dedupe keys beside its sink: the right side's database
+    const {attributeMissing} = await import('./attribution.js') // only with --spec
     const a = await attributeMissing({core, spec: spec.spec, databaseUrl: rightCtx.databaseUrl!, keyColumns: plan.keyColumns, ctx})
     rootCauses = a
   }
