@@ -39,7 +39,7 @@ import {fileURLToPath} from 'node:url'
 import kafkajs from 'kafkajs'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
-import {createKafka} from '../src/kafka/client.js'
+import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream} from '../fixtures/generator/transactions.js'
 import {formatPosition, openSource, recordBatches} from '../legacy-adapters/index.js'
 
@@ -75,7 +75,7 @@ function writeCsv(n: number, file: string): Record<string, string>[] {
 
 async function freshTopic(tag: string): Promise<string> {
   const topic = `bench-backfill-${tag}-${Date.now().toString(36)}`
-  await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: PARTITIONS, replicationFactor: 1}]})
+  await createTopicsReady(admin, [{topic, numPartitions: PARTITIONS, replicationFactor: 1}])
   topics.push(topic)
   return topic
 }

@@ -45,7 +45,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
-import {createKafka} from '../src/kafka/client.js'
+import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
 import type {StreamRunJson} from '../fixtures/generator/stream-harness.js'
@@ -83,7 +83,7 @@ async function createTopic(topic: string, partitions: number): Promise<void> {
   const admin = kafka.admin()
   await admin.connect()
   try {
-    await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: partitions, replicationFactor: 1}]})
+    await createTopicsReady(admin, [{topic, numPartitions: partitions, replicationFactor: 1}])
   } finally {
     await admin.disconnect()
   }

@@ -7,7 +7,7 @@
 import {randomUUID} from 'node:crypto'
 import type pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
-import {createKafka} from '../src/kafka/client.js'
+import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {openDatabase} from '../src/pg/pool.js'
 import {createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
 import {transactionStream} from '../fixtures/generator/transactions.js'
@@ -28,7 +28,7 @@ const admin = kafka.admin()
 await admin.connect()
 const old = (await admin.listTopics()).filter((t) => t.startsWith('demo.txn.raw.'))
 if (old.length > 0) await admin.deleteTopics({topics: old}) // earlier demo runs
-await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: 6, replicationFactor: 1}]})
+await createTopicsReady(admin, [{topic, numPartitions: 6, replicationFactor: 1}])
 await admin.disconnect()
 const producer = kafka.producer({idempotent: true})
 await producer.connect()

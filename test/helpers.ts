@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {onTestFinished} from 'vitest'
 import {connectionSettingsFromEnv, type KafkaSettings} from '../src/config/env.js'
-import {createKafka, type KafkaClient} from '../src/kafka/client.js'
+import {createKafka, createTopicsReady, type KafkaClient} from '../src/kafka/client.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const BIN = join(ROOT, 'bin', 'run.js')
@@ -36,7 +36,7 @@ export async function createTestTopic(options: {partitions?: number; prefix?: st
   const admin = kafka().admin()
   await admin.connect()
   try {
-    await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: options.partitions ?? 1, replicationFactor: 1}]})
+    await createTopicsReady(admin, [{topic, numPartitions: options.partitions ?? 1, replicationFactor: 1}])
   } finally {
     await admin.disconnect()
   }

@@ -39,7 +39,7 @@ import type {Admin, EachBatchPayload, IHeaders, KafkaMessage, Message, Producer,
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
-import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {TokenBucket} from '../runtime/ratelimit.js'
@@ -344,9 +344,7 @@ class Replay {
     const topics = await admin.listTopics()
     for (const t of topics) this.knownTopics.add(t)
     if (this.knownTopics.has(parked)) return
-    await admin.createTopics({waitForLeaders: true, topics: [{topic: parked, numPartitions: partitions}]}).catch((e: unknown) => {
-      if ((e as {type?: string}).type !== 'TOPIC_ALREADY_EXISTS') throw e
-    })
+    await createTopicsReady(admin, [{topic: parked, numPartitions: partitions}])
     this.knownTopics.add(parked)
     this.logger.info('replay.parked_topic.created', {topic: parked, partitions})
   }

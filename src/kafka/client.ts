@@ -134,3 +134,35 @@ export async function probeKafka(settings: KafkaSettings, logger?: Logger): Prom
     await admin.disconnect().catch(() => {})
   }
 }
+
+/**
+ * `admin.createTopics` that returns once every partition of every topic has a leader. kafkajs'
+ * own `waitForLeaders` retries LEADER_NOT_AVAILABLE only; a KRaft broker that has not yet
+ * applied the new topic to its metadata cache answers UNKNOWN_TOPIC_OR_PARTITION for a moment,
+ * which kafkajs throws. Here both are waited out (up to `timeoutMs`, default 30 s). A topic that
+ * already exists is not an error. Returns false when every topic already existed.
+ */
+export async function createTopicsReady(admin: Admin, topics: Parameters<Admin['createTopics']>[0]['topics'], timeoutMs = 30_000): Promise<boolean> {
+  const created = await admin.createTopics({waitForLeaders: false, topics}).catch((e: unknown) => {
+    if ((e as {type?: string}).type === 'TOPIC_ALREADY_EXISTS') return false
+    throw e
+  })
+  const names = topics.map((t) => t.topic)
+  const deadline = Date.now() + timeoutMs
+  for (let wait = 50; ; wait = Math.min(1000, wait * 2)) {
+    try {
+      const {topics: meta} = await admin.fetchTopicMetadata({topics: names})
+      if (meta.length === names.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return created
+    } catch (e) {
+      const type = (e as {type?: string}).type
+      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw e
+    }
+    if (Date.now() > deadline) {
+      throw new CutoverError('KAFKA_ERROR', `Kafka topics ${names.join(', ')} have no partition leader after ${Math.round(timeoutMs / 1000)} s`, {
+        retriable: true,
+        hint: 'check the broker with `cutover dev status` and its log',
+      })
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait))
+  }
+}

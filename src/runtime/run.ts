@@ -32,7 +32,7 @@ import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
-import {connectAdmin, createKafka, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {CommitOutcomeUnknown, type BatchDeps, type BatchOutcome} from './batch.js'
@@ -167,9 +167,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
           .catch(() => undefined)
         const maxMessageBytes = configs?.resources[0]?.configEntries.find((c) => c.configName === 'max.message.bytes')?.configValue
         const configEntries = maxMessageBytes ? [{name: 'max.message.bytes', value: String(Number(maxMessageBytes) + 64 * 1024)}] : []
-        await probe.createTopics({waitForLeaders: true, topics: [{topic: spec.dlq.topic, numPartitions: sourcePartitions, configEntries}]}).catch((e: unknown) => {
-          if ((e as {type?: string}).type !== 'TOPIC_ALREADY_EXISTS') throw e
-        })
+        await createTopicsReady(probe, [{topic: spec.dlq.topic, numPartitions: sourcePartitions, configEntries}])
         logger.info('dlq.topic.created', {topic: spec.dlq.topic, partitions: sourcePartitions})
       }
     } catch (e) {

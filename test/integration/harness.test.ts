@@ -4,7 +4,8 @@
  * each test's PostgreSQL schema exists and is its own.
  */
 import {describe, expect, it} from 'vitest'
-import {createTestSchema, createTestTopic, kafka, kcatConsume, kcatProduce, testPool} from '../helpers.js'
+import {createTopicsReady} from '../../src/kafka/client.js'
+import {createTestSchema, createTestTopic, kafka, kcatConsume, kcatProduce, testPool, uniqueName} from '../helpers.js'
 
 describe('harness against the real broker and PostgreSQL', () => {
   it('kafkajs produces, kcat reads back the same keys, values and headers', async () => {
@@ -24,6 +25,23 @@ describe('harness against the real broker and PostgreSQL', () => {
       expect(r?.headers['x-test']).toBe(`h${i}`)
     }
     expect(new Set(read.map((r) => r.partition)).size).toBeGreaterThan(1)
+  })
+
+  it('createTopicsReady returns with a leader for every partition, and false for topics that exist', async () => {
+    const topic = uniqueName('ready')
+    const admin = kafka().admin()
+    await admin.connect()
+    try {
+      expect(await createTopicsReady(admin, [{topic, numPartitions: 4}])).toBe(true)
+      const [meta] = (await admin.fetchTopicMetadata({topics: [topic]})).topics
+      expect(meta!.partitions.map((p) => p.leader >= 0)).toEqual([true, true, true, true])
+      expect(await createTopicsReady(admin, [{topic, numPartitions: 4}])).toBe(false)
+      // readable at once: kcat sees an empty topic, not an unknown one
+      expect(kcatConsume(topic)).toEqual([])
+    } finally {
+      await admin.deleteTopics({topics: [topic]}).catch(() => {})
+      await admin.disconnect()
+    }
   })
 
   it('a kafkajs transactional producer commits, and a read_committed consumer sees only committed records', async () => {

@@ -19,7 +19,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {defaultStateDir, KAFKA_VERSION} from '../../src/dev/broker.js'
-import {createKafka} from '../../src/kafka/client.js'
+import {createKafka, createTopicsReady} from '../../src/kafka/client.js'
 import {createTestSchema, createTestTopic, kafka, kafkaSettings, runCli, settings, testPool, uniqueName} from '../helpers.js'
 import {startFaultProxy} from '../fault-proxy.js'
 import {expectedState, generateTransactions, type ExpectedState} from '../../fixtures/generator/transactions.js'
@@ -133,7 +133,7 @@ describe('stream run survives outages mid-run', () => {
     const dlqTopic = `${name}-dlq`
     const admin = k.admin()
     await admin.connect()
-    await admin.createTopics({waitForLeaders: true, topics: [{topic, numPartitions: 3}, {topic: dlqTopic, numPartitions: 1}]})
+    await createTopicsReady(admin, [{topic, numPartitions: 3}, {topic: dlqTopic, numPartitions: 1}])
     await admin.disconnect()
     const pool = testPool()
     const schema = await createTestSchema(pool)

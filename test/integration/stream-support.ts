@@ -13,6 +13,7 @@ import {onTestFinished} from 'vitest'
 import {cardTransactionSpec, createSinkTables} from '../../fixtures/generator/pipeline.js'
 import type {GeneratedTransaction} from '../../fixtures/generator/transactions.js'
 import {BIN, ROOT, createTestSchema, kafka, testPool, uniqueName} from '../helpers.js'
+import {createTopicsReady} from '../../src/kafka/client.js'
 
 export interface StreamFixture {
   name: string
@@ -31,10 +32,7 @@ export async function streamFixture(options: {partitions?: number; prefix?: stri
   const admin = kafka().admin()
   await admin.connect()
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{topic, numPartitions: options.partitions ?? 6, replicationFactor: 1, configEntries: [{name: 'max.message.bytes', value: String(3 * 1024 * 1024)}]}],
-    })
+    await createTopicsReady(admin, [{topic, numPartitions: options.partitions ?? 6, replicationFactor: 1, configEntries: [{name: 'max.message.bytes', value: String(3 * 1024 * 1024)}]}])
   } finally {
     await admin.disconnect()
   }
