@@ -136,10 +136,10 @@ export async function probeKafka(settings: KafkaSettings, logger?: Logger): Prom
 }
 
 /**
- * `admin.createTopics` that returns once every partition of every topic has a leader. kafkajs'
- * own `waitForLeaders` retries LEADER_NOT_AVAILABLE only; a KRaft broker that has not yet
- * applied the new topic to its metadata cache answers UNKNOWN_TOPIC_OR_PARTITION for a moment,
- * which kafkajs throws. Here both are waited out (up to `timeoutMs`, default 30 s). A topic that
+ * `admin.createTopics` that returns once every partition of every topic has a leader that answers
+ * for it (a ListOffsets request). kafkajs' own `waitForLeaders` retries LEADER_NOT_AVAILABLE only;
+ * a KRaft broker that has not yet applied the new topic answers UNKNOWN_TOPIC_OR_PARTITION or
+ * NOT_LEADER_FOR_PARTITION for a moment, which kafkajs throws. Here all three are waited out (up to `timeoutMs`, default 30 s). A topic that
  * already exists is not an error. Returns false when every topic already existed.
  */
 export async function createTopicsReady(admin: Admin, topics: Parameters<Admin['createTopics']>[0]['topics'], timeoutMs = 30_000): Promise<boolean> {
@@ -152,10 +152,14 @@ export async function createTopicsReady(admin: Admin, topics: Parameters<Admin['
   for (let wait = 50; ; wait = Math.min(1000, wait * 2)) {
     try {
       const {topics: meta} = await admin.fetchTopicMetadata({topics: names})
-      if (meta.length === names.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return created
+      if (meta.length === names.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
+        // the leader in the metadata may not serve the partition yet: ask it for the offsets
+        for (const t of names) await admin.fetchTopicOffsets(t)
+        return created
+      }
     } catch (e) {
       const type = (e as {type?: string}).type
-      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw e
+      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE' && type !== 'NOT_LEADER_FOR_PARTITION') throw e
     }
     if (Date.now() > deadline) {
       throw new CutoverError('KAFKA_ERROR', `Kafka topics ${names.join(', ')} have no partition leader after ${Math.round(timeoutMs / 1000)} s`, {
