@@ -323,6 +323,12 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
 }
 
 let fieldTextPatched = false
+let fieldTextFast = false
+
+/** Whether csv-parse's field text is taken without a Buffer per field (false before the first read, or when csv-parse changed shape). */
+export function csvFieldTextIsFast(): boolean {
+  return fieldTextFast
+}
 
 /**
  * csv-parse turns every field into text with `buf.slice(0, length).toString(encoding)`: a
@@ -341,6 +347,7 @@ function fastFieldText(api: CsvApi): void {
   proto.toString = function (this: {buf: Buffer; length: number}, encoding?: BufferEncoding) {
     return encoding ? this.buf.toString(encoding, 0, this.length) : original.call(this, encoding)
   }
+  fieldTextFast = true
 }
 
 /**
