@@ -9,7 +9,8 @@
  *   R_bare      bare kafkajs `sendBatch` of the same records as backfill sends them (key = id,
  *               value = JSON of the raw fields, the two backfill headers), built in memory
  *               beforehand in a fresh process (untimed); same producer settings (idempotent,
- *               acks=all, snappy), batches of 2,000, two outstanding (as backfill keeps them);
+ *               acks=all, snappy), batches of 2,000, two outstanding (backfill keeps one since
+ *               a retry with two in flight is unsafe in kafkajs; the baseline keeps the edge);
  *               rate = records / (first send -> last ack)
  *   R_bare_read the same kafkajs loop in a fresh process, but reading the CSV through the same
  *               legacy adapter and building the messages as it goes (timed): what any reader
@@ -105,7 +106,8 @@ async function bareChild(file: string, topic: string, mode: string): Promise<voi
   const producer = kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
   await producer.connect()
   const inflight: Promise<unknown>[] = []
-  // two batches outstanding, as backfill keeps them: the baseline gets the same pipelining
+  // two batches outstanding (backfill keeps one: a kafkajs retry with two in flight reuses sequence
+  // numbers); on one broker kafkajs has one request on the wire either way
   const send = async (messages: {key: string; value: string; headers: Record<string, string>}[]) => {
     if (inflight.length >= 2) await inflight.shift()
     inflight.push(producer.sendBatch({acks: -1, compression: kafkajs.CompressionTypes.Snappy, topicMessages: [{topic, messages}]}))

@@ -43,7 +43,7 @@ export class OrderedSender<M> {
     private readonly target: string,
     private readonly dlqTopic: string,
     private readonly onAck: (meta: M, batch: OutBatch<M>) => void,
-    private readonly depth = 2,
+    private readonly depth = 1,
   ) {}
 
   /** Hands a batch to the producer; waits first while `depth` batches are outstanding. */

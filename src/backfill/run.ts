@@ -373,7 +373,11 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         ...(linesTotal > 0 && ackedPos.last?.line !== undefined ? {bytes_done: ackedPos.last.line, bytes_total: linesTotal} : {}),
       }
     }
-    const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 2) : undefined
+    // one batch outstanding: kafkajs' idempotent producer numbers a batch's records when it builds
+    // the request and takes the numbers back when the request fails, so a retry of one batch while
+    // a second is in flight reuses the second's sequence numbers (the broker then takes the retry
+    // for a duplicate and drops it, or rejects the pair out of order): tulios/kafkajs#598
+    const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 1) : undefined
     let saving: Promise<void> | undefined
     const save = (status: BackfillStatus = 'running', error?: string): Promise<void> => {
       if (!store) return Promise.resolve()
