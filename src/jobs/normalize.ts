@@ -76,9 +76,6 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   const counts: NormalizeCounts = {read: 0, ok: 0, rejected: {}, duplicates: 0}
   const processorSpec: RecordProcessorSpec = {fields: spec.fields, ...(spec.dedupe ? {dedupe: spec.dedupe} : {})}
   const withRejects = options.rejects !== undefined
-  const threaded = useNormalizeThread(options.uri)
-  // Compiles the fields first (a field that cannot work fails before the source is opened).
-  const processBatch = threaded ? (createNormalizer(spec.fields), undefined) : createRecordProcessor(processorSpec, withRejects, counts)
   const output = async (clean: string | Uint8Array, bad: string | Uint8Array): Promise<void> => {
     const a = write(options.out, clean)
     const b = options.rejects ? write(options.rejects, bad) : undefined
@@ -86,9 +83,12 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
     if (b) await b
     reportProgress(options.progress, counts)
   }
-  if (processBatch === undefined) {
+  // Either way the fields are compiled first: a field that cannot work fails before the source is opened.
+  if (useNormalizeThread(options.uri)) {
+    createNormalizer(spec.fields)
     await normalizeOnThread(packedCsvSource(options.uri, options.ctx ?? {}), processorSpec, withRejects, counts, output)
   } else {
+    const processBatch = createRecordProcessor(processorSpec, withRejects, counts)
     for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
       const {clean, bad} = processBatch(batch)
       await output(clean, bad)
