@@ -40,6 +40,7 @@ import {fileURLToPath} from 'node:url'
 import kafkajs from 'kafkajs'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
+import {ensureDatabase} from '../src/pg/pool.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream} from '../fixtures/generator/transactions.js'
 import {formatPosition, openSource, recordBatches} from '../legacy-adapters/index.js'
@@ -191,6 +192,7 @@ function slope(samples: {t: number; offset: number}[], n: number): number {
 async function main() {
   const loadStart = loadavg()
   await admin.connect()
+  await ensureDatabase(settings.databaseUrl)
   const pool = new pg.Pool({connectionString: settings.databaseUrl, max: 1})
   const ids: string[] = []
   try {

@@ -22,6 +22,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
+import {ensureDatabase} from '../src/pg/pool.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const OUT = join(ROOT, 'bench', 'out')
@@ -92,6 +93,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   mkdirSync(OUT, {recursive: true})
+  await ensureDatabase(DB) // a fresh machine has no `cutover` database yet; the CLI creates it the same way
   const client = new pg.Client({connectionString: DB})
   await client.connect()
   process.stderr.write(`building ${ROWS.toLocaleString('en-US')}-row tables in ${S}...\n`)

@@ -45,6 +45,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
+import {ensureDatabase} from '../src/pg/pool.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
@@ -434,6 +435,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
 
 async function main(): Promise<void> {
   const loadAtStart = loadavg()
+  await ensureDatabase(settings.databaseUrl)
   const dir = mkdtempSync(join(tmpdir(), 'cutover-bench-'))
   cleanups.push(async () => rmSync(dir, {recursive: true, force: true}))
   const topic = `bench-stream-${run}`
