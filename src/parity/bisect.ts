@@ -23,7 +23,7 @@
  */
 import {createHash} from 'node:crypto'
 import pg from 'pg'
-import {pgSql, quoteQualifiedName} from '../../legacy-adapters/pg.js'
+import {pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {mapPgError} from '../pg/pool.js'
@@ -31,6 +31,7 @@ import {ParityCore, type ComparePlan} from './compare.js'
 import {joinSorted} from './merge.js'
 import {copyKeyedRows} from './pg-copy.js'
 import {quoteIdent, sqlKeyExpr, type SideSpec} from './sources.js'
+import {hasUniqueKey} from './sql-pushdown.js'
 
 export interface BisectOptions {
   plan: ComparePlan
@@ -93,18 +94,7 @@ async function open(spec: SideSpec, url: string): Promise<Side> {
   }
   client.on('error', () => {})
   await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-  let unique = false
-  if (spec.uri.params.query === undefined) {
-    const r = await client.query(
-      `SELECT 1 FROM pg_index i
-        WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-          AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
-                           WHERE a.attname <> ALL($2::text[]))
-        LIMIT 1`,
-      [quoteQualifiedName(spec.uri.target), spec.keyColumns],
-    )
-    unique = (r.rowCount ?? 0) > 0
-  }
+  const unique = await hasUniqueKey(client, spec)
   return {spec, url, client, rel: relation(spec), unique}
 }
 

@@ -79,7 +79,8 @@ async function columnTypes(client: pg.Client, rel: string, cols: string[], param
   return cols.map((_, i) => r.fields[i]!.dataTypeID)
 }
 
-async function hasUniqueKey(client: pg.Client, s: SideSpec): Promise<boolean> {
+/** Whether a unique index (no predicate, no expressions) covers the key columns of a pg: table side: then it has no duplicate keys. Also used by bisect. */
+export async function hasUniqueKey(client: pg.Client, s: SideSpec): Promise<boolean> {
   if (s.uri.params.query !== undefined) return false
   const r = await client.query(
     `SELECT 1 FROM pg_index i
