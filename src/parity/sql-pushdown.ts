@@ -193,8 +193,13 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
       params.push(v)
       return `$${params.length}`
     }
-    const lrel = relation(left, param)
-    const rrel = relation(right, param)
+    // Both sides' --date filter is the same day, bound ONCE as $1: many statements below read
+    // one side only, and each must bind exactly the parameters its text uses.
+    if (left.date && right.date && left.date.value !== right.date.value) throw new Error('parity push-down: the two sides filter different days')
+    let datePh: string | undefined
+    const dateParam = (v: unknown) => (datePh ??= param(v))
+    const lrel = relation(left, dateParam)
+    const rrel = relation(right, dateParam)
     const baseParams = params.slice()
     const lKeyTypes = await columnTypes(client, lrel, left.keyColumns, baseParams)
     const rKeyTypes = await columnTypes(client, rrel, right.keyColumns, baseParams)
