@@ -10,8 +10,10 @@
  * prefix of the source that the broker holds entirely.
  */
 import kafkajs from 'kafkajs'
-import type {IHeaders, Producer} from 'kafkajs'
-import type {KafkaClient} from '../kafka/client.js'
+import type {IHeaders, Producer, RetryOptions} from 'kafkajs'
+import type {KafkaSettings} from '../config/env.js'
+import {createKafka} from '../kafka/client.js'
+import type {Logger} from '../log.js'
 
 const {CompressionTypes} = kafkajs
 
@@ -29,8 +31,19 @@ export interface OutBatch<M> {
   meta: M
 }
 
-export function createBackfillProducer(kafka: KafkaClient): Producer {
-  return kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: {retries: 20, initialRetryTime: 200, maxRetryTime: 10_000}})
+/** How long a send rides out an unreachable broker: 20 retries, up to 10 s apart (about two minutes). */
+export const PRODUCE_RETRY: RetryOptions = {retries: 20, initialRetryTime: 200, maxRetryTime: 10_000}
+
+/**
+ * The producer, on a client of its own whose retry is PRODUCE_RETRY too: when a produce request
+ * fails because the broker went away, kafkajs reconnects inside the producer's retry loop with the
+ * *client's* retry, and when that runs out (the `resilient` client's ~10 s) it fails the whole
+ * send as not retriable, whatever the producer's own retry says. A broker restart that takes
+ * longer than that would otherwise end the backfill (exit 70) although it recovers on its own.
+ */
+export function createBackfillProducer(settings: KafkaSettings, logger: Logger): Producer {
+  const kafka = createKafka(settings, {logger, mode: 'resilient', clientId: 'cutover-backfill', retry: PRODUCE_RETRY})
+  return kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: PRODUCE_RETRY})
 }
 
 /** Sends batches, at most `depth` outstanding, and reports their acknowledgements in order. */

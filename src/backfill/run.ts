@@ -297,7 +297,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         const log = opts.spec || opts.dlq ? logger.warn : logger.info
         log('backfill.dlq_missing', {dlq: dlqTopic, note: 'the first rejected record stops the backfill (exit 2) until it exists'})
       }
-      producer = createBackfillProducer(kafka)
+      producer = createBackfillProducer(o.settings.kafka, logger)
       try {
         await producer.connect()
       } catch (e) {

@@ -9,7 +9,7 @@
  */
 import {readFileSync} from 'node:fs'
 import kafkajs from 'kafkajs'
-import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin} from 'kafkajs'
+import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import {CutoverError, ServiceUnavailableError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
@@ -29,6 +29,8 @@ export interface ClientOptions {
    */
   mode?: 'fail-fast' | 'resilient'
   clientId?: string
+  /** replaces the mode's retry (kafkajs' client-level retry: connects, metadata, and every reconnect its producers make) */
+  retry?: RetryOptions
 }
 
 function kafkaLogCreator(logger: Logger): logCreator {
@@ -49,7 +51,7 @@ export function kafkaConfig(settings: KafkaSettings, options: ClientOptions = {}
     brokers: settings.brokers,
     connectionTimeout: failFast ? 2000 : 5000,
     requestTimeout: failFast ? 5000 : 30000,
-    retry: failFast ? {retries: 0} : {retries: 8, initialRetryTime: 200, maxRetryTime: 10000},
+    retry: options.retry ?? (failFast ? {retries: 0} : {retries: 8, initialRetryTime: 200, maxRetryTime: 10000}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger),
   }
