@@ -89,10 +89,18 @@ export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'reque
   if (e instanceof CutoverError) return e
   const err = e as {name?: string; message?: string; retriable?: boolean; type?: string; cause?: unknown}
   const address = settings.brokers.join(',')
+  // kafkajs wraps the real error: in `originalError` (retries of the client) or in `cause`
+  // (kafkajs 2: NumberOfRetriesExceeded, and the NonRetriableError a producer throws when its
+  // reconnect gives up); the innermost one says what happened
   let root: {name?: string; message?: string} = err
-  // NumberOfRetriesExceeded wraps the last real error.
-  while (root && (root as {originalError?: unknown}).originalError) root = (root as {originalError: typeof root}).originalError
-  if (UNREACHABLE.has(err.name ?? '') || UNREACHABLE.has(root?.name ?? '')) {
+  let unreachable = UNREACHABLE.has(err.name ?? '')
+  for (let depth = 0; depth < 10; depth++) {
+    const next = ((root as {originalError?: unknown}).originalError ?? (root as {cause?: unknown}).cause) as typeof root | undefined
+    if (!next || typeof next !== 'object') break
+    root = next
+    if (UNREACHABLE.has(root.name ?? '')) unreachable = true
+  }
+  if (unreachable) {
     return new ServiceUnavailableError('kafka', address, `${what} failed: ${root?.message ?? err.message ?? String(e)}`, {
       cause: e,
       hint: 'start a broker (`cutover dev up`) or point KAFKA_BROKERS at a running one',

@@ -61,6 +61,16 @@ describe('connection settings', () => {
     expect(() => kafkaSettingsFromEnv({KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p'})).toThrow(UsageError)
     expect(() => kafkaSettingsFromEnv({KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u'})).toThrow(/KAFKA_SASL_PASSWORD/)
   })
+  it('maps a connection error wrapped in kafkajs 2 `cause` (a producer whose reconnect gave up) to ServiceUnavailableError', async () => {
+    const {KafkaJSConnectionError, KafkaJSNonRetriableError} = (await import('kafkajs')).default
+    const refused = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092')
+    const e = mapKafkaError(Object.assign(new KafkaJSNonRetriableError(refused), {cause: refused}), kafkaSettingsFromEnv({}), 'send')
+    expect(e.exitCode).toBe(3)
+    expect(e.message).toContain('ECONNREFUSED')
+    // a non-connectivity error stays a Kafka error (exit 70)
+    const other = mapKafkaError(new KafkaJSNonRetriableError(new Error('Topic authorization failed')), kafkaSettingsFromEnv({}), 'send')
+    expect(other.exitCode).not.toBe(3)
+  })
   it('maps kafkajs connection errors to ServiceUnavailableError', () => {
     const e = mapKafkaError(Object.assign(new Error('Connection error'), {name: 'KafkaJSConnectionError'}), kafkaSettingsFromEnv({}))
     expect(e.exitCode).toBe(3)
