@@ -154,18 +154,6 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX backfills_target ON cutover.backfills (target, started_at);
     `,
   },
-  {
-    version: 6,
-    name: 'stream_dedupe_seen_at_brin',
-    // Every record the stream keeps inserts a dedupe key; the btree on (pipeline, seen_at),
-    // there only for the retention prune, cost each insert a second btree insertion. seen_at
-    // grows with the insertion order, so a BRIN index (a summary per block range, next to
-    // nothing per insert) finds the old keys just as well. bench/stream: +9% records/s.
-    sql: `
-      DROP INDEX IF EXISTS cutover.stream_dedupe_seen_at;
-      CREATE INDEX IF NOT EXISTS stream_dedupe_seen_at_brin ON cutover.stream_dedupe USING brin (seen_at);
-    `,
-  },
 ]
 
 const LOCK_KEY = 0x637574 // "cut"
