@@ -283,20 +283,35 @@ export function histogramQuantile(buckets: {le: number; count: number}[], q: num
   return prevLe
 }
 
-async function scrapeE2e(port: number): Promise<{le: number; count: number}[] | null> {
+type Buckets = {le: number; count: number}[]
+/** The runtime's histograms read from --metrics-port: end-to-end latency, commit (transaction) time, batch size. */
+type Scrape = {e2e: Buckets; commit: Buckets; batch: Buckets}
+const HISTOGRAMS = {e2e: 'cutover_end_to_end_latency_seconds', commit: 'cutover_commit_latency_seconds', batch: 'cutover_batch_size_records'} as const
+
+async function scrapeHistograms(port: number): Promise<Scrape | null> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`)
     if (!res.ok) return null
     const text = await res.text()
-    const out: {le: number; count: number}[] = []
+    const out: Scrape = {e2e: [], commit: [], batch: []}
     for (const line of text.split('\n')) {
-      const m = /^cutover_end_to_end_latency_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\}\s+(\S+)/.exec(line)
-      if (m) out.push({le: m[1] === '+Inf' ? Infinity : Number(m[1]), count: Number(m[2])})
+      const m = /^(\w+)_bucket\{[^}]*le="([^"]+)"[^}]*\}\s+(\S+)/.exec(line)
+      if (!m) continue
+      const which = (Object.keys(HISTOGRAMS) as (keyof Scrape)[]).find((k) => HISTOGRAMS[k] === m[1])
+      if (which) out[which].push({le: m[2] === '+Inf' ? Infinity : Number(m[2]), count: Number(m[3])})
     }
     return out
   } catch {
     return null // not listening (yet)
   }
+}
+
+/** p50/p95/p99 of what a histogram counted between two scrapes (`scale` 1000: seconds -> ms). */
+function quantilesBetween(before: Buckets, after: Buckets, scale: number): {p50: number; p95: number; p99: number; count: number} | null {
+  if (after.length === 0) return null
+  const delta = after.map((b) => ({le: b.le, count: b.count - (before.find((x) => x.le === b.le)?.count ?? 0)}))
+  const count = delta.find((d) => !Number.isFinite(d.le))?.count ?? 0
+  return {p50: histogramQuantile(delta, 0.5) * scale, p95: histogramQuantile(delta, 0.95) * scale, p99: histogramQuantile(delta, 0.99) * scale, count}
 }
 
 async function waitForRows(schema: string, where: string, want: number, stream: {result: Promise<unknown>}, label: string): Promise<void> {
@@ -321,6 +336,9 @@ interface LatencyResult {
   p99_ms: number
   max_ms: number
   runtime_histogram: {p50_ms: number; p95_ms: number; p99_ms: number; count: number} | null
+  /** the runtime's own view of the paced run: transaction time and records per committed batch */
+  commit_ms: {p50: number; p95: number; p99: number; count: number} | null
+  batch_records: {p50: number; p95: number; p99: number; count: number} | null
 }
 
 async function latencyRun(dir: string): Promise<LatencyResult> {
@@ -370,7 +388,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     await producer.send({topic, acks: 1, messages: warm.msgs})
     await waitForRows(schema, `txn_id LIKE 'W%'`, 200, stream, 'the warm-up records')
     await sleep(1000)
-    const before = await scrapeE2e(metricsPort)
+    const before = await scrapeHistograms(metricsPort)
 
     const sentAt = new Map<string, number>()
     const start = now()
@@ -393,7 +411,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     log(`latency: produced ${sent} records in ${seconds.toFixed(1)} s; waiting for the last commits`)
     await waitForRows(schema, `txn_id LIKE 'L%'`, sent, stream, 'the paced records')
     await sleep(500)
-    const after = await scrapeE2e(metricsPort)
+    const after = await scrapeHistograms(metricsPort)
 
     const r = await pool.query<{txn_id: string; xid: string}>(`SELECT txn_id, ingest_xid::text AS xid FROM "${schema}".txn_clean WHERE txn_id LIKE 'L%'`)
     const lat: number[] = []
@@ -404,11 +422,8 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     }
     lat.sort((a, b) => a - b)
     let runtimeHistogram: LatencyResult['runtime_histogram'] = null
-    if (before && after && after.length > 0) {
-      const delta = after.map((b) => ({le: b.le, count: b.count - (before.find((x) => x.le === b.le)?.count ?? 0)}))
-      const count = delta.find((d) => !Number.isFinite(d.le))?.count ?? 0
-      runtimeHistogram = {p50_ms: histogramQuantile(delta, 0.5) * 1000, p95_ms: histogramQuantile(delta, 0.95) * 1000, p99_ms: histogramQuantile(delta, 0.99) * 1000, count}
-    }
+    const e2e = before && after ? quantilesBetween(before.e2e, after.e2e, 1000) : null
+    if (e2e) runtimeHistogram = {p50_ms: e2e.p50, p95_ms: e2e.p95, p99_ms: e2e.p99, count: e2e.count}
     return {
       rate_target: RATE,
       seconds,
@@ -420,6 +435,8 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
       p99_ms: percentile(lat, 99),
       max_ms: lat.at(-1) ?? NaN,
       runtime_histogram: runtimeHistogram,
+      commit_ms: before && after ? quantilesBetween(before.commit, after.commit, 1000) : null,
+      batch_records: before && after ? quantilesBetween(before.batch, after.batch, 1) : null,
     }
   } finally {
     await producer.disconnect()
@@ -564,6 +581,8 @@ async function main(): Promise<void> {
     const h = latency.runtime_histogram
     line('runtime histogram p50/p95/p99', `${fmt(h.p50_ms, 0)}/${fmt(h.p95_ms, 0)}/${fmt(h.p99_ms, 0)}`, 'ms (bucketed, Kafka timestamp -> commit)')
   }
+  if (latency?.commit_ms) line('  transaction p50/p95/p99', `${fmt(latency.commit_ms.p50, 0)}/${fmt(latency.commit_ms.p95, 0)}/${fmt(latency.commit_ms.p99, 0)}`, `ms (bucketed), ${fmt(latency.commit_ms.count)} transactions`)
+  if (latency?.batch_records) line('  records per batch p50/p95/p99', `${fmt(latency.batch_records.p50, 0)}/${fmt(latency.batch_records.p95, 0)}/${fmt(latency.batch_records.p99, 0)}`, '(bucketed)')
   if (streamError) console.log(`\n${streamError}`)
   console.log(`\nwrote bench/out/stream.json`)
 }

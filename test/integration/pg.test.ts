@@ -2,6 +2,7 @@ import {randomUUID} from 'node:crypto'
 import pg from 'pg'
 import {describe, expect, it} from 'vitest'
 import {openDatabase} from '../../src/pg/pool.js'
+import {pruneDedupeKeys} from '../../src/runtime/stages/dedupe.js'
 import {settings} from '../helpers.js'
 
 describe('PostgreSQL access', () => {
@@ -23,6 +24,35 @@ describe('PostgreSQL access', () => {
     await admin.connect()
     await admin.query(`DROP DATABASE "${dbName}" WITH (FORCE)`)
     await admin.end()
+  })
+
+  it('prunes dedupe keys past the retention, of its own pipeline only', async () => {
+    const pool = await openDatabase(settings().databaseUrl)
+    try {
+      const a = `prune-a-${randomUUID().slice(0, 8)}`
+      const b = `prune-b-${randomUUID().slice(0, 8)}`
+      const insert = (pipeline: string, n: number, age: string) =>
+        pool.query(
+          `INSERT INTO cutover.stream_dedupe (pipeline, key, payload_sha256, seen_at)
+           SELECT $1, $2 || g, '\\x00'::bytea, now() - $3::interval FROM generate_series(1, $4::int) AS g`,
+          [pipeline, age, age, n],
+        )
+      await insert(a, 300, '3 days')
+      await insert(a, 200, '1 hour')
+      await insert(b, 100, '3 days')
+      try {
+        expect(await pruneDedupeKeys(pool, a, 24 * 3600 * 1000)).toBe(300)
+        const left = await pool.query<{pipeline: string; n: number}>('SELECT pipeline, count(*)::int AS n FROM cutover.stream_dedupe WHERE pipeline = ANY($1) GROUP BY 1 ORDER BY 1', [[a, b]])
+        expect(left.rows).toEqual([
+          {pipeline: a, n: 200},
+          {pipeline: b, n: 100},
+        ])
+      } finally {
+        await pool.query('DELETE FROM cutover.stream_dedupe WHERE pipeline = ANY($1)', [[a, b]])
+      }
+    } finally {
+      await pool.end()
+    }
   })
 
   it('an unreachable server is ServiceUnavailableError naming the address', async () => {
