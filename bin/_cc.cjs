@@ -1,5 +1,0 @@
-if (process.env.CC) require('/tmp/v8c/node_modules/v8-compile-cache')
-const t0 = performance.now()
-require('@oclif/core'); const t1 = performance.now()
-require('pg'); const t2 = performance.now()
-console.log('oclif', Math.round(t1-t0), 'pg', Math.round(t2-t1))
