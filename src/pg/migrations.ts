@@ -154,6 +154,20 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX backfills_target ON cutover.backfills (target, started_at);
     `,
   },
+  {
+    version: 6,
+    name: 'stream_dedupe_seen_at_alone',
+    // The retention index (pipeline, seen_at) also matched the dedupe lookup's
+    // `pipeline = $1 AND key = ANY($2)`: with statistics that did not know the pipeline yet (a
+    // new pipeline, or autovacuum behind), the planner scanned all of the pipeline's keys in it
+    // and filtered on key, at a cost that grew with every batch (bench/stream at 5,000/s: one
+    // backend at 80% CPU). On seen_at alone it can only serve the retention prune (oldest
+    // first), and the lookup always takes the primary key.
+    sql: `
+      DROP INDEX IF EXISTS cutover.stream_dedupe_seen_at;
+      CREATE INDEX stream_dedupe_seen_at_alone ON cutover.stream_dedupe (seen_at);
+    `,
+  },
 ]
 
 const LOCK_KEY = 0x637574 // "cut"
