@@ -4,11 +4,14 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
+import {existsSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {onTestFinished} from 'vitest'
 import {connectionSettingsFromEnv, type KafkaSettings} from '../src/config/env.js'
+import {defaultStateDir, KAFKA_VERSION} from '../src/dev/broker.js'
 import {createKafka, createTopicsReady, type KafkaClient} from '../src/kafka/client.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -139,4 +142,20 @@ export function runCli(args: string[], options: {env?: Record<string, string>; i
     if (options.input !== undefined) child.stdin.end(options.input)
     else child.stdin.end()
   })
+}
+
+/**
+ * A second, private broker for tests that stop and start one (`dev up --port P --state-dir
+ * <tmp>`; the shared broker is never touched), reusing the jars `dev up` fetched for the shared
+ * broker. It is stopped and wiped when the test finishes. `up` starts it (again).
+ */
+export function privateBroker(port: number, prefix: string): {brokers: string; stateDir: string; up: string[]} {
+  const stateDir = mkdtempSync(join(tmpdir(), prefix))
+  const jars = join(defaultStateDir(), `lib-${KAFKA_VERSION}`)
+  if (existsSync(join(jars, '.complete'))) symlinkSync(jars, join(stateDir, `lib-${KAFKA_VERSION}`))
+  onTestFinished(async () => {
+    await runCli(['dev', 'down', '--state-dir', stateDir, '--wipe', '--json'])
+    rmSync(stateDir, {recursive: true, force: true})
+  })
+  return {brokers: `127.0.0.1:${port}`, stateDir, up: ['dev', 'up', '--port', String(port), '--controller-port', String(port + 1), '--state-dir', stateDir, '--heap', '512m', '--json']}
 }

@@ -28,14 +28,14 @@
  * (19192; outage.test.ts uses 19092, so both may run at once).
  */
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {defaultStateDir, KAFKA_VERSION, processAlive, readBrokerState} from '../../src/dev/broker.js'
+import {processAlive, readBrokerState} from '../../src/dev/broker.js'
 import {createKafka, createTopicsReady} from '../../src/kafka/client.js'
 import {kcatRead, sleep, tail, until} from '../../fixtures/generator/stream-harness.js'
-import {BIN, ROOT, runCli, testPool, uniqueName} from '../helpers.js'
+import {BIN, ROOT, privateBroker, runCli, testPool, uniqueName} from '../helpers.js'
 
 const N = Number(process.env.CUTOVER_BACKFILL_RETRY_RECORDS ?? 60_000)
 const KEYS = 200
@@ -63,16 +63,7 @@ describe('backfill: broker restarted mid-run', () => {
   it.each<StopMode>(['dev down', 'SIGKILL'])('broker stopped by %s: the producer retries; every row lands exactly once, each key in order', async (mode) => {
     // ---- a private broker
     const port = Number(process.env.CUTOVER_TEST_RETRY_BROKER_PORT ?? 19192)
-    const brokers = `127.0.0.1:${port}`
-    const stateDir = mkdtempSync(join(tmpdir(), 'cutover-broker-retry-'))
-    // reuse the jars `dev up` already fetched for the shared broker instead of copying them again
-    const jars = join(defaultStateDir(), `lib-${KAFKA_VERSION}`)
-    if (existsSync(join(jars, '.complete'))) symlinkSync(jars, join(stateDir, `lib-${KAFKA_VERSION}`))
-    const up = ['dev', 'up', '--port', String(port), '--controller-port', String(port + 1), '--state-dir', stateDir, '--heap', '512m', '--json']
-    onTestFinished(async () => {
-      await runCli(['dev', 'down', '--state-dir', stateDir, '--wipe', '--json'])
-      rmSync(stateDir, {recursive: true, force: true})
-    })
+    const {brokers, stateDir, up} = privateBroker(port, 'cutover-broker-retry-')
     const first = await runCli(up)
     expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0)
     expect(first.json.reused, `something already answers on ${brokers}`).toBe(false)

@@ -14,13 +14,12 @@
  * Size with CUTOVER_TEST_RECORDS (default 20,000); --max-rate keeps each run about 10 s long so
  * that the outage lands in the middle of it.
  */
-import {existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {defaultStateDir, KAFKA_VERSION} from '../../src/dev/broker.js'
 import {createKafka, createTopicsReady} from '../../src/kafka/client.js'
-import {createTestSchema, createTestTopic, kafka, kafkaSettings, runCli, settings, testPool, uniqueName} from '../helpers.js'
+import {createTestSchema, createTestTopic, kafka, kafkaSettings, privateBroker, runCli, settings, testPool, uniqueName} from '../helpers.js'
 import {startFaultProxy} from '../fault-proxy.js'
 import {expectedState, generateTransactions, type ExpectedState} from '../../fixtures/generator/transactions.js'
 import {cardTransactionSpec, compareWithExpected, createSinkTables, forgetPipeline, readSinkState} from '../../fixtures/generator/pipeline.js'
@@ -110,17 +109,7 @@ describe('stream run survives outages mid-run', () => {
 
   it('broker stopped and started again mid-run: same final state, nothing dead-lettered because of it', async () => {
     const port = Number(process.env.CUTOVER_TEST_BROKER2_PORT ?? 19092)
-    const controllerPort = port + 1
-    const brokers = `127.0.0.1:${port}`
-    const stateDir = mkdtempSync(join(tmpdir(), 'cutover-broker2-'))
-    // reuse the jars `dev up` already fetched for the shared broker instead of copying them again
-    const jars = join(defaultStateDir(), `lib-${KAFKA_VERSION}`)
-    if (existsSync(join(jars, '.complete'))) symlinkSync(jars, join(stateDir, `lib-${KAFKA_VERSION}`))
-    const up = ['dev', 'up', '--port', String(port), '--controller-port', String(controllerPort), '--state-dir', stateDir, '--heap', '512m', '--json']
-    onTestFinished(async () => {
-      await runCli(['dev', 'down', '--state-dir', stateDir, '--wipe', '--json'])
-      rmSync(stateDir, {recursive: true, force: true})
-    })
+    const {brokers, stateDir, up} = privateBroker(port, 'cutover-broker2-')
     const first = await runCli(up)
     expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0)
     expect(first.json.reused, `something already answers on ${brokers}`).toBe(false)

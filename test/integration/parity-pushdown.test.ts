@@ -11,6 +11,15 @@ import {createTestSchema, runCli, testPool} from '../helpers.js'
 
 const ROWS = 20_000
 
+/** `parity check` of the schema's legacy and stream tables (--json, debug log): the result without its time, and how the join ran. */
+async function pushdownCheck(schema: string, flags: string[], env: Record<string, string>) {
+  const out = await runCli(['parity', 'check', '--left', `pg:${schema}.legacy`, '--right', `pg:${schema}.stream`, ...flags, '--json', '--no-ledger', '--log-level', 'debug'], {env})
+  expect(out.code, out.stderr).toBe(0)
+  const sql = out.stderr.split('\n').filter((l) => l.includes('parity.pushdown.sql')).map((l) => JSON.parse(l) as {join: string; split: boolean})[0]!
+  const {elapsed_ms: _e, ...result} = out.json as Record<string, unknown>
+  return {result, join: sql.join, split: sql.split}
+}
+
 const sha = (rows: string, sum: string) => createHash('sha256').update(`cutover-parity-sql-checksum-v1 hash_record_extended rows=${rows} sum=${sum}`).digest('hex')
 
 describe('parity check, sql-pushdown: split join and derived digest', () => {
@@ -44,16 +53,8 @@ describe('parity check, sql-pushdown: split join and derived digest', () => {
     }
     const digests = {left: await digestOf('legacy'), right: await digestOf('stream')}
 
-    const check = async (extra: string[], env: Record<string, string>) => {
-      const out = await runCli(
-        ['parity', 'check', '--left', `pg:${schema}.legacy`, '--right', `pg:${schema}.stream`, '--key', 'id', '--type', 'amount=decimal', '--type', 'event_time=timestamp', '--samples', '50', '--json', '--no-ledger', '--log-level', 'debug', ...extra],
-        {env},
-      )
-      expect(out.code, out.stderr).toBe(0)
-      const sql = out.stderr.split('\n').filter((l) => l.includes('parity.pushdown.sql')).map((l) => JSON.parse(l) as {join: string; split: boolean})[0]!
-      const {elapsed_ms: _e, ...result} = out.json as Record<string, unknown>
-      return {result, join: sql.join, split: sql.split}
-    }
+    const check = (extra: string[], env: Record<string, string>) =>
+      pushdownCheck(schema, ['--key', 'id', '--type', 'amount=decimal', '--type', 'event_time=timestamp', '--samples', '50', ...extra], env)
     const plain = await check([], {CUTOVER_PARITY_PARALLEL: '1', CUTOVER_PARITY_DERIVED_DIGEST: '0'})
     const fast = await check([], {})
     expect(plain).toMatchObject({join: 'merge-index', split: false})
@@ -95,16 +96,8 @@ describe('parity check, sql-pushdown split on a composite key with --date', () =
     await pool.query(`UPDATE "${schema}".stream SET amount = amount + 1 WHERE (acct, seq) IN (('A0000', 3), ('A0199', 97), ('A0100', 2))`) // A0100/2 is on the 19th
     await pool.query(`INSERT INTO "${schema}".stream VALUES ('A0100', 1001, date '2026-11-20', 5.00)`)
     await pool.query(`ANALYZE "${schema}".legacy; ANALYZE "${schema}".stream`)
-    const check = async (env: Record<string, string>) => {
-      const out = await runCli(
-        ['parity', 'check', '--left', `pg:${schema}.legacy`, '--right', `pg:${schema}.stream`, '--key', 'acct,seq', '--type', 'amount=decimal', '--date', '2026-11-20', '--date-column', 'business_date', '--samples', '20', '--json', '--no-ledger', '--log-level', 'debug'],
-        {env},
-      )
-      expect(out.code, out.stderr).toBe(0)
-      const sql = out.stderr.split('\n').filter((l) => l.includes('parity.pushdown.sql')).map((l) => JSON.parse(l) as {join: string; split: boolean})[0]!
-      const {elapsed_ms: _e, ...result} = out.json as Record<string, unknown>
-      return {result, split: sql.split}
-    }
+    const check = (env: Record<string, string>) =>
+      pushdownCheck(schema, ['--key', 'acct,seq', '--type', 'amount=decimal', '--date', '2026-11-20', '--date-column', 'business_date', '--samples', '20'], env)
     const plain = await check({CUTOVER_PARITY_PARALLEL: '1', CUTOVER_PARITY_DERIVED_DIGEST: '0'})
     const fast = await check({})
     expect(plain.split).toBe(false)
