@@ -20,10 +20,10 @@
 import type {Pool, PoolClient} from '../pg/pool.js'
 import type {RecordErrorCode} from '../errors.js'
 import {checkout} from './checkout.js'
-import {advanceOffsets, beginAndLockOffsets, type PartitionRef} from './offsets.js'
-import {insertDeadLetters, type DeadLetterContext} from './outbox.js'
+import {applies, beginLockAndAdvance, type PartitionRef} from './offsets.js'
+import {deadLetterStatement, insertDeadLetters, type DeadLetterContext} from './outbox.js'
 import {isDedupeRace, releaseDedupeKeys} from './stages/dedupe.js'
-import type {DeadLetter, Sink, Stage, WorkItem} from './types.js'
+import type {DeadLetter, Sink, Stage, WorkItem, WriteStatement} from './types.js'
 import {markDead} from './types.js'
 
 export interface BatchCounts {
@@ -92,14 +92,47 @@ class SinkWriteError extends Error {
   }
 }
 
+/** A row-level error of a joined statement (joinedWrite): which sink, the isolating rerun finds out. */
+class JoinedWriteError extends Error {
+  constructor(readonly original: unknown) {
+    super((original as Error)?.message ?? String(original))
+  }
+}
+
 async function writeAll(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[]): Promise<void> {
   for (const sink of sinks) {
+    const st = sink.statement(items)
+    if (!st) continue
     try {
-      await sink.write(tx, items)
+      await tx.query(st.text(0), st.params)
     } catch (e) {
       throw isRowLevelError(e) ? new SinkWriteError(sink, e) : e
     }
   }
+}
+
+/**
+ * Several write statements (outbox, sinks) in ONE round trip, as data-modifying CTEs of one
+ * statement: `WITH w0 AS (<first>), w1 AS (<second>) <last>`. They share one snapshot and run in
+ * no defined order, which is fine for statements on different tables that read nothing the
+ * others write; two on one table run one after the other instead (a row must not be changed
+ * twice by one statement). Parameters are numbered on from one statement to the next.
+ */
+export async function joinedWrite(tx: Pick<PoolClient, 'query'>, statements: readonly WriteStatement[]): Promise<void> {
+  const targets = new Set(statements.map((s) => s.target))
+  if (targets.size < statements.length) {
+    for (const st of statements) await tx.query(st.text(0), st.params)
+    return
+  }
+  if (statements.length === 0) return
+  const texts: string[] = []
+  const params: unknown[] = []
+  for (const st of statements) {
+    texts.push(st.text(params.length))
+    params.push(...st.params)
+  }
+  const last = texts.pop()!
+  await tx.query(texts.length === 0 ? last : `WITH ${texts.map((t, i) => `w${i} AS (${t})`).join(', ')} ${last}`, params)
 }
 
 /** Writes `items` to every sink; returns the items the database rejected (bisecting under savepoints). */
@@ -215,7 +248,7 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         return out
       }
       // each rerun flips one flag for good, so this runs the transaction at most three times
-      if (e instanceof SinkWriteError && !mode.isolateRows) mode.isolateRows = true
+      if ((e instanceof SinkWriteError || e instanceof JoinedWriteError) && !mode.isolateRows) mode.isolateRows = true
       else if (isDedupeRace(e) && !mode.conservative) mode.conservative = true
       else {
         // rolled back: the items are as they came (a COMMIT without an answer keeps what it decided)
@@ -237,34 +270,33 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     // retries) after 30 s. BEGIN, the SET LOCALs and the offset row locks (in partition order):
     // one round trip.
     open = true
-    const stored = await beginAndLockOffsets(
+    const states = await beginLockAndAdvance(
       client,
       BEGIN_BATCH,
-      entries.map((e) => ({ref: e.input.ref, initial: e.input.firstOffset})),
+      entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap})),
     )
     const outcomes = new Array<BatchOutcome>(entries.length)
     const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
+    let fenced = false
     entries.forEach((entry, k) => {
-      const s = stored[k]!
+      const {stored: s, moved} = states[k]!
       const next = entry.input.lastOffset + 1n
-      if (entry.input.firstOffset > s && !entry.input.allowGap) outcomes[k] = {kind: 'gap', stored: s}
-      else if (next <= s) outcomes[k] = {kind: 'behind', stored: s}
-      else live.push({entry, k, stored: s, next})
+      if (moved) live.push({entry, k, stored: s, next})
+      else if (applies({ref: entry.input.ref, first: entry.input.firstOffset, next, allowGap: entry.input.allowGap}, s)) {
+        // it should have moved and did not: another consumer moved it (cannot happen under the row lock)
+        fenced = true
+        outcomes[k] = {kind: 'fenced', stored: s}
+      } else if (entry.input.firstOffset > s && !entry.input.allowGap) outcomes[k] = {kind: 'gap', stored: s}
+      else outcomes[k] = {kind: 'behind', stored: s}
     })
+    if (fenced && entries.length > 1) {
+      await client.query('ROLLBACK')
+      open = false
+      throw new RunAlone()
+    }
     if (live.length === 0) {
       await client.query('ROLLBACK')
       open = false
-      return outcomes
-    }
-    // The compare-and-set comes first: the rows are locked by us, so doing it early is the same
-    // fence, and the sinks (whose aggregate rows other consumers may wait for) are then the last
-    // statements before COMMIT, which keeps their row locks short.
-    const advanced = await advanceOffsets(client, live.map((l) => ({ref: l.entry.input.ref, expected: l.stored, next: l.next})))
-    if (!advanced) {
-      await client.query('ROLLBACK')
-      open = false
-      if (live.length > 1) throw new RunAlone()
-      outcomes[live[0]!.k] = {kind: 'fenced', stored: live[0]!.stored}
       return outcomes
     }
     const works = live.map((l) => l.entry.input.items.filter((i) => i.offset >= l.stored))
@@ -283,11 +315,25 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       return items.length
     }
     for (const stage of deps.transact) await stage.run(work, client, {conservative: mode.conservative})
-    await insertDead(work)
     const candidates = work.filter((i) => i.status === 'ok')
     if (!mode.isolateRows) {
-      await writeAll(client, deps.sinks, candidates)
+      // the common case: the dead letters and every sink in one statement, one round trip
+      const writes: WriteStatement[] = []
+      if (attemptOf.size === 0) {
+        const outbox = deadLetterStatement(deps.dlqTopic, work, {...deps.deadLetter, attempts: live[0]!.entry.attempt, failedAt})
+        if (outbox) writes.push(outbox)
+      } else await insertDead(work)
+      for (const sink of deps.sinks) {
+        const st = sink.statement(candidates)
+        if (st) writes.push(st)
+      }
+      try {
+        await joinedWrite(client, writes)
+      } catch (e) {
+        throw isRowLevelError(e) ? new JoinedWriteError(e) : e
+      }
     } else {
+      await insertDead(work)
       const rejected = await writeSinks(client, deps.sinks, candidates)
       for (const r of rejected) markDead(r.item, sinkRejection(r.error))
       const items = rejected.map((r) => r.item)

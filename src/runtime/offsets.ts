@@ -37,37 +37,83 @@ export async function lockOffset(tx: Db, p: PartitionRef, initial: bigint): Prom
   return BigInt(r.rows[0]!.next_offset)
 }
 
+/** A batch's claim on its partition for `beginLockAndAdvance`. */
+export interface OffsetClaim {
+  ref: PartitionRef
+  /** the batch's first offset (also the offset a missing row is created at) */
+  first: bigint
+  /** the batch's last offset + 1: the new stored offset if the batch is applied */
+  next: bigint
+  /** accept a stored offset below `first` (a gap shown real by one seek) */
+  allowGap: boolean
+}
+
+/** What `beginLockAndAdvance` found (under the row lock) and did for one claim. */
+export interface OffsetState {
+  /** the stored next offset before this transaction */
+  stored: bigint
+  /** the offset was moved to `next` (compare-and-set on `stored`): the batch applies from `stored` */
+  moved: boolean
+}
+
+/** stored < next and (allowGap or stored >= first): the batch has records to apply, none missing before it. */
+export function applies(c: OffsetClaim, stored: bigint): boolean {
+  return stored < c.next && (c.allowGap || stored >= c.first)
+}
+
+const lit = pg.escapeLiteral
+
 /**
- * `begin` (BEGIN and its SET LOCALs) and the row locks of `lockOffset` for several partitions of
- * one topic, taken in partition order (so two consumers never deadlock on them), in ONE round
- * trip: one simple-query message, the identities inlined as escaped literals (the simple
- * protocol takes no parameters). A missing row is created at its `initial` offset first.
- * Returns the stored next offset of each, in the order given.
+ * `begin` (BEGIN and its SET LOCALs), the row locks of `lockOffset` for several partitions of one
+ * topic taken in partition order (so two consumers never deadlock on them), and the
+ * compare-and-set of every claim that `applies`, in ONE round trip: one simple-query message of
+ * three statements, the identities inlined as escaped literals and the offsets as integers (the
+ * simple protocol takes no parameters). The UPDATE runs under the locks the SELECT just took, so
+ * the offsets it compares are the ones the SELECT returned; it moves a row only from the stored
+ * offset it checks (`next_offset < n AND next_offset >= f`), as `advanceOffset` does.
+ *
+ * A missing row (the partition's first batch) is created at its `first` offset, locked, and
+ * advanced by `advanceOffsets` (two more round trips, once per partition and pipeline).
+ * Returns one state per claim, in the order given.
  */
-export async function beginAndLockOffsets(tx: Db, begin: string, parts: readonly {ref: PartitionRef; initial: bigint}[]): Promise<bigint[]> {
-  const {pipeline, topic} = parts[0]!.ref
-  for (const p of parts) {
-    if (!Number.isInteger(p.ref.partition)) throw new Error(`partition ${String(p.ref.partition)} is not an integer`)
-    if (p.ref.pipeline !== pipeline || p.ref.topic !== topic) throw new Error('the partitions locked together belong to one pipeline and topic')
+export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonly OffsetClaim[]): Promise<OffsetState[]> {
+  const {pipeline, topic} = claims[0]!.ref
+  for (const c of claims) {
+    if (!Number.isInteger(c.ref.partition)) throw new Error(`partition ${String(c.ref.partition)} is not an integer`)
+    if (c.ref.pipeline !== pipeline || c.ref.topic !== topic) throw new Error('the partitions locked together belong to one pipeline and topic')
   }
-  const select = `SELECT partition, next_offset FROM cutover.stream_offsets WHERE pipeline = ${pg.escapeLiteral(pipeline)} AND topic = ${pg.escapeLiteral(topic)} AND partition IN (${parts.map((p) => p.ref.partition).join(', ')}) ORDER BY partition FOR UPDATE`
-  const results = (await tx.query(`${begin}; ${select}`)) as unknown as {rows: {partition: number; next_offset: string}[]}[]
-  let rows = (Array.isArray(results) ? results[results.length - 1]! : (results as unknown as {rows: {partition: number; next_offset: string}[]})).rows
-  if (rows.length < parts.length) {
-    const have = new Set(rows.map((r) => r.partition))
-    const missing = parts.filter((p) => !have.has(p.ref.partition))
+  const where = (alias: string) => `${alias}pipeline = ${lit(pipeline)} AND ${alias}topic = ${lit(topic)}`
+  const selectOf = (some: readonly OffsetClaim[]) =>
+    `SELECT partition, next_offset FROM cutover.stream_offsets WHERE ${where('')} AND partition IN (${some.map((c) => c.ref.partition).join(', ')}) ORDER BY partition FOR UPDATE`
+  const values = claims.map((c) => `(${c.ref.partition}, ${c.first.toString()}::bigint, ${c.next.toString()}::bigint, ${c.allowGap ? 'true' : 'false'})`).join(', ')
+  const update = `UPDATE cutover.stream_offsets o SET next_offset = v.n, updated_at = now() FROM (VALUES ${values}) AS v(p, f, n, g)
+    WHERE ${where('o.')} AND o.partition = v.p AND o.next_offset < v.n AND (v.g OR o.next_offset >= v.f) RETURNING o.partition`
+  type Row = {partition: number; next_offset?: string}
+  const results = (await tx.query(`${begin}; ${selectOf(claims)}; ${update}`)) as unknown as {command: string; rows: Row[]}[]
+  // one result per statement: the SELECT's rows are the locked offsets, the last (the UPDATE's) the moved partitions
+  const locked = results.find((r) => r.command === 'SELECT')!.rows
+  const moved = new Set(results[results.length - 1]!.rows.map((r) => r.partition))
+  const state = new Map(locked.map((r) => [r.partition, {stored: BigInt(r.next_offset!), moved: moved.has(r.partition)}]))
+  const missing = claims.filter((c) => !state.has(c.ref.partition))
+  if (missing.length > 0) {
     await tx.query(
       `INSERT INTO cutover.stream_offsets (pipeline, topic, partition, next_offset)
        SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) ORDER BY u.p ON CONFLICT DO NOTHING`,
-      [pipeline, topic, missing.map((p) => p.ref.partition), missing.map((p) => p.initial.toString())],
+      [pipeline, topic, missing.map((c) => c.ref.partition), missing.map((c) => c.first.toString())],
     )
-    rows = (await tx.query<{partition: number; next_offset: string}>(select)).rows
+    const rows = (await tx.query<Row>(selectOf(missing))).rows
+    const stored = new Map(rows.map((r) => [r.partition, BigInt(r.next_offset!)]))
+    const moves = missing.filter((c) => stored.has(c.ref.partition) && applies(c, stored.get(c.ref.partition)!))
+    const ok = moves.length === 0 || (await advanceOffsets(tx, moves.map((c) => ({ref: c.ref, expected: stored.get(c.ref.partition)!, next: c.next}))))
+    for (const c of missing) {
+      const s = stored.get(c.ref.partition)
+      if (s !== undefined) state.set(c.ref.partition, {stored: s, moved: ok && moves.includes(c)})
+    }
   }
-  const byPartition = new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]))
-  return parts.map((p) => {
-    const o = byPartition.get(p.ref.partition)
-    if (o === undefined) throw new Error(`the offset row of ${topic}[${p.ref.partition}] is missing after its insert`)
-    return o
+  return claims.map((c) => {
+    const s = state.get(c.ref.partition)
+    if (s === undefined) throw new Error(`the offset row of ${topic}[${c.ref.partition}] is missing after its insert`)
+    return s
   })
 }
 

@@ -12,7 +12,7 @@
  */
 import type {IHeaders} from 'kafkajs'
 import type {PoolClient} from '../pg/pool.js'
-import type {WorkItem} from './types.js'
+import type {WorkItem, WriteStatement} from './types.js'
 
 export const DLQ_HEADERS = [
   'cutover.error.code',
@@ -71,16 +71,26 @@ export function deadLetterHeaders(item: WorkItem, ctx: DeadLetterContext): Store
   return out
 }
 
+/** The outbox insert of the dead letters among `items` (one statement), null when there are none. */
+export function deadLetterStatement(dlqTopic: string, items: readonly WorkItem[], ctx: DeadLetterContext): (WriteStatement & {count: number}) | null {
+  const dead = items.filter((i) => i.status === 'dead' && i.dead)
+  if (dead.length === 0) return null
+  return {
+    target: 'cutover.outbox',
+    count: dead.length,
+    text: (b) =>
+      `INSERT INTO cutover.outbox (pipeline, topic, key, value, headers)
+     SELECT $${b + 1}, $${b + 2}, u.k, u.v, u.h FROM unnest($${b + 3}::bytea[], $${b + 4}::bytea[], $${b + 5}::jsonb[]) AS u(k, v, h)`,
+    params: [ctx.pipeline, dlqTopic, dead.map((i) => i.message.key), dead.map((i) => i.message.value), dead.map((i) => JSON.stringify(deadLetterHeaders(i, ctx)))],
+  }
+}
+
 /** Inserts the dead letters of a batch into the outbox (one statement). */
 export async function insertDeadLetters(tx: Pick<PoolClient, 'query'>, dlqTopic: string, items: readonly WorkItem[], ctx: DeadLetterContext): Promise<number> {
-  const dead = items.filter((i) => i.status === 'dead' && i.dead)
-  if (dead.length === 0) return 0
-  await tx.query(
-    `INSERT INTO cutover.outbox (pipeline, topic, key, value, headers)
-     SELECT $1, $2, u.k, u.v, u.h FROM unnest($3::bytea[], $4::bytea[], $5::jsonb[]) AS u(k, v, h)`,
-    [ctx.pipeline, dlqTopic, dead.map((i) => i.message.key), dead.map((i) => i.message.value), dead.map((i) => JSON.stringify(deadLetterHeaders(i, ctx)))],
-  )
-  return dead.length
+  const st = deadLetterStatement(dlqTopic, items, ctx)
+  if (!st) return 0
+  await tx.query(st.text(0), st.params)
+  return st.count
 }
 
 /** Stored headers -> kafkajs headers (repeated names become arrays, as kafkajs sends them). */

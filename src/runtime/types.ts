@@ -84,14 +84,26 @@ export interface StageRunOptions {
 export type StageFactory = (ctx: PipelineContext) => Stage | null
 
 /**
- * A sink writes the `ok` items of a batch inside the batch transaction, as set-based SQL
- * (never row by row). `write` may be called again on a subset of the items when the database
- * rejects a row (the runtime bisects under savepoints to find it), so it must be a pure
- * function of the items it is given.
+ * One set-based SQL statement with its parameters, numbered from `base + 1`, so that the runtime
+ * can join several into one round trip (`WITH s0 AS (...), s1 AS (...) ...`, see batch.ts).
+ */
+export interface WriteStatement {
+  /** the relation it writes (two statements on one table are never joined) */
+  readonly target: string
+  text(base: number): string
+  readonly params: unknown[]
+}
+
+/**
+ * A sink writes the `ok` items of a batch inside the batch transaction, as ONE set-based SQL
+ * statement (never row by row), which the runtime runs alone or joined with the batch's other
+ * writes. `statement` may be called again on a subset of the items when the database rejects a
+ * row (the runtime bisects under savepoints to find it), so it must be a pure function of the
+ * items it is given; null when there is nothing to write.
  */
 export interface Sink {
   readonly name: string
   /** the qualified table, for messages */
   readonly table: string
-  write(tx: PoolClient, items: readonly WorkItem[]): Promise<void>
+  statement(items: readonly WorkItem[]): WriteStatement | null
 }

@@ -115,10 +115,10 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
     return `${quoteIdent(c)} = ${a.fn === 'min' ? 'LEAST' : 'GREATEST'}(${t(c)}, ${x(c)})`
   }
   const positions = groupBy.map((_, i) => String(i + 1)).join(', ')
-  const sql =
+  const sql = (base: number) =>
     `INSERT INTO ${ref.sql} AS t (${[...groupBy, ...aggs.map((a) => a.column)].map(quoteIdent).join(', ')}) ` +
     `SELECT ${[...groupBy.map(u), ...aggs.map(selectAgg)].join(', ')} ` +
-    `FROM unnest(${inputs.map((n, i) => `$${i + 1}::${castOf(n)}[]`).join(', ')}) AS u(${inputs.map(quoteIdent).join(', ')}) ` +
+    `FROM unnest(${inputs.map((n, i) => `$${base + i + 1}::${castOf(n)}[]`).join(', ')}) AS u(${inputs.map(quoteIdent).join(', ')}) ` +
     `GROUP BY ${positions} ORDER BY ${positions} ` +
     `ON CONFLICT (${groupBy.map(quoteIdent).join(', ')}) DO UPDATE SET ${aggs.map(merge).join(', ')}`
 
@@ -136,13 +136,10 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   return {
     name: 'aggregate',
     table: ref.label,
-    async write(tx, items) {
+    statement(items) {
       const rows = items.filter((i) => i.record)
-      if (rows.length === 0) return
-      await tx.query(
-        sql,
-        inputs.map((n) => pgArray(rows.map((r) => valueOf(r, n)))),
-      )
+      if (rows.length === 0) return null
+      return {target: ref.sql, text: sql, params: inputs.map((n) => pgArray(rows.map((r) => valueOf(r, n))))}
     },
   }
 }

@@ -42,9 +42,9 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
 
   const cols = fieldNames.map((n) => info.columns.get(n)!)
   const nonKey = fieldNames.filter((n) => !key.includes(n))
-  const sql =
+  const sql = (base: number) =>
     `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
-    `SELECT * FROM unnest(${cols.map((c, i) => `$${i + 1}::${c.castType}[]`).join(', ')}) ` +
+    `SELECT * FROM unnest(${cols.map((c, i) => `$${base + i + 1}::${c.castType}[]`).join(', ')}) ` +
     `ON CONFLICT (${key.map(quoteIdent).join(', ')}) ` +
     (nonKey.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${nonKey.map((n) => `${quoteIdent(n)} = excluded.${quoteIdent(n)}`).join(', ')}`)
   const keyOf = (item: WorkItem) => (key.length === 1 ? String(item.record![key[0]!]) : JSON.stringify(key.map((k) => item.record![k] ?? null)))
@@ -52,13 +52,12 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
   return {
     name: 'upsert',
     table: ref.label,
-    async write(tx, items) {
+    statement(items) {
       const last = new Map<string, WorkItem>()
       for (const item of items) if (item.record) last.set(keyOf(item), item)
-      if (last.size === 0) return
+      if (last.size === 0) return null
       const rows = [...last.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, i]) => i.record!)
-      const params = fieldNames.map((n) => pgArray(rows.map((r) => r[n])))
-      await tx.query(sql, params)
+      return {target: ref.sql, text: sql, params: fieldNames.map((n) => pgArray(rows.map((r) => r[n])))}
     },
   }
 }
