@@ -104,7 +104,7 @@ describe('stream group commit', () => {
     const poison = await s.batch(1, 0, 0, () => randomBytes(12_000).toString('base64'))
     const first = await s.batch(0, 0, 4)
     const third = await s.batch(2, 0, 4)
-    // the first starts a transaction alone; the two others wait for it and go together
+    // the three go together (one event-loop turn); the group fails, and each batch runs alone
     const results = await Promise.allSettled([committer.commit(first, 1), committer.commit(poison, 1), committer.commit(third, 1)])
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect(await s.count()).toBe(10)
