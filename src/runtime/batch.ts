@@ -1,17 +1,20 @@
 /**
- * One kafkajs batch (one partition) -> ONE PostgreSQL transaction (effectively-once):
+ * One kafkajs batch (one partition) -> ONE PostgreSQL transaction (effectively-once), in four
+ * round trips:
  *
- *   BEGIN
- *   SELECT next_offset ... FOR UPDATE            the partition's stored offset (row created if missing)
+ *   BEGIN; SELECT next_offset ... FOR UPDATE;    one message: the partition's stored offset (row
+ *   UPDATE next_offset = last+1                  created if missing) and the compare-and-set under
+ *     WHERE next_offset < last+1 AND >= first    that lock (offsets.ts beginLockAndAdvance)
  *     first offset > stored  -> ROLLBACK, 'gap'  (the caller seeks back to the stored offset)
  *     last offset < stored   -> ROLLBACK, 'behind' (all already committed)
- *   UPDATE next_offset = last+1 WHERE next_offset = stored      compare-and-set; 0 rows -> 'fenced'
+ *     should have moved, did not -> 'fenced'
  *   records below stored  -> skipped             (already committed by an earlier run; counted nowhere)
  *   transact stages (dedupe)                     dedupe keys claimed
- *   outbox rows (dead letters so far)
- *   sinks (set-based upserts, aggregates last)   a row the database rejects (SQLSTATE class 22 or 23)
- *                                                -> ROLLBACK, and the batch runs again with SAVEPOINTs,
- *                                                bisecting to find the rows, dead-lettered as SINK_REJECTED
+ *   outbox rows + sinks, one statement           dead letters and set-based upserts (joinedWrite); a
+ *                                                row the database rejects (SQLSTATE class 22 or 23)
+ *                                                -> ROLLBACK, and the batch runs again with SAVEPOINTs
+ *                                                and one statement per sink, bisecting to find the
+ *                                                rows, dead-lettered as SINK_REJECTED
  *   COMMIT
  *
  * Any other error rolls back and propagates: the caller retries the batch (retriable or not:
@@ -215,9 +218,9 @@ export interface GroupEntry {
  * in `entries` order), so one dedupe statement, one statement per sink and one COMMIT serve
  * them all. Returns one outcome per entry, in order.
  *
- * The common case writes the sinks without savepoints (two round trips fewer). If the database
- * refuses a row, the transaction is rolled back and run again at once with savepoints, bisecting
- * to find the refused rows (only for that group). If the dedupe fast path lost a race for a key
+ * The common case writes the outbox rows and the sinks in one statement, without savepoints. If
+ * the database refuses a row, the transaction is rolled back and run again at once with
+ * savepoints and one statement per sink, bisecting to find the refused rows (only for that group). If the dedupe fast path lost a race for a key
  * to a concurrent transaction (isDedupeRace), the transaction runs again at once with the
  * race-free dedupe statements.
  */

@@ -111,4 +111,37 @@ describe('stream group commit', () => {
     const stored = await storedOffsets(s.pool, s.name, s.topic)
     expect([0, 1, 2].map((p) => stored.get(p))).toEqual([5n, undefined, 5n])
   })
+
+  it('runs at most `lanes` transactions at once; small batches ready together share one', async () => {
+    const s = await setup()
+    let held = 0
+    let most = 0
+    const pool = Object.create(s.pool) as typeof s.pool
+    pool.connect = (async () => {
+      const client = await s.pool.connect()
+      most = Math.max(most, ++held)
+      const release = client.release.bind(client)
+      client.release = (e?: boolean | Error) => {
+        held--
+        release(e)
+      }
+      return client
+    }) as typeof s.pool.connect
+    // four batches of 5 records, each "big" (groupRecords 5): one lane each, two lanes
+    const lanes = new GroupCommitter({...s.deps, pool}, 2, 5)
+    const big = await Promise.all([0, 1, 2, 3].map(async (p) => lanes.commit(await s.batch(p, 0, 4), 1)))
+    expect(big.map((o) => o.kind)).toEqual(['committed', 'committed', 'committed', 'committed'])
+    expect(most).toBe(2)
+    // four small batches handed over in one turn: one transaction for all four
+    most = 0
+    const small = new GroupCommitter({...s.deps, pool}, 2, 1000)
+    const batches = await Promise.all([0, 1, 2, 3].map((p) => s.batch(p, 5, 6)))
+    const outcomes = await Promise.all(batches.map((b) => small.commit(b, 1)))
+    expect(outcomes.map((o) => o.kind)).toEqual(['committed', 'committed', 'committed', 'committed'])
+    expect(most).toBe(1)
+    // one transaction: all four offsets moved with the latest transaction's now()
+    const last = await s.pool.query<{n: string}>(`SELECT count(*) AS n FROM cutover.stream_offsets WHERE pipeline = $1 AND next_offset = 7 AND updated_at = (SELECT max(updated_at) FROM cutover.stream_offsets WHERE pipeline = $1)`, [s.name])
+    expect(Number(last.rows[0]!.n)).toBe(4)
+    expect(await s.count()).toBe(28)
+  })
 })

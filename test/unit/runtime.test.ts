@@ -14,6 +14,7 @@ import {silentLogger} from '../../src/log.js'
 import {countItems, isRowLevelError} from '../../src/runtime/batch.js'
 import {DLQ_HEADERS, deadLetterHeaders, toKafkaHeaders} from '../../src/runtime/outbox.js'
 import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
+import {transactionLanes} from '../../src/runtime/run.js'
 import {businessDateOf} from '../../src/runtime/sinks/aggregate.js'
 import {pgArray} from '../../src/runtime/sinks/pgarray.js'
 import {suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
@@ -212,5 +213,16 @@ describe('stream runtime: helpers', () => {
     items[2]!.status = 'dead'
     items[2]!.dead = {code: 'SINK_REJECTED', message: 'm', stage: 'sink', field: null}
     expect(countItems(items)).toEqual({read: 4, written: 2, duplicates: 1, dead: {SINK_REJECTED: 1}})
+  })
+})
+
+describe('stream runtime: transaction lanes', () => {
+  it('defaults to the CPU count, at least 2, never more than the partitions consumed at once', () => {
+    expect(transactionLanes(undefined, 6, 2)).toBe(2)
+    expect(transactionLanes(undefined, 6, 1)).toBe(2)
+    expect(transactionLanes(undefined, 6, 16)).toBe(6)
+    expect(transactionLanes(undefined, 1, 16)).toBe(1)
+    expect(transactionLanes(4, 6, 2)).toBe(4)
+    expect(transactionLanes(12, 6, 2)).toBe(6)
   })
 })

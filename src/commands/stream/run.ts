@@ -23,6 +23,7 @@ export default class StreamRun extends CutoverCommand {
     schema: Flags.string({default: 'public', description: 'PostgreSQL schema of sink tables named without schema.'}),
     'max-bytes-per-partition': Flags.integer({min: 1024, description: 'fetch size per partition: bounds the batch (default 2 MiB)'}),
     'max-record-bytes': Flags.integer({min: 1, description: 'larger values are dead-lettered as RECORD_TOO_LARGE (default 1 MiB)'}),
+    'max-transactions': Flags.integer({min: 1, description: 'PostgreSQL batch transactions in flight at once (default: the CPU count, at least 2)'}),
   }
 
   async run(): Promise<StreamRunResult> {
@@ -44,6 +45,7 @@ export default class StreamRun extends CutoverCommand {
       ...(flags['metrics-port'] === undefined ? {} : {metricsPort: flags['metrics-port']}),
       ...(flags['max-bytes-per-partition'] === undefined ? {} : {maxBytesPerPartition: flags['max-bytes-per-partition']}),
       ...(flags['max-record-bytes'] === undefined ? {} : {maxRecordBytes: flags['max-record-bytes']}),
+      ...(flags['max-transactions'] === undefined ? {} : {maxTransactions: flags['max-transactions']}),
       logger: this.logger,
       signal: controller.signal,
       ...(this.jsonEnabled()
