@@ -53,6 +53,17 @@ describe('stream run: conservation', () => {
     expect(out.lag_end).toBe(0)
     expect(out.batches).toBeGreaterThan(0)
 
+    // the consumer group's offsets in Kafka (what lag tools read) reached the end of every partition
+    const admin = kafka().admin()
+    await admin.connect()
+    try {
+      const [ends, group] = await Promise.all([admin.fetchTopicOffsets(f.topic), admin.fetchOffsets({groupId: `${f.name}-group`, topics: [f.topic]})])
+      const committed = new Map(group[0]!.partitions.map((p) => [p.partition, p.offset]))
+      expect(ends.map((e) => [e.partition, committed.get(e.partition)])).toEqual(ends.map((e) => [e.partition, e.high]))
+    } finally {
+      await admin.disconnect()
+    }
+
     // PostgreSQL: one row per distinct valid key, and aggregates equal to the sums computed here
     const state = await readSinkState(f.pool, f.schema)
     expect(compareWithExpected(state, expected)).toEqual([])
