@@ -87,9 +87,9 @@ export interface StreamProcess {
   exited: Promise<{code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string}>
 }
 
-/** `node bin/run.js stream run --spec <f> --schema <s> <args>` as a child process. */
-export function startStream(f: StreamFixture, args: string[]): StreamProcess {
-  const child = spawn(process.execPath, [BIN, 'stream', 'run', '--spec', f.specFile, '--schema', f.schema, ...args], {cwd: ROOT, env: {...process.env, CUTOVER_LOG_LEVEL: process.env.CUTOVER_LOG_LEVEL ?? 'warn'}, stdio: ['ignore', 'pipe', 'pipe']})
+/** `node bin/run.js stream run --spec <f> --schema <s> <args>` as a child process (`env` added to this one's). */
+export function startStream(f: StreamFixture, args: string[], env: Record<string, string> = {}): StreamProcess {
+  const child = spawn(process.execPath, [BIN, 'stream', 'run', '--spec', f.specFile, '--schema', f.schema, ...args], {cwd: ROOT, env: {...process.env, CUTOVER_LOG_LEVEL: process.env.CUTOVER_LOG_LEVEL ?? 'warn', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
