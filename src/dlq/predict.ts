@@ -17,7 +17,7 @@ import {namesOf} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {Pool} from '../pg/pool.js'
 import {checkSourceFormat} from '../runtime/stages/decode.js'
-import {payloadHash} from '../runtime/stages/dedupe.js'
+import {payloadHash, storedKeys} from '../runtime/stages/dedupe.js'
 import {STAGES} from '../runtime/stages/index.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../runtime/types.js'
 import type {DlqRecord} from './reader.js'
@@ -82,7 +82,7 @@ export class ReplayPredictor {
     if (!this.pool || keys.length === 0 || !this.dedupeTable) return out
     try {
       const r = await this.pool.query<{key: string; h: string}>(
-        `SELECT key, encode(payload_sha256, 'hex') AS h FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2::text[])`,
+        storedKeys('unnest($2::text[])', "k.key AS key, encode(d.payload_sha256, 'hex') AS h"),
         [this.loaded.spec.name, keys],
       )
       for (const row of r.rows) out.set(row.key, row.h)

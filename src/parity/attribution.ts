@@ -20,6 +20,7 @@ import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {UsageError} from '../errors.js'
 import {namesOf, type PipelineSpec} from '../config/spec.js'
 import {mapPgError, openDatabase} from '../pg/pool.js'
+import {storedKeys} from '../runtime/stages/dedupe.js'
 import type {ParityCore} from './compare.js'
 
 export interface AttributionOptions {
@@ -98,7 +99,7 @@ export async function attributeMissing(o: AttributionOptions): Promise<Record<st
     for (let i = 0; i < rest.length; i += 10_000) {
       const chunk = rest.slice(i, i + 10_000)
       const q = await client.query<{key: string; seen: string}>(
-        `SELECT key, to_char(seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS seen FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2::text[])`,
+        storedKeys('unnest($2::text[])', `k.key AS key, to_char(d.seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS seen`),
         [o.spec.name, chunk],
       )
       for (const r of q.rows) byText.set(r.key, `duplicate dropped (key first seen ${r.seen})`)

@@ -218,11 +218,11 @@ export interface GroupEntry {
  * in `entries` order), so one dedupe statement, one statement per sink and one COMMIT serve
  * them all. Returns one outcome per entry, in order.
  *
- * The common case writes the outbox rows and the sinks in one statement, without savepoints. If
- * the database refuses a row, the transaction is rolled back and run again at once with
- * savepoints and one statement per sink, bisecting to find the refused rows (only for that group). If the dedupe fast path lost a race for a key
- * to a concurrent transaction (isDedupeRace), the transaction runs again at once with the
- * race-free dedupe statements.
+ * The common case writes the outbox rows and the sinks in one statement, without savepoints.
+ * If the database refuses a row, the transaction is rolled back and run again at once with
+ * savepoints and one statement per sink, bisecting to find the refused rows (only for that
+ * group). If the dedupe fast path lost a race for a key to a concurrent transaction
+ * (isDedupeRace), the transaction runs again at once with the race-free dedupe statements.
  */
 export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntry[]): Promise<BatchOutcome[]> {
   const topics = new Set(entries.map((e) => `${e.input.ref.pipeline}\u0000${e.input.ref.topic}`))
@@ -270,8 +270,8 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
   try {
     // A session cut off by a network partition must not hold the partitions' row locks for ever:
     // the server ends it after a minute idle in the transaction, and a waiter gives up (and
-    // retries) after 30 s. BEGIN, the SET LOCALs and the offset row locks (in partition order):
-    // one round trip.
+    // retries) after 30 s. BEGIN, the SET LOCALs, the offset row locks (in partition order) and
+    // the compare-and-set: one round trip.
     open = true
     const states = await beginLockAndAdvance(
       client,

@@ -284,7 +284,7 @@ class StreamRuntime {
       dlqTopic: d.loaded.spec.dlq.topic,
       deadLetter: {pipeline: this.pipeline, version: d.loaded.sha256, attempts: 1},
     }
-    // as many transactions at once as batches in flight; small batches (a steady trickle) group
+    // at most transactionLanes() transactions at once (the CPU count by default); small batches (a steady trickle) group
     this.committer = new GroupCommitter(this.batchDeps, transactionLanes(d.options.maxTransactions, d.concurrency), GROUP_RECORDS)
   }
 

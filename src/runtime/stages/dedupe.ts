@@ -48,10 +48,12 @@ const oneShot = (crypto as {hash?: (algorithm: string, data: string, encoding: '
  * pipeline's keys and filters on `key`, at a cost that grows with every batch (measured:
  * bench/stream at 5,000 events/s, one backend at 80% CPU, latency doubled). The LIMIT keeps
  * the subquery a parameterized probe (not flattened into a join the same estimate could spoil).
+ * `d` has payload_sha256, seen_at and ctid. Every reader of the table by key goes through here
+ * (the stage, `dlq replay`'s predictor, parity's root causes).
  */
 export function storedKeys(keys: string, columns = 'k.key AS key, d.payload_sha256'): string {
   return `SELECT ${columns} FROM ${keys} AS k(key)
-  CROSS JOIN LATERAL (SELECT d.payload_sha256, d.ctid FROM cutover.stream_dedupe d WHERE d.pipeline = $1 AND d.key = k.key LIMIT 1) AS d`
+  CROSS JOIN LATERAL (SELECT d.payload_sha256, d.seen_at, d.ctid FROM cutover.stream_dedupe d WHERE d.pipeline = $1 AND d.key = k.key LIMIT 1) AS d`
 }
 
 /**
