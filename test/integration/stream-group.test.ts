@@ -118,8 +118,10 @@ describe('stream group commit', () => {
     let most = 0
     const pool = Object.create(s.pool) as typeof s.pool
     pool.connect = (async () => {
-      const client = await s.pool.connect()
+      // counted when asked for (each lane asks as it starts), not when the pool hands it over:
+      // a new connection can take longer than another lane's whole transaction
       most = Math.max(most, ++held)
+      const client = await s.pool.connect()
       const release = client.release.bind(client)
       client.release = (e?: boolean | Error) => {
         held--
