@@ -73,7 +73,7 @@ const lit = pg.escapeLiteral
  * offset it checks (`next_offset < n AND next_offset >= f`), as `advanceOffset` does.
  *
  * A missing row (the partition's first batch) is created at its `first` offset, locked, and
- * advanced by `advanceOffsets` (two more round trips, once per partition and pipeline).
+ * advanced by `advanceOffsets` (three more round trips, once per partition and pipeline).
  * Returns one state per claim, in the order given.
  */
 export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonly OffsetClaim[]): Promise<OffsetState[]> {

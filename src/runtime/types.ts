@@ -85,7 +85,7 @@ export type StageFactory = (ctx: PipelineContext) => Stage | null
 
 /**
  * One set-based SQL statement with its parameters, numbered from `base + 1`, so that the runtime
- * can join several into one round trip (`WITH s0 AS (...), s1 AS (...) ...`, see batch.ts).
+ * can join several into one round trip (`WITH w0 AS (...), w1 AS (...) ...`, see batch.ts joinedWrite).
  */
 export interface WriteStatement {
   /** the relation it writes (two statements on one table are never joined) */
