@@ -11,7 +11,7 @@ import type {KafkaMessage} from 'kafkajs'
 import {describe, expect, it} from 'vitest'
 import {parseSpec} from '../../src/config/spec.js'
 import {silentLogger} from '../../src/log.js'
-import {commitBatch, commitBatches, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
+import {commitBatch, commitBatches, joinedWrite, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
 import {GroupCommitter} from '../../src/runtime/group.js'
 import {storedOffsets} from '../../src/runtime/offsets.js'
 import {buildSinks} from '../../src/runtime/sinks/index.js'
@@ -145,5 +145,22 @@ describe('stream group commit', () => {
     const last = await s.pool.query<{n: string}>(`SELECT count(*) AS n FROM cutover.stream_offsets WHERE pipeline = $1 AND next_offset = 7 AND updated_at = (SELECT max(updated_at) FROM cutover.stream_offsets WHERE pipeline = $1)`, [s.name])
     expect(Number(last.rows[0]!.n)).toBe(4)
     expect(await s.count()).toBe(28)
+  })
+
+  it('joins writes to different tables into one statement, and runs two on one table one after the other', async () => {
+    const s = await setup()
+    const upsert = (id: string, amount: string, target: string) => ({
+      target,
+      text: (b: number) => `INSERT INTO "${s.schema}".t (id, amount) VALUES ($${b + 1}, $${b + 2}) ON CONFLICT (id) DO UPDATE SET amount = excluded.amount`,
+      params: [id, amount],
+    })
+    const agg = {target: 'agg', text: (b: number) => `INSERT INTO "${s.schema}".agg (id_count_key, n, total) VALUES ($${b + 1}, 1, $${b + 2})`, params: ['k', '5.00']}
+    await joinedWrite(s.pool, [upsert('a', '1.00', 't'), agg])
+    expect((await s.pool.query(`SELECT id, amount::text FROM "${s.schema}".t`)).rows).toEqual([{id: 'a', amount: '1.00'}])
+    expect(await s.agg()).toEqual({n: '1', total: '5.00'})
+    // one statement could not change the row twice (PostgreSQL refuses it); two on one table run in order
+    await expect(joinedWrite(s.pool, [upsert('b', '1.00', 'x'), upsert('b', '2.00', 'y')])).rejects.toThrow(/cannot affect row a second time/)
+    await joinedWrite(s.pool, [upsert('b', '1.00', 't'), upsert('b', '2.00', 't')])
+    expect((await s.pool.query(`SELECT amount::text FROM "${s.schema}".t WHERE id = 'b'`)).rows).toEqual([{amount: '2.00'}])
   })
 })
