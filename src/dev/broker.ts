@@ -142,6 +142,18 @@ function readTail(file: string, n: number): string {
   }
 }
 
+/**
+ * A cluster id as Kafka makes one (`kafka-storage random-uuid`): 16 random bytes in base64url,
+ * drawn again when it starts with '-', which the storage tool's argument parser would take for
+ * an option (1 start in 64: a clean CI run failed on it once).
+ */
+export function kafkaClusterId(random: () => Buffer = () => randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString('base64url')
+    if (!id.startsWith('-')) return id
+  }
+}
+
 function serverProperties(o: {host: string; port: number; controllerPort: number; data: string}): string {
   return `# Written by \`cutover dev up\`: a single-node KRaft broker for development and CI.
 process.roles=broker,controller
@@ -295,7 +307,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
 
   if (!existsSync(join(p.data, 'meta.properties'))) {
     progress('formatting the KRaft storage directory (first start)…')
-    const clusterId = randomBytes(16).toString('base64url')
+    const clusterId = kafkaClusterId()
     const r = spawnSync('java', ['-Xmx256m', ...jvmBase, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', p.props], {
       encoding: 'utf8',
       timeout: 120_000,

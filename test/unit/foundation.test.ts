@@ -4,6 +4,7 @@ import {createLogger, redact, redactString, type LogEntry} from '../../src/log.j
 import {databaseUrlFromEnv, DEFAULT_DATABASE_URL, kafkaSettingsFromEnv} from '../../src/config/env.js'
 import {mapKafkaError} from '../../src/kafka/client.js'
 import {mapPgError} from '../../src/pg/pool.js'
+import {kafkaClusterId} from '../../src/dev/broker.js'
 
 describe('errors map to the exit codes of DESIGN.md', () => {
   it('maps each kind', () => {
@@ -75,5 +76,18 @@ describe('connection settings', () => {
     const e = mapKafkaError(Object.assign(new Error('Connection error'), {name: 'KafkaJSConnectionError'}), kafkaSettingsFromEnv({}))
     expect(e.exitCode).toBe(3)
     expect(e.retriable).toBe(true)
+  })
+})
+
+describe('cutover dev up: the KRaft cluster id', () => {
+  it('never starts with "-", which kafka-storage would read as an option', () => {
+    // fb ef be: four 6-bit groups of 62, "----" in base64url
+    const draws = [Buffer.from('fbefbe' + '00'.repeat(13), 'hex'), Buffer.from('00112233445566778899aabbccddeeff', 'hex')]
+    expect(draws[0]!.toString('base64url').startsWith('-')).toBe(true)
+    let i = 0
+    const id = kafkaClusterId(() => draws[i++]!)
+    expect(id).toBe(draws[1]!.toString('base64url'))
+    expect(i).toBe(2)
+    for (let k = 0; k < 2000; k++) expect(kafkaClusterId()).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/)
   })
 })
