@@ -4,7 +4,7 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
-import {existsSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
+import {chownSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -158,4 +158,46 @@ export function privateBroker(port: number, prefix: string): {brokers: string; s
     rmSync(stateDir, {recursive: true, force: true})
   })
   return {brokers: `127.0.0.1:${port}`, stateDir, up: ['dev', 'up', '--port', String(port), '--controller-port', String(port + 1), '--state-dir', stateDir, '--heap', '512m', '--json']}
+}
+
+/**
+ * A second, private PostgreSQL server for tests that stop and restart one (the shared server is
+ * never touched): `initdb` into a temporary directory and `pg_ctl start` on `port`, with the
+ * binaries of the newest installed major (/usr/lib/postgresql/<major>/bin, or pg_config's
+ * bindir). Run as root, the server runs as the `postgres` user. `restart` stops it (`fast`: every
+ * connection is terminated; `immediate`: killed, as in a crash, WAL replayed at start) and, after
+ * `downMs`, starts it again on the same data. Stopped and
+ * removed when the test finishes. Throws, never skips, when no server binaries are installed.
+ */
+export function privatePostgres(port: number): {url: string; restart(downMs: number, mode?: 'fast' | 'immediate'): Promise<void>; stop(mode?: 'fast' | 'immediate'): void; start(): void} {
+  const majors = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a)) : []
+  const configBin = spawnSync('pg_config', ['--bindir'], {encoding: 'utf8'}).stdout?.trim()
+  const bin = [...majors.map((m) => `/usr/lib/postgresql/${m}/bin`), configBin].find((d) => d && existsSync(join(d, 'initdb')))
+  if (!bin) throw new Error('privatePostgres: no PostgreSQL server binaries (initdb) found: install the postgresql package')
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-pg-'))
+  const data = join(dir, 'data')
+  const asRoot = process.getuid?.() === 0
+  if (asRoot) chownSync(dir, Number(spawnSync('id', ['-u', 'postgres'], {encoding: 'utf8'}).stdout.trim()), Number(spawnSync('id', ['-g', 'postgres'], {encoding: 'utf8'}).stdout.trim()))
+  const sh = (cmd: string, args: string[]) => {
+    const r = asRoot ? spawnSync('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args], {encoding: 'utf8'}) : spawnSync(join(bin, cmd), args, {encoding: 'utf8'})
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`)
+  }
+  sh('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'])
+  const start = () => sh('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start'])
+  const stop = (mode: 'fast' | 'immediate' = 'fast') => sh('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop'])
+  start()
+  onTestFinished(() => {
+    spawnSync(asRoot ? 'runuser' : join(bin, 'pg_ctl'), asRoot ? ['-u', 'postgres', '--', join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop'])
+    rmSync(dir, {recursive: true, force: true})
+  })
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop,
+    start,
+    async restart(downMs: number, mode: 'fast' | 'immediate' = 'fast') {
+      stop(mode)
+      await new Promise((r) => setTimeout(r, downMs))
+      start()
+    },
+  }
 }

@@ -7,6 +7,9 @@
  *   injection in front of it, not a mock); the proxy cuts every connection and refuses new
  *   ones for 5 s, then lets them through again. The shared server itself is never stopped:
  *   other tests use it meanwhile.
+ * - PostgreSQL restarted: a second, private server (test/helpers.ts privatePostgres: initdb,
+ *   pg_ctl on its own port) killed with `pg_ctl stop -m immediate` mid-run, down for 5 s, then
+ *   started again on the same data (crash recovery replays the WAL).
  * - Kafka: a second, private broker (`dev up --port 19092 --state-dir <tmp>`), stopped with
  *   `dev down` and started again on the same ports and data while the run reads from it.
  *   The shared broker is never touched.
@@ -19,7 +22,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {createKafka, createTopicsReady} from '../../src/kafka/client.js'
-import {createTestSchema, createTestTopic, kafka, kafkaSettings, privateBroker, runCli, settings, testPool, uniqueName} from '../helpers.js'
+import pg from 'pg'
+import {createTestSchema, createTestTopic, kafka, kafkaSettings, privateBroker, privatePostgres, runCli, settings, testPool, uniqueName} from '../helpers.js'
 import {startFaultProxy} from '../fault-proxy.js'
 import {expectedState, generateTransactions, type ExpectedState} from '../../fixtures/generator/transactions.js'
 import {cardTransactionSpec, compareWithExpected, createSinkTables, forgetPipeline, readSinkState} from '../../fixtures/generator/pipeline.js'
@@ -37,13 +41,13 @@ function specFile(name: string, topic: string, dlqTopic: string): string {
   return file
 }
 
-async function rowCount(pool: ReturnType<typeof testPool>, schema: string): Promise<number> {
+async function rowCount(pool: pg.Pool, schema: string): Promise<number> {
   const r = await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)
   return Number(r.rows[0]!.n)
 }
 
 /** The final state and the --json result equal an uninterrupted run's; the DLQ holds only the dirty records. */
-async function expectSameFinalState(o: {pool: ReturnType<typeof testPool>; schema: string; expected: ExpectedState; run: StreamProcess; brokers: string; dlqTopic: string}) {
+async function expectSameFinalState(o: {pool: pg.Pool; schema: string; expected: ExpectedState; run: StreamProcess; brokers: string; dlqTopic: string}) {
   const res = await o.run.done
   expect(res.code, `stream run exited ${res.code}; stderr:\n${tail(res.stderr)}`).toBe(0)
   const json = res.json!
@@ -150,5 +154,46 @@ describe('stream run survives outages mid-run', () => {
     expect(rowsAtStop, 'the broker must go down before the run is over').toBeLessThan(expected.written)
 
     await expectSameFinalState({pool, schema, expected, run, brokers, dlqTopic})
+  })
+
+  it('PostgreSQL server killed and started again mid-run (a private server): same final state, nothing dead-lettered because of it', async () => {
+    const server = privatePostgres(Number(process.env.CUTOVER_TEST_PG2_PORT ?? 55433))
+    const pool = new pg.Pool({connectionString: server.url, max: 2})
+    onTestFinished(() => pool.end().catch(() => {}))
+    // a pool that outlives the restart: a client the server killed is dropped, not reused
+    pool.on('error', () => {})
+    const txns = generateTransactions(N, {seed: 4303, idPrefix: 'PR'})
+    const expected = expectedState(txns)
+    const topic = await createTestTopic({partitions: 3, prefix: 'outage-pgr'})
+    const dlqTopic = await createTestTopic({prefix: 'outage-pgr-dlq'})
+    const schema = uniqueName('outage_pgr').replace(/-/g, '_')
+    await pool.query(`CREATE SCHEMA "${schema}"`)
+    await createSinkTables(pool, schema)
+    const name = uniqueName('outage-pgr')
+    const spec = specFile(name, topic, dlqTopic)
+    await produceTransactions(kafka(), topic, txns)
+
+    const run = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '3000', '--max-rate', String(MAX_RATE), '--json'], {DATABASE_URL: server.url})
+    onTestFinished(() => run.kill('SIGKILL'))
+    const rows = async () => {
+      for (;;) {
+        try {
+          return await rowCount(pool, schema)
+        } catch {
+          await sleep(200) // the server is starting up again
+        }
+      }
+    }
+    await until(async () => (await rows()) >= expected.written / 4, () => !run.exited, 'a quarter of the rows were written')
+    // killed (no shutdown checkpoint: the restart replays the WAL), down for OUTAGE_MS, started again
+    await server.restart(OUTAGE_MS, 'immediate')
+    const rowsAtRestart = await rows()
+    expect(rowsAtRestart, 'the restart must fall before the run is over').toBeLessThan(expected.written)
+    if (run.exited) {
+      const res = await run.done
+      expect.fail(`stream run exited (${res.code}) while PostgreSQL was down:\n${tail(res.stderr, 60)}`)
+    }
+
+    await expectSameFinalState({pool, schema, expected, run, brokers: kafkaSettings().brokers.join(','), dlqTopic})
   })
 })
