@@ -18,6 +18,10 @@
  *              rate = read / elapsed_ms of its --json result (which includes its start-up and
  *              the --idle-ms wait at the end, BENCH_IDLE_MS)
  *   R_stream / H
+ *   CPU per record of that run: the `stream run` process (/proc/<pid>/stat, sampled every 50 ms)
+ *              and its PostgreSQL backends (the postmaster's exited-children CPU before and
+ *              after; n/a when PostgreSQL is not on this machine), and the ceiling they leave:
+ *              cores / (both per record), the broker's share not counted
  *   R_stream steady: rows that became visible after the first commit / (time the last row
  *              became visible - time the first did), polled every 50 ms, scaled by read/written:
  *              the rate without start-up and idle wait, printed beside it (meaningful only when
@@ -36,9 +40,9 @@
  * Writes bench/out/stream.json. Until `stream run` is built the stream rows print as
  * "not available" and the baselines still run.
  */
-import {spawn, type ChildProcess} from 'node:child_process'
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -468,6 +472,47 @@ async function vacuumRuntimeTables(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// CPU per record (Linux /proc; PostgreSQL on this machine)
+
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], {encoding: 'utf8'})
+  const n = Number(r.stdout?.trim())
+  return Number.isFinite(n) && n > 0 ? n : 100
+})()
+
+/** Fields of /proc/<pid>/stat after the command name (index 11 utime, 12 stime, 13 cutime, 14 cstime), or null. */
+function procStat(pid: number): number[] | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number)
+  } catch {
+    return null
+  }
+}
+
+/** CPU seconds of a live process. */
+const processCpu = (pid: number): number | null => {
+  const f = procStat(pid)
+  return f ? (f[11]! + f[12]!) / CLK_TCK : null
+}
+
+/** CPU seconds of the postmaster's exited children (backends, counted once they exit), or null when PostgreSQL is not on this machine. */
+async function postgresChildrenCpu(): Promise<(() => number | null) | null> {
+  try {
+    const backend = (await pool.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+    const status = readFileSync(`/proc/${backend}/status`, 'utf8')
+    const pm = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1])
+    if (!pm || !/postgres|postmaster/.test(readFileSync(`/proc/${pm}/comm`, 'utf8'))) return null
+    return () => {
+      const f = procStat(pm)
+      return f ? (f[13]! + f[14]!) / CLK_TCK : null
+    }
+  } catch {
+    return null // not local, or /proc not readable
+  }
+}
+
 async function main(): Promise<void> {
   const loadAtStart = loadavg()
   await ensureDatabase(settings.databaseUrl)
@@ -493,7 +538,7 @@ async function main(): Promise<void> {
   log(`R_sink ${fmt(sink.rate)} rows/s (${sink.rows} rows, batches of ${batchSize})`)
   const H = 1 / (1 / consume.rate + 1 / sink.rate)
 
-  let stream: (StreamRunJson & {rate: number; steady_rate: number; wall_seconds: number; conservation: string[]}) | null = null
+  let stream: (StreamRunJson & {rate: number; steady_rate: number; wall_seconds: number; conservation: string[]; cpu_us_per_record: {node: number | null; postgres: number | null}}) | null = null
   let latency: LatencyResult | null = null
   let sinkAtStreamBatch: {rate: number; seconds: number; rows: number; batch_size: number} | null = null
   let streamError: string | null = null
@@ -504,7 +549,15 @@ async function main(): Promise<void> {
     const name = `bench-stream-${run}`
     const spec = writeSpec(dir, name, topic)
     const t0 = performance.now()
+    const pgCpu = await postgresChildrenCpu()
+    const pgCpu0 = pgCpu?.() ?? null
     const s = startStream(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'])
+    // CPU of the stream process, sampled until it exits (the last ~50 ms are missed)
+    let nodeCpu: number | null = null
+    const cpuSampler = setInterval(() => {
+      const c = s.child.pid === undefined ? null : processCpu(s.child.pid)
+      if (c !== null) nodeCpu = c
+    }, 50)
     // the steady rate, without start-up and the idle wait: rows visible from the first to the last commit
     let exited = false
     void s.result.then(() => (exited = true))
@@ -521,6 +574,10 @@ async function main(): Promise<void> {
       await sleep(50)
     }
     const res = await s.result
+    clearInterval(cpuSampler)
+    await sleep(500) // the stream's backends exit with its connections: let the postmaster reap them
+    const pgCpu1 = pgCpu?.() ?? null
+    const backendCpu = pgCpu0 !== null && pgCpu1 !== null ? pgCpu1 - pgCpu0 : null
     const wall = (performance.now() - t0) / 1000
     // rows written after the first commit seen, per second, scaled from rows to records read
     const steadyRowsPerSecond = firstRowAt !== null && lastRowAt !== null && lastRowAt > firstRowAt ? (produced.expected.written - firstRows) / ((lastRowAt - firstRowAt) / 1000) : NaN
@@ -537,7 +594,14 @@ async function main(): Promise<void> {
       if (j.duplicates !== e.duplicates) checks.push(`duplicates ${j.duplicates}, expected ${e.duplicates}`)
       const dead = Object.values(j.dead_lettered ?? {}).reduce((a, b) => a + b, 0)
       if (dead !== e.deadLetteredTotal) checks.push(`dead-lettered ${dead}, expected ${e.deadLetteredTotal}`)
-      stream = {...j, rate: j.read / (j.elapsed_ms / 1000), steady_rate: (steadyRowsPerSecond * j.read) / Math.max(1, j.written), wall_seconds: wall, conservation: checks}
+      stream = {
+        ...j,
+        rate: j.read / (j.elapsed_ms / 1000),
+        steady_rate: (steadyRowsPerSecond * j.read) / Math.max(1, j.written),
+        wall_seconds: wall,
+        conservation: checks,
+        cpu_us_per_record: {node: nodeCpu === null ? null : (nodeCpu / j.read) * 1e6, postgres: backendCpu === null ? null : (backendCpu / j.read) * 1e6},
+      }
       // for reference: the bare sink with the runtime's own mean batch size (H above uses kafkajs' batch size)
       const streamBatch = Math.max(1, Math.round(j.written / Math.max(1, j.batches)))
       const s2 = await bareSink(schema, produced.columns, streamBatch, 'sink_baseline_stream_batches')
@@ -601,6 +665,11 @@ async function main(): Promise<void> {
   line('R_stream / H', fmt(result.ratio_stream_over_h, 2), '(target >= 1.00)')
   line('R_stream steady', fmt(stream?.steady_rate), 'records/s, first to last commit (no start-up, no idle wait)')
   line('R_stream steady / H', fmt(stream ? stream.steady_rate / H : null, 2), '')
+  const cpu = stream?.cpu_us_per_record
+  const perRecord = cpu && cpu.node !== null && cpu.postgres !== null ? cpu.node + cpu.postgres : null
+  line('CPU per record: stream run', fmt(cpu?.node, 1), 'µs (the node process, start-up and idle wait included)')
+  line('CPU per record: PostgreSQL', fmt(cpu?.postgres, 1), 'µs (its backends; n/a when PostgreSQL is not on this machine)')
+  line('  ceiling on this machine', fmt(perRecord ? (cpus().length * 1e6) / perRecord : null), `records/s = ${cpus().length} cores / both (the broker not counted)`)
   line(`latency at ${RATE}/s p50`, fmt(latency?.p50_ms, 1), 'ms, produce -> commit')
   line(`latency at ${RATE}/s p95`, fmt(latency?.p95_ms, 1), 'ms (target <= 100)')
   line(`latency at ${RATE}/s p99`, fmt(latency?.p99_ms, 1), 'ms (target <= 250)')
