@@ -43,7 +43,6 @@
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -53,7 +52,7 @@ import {ensureDatabase} from '../src/pg/pool.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
-import type {StreamRunJson} from '../fixtures/generator/stream-harness.js'
+import {freePort, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = join(ROOT, 'bin', 'run.js')
@@ -105,18 +104,6 @@ async function createTopic(topic: string, partitions: number): Promise<void> {
 async function createSchema(schema: string): Promise<void> {
   await pool.query(`CREATE SCHEMA "${schema}"`)
   if (!KEEP) cleanups.push(() => pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a ? a.port : 0
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 // ---------------------------------------------------------------------------------------------

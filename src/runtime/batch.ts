@@ -273,23 +273,20 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     // retries) after 30 s. BEGIN, the SET LOCALs, the offset row locks (in partition order) and
     // the compare-and-set: one round trip.
     open = true
-    const states = await beginLockAndAdvance(
-      client,
-      BEGIN_BATCH,
-      entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap})),
-    )
+    const claims = entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap}))
+    const states = await beginLockAndAdvance(client, BEGIN_BATCH, claims)
     const outcomes = new Array<BatchOutcome>(entries.length)
     const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
     let fenced = false
     entries.forEach((entry, k) => {
       const {stored: s, moved} = states[k]!
-      const next = entry.input.lastOffset + 1n
-      if (moved) live.push({entry, k, stored: s, next})
-      else if (applies({ref: entry.input.ref, first: entry.input.firstOffset, next, allowGap: entry.input.allowGap}, s)) {
+      const claim = claims[k]!
+      if (moved) live.push({entry, k, stored: s, next: claim.next})
+      else if (applies(claim, s)) {
         // it should have moved and did not: another consumer moved it (cannot happen under the row lock)
         fenced = true
         outcomes[k] = {kind: 'fenced', stored: s}
-      } else if (entry.input.firstOffset > s && !entry.input.allowGap) outcomes[k] = {kind: 'gap', stored: s}
+      } else if (claim.first > s && !claim.allowGap) outcomes[k] = {kind: 'gap', stored: s}
       else outcomes[k] = {kind: 'behind', stored: s}
     })
     if (fenced && entries.length > 1) {

@@ -31,6 +31,9 @@ interface Waiting {
   reject: (e: unknown) => void
 }
 
+/** One partition: a group never holds two batches of it, nor one of a partition in a running transaction. */
+const keyOf = (w: Waiting) => `${w.input.ref.topic}\u0000${w.input.ref.partition}`
+
 export class GroupCommitter {
   private queue: Waiting[] = []
   private running = 0
@@ -73,7 +76,6 @@ export class GroupCommitter {
 
   private dispatch(): void {
     while (this.running < this.lanes && this.queue.length > 0) {
-      const keyOf = (w: Waiting) => `${w.input.ref.topic}\u0000${w.input.ref.partition}`
       const eligible: Waiting[] = []
       const keys = new Set<string>()
       for (const w of this.queue) {

@@ -6,23 +6,12 @@
  * larger than the records in flight is worked through under a heap limit that could not hold it.
  */
 import {readFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {describe, expect, it} from 'vitest'
 import {compareWithExpected, readSinkState} from '../../fixtures/generator/pipeline.js'
 import {expectedState, generateTransactions} from '../../fixtures/generator/transactions.js'
+import {freePort} from '../../fixtures/generator/stream-harness.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
 import {committedOffsets, fromGenerated, produce, sleep, startStream, streamFixture} from './stream-support.js'
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
 
 async function get(port: number, path: string): Promise<{status: number; body: string} | null> {
   try {
