@@ -49,6 +49,7 @@ import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
 import {ensureDatabase} from '../src/pg/pool.js'
+import {migrate} from '../src/pg/migrations.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
@@ -450,10 +451,12 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
  * starts from what autovacuum would leave.
  */
 async function vacuumRuntimeTables(): Promise<void> {
+  // the runtime's tables, created here on a fresh database (the steady-rate probe reads
+  // cutover.stream_offsets from the moment the stream starts, before its own migration ran)
+  await migrate(pool)
   const c = await pool.connect()
   try {
-    const exists = await c.query(`SELECT to_regclass('cutover.stream_dedupe') IS NOT NULL AS ok`)
-    if (exists.rows[0]!.ok) await c.query('VACUUM (ANALYZE) cutover.stream_dedupe, cutover.outbox, cutover.stream_offsets')
+    await c.query('VACUUM (ANALYZE) cutover.stream_dedupe, cutover.outbox, cutover.stream_offsets')
   } finally {
     c.release()
   }
