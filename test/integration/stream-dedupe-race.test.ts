@@ -5,49 +5,24 @@
  * the race-free statements and still classify every record: the raced key is a duplicate
  * (same payload) or DUPLICATE_CONFLICT (another payload), the others are written once.
  */
-import type {KafkaMessage} from 'kafkajs'
 import {describe, expect, it} from 'vitest'
-import {parseSpec} from '../../src/config/spec.js'
-import {silentLogger} from '../../src/log.js'
-import {commitBatch, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
-import {buildSinks} from '../../src/runtime/sinks/index.js'
-import {buildStages} from '../../src/runtime/stages/index.js'
+import {commitBatch} from '../../src/runtime/batch.js'
 import {payloadHash} from '../../src/runtime/stages/dedupe.js'
-import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
-import {createTestSchema, testPool, uniqueName} from '../helpers.js'
-import {sleep} from './stream-support.js'
+import {batchFixture, sleep} from './stream-support.js'
 
 async function setup() {
-  const pool = testPool()
-  const schema = await createTestSchema(pool)
-  await pool.query(`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL)`)
-  const name = uniqueName('race')
-  const loaded = parseSpec(
-    `version: 1
-name: ${name}
-source: {topic: ${name}.raw}
-fields:
+  const {pool, schema, name, deps, batch: prepared} = await batchFixture({
+    prefix: 'race',
+    tables: (schema) => [`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL)`],
+    spec: `fields:
   id: {type: string, required: true}
   amount: {type: decimal, scale: 2, required: true}
 key: id
 dedupe: {by: id}
 sinks: [{table: t}]
 `,
-    'race.yaml',
-  )
-  const ctx: PipelineContext = {loaded, pipeline: name, schema, maxRecordBytes: 1 << 20, dedupeRetentionMs: 60_000, logger: silentLogger}
-  const stages = buildStages(ctx)
-  const deps: BatchDeps = {pool, transact: stages.transact, sinks: await buildSinks(ctx, pool), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
-  const ref = {pipeline: name, topic: `${name}.raw`, partition: 0}
-  const batch = async (from: number, to: number, amount: (i: number) => string): Promise<BatchInput> => {
-    const items: WorkItem[] = []
-    for (let o = from; o <= to; o++) {
-      const message = {key: Buffer.from(`k${o}`), value: Buffer.from(JSON.stringify({id: `k${o}`, amount: amount(o)})), timestamp: String(Date.now()), attributes: 0, offset: String(o), headers: {}} as KafkaMessage
-      items.push({message, topic: ref.topic, partition: 0, offset: BigInt(o), status: 'ok'})
-    }
-    for (const s of stages.prepare) await s.run(items, null)
-    return {ref, items, firstOffset: BigInt(from), lastOffset: BigInt(to), allowGap: false}
-  }
+  })
+  const batch = (from: number, to: number, amount: (i: number) => string) => prepared(0, from, to, (o) => ({id: `k${o}`, amount: amount(o)}))
   return {pool, schema, name, deps, batch}
 }
 

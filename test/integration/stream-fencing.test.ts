@@ -6,49 +6,27 @@
  * stored offset are skipped; a row the database refuses is found by bisection and
  * dead-lettered while the rest of its batch commits.
  */
-import type {KafkaMessage} from 'kafkajs'
 import {describe, expect, it} from 'vitest'
-import {parseSpec} from '../../src/config/spec.js'
-import {silentLogger} from '../../src/log.js'
-import {commitBatch, CommitOutcomeUnknown, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
+import {commitBatch, CommitOutcomeUnknown, type BatchInput} from '../../src/runtime/batch.js'
 import {advanceOffset, lockOffset, storedOffsets} from '../../src/runtime/offsets.js'
-import {buildSinks} from '../../src/runtime/sinks/index.js'
-import {buildStages} from '../../src/runtime/stages/index.js'
 import type {PoolClient} from '../../src/pg/pool.js'
-import type {PipelineContext, Sink, WorkItem} from '../../src/runtime/types.js'
-import {createTestSchema, testPool, uniqueName} from '../helpers.js'
-import {sleep} from './stream-support.js'
+import type {Sink, WorkItem} from '../../src/runtime/types.js'
+import {batchFixture, sleep} from './stream-support.js'
 
 async function setup(options: {dedupe?: boolean} = {}) {
-  const pool = testPool()
-  const schema = await createTestSchema(pool)
-  await pool.query(`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL CHECK (amount >= 0))`)
-  const name = uniqueName('fence')
-  const loaded = parseSpec(
-    `version: 1
-name: ${name}
-source: {topic: ${name}.raw}
-fields:
+  const {pool, schema, name, deps, batch: prepared} = await batchFixture({
+    prefix: 'fence',
+    tables: (schema) => [`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL CHECK (amount >= 0))`],
+    spec: `fields:
   id: {type: string, required: true}
   amount: {type: decimal, scale: 2, required: true}
 key: id
 ${options.dedupe ? 'dedupe: {by: id}\n' : ''}sinks: [{table: t}]
 `,
-    'fence.yaml',
-  )
-  const ctx: PipelineContext = {loaded, pipeline: name, schema, maxRecordBytes: 1 << 20, dedupeRetentionMs: 1000, logger: silentLogger}
-  const stages = buildStages(ctx)
-  const deps: BatchDeps = {pool, transact: stages.transact, sinks: await buildSinks(ctx, pool), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
+    dedupeRetentionMs: 1000,
+  })
   const ref = {pipeline: name, topic: `${name}.raw`, partition: 0}
-  const batch = async (from: number, to: number, amount: (i: number) => string, extra: Partial<BatchInput> = {}): Promise<BatchInput> => {
-    const items: WorkItem[] = []
-    for (let o = from; o <= to; o++) {
-      const message = {key: Buffer.from(`k${o}`), value: Buffer.from(JSON.stringify({id: `k${o}`, amount: amount(o)})), timestamp: String(Date.now()), attributes: 0, offset: String(o), headers: {}} as KafkaMessage
-      items.push({message, topic: ref.topic, partition: 0, offset: BigInt(o), status: 'ok'})
-    }
-    for (const s of stages.prepare) await s.run(items, null)
-    return {ref, items, firstOffset: BigInt(from), lastOffset: BigInt(to), allowGap: false, ...extra}
-  }
+  const batch = (from: number, to: number, amount: (i: number) => string, extra: Partial<BatchInput> = {}) => prepared(0, from, to, (o) => ({id: `k${o}`, amount: amount(o)}), extra)
   const rows = async () => (await pool.query<{id: string; amount: string}>(`SELECT id, amount FROM "${schema}".t ORDER BY id`)).rows
   const stored = async () => (await storedOffsets(pool, name, ref.topic)).get(0)
   const outbox = async () => (await pool.query<{code: string}>(`SELECT convert_from(decode(h->>1, 'base64'), 'UTF8') AS code FROM cutover.outbox, jsonb_array_elements(headers) h WHERE pipeline = $1 AND h->>0 = 'cutover.error.code' ORDER BY id`, [name])).rows

@@ -7,29 +7,20 @@
  * take fails.
  */
 import {randomBytes} from 'node:crypto'
-import type {KafkaMessage} from 'kafkajs'
 import {describe, expect, it} from 'vitest'
-import {parseSpec} from '../../src/config/spec.js'
-import {silentLogger} from '../../src/log.js'
-import {commitBatch, commitBatches, joinedWrite, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
+import {commitBatch, commitBatches, joinedWrite} from '../../src/runtime/batch.js'
 import {GroupCommitter} from '../../src/runtime/group.js'
 import {storedOffsets} from '../../src/runtime/offsets.js'
-import {buildSinks} from '../../src/runtime/sinks/index.js'
-import {buildStages} from '../../src/runtime/stages/index.js'
-import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
-import {createTestSchema, testPool, uniqueName} from '../helpers.js'
+import {batchFixture} from './stream-support.js'
 
 async function setup() {
-  const pool = testPool()
-  const schema = await createTestSchema(pool)
-  await pool.query(`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL)`)
-  await pool.query(`CREATE TABLE "${schema}".agg (id_count_key text PRIMARY KEY, n bigint NOT NULL DEFAULT 0, total numeric NOT NULL DEFAULT 0)`)
-  const name = uniqueName('group')
-  const loaded = parseSpec(
-    `version: 1
-name: ${name}
-source: {topic: ${name}.raw}
-fields:
+  const {pool, schema, name, deps, topic, batch: prepared} = await batchFixture({
+    prefix: 'group',
+    tables: (schema) => [
+      `CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL, id_count_key text)`,
+      `CREATE TABLE "${schema}".agg (id_count_key text PRIMARY KEY, n bigint NOT NULL DEFAULT 0, total numeric NOT NULL DEFAULT 0)`,
+    ],
+    spec: `fields:
   id: {type: string, required: true}
   amount: {type: decimal, scale: 2, required: true}
   id_count_key: {type: string, default: all}
@@ -41,22 +32,8 @@ sinks:
     group_by: [id_count_key]
     aggregates: {n: count, total: sum(amount)}
 `,
-    'group.yaml',
-  )
-  await pool.query(`ALTER TABLE "${schema}".t ADD COLUMN id_count_key text`)
-  const ctx: PipelineContext = {loaded, pipeline: name, schema, maxRecordBytes: 1 << 20, dedupeRetentionMs: 60_000, logger: silentLogger}
-  const stages = buildStages(ctx)
-  const deps: BatchDeps = {pool, transact: stages.transact, sinks: await buildSinks(ctx, pool), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
-  const topic = `${name}.raw`
-  const batch = async (partition: number, from: number, to: number, id: (o: number) => string = (o) => `p${partition}-${o}`, amount = '1.00'): Promise<BatchInput> => {
-    const items: WorkItem[] = []
-    for (let o = from; o <= to; o++) {
-      const message = {key: Buffer.from(id(o)), value: Buffer.from(JSON.stringify({id: id(o), amount})), timestamp: String(Date.now()), attributes: 0, offset: String(o), headers: {}} as KafkaMessage
-      items.push({message, topic, partition, offset: BigInt(o), status: 'ok'})
-    }
-    for (const s of stages.prepare) await s.run(items, null)
-    return {ref: {pipeline: name, topic, partition}, items, firstOffset: BigInt(from), lastOffset: BigInt(to), allowGap: false}
-  }
+  })
+  const batch = (partition: number, from: number, to: number, id: (o: number) => string = (o) => `p${partition}-${o}`, amount = '1.00') => prepared(partition, from, to, (o) => ({id: id(o), amount}))
   const count = async () => Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".t`)).rows[0]!.n)
   const agg = async () => (await pool.query<{n: string; total: string}>(`SELECT n::text, total::text FROM "${schema}".agg`)).rows[0]
   return {pool, schema, name, deps, topic, batch, count, agg}

@@ -4,16 +4,24 @@
  * spec file naming them, the generated records produced with kafkajs, and a way to run
  * `bin/run.js stream run` as a child process (to kill it).
  */
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import type {KafkaMessage} from 'kafkajs'
 import type pg from 'pg'
 import {onTestFinished} from 'vitest'
 import {cardTransactionSpec, createSinkTables} from '../../fixtures/generator/pipeline.js'
+import {startStreamRun} from '../../fixtures/generator/stream-harness.js'
 import type {GeneratedTransaction} from '../../fixtures/generator/transactions.js'
-import {BIN, ROOT, createTestSchema, kafka, testPool, uniqueName} from '../helpers.js'
+import {createTestSchema, kafka, testPool, uniqueName} from '../helpers.js'
+import {parseSpec} from '../../src/config/spec.js'
 import {createTopicsReady} from '../../src/kafka/client.js'
+import {silentLogger} from '../../src/log.js'
+import type {BatchDeps, BatchInput} from '../../src/runtime/batch.js'
+import {buildSinks} from '../../src/runtime/sinks/index.js'
+import {buildStages} from '../../src/runtime/stages/index.js'
+import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
 
 export interface StreamFixture {
   name: string
@@ -87,20 +95,11 @@ export interface StreamProcess {
   exited: Promise<{code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string}>
 }
 
-/** `node bin/run.js stream run --spec <f> --schema <s> <args>` as a child process (`env` added to this one's). */
+/** `node bin/run.js stream run --spec <f> --schema <s> <args>` as a child process (`env` added to this one's), killed when the test ends. */
 export function startStream(f: StreamFixture, args: string[], env: Record<string, string> = {}): StreamProcess {
-  const child = spawn(process.execPath, [BIN, 'stream', 'run', '--spec', f.specFile, '--schema', f.schema, ...args], {cwd: ROOT, env: {...process.env, CUTOVER_LOG_LEVEL: process.env.CUTOVER_LOG_LEVEL ?? 'warn', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string}>((resolve) => {
-    child.on('close', (code, signal) => resolve({code, signal, stdout, stderr}))
-  })
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  return {child, exited}
+  const p = startStreamRun(['--spec', f.specFile, '--schema', f.schema, ...args], {CUTOVER_LOG_LEVEL: process.env.CUTOVER_LOG_LEVEL ?? 'warn', ...env})
+  onTestFinished(() => p.kill('SIGKILL'))
+  return {child: p.child, exited: p.done}
 }
 
 /** Sum of the stored next offsets of the pipeline (records committed so far, from offset 0). */
@@ -117,4 +116,34 @@ export function sleep(ms: number): Promise<void> {
 export function testRecords(fallback = 20_000): number {
   const n = Number(process.env.CUTOVER_STREAM_TEST_RECORDS)
   return Number.isFinite(n) && n > 0 ? n : fallback
+}
+
+/**
+ * The runtime's batch transaction without Kafka (src/runtime/batch.ts, group.ts): a schema with
+ * the tables of `tables(schema)`, a pipeline of `spec` (the part after `source:`, a topic
+ * `<name>.raw`), its stages and sinks as `stream run` builds them, and prepared batches of
+ * records `{id, amount, ...}` at given offsets, as kafkajs would hand them over.
+ */
+export async function batchFixture(options: {prefix: string; tables: (schema: string) => string[]; spec: string; dedupeRetentionMs?: number}) {
+  const pool = testPool()
+  const schema = await createTestSchema(pool)
+  for (const sql of options.tables(schema)) await pool.query(sql)
+  const name = uniqueName(options.prefix)
+  const topic = `${name}.raw`
+  const loaded = parseSpec(`version: 1\nname: ${name}\nsource: {topic: ${topic}}\n${options.spec}`, `${options.prefix}.yaml`)
+  const ctx: PipelineContext = {loaded, pipeline: name, schema, maxRecordBytes: 1 << 20, dedupeRetentionMs: options.dedupeRetentionMs ?? 60_000, logger: silentLogger}
+  const stages = buildStages(ctx)
+  const deps: BatchDeps = {pool, transact: stages.transact, sinks: await buildSinks(ctx, pool), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
+  /** Offsets `from`..`to` of `partition`, each message keyed and valued by `record(offset)`, through the prepare stages. */
+  const batch = async (partition: number, from: number, to: number, record: (o: number) => {id: string} & Record<string, unknown>, extra: Partial<BatchInput> = {}): Promise<BatchInput> => {
+    const items: WorkItem[] = []
+    for (let o = from; o <= to; o++) {
+      const r = record(o)
+      const message = {key: Buffer.from(r.id), value: Buffer.from(JSON.stringify(r)), timestamp: String(Date.now()), attributes: 0, offset: String(o), headers: {}} as KafkaMessage
+      items.push({message, topic, partition, offset: BigInt(o), status: 'ok'})
+    }
+    for (const s of stages.prepare) await s.run(items, null)
+    return {ref: {pipeline: name, topic, partition}, items, firstOffset: BigInt(from), lastOffset: BigInt(to), allowGap: false, ...extra}
+  }
+  return {pool, schema, name, topic, deps, batch}
 }
