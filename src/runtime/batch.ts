@@ -10,8 +10,11 @@
  *     should have moved, did not -> 'fenced'
  *   records below stored  -> skipped             (already committed by an earlier run; counted nowhere)
  *   transact stages (dedupe)                     dedupe keys claimed
- *   outbox rows + sinks, one statement           dead letters and set-based upserts (joinedWrite); a
- *                                                row the database rejects (SQLSTATE class 22 or 23)
+ *   outbox rows + sinks, one statement           dead letters and set-based upserts (joinedWrite),
+ *                                                upsert sinks by plain INSERT while keys are new
+ *                                                (InsertFirst; a key that exists -> ROLLBACK, and the
+ *                                                batch runs again with the upserts); a row the
+ *                                                database rejects (SQLSTATE class 22 or 23)
  *                                                -> ROLLBACK, and the batch runs again with SAVEPOINTs
  *                                                and one statement per sink, bisecting to find the
  *                                                rows, dead-lettered as SINK_REJECTED
@@ -62,6 +65,47 @@ export interface BatchDeps {
   sinks: readonly Sink[]
   dlqTopic: string
   deadLetter: Omit<DeadLetterContext, 'failedAt'>
+  /** when upsert sinks try a plain INSERT first; without it they always upsert */
+  insertFirst?: InsertFirst
+}
+
+/**
+ * Whether a batch transaction writes its upsert sinks' rows with a plain INSERT first (Sink
+ * `insertFirst`): a stream of new records (the common case: new transactions, a backfill into an
+ * empty table) then pays no speculative insertion. A key that exists fails the INSERT (23505)
+ * and the transaction runs again at once with the upserts; after that the next `skip`
+ * transactions upsert straight away, and that number doubles while the first try after it
+ * fails again (a stream of updates to existing keys: one extra run in up to MAX transactions),
+ * and falls back to MIN after a first try that went through.
+ */
+export class InsertFirst {
+  static readonly MIN = 8
+  static readonly MAX = 1024
+  private skip = 0
+  private penalty = InsertFirst.MIN
+
+  /** whether the next transaction tries plain INSERTs */
+  take(): boolean {
+    if (this.skip === 0) return true
+    this.skip--
+    return false
+  }
+
+  /** a first try met an existing key */
+  conflict(): void {
+    this.skip = this.penalty
+    this.penalty = Math.min(InsertFirst.MAX, this.penalty * 2)
+  }
+
+  /** a first try committed */
+  success(): void {
+    this.penalty = InsertFirst.MIN
+  }
+
+  /** the transactions that will upsert straight away (tests, logs) */
+  get upsertsAhead(): number {
+    return this.skip
+  }
 }
 
 export const BEGIN_BATCH = "BEGIN; SET LOCAL lock_timeout = '30s'; SET LOCAL idle_in_transaction_session_timeout = '60s'"
@@ -78,6 +122,11 @@ export class CommitOutcomeUnknown extends Error {
   ) {
     super(`COMMIT of offsets ${outcome.stored}..${outcome.next - 1n} got no answer: ${(cause as Error)?.message ?? String(cause)}`)
   }
+}
+
+/** 23505 unique_violation: with `insertFirst`, a key that exists. */
+function isUniqueViolation(e: unknown): boolean {
+  return (e as {code?: unknown})?.code === '23505'
 }
 
 /** SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23). */
@@ -239,10 +288,12 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         delete item.dedupeInserted
       }),
     )
-  const mode = {isolateRows: false, conservative: false}
+  const mode: TransactionMode = {isolateRows: false, conservative: false, insertFirst: deps.insertFirst?.take() ?? false}
   for (;;) {
     try {
-      return await runTransaction(deps, entries, mode)
+      const outcomes = await runTransaction(deps, entries, mode)
+      if (mode.insertFirst) deps.insertFirst?.success()
+      return outcomes
     } catch (e) {
       if (e instanceof RunAlone) {
         restore()
@@ -250,8 +301,13 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         for (const entry of entries) out.push((await commitBatches(deps, [entry]))[0]!)
         return out
       }
-      // each rerun flips one flag for good, so this runs the transaction at most three times
-      if ((e instanceof SinkWriteError || e instanceof JoinedWriteError) && !mode.isolateRows) mode.isolateRows = true
+      // each rerun flips one flag for good, so this runs the transaction at most four times
+      if (e instanceof JoinedWriteError && mode.insertFirst && isUniqueViolation(e.original)) {
+        // a key that exists (or another unique index: the upsert meets that one again, and the
+        // rows are then isolated as below)
+        mode.insertFirst = false
+        deps.insertFirst?.conflict()
+      } else if ((e instanceof SinkWriteError || e instanceof JoinedWriteError) && !mode.isolateRows) mode.isolateRows = true
       else if (isDedupeRace(e) && !mode.conservative) mode.conservative = true
       else {
         // rolled back: the items are as they came (a COMMIT without an answer keeps what it decided)
@@ -263,7 +319,16 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
   }
 }
 
-async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], mode: {isolateRows: boolean; conservative: boolean}): Promise<BatchOutcome[]> {
+interface TransactionMode {
+  /** savepoints and one statement per sink, bisecting to find the rows the database refuses */
+  isolateRows: boolean
+  /** the race-free dedupe statements */
+  conservative: boolean
+  /** upsert sinks write by plain INSERT (InsertFirst) */
+  insertFirst: boolean
+}
+
+async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], mode: TransactionMode): Promise<BatchOutcome[]> {
   const co = await checkout(deps.pool)
   const client = co.client
   let open = false
@@ -324,7 +389,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
         if (outbox) writes.push(outbox)
       } else await insertDead(work)
       for (const sink of deps.sinks) {
-        const st = sink.statement(candidates)
+        const st = sink.statement(candidates, {insertFirst: mode.insertFirst})
         if (st) writes.push(st)
       }
       try {

@@ -105,5 +105,10 @@ export interface Sink {
   readonly name: string
   /** the qualified table, for messages */
   readonly table: string
-  statement(items: readonly WorkItem[]): WriteStatement | null
+  /**
+   * `insertFirst`: a plain INSERT instead of the upsert, for a transaction that expects new keys
+   * only (batch.ts InsertFirst); a key that exists then fails it with 23505 and the transaction
+   * runs again with the upsert. Sinks whose statement is not an upsert of rows ignore it.
+   */
+  statement(items: readonly WorkItem[], options?: {insertFirst?: boolean}): WriteStatement | null
 }

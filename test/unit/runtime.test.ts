@@ -11,7 +11,7 @@ import type {KafkaMessage} from 'kafkajs'
 import {describe, expect, it} from 'vitest'
 import {parseSpec} from '../../src/config/spec.js'
 import {silentLogger} from '../../src/log.js'
-import {countItems, isRowLevelError} from '../../src/runtime/batch.js'
+import {countItems, InsertFirst, isRowLevelError} from '../../src/runtime/batch.js'
 import {DLQ_HEADERS, deadLetterHeaders, toKafkaHeaders} from '../../src/runtime/outbox.js'
 import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
 import {transactionLanes} from '../../src/runtime/run.js'
@@ -213,6 +213,26 @@ describe('stream runtime: helpers', () => {
     items[2]!.status = 'dead'
     items[2]!.dead = {code: 'SINK_REJECTED', message: 'm', stage: 'sink', field: null}
     expect(countItems(items)).toEqual({read: 4, written: 2, duplicates: 1, dead: {SINK_REJECTED: 1}})
+  })
+})
+
+describe('stream runtime: plain INSERT first (InsertFirst)', () => {
+  const run = (f: InsertFirst, n: number) => Array.from({length: n}, () => f.take())
+  it('tries plain INSERTs until a key exists, then upserts for a while that doubles while the first try keeps failing', () => {
+    const f = new InsertFirst()
+    expect(run(f, 3)).toEqual([true, true, true])
+    f.success()
+    f.conflict()
+    expect(run(f, InsertFirst.MIN + 1)).toEqual([...Array<boolean>(InsertFirst.MIN).fill(false), true])
+    f.conflict() // the first try after the pause failed again: twice as long
+    expect(run(f, 2 * InsertFirst.MIN + 1)).toEqual([...Array<boolean>(2 * InsertFirst.MIN).fill(false), true])
+    for (let i = 0; i < 20; i++) f.conflict()
+    expect(f.upsertsAhead).toBe(InsertFirst.MAX)
+    run(f, InsertFirst.MAX)
+    expect(f.take()).toBe(true)
+    f.success() // a first try went through: the next pause is short again
+    f.conflict()
+    expect(f.upsertsAhead).toBe(InsertFirst.MIN)
   })
 })
 
