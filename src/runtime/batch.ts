@@ -218,6 +218,35 @@ function sinkRejection(err: SinkWriteError): DeadLetter {
   }
 }
 
+/** How many items are still `ok`. */
+export function countOk(items: readonly WorkItem[]): number {
+  let n = 0
+  for (const i of items) if (i.status === 'ok') n++
+  return n
+}
+
+/**
+ * The items' statuses as they are now, and `restore()` to put them back (and forget what the
+ * dedupe stage noted) before a transaction runs again. Two arrays, not an object per item: this
+ * runs for every batch.
+ */
+export function snapshotItems(items: readonly WorkItem[]): {restore(): void} {
+  const status = items.map((i) => i.status)
+  const dead = items.map((i) => i.dead)
+  return {
+    restore() {
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!
+        item.status = status[i]!
+        item.dead = dead[i]
+        // assigned, not deleted: a deleted property turns the object into a slow dictionary
+        item.dedupeKey = undefined
+        item.dedupeInserted = undefined
+      }
+    },
+  }
+}
+
 export function countItems(items: readonly WorkItem[]): BatchCounts {
   const counts: BatchCounts = {read: items.length, written: 0, duplicates: 0, dead: {}}
   for (const i of items) {
@@ -278,16 +307,8 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
   if (topics.size > 1 || new Set(entries.map((e) => e.input.ref.partition)).size !== entries.length) {
     throw new Error('a group commit takes batches of different partitions of one topic')
   }
-  const snapshots = entries.map((e) => e.input.items.map((i) => ({status: i.status, dead: i.dead})))
-  const restore = () =>
-    entries.forEach((e, k) =>
-      e.input.items.forEach((item, i) => {
-        item.status = snapshots[k]![i]!.status
-        item.dead = snapshots[k]![i]!.dead
-        delete item.dedupeKey
-        delete item.dedupeInserted
-      }),
-    )
+  const snapshots = entries.map((e) => snapshotItems(e.input.items))
+  const restore = () => snapshots.forEach((s) => s.restore())
   const mode: TransactionMode = {isolateRows: false, conservative: false, insertFirst: deps.insertFirst?.take() ?? false}
   for (;;) {
     try {

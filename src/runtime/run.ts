@@ -36,7 +36,7 @@ import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
-import {CommitOutcomeUnknown, InsertFirst, type BatchDeps, type BatchOutcome} from './batch.js'
+import {CommitOutcomeUnknown, countOk, InsertFirst, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer} from './metrics.js'
 import {storedOffsets} from './offsets.js'
@@ -446,14 +446,15 @@ class StreamRuntime {
       }
       if (this.stopping) return
       const items: WorkItem[] = batch.messages.map((message) => ({message, topic: batch.topic, partition, offset: BigInt(message.offset), status: 'ok'}))
+      let okPrepared = items.length
       for (const stage of stages.prepare) {
-        const before = items.filter((i) => i.status === 'ok').length
+        const before = okPrepared
         await stage.run(items, null)
+        okPrepared = countOk(items)
         metrics.stageRecords(stage.name, 'in', before)
-        metrics.stageRecords(stage.name, 'out', items.filter((i) => i.status === 'ok').length)
+        metrics.stageRecords(stage.name, 'out', okPrepared)
       }
-      const prepared = items.map((i) => ({status: i.status, dead: i.dead}))
-      const okPrepared = items.reduce((n, i) => n + (i.status === 'ok' ? 1 : 0), 0)
+      const prepared = snapshotItems(items)
       const firstOffset = items[0]!.offset
       const lastOffset = BigInt(batch.lastOffset())
       const gapSeek = this.gapSeeks.get(partition)
@@ -464,12 +465,7 @@ class StreamRuntime {
       let resume: (() => void) | undefined
       const {retry} = this.d.loaded.spec
       for (let attempt = 1; ; attempt++) {
-        items.forEach((item, i) => {
-          item.status = prepared[i]!.status
-          item.dead = prepared[i]!.dead
-          delete item.dedupeKey
-          delete item.dedupeInserted
-        })
+        if (attempt > 1) prepared.restore()
         try {
           const t0 = process.hrtime.bigint()
           outcome = await this.committer.commit(input, attempt)

@@ -18,7 +18,7 @@
 import {namesOf, type SinkSpec} from '../../config/spec.js'
 import type {Pool} from '../../pg/pool.js'
 import {SpecError} from '../../errors.js'
-import type {PipelineContext, Sink, WorkItem} from '../types.js'
+import type {NormalizedRecord, PipelineContext, Sink, WorkItem} from '../types.js'
 import {pgArray} from './pgarray.js'
 import {describeTable, mismatchError, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
 
@@ -63,7 +63,9 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
       const last = new Map<string, WorkItem>()
       for (const item of items) if (item.record) last.set(keyOf(item), item)
       if (last.size === 0) return null
-      const rows = [...last.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, i]) => i.record!)
+      const keys = [...last.keys()].sort()
+      const rows = new Array<NormalizedRecord>(keys.length)
+      for (let i = 0; i < keys.length; i++) rows[i] = last.get(keys[i]!)!.record!
       return {target: ref.sql, text: options?.insertFirst ? insert : upsert, params: fieldNames.map((n) => pgArray(rows.map((r) => r[n])))}
     },
   }

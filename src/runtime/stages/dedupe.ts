@@ -109,21 +109,17 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
       if (first.size === 0) return
       const keys = [...first.keys()].sort()
       const keyArray = pgArray(keys)
-      // the reference payload of each key: the stored one if the key was seen before, else its first occurrence here
-      const reference = new Map<string, {hash: string; before: boolean}>()
+      // the reference payload of each key: the stored hash if the key was seen before (in
+      // `stored`), else the hash of its first occurrence here (the keys this batch inserted)
+      const stored = new Map<string, string>()
       if (!opts?.conservative) {
         // one statement: the keys already stored (with their hash) come back; every other key is
         // inserted by a plain INSERT (no speculative insertion: ~half the cost of ON CONFLICT per row).
         // A key that a concurrent transaction commits in between fails it with 23505 on
         // stream_dedupe_pkey: the batch transaction is then run again at once in conservative mode.
         const known = await tx.query<{key: string; h: string}>(DEDUPE_FAST_SQL, [ctx.pipeline, keyArray, pgArray(keys.map((k) => first.get(k)!.dedupeHash!))])
-        for (const r of known.rows) reference.set(r.key, {hash: r.h, before: true})
-        for (const k of keys) {
-          if (reference.has(k)) continue
-          const item = first.get(k)!
-          item.dedupeInserted = true
-          reference.set(k, {hash: item.dedupeHash!, before: false})
-        }
+        for (const r of known.rows) stored.set(r.key, r.h)
+        for (const k of keys) if (!stored.has(k)) first.get(k)!.dedupeInserted = true
       } else {
         const inserted = await tx.query<{key: string}>(
           `INSERT INTO cutover.stream_dedupe (pipeline, key, payload_sha256, seen_at)
@@ -131,25 +127,22 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
            ON CONFLICT (pipeline, key) DO NOTHING RETURNING key`,
           [ctx.pipeline, keyArray, pgArray(keys.map((k) => first.get(k)!.dedupeHash!))],
         )
-        for (const r of inserted.rows) {
-          first.get(r.key)!.dedupeInserted = true
-          reference.set(r.key, {hash: first.get(r.key)!.dedupeHash!, before: false})
-        }
-        const existing = keys.filter((k) => !reference.has(k))
+        for (const r of inserted.rows) first.get(r.key)!.dedupeInserted = true
+        const existing = keys.filter((k) => !first.get(k)!.dedupeInserted)
         if (existing.length > 0) {
           const known = await tx.query<{key: string; h: string}>(storedKeys('unnest($2::text[])', "k.key AS key, encode(d.payload_sha256, 'hex') AS h"), [ctx.pipeline, pgArray(existing)])
-          for (const r of known.rows) reference.set(r.key, {hash: r.h, before: true})
+          for (const r of known.rows) stored.set(r.key, r.h)
         }
       }
       // pass 2, in offset order: a repeat of the reference is a duplicate, anything else a conflict
       for (const item of candidates) {
-        const key = item.dedupeKey!
-        const hash = item.dedupeHash!
-        const ref = reference.get(key)
-        if (!ref) throw new Error(`dedupe key ${key} neither inserted nor found`) // cannot happen: the insert lost to a concurrent delete
         if (item.dedupeInserted) continue
-        if (ref.hash === hash) item.status = 'duplicate'
-        else conflict(item, key, ref.before ? 'before' : 'earlier in the same batch')
+        const key = item.dedupeKey!
+        const before = stored.get(key)
+        const ref = before ?? (first.get(key)!.dedupeInserted ? first.get(key)!.dedupeHash : undefined)
+        if (ref === undefined) throw new Error(`dedupe key ${key} neither inserted nor found`) // cannot happen: the insert lost to a concurrent delete
+        if (ref === item.dedupeHash) item.status = 'duplicate'
+        else conflict(item, key, before !== undefined ? 'before' : 'earlier in the same batch')
       }
     },
   }
