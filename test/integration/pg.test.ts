@@ -2,7 +2,7 @@ import {randomUUID} from 'node:crypto'
 import pg from 'pg'
 import {describe, expect, it} from 'vitest'
 import {openDatabase} from '../../src/pg/pool.js'
-import {pruneDedupeKeys} from '../../src/runtime/stages/dedupe.js'
+import {pruneDedupeKeys, storedKeys} from '../../src/runtime/stages/dedupe.js'
 import {settings} from '../helpers.js'
 
 describe('PostgreSQL access', () => {
@@ -24,6 +24,24 @@ describe('PostgreSQL access', () => {
     await admin.connect()
     await admin.query(`DROP DATABASE "${dbName}" WITH (FORCE)`)
     await admin.end()
+  })
+
+  it('keeps dedupe keys in the "C" collation (migration 7), and the lookup still probes the primary key', async () => {
+    const pool = await openDatabase(settings().databaseUrl)
+    try {
+      const cols = await pool.query<{column_name: string; collation_name: string | null}>(
+        `SELECT column_name, collation_name FROM information_schema.columns
+          WHERE table_schema = 'cutover' AND table_name = 'stream_dedupe' AND column_name IN ('pipeline', 'key') ORDER BY column_name`,
+      )
+      expect(cols.rows).toEqual([
+        {column_name: 'key', collation_name: 'C'},
+        {column_name: 'pipeline', collation_name: 'C'},
+      ])
+      const plan = await pool.query<{'QUERY PLAN': string}>(`EXPLAIN ${storedKeys('unnest($2::text[])')}`.replace(/\$1/g, "'p'").replace(/\$2/g, "ARRAY['a', 'b']"))
+      expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using stream_dedupe_pkey/)
+    } finally {
+      await pool.end()
+    }
   })
 
   it('prunes dedupe keys past the retention, of its own pipeline only', async () => {
