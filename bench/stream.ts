@@ -40,20 +40,20 @@
  * Writes bench/out/stream.json. Until `stream run` is built the stream rows print as
  * "not available" and the baselines still run.
  */
-import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync} from 'node:fs'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
 import {ensureDatabase} from '../src/pg/pool.js'
-import {migrate} from '../src/pg/migrations.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
 import {freePort, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
+import {postgresChildrenCpu, prepareRuntimeTables, processCpu} from './lib/stream-measure.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = join(ROOT, 'bin', 'run.js')
@@ -442,80 +442,10 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
 // ---------------------------------------------------------------------------------------------
 // main
 
-/**
- * Earlier bench runs leave dead rows in cutover.stream_dedupe and cutover.outbox (their
- * pipelines are deleted at the end). A production PostgreSQL's autovacuum removes them; on a
- * machine where it is off (the bench machine has autovacuum = off) they pile up: the dedupe
- * index was found at 291 MB for 452 live keys, every probe and insert walking pages of dead
- * entries, a state a production database does not stay in. VACUUM first, so that each run
- * starts from what autovacuum would leave, and compact the tables when they hold only leftovers,
- * so that every run starts from the state of the first (an empty key table).
- */
-async function vacuumRuntimeTables(): Promise<void> {
-  // the runtime's tables, created here on a fresh database (the steady-rate probe reads
-  // cutover.stream_offsets from the moment the stream starts, before its own migration ran)
-  await migrate(pool)
-  const c = await pool.connect()
-  try {
-    // Leftovers of earlier runs only (each run forgets its pipeline at the end): rewrite the tables
-    // compactly. Plain VACUUM leaves the free space of the deleted keys scattered through the heap
-    // and the index, new keys then land on random pages all over them, and once those outgrow
-    // shared_buffers the stream's PostgreSQL CPU per record doubles (measured: 15 -> 30 µs after a
-    // dozen 1M runs, a 104 MB heap and 163 MB primary key holding 20 live keys; back to 15 µs after
-    // VACUUM FULL). A database that holds real keys (100,000 or more) is only vacuumed.
-    const live = await c.query<{n: string}>('SELECT count(*) AS n FROM (SELECT 1 FROM cutover.stream_dedupe LIMIT 100000) AS x')
-    const full = Number(live.rows[0]!.n) < 100_000
-    await c.query(`VACUUM (${full ? 'FULL, ' : ''}ANALYZE) cutover.stream_dedupe, cutover.outbox, cutover.stream_offsets`)
-  } finally {
-    c.release()
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU per record (Linux /proc; PostgreSQL on this machine)
-
-const CLK_TCK = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], {encoding: 'utf8'})
-  const n = Number(r.stdout?.trim())
-  return Number.isFinite(n) && n > 0 ? n : 100
-})()
-
-/** Fields of /proc/<pid>/stat after the command name (index 11 utime, 12 stime, 13 cutime, 14 cstime), or null. */
-function procStat(pid: number): number[] | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number)
-  } catch {
-    return null
-  }
-}
-
-/** CPU seconds of a live process. */
-const processCpu = (pid: number): number | null => {
-  const f = procStat(pid)
-  return f ? (f[11]! + f[12]!) / CLK_TCK : null
-}
-
-/** CPU seconds of the postmaster's exited children (backends, counted once they exit), or null when PostgreSQL is not on this machine. */
-async function postgresChildrenCpu(): Promise<(() => number | null) | null> {
-  try {
-    const backend = (await pool.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
-    const status = readFileSync(`/proc/${backend}/status`, 'utf8')
-    const pm = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1])
-    if (!pm || !/postgres|postmaster/.test(readFileSync(`/proc/${pm}/comm`, 'utf8'))) return null
-    return () => {
-      const f = procStat(pm)
-      return f ? (f[13]! + f[14]!) / CLK_TCK : null
-    }
-  } catch {
-    return null // not local, or /proc not readable
-  }
-}
-
 async function main(): Promise<void> {
   const loadAtStart = loadavg()
   await ensureDatabase(settings.databaseUrl)
-  await vacuumRuntimeTables()
+  await prepareRuntimeTables(pool)
   const dir = mkdtempSync(join(tmpdir(), 'cutover-bench-'))
   cleanups.push(async () => rmSync(dir, {recursive: true, force: true}))
   const topic = `bench-stream-${run}`
@@ -548,7 +478,7 @@ async function main(): Promise<void> {
     const name = `bench-stream-${run}`
     const spec = writeSpec(dir, name, topic)
     const t0 = performance.now()
-    const pgCpu = await postgresChildrenCpu()
+    const pgCpu = await postgresChildrenCpu(pool)
     const pgCpu0 = pgCpu?.() ?? null
     const s = startStream(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'])
     // CPU of the stream process, sampled until it exits (the last ~50 ms are missed)
