@@ -84,6 +84,9 @@ export class InsertFirst {
   private skip = 0
   private penalty = InsertFirst.MIN
 
+  /** `onConflict`: told of every transaction that runs again (the runtime counts them in a metric) */
+  constructor(private readonly onConflict: () => void = () => {}) {}
+
   /** whether the next transaction tries plain INSERTs */
   take(): boolean {
     if (this.skip === 0) return true
@@ -93,6 +96,7 @@ export class InsertFirst {
 
   /** a first try met an existing key */
   conflict(): void {
+    this.onConflict()
     this.skip = this.penalty
     this.penalty = Math.min(InsertFirst.MAX, this.penalty * 2)
   }

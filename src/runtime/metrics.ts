@@ -21,6 +21,7 @@ export class RuntimeMetrics {
   private readonly lagGauge: Gauge<'pipeline' | 'topic' | 'partition'>
   private readonly outbox: Gauge<'pipeline'>
   private readonly lastCommitGauge: Gauge<'pipeline'>
+  private readonly reruns: Counter<'pipeline'>
   private readonly pipeline: string
 
   constructor(pipeline: string, options: {registry?: Registry; defaultMetrics?: boolean} = {}) {
@@ -37,6 +38,12 @@ export class RuntimeMetrics {
     this.lagGauge = new Gauge({name: 'cutover_consumer_lag_records', help: 'High watermark minus committed offset, per partition', labelNames: ['pipeline', 'topic', 'partition'], registers})
     this.outbox = new Gauge({name: 'cutover_outbox_backlog_records', help: 'Outbox rows (dead letters, alerts) not yet published', labelNames: ['pipeline'], registers})
     this.lastCommitGauge = new Gauge({name: 'cutover_last_commit_timestamp_seconds', help: 'Unix time of the last committed batch', labelNames: ['pipeline'], registers})
+    this.reruns = new Counter({name: 'cutover_upsert_reruns_total', help: 'Batch transactions run again as upserts because a plain INSERT met an existing key', labelNames: ['pipeline'], registers})
+  }
+
+  /** A batch transaction's plain INSERT met an existing key and ran again as an upsert (batch.ts InsertFirst). */
+  upsertRerun(): void {
+    this.reruns.inc({pipeline: this.pipeline})
   }
 
   stageRecords(stage: StageName, direction: 'in' | 'out', n: number): void {

@@ -283,7 +283,7 @@ class StreamRuntime {
       sinks: d.sinks,
       dlqTopic: d.loaded.spec.dlq.topic,
       deadLetter: {pipeline: this.pipeline, version: d.loaded.sha256, attempts: 1},
-      insertFirst: new InsertFirst(),
+      insertFirst: new InsertFirst(() => d.metrics.upsertRerun()),
     }
     // at most transactionLanes() transactions at once (the CPU count by default); small batches (a steady trickle) group
     this.committer = new GroupCommitter(this.batchDeps, transactionLanes(d.options.maxTransactions, d.concurrency), GROUP_RECORDS)

@@ -22,11 +22,12 @@ dedupe: {by: id}
 sinks: [{table: t}]
 `,
   })
-  const insertFirst = new InsertFirst()
+  let reruns = 0
+  const insertFirst = new InsertFirst(() => reruns++)
   const deps = {...f.deps, insertFirst}
   const rows = async () => (await f.pool.query<{id: string; amount: string; ref: string | null}>(`SELECT id, amount::text, ref FROM "${f.schema}".t ORDER BY id`)).rows
   const outbox = async () => Number((await f.pool.query<{n: string}>('SELECT count(*) AS n FROM cutover.outbox WHERE pipeline = $1', [f.name])).rows[0]!.n)
-  return {...f, deps, insertFirst, rows, outbox}
+  return {...f, deps, insertFirst, rows, outbox, reruns: () => reruns}
 }
 
 describe('stream upsert sink: plain INSERT first', () => {
@@ -40,6 +41,7 @@ describe('stream upsert sink: plain INSERT first', () => {
     expect(outcome).toMatchObject({kind: 'committed', next: 10n, counts: {read: 10, written: 10}})
     expect(await s.rows()).toHaveLength(10)
     expect(s.insertFirst.upsertsAhead).toBe(0)
+    expect(s.reruns()).toBe(0)
   })
 
   it('a key already in the table: the transaction runs again as an upsert, the row is updated, nothing is dead-lettered', async () => {
@@ -52,12 +54,14 @@ describe('stream upsert sink: plain INSERT first', () => {
     expect(rows).toHaveLength(10)
     expect(rows.find((r) => r.id === 'k3')!.amount).toBe('2.00')
     expect(await s.outbox()).toBe(0)
-    // the next transactions upsert straight away
+    // counted once (the runtime's cutover_upsert_reruns_total), and the next transactions upsert straight away
+    expect(s.reruns()).toBe(1)
     expect(s.insertFirst.upsertsAhead).toBe(InsertFirst.MIN)
     await s.pool.query(`INSERT INTO "${s.schema}".t (id, amount) VALUES ('k12', 0.00)`)
     expect(await commitBatch(s.deps, await s.batch(0, 10, 14, (o) => ({id: `k${o}`, amount: '3.00'})), 1)).toMatchObject({kind: 'committed', counts: {written: 5}})
     expect(s.insertFirst.upsertsAhead).toBe(InsertFirst.MIN - 1)
     expect((await s.rows()).find((r) => r.id === 'k12')!.amount).toBe('3.00')
+    expect(s.reruns()).toBe(1) // that one upserted straight away: no second run
   })
 
   it('another unique index still refuses its row: SINK_REJECTED with the database message, the rest commits', async () => {

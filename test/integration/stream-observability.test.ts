@@ -62,10 +62,12 @@ describe('stream run: observability', () => {
     expect(await committedOffsets(f)).toBe(n)
 
     // the relay publishes the dead letters shortly after their commit: the backlog drains to 0
-    let m = samples((await get(port, '/metrics'))!.body)
+    let body = (await get(port, '/metrics'))!.body
+    let m = samples(body)
     for (let i = 0; i < 100 && m.value('cutover_outbox_backlog_records') > 0; i++) {
       await sleep(100)
-      m = samples((await get(port, '/metrics'))!.body)
+      body = (await get(port, '/metrics'))!.body
+      m = samples(body)
     }
     const pipeline = {pipeline: f.name}
     expect(m.value('cutover_records_total', {...pipeline, stage: 'decode', direction: 'in'})).toBe(n)
@@ -85,6 +87,9 @@ describe('stream run: observability', () => {
     expect(lag.map((r) => r.labels.partition).sort()).toEqual(['0', '1', '2', '3', '4', '5'])
     expect(lag.map((r) => r.value)).toEqual([0, 0, 0, 0, 0, 0])
     expect(m.value('cutover_outbox_backlog_records', pipeline)).toBe(0)
+    // new keys only: every batch's plain INSERT went through, none ran again as an upsert
+    expect(body).toContain('# TYPE cutover_upsert_reruns_total counter')
+    expect(m.value('cutover_upsert_reruns_total', pipeline)).toBe(0)
     expect(Date.now() / 1000 - m.value('cutover_last_commit_timestamp_seconds', pipeline)).toBeLessThan(120)
 
     s.child.kill('SIGTERM')

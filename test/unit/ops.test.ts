@@ -25,6 +25,7 @@ async function exported(): Promise<Exported> {
   m.endToEnd(0.02)
   m.lag('t', 0, 5)
   m.outboxBacklog(1)
+  m.upsertRerun()
   const text = await m.registry.metrics()
   const names = new Set<string>()
   const labels = new Map<string, Set<string>>()
