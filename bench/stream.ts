@@ -40,7 +40,6 @@
  * Writes bench/out/stream.json. Until `stream run` is built the stream rows print as
  * "not available" and the baselines still run.
  */
-import {spawn, type ChildProcess} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync} from 'node:fs'
 import {cpus, loadavg, tmpdir} from 'node:os'
@@ -52,11 +51,10 @@ import {ensureDatabase} from '../src/pg/pool.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
-import {freePort, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
+import {freePort, startStreamRun, type StreamProcess, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
 import {postgresChildrenCpu, prepareRuntimeTables, processCpu} from './lib/stream-measure.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-const BIN = join(ROOT, 'bin', 'run.js')
 const STREAM_BUILT = existsSync(join(ROOT, 'dist', 'src', 'commands', 'stream', 'run.js'))
 
 const env = process.env
@@ -220,24 +218,9 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
 // stream run
 
 
-function startStream(args: string[], extraEnv: Record<string, string> = {}): {child: ChildProcess; result: Promise<{code: number | null; stdout: string; stderr: string}>} {
-  const child = spawn(process.execPath, [BIN, 'stream', 'run', ...args], {
-    cwd: ROOT,
-    env: {...process.env, CUTOVER_LOG_LEVEL: env.CUTOVER_LOG_LEVEL ?? 'warn', ...extraEnv},
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d.toString()
-    if (stderr.length > 1_000_000) stderr = stderr.slice(-200_000)
-  })
-  const result = new Promise<{code: number | null; stdout: string; stderr: string}>((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => resolve({code, stdout, stderr}))
-  })
-  return {child, result}
+/** `node bin/run.js stream run <args>` (the stream harness' child process), logging at warn unless CUTOVER_LOG_LEVEL says otherwise. */
+function startStream(args: string[]): StreamProcess {
+  return startStreamRun(args, {CUTOVER_LOG_LEVEL: env.CUTOVER_LOG_LEVEL ?? 'warn'})
 }
 
 function writeSpec(dir: string, name: string, topic: string): string {
@@ -306,9 +289,9 @@ function quantilesBetween(before: Buckets, after: Buckets, scale: number): {p50:
   return {p50: histogramQuantile(delta, 0.5) * scale, p95: histogramQuantile(delta, 0.95) * scale, p99: histogramQuantile(delta, 0.99) * scale, count}
 }
 
-async function waitForRows(schema: string, where: string, want: number, stream: {result: Promise<unknown>}, label: string): Promise<void> {
+async function waitForRows(schema: string, where: string, want: number, stream: StreamProcess, label: string): Promise<void> {
   let exited = false
-  void stream.result.then(() => (exited = true))
+  void stream.done.then(() => (exited = true))
   for (;;) {
     const r = await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean WHERE ${where}`)
     if (Number(r.rows[0]!.n) >= want) return
@@ -433,7 +416,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
   } finally {
     await producer.disconnect()
     stream.child.kill('SIGTERM')
-    const res = await stream.result
+    const res = await stream.done
     if (res.code !== 0) log(`latency stream run exited ${res.code}: ${res.stderr.slice(-2000)}`)
     await listener.end()
   }
@@ -493,7 +476,7 @@ async function main(): Promise<void> {
     // table, which at 1M rows took ~150 ms a time in parallel workers, and so took most of a
     // core from the run it measured and showed as its PostgreSQL CPU.
     let exited = false
-    void s.result.then(() => (exited = true))
+    void s.done.then(() => (exited = true))
     let firstRowAt: number | null = null
     let firstRows = 0
     let lastRowAt: number | null = null
@@ -506,7 +489,7 @@ async function main(): Promise<void> {
       if (n >= N && lastRowAt === null) lastRowAt = performance.now()
       await sleep(50)
     }
-    const res = await s.result
+    const res = await s.done
     clearInterval(cpuSampler)
     await sleep(500) // the stream's backends exit with its connections: let the postmaster reap them
     const pgCpu1 = pgCpu?.() ?? null
