@@ -36,7 +36,7 @@ import {expectedState, transactionStream, type GeneratedTransaction} from '../fi
 import {connectionSettingsFromEnv} from '../src/config/env.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {ensureDatabase} from '../src/pg/pool.js'
-import {postgresChildrenCpu, prepareRuntimeTables, processCpu} from './lib/stream-measure.js'
+import {conservationProblems, measureCpu, prepareRuntimeTables} from './lib/stream-measure.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const env = process.env
@@ -120,33 +120,19 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
   const spec = join(dir, `${name}.yaml`)
   writeFileSync(spec, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   try {
-    const pgCpu = await postgresChildrenCpu(pool)
-    const pg0 = pgCpu?.() ?? null
     const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'], {CUTOVER_LOG_LEVEL: 'warn'}, bin)
-    let nodeCpu: number | null = null
-    const sampler = setInterval(() => {
-      const c = p.child.pid === undefined ? null : processCpu(p.child.pid)
-      if (c !== null) nodeCpu = c
-    }, 50)
+    const cpu = await measureCpu(pool, p.child)
     const done = await p.done
-    clearInterval(sampler)
-    await new Promise((r) => setTimeout(r, 500)) // the backends exit with the process: let the postmaster reap them
-    const pg1 = pgCpu?.() ?? null
+    const {node, postgres} = await cpu.stop()
     if (done.code !== 0 || !done.json) throw new Error(`${side}: stream run exited ${done.code}: ${done.stderr.slice(-2000)}`)
     const j = done.json
     const rows = Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)).rows[0]!.n)
-    const dead = Object.values(j.dead_lettered).reduce((a, b) => a + b, 0)
-    const conservation: string[] = []
-    if (j.read !== expected.read) conservation.push(`read ${j.read}, expected ${expected.read}`)
-    if (rows !== expected.written) conservation.push(`txn_clean has ${rows} rows, expected ${expected.written}`)
-    if (j.duplicates !== expected.duplicates) conservation.push(`duplicates ${j.duplicates}, expected ${expected.duplicates}`)
-    if (dead !== expected.deadLetteredTotal) conservation.push(`dead-lettered ${dead}, expected ${expected.deadLetteredTotal}`)
     return {
       side,
       rate: j.read / (j.elapsed_ms / 1000),
-      node_us: nodeCpu === null ? null : (nodeCpu / j.read) * 1e6,
-      pg_us: pg0 !== null && pg1 !== null ? ((pg1 - pg0) / j.read) * 1e6 : null,
-      conservation,
+      node_us: node === null ? null : (node / j.read) * 1e6,
+      pg_us: postgres === null ? null : (postgres / j.read) * 1e6,
+      conservation: conservationProblems(j, rows, expected),
     }
   } finally {
     await forgetPipeline(pool, name)

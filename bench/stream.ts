@@ -52,7 +52,7 @@ import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
 import {freePort, startStreamRun, type StreamProcess, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
-import {postgresChildrenCpu, prepareRuntimeTables, processCpu} from './lib/stream-measure.js'
+import {conservationProblems, measureCpu, prepareRuntimeTables} from './lib/stream-measure.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const STREAM_BUILT = existsSync(join(ROOT, 'dist', 'src', 'commands', 'stream', 'run.js'))
@@ -461,15 +461,8 @@ async function main(): Promise<void> {
     const name = `bench-stream-${run}`
     const spec = writeSpec(dir, name, topic)
     const t0 = performance.now()
-    const pgCpu = await postgresChildrenCpu(pool)
-    const pgCpu0 = pgCpu?.() ?? null
     const s = startStream(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'])
-    // CPU of the stream process, sampled until it exits (the last ~50 ms are missed)
-    let nodeCpu: number | null = null
-    const cpuSampler = setInterval(() => {
-      const c = s.child.pid === undefined ? null : processCpu(s.child.pid)
-      if (c !== null) nodeCpu = c
-    }, 50)
+    const cpu = await measureCpu(pool, s.child)
     // The steady rate, without start-up and the idle wait: records committed (the sum of the
     // pipeline's stored offsets, six rows) from the first commit seen to the last. Polled every
     // 50 ms; this must cost the machine nothing: an earlier version polled count(*) of the sink
@@ -490,10 +483,7 @@ async function main(): Promise<void> {
       await sleep(50)
     }
     const res = await s.done
-    clearInterval(cpuSampler)
-    await sleep(500) // the stream's backends exit with its connections: let the postmaster reap them
-    const pgCpu1 = pgCpu?.() ?? null
-    const backendCpu = pgCpu0 !== null && pgCpu1 !== null ? pgCpu1 - pgCpu0 : null
+    const {node: nodeCpu, postgres: backendCpu} = await cpu.stop()
     const wall = (performance.now() - t0) / 1000
     // records committed after the first commit seen, per second
     const steadyPerSecond = firstRowAt !== null && lastRowAt !== null && lastRowAt > firstRowAt ? (N - firstRows) / ((lastRowAt - firstRowAt) / 1000) : NaN
@@ -502,14 +492,8 @@ async function main(): Promise<void> {
       log(streamError)
     } else {
       const j = JSON.parse(res.stdout) as StreamRunJson
-      const e = produced.expected
-      const checks: string[] = []
       const rows = Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)).rows[0]!.n)
-      if (j.read !== e.read) checks.push(`read ${j.read}, expected ${e.read}`)
-      if (rows !== e.written) checks.push(`txn_clean has ${rows} rows, expected ${e.written}`)
-      if (j.duplicates !== e.duplicates) checks.push(`duplicates ${j.duplicates}, expected ${e.duplicates}`)
-      const dead = Object.values(j.dead_lettered ?? {}).reduce((a, b) => a + b, 0)
-      if (dead !== e.deadLetteredTotal) checks.push(`dead-lettered ${dead}, expected ${e.deadLetteredTotal}`)
+      const checks = conservationProblems(j, rows, produced.expected)
       stream = {
         ...j,
         rate: j.read / (j.elapsed_ms / 1000),

@@ -4,7 +4,10 @@
  */
 import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
+import type {ChildProcess} from 'node:child_process'
 import type pg from 'pg'
+import type {StreamRunJson} from '../../fixtures/generator/stream-harness.js'
+import type {expectedState} from '../../fixtures/generator/transactions.js'
 import {migrate} from '../../src/pg/migrations.js'
 
 /**
@@ -53,13 +56,13 @@ function procStat(pid: number): number[] | null {
 }
 
 /** CPU seconds of a live process. */
-export function processCpu(pid: number): number | null {
+function processCpu(pid: number): number | null {
   const f = procStat(pid)
   return f ? (f[11]! + f[12]!) / CLK_TCK : null
 }
 
 /** CPU seconds of the postmaster's exited children (backends, counted once they exit), or null when PostgreSQL is not on this machine. */
-export async function postgresChildrenCpu(pool: pg.Pool): Promise<(() => number | null) | null> {
+async function postgresChildrenCpu(pool: pg.Pool): Promise<(() => number | null) | null> {
   try {
     const backend = (await pool.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
     const status = readFileSync(`/proc/${backend}/status`, 'utf8')
@@ -72,4 +75,38 @@ export async function postgresChildrenCpu(pool: pg.Pool): Promise<(() => number 
   } catch {
     return null // not local, or /proc not readable
   }
+}
+
+/**
+ * CPU of a `stream run` child (sampled every 50 ms until it exits; the last ~50 ms are missed)
+ * and of PostgreSQL's backends over the same run. `stop()` after the child exited: it waits
+ * 500 ms for the postmaster to reap the backends, then gives both in seconds (null when unknown).
+ */
+export async function measureCpu(pool: pg.Pool, child: ChildProcess): Promise<{stop(): Promise<{node: number | null; postgres: number | null}>}> {
+  const pgCpu = await postgresChildrenCpu(pool)
+  const pg0 = pgCpu?.() ?? null
+  let node: number | null = null
+  const sampler = setInterval(() => {
+    const c = child.pid === undefined ? null : processCpu(child.pid)
+    if (c !== null) node = c
+  }, 50)
+  return {
+    async stop() {
+      clearInterval(sampler)
+      await new Promise((r) => setTimeout(r, 500)) // the backends exit with the process's connections
+      const pg1 = pgCpu?.() ?? null
+      return {node, postgres: pg0 !== null && pg1 !== null ? pg1 - pg0 : null}
+    },
+  }
+}
+
+/** What differs between a run's --json (and the rows of its txn_clean) and the generator's expected outcome: empty when conserved. */
+export function conservationProblems(j: StreamRunJson, rows: number, e: ReturnType<typeof expectedState>): string[] {
+  const out: string[] = []
+  if (j.read !== e.read) out.push(`read ${j.read}, expected ${e.read}`)
+  if (rows !== e.written) out.push(`txn_clean has ${rows} rows, expected ${e.written}`)
+  if (j.duplicates !== e.duplicates) out.push(`duplicates ${j.duplicates}, expected ${e.duplicates}`)
+  const dead = Object.values(j.dead_lettered ?? {}).reduce((a, b) => a + b, 0)
+  if (dead !== e.deadLetteredTotal) out.push(`dead-lettered ${dead}, expected ${e.deadLetteredTotal}`)
+  return out
 }

@@ -30,7 +30,7 @@ import {applies, beginLockAndAdvance, type PartitionRef} from './offsets.js'
 import {deadLetterStatement, insertDeadLetters, type DeadLetterContext} from './outbox.js'
 import {isDedupeRace, releaseDedupeKeys} from './stages/dedupe.js'
 import type {DeadLetter, Sink, Stage, WorkItem, WriteStatement} from './types.js'
-import {markDead} from './types.js'
+import {markDead, okItems} from './types.js'
 
 export interface BatchCounts {
   read: number
@@ -222,13 +222,6 @@ function sinkRejection(err: SinkWriteError): DeadLetter {
   }
 }
 
-/** How many items are still `ok`. */
-export function countOk(items: readonly WorkItem[]): number {
-  let n = 0
-  for (const i of items) if (i.status === 'ok') n++
-  return n
-}
-
 /**
  * The items' statuses as they are now, and `restore()` to put them back (and forget what the
  * dedupe stage noted) before a transaction runs again. Two arrays, not an object per item: this
@@ -394,23 +387,27 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     const attemptOf = new Map<WorkItem, number>()
     if (new Set(live.map((l) => l.entry.attempt)).size > 1) live.forEach((l, j) => works[j]!.forEach((i) => attemptOf.set(i, l.entry.attempt)))
     const failedAt = new Date()
+    // the dead letters' context when every batch is at the same attempt (attemptOf empty)
+    const deadContext = {...deps.deadLetter, attempts: live[0]!.entry.attempt, failedAt}
     const insertDead = async (items: readonly WorkItem[]) => {
-      if (attemptOf.size === 0) return insertDeadLetters(client, deps.dlqTopic, items, {...deps.deadLetter, attempts: live[0]!.entry.attempt, failedAt})
+      if (attemptOf.size === 0) return insertDeadLetters(client, deps.dlqTopic, items, deadContext)
       const byAttempt = new Map<number, WorkItem[]>()
       for (const i of items) {
         const a = attemptOf.get(i) ?? 1
-        byAttempt.set(a, [...(byAttempt.get(a) ?? []), i])
+        const some = byAttempt.get(a)
+        if (some) some.push(i)
+        else byAttempt.set(a, [i])
       }
       for (const [attempts, some] of byAttempt) await insertDeadLetters(client, deps.dlqTopic, some, {...deps.deadLetter, attempts, failedAt})
       return items.length
     }
     for (const stage of deps.transact) await stage.run(work, client, {conservative: mode.conservative})
-    const candidates = work.filter((i) => i.status === 'ok')
+    const candidates = okItems(work)
     if (!mode.isolateRows) {
       // the common case: the dead letters and every sink in one statement, one round trip
       const writes: WriteStatement[] = []
       if (attemptOf.size === 0) {
-        const outbox = deadLetterStatement(deps.dlqTopic, work, {...deps.deadLetter, attempts: live[0]!.entry.attempt, failedAt})
+        const outbox = deadLetterStatement(deps.dlqTopic, work, deadContext)
         if (outbox) writes.push(outbox)
       } else await insertDead(work)
       for (const sink of deps.sinks) {

@@ -36,7 +36,7 @@ import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
-import {CommitOutcomeUnknown, countOk, InsertFirst, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
+import {CommitOutcomeUnknown, InsertFirst, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer} from './metrics.js'
 import {storedOffsets} from './offsets.js'
@@ -46,7 +46,7 @@ import {buildSinks} from './sinks/index.js'
 import {checkSourceFormat} from './stages/decode.js'
 import {pruneDedupeKeys} from './stages/dedupe.js'
 import {buildStages} from './stages/index.js'
-import type {PipelineContext, Stage, WorkItem} from './types.js'
+import {countOk, type PipelineContext, type Stage, type WorkItem} from './types.js'
 
 export interface StreamRunOptions {
   /** path of the pipeline spec (YAML) */

@@ -51,6 +51,13 @@ export function okItems(items: readonly WorkItem[]): WorkItem[] {
   return items.filter((i) => i.status === 'ok')
 }
 
+/** How many items are still `ok` (okItems without the copy). */
+export function countOk(items: readonly WorkItem[]): number {
+  let n = 0
+  for (const i of items) if (i.status === 'ok') n++
+  return n
+}
+
 /** What every stage and sink may use; built once per run. */
 export interface PipelineContext {
   loaded: LoadedSpec
