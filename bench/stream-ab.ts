@@ -22,6 +22,12 @@
  * Both sides share the database: a migration of this checkout applies to the base's runs too.
  * To measure a migration, run one build and change the schema between runs instead.
  *
+ * Each side runs `node <its bin/run.js shebang flags> bin/run.js`, as its installed command would.
+ * BENCH_AB_NODE_OPTIONS_BASE / BENCH_AB_NODE_OPTIONS_THIS add NODE_OPTIONS to one side, to
+ * measure a node flag with one build:
+ *
+ *   BENCH_AB_BASE=HEAD BENCH_AB_NODE_OPTIONS_THIS=--max-semi-space-size=128 npm run bench:stream-ab
+ *
  * Writes bench/out/stream-ab.json.
  */
 import {spawnSync} from 'node:child_process'
@@ -103,6 +109,12 @@ async function produce(topic: string): Promise<ReturnType<typeof expectedState>>
   return expectedState(outcomes)
 }
 
+/** BENCH_AB_NODE_OPTIONS_BASE / _THIS: NODE_OPTIONS of one side's `stream run` (to measure a node flag with one build) */
+function nodeOptions(side: 'base' | 'this'): {NODE_OPTIONS?: string} {
+  const v = env[`BENCH_AB_NODE_OPTIONS_${side.toUpperCase()}`]
+  return v === undefined ? {} : {NODE_OPTIONS: v}
+}
+
 interface RunResult {
   side: 'base' | 'this'
   rate: number
@@ -120,7 +132,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
   const spec = join(dir, `${name}.yaml`)
   writeFileSync(spec, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   try {
-    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'], {CUTOVER_LOG_LEVEL: 'warn'}, bin)
+    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'], {CUTOVER_LOG_LEVEL: 'warn', ...nodeOptions(side)}, bin)
     const cpu = await measureCpu(pool, p.child)
     const done = await p.done
     const {node, postgres} = await cpu.stop()

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 [ -f dist/src/commands/stream/run.js ] || npm run build --silent
-cutover() { node bin/run.js "$@"; }
+cutover() { ./bin/run.js "$@"; }   # through its shebang, with its node flags, as an installed `cutover` runs
 
 cutover dev up
 echo "== seeding Kafka"

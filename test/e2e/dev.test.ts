@@ -2,10 +2,12 @@
  * The CLI as a user runs it (bin/run.js, built): exit codes and --json fields.
  * The broker is already up (CI runs `cutover dev up` before the tests).
  */
+import {spawnSync} from 'node:child_process'
 import {readFileSync, readdirSync} from 'node:fs'
 import {join, relative} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {ROOT, runCli} from '../helpers.js'
+import {shebangNodeFlags, startStreamRun} from '../../fixtures/generator/stream-harness.js'
+import {BIN, ROOT, runCli} from '../helpers.js'
 
 describe('cutover dev and global behaviour', () => {
   it('--help lists every command with a summary', async () => {
@@ -25,6 +27,24 @@ describe('cutover dev and global behaviour', () => {
     const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {relativePath: string[]}>}
     expect(Object.keys(manifest.commands).sort()).toEqual(ids)
     for (const [id, c] of Object.entries(manifest.commands)) expect(c.relativePath.join('/')).toBe(`dist/src/commands/${id.split(':').join('/')}.js`)
+  })
+
+  it('bin/run.js started as a command runs node with its shebang flags (the larger young generation), and the stream harness passes the same', async () => {
+    const flags = shebangNodeFlags(BIN)
+    expect(flags).toContain('--max-semi-space-size=64')
+    // executed directly, as an installed `cutover` is: the kernel reads the shebang (env -S splits it)
+    const r = spawnSync(BIN, ['--version'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {...process.env, NODE_OPTIONS: '--import=data:text/javascript,process.on(`exit`,()=>process.stderr.write(`EXECARGV`+JSON.stringify(process.execArgv)))'},
+    })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^cutover\//)
+    expect(JSON.parse(/EXECARGV(.*)$/m.exec(r.stderr)![1]!)).toEqual(flags)
+    // tests and benches start `node <flags> bin/run.js stream run ...` (node from process.execPath)
+    const s = startStreamRun(['--help'])
+    expect(s.child.spawnargs.slice(1, 1 + flags.length + 1)).toEqual([...flags, BIN])
+    expect((await s.done).code).toBe(0)
   })
 
   it('an unknown command exits 2', async () => {
