@@ -23,10 +23,10 @@
  * To measure a migration, run one build and change the schema between runs instead.
  *
  * Each side runs `node <its bin/run.js shebang flags> bin/run.js`, as its installed command would.
- * BENCH_AB_NODE_OPTIONS_BASE / BENCH_AB_NODE_OPTIONS_THIS add NODE_OPTIONS to one side, to
- * measure a node flag with one build:
+ * BENCH_AB_ENV_BASE / BENCH_AB_ENV_THIS add environment variables to one side (NAME=value, space
+ * separated), to measure a node flag or a setting with one build:
  *
- *   BENCH_AB_BASE=HEAD BENCH_AB_NODE_OPTIONS_THIS=--max-semi-space-size=128 npm run bench:stream-ab
+ *   BENCH_AB_BASE=HEAD BENCH_AB_ENV_THIS=NODE_OPTIONS=--max-semi-space-size=128 npm run bench:stream-ab
  *
  * Writes bench/out/stream-ab.json.
  */
@@ -109,10 +109,20 @@ async function produce(topic: string): Promise<ReturnType<typeof expectedState>>
   return expectedState(outcomes)
 }
 
-/** BENCH_AB_NODE_OPTIONS_BASE / _THIS: NODE_OPTIONS of one side's `stream run` (to measure a node flag with one build) */
-function nodeOptions(side: 'base' | 'this'): {NODE_OPTIONS?: string} {
-  const v = env[`BENCH_AB_NODE_OPTIONS_${side.toUpperCase()}`]
-  return v === undefined ? {} : {NODE_OPTIONS: v}
+/**
+ * BENCH_AB_ENV_BASE / BENCH_AB_ENV_THIS: environment variables added to one side's `stream run`,
+ * as space-separated NAME=value pairs (a value cannot hold a space), to measure a node flag or a
+ * setting with one build.
+ */
+function sideEnv(side: 'base' | 'this'): Record<string, string> {
+  const spec = env[`BENCH_AB_ENV_${side.toUpperCase()}`] ?? ''
+  const out: Record<string, string> = {}
+  for (const pair of spec.split(/\s+/).filter((p) => p !== '')) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw new Error(`BENCH_AB_ENV_${side.toUpperCase()}: "${pair}" is not NAME=value`)
+    out[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return out
 }
 
 interface RunResult {
@@ -132,7 +142,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
   const spec = join(dir, `${name}.yaml`)
   writeFileSync(spec, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   try {
-    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'], {CUTOVER_LOG_LEVEL: 'warn', ...nodeOptions(side)}, bin)
+    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'], {CUTOVER_LOG_LEVEL: 'warn', ...sideEnv(side)}, bin)
     const cpu = await measureCpu(pool, p.child)
     const done = await p.done
     const {node, postgres} = await cpu.stop()

@@ -30,7 +30,7 @@ import {applies, beginLockAndAdvance, type PartitionRef} from './offsets.js'
 import {deadLetterStatement, insertDeadLetters, type DeadLetterContext} from './outbox.js'
 import {isDedupeRace, releaseDedupeKeys} from './stages/dedupe.js'
 import type {DeadLetter, Sink, Stage, WorkItem, WriteStatement} from './types.js'
-import {markDead, okItems} from './types.js'
+import {inDedupeOrder, markDead, okItems} from './types.js'
 
 export interface BatchCounts {
   read: number
@@ -239,6 +239,7 @@ export function snapshotItems(items: readonly WorkItem[]): {restore(): void} {
         // assigned, not deleted: a deleted property turns the object into a slow dictionary
         item.dedupeKey = undefined
         item.dedupeInserted = undefined
+        item.dedupeOrder = undefined
       }
     },
   }
@@ -402,7 +403,8 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       return items.length
     }
     for (const stage of deps.transact) await stage.run(work, client, {conservative: mode.conservative})
-    const candidates = okItems(work)
+    // in the dedupe stage's key order (the upsert sink then needs no sort of its own)
+    const candidates = inDedupeOrder(okItems(work))
     if (!mode.isolateRows) {
       // the common case: the dead letters and every sink in one statement, one round trip
       const writes: WriteStatement[] = []

@@ -6,9 +6,67 @@
  * Names follow Prometheus conventions: `cutover_` prefix, `_total` counters, `_seconds`.
  */
 import {createServer, type Server} from 'node:http'
-import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics} from 'prom-client'
+import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric} from 'prom-client'
 
 export type StageName = 'decode' | 'normalize' | 'validate' | 'dedupe' | 'enrich' | 'window' | 'rules' | 'sink'
+
+/**
+ * A histogram of one label set that is observed once per record (the end-to-end latency):
+ * prom-client's Histogram validates and hashes its labels on every `observe`, ~0.2 µs a call,
+ * ~1% of the runtime's CPU per record; this one finds the bucket and counts. Registered in the
+ * registry as a metric of its own, exported in prom-client's histogram format (cumulative
+ * `_bucket` lines with `le`, then `+Inf`, `_sum`, `_count`).
+ */
+type HistogramValue = {labels: Record<string, string | number>; value: number; metricName: string}
+
+export class RecordHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  private readonly counts: number[]
+  private sum = 0
+  private count = 0
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: readonly number[],
+    private readonly labels: Record<string, string>,
+    registry: Registry,
+  ) {
+    this.counts = new Array<number>(buckets.length).fill(0)
+    // prom-client's registry takes any object with name, help, type and get(); its types list only its own classes
+    registry.registerMetric(this as unknown as Metric)
+  }
+
+  observe(value: number): void {
+    this.sum += value
+    this.count++
+    const b = this.buckets
+    for (let i = 0; i < b.length; i++) {
+      if (value <= b[i]!) {
+        this.counts[i]!++
+        return
+      }
+    }
+  }
+
+  reset(): void {
+    this.counts.fill(0)
+    this.sum = 0
+    this.count = 0
+  }
+
+  get(): {name: string; help: string; type: string; aggregator: string; values: HistogramValue[]} {
+    let acc = 0
+    const values: HistogramValue[] = this.buckets.map((le, i) => ({labels: {...this.labels, le}, value: (acc += this.counts[i]!), metricName: `${this.name}_bucket`}))
+    values.push(
+      {labels: {...this.labels, le: '+Inf'}, value: this.count, metricName: `${this.name}_bucket`},
+      {labels: {...this.labels}, value: this.sum, metricName: `${this.name}_sum`},
+      {labels: {...this.labels}, value: this.count, metricName: `${this.name}_count`},
+    )
+    return {name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values}
+  }
+}
 
 export class RuntimeMetrics {
   readonly registry: Registry
@@ -17,7 +75,7 @@ export class RuntimeMetrics {
   private readonly dups: Counter<'pipeline'>
   private readonly batch: Histogram<'pipeline'>
   private readonly commit: Histogram<'pipeline'>
-  private readonly e2e: Histogram<'pipeline'>
+  private readonly e2e: RecordHistogram
   private readonly lagGauge: Gauge<'pipeline' | 'topic' | 'partition'>
   private readonly outbox: Gauge<'pipeline'>
   private readonly lastCommitGauge: Gauge<'pipeline'>
@@ -34,7 +92,7 @@ export class RuntimeMetrics {
     this.dups = new Counter({name: 'cutover_duplicates_total', help: 'Identical repeats dropped by dedupe', labelNames: ['pipeline'], registers})
     this.batch = new Histogram({name: 'cutover_batch_size_records', help: 'Records per committed batch', labelNames: ['pipeline'], buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000], registers})
     this.commit = new Histogram({name: 'cutover_commit_latency_seconds', help: 'Duration of the PostgreSQL transaction of one batch', labelNames: ['pipeline'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers})
-    this.e2e = new Histogram({name: 'cutover_end_to_end_latency_seconds', help: 'From the Kafka record timestamp to the PostgreSQL commit', labelNames: ['pipeline'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers})
+    this.e2e = new RecordHistogram('cutover_end_to_end_latency_seconds', 'From the Kafka record timestamp to the PostgreSQL commit', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], {pipeline}, this.registry)
     this.lagGauge = new Gauge({name: 'cutover_consumer_lag_records', help: 'High watermark minus committed offset, per partition', labelNames: ['pipeline', 'topic', 'partition'], registers})
     this.outbox = new Gauge({name: 'cutover_outbox_backlog_records', help: 'Outbox rows (dead letters, alerts) not yet published', labelNames: ['pipeline'], registers})
     this.lastCommitGauge = new Gauge({name: 'cutover_last_commit_timestamp_seconds', help: 'Unix time of the last committed batch', labelNames: ['pipeline'], registers})
@@ -66,7 +124,7 @@ export class RuntimeMetrics {
 
   /** One observation per record: commit time minus the record's Kafka timestamp. */
   endToEnd(seconds: number): void {
-    this.e2e.observe({pipeline: this.pipeline}, Math.max(0, seconds))
+    this.e2e.observe(Math.max(0, seconds))
   }
 
   lag(topic: string, partition: number, lag: number): void {

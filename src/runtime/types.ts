@@ -40,6 +40,11 @@ export interface WorkItem {
   /** SHA-256 of the normalized record (dedupe) */
   dedupeHash?: string
   dedupeInserted?: boolean
+  /**
+   * set by dedupe on the first occurrence of each key: the key's rank in the batch's sorted keys;
+   * the sinks get the records in this order (inDedupeOrder)
+   */
+  dedupeOrder?: number
 }
 
 export function markDead(item: WorkItem, dead: DeadLetter): void {
@@ -49,6 +54,31 @@ export function markDead(item: WorkItem, dead: DeadLetter): void {
 
 export function okItems(items: readonly WorkItem[]): WorkItem[] {
   return items.filter((i) => i.status === 'ok')
+}
+
+/**
+ * `items` in the dedupe stage's key order when it ranked every one of them (`dedupeOrder`, each
+ * rank once), else `items` as given. After dedupe the `ok` items are the first occurrences of
+ * their keys, so with a sink keyed like the dedupe they reach it distinct and already sorted, and
+ * the upsert sink skips its own grouping and sort (~0.7 µs per record for a Map and a sort of
+ * 6,000 keys). Placed by rank: no comparison sort here either.
+ */
+export function inDedupeOrder(items: WorkItem[]): WorkItem[] {
+  if (items.length < 2) return items
+  let max = -1
+  for (const i of items) {
+    const o = i.dedupeOrder
+    if (o === undefined) return items
+    if (o > max) max = o
+  }
+  const slots = new Array<WorkItem | undefined>(max + 1)
+  for (const i of items) {
+    if (slots[i.dedupeOrder!] !== undefined) return items
+    slots[i.dedupeOrder!] = i
+  }
+  const out: WorkItem[] = []
+  for (const i of slots) if (i !== undefined) out.push(i)
+  return out
 }
 
 /** How many items are still `ok` (okItems without the copy). */

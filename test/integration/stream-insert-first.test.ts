@@ -44,6 +44,21 @@ describe('stream upsert sink: plain INSERT first', () => {
     expect(s.reruns()).toBe(0)
   })
 
+  it('the statement sends each key once, sorted, whether the records come in key order (as after dedupe) or not; the last record of a key wins', async () => {
+    const s = await setup()
+    const ids = [3, 1, 4, 1, 5, 9]
+    const input = await s.batch(0, 0, 5, (o) => ({id: `k${ids[o]}`, amount: `${o}.00`}))
+    const sink = s.deps.sinks[0]!
+    const want = ['{"k1","k3","k4","k5","k9"}', '{"3.00","0.00","2.00","4.00","5.00"}', '{NULL,NULL,NULL,NULL,NULL}']
+    expect(sink.statement(input.items)!.params).toEqual(want)
+    // already distinct and in key order: taken as they come, the same statement
+    const byKey = [3, 0, 2, 4, 5].map((o) => input.items[o]!)
+    expect(sink.statement(byKey)!.params).toEqual(want)
+    // in key order but with a repeat: not strictly increasing, so grouped (the last one wins)
+    const repeated = [1, 3, 0, 2, 4, 5].map((o) => input.items[o]!)
+    expect(sink.statement(repeated)!.params).toEqual(want)
+  })
+
   it('a key already in the table: the transaction runs again as an upsert, the row is updated, nothing is dead-lettered', async () => {
     const s = await setup()
     // a row the stream never saw (loaded by the legacy batch, say): not in the dedupe table

@@ -4,15 +4,19 @@
  * business_date, and the decode/validate stages on poison records.
  */
 import {readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import fc from 'fast-check'
 import iconv from 'iconv-lite'
 import type {KafkaMessage} from 'kafkajs'
+import {Histogram, Registry} from 'prom-client'
 import {describe, expect, it} from 'vitest'
 import {parseSpec} from '../../src/config/spec.js'
 import {silentLogger} from '../../src/log.js'
 import {countItems, InsertFirst, isRowLevelError} from '../../src/runtime/batch.js'
 import {DLQ_HEADERS, deadLetterHeaders, toKafkaHeaders} from '../../src/runtime/outbox.js'
+import {RecordHistogram} from '../../src/runtime/metrics.js'
 import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
 import {transactionLanes} from '../../src/runtime/run.js'
 import {businessDateOf} from '../../src/runtime/sinks/aggregate.js'
@@ -20,7 +24,10 @@ import {pgArray} from '../../src/runtime/sinks/pgarray.js'
 import {suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
 import {canonicalJson, payloadHash} from '../../src/runtime/stages/dedupe.js'
 import {buildStages, STAGES} from '../../src/runtime/stages/index.js'
-import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
+import {inDedupeOrder, type PipelineContext, type WorkItem} from '../../src/runtime/types.js'
+
+/** node-postgres' own serialization of a parameter (a JS array -> an array literal) */
+const pgPrepareValue = (createRequire(import.meta.url)('pg/lib/utils.js') as {prepareValue(v: unknown): string}).prepareValue
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const iconvEncode = (s: string) => iconv.encode(s, 'win1251')
@@ -190,6 +197,54 @@ describe('stream runtime: helpers', () => {
   it('builds PostgreSQL array literals', () => {
     expect(pgArray(['a', null, 'x"y', 'b\\c', true, false, undefined])).toBe('{"a",NULL,"x\\"y","b\\\\c",t,f,NULL}')
     expect(pgArray([])).toBe('{}')
+    // strings only, nothing to escape (the one-join path), and the same with a late NULL or quote
+    expect(pgArray(['a', 'b c', '', 'NULL'])).toBe('{"a","b c","","NULL"}')
+    expect(pgArray(['a', 'b', null])).toBe('{"a","b",NULL}')
+    expect(pgArray(['a', 'b', 'c"'])).toBe('{"a","b","c\\""}')
+  })
+
+  it('array literals of strings and NULLs are those node-postgres itself would send', () => {
+    // node-postgres' own serialization of a JS array (pg/lib/utils prepareValue) as the oracle
+    const element = fc.oneof(fc.constant(null), fc.string(), fc.string({unit: fc.constantFrom('"', '\\', ',', '{', '}', ' ', 'a', 'é')}))
+    fc.assert(
+      fc.property(fc.array(element, {maxLength: 20}), (values) => {
+        expect(pgArray(values)).toBe(pgPrepareValue(values))
+      }),
+    )
+  })
+
+  it('the per-record histogram exports what prom-client\'s Histogram would for the same observations', async () => {
+    const ours = new Registry()
+    const theirs = new Registry()
+    const buckets = [0.005, 0.1, 1]
+    const h = new RecordHistogram('x_seconds', 'From here to there', buckets, {pipeline: 'p'}, ours)
+    const ref = new Histogram({name: 'x_seconds', help: 'From here to there', labelNames: ['pipeline'], buckets, registers: [theirs]})
+    for (const v of [0, 0.005, 0.0051, 0.5, 1, 2, 100]) {
+      h.observe(v)
+      ref.observe({pipeline: 'p'}, v)
+    }
+    // one line per sample, labels in a fixed order (their order on a line means nothing to Prometheus)
+    const lines = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => l.replace(/\{([^}]*)\}/, (_, inner: string) => `{${inner.split(',').sort().join(',')}}`))
+    const mine = lines(await ours.metrics())
+    expect(mine).toEqual(lines(await theirs.metrics()))
+    expect(mine).toContain('x_seconds_bucket{le="0.005",pipeline="p"} 2')
+    expect(mine).toContain('x_seconds_count{pipeline="p"} 7')
+    h.reset()
+    expect(lines(await ours.metrics())).toContain('x_seconds_count{pipeline="p"} 0')
+  })
+
+  it('hands the sinks a batch in the dedupe key order when dedupe ranked every item, else as it came', () => {
+    const item = (offset: number, dedupeOrder?: number) => ({offset: BigInt(offset), status: 'ok', dedupeOrder}) as unknown as WorkItem
+    const ranked = [item(0, 2), item(1, 0), item(2, 5), item(3, 1)]
+    expect(inDedupeOrder(ranked).map((i) => i.offset)).toEqual([1n, 3n, 0n, 2n])
+    const oneUnranked = [item(0, 2), item(1), item(2, 0)]
+    expect(inDedupeOrder(oneUnranked)).toBe(oneUnranked)
+    const collision = [item(0, 1), item(1, 1)]
+    expect(inDedupeOrder(collision)).toBe(collision)
   })
 
   it('tables, types and row-level errors', () => {

@@ -8,6 +8,13 @@
  * and the values here are only strings, booleans and nulls (normalized values).
  */
 export function pgArray(values: readonly (string | boolean | null | undefined)[]): string {
+  // the common column: strings only, none with a quote or a backslash -> one join, no per-element strings
+  let plain = true
+  for (let i = 0; i < values.length && plain; i++) {
+    const v = values[i]
+    plain = typeof v === 'string' && !v.includes('"') && !v.includes('\\')
+  }
+  if (plain) return values.length === 0 ? '{}' : '{"' + (values as readonly string[]).join('","') + '"}'
   const parts = new Array<string>(values.length)
   for (let i = 0; i < values.length; i++) {
     const v = values[i]

@@ -4,7 +4,9 @@
  *
  * - The payload hash is the SHA-256 of the normalized record as canonical JSON (sorted keys),
  *   so two messages that differ only in formatting ("1 234,50" and "1234.50") are the same.
- * - Within a batch, repeats are resolved in offset order against the first occurrence.
+ * - Within a batch, repeats are resolved in offset order against the first occurrence. The
+ *   first occurrences get their key's rank in sorted order (`dedupeOrder`): the runtime hands
+ *   the sinks the batch's records in that order (types.ts inDedupeOrder).
  * - Across batches: one statement (DEDUPE_FAST_SQL) returns the hashes of the keys already
  *   there (same hash -> duplicate, else DUPLICATE_CONFLICT) and claims the others with a plain
  *   INSERT (sorted, so concurrent partitions lock in the same order). If a concurrent
@@ -108,6 +110,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
       }
       if (first.size === 0) return
       const keys = [...first.keys()].sort()
+      for (let i = 0; i < keys.length; i++) first.get(keys[i]!)!.dedupeOrder = i
       const keyArray = pgArray(keys)
       // the reference payload of each key: the stored hash if the key was seen before (in
       // `stored`), else the hash of its first occurrence here (the keys this batch inserted)
