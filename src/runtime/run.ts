@@ -28,6 +28,7 @@
  *   watermark, nothing arrived for `idleMs`, and the outbox is drained.
  */
 import {availableParallelism} from 'node:os'
+import {setImmediate as nextTurn} from 'node:timers/promises'
 import type {Admin, Consumer, EachBatchPayload, Producer} from 'kafkajs'
 import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
@@ -117,6 +118,13 @@ export function transactionLanes(requested: number | undefined, concurrency: num
 
 /** batches ready while a transaction runs gather until they hold this many records (group.ts) */
 const GROUP_RECORDS = 1000
+/**
+ * The prepare stages run on this many records at a time, the event loop turning between
+ * slices, and one batch prepares at a time (the others queue): the transactions of the batches
+ * already prepared get their PostgreSQL answers in between instead of after every batch in hand
+ * has been decoded, so PostgreSQL works while node decodes.
+ */
+const PREPARE_SLICE = 1000
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
 
 class Totals {
@@ -255,6 +263,8 @@ class StreamRuntime {
   private assigned: number[] | undefined
   private joinReady: Promise<void> = Promise.resolve()
   private inFlight = 0
+  /** the batches' prepare phases, one after the other (prepare) */
+  private prepareQueue: Promise<void> = Promise.resolve()
   private lastActivity = Date.now()
   /** partitions sought back to the stored offset after a gap: the next batch may start after it */
   private readonly gapSeeks = new Map<number, bigint>()
@@ -446,14 +456,7 @@ class StreamRuntime {
       }
       if (this.stopping) return
       const items: WorkItem[] = batch.messages.map((message) => ({message, topic: batch.topic, partition, offset: BigInt(message.offset), status: 'ok'}))
-      let okPrepared = items.length
-      for (const stage of stages.prepare) {
-        const before = okPrepared
-        await stage.run(items, null)
-        okPrepared = countOk(items)
-        metrics.stageRecords(stage.name, 'in', before)
-        metrics.stageRecords(stage.name, 'out', okPrepared)
-      }
+      const okPrepared = await this.prepare(items)
       const prepared = snapshotItems(items)
       const firstOffset = items[0]!.offset
       const lastOffset = BigInt(batch.lastOffset())
@@ -524,6 +527,39 @@ class StreamRuntime {
     } finally {
       this.inFlight--
     }
+  }
+
+  /**
+   * Runs the prepare stages over `items` (PREPARE_SLICE at a time, one batch at a time: see
+   * there) and counts each stage's records in and out; returns how many are still `ok`.
+   */
+  private async prepare(items: WorkItem[]): Promise<number> {
+    const {metrics, stages} = this.d
+    const turn = this.prepareQueue.then(async () => {
+      const counts = stages.prepare.map(() => ({in: 0, out: 0}))
+      let ok = 0
+      for (let from = 0; from < items.length; from += PREPARE_SLICE) {
+        if (from > 0) await nextTurn()
+        const slice = items.length <= PREPARE_SLICE ? items : items.slice(from, from + PREPARE_SLICE)
+        ok = slice.length
+        for (let k = 0; k < stages.prepare.length; k++) {
+          counts[k]!.in += ok
+          await stages.prepare[k]!.run(slice, null)
+          ok = countOk(slice)
+          counts[k]!.out += ok
+        }
+      }
+      stages.prepare.forEach((stage, k) => {
+        metrics.stageRecords(stage.name, 'in', counts[k]!.in)
+        metrics.stageRecords(stage.name, 'out', counts[k]!.out)
+      })
+      return stages.prepare.length === 0 ? items.length : counts.at(-1)!.out
+    })
+    this.prepareQueue = turn.then(
+      () => undefined,
+      () => undefined,
+    )
+    return turn
   }
 
   private async afterOutcome(consumer: Consumer, payload: EachBatchPayload, outcome: BatchOutcome, highWatermark: string): Promise<void> {

@@ -52,7 +52,7 @@ function rawOf(item: WorkItem, fields: Record<string, unknown>, value: Buffer): 
   return {
     ok: true,
     fields,
-    position: {scheme: 'kafka', source: item.topic, partition: item.partition, offset: item.offset.toString(), timestamp: item.message.timestamp},
+    position: {scheme: 'kafka', source: item.topic, partition: item.partition, offset: item.message.offset, timestamp: item.message.timestamp},
     raw: value,
   }
 }
