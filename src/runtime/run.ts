@@ -531,7 +531,8 @@ class StreamRuntime {
 
   /**
    * Runs the prepare stages over `items` (PREPARE_SLICE at a time, one batch at a time: see
-   * there) and counts each stage's records in and out; returns how many are still `ok`.
+   * there), then the transact stages' `precompute`, and counts each prepare stage's records in
+   * and out; returns how many are still `ok`.
    */
   private async prepare(items: WorkItem[]): Promise<number> {
     const {metrics, stages} = this.d
@@ -548,6 +549,7 @@ class StreamRuntime {
           ok = countOk(slice)
           counts[k]!.out += ok
         }
+        for (const stage of stages.transact) stage.precompute?.(slice)
       }
       stages.prepare.forEach((stage, k) => {
         metrics.stageRecords(stage.name, 'in', counts[k]!.in)

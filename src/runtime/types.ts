@@ -111,6 +111,12 @@ export interface Stage {
   readonly name: StageName
   readonly phase: 'prepare' | 'transact'
   run(items: WorkItem[], tx: PoolClient | null, opts?: StageRunOptions): Promise<void> | void
+  /**
+   * `transact` stages: the per-record part that needs no database (dedupe: the payload hash), run
+   * in the prepare phase on the records still `ok`, outside the transaction and while other
+   * batches' transactions run; `run` does it itself for a record that did not get it.
+   */
+  precompute?(items: WorkItem[]): void
 }
 
 export interface StageRunOptions {

@@ -96,6 +96,19 @@ describe('stream runtime: stages', () => {
     expect(items[6]!.dead).toMatchObject({stage: 'normalize', field: 'amt'})
     expect(items[7]!.dead!.message).not.toContain('4111-bad-1111') // sensitive: masked
   })
+
+  it('dedupe hashes the payloads of the records still ok before the transaction (precompute)', async () => {
+    const ctx = context()
+    ctx.loaded = parseSpec(`${SPEC}dedupe: {by: id}\n`, 'unit.yaml')
+    const {prepare: p, transact} = buildStages(ctx)
+    const items = [item(Buffer.from('{"id":"a","amt":"1,50"}')), item(Buffer.from('not json')), item(Buffer.from('{"id":"b","amt":"2"}'))]
+    for (const s of p) await s.run(items, null)
+    expect(transact.map((s) => s.name)).toEqual(['dedupe'])
+    transact[0]!.precompute!(items)
+    expect(items[0]!.dedupeHash).toBe(payloadHash(items[0]!.record!))
+    expect(items[2]!.dedupeHash).toBe(payloadHash({id: 'b', amt: '2.00', card: null}))
+    expect(items[1]!.dedupeHash).toBeUndefined()
+  })
 })
 
 describe('stream runtime: legacy formats, one record per message', () => {

@@ -4,6 +4,7 @@
  *
  * - The payload hash is the SHA-256 of the normalized record as canonical JSON (sorted keys),
  *   so two messages that differ only in formatting ("1 234,50" and "1234.50") are the same.
+ *   It is computed in the prepare phase (`precompute`), outside the batch transaction.
  * - Within a batch, repeats are resolved in offset order against the first occurrence. The
  *   first occurrences get their key's rank in sorted order (`dedupeOrder`): the runtime hands
  *   the sinks the batch's records in that order (types.ts inDedupeOrder).
@@ -95,6 +96,10 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
   return {
     name: 'dedupe',
     phase: 'transact',
+    // the payload hashes, before the transaction (a record's hash never changes: kept across reruns)
+    precompute(items) {
+      for (const item of items) if (item.status === 'ok' && item.record) item.dedupeHash = payloadHash(item.record, sortedKeys, prefix)
+    },
     async run(items, tx, opts) {
       if (!tx) throw new Error('dedupe runs inside the batch transaction')
       // pass 1: key and hash of every candidate; the first occurrence of each key in the batch
@@ -104,7 +109,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
         if (item.status !== 'ok' || !item.record) continue
         item.dedupeInserted = false
         item.dedupeKey = keyOf(item.record)
-        item.dedupeHash = payloadHash(item.record, sortedKeys, prefix)
+        item.dedupeHash ??= payloadHash(item.record, sortedKeys, prefix)
         candidates.push(item)
         if (!first.has(item.dedupeKey)) first.set(item.dedupeKey, item)
       }
