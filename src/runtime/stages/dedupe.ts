@@ -14,6 +14,9 @@
  *   transaction committed one of those keys first, the INSERT fails (23505, isDedupeRace) and
  *   the batch transaction runs again at once in `conservative` mode: `INSERT ... ON CONFLICT DO
  *   NOTHING RETURNING key`, then one SELECT for the others (the previous, slower statements).
+ *   Both INSERTs take the keys in the same order (`ORDER BY u.k`, PostgreSQL's, not the batch's
+ *   JavaScript sort): a conservative rerun and a concurrent fast path cannot lock two keys in
+ *   opposite orders (a deadlock).
  * - A claimed key whose row a sink then rejects is released again by `releaseDedupeKeys` in
  *   the same transaction, so that a fixed record can be replayed later.
  */
@@ -131,7 +134,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
       } else {
         const inserted = await tx.query<{key: string}>(
           `INSERT INTO cutover.stream_dedupe (pipeline, key, payload_sha256, seen_at)
-           SELECT $1, u.k, decode(u.h, 'hex'), now() FROM unnest($2::text[], $3::text[]) AS u(k, h)
+           SELECT $1, u.k, decode(u.h, 'hex'), now() FROM unnest($2::text[], $3::text[]) AS u(k, h) ORDER BY u.k
            ON CONFLICT (pipeline, key) DO NOTHING RETURNING key`,
           [ctx.pipeline, keyArray, pgArray(keys.map((k) => first.get(k)!.dedupeHash!))],
         )
