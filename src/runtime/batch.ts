@@ -2,7 +2,8 @@
  * One kafkajs batch (one partition) -> ONE PostgreSQL transaction (effectively-once), in four
  * round trips:
  *
- *   BEGIN; SELECT next_offset ... FOR UPDATE;    one message: the partition's stored offset (row
+ *   BEGIN; the pipeline's advisory lock         (shared; exclusive when isolating refused rows: beginBatch)
+ *   SELECT next_offset ... FOR UPDATE;           one message: the partition's stored offset (row
  *   UPDATE next_offset = last+1                  created if missing) and the compare-and-set under
  *     WHERE next_offset < last+1 AND >= first    that lock (offsets.ts beginLockAndAdvance)
  *     first offset > stored  -> ROLLBACK, 'gap'  (the caller seeks back to the stored offset)
@@ -23,6 +24,7 @@
  * Any other error rolls back and propagates: the caller retries the batch (retriable or not:
  * an outage or a dropped table never dead-letters a good record).
  */
+import pg from 'pg'
 import type {Pool, PoolClient} from '../pg/pool.js'
 import type {RecordErrorCode} from '../errors.js'
 import {checkout} from './checkout.js'
@@ -113,6 +115,21 @@ export class InsertFirst {
 }
 
 export const BEGIN_BATCH = "BEGIN; SET LOCAL lock_timeout = '30s'; SET LOCAL idle_in_transaction_session_timeout = '60s'"
+
+/**
+ * BEGIN of a batch transaction, with the pipeline's advisory lock: shared by the common
+ * transactions, exclusive for one that isolates refused rows (`isolateRows`). That one writes
+ * each sink once per half of its records while it bisects, so it locks sink and aggregate rows
+ * out of key order, and beside another transaction updating the same rows (the aggregates of
+ * one account and day, from any partition) the two could deadlock. Taken first, before any row
+ * lock, it waits for the pipeline's transactions in flight and holds the next ones back until
+ * it commits (rare: only batches with a row the database refuses). Processes of one pipeline
+ * share it through the database.
+ */
+export function beginBatch(pipeline: string, exclusive: boolean): string {
+  const key = `hashtext('cutover.stream.batch'), hashtext(${pg.escapeLiteral(pipeline)})`
+  return `${BEGIN_BATCH}; SELECT ${exclusive ? 'pg_advisory_xact_lock' : 'pg_advisory_xact_lock_shared'}(${key})`
+}
 
 /**
  * COMMIT was sent and no answer came (the connection broke). The retry tells: if it finds the
@@ -358,7 +375,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     // the compare-and-set: one round trip.
     open = true
     const claims = entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap}))
-    const states = await beginLockAndAdvance(client, BEGIN_BATCH, claims)
+    const states = await beginLockAndAdvance(client, beginBatch(entries[0]!.input.ref.pipeline, mode.isolateRows), claims)
     const outcomes = new Array<BatchOutcome>(entries.length)
     const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
     let fenced = false

@@ -1,0 +1,107 @@
+/**
+ * The pipeline's advisory lock around batch transactions (src/runtime/batch.ts beginBatch),
+ * against the real PostgreSQL: the common transaction takes it shared, and the rerun that
+ * isolates a row the database refuses (bisecting under savepoints, writing the sinks once per
+ * half, so out of key order) takes it exclusively, so that it never runs beside another
+ * transaction of the pipeline that updates the same rows (a deadlock).
+ */
+import pg from 'pg'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {commitBatch} from '../../src/runtime/batch.js'
+import {settings} from '../helpers.js'
+import {batchFixture} from './stream-support.js'
+
+/** a session of its own (the fixture's pool has two connections: the batch takes one, the checks the other) */
+async function session(): Promise<pg.Client> {
+  const c = new pg.Client({connectionString: settings().databaseUrl})
+  await c.connect()
+  onTestFinished(() => c.end())
+  return c
+}
+
+async function setup() {
+  const f = await batchFixture({
+    prefix: 'isolock',
+    tables: (schema) => [`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL CHECK (amount < 1000))`],
+    spec: `fields:
+  id: {type: string, required: true}
+  amount: {type: decimal, scale: 2, required: true}
+key: id
+dedupe: {by: id}
+sinks: [{table: t}]
+`,
+  })
+  const rows = async () => Number((await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".t`)).rows[0]!.n)
+  /** another session holding the pipeline's lock (`shared` or not) in an open transaction */
+  const holdLock = async (shared: boolean) => {
+    const c = await session()
+    await c.query('BEGIN')
+    await c.query(`SELECT ${shared ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(hashtext('cutover.stream.batch'), hashtext($1))`, [f.name])
+    return {
+      release: async () => {
+        await c.query('COMMIT')
+      },
+    }
+  }
+  /** resolves once some session waits for an advisory lock, or `pending` settles (then it did not wait) */
+  const someoneWaits = async (pending: Promise<unknown>) => {
+    let over = false
+    void pending.then(
+      () => (over = true),
+      () => (over = true),
+    )
+    while (!over) {
+      const r = await f.pool.query<{n: string}>("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+      if (Number(r.rows[0]!.n) > 0) return
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  return {...f, rows, holdLock, someoneWaits}
+}
+
+/** whether `p` has settled by now (after the turns already queued) */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  )
+  await new Promise((r) => setImmediate(r))
+  return done
+}
+
+describe('stream batch transactions: the pipeline lock', () => {
+  it('a batch transaction takes it shared: while it is held exclusively, the batch waits, then commits', async () => {
+    const s = await setup()
+    const lock = await s.holdLock(false)
+    const pending = commitBatch(s.deps, await s.batch(0, 0, 9, (o) => ({id: `k${o}`, amount: '1.00'})), 1)
+    await s.someoneWaits(pending)
+    expect(await settled(pending)).toBe(false)
+    expect(await s.rows()).toBe(0)
+    await lock.release()
+    expect(await pending).toMatchObject({kind: 'committed', counts: {read: 10, written: 10}})
+    expect(await s.rows()).toBe(10)
+  })
+
+  it('two batch transactions of the pipeline run side by side (both shared)', async () => {
+    const s = await setup()
+    const lock = await s.holdLock(true)
+    try {
+      const outcome = await commitBatch(s.deps, await s.batch(0, 0, 9, (o) => ({id: `k${o}`, amount: '1.00'})), 1)
+      expect(outcome).toMatchObject({kind: 'committed', counts: {written: 10}})
+    } finally {
+      await lock.release()
+    }
+  })
+
+  it('the rerun that isolates a refused row takes it exclusively: it waits for the transaction holding it, then dead-letters only that row', async () => {
+    const s = await setup()
+    const lock = await s.holdLock(true)
+    const pending = commitBatch(s.deps, await s.batch(0, 0, 9, (o) => ({id: `k${o}`, amount: o === 4 ? '5000.00' : '1.00'})), 1)
+    await s.someoneWaits(pending)
+    expect(await settled(pending)).toBe(false)
+    await lock.release()
+    expect(await pending).toMatchObject({kind: 'committed', counts: {read: 10, written: 9, dead: {SINK_REJECTED: 1}}})
+    expect(await s.rows()).toBe(9)
+  })
+})
