@@ -8,19 +8,13 @@
 import {describe, expect, it} from 'vitest'
 import {commitBatch} from '../../src/runtime/batch.js'
 import {payloadHash} from '../../src/runtime/stages/dedupe.js'
-import {batchFixture, sleep} from './stream-support.js'
+import {batchFixture, ID_AMOUNT_SPEC, sleep} from './stream-support.js'
 
 async function setup() {
   const {pool, schema, name, deps, batch: prepared} = await batchFixture({
     prefix: 'race',
     tables: (schema) => [`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL)`],
-    spec: `fields:
-  id: {type: string, required: true}
-  amount: {type: decimal, scale: 2, required: true}
-key: id
-dedupe: {by: id}
-sinks: [{table: t}]
-`,
+    spec: ID_AMOUNT_SPEC,
   })
   const batch = (from: number, to: number, amount: (i: number) => string) => prepared(0, from, to, (o) => ({id: `k${o}`, amount: amount(o)}))
   return {pool, schema, name, deps, batch}

@@ -9,7 +9,7 @@ import pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {commitBatch} from '../../src/runtime/batch.js'
 import {settings} from '../helpers.js'
-import {batchFixture} from './stream-support.js'
+import {batchFixture, ID_AMOUNT_SPEC} from './stream-support.js'
 
 /** a session of its own (the fixture's pool has two connections: the batch takes one, the checks the other) */
 async function session(): Promise<pg.Client> {
@@ -23,13 +23,7 @@ async function setup() {
   const f = await batchFixture({
     prefix: 'isolock',
     tables: (schema) => [`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(8,2) NOT NULL CHECK (amount < 1000))`],
-    spec: `fields:
-  id: {type: string, required: true}
-  amount: {type: decimal, scale: 2, required: true}
-key: id
-dedupe: {by: id}
-sinks: [{table: t}]
-`,
+    spec: ID_AMOUNT_SPEC,
   })
   const rows = async () => Number((await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".t`)).rows[0]!.n)
   /** another session holding the pipeline's lock (`shared` or not) in an open transaction */

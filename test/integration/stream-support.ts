@@ -118,6 +118,15 @@ export function testRecords(fallback = 20_000): number {
   return Number.isFinite(n) && n > 0 ? n : fallback
 }
 
+/** A batchFixture spec: records {id, amount}, keyed and deduplicated by id, into the table `t`. */
+export const ID_AMOUNT_SPEC = `fields:
+  id: {type: string, required: true}
+  amount: {type: decimal, scale: 2, required: true}
+key: id
+dedupe: {by: id}
+sinks: [{table: t}]
+`
+
 /**
  * The runtime's batch transaction without Kafka (src/runtime/batch.ts, group.ts): a schema with
  * the tables of `tables(schema)`, a pipeline of `spec` (the part after `source:`, a topic
