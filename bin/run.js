@@ -5,8 +5,8 @@
 // --max-semi-space-size=64 (MB; node's default is 16): the stream runtime allocates a few hundred
 // short-lived bytes per record (kafkajs' messages, parsed JSON, normalized records, hashes), and
 // a larger young generation lets most of them die there instead of being copied and promoted.
-// Measured with bench/stream-ab (1M records, 3 pairs): R_stream x1.13, node CPU per record x0.94;
-// 128 MB was no better. Run as `node bin/run.js`, pass the flag yourself (the stream harness
+// Measured with bench/stream-ab (1M records): R_stream x1.13 in 3 pairs, x1.02 in 5; node CPU per
+// record x0.94 / x0.98; 128 MB was no better. Run as `node bin/run.js`, pass the flag yourself (the stream harness
 // of the tests and benches reads it from this line: fixtures/generator/stream-harness.ts).
 import {execute, settings} from '@oclif/core'
 

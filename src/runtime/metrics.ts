@@ -10,6 +10,9 @@ import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric}
 
 export type StageName = 'decode' | 'normalize' | 'validate' | 'dedupe' | 'enrich' | 'window' | 'rules' | 'sink'
 
+/** One line of a metric's export (prom-client's shape). */
+type HistogramValue = {labels: Record<string, string | number>; value: number; metricName: string}
+
 /**
  * A histogram of one label set that is observed once per record (the end-to-end latency):
  * prom-client's Histogram validates and hashes its labels on every `observe`, ~0.2 µs a call,
@@ -17,8 +20,6 @@ export type StageName = 'decode' | 'normalize' | 'validate' | 'dedupe' | 'enrich
  * registry as a metric of its own, exported in prom-client's histogram format (cumulative
  * `_bucket` lines with `le`, then `+Inf`, `_sum`, `_count`).
  */
-type HistogramValue = {labels: Record<string, string | number>; value: number; metricName: string}
-
 export class RecordHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
