@@ -90,8 +90,8 @@ export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonl
     WHERE ${where('o.')} AND o.partition = v.p AND o.next_offset < v.n AND (v.g OR o.next_offset >= v.f) RETURNING o.partition`
   type Row = {partition: number; next_offset?: string}
   const results = (await tx.query(`${begin}; ${selectOf(claims)}; ${update}`)) as unknown as {command: string; rows: Row[]}[]
-  // one result per statement: the SELECT's rows are the locked offsets, the last (the UPDATE's) the moved partitions
-  // the offset rows: the last SELECT (`begin` may hold a SELECT of its own, the advisory lock)
+  // one result per statement: the last SELECT's rows are the locked offsets (`begin` may hold a
+  // SELECT of its own, the advisory lock), the last result's (the UPDATE's) the moved partitions
   const locked = results.filter((r) => r.command === 'SELECT').at(-1)!.rows
   const moved = new Set(results[results.length - 1]!.rows.map((r) => r.partition))
   const state = new Map(locked.map((r) => [r.partition, {stored: BigInt(r.next_offset!), moved: moved.has(r.partition)}]))

@@ -538,11 +538,10 @@ class StreamRuntime {
     const {metrics, stages} = this.d
     const turn = this.prepareQueue.then(async () => {
       const counts = stages.prepare.map(() => ({in: 0, out: 0}))
-      let ok = 0
       for (let from = 0; from < items.length; from += PREPARE_SLICE) {
         if (from > 0) await nextTurn()
         const slice = items.length <= PREPARE_SLICE ? items : items.slice(from, from + PREPARE_SLICE)
-        ok = slice.length
+        let ok = slice.length
         for (let k = 0; k < stages.prepare.length; k++) {
           counts[k]!.in += ok
           await stages.prepare[k]!.run(slice, null)

@@ -88,6 +88,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
   const label = by.join(', ')
   const sortedKeys = Object.keys(ctx.loaded.spec.fields).sort()
   const prefix = JSON.stringify(sortedKeys)
+  const hashOf = (r: NormalizedRecord) => payloadHash(r, sortedKeys, prefix)
   const conflict = (item: WorkItem, key: string, where: string) =>
     markDead(item, {
       code: 'DUPLICATE_CONFLICT',
@@ -101,7 +102,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
     phase: 'transact',
     // the payload hashes, before the transaction (a record's hash never changes: kept across reruns)
     precompute(items) {
-      for (const item of items) if (item.status === 'ok' && item.record) item.dedupeHash = payloadHash(item.record, sortedKeys, prefix)
+      for (const item of items) if (item.status === 'ok' && item.record) item.dedupeHash = hashOf(item.record)
     },
     async run(items, tx, opts) {
       if (!tx) throw new Error('dedupe runs inside the batch transaction')
@@ -112,7 +113,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
         if (item.status !== 'ok' || !item.record) continue
         item.dedupeInserted = false
         item.dedupeKey = keyOf(item.record)
-        item.dedupeHash ??= payloadHash(item.record, sortedKeys, prefix)
+        item.dedupeHash ??= hashOf(item.record)
         candidates.push(item)
         if (!first.has(item.dedupeKey)) first.set(item.dedupeKey, item)
       }
