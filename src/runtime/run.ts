@@ -5,11 +5,13 @@
  * PostgreSQL (migrations), reach Kafka and find the source topic, create the DLQ topic when
  * missing, check every sink table (exit 2 naming the column, with the SQL that fixes it).
  *
- * Run: a kafkajs consumer (`eachBatch`, autoCommit off, eachBatchAutoResolve off) per the
- * spec's group. Each batch (one partition) goes through the prepare stages (decode, normalize,
- * validate), then ONE PostgreSQL transaction (./batch.ts: offset lock, dedupe, sinks, outbox,
- * offset compare-and-set). Only after COMMIT is the offset resolved and committed to Kafka
- * too (for lag tools; PostgreSQL stays the source of truth).
+ * Run: kafkajs consumers (`eachBatch`, autoCommit off, eachBatchAutoResolve off) in the spec's
+ * group, two by default (`consumers`), each a member with its own share of the partitions and
+ * its own fetch loop, so that one fetches and decodes while the other's transactions run. Each
+ * batch (one partition) goes through the prepare stages (decode, normalize, validate), then
+ * ONE PostgreSQL transaction (./batch.ts: offset lock, dedupe, sinks, outbox, offset
+ * compare-and-set). Only after COMMIT is the offset resolved and committed to Kafka too (for
+ * lag tools; PostgreSQL stays the source of truth).
  *
  * - Assignment: kafkajs has no rebalance listener, so on every GROUP_JOIN each assigned
  *   partition is sought to its stored offset, and batches wait for that seek; the offset lock
@@ -20,9 +22,10 @@
  *   ends the run. After `retry.max_attempts` the retries go on at the `max` backoff, logged at
  *   error level, as the spec reference describes `max_attempts` (issue 4: never exit on
  *   an outage). A consumer crash kafkajs will not restart is handled by a new consumer.
- * - Backpressure: kafkajs fetches again only when the batches in hand are done, so records in
- *   flight are bounded by `maxBytes` (and `maxBytesPerPartition`); `maxRate` caps records/s.
- * - Stop: on `signal` abort the batches in hand finish and commit, the consumer leaves the
+ * - Backpressure: a kafkajs consumer fetches again only when the batches in hand are done, so
+ *   records in flight are bounded by `maxBytes` (shared by the consumers) and
+ *   `maxBytesPerPartition`; `maxRate` caps records/s.
+ * - Stop: on `signal` abort the batches in hand finish and commit, the consumers leave the
  *   group, the outbox relay drains (bounded), and the result is returned.
  * - `untilIdle`: returns once every assigned partition's stored offset reached the high
  *   watermark, nothing arrived for `idleMs`, and the outbox is drained.
@@ -71,6 +74,14 @@ export interface StreamRunOptions {
   /** dedupe keys are kept this long (default 7 days) */
   dedupeRetentionMs?: number
   partitionsConsumedConcurrently?: number
+  /**
+   * kafkajs consumers in this process, each a member of the spec's group with its own fetch loop
+   * (default: 2 when the topic has 2 or more partitions). kafkajs fetches again only when every
+   * batch of its last fetch is done: with one consumer node sits idle through the last
+   * transactions and PostgreSQL through the next fetch's decoding; two consumers, each with
+   * its share of the partitions, fetch and decode while the other's transactions run.
+   */
+  consumers?: number
   /**
    * PostgreSQL batch transactions in flight at once (default: the CPU count, at least 2, at most
    * the partitions consumed concurrently). More than the cores only adds lock contention between
@@ -249,6 +260,17 @@ interface RuntimeDeps {
   sourcePartitions: number
 }
 
+/** One kafkajs consumer of the process (see StreamRunOptions.consumers). */
+interface ConsumerSlot {
+  index: number
+  consumer: Consumer | undefined
+  /** partitions of its last assignment; undefined until it joined */
+  assigned: number[] | undefined
+  /** the seeks to the stored offsets after its last assignment: its batches wait for them */
+  joinReady: Promise<void>
+  restarting: boolean
+}
+
 class StreamRuntime {
   private readonly totals = new Totals()
   private readonly topic: string
@@ -258,10 +280,8 @@ class StreamRuntime {
   private readonly batchDeps: BatchDeps
   private readonly committer: GroupCommitter
   private readonly stopController = new AbortController()
-  private consumer: Consumer | undefined
+  private readonly slots: ConsumerSlot[]
   private stopping = false
-  private assigned: number[] | undefined
-  private joinReady: Promise<void> = Promise.resolve()
   private inFlight = 0
   /** the batches' prepare phases, one after the other (prepare) */
   private prepareQueue: Promise<void> = Promise.resolve()
@@ -273,13 +293,14 @@ class StreamRuntime {
   private readonly lag = new Map<number, number>()
   private timers: NodeJS.Timeout[] = []
   private closeMetrics: (() => Promise<void>) | undefined
-  private restarting = false
   private readonly startedAt = Date.now()
 
   constructor(private readonly d: RuntimeDeps) {
     this.topic = d.ctx.loaded.spec.source.topic
     this.pipeline = d.ctx.pipeline
     this.limiter = d.options.maxRate ? new TokenBucket(d.options.maxRate) : undefined
+    const consumers = Math.max(1, Math.min(d.sourcePartitions, d.options.consumers ?? 2))
+    this.slots = Array.from({length: consumers}, (_, index) => ({index, consumer: undefined, assigned: undefined, joinReady: Promise.resolve(), restarting: false}))
     this.relay = new OutboxRelay({
       pool: d.pool,
       producer: d.producer,
@@ -312,12 +333,12 @@ class StreamRuntime {
     if (options.metricsPort !== undefined) {
       const server = await startMetricsServer(options.metricsPort, this.d.metrics, {
         healthy: () => !this.stopping,
-        ready: () => !this.stopping && this.consumer !== undefined && this.assigned !== undefined,
+        ready: () => !this.stopping && this.slots.every((s) => s.consumer !== undefined && s.assigned !== undefined),
       })
       this.closeMetrics = server.close
       logger.info('metrics.listening', {port: server.port})
     }
-    await this.startConsumer().catch((e: unknown) => {
+    await Promise.all(this.slots.map((slot) => this.startConsumer(slot))).catch((e: unknown) => {
       throw mapKafkaError(e, this.d.options.settings.kafka, 'start the consumer')
     })
     this.startMonitors()
@@ -339,33 +360,34 @@ class StreamRuntime {
     this.timers.push(t)
   }
 
-  private async startConsumer(): Promise<void> {
+  private async startConsumer(slot: ConsumerSlot): Promise<void> {
     const {kafka, logger, options, concurrency} = this.d
     const spec = this.d.loaded.spec
     const consumer = kafka.consumer({
       groupId: spec.source.group,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 2 * 1024 * 1024,
-      maxBytes: options.maxBytes ?? 12 * 1024 * 1024,
+      // the consumers share the bound: records in flight stay within maxBytes for the process
+      maxBytes: Math.ceil((options.maxBytes ?? 12 * 1024 * 1024) / this.slots.length),
       maxWaitTimeInMs: 500,
       // 10 s: a process killed with -9 holds its partitions this long before the group moves them
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
       retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => true},
     })
-    this.consumer = consumer
+    slot.consumer = consumer
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)
-      this.assigned = partitions
-      this.gapSeeks.clear()
-      logger.info('consumer.assigned', {topic: this.topic, partitions, group: e.payload.groupId, member: e.payload.memberId})
-      this.joinReady = this.seekToStored(consumer, partitions)
+      slot.assigned = partitions
+      for (const p of partitions) this.gapSeeks.delete(p)
+      logger.info('consumer.assigned', {topic: this.topic, partitions, group: e.payload.groupId, member: e.payload.memberId, consumer: slot.index})
+      slot.joinReady = this.seekToStored(consumer, partitions)
     })
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
       if (e.payload.batchSize === 0) this.filteredEnd.set(e.payload.partition, BigInt(e.payload.lastOffset) + 1n)
     })
     consumer.on(consumer.events.CRASH, (e) => {
       logger.error('consumer.crash', {error: e.payload.error, restart: e.payload.restart})
-      if (!e.payload.restart && !this.stopping) void this.restartConsumer()
+      if (!e.payload.restart && !this.stopping) void this.restartConsumer(slot)
     })
     await consumer.connect()
     await consumer.subscribe({topics: [this.topic], fromBeginning: true})
@@ -373,29 +395,29 @@ class StreamRuntime {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: concurrency,
-      eachBatch: (payload) => this.eachBatch(consumer, payload),
+      eachBatch: (payload) => this.eachBatch(slot, consumer, payload),
     })
   }
 
   /** kafkajs gave up (restart: false): a new consumer, after a pause, until one runs. */
-  private async restartConsumer(): Promise<void> {
-    if (this.restarting) return
-    this.restarting = true
+  private async restartConsumer(slot: ConsumerSlot): Promise<void> {
+    if (slot.restarting) return
+    slot.restarting = true
     try {
       for (let attempt = 1; !this.stopping; attempt++) {
-        await this.consumer?.disconnect().catch(() => {})
+        await slot.consumer?.disconnect().catch(() => {})
         await sleep(backoffMs(attempt, 500, 10_000), this.stopController.signal)
         if (this.stopping) return
         try {
-          await this.startConsumer()
-          this.d.logger.info('consumer.restarted', {attempt})
+          await this.startConsumer(slot)
+          this.d.logger.info('consumer.restarted', {attempt, consumer: slot.index})
           return
         } catch (e) {
-          this.d.logger.warn('consumer.restart.failed', {error: e, attempt})
+          this.d.logger.warn('consumer.restart.failed', {error: e, attempt, consumer: slot.index})
         }
       }
     } finally {
-      this.restarting = false
+      slot.restarting = false
     }
   }
 
@@ -440,10 +462,10 @@ class StreamRuntime {
     return !lost
   }
 
-  private async eachBatch(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
+  private async eachBatch(slot: ConsumerSlot, consumer: Consumer, payload: EachBatchPayload): Promise<void> {
     const {batch, heartbeat, isRunning, isStale, pause} = payload
     if (this.stopping) return
-    await this.joinReady
+    await slot.joinReady
     if (this.stopping || !isRunning() || isStale() || batch.messages.length === 0) return
     const {metrics, logger, stages} = this.d
     const partition = batch.partition
@@ -667,8 +689,8 @@ class StreamRuntime {
 
   /** Every assigned partition committed up to its high watermark, idle for idleMs, outbox drained. */
   private async caughtUp(idleMs: number): Promise<boolean> {
-    if (this.assigned === undefined || this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
-    const assigned = this.assigned
+    if (this.slots.some((s) => s.assigned === undefined) || this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
+    const assigned = this.slots.flatMap((s) => s.assigned ?? [])
     const offsets = await this.d.admin.fetchTopicOffsets(this.topic)
     const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
     for (const p of assigned) {
@@ -704,7 +726,7 @@ class StreamRuntime {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     // kafkajs waits for the batches in hand (each finishes and commits its transaction), then leaves the group
-    await this.consumer?.disconnect().catch((e: unknown) => this.d.logger.warn('consumer.disconnect.failed', {error: e}))
+    await Promise.all(this.slots.map((s) => s.consumer?.disconnect().catch((e: unknown) => this.d.logger.warn('consumer.disconnect.failed', {error: e, consumer: s.index}))))
     const left = await this.relay.drain(this.d.options.untilIdle ? 60_000 : 10_000)
     if (left > 0) this.d.logger.warn('outbox.not_drained', {rows: left, note: 'published by the next run'})
     await this.relay.stop()
@@ -716,7 +738,7 @@ class StreamRuntime {
     this.stopController.abort()
     for (const t of this.timers) clearInterval(t)
     this.timers = []
-    await this.consumer?.disconnect().catch(() => {})
+    await Promise.all(this.slots.map((s) => s.consumer?.disconnect().catch(() => {})))
     await this.relay.stop().catch(() => {})
     await this.closeMetrics?.()
     this.closeMetrics = undefined

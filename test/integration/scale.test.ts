@@ -13,14 +13,13 @@
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import kafkajs from 'kafkajs'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {createTestSchema, createTestTopic, kafka, kafkaSettings, testPool, uniqueName} from '../helpers.js'
 import {expectedState, generateTransactions} from '../../fixtures/generator/transactions.js'
 import {cardTransactionSpec, compareWithExpected, createSinkTables, forgetPipeline, readSinkState} from '../../fixtures/generator/pipeline.js'
 import {deadLettersByCode, kcatRead, producePaced, sortedCounts, startStreamRun, tail, until} from '../../fixtures/generator/stream-harness.js'
+import {groupAssignments} from './stream-support.js'
 
-const {AssignerProtocol} = kafkajs
 const N = Number(process.env.CUTOVER_TEST_RECORDS ?? 20_000)
 const FEED_SECONDS = 8
 
@@ -47,20 +46,8 @@ describe('two stream run processes share one topic', () => {
       a.kill('SIGKILL')
       b.kill('SIGKILL')
     })
-    // both processes are members of the group, each with its share of the partitions
-    const assignments = async () => {
-      const admin = kafka().admin()
-      await admin.connect()
-      try {
-        const {groups} = await admin.describeGroups([`${name}-group`])
-        const g = groups[0]
-        if (!g || g.state !== 'Stable') return []
-        return g.members.map((m) => Object.values(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}).flat().length)
-      } finally {
-        await admin.disconnect()
-      }
-    }
-    await until(async () => (await assignments()).filter((n) => n > 0).length === 2, () => !a.exited && !b.exited, 'both processes shared the partitions', 250)
+    // both processes are members of the group, each consumer (two per process) with its share of the partitions
+    await until(async () => (await groupAssignments(`${name}-group`)).filter((p) => p.length > 0).length === 4, () => !a.exited && !b.exited, 'both processes shared the partitions', 250)
 
     // a live feed of about FEED_SECONDS; process A is killed -9 once a third of it is in PostgreSQL
     const feed = producePaced(kafka(), topic, txns, FEED_SECONDS)

@@ -8,7 +8,7 @@ import type {ChildProcess} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {KafkaMessage} from 'kafkajs'
+import kafkajs, {type KafkaMessage} from 'kafkajs'
 import type pg from 'pg'
 import {onTestFinished} from 'vitest'
 import {cardTransactionSpec, createSinkTables} from '../../fixtures/generator/pipeline.js'
@@ -100,6 +100,27 @@ export function startStream(f: StreamFixture, args: string[], env: Record<string
   const p = startStreamRun(['--spec', f.specFile, '--schema', f.schema, ...args], {CUTOVER_LOG_LEVEL: process.env.CUTOVER_LOG_LEVEL ?? 'warn', ...env})
   onTestFinished(() => p.kill('SIGKILL'))
   return {child: p.child, exited: p.done}
+}
+
+/**
+ * The members of a consumer group as an independent admin client sees them: each member's
+ * assigned partitions (sorted), once the group is Stable; [] while it is not.
+ */
+export async function groupAssignments(group: string): Promise<number[][]> {
+  const admin = kafka().admin()
+  await admin.connect()
+  try {
+    const {groups} = await admin.describeGroups([group])
+    const g = groups[0]
+    if (!g || g.state !== 'Stable') return []
+    return g.members.map((m) =>
+      Object.values(kafkajs.AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {})
+        .flat()
+        .sort((a, b) => a - b),
+    )
+  } finally {
+    await admin.disconnect()
+  }
 }
 
 /** Sum of the stored next offsets of the pipeline (records committed so far, from offset 0). */

@@ -24,6 +24,7 @@ export default class StreamRun extends CutoverCommand {
     'max-bytes-per-partition': Flags.integer({min: 1024, description: 'fetch size per partition: bounds the batch (default 2 MiB)'}),
     'max-record-bytes': Flags.integer({min: 1, description: 'larger values are dead-lettered as RECORD_TOO_LARGE (default 1 MiB)'}),
     'max-transactions': Flags.integer({min: 1, description: 'PostgreSQL batch transactions in flight at once (default: the CPU count, at least 2)'}),
+    consumers: Flags.integer({min: 1, max: 16, description: "kafkajs consumers in this process, each a member of the spec's group with its share of the partitions (default 2)"}),
   }
 
   async run(): Promise<StreamRunResult> {
@@ -46,6 +47,7 @@ export default class StreamRun extends CutoverCommand {
       ...(flags['max-bytes-per-partition'] === undefined ? {} : {maxBytesPerPartition: flags['max-bytes-per-partition']}),
       ...(flags['max-record-bytes'] === undefined ? {} : {maxRecordBytes: flags['max-record-bytes']}),
       ...(flags['max-transactions'] === undefined ? {} : {maxTransactions: flags['max-transactions']}),
+      ...(flags.consumers === undefined ? {} : {consumers: flags.consumers}),
       logger: this.logger,
       signal: controller.signal,
       ...(this.jsonEnabled()
