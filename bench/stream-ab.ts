@@ -28,6 +28,11 @@
  *
  *   BENCH_AB_BASE=HEAD BENCH_AB_ENV_THIS=NODE_OPTIONS=--max-semi-space-size=128 npm run bench:stream-ab
  *
+ * BENCH_AB_ARGS_BASE / BENCH_AB_ARGS_THIS add `stream run` arguments to one side (space
+ * separated), to measure a flag with one build:
+ *
+ *   BENCH_AB_BASE=HEAD BENCH_AB_ARGS_THIS="--consumers 3" npm run bench:stream-ab
+ *
  * Writes bench/out/stream-ab.json.
  */
 import {spawnSync} from 'node:child_process'
@@ -125,6 +130,11 @@ function sideEnv(side: 'base' | 'this'): Record<string, string> {
   return out
 }
 
+/** BENCH_AB_ARGS_BASE / BENCH_AB_ARGS_THIS: `stream run` arguments added to one side (space separated). */
+function sideArgs(side: 'base' | 'this'): string[] {
+  return (env[`BENCH_AB_ARGS_${side.toUpperCase()}`] ?? '').split(/\s+/).filter((a) => a !== '')
+}
+
 interface RunResult {
   side: 'base' | 'this'
   rate: number
@@ -142,7 +152,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
   const spec = join(dir, `${name}.yaml`)
   writeFileSync(spec, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   try {
-    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'], {CUTOVER_LOG_LEVEL: 'warn', ...sideEnv(side)}, bin)
+    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json', ...sideArgs(side)], {CUTOVER_LOG_LEVEL: 'warn', ...sideEnv(side)}, bin)
     const cpu = await measureCpu(pool, p.child)
     const done = await p.done
     const {node, postgres} = await cpu.stop()
@@ -193,12 +203,13 @@ async function main(): Promise<void> {
   ]
   const conservation = runs.every((r) => r.conservation.length === 0)
   console.log(`\nbench/stream-ab — ${N.toLocaleString()} records, ${PARTITIONS} partitions, ${PAIRS} pairs, ${cpus().length} × ${cpus()[0]?.model.trim()}, node ${process.version}, load ${loadavg()[0]!.toFixed(2)}`)
-  console.log(`base ${base.commit} (${BASE}) against this checkout (${head}${dirty ? ' with uncommitted changes' : ''}); medians`)
+  const extras = (['base', 'this'] as const).map((side) => [...Object.entries(sideEnv(side)).map(([k, v]) => `${k}=${v}`), ...sideArgs(side)].join(' ')).map((x) => (x ? ` [${x}]` : ''))
+  console.log(`base ${base.commit} (${BASE})${extras[0]} against this checkout (${head}${dirty ? ' with uncommitted changes' : ''})${extras[1]}; medians`)
   console.log(`${''.padEnd(28)}${'base'.padStart(12)}${'this'.padStart(12)}${'this/base'.padStart(12)}`)
   for (const r of rows) console.log(`${r.figure.padEnd(28)}${fmt(r.base, r.digits).padStart(12)}${fmt(r.this, r.digits).padStart(12)}${fmt(r.this / r.base, 2).padStart(12)}`)
   console.log(`conservation ${conservation ? 'ok in every run' : 'FAILED (see above)'}`)
   mkdirSync(join(ROOT, 'bench', 'out'), {recursive: true})
-  writeFileSync(join(ROOT, 'bench', 'out', 'stream-ab.json'), JSON.stringify({records: N, partitions: PARTITIONS, pairs: PAIRS, base: base.commit, this: head, dirty, runs, medians: rows, conservation}, null, 2))
+  writeFileSync(join(ROOT, 'bench', 'out', 'stream-ab.json'), JSON.stringify({records: N, partitions: PARTITIONS, pairs: PAIRS, base: base.commit, this: head, dirty, extra: {base: {env: sideEnv('base'), args: sideArgs('base')}, this: {env: sideEnv('this'), args: sideArgs('this')}}, runs, medians: rows, conservation}, null, 2))
   console.log('wrote bench/out/stream-ab.json')
   if (!conservation) process.exitCode = 1
 }
