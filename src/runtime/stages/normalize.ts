@@ -26,6 +26,9 @@ export function normalizeStage(ctx: PipelineContext): Stage {
           markDead(item, {code: 'SCHEMA_VIOLATION', message: `the normalizer failed on this record: ${(e as Error)?.message ?? String(e)}`, stage: 'normalize', field: null})
           continue
         }
+        // nothing reads the raw record after this stage (dead letters take the Kafka message):
+        // released now, its parsed JSON is garbage before the batch transaction instead of after
+        item.raw = undefined
         if (r.ok) {
           item.record = r.record
           continue
