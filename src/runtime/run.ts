@@ -368,7 +368,9 @@ class StreamRuntime {
       maxBytesPerPartition: options.maxBytesPerPartition ?? 2 * 1024 * 1024,
       // the consumers share the bound: records in flight stay within maxBytes for the process
       maxBytes: Math.ceil((options.maxBytes ?? 12 * 1024 * 1024) / this.slots.length),
-      maxWaitTimeInMs: 500,
+      // a stop (SIGTERM, --until-idle) waits for the fetch in flight, which waits this long for
+      // data on an idle topic: 200 ms (was 500) shortens every stop, at 5 empty fetches a second when idle
+      maxWaitTimeInMs: 200,
       // 10 s: a process killed with -9 holds its partitions this long before the group moves them
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
