@@ -388,7 +388,7 @@ class StreamRuntime {
       if (e.payload.batchSize === 0) this.filteredEnd.set(e.payload.partition, BigInt(e.payload.lastOffset) + 1n)
     })
     consumer.on(consumer.events.CRASH, (e) => {
-      logger.error('consumer.crash', {error: e.payload.error, restart: e.payload.restart})
+      logger.error('consumer.crash', {error: e.payload.error, restart: e.payload.restart, consumer: slot.index})
       if (!e.payload.restart && !this.stopping) void this.restartConsumer(slot)
     })
     await consumer.connect()
