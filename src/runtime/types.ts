@@ -149,6 +149,12 @@ export interface Sink {
   /** the qualified table, for messages */
   readonly table: string
   /**
+   * its rows are shared by the pipeline's transactions (an aggregate: every batch updates the same
+   * account-days): the batch writes it last, so that its row locks are held the shortest time
+   * (batch.ts)
+   */
+  readonly sharedRows?: boolean
+  /**
    * `insertFirst`: a plain INSERT instead of the upsert, for a transaction that expects new keys
    * only (batch.ts InsertFirst); a key that exists then fails it with 23505 and the transaction
    * runs again with the upsert. Sinks whose statement is not an upsert of rows ignore it.

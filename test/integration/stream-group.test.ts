@@ -124,6 +124,20 @@ describe('stream group commit', () => {
     expect(await s.count()).toBe(28)
   })
 
+  it('writes the aggregate, whose rows every transaction updates, after the other rows of the batch', async () => {
+    const s = await setup()
+    // BEFORE ROW triggers note the order in which PostgreSQL writes the rows of the one joined statement
+    await s.pool.query(`CREATE TABLE "${s.schema}".written (seq serial, tbl text);
+      CREATE FUNCTION "${s.schema}".note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "${s.schema}".written (tbl) VALUES (TG_TABLE_NAME); RETURN NEW; END $$;
+      CREATE TRIGGER note BEFORE INSERT ON "${s.schema}".t FOR EACH ROW EXECUTE FUNCTION "${s.schema}".note();
+      CREATE TRIGGER note BEFORE INSERT ON "${s.schema}".agg FOR EACH ROW EXECUTE FUNCTION "${s.schema}".note();`)
+    expect((await commitBatch(s.deps, await s.batch(0, 0, 2), 1)).kind).toBe('committed')
+    const order = await s.pool.query<{tbl: string}>(`SELECT tbl FROM "${s.schema}".written ORDER BY seq`)
+    // the aggregate's row locks are taken last, held only until COMMIT
+    expect(order.rows.map((r) => r.tbl)).toEqual(['t', 't', 't', 'agg'])
+    expect(await s.agg()).toEqual({n: '3', total: '3.00'})
+  })
+
   it('joins writes to different tables into one statement, and runs two on one table one after the other', async () => {
     const s = await setup()
     const upsert = (id: string, amount: string, target: string) => ({

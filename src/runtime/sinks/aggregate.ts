@@ -136,6 +136,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   return {
     name: 'aggregate',
     table: ref.label,
+    sharedRows: true,
     statement(items) {
       const rows = items.filter((i) => i.record)
       if (rows.length === 0) return null
