@@ -7,7 +7,7 @@
  */
 import pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {commitBatch} from '../../src/runtime/batch.js'
+import {beginBatch, commitBatch} from '../../src/runtime/batch.js'
 import {settings} from '../helpers.js'
 import {batchFixture, ID_AMOUNT_SPEC} from './stream-support.js'
 
@@ -26,11 +26,10 @@ async function setup() {
     spec: ID_AMOUNT_SPEC,
   })
   const rows = async () => Number((await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".t`)).rows[0]!.n)
-  /** another session holding the pipeline's lock (`shared` or not) in an open transaction */
+  /** another session holding the pipeline's lock (`shared` or not) in an open transaction, begun as a batch transaction begins */
   const holdLock = async (shared: boolean) => {
     const c = await session()
-    await c.query('BEGIN')
-    await c.query(`SELECT ${shared ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(hashtext('cutover.stream.batch'), hashtext($1))`, [f.name])
+    await c.query(beginBatch(f.name, !shared))
     return {
       release: async () => {
         await c.query('COMMIT')
@@ -39,12 +38,8 @@ async function setup() {
   }
   /** resolves once some session waits for an advisory lock, or `pending` settles (then it did not wait) */
   const someoneWaits = async (pending: Promise<unknown>) => {
-    let over = false
-    void pending.then(
-      () => (over = true),
-      () => (over = true),
-    )
-    while (!over) {
+    const over = tracked(pending)
+    while (!over()) {
       const r = await f.pool.query<{n: string}>("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
       if (Number(r.rows[0]!.n) > 0) return
       await new Promise((r) => setTimeout(r, 20))
@@ -53,15 +48,21 @@ async function setup() {
   return {...f, rows, holdLock, someoneWaits}
 }
 
-/** whether `p` has settled by now (after the turns already queued) */
-async function settled(p: Promise<unknown>): Promise<boolean> {
+/** a function telling whether `p` has settled */
+function tracked(p: Promise<unknown>): () => boolean {
   let done = false
   void p.then(
     () => (done = true),
     () => (done = true),
   )
+  return () => done
+}
+
+/** whether `p` has settled by now (after the turns already queued) */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  const done = tracked(p)
   await new Promise((r) => setImmediate(r))
-  return done
+  return done()
 }
 
 describe('stream batch transactions: the pipeline lock', () => {
