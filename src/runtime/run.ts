@@ -40,7 +40,7 @@ import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
-import {CommitOutcomeUnknown, InsertFirst, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
+import {CommitOutcomeUnknown, InsertFirst, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer} from './metrics.js'
 import {storedOffsets} from './offsets.js'
@@ -315,6 +315,7 @@ class StreamRuntime {
       dlqTopic: d.loaded.spec.dlq.topic,
       deadLetter: {pipeline: this.pipeline, version: d.loaded.sha256, attempts: 1},
       insertFirst: new InsertFirst(() => d.metrics.upsertRerun()),
+      refusedRows: new RefusedRows(),
     }
     // at most transactionLanes() transactions at once (the CPU count by default); small batches (a steady trickle) group
     this.committer = new GroupCommitter(this.batchDeps, transactionLanes(d.options.maxTransactions, d.concurrency), GROUP_RECORDS)

@@ -135,6 +135,21 @@ export interface WriteStatement {
   readonly target: string
   text(base: number): string
   readonly params: unknown[]
+  /** it reports the row it is writing through PROGRESS_SEQUENCE (asked for with `progress`) */
+  readonly progress?: boolean
+}
+
+/**
+ * A session's temporary sequence through which a sink statement asked for `progress` reports, row
+ * by row, the 1-based index (in the items it was given) of the row it is about to write:
+ * `setval` is not undone by a rollback, so after a row-level error it tells the row the
+ * statement stopped at (batch.ts writeSinks). 0: no row reached.
+ */
+export const PROGRESS_SEQUENCE = 'pg_temp.cutover_sink_progress'
+
+/** The condition that reports the row `index` (1-based) as it is written: a WHERE of the statement's last scan. */
+export function progressMark(index: string): string {
+  return `setval('${PROGRESS_SEQUENCE}', ${index}) IS NOT NULL`
 }
 
 /**
@@ -154,10 +169,19 @@ export interface Sink {
    * (batch.ts)
    */
   readonly sharedRows?: boolean
+  statement(items: readonly WorkItem[], options?: SinkStatementOptions): WriteStatement | null
+}
+
+export interface SinkStatementOptions {
   /**
-   * `insertFirst`: a plain INSERT instead of the upsert, for a transaction that expects new keys
-   * only (batch.ts InsertFirst); a key that exists then fails it with 23505 and the transaction
-   * runs again with the upsert. Sinks whose statement is not an upsert of rows ignore it.
+   * a plain INSERT instead of the upsert, for a transaction that expects new keys only (batch.ts
+   * InsertFirst); a key that exists then fails it with 23505 and the transaction runs again with
+   * the upsert. Sinks whose statement is not an upsert of rows ignore it.
    */
-  statement(items: readonly WorkItem[], options?: {insertFirst?: boolean}): WriteStatement | null
+  insertFirst?: boolean
+  /**
+   * report the row being written (progressMark), when the statement writes `items` one row each,
+   * in their order; a sink that cannot returns a statement without `progress`
+   */
+  progress?: boolean
 }

@@ -1,0 +1,161 @@
+/**
+ * Rows the database refuses (src/runtime/batch.ts writeSinks), against the real PostgreSQL: the
+ * transaction that isolates them finds each by the row its statement stopped at (a check, a
+ * numeric overflow, a unique index met by an earlier row of the batch), falls back to bisection
+ * for what that cannot tell (a foreign key, checked at the end of the statement; an aggregate),
+ * dead-letters each with the database's message and commits the rest, upserts and aggregates;
+ * it needs O(refused rows) statements, not bisection's; and after a batch with refused rows the
+ * next one isolates straight away, until one finds none.
+ */
+import type pg from 'pg'
+import {describe, expect, it} from 'vitest'
+import {commitBatch, RefusedRows} from '../../src/runtime/batch.js'
+import {batchFixture} from './stream-support.js'
+
+const SPEC = `fields:
+  id: {type: string, required: true}
+  acct: {type: string, required: true}
+  amount: {type: decimal, scale: 2, required: true}
+  ref: {type: string}
+key: id
+dedupe: {by: id}
+sinks:
+  - table: t
+  - table: agg
+    group_by: [acct]
+    aggregates: {n: count, total: sum(amount)}
+`
+
+/** The pool, with every query text its clients send recorded in `seen`. */
+function recording(pool: pg.Pool, seen: string[]): pg.Pool {
+  return new Proxy(pool, {
+    get(target, prop) {
+      if (prop === 'connect') {
+        return async () => {
+          const c = await target.connect()
+          const {query, release} = c
+          c.query = ((text: unknown, ...rest: unknown[]) => {
+            seen.push(typeof text === 'string' ? text : String((text as {text?: unknown})?.text))
+            return (query as (...a: unknown[]) => unknown).call(c, text, ...rest)
+          }) as typeof c.query
+          c.release = ((...a: Parameters<typeof release>) => {
+            c.query = query
+            c.release = release
+            return release.apply(c, a)
+          }) as typeof release
+          return c
+        }
+      }
+      const v = Reflect.get(target, prop) as unknown
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    },
+  })
+}
+
+async function setup() {
+  const f = await batchFixture({
+    prefix: 'refused',
+    tables: (schema) => [
+      `CREATE TABLE "${schema}".accts (acct text PRIMARY KEY)`,
+      `INSERT INTO "${schema}".accts VALUES ('A1'), ('A2'), ('A3'), ('BIG')`,
+      `CREATE TABLE "${schema}".t (id text PRIMARY KEY, acct text NOT NULL REFERENCES "${schema}".accts, amount numeric(8,2) NOT NULL CHECK (amount >= 0), ref text UNIQUE)`,
+      `CREATE TABLE "${schema}".agg (acct text PRIMARY KEY, n bigint NOT NULL DEFAULT 0, total numeric(12,2) NOT NULL DEFAULT 0 CHECK (total < 100000))`,
+    ],
+    spec: SPEC,
+  })
+  const seen: string[] = []
+  const deps = {...f.deps, pool: recording(f.pool, seen)}
+  const id = (o: number) => `k${String(o).padStart(4, '0')}`
+  const rows = async () => (await f.pool.query<{id: string; acct: string; amount: string}>(`SELECT id, acct, amount::text FROM "${f.schema}".t ORDER BY id`)).rows
+  const aggregates = async () => (await f.pool.query<{acct: string; n: string; total: string}>(`SELECT acct, n::text, total::text FROM "${f.schema}".agg ORDER BY acct`)).rows
+  return {...f, deps, seen, id, rows, aggregates}
+}
+
+type Rec = {id: string; acct: string; amount: string; ref?: string}
+
+/** per account: count and sum (in cents) of `recs` */
+function totals(recs: readonly Rec[]): {acct: string; n: string; total: string}[] {
+  const by = new Map<string, {n: number; cents: bigint}>()
+  for (const r of recs) {
+    const t = by.get(r.acct) ?? {n: 0, cents: 0n}
+    t.n++
+    t.cents += BigInt(r.amount.replace('.', ''))
+    by.set(r.acct, t)
+  }
+  return [...by]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([acct, t]) => ({acct, n: String(t.n), total: `${t.cents / 100n}.${String(t.cents % 100n).padStart(2, '0')}`}))
+}
+
+describe('stream run: rows the database refuses', () => {
+  it('each kind of refused row is dead-lettered with its message; the rest commits to the table and the aggregate', async () => {
+    const s = await setup()
+    const odd = new Map<number, Partial<Rec>>([
+      [17, {amount: '-1.00'}], // CHECK (amount >= 0): where the statement stopped
+      [120, {amount: '-2.00'}],
+      [399, {amount: '-3.00'}], // the last row
+      [55, {amount: '1234567.00'}], // numeric(8,2) overflow, in the coercion to the column
+      [0, {amount: '7654321.00'}], // the first row
+      [100, {ref: 'R1'}],
+      [300, {ref: 'R1'}], // the unique index on ref, met by row 100 of the same batch: refused, 100 kept
+      [210, {acct: 'A9'}], // foreign key: checked at the end of the statement (bisection)
+      [250, {acct: 'BIG', amount: '60000.00'}],
+      [260, {acct: 'BIG', amount: '60000.00'}], // the aggregate's CHECK (total < 100000): this one tips it
+    ])
+    const rec = (o: number): Rec => ({id: s.id(o), acct: `A${(o % 3) + 1}`, amount: '1.00', ...odd.get(o)})
+    const outcome = await commitBatch(s.deps, await s.batch(0, 0, 399, rec), 1)
+    const refused = [0, 17, 55, 120, 210, 260, 300, 399]
+    expect(outcome).toMatchObject({kind: 'committed', next: 400n, counts: {read: 400, written: 392, dead: {SINK_REJECTED: 8}}})
+    if (outcome.kind !== 'committed') throw new Error('not committed')
+    const dead = outcome.items.filter((i) => i.status === 'dead')
+    expect(dead.map((i) => Number(i.offset)).sort((a, b) => a - b)).toEqual(refused)
+    const message = (o: number) => dead.find((i) => Number(i.offset) === o)!.dead!.message
+    expect(message(17)).toMatch(/violates check constraint "t_amount_check"/)
+    expect(message(399)).toMatch(/violates check constraint "t_amount_check"/)
+    expect(message(0)).toMatch(/numeric field overflow/)
+    expect(message(55)).toMatch(/numeric field overflow/)
+    expect(message(300)).toMatch(/duplicate key value violates unique constraint "t_ref_key"/)
+    expect(message(210)).toMatch(/violates foreign key constraint/)
+    expect(message(260)).toMatch(/violates check constraint "agg_total_check"/)
+    const kept = Array.from({length: 400}, (_, o) => rec(o)).filter((_, o) => !refused.includes(o))
+    expect(await s.rows()).toEqual(kept.map((r) => ({id: r.id, acct: r.acct, amount: r.amount})))
+    expect(await s.aggregates()).toEqual(totals(kept))
+    // the refused rows' dedupe keys are released (a fixed record can be replayed)
+    const keys = await s.pool.query('SELECT key FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2)', [s.name, refused.map(s.id)])
+    expect(keys.rows).toEqual([])
+  })
+
+  it('k refused rows take O(k) statements: the row each try stopped at, not bisection', async () => {
+    const s = await setup()
+    // 20 refused rows among 2,000: bisection tries ~2·20·log2(100) parts of the batch, with a
+    // savepoint each
+    const rec = (o: number): Rec => ({id: s.id(o), acct: 'A1', amount: o % 100 === 37 ? '-1.00' : '1.00'})
+    const outcome = await commitBatch(s.deps, await s.batch(0, 0, 1999, rec), 1)
+    expect(outcome).toMatchObject({kind: 'committed', counts: {read: 2000, written: 1980, dead: {SINK_REJECTED: 20}}})
+    const writes = s.seen.filter((q) => q.startsWith(`INSERT INTO "${s.schema}"."t" `)).length
+    expect(s.seen.length).toBeLessThan(400) // 259 measured; 906 by bisection
+    expect(writes).toBeLessThan(120) // 80 measured; 296 by bisection
+    expect(await s.aggregates()).toEqual([{acct: 'A1', n: '1980', total: '1980.00'}])
+  })
+
+  it('after a batch with refused rows the next one isolates straight away; after one that finds none, the joined write again', async () => {
+    const s = await setup()
+    const deps = {...s.deps, refusedRows: new RefusedRows()}
+    const run = async (from: number, bad: number | null) => {
+      s.seen.length = 0
+      const outcome = await commitBatch(deps, await s.batch(0, from, from + 49, (o) => ({id: s.id(o), acct: 'A2', amount: o === bad ? '-1.00' : '1.00'})), 1)
+      expect(outcome.kind).toBe('committed')
+      return {rolledBack: s.seen.filter((q) => q === 'ROLLBACK').length, savepoints: s.seen.filter((q) => q.startsWith('SAVEPOINT cutover_sink')).length}
+    }
+    // the joined write fails, the transaction runs again isolating
+    expect(await run(0, 10)).toMatchObject({rolledBack: 1})
+    // straight to isolating: no failed try first
+    expect(await run(50, 60)).toEqual({rolledBack: 0, savepoints: expect.any(Number)})
+    // isolating straight away again, and it finds none...
+    expect(await run(100, null)).toMatchObject({rolledBack: 0})
+    expect(s.seen.some((q) => q.startsWith('SAVEPOINT cutover_sink'))).toBe(true)
+    // ...so the next one writes in one joined statement, without savepoints
+    expect(await run(150, null)).toEqual({rolledBack: 0, savepoints: 0})
+    expect(await s.aggregates()).toEqual([{acct: 'A2', n: '198', total: '198.00'}])
+  })
+})
