@@ -28,6 +28,7 @@
 import pg from 'pg'
 import type {Pool, PoolClient} from '../pg/pool.js'
 import type {RecordErrorCode} from '../errors.js'
+import {namesOf} from '../config/spec.js'
 import {checkout} from './checkout.js'
 import {applies, beginLockAndAdvance, type PartitionRef} from './offsets.js'
 import {deadLetterStatement, insertDeadLetters, type DeadLetterContext} from './outbox.js'
@@ -72,7 +73,33 @@ export interface BatchDeps {
   insertFirst?: InsertFirst
   /** when a transaction isolates refused rows straight away; without it only after its joined write failed */
   refusedRows?: RefusedRows
+  /**
+   * a transaction that isolates refused rows takes the pipeline's lock shared, beside the others,
+   * unless an aggregate refuses a record (isolatesInOrder); without it, always exclusively
+   */
+  isolateInOrder?: boolean
 }
+
+/**
+ * Whether the transactions that isolate refused rows may run beside the pipeline's other
+ * transactions (the advisory lock shared, beginBatch): when they lock rows in the order the
+ * common transaction does, so that the two cannot deadlock. That holds with one upsert sink keyed
+ * like the dedupe (its rows come in ascending key order, each try starts where the last one
+ * stopped, and bisection goes left to right: every row is taken in ascending key order, as in
+ * the common transaction) and at most one aggregate, written once for the batch, after the
+ * upsert, as in the common transaction. If the aggregate refuses a record, writeSinks would write
+ * it part by part, out of order: the transaction then runs again alone (IsolateAlone).
+ */
+export function isolatesInOrder(spec: {key?: string | string[]; dedupe?: {by?: string | string[]}}, sinks: readonly Sink[]): boolean {
+  const key = namesOf(spec.key)
+  const by = namesOf(spec.dedupe?.by)
+  const own = sinks.filter((s) => !s.sharedRows).length
+  const shared = sinks.length - own
+  return own === 1 && shared <= 1 && key.length > 0 && key.length === by.length && key.every((k, i) => k === by[i])
+}
+
+/** An aggregate refused a record in a transaction that isolates beside the others: it runs again alone. */
+class IsolateAlone extends Error {}
 
 /**
  * Whether a batch transaction writes its upsert sinks' rows with a plain INSERT first (Sink
@@ -119,8 +146,7 @@ export class InsertFirst {
 
 /**
  * Whether a batch transaction starts straight away with the statements that isolate the rows the
- * database refuses (savepoints and writeSinks, under the pipeline's exclusive lock) instead of
- * the joined write. After a transaction that found refused rows (a constraint of the table that
+ * database refuses (savepoints and writeSinks) instead of the joined write. After a transaction that found refused rows (a constraint of the table that
  * the spec does not know: on day one often in every batch), the next ones would each fail once
  * and run again; they go straight to isolating until one of them finds no refused row.
  */
@@ -142,13 +168,13 @@ export const BEGIN_BATCH = "BEGIN; SET LOCAL lock_timeout = '30s'; SET LOCAL idl
 
 /**
  * BEGIN of a batch transaction, with the pipeline's advisory lock: shared by the common
- * transactions, exclusive for one that isolates refused rows (`isolateRows`). That one writes
- * each sink once per half of its records while it bisects, so it locks sink and aggregate rows
- * out of key order, and beside another transaction updating the same rows (the aggregates of
- * one account and day, from any partition) the two could deadlock. Taken first, before any row
- * lock, it waits for the pipeline's transactions in flight and holds the next ones back until
- * it commits (rare: only batches with a row the database refuses). Processes of one pipeline
- * share it through the database.
+ * transactions, exclusive for one that isolates refused rows out of key order (`isolateRows`,
+ * unless isolatesInOrder). That one writes the sinks part by part, so it may lock sink and
+ * aggregate rows out of key order, and beside another transaction updating the same rows (the
+ * aggregates of one account and day, from any partition) the two could deadlock. Taken first,
+ * before any row lock, it waits for the pipeline's transactions in flight and holds the next ones
+ * back until it commits (only batches with a row the database refuses). Processes of one
+ * pipeline share it through the database.
  */
 export function beginBatch(pipeline: string, exclusive: boolean): string {
   const key = `hashtext('cutover.stream.batch'), hashtext(${pg.escapeLiteral(pipeline)})`
@@ -269,7 +295,7 @@ async function progressSequence(tx: PoolClient): Promise<boolean> {
  * the same account-days again). If an aggregate refuses one (a sum that overflows, a check), all
  * of that is rolled back and every sink is written together, part by part (findRefused again).
  */
-export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[]): Promise<RefusedRow[]> {
+export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[], options: {inOrder?: boolean} = {}): Promise<RefusedRow[]> {
   if (items.length === 0 || sinks.length === 0) return []
   const own = sinks.filter((s) => !s.sharedRows)
   const shared = sinks.filter((s) => s.sharedRows)
@@ -283,6 +309,8 @@ export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: 
     return refused
   } catch (e) {
     if (!(e instanceof SinkWriteError)) throw e
+    // isolating beside the pipeline's other transactions (isolatesInOrder): not part by part
+    if (options.inOrder) throw new IsolateAlone()
     await tx.query('ROLLBACK TO SAVEPOINT cutover_sinks; RELEASE SAVEPOINT cutover_sinks')
     return findRefused(tx, sinks, items)
   }
@@ -461,7 +489,7 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
   const snapshots = entries.map((e) => snapshotItems(e.input.items))
   const restore = () => snapshots.forEach((s) => s.restore())
   const isolateRows = deps.refusedRows?.take() ?? false
-  const mode: TransactionMode = {isolateRows, conservative: false, insertFirst: !isolateRows && (deps.insertFirst?.take() ?? false)}
+  const mode: TransactionMode = {isolateRows, alone: !deps.isolateInOrder, conservative: false, insertFirst: !isolateRows && (deps.insertFirst?.take() ?? false)}
   for (;;) {
     try {
       const outcomes = await runTransaction(deps, entries, mode)
@@ -474,7 +502,7 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         for (const entry of entries) out.push((await commitBatches(deps, [entry]))[0]!)
         return out
       }
-      // each rerun flips one flag for good, so this runs the transaction at most four times
+      // each rerun flips one flag for good, so this runs the transaction at most five times
       if (e instanceof JoinedWriteError && mode.insertFirst && isUniqueViolation(e.original)) {
         // a key that exists (or another unique index: the upsert meets that one again, and the
         // rows are then isolated as below)
@@ -482,6 +510,7 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         deps.insertFirst?.conflict()
       } else if ((e instanceof SinkWriteError || e instanceof JoinedWriteError) && !mode.isolateRows) mode.isolateRows = true
       else if (isDedupeRace(e) && !mode.conservative) mode.conservative = true
+      else if (e instanceof IsolateAlone && !mode.alone) mode.alone = true
       else {
         // rolled back: the items are as they came (a COMMIT without an answer keeps what it decided)
         if (!(e instanceof GroupCommitOutcomeUnknown)) restore()
@@ -495,6 +524,8 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
 interface TransactionMode {
   /** savepoints and one statement per sink, to find the rows the database refuses (writeSinks) */
   isolateRows: boolean
+  /** isolating, it takes the pipeline's lock exclusively (else shared: isolatesInOrder) */
+  alone: boolean
   /** the race-free dedupe statements */
   conservative: boolean
   /** upsert sinks write by plain INSERT (InsertFirst) */
@@ -512,7 +543,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     // the compare-and-set: one round trip.
     open = true
     const claims = entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap}))
-    const states = await beginLockAndAdvance(client, beginBatch(entries[0]!.input.ref.pipeline, mode.isolateRows), claims)
+    const states = await beginLockAndAdvance(client, beginBatch(entries[0]!.input.ref.pipeline, mode.isolateRows && mode.alone), claims)
     const outcomes = new Array<BatchOutcome>(entries.length)
     const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
     let fenced = false
@@ -584,7 +615,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       }
     } else {
       await insertDead(work)
-      const rejected = await writeSinks(client, deps.sinks, candidates)
+      const rejected = await writeSinks(client, deps.sinks, candidates, {inOrder: !mode.alone})
       deps.refusedRows?.found(rejected.length)
       for (const r of rejected) markDead(r.item, sinkRejection(r.error))
       const items = rejected.map((r) => r.item)

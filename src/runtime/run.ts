@@ -40,7 +40,7 @@ import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
-import {CommitOutcomeUnknown, InsertFirst, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
+import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer} from './metrics.js'
 import {storedOffsets} from './offsets.js'
@@ -316,6 +316,7 @@ class StreamRuntime {
       deadLetter: {pipeline: this.pipeline, version: d.loaded.sha256, attempts: 1},
       insertFirst: new InsertFirst(() => d.metrics.upsertRerun()),
       refusedRows: new RefusedRows(),
+      isolateInOrder: isolatesInOrder(d.loaded.spec, d.sinks),
     }
     // at most transactionLanes() transactions at once (the CPU count by default); small batches (a steady trickle) group
     this.committer = new GroupCommitter(this.batchDeps, transactionLanes(d.options.maxTransactions, d.concurrency), GROUP_RECORDS)

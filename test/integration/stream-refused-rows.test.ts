@@ -4,12 +4,15 @@
  * numeric overflow, a unique index met by an earlier row of the batch), falls back to bisection
  * for what that cannot tell (a foreign key, checked at the end of the statement; an aggregate),
  * dead-letters each with the database's message and commits the rest, upserts and aggregates;
- * it needs O(refused rows) statements, not bisection's; and after a batch with refused rows the
- * next one isolates straight away, until one finds none.
+ * it needs O(refused rows) statements, not bisection's; after a batch with refused rows the
+ * next one isolates straight away, until one finds none; and with one upsert keyed like the dedupe
+ * and one aggregate it isolates beside the pipeline's other transactions (its lock shared)
+ * without deadlocking, alone only when the aggregate refuses a record.
  */
-import type pg from 'pg'
-import {describe, expect, it} from 'vitest'
-import {commitBatch, RefusedRows} from '../../src/runtime/batch.js'
+import pg from 'pg'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {beginBatch, commitBatch, commitBatches, isolatesInOrder, RefusedRows} from '../../src/runtime/batch.js'
+import {settings} from '../helpers.js'
 import {batchFixture} from './stream-support.js'
 
 const SPEC = `fields:
@@ -50,6 +53,27 @@ function recording(pool: pg.Pool, seen: string[]): pg.Pool {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
     },
   })
+}
+
+/** a session of its own holding the pipeline's lock (shared or not) in an open transaction, as a batch transaction begins */
+async function holdLock(pipeline: string, exclusive: boolean): Promise<{release(): Promise<void>}> {
+  const c = new pg.Client({connectionString: settings().databaseUrl})
+  await c.connect()
+  onTestFinished(() => c.end())
+  await c.query(beginBatch(pipeline, exclusive))
+  return {release: async () => void (await c.query('COMMIT'))}
+}
+
+/** whether `p` settles within `ms` */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let done = false
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  )
+  const until = Date.now() + ms
+  while (!done && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+  return done
 }
 
 async function setup() {
@@ -157,5 +181,50 @@ describe('stream run: rows the database refuses', () => {
     // ...so the next one writes in one joined statement, without savepoints
     expect(await run(150, null)).toEqual({rolledBack: 0, savepoints: 0})
     expect(await s.aggregates()).toEqual([{acct: 'A2', n: '198', total: '198.00'}])
+  })
+
+  it('isolating beside the other transactions (lock shared) when the sinks take rows in key order; alone when the aggregate refuses a record', async () => {
+    const s = await setup()
+    expect(isolatesInOrder({key: 'id', dedupe: {by: 'id'}}, s.deps.sinks)).toBe(true)
+    expect(isolatesInOrder({key: 'id', dedupe: {by: 'acct'}}, s.deps.sinks)).toBe(false)
+    expect(isolatesInOrder({key: 'id'}, s.deps.sinks)).toBe(false)
+    expect(isolatesInOrder({key: 'id', dedupe: {by: 'id'}}, [...s.deps.sinks, s.deps.sinks[0]!])).toBe(false)
+    const deps = {...s.deps, isolateInOrder: true}
+    const other = await holdLock(s.name, false)
+    // a refused row (the upsert's check): isolated while another transaction holds the lock shared
+    const first = commitBatch(deps, await s.batch(0, 0, 49, (o) => ({id: s.id(o), acct: 'A1', amount: o === 7 ? '-1.00' : '1.00'})), 1)
+    expect(await settlesWithin(first, 10_000)).toBe(true)
+    expect(await first).toMatchObject({kind: 'committed', counts: {written: 49, dead: {SINK_REJECTED: 1}}})
+    // the aggregate refuses one (60000 + 60000 over its check): run again alone, so it waits for the other
+    const second = commitBatch(deps, await s.batch(0, 50, 99, (o) => ({id: s.id(o), acct: o >= 90 ? 'BIG' : 'A1', amount: o >= 90 && o < 92 ? '60000.00' : '1.00'})), 1)
+    expect(await settlesWithin(second, 1_000)).toBe(false)
+    await other.release()
+    expect(await second).toMatchObject({kind: 'committed', counts: {written: 49, dead: {SINK_REJECTED: 1}}})
+    expect(await s.aggregates()).toEqual([
+      {acct: 'A1', n: '89', total: '89.00'},
+      {acct: 'BIG', n: '9', total: '60008.00'},
+    ])
+  })
+
+  it('transactions isolating beside common ones on the same aggregate rows do not deadlock, and every record is counted once', async () => {
+    const s = await setup()
+    await s.pool.query(`INSERT INTO "${s.schema}".accts SELECT 'A' || i FROM generate_series(10, 19) i`)
+    const deps = {...s.deps, isolateInOrder: true}
+    // the accounts descend along each batch (A19 first), so a transaction that wrote the aggregate
+    // part by part would lock them in descending order, against the ascending order of the
+    // common transactions' one statement: a deadlock
+    const acct = (o: number) => `A${19 - Math.floor((o % 300) / 30)}`
+    const refused = (p: number, o: number) => p % 2 === 0 && o % 23 === 5
+    const rec = (p: number, o: number): Rec => ({id: `p${p}-${s.id(o)}`, acct: acct(o), amount: refused(p, o) ? '-1.00' : `${(o % 50) + 1}.00`})
+    const kept: Rec[] = []
+    for (let round = 0; round < 4; round++) {
+      // four partitions' batches at once, each its own transaction: 0 and 2 with refused rows, 1 and 3 without
+      const inputs = await Promise.all([0, 1, 2, 3].map((p) => s.batch(p, round * 300, round * 300 + 299, (o) => rec(p, o))))
+      const outcomes = await Promise.all(inputs.map((input) => commitBatches(deps, [{input, attempt: 1}])))
+      for (const [outcome] of outcomes) expect(outcome).toMatchObject({kind: 'committed'})
+      for (const p of [0, 1, 2, 3]) for (let o = round * 300; o < round * 300 + 300; o++) if (!refused(p, o)) kept.push(rec(p, o))
+    }
+    expect(await s.aggregates()).toEqual(totals(kept))
+    expect((await s.rows()).length).toBe(kept.length)
   })
 })
