@@ -40,6 +40,10 @@
  *
  *   BENCH_AB_TXN_CHECK="amount < 24750" BENCH_RECORDS=200000 npm run bench:stream-ab
  *
+ * BENCH_AB_MISSING_ACCOUNTS=N adds a foreign key from txn_clean.account_id to a table of the
+ * generator's 500 accounts without the first N (5: ~1% of the records refused), checked, unlike a
+ * CHECK, at the end of each statement.
+ *
  * Writes bench/out/stream-ab.json.
  */
 import {spawnSync} from 'node:child_process'
@@ -65,6 +69,7 @@ const PAIRS = int('BENCH_AB_PAIRS', 3)
 const IDLE_MS = int('BENCH_IDLE_MS', 1000)
 const BASE = env.BENCH_AB_BASE ?? 'HEAD~1'
 const TXN_CHECK = env.BENCH_AB_TXN_CHECK ?? ''
+const MISSING_ACCOUNTS = int('BENCH_AB_MISSING_ACCOUNTS', 0)
 
 const settings = connectionSettingsFromEnv()
 const kafka = createKafka(settings.kafka, {mode: 'resilient', clientId: 'cutover-bench-ab'})
@@ -166,7 +171,14 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
   const name = `bench-ab-${run}-${k}-${side}`
   const schema = `bench_ab_${run}_${k}_${side}`
   await pool.query(`CREATE SCHEMA "${schema}"`)
-  await createSinkTables(pool, schema, TXN_CHECK ? {extraTxnColumns: `CHECK (${TXN_CHECK})`} : {})
+  const extra: string[] = []
+  if (TXN_CHECK) extra.push(`CHECK (${TXN_CHECK})`)
+  if (MISSING_ACCOUNTS > 0) {
+    // the generator's 500 accounts A00000..A00499, the first MISSING_ACCOUNTS of them missing
+    await pool.query(`CREATE TABLE "${schema}".accounts (account_id text PRIMARY KEY); INSERT INTO "${schema}".accounts SELECT 'A' || lpad(i::text, 5, '0') FROM generate_series(${MISSING_ACCOUNTS}, 499) i`)
+    extra.push(`FOREIGN KEY (account_id) REFERENCES "${schema}".accounts`)
+  }
+  await createSinkTables(pool, schema, extra.length ? {extraTxnColumns: extra.join(',\n')} : {})
   const spec = join(dir, `${name}.yaml`)
   writeFileSync(spec, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   try {
@@ -182,7 +194,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
       rate: j.read / (j.elapsed_ms / 1000),
       node_us: node === null ? null : (node / j.read) * 1e6,
       pg_us: postgres === null ? null : (postgres / j.read) * 1e6,
-      conservation: TXN_CHECK ? accountedFor(j, rows, expected) : conservationProblems(j, rows, expected),
+      conservation: TXN_CHECK || MISSING_ACCOUNTS > 0 ? accountedFor(j, rows, expected) : conservationProblems(j, rows, expected),
     }
   } finally {
     await forgetPipeline(pool, name)
@@ -224,11 +236,12 @@ async function main(): Promise<void> {
   const extras = (['base', 'this'] as const).map((side) => [...Object.entries(sideEnv(side)).map(([k, v]) => `${k}=${v}`), ...sideArgs(side)].join(' ')).map((x) => (x ? ` [${x}]` : ''))
   console.log(`base ${base.commit} (${BASE})${extras[0]} against this checkout (${head}${dirty ? ' with uncommitted changes' : ''})${extras[1]}; medians`)
   if (TXN_CHECK) console.log(`txn_clean with CHECK (${TXN_CHECK}): rows the database refuses`)
+  if (MISSING_ACCOUNTS > 0) console.log(`txn_clean with a foreign key to accounts, ${MISSING_ACCOUNTS} of the 500 missing: rows the database refuses`)
   console.log(`${''.padEnd(28)}${'base'.padStart(12)}${'this'.padStart(12)}${'this/base'.padStart(12)}`)
   for (const r of rows) console.log(`${r.figure.padEnd(28)}${fmt(r.base, r.digits).padStart(12)}${fmt(r.this, r.digits).padStart(12)}${fmt(r.this / r.base, 2).padStart(12)}`)
   console.log(`conservation ${conservation ? 'ok in every run' : 'FAILED (see above)'}`)
   mkdirSync(join(ROOT, 'bench', 'out'), {recursive: true})
-  writeFileSync(join(ROOT, 'bench', 'out', 'stream-ab.json'), JSON.stringify({records: N, partitions: PARTITIONS, pairs: PAIRS, txn_check: TXN_CHECK || null, base: base.commit, this: head, dirty, extra: {base: {env: sideEnv('base'), args: sideArgs('base')}, this: {env: sideEnv('this'), args: sideArgs('this')}}, runs, medians: rows, conservation}, null, 2))
+  writeFileSync(join(ROOT, 'bench', 'out', 'stream-ab.json'), JSON.stringify({records: N, partitions: PARTITIONS, pairs: PAIRS, txn_check: TXN_CHECK || null, missing_accounts: MISSING_ACCOUNTS, base: base.commit, this: head, dirty, extra: {base: {env: sideEnv('base'), args: sideArgs('base')}, this: {env: sideEnv('this'), args: sideArgs('this')}}, runs, medians: rows, conservation}, null, 2))
   console.log('wrote bench/out/stream-ab.json')
   if (!conservation) process.exitCode = 1
 }

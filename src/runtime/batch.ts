@@ -32,6 +32,7 @@ import {namesOf} from '../config/spec.js'
 import {checkout} from './checkout.js'
 import {applies, beginLockAndAdvance, type PartitionRef} from './offsets.js'
 import {deadLetterStatement, insertDeadLetters, type DeadLetterContext} from './outbox.js'
+import {foreignKeySuspects} from './sinks/foreign-keys.js'
 import {isDedupeRace, releaseDedupeKeys} from './stages/dedupe.js'
 import type {DeadLetter, Sink, Stage, WorkItem, WriteStatement} from './types.js'
 import {inDedupeOrder, markDead, okItems, PROGRESS_SEQUENCE} from './types.js'
@@ -328,10 +329,12 @@ export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: 
  * of the batch (20 refused rows among 2,000: 80 upserts and 259 statements in all, against 296
  * and 906; bench/stream-ab with 1% of the rows refused: 5,986 -> 15,614 records/s). A try takes
  * at most about twice the rows between the refused rows seen so far (`window`), so that it does
- * not send the whole rest of the batch to stop after a few rows. Bisection (`bisect`) remains for
- * what progress cannot tell: a sink without it (an aggregate, an upsert keyed unlike the dedupe),
- * a check at the end of the statement (a foreign key: the row reported is the last), an error
- * before any row.
+ * not send the whole rest of the batch to stop after a few rows. A foreign key is checked at the
+ * end of the statement, so the row reported is the last: its suspects are looked up in one
+ * statement instead (foreignKeySuspects), and the rows between them are written a part at a
+ * time, each suspect alone. Bisection (`bisect`) remains for what neither can tell: a sink
+ * without progress (an aggregate, an upsert keyed unlike the dedupe), another check at the end
+ * of the statement (a constraint trigger), an error before any row.
  */
 async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[]): Promise<RefusedRow[]> {
   if (items.length === 0) return []
@@ -353,6 +356,19 @@ async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readon
     } catch (e) {
       if (!(e instanceof SinkWriteError)) throw e
       const back = await tx.query<{last_value: string}>(`ROLLBACK TO SAVEPOINT cutover_sink; RELEASE SAVEPOINT cutover_sink${e.progress ? `; SELECT last_value FROM ${PROGRESS_SEQUENCE}` : ''}`)
+      // a foreign key (checked at the end of the statement): its suspects, each written alone (foreign-keys.ts)
+      const suspects = part.length > 1 ? await foreignKeySuspects(tx, e.original, part) : null
+      if (suspects && suspects.length > 0) {
+        let from = 0
+        for (const v of suspects) {
+          if (v > from) refused.push(...(await bisect(tx, sinks, part.slice(from, v))))
+          refused.push(...(await bisect(tx, sinks, [part[v]!])))
+          from = v + 1
+        }
+        rest = rest.slice(from)
+        window = Math.max(MIN_WINDOW, Math.ceil((2 * from) / suspects.length))
+        continue
+      }
       // 0-based index in `part` of the row it stopped at; -1: unknown
       const at = part.length === 1 ? 0 : e.progress ? Number(lastResult(back).rows[0]!.last_value) - 1 : -1
       if (at < 0 || at >= part.length) {
