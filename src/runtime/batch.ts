@@ -147,9 +147,10 @@ export class InsertFirst {
 
 /**
  * Whether a batch transaction starts straight away with the statements that isolate the rows the
- * database refuses (savepoints and writeSinks) instead of the joined write. After a transaction that found refused rows (a constraint of the table that
- * the spec does not know: on day one often in every batch), the next ones would each fail once
- * and run again; they go straight to isolating until one of them finds no refused row.
+ * database refuses (savepoints and writeSinks) instead of the joined write. After a transaction
+ * that found refused rows (a constraint of the table that the spec does not know: on day one
+ * often in every batch), the next ones would each fail once and run again; they go straight to
+ * isolating until one of them finds no refused row.
  */
 export class RefusedRows {
   private expected = false

@@ -169,6 +169,7 @@ export interface Sink {
    * (batch.ts)
    */
   readonly sharedRows?: boolean
+  /** the write of `items` (see above); null when there is nothing to write */
   statement(items: readonly WorkItem[], options?: SinkStatementOptions): WriteStatement | null
 }
 
