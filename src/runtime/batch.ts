@@ -155,13 +155,17 @@ export class InsertFirst {
 export class RefusedRows {
   private expected = false
 
+  /** `onIsolated`: told of every transaction that isolated (the runtime counts them in a metric) */
+  constructor(private readonly onIsolated: (refused: number, alone: boolean) => void = () => {}) {}
+
   /** whether the next transaction isolates straight away */
   take(): boolean {
     return this.expected
   }
 
-  /** an isolating transaction found `n` refused rows */
-  found(n: number): void {
+  /** an isolating transaction (`alone`: with the pipeline's lock exclusive) found `n` refused rows */
+  found(n: number, alone: boolean): void {
+    this.onIsolated(n, alone)
     this.expected = n > 0
   }
 }
@@ -633,7 +637,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     } else {
       await insertDead(work)
       const rejected = await writeSinks(client, deps.sinks, candidates, {inOrder: !mode.alone})
-      deps.refusedRows?.found(rejected.length)
+      deps.refusedRows?.found(rejected.length, mode.alone)
       for (const r of rejected) markDead(r.item, sinkRejection(r.error))
       const items = rejected.map((r) => r.item)
       await releaseDedupeKeys(client, deps.deadLetter.pipeline, items)

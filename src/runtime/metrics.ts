@@ -81,6 +81,7 @@ export class RuntimeMetrics {
   private readonly outbox: Gauge<'pipeline'>
   private readonly lastCommitGauge: Gauge<'pipeline'>
   private readonly reruns: Counter<'pipeline'>
+  private readonly isolations: Counter<'pipeline' | 'lock'>
   private readonly pipeline: string
 
   constructor(pipeline: string, options: {registry?: Registry; defaultMetrics?: boolean} = {}) {
@@ -98,6 +99,17 @@ export class RuntimeMetrics {
     this.outbox = new Gauge({name: 'cutover_outbox_backlog_records', help: 'Outbox rows (dead letters, alerts) not yet published', labelNames: ['pipeline'], registers})
     this.lastCommitGauge = new Gauge({name: 'cutover_last_commit_timestamp_seconds', help: 'Unix time of the last committed batch', labelNames: ['pipeline'], registers})
     this.reruns = new Counter({name: 'cutover_upsert_reruns_total', help: 'Batch transactions run again as upserts because a plain INSERT met an existing key', labelNames: ['pipeline'], registers})
+    this.isolations = new Counter({
+      name: 'cutover_isolating_transactions_total',
+      help: 'Batch transactions that isolated rows the database refuses (savepoints), by the pipeline lock they took (shared, or exclusive: alone)',
+      labelNames: ['pipeline', 'lock'],
+      registers,
+    })
+  }
+
+  /** A batch transaction isolated refused rows (batch.ts RefusedRows), alone (the pipeline's lock exclusive) or beside the others. */
+  isolating(alone: boolean): void {
+    this.isolations.inc({pipeline: this.pipeline, lock: alone ? 'exclusive' : 'shared'})
   }
 
   /** A batch transaction's plain INSERT met an existing key and ran again as an upsert (batch.ts InsertFirst). */

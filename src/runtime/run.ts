@@ -315,7 +315,7 @@ class StreamRuntime {
       dlqTopic: d.loaded.spec.dlq.topic,
       deadLetter: {pipeline: this.pipeline, version: d.loaded.sha256, attempts: 1},
       insertFirst: new InsertFirst(() => d.metrics.upsertRerun()),
-      refusedRows: new RefusedRows(),
+      refusedRows: new RefusedRows((_, alone) => d.metrics.isolating(alone)),
       isolateInOrder: isolatesInOrder(d.loaded.spec, d.sinks),
     }
     // at most transactionLanes() transactions at once (the CPU count by default); small batches (a steady trickle) group

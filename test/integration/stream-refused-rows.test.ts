@@ -178,7 +178,8 @@ describe('stream run: rows the database refuses', () => {
 
   it('after a batch with refused rows the next one isolates straight away; after one that finds none, the joined write again', async () => {
     const s = await setup()
-    const deps = {...s.deps, refusedRows: new RefusedRows()}
+    const isolated: [number, boolean][] = []
+    const deps = {...s.deps, refusedRows: new RefusedRows((n, alone) => isolated.push([n, alone]))}
     const run = async (from: number, bad: number | null) => {
       s.seen.length = 0
       const outcome = await commitBatch(deps, await s.batch(0, from, from + 49, (o) => ({id: s.id(o), acct: 'A2', amount: o === bad ? '-1.00' : '1.00'})), 1)
@@ -195,6 +196,12 @@ describe('stream run: rows the database refuses', () => {
     // ...so the next one writes in one joined statement, without savepoints
     expect(await run(150, null)).toEqual({rolledBack: 0, savepoints: 0})
     expect(await s.aggregates()).toEqual([{acct: 'A2', n: '198', total: '198.00'}])
+    // the runtime's cutover_isolating_transactions_total: three isolating transactions, alone (no isolateInOrder here)
+    expect(isolated).toEqual([
+      [1, true],
+      [1, true],
+      [0, true],
+    ])
   })
 
   it('isolating beside the other transactions (lock shared) when the sinks take rows in key order; alone when the aggregate refuses a record', async () => {

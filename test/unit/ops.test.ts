@@ -26,6 +26,7 @@ async function exported(): Promise<Exported> {
   m.lag('t', 0, 5)
   m.outboxBacklog(1)
   m.upsertRerun()
+  m.isolating(false)
   const text = await m.registry.metrics()
   const names = new Set<string>()
   const labels = new Map<string, Set<string>>()
