@@ -65,6 +65,17 @@ export default class StreamRun extends CutoverCommand {
     this.log(
       `read ${result.read}, written ${result.written}, dead-lettered ${Object.values(result.dead_lettered).reduce((a, b) => a + (b ?? 0), 0)}${dead ? ` (${dead})` : ''}, duplicates ${result.duplicates}, ${result.batches} batches, lag ${result.lag_end}, ${(result.elapsed_ms / 1000).toFixed(1)} s`,
     )
+    // Everything is committed and every client closed by now, and the result is printed when this
+    // returns. A kafkajs client that lost its broker can still leave a retry behind that keeps node
+    // alive (seen: a run that had returned its result after a broker restart and never exited), so
+    // the process ends within FORCED_EXIT_MS whatever is left, saying what that was.
+    setTimeout(() => {
+      this.logger.warn('stream.exit.forced', {after_ms: FORCED_EXIT_MS, left: process.getActiveResourcesInfo()})
+      process.exit()
+    }, FORCED_EXIT_MS).unref()
     return result
   }
 }
+
+/** How long `stream run` waits, once done, for node to exit by itself. */
+const FORCED_EXIT_MS = 5000
