@@ -303,11 +303,12 @@ async function progressSequence(tx: PoolClient): Promise<boolean> {
  */
 export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[], options: {inOrder?: boolean} = {}): Promise<RefusedRow[]> {
   if (items.length === 0 || sinks.length === 0) return []
+  const tracking = await progressSequence(tx)
   const own = sinks.filter((s) => !s.sharedRows)
   const shared = sinks.filter((s) => s.sharedRows)
-  if (own.length === 0 || shared.length === 0) return findRefused(tx, sinks, items)
+  if (own.length === 0 || shared.length === 0) return findRefused(tx, sinks, items, tracking)
   await tx.query('SAVEPOINT cutover_sinks')
-  const refused = await findRefused(tx, own, items)
+  const refused = await findRefused(tx, own, items, tracking)
   const out = new Set(refused.map((r) => r.item))
   try {
     await writeAll(tx, shared, out.size === 0 ? items : items.filter((i) => !out.has(i)))
@@ -318,7 +319,7 @@ export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: 
     // isolating beside the pipeline's other transactions (isolatesInOrder): not part by part
     if (options.inOrder) throw new IsolateAlone()
     await tx.query('ROLLBACK TO SAVEPOINT cutover_sinks; RELEASE SAVEPOINT cutover_sinks')
-    return findRefused(tx, sinks, items)
+    return findRefused(tx, sinks, items, tracking)
   }
 }
 
@@ -326,8 +327,8 @@ export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: 
  * Writes `items` to `sinks` (together, record by record), in their order; returns the rows the
  * database refuses, each with the error of writing it alone, and keeps the others written.
  *
- * Each try runs under a savepoint, and a sink statement that can reports each row's index as it
- * writes it (PROGRESS_SEQUENCE), which a rollback does not undo. When it fails on a row, the rows
+ * Each try runs under a savepoint, and with `tracking` (progressSequence) a sink statement that
+ * can reports each row's index as it writes it (PROGRESS_SEQUENCE), which a rollback does not undo. When it fails on a row, the rows
  * before that one went through: they are written again (kept), then the row alone (refused if it
  * fails alone too, kept if not), and the next try starts after it: about four statements per
  * sink and refused row, each row written about twice, where bisection writes ~2k·log2(n/k) parts
@@ -341,9 +342,7 @@ export async function writeSinks(tx: PoolClient, sinks: readonly Sink[], items: 
  * without progress (an aggregate, an upsert keyed unlike the dedupe), another check at the end
  * of the statement (a constraint trigger), an error before any row.
  */
-async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[]): Promise<RefusedRow[]> {
-  if (items.length === 0) return []
-  const tracking = await progressSequence(tx)
+async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readonly WorkItem[], tracking: boolean): Promise<RefusedRow[]> {
   const refused: RefusedRow[] = []
   let rest = items
   // rows per try: all at first, then about twice the distance between refused rows seen, so that
@@ -361,8 +360,13 @@ async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readon
     } catch (e) {
       if (!(e instanceof SinkWriteError)) throw e
       const back = await tx.query<{last_value: string}>(`ROLLBACK TO SAVEPOINT cutover_sink; RELEASE SAVEPOINT cutover_sink${e.progress ? `; SELECT last_value FROM ${PROGRESS_SEQUENCE}` : ''}`)
+      if (part.length === 1) {
+        refused.push({item: part[0]!, error: e})
+        rest = rest.slice(1)
+        continue
+      }
       // a foreign key (checked at the end of the statement): its suspects, each written alone (foreign-keys.ts)
-      const suspects = part.length > 1 ? await foreignKeySuspects(tx, e.original, part) : null
+      const suspects = await foreignKeySuspects(tx, e.original, part)
       if (suspects && suspects.length > 0) {
         let from = 0
         for (const v of suspects) {
@@ -375,7 +379,7 @@ async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readon
         continue
       }
       // 0-based index in `part` of the row it stopped at; -1: unknown
-      const at = part.length === 1 ? 0 : e.progress ? Number(lastResult(back).rows[0]!.last_value) - 1 : -1
+      const at = e.progress ? Number(lastResult(back).rows[0]!.last_value) - 1 : -1
       if (at < 0 || at >= part.length) {
         refused.push(...(await bisect(tx, sinks, part)))
         rest = rest.slice(part.length)
@@ -383,8 +387,7 @@ async function findRefused(tx: PoolClient, sinks: readonly Sink[], items: readon
       }
       if (at > 0) refused.push(...(await bisect(tx, sinks, part.slice(0, at))))
       // the row it stopped at, alone, after the rows before it (as bisection would): refused, or written after all
-      if (part.length === 1) refused.push({item: part[0]!, error: e})
-      else refused.push(...(await bisect(tx, sinks, [part[at]!])))
+      refused.push(...(await bisect(tx, sinks, [part[at]!])))
       rest = rest.slice(at + 1)
       window = Math.max(MIN_WINDOW, 2 * (at + 1))
     }

@@ -1,23 +1,14 @@
 /**
  * The pipeline's advisory lock around batch transactions (src/runtime/batch.ts beginBatch),
  * against the real PostgreSQL: the common transaction takes it shared, and the rerun that
- * isolates a row the database refuses (bisecting under savepoints, writing the sinks once per
- * half, so out of key order) takes it exclusively, so that it never runs beside another
- * transaction of the pipeline that updates the same rows (a deadlock).
+ * isolates a row the database refuses takes it exclusively when it may write the sinks part by
+ * part, out of key order (without `isolateInOrder`, as here), so that it never runs beside another
+ * transaction of the pipeline that updates the same rows (a deadlock). The shared case:
+ * stream-refused-rows.test.ts.
  */
-import pg from 'pg'
-import {describe, expect, it, onTestFinished} from 'vitest'
-import {beginBatch, commitBatch} from '../../src/runtime/batch.js'
-import {settings} from '../helpers.js'
-import {batchFixture, ID_AMOUNT_SPEC} from './stream-support.js'
-
-/** a session of its own (the fixture's pool has two connections: the batch takes one, the checks the other) */
-async function session(): Promise<pg.Client> {
-  const c = new pg.Client({connectionString: settings().databaseUrl})
-  await c.connect()
-  onTestFinished(() => c.end())
-  return c
-}
+import {describe, expect, it} from 'vitest'
+import {commitBatch} from '../../src/runtime/batch.js'
+import {batchFixture, holdPipelineLock, ID_AMOUNT_SPEC} from './stream-support.js'
 
 async function setup() {
   const f = await batchFixture({
@@ -26,16 +17,8 @@ async function setup() {
     spec: ID_AMOUNT_SPEC,
   })
   const rows = async () => Number((await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".t`)).rows[0]!.n)
-  /** another session holding the pipeline's lock (`shared` or not) in an open transaction, begun as a batch transaction begins */
-  const holdLock = async (shared: boolean) => {
-    const c = await session()
-    await c.query(beginBatch(f.name, !shared))
-    return {
-      release: async () => {
-        await c.query('COMMIT')
-      },
-    }
-  }
+  /** another session holding the pipeline's lock (`shared` or not) in an open transaction */
+  const holdLock = (shared: boolean) => holdPipelineLock(f.name, !shared)
   /** resolves once some session waits for an advisory lock, or `pending` settles (then it did not wait) */
   const someoneWaits = async (pending: Promise<unknown>) => {
     const over = tracked(pending)

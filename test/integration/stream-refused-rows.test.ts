@@ -10,11 +10,10 @@
  * and one aggregate it isolates beside the pipeline's other transactions (its lock shared)
  * without deadlocking, alone only when the aggregate refuses a record.
  */
-import pg from 'pg'
-import {describe, expect, it, onTestFinished} from 'vitest'
-import {beginBatch, commitBatch, commitBatches, isolatesInOrder, RefusedRows} from '../../src/runtime/batch.js'
-import {settings} from '../helpers.js'
-import {batchFixture} from './stream-support.js'
+import type pg from 'pg'
+import {describe, expect, it} from 'vitest'
+import {commitBatch, commitBatches, isolatesInOrder, RefusedRows} from '../../src/runtime/batch.js'
+import {batchFixture, holdPipelineLock} from './stream-support.js'
 
 const SPEC = `fields:
   id: {type: string, required: true}
@@ -54,15 +53,6 @@ function recording(pool: pg.Pool, seen: string[]): pg.Pool {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
     },
   })
-}
-
-/** a session of its own holding the pipeline's lock (shared or not) in an open transaction, as a batch transaction begins */
-async function holdLock(pipeline: string, exclusive: boolean): Promise<{release(): Promise<void>}> {
-  const c = new pg.Client({connectionString: settings().databaseUrl})
-  await c.connect()
-  onTestFinished(() => c.end())
-  await c.query(beginBatch(pipeline, exclusive))
-  return {release: async () => void (await c.query('COMMIT'))}
 }
 
 /** whether `p` settles within `ms` */
@@ -211,7 +201,7 @@ describe('stream run: rows the database refuses', () => {
     expect(isolatesInOrder({key: 'id'}, s.deps.sinks)).toBe(false)
     expect(isolatesInOrder({key: 'id', dedupe: {by: 'id'}}, [...s.deps.sinks, s.deps.sinks[0]!])).toBe(false)
     const deps = {...s.deps, isolateInOrder: true}
-    const other = await holdLock(s.name, false)
+    const other = await holdPipelineLock(s.name, false)
     // a refused row (the upsert's check): isolated while another transaction holds the lock shared
     const first = commitBatch(deps, await s.batch(0, 0, 49, (o) => ({id: s.id(o), acct: 'A1', amount: o === 7 ? '-1.00' : '1.00'})), 1)
     expect(await settlesWithin(first, 10_000)).toBe(true)

@@ -9,16 +9,16 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import kafkajs, {type KafkaMessage} from 'kafkajs'
-import type pg from 'pg'
+import pg from 'pg'
 import {onTestFinished} from 'vitest'
 import {cardTransactionSpec, createSinkTables} from '../../fixtures/generator/pipeline.js'
 import {startStreamRun} from '../../fixtures/generator/stream-harness.js'
 import type {GeneratedTransaction} from '../../fixtures/generator/transactions.js'
-import {createTestSchema, kafka, testPool, uniqueName} from '../helpers.js'
+import {createTestSchema, kafka, settings, testPool, uniqueName} from '../helpers.js'
 import {parseSpec} from '../../src/config/spec.js'
 import {createTopicsReady} from '../../src/kafka/client.js'
 import {silentLogger} from '../../src/log.js'
-import type {BatchDeps, BatchInput} from '../../src/runtime/batch.js'
+import {beginBatch, type BatchDeps, type BatchInput} from '../../src/runtime/batch.js'
 import {buildSinks} from '../../src/runtime/sinks/index.js'
 import {buildStages} from '../../src/runtime/stages/index.js'
 import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
@@ -176,4 +176,20 @@ export async function batchFixture(options: {prefix: string; tables: (schema: st
     return {ref: {pipeline: name, topic, partition}, items, firstOffset: BigInt(from), lastOffset: BigInt(to), allowGap: false, ...extra}
   }
   return {pool, schema, name, topic, deps, batch}
+}
+
+/**
+ * Another session holding `pipeline`'s batch lock (exclusive or shared) in an open transaction,
+ * begun as a batch transaction begins (batch.ts beginBatch); closed when the test finishes.
+ */
+export async function holdPipelineLock(pipeline: string, exclusive: boolean): Promise<{release(): Promise<void>}> {
+  const c = new pg.Client({connectionString: settings().databaseUrl})
+  await c.connect()
+  onTestFinished(() => c.end())
+  await c.query(beginBatch(pipeline, exclusive))
+  return {
+    release: async () => {
+      await c.query('COMMIT')
+    },
+  }
 }

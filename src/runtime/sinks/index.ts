@@ -22,7 +22,7 @@ export function sinkKind(sink: SinkSpec): string {
 export async function buildSinks(ctx: PipelineContext, pool: Pool): Promise<Sink[]> {
   const out: Sink[] = []
   for (const s of ctx.loaded.spec.sinks) out.push(await SINKS.get(sinkKind(s))!(ctx, s, pool))
-  // aggregate rows are shared by all partitions (their row locks serialize concurrent batches):
-  // write them last, right before COMMIT, to hold those locks as briefly as possible
-  return [...out.filter((s) => s.name !== 'aggregate'), ...out.filter((s) => s.name === 'aggregate')]
+  // rows shared by all partitions (aggregates: their row locks serialize concurrent batches):
+  // written last, right before COMMIT, to hold those locks as briefly as possible
+  return [...out.filter((s) => !s.sharedRows), ...out.filter((s) => s.sharedRows)]
 }
