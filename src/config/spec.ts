@@ -179,6 +179,18 @@ export const SinkSchema = strict(
     table: table.describe('PostgreSQL table written (upsert by key, or by group_by when aggregating)'),
     group_by: z.array(identifier).min(1).optional().describe('aggregate per these fields (business_date: the date of event_time in its timezone)'),
     aggregates: aggregates.optional().describe('output column -> count | sum(field) | min(field) | max(field)'),
+    reject_sqlstates: z
+      .array(
+        z.union(
+          // an all-digit code written without quotes (23514) is a YAML number: its five digits (resolve)
+          [z.string().regex(/^[0-9A-Z]{5}$/, {error: () => 'expected a 5-character SQLSTATE, e.g. P0001'}), z.number().int().min(0).max(99999)],
+          {error: () => 'expected a 5-character SQLSTATE, e.g. P0001'},
+        ),
+      )
+      .optional()
+      .describe(
+        "SQLSTATEs besides classes 22 and 23 by which this table refuses one row, e.g. P0001 (a trigger's RAISE EXCEPTION): that row goes to the DLQ as SINK_REJECTED and the rest of its batch commits; other errors are retried",
+      ),
   },
   'a PostgreSQL projection, written effectively-once',
 )
@@ -230,12 +242,13 @@ export type SourceSpec = Omit<RawSpec['source'], 'group'> & {group: string}
 export type EnrichSpec = z.output<typeof EnrichSchema>
 export type WindowSpec = z.output<typeof WindowSchema>
 export type RuleSpec = z.output<typeof RuleSchema>
-export type SinkSpec = z.output<typeof SinkSchema>
+export type SinkSpec = Omit<z.output<typeof SinkSchema>, 'reject_sqlstates'> & {reject_sqlstates?: string[]}
 export type DedupeSpec = NonNullable<RawSpec['dedupe']>
 export type RetrySpec = RawSpec['retry']
-export type PipelineSpec = Omit<RawSpec, 'fields' | 'source' | 'dlq'> & {
+export type PipelineSpec = Omit<RawSpec, 'fields' | 'source' | 'dlq' | 'sinks'> & {
   source: SourceSpec
   fields: Record<string, FieldSpec>
+  sinks: SinkSpec[]
   dlq: {topic: string}
 }
 
@@ -273,6 +286,9 @@ function resolve(raw: RawSpec): PipelineSpec {
     ...raw,
     source: {...raw.source, group: raw.source.group ?? `cutover-${raw.name}`},
     fields,
+    sinks: raw.sinks.map(({reject_sqlstates, ...sink}) =>
+      reject_sqlstates === undefined ? sink : {...sink, reject_sqlstates: reject_sqlstates.map((c) => (typeof c === 'number' ? String(c).padStart(5, '0') : c))},
+    ),
     dlq: raw.dlq ?? {topic: `${raw.name}.dlq`},
   }
 }
@@ -369,9 +385,36 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
     if (k.group_by && !k.aggregates) out.push({path: ['sinks', i, 'group_by'], message: 'group_by needs aggregates'})
     if (!k.group_by && namesOf(spec.key).length === 0) out.push({path: ['sinks', i], message: 'a sink without group_by upserts by key: set `key: <field>`'})
     checkAggregates(k.aggregates, ['sinks', i, 'aggregates'])
+    k.reject_sqlstates?.forEach((code, j) => {
+      const why = notARowRefusal(code)
+      if (why) out.push({path: ['sinks', i, 'reject_sqlstates', j], message: `${code} ${why}: it cannot mean that the table refuses one row`})
+    })
   })
   if (spec.retry.initial > spec.retry.max) out.push({path: ['retry', 'initial'], message: `initial backoff (${spec.retry.initial} ms) is more than max (${spec.retry.max} ms)`})
   return out
+}
+
+/**
+ * SQLSTATE classes that are never about one row, so never `reject_sqlstates`: dead-lettering on
+ * them would send every record of a batch to the DLQ during an outage, a failover or a missing
+ * grant (the runtime retries them instead).
+ */
+const NOT_ROW_CLASSES: Record<string, string> = {
+  '08': 'is a connection failure (class 08)',
+  '25': 'is an invalid transaction state (class 25)',
+  '28': 'is an authorization failure (class 28)',
+  '40': 'is a rollback: a serialization failure or a deadlock (class 40), retried',
+  '42': 'is a syntax error or a missing privilege (class 42): a problem of the spec or of the grants',
+  '53': 'is a lack of resources (class 53), retried',
+  '55': 'is an object not in the required state, e.g. a lock not available (class 55), retried',
+  '57': 'is an operator intervention, e.g. a shutdown or a cancel (class 57), retried',
+  '58': 'is a system error (class 58)',
+  XX: 'is an internal error (class XX)',
+}
+
+/** Why `code` may not be listed in `reject_sqlstates`; undefined when it may. */
+export function notARowRefusal(code: string): string | undefined {
+  return NOT_ROW_CLASSES[code.slice(0, 2)]
 }
 
 function describeValue(v: unknown): string {

@@ -206,10 +206,15 @@ function isUniqueViolation(e: unknown): boolean {
   return (e as {code?: unknown})?.code === '23505'
 }
 
-/** SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23). */
-export function isRowLevelError(e: unknown): boolean {
+/**
+ * SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23),
+ * and the codes a sink's spec lists (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for
+ * `sinks`, the sinks the failed statement wrote.
+ */
+export function isRowLevelError(e: unknown, sinks: readonly Pick<Sink, 'rejects'>[] = []): boolean {
   const code = (e as {code?: unknown})?.code
-  return typeof code === 'string' && /^2[23]/.test(code)
+  if (typeof code !== 'string') return false
+  return /^2[23]/.test(code) || sinks.some((s) => s.rejects?.has(code) === true)
 }
 
 class SinkWriteError extends Error {
@@ -237,7 +242,7 @@ async function writeAll(tx: PoolClient, sinks: readonly Sink[], items: readonly 
     try {
       await tx.query(st.text(0), st.params)
     } catch (e) {
-      throw isRowLevelError(e) ? new SinkWriteError(sink, e, st.progress === true) : e
+      throw isRowLevelError(e, [sink]) ? new SinkWriteError(sink, e, st.progress === true) : e
     }
   }
 }
@@ -635,7 +640,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       try {
         await joinedWrite(client, [...shared, ...writes])
       } catch (e) {
-        throw isRowLevelError(e) ? new JoinedWriteError(e) : e
+        throw isRowLevelError(e, deps.sinks) ? new JoinedWriteError(e) : e
       }
     } else {
       await insertDead(work)

@@ -169,6 +169,12 @@ export interface Sink {
    * (batch.ts)
    */
   readonly sharedRows?: boolean
+  /**
+   * SQLSTATEs besides classes 22 and 23 by which its table refuses one row (the spec's
+   * `reject_sqlstates`, e.g. a trigger's P0001): the row is isolated and dead-lettered as
+   * SINK_REJECTED instead of the batch being retried (batch.ts isRowLevelError)
+   */
+  readonly rejects?: ReadonlySet<string>
   /** the write of `items` (see above); null when there is nothing to write */
   statement(items: readonly WorkItem[], options?: SinkStatementOptions): WriteStatement | null
 }

@@ -21,7 +21,10 @@ export function sinkKind(sink: SinkSpec): string {
 
 export async function buildSinks(ctx: PipelineContext, pool: Pool): Promise<Sink[]> {
   const out: Sink[] = []
-  for (const s of ctx.loaded.spec.sinks) out.push(await SINKS.get(sinkKind(s))!(ctx, s, pool))
+  for (const s of ctx.loaded.spec.sinks) {
+    const sink = await SINKS.get(sinkKind(s))!(ctx, s, pool)
+    out.push(s.reject_sqlstates?.length ? {...sink, rejects: new Set(s.reject_sqlstates)} : sink)
+  }
   // rows shared by all partitions (aggregates: their row locks serialize concurrent batches):
   // written last, right before COMMIT, to hold those locks as briefly as possible
   return [...out.filter((s) => !s.sharedRows), ...out.filter((s) => s.sharedRows)]
