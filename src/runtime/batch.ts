@@ -421,12 +421,14 @@ async function bisect(tx: PoolClient, sinks: readonly Sink[], items: readonly Wo
   }
 }
 
-function sinkRejection(err: SinkWriteError): DeadLetter {
-  const pgErr = err.original as {message?: string; detail?: string; column?: string; constraint?: string}
-  const detail = pgErr.detail ? ` (${pgErr.detail})` : ''
+/** The dead letter of a row the database refused: its texts, with the spec's sensitive values masked (Sink maskRow). */
+function sinkRejection(err: SinkWriteError, item: WorkItem): DeadLetter {
+  const pgErr = err.original as {message?: string; detail?: string; column?: string; constraint?: string; code?: string}
+  const texts = {message: pgErr.message ?? String(err.original), ...(pgErr.detail ? {detail: pgErr.detail} : {})}
+  const shown = err.sink.maskRow ? err.sink.maskRow(texts, item.record, pgErr) : texts
   return {
     code: 'SINK_REJECTED',
-    message: `PostgreSQL rejected the row for ${err.sink.table}: ${pgErr.message ?? String(err.original)}${detail}`,
+    message: `PostgreSQL rejected the row for ${err.sink.table}: ${shown.message}${shown.detail ? ` (${shown.detail})` : ''}`,
     stage: 'sink',
     field: pgErr.column ?? null,
   }
@@ -646,7 +648,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       await insertDead(work)
       const rejected = await writeSinks(client, deps.sinks, candidates, {inOrder: !mode.alone})
       deps.refusedRows?.found(rejected.length, mode.alone)
-      for (const r of rejected) markDead(r.item, sinkRejection(r.error))
+      for (const r of rejected) markDead(r.item, sinkRejection(r.error, r.item))
       const items = rejected.map((r) => r.item)
       await releaseDedupeKeys(client, deps.deadLetter.pipeline, items)
       await insertDead(items)

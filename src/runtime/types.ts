@@ -14,6 +14,7 @@ import type {Logger} from '../log.js'
 import type {NormalizedValue} from '../normalize/types.js'
 import type {RawRecordOk} from '../../legacy-adapters/types.js'
 import type {StageName} from './metrics.js'
+import type {RowTextMasker} from './sinks/sensitive.js'
 
 export type NormalizedRecord = Record<string, NormalizedValue>
 
@@ -175,6 +176,8 @@ export interface Sink {
    * SINK_REJECTED instead of the batch being retried (batch.ts isRowLevelError)
    */
   readonly rejects?: ReadonlySet<string>
+  /** masks the spec's sensitive fields in what the database says of a row it refused (sinks/sensitive.ts); absent when none is sensitive */
+  readonly maskRow?: RowTextMasker
   /** the write of `items` (see above); null when there is nothing to write */
   statement(items: readonly WorkItem[], options?: SinkStatementOptions): WriteStatement | null
 }

@@ -6,6 +6,7 @@ import type {SinkSpec} from '../../config/spec.js'
 import type {Pool} from '../../pg/pool.js'
 import type {PipelineContext, Sink} from '../types.js'
 import {aggregateSink} from './aggregate.js'
+import {rowTextMasker} from './sensitive.js'
 import {upsertSink} from './upsert.js'
 
 export type SinkFactory = (ctx: PipelineContext, sink: SinkSpec, pool: Pool) => Promise<Sink>
@@ -21,9 +22,10 @@ export function sinkKind(sink: SinkSpec): string {
 
 export async function buildSinks(ctx: PipelineContext, pool: Pool): Promise<Sink[]> {
   const out: Sink[] = []
+  const maskRow = rowTextMasker(ctx.loaded.spec.fields)
   for (const s of ctx.loaded.spec.sinks) {
     const sink = await SINKS.get(sinkKind(s))!(ctx, s, pool)
-    out.push(s.reject_sqlstates?.length ? {...sink, rejects: new Set(s.reject_sqlstates)} : sink)
+    out.push({...sink, ...(s.reject_sqlstates?.length ? {rejects: new Set(s.reject_sqlstates)} : {}), ...(maskRow ? {maskRow} : {})})
   }
   // rows shared by all partitions (aggregates: their row locks serialize concurrent batches):
   // written last, right before COMMIT, to hold those locks as briefly as possible

@@ -24,6 +24,7 @@ import * as crypto from 'node:crypto'
 import {createHash} from 'node:crypto'
 import {namesOf} from '../../config/spec.js'
 import type {PoolClient} from '../../pg/pool.js'
+import {maskValue} from '../../normalize/index.js'
 import {pgArray} from '../sinks/pgarray.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
@@ -86,13 +87,21 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
   if (by.length === 0) return null
   const keyOf = (r: NormalizedRecord): string => (by.length === 1 ? String(r[by[0]!]) : JSON.stringify(by.map((f) => r[f] ?? null)))
   const label = by.join(', ')
+  // the key as the message shows it: a sensitive field's value masked (maskValue), as everywhere
+  const fields = ctx.loaded.spec.fields
+  const masked = by.some((f) => fields[f]?.sensitive)
+  const shown = (item: WorkItem, key: string): string => {
+    if (!masked) return key
+    const parts = by.map((f) => (fields[f]?.sensitive ? maskValue(String(item.record![f] ?? '')) : item.record![f] ?? null))
+    return by.length === 1 ? String(parts[0]) : JSON.stringify(parts)
+  }
   const sortedKeys = Object.keys(ctx.loaded.spec.fields).sort()
   const prefix = JSON.stringify(sortedKeys)
   const hashOf = (r: NormalizedRecord) => payloadHash(r, sortedKeys, prefix)
   const conflict = (item: WorkItem, key: string, where: string) =>
     markDead(item, {
       code: 'DUPLICATE_CONFLICT',
-      message: `${label} "${key}" was already seen ${where} with a different payload`,
+      message: `${label} "${shown(item, key)}" was already seen ${where} with a different payload`,
       stage: 'dedupe',
       field: by[0] ?? null,
     })

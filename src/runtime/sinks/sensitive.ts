@@ -1,0 +1,61 @@
+/**
+ * Sensitive values in what the database says about a row it refused (SINK_REJECTED). PostgreSQL
+ * shows values of the row in its texts: a CHECK or NOT NULL violation's detail is the whole row
+ * ("Failing row contains (T1, 4111111111111111, ...)"), a unique or foreign-key violation's
+ * detail the key ("Key (pan)=(4111111111111111) already exists"), a trigger's message whatever
+ * the trigger put in it. Those texts become the dead letter's `cutover.error.message`, so a field
+ * marked `sensitive` in the spec is masked in them as everywhere else (maskValue:
+ * 4111********1111 or ***):
+ *
+ *   string             each occurrence of the value as a whole token (not inside a longer word)
+ *   decimal, integer   each occurrence of the number, with the trailing zeros a column's scale
+ *                      may add (10.50 shown as 10.5000)
+ *   timestamp, date,   PostgreSQL shows these in its own formats (the session's time zone and
+ *   boolean            DateStyle), which cannot be matched reliably: the database's texts are
+ *                      withheld, and only the constraint and the SQLSTATE are said
+ */
+import type {FieldSpec} from '../../config/spec.js'
+import {maskValue} from '../../normalize/index.js'
+import type {NormalizedRecord} from '../types.js'
+
+export interface RowTexts {
+  message: string
+  detail?: string
+}
+
+/** The database's texts about one refused row, with the record's sensitive values masked. */
+export type RowTextMasker = (texts: RowTexts, record: NormalizedRecord | undefined, error: {code?: string; constraint?: string}) => RowTexts
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** How the value of a sensitive field of `type` is found in PostgreSQL's texts; null: it cannot be. */
+function patternOf(type: FieldSpec['type'], value: string): RegExp | null {
+  if (type === 'string') return value === '' ? null : new RegExp(`(?<![\\p{L}\\p{N}_])${escape(value)}(?![\\p{L}\\p{N}_])`, 'gu')
+  if (type === 'decimal') return new RegExp(`(?<![\\d.])${escape(value)}${value.includes('.') ? '0*' : '(?:\\.0+)?'}(?![\\d])`, 'g')
+  if (type === 'integer') return new RegExp(`(?<![\\d.])${escape(value)}(?![\\d.])`, 'g')
+  return null
+}
+
+/** The masker for a spec's fields; undefined when none is sensitive (the texts are shown as they are). */
+export function rowTextMasker(fields: Record<string, FieldSpec>): RowTextMasker | undefined {
+  const sensitive = Object.entries(fields).filter(([, f]) => f.sensitive)
+  if (sensitive.length === 0) return undefined
+  return (texts, record, error) => {
+    // without the record nothing is known of its values: withheld
+    const opaque: string[] = record ? [] : sensitive.map(([name]) => name)
+    const patterns: RegExp[] = []
+    for (const [name, f] of sensitive) {
+      const v = record?.[name]
+      if (v === null || v === undefined) continue
+      const p = patternOf(f.type, String(v))
+      if (p) patterns.push(p)
+      else if (String(v) !== '') opaque.push(name)
+    }
+    if (opaque.length > 0) {
+      const what = [error.constraint ? `constraint "${error.constraint}"` : null, error.code ? `SQLSTATE ${error.code}` : null].filter(Boolean).join(', ')
+      return {message: `${what || 'the row was refused'}; the database's message is withheld: it may show the sensitive field${opaque.length > 1 ? 's' : ''} ${opaque.join(', ')}`}
+    }
+    const mask = (text: string) => patterns.reduce((t, p) => t.replace(p, (m) => maskValue(m)), text)
+    return {message: mask(texts.message), ...(texts.detail === undefined ? {} : {detail: mask(texts.detail)})}
+  }
+}
