@@ -8,6 +8,9 @@ import {describe, expect, it} from 'vitest'
 import {parseSpec} from '../../src/config/spec.js'
 import {commitBatch} from '../../src/runtime/batch.js'
 import {rowTextMasker} from '../../src/runtime/sinks/sensitive.js'
+import {decodeStage} from '../../src/runtime/stages/decode.js'
+import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
+import {silentLogger} from '../../src/log.js'
 import {batchFixture} from './stream-support.js'
 
 const PAN = '4111111111111111'
@@ -82,6 +85,22 @@ describe('SINK_REJECTED and sensitive fields', () => {
       {id: 'b', pan: PAN, amount: '2.00'},
     ])
     expect(dead).toEqual([{offset: 1, code: 'DUPLICATE_CONFLICT', message: 'pan "4111********1111" was already seen earlier in the same batch with a different payload'}])
+  })
+})
+
+describe('DECODE_ERROR and sensitive fields', () => {
+  const notJson = (sensitive: boolean) => {
+    const loaded = parseSpec(spec({pan: sensitive}).replace(/^/, 'version: 1\nname: p\nsource: {topic: t}\n'), 'p.yaml')
+    const ctx: PipelineContext = {loaded, pipeline: 'p', schema: 'public', maxRecordBytes: 1 << 20, dedupeRetentionMs: 1000, logger: silentLogger}
+    const value = Buffer.from(`{"id":"T1","pan":"${PAN}","amount":`)
+    const item = {message: {key: null, value, timestamp: '0', attributes: 0, offset: '0', headers: {}}, topic: 't', partition: 0, offset: 0n, status: 'ok'} as WorkItem
+    void decodeStage(ctx).run([item], null)
+    return item.dead!
+  }
+
+  it('a value that is not JSON is not quoted when the spec has a sensitive field', () => {
+    expect(notJson(true)).toMatchObject({code: 'DECODE_ERROR', message: 'the value is not JSON (45 bytes, not quoted: the spec has sensitive fields)'})
+    expect(notJson(false)).toMatchObject({code: 'DECODE_ERROR', message: `the value is not JSON: "{"id":"T1","pan":"${PAN}","amo…"`})
   })
 })
 

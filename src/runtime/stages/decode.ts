@@ -3,7 +3,8 @@
  *
  *   value          bytes in `source.encoding` (utf-8 by default; decodeBytes is fatal on
  *                  invalid UTF-8: DECODE_ERROR, never a silent U+FFFD)
- *   format json    one JSON object per message; not JSON -> DECODE_ERROR; JSON that is not an
+ *   format json    one JSON object per message; not JSON -> DECODE_ERROR (its first characters
+ *                  quoted, unless the spec has a sensitive field); JSON that is not an
  *                  object (an array, a number) -> SCHEMA_VIOLATION
  *   size           a value over `maxRecordBytes` (1 MiB by default) -> RECORD_TOO_LARGE
  *                  before any decoding, so a 5 MB poison value costs nothing
@@ -61,6 +62,9 @@ export function decodeStage(ctx: PipelineContext): Stage {
   const encoding = resolveEncoding(ctx.loaded.spec.source.encoding, 'source.encoding')
   const limit = ctx.maxRecordBytes
   const legacy = legacyDecoder(ctx)
+  // a value that is not JSON is quoted in its dead letter's message, unless the spec has a
+  // sensitive field: its value could be among the characters quoted, and nothing can find it there
+  const quotable = !Object.values(ctx.loaded.spec.fields).some((f) => f.sensitive)
   const decodeOne = (item: WorkItem): void => {
     const value = item.message.value
     if (value === null) {
@@ -97,7 +101,8 @@ export function decodeStage(ctx: PipelineContext): Stage {
     try {
       parsed = JSON.parse(text)
     } catch {
-      markDead(item, {code: 'DECODE_ERROR', message: `the value is not JSON: "${preview(text)}"`, stage: 'decode', field: null})
+      const shown = quotable ? `: "${preview(text)}"` : ` (${value.length} bytes, not quoted: the spec has sensitive fields)`
+      markDead(item, {code: 'DECODE_ERROR', message: `the value is not JSON${shown}`, stage: 'decode', field: null})
       return
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
