@@ -29,6 +29,7 @@ import pg from 'pg'
 import type {Pool, PoolClient} from '../pg/pool.js'
 import type {RecordErrorCode} from '../errors.js'
 import {namesOf} from '../config/spec.js'
+import {copyIn} from '../pg/copy.js'
 import {checkout} from './checkout.js'
 import {applies, beginLockAndAdvance, type PartitionRef} from './offsets.js'
 import {deadLetterStatement, insertDeadLetters, type DeadLetterContext} from './outbox.js'
@@ -254,7 +255,11 @@ async function writeAll(tx: PoolClient, sinks: readonly Sink[], items: readonly 
  * others write; two on one table run one after the other instead (a row must not be changed
  * twice by one statement). Parameters are numbered on from one statement to the next.
  */
-export async function joinedWrite(tx: Pick<PoolClient, 'query'>, statements: readonly WriteStatement[]): Promise<void> {
+export async function joinedWrite(tx: Pick<PoolClient, 'query'>, all: readonly WriteStatement[]): Promise<void> {
+  // COPY statements (bulk plain inserts) on their own, first: the joined statement after them
+  // still writes the sinks with shared rows last (see the batch transaction)
+  for (const st of all) if (st.copy !== undefined) await copyIn(tx, st.text(0), st.copy)
+  const statements = all.filter((st) => st.copy === undefined)
   const targets = new Set(statements.map((s) => s.target))
   if (targets.size < statements.length) {
     for (const st of statements) await tx.query(st.text(0), st.params)

@@ -138,7 +138,19 @@ export interface WriteStatement {
   readonly params: unknown[]
   /** it reports the row it is writing through PROGRESS_SEQUENCE (asked for with `progress`) */
   readonly progress?: boolean
+  /**
+   * the rows as COPY text lines (pg/copy.ts): `text(0)` is then a `COPY ... FROM STDIN`, run on
+   * its own before the joined statements, and `params` is empty
+   */
+  readonly copy?: string
 }
+
+/**
+ * The fewest rows a bulk insert sends by COPY (WriteStatement `copy`, the dedupe keys) rather than
+ * in the joined statement: COPY is a round trip of its own, which only many rows repay (at a
+ * trickle, 5,000 records/s, transactions hold tens of records and keep their four round trips).
+ */
+export const COPY_MIN_ROWS = 500
 
 /**
  * A session's temporary sequence through which a sink statement asked for `progress` reports, row
@@ -186,7 +198,8 @@ export interface SinkStatementOptions {
   /**
    * a plain INSERT instead of the upsert, for a transaction that expects new keys only (batch.ts
    * InsertFirst); a key that exists then fails it with 23505 and the transaction runs again with
-   * the upsert. Sinks whose statement is not an upsert of rows ignore it.
+   * the upsert. Sinks whose statement is not an upsert of rows ignore it. With COPY_MIN_ROWS rows
+   * or more, into a table that may be copied into, the insert is a COPY (WriteStatement `copy`).
    */
   insertFirst?: boolean
   /**

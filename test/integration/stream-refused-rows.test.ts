@@ -13,7 +13,7 @@
 import type pg from 'pg'
 import {describe, expect, it} from 'vitest'
 import {commitBatch, commitBatches, isolatesInOrder, RefusedRows} from '../../src/runtime/batch.js'
-import {batchFixture, holdPipelineLock} from './stream-support.js'
+import {batchFixture, holdPipelineLock, recordingPool} from './stream-support.js'
 
 const SPEC = `fields:
   id: {type: string, required: true}
@@ -28,32 +28,6 @@ sinks:
     group_by: [acct]
     aggregates: {n: count, total: sum(amount)}
 `
-
-/** The pool, with every query text its clients send recorded in `seen`. */
-function recording(pool: pg.Pool, seen: string[]): pg.Pool {
-  return new Proxy(pool, {
-    get(target, prop) {
-      if (prop === 'connect') {
-        return async () => {
-          const c = await target.connect()
-          const {query, release} = c
-          c.query = ((text: unknown, ...rest: unknown[]) => {
-            seen.push(typeof text === 'string' ? text : String((text as {text?: unknown})?.text))
-            return (query as (...a: unknown[]) => unknown).call(c, text, ...rest)
-          }) as typeof c.query
-          c.release = ((...a: Parameters<typeof release>) => {
-            c.query = query
-            c.release = release
-            return release.apply(c, a)
-          }) as typeof release
-          return c
-        }
-      }
-      const v = Reflect.get(target, prop) as unknown
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
-    },
-  })
-}
 
 /** whether `p` settles within `ms` */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -79,7 +53,7 @@ async function setup() {
     spec: SPEC,
   })
   const seen: string[] = []
-  const deps = {...f.deps, pool: recording(f.pool, seen)}
+  const deps = {...f.deps, pool: recordingPool(f.pool, seen)}
   const id = (o: number) => `k${String(o).padStart(4, '0')}`
   const rows = async () => (await f.pool.query<{id: string; acct: string; amount: string}>(`SELECT id, acct, amount::text FROM "${f.schema}".t ORDER BY id`)).rows
   const aggregates = async () => (await f.pool.query<{acct: string; n: string; total: string}>(`SELECT acct, n::text, total::text FROM "${f.schema}".agg ORDER BY acct`)).rows

@@ -193,3 +193,29 @@ export async function holdPipelineLock(pipeline: string, exclusive: boolean): Pr
     },
   }
 }
+
+/** The pool, with every query text its clients send recorded in `seen`. */
+export function recordingPool(pool: pg.Pool, seen: string[]): pg.Pool {
+  return new Proxy(pool, {
+    get(target, prop) {
+      if (prop === 'connect') {
+        return async () => {
+          const c = await target.connect()
+          const {query, release} = c
+          c.query = ((text: unknown, ...rest: unknown[]) => {
+            seen.push(typeof text === 'string' ? text : String((text as {text?: unknown})?.text))
+            return (query as (...a: unknown[]) => unknown).call(c, text, ...rest)
+          }) as typeof c.query
+          c.release = ((...a: Parameters<typeof release>) => {
+            c.query = query
+            c.release = release
+            return release.apply(c, a)
+          }) as typeof release
+          return c
+        }
+      }
+      const v = Reflect.get(target, prop) as unknown
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    },
+  })
+}

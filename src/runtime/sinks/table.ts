@@ -47,6 +47,11 @@ export interface TableInfo {
   columns: Map<string, ColumnInfo>
   /** column sets of the unique indexes (without predicate) */
   uniqueKeys: string[][]
+  /**
+   * rows may go in by `COPY ... FROM STDIN` (pg/copy.ts) as they would by INSERT: a plain or
+   * partitioned table without INSERT rules (COPY does not apply rules, and a view is not copied into)
+   */
+  copyable: boolean
 }
 
 export async function describeTable(pool: Pool, ref: TableRef): Promise<TableInfo | null> {
@@ -93,7 +98,12 @@ export async function describeTable(pool: Pool, ref: TableRef): Promise<TableInf
       GROUP BY i.indexrelid`,
     [ref.schema, ref.table],
   )
-  return {ref, columns, uniqueKeys: idx.rows.map((r) => r.cols)}
+  const kind = await pool.query<{copyable: boolean}>(
+    `SELECT c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3') AS copyable
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [ref.schema, ref.table],
+  )
+  return {ref, columns, uniqueKeys: idx.rows.map((r) => r.cols), copyable: kind.rows[0]?.copyable === true}
 }
 
 /** The column type `cutover` would create for a field (used in the fixes it suggests). */

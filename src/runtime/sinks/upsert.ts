@@ -23,7 +23,8 @@
 import {namesOf, type SinkSpec} from '../../config/spec.js'
 import type {Pool} from '../../pg/pool.js'
 import {SpecError} from '../../errors.js'
-import {progressMark, type NormalizedRecord, type PipelineContext, type Sink, type WorkItem} from '../types.js'
+import {COPY_MIN_ROWS, progressMark, type NormalizedRecord, type PipelineContext, type Sink, type WorkItem} from '../types.js'
+import {copyField} from '../../pg/copy.js'
 import {pgArray} from './pgarray.js'
 import {describeTable, mismatchError, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
 
@@ -66,6 +67,25 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
     `SELECT ${aliases.map((a) => `u.${a}`).join(', ')} FROM unnest(${arrays(base)}, $${base + cols.length + 1}::int4[]) AS u(${aliases.join(', ')}, i) ` +
     `WHERE ${progressMark('u.i')}${onConflict}`
+  const columnArrays = (rows: readonly NormalizedRecord[]) => fieldNames.map((n) => pgArray(rows.map((r) => r[n])))
+  // the plain insert as COPY (pg/copy.ts), for many rows into a table that may be copied into
+  const copySql = `COPY ${ref.sql} (${fieldNames.map(quoteIdent).join(', ')}) FROM STDIN`
+  // only string fields can hold a character COPY text escapes (normalized decimals, timestamps, dates cannot)
+  const escaped = fieldNames.map((n) => spec.fields[n]!.type === 'string')
+  const copyLines = (rows: readonly NormalizedRecord[]): string => {
+    const lines = new Array<string>(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!
+      let line = ''
+      for (let j = 0; j < fieldNames.length; j++) {
+        const v = r[fieldNames[j]!]
+        if (j > 0) line += '\t'
+        line += v === null || v === undefined || typeof v === 'boolean' || escaped[j] ? copyField(v) : v
+      }
+      lines[i] = line
+    }
+    return lines.join('\n') + '\n'
+  }
   const keyOf = (item: WorkItem) => (key.length === 1 ? String(item.record![key[0]!]) : JSON.stringify(key.map((k) => item.record![k] ?? null)))
 
   /**
@@ -103,7 +123,6 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
       const inOrder = strictlyIncreasing(items)
       const rows = inOrder ?? lastOfEachKey(items)
       if (rows.length === 0) return null
-      const params = fieldNames.map((n) => pgArray(rows.map((r) => r[n])))
       // progress only when the rows are the items one for one, in their order (items without a
       // record are not written: their indexes are skipped)
       if (options?.progress && inOrder) {
@@ -111,9 +130,10 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
         items.forEach((item, i) => {
           if (item.record) indexes.push(String(i + 1))
         })
-        return {target: ref.sql, text: tracked, params: [...params, pgArray(indexes)], progress: true}
+        return {target: ref.sql, text: tracked, params: [...columnArrays(rows), pgArray(indexes)], progress: true}
       }
-      return {target: ref.sql, text: options?.insertFirst ? insert : upsert, params}
+      if (options?.insertFirst && info.copyable && rows.length >= COPY_MIN_ROWS) return {target: ref.sql, text: () => copySql, params: [], copy: copyLines(rows)}
+      return {target: ref.sql, text: options?.insertFirst ? insert : upsert, params: columnArrays(rows)}
     },
   }
 }
