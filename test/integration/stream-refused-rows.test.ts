@@ -10,7 +10,6 @@
  * and one aggregate it isolates beside the pipeline's other transactions (its lock shared)
  * without deadlocking, alone only when the aggregate refuses a record.
  */
-import type pg from 'pg'
 import {describe, expect, it} from 'vitest'
 import {commitBatch, commitBatches, isolatesInOrder, RefusedRows} from '../../src/runtime/batch.js'
 import {batchFixture, holdPipelineLock, recordingPool} from './stream-support.js'
