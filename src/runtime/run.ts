@@ -47,6 +47,7 @@ import {storedOffsets} from './offsets.js'
 import {backoffMs, sleep, TokenBucket} from './ratelimit.js'
 import {OutboxRelay, pruneSentOutbox} from './relay.js'
 import {buildSinks} from './sinks/index.js'
+import {batchTextMasker} from './sinks/sensitive.js'
 import {checkSourceFormat} from './stages/decode.js'
 import {pruneDedupeKeys} from './stages/dedupe.js'
 import {buildStages} from './stages/index.js'
@@ -278,6 +279,8 @@ class StreamRuntime {
   private readonly relay: OutboxRelay
   private readonly limiter: TokenBucket | undefined
   private readonly batchDeps: BatchDeps
+  /** masks the spec's sensitive values in a retried batch's error (sinks/sensitive.ts); undefined when none is sensitive */
+  private readonly maskBatchText: ReturnType<typeof batchTextMasker>
   private readonly committer: GroupCommitter
   private readonly stopController = new AbortController()
   private readonly slots: ConsumerSlot[]
@@ -308,6 +311,7 @@ class StreamRuntime {
       logger: d.logger.namespace('relay'),
       onBacklog: (n) => d.metrics.outboxBacklog(n),
     })
+    this.maskBatchText = batchTextMasker(d.loaded.spec.fields)
     this.batchDeps = {
       pool: d.pool,
       transact: d.stages.transact,
@@ -512,7 +516,9 @@ class StreamRuntime {
             e.outcome.items = e.outcome.items.map((i) => ({...i}))
           }
           const err = mapPgError(e, this.d.options.settings.databaseUrl)
-          const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: err, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
+          // the spec's sensitive values of this batch's records masked in the message (a trigger's text may hold them)
+          const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record))), {name: err.name, code: err.code}) : err
+          const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
           if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
           else logger.warn('batch.retry', fields)
           if (this.stopping) return

@@ -16,7 +16,7 @@ import {SpecError} from '../../src/errors.js'
 import {commitBatch} from '../../src/runtime/batch.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
 import {kcatConsume, runCli} from '../helpers.js'
-import {batchFixture, fromGenerated, produce, streamFixture, type ProducedMessage} from './stream-support.js'
+import {batchFixture, fromGenerated, produce, sleep, startStream, streamFixture, type ProducedMessage} from './stream-support.js'
 
 /** A BEFORE (or AFTER) ROW trigger on `table` refusing the rows whose `column` is `value`, with PL/pgSQL's default SQLSTATE P0001. */
 function refusingTrigger(table: string, column: string, value: string, when: 'BEFORE' | 'AFTER' = 'BEFORE'): string[] {
@@ -70,6 +70,33 @@ describe('stream run: reject_sqlstates (a trigger refusing rows)', () => {
       expect(l.headers['cutover.error.stage']).toBe('sink')
       expect(l.headers['x-trace']).toMatch(/^sanctioned-\d$/)
     }
+  })
+})
+
+describe('stream run: a trigger code not in reject_sqlstates', () => {
+  it("is an outage: the batch is retried, nothing dead-lettered, and the retry's log masks the sensitive values the trigger's message holds", async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'stream-p0001-log'})
+    for (const sql of refusingTrigger(`"${f.schema}".txn_clean`, 'merchant', 'SANCTIONED LLC')) await f.pool.query(sql)
+    const spec = readFileSync(f.specFile, 'utf8')
+    writeFileSync(f.specFile, spec.replace('merchant:   { type: string, empty_as_null: true }', 'merchant:   { type: string, empty_as_null: true, sensitive: true }'))
+    expect(readFileSync(f.specFile, 'utf8')).toContain('sensitive: true')
+    const value = Buffer.from(JSON.stringify({id: 'SAN-1', acct: 'A00001', amt: '10.00', ts: '2026-11-20T10:00:00+03:00', merchant: 'SANCTIONED LLC'}))
+    await produce(f.topic, [{key: 'SAN-1', value}])
+    const p = startStream(f, [])
+    let stderr = ''
+    p.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    for (let i = 0; i < 200 && !stderr.includes('batch.retry'); i++) await sleep(100)
+    p.child.kill('SIGTERM')
+    await p.exited
+    const retries = stderr.split('\n').filter((l) => l.includes('"batch.retry"'))
+    expect(retries.length).toBeGreaterThan(0)
+    for (const l of retries) {
+      expect(l).toContain('is on the sanctions list')
+      expect(l).toContain('merchant *** is on the sanctions list')
+      expect(l).not.toContain('SANCTIONED')
+    }
+    const outbox = await f.pool.query('SELECT count(*)::int AS n FROM cutover.outbox WHERE pipeline = $1', [f.name])
+    expect(outbox.rows[0]).toEqual({n: 0})
   })
 })
 

@@ -7,7 +7,7 @@
 import {describe, expect, it} from 'vitest'
 import {parseSpec} from '../../src/config/spec.js'
 import {commitBatch} from '../../src/runtime/batch.js'
-import {rowTextMasker} from '../../src/runtime/sinks/sensitive.js'
+import {batchTextMasker, rowTextMasker} from '../../src/runtime/sinks/sensitive.js'
 import {decodeStage} from '../../src/runtime/stages/decode.js'
 import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
 import {silentLogger} from '../../src/log.js'
@@ -127,5 +127,20 @@ fields:
 
   it('is undefined for a spec without sensitive fields', () => {
     expect(rowTextMasker({note: fields.note!})).toBeUndefined()
+  })
+})
+
+describe('batchTextMasker', () => {
+  const fields = parseSpec(spec({pan: true, amount: true, born: true}).replace(/^/, 'version: 1\nname: p\nsource: {topic: t}\n'), 'p.yaml').spec.fields
+  it("masks the batch's sensitive strings and numbers where they occur, and keeps the rest of the text", () => {
+    const mask = batchTextMasker(fields)!
+    const records = [{id: 'a', pan: PAN, amount: '7.10', born: null}, {id: 'b', pan: OTHER_PAN, amount: '3.00', born: '1980-01-02'}, undefined]
+    expect(mask(`card ${PAN} refused (limit 7.1000, a)`, records)).toBe('card 4111********1111 refused (limit ***, a)')
+    expect(mask('connect ECONNREFUSED 127.0.0.1:5432', records)).toBe('connect ECONNREFUSED 127.0.0.1:5432')
+  })
+
+  it('is undefined when only fields it cannot find are sensitive (or none)', () => {
+    expect(batchTextMasker({born: fields.born!})).toBeUndefined()
+    expect(batchTextMasker({id: fields.id!})).toBeUndefined()
   })
 })

@@ -59,3 +59,31 @@ export function rowTextMasker(fields: Record<string, FieldSpec>): RowTextMasker 
     return {message: mask(texts.message), ...(texts.detail === undefined ? {} : {detail: mask(texts.detail)})}
   }
 }
+
+/**
+ * For a text about a whole batch (the error of a batch that is retried, logged as `batch.retry`:
+ * a trigger's message, say, with a code not in `reject_sqlstates`): every sensitive value of its
+ * records that occurs in the text, masked as rowTextMasker masks them. Timestamps, dates and
+ * booleans are not found (PostgreSQL's formats), and such a text is not withheld: an outage's
+ * message, which holds no value, must stay readable. Undefined when no field is sensitive.
+ */
+export function batchTextMasker(fields: Record<string, FieldSpec>): ((text: string, records: Iterable<NormalizedRecord | undefined>) => string) | undefined {
+  const sensitive = Object.entries(fields).filter(([, f]) => f.sensitive && patternOf(f.type, '0') !== null)
+  if (sensitive.length === 0) return undefined
+  return (text, records) => {
+    let out = text
+    const done = new Set<string>()
+    for (const r of records) {
+      if (!r) continue
+      for (const [name, f] of sensitive) {
+        const v = r[name]
+        if (v === null || v === undefined) continue
+        const s = String(v)
+        if (s === '' || done.has(s) || !out.includes(s)) continue
+        done.add(s)
+        out = out.replace(patternOf(f.type, s)!, (m) => maskValue(m))
+      }
+    }
+    return out
+  }
+}
