@@ -31,13 +31,19 @@ function refusingTrigger(table: string, column: string, value: string, when: 'BE
   ]
 }
 
+/** A stream fixture whose txn_clean refuses merchant 'SANCTIONED LLC' by a trigger (P0001), its spec edited (`from` -> `to`). */
+async function sanctionedFixture(options: {partitions: number; prefix: string}, from: string, to: string) {
+  const f = await streamFixture(options)
+  for (const sql of refusingTrigger(`"${f.schema}".txn_clean`, 'merchant', 'SANCTIONED LLC')) await f.pool.query(sql)
+  const spec = readFileSync(f.specFile, 'utf8')
+  expect(spec).toContain(from)
+  writeFileSync(f.specFile, spec.replace(from, to))
+  return f
+}
+
 describe('stream run: reject_sqlstates (a trigger refusing rows)', () => {
   it('rows a trigger refuses with P0001 are dead-lettered as SINK_REJECTED with its message; the rest commits', async () => {
-    const f = await streamFixture({partitions: 3, prefix: 'stream-p0001'})
-    for (const sql of refusingTrigger(`"${f.schema}".txn_clean`, 'merchant', 'SANCTIONED LLC')) await f.pool.query(sql)
-    const spec = readFileSync(f.specFile, 'utf8')
-    writeFileSync(f.specFile, spec.replace('  - table: txn_clean\n', '  - table: txn_clean\n    reject_sqlstates: [P0001]\n'))
-    expect(readFileSync(f.specFile, 'utf8')).toContain('reject_sqlstates: [P0001]')
+    const f = await sanctionedFixture({partitions: 3, prefix: 'stream-p0001'}, '  - table: txn_clean\n', '  - table: txn_clean\n    reject_sqlstates: [P0001]\n')
 
     const txns = generateTransactions(3000, {seed: 20261205, dirty: 0.05})
     const expected = expectedState(txns)
@@ -75,11 +81,7 @@ describe('stream run: reject_sqlstates (a trigger refusing rows)', () => {
 
 describe('stream run: a trigger code not in reject_sqlstates', () => {
   it("is an outage: the batch is retried, nothing dead-lettered, and the retry's log masks the sensitive values the trigger's message holds", async () => {
-    const f = await streamFixture({partitions: 1, prefix: 'stream-p0001-log'})
-    for (const sql of refusingTrigger(`"${f.schema}".txn_clean`, 'merchant', 'SANCTIONED LLC')) await f.pool.query(sql)
-    const spec = readFileSync(f.specFile, 'utf8')
-    writeFileSync(f.specFile, spec.replace('merchant:   { type: string, empty_as_null: true }', 'merchant:   { type: string, empty_as_null: true, sensitive: true }'))
-    expect(readFileSync(f.specFile, 'utf8')).toContain('sensitive: true')
+    const f = await sanctionedFixture({partitions: 1, prefix: 'stream-p0001-log'}, 'merchant:   { type: string, empty_as_null: true }', 'merchant:   { type: string, empty_as_null: true, sensitive: true }')
     const value = Buffer.from(JSON.stringify({id: 'SAN-1', acct: 'A00001', amt: '10.00', ts: '2026-11-20T10:00:00+03:00', merchant: 'SANCTIONED LLC'}))
     await produce(f.topic, [{key: 'SAN-1', value}])
     const p = startStream(f, [])
