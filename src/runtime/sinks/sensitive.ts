@@ -28,12 +28,14 @@ export type RowTextMasker = (texts: RowTexts, record: NormalizedRecord | undefin
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
-/** How the value of a sensitive field of `type` is found in PostgreSQL's texts; null: it cannot be. */
-function patternOf(type: FieldSpec['type'], value: string): RegExp | null {
-  if (type === 'string') return value === '' ? null : new RegExp(`(?<![\\p{L}\\p{N}_])${escape(value)}(?![\\p{L}\\p{N}_])`, 'gu')
+/** The field types whose values can be found in PostgreSQL's texts (patternOf); the others are shown in PostgreSQL's own formats. */
+const FINDABLE: ReadonlySet<FieldSpec['type']> = new Set(['string', 'decimal', 'integer'])
+
+/** How a (non-empty) value of a sensitive field of a FINDABLE `type` is found in PostgreSQL's texts. */
+function patternOf(type: FieldSpec['type'], value: string): RegExp {
   if (type === 'decimal') return new RegExp(`(?<![\\d.])${escape(value)}${value.includes('.') ? '0*' : '(?:\\.0+)?'}(?![\\d])`, 'g')
   if (type === 'integer') return new RegExp(`(?<![\\d.])${escape(value)}(?![\\d.])`, 'g')
-  return null
+  return new RegExp(`(?<![\\p{L}\\p{N}_])${escape(value)}(?![\\p{L}\\p{N}_])`, 'gu')
 }
 
 /** The masker for a spec's fields; undefined when none is sensitive (the texts are shown as they are). */
@@ -46,10 +48,9 @@ export function rowTextMasker(fields: Record<string, FieldSpec>): RowTextMasker 
     const patterns: RegExp[] = []
     for (const [name, f] of sensitive) {
       const v = record?.[name]
-      if (v === null || v === undefined) continue
-      const p = patternOf(f.type, String(v))
-      if (p) patterns.push(p)
-      else if (String(v) !== '') opaque.push(name)
+      if (v === null || v === undefined || v === '') continue
+      if (FINDABLE.has(f.type)) patterns.push(patternOf(f.type, String(v)))
+      else opaque.push(name)
     }
     if (opaque.length > 0) {
       const what = [error.constraint ? `constraint "${error.constraint}"` : null, error.code ? `SQLSTATE ${error.code}` : null].filter(Boolean).join(', ')
@@ -68,7 +69,7 @@ export function rowTextMasker(fields: Record<string, FieldSpec>): RowTextMasker 
  * message, which holds no value, must stay readable. Undefined when no field is sensitive.
  */
 export function batchTextMasker(fields: Record<string, FieldSpec>): ((text: string, records: Iterable<NormalizedRecord | undefined>) => string) | undefined {
-  const sensitive = Object.entries(fields).filter(([, f]) => f.sensitive && patternOf(f.type, '0') !== null)
+  const sensitive = Object.entries(fields).filter(([, f]) => f.sensitive && FINDABLE.has(f.type))
   if (sensitive.length === 0) return undefined
   return (text, records) => {
     let out = text
@@ -81,7 +82,7 @@ export function batchTextMasker(fields: Record<string, FieldSpec>): ((text: stri
         const s = String(v)
         if (s === '' || done.has(s) || !out.includes(s)) continue
         done.add(s)
-        out = out.replace(patternOf(f.type, s)!, (m) => maskValue(m))
+        out = out.replace(patternOf(f.type, s), (m) => maskValue(m))
       }
     }
     return out
