@@ -18,6 +18,7 @@
  *   R_stream   read / elapsed_ms of the run's --json (start-up and idle wait included)
  *   node µs    CPU of the `stream run` process per record (/proc, sampled every 50 ms)
  *   PG µs      CPU of PostgreSQL's backends per record (the postmaster's reaped children)
+ *   busy       the share of the machine's cores busy over the run (/proc/stat, every process), per run
  *
  * Both sides share the database: a migration of this checkout applies to the base's runs too.
  * To measure a migration, run one build and change the schema between runs instead.
@@ -163,6 +164,8 @@ interface RunResult {
   rate: number
   node_us: number | null
   pg_us: number | null
+  /** share of the machine's cores busy over the run (every process: 1 = saturated) */
+  machine_busy: number | null
   conservation: string[]
 }
 
@@ -185,7 +188,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
     const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json', ...sideArgs(side)], {CUTOVER_LOG_LEVEL: 'warn', ...sideEnv(side)}, bin)
     const cpu = await measureCpu(pool, p.child)
     const done = await p.done
-    const {node, postgres} = await cpu.stop()
+    const {node, postgres, machineBusy} = await cpu.stop()
     if (done.code !== 0 || !done.json) throw new Error(`${side}: stream run exited ${done.code}: ${done.stderr.slice(-2000)}`)
     const j = done.json
     const rows = Number((await pool.query<{n: string}>(`SELECT count(*) AS n FROM "${schema}".txn_clean`)).rows[0]!.n)
@@ -194,6 +197,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
       rate: j.read / (j.elapsed_ms / 1000),
       node_us: node === null ? null : (node / j.read) * 1e6,
       pg_us: postgres === null ? null : (postgres / j.read) * 1e6,
+      machine_busy: machineBusy,
       conservation: TXN_CHECK || MISSING_ACCOUNTS > 0 ? accountedFor(j, rows, expected) : conservationProblems(j, rows, expected),
     }
   } finally {
@@ -219,7 +223,7 @@ async function main(): Promise<void> {
     for (const side of order) {
       const r = await measure(side, side === 'base' ? base.bin : join(ROOT, 'bin', 'run.js'), topic, dir, expected, k)
       runs.push(r)
-      log(`pair ${k + 1} ${side.padEnd(4)} R_stream ${fmt(r.rate)}/s, node ${r.node_us === null ? 'n/a' : fmt(r.node_us, 1)} µs, PostgreSQL ${r.pg_us === null ? 'n/a' : fmt(r.pg_us, 1)} µs per record${r.conservation.length ? `; CONSERVATION: ${r.conservation.join('; ')}` : ''}`)
+      log(`pair ${k + 1} ${side.padEnd(4)} R_stream ${fmt(r.rate)}/s, node ${r.node_us === null ? 'n/a' : fmt(r.node_us, 1)} µs, PostgreSQL ${r.pg_us === null ? 'n/a' : fmt(r.pg_us, 1)} µs per record, machine busy ${r.machine_busy === null ? 'n/a' : `${fmt(r.machine_busy * 100)}%`}${r.conservation.length ? `; CONSERVATION: ${r.conservation.join('; ')}` : ''}`)
     }
   }
   const of = (side: RunResult['side'], f: (r: RunResult) => number | null) => {

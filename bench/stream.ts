@@ -18,10 +18,14 @@
  *              rate = read / elapsed_ms of its --json result (which includes its start-up and
  *              the --idle-ms wait at the end, BENCH_IDLE_MS)
  *   R_stream / H
- *   CPU per record of that run: the `stream run` process (/proc/<pid>/stat, sampled every 50 ms)
- *              and its PostgreSQL backends (the postmaster's exited-children CPU before and
- *              after; n/a when PostgreSQL is not on this machine), and the ceiling they leave:
- *              cores / (both per record), the broker's share not counted
+ *   CPU per record of that run: the `stream run` process (/proc/<pid>/stat, sampled every 50 ms),
+ *              its PostgreSQL backends (the postmaster's exited-children CPU before and after;
+ *              n/a when PostgreSQL is not on this machine), the Kafka broker (its JVM, when it
+ *              runs here) and the whole machine (/proc/stat: every process and the kernel, this
+ *              bench's polling too), with the share of the cores the machine was busy; the
+ *              ceiling the first three leave, cores / (their sum per record); and the budget
+ *              cores / H: the most CPU per record a run may spend, with every core busy all
+ *              the time, for R_stream = H
  *   R_stream steady: records committed after the first commit (the sum of the pipeline's stored
  *              offsets, polled every 50 ms) / (time the last one was committed - time the first
  *              was): the rate without start-up and idle wait, printed beside it (meaningful only
@@ -73,6 +77,8 @@ const settings = connectionSettingsFromEnv()
 const run = randomUUID().slice(0, 8)
 const log = (...a: unknown[]) => console.error(`[bench:stream ${new Date().toISOString().slice(11, 19)}]`, ...a)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** CPU seconds over `records` -> µs per record (null stays null). */
+const perRecordUs = (seconds: number | null, records: number) => (seconds === null || records === 0 ? null : (seconds / records) * 1e6)
 const fmt = (n: number | null | undefined, digits = 0) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toLocaleString('en-US', {maximumFractionDigits: digits, minimumFractionDigits: digits}))
 
 // ---------------------------------------------------------------------------------------------
@@ -450,7 +456,7 @@ async function main(): Promise<void> {
   log(`R_sink ${fmt(sink.rate)} rows/s (${sink.rows} rows, batches of ${batchSize})`)
   const H = 1 / (1 / consume.rate + 1 / sink.rate)
 
-  let stream: (StreamRunJson & {rate: number; steady_rate: number; wall_seconds: number; conservation: string[]; cpu_us_per_record: {node: number | null; postgres: number | null}}) | null = null
+  let stream: (StreamRunJson & {rate: number; steady_rate: number; wall_seconds: number; conservation: string[]; cpu_us_per_record: {node: number | null; postgres: number | null; broker: number | null; machine: number | null}; machine_busy: number | null}) | null = null
   let latency: LatencyResult | null = null
   let sinkAtStreamBatch: {rate: number; seconds: number; rows: number; batch_size: number} | null = null
   let streamError: string | null = null
@@ -483,7 +489,7 @@ async function main(): Promise<void> {
       await sleep(50)
     }
     const res = await s.done
-    const {node: nodeCpu, postgres: backendCpu} = await cpu.stop()
+    const runCpu = await cpu.stop()
     const wall = (performance.now() - t0) / 1000
     // records committed after the first commit seen, per second
     const steadyPerSecond = firstRowAt !== null && lastRowAt !== null && lastRowAt > firstRowAt ? (N - firstRows) / ((lastRowAt - firstRowAt) / 1000) : NaN
@@ -500,7 +506,13 @@ async function main(): Promise<void> {
         steady_rate: steadyPerSecond,
         wall_seconds: wall,
         conservation: checks,
-        cpu_us_per_record: {node: nodeCpu === null ? null : (nodeCpu / j.read) * 1e6, postgres: backendCpu === null ? null : (backendCpu / j.read) * 1e6},
+        cpu_us_per_record: {
+          node: perRecordUs(runCpu.node, j.read),
+          postgres: perRecordUs(runCpu.postgres, j.read),
+          broker: perRecordUs(runCpu.broker, j.read),
+          machine: perRecordUs(runCpu.machine, j.read),
+        },
+        machine_busy: runCpu.machineBusy,
       }
       // for reference: the bare sink with the runtime's own mean batch size (H above uses kafkajs' batch size)
       const streamBatch = Math.max(1, Math.round(j.written / Math.max(1, j.batches)))
@@ -566,10 +578,13 @@ async function main(): Promise<void> {
   line('R_stream steady', fmt(stream?.steady_rate), 'records/s, first to last commit (no start-up, no idle wait)')
   line('R_stream steady / H', fmt(stream ? stream.steady_rate / H : null, 2), '')
   const cpu = stream?.cpu_us_per_record
-  const perRecord = cpu && cpu.node !== null && cpu.postgres !== null ? cpu.node + cpu.postgres : null
+  const perRecord = cpu && cpu.node !== null && cpu.postgres !== null ? cpu.node + cpu.postgres + (cpu.broker ?? 0) : null
   line('CPU per record: stream run', fmt(cpu?.node, 1), 'µs (the node process, start-up and idle wait included)')
   line('CPU per record: PostgreSQL', fmt(cpu?.postgres, 1), 'µs (its backends; n/a when PostgreSQL is not on this machine)')
-  line('  ceiling on this machine', fmt(perRecord ? (cpus().length * 1e6) / perRecord : null), `records/s = ${cpus().length} cores / both (the broker not counted)`)
+  line('CPU per record: the broker', fmt(cpu?.broker, 1), 'µs (the Kafka broker; n/a when it is not on this machine)')
+  line('CPU per record: the machine', fmt(cpu?.machine, 1), `µs (every process and the kernel, /proc/stat; busy ${fmt(stream?.machine_busy === null || stream?.machine_busy === undefined ? null : stream.machine_busy * 100, 0)}% of ${cpus().length} cores over the run)`)
+  line('  ceiling on this machine', fmt(perRecord ? (cpus().length * 1e6) / perRecord : null), `records/s = ${cpus().length} cores / (stream run + PostgreSQL${cpu?.broker === null || cpu?.broker === undefined ? '' : ' + broker'})`)
+  line('  CPU budget for 1.00 x H', fmt(H > 0 ? (cpus().length * 1e6) / H : null, 1), `µs per record: ${cpus().length} cores / H, all the machine may spend on a record for R_stream = H`)
   line(`latency at ${RATE}/s p50`, fmt(latency?.p50_ms, 1), 'ms, produce -> commit')
   line(`latency at ${RATE}/s p95`, fmt(latency?.p95_ms, 1), 'ms (target <= 100)')
   line(`latency at ${RATE}/s p99`, fmt(latency?.p99_ms, 1), 'ms (target <= 250)')

@@ -3,7 +3,7 @@
  * `stream run`, and the CPU of a process and of PostgreSQL's backends (Linux /proc).
  */
 import {spawnSync} from 'node:child_process'
-import {readFileSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import type {ChildProcess} from 'node:child_process'
 import type pg from 'pg'
 import type {StreamRunJson} from '../../fixtures/generator/stream-harness.js'
@@ -78,28 +78,91 @@ async function postgresChildrenCpu(pool: pg.Pool): Promise<(() => number | null)
 }
 
 /**
- * CPU of a `stream run` child (sampled every 50 ms until it exits; the last ~50 ms are missed)
- * and of PostgreSQL's backends over the same run. `stop()` after the child exited: it waits
- * 500 ms for the postmaster to reap the backends, then gives both in seconds (null when unknown).
+ * The pid of the Kafka broker when it runs on this machine (a java process whose command line
+ * names kafka.Kafka: what `cutover dev up` starts), or null.
  */
-export async function measureCpu(pool: pg.Pool, child: ChildProcess): Promise<{stop(): Promise<{node: number | null; postgres: number | null}>}> {
-  const pgCpu = await postgresChildrenCpu(pool)
-  const pg0 = pgCpu?.() ?? null
-  let node: number | null = null
-  const sampler = setInterval(() => {
-    const c = child.pid === undefined ? null : processCpu(child.pid)
-    if (c !== null) node = c
-  }, 50)
-  return {
-    async stop() {
-      clearInterval(sampler)
-      await new Promise((r) => setTimeout(r, 500)) // the backends exit with the process's connections
-      const pg1 = pgCpu?.() ?? null
-      return {node, postgres: pg0 !== null && pg1 !== null ? pg1 - pg0 : null}
-    },
+function brokerPid(): number | null {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue
+      let cmd: string
+      try {
+        cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8')
+      } catch {
+        continue // exited meanwhile
+      }
+      if (cmd.includes('kafka.Kafka') && /java/.test(cmd.split('\0', 1)[0] ?? '')) return Number(d)
+    }
+  } catch {
+    // no /proc
+  }
+  return null
+}
+
+/** CPU seconds the whole machine spent busy (every process and the kernel: /proc/stat's user, nice, system, irq and softirq) and in all (steal included), or null. */
+function machineCpu(): {busy: number; total: number} | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
+    const total = f.reduce((a, b) => a + b, 0)
+    return {busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / CLK_TCK, total: total / CLK_TCK}
+  } catch {
+    return null
   }
 }
 
+/** What measureCpu's `stop()` gives, in CPU seconds over the run (null when unknown). */
+export interface RunCpu {
+  /** the `stream run` process */
+  node: number | null
+  /** PostgreSQL's backends */
+  postgres: number | null
+  /** the Kafka broker, when it runs on this machine */
+  broker: number | null
+  /** the whole machine's busy CPU (every process and the kernel, this bench's own polling too) */
+  machine: number | null
+  /** that busy CPU as a share of all the machine's cores over the run (0..1) */
+  machineBusy: number | null
+}
+
+/**
+ * CPU of a `stream run` child (sampled every 50 ms until it exits; the last ~50 ms are missed)
+ * and of PostgreSQL's backends, the broker and the whole machine over the same run. `stop()`
+ * after the child exited: it waits 500 ms for the postmaster to reap the backends, then gives
+ * each in seconds (null when unknown); the broker and the machine are read when the child exits.
+ */
+export async function measureCpu(pool: pg.Pool, child: ChildProcess): Promise<{stop(): Promise<RunCpu>}> {
+  const pgCpu = await postgresChildrenCpu(pool)
+  const pg0 = pgCpu?.() ?? null
+  const broker = brokerPid()
+  const broker0 = broker === null ? null : processCpu(broker)
+  const machine0 = machineCpu()
+  let node: number | null = null
+  let end: {broker: number | null; machine: {busy: number; total: number} | null} | null = null
+  const sample = () => {
+    const c = child.pid === undefined ? null : processCpu(child.pid)
+    if (c !== null) node = c
+  }
+  const sampler = setInterval(sample, 50)
+  child.once('exit', () => {
+    end = {broker: broker === null ? null : processCpu(broker), machine: machineCpu()}
+  })
+  return {
+    async stop() {
+      clearInterval(sampler)
+      end ??= {broker: broker === null ? null : processCpu(broker), machine: machineCpu()}
+      await new Promise((r) => setTimeout(r, 500)) // the backends exit with the process's connections
+      const pg1 = pgCpu?.() ?? null
+      const m = machine0 && end.machine ? {busy: end.machine.busy - machine0.busy, total: end.machine.total - machine0.total} : null
+      return {
+        node,
+        postgres: pg0 !== null && pg1 !== null ? pg1 - pg0 : null,
+        broker: broker0 !== null && end.broker !== null ? end.broker - broker0 : null,
+        machine: m ? m.busy : null,
+        machineBusy: m && m.total > 0 ? m.busy / m.total : null,
+      }
+    },
+  }
+}
 /** What differs between a run's --json (and the rows of its txn_clean) and the generator's expected outcome: empty when conserved. */
 export function conservationProblems(j: StreamRunJson, rows: number, e: ReturnType<typeof expectedState>): string[] {
   const out: string[] = []
