@@ -25,7 +25,10 @@
  *              bench's polling too), with the share of the cores the machine was busy; the
  *              ceiling the first three leave, cores / (their sum per record); and the budget
  *              cores / H: the most CPU per record a run may spend, with every core busy all
- *              the time, for R_stream = H
+ *              the time, for R_stream = H. Beside them the CPU per record of the two baselines
+ *              (R_consume: this process and the broker; R_sink: this process and its backend):
+ *              the stream does their work and more (normalize, dedupe, the aggregate, dead
+ *              letters) and must do it in cores / H
  *   R_stream steady: records committed after the first commit (the sum of the pipeline's stored
  *              offsets, polled every 50 ms) / (time the last one was committed - time the first
  *              was): the rate without start-up and idle wait, printed beside it (meaningful only
@@ -56,7 +59,7 @@ import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
 import {freePort, startStreamRun, type StreamProcess, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
-import {conservationProblems, measureCpu, prepareRuntimeTables} from './lib/stream-measure.js'
+import {brokerPid, conservationProblems, machineCpu, measureCpu, prepareRuntimeTables, processCpu} from './lib/stream-measure.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const STREAM_BUILT = existsSync(join(ROOT, 'dist', 'src', 'commands', 'stream', 'run.js'))
@@ -165,10 +168,45 @@ async function produceAll(topic: string): Promise<{seconds: number; bytes: numbe
 // ---------------------------------------------------------------------------------------------
 // R_consume
 
-async function bareConsume(topic: string, total: number): Promise<{rate: number; seconds: number; batches: number; meanBatch: number}> {
+/**
+ * CPU seconds spent from now until `stop()` by this process, by the processes `pids` (the broker,
+ * a live PostgreSQL backend) and by the whole machine: what the bare baselines cost, beside the
+ * stream's (measureCpu).
+ */
+function cpuSpan(pids: (number | null)[]): {stop(): {self: number; others: number | null; machine: number | null}} {
+  const self0 = process.cpuUsage()
+  const others0 = pids.map((p) => (p === null ? null : processCpu(p)))
+  const machine0 = machineCpu()
+  return {
+    stop() {
+      const d = process.cpuUsage(self0)
+      const others1 = pids.map((p) => (p === null ? null : processCpu(p)))
+      const machine1 = machineCpu()
+      let others: number | null = 0
+      for (let i = 0; i < pids.length; i++) others = others === null || others0[i] === null || others1[i] === null ? null : others + others1[i]! - others0[i]!
+      return {self: (d.user + d.system) / 1e6, others, machine: machine0 && machine1 ? machine1.busy - machine0.busy : null}
+    },
+  }
+}
+
+/** CPU µs per record of a bare baseline: this process, the other processes it used (the broker, or its PostgreSQL backend), the machine. */
+interface BareCpu {
+  self: number
+  others: number | null
+  machine: number | null
+}
+
+const bareCpuOf = (c: ReturnType<ReturnType<typeof cpuSpan>['stop']>, records: number): BareCpu => ({
+  self: perRecordUs(c.self, records)!,
+  others: perRecordUs(c.others, records),
+  machine: perRecordUs(c.machine, records),
+})
+
+async function bareConsume(topic: string, total: number): Promise<{rate: number; seconds: number; batches: number; meanBatch: number; cpu_us_per_record: BareCpu}> {
   const consumer = kafka.consumer({groupId: `bench-bare-${run}`})
   let count = 0
   let batches = 0
+  const span = cpuSpan([brokerPid()])
   const t0 = performance.now()
   await consumer.connect()
   await consumer.subscribe({topic, fromBeginning: true})
@@ -183,14 +221,15 @@ async function bareConsume(topic: string, total: number): Promise<{rate: number;
   })
   await finished
   const seconds = (performance.now() - t0) / 1000
+  const cpu = span.stop()
   await consumer.disconnect()
-  return {rate: count / seconds, seconds, batches, meanBatch: count / batches}
+  return {rate: count / seconds, seconds, batches, meanBatch: count / batches, cpu_us_per_record: bareCpuOf(cpu, count)}
 }
 
 // ---------------------------------------------------------------------------------------------
 // R_sink
 
-async function bareSink(schema: string, columns: Columns, batchSize: number, table = 'sink_baseline'): Promise<{rate: number; seconds: number; rows: number}> {
+async function bareSink(schema: string, columns: Columns, batchSize: number, table = 'sink_baseline'): Promise<{rate: number; seconds: number; rows: number; cpu_us_per_record: BareCpu}> {
   await pool.query(`CREATE TABLE "${schema}".${table} (LIKE "${schema}".txn_clean INCLUDING ALL)`)
   const sql = `INSERT INTO "${schema}".${table} (txn_id, account_id, amount, currency, event_time, merchant)
     SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[])
@@ -198,7 +237,11 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
       currency = EXCLUDED.currency, event_time = EXCLUDED.event_time, merchant = EXCLUDED.merchant`
   const client = await pool.connect()
   const rows = columns.txn_id.length
+  // its PostgreSQL backend's CPU, read from /proc while it lives (null when PostgreSQL is not on this machine)
+  const backend = (await client.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  const span = cpuSpan([processCpu(backend) === null ? null : backend])
   const t0 = performance.now()
+  let cpu: ReturnType<(typeof span)['stop']>
   try {
     for (let i = 0; i < rows; i += batchSize) {
       const j = Math.min(rows, i + batchSize)
@@ -214,10 +257,11 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
       await client.query('COMMIT')
     }
   } finally {
+    cpu = span.stop()
     client.release()
   }
   const seconds = (performance.now() - t0) / 1000
-  return {rate: rows / seconds, seconds, rows}
+  return {rate: rows / seconds, seconds, rows, cpu_us_per_record: bareCpuOf(cpu, rows)}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,6 +628,13 @@ async function main(): Promise<void> {
   line('CPU per record: the broker', fmt(cpu?.broker, 1), 'µs (the Kafka broker; n/a when it is not on this machine)')
   line('CPU per record: the machine', fmt(cpu?.machine, 1), `µs (every process and the kernel, /proc/stat; busy ${fmt(stream?.machine_busy === null || stream?.machine_busy === undefined ? null : stream.machine_busy * 100, 0)}% of ${cpus().length} cores over the run)`)
   line('  ceiling on this machine', fmt(perRecord ? (cpus().length * 1e6) / perRecord : null), `records/s = ${cpus().length} cores / (stream run + PostgreSQL${cpu?.broker === null || cpu?.broker === undefined ? '' : ' + broker'})`)
+  const bare = (c: BareCpu) => (c.others === null ? null : c.self + c.others)
+  const bc = consume.cpu_us_per_record
+  const bs = sink.cpu_us_per_record
+  line('CPU per record: bare consume', fmt(bare(bc), 1), `µs (kafkajs ${fmt(bc.self, 1)} + broker ${fmt(bc.others, 1)}; the machine ${fmt(bc.machine, 1)})`)
+  line('CPU per record: bare sink', fmt(bare(bs), 1), `µs (node-postgres ${fmt(bs.self, 1)} + its backend ${fmt(bs.others, 1)}; the machine ${fmt(bs.machine, 1)})`)
+  const bareBoth = bare(bc) !== null && bare(bs) !== null ? bare(bc)! + bare(bs)! : null
+  line('  both, against the stream', fmt(bareBoth, 1), `µs; the stream's ${fmt(perRecord, 1)} µs (stream run + PostgreSQL + broker) is ${fmt(bareBoth && perRecord ? perRecord / bareBoth : null, 2)}x that`)
   line('  CPU budget for 1.00 x H', fmt(H > 0 ? (cpus().length * 1e6) / H : null, 1), `µs per record: ${cpus().length} cores / H, all the machine may spend on a record for R_stream = H`)
   line(`latency at ${RATE}/s p50`, fmt(latency?.p50_ms, 1), 'ms, produce -> commit')
   line(`latency at ${RATE}/s p95`, fmt(latency?.p95_ms, 1), 'ms (target <= 100)')

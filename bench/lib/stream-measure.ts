@@ -56,7 +56,7 @@ function procStat(pid: number): number[] | null {
 }
 
 /** CPU seconds of a live process. */
-function processCpu(pid: number): number | null {
+export function processCpu(pid: number): number | null {
   const f = procStat(pid)
   return f ? (f[11]! + f[12]!) / CLK_TCK : null
 }
@@ -81,7 +81,7 @@ async function postgresChildrenCpu(pool: pg.Pool): Promise<(() => number | null)
  * The pid of the Kafka broker when it runs on this machine (a java process whose command line
  * names kafka.Kafka: what `cutover dev up` starts), or null.
  */
-function brokerPid(): number | null {
+export function brokerPid(): number | null {
   try {
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue
@@ -100,7 +100,7 @@ function brokerPid(): number | null {
 }
 
 /** CPU seconds the whole machine spent busy (every process and the kernel: /proc/stat's user, nice, system, irq and softirq) and in all (steal included), or null. */
-function machineCpu(): {busy: number; total: number} | null {
+export function machineCpu(): {busy: number; total: number} | null {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
     const total = f.reduce((a, b) => a + b, 0)
