@@ -34,6 +34,11 @@
  *
  *   BENCH_AB_BASE=HEAD BENCH_AB_ARGS_THIS="--consumers 3" npm run bench:stream-ab
  *
+ * BENCH_AB_NODE_BASE / BENCH_AB_NODE_THIS run one side with another node binary, to measure a
+ * node version with one build:
+ *
+ *   BENCH_AB_BASE=HEAD BENCH_AB_NODE_THIS=/opt/node22/bin/node npm run bench:stream-ab
+ *
  * BENCH_AB_TXN_CHECK adds a CHECK constraint to the sink table txn_clean, to measure both sides
  * while the database refuses rows (a constraint the spec does not know, as on day one):
  * `amount < 24750` refuses ~1% of the generated records (amounts 0.01-25,000.00), `amount <
@@ -144,6 +149,21 @@ function sideEnv(side: 'base' | 'this'): Record<string, string> {
   return out
 }
 
+/** BENCH_AB_NODE_BASE / BENCH_AB_NODE_THIS: the node binary one side runs (default: the one running this bench). */
+function sideNode(side: 'base' | 'this'): string | undefined {
+  const path = env[`BENCH_AB_NODE_${side.toUpperCase()}`]
+  if (path === undefined || path === '') return undefined
+  const r = spawnSync(path, ['--version'], {encoding: 'utf8'})
+  if (r.status !== 0) throw new Error(`BENCH_AB_NODE_${side.toUpperCase()}: ${path} --version failed: ${r.error?.message ?? r.stderr}`)
+  return path
+}
+
+/** `node <version>` when a side runs another node binary than this bench, for the printed header. */
+function sideNodeLabel(side: 'base' | 'this'): string {
+  const path = sideNode(side)
+  return path === undefined ? '' : `node ${spawnSync(path, ['--version'], {encoding: 'utf8'}).stdout.trim()}`
+}
+
 /** BENCH_AB_ARGS_BASE / BENCH_AB_ARGS_THIS: `stream run` arguments added to one side (space separated). */
 function sideArgs(side: 'base' | 'this'): string[] {
   return (env[`BENCH_AB_ARGS_${side.toUpperCase()}`] ?? '').split(/\s+/).filter((a) => a !== '')
@@ -185,7 +205,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
   const spec = join(dir, `${name}.yaml`)
   writeFileSync(spec, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   try {
-    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json', ...sideArgs(side)], {CUTOVER_LOG_LEVEL: 'warn', ...sideEnv(side)}, bin)
+    const p = startStreamRun(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json', ...sideArgs(side)], {CUTOVER_LOG_LEVEL: 'warn', ...sideEnv(side)}, bin, sideNode(side))
     const cpu = await measureCpu(pool, p.child)
     const done = await p.done
     const {node, postgres, machineBusy} = await cpu.stop()
@@ -237,7 +257,7 @@ async function main(): Promise<void> {
   ]
   const conservation = runs.every((r) => r.conservation.length === 0)
   console.log(`\nbench/stream-ab — ${N.toLocaleString()} records, ${PARTITIONS} partitions, ${PAIRS} pairs, ${cpus().length} × ${cpus()[0]?.model.trim()}, node ${process.version}, load ${loadavg()[0]!.toFixed(2)}`)
-  const extras = (['base', 'this'] as const).map((side) => [...Object.entries(sideEnv(side)).map(([k, v]) => `${k}=${v}`), ...sideArgs(side)].join(' ')).map((x) => (x ? ` [${x}]` : ''))
+  const extras = (['base', 'this'] as const).map((side) => [sideNodeLabel(side), ...Object.entries(sideEnv(side)).map(([k, v]) => `${k}=${v}`), ...sideArgs(side)].filter((x) => x !== '').join(' ')).map((x) => (x ? ` [${x}]` : ''))
   console.log(`base ${base.commit} (${BASE})${extras[0]} against this checkout (${head}${dirty ? ' with uncommitted changes' : ''})${extras[1]}; medians`)
   if (TXN_CHECK) console.log(`txn_clean with CHECK (${TXN_CHECK}): rows the database refuses`)
   if (MISSING_ACCOUNTS > 0) console.log(`txn_clean with a foreign key to accounts, ${MISSING_ACCOUNTS} of the 500 missing: rows the database refuses`)
@@ -245,7 +265,7 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(`${r.figure.padEnd(28)}${fmt(r.base, r.digits).padStart(12)}${fmt(r.this, r.digits).padStart(12)}${fmt(r.this / r.base, 2).padStart(12)}`)
   console.log(`conservation ${conservation ? 'ok in every run' : 'FAILED (see above)'}`)
   mkdirSync(join(ROOT, 'bench', 'out'), {recursive: true})
-  writeFileSync(join(ROOT, 'bench', 'out', 'stream-ab.json'), JSON.stringify({records: N, partitions: PARTITIONS, pairs: PAIRS, txn_check: TXN_CHECK || null, missing_accounts: MISSING_ACCOUNTS, base: base.commit, this: head, dirty, extra: {base: {env: sideEnv('base'), args: sideArgs('base')}, this: {env: sideEnv('this'), args: sideArgs('this')}}, runs, medians: rows, conservation}, null, 2))
+  writeFileSync(join(ROOT, 'bench', 'out', 'stream-ab.json'), JSON.stringify({records: N, partitions: PARTITIONS, pairs: PAIRS, txn_check: TXN_CHECK || null, missing_accounts: MISSING_ACCOUNTS, base: base.commit, this: head, dirty, extra: {base: {node: sideNodeLabel('base') || null, env: sideEnv('base'), args: sideArgs('base')}, this: {node: sideNodeLabel('this') || null, env: sideEnv('this'), args: sideArgs('this')}}, runs, medians: rows, conservation}, null, 2))
   console.log('wrote bench/out/stream-ab.json')
   if (!conservation) process.exitCode = 1
 }
