@@ -138,11 +138,10 @@ export async function measureCpu(pool: pg.Pool, child: ChildProcess): Promise<{s
   const machine0 = machineCpu()
   let node: number | null = null
   let end: {broker: number | null; machine: {busy: number; total: number} | null} | null = null
-  const sample = () => {
+  const sampler = setInterval(() => {
     const c = child.pid === undefined ? null : processCpu(child.pid)
     if (c !== null) node = c
-  }
-  const sampler = setInterval(sample, 50)
+  }, 50)
   child.once('exit', () => {
     end = {broker: broker === null ? null : processCpu(broker), machine: machineCpu()}
   })
@@ -163,6 +162,7 @@ export async function measureCpu(pool: pg.Pool, child: ChildProcess): Promise<{s
     },
   }
 }
+
 /** What differs between a run's --json (and the rows of its txn_clean) and the generator's expected outcome: empty when conserved. */
 export function conservationProblems(j: StreamRunJson, rows: number, e: ReturnType<typeof expectedState>): string[] {
   const out: string[] = []
