@@ -8,7 +8,7 @@
  */
 import {describe, expect, it} from 'vitest'
 import {commitBatch} from '../../src/runtime/batch.js'
-import {batchFixture, holdPipelineLock, ID_AMOUNT_SPEC} from './stream-support.js'
+import {batchFixture, holdPipelineLock, ID_AMOUNT_SPEC, untilWaitingForPipelineLock} from './stream-support.js'
 
 async function setup() {
   const f = await batchFixture({
@@ -19,15 +19,8 @@ async function setup() {
   const rows = async () => Number((await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".t`)).rows[0]!.n)
   /** another session holding the pipeline's lock (`shared` or not) in an open transaction */
   const holdLock = (shared: boolean) => holdPipelineLock(f.name, !shared)
-  /** resolves once some session waits for an advisory lock, or `pending` settles (then it did not wait) */
-  const someoneWaits = async (pending: Promise<unknown>) => {
-    const over = tracked(pending)
-    while (!over()) {
-      const r = await f.pool.query<{n: string}>("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-      if (Number(r.rows[0]!.n) > 0) return
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  }
+  /** resolves once a session waits for this pipeline's lock, or `pending` settles (then it did not wait) */
+  const someoneWaits = (pending: Promise<unknown>) => untilWaitingForPipelineLock(f.pool, f.name, pending)
   return {...f, rows, holdLock, someoneWaits}
 }
 

@@ -194,6 +194,29 @@ export async function holdPipelineLock(pipeline: string, exclusive: boolean): Pr
   }
 }
 
+/**
+ * Resolves once a session waits for `pipeline`'s batch lock (beginBatch: the advisory lock on
+ * hashtext('cutover.stream.batch'), hashtext(pipeline), not yet granted), or once `pending` settles
+ * (it did not wait: the caller's next assertion, that it has not settled, then fails). Only this
+ * pipeline's lock counts: other tests running at the same time wait for advisory locks of their own.
+ */
+export async function untilWaitingForPipelineLock(pool: pg.Pool, pipeline: string, pending: Promise<unknown>): Promise<void> {
+  let over = false
+  void pending.then(
+    () => (over = true),
+    () => (over = true),
+  )
+  while (!over) {
+    const r = await pool.query<{n: string}>(
+      `SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2
+         AND classid = hashtext('cutover.stream.batch')::oid AND objid = hashtext($1)::oid`,
+      [pipeline],
+    )
+    if (Number(r.rows[0]!.n) > 0) return
+    await sleep(20)
+  }
+}
+
 /** The pool, with every query text its clients send recorded in `seen`. */
 export function recordingPool(pool: pg.Pool, seen: string[]): pg.Pool {
   return new Proxy(pool, {

@@ -105,7 +105,9 @@ describe('stream run: conservation', () => {
       }
     }
     expect(positions.size).toBe(dlq.length)
-    expect(matched).toBeGreaterThan(expected.deadLetteredTotal * 0.8) // all but the invalid UTF-8 ones, whose bytes kcat's JSON cannot show
+    // every generated dead letter is found by its value and carries its own code; the invalid
+    // UTF-8 ones too (kcat passes their bytes through, and they decode with the same U+FFFD here)
+    expect(matched).toBe(txns.filter((t) => t.outcome.kind === 'dead_letter').length)
     const big = dlq.find((d) => d.headers['x-trace'] === 'big')!
     expect(big.headers['cutover.error.code']).toBe('RECORD_TOO_LARGE')
     expect(big.key).toBe('BIG-1')
@@ -173,6 +175,8 @@ describe('stream run: lost PostgreSQL connections', () => {
     const r = await s.exited
     expect(r.code, r.stderr).toBe(0)
     expect(killed).toBeGreaterThan(0)
+    // a kill met a batch in its transaction at least once: it was retried (logged at warn), not dead-lettered
+    expect(r.stderr).toMatch(/"event":"batch\.retry"/)
     const out = JSON.parse(r.stdout) as StreamRunResult
     // exact, also for a COMMIT whose answer was lost (the retry finds it committed and counts it)
     expect(out.read).toBe(n)
