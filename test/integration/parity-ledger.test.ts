@@ -105,8 +105,11 @@ describe('parity ledger and report', () => {
     expect(after.json.per_day.map((d: {date: string; runs: number; ok: boolean}) => [d.date, d.ok])).toEqual(days.map((d) => [d, true]))
     const html = readFileSync(evidence, 'utf8')
     expect(after.json.evidence.sha256).toBe(sha256(html))
-    for (const run of after.json.runs as {report_sha256: string}[]) expect(html).toContain(run.report_sha256)
-    expect(after.json.runs.length).toBeGreaterThanOrEqual(4)
+    // exactly the four runs (three days and the re-run), by the ids the checks gave; each report's digest in the pack
+    const listed = after.json.runs as {id: number; report_sha256: string}[]
+    expect(listed.map((r) => Number(r.id)).sort((a, b) => a - b)).toEqual([...results.map((r) => r.run_id), again.json.run_id])
+    for (const r of results) expect(html).toContain(r.report.sha256)
+    for (const run of listed) expect(html).toContain(run.report_sha256)
     // self-contained: no scripts, no external resources
     expect(html).not.toMatch(/<script|<link|src=|https?:\/\//i)
     expect(html).toContain('READY to cut over')

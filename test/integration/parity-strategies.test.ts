@@ -8,7 +8,7 @@
 import {writeFileSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {randomUUID} from 'node:crypto'
+import {createHash, randomUUID} from 'node:crypto'
 import pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
@@ -249,8 +249,13 @@ describe('parity strategies agree', () => {
     const done = logged.stderr.split('\n').filter((l) => l.includes('parity.bisect.done')).map((l) => JSON.parse(l) as {rows_read: number; ranges: {differing: number; compared: number}[]})[0]!
     expect(done.rows_read).toBeGreaterThan(0)
     expect(done.rows_read).toBeLessThan(60) // of 600: the two changed ranges and the one with the duplicate key
+    expect(done.ranges.at(-1)!.differing).toBeGreaterThan(0)
     expect(done.ranges.at(-1)!.differing).toBeLessThanOrEqual(3)
-    // same pg inputs read by the merge: same digests as each other run of the merge on them
-    expect((pgpgMerge.digests as {right: string}).right).toBe((csvpg.digests as {right: string}).right)
+    // same pg inputs read by the merge: same digests as each other run of the merge on them, and a
+    // digest of rows (a SHA-256, not the one of no input)
+    const mergeDigest = (pgpgMerge.digests as {right: string}).right
+    expect(mergeDigest).toBe((csvpg.digests as {right: string}).right)
+    expect(mergeDigest).toMatch(/^[0-9a-f]{64}$/)
+    expect(mergeDigest).not.toBe(createHash('sha256').digest('hex'))
   })
 })

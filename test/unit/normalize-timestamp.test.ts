@@ -19,7 +19,6 @@ describe('timestamps: the DESIGN.md format list in Europe/Moscow', () => {
     ['2026-11-20T12:15:00.123456+0300', '2026-11-20T09:15:00.123Z'],
     ['2026-11-20 12:15', '2026-11-20T09:15:00.000Z'],
     ['2026-11-20', '2026-11-19T21:00:00.000Z'],
-    ['  20.11.2026 12:15:00  '.trim(), '2026-11-20T09:15:00.000Z'],
     ['01.07.2013 12:00:00', '2013-07-01T08:00:00.000Z'], // Moscow was UTC+4 in 2011-2014: zone history is used
   ])('%s -> %s', (value, expected) => {
     expect(ts(DESIGN, 'Europe/Moscow', value)).toBe(expected)
@@ -183,14 +182,20 @@ describe('fast paths agree with the slow ones', () => {
       const steps = Array.from({length: (10 * 86_400_000) / 300_000}, (_, i) => from + i * 300_000)
       const autumn = Date.UTC(2026, 9, 23)
       steps.push(...Array.from({length: (10 * 86_400_000) / 300_000}, (_, i) => autumn + i * 300_000))
+      let parsed = 0
       for (const order of [steps, [...steps].reverse()]) {
         for (const ms of order) {
           const text = DateTime.fromMillis(ms, {zone}).toFormat('yyyy-MM-dd HH:mm')
           const r = matcher.parse(text, 'timestamp')
           if (r instanceof Fail) expect(r.code, `${zone} ${text}`).toBe('AMBIGUOUS_DATE')
-          else expect(r, `${zone} ${text}`).toBe(new Date(ms).toISOString())
+          else {
+            expect(r, `${zone} ${text}`).toBe(new Date(ms).toISOString())
+            parsed++
+          }
         }
       }
+      // only the local times the autumn change repeats are ambiguous: at most an hour's 24 of each order's steps
+      expect(parsed, zone).toBeGreaterThanOrEqual(2 * steps.length - 2 * 24)
     }
   })
 })
