@@ -1,3 +1,4 @@
+import {AssignerProtocol} from 'kafkajs'
 import {describe, expect, it} from 'vitest'
 import {openSource} from '../../legacy-adapters/index.js'
 import type {RawRecord} from '../../legacy-adapters/types.js'
@@ -53,6 +54,22 @@ async function waitForStableOffset(topic: string, offset: number): Promise<void>
 }
 
 const ids = (rs: RawRecord[]) => rs.map((r) => (r.ok ? String(r.fields.id) : r.code)).sort()
+
+/** The live consumer groups of the kafka: reader (`cutover-reader-*`) that have members assigned `topic`. */
+async function readerGroupsOf(topic: string): Promise<string[]> {
+  const admin = kafka().admin()
+  await admin.connect()
+  try {
+    const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith('cutover-reader-'))
+    if (ids.length === 0) return []
+    const {groups} = await admin.describeGroups(ids)
+    return groups
+      .filter((g) => g.members.some((m) => topic in (AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {})))
+      .map((g) => g.groupId)
+  } finally {
+    await admin.disconnect()
+  }
+}
 
 describe('kafka: against the real broker', () => {
   it('reads a time range [from, to) across partitions, and the whole topic without one', async () => {
@@ -155,8 +172,15 @@ describe('kafka: against the real broker', () => {
     const topic = await createTestTopic({partitions: 3})
     await produceDay(topic, 300)
     let n = 0
-    for await (const _r of openSource(`kafka:${topic}`, {kafka: kafkaSettings()})) if (++n === 10) break
+    let readers = 0
+    for await (const _r of openSource(`kafka:${topic}`, {kafka: kafkaSettings()})) {
+      if (n === 0) readers = (await readerGroupsOf(topic)).length // the reader's consumer group, while it reads
+      if (++n === 10) break
+    }
     expect(n).toBe(10)
+    expect(readers).toBe(1)
+    // stopped: its consumer left and its group is deleted by the time the loop has ended
+    expect(await readerGroupsOf(topic)).toEqual([])
     await expect(collect(openSource('kafka:cutover-no-such-topic-42', {kafka: kafkaSettings()}))).rejects.toMatchObject({code: 'USAGE', message: expect.stringContaining('does not exist')})
   })
 })
