@@ -64,6 +64,11 @@ describe('encodings', () => {
       expect(t.sawInvalid, enc).toBe(expected.includes('\uFFFD'))
       expect(createUtf8Transcoder(enc).write(encodeString('ABC 123', enc)).toString('utf8')).toBe('ABC 123')
     }
+    // the expected side above comes from the decoder the transcoder is built from: known bytes, independently
+    expect(createUtf8Transcoder('cp037').write(Buffer.from([0xc1, 0xf0, 0xba])).toString('utf8')).toBe('A0[')
+    expect(createUtf8Transcoder('cp1047').write(Buffer.from([0xc1, 0xf0, 0xad])).toString('utf8')).toBe('A0[')
+    expect(createUtf8Transcoder('ibm866').write(Buffer.from([0x8f, 0xe0])).toString('utf8')).toBe('Пр')
+    expect(createUtf8Transcoder('windows-1251').write(Buffer.from([0xcf, 0xf0, 0x88])).toString('utf8')).toBe('Пр€')
     expect(createUtf8Transcoder('windows-1251').write(encodeString('Пятёрочка', 'windows-1251')).toString('utf8')).toBe('Пятёрочка')
   })
 })

@@ -168,7 +168,9 @@ describe('Pacer with --max-lag', () => {
     expect(pacer.pace.mode).toBe('slow')
     expect(pacer.pace.rate).toBeCloseTo(2000 * 0.4)
     expect(changes.map((c) => c.mode)).toEqual(['paused', 'full', 'slow'])
-    expect(entries.filter((e) => e.event === 'backfill.pace').every((e) => typeof e.reason === 'string' && (e.reason as string).length > 0)).toBe(true)
+    const logged = entries.filter((e) => e.event === 'backfill.pace')
+    expect(logged.map((e) => e.pace)).toEqual(['paused', 'full', 'slow'])
+    expect(logged.every((e) => typeof e.reason === 'string' && (e.reason as string).length > 0)).toBe(true)
     expect(pacer.pausedMs).toBeGreaterThan(0)
   })
 

@@ -92,6 +92,11 @@ describe('DlqBrowser', () => {
     await until(ui, (f) => f.includes('/ filter (patt)'))
 
     ui.stdin.write('q')
+    await new Promise((r) => setTimeout(r, 50))
+    // quit: the browser no longer takes keys (a '/' would open the filter again)
+    ui.stdin.write('/')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(ui.lastFrame()).not.toContain('filter: ')
     ui.unmount()
   })
 })

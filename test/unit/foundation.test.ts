@@ -70,7 +70,7 @@ describe('connection settings', () => {
     expect(e.message).toContain('ECONNREFUSED')
     // a non-connectivity error stays a Kafka error (exit 70)
     const other = mapKafkaError(new KafkaJSNonRetriableError(new Error('Topic authorization failed')), kafkaSettingsFromEnv({}), 'send')
-    expect(other.exitCode).not.toBe(3)
+    expect(other).toMatchObject({code: 'KAFKA_ERROR', exitCode: ExitCode.INTERNAL})
   })
   it('maps kafkajs connection errors to ServiceUnavailableError', () => {
     const e = mapKafkaError(Object.assign(new Error('Connection error'), {name: 'KafkaJSConnectionError'}), kafkaSettingsFromEnv({}))

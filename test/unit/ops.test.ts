@@ -126,6 +126,7 @@ describe('ops/grafana/cutover-dashboard.json', () => {
   it('every query is well bracketed and uses the datasource and pipeline variables', () => {
     for (const e of dashboardExprs()) expect(balanced(e), e).toBe(true)
     for (const p of dashboard.panels.filter((x) => x.type !== 'row')) {
+      expect((p as {datasource?: {uid?: string}}).datasource?.uid, p.title).toBe('${datasource}')
       for (const t of p.targets ?? []) expect(t.expr, p.title).toMatch(/pipeline=~"\$pipeline"/)
     }
   })
