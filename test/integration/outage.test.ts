@@ -154,6 +154,11 @@ describe('stream run survives outages mid-run', () => {
     expect(rowsAtStop, 'the broker must go down before the run is over').toBeLessThan(expected.written)
 
     await expectSameFinalState({pool, schema, expected, run, brokers, dlqTopic})
+    // the outage reached the run's Kafka clients (it may hold all its records by then, but it
+    // heartbeats, commits offsets to Kafka and publishes dead letters), and it got through it
+    const {stderr} = await run.done
+    const lost = stderr.split('\n').filter((l) => l.includes('"event":"kafkajs.error"') && /Connection error|ECONNREFUSED/.test(l))
+    expect(lost.length, 'no Kafka client of the run met the outage').toBeGreaterThan(0)
   })
 
   it('PostgreSQL server killed and started again mid-run (a private server): same final state, nothing dead-lettered because of it', async () => {

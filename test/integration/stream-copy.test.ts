@@ -70,7 +70,8 @@ describe('stream run: bulk inserts by COPY', () => {
     await s.pool.query(`INSERT INTO "${s.schema}".t VALUES ('${s.id(100)}', 'old', 1.00, NULL)`)
     const n = COPY_MIN_ROWS + 1
     const outcome = await commitBatch(s.deps, await s.batch(0, 0, n - 1, (o) => s.record(o)), 1)
-    expect(outcome).toMatchObject({kind: 'committed', counts: {read: n, written: n, dead: {}}})
+    expect(outcome).toMatchObject({kind: 'committed', counts: {read: n, written: n}})
+    expect(outcome.kind === 'committed' && outcome.counts.dead).toEqual({}) // toMatchObject takes any object for {}
     expect(s.seen.filter((q) => q.startsWith(`COPY "${s.schema}"."t"`))).toHaveLength(1)
     expect(s.seen.filter((q) => q === 'ROLLBACK')).toHaveLength(1)
     expect(s.deps.insertFirst.upsertsAhead).toBeGreaterThan(0)

@@ -64,7 +64,8 @@ describe('stream upsert sink: plain INSERT first', () => {
     // a row the stream never saw (loaded by the legacy batch, say): not in the dedupe table
     await s.pool.query(`INSERT INTO "${s.schema}".t (id, amount) VALUES ('k3', 0.00)`)
     const outcome = await commitBatch(s.deps, await s.batch(0, 0, 9, (o) => ({id: `k${o}`, amount: '2.00'})), 1)
-    expect(outcome).toMatchObject({kind: 'committed', next: 10n, counts: {read: 10, written: 10, dead: {}}})
+    expect(outcome).toMatchObject({kind: 'committed', next: 10n, counts: {read: 10, written: 10}})
+    expect(outcome.kind === 'committed' && outcome.counts.dead).toEqual({}) // toMatchObject takes any object for {}
     const rows = await s.rows()
     expect(rows).toHaveLength(10)
     expect(rows.find((r) => r.id === 'k3')!.amount).toBe('2.00')
