@@ -55,8 +55,14 @@ export interface BisectOutcome {
   ranges: {level: number; compared: number; differing: number}[]
 }
 
+/**
+ * A string literal for SQL text sent without parameters (bounds are data: key values of the left
+ * side, sent to both). pg.escapeLiteral doubles quotes, and backslashes in an E'' literal, so a
+ * key holding a backslash reads the same whatever the server's standard_conforming_strings (a
+ * legacy server may have it off; then a plain '...' literal takes a backslash as an escape).
+ */
 function literal(s: string): string {
-  return "'" + s.replace(/'/g, "''") + "'"
+  return pg.escapeLiteral(s)
 }
 
 function textArray(xs: string[]): string {

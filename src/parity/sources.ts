@@ -16,6 +16,7 @@
  * are compared exactly as text (normalize them upstream if a side pads them); a null key is
  * "" here and in the ORDER BY (the push-down, like SQL, never pairs null keys).
  */
+import type {QueryConfig} from 'pg'
 import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderContext, type SourceUri} from '../../legacy-adapters/index.js'
 import {pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
@@ -92,7 +93,11 @@ async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<string[]> 
   const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
   try {
     await client.connect()
-    const r = await client.query(uri.params.query!)
+    // as the reader does (legacy-adapters/pg.ts): a query= source cannot change anything, so its
+    // column probe runs in a READ ONLY transaction, by the extended protocol (one statement: text
+    // that closes the subquery and adds `; DELETE ...` is refused, not run)
+    await client.query('BEGIN READ ONLY')
+    const r = await client.query({text: uri.params.query!, queryMode: 'extended'} as QueryConfig)
     return r.fields.map((f) => f.name)
   } catch (e) {
     const mapped = mapPgError(e, url)
@@ -157,8 +162,8 @@ export function sortedPgSql(s: SideSpec): string {
  * order is code-point order (pgKeyIndexOrder), and checked row by row anyway.
  */
 export function indexOrderPgSql(s: SideSpec): string {
-  const q = sortedPgSql(s)
-  return q.slice(0, q.lastIndexOf(' ORDER BY ')) + ' ORDER BY ' + s.keyColumns.map((k) => `s.${quoteIdent(k)}`).join(', ')
+  // built from its parts: cutting the text at its last ' ORDER BY ' would cut inside a quoted key column named so
+  return sortedPgUri(s, s.keyColumns.map((k) => `s.${quoteIdent(k)}`).join(', ')).params.query!
 }
 
 /** Correlation of the first key column with the table's physical order from which the index order is tried (an index scan then reads the heap about in order). */
@@ -229,11 +234,11 @@ export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<
   }
 }
 
-/** The ORDER BY'd pg: URI of one side. */
-export function sortedPgUri(s: SideSpec): SourceUri {
+/** The ORDER BY'd pg: URI of one side (`orderBy`: instead of the key columns' text in "C" order). */
+export function sortedPgUri(s: SideSpec, orderBy?: string): SourceUri {
   const base = pgSql(s.uri)
   const cols = [...s.keyColumns, ...s.columns].map((c) => `s.${quoteIdent(c)}`)
-  const order = s.keyColumns.map((k) => `${sqlKeyExpr('s', k)} COLLATE "C"`).join(', ')
+  const order = orderBy ?? s.keyColumns.map((k) => `${sqlKeyExpr('s', k)} COLLATE "C"`).join(', ')
   const where = s.date ? ` WHERE (s.${quoteIdent(s.date.column)})::date = DATE '${s.date.value.replace(/'/g, "''")}'` : ''
   const query = `SELECT ${cols.join(', ')} FROM (${base}) AS s${where} ORDER BY ${order}`
   const params: Record<string, string> = {query}
