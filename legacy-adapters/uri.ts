@@ -160,6 +160,13 @@ export function parseSourceUri(text: string): SourceUri {
     })
   }
   let rest = src.slice(colon + 1)
+  // pg: names a table on DATABASE_URL, never a server: a connection string here (pg://user:pass@host/db)
+  // would be taken as a table name and quoted back in every message, its password with it
+  if (scheme === 'pg' && rest.startsWith('//')) {
+    throw new UsageError('a pg: source names a table or a query on DATABASE_URL, not a server: it does not take a connection string (not quoted here: it may hold a password)', {
+      hint: 'set DATABASE_URL (or CUTOVER_LEFT_DATABASE_URL / CUTOVER_RIGHT_DATABASE_URL for parity) to the server, and write pg:schema.table',
+    })
+  }
   const params: Record<string, string> = {}
   if (scheme === 'pg' && /^query=/i.test(rest)) rest = '?' + rest // pg:query=SELECT ... (the common form)
   const q = rest.indexOf('?')

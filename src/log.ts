@@ -31,12 +31,18 @@ export interface Logger {
 }
 
 const SECRET_KEY = /pass(word)?|secret|token|credential|api[_-]?key|private[_-]?key|sasl/i
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^:/@\s]+):([^@/\s]+)@/gi
-const KEYWORD_SECRET = /\b(password|passwd|pwd)=([^\s&;]+)/gi
+/**
+ * user:password@ after `//` (with or without a scheme in front: a source URI quoted in an error
+ * may have lost it). The password runs to the LAST `@` of the token, so one holding `@` or `/`
+ * (base64) is masked whole; the user may be empty. Masking a little too much is the safe side.
+ */
+const URL_CREDENTIALS = /((?:[a-z][a-z0-9+.-]*:)?\/\/[^:/@\s"']*):[^\s"']*@/gi
+/** password=, passwd=, pwd= anywhere in a word (sslpassword=, PGPASSWORD=) */
+const KEYWORD_SECRET = /(password|passwd|pwd)=([^\s&;"']+)/gi
 
 /** Masks credentials inside a string: `postgres://u:secret@h` -> `postgres://u:***@h`. */
 export function redactString(s: string): string {
-  return s.replace(URL_CREDENTIALS, '$1$2:***@').replace(KEYWORD_SECRET, '$1=***')
+  return s.replace(URL_CREDENTIALS, '$1:***@').replace(KEYWORD_SECRET, '$1=***')
 }
 
 /** Deep copy with secret-looking keys masked and credentials removed from strings. */

@@ -6,7 +6,7 @@
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import {type CutoverError, describeError, ExitCode, isCutoverError} from '../errors.js'
-import {createLogger, LOG_LEVELS, parseLogLevel, redactString, type Logger} from '../log.js'
+import {createLogger, LOG_LEVELS, parseLogLevel, redact, redactString, type Logger} from '../log.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CutoverCommand)['baseFlags'] & T['flags']>
 
@@ -39,7 +39,7 @@ export abstract class CutoverCommand extends Command {
   override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     if (isCutoverError(err)) {
       process.exitCode = err.exitCode
-      if (this.jsonEnabled()) this.logJson({error: err.toJSON()})
+      if (this.jsonEnabled()) this.logJson({error: redact(err.toJSON())})
       else this.logToStderr(`Error: ${redactString(describeError(err))}`)
       this.logger?.debug('command.error', {error: err, cause: (err as CutoverError).cause})
       return undefined

@@ -80,6 +80,20 @@ dlq: { topic: t.dlq }
     expect(lines(readFileSync(join(dir, 'c.ndjson'), 'utf8'))).toHaveLength(2)
   })
 
+  it('an error under --json masks the credentials its message quotes, as the text error does', async () => {
+    const dir = tmp()
+    writeFileSync(join(dir, 'spec.yaml'), spec)
+    const source = `csv:${join(dir, 'a.csv')}?bogus=postgres://app:s3cret@db/core`
+    const j = await runCli(['normalize', source, '--spec', join(dir, 'spec.yaml'), '--out', join(dir, 'c.ndjson'), '--json'])
+    expect(j.code).toBe(2)
+    expect(j.json.error).toMatchObject({code: 'USAGE', message: expect.stringContaining('unknown parameter "bogus"')})
+    expect(j.json.error.message).toContain('postgres://app:***@db/core')
+    const t = await runCli(['normalize', source, '--spec', join(dir, 'spec.yaml')])
+    expect(t.code).toBe(2)
+    expect(t.stderr).toContain('postgres://app:***@db/core')
+    expect(j.stdout + j.stderr + t.stdout + t.stderr).not.toContain('s3cret')
+  })
+
   it('masks sensitive values in rejects', async () => {
     const dir = tmp()
     writeFileSync(join(dir, 'a.csv'), 'id;acct;amt;ts\n4111111111111111;A1;1,00;20.11.2026 09:15:00\n')

@@ -291,6 +291,7 @@ describe('parseSourceUri', () => {
       ['kafka:t?from=yesterday', /ISO-8601/, /from/],
       ['kafka:t?from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z', /from is not before to/, /from < to/],
       ['csv:a.csv?delimiter=;&delimiter=,', /given twice/, /once/],
+      ['pg://app:s3cret@legacy-db/core?table=t', /not a server: it does not take a connection string/, /DATABASE_URL/],
     ]
     for (const [text, message, hint] of bad) {
       let err: unknown
@@ -302,6 +303,7 @@ describe('parseSourceUri', () => {
       expect(err, text).toMatchObject({code: 'USAGE', exitCode: 2})
       expect((err as Error).message, text).toMatch(message)
       expect((err as {hint: string}).hint, text).toMatch(hint)
+      expect(`${(err as Error).message} ${JSON.stringify(err)}`, text).not.toContain('s3cret')
     }
   })
 
