@@ -15,6 +15,7 @@
  * Samples are the N smallest differences by (key, kind, column), so that every strategy,
  * whatever order its rows arrive in, reports the same ones.
  */
+import {maskValue} from '../normalize/index.js'
 import type {CompiledRule, DifferenceFacts} from './rules.js'
 import {compareValues, type ColumnPlan} from './tolerances.js'
 import {DIFFERENCE_KINDS, type ColumnStats, type DifferenceKind, type ParityCheckResult, type ParitySample, type RowValues, type Strategy} from './types.js'
@@ -32,6 +33,13 @@ export interface ComparePlan {
   date?: string | null
   /** keep up to this many unexplained missing keys for root-cause lookup (0: none) */
   collectMissing?: number
+  /** per key column: the spec's field is `sensitive` (its values masked in samples) */
+  sensitiveKeys?: boolean[]
+}
+
+/** A sensitive value as samples show it (maskValue: a card number keeps its first and last four digits). */
+function masked(v: string | null): string | null {
+  return v === null ? null : maskValue(v)
 }
 
 /** Code-point order of two strings (= UTF-8 byte order = PostgreSQL's COLLATE "C"). */
@@ -111,8 +119,12 @@ export class ParityCore {
   readonly missingKeys: string[][] = []
   missingKeysDropped = 0
 
+  /** whether the plan has sensitive columns or keys: samples are masked */
+  private readonly masks: boolean
+
   constructor(readonly plan: ComparePlan) {
     this.columnStats = plan.columns.map(() => ({mismatches: 0, explained: 0, max: -1n, maxText: null}))
+    this.masks = plan.columns.some((c) => c.sensitive) || (plan.sensitiveKeys?.some((s) => s) ?? false)
   }
 
   get keysSeen(): number {
@@ -127,11 +139,23 @@ export class ParityCore {
     return o
   }
 
-  private keyObject(key: string[]): Record<string, string | null> {
-    const o: Record<string, string | null> = {}
-    this.plan.keyColumns.forEach((k, i) => (o[k] = key[i]!))
+  /** A row as a sample shows it: the spec's sensitive values masked (rules saw them as they are). */
+  private shownRow(row: Record<string, string | null>): Record<string, string | null> {
+    if (!this.masks) return row
+    const o = {...row}
+    this.plan.keyColumns.forEach((k, i) => {
+      if (this.plan.sensitiveKeys?.[i]) o[k] = masked(o[k] ?? null)
+    })
+    for (const c of this.plan.columns) if (c.sensitive) o[c.name] = masked(o[c.name] ?? null)
     return o
   }
+
+  private keyObject(key: string[]): Record<string, string | null> {
+    const o: Record<string, string | null> = {}
+    this.plan.keyColumns.forEach((k, i) => (o[k] = this.plan.sensitiveKeys?.[i] ? masked(key[i]!) : key[i]!))
+    return o
+  }
+
 
   /** Offers a difference to the rules; returns the explanation or null. */
   private explain(facts: DifferenceFacts): string | null {
@@ -188,7 +212,7 @@ export class ParityCore {
       const explanation = this.explain({kind: 'mismatch', column: c.name, left: lo, right: ro, absDiff: cmp.absDiff, date: this.plan.date ?? null})
       if (explanation !== null) st.explained++
       else allExplained = false
-      this.sample(key, 'mismatch', i, {column: c.name, left: lv, right: rv, explanation})
+      this.sample(key, 'mismatch', i, {column: c.name, left: c.sensitive ? masked(lv) : lv, right: c.sensitive ? masked(rv) : rv, explanation})
     }
     if (!differs) {
       this.matched++
@@ -208,7 +232,7 @@ export class ParityCore {
       if (this.missingKeys.length < this.plan.collectMissing) this.missingKeys.push(key)
       else this.missingKeysDropped++
     }
-    this.sample(key, 'missing_in_right', -1, {column: null, left: lo, right: null, explanation})
+    this.sample(key, 'missing_in_right', -1, {column: null, left: this.shownRow(lo), right: null, explanation})
   }
 
   rightOnly(key: string[], r: RowValues): void {
@@ -217,7 +241,7 @@ export class ParityCore {
     const ro = this.rowObject(r, key)
     const explanation = this.explain({kind: 'extra_in_right', column: null, left: undefined, right: ro, absDiff: undefined, date: this.plan.date ?? null})
     this.settle(explanation !== null)
-    this.sample(key, 'extra_in_right', -1, {column: null, left: null, right: ro, explanation})
+    this.sample(key, 'extra_in_right', -1, {column: null, left: null, right: this.shownRow(ro), explanation})
   }
 
   /** A key with more than one row on at least one side. */

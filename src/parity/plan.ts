@@ -142,7 +142,9 @@ export function buildPlan(
       nullEqualsEmpty: nullAll || (opts.nullEqualsEmpty?.includes(name) ?? false),
       convert: converterFor(type, field, name, schemes.left, 'left'),
       convertRight: converterFor(type, field, name, schemes.right, 'right'),
+      ...(field?.sensitive ? {sensitive: true} : {}),
     }
   })
-  return {keyColumns: opts.key, rightKeyColumns: rightKeys, columns, rules, samples: opts.samples ?? 20}
+  const sensitiveKeys = opts.key.map((k, i) => fieldFor(spec, k, rightKeys[i]!)?.sensitive === true)
+  return {keyColumns: opts.key, rightKeyColumns: rightKeys, columns, rules, samples: opts.samples ?? 20, ...(sensitiveKeys.some((s) => s) ? {sensitiveKeys} : {})}
 }

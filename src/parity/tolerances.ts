@@ -42,6 +42,8 @@ export interface ColumnPlan {
   convert: (text: string) => string | {fail: string}
   /** the same for the right side (differs when one side is a database: decimals there use ".") */
   convertRight: (text: string) => string | {fail: string}
+  /** the spec's field is `sensitive`: its values are masked in samples (reports, --json, the ledger) */
+  sensitive?: boolean
 }
 
 /** Decimals without a declared scale are compared at this scale (exact; more non-zero digits are a parse failure). */

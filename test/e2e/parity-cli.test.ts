@@ -7,7 +7,8 @@ import {mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {runCli} from '../helpers.js'
+import pg from 'pg'
+import {runCli, settings} from '../helpers.js'
 
 /** A temp directory removed when the test finishes. */
 function tempDir(prefix: string): string {
@@ -45,6 +46,35 @@ describe('parity check on the command line', () => {
     expect(r.code).toBe(3)
     expect(r.json.error).toMatchObject({code: 'SERVICE_UNAVAILABLE', service: 'postgresql'})
     expect(r.stdout + r.stderr).not.toContain('s3cret')
+  })
+
+  it("masks the spec's sensitive values in samples: stdout, --json, the report and the ledger", async () => {
+    const dir = tempDir('parity-mask-')
+    writeFileSync(join(dir, 'l.csv'), 'id,card,amount\n1,4111111111111111,1.00\n2,5500000000000004,2.00\n')
+    writeFileSync(join(dir, 'r.csv'), 'id,card,amount\n1,4111111111111111,1.50\n2,5500000000000012,2.00\n4,4012888888881881,4.00\n')
+    writeFileSync(
+      join(dir, 'spec.yaml'),
+      'version: 1\nname: parity-mask\nsource: { topic: parity.mask }\nfields:\n  id: { type: string, required: true }\n  card: { type: string, sensitive: true }\n  amount: { type: decimal, scale: 2 }\nkey: id\nsinks:\n  - table: t\n',
+    )
+    const args = ['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--spec', 'spec.yaml', '--samples', '10']
+    const j = await runCli([...args, '--out', 'report.html', '--json'], {cwd: dir})
+    expect(j.code, j.stderr).toBe(0)
+    expect(j.json).toMatchObject({matched: 0, mismatched: 2, extra_in_right: 1, missing_in_right: 0})
+    const samples = j.json.samples as {key: {id: string}; kind: string; column: string | null; left: unknown; right: unknown}[]
+    // the card mismatch is shown masked (first and last four digits), the amount one as it is
+    expect(samples.find((x) => x.column === 'card')).toMatchObject({key: {id: '2'}, left: '5500********0004', right: '5500********0012'})
+    expect(samples.find((x) => x.column === 'amount')).toMatchObject({key: {id: '1'}, left: '1.00', right: '1.50'})
+    expect(samples.find((x) => x.kind === 'extra_in_right')).toMatchObject({key: {id: '4'}, right: {id: '4', card: '4012********1881', amount: '4.00'}})
+    const text = await runCli([...args, '--no-ledger'], {cwd: dir})
+    expect(text.code, text.stderr).toBe(0)
+    const ledger = new pg.Client({connectionString: settings().databaseUrl})
+    await ledger.connect()
+    const stored = await ledger.query<{result: unknown}>('SELECT result FROM cutover.parity_runs WHERE id = $1', [j.json.run_id])
+    await ledger.end()
+    expect(stored.rows).toHaveLength(1)
+    const everything = [j.stdout, j.stderr, text.stdout, text.stderr, readFileSync(join(dir, 'report.html'), 'utf8'), JSON.stringify(stored.rows[0]!.result)].join('\n')
+    expect(everything).toContain('5500********0012')
+    for (const card of ['4111111111111111', '5500000000000004', '5500000000000012', '4012888888881881']) expect(everything).not.toContain(card)
   })
 
   it('prints a summary and the samples, writes the report, and exits 1 under --fail-under', async () => {

@@ -47,7 +47,7 @@ export default class ParityCheck extends CutoverCommand {
     rules: Flags.string({description: 'known-difference rules (YAML)'}),
     date: Flags.string({description: 'business day yyyy-MM-dd: limit both sides to it and file the run under it'}),
     'date-column': Flags.string({description: 'the column holding the business day (left name)'}),
-    spec: Flags.string({description: 'pipeline spec: types of the columns, and root causes of missing rows (DLQ, dedupe)'}),
+    spec: Flags.string({description: 'pipeline spec: types of the columns, its sensitive fields masked in samples, and root causes of missing rows (DLQ, dedupe)'}),
     'fail-under': Flags.string({description: 'exit 1 when parity_pct is under this percentage, e.g. 99.99'}),
     strict: Flags.boolean({description: 'exit 1 when any difference is unexplained'}),
     samples: Flags.integer({description: 'differences to show (default 20)', min: 0}),
