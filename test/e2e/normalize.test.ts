@@ -105,6 +105,19 @@ dlq: { topic: t.dlq }
     expect(text).not.toContain('4111111111111111')
   })
 
+  it('masks a sensitive dedupe key in DUPLICATE_CONFLICT rejects', async () => {
+    const dir = tmp()
+    // the card number is the dedupe key: the second record repeats it with another amount
+    writeFileSync(join(dir, 'a.csv'), 'id;acct;amt;ts\n4111111111111111;A1;1,00;20.11.2026 09:15:00\n4111111111111111;A1;2,00;20.11.2026 09:15:00\n')
+    writeFileSync(join(dir, 'spec.yaml'), spec.replace(/\n {2}card:.*\n/, '\n').replace('txn_id:     { from: id, type: string, required: true }', 'txn_id:     { from: id, type: string, required: true, sensitive: true }'))
+    const r = await runCli(['normalize', `csv:${join(dir, 'a.csv')}?delimiter=;`, '--spec', join(dir, 'spec.yaml'), '--out', '/dev/null', '--rejects', join(dir, 'rej.ndjson'), '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({read: 2, ok: 1, rejected: {DUPLICATE_CONFLICT: 1}})
+    const text = readFileSync(join(dir, 'rej.ndjson'), 'utf8')
+    expect(JSON.parse(lines(text)[0]!)).toMatchObject({code: 'DUPLICATE_CONFLICT', field: 'txn_id', value: '4111********1111', message: 'txn_id "4111********1111" was seen before with a different payload'})
+    expect(text).not.toContain('4111111111111111')
+  })
+
   it('a bad spec exits 2 with file:line:column', async () => {
     const dir = tmp()
     writeFileSync(join(dir, 'a.csv'), csv)
