@@ -13,12 +13,13 @@ import type {KafkaSettings} from '../config/env.js'
 import {loadSpec} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {DeadLetterOrigin} from './headers.js'
-import {sensitivePaths, showDeadLetterValue, type ValueMasking} from './mask.js'
+import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, type ValueMasking} from './mask.js'
 import {deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
 
 export interface DlqSample {
   dlq: {partition: number; offset: string; timestamp: string}
   source: {topic: string | null; partition: number | null; offset: string | null; timestamp: string | null}
+  /** the Kafka key; masked without a spec, or when the spec's key is a sensitive field (mask.ts keyIsSensitive) */
   key: string | null
   code: string
   message: string | null
@@ -105,7 +106,7 @@ export class DlqAggregator {
   recent = 0
 
   constructor(
-    private readonly o: {filter: DlqFilter; limit: number; sensitive: string[][] | undefined; recentSince?: number},
+    private readonly o: {filter: DlqFilter; limit: number; sensitive: string[][] | undefined; recentSince?: number; maskKeys?: boolean},
   ) {}
 
   add(r: DlqRecord): void {
@@ -148,7 +149,7 @@ export class DlqAggregator {
       list.push({
         dlq: {partition: r.partition, offset: r.offset, timestamp: r.timestamp},
         source: v.source,
-        key: keyText(r.key),
+        key: showDeadLetterKey(keyText(r.key), this.o.maskKeys ?? this.o.sensitive === undefined),
         code: v.code,
         message: v.message,
         stage: v.stage,
@@ -192,7 +193,7 @@ export async function inspectDlq(o: DlqInspectOptions): Promise<DlqInspectResult
   const loaded = o.spec ? await loadSpec(o.spec) : undefined
   const ranges = await withAdmin(o.kafka, o.logger, (admin) => dlqRanges(admin, o.kafka, o.topic, o.since, o.until))
   const filter: DlqFilter = {...(o.codes ? {codes: o.codes} : {}), ...(o.key !== undefined ? {key: o.key} : {})}
-  const agg = new DlqAggregator({filter, limit: o.limit ?? 3, sensitive: sensitivePaths(loaded?.spec)})
+  const agg = new DlqAggregator({filter, limit: o.limit ?? 3, sensitive: sensitivePaths(loaded?.spec), maskKeys: keyIsSensitive(loaded?.spec)})
   for await (const batch of readDeadLetters({topic: o.topic, kafka: o.kafka, ...pick(o)})) {
     for (const r of batch) agg.add(r)
     o.onProgress?.(agg.scanned)

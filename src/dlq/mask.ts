@@ -8,7 +8,7 @@
  * - a value that is not a JSON object is shown as text (cut at 200 characters) only when a
  *   spec is given and has no sensitive field; otherwise only its size is said.
  */
-import type {PipelineSpec} from '../config/spec.js'
+import {namesOf, type PipelineSpec} from '../config/spec.js'
 import {maskValue} from '../normalize/index.js'
 
 export type ValueMasking = 'sensitive-fields' | 'all'
@@ -19,6 +19,21 @@ export interface ShownValue {
   masking: ValueMasking
   /** why the value (or part of it) is not shown */
   note?: string
+}
+
+/**
+ * Whether a dead letter's Kafka key is masked in samples: without a spec (nothing is known to be
+ * safe, as for the value), or when one of the spec's `key` fields is `sensitive` (the key is that
+ * value: a card number keyed by its PAN).
+ */
+export function keyIsSensitive(spec: PipelineSpec | undefined): boolean {
+  if (!spec) return true
+  return namesOf(spec.key).some((k) => spec.fields[k]?.sensitive === true)
+}
+
+/** A dead letter's Kafka key as samples show it. */
+export function showDeadLetterKey(key: string | null, masked: boolean): string | null {
+  return key === null || !masked ? key : maskValue(key)
 }
 
 /** Input paths (dotted `from`) of the spec's sensitive fields. */

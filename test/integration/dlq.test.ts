@@ -122,6 +122,7 @@ describe('dlq inspect / replay / stats', () => {
     expect(Object.keys(masked.json.by_code)).toEqual(['UNPARSEABLE_AMOUNT'])
     expect(masked.json.value_masking).toBe('all')
     const maskedValue = masked.json.samples.UNPARSEABLE_AMOUNT[0].value as Record<string, string>
+    expect(masked.json.samples.UNPARSEABLE_AMOUNT[0].key).toBe('***') // the key too: nothing is known to be safe
     expect(Object.keys(maskedValue)).toEqual(expect.arrayContaining(['id', 'acct', 'amt']))
     expect(Object.values(maskedValue).every((x) => x === null || /^\*+$|^\d{4}\*+\d{4}$/.test(x))).toBe(true)
 

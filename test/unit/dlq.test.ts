@@ -5,7 +5,7 @@
 import {describe, expect, it} from 'vitest'
 import {codeOfException, deadLetterView, isDeadLetterHeader, parkedHeaders, replayHeaders} from '../../src/dlq/headers.js'
 import {DlqAggregator} from '../../src/dlq/inspect.js'
-import {showDeadLetterValue} from '../../src/dlq/mask.js'
+import {keyIsSensitive, showDeadLetterValue} from '../../src/dlq/mask.js'
 import {parseTimeFlag, type DlqRecord} from '../../src/dlq/reader.js'
 import {replayIdOf} from '../../src/dlq/replay.js'
 import {readFileSync} from 'node:fs'
@@ -176,7 +176,24 @@ describe('the inspect aggregator', () => {
     expect(r.last).toMatchObject({at: '2026-11-20T10:01:00.000Z', code: 'UNPARSEABLE_DATE'})
     expect(r.samples.UNPARSEABLE_DATE).toHaveLength(1)
     expect(r.samples.UNPARSEABLE_DATE![0]!.value).toEqual({id: 'T1', acct: 'A1', pan: '4111********1111'})
+    expect(r.samples.UNPARSEABLE_DATE![0]!.key).toBe('T1') // the spec's key is not sensitive: shown
     expect(r.samples.UNPARSEABLE_DATE![0]!.source).toEqual({topic: 'txn.raw', partition: 2, offset: '4711', timestamp: '1795414500000'})
+  })
+
+  it('masks the key without a spec, and when the spec keys by a sensitive field', () => {
+    const card = b('4111111111111111')
+    const cases: [{sensitive: string[][] | undefined; maskKeys?: boolean}, string][] = [
+      [{sensitive: undefined}, '4111********1111'],
+      [{sensitive: [['pan']], maskKeys: true}, '4111********1111'],
+      [{sensitive: [['pan']], maskKeys: false}, '4111111111111111'],
+    ]
+    for (const [o, shown] of cases) {
+      const agg = new DlqAggregator({filter: {}, limit: 1, ...o})
+      agg.add(record(cutoverHeaders(), {key: card}))
+      const r = agg.result({topic: 'txn.dlq', since: null, until: null, filter: {codes: [], key: null}, partitions: []})
+      expect(r.samples.UNPARSEABLE_DATE![0]!.key, JSON.stringify(o)).toBe(shown)
+    }
+    expect(keyIsSensitive(undefined)).toBe(true)
   })
 
   it('filters by code and key', () => {

@@ -9,7 +9,7 @@ export type {DlqInspectResult}
 export default class DlqInspect extends CutoverCommand {
   static override summary = 'Show what is in a dead-letter topic and why: counts by code, source, hour and pipeline version, with masked samples.'
   static override description =
-    "Reads the topic up to its end offsets at the start (never commits a group offset). Reads cutover's headers and Kafka Connect's (__connect.errors.*) and Spring's (kafka_dlt-*) the same way. Values in samples: with --spec only its sensitive fields are masked; without, every value is. On a terminal an interactive browser (Enter: samples, /: filter, q: quit); --json or a pipe prints the result."
+    "Reads the topic up to its end offsets at the start (never commits a group offset). Reads cutover's headers and Kafka Connect's (__connect.errors.*) and Spring's (kafka_dlt-*) the same way. Values in samples: with --spec only its sensitive fields are masked; without, every value is, and the Kafka key too (with --spec, the key when the spec's key field is sensitive). On a terminal an interactive browser (Enter: samples, /: filter, q: quit); --json or a pipe prints the result."
   static override examples = [
     '<%= config.bin %> dlq inspect --topic txn.dlq',
     '<%= config.bin %> dlq inspect --topic txn.dlq --spec pipeline.yaml --since 2h --code UNPARSEABLE_DATE --limit 5 --json',
