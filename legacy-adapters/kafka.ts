@@ -72,6 +72,15 @@ interface Decode {
   encoding: SupportedEncoding
 }
 
+/**
+ * JSON.parse's message without the part of the value V8 quotes in it (`Unexpected token 'A',
+ * "A1;4111111"... is not valid JSON`): a reader does not know which values are sensitive, and the
+ * message goes into rejects and dead letters.
+ */
+function jsonErrorWithoutValue(e: unknown): string {
+  return String((e as Error)?.message ?? e).replace(/, "[\s\S]*?"(\.\.\.)? is not valid JSON$/, ', not valid JSON')
+}
+
 function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Decode): RawRecord {
   const position: Position = {scheme: 'kafka', source: topic, partition, offset: m.offset, timestamp: m.timestamp}
   const origin = {key: m.key ?? null, ...(m.headers ? {headers: m.headers} : {})}
@@ -89,7 +98,7 @@ function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Dec
   try {
     value = JSON.parse(text)
   } catch (e) {
-    return {ok: false, code: 'DECODE_ERROR', message: `${where}: the value is not JSON (${(e as Error).message})`, position, raw, ...origin}
+    return {ok: false, code: 'DECODE_ERROR', message: `${where}: the value is not JSON (${jsonErrorWithoutValue(e)})`, position, raw, ...origin}
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
