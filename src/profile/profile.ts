@@ -14,7 +14,7 @@
 import {stringify} from 'yaml'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
-import {DateMatcher, isFail, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+import {DateMatcher, isFail, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
 
 /** Candidate formats tried on every text column (the spec's vocabulary). */
 export const CANDIDATE_DATE_FORMATS = [
@@ -63,6 +63,8 @@ export interface ColumnProfile {
   ambiguity_note?: string
   /** for key-like columns (almost all values distinct): repeated values */
   duplicate_keys?: {count: number; examples: string[]}
+  /** non-empty values that are card numbers, when they are most of them: `sensitive: true` is suggested */
+  card_numbers?: number
   examples: string[]
   has_surrounding_spaces: boolean
 }
@@ -111,9 +113,39 @@ class ColumnStats {
   disagree = new Map<string, number>()
   examples: string[] = []
   misfits: {integer: string[]; decimal: string[]; boolean: string[]; date: string[]} = {integer: [], decimal: [], boolean: [], date: []}
+  /** non-empty values that are card numbers (cardLike) */
+  cards = 0
 
   constructor(readonly name: string) {}
 }
+
+/**
+ * Whether a value is a payment card number: 13 to 19 digits (spaces and dashes between them
+ * allowed) that pass the Luhn check. profile runs before anyone wrote a spec, so nothing says
+ * which columns are sensitive: such values are masked in every example it prints, and a column
+ * of them is suggested as `sensitive: true`.
+ */
+export function cardLike(v: string): boolean {
+  if (v.length < 13 || v.length > 23) return false
+  const digits = v.replace(/[ -]/g, '')
+  if (!/^\d{13,19}$/.test(digits)) return false
+  let sum = 0
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits.charCodeAt(digits.length - 1 - i) - 48
+    if (i % 2 === 1) {
+      d *= 2
+      if (d > 9) d -= 9
+    }
+    sum += d
+  }
+  return sum % 10 === 0
+}
+
+/** An example as profile prints it: a card number masked (maskValue: its first and last four digits). */
+const shownExample = (v: string): string => (cardLike(v) ? maskValue(v) : v)
+
+/** A reader's message with the card numbers in it masked (a rejected line may be quoted). */
+const maskCardsIn = (text: string): string => text.replace(/\d(?:[ -]?\d){12,18}/g, (m) => (cardLike(m) ? maskValue(m) : m))
 
 function pushExample(list: string[], v: string): void {
   if (list.length < MAX_EXAMPLES && !list.includes(v)) list.push(v)
@@ -159,6 +191,7 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     col.minLength = Math.min(col.minLength, t.length)
     col.maxLength = Math.max(col.maxLength, t.length)
     pushExample(col.examples, t)
+    if (cardLike(t)) col.cards++
     if (!col.distinctCapped) {
       col.distinct.set(t, (col.distinct.get(t) ?? 0) + 1)
       if (col.distinct.size > cap) col.distinctCapped = true
@@ -209,7 +242,7 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
       if (!r.ok) {
         const e = errors.get(r.code) ?? {count: 0, examples: []}
         e.count++
-        pushExample(e.examples, r.message)
+        pushExample(e.examples, maskCardsIn(r.message))
         errors.set(r.code, e)
         continue
       }
@@ -274,7 +307,7 @@ function summarize(c: ColumnStats): ColumnProfile {
     name: c.name,
     inferred_type: type,
     fit_rate: fit,
-    non_fitting_examples: fit < 1 ? misfits : [],
+    non_fitting_examples: fit < 1 ? misfits.map(shownExample) : [],
     count: c.count,
     null_rate: c.count === 0 ? 0 : +(c.nulls / c.count).toFixed(4),
     empty_rate: c.count === 0 ? 0 : +(c.empties / c.count).toFixed(4),
@@ -282,9 +315,11 @@ function summarize(c: ColumnStats): ColumnProfile {
     distinct_capped: c.distinctCapped,
     min_length: c.minLength === Infinity ? 0 : c.minLength,
     max_length: c.maxLength,
-    examples: c.examples,
+    examples: c.examples.map(shownExample),
     has_surrounding_spaces: c.surroundingSpaces,
   }
+  // most values are card numbers: the column is suggested as sensitive
+  if (ne > 0 && c.cards >= 0.5 * ne) p.card_numbers = c.cards
   if (type === 'decimal') {
     p.scale = c.scale
     p.decimal_comma = c.decimalComma > 0
@@ -308,7 +343,7 @@ function summarize(c: ColumnStats): ColumnProfile {
   const idName = /(^|[_-])(id|key|ref|no|num|number|uuid)$/i.test(c.name) || /Id$/.test(c.name)
   if ((type === 'string' || type === 'integer') && !c.distinctCapped && ne > 1 && (c.distinct.size >= 0.98 * ne || (idName && c.distinct.size >= 0.8 * ne))) {
     const dups = [...c.distinct.entries()].filter(([, n]) => n > 1)
-    p.duplicate_keys = {count: dups.reduce((s, [, n]) => s + n - 1, 0), examples: dups.slice(0, MAX_EXAMPLES).map(([k]) => k)}
+    p.duplicate_keys = {count: dups.reduce((s, [, n]) => s + n - 1, 0), examples: dups.slice(0, MAX_EXAMPLES).map(([k]) => shownExample(k))}
   }
   return p
 }
@@ -358,6 +393,7 @@ export function suggestFields(columns: ColumnProfile[], timezone?: string): stri
       if (c.inferred_type === 'timestamp') f.timezone = timezone ?? 'UTC'
     }
     if (c.inferred_type === 'string' && c.max_length > 0) f.max_length = c.max_length
+    if (c.card_numbers !== undefined) f.sensitive = true
     fields[name] = f
   }
   let yaml = stringify({fields}, {flowCollectionPadding: true, collectionStyle: 'block'})

@@ -169,6 +169,25 @@ describe('cutover profile', () => {
     expect(v.code, v.stdout + v.stderr).toBe(0)
   })
 
+  it('masks card numbers in every example and suggests their column as sensitive', async () => {
+    const dir = tmp()
+    // valid card numbers (Luhn), one repeated (a duplicate key), and one that is not a number at all
+    const cards = ['4111111111111111', '5500000000000004', '4012888888881881', '4111111111111111', '378282246310005', 'n/a']
+    const rows = ['card_no;acct;amt', ...cards.map((c, i) => `${c};A${i};${i},00`)]
+    writeFileSync(join(dir, 'p.csv'), rows.join('\n'))
+    const r = await runCli(['profile', `csv:${join(dir, 'p.csv')}?delimiter=;`, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const pan = r.json.columns.find((c: {name: string}) => c.name === 'card_no')
+    expect(pan).toMatchObject({card_numbers: 5, duplicate_keys: {count: 1, examples: ['4111********1111']}})
+    expect(pan.examples).toEqual(['4111********1111', '5500********0004', '4012********1881', '3782*******0005', 'n/a'])
+    expect(r.json.suggested_fields).toMatch(/card_no:\n(\s+\w+: .*\n)*\s+sensitive: true\n/)
+    const acct = r.json.columns.find((c: {name: string}) => c.name === 'acct')
+    expect(acct.card_numbers).toBeUndefined()
+    const text = await runCli(['profile', `csv:${join(dir, 'p.csv')}?delimiter=;`])
+    expect(text.code, text.stderr).toBe(0)
+    for (const card of cards.slice(0, 5)) expect(r.stdout + text.stdout + text.stderr).not.toContain(card)
+  })
+
   it('profiles the EBCDIC fixture: COMP-3 amounts as decimals, yyyyMMddHHmmss as a timestamp, the corrupt record counted', async () => {
     const r = await runCli(['profile', 'fixed:fixtures/legacy/TXN.DAT?copybook=fixtures/legacy/txn.cpy&encoding=cp037', '--json'])
     expect(r.code, r.stderr).toBe(0)
