@@ -156,7 +156,6 @@ export class ParityCore {
     return o
   }
 
-
   /** Offers a difference to the rules; returns the explanation or null. */
   private explain(facts: DifferenceFacts): string | null {
     for (const r of this.plan.rules) {
