@@ -25,14 +25,18 @@ describe('errors map to the exit codes of DESIGN.md', () => {
 
 describe('secrets never leave the process', () => {
   it('redacts URL credentials and secret-looking keys', () => {
-    expect(redactString('postgres://bob:hunter2@db:5432/x')).toBe('postgres://bob:***@db:5432/x')
-    // a password holding '/' (base64) or '@', an empty user, no scheme (a pg: target quoted back), sslpassword=
-    expect(redactString('DATABASE_URL "postgres://app:Zm9v/YmFy@db/x" is not a URL')).toBe('DATABASE_URL "postgres://app:***@db/x" is not a URL')
-    expect(redactString('postgresql://user:pa@ss@host/db')).toBe('postgresql://user:***@host/db')
-    expect(redactString('postgres://:pw@h/db')).toBe('postgres://:***@h/db')
-    expect(redactString('relation "//app:s3cret@legacy-db/core" does not exist')).toBe('relation "//app:***@legacy-db/core" does not exist')
-    expect(redactString('host=db sslpassword=k3y password=p4ss')).toBe('host=db sslpassword=*** password=***')
-    expect(redactString('reach us at ops@bank.example, see https://docs.example/x')).toBe('reach us at ops@bank.example, see https://docs.example/x')
+    const cases: [string, string][] = [
+      ['postgres://bob:hunter2@db:5432/x', 'postgres://bob:***@db:5432/x'],
+      // a password holding '/' (base64) or '@', an empty user, no scheme (a pg: target quoted back), sslpassword=
+      ['DATABASE_URL "postgres://app:Zm9v/YmFy@db/x" is not a URL', 'DATABASE_URL "postgres://app:***@db/x" is not a URL'],
+      ['postgresql://user:pa@ss@host/db', 'postgresql://user:***@host/db'],
+      ['postgres://:pw@h/db', 'postgres://:***@h/db'],
+      ['relation "//app:s3cret@legacy-db/core" does not exist', 'relation "//app:***@legacy-db/core" does not exist'],
+      ['host=db sslpassword=k3y password=p4ss', 'host=db sslpassword=*** password=***'],
+      // no credentials: left as it is
+      ['reach us at ops@bank.example, see https://docs.example/x', 'reach us at ops@bank.example, see https://docs.example/x'],
+    ]
+    for (const [text, shown] of cases) expect(redactString(text), text).toBe(shown)
     expect(redact({password: 'p', nested: {saslPassword: 'q', url: 'kafka://u:v@h'}})).toEqual({
       password: '***',
       nested: {saslPassword: '***', url: 'kafka://u:***@h'},
