@@ -6,7 +6,7 @@
 import type {Position, RawRecord} from '../../legacy-adapters/types.js'
 import type {RecordErrorCode} from '../errors.js'
 import type {PipelineSpec} from '../config/spec.js'
-import {createNormalizer, maskValue} from '../normalize/index.js'
+import {createNormalizer, maskedKeyOf} from '../normalize/index.js'
 import type {Rejection} from '../normalize/types.js'
 import {cyrb53, KeyTable} from './key-table.js'
 
@@ -92,12 +92,7 @@ export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: bo
   const dedupeFields = dedupeBy === undefined ? [] : Array.isArray(dedupeBy) ? dedupeBy : [dedupeBy]
   const seen = dedupeFields.length > 0 ? new KeyTable() : undefined
   // the key as a rejection shows it: a sensitive field's value masked, as the stream's dedupe stage does
-  const maskedKey = dedupeFields.some((f) => spec.fields[f]?.sensitive)
-    ? (record: Record<string, unknown>): string => {
-        const parts = dedupeFields.map((f) => (spec.fields[f]?.sensitive ? maskValue(String(record[f] ?? '')) : record[f] ?? null))
-        return dedupeFields.length === 1 ? String(parts[0]) : JSON.stringify(parts)
-      }
-    : undefined
+  const maskedKey = maskedKeyOf(dedupeFields, spec.fields)
   const count = (code: RecordErrorCode) => (counts.rejected[code] = (counts.rejected[code] ?? 0) + 1)
   const rejectLine = (r: RejectLine) => JSON.stringify(r) + '\n'
   const serialize = recordSerializer(Object.keys(spec.fields))

@@ -8,7 +8,7 @@ export {createNormalizer, compileField, type Normalizer, type NormalizerOptions,
 export {parseDecimal, decimalFromNumber, type DecimalOptions} from './decimal.js'
 export {parseInteger, integerFromNumber} from './integer.js'
 export {parseBoolean, booleanFromNumber, BOOLEAN_WORDS} from './boolean.js'
-export {maskValue, showValue, charLength} from './text.js'
+export {maskValue, maskedKeyOf, showValue, charLength} from './text.js'
 export {
   matchDateFormats,
   isoOf,

@@ -10,6 +10,19 @@ export function maskValue(text: string): string {
   return '***'
 }
 
+/**
+ * How a dedupe key made of the fields `by` (one field's value as text, several as a JSON array)
+ * is shown in a message: with the values of the `sensitive` ones masked. undefined when none of
+ * them is sensitive: the key is shown as it is. The stream's dedupe stage and `normalize` share it.
+ */
+export function maskedKeyOf(by: readonly string[], fields: Readonly<Record<string, {sensitive?: boolean} | undefined>>): ((record: Readonly<Record<string, unknown>>) => string) | undefined {
+  if (!by.some((f) => fields[f]?.sensitive)) return undefined
+  return (record) => {
+    const parts = by.map((f) => (fields[f]?.sensitive ? maskValue(String(record[f] ?? '')) : (record[f] ?? null)))
+    return by.length === 1 ? String(parts[0]) : JSON.stringify(parts)
+  }
+}
+
 /** The value as shown in a rejection: masked when sensitive, cut at 200 characters. */
 export function showValue(text: string, sensitive: boolean): string {
   if (sensitive) return maskValue(text)

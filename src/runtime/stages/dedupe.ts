@@ -26,7 +26,7 @@ import * as crypto from 'node:crypto'
 import {createHash} from 'node:crypto'
 import {namesOf} from '../../config/spec.js'
 import type {PoolClient} from '../../pg/pool.js'
-import {maskValue} from '../../normalize/index.js'
+import {maskedKeyOf} from '../../normalize/index.js'
 import {copyField, copyIn} from '../../pg/copy.js'
 import {pgArray} from '../sinks/pgarray.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../types.js'
@@ -104,14 +104,9 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
   if (by.length === 0) return null
   const keyOf = (r: NormalizedRecord): string => (by.length === 1 ? String(r[by[0]!]) : JSON.stringify(by.map((f) => r[f] ?? null)))
   const label = by.join(', ')
-  // the key as the message shows it: a sensitive field's value masked (maskValue), as everywhere
-  const fields = ctx.loaded.spec.fields
-  const masked = by.some((f) => fields[f]?.sensitive)
-  const shown = (item: WorkItem, key: string): string => {
-    if (!masked) return key
-    const parts = by.map((f) => (fields[f]?.sensitive ? maskValue(String(item.record![f] ?? '')) : item.record![f] ?? null))
-    return by.length === 1 ? String(parts[0]) : JSON.stringify(parts)
-  }
+  // the key as the message shows it: a sensitive field's value masked, as everywhere
+  const maskedKey = maskedKeyOf(by, ctx.loaded.spec.fields)
+  const shown = (item: WorkItem, key: string): string => (maskedKey ? maskedKey(item.record!) : key)
   const sortedKeys = Object.keys(ctx.loaded.spec.fields).sort()
   const prefix = JSON.stringify(sortedKeys)
   const hashOf = (r: NormalizedRecord) => payloadHash(r, sortedKeys, prefix)
