@@ -22,7 +22,9 @@
  * NULL is null; anything else (json, arrays, intervals) is its text form.
  *
  * Position: the table (or "query"), the 1-based row number, and `key` = the value of the
- * `key=` column, or the row number.
+ * `key=` column, or the row number. A `key=` column that the context names sensitive
+ * (`sensitiveColumns`, from a spec's `sensitive` fields) gives the row number too, with a
+ * warning: positions go into Kafka headers, rejects, logs and the backfill checkpoint.
  *
  * Errors: an unreachable server is ServiceUnavailableError (exit 3); an unknown table or
  * column or an SQL syntax error is a UsageError (exit 2) naming the source.
@@ -99,9 +101,13 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
   const url = ctx.databaseUrl ?? DEFAULT_DATABASE_URL
   const sql = pgSql(uri)
   const batchSize = uri.params.batch_size ? Number(uri.params.batch_size) : DEFAULT_PG_BATCH_SIZE
+  const keyIsSensitive = uri.params.key !== undefined && (ctx.sensitiveColumns ?? []).includes(uri.params.key)
   const keyColumn = uri.params.key
   const source = uri.params.query !== undefined ? 'query' : uri.target
   const log = ctx.logger?.namespace('pg-reader')
+  if (keyIsSensitive) {
+    log?.warn('pg.reader.key_sensitive', {key: uri.params.key, note: 'the key= column is a sensitive field of the spec: positions give the row number instead of its values'})
+  }
 
   return batchedSource(async function* () {
     const client = new pg.Client({connectionString: url, application_name: 'cutover-reader', connectionTimeoutMillis: 10_000})
@@ -141,7 +147,7 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
             if (!(keyColumn in row)) {
               throw new UsageError(`source "${uri.text}": key=${keyColumn} is not a column of the result`, {hint: `use one of: ${Object.keys(row).join(', ')}`})
             }
-            key = String(row[keyColumn])
+            key = keyIsSensitive ? String(rowNo) : String(row[keyColumn])
           } else {
             key = String(rowNo)
           }

@@ -61,6 +61,12 @@ export interface ReaderContext {
   signal?: AbortSignal
   /** base directory for relative paths in a URI (default process.cwd()) */
   cwd?: string
+  /**
+   * Input columns whose values are sensitive (the `from` of a spec's `sensitive` fields): a
+   * reader keeps their values out of positions (pg: a `key=` column among them gives the row
+   * number instead), since positions travel in headers, rejects, logs and checkpoints.
+   */
+  sensitiveColumns?: readonly string[]
 }
 
 export interface SourceUri {

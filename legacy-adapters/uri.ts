@@ -101,7 +101,7 @@ export const SCHEMES: Record<string, SchemeSpec> = {
       query: {description: 'a SELECT to stream instead of a table (write it as pg:query=SELECT ...)', check: nonEmpty},
       where: {description: 'SQL condition appended as WHERE (trusted operator input, not escaped)', check: nonEmpty},
       order_by: {description: 'SQL ORDER BY list (trusted operator input), e.g. business_date,id', check: nonEmpty},
-      key: {description: 'column whose value is the record position key (default: the row number)', check: nonEmpty},
+      key: {description: 'column whose value is the record position key (default: the row number; the row number too when --spec marks its field sensitive)', check: nonEmpty},
       batch_size: {description: 'rows fetched per round trip (default 2000)', check: positiveInt},
     },
   },

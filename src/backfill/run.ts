@@ -34,7 +34,7 @@ import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
 import type {RawRecord, SourceUri} from '../../legacy-adapters/types.js'
 import type {ConnectionSettings} from '../config/env.js'
-import {loadSpec, namesOf, type LoadedSpec} from '../config/spec.js'
+import {loadSpec, namesOf, sensitiveInputs, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
 import {recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
@@ -487,7 +487,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
           }
         }
       } else {
-        outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {})}))) {
+        outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})}))) {
           for (const r of records) {
             ordinal++
             const pos = r.position

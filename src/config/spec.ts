@@ -298,6 +298,13 @@ export function namesOf(value: string | string[] | undefined): string[] {
   return value === undefined ? [] : typeof value === 'string' ? [value] : value
 }
 
+/** The input names (`from`, dotted paths as written) of the `sensitive` fields: what readers keep out of positions. */
+export function sensitiveInputs(fields: Readonly<Record<string, FieldSpec>>): string[] {
+  return Object.values(fields)
+    .filter((f) => f.sensitive)
+    .map((f) => f.from)
+}
+
 type Path = (string | number)[]
 
 /** The checks the schema cannot express: cross references and values of each field. */

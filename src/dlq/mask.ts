@@ -8,7 +8,7 @@
  * - a value that is not a JSON object is shown as text (cut at 200 characters) only when a
  *   spec is given and has no sensitive field; otherwise only its size is said.
  */
-import {namesOf, type PipelineSpec} from '../config/spec.js'
+import {namesOf, sensitiveInputs, type PipelineSpec} from '../config/spec.js'
 import {maskValue} from '../normalize/index.js'
 
 export type ValueMasking = 'sensitive-fields' | 'all'
@@ -39,9 +39,7 @@ export function showDeadLetterKey(key: string | null, masked: boolean): string |
 /** Input paths (dotted `from`) of the spec's sensitive fields. */
 export function sensitivePaths(spec: PipelineSpec | undefined): string[][] | undefined {
   if (!spec) return undefined
-  return Object.values(spec.fields)
-    .filter((f) => f.sensitive)
-    .map((f) => f.from.split('.'))
+  return sensitiveInputs(spec.fields).map((from) => from.split('.'))
 }
 
 function maskLeaf(v: unknown): unknown {

@@ -19,7 +19,7 @@ import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import type {RecordErrorCode} from '../errors.js'
-import type {LoadedSpec} from '../config/spec.js'
+import {sensitiveInputs, type LoadedSpec} from '../config/spec.js'
 import {createNormalizer} from '../normalize/index.js'
 import type {ProgressTracker} from './progress.js'
 import {createRecordProcessor, type NormalizeCounts, type RecordProcessorSpec} from './record-processor.js'
@@ -83,13 +83,15 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
     if (b) await b
     reportProgress(options.progress, counts)
   }
+  // readers keep the values of sensitive inputs out of positions (a pg: key= column)
+  const ctx: ReaderContext = {...options.ctx, sensitiveColumns: sensitiveInputs(spec.fields)}
   // Either way the fields are compiled first: a field that cannot work fails before the source is opened.
   if (useNormalizeThread(options.uri)) {
     createNormalizer(spec.fields)
-    await normalizeOnThread(packedCsvSource(options.uri, options.ctx ?? {}), processorSpec, withRejects, counts, output)
+    await normalizeOnThread(packedCsvSource(options.uri, ctx), processorSpec, withRejects, counts, output)
   } else {
     const processBatch = createRecordProcessor(processorSpec, withRejects, counts)
-    for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
+    for await (const batch of recordBatches(openSource(options.uri, ctx))) {
       const {clean, bad} = processBatch(batch)
       await output(clean, bad)
     }

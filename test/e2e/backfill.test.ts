@@ -227,6 +227,60 @@ describe('cutover backfill (e2e)', () => {
     await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [ids])
   })
 
+  it('pg: keyed (key=) by a sensitive field: positions in headers, the checkpoint, logs and normalize rejects give the row number, never the value', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-pan'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-pan-dlq'})
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    // five card numbers, in order; the fourth row has a bad amount
+    await pool.query(`CREATE TABLE "${schema}".cards AS SELECT '411111111111' || lpad(g::text, 4, '0') AS pan, CASE WHEN g = 4 THEN '12,3,4' ELSE (g * 1.25)::text END AS amt FROM generate_series(1, 5) g`)
+    const pans = Array.from({length: 5}, (_, i) => `411111111111${String(i + 1).padStart(4, '0')}`)
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-pan-'))
+    const spec = join(dir, 'spec.yaml')
+    const specText = (sensitive: boolean) => `version: 1
+name: cards-sensitive
+source: { topic: ${topic}, format: json }
+fields:
+  pan:    { type: string, required: true, sensitive: ${sensitive} }
+  amount: { from: amt, type: decimal, scale: 2, required: true }
+key: pan
+sinks:
+  - table: cards_clean
+dlq: { topic: ${dlq} }
+`
+    writeFileSync(spec, specText(true))
+    const uri = `pg:${schema}.cards?order_by=pan&key=pan`
+    const r = await runCli(['backfill', '--from', uri, '--to', topic, '--spec', spec, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({read: 5, sent: 4, rejected: 1, rejected_by_code: {UNPARSEABLE_AMOUNT: 1}})
+    const sent = kcatConsume(topic)
+    expect(sent.map((m) => m.headers['cutover.backfill.position'])).toEqual([1, 2, 3, 5].map((n) => `${schema}.cards[${n}]`))
+    const dead = kcatConsume(dlq)
+    expect(dead).toHaveLength(1)
+    expect(dead[0]!.headers['cutover.backfill.position']).toBe(`${schema}.cards[4]`)
+    const row = await pool.query<{position: {records: number; last: {key: string; record: number}}}>('SELECT position FROM cutover.backfills WHERE id = $1', [r.json.id])
+    expect(row.rows[0]!.position).toMatchObject({records: 5, last: {key: '5', record: 5}})
+    // said once on stderr, where the operator sees why positions are row numbers
+    expect(r.stderr).toContain('pg.reader.key_sensitive')
+    for (const text of [r.stdout, r.stderr, JSON.stringify(row.rows[0]), ...dead.map((d) => JSON.stringify(d.headers)), ...sent.map((m) => JSON.stringify(m.headers))]) {
+      for (const pan of pans) expect(text).not.toContain(pan)
+    }
+
+    // normalize's rejects: the same position
+    const rejects = join(dir, 'rejects.ndjson')
+    const n = await runCli(['normalize', uri, '--spec', spec, '--out', join(dir, 'clean.ndjson'), '--rejects', rejects, '--json'])
+    expect(n.code, n.stderr).toBe(0)
+    const rejected = readFileSync(rejects, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {code: string; position: unknown})
+    expect(rejected).toEqual([expect.objectContaining({code: 'UNPARSEABLE_AMOUNT', position: {scheme: 'pg', source: `${schema}.cards`, record: 4, key: '4'}})])
+
+    // the same field not sensitive: positions carry its values, as key= asks
+    writeFileSync(spec, specText(false))
+    const plain = await runCli(['normalize', uri, '--spec', spec, '--out', join(dir, 'clean.ndjson'), '--rejects', rejects, '--json'])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(JSON.parse(readFileSync(rejects, 'utf8').trim())).toMatchObject({position: {key: pans[3]}})
+    await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+  })
+
   it('kafka: source with --since/--until: only the records of the time range, key and headers kept', async () => {
     const source = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range-src'})
     const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range'})
