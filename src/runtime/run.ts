@@ -517,7 +517,7 @@ class StreamRuntime {
           }
           const err = mapPgError(e, this.d.options.settings.databaseUrl)
           // the spec's sensitive values of this batch's records masked in the message (a trigger's text may hold them)
-          const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record))), {name: err.name, code: err.code}) : err
+          const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record), typeof err.details.sqlstate === 'string' ? err.details.sqlstate : undefined)), {name: err.name, code: err.code}) : err
           const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
           if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
           else logger.warn('batch.retry', fields)

@@ -100,6 +100,24 @@ describe('stream run: a trigger code not in reject_sqlstates', () => {
     const outbox = await f.pool.query('SELECT count(*)::int AS n FROM cutover.outbox WHERE pipeline = $1', [f.name])
     expect(outbox.rows[0]).toEqual({n: 0})
   })
+
+  it("withholds the trigger's message from the retry's log when a sensitive timestamp may be in it, and says its SQLSTATE", async () => {
+    const f = await sanctionedFixture({partitions: 1, prefix: 'stream-p0001-ts'}, 'type: timestamp, required: true,', 'type: timestamp, required: true, sensitive: true,')
+    const value = Buffer.from(JSON.stringify({id: 'SAN-1', acct: 'A00001', amt: '10.00', ts: '2026-11-20T10:00:00+03:00', merchant: 'SANCTIONED LLC'}))
+    await produce(f.topic, [{key: 'SAN-1', value}])
+    const p = startStream(f, [])
+    let stderr = ''
+    p.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    for (let i = 0; i < 200 && !stderr.includes('batch.retry'); i++) await sleep(100)
+    p.child.kill('SIGTERM')
+    await p.exited
+    const retries = stderr.split('\n').filter((l) => l.includes('"batch.retry"'))
+    expect(retries.length).toBeGreaterThan(0)
+    for (const l of retries) {
+      expect(l).toContain("SQLSTATE P0001; the database's message is withheld: it may show the sensitive field event_time")
+      expect(l).not.toContain('sanctions list')
+    }
+  })
 })
 
 const SPEC = (rejects: string) => `fields:

@@ -139,8 +139,17 @@ describe('batchTextMasker', () => {
     expect(mask('connect ECONNREFUSED 127.0.0.1:5432', records)).toBe('connect ECONNREFUSED 127.0.0.1:5432')
   })
 
-  it('is undefined when only fields it cannot find are sensitive (or none)', () => {
-    expect(batchTextMasker({born: fields.born!})).toBeUndefined()
+  it("withholds a database text about the rows (not an outage's) when a sensitive field cannot be found in it; undefined without sensitive fields", () => {
+    const mask = batchTextMasker({born: fields.born!, amount: fields.amount!})!
+    const records = [{id: 'a', pan: PAN, amount: '7.10', born: '1980-01-02'}]
+    // a trigger's RAISE (P0001) may show the date in any format
+    expect(mask('born 02.01.1980 is too early', records, 'P0001')).toBe("SQLSTATE P0001; the database's message is withheld: it may show the sensitive field born")
+    // outages and retries of the transaction say nothing of the rows: kept (amounts still masked)
+    expect(mask('terminating connection due to administrator command', records, '57P01')).toBe('terminating connection due to administrator command')
+    expect(mask('could not serialize access (7.10)', records, '40001')).toBe('could not serialize access (***)')
+    expect(mask('connect ECONNREFUSED 127.0.0.1:5432', records)).toBe('connect ECONNREFUSED 127.0.0.1:5432')
+    // with only findable sensitive fields a text is masked, not withheld
+    expect(batchTextMasker({pan: fields.pan!})!(`card ${PAN} refused`, records, 'P0001')).toBe('card 4111********1111 refused')
     expect(batchTextMasker({id: fields.id!})).toBeUndefined()
   })
 })

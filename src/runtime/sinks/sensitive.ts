@@ -12,7 +12,8 @@
  *                      may add (10.50 shown as 10.5000)
  *   timestamp, date,   PostgreSQL shows these in its own formats (the session's time zone and
  *   boolean            DateStyle), which cannot be matched reliably: the database's texts are
- *                      withheld, and only the constraint and the SQLSTATE are said
+ *                      withheld, and only the constraint and the SQLSTATE are said (in
+ *                      `batch.retry` logs too, batchTextMasker)
  */
 import type {FieldSpec} from '../../config/spec.js'
 import {maskValue} from '../../normalize/index.js'
@@ -62,16 +63,30 @@ export function rowTextMasker(fields: Record<string, FieldSpec>): RowTextMasker 
 }
 
 /**
+ * SQLSTATE classes of outages and transaction retries (connection, resources, operator
+ * intervention, system error, serialization and deadlock): their texts hold no row values and
+ * must stay readable while the batch is retried.
+ */
+const OUTAGE_CLASSES: ReadonlySet<string> = new Set(['08', '40', '53', '57', '58'])
+
+/**
  * For a text about a whole batch (the error of a batch that is retried, logged as `batch.retry`:
  * a trigger's message, say, with a code not in `reject_sqlstates`): every sensitive value of its
- * records that occurs in the text, masked as rowTextMasker masks them. Timestamps, dates and
- * booleans are not found (PostgreSQL's formats), and such a text is not withheld: an outage's
- * message, which holds no value, must stay readable. Undefined when no field is sensitive.
+ * records that occurs in the text, masked as rowTextMasker masks them. A sensitive timestamp,
+ * date or boolean cannot be found (PostgreSQL's formats), so when the spec has one, a text the
+ * database wrote about the rows (a SQLSTATE outside the outage classes) is withheld, with its
+ * SQLSTATE said instead; an outage's message, which holds no value, stays readable. Undefined
+ * when no field is sensitive.
  */
-export function batchTextMasker(fields: Record<string, FieldSpec>): ((text: string, records: Iterable<NormalizedRecord | undefined>) => string) | undefined {
-  const sensitive = Object.entries(fields).filter(([, f]) => f.sensitive && FINDABLE.has(f.type))
-  if (sensitive.length === 0) return undefined
-  return (text, records) => {
+export function batchTextMasker(fields: Record<string, FieldSpec>): ((text: string, records: Iterable<NormalizedRecord | undefined>, sqlstate?: string) => string) | undefined {
+  const all = Object.entries(fields).filter(([, f]) => f.sensitive)
+  if (all.length === 0) return undefined
+  const sensitive = all.filter(([, f]) => FINDABLE.has(f.type))
+  const opaque = all.filter(([, f]) => !FINDABLE.has(f.type)).map(([name]) => name)
+  return (text, records, sqlstate) => {
+    if (opaque.length > 0 && sqlstate !== undefined && !OUTAGE_CLASSES.has(sqlstate.slice(0, 2))) {
+      return `SQLSTATE ${sqlstate}; the database's message is withheld: it may show the sensitive field${opaque.length > 1 ? 's' : ''} ${opaque.join(', ')}`
+    }
     let out = text
     const done = new Set<string>()
     for (const r of records) {
