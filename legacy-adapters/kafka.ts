@@ -36,6 +36,7 @@ import {UsageError} from '../src/errors.js'
 import {DEFAULT_KAFKA_BROKERS, type KafkaSettings} from '../src/config/env.js'
 import {connectAdmin, createKafka, mapKafkaError} from '../src/kafka/client.js'
 import {decodeBytes, resolveEncoding, type SupportedEncoding} from '../src/normalize/encoding.js'
+import {parseJsonExact} from '../src/normalize/json.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
 
@@ -96,7 +97,7 @@ function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Dec
   if (d.format === 'text') return {ok: true, fields: {value: text}, position, raw, ...origin}
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = parseJsonExact(text)
   } catch (e) {
     return {ok: false, code: 'DECODE_ERROR', message: `${where}: the value is not JSON (${jsonErrorWithoutValue(e)})`, position, raw, ...origin}
   }

@@ -16,6 +16,7 @@ import {basename, join} from 'node:path'
 import type {Position} from '../../legacy-adapters/types.js'
 import {loadSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
+import {parseJsonExact} from './json.js'
 import {createNormalizer, type Normalizer} from './record.js'
 import type {NormalizedValue, Rejection} from './types.js'
 
@@ -59,7 +60,7 @@ async function readNdjson<T>(file: string, optional = false): Promise<Line<T>[] 
     const l = lines[i]!.trim()
     if (l === '') continue
     try {
-      out.push({line: i + 1, value: JSON.parse(l) as T})
+      out.push({line: i + 1, value: parseJsonExact(l) as T})
     } catch (e) {
       return `${file}:${i + 1}: not JSON (${(e as Error).message})`
     }

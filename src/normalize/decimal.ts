@@ -282,3 +282,9 @@ export function decimalFromNumber(n: number, options: DecimalOptions): string | 
   if (t.includes('e')) return new Fail('UNPARSEABLE_AMOUNT', 'is a JSON number in exponent form, which cannot be trusted to be exact (send amounts as strings)')
   return parseDecimal(t, {...options, decimalSeparator: '.'})
 }
+
+/** A JSON number a double cannot hold exactly, from its text as written (./json.ts): exact, under the same rules as decimalFromNumber. */
+export function decimalFromNumberText(t: string, options: DecimalOptions): string | Fail {
+  if (t.includes('e') || t.includes('E')) return new Fail('UNPARSEABLE_AMOUNT', 'is a JSON number in exponent form, which cannot be trusted to be exact (send amounts as strings)')
+  return parseDecimal(t, {...options, decimalSeparator: '.'})
+}

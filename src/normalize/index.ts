@@ -5,7 +5,8 @@
  *   const result = normalize(rawRecord)               // per record: NormalizeResult
  */
 export {createNormalizer, compileField, type Normalizer, type NormalizerOptions, type CompiledField} from './record.js'
-export {parseDecimal, decimalFromNumber, type DecimalOptions} from './decimal.js'
+export {parseDecimal, decimalFromNumber, decimalFromNumberText, type DecimalOptions} from './decimal.js'
+export {parseJsonExact, JsonNumberText} from './json.js'
 export {parseInteger, integerFromNumber} from './integer.js'
 export {parseBoolean, booleanFromNumber, BOOLEAN_WORDS} from './boolean.js'
 export {maskValue, maskedKeyOf, showValue, charLength} from './text.js'

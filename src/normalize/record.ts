@@ -21,9 +21,10 @@
 import type {Position, RawRecordOk} from '../../legacy-adapters/types.js'
 import type {FieldSpec, FieldType} from '../config/spec.js'
 import {booleanFromNumber, parseBoolean} from './boolean.js'
-import {decimalFromNumber, parseDecimal} from './decimal.js'
+import {decimalFromNumber, decimalFromNumberText, parseDecimal} from './decimal.js'
 import {Fail} from './fail.js'
 import {integerFromNumber, parseInteger} from './integer.js'
+import {JsonNumberText} from './json.js'
 import {charLength, showValue} from './text.js'
 import {DateMatcher} from './timestamp.js'
 import type {NormalizedValue, NormalizeResult, Rejection} from './types.js'
@@ -62,6 +63,8 @@ export interface CompiledField {
   keepOriginal: boolean
   convert: Convert
   fromNumber: ConvertNumber
+  /** a JSON number that a double cannot hold exactly, from its text as written (./json.ts) */
+  fromNumberText: Convert
   fromBoolean: ((b: boolean) => NormalizedValue | Fail) | undefined
 }
 
@@ -69,16 +72,19 @@ export interface CompiledField {
 export function compileField(name: string, f: FieldSpec): CompiledField {
   let convert: Convert
   let fromNumber: ConvertNumber
+  let fromNumberText: Convert | undefined
   let fromBoolean: CompiledField['fromBoolean']
   switch (f.type) {
     case 'string':
       convert = (t) => t
       fromNumber = (n) => String(n)
+      fromNumberText = (t) => t
       fromBoolean = (b) => String(b)
       break
     case 'integer':
       convert = parseInteger
       fromNumber = integerFromNumber
+      fromNumberText = parseInteger
       break
     case 'decimal': {
       if (f.scale === undefined) throw new Error('a decimal field needs `scale` (digits after the point)')
@@ -86,6 +92,7 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
       const options = {scale: f.scale, precision: f.precision, decimalSeparator: f.decimal_separator}
       convert = (t) => parseDecimal(t, options)
       fromNumber = (n) => decimalFromNumber(n, options)
+      fromNumberText = (t) => decimalFromNumberText(t, options)
       break
     }
     case 'timestamp':
@@ -128,6 +135,7 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
     keepOriginal: (f.type === 'decimal' || f.type === 'timestamp' || f.type === 'date') && !f.sensitive,
     convert,
     fromNumber,
+    fromNumberText: fromNumberText ?? ((t) => fromNumber(Number(t))),
     fromBoolean,
   }
   if (f.default !== undefined) {
@@ -214,6 +222,8 @@ export function createNormalizer(fields: Record<string, FieldSpec>, options: Nor
         text = String(v)
       } else if (typeof v === 'boolean') {
         text = String(v)
+      } else if (v instanceof JsonNumberText) {
+        text = v.text
       } else {
         ;(rejections ??= []).push(reject(f, 'SCHEMA_VIOLATION', f.sensitive ? '***' : JSON.stringify(v).slice(0, 200), `is ${describeJson(v)}, not ${TYPE_NAMES[f.type]}`, position))
         continue
@@ -234,6 +244,7 @@ export function createNormalizer(fields: Record<string, FieldSpec>, options: Nor
         continue
       }
       if (typeof v === 'number') value = f.fromNumber(v)
+      else if (v instanceof JsonNumberText) value = f.fromNumberText(text)
       else if (typeof v === 'boolean') value = f.fromBoolean ? f.fromBoolean(v) : new Fail('SCHEMA_VIOLATION', `is a JSON boolean, not ${TYPE_NAMES[f.type]}`)
       else value = f.convert(text)
       if (value instanceof Fail) {

@@ -20,6 +20,7 @@ import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {UsageError} from '../errors.js'
 import {namesOf, type PipelineSpec} from '../config/spec.js'
 import {mapPgError, openDatabase} from '../pg/pool.js'
+import {parseJsonExact} from '../normalize/json.js'
 import {storedKeys} from '../runtime/stages/dedupe.js'
 import type {ParityCore} from './compare.js'
 
@@ -60,7 +61,7 @@ export async function attributeMissing(o: AttributionOptions): Promise<Record<st
     if (key) candidates.push(key.toString('utf8').trim())
     if (value && value[0] === 0x7b) {
       try {
-        const v = JSON.parse(value.toString('utf8')) as Record<string, unknown>
+        const v = parseJsonExact(value.toString('utf8')) as Record<string, unknown>
         candidates.push(pipelineKey(fromFields.map((f) => (v[f] === undefined || v[f] === null ? '' : String(v[f]).trim()))))
       } catch {
         // not JSON: the Kafka key is all there is to match on

@@ -21,6 +21,7 @@ import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../..
 import type {RawRecordOk} from '../../../legacy-adapters/types.js'
 import {isCutoverError, SpecError} from '../../errors.js'
 import {decodeBytes, resolveEncoding} from '../../normalize/encoding.js'
+import {parseJsonExact} from '../../normalize/json.js'
 import type {PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -99,7 +100,7 @@ export function decodeStage(ctx: PipelineContext): Stage {
     }
     let parsed: unknown
     try {
-      parsed = JSON.parse(text)
+      parsed = parseJsonExact(text)
     } catch {
       const shown = quotable ? `: "${preview(text)}"` : ` (${value.length} bytes, not quoted: the spec has sensitive fields)`
       markDead(item, {code: 'DECODE_ERROR', message: `the value is not JSON${shown}`, stage: 'decode', field: null})

@@ -1,0 +1,84 @@
+/**
+ * JSON values of records, parsed without losing a digit of their numbers.
+ *
+ * `JSON.parse` turns every number into a double first: `{"amt": 1234567890123456.7}` reads as
+ * 1234567890123456.8, `{"acct": 40817810099910004312}` (a 20-digit account number) as
+ * 40817810099910000000, and `0.30000000000000001` as 0.3, with nothing left to tell. A number
+ * of at most 15 significant digits always survives the double exactly (its shortest form is
+ * itself), so only values holding a number token of 16 digits or more need care:
+ *
+ *   1. JSON.parse (native, fast; it also rejects what is not JSON);
+ *   2. when the value holds a number at all (a walk of the parsed value, ~0.05 µs; legacy
+ *      records mostly send amounts as strings) and the text a run of 16 digits (a regex,
+ *      ~0.5 µs), a scan of the text for such a run outside strings (card numbers sent as strings
+ *      are not numbers);
+ *   3. only then the value is parsed again with lossless-json, and each number a double cannot
+ *      hold exactly becomes a `JsonNumberText` carrying the number as written.
+ *
+ * The normalizer reads a `JsonNumberText` from its text: exactly, for decimal and string fields
+ * (src/normalize/record.ts). JSON.stringify writes it as a JSON string of its text (exact, though
+ * no longer a number), as `String()` gives its text.
+ */
+import {isSafeNumber, parse as parseLossless} from 'lossless-json'
+
+/** A JSON number that a double cannot hold exactly, as written in the value. */
+export class JsonNumberText {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text
+  }
+  toJSON(): string {
+    return this.text
+  }
+}
+
+/** Sixteen digits in a row, a decimal point allowed between them: a number that may not survive a double. */
+const LONG_DIGITS = /\d(?:\.?\d){15}/
+
+/** Whether a number token of 16 digits or more stands outside the strings of the JSON text. */
+export function hasLongNumber(text: string): boolean {
+  let digits = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      // a string: skip to its closing quote, escapes included
+      digits = 0
+      for (i++; i < text.length; i++) {
+        const s = text.charCodeAt(i)
+        if (s === 0x5c) i++
+        else if (s === 0x22) break
+      }
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (++digits >= 16) return true
+    } else if (c !== 0x2e) {
+      digits = 0
+    }
+  }
+  return false
+}
+
+/** Whether a parsed JSON value holds a number anywhere. */
+function holdsNumber(v: unknown): boolean {
+  if (typeof v === 'number') return true
+  if (v === null || typeof v !== 'object') return false
+  if (Array.isArray(v)) {
+    for (const x of v) if (holdsNumber(x)) return true
+    return false
+  }
+  for (const k in v) if (holdsNumber((v as Record<string, unknown>)[k])) return true
+  return false
+}
+
+const exactNumber = (s: string): unknown => (isSafeNumber(s) ? Number(s) : new JsonNumberText(s))
+
+/** `JSON.parse(text)`, except that numbers a double cannot hold exactly are kept as JsonNumberText. Throws what JSON.parse throws. */
+export function parseJsonExact(text: string): unknown {
+  const value: unknown = JSON.parse(text)
+  if (!holdsNumber(value) || !LONG_DIGITS.test(text) || !hasLongNumber(text)) return value
+  try {
+    return parseLossless(text, null, exactNumber)
+  } catch (e) {
+    // lossless-json refuses a member name given twice with different values (JSON.parse keeps the last)
+    throw new SyntaxError(`a member name is repeated in a value holding a number of 16 or more digits (${(e as Error).message})`)
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * JSON values parsed without losing a digit of their numbers (src/normalize/json.ts): a number a
+ * double cannot hold exactly is kept as written, and the normalizer reads amounts and account
+ * numbers from that text, not from the rounded double.
+ */
+import {describe, expect, it} from 'vitest'
+import type {Position} from '../../legacy-adapters/types.js'
+import {parseFieldSpec, type FieldSpec, type FieldSpecInput} from '../../src/config/spec.js'
+import {createNormalizer, JsonNumberText, parseJsonExact} from '../../src/normalize/index.js'
+import {hasLongNumber} from '../../src/normalize/json.js'
+
+const position: Position = {scheme: 'kafka', source: 't', partition: 0, offset: '7'}
+
+function fields(input: Record<string, FieldSpecInput>): Record<string, FieldSpec> {
+  return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, parseFieldSpec(k, v)]))
+}
+
+const normalize = createNormalizer(
+  fields({
+    acct: {type: 'string', required: true},
+    amount: {from: 'amt', type: 'decimal', scale: 2, required: true},
+    qty: {type: 'integer'},
+  }),
+)
+const fromText = (text: string) => normalize({ok: true, fields: parseJsonExact(text) as Record<string, unknown>, position})
+
+describe('parseJsonExact', () => {
+  it('keeps numbers of 16 digits or more as written, and returns what JSON.parse returns otherwise', () => {
+    expect(parseJsonExact('{"a": 1234567890123456.7, "b": [40817810099910004312, 2.5], "c": {"d": 0.30000000000000001}}')).toEqual({
+      a: new JsonNumberText('1234567890123456.7'),
+      b: [new JsonNumberText('40817810099910004312'), 2.5],
+      c: {d: new JsonNumberText('0.30000000000000001')},
+    })
+    const plain = '{"id": "T1", "pan": "4111111111111111", "amt": 123456789012.345, "n": -0.5, "e": 1e3}'
+    expect(parseJsonExact(plain)).toEqual(JSON.parse(plain))
+    // a number that a double holds exactly stays a number, however many digits it is written with
+    expect(parseJsonExact('{"x": 1234567890123456, "pan": "4111111111111111"}')).toEqual({x: 1234567890123456, pan: '4111111111111111'})
+  })
+
+  it('finds long numbers outside strings only, escaped quotes included', () => {
+    expect(hasLongNumber('{"pan": "4111111111111111"}')).toBe(false)
+    expect(hasLongNumber('{"note": "say \\"4111111111111111\\" twice"}')).toBe(false)
+    expect(hasLongNumber('{"note": "a\\\\", "n": 4111111111111111}')).toBe(true)
+    expect(hasLongNumber('{"n": 123456789012345.6}')).toBe(true)
+    expect(hasLongNumber('{"n": 12345678901234.5, "m": 1e1234567890123456}')).toBe(true)
+    expect(hasLongNumber('{"n": 123456789012345}')).toBe(false)
+  })
+
+  it('throws on what is not JSON, and says why when a name repeats beside a long number', () => {
+    expect(() => parseJsonExact('{"a": 1')).toThrow(SyntaxError)
+    expect(() => parseJsonExact('{"a": 1234567890123456.7, "a": 2}')).toThrow(/a member name is repeated/)
+  })
+
+  it('serializes a kept number as its text', () => {
+    expect(JSON.stringify(parseJsonExact('{"acct": 40817810099910004312}'))).toBe('{"acct":"40817810099910004312"}')
+    expect(String(new JsonNumberText('0.30000000000000001'))).toBe('0.30000000000000001')
+  })
+})
+
+describe('the normalizer reads long JSON numbers exactly', () => {
+  it.each([
+    ['{"acct": 40817810099910004312, "amt": 1234567890123456.7}', {acct: '40817810099910004312', amount: '1234567890123456.70'}],
+    ['{"acct": 40817810099910004313, "amt": 4503599627370497.5}', {acct: '40817810099910004313', amount: '4503599627370497.50'}],
+    ['{"acct": "A1", "amt": 12.5, "qty": 90071992547409930}', {acct: 'A1', amount: '12.50', qty: '90071992547409930'}],
+  ])('%s', (text, record) => {
+    const r = fromText(text)
+    expect(r.ok).toBe(true)
+    if (r.ok) expect(r.record).toEqual({qty: null, ...record})
+  })
+
+  it('rejects what a double would have rounded into range, with the value as written', () => {
+    const r = fromText('{"acct": "A1", "amt": 0.30000000000000001}')
+    expect(r.ok).toBe(false)
+    if (!r.ok) expect(r.rejections).toEqual([expect.objectContaining({code: 'UNPARSEABLE_AMOUNT', field: 'amount', value: '0.30000000000000001'})])
+    const big = fromText('{"acct": "A1", "amt": 1.2345678901234567e20}')
+    expect(big.ok).toBe(false)
+    if (!big.ok) expect(big.rejections[0]).toMatchObject({code: 'UNPARSEABLE_AMOUNT', value: '1.2345678901234567e20', message: expect.stringContaining('exponent') as unknown})
+    // 17 digits that a double gives back as written are read as written (here: too many decimals)
+    const back = fromText('{"acct": "A1", "amt": 1.2345678901234567e3}')
+    if (!back.ok) expect(back.rejections[0]).toMatchObject({code: 'UNPARSEABLE_AMOUNT', value: '1234.5678901234567'})
+    expect(back.ok).toBe(false)
+  })
+})
