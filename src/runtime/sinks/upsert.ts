@@ -106,10 +106,15 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     return rows
   }
 
-  /** The last record of each key, sorted by key. */
+  /** The newest record of each key (the highest offset of a partition; across partitions the later one given), sorted by key. */
   const lastOfEachKey = (items: readonly WorkItem[]): NormalizedRecord[] => {
     const last = new Map<string, WorkItem>()
-    for (const item of items) if (item.record) last.set(keyOf(item), item)
+    for (const item of items) {
+      if (!item.record) continue
+      const k = keyOf(item)
+      const had = last.get(k)
+      if (had === undefined || had.partition !== item.partition || had.offset < item.offset) last.set(k, item)
+    }
     const keys = [...last.keys()].sort()
     const rows = new Array<NormalizedRecord>(keys.length)
     for (let i = 0; i < keys.length; i++) rows[i] = last.get(keys[i]!)!.record!

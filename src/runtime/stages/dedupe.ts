@@ -7,7 +7,8 @@
  *   It is computed in the prepare phase (`precompute`), outside the batch transaction.
  * - Within a batch, repeats are resolved in offset order against the first occurrence. The
  *   first occurrences get their key's rank in sorted order (`dedupeOrder`): the runtime hands
- *   the sinks the batch's records in that order (types.ts inDedupeOrder).
+ *   the sinks the batch's records in that order (types.ts inDedupeOrder), when the spec's `key`
+ *   is the dedupe key (otherwise in offset order: the newer record of a sink key is written last).
  * - Across batches: one statement (DEDUPE_FAST_SQL) returns the hashes of the keys already
  *   there (same hash -> duplicate, else DUPLICATE_CONFLICT) and claims the others with a plain
  *   INSERT (sorted, so concurrent partitions lock in the same order). If a concurrent
@@ -101,6 +102,12 @@ export function isDedupeRace(e: unknown): boolean {
 
 export function dedupeStage(ctx: PipelineContext): Stage | null {
   const by = namesOf(ctx.loaded.spec.dedupe?.by)
+  // Ranks for the sinks (inDedupeOrder) only when they are keyed like the dedupe: then the batch's
+  // records reach them distinct and sorted. Keyed otherwise (key: acct, dedupe by txn id), two
+  // records of one sink key must reach the upsert in offset order, so that the newer one is
+  // written last, and a sort by the dedupe key would put them in any order.
+  const key = namesOf(ctx.loaded.spec.key)
+  const rankForSinks = key.length === by.length && key.every((k, i) => k === by[i])
   if (by.length === 0) return null
   const keyOf = (r: NormalizedRecord): string => (by.length === 1 ? String(r[by[0]!]) : JSON.stringify(by.map((f) => r[f] ?? null)))
   const label = by.join(', ')
@@ -141,7 +148,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
       }
       if (first.size === 0) return
       const keys = [...first.keys()].sort()
-      for (let i = 0; i < keys.length; i++) first.get(keys[i]!)!.dedupeOrder = i
+      if (rankForSinks) for (let i = 0; i < keys.length; i++) first.get(keys[i]!)!.dedupeOrder = i
       const keyArray = pgArray(keys)
       // the reference payload of each key: the stored hash if the key was seen before (in
       // `stored`), else the hash of its first occurrence here (the keys this batch inserted)
