@@ -1,12 +1,22 @@
 /**
  * Stage `validate`: what the runtime itself needs of a normalized record, beyond the field
  * rules the normalizer already applied: the sink key, the dedupe key and event_time (when
- * business_date is derived from it) must have a value, without U+0000. Otherwise
+ * business_date is derived from it) must have a value, without U+0000, and a key (the sink key,
+ * the dedupe key, an aggregate's group_by) at most MAX_KEY_BYTES of UTF-8 in all. Otherwise
  * SCHEMA_VIOLATION, naming the field.
  */
 import {namesOf} from '../../config/spec.js'
 import type {PipelineContext, Stage} from '../types.js'
 import {markDead} from '../types.js'
+
+/**
+ * The longest key a record may have, in UTF-8 bytes (its fields together). PostgreSQL's B-tree
+ * indexes hold entries of at most ~2,700 bytes (a third of a page): a longer key fails the
+ * batch's dedupe claim or the sink's primary key with 54000 again and again, holding its
+ * partition back for ever, so it is refused here as one record (the rest of the entry, the
+ * pipeline's name, needs room too).
+ */
+export const MAX_KEY_BYTES = 2000
 
 export function validateStage(ctx: PipelineContext): Stage {
   const {spec} = ctx.loaded
@@ -14,6 +24,21 @@ export function validateStage(ctx: PipelineContext): Stage {
   if (spec.event_time && spec.sinks.some((s) => s.group_by?.includes('business_date'))) needed.add(spec.event_time)
   for (const s of spec.sinks) for (const g of s.group_by ?? []) if (g !== 'business_date') needed.add(g)
   const fields = [...needed]
+  // each key's fields, for its length
+  const keys = [namesOf(spec.key), namesOf(spec.dedupe?.by), ...spec.sinks.map((s) => (s.group_by ?? []).filter((g) => g !== 'business_date'))].filter((k) => k.length > 0)
+  /** The first key of the record longer than MAX_KEY_BYTES: its fields and length; undefined when none. */
+  const tooLong = (record: Record<string, unknown>): {fields: string[]; bytes: number} | undefined => {
+    for (const k of keys) {
+      let chars = 0
+      for (const f of k) chars += String(record[f]).length
+      // a UTF-8 character is at most 3 bytes per UTF-16 unit: count bytes only when it may matter
+      if (chars * 3 <= MAX_KEY_BYTES) continue
+      let bytes = 0
+      for (const f of k) bytes += Buffer.byteLength(String(record[f]))
+      if (bytes > MAX_KEY_BYTES) return {fields: k, bytes}
+    }
+    return undefined
+  }
   return {
     name: 'validate',
     phase: 'prepare',
@@ -42,6 +67,17 @@ export function validateStage(ctx: PipelineContext): Stage {
             })
             break
           }
+        }
+        if (item.status !== 'ok') continue
+        const long = tooLong(item.record)
+        if (long) {
+          const what = long.fields.length === 1 ? `field ${long.fields[0]}` : `the key of fields ${long.fields.join(', ')}`
+          markDead(item, {
+            code: 'SCHEMA_VIOLATION',
+            message: `${what} is ${long.bytes} bytes long, over the ${MAX_KEY_BYTES} a key may be (PostgreSQL's B-tree indexes, of the key table and the sink's primary key, cannot hold longer ones)`,
+            stage: 'validate',
+            field: long.fields[0]!,
+          })
         }
       }
     },
