@@ -202,6 +202,24 @@ export class CommitOutcomeUnknown extends Error {
   }
 }
 
+/**
+ * COMMIT refused by a constraint checked only then (DEFERRABLE INITIALLY DEFERRED: a foreign key
+ * or unique index of a sink table), SQLSTATE class 23. The server answered: the transaction was
+ * rolled back. It runs again isolating rows with the constraints checked at once (`SET
+ * CONSTRAINTS ALL IMMEDIATE`), so that the refused row is found and dead-lettered.
+ */
+class DeferredConstraintError extends Error {
+  constructor(readonly original: unknown) {
+    super((original as Error)?.message ?? String(original))
+  }
+}
+
+/** A SQLSTATE the server sent (five digits or capitals), not a client or socket error code. */
+function sqlstateOf(e: unknown): string | undefined {
+  const code = (e as {code?: unknown})?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
 /** 23505 unique_violation: with `insertFirst`, a key that exists. */
 function isUniqueViolation(e: unknown): boolean {
   return (e as {code?: unknown})?.code === '23505'
@@ -547,6 +565,11 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
       } else if ((e instanceof SinkWriteError || e instanceof JoinedWriteError) && !mode.isolateRows) mode.isolateRows = true
       else if (isDedupeRace(e) && !mode.conservative) mode.conservative = true
       else if (e instanceof IsolateAlone && !mode.alone) mode.alone = true
+      else if (e instanceof DeferredConstraintError && !mode.immediate) {
+        mode.immediate = true
+        mode.isolateRows = true
+        mode.insertFirst = false
+      } else if (e instanceof DeferredConstraintError) throw e.original
       else {
         // rolled back: the items are as they came (a COMMIT without an answer keeps what it decided)
         if (!(e instanceof GroupCommitOutcomeUnknown)) restore()
@@ -566,6 +589,8 @@ interface TransactionMode {
   conservative: boolean
   /** upsert sinks write by plain INSERT (InsertFirst) */
   insertFirst: boolean
+  /** deferred constraints checked at each statement (after a COMMIT they refused: DeferredConstraintError) */
+  immediate?: boolean
 }
 
 async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], mode: TransactionMode): Promise<BatchOutcome[]> {
@@ -579,7 +604,8 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     // the compare-and-set: one round trip.
     open = true
     const claims = entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap}))
-    const states = await beginLockAndAdvance(client, beginBatch(entries[0]!.input.ref.pipeline, mode.isolateRows && mode.alone), claims)
+    const begin = beginBatch(entries[0]!.input.ref.pipeline, mode.isolateRows && mode.alone)
+    const states = await beginLockAndAdvance(client, mode.immediate ? `${begin}; SET CONSTRAINTS ALL IMMEDIATE` : begin, claims)
     const outcomes = new Array<BatchOutcome>(entries.length)
     const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
     let fenced = false
@@ -662,6 +688,11 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     try {
       await client.query('COMMIT')
     } catch (e) {
+      const sqlstate = sqlstateOf(e)
+      if (sqlstate !== undefined) {
+        // the server answered: the transaction was rolled back (the client is not returned to the pool)
+        throw sqlstate.startsWith('23') ? new DeferredConstraintError(e) : e
+      }
       // the connection broke during COMMIT: the server may or may not have committed
       throw new GroupCommitOutcomeUnknown(
         committed.map((c) => new CommitOutcomeUnknown(c, e)),

@@ -213,3 +213,35 @@ describe('stream run: rows the database refuses', () => {
     expect((await s.rows()).length).toBe(kept.length)
   })
 })
+
+describe('stream run: a constraint checked at COMMIT (DEFERRABLE INITIALLY DEFERRED)', () => {
+  it('dead-letters the row it refuses as SINK_REJECTED and commits the rest (it was taken for a COMMIT without an answer, retried for ever)', async () => {
+    const f = await batchFixture({
+      prefix: 'deferred-fk',
+      tables: (schema) => [
+        `CREATE TABLE "${schema}".acc (id text PRIMARY KEY)`,
+        `INSERT INTO "${schema}".acc VALUES ('A1')`,
+        `CREATE TABLE "${schema}".t (id text PRIMARY KEY, acct text NOT NULL CONSTRAINT t_acct_fk REFERENCES "${schema}".acc (id) DEFERRABLE INITIALLY DEFERRED)`,
+      ],
+      spec: `fields:
+  id: {type: string, required: true}
+  acct: {type: string, required: true}
+key: id
+dedupe: {by: id}
+sinks:
+  - table: t
+`,
+    })
+    const records = [{id: 'x1', acct: 'A1'}, {id: 'x2', acct: 'NOPE'}, {id: 'x3', acct: 'A1'}]
+    const deps = {...f.deps, refusedRows: new RefusedRows()}
+    const outcome = await commitBatch(deps, await f.batch(0, 0, 2, (o) => records[o]!), 1)
+    expect(outcome.kind).toBe('committed')
+    if (outcome.kind !== 'committed') return
+    expect(outcome.items.filter((i) => i.status === 'dead').map((i) => [i.offset, i.dead!.code])).toEqual([[1n, 'SINK_REJECTED']])
+    expect(outcome.items.find((i) => i.status === 'dead')!.dead!.message).toContain('t_acct_fk')
+    expect((await f.pool.query(`SELECT id FROM "${f.schema}".t ORDER BY id`)).rows).toEqual([{id: 'x1'}, {id: 'x3'}])
+    expect((await f.pool.query('SELECT next_offset::int AS n FROM cutover.stream_offsets WHERE pipeline = $1', [f.name])).rows).toEqual([{n: 3}])
+    // the refused row's dedupe key is released: a corrected replay is not a duplicate
+    expect((await f.pool.query('SELECT key FROM cutover.stream_dedupe WHERE pipeline = $1 ORDER BY key', [f.name])).rows.map((r: {key: string}) => r.key)).toEqual(['x1', 'x3'])
+  })
+})
