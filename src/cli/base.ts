@@ -44,7 +44,17 @@ export abstract class CutoverCommand extends Command {
       this.logger?.debug('command.error', {error: err, cause: (err as CutoverError).cause})
       return undefined
     }
-    if (err && typeof err === 'object' && 'oclif' in err) return super.catch(err) // oclif's own (flags, exit)
+    if (err && typeof err === 'object' && 'oclif' in err) {
+      // oclif's own: a flag or argument it refused (exit 2), or this.exit(n). Under --json oclif
+      // would print the whole error object (its parse context: ~145 KB of its configuration) and
+      // exit 1, which means "the check failed"; one usage error document and exit 2 instead.
+      const exit = (err as {oclif?: {exit?: number}}).oclif?.exit
+      if (!this.jsonEnabled() || exit === 0) return super.catch(err)
+      process.exitCode = exit ?? ExitCode.USAGE
+      const command = ['cutover', ...(this.id ? this.id.split(':') : [])].join(' ')
+      this.logJson({error: {code: 'USAGE', message: redactString(err.message), hint: `see ${command} --help`}})
+      return undefined
+    }
     process.exitCode = ExitCode.INTERNAL
     if (this.jsonEnabled()) this.logJson({error: {code: 'INTERNAL', message: redactString(err?.message ?? String(err))}})
     else this.logToStderr(`Error: ${redactString(err?.stack ?? String(err))}`)

@@ -53,6 +53,17 @@ describe('cutover dev and global behaviour', () => {
     expect(r.stderr).toMatch(/not found/)
   })
 
+  it.each([
+    [['status', '--json'], /Missing required flag group/, 'see cutover status --help'],
+    [['status', '--group', 'g', '--bogus', '--json'], /Nonexistent flag: --bogus/, 'see cutover status --help'],
+    [['dlq', 'inspect', '--topic', 't', '--limit', '-1', '--json'], /--limit/, 'see cutover dlq inspect --help'],
+  ])('a flag oclif refuses under --json: exit 2 and one usage error document (%j)', async (args, message, hint) => {
+    const r = await runCli(args)
+    expect(r.code).toBe(2)
+    expect(r.stdout.length).toBeLessThan(1000) // not oclif's whole error object (~145 KB)
+    expect(r.json).toEqual({error: {code: 'USAGE', message: expect.stringMatching(message) as unknown, hint}})
+  })
+
   it('dev status --json reports both services up with versions', async () => {
     const r = await runCli(['dev', 'status', '--json'])
     expect(r.code).toBe(0)
