@@ -13,7 +13,7 @@ export default class Normalize extends CutoverCommand {
   static override description =
     'Reads csv:, fixed:, pg: or kafka: sources, applies the spec `fields` (dates, decimals, encodings, required, patterns) and its dedupe key. Rejected records are data, not failure: the exit code is 0 unless the spec or the source cannot be used.'
   static override examples = [
-    '<%= config.bin %> normalize "csv:fixtures/legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --spec fixtures/specs/legacy-csv.yaml',
+    '<%= config.bin %> normalize "csv:fixtures/legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --spec fixtures/specs/card-transactions.yaml',
     '<%= config.bin %> normalize csv:data/txn.csv --spec pipeline.yaml --out clean.ndjson --rejects rejects.ndjson --json',
   ]
   static override args = {

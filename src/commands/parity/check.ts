@@ -31,7 +31,7 @@ export default class ParityCheck extends CutoverCommand {
   static override description =
     'Both sides are source URIs (csv:, fixed:, pg:, kafka:). Two pg: sources on DATABASE_URL are compared inside PostgreSQL (sql-pushdown); anything else is streamed sorted by key and merge-joined. Exit 1 when parity is under --fail-under, or with --strict when any difference is unexplained. CUTOVER_LEFT_DATABASE_URL / CUTOVER_RIGHT_DATABASE_URL point a pg: side at another database.'
   static override examples = [
-    '<%= config.bin %> parity check --left "csv:legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --right pg:public.txn_clean --key txn_id --map id=txn_id --tolerance amount=0.01 --type amount=decimal',
+    '<%= config.bin %> parity check --left "csv:legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --right pg:public.txn_clean --key id --map id=txn_id --map amt=amount --tolerance amt=0.01 --type amt=decimal:,',
     '<%= config.bin %> parity check --left pg:legacy.daily_totals --right pg:account_daily_totals --key account_id,business_date --date 2026-11-20 --date-column business_date --rules known-differences.yaml --fail-under 99.99 --out report.html',
   ]
   static override flags = {
