@@ -7,7 +7,7 @@
  * the password; other server errors keep node-postgres' facts (code, detail, constraint).
  */
 import pg from 'pg'
-import {CutoverError, ServiceUnavailableError} from '../errors.js'
+import {CutoverError, ServiceUnavailableError, UsageError} from '../errors.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
 import {migrate} from './migrations.js'
@@ -69,6 +69,21 @@ export function mapPgError(e: unknown, url: string): CutoverError {
     return new ServiceUnavailableError('postgresql', address, err.message || String(e), {
       cause: e,
       hint: 'start PostgreSQL or point DATABASE_URL at a running server',
+    })
+  }
+  if (err.code === '28000' || err.code === '28P01') {
+    // settings, not an outage: exit 2 with the fix
+    return new UsageError(`PostgreSQL at ${address} refused the login: ${err.message ?? String(e)}`, {
+      cause: e,
+      hint: 'check the user and password in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given) and the server\'s pg_hba.conf',
+      details: {sqlstate: err.code},
+    })
+  }
+  if (err.code === '3D000') {
+    return new UsageError(`PostgreSQL at ${address}: ${err.message ?? String(e)}`, {
+      cause: e,
+      hint: 'create the database (createdb), or fix its name in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)',
+      details: {sqlstate: err.code},
     })
   }
   return new CutoverError('PG_ERROR', `PostgreSQL at ${address}: ${err.message ?? String(e)}`, {

@@ -48,6 +48,18 @@ describe('parity check on the command line', () => {
     expect(r.stdout + r.stderr).not.toContain('s3cret')
   })
 
+  it.each([
+    ['a login the server refuses', {DATABASE_URL: 'postgres://nouser:s3cret@127.0.0.1:5432/cutover'}, '28000', /check the user and password/],
+    ['a database that does not exist', {CUTOVER_LEFT_DATABASE_URL: 'postgres://postgres:s3cret@127.0.0.1:5432/no_such_db_e2e'}, '3D000', /create the database/],
+  ])('exit 2 with the fix for %s, without the password', async (_, env, sqlstate, hint) => {
+    const dir = files()
+    const left = 'CUTOVER_LEFT_DATABASE_URL' in env ? 'pg:public.t' : 'csv:l.csv'
+    const r = await runCli(['parity', 'check', '--left', left, '--right', 'csv:r.csv', '--key', 'id', '--json'], {cwd: dir, env})
+    expect(r.code, r.stdout).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'USAGE', sqlstate, hint: expect.stringMatching(hint) as unknown})
+    expect(r.stdout + r.stderr).not.toContain('s3cret')
+  })
+
   it("masks the spec's sensitive values in samples: stdout, --json, the report and the ledger", async () => {
     const dir = tempDir('parity-mask-')
     writeFileSync(join(dir, 'l.csv'), 'id,card,amount\n1,4111111111111111,1.00\n2,5500000000000004,2.00\n')
