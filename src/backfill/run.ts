@@ -38,7 +38,7 @@ import {loadSpec, namesOf, sensitiveInputs, type LoadedSpec} from '../config/spe
 import {CutoverError, UsageError} from '../errors.js'
 import {recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
-import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
+import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {createNormalizer} from '../normalize/index.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
@@ -284,6 +284,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let dlqExists = true
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
+      // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
+      await probeKafka(o.settings.kafka, logger)
       admin = await connectAdmin(kafka, o.settings.kafka)
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
       if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})

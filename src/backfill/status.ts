@@ -11,7 +11,7 @@
  */
 import type {KafkaSettings} from '../config/env.js'
 import {UsageError} from '../errors.js'
-import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
+import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {sleep} from '../runtime/ratelimit.js'
 import {LagWindow, sampleGroupLag, type LagStatus} from './lag.js'
@@ -57,6 +57,8 @@ export interface GroupStatusResult {
 }
 
 export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> {
+  // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
+  await probeKafka(o.settings, o.logger)
   const kafka = createKafka(o.settings, {logger: o.logger, mode: 'resilient', clientId: 'cutover-status'})
   const admin = await connectAdmin(kafka, o.settings)
   try {

@@ -281,6 +281,18 @@ dlq: { topic: ${dlq} }
     await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
   })
 
+  it.each([
+    ['status', ['status', '--group', 'g', '--window', '0']],
+    ['backfill', ['backfill', '--from', CSV, '--to', 't']],
+  ])('%s with the broker unreachable: exit 3 after one quick attempt, not the resilient client\'s retries', async (_, args) => {
+    const r = await runCli([...args, '--json', '--log-level', 'debug'], {env: {KAFKA_BROKERS: '127.0.0.1:9'}})
+    expect(r.code, r.stderr).toBe(3)
+    expect(r.json.error).toMatchObject({code: 'SERVICE_UNAVAILABLE', service: 'kafka'})
+    // kafkajs logs each retry of a connection with its count: only the first attempt is made
+    expect(r.stderr).toContain('"retryCount":0')
+    expect(r.stderr).not.toMatch(/"retryCount":[1-9]/)
+  })
+
   it('kafka: source with --since/--until: only the records of the time range, key and headers kept', async () => {
     const source = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range-src'})
     const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range'})
