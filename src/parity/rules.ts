@@ -110,24 +110,34 @@ function compareNumber(op: string, a: bigint, b: bigint): boolean {
   }
 }
 
-function scaled(text: string): bigint | undefined {
-  const d = parseDecimal(text, {scale: DEFAULT_DECIMAL_SCALE, precision: 38})
+/**
+ * A decimal text as an integer at DEFAULT_DECIMAL_SCALE. `separator` '.' for texts written with a
+ * decimal point (a rule's bound, the difference parity computed): without it `1.000` and `1.234`
+ * would be read as ambiguous grouping (one thousand?) and match nothing. A side's value as the
+ * source gave it is read in any of the normalizer's styles.
+ */
+function scaled(text: string, separator?: '.'): bigint | undefined {
+  const d = parseDecimal(text, {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(separator ? {decimalSeparator: separator} : {})})
   return isFail(d) ? undefined : toScaled(d)
 }
 
-function compileCmp(text: string): (v: string | null | undefined) => boolean {
+/** The bound of a comparison (`<= 0.01`) that cannot be read; parseRules reports it at its place. */
+class BadBound extends Error {}
+
+function compileCmp(text: string, values: 'computed' | 'source'): (v: string | null | undefined) => boolean {
   const m = CMP.exec(text)!
   const op = m[1]!
-  const bound = scaled(m[2]!)!
+  const bound = scaled(m[2]!, '.')
+  if (bound === undefined) throw new BadBound(`${m[2]!} has more than ${DEFAULT_DECIMAL_SCALE} decimals`)
   return (v) => {
     if (v === null || v === undefined) return false
-    const x = scaled(v)
+    const x = scaled(v, values === 'computed' ? '.' : undefined)
     return x !== undefined && compareNumber(op, x, bound)
   }
 }
 
 function compileValue(p: z.output<typeof valuePredicate>): (v: string | null | undefined) => boolean {
-  if (typeof p === 'string') return compileCmp(p)
+  if (typeof p === 'string') return compileCmp(p, 'source')
   const re = p.matches !== undefined ? new RegExp(p.matches) : undefined
   return (v) => {
     if (v === undefined) return false
@@ -178,7 +188,7 @@ function compileTime(after: string | undefined, before: string | undefined, time
 export function compileRule(r: RuleSpec): CompiledRule {
   const w = r.when
   const kinds = w.kind === undefined ? undefined : Array.isArray(w.kind) ? w.kind : [w.kind]
-  const absDiff = w.abs_diff !== undefined ? compileCmp(w.abs_diff) : undefined
+  const absDiff = w.abs_diff !== undefined ? compileCmp(w.abs_diff, 'computed') : undefined
   const left = w.left !== undefined ? compileValue(w.left) : undefined
   const right = w.right !== undefined ? compileValue(w.right) : undefined
   const tz = w.timezone ?? 'UTC'
@@ -252,7 +262,12 @@ export function parseRules(text: string, file: string): CompiledRule[] {
         throw at([...prefix, i, 'when', 'left', 'matches'], (e as Error).message)
       }
     }
-    return compileRule(parsed.data)
+    try {
+      return compileRule(parsed.data)
+    } catch (e) {
+      if (e instanceof BadBound) throw at([...prefix, i, 'when'], e.message)
+      throw e
+    }
   })
 }
 

@@ -144,7 +144,7 @@ describe('ParityCore', () => {
       unexplained: 4,
       rules: {small: 1, 'test-accounts': 1},
     })
-    expect(r.parity_pct).toBe(Math.floor(((4 + 2) / 10) * 100 * 10_000) / 10_000)
+    expect(r.parity_pct).toBe(60) // (4 matched + 2 explained) of 10 keys
     expect(r.columns.amount).toEqual({mismatches: 2, explained: 1, max_abs_diff: '1'})
     expect(r.columns.note).toEqual({mismatches: 1, explained: 0, max_abs_diff: null})
     expect(Object.isFrozen(r)).toBe(true)
@@ -169,6 +169,18 @@ describe('ParityCore', () => {
     expect(ra.samples[0]!.explanation).toBe('rule small: rounding')
   })
 
+  it.each([
+    [2476, 2500, 99.04],
+    [11, 1000, 1.1],
+    [999_999, 1_000_000, 99.9999],
+    [2, 3, 66.6666],
+  ])('parity_pct of %i matched in %i keys is %d: exact, truncated to 4 decimals (doubles gave 99.0399 for 2476/2500)', (matched, keys, pct) => {
+    const core = new ParityCore(plan({cols: ['a']}))
+    core.addMatched(matched)
+    for (let i = matched; i < keys; i++) core.leftOnly([String(i)], ['x'])
+    expect(core.finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null}).parity_pct).toBe(pct)
+  })
+
   it('an empty comparison is 100%', () => {
     const r = new ParityCore(plan({cols: ['a']})).finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
     expect(r.parity_pct).toBe(100)
@@ -188,6 +200,21 @@ describe('rules', () => {
     expect((err as SpecError).message).toMatch(/^k\.yaml:6:17: rules\.0\.when\.abs_diff/)
     expect(() => parseRules('- name: a\n  reason: r\n  when: {kind: nope}\n', 'k.yaml')).toThrow(/k\.yaml:3:/)
     expect(() => parseRules('- {name: a, reason: r, when: {}}\n- {name: a, reason: r, when: {}}\n', 'k.yaml')).toThrow(/used twice/)
+  })
+
+  it('reads bounds and differences written with a decimal point, three decimals too (not as grouping)', () => {
+    const [within, notOne] = parseRules('- {name: within, reason: r, when: {kind: mismatch, column: amount, abs_diff: "<= 1.000"}}\n- {name: not-one, reason: r, when: {kind: mismatch, column: fee, left: "!= 1.000"}}\n', 'k.yaml')
+    const facts = (absDiff: string, fee: string) => ({kind: 'mismatch' as const, column: 'amount', left: {amount: '10', fee}, right: {amount: '0', fee: '0'}, absDiff, date: null})
+    expect(within!.matches(facts('0.5', '1'))).toBe(true)
+    expect(within!.matches(facts('1.000', '1'))).toBe(true)
+    expect(within!.matches(facts('1.234', '1'))).toBe(false)
+    const [five] = parseRules('- {name: five, reason: r, when: {kind: mismatch, abs_diff: "<= 5"}}\n', 'k.yaml')
+    expect(five!.matches(facts('1.234', '1'))).toBe(true)
+    // `!=` against a bound it could not read matched every value: it compares with 1 now
+    const fee = (v: string) => ({kind: 'mismatch' as const, column: 'fee', left: {fee: v}, right: {fee: '0'}, absDiff: '1', date: null})
+    expect(notOne!.matches(fee('1'))).toBe(false)
+    expect(notOne!.matches(fee('2.5'))).toBe(true)
+    expect(() => parseRules('- {name: tiny, reason: r, when: {kind: mismatch, abs_diff: "<= 0.0000000000001"}}\n', 'k.yaml')).toThrow(/k\.yaml:1:.*more than 12 decimals/)
   })
 
   it('time rules: after a time of day, or after the end of the business day in a zone', () => {
