@@ -420,10 +420,16 @@ function decodeError(message: string, byteOffset: number): RecordError {
 
 /**
  * Decodes packed decimal from `buf` (or its `length` bytes at `start`). A bad nibble throws
- * DECODE_ERROR with its byte offset (from `start`).
+ * DECODE_ERROR with its byte offset (from `start`). Given the field's PIC (`pic`), a value the
+ * PIC cannot hold is a DECODE_ERROR too, never a silent change: a negative sign (B, D) in an
+ * unsigned field, and a pad nibble other than 0 before an even number of digits (PIC 9(4) in 3
+ * bytes: 0d dd dd s, the leading d a fifth digit).
  */
-export function decodePacked(buf: Uint8Array, scale: number, start = 0, length = buf.length - start): string {
+export function decodePacked(buf: Uint8Array, scale: number, start = 0, length = buf.length - start, pic: {digits?: number; signed?: boolean} = {}): string {
   const last = start + length - 1
+  if (pic.digits !== undefined && pic.digits < length * 2 - 1 && buf[start]! >> 4 !== 0) {
+    throw decodeError(`packed-decimal pad nibble ${(buf[start]! >> 4).toString(16).toUpperCase()} at offset 0 is not 0: more digits than the PIC's ${pic.digits}`, 0)
+  }
   // Up to 15 digits (8 bytes) fit a double exactly: one number, one string at the end.
   const small = length <= 8
   let v = 0
@@ -441,6 +447,9 @@ export function decodePacked(buf: Uint8Array, scale: number, start = 0, length =
   const sign = b & 0x0f
   if (hi > 9) throw decodeError(`bad packed-decimal byte 0x${hex(b)} at offset ${last - start}`, last - start)
   if (sign < 0x0a) throw decodeError(`bad packed-decimal sign nibble ${sign.toString(16).toUpperCase()} at offset ${last - start}`, last - start)
+  if (pic.signed === false && (sign === 0x0d || sign === 0x0b)) {
+    throw decodeError(`negative packed-decimal sign nibble ${sign.toString(16).toUpperCase()} at offset ${last - start} in an unsigned field (PIC without S)`, last - start)
+  }
   if (small) digits = String(v * 10 + hi)
   else digits += String.fromCharCode(48 + hi)
   return formatDecimal(digits, scale, sign === 0x0d || sign === 0x0b)
@@ -516,6 +525,7 @@ export function decodeZoned(buf: Uint8Array, scale: number, options: ZonedOption
       } else if (i === signAt && (zone === 0x0c || zone === 0x0a || zone === 0x0e)) {
         // positive overpunch
       } else if (i === signAt && (zone === 0x0d || zone === 0x0b)) {
+        if (options.signed === false) throw decodeError(`negative zoned-decimal sign 0x${hex(b)} at offset ${i - start} in an unsigned field (PIC without S)`, i - start)
         negative = true
       } else {
         throw decodeError(`bad zoned-decimal byte 0x${hex(b)} at offset ${i - start}`, i - start)
@@ -524,11 +534,9 @@ export function decodeZoned(buf: Uint8Array, scale: number, options: ZonedOption
       d = b - 0x30
     } else if (i === signAt && ASCII_POS.includes(String.fromCharCode(b))) {
       d = ASCII_POS.indexOf(String.fromCharCode(b))
-    } else if (i === signAt && ASCII_NEG.includes(String.fromCharCode(b))) {
-      d = ASCII_NEG.indexOf(String.fromCharCode(b))
-      negative = true
-    } else if (i === signAt && b >= 0x70 && b <= 0x79) {
-      d = b - 0x70
+    } else if (i === signAt && (ASCII_NEG.includes(String.fromCharCode(b)) || (b >= 0x70 && b <= 0x79))) {
+      if (options.signed === false) throw decodeError(`negative zoned-decimal sign '${String.fromCharCode(b)}' at offset ${i - start} in an unsigned field (PIC without S)`, i - start)
+      d = b >= 0x70 && b <= 0x79 ? b - 0x70 : ASCII_NEG.indexOf(String.fromCharCode(b))
       negative = true
     } else {
       throw decodeError(`bad zoned-decimal byte 0x${hex(b)} at offset ${i - start}`, i - start)

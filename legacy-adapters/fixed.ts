@@ -105,7 +105,7 @@ function fieldDecoder(f: CopybookField, encoding: SupportedEncoding): FieldDecod
       return (buf, start) => (blank(buf, start) ? '' : decodeZoned(buf, f.scale, opts, start, f.length))
     }
     case 'packed':
-      return (buf, start) => (blank(buf, start) ? '' : decodePacked(buf, f.scale, start, f.length))
+      return (buf, start) => (blank(buf, start) ? '' : decodePacked(buf, f.scale, start, f.length, {digits: f.digits, signed: f.signed}))
     case 'binary':
       return (buf, start) => decodeBinary(buf, f.scale, f.signed, start, f.length)
   }

@@ -103,6 +103,24 @@ describe('fixed: the EBCDIC fixture TXN.DAT', () => {
     if (!rs[1]!.ok) expect(rs[1]!.message).toBe(`${rs[1]!.position.source} record 2, byte 25: field qty (QTY PIC 9(3) zoned): bad zoned-decimal byte 0x20`)
   })
 
+  it('gives a DECODE_ERROR for a value its PIC cannot hold: a negative COMP-3 or zoned sign in an unsigned field, a COMP-3 pad nibble that is a digit', async () => {
+    const cpy = tempFile('u.cpy', '01 R.\n  05 AMT PIC 9(5)V99 COMP-3.\n  05 FEE PIC S9(4)V99 COMP-3.\n  05 QTY PIC 9(3).\n')
+    const rec = (amt: number[], fee: number[], qty: number[]) => Buffer.from([...amt, ...fee, ...qty])
+    const body = Buffer.concat([
+      rec([0x00, 0x12, 0x34, 0x5f], [0x01, 0x23, 0x45, 0x6d], [0xf0, 0xf0, 0xf7]), // fine
+      rec([0x00, 0x12, 0x34, 0x5d], [0x01, 0x23, 0x45, 0x6c], [0xf0, 0xf0, 0xf7]), // AMT negative
+      rec([0x00, 0x12, 0x34, 0x5f], [0x91, 0x23, 0x45, 0x6c], [0xf0, 0xf0, 0xf7]), // FEE's pad nibble 9
+      rec([0x00, 0x12, 0x34, 0x5f], [0x01, 0x23, 0x45, 0x6c], [0xf0, 0xf0, 0xd7]), // QTY negative
+    ])
+    const rs = await collect(openSource(`fixed:${tempFile('u.dat', body)}?copybook=${cpy}&encoding=cp037`))
+    expect(rs[0]).toMatchObject({ok: true, fields: {amt: '123.45', fee: '-1234.56', qty: '007'}})
+    expect(rs.slice(1).map((r) => (r.ok ? 'ok' : `${r.code} ${r.message.replace(/^.*: field /, '')}`))).toEqual([
+      'DECODE_ERROR amt (AMT PIC 9(5)V99 packed): negative packed-decimal sign nibble D at offset 3 in an unsigned field (PIC without S)',
+      "DECODE_ERROR fee (FEE PIC S9(4)V99 packed): packed-decimal pad nibble 9 at offset 0 is not 0: more digits than the PIC's 6",
+      'DECODE_ERROR qty (QTY PIC 9(3) zoned): negative zoned-decimal sign 0xD7 at offset 2 in an unsigned field (PIC without S)',
+    ])
+  })
+
   it('reads blank (spaces) and low-value (0x00) numeric fields as "", and trims low-values from text', async () => {
     const cpy = tempFile('b.cpy', '01 R.\n  05 T PIC X(4).\n  05 Z PIC S9(3).\n  05 P PIC S9(3) COMP-3.\n  05 B PIC 9(4) COMP.\n')
     const rec = (fill: number) => Buffer.concat([Buffer.from([0xc1, 0xc2, 0x00, 0x00]), Buffer.alloc(3, fill), Buffer.alloc(2, fill), Buffer.alloc(2, 0)])

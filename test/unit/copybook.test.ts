@@ -52,6 +52,18 @@ describe('COMP-3 packed decimal', () => {
     )
   })
 
+  it('refuses what its PIC cannot hold: a negative sign when unsigned, a pad nibble that is a digit', () => {
+    // PIC 9(5)V99 COMP-3 (unsigned): a D sign would have turned 123.45 negative
+    expect(() => decodePacked(Buffer.from([0x00, 0x12, 0x34, 0x5d]), 2, 0, 4, {digits: 7, signed: false})).toThrow(/negative packed-decimal sign nibble D at offset 3 in an unsigned field/)
+    expect(decodePacked(Buffer.from([0x00, 0x12, 0x34, 0x5f]), 2, 0, 4, {digits: 7, signed: false})).toBe('123.45')
+    expect(decodePacked(Buffer.from([0x00, 0x12, 0x34, 0x5c]), 2, 0, 4, {digits: 7, signed: false})).toBe('123.45')
+    // PIC S9(4)V99 COMP-3 (6 digits in 4 bytes): the first nibble pads; 9 there read as 91234.56
+    expect(() => decodePacked(Buffer.from([0x91, 0x23, 0x45, 0x6c]), 2, 0, 4, {digits: 6, signed: true})).toThrow(/pad nibble 9 at offset 0 is not 0: more digits than the PIC's 6/)
+    expect(decodePacked(Buffer.from([0x01, 0x23, 0x45, 0x6d]), 2, 0, 4, {digits: 6, signed: true})).toBe('-1234.56')
+    // an odd digit count has no pad nibble
+    expect(decodePacked(Buffer.from([0x91, 0x23, 0x45, 0x6c]), 2, 0, 4, {digits: 7, signed: true})).toBe('91234.56')
+  })
+
   it('reports a bad nibble with its byte offset', () => {
     expect(() => decodePacked(Buffer.from([0x01, 0x2a, 0x3c]), 0)).toThrow(/0x2A at offset 1/)
     expect(() => decodePacked(Buffer.from([0x01, 0x23, 0x45]), 0)).toThrow(/sign nibble 5 at offset 2/)
@@ -82,6 +94,14 @@ describe('zoned decimal', () => {
     expect(decodeZoned(Buffer.from('-0042'), 2, {charset: 'ascii', separate: 'leading'})).toBe('-0.42')
     expect(encodeZoned('-1.23', 3, 2, {charset: 'ebcdic'})).toEqual(Buffer.from([0xf1, 0xf2, 0xd3]))
     expect(encodeZoned('-120', 3, 0, {charset: 'ascii'}).toString('latin1')).toBe('12}')
+  })
+
+  it('refuses a negative sign in an unsigned field (PIC without S), EBCDIC and ASCII', () => {
+    expect(() => decodeZoned(Buffer.from([0xf0, 0xf1, 0xf2, 0xf3, 0xd4]), 2, {charset: 'ebcdic', signed: false})).toThrow(/negative zoned-decimal sign 0xD4 at offset 4 in an unsigned field/)
+    expect(() => decodeZoned(Buffer.from('0012}'), 2, {charset: 'ascii', signed: false})).toThrow(/negative zoned-decimal sign '}' at offset 4 in an unsigned field/)
+    expect(() => decodeZoned(Buffer.from('0012q'), 2, {charset: 'ascii', signed: false})).toThrow(/unsigned field/)
+    expect(decodeZoned(Buffer.from([0xf0, 0xf1, 0xf2, 0xf3, 0xf4]), 2, {charset: 'ebcdic', signed: false})).toBe('12.34')
+    expect(decodeZoned(Buffer.from([0xf0, 0xf1, 0xf2, 0xf3, 0xd4]), 2, {charset: 'ebcdic', signed: true})).toBe('-12.34')
   })
 
   it('round-trips any decimal within the picture, EBCDIC and ASCII, trailing, leading and separate signs (property)', () => {
