@@ -3,7 +3,8 @@
  * carries only the result document, so data then needs a file (or is discarded with
  * `--out /dev/null`).
  */
-import {createWriteStream} from 'node:fs'
+import {accessSync, constants, createWriteStream, statSync} from 'node:fs'
+import {dirname, resolve} from 'node:path'
 import {once} from 'node:events'
 import type {Writable} from 'node:stream'
 import {UsageError} from '../errors.js'
@@ -14,11 +15,38 @@ export interface OpenedOutput {
   close(): Promise<void>
 }
 
-export function openOutput(path: string | undefined, json: boolean, what: string): OpenedOutput {
+/**
+ * A file a command will write (`--out`): its folder must exist and be writable, checked before
+ * the work starts, so that a long run does not end in an error with its result thrown away.
+ */
+export function assertWritableFolder(path: string, flag: string): void {
+  try {
+    accessSync(path, constants.W_OK) // a file that exists and may be written (/dev/null too)
+    return
+  } catch {
+    // a new file: its folder decides
+  }
+  const folder = dirname(resolve(path))
+  let isDir = false
+  try {
+    isDir = statSync(folder).isDirectory()
+  } catch {
+    // missing
+  }
+  if (!isDir) throw new UsageError(`${flag} ${path}: the folder ${folder} does not exist`, {hint: `create it first (mkdir -p ${folder}), or write elsewhere`})
+  try {
+    accessSync(folder, constants.W_OK)
+  } catch {
+    throw new UsageError(`${flag} ${path}: the folder ${folder} is not writable`, {hint: 'write to a folder this user may write to'})
+  }
+}
+
+export function openOutput(path: string | undefined, json: boolean, what: string, flag = '--out'): OpenedOutput {
   if (path === undefined || path === '-') {
     if (json) throw new UsageError(`--json prints the summary on stdout, so ${what} need a file`, {hint: `add --out <file> (or --out /dev/null to discard ${what})`})
     return {stream: process.stdout, close: async () => {}}
   }
+  assertWritableFolder(path, flag)
   const stream = createWriteStream(path)
   return {
     stream,

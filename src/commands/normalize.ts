@@ -30,7 +30,7 @@ export default class Normalize extends CutoverCommand {
     const spec = await loadSpec(flags.spec)
     const json = this.jsonEnabled()
     const out = openOutput(flags.out, json, 'clean records')
-    const rejects = flags.rejects ? openOutput(flags.rejects, false, 'rejects') : undefined
+    const rejects = flags.rejects ? openOutput(flags.rejects, false, 'rejects', '--rejects') : undefined
     const tracker = new ProgressTracker('normalize')
     const stop = json ? () => {} : startProgressLines(tracker, (l) => this.logToStderr(l))
     const settings = connectionSettingsFromEnv()

@@ -19,6 +19,7 @@ import type {ProgressTracker} from '../jobs/progress.js'
 import {silentLogger, type Logger} from '../log.js'
 import {openDatabase} from '../pg/pool.js'
 import {bisectStrategy} from './bisect.js'
+import {isCalendarDate} from './date.js'
 import type {ParityCore} from './compare.js'
 import {recordRun} from './ledger.js'
 import {mergeStrategy} from './merge.js'
@@ -44,7 +45,6 @@ export interface CheckDeps {
   now?: () => Date
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/
 
 /** Keys missing on the right looked up for root causes, at most. */
 export const MAX_ATTRIBUTED_KEYS = 100_000
@@ -71,7 +71,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const started = deps.now?.() ?? new Date()
   const t0 = performance.now()
   const log = (deps.logger ?? silentLogger).namespace('parity')
-  if (opts.date !== undefined && !DATE.test(opts.date)) throw new UsageError(`--date ${opts.date} is not yyyy-MM-dd`, {hint: 'write --date 2026-11-20'})
+  if (opts.date !== undefined && !isCalendarDate(opts.date)) throw new UsageError(`--date ${opts.date} is not a day (yyyy-MM-dd)`, {hint: 'write --date 2026-11-20'})
   if (opts.date !== undefined && opts.dateColumn === undefined) throw new UsageError('--date needs --date-column', {hint: 'name the column that holds the business day: --date-column business_date'})
   if (opts.failUnder !== undefined && !(opts.failUnder >= 0 && opts.failUnder <= 100)) throw new UsageError(`--fail-under ${opts.failUnder} is not a percentage`, {hint: 'give a number from 0 to 100, e.g. --fail-under 99.99'})
   const format = deps.out !== undefined ? reportFormat(deps.out) : undefined

@@ -11,6 +11,7 @@
  */
 import {UsageError} from '../errors.js'
 import type {Pool} from '../pg/pool.js'
+import {isCalendarDate} from './date.js'
 import {readRuns, type LedgerRun} from './ledger.js'
 import {escapeHtml, HTML_STYLE} from './report.js'
 
@@ -54,13 +55,12 @@ function addDays(date: string, n: number): string {
   return d.toISOString().slice(0, 10)
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/
 
 export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Promise<ParityReportResult> {
   const days = o.days ?? 30
   const threshold = o.threshold ?? 99.99
   if (!Number.isInteger(days) || days < 1) throw new UsageError(`--days ${days} must be a positive whole number`, {hint: 'e.g. --days 30'})
-  if (o.until !== undefined && !DATE.test(o.until)) throw new UsageError(`--until ${o.until} is not yyyy-MM-dd`, {hint: 'e.g. --until 2026-11-30'})
+  if (o.until !== undefined && !isCalendarDate(o.until)) throw new UsageError(`--until ${o.until} is not a day (yyyy-MM-dd)`, {hint: 'e.g. --until 2026-11-30'})
   let to = o.until
   if (to === undefined) {
     const q = await pool.query<{d: string | null}>(

@@ -60,6 +60,17 @@ describe('parity check on the command line', () => {
     expect(r.stdout + r.stderr).not.toContain('s3cret')
   })
 
+  it.each([
+    [['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--no-ledger', '--out', 'no-such-folder/report.html'], /--out no-such-folder\/report\.html: the folder .*no-such-folder does not exist/],
+    [['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--no-ledger', '--date', '2026-13-45', '--date-column', 'id'], /--date 2026-13-45 is not a day/],
+    [['parity', 'report', '--until', '2026-02-30'], /--until 2026-02-30 is not a day/],
+    [['parity', 'report', '--out', 'no-such-folder/evidence.html'], /the folder .*no-such-folder does not exist/],
+  ])('refuses an --out it cannot write and a date that is not a day before any work: exit 2 (%j)', async (args, message) => {
+    const r = await runCli([...args, '--json'], {cwd: files()})
+    expect(r.code, r.stdout).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringMatching(message) as unknown})
+  })
+
   it("masks the spec's sensitive values in samples: stdout, --json, the report and the ledger", async () => {
     const dir = tempDir('parity-mask-')
     writeFileSync(join(dir, 'l.csv'), 'id,card,amount\n1,4111111111111111,1.00\n2,5500000000000004,2.00\n')

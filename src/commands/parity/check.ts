@@ -1,7 +1,7 @@
 import {userInfo} from 'node:os'
 import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
-import {startProgressLines} from '../../cli/output.js'
+import {assertWritableFolder, startProgressLines} from '../../cli/output.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {formatProgress, ProgressTracker} from '../../jobs/progress.js'
@@ -63,6 +63,8 @@ export default class ParityCheck extends CutoverCommand {
     const settings = connectionSettingsFromEnv()
     const failUnder = flags['fail-under'] === undefined ? undefined : Number(flags['fail-under'])
     if (failUnder !== undefined && Number.isNaN(failUnder)) throw new UsageError(`--fail-under ${flags['fail-under']} is not a number`, {hint: 'e.g. --fail-under 99.99'})
+    // before the comparison: a report that cannot be written would throw its result away at the end
+    if (flags.out) assertWritableFolder(flags.out, '--out')
     const opts: ParityOptions = {
       left: flags.left,
       right: flags.right,

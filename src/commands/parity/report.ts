@@ -2,6 +2,7 @@ import {createHash} from 'node:crypto'
 import {writeFile} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
+import {assertWritableFolder} from '../../cli/output.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {reportFormat} from '../../parity/check.js'
@@ -27,6 +28,7 @@ export default class ParityReport extends CutoverCommand {
     const threshold = Number(flags.threshold)
     if (Number.isNaN(threshold) || threshold < 0 || threshold > 100) throw new UsageError(`--threshold ${flags.threshold} is not a percentage`, {hint: 'e.g. --threshold 99.99'})
     const format = flags.out ? reportFormat(flags.out) : undefined
+    if (flags.out) assertWritableFolder(flags.out, '--out')
     const pool = await openDatabase(connectionSettingsFromEnv().databaseUrl, {logger: this.logger, max: 1, applicationName: 'cutover-parity-report'})
     let result: ParityReportResult
     try {
