@@ -33,6 +33,12 @@
  *              offsets, polled every 50 ms) / (time the last one was committed - time the first
  *              was): the rate without start-up and idle wait, printed beside it (meaningful only
  *              when the run has many batches)
+ *   ladder     with BENCH_LADDER=1, after R_stream and on the same topic, where R_stream / H
+ *              goes, one piece of work at a time, each with its rate, / H and CPU per record:
+ *              `chain` (the two baselines' work chained in this process, plus JSON.parse: what
+ *              a pipeline doing only H's work reaches on this machine), `stream run` with an
+ *              upsert sink only (no dedupe, no aggregate), with the dedupe, and R_stream itself
+ *              (with the aggregate sink)
  *
  * Then a latency run: `stream run` already running and caught up on a second topic, a paced
  * producer at BENCH_RATE (5,000) events/s for BENCH_LATENCY_SECONDS (30) s, each record's `ts`
@@ -48,7 +54,7 @@
  * "not available" and the baselines still run.
  */
 import {randomUUID} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -59,7 +65,7 @@ import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
 import {cardTransactionSpec, createSinkTables, forgetPipeline} from '../fixtures/generator/pipeline.js'
 import {freePort, startStreamRun, type StreamProcess, type StreamRunJson} from '../fixtures/generator/stream-harness.js'
-import {brokerPid, conservationProblems, machineCpu, measureCpu, prepareRuntimeTables, processCpu} from './lib/stream-measure.js'
+import {brokerPid, conservationProblems, machineCpu, measureCpu, prepareRuntimeTables, processCpu, type RunCpu} from './lib/stream-measure.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const STREAM_BUILT = existsSync(join(ROOT, 'dist', 'src', 'commands', 'stream', 'run.js'))
@@ -74,6 +80,7 @@ const IDLE_MS = int('BENCH_IDLE_MS', 1000)
 const RATE = int('BENCH_RATE', 5000)
 const LATENCY_SECONDS = int('BENCH_LATENCY_SECONDS', 30)
 const KEEP = env.BENCH_KEEP === '1'
+const LADDER = env.BENCH_LADDER === '1'
 const SEED = int('BENCH_SEED', 20261122)
 
 const settings = connectionSettingsFromEnv()
@@ -278,6 +285,148 @@ function writeSpec(dir: string, name: string, topic: string): string {
   writeFileSync(file, cardTransactionSpec({name, topic, group: `${name}-group`, dlqTopic: `${topic}.dlq`}))
   if (!KEEP) cleanups.push(() => forgetPipeline(pool, name))
   return file
+}
+
+/**
+ * `stream run --until-idle` of the pipeline `name` (spec file `spec`, sinks in `schema`) over the
+ * topic's N records, with its CPU (measureCpu) and its steady rate: records committed (the sum of
+ * the pipeline's stored offsets, six rows) from the first commit seen to the last, polled every
+ * 50 ms. This polling must cost the machine nothing: an earlier version polled count(*) of the
+ * sink table, which at 1M rows took ~150 ms a time in parallel workers, and so took most of a core
+ * from the run it measured and showed as its PostgreSQL CPU.
+ */
+async function measuredStreamRun(name: string, spec: string, schema: string): Promise<{res: Awaited<StreamProcess['done']>; runCpu: RunCpu; wall: number; steadyPerSecond: number}> {
+  const t0 = performance.now()
+  const s = startStream(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'])
+  const cpu = await measureCpu(pool, s.child)
+  let exited = false
+  void s.done.then(() => (exited = true))
+  let firstRowAt: number | null = null
+  let firstRows = 0
+  let lastRowAt: number | null = null
+  while (!exited) {
+    const n = Number((await pool.query<{n: string | null}>('SELECT sum(next_offset)::text AS n FROM cutover.stream_offsets WHERE pipeline = $1', [name])).rows[0]!.n ?? 0)
+    if (n > 0 && firstRowAt === null) {
+      firstRowAt = performance.now()
+      firstRows = n
+    }
+    if (n >= N && lastRowAt === null) lastRowAt = performance.now()
+    await sleep(50)
+  }
+  const res = await s.done
+  const runCpu = await cpu.stop()
+  const wall = (performance.now() - t0) / 1000
+  // records committed after the first commit seen, per second
+  const steadyPerSecond = firstRowAt !== null && lastRowAt !== null && lastRowAt > firstRowAt ? (N - firstRows) / ((lastRowAt - firstRowAt) / 1000) : NaN
+  return {res, runCpu, wall, steadyPerSecond}
+}
+
+// ---------------------------------------------------------------------------------------------
+// the ladder (BENCH_LADDER=1): where R_stream / H goes, one piece of work at a time
+
+interface Rung {
+  rung: string
+  rate: number
+  steady_rate: number | null
+  /** CPU µs per record: this process or `stream run`, PostgreSQL, the broker, the machine */
+  cpu_us_per_record: {node: number | null; postgres: number | null; broker: number | null; machine: number | null}
+  error?: string
+}
+
+/**
+ * The first rung: the two baselines' work chained in one process, plus decoding: kafkajs
+ * eachBatch (one partition at a time, as R_consume) -> JSON.parse of each value -> one unnest
+ * upsert of the raw text fields per batch, in a transaction, as R_sink. No normalization, dedupe,
+ * offsets, aggregate or dead letters (a value that is not a JSON object is skipped; a key repeated
+ * in a batch is written once). What a pipeline doing nothing more than H's work reaches here.
+ */
+async function chainRung(topic: string, schema: string): Promise<Rung> {
+  await pool.query(`CREATE TABLE "${schema}".chain_raw (id text PRIMARY KEY, acct text, amt text, ts text, currency text, merchant text)`)
+  const sql = `INSERT INTO "${schema}".chain_raw (id, acct, amt, ts, currency, merchant)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+    ON CONFLICT (id) DO UPDATE SET acct = EXCLUDED.acct, amt = EXCLUDED.amt, ts = EXCLUDED.ts, currency = EXCLUDED.currency, merchant = EXCLUDED.merchant`
+  const names = ['id', 'acct', 'amt', 'ts', 'currency', 'merchant'] as const
+  const client = await pool.connect()
+  const backend = (await client.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  const consumer = kafka.consumer({groupId: `bench-chain-${run}`})
+  let count = 0
+  const span = cpuSpan([brokerPid(), processCpu(backend) === null ? null : backend])
+  const t0 = performance.now()
+  try {
+    await consumer.connect()
+    await consumer.subscribe({topic, fromBeginning: true})
+    let done!: () => void
+    const finished = new Promise<void>((r) => (done = r))
+    await consumer.run({
+      eachBatch: async ({batch}) => {
+        const byId = new Map<string, Record<string, unknown>>()
+        for (const m of batch.messages) {
+          count++
+          try {
+            const v = JSON.parse(m.value?.toString() ?? '') as unknown
+            if (v !== null && typeof v === 'object' && typeof (v as {id?: unknown}).id === 'string') byId.set((v as {id: string}).id, v as Record<string, unknown>)
+          } catch {
+            // not JSON: skipped
+          }
+        }
+        const rows = [...byId.values()]
+        await client.query('BEGIN')
+        await client.query(
+          sql,
+          names.map((k) => rows.map((r) => (r[k] === null || r[k] === undefined ? null : String(r[k])))),
+        )
+        await client.query('COMMIT')
+        if (count >= N) done()
+      },
+    })
+    await finished
+  } finally {
+    await consumer.disconnect()
+    client.release()
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const c = bareCpuOf(span.stop(), count)
+  return {rung: 'chain: consume -> JSON.parse -> upsert', rate: count / seconds, steady_rate: null, cpu_us_per_record: {node: c.self, postgres: null, broker: null, machine: c.machine, ...(c.others === null ? {} : {postgres: c.others})}}
+}
+
+/** A rung of `stream run` itself: the bench's spec with `drop` taken out of it, in a schema of its own. */
+async function streamRung(dir: string, topic: string, rung: string, drop: string[]): Promise<Rung> {
+  const name = `bench-ladder-${run}-${drop.length}`
+  const schema = `bench_${run}_l${drop.length}`
+  await createSchema(schema)
+  await createSinkTables(pool, schema)
+  const spec = writeSpec(dir, name, topic)
+  let text = readFileSync(spec, 'utf8')
+  for (const d of drop) {
+    if (!text.includes(d)) throw new Error(`the bench spec no longer holds ${JSON.stringify(d)}`)
+    text = text.replace(d, '')
+  }
+  writeFileSync(spec, text)
+  const {res, runCpu, steadyPerSecond} = await measuredStreamRun(name, spec, schema)
+  const none = {node: null, postgres: null, broker: null, machine: null}
+  if (res.code !== 0) return {rung, rate: NaN, steady_rate: null, cpu_us_per_record: none, error: `stream run exited ${res.code}: ${res.stderr.slice(-1000)}`}
+  const j = JSON.parse(res.stdout) as StreamRunJson
+  return {
+    rung,
+    rate: j.read / (j.elapsed_ms / 1000),
+    steady_rate: steadyPerSecond,
+    cpu_us_per_record: {node: perRecordUs(runCpu.node, j.read), postgres: perRecordUs(runCpu.postgres, j.read), broker: perRecordUs(runCpu.broker, j.read), machine: perRecordUs(runCpu.machine, j.read)},
+  }
+}
+
+/** The bench spec's dedupe line and aggregate sink, as cardTransactionSpec writes them. */
+const DEDUPE_LINE = 'dedupe: { by: txn_id, conflicting: dlq }\n'
+const AGGREGATE_SINK = '  - table: account_daily_totals\n    group_by: [account_id, business_date]\n    aggregates: { txn_count: count, amount_sum: sum(amount) }\n'
+
+async function ladder(dir: string, topic: string, schema: string): Promise<Rung[]> {
+  const rungs: Rung[] = []
+  rungs.push(await chainRung(topic, schema))
+  log(`ladder: ${rungs.at(-1)!.rung} ${fmt(rungs.at(-1)!.rate)} records/s`)
+  rungs.push(await streamRung(dir, topic, 'stream run: upsert sink only', [DEDUPE_LINE, AGGREGATE_SINK]))
+  log(`ladder: ${rungs.at(-1)!.rung} ${fmt(rungs.at(-1)!.rate)} records/s`)
+  rungs.push(await streamRung(dir, topic, 'stream run: + dedupe', [AGGREGATE_SINK]))
+  log(`ladder: ${rungs.at(-1)!.rung} ${fmt(rungs.at(-1)!.rate)} records/s`)
+  return rungs
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,39 +653,14 @@ async function main(): Promise<void> {
   let latency: LatencyResult | null = null
   let sinkAtStreamBatch: {rate: number; seconds: number; rows: number; batch_size: number} | null = null
   let streamError: string | null = null
+  let rungs: Rung[] | null = null
   if (!STREAM_BUILT) {
     streamError = 'stream run is not built (dist/src/commands/stream/run.js missing): run `npm run build`'
     log(streamError)
   } else {
     const name = `bench-stream-${run}`
     const spec = writeSpec(dir, name, topic)
-    const t0 = performance.now()
-    const s = startStream(['--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', String(IDLE_MS), '--json'])
-    const cpu = await measureCpu(pool, s.child)
-    // The steady rate, without start-up and the idle wait: records committed (the sum of the
-    // pipeline's stored offsets, six rows) from the first commit seen to the last. Polled every
-    // 50 ms; this must cost the machine nothing: an earlier version polled count(*) of the sink
-    // table, which at 1M rows took ~150 ms a time in parallel workers, and so took most of a
-    // core from the run it measured and showed as its PostgreSQL CPU.
-    let exited = false
-    void s.done.then(() => (exited = true))
-    let firstRowAt: number | null = null
-    let firstRows = 0
-    let lastRowAt: number | null = null
-    while (!exited) {
-      const n = Number((await pool.query<{n: string | null}>('SELECT sum(next_offset)::text AS n FROM cutover.stream_offsets WHERE pipeline = $1', [name])).rows[0]!.n ?? 0)
-      if (n > 0 && firstRowAt === null) {
-        firstRowAt = performance.now()
-        firstRows = n
-      }
-      if (n >= N && lastRowAt === null) lastRowAt = performance.now()
-      await sleep(50)
-    }
-    const res = await s.done
-    const runCpu = await cpu.stop()
-    const wall = (performance.now() - t0) / 1000
-    // records committed after the first commit seen, per second
-    const steadyPerSecond = firstRowAt !== null && lastRowAt !== null && lastRowAt > firstRowAt ? (N - firstRows) / ((lastRowAt - firstRowAt) / 1000) : NaN
+    const {res, runCpu, wall, steadyPerSecond} = await measuredStreamRun(name, spec, schema)
     if (res.code !== 0) {
       streamError = `stream run exited ${res.code}: ${res.stderr.slice(-3000)}`
       log(streamError)
@@ -564,6 +688,7 @@ async function main(): Promise<void> {
       sinkAtStreamBatch = {...s2, batch_size: streamBatch}
       log(`R_sink at the runtime's mean batch (${streamBatch} rows): ${fmt(s2.rate)} rows/s`)
       log(`R_stream ${fmt(stream.rate)} records/s (read ${j.read} in ${fmt(j.elapsed_ms / 1000, 1)} s, ${j.batches} batches); conservation ${checks.length === 0 ? 'ok' : checks.join('; ')}`)
+      if (LADDER) rungs = await ladder(dir, topic, schema)
       // The latency run must not measure this process's own garbage collection: the columns and
       // the expected state of the N records (hundreds of MB of strings and objects) are not needed
       // any more, and while held, this process's major GCs delayed the notifications it times and
@@ -605,6 +730,7 @@ async function main(): Promise<void> {
     r_stream: stream,
     ratio_stream_over_h: stream ? stream.rate / H : null,
     latency,
+    ladder: rungs,
     error: streamError,
     targets: {ratio: 1.0, r_stream_min: 20000, p95_ms_max: 100, p99_ms_max: 250},
   }
@@ -636,6 +762,16 @@ async function main(): Promise<void> {
   const bareBoth = bare(bc) !== null && bare(bs) !== null ? bare(bc)! + bare(bs)! : null
   line('  both, against the stream', fmt(bareBoth, 1), `µs; the stream's ${fmt(perRecord, 1)} µs (stream run + PostgreSQL${cpu?.broker === null || cpu?.broker === undefined ? '' : ' + broker'}) is ${fmt(bareBoth && perRecord ? perRecord / bareBoth : null, 2)}x that`)
   line('  CPU budget for 1.00 x H', fmt(H > 0 ? (cpus().length * 1e6) / H : null, 1), `µs per record: ${cpus().length} cores / H, all the machine may spend on a record for R_stream = H`)
+  if (rungs && stream) {
+    console.log(`\nladder (BENCH_LADDER=1): the same ${N.toLocaleString()} records, one piece of work at a time; CPU µs per record`)
+    const all: Rung[] = [...rungs, {rung: 'stream run: + aggregate sink (R_stream)', rate: stream.rate, steady_rate: stream.steady_rate, cpu_us_per_record: stream.cpu_us_per_record}]
+    for (const r of all) {
+      const c = r.cpu_us_per_record
+      const cpuText = `${fmt(c.node, 1)} + ${fmt(c.postgres, 1)}${c.broker === null ? '' : ` + ${fmt(c.broker, 1)}`}; machine ${fmt(c.machine, 1)}`
+      console.log(`  ${r.rung.padEnd(42)}${fmt(r.rate).padStart(9)}/s  ${fmt(r.rate / H, 2)} x H${r.steady_rate === null ? '' : `  steady ${fmt(r.steady_rate)} (${fmt(r.steady_rate / H, 2)})`}  ${cpuText}${r.error ? `  ${r.error}` : ''}`)
+    }
+    console.log('')
+  }
   line(`latency at ${RATE}/s p50`, fmt(latency?.p50_ms, 1), 'ms, produce -> commit')
   line(`latency at ${RATE}/s p95`, fmt(latency?.p95_ms, 1), 'ms (target <= 100)')
   line(`latency at ${RATE}/s p99`, fmt(latency?.p99_ms, 1), 'ms (target <= 250)')
