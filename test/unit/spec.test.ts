@@ -106,7 +106,7 @@ describe('pipeline spec: structural errors with file:line:column', () => {
     expect(problems('- a\n- b\n')[0]!.message).toContain('a pipeline spec is a YAML mapping')
   })
 
-  it('parseSpec throws one SpecError (exit 2) listing all problems with file:line:column', () => {
+  it('parseSpec throws one SpecError (exit 2) listing all problems with file:line:column', async () => {
     const text = `version: 1\nname: t\nsource:\n  topic: t.raw\n  format: xml\nfields:\n  id: {type: strin}\n`
     let err: unknown
     try {
@@ -124,6 +124,9 @@ describe('pipeline spec: structural errors with file:line:column', () => {
     ])
     expect((e.details.errors as unknown[]).length).toBe(2)
     expect(e.hint).toContain('docs/spec-reference.md')
+    // the file the hint names ships with the package
+    const files = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {files: string[]}).files
+    expect(files).toContain('docs/spec-reference.md')
   })
 
   it('loadSpec of a missing file is a SpecError naming the file', async () => {
