@@ -197,6 +197,8 @@ export class CommitOutcomeUnknown extends Error {
   constructor(
     readonly outcome: Extract<BatchOutcome, {kind: 'committed'}>,
     override readonly cause: unknown,
+    /** the transaction's id, for transactionStatus (offsets.ts) */
+    readonly xid?: string,
   ) {
     super(`COMMIT of offsets ${outcome.stored}..${outcome.next - 1n} got no answer: ${(cause as Error)?.message ?? String(cause)}`)
   }
@@ -605,7 +607,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
     open = true
     const claims = entries.map((e) => ({ref: e.input.ref, first: e.input.firstOffset, next: e.input.lastOffset + 1n, allowGap: e.input.allowGap}))
     const begin = beginBatch(entries[0]!.input.ref.pipeline, mode.isolateRows && mode.alone)
-    const states = await beginLockAndAdvance(client, mode.immediate ? `${begin}; SET CONSTRAINTS ALL IMMEDIATE` : begin, claims)
+    const {states, xid} = await beginLockAndAdvance(client, mode.immediate ? `${begin}; SET CONSTRAINTS ALL IMMEDIATE` : begin, claims)
     const outcomes = new Array<BatchOutcome>(entries.length)
     const live: {entry: GroupEntry; k: number; stored: bigint; next: bigint}[] = []
     let fenced = false
@@ -695,7 +697,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       }
       // the connection broke during COMMIT: the server may or may not have committed
       throw new GroupCommitOutcomeUnknown(
-        committed.map((c) => new CommitOutcomeUnknown(c, e)),
+        committed.map((c) => new CommitOutcomeUnknown(c, e, xid)),
         e,
       )
     }

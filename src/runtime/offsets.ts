@@ -74,9 +74,11 @@ const lit = pg.escapeLiteral
  *
  * A missing row (the partition's first batch) is created at its `first` offset, locked, and
  * advanced by `advanceOffsets` (three more round trips, once per partition and pipeline).
- * Returns one state per claim, in the order given.
+ * Returns one state per claim, in the order given, and the transaction's id (`txid_current()`,
+ * asked in the same message): if the answer to its COMMIT is lost, `txid_status` tells later
+ * whether it committed.
  */
-export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonly OffsetClaim[]): Promise<OffsetState[]> {
+export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonly OffsetClaim[]): Promise<{states: OffsetState[]; xid: string | undefined}> {
   const {pipeline, topic} = claims[0]!.ref
   for (const c of claims) {
     if (!Number.isInteger(c.ref.partition)) throw new Error(`partition ${String(c.ref.partition)} is not an integer`)
@@ -89,7 +91,8 @@ export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonl
   const update = `UPDATE cutover.stream_offsets o SET next_offset = v.n, updated_at = now() FROM (VALUES ${values}) AS v(p, f, n, g)
     WHERE ${where('o.')} AND o.partition = v.p AND o.next_offset < v.n AND (v.g OR o.next_offset >= v.f) RETURNING o.partition`
   type Row = {partition: number; next_offset?: string}
-  const results = (await tx.query(`${begin}; ${selectOf(claims)}; ${update}`)) as unknown as {command: string; rows: Row[]}[]
+  const results = (await tx.query(`${begin}; SELECT txid_current()::text AS cutover_xid; ${selectOf(claims)}; ${update}`)) as unknown as {command: string; rows: (Row & {cutover_xid?: string})[]}[]
+  const xid = results.find((r) => r.command === 'SELECT' && r.rows[0]?.cutover_xid !== undefined)?.rows[0]!.cutover_xid
   // one result per statement: the last SELECT's rows are the locked offsets (`begin` may hold a
   // SELECT of its own, the advisory lock), the last result's (the UPDATE's) the moved partitions
   const locked = results.filter((r) => r.command === 'SELECT').at(-1)!.rows
@@ -111,11 +114,21 @@ export async function beginLockAndAdvance(tx: Db, begin: string, claims: readonl
       if (s !== undefined) state.set(c.ref.partition, {stored: s, moved: ok && moves.includes(c)})
     }
   }
-  return claims.map((c) => {
+  const states = claims.map((c) => {
     const s = state.get(c.ref.partition)
     if (s === undefined) throw new Error(`the offset row of ${topic}[${c.ref.partition}] is missing after its insert`)
     return s
   })
+  return {states, xid}
+}
+
+/**
+ * Whether the transaction `xid` committed (`txid_status`): for a COMMIT whose answer was lost.
+ * 'committed', 'aborted' (or crashed), 'in progress', or null when it is too old to know.
+ */
+export async function transactionStatus(db: Db, xid: string): Promise<string | null> {
+  const r = await db.query<{s: string | null}>('SELECT txid_status($1::bigint) AS s', [xid])
+  return r.rows[0]?.s ?? null
 }
 
 /** `advanceOffset` for several partitions of one topic in one statement; false unless every one moved. */

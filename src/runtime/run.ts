@@ -43,7 +43,7 @@ import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer} from './metrics.js'
-import {storedOffsets} from './offsets.js'
+import {storedOffsets, transactionStatus} from './offsets.js'
 import {backoffMs, sleep, TokenBucket} from './ratelimit.js'
 import {OutboxRelay, pruneSentOutbox} from './relay.js'
 import {buildSinks} from './sinks/index.js'
@@ -502,7 +502,7 @@ class StreamRuntime {
         try {
           const t0 = process.hrtime.bigint()
           outcome = await this.committer.commit(input, attempt)
-          if (outcome.kind === 'behind' && unknown && outcome.stored === unknown.outcome.next) {
+          if (outcome.kind === 'behind' && unknown && outcome.stored === unknown.outcome.next && (await this.lostCommitCommitted(unknown))) {
             // our earlier COMMIT went through although its answer was lost: count that batch
             logger.info('batch.commit_confirmed', {topic: batch.topic, partition, next: outcome.stored.toString()})
             outcome = {...unknown.outcome, committedAt: Date.now()}
@@ -521,7 +521,7 @@ class StreamRuntime {
           const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
           if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
           else logger.warn('batch.retry', fields)
-          if (this.stopping) return
+          if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
           resume ??= pause()
           // sleep in slices, heartbeating, so a long backoff does not cost the group membership
           let lostPartition = false
@@ -534,11 +534,11 @@ class StreamRuntime {
               lostPartition = REBALANCE_ERRORS.has((he as {type?: string}).type ?? '')
             }
           }
-          if (this.stopping) return
+          if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
           if (lostPartition) {
             logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition})
             resume()
-            return
+            return this.settleLostCommit(unknown, payload, batch.highWatermark)
           }
         }
       }
@@ -595,6 +595,58 @@ class StreamRuntime {
     return turn
   }
 
+  /** A committed batch in the run's totals (its --json result) and metrics. */
+  private countCommitted(outcome: Extract<BatchOutcome, {kind: 'committed'}>, topic: string, partition: number, highWatermark: string): void {
+    const {metrics} = this.d
+    const c = outcome.counts
+    const t = this.totals
+    t.read += c.read
+    t.written += c.written
+    t.duplicates += c.duplicates
+    t.batches++
+    let deadN = 0
+    for (const [code, n] of Object.entries(c.dead) as [RecordErrorCode, number][]) {
+      t.dead[code] = (t.dead[code] ?? 0) + n
+      metrics.deadLettered(code, n)
+      deadN += n
+    }
+    metrics.duplicates(c.duplicates)
+    metrics.stageRecords('sink', 'in', c.written + (c.dead.SINK_REJECTED ?? 0))
+    metrics.stageRecords('sink', 'out', c.written)
+    const now = outcome.committedAt
+    for (const item of outcome.items) if (item.status === 'ok') metrics.endToEnd((now - Number(item.message.timestamp)) / 1000)
+    const lag = Math.max(0, Number(BigInt(highWatermark) - outcome.next))
+    this.lag.set(partition, lag)
+    metrics.lag(topic, partition, lag)
+    if (deadN > 0) this.relay.wake()
+  }
+
+  /**
+   * Whether a COMMIT whose answer was lost went through: its transaction's status
+   * (`txid_status`), not a guess from the stored offset (another consumer may have committed the
+   * same range after a rebalance). Unknown (no id, or the question fails) counts it not.
+   */
+  private async lostCommitCommitted(unknown: CommitOutcomeUnknown): Promise<boolean> {
+    if (unknown.xid === undefined) return false
+    try {
+      return (await transactionStatus(this.d.pool, unknown.xid)) === 'committed'
+    } catch (e) {
+      this.d.logger.warn('batch.commit_status_unknown', {xid: unknown.xid, error: e})
+      return false
+    }
+  }
+
+  /**
+   * A batch given up (the run stopping, or its partition lost) after a COMMIT whose answer was
+   * lost: counted if that COMMIT went through, so that the run's totals hold every batch it wrote.
+   */
+  private async settleLostCommit(unknown: CommitOutcomeUnknown | undefined, payload: EachBatchPayload, highWatermark: string): Promise<void> {
+    if (!unknown || !(await this.lostCommitCommitted(unknown))) return
+    const {batch} = payload
+    this.d.logger.info('batch.commit_confirmed', {topic: batch.topic, partition: batch.partition, next: unknown.outcome.next.toString()})
+    this.countCommitted({...unknown.outcome, committedAt: Date.now()}, batch.topic, batch.partition, highWatermark)
+  }
+
   private async afterOutcome(consumer: Consumer, payload: EachBatchPayload, outcome: BatchOutcome, highWatermark: string): Promise<void> {
     const {batch, resolveOffset, commitOffsetsIfNecessary} = payload
     const partition = batch.partition
@@ -610,27 +662,7 @@ class StreamRuntime {
     switch (outcome.kind) {
       case 'committed': {
         this.gapSeeks.delete(partition)
-        const c = outcome.counts
-        const t = this.totals
-        t.read += c.read
-        t.written += c.written
-        t.duplicates += c.duplicates
-        t.batches++
-        let deadN = 0
-        for (const [code, n] of Object.entries(c.dead) as [RecordErrorCode, number][]) {
-          t.dead[code] = (t.dead[code] ?? 0) + n
-          metrics.deadLettered(code, n)
-          deadN += n
-        }
-        metrics.duplicates(c.duplicates)
-        metrics.stageRecords('sink', 'in', c.written + (c.dead.SINK_REJECTED ?? 0))
-        metrics.stageRecords('sink', 'out', c.written)
-        const now = outcome.committedAt
-        for (const item of outcome.items) if (item.status === 'ok') metrics.endToEnd((now - Number(item.message.timestamp)) / 1000)
-        const lag = Math.max(0, Number(BigInt(highWatermark) - outcome.next))
-        this.lag.set(partition, lag)
-        metrics.lag(batch.topic, partition, lag)
-        if (deadN > 0) this.relay.wake()
+        this.countCommitted(outcome, batch.topic, partition, highWatermark)
         await commitToKafka(outcome.next)
         break
       }

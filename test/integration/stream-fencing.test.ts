@@ -8,6 +8,7 @@
  */
 import {describe, expect, it} from 'vitest'
 import {commitBatch, CommitOutcomeUnknown, type BatchInput} from '../../src/runtime/batch.js'
+import {transactionStatus} from '../../src/runtime/offsets.js'
 import {advanceOffset, lockOffset, storedOffsets} from '../../src/runtime/offsets.js'
 import type {PoolClient} from '../../src/pg/pool.js'
 import type {Sink, WorkItem} from '../../src/runtime/types.js'
@@ -136,6 +137,43 @@ describe('stream batch transaction: fencing', () => {
     expect((lost as CommitOutcomeUnknown).outcome).toMatchObject({kind: 'committed', stored: 0n, next: 10n, counts: {read: 10, written: 10}})
     expect(await commitBatch(s.deps, input, 2)).toEqual({kind: 'behind', stored: 10n}) // the caller counts the lost one then
     expect(await s.rows()).toHaveLength(10)
+    // ... once the transaction's own status says it committed (not a guess from the stored offset)
+    const xid = (lost as CommitOutcomeUnknown).xid
+    expect(xid).toMatch(/^\d+$/)
+    expect(await transactionStatus(s.pool, xid!)).toBe('committed')
+  })
+
+  it('a COMMIT lost before it reached the server: its transaction is aborted, and a batch another consumer wrote is not counted as ours', async () => {
+    const s = await setup()
+    const pool = Object.create(s.pool) as typeof s.pool
+    pool.connect = (async () => {
+      const client = await s.pool.connect()
+      const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>
+      ;(client as unknown as {query: unknown}).query = async (...a: unknown[]) => {
+        if (a[0] === 'COMMIT') {
+          // the connection drops before COMMIT is sent: the server rolls the transaction back
+          await (client as unknown as {end?: () => Promise<void>}).end?.call(client).catch(() => {})
+          throw Object.assign(new Error('Connection terminated unexpectedly'), {code: 'ECONNRESET'})
+        }
+        return query(...a)
+      }
+      const release = client.release.bind(client)
+      client.release = (e?: boolean | Error) => {
+        delete (client as unknown as {query?: unknown}).query
+        release(e)
+      }
+      return client
+    }) as typeof s.pool.connect
+    const input = await s.batch(0, 9, () => '1.00')
+    const lost = await commitBatch({...s.deps, pool}, input, 1).catch((e: unknown) => e)
+    expect(lost).toBeInstanceOf(CommitOutcomeUnknown)
+    const xid = (lost as CommitOutcomeUnknown).xid!
+    for (let i = 0; i < 50 && (await transactionStatus(s.pool, xid)) === 'in progress'; i++) await new Promise((r) => setTimeout(r, 100))
+    expect(await transactionStatus(s.pool, xid)).toBe('aborted')
+    // another consumer (after a rebalance) writes the same range: the stored offset is what ours would have left
+    expect((await commitBatch(s.deps, await s.batch(0, 9, () => '2.00'), 1)).kind).toBe('committed')
+    expect(await commitBatch(s.deps, input, 2)).toEqual({kind: 'behind', stored: 10n}) // not ours: run.ts asks the status
+    expect((await s.rows()).map((r) => r.amount)).toEqual(Array(10).fill('2.00'))
   })
 
   it('a batch after the stored offset is a gap (seek back); records below it are skipped', async () => {
