@@ -650,7 +650,7 @@ class StreamRuntime {
   private async afterOutcome(consumer: Consumer, payload: EachBatchPayload, outcome: BatchOutcome, highWatermark: string): Promise<void> {
     const {batch, resolveOffset, commitOffsetsIfNecessary} = payload
     const partition = batch.partition
-    const {metrics, logger} = this.d
+    const {logger} = this.d
     const commitToKafka = async (next: bigint) => {
       resolveOffset((next - 1n).toString())
       try {
