@@ -46,8 +46,16 @@ export function timestamptzForm(v: string): string {
   return t.slice(0, t.length - (n - end)) + 'Z'
 }
 
+/** Trailing blanks of a char(n) value, which PostgreSQL pads and ignores in comparisons (as its ::text cast drops them). */
+function bpcharForm(v: string): string {
+  let end = v.length
+  while (end > 0 && v.charCodeAt(end - 1) === 32) end--
+  return end === v.length ? v : v.slice(0, end)
+}
+
 const FORMS: Record<number, (v: string) => string> = {
   16: (v) => (v === 't' ? 'true' : v === 'f' ? 'false' : v),
+  1042: bpcharForm, // char(n): `A1    ` is `A1`, as the key order (::text) and push-down see it
   1114: firstSpaceT,
   1184: timestamptzForm,
 }

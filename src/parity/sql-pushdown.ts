@@ -79,12 +79,14 @@ async function columnTypes(client: pg.Client, rel: string, cols: string[], param
   return cols.map((_, i) => r.fields[i]!.dataTypeID)
 }
 
-/** Whether a unique index (no predicate, no expressions) covers the key columns of a pg: table side: then it has no duplicate keys. Also used by bisect. */
+/** Whether a unique index (no predicate, no expressions) covers the key columns of a pg: table side, all NOT NULL: then it has no duplicate keys. Also used by bisect. */
 export async function hasUniqueKey(client: pg.Client, s: SideSpec): Promise<boolean> {
   if (s.uri.params.query !== undefined) return false
   const r = await client.query(
     `SELECT 1 FROM pg_index i
       WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+        -- a unique index takes any number of NULLs: only with NOT NULL key columns are there no duplicates
+        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attname = ANY($2::text[]) AND NOT a.attnotnull)
         AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
                          WHERE a.attname <> ALL($2::text[]))
       LIMIT 1`,
@@ -213,6 +215,18 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
       return EXACT_KEY.has(a) && (a === b || (INTEGER.has(a) && INTEGER.has(b)) || (TEXT.has(a) && TEXT.has(b)))
     })
     const keyExpr = (s: SideSpec, i: number) => (rawKey[i] ? `s.${quoteIdent(s.keyColumns[i]!)}` : sqlKeyExpr('s', s.keyColumns[i]!))
+    // A NULL in a raw key column: merge and bisect read it as '' (sources.keyText) and pair it;
+    // here NULL = NULL is not true, so NULL keys would go unpaired, or be counted as matched
+    // duplicates. Such data is left to merge, so that every strategy gives the same answer.
+    for (const [s, rel] of [
+      [left, lrel],
+      [right, rrel],
+    ] as const) {
+      const raw = s.keyColumns.filter((_, i) => rawKey[i])
+      if (raw.length === 0) continue
+      const q = await client.query<{x: boolean}>({text: `SELECT EXISTS (SELECT 1 FROM ${rel} AS s WHERE ${raw.map((k) => `s.${quoteIdent(k)} IS NULL`).join(' OR ')}) AS x`, values: baseParams})
+      if (q.rows[0]?.x === true) return {ok: false, reason: `a key column of the ${s.side} side holds NULL, which only merge pairs (as '')`}
+    }
     const inner = (s: SideSpec, rel: string, range?: Range) =>
       `(SELECT true AS __p, ${s.keyColumns.map((_, i) => `${keyExpr(s, i)} AS __k${i}`).join(', ')}${s.columns.map((c, i) => `, s.${quoteIdent(c)} AS __c${i}`).join('')} FROM ${rel} AS s${
         range ? ` WHERE ${keyExpr(s, 0)} ${range.op} ${range.ph!}::${range.cast}` : ''
@@ -232,7 +246,9 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
         preds.push(`${l} IS DISTINCT FROM ${r}`)
         if (lt !== rt) sameValues = false
       }
-      if ((c.type === 'decimal' || c.type === 'integer') && NUMERIC.has(lt) && NUMERIC.has(rt)) {
+      // integer: numeric equality only between integer columns (the core's integer converter refuses
+      // `100.00`, so a numeric column against a bigint one is compared as text, below)
+      if ((c.type === 'decimal' && NUMERIC.has(lt) && NUMERIC.has(rt)) || (c.type === 'integer' && INTEGER.has(lt) && INTEGER.has(rt))) {
         const t = c.tolerance
         if (t?.kind === 'abs') preds.push(`${nulls} OR abs(${l}::numeric - ${r}::numeric) > ${param(t.text)}::numeric`)
         else if (t?.kind === 'rel') preds.push(`${nulls} OR abs(${l}::numeric - ${r}::numeric) * 100 > ${param(t.pct)}::numeric * abs(${l}::numeric)`)
