@@ -90,6 +90,8 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   plan.date = opts.date ?? null
   if (opts.dateColumn !== undefined) {
     if (leftCols && !leftCols.includes(opts.dateColumn)) throw new UsageError(`--date-column ${opts.dateColumn} is not a column of the left side`, {hint: `the left side has: ${leftCols.join(', ')}`})
+    const rightDate = rightName(opts, opts.dateColumn)
+    if (rightCols && !rightCols.includes(rightDate)) throw new UsageError(`--date-column ${opts.dateColumn} is not a column of the right side${rightDate === opts.dateColumn ? '' : ` (as ${rightDate})`}`, {hint: `the right side has: ${rightCols.join(', ')}; map it with --map ${opts.dateColumn}=<right column>`})
   }
   const date = opts.date !== undefined ? opts.date : null
   const side = (s: 'left' | 'right'): SideSpec => ({

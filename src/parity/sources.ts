@@ -246,15 +246,20 @@ export function sortedPgUri(s: SideSpec, orderBy?: string): SourceUri {
   return {scheme: 'pg', target: '', params, text: s.uri.text}
 }
 
-function dateFilter(s: SideSpec): ((v: unknown) => boolean) | undefined {
+/**
+ * The --date filter of a file side: true for a record of the day, false for another day, and
+ * undefined when its date is missing or cannot be read (counted as unreadable, so that the run
+ * warns of it, not as another day's record: such a row's key would be reported missing).
+ */
+function dateFilter(s: SideSpec): ((v: unknown) => boolean | undefined) | undefined {
   if (!s.date) return undefined
   const m = new DateMatcher(['iso', 'dd.MM.yyyy', 'yyyyMMdd', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss', 'epoch_ms'], 'UTC')
   const want = s.date.value
   return (v) => {
     const t = valueText(v)
-    if (t === null) return false
+    if (t === null || t.trim() === '') return undefined
     const d = m.parse(t.trim(), 'date')
-    return !isFail(d) && d === want
+    return isFail(d) ? undefined : d === want
   }
 }
 
@@ -272,9 +277,13 @@ async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters:
         continue
       }
       const f = r.fields
-      if (filter && !filter(f[dateCol!])) {
-        counters.filtered++
-        continue
+      if (filter) {
+        const day = filter(f[dateCol!])
+        if (day !== true) {
+          if (day === undefined) counters.unreadable++
+          else counters.filtered++
+          continue
+        }
       }
       const key = new Array<string>(keys.length)
       for (let i = 0; i < keys.length; i++) key[i] = keyText(f[keys[i]!])
@@ -307,9 +316,13 @@ async function* projectCanonical(source: AsyncIterable<RawRecord>, s: SideSpec, 
         continue
       }
       const f = r.fields
-      if (filter && !filter(f[dateCol!])) {
-        counters.filtered++
-        continue
+      if (filter) {
+        const day = filter(f[dateCol!])
+        if (day !== true) {
+          if (day === undefined) counters.unreadable++
+          else counters.filtered++
+          continue
+        }
       }
       let line = ''
       for (let i = 0; i < nk; i++) {

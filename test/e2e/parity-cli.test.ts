@@ -71,6 +71,21 @@ describe('parity check on the command line', () => {
     expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringMatching(message) as unknown})
   })
 
+  it('--date on files: a right side without the date column is exit 2; a row whose date cannot be read is counted unreadable and warned of, not taken for another day', async () => {
+    const dir = tempDir('parity-date-')
+    writeFileSync(join(dir, 'l.csv'), 'id,d,amount\n1,2026-11-20,1.00\n2,2026-11-20,2.00\n3,2026-11-21,3.00\n')
+    writeFileSync(join(dir, 'r.csv'), 'id,d,amount\n1,2026-11-20,1.00\n2,20/11/2026,2.00\n')
+    writeFileSync(join(dir, 'nodate.csv'), 'id,amount\n1,1.00\n2,2.00\n')
+    const args = ['parity', 'check', '--left', 'csv:l.csv', '--key', 'id', '--date', '2026-11-20', '--date-column', 'd', '--json', '--no-ledger']
+    const missing = await runCli([...args, '--right', 'csv:nodate.csv'], {cwd: dir})
+    expect(missing.code, missing.stdout).toBe(2)
+    expect(missing.json.error.message).toBe('--date-column d is not a column of the right side')
+    const r = await runCli([...args, '--right', 'csv:r.csv', '--log-level', 'warn'], {cwd: dir})
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({left_rows: 2, right_rows: 1, matched: 1, missing_in_right: 1})
+    expect(r.stderr.split('\n').filter((l) => l.includes('parity.source.unreadable')).map((l) => JSON.parse(l) as {side: string; records: number}).map((e) => [e.side, e.records])).toEqual([['right', 1]])
+  })
+
   it("masks the spec's sensitive values in samples: stdout, --json, the report and the ledger", async () => {
     const dir = tempDir('parity-mask-')
     writeFileSync(join(dir, 'l.csv'), 'id,card,amount\n1,4111111111111111,1.00\n2,5500000000000004,2.00\n')
