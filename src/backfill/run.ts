@@ -386,8 +386,23 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       const prev = saving ?? Promise.resolve()
       const pos = {...ackedPos, ...(ackedPos.partitions ? {partitions: {...ackedPos.partitions}} : {})}
       const counts = cloneCounts(acked)
-      saving = prev.then(() => store.save(id, pos, counts, pacer.pausedMs, Date.now() - started, status, error))
+      // after the one before, whether that one failed or not: a rejected save must not reject
+      // every later one (the final one included), or the row stays at an old position and
+      // --resume sends the rest again
+      saving = prev.catch(() => {}).then(() => store.save(id, pos, counts, pacer.pausedMs, Date.now() - started, status, error))
       return saving
+    }
+    /** The last checkpoint: retried, since everything after the row's position is sent again by --resume. */
+    const saveFinal = async (status: BackfillStatus, error?: string): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await save(status, error)
+        } catch (e) {
+          if (attempt >= 5) throw e
+          logger.warn('backfill.checkpoint_failed', {error: e, attempt, final: true})
+          await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
+        }
+      }
     }
     if (store) {
       checkpointTimer = setInterval(() => {
@@ -564,13 +579,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       await sender?.flush().catch(() => {})
       if (checkpointTimer) clearInterval(checkpointTimer)
       const err = e instanceof CutoverError ? e : new CutoverError('INTERNAL', (e as Error)?.message ?? String(e), {cause: e})
-      await save('failed', err.message).catch(() => {})
+      await saveFinal('failed', err.message).catch(() => {})
       logger.error('backfill.failed', {id, error: err, position: ackedPos})
       throw err
     }
     if (checkpointTimer) clearInterval(checkpointTimer)
     const status: BackfillStatus = stoppedEarly ? 'stopped' : 'completed'
-    await save(status)
+    await saveFinal(status)
     const activeMs = lastAckAt > firstSendAt ? lastAckAt - firstSendAt - pacer.pausedMs : 0
     const result: BackfillResult = {
       id,

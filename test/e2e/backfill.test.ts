@@ -7,7 +7,8 @@
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {describe, expect, it} from 'vitest'
+import pg from 'pg'
+import {describe, expect, it, onTestFinished} from 'vitest'
 import {createTestSchema, createTestTopic, kafka, kcatConsume, ROOT, runCli, testPool, uniqueName} from '../helpers.js'
 
 const CSV = 'csv:fixtures/legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251'
@@ -291,6 +292,32 @@ dlq: { topic: ${dlq} }
     // kafkajs logs each retry of a connection with its count: only the first attempt is made
     expect(r.stderr).toContain('"retryCount":0')
     expect(r.stderr).not.toMatch(/"retryCount":[1-9]/)
+  })
+
+  it('a checkpoint that fails once: the later ones and the last still save (was: every later save rejected, the row left at an old position, --resume sending the rest again)', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-ckpt'})
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-ckpt-'))
+    const n = 6000
+    writeFileSync(join(dir, 'rows.csv'), ['id;amt', ...Array.from({length: n}, (_, i) => `R${i};${i}.00`)].join('\n') + '\n')
+    const id = uniqueName('bf-ckpt')
+    const pool = testPool()
+    // the first checkpoint UPDATE of this backfill fails (a sequence is not rolled back with it)
+    const seq = `"${id.replace(/[^a-z0-9_]/gi, '_')}_seq"`
+    await pool.query(`CREATE SEQUENCE public.${seq}`)
+    await pool.query(`CREATE FUNCTION public.${seq.slice(0, -1)}_fail"() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.id = ${pg.escapeLiteral(id)} AND nextval('public.${seq}') = 1 THEN RAISE EXCEPTION 'planted checkpoint failure'; END IF; RETURN NEW; END $$`)
+    await pool.query(`CREATE TRIGGER ${seq.slice(0, -1)}_t" BEFORE UPDATE ON cutover.backfills FOR EACH ROW EXECUTE FUNCTION public.${seq.slice(0, -1)}_fail"()`)
+    onTestFinished(async () => {
+      await pool.query(`DROP TRIGGER IF EXISTS ${seq.slice(0, -1)}_t" ON cutover.backfills; DROP FUNCTION IF EXISTS public.${seq.slice(0, -1)}_fail"(); DROP SEQUENCE IF EXISTS public.${seq}`)
+      await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [id])
+    })
+    const r = await runCli(['backfill', '--from', 'csv:rows.csv?delimiter=;', '--to', topic, '--rate', '2000', '--id', id, '--json'], {cwd: dir})
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({id, status: 'completed', read: n, sent: n})
+    expect(r.stderr.split('\n').filter((l) => l.includes('backfill.checkpoint_failed'))).toHaveLength(1)
+    const row = await pool.query<{status: string; records: number}>(`SELECT status, (position->>'records')::int AS records FROM cutover.backfills WHERE id = $1`, [id])
+    expect(row.rows[0]).toEqual({status: 'completed', records: n})
+    expect(kcatConsume(topic)).toHaveLength(n)
   })
 
   it('kafka: source with --since/--until: only the records of the time range, key and headers kept', async () => {
