@@ -130,6 +130,13 @@ export interface DlqReplayResult {
 
 const DEFAULT_MAX_REPLAYS = 3
 /** fetches that start after the expected offset before it is taken for a retention gap */
+/** JSON with the members of objects sorted (a jsonb column returns them in its own order). */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x))
+}
+
+const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
+
 const GAP_PATIENCE = 20
 
 function selectionOf(o: DlqReplayOptions): ReplaySelection {
@@ -290,13 +297,38 @@ class Replay {
 
   async run(base: Base, started: number): Promise<DlqReplayResult> {
     const {o} = this
-    const settings = o.settings.kafka
     const id = replayIdOf(o.topic, this.loaded.spec.name, this.selection, o.replayId)
     const existing = await getReplay(this.pool, id)
+    if (existing) this.assertSameSelection(existing)
     if (existing?.status === 'completed') {
       this.logger.info('replay.already_completed', {replay_id: id})
       return this.resultOf(base, existing, 'completed', {already: true, resumed: false}, started)
     }
+    // One run of a replay at a time: a second one would read the same starting point and send
+    // again what the first sends meanwhile. The lock is the session's: a killed run releases it.
+    const lock = await this.pool.connect()
+    let locked = false
+    try {
+      locked = (await lock.query<{ok: boolean}>("SELECT pg_try_advisory_lock(hashtext('cutover.replay'), hashtext($1)) AS ok", [id])).rows[0]?.ok === true
+    } catch (e) {
+      lock.release(true)
+      throw e
+    }
+    if (!locked) {
+      lock.release()
+      throw new UsageError(`replay ${id} is running in another process`, {hint: 'wait for it to finish, or stop it (Ctrl-C) and run this again to resume it'})
+    }
+    try {
+      return await this.runLocked(base, started, id)
+    } finally {
+      await lock.query("SELECT pg_advisory_unlock(hashtext('cutover.replay'), hashtext($1))", [id]).catch(() => {})
+      lock.release()
+    }
+  }
+
+  private async runLocked(base: Base, started: number, id: string): Promise<DlqReplayResult> {
+    const {o} = this
+    const settings = o.settings.kafka
     const kafka = createKafka(settings, {mode: 'resilient', logger: this.logger, clientId: `cutover-replay-${id}`})
     const admin = await connectAdmin(kafka, settings)
     try {
@@ -314,6 +346,7 @@ class Replay {
         run_by: whoAmI(),
       })
       const resumed = !created
+      if (resumed) this.assertSameSelection(row)
       this.logger.info(resumed ? 'replay.resumed' : 'replay.started', {replay_id: id, targets: row.targets})
       const done = await this.consume(admin, kafka, row, groupId)
       const after = (await getReplay(this.pool, id))!
@@ -325,6 +358,14 @@ class Replay {
     } finally {
       await admin.disconnect().catch(() => {})
     }
+  }
+
+  /** A named replay (--replay-id) resumed with other flags would send, and count, another selection under the old row's name. */
+  private assertSameSelection(row: ReplayRow): void {
+    if (canonical(row.selection) === canonical(this.selection)) return
+    throw new UsageError(`replay ${row.id} was started with another selection (${JSON.stringify(row.selection)}); this run asks ${JSON.stringify(this.selection)}`, {
+      hint: 'give the same --code/--since/--until/--key/--to/--max-replays to resume it, or another --replay-id for a new replay',
+    })
   }
 
   private async requireTopic(admin: Admin, topic: string): Promise<void> {
@@ -360,6 +401,17 @@ class Replay {
     // The group is ahead of the ledger after a kill between the Kafka commit and the UPDATE:
     // that stretch is read again only to be counted.
     const countOnlyUntil = new Map<number, bigint>()
+    // The producer first, fenced: its transactional id is registered (InitProducerId) at the first
+    // transaction, which aborts whatever an earlier instance left open and fences that instance,
+    // before the group's offsets are read.
+    const producer = kafka.producer({transactionalId: groupId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
+    await producer.connect()
+    try {
+      await (await producer.transaction()).abort()
+    } catch (e) {
+      await producer.disconnect().catch(() => {})
+      throw e
+    }
     const committed = await admin.fetchOffsets({groupId, topics: [topic]})
     for (const p of committed.find((t) => t.topic === topic)?.partitions ?? []) {
       const at = next.get(p.partition)
@@ -369,10 +421,10 @@ class Replay {
       else if (k < at) this.logger.warn('replay.group_behind_ledger', {partition: p.partition, group: p.offset, ledger: at.toString()})
     }
     const open = () => [...next].filter(([p, at]) => at < (ends.get(p) ?? 0n)).map(([p]) => p)
-    if (open().length === 0) return true
-
-    const producer = kafka.producer({transactionalId: groupId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
-    await producer.connect()
+    if (open().length === 0) {
+      await producer.disconnect().catch(() => {})
+      return true
+    }
     const consumer = kafka.consumer({groupId, allowAutoTopicCreation: false, readUncommitted: false, sessionTimeout: 10_000, heartbeatInterval: 1000, retry: {retries: 8}})
     let failure: unknown
     let finish!: () => void
@@ -452,6 +504,8 @@ class Replay {
           try {
             await eachBatch(payload)
           } catch (e) {
+            // a rebalance is kafkajs' to handle: it rejoins, and GROUP_JOIN seeks to where this run is
+            if (REBALANCE_ERRORS.has((e as {type?: string}).type ?? '')) throw e
             failure = e
             finish()
           }

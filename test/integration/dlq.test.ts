@@ -160,6 +160,10 @@ describe('dlq inspect / replay / stats', () => {
       if (child.exitCode !== null) throw new Error(`the replay ended (exit ${child.exitCode}) before it was killed; ${selected.length} selected; stdout: ${childOut}; stderr: ${childErr}`)
       await sleep(50)
     }
+    // a second run of the same replay while the first runs: refused (it would send again what the first sends)
+    const twice = await runCli(replayArgs)
+    expect(twice.code, twice.stdout).toBe(2)
+    expect(twice.json.error.message).toMatch(/^replay \S+ is running in another process$/)
     child.kill('SIGKILL')
     expect((await exited).signal).toBe('SIGKILL')
     const partial = await f.pool.query<{sent: string; status: string}>('SELECT sent::text AS sent, status FROM cutover.replays WHERE dlq_topic = $1', [f.dlqTopic])
@@ -177,6 +181,10 @@ describe('dlq inspect / replay / stats', () => {
     expect(rr.parked).toBe(0)
     expect(rr.sent_by_topic).toEqual({[f.topic]: selected.length})
     expect(rr.sent_now).toBeLessThan(selected.length)
+    // the same replay id with another selection: refused, not run (or reported) under the old row
+    const other = await runCli(['dlq', 'replay', '--topic', f.dlqTopic, '--spec', fixed, '--code', 'UNPARSEABLE_AMOUNT', '--replay-id', rr.replay_id, '--json'])
+    expect(other.code, other.stdout).toBe(2)
+    expect(other.json.error.message).toMatch(/was started with another selection/)
 
     // every selected record is in the source topic exactly once (read committed), as it was, plus the replay headers
     const replayed = kcatConsume(f.topic).filter((r) => r.headers['cutover.replay.id'] !== undefined)
