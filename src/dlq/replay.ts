@@ -453,7 +453,10 @@ class Replay {
           i++ // fetched before the seek, already counted
           continue
         }
-        if (first > at) {
+        if (first > at && i > 0) {
+          // inside one fetched batch, offsets skipped are transaction markers or aborted records
+          // (kafkajs filters them); retention only removes the start of a log
+        } else if (first > at) {
           // a fetch from the group's offset before our seek: wait for the seek (a few fetches at most);
           // past that, the records between were deleted by retention
           const waited = (gapWaits.get(p) ?? 0) + 1
@@ -479,7 +482,26 @@ class Replay {
           if (open().length === 0) finish()
         }
       }
+      // every message of the batch handled: what follows its last one up to the batch's last offset
+      // are transaction markers (a DLQ written in transactions: <dlq>.parked, Spring's DLTs)
+      if (batch.messages.length > 0 && next.get(p)! > BigInt(batch.messages[batch.messages.length - 1]!.offset)) skipMarkers(p, BigInt(batch.lastOffset()) + 1n)
     }
+    /** Moves partition `p` past offsets that hold only markers, up to `through`; ends it when that reaches its end. */
+    const skipMarkers = (p: number, through: bigint) => {
+      const at = next.get(p)
+      const end = ends.get(p)
+      if (at === undefined || end === undefined || at >= end || through <= at) return
+      next.set(p, through < end ? through : end)
+      if (next.get(p)! >= end) {
+        consumer.pause([{topic, partitions: [p]}])
+        if (open().length === 0) finish()
+      }
+    }
+    // Batches made only of markers never reach eachBatch (they would leave a range ending on a
+    // commit marker waiting for ever); a fetch from the position this run reached, so all markers.
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      if (e.payload.topic === topic && e.payload.batchSize === 0 && seeked.has(e.payload.partition)) skipMarkers(e.payload.partition, BigInt(e.payload.lastOffset) + 1n)
+    })
 
     try {
       await consumer.connect()
