@@ -11,7 +11,7 @@ export type {BackfillResult}
 export default class Backfill extends CutoverCommand {
   static override summary = 'Replay history from a legacy source into a Kafka topic at a controlled rate that respects the consumers; resumable.'
   static override description =
-    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. The acknowledged position is checkpointed in cutover.backfills every few seconds and on SIGINT/SIGTERM (exit 0); --resume ID continues after it.'
+    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. The acknowledged position is checkpointed in cutover.backfills every 2 s and on SIGINT/SIGTERM (exit 0); --resume ID continues after it: at least once, so the records acknowledged after the last checkpoint of a run that was killed (up to 2 s of them, and the batch in flight) are sent again, identical (same key, value and headers); the pipeline\'s dedupe drops them.'
   static override examples = [
     '<%= config.bin %> backfill --from "csv:data/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --to txn.raw --spec pipeline.yaml --rate 2000/s',
     '<%= config.bin %> backfill --from kafka:txn.archive --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z --to txn.raw --max-lag 50000 --group cutover-txn',
@@ -28,7 +28,7 @@ export default class Backfill extends CutoverCommand {
     group: Flags.string({description: 'consumer group whose lag paces the backfill (with --max-lag)'}),
     since: Flags.string({description: 'first record time, inclusive (ISO-8601): kafka record timestamps, or the spec event_time'}),
     until: Flags.string({description: 'end record time, exclusive (ISO-8601)'}),
-    resume: Flags.string({description: 'continue the backfill with this id after its last acknowledged position'}),
+    resume: Flags.string({description: 'continue the backfill with this id after its last checkpoint (at least once: after a kill, up to 2 s of acknowledged records are sent again)'}),
     id: Flags.string({description: 'name a new backfill (default bf-<time>-<random>)'}),
     dlq: Flags.string({description: "dead-letter topic for rejects (default: the spec's dlq, else <to>.dlq)"}),
     'batch-size': Flags.integer({min: 1, max: 10000, description: 'records per producer batch (default: 50 ms of --rate, at most 2000)'}),
