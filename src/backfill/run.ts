@@ -236,6 +236,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 
     // ---- keys and values
     const normalize = spec ? createNormalizer(spec.fields) : undefined
+    // the event time alone, for a record the normalizer rejects: in or out of --since/--until
+    const timeOnly = spec && eventTimeField ? createNormalizer({[eventTimeField]: spec.fields[eventTimeField]!}) : undefined
+    const outOfRange = (t: number) => (since !== undefined && !(t >= since)) || (until !== undefined && !(t < until))
     const serialize = spec ? recordSerializer(Object.keys(spec.fields)) : undefined
     const sendNormalized = opts.send === 'normalized'
     if (opts.send !== undefined && !spec) throw new UsageError('--send chooses how records accepted by --spec are sent', {hint: 'add --spec <pipeline.yaml>, or drop --send'})
@@ -530,7 +533,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
             } else if (normalize) {
               const result = normalize(r)
-              if (!result.ok) {
+              const timeOk = result.ok ? undefined : timeOnly?.(r)
+              if (!result.ok && timeOk?.ok && outOfRange(Date.parse(String(timeOk.record[eventTimeField!])))) {
+                // a reject from outside --since/--until is another run's to dead-letter (the day it
+                // belongs to), not this one's: its event time alone decides, as for a clean record
+                c.out_of_range++
+              } else if (!result.ok) {
                 c.read++
                 c.rejected++
                 const first = result.rejections[0]!
@@ -538,8 +546,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
                 const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
                 deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
               } else {
-                const t = eventTimeField ? Date.parse(String(result.record[eventTimeField])) : 0
-                if (eventTimeField && ((since !== undefined && !(t >= since)) || (until !== undefined && !(t < until)))) {
+                if (eventTimeField && outOfRange(Date.parse(String(result.record[eventTimeField])))) {
                   c.out_of_range++
                 } else {
                   c.read++

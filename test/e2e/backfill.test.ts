@@ -320,6 +320,20 @@ dlq: { topic: ${dlq} }
     expect(kcatConsume(topic)).toHaveLength(n)
   })
 
+  it('--since/--until with --spec: a reject from outside the window is out of range, not dead-lettered (its day\'s run does that)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-window-'))
+    // Moscow times; the window is 10:00-14:00 Moscow (07:00-11:00Z)
+    writeFileSync(
+      join(dir, 'w.csv'),
+      ['id;acct;amt;ts;currency;merchant', 'W1;A1;1,00;20.11.2026 12:00:00;RUB;m', 'W2;A1;12,3,4;20.11.2026 12:05:00;RUB;m', 'W3;A1;12,3,4;20.11.2026 09:00:00;RUB;m', 'W4;;1,00;20.11.2026 15:00:00;RUB;m', 'W5;A1;1,00;31.11.2026 12:00:00;RUB;m', 'W6;A1;1,00;20.11.2026 16:00:00;RUB;m'].join('\n') + '\n',
+    )
+    const spec = join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml')
+    const r = await runCli(['backfill', '--from', 'csv:w.csv?delimiter=;', '--to', 't', '--spec', spec, '--since', '2026-11-20T07:00:00Z', '--until', '2026-11-20T11:00:00Z', '--dry-run', '--json'], {cwd: dir})
+    expect(r.code, r.stderr).toBe(0)
+    // W1 sent; W2 (bad amount, in the window) and W5 (no time) rejected; W3, W4 (rejects outside) and W6 out of range
+    expect(r.json).toMatchObject({read: 3, sent: 1, rejected: 2, rejected_by_code: {UNPARSEABLE_AMOUNT: 1, UNPARSEABLE_DATE: 1}, out_of_range: 3})
+  })
+
   it('kafka: source with --since/--until: only the records of the time range, key and headers kept', async () => {
     const source = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range-src'})
     const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range'})
