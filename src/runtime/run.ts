@@ -629,7 +629,13 @@ class StreamRuntime {
   private async lostCommitCommitted(unknown: CommitOutcomeUnknown): Promise<boolean> {
     if (unknown.xid === undefined) return false
     try {
-      return (await transactionStatus(this.d.pool, unknown.xid)) === 'committed'
+      // a backend cut off mid-COMMIT may still be finishing it: 'in progress' for a moment
+      let status = await transactionStatus(this.d.pool, unknown.xid)
+      for (let i = 0; i < 50 && status === 'in progress'; i++) {
+        await sleep(100)
+        status = await transactionStatus(this.d.pool, unknown.xid)
+      }
+      return status === 'committed'
     } catch (e) {
       this.d.logger.warn('batch.commit_status_unknown', {xid: unknown.xid, error: e})
       return false
