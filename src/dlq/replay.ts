@@ -129,7 +129,6 @@ export interface DlqReplayResult {
 }
 
 const DEFAULT_MAX_REPLAYS = 3
-/** fetches that start after the expected offset before it is taken for a retention gap */
 /** JSON with the members of objects sorted (a jsonb column returns them in its own order). */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x))
@@ -137,6 +136,7 @@ function canonical(v: unknown): string {
 
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
 
+/** fetches that start after the expected offset before it is taken for a retention gap */
 const GAP_PATIENCE = 20
 
 function selectionOf(o: DlqReplayOptions): ReplaySelection {
