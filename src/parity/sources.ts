@@ -21,6 +21,7 @@ import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderCo
 import {pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import {DateMatcher, isFail} from '../normalize/index.js'
+import {JsonNumberText} from '../normalize/json.js'
 import {canonicalRow} from './canonical.js'
 import {compareKeys} from './compare.js'
 import {copyCanonical, copyKeyedRows} from './pg-copy.js'
@@ -43,12 +44,14 @@ export function sqlKeyExpr(alias: string, column: string): string {
 
 export function keyText(v: unknown): string {
   if (v === null || v === undefined) return ''
+  if (v instanceof JsonNumberText) return v.text // a JSON number of 16+ digits, as written (normalize/json.ts)
   return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v)
 }
 
 export function valueText(v: unknown): string | null {
   if (v === null || v === undefined) return null
   if (typeof v === 'string') return v
+  if (v instanceof JsonNumberText) return v.text
   if (typeof v === 'object') return Buffer.isBuffer(v) ? v.toString('utf8') : JSON.stringify(v)
   return String(v)
 }

@@ -8,6 +8,7 @@ import type {Position} from '../../legacy-adapters/types.js'
 import {parseFieldSpec, type FieldSpec, type FieldSpecInput} from '../../src/config/spec.js'
 import {createNormalizer, JsonNumberText, parseJsonExact} from '../../src/normalize/index.js'
 import {hasLongNumber} from '../../src/normalize/json.js'
+import {keyText, valueText} from '../../src/parity/sources.js'
 
 const position: Position = {scheme: 'kafka', source: 't', partition: 0, offset: '7'}
 
@@ -49,6 +50,12 @@ describe('parseJsonExact', () => {
   it('throws on what is not JSON, and says why when a name repeats beside a long number', () => {
     expect(() => parseJsonExact('{"a": 1')).toThrow(SyntaxError)
     expect(() => parseJsonExact('{"a": 1234567890123456.7, "a": 2}')).toThrow(/a member name is repeated/)
+  })
+
+  it('parity reads a kept number as its text, key and value (not as a quoted JSON string)', () => {
+    const v = parseJsonExact('{"acct": 40817810099910004312}') as {acct: unknown}
+    expect(keyText(v.acct)).toBe('40817810099910004312')
+    expect(valueText(v.acct)).toBe('40817810099910004312')
   })
 
   it('serializes a kept number as its text', () => {
