@@ -14,7 +14,7 @@
 import {stringify} from 'yaml'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
-import {DateMatcher, isFail, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+import {DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
 
 /** Candidate formats tried on every text column (the spec's vocabulary). */
 export const CANDIDATE_DATE_FORMATS = [
@@ -180,7 +180,8 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
       col.nulls++
       return
     }
-    const v = typeof raw === 'string' ? raw : typeof raw === 'object' ? JSON.stringify(raw) : String(raw)
+    // a JSON number of 16+ digits (normalize/json.ts) is its text, as any other number
+    const v = typeof raw === 'string' ? raw : raw instanceof JsonNumberText ? raw.text : typeof raw === 'object' ? JSON.stringify(raw) : String(raw)
     const t = v.trim()
     if (t.length !== v.length) col.surroundingSpaces = true
     if (t.length === 0) {

@@ -8,7 +8,7 @@ import {mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {ROOT, runCli} from '../helpers.js'
+import {createTestTopic, kafka, ROOT, runCli} from '../helpers.js'
 
 const GOLDEN = join(ROOT, 'fixtures', 'golden')
 const lines = (text: string) => text.split('\n').filter((l) => l.length > 0)
@@ -186,6 +186,19 @@ describe('cutover profile', () => {
     const text = await runCli(['profile', `csv:${join(dir, 'p.csv')}?delimiter=;`])
     expect(text.code, text.stderr).toBe(0)
     for (const card of cards.slice(0, 5)) expect(r.stdout + text.stdout + text.stderr).not.toContain(card)
+  })
+
+  it('profiles a kafka: topic whose JSON holds a 20-digit account number: the digits as sent, not a rounded double', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'profile-long-number'})
+    const producer = kafka().producer()
+    await producer.connect()
+    await producer.send({topic, messages: ['40817810099910004312', '40817810099910004313'].map((acct, i) => ({value: `{"id": "T${i}", "acct": ${acct}, "amt": 1234567890123456.7}`}))})
+    await producer.disconnect()
+    const r = await runCli(['profile', `kafka:${topic}`, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const col = (n: string) => r.json.columns.find((c: {name: string}) => c.name === n)
+    expect(col('acct').examples).toEqual(['40817810099910004312', '40817810099910004313'])
+    expect(col('amt').examples).toEqual(['1234567890123456.7'])
   })
 
   it('profiles the EBCDIC fixture: COMP-3 amounts as decimals, yyyyMMddHHmmss as a timestamp, the corrupt record counted', async () => {
