@@ -105,8 +105,20 @@ export function compileDateFormat(format: string): CompiledDateFormat {
   const slots: number[] = []
   const literals: number[] = []
   let fixedWidth = true
+  // the variable-width digit tokens (d, M, H, h, m, s) of the current run of digit tokens with no
+  // literal between them: with two, a value splits more than one way (dMyyyy: 1112026 is
+  // 11 Jan or 1 Nov), and the first split the pattern finds would be a guess
+  let variableInRun: string | undefined
   const add = (part: Part, src: string, min: number, max: number, token: string) => {
     if (groups[part] !== undefined) throw new Error(`"${token}" appears twice in the date format "${format}"`)
+    if (src.startsWith('\\d')) {
+      if (min !== max) {
+        if (variableInRun !== undefined) {
+          throw new Error(`"${variableInRun}" and "${token}" stand side by side in the date format "${format}", so a value can be read more than one way; write ${variableInRun.repeat(2)} and ${token.repeat(2)}, or put a separator between them`)
+        }
+        variableInRun = token
+      }
+    } else variableInRun = undefined
     groups[part] = ++group
     re += `(${src})`
     const slot = SLOT_PART[part]
@@ -116,6 +128,7 @@ export function compileDateFormat(format: string): CompiledDateFormat {
     maxLength += max
   }
   const literal = (lit: string) => {
+    variableInRun = undefined
     re += escapeRegex(lit)
     for (let k = 0; k < lit.length; k++) literals.push(minLength + k, lit.charCodeAt(k))
     minLength += lit.length
@@ -332,11 +345,13 @@ function localDate(local: number): string {
   return dayText(Math.floor(local / 86_400_000))
 }
 
+/** An offset's minutes (+03:00 -> 180); NaN when its minutes are over 59 (+03:99 is no offset). */
 function parseOffset(t: string): number {
   if (t === 'Z') return 0
   const sign = t[0] === '-' ? -1 : 1
   const hh = Number(t.slice(1, 3))
   const mm = t.length > 3 ? Number(t.slice(t.length - 2)) : 0
+  if (mm > 59) return NaN
   return sign * (hh * 60 + mm)
 }
 
@@ -453,7 +468,7 @@ function readIso(text: string): boolean {
   if (rest === 3 && text.charCodeAt(i + 3) === 58) om = digitsAt(text, i + 4, 2)
   else if (rest === 2) om = digitsAt(text, i + 3, 2)
   else if (rest !== 0) return false
-  if (om < 0) return false
+  if (om < 0 || om > 59) return false // +03:99 is no offset
   isoOffset = (c === 45 ? -1 : 1) * (oh * 60 + om)
   return true
 }
@@ -516,7 +531,10 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
   if (d < 1 || d > daysInMonth(y, mo)) return `day ${d} does not exist in ${y}-${pad2(mo)}`
   if (h > 23 || mi > 59 || s > 59) return `${pad2(h)}:${pad2(mi)}:${pad2(s)} is not a time of day`
   const local = Date.UTC(y, mo - 1, d, h, mi, s, P[6]!) + (y < 100 ? yearFix(y) : 0)
-  if (off !== undefined) offsetMinutes = parseOffset(off)
+  if (off !== undefined) {
+    offsetMinutes = parseOffset(off)
+    if (Number.isNaN(offsetMinutes)) return `offset ${off} is not an offset (its minutes are over 59)`
+  }
   if (!Number.isNaN(offsetMinutes)) {
     if (Math.abs(offsetMinutes) > 18 * 60) return `offset ${off ?? formatOffset(offsetMinutes)} is out of range`
     const u = local - offsetMinutes * 60_000

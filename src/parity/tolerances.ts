@@ -344,7 +344,7 @@ function isoScan(t: string, b: number, end: number): boolean {
       oh = digits(t, p + 1, 2)
       om = digits(t, p + 4, 2)
     } else return false
-    if (oh < 0 || om < 0) return false
+    if (oh < 0 || om < 0 || om > 59 || oh > 18) return false // +03:99 is no offset
     off = o === 45 ? -(oh * 60 + om) : oh * 60 + om
   }
   sy = y

@@ -113,7 +113,7 @@ describe('iso', () => {
     expect(ts(['iso'], 'UTC', value)).toBe(expected)
   })
 
-  it.each(['2026-11-20T09:15:00.', '2026-11-20T09:15:00+3', '2026-11-20T9:15', '2026-11-20T09:15:0', '2026-11-20T09:15:00.1234567890Z', '2026-11-20X09:15', '2026-11-20T09:15:00Zx', '2026-1-20', '20261120'])(
+  it.each(['2026-11-20T09:15:00+03:99', '2026-11-20T09:15:00+0399', '2026-11-20T09:15:00.', '2026-11-20T09:15:00+3', '2026-11-20T9:15', '2026-11-20T09:15:0', '2026-11-20T09:15:00.1234567890Z', '2026-11-20X09:15', '2026-11-20T09:15:00Zx', '2026-1-20', '20261120'])(
     '%s is not iso',
     (value) => {
       expect(ts(['iso'], 'UTC', value)).toMatch(/^UNPARSEABLE_DATE: matches none/)
@@ -146,6 +146,17 @@ describe('format tokens', () => {
     expect(() => compileDateFormat('dd.MM.yyyy hh:mm')).toThrow('without a (AM/PM)')
     expect(() => compileDateFormat("dd.MM.yyyy 'at")).toThrow('unclosed quote')
     expect(() => compileDateFormat('dd.MM.yyyy dd')).toThrow('appears twice')
+    // two variable-width tokens side by side: 1112026 is 11 Jan or 1 Nov; 20261120115 is 11:05 or 01:15
+    expect(() => compileDateFormat('dMyyyy')).toThrow('"d" and "M" stand side by side')
+    expect(() => compileDateFormat('yyyyMMddHm')).toThrow('"H" and "m" stand side by side')
+    // one of them in a run is read by the length, with a separator each is its own: fine
+    expect(ts(['yyyyMMddHmm'], 'UTC', '20261120915')).toBe('2026-11-20T09:15:00.000Z')
+    expect(ts(['d.M.yyyy H:m'], 'UTC', '5.1.2026 7:5')).toBe('2026-01-05T07:05:00.000Z')
+  })
+
+  it('an offset whose minutes are over 59 is no offset (was read as +03:99 = 4:39)', () => {
+    expect(ts(["dd.MM.yyyy HH:mm:ssXXX"], 'UTC', '20.11.2026 09:15:00+03:75')).toMatch(/UNPARSEABLE_DATE: .*offset \+03:75 is not an offset/)
+    expect(ts(["dd.MM.yyyy HH:mm:ssXXX"], 'UTC', '20.11.2026 09:15:00+03:30')).toBe('2026-11-20T05:45:00.000Z')
   })
 
   it('month names must be months', () => {

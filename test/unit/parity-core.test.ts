@@ -78,6 +78,8 @@ describe('compareValues', () => {
     expect(compareValues(c, '20.11.2026 09:15:00', '2026-11-20T06:15:02Z').equal).toBe(true)
     expect(compareValues(c, '20.11.2026 09:15:00', '2026-11-20T06:15:02.001Z')).toMatchObject({equal: false, absDiff: '2.001'})
     expect(compareValues(c, '20261120091500', '2026-11-20 06:15:00+00').equal).toBe(true)
+    // +03:99 is no offset: not the instant 4:39 before
+    expect(compareValues(c, '2026-11-20 09:15:00+03:99', '2026-11-20T04:36:00Z').equal).toBe(false)
   })
 
   it('string normalization per column: trim, case, NFC', () => {
