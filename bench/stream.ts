@@ -58,6 +58,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync}
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import type {Batch} from 'kafkajs'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
 import {ensureDatabase} from '../src/pg/pool.js'
@@ -209,27 +210,55 @@ const bareCpuOf = (c: ReturnType<ReturnType<typeof cpuSpan>['stop']>, records: n
   machine: perRecordUs(c.machine, records),
 })
 
+/**
+ * Reads `topic` from the beginning in a fresh consumer group, handing each kafkajs batch to
+ * `handle` (awaited: one batch at a time), until `total` records were handed over; the consumer is
+ * disconnected after. `onDone` is called the moment the last batch is handled (before the disconnect).
+ */
+async function consumeAll(groupId: string, topic: string, total: number, handle: (batch: Batch) => Promise<void> | void, onDone: () => void): Promise<void> {
+  const consumer = kafka.consumer({groupId})
+  let count = 0
+  try {
+    await consumer.connect()
+    await consumer.subscribe({topic, fromBeginning: true})
+    let done!: () => void
+    const finished = new Promise<void>((r) => (done = r))
+    await consumer.run({
+      eachBatch: async ({batch}) => {
+        await handle(batch)
+        count += batch.messages.length
+        if (count >= total) {
+          onDone()
+          done()
+        }
+      },
+    })
+    await finished
+  } finally {
+    await consumer.disconnect()
+  }
+}
+
 async function bareConsume(topic: string, total: number): Promise<{rate: number; seconds: number; batches: number; meanBatch: number; cpu_us_per_record: BareCpu}> {
-  const consumer = kafka.consumer({groupId: `bench-bare-${run}`})
   let count = 0
   let batches = 0
   const span = cpuSpan([brokerPid()])
   const t0 = performance.now()
-  await consumer.connect()
-  await consumer.subscribe({topic, fromBeginning: true})
-  let done!: () => void
-  const finished = new Promise<void>((r) => (done = r))
-  await consumer.run({
-    eachBatch: async ({batch}) => {
+  let seconds = 0
+  let cpu!: ReturnType<(typeof span)['stop']>
+  await consumeAll(
+    `bench-bare-${run}`,
+    topic,
+    total,
+    (batch) => {
       count += batch.messages.length
       batches++
-      if (count >= total) done()
     },
-  })
-  await finished
-  const seconds = (performance.now() - t0) / 1000
-  const cpu = span.stop()
-  await consumer.disconnect()
+    () => {
+      seconds = (performance.now() - t0) / 1000
+      cpu = span.stop()
+    },
+  )
   return {rate: count / seconds, seconds, batches, meanBatch: count / batches, cpu_us_per_record: bareCpuOf(cpu, count)}
 }
 
@@ -348,17 +377,17 @@ async function chainRung(topic: string, schema: string): Promise<Rung> {
   const names = ['id', 'acct', 'amt', 'ts', 'currency', 'merchant'] as const
   const client = await pool.connect()
   const backend = (await client.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
-  const consumer = kafka.consumer({groupId: `bench-chain-${run}`})
   let count = 0
   const span = cpuSpan([brokerPid(), processCpu(backend) === null ? null : backend])
   const t0 = performance.now()
+  let seconds = 0
+  let cpu!: ReturnType<(typeof span)['stop']>
   try {
-    await consumer.connect()
-    await consumer.subscribe({topic, fromBeginning: true})
-    let done!: () => void
-    const finished = new Promise<void>((r) => (done = r))
-    await consumer.run({
-      eachBatch: async ({batch}) => {
+    await consumeAll(
+      `bench-chain-${run}`,
+      topic,
+      N,
+      async (batch) => {
         const byId = new Map<string, Record<string, unknown>>()
         for (const m of batch.messages) {
           count++
@@ -376,16 +405,16 @@ async function chainRung(topic: string, schema: string): Promise<Rung> {
           names.map((k) => rows.map((r) => (r[k] === null || r[k] === undefined ? null : String(r[k])))),
         )
         await client.query('COMMIT')
-        if (count >= N) done()
       },
-    })
-    await finished
+      () => {
+        seconds = (performance.now() - t0) / 1000
+        cpu = span.stop()
+      },
+    )
   } finally {
-    await consumer.disconnect()
     client.release()
   }
-  const seconds = (performance.now() - t0) / 1000
-  const c = bareCpuOf(span.stop(), count)
+  const c = bareCpuOf(cpu, count)
   return {rung: 'chain: consume -> JSON.parse -> upsert', rate: count / seconds, steady_rate: null, cpu_us_per_record: {node: c.self, postgres: null, broker: null, machine: c.machine, ...(c.others === null ? {} : {postgres: c.others})}}
 }
 

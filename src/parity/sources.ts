@@ -266,6 +266,15 @@ function dateFilter(s: SideSpec): ((v: unknown) => boolean | undefined) | undefi
   }
 }
 
+/** Whether a record's date value is of the --date day; counted as filtered (another day) or unreadable when not. */
+function onTheDay(filter: (v: unknown) => boolean | undefined, v: unknown, counters: SideCounters): boolean {
+  const day = filter(v)
+  if (day === true) return true
+  if (day === undefined) counters.unreadable++
+  else counters.filtered++
+  return false
+}
+
 /** Raw records -> keyed rows (batches). */
 async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters: SideCounters): AsyncGenerator<KeyedRow[]> {
   const keys = s.keyColumns
@@ -280,14 +289,7 @@ async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters:
         continue
       }
       const f = r.fields
-      if (filter) {
-        const day = filter(f[dateCol!])
-        if (day !== true) {
-          if (day === undefined) counters.unreadable++
-          else counters.filtered++
-          continue
-        }
-      }
+      if (filter && !onTheDay(filter, f[dateCol!], counters)) continue
       const key = new Array<string>(keys.length)
       for (let i = 0; i < keys.length; i++) key[i] = keyText(f[keys[i]!])
       const values = new Array<string | null>(cols.length)
@@ -319,14 +321,7 @@ async function* projectCanonical(source: AsyncIterable<RawRecord>, s: SideSpec, 
         continue
       }
       const f = r.fields
-      if (filter) {
-        const day = filter(f[dateCol!])
-        if (day !== true) {
-          if (day === undefined) counters.unreadable++
-          else counters.filtered++
-          continue
-        }
-      }
+      if (filter && !onTheDay(filter, f[dateCol!], counters)) continue
       let line = ''
       for (let i = 0; i < nk; i++) {
         const k = keyText(f[keys[i]!])

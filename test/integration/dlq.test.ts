@@ -182,7 +182,7 @@ describe('dlq inspect / replay / stats', () => {
     expect(rr.sent_by_topic).toEqual({[f.topic]: selected.length})
     expect(rr.sent_now).toBeLessThan(selected.length)
     // the same replay id with another selection: refused, not run (or reported) under the old row
-    const other = await runCli(['dlq', 'replay', '--topic', f.dlqTopic, '--spec', fixed, '--code', 'UNPARSEABLE_AMOUNT', '--replay-id', rr.replay_id, '--json'])
+    const other = await runCli(['dlq', 'replay', '--topic', f.dlqTopic, '--spec', fixed, '--code', 'UNPARSEABLE_AMOUNT', '--replay-id', rr.replay_id!, '--json'])
     expect(other.code, other.stdout).toBe(2)
     expect(other.json.error.message).toMatch(/was started with another selection/)
 

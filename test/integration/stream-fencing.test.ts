@@ -8,11 +8,30 @@
  */
 import {describe, expect, it} from 'vitest'
 import {commitBatch, CommitOutcomeUnknown, type BatchInput} from '../../src/runtime/batch.js'
-import {transactionStatus} from '../../src/runtime/offsets.js'
-import {advanceOffset, lockOffset, storedOffsets} from '../../src/runtime/offsets.js'
-import type {PoolClient} from '../../src/pg/pool.js'
+import {advanceOffset, lockOffset, storedOffsets, transactionStatus} from '../../src/runtime/offsets.js'
+import type {Pool, PoolClient} from '../../src/pg/pool.js'
 import type {Sink, WorkItem} from '../../src/runtime/types.js'
 import {batchFixture, sleep} from './stream-support.js'
+
+/**
+ * `pool` whose clients run each query through `wrap` (given the client's own query function),
+ * restored when the client is released: to plant a failure or a concurrent change in one statement.
+ */
+function interceptingPool(pool: Pool, wrap: (query: (...a: unknown[]) => Promise<unknown>, client: PoolClient, a: unknown[]) => Promise<unknown>): Pool {
+  const p = Object.create(pool) as Pool
+  p.connect = (async () => {
+    const client = await pool.connect()
+    const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>
+    ;(client as unknown as {query: unknown}).query = (...a: unknown[]) => wrap(query, client, a)
+    const release = client.release.bind(client)
+    client.release = (e?: boolean | Error) => {
+      delete (client as unknown as {query?: unknown}).query
+      release(e)
+    }
+    return client
+  }) as typeof pool.connect
+  return p
+}
 
 async function setup(options: {dedupe?: boolean} = {}) {
   const {pool, schema, name, deps, batch: prepared} = await batchFixture({
@@ -88,25 +107,14 @@ describe('stream batch transaction: fencing', () => {
     expect((await s.rows()).filter((r) => r.amount === '3.00')).toEqual([])
     // and inside commitBatch: the offset moved between the locked read and the compare-and-set
     // (cannot happen under the row lock; simulated on the same session) -> fenced, nothing written
-    const pool = Object.create(s.pool) as typeof s.pool
-    pool.connect = (async () => {
-      const client = await s.pool.connect()
-      const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>
-      ;(client as unknown as {query: unknown}).query = async (...a: unknown[]) => {
-        // the compare-and-set is the last statement of the first round trip (after the locking SELECT)
-        if (typeof a[0] === 'string' && a[0].includes('FOR UPDATE; UPDATE cutover.stream_offsets o')) {
-          const move = `UPDATE cutover.stream_offsets SET next_offset = next_offset + 100 WHERE pipeline = '${s.name}'`
-          return query(a[0].replace('FOR UPDATE; UPDATE cutover.stream_offsets o', `FOR UPDATE; ${move}; UPDATE cutover.stream_offsets o`))
-        }
-        return query(...a)
+    const pool = interceptingPool(s.pool, async (query, _client, a) => {
+      // the compare-and-set is the last statement of the first round trip (after the locking SELECT)
+      if (typeof a[0] === 'string' && a[0].includes('FOR UPDATE; UPDATE cutover.stream_offsets o')) {
+        const move = `UPDATE cutover.stream_offsets SET next_offset = next_offset + 100 WHERE pipeline = '${s.name}'`
+        return query(a[0].replace('FOR UPDATE; UPDATE cutover.stream_offsets o', `FOR UPDATE; ${move}; UPDATE cutover.stream_offsets o`))
       }
-      const release = client.release.bind(client)
-      client.release = (e?: boolean | Error) => {
-        delete (client as unknown as {query?: unknown}).query
-        release(e)
-      }
-      return client
-    }) as typeof s.pool.connect
+      return query(...a)
+    })
     const fenced = await commitBatch({...s.deps, pool}, await s.batch(20, 29, () => '4.00'), 1)
     expect(fenced).toEqual({kind: 'fenced', stored: 20n})
     expect((await s.rows()).filter((r) => r.amount === '4.00')).toEqual([])
@@ -115,22 +123,11 @@ describe('stream batch transaction: fencing', () => {
 
   it('a COMMIT whose answer is lost is reported as unknown, and the retry sees it committed', async () => {
     const s = await setup()
-    const pool = Object.create(s.pool) as typeof s.pool
-    pool.connect = (async () => {
-      const client = await s.pool.connect()
-      const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>
-      ;(client as unknown as {query: unknown}).query = async (...a: unknown[]) => {
-        const r = await query(...a)
-        if (a[0] === 'COMMIT') throw Object.assign(new Error('Connection terminated unexpectedly'), {code: 'ECONNRESET'})
-        return r
-      }
-      const release = client.release.bind(client)
-      client.release = (e?: boolean | Error) => {
-        delete (client as unknown as {query?: unknown}).query
-        release(e)
-      }
-      return client
-    }) as typeof s.pool.connect
+    const pool = interceptingPool(s.pool, async (query, _client, a) => {
+      const r = await query(...a)
+      if (a[0] === 'COMMIT') throw Object.assign(new Error('Connection terminated unexpectedly'), {code: 'ECONNRESET'})
+      return r
+    })
     const input = await s.batch(0, 9, () => '1.00')
     const lost = await commitBatch({...s.deps, pool}, input, 1).catch((e: unknown) => e)
     expect(lost).toBeInstanceOf(CommitOutcomeUnknown)
@@ -145,25 +142,14 @@ describe('stream batch transaction: fencing', () => {
 
   it('a COMMIT lost before it reached the server: its transaction is aborted, and a batch another consumer wrote is not counted as ours', async () => {
     const s = await setup()
-    const pool = Object.create(s.pool) as typeof s.pool
-    pool.connect = (async () => {
-      const client = await s.pool.connect()
-      const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>
-      ;(client as unknown as {query: unknown}).query = async (...a: unknown[]) => {
-        if (a[0] === 'COMMIT') {
-          // the connection drops before COMMIT is sent: the server rolls the transaction back
-          await (client as unknown as {end?: () => Promise<void>}).end?.call(client).catch(() => {})
-          throw Object.assign(new Error('Connection terminated unexpectedly'), {code: 'ECONNRESET'})
-        }
-        return query(...a)
+    const pool = interceptingPool(s.pool, async (query, client, a) => {
+      if (a[0] === 'COMMIT') {
+        // the connection drops before COMMIT is sent: the server rolls the transaction back
+        await client.end().catch(() => {})
+        throw Object.assign(new Error('Connection terminated unexpectedly'), {code: 'ECONNRESET'})
       }
-      const release = client.release.bind(client)
-      client.release = (e?: boolean | Error) => {
-        delete (client as unknown as {query?: unknown}).query
-        release(e)
-      }
-      return client
-    }) as typeof s.pool.connect
+      return query(...a)
+    })
     const input = await s.batch(0, 9, () => '1.00')
     const lost = await commitBatch({...s.deps, pool}, input, 1).catch((e: unknown) => e)
     expect(lost).toBeInstanceOf(CommitOutcomeUnknown)

@@ -79,18 +79,23 @@ describe('stream run: reject_sqlstates (a trigger refusing rows)', () => {
   })
 })
 
+/** One sanctioned record produced, `stream run` until its batch is retried, then SIGTERM: its `batch.retry` log lines. */
+async function retryLogOfSanctioned(f: Awaited<ReturnType<typeof sanctionedFixture>>): Promise<string[]> {
+  const value = Buffer.from(JSON.stringify({id: 'SAN-1', acct: 'A00001', amt: '10.00', ts: '2026-11-20T10:00:00+03:00', merchant: 'SANCTIONED LLC'}))
+  await produce(f.topic, [{key: 'SAN-1', value}])
+  const p = startStream(f, [])
+  let stderr = ''
+  p.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  for (let i = 0; i < 200 && !stderr.includes('batch.retry'); i++) await sleep(100)
+  p.child.kill('SIGTERM')
+  await p.exited
+  return stderr.split('\n').filter((l) => l.includes('"batch.retry"'))
+}
+
 describe('stream run: a trigger code not in reject_sqlstates', () => {
   it("is an outage: the batch is retried, nothing dead-lettered, and the retry's log masks the sensitive values the trigger's message holds", async () => {
     const f = await sanctionedFixture({partitions: 1, prefix: 'stream-p0001-log'}, 'merchant:   { type: string, empty_as_null: true }', 'merchant:   { type: string, empty_as_null: true, sensitive: true }')
-    const value = Buffer.from(JSON.stringify({id: 'SAN-1', acct: 'A00001', amt: '10.00', ts: '2026-11-20T10:00:00+03:00', merchant: 'SANCTIONED LLC'}))
-    await produce(f.topic, [{key: 'SAN-1', value}])
-    const p = startStream(f, [])
-    let stderr = ''
-    p.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    for (let i = 0; i < 200 && !stderr.includes('batch.retry'); i++) await sleep(100)
-    p.child.kill('SIGTERM')
-    await p.exited
-    const retries = stderr.split('\n').filter((l) => l.includes('"batch.retry"'))
+    const retries = await retryLogOfSanctioned(f)
     expect(retries.length).toBeGreaterThan(0)
     for (const l of retries) {
       expect(l).toContain('is on the sanctions list')
@@ -103,15 +108,7 @@ describe('stream run: a trigger code not in reject_sqlstates', () => {
 
   it("withholds the trigger's message from the retry's log when a sensitive timestamp may be in it, and says its SQLSTATE", async () => {
     const f = await sanctionedFixture({partitions: 1, prefix: 'stream-p0001-ts'}, 'type: timestamp, required: true,', 'type: timestamp, required: true, sensitive: true,')
-    const value = Buffer.from(JSON.stringify({id: 'SAN-1', acct: 'A00001', amt: '10.00', ts: '2026-11-20T10:00:00+03:00', merchant: 'SANCTIONED LLC'}))
-    await produce(f.topic, [{key: 'SAN-1', value}])
-    const p = startStream(f, [])
-    let stderr = ''
-    p.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    for (let i = 0; i < 200 && !stderr.includes('batch.retry'); i++) await sleep(100)
-    p.child.kill('SIGTERM')
-    await p.exited
-    const retries = stderr.split('\n').filter((l) => l.includes('"batch.retry"'))
+    const retries = await retryLogOfSanctioned(f)
     expect(retries.length).toBeGreaterThan(0)
     for (const l of retries) {
       expect(l).toContain("SQLSTATE P0001; the database's message is withheld: it may show the sensitive field event_time")
