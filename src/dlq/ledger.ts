@@ -42,6 +42,8 @@ export interface ReplayRow {
   selected: number
   sent: number
   parked: number
+  /** dead letters retention deleted before the replay reached them (migration 8) */
+  deleted: number
   sent_by_topic: Record<string, number>
   status: 'running' | 'completed' | 'failed'
   runs: number
@@ -58,7 +60,7 @@ export interface ReplayCounts {
 }
 
 const COLUMNS = `id, dlq_topic, pipeline, spec_sha256, selection, group_id, targets, progress, scanned::int AS scanned, selected::int AS selected,
-  sent::int AS sent, parked::int AS parked, sent_by_topic, status, runs, started_at::text AS started_at, finished_at::text AS finished_at`
+  sent::int AS sent, parked::int AS parked, deleted::int AS deleted, sent_by_topic, status, runs, started_at::text AS started_at, finished_at::text AS finished_at`
 
 export async function getReplay(pool: Pool, id: string): Promise<ReplayRow | undefined> {
   const r = await pool.query<ReplayRow>(`SELECT ${COLUMNS} FROM cutover.replays WHERE id = $1`, [id])
@@ -96,6 +98,19 @@ export async function recordProgress(pool: Pool, id: string, partition: number, 
        updated_at = now()
      WHERE id = $1 AND coalesce(progress ->> $2::text, (SELECT t ->> 'start' FROM jsonb_array_elements(targets) t WHERE (t ->> 'partition')::int = $2::int)) = $3::text`,
     [id, partition, from.toString(), next.toString(), c.scanned, c.selected, c.sent, c.parked, JSON.stringify(c.sentByTopic)],
+  )
+  return (r.rowCount ?? 0) > 0
+}
+
+/**
+ * Passes over [from, next) of `partition`, deleted by retention before the replay reached it:
+ * counted as deleted, with the same compare-and-set on the progress as recordProgress.
+ */
+export async function recordDeleted(pool: Pool, id: string, partition: number, from: bigint, next: bigint): Promise<boolean> {
+  const r = await pool.query(
+    `UPDATE cutover.replays SET progress = progress || jsonb_build_object($2::text, $4::text), deleted = deleted + $5, updated_at = now()
+     WHERE id = $1 AND coalesce(progress ->> $2::text, (SELECT t ->> 'start' FROM jsonb_array_elements(targets) t WHERE (t ->> 'partition')::int = $2::int)) = $3::text`,
+    [id, partition, from.toString(), next.toString(), (next - from).toString()],
   )
   return (r.rowCount ?? 0) > 0
 }

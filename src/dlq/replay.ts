@@ -44,7 +44,7 @@ import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {TokenBucket} from '../runtime/ratelimit.js'
 import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
-import {finishReplay, getReplay, openReplay, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
+import {finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
 import {ReplayPredictor, type DlqPrediction} from './predict.js'
 import {dlqRanges, matchesFilter, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
 
@@ -119,6 +119,8 @@ export interface DlqReplayResult {
   selected: number
   sent: number
   parked: number
+  /** dead letters of the range that retention deleted before the replay reached them */
+  deleted: number
   sent_by_topic: Record<string, number>
   /** by this run */
   sent_now: number
@@ -243,6 +245,7 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
     selected,
     sent: 0,
     parked: 0,
+    deleted: 0,
     sent_by_topic: {},
     sent_now: 0,
     parked_now: 0,
@@ -288,6 +291,7 @@ class Replay {
       selected: Number(row.selected),
       sent: Number(row.sent),
       parked: Number(row.parked),
+      deleted: Number(row.deleted ?? 0),
       sent_by_topic: Object.fromEntries(Object.entries(row.sent_by_topic).map(([k, v]) => [k, Number(v)])),
       sent_now: this.sentNow,
       parked_now: this.parkedNow,
@@ -420,6 +424,23 @@ class Replay {
       if (k > at) countOnlyUntil.set(p.partition, k)
       else if (k < at) this.logger.warn('replay.group_behind_ledger', {partition: p.partition, group: p.offset, ledger: at.toString()})
     }
+    // Retention may have deleted the start of what is left (all of it, even): passed over and
+    // counted as deleted, the group moved past it (it has no member yet), so that the run does
+    // not wait for records that will never come.
+    for (const w of await admin.fetchTopicOffsets(topic)) {
+      const at = next.get(w.partition)
+      const end = ends.get(w.partition)
+      const low = BigInt(w.low)
+      if (at === undefined || end === undefined || at >= low) continue
+      const to = low < end ? low : end
+      if (to <= at) continue
+      this.logger.warn('replay.deleted_by_retention', {partition: w.partition, from: at.toString(), to: to.toString(), records: (to - at).toString()})
+      if (!(await recordDeleted(this.pool, row.id, w.partition, at, to))) this.logger.warn('replay.ledger_moved', {partition: w.partition, from: at.toString()})
+      next.set(w.partition, to)
+      const recount = countOnlyUntil.get(w.partition)
+      if (recount !== undefined && recount <= to) countOnlyUntil.delete(w.partition)
+      await admin.setOffsets({groupId, topic, partitions: [{partition: w.partition, offset: to.toString()}]}).catch((e: unknown) => this.logger.warn('replay.group_offset_failed', {partition: w.partition, error: e}))
+    }
     const open = () => [...next].filter(([p, at]) => at < (ends.get(p) ?? 0n)).map(([p]) => p)
     if (open().length === 0) {
       await producer.disconnect().catch(() => {})
@@ -462,7 +483,13 @@ class Replay {
           const waited = (gapWaits.get(p) ?? 0) + 1
           gapWaits.set(p, waited)
           if (!seeked.has(p) || waited <= GAP_PATIENCE) return
+          // deleted while this run went on: passed over and counted as deleted
+          const to = first < end ? first : end
           this.logger.warn('replay.gap', {partition: p, expected: at.toString(), got: first.toString(), note: 'records deleted by retention'})
+          if (!(await recordDeleted(this.pool, row.id, p, at, to))) this.logger.warn('replay.ledger_moved', {partition: p, from: at.toString()})
+          next.set(p, to)
+          gapWaits.delete(p)
+          continue
         }
         gapWaits.delete(p)
         // a stretch never straddles the end of a count-only stretch (what an earlier run sent)

@@ -185,6 +185,13 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER COLUMN key TYPE text COLLATE "C";
     `,
   },
+  {
+    version: 8,
+    name: 'replays_deleted',
+    // dlq replay (src/dlq/replay.ts): dead letters of a replay's range that retention deleted
+    // before the replay reached them, passed over and counted (scanned + deleted = the range).
+    sql: `ALTER TABLE cutover.replays ADD COLUMN deleted bigint NOT NULL DEFAULT 0`,
+  },
 ]
 
 const LOCK_KEY = 0x637574 // "cut"

@@ -49,5 +49,5 @@ export function formatReplay(r: DlqReplayResult): string {
     return lines.join('\n')
   }
   const head = r.already_completed ? `replay ${r.replay_id} had already completed: nothing sent` : `replay ${r.replay_id} ${r.status}`
-  return `${head}; selected ${n(r.selected)}, sent ${n(r.sent)}, parked ${n(r.parked)} (to ${r.parked_topic})${r.resumed ? ', resumed' : ''}, ${(r.elapsed_ms / 1000).toFixed(1)} s`
+  return `${head}; selected ${n(r.selected)}, sent ${n(r.sent)}, parked ${n(r.parked)} (to ${r.parked_topic})${r.deleted ? `; ${n(r.deleted)} deleted by retention before the replay reached them` : ''}${r.resumed ? ', resumed' : ''}, ${(r.elapsed_ms / 1000).toFixed(1)} s`
 }
