@@ -153,6 +153,11 @@ interface CsvApi {
 
 const REPLACEMENT = '\uFFFD'
 
+/** Fields as one CSV line: a field holding the delimiter, a quote or a line break is quoted, its quotes doubled. */
+export function csvLine(fields: readonly string[], delimiter: string): string {
+  return fields.map((f) => (f.includes(delimiter) || f.includes('"') || f.includes('\n') || f.includes('\r') ? `"${f.replaceAll('"', '""')}"` : f)).join(delimiter)
+}
+
 async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink?: CsvRowSink<unknown>): AsyncGenerator<RawRecord[] | unknown> {
   const source = opts.source
   let columns: string[] | undefined = opts.header ? undefined : opts.columns
@@ -263,6 +268,8 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
         code: 'SCHEMA_VIOLATION',
         message: `${source}:${start}: expected ${columns.length} fields (${columns.join(opts.delimiter)}), got ${rec.length}`,
         position: pos(start),
+        // the record's fields as one CSV line (UTF-8), for its dead letter: what was read, to fix and send again
+        raw: Buffer.from(csvLine(rec, opts.delimiter)),
       })
       return
     }

@@ -65,7 +65,9 @@ export function unpackBatch(m: PackedBatch, builders: Map<string, Build>): RawRe
   let k = 0 // ok records so far
   for (let i = 0; i < m.n; i++) {
     if (e < errors.length && errors[e]!.i === i) {
-      out[i] = errors[e++]!.record
+      const r = errors[e++]!.record
+      // a Buffer comes through postMessage as a Uint8Array
+      out[i] = r.raw && !Buffer.isBuffer(r.raw) ? {...r, raw: Buffer.from((r.raw as Uint8Array).buffer, (r.raw as Uint8Array).byteOffset, (r.raw as Uint8Array).byteLength)} : r
       continue
     }
     out[i] = {ok: true, fields: build(text, starts, k * cols), position: {scheme, source, line: lines[k]!, record: records[k]!}}

@@ -70,6 +70,9 @@ describe('cutover backfill (e2e)', () => {
     const amount = dead.find((d) => d.headers['cutover.error.code'] === 'UNPARSEABLE_AMOUNT')!
     expect(JSON.parse(amount.payload!)).toMatchObject({amt: '12,3,4'}) // the raw fields, to fix and replay
     expect(amount.key).toBeTruthy()
+    // a ragged row (the reader's reject) keeps what was read, as one CSV line (was: no value at all)
+    const ragged = dead.find((d) => d.headers['cutover.error.code'] === 'SCHEMA_VIOLATION')!
+    expect(ragged.payload).toBe('T000000012;A0620;99,99;20.11.2026 17:45:00;RUB;Детский мир;лишнее поле')
 
     // the checkpoint row
     const pool = testPool()
@@ -169,6 +172,7 @@ describe('cutover backfill (e2e)', () => {
     expect(results[1]!.json).toMatchObject({status: 'completed', read: 5000, sent: 4995, rejected: 5, rejected_by_code: {SCHEMA_VIOLATION: 5}})
     expect(results[1]!.clean).toHaveLength(4995)
     expect(results[1]!.clean.filter((c) => c.startsWith('["-",null'))).toHaveLength(5)
+    expect(results[1]!.dead.every((d) => (JSON.parse(d) as unknown[])[1] !== null)).toBe(true) // each ragged row keeps its line
     // worker (first two) and in-thread (last two) agree record for record
     expect(results[2]).toEqual(results[0])
     expect(results[3]).toEqual(results[1])
