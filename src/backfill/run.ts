@@ -322,6 +322,17 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const signal = o.signal
     if (opts.maxLag !== undefined && !o.dryRun) {
       lagAdmin = await connectAdmin(kafka, o.settings.kafka)
+      // a --group that names no consumer (a typo, or the pipeline not started yet) is not an error,
+      // but its lag is the backfill's own records: it pauses once they reach --max-lag
+      try {
+        const [described] = (await lagAdmin.describeGroups([opts.group!])).groups
+        const committed = (await lagAdmin.fetchOffsets({groupId: opts.group!, topics: [target]})).flatMap((t) => t.partitions).some((p) => Number(p.offset) >= 0)
+        if ((described?.members.length ?? 0) === 0 && !committed) {
+          logger.warn('backfill.group_unknown', {group: opts.group, topic: target, note: `no member of ${opts.group} consumes ${target} and it has committed nothing there: the backfill pauses once its own records reach --max-lag ${opts.maxLag}; check --group, or start the pipeline`})
+        }
+      } catch (e) {
+        logger.debug('backfill.group_check_failed', {group: opts.group, error: e})
+      }
       const window = new LagWindow(10)
       let sampling = false
       let failures = 0

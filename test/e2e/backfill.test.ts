@@ -178,6 +178,16 @@ describe('cutover backfill (e2e)', () => {
     expect(results[3]).toEqual(results[1])
   })
 
+  it('--max-lag with a --group that names no consumer: warned of (its lag would be the backfill\'s own records), the run goes on', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-nogroup'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-nogroup-dlq'})
+    const r = await runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--max-lag', '100000', '--group', uniqueName('no-such-group'), '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({status: 'completed', read: 15, sent: 14, rejected: 1})
+    expect(r.stderr.split('\n').filter((l) => l.includes('"backfill.group_unknown"'))).toHaveLength(1)
+    await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+  })
+
   it('bad usage exits 2 with the fix; a missing topic too', async () => {
     const r = await runCli(['backfill', '--from', CSV, '--to', 'bf-no-such-topic-x', '--json'])
     expect(r.code).toBe(2)

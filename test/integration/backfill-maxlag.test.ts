@@ -94,6 +94,7 @@ describe('backfill --max-lag', () => {
     // each change of pace logged once (the wait above, paused_ms, may be the lag gate holding a
     // batch back before the pace itself turns 'paused': that is not a change of pace)
     expect(paces).toHaveLength(out.pace_changes)
+    expect(stderr).not.toContain('backfill.group_unknown') // the group has a member
     for (const p of paces) expect(p.reason).toMatch(/lag \d+/)
     if (process.env.CUTOVER_BACKFILL_SHOW_PACE) console.info(paces.map((p) => `${p.pace}: ${p.reason}`).join('\n'))
 
