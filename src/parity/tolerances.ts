@@ -313,7 +313,8 @@ function isoScan(t: string, b: number, end: number): boolean {
   const h = digits(t, b + 11, 2)
   const mi = digits(t, b + 14, 2)
   const sec = digits(t, b + 17, 2)
-  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false
+  // years 0-99: Date.UTC would read them as 1900-1999; the full reading (DateMatcher) handles them
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false
   const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
   if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return false
   let p = b + 19

@@ -80,6 +80,9 @@ describe('compareValues', () => {
     expect(compareValues(c, '20261120091500', '2026-11-20 06:15:00+00').equal).toBe(true)
     // +03:99 is no offset: not the instant 4:39 before
     expect(compareValues(c, '2026-11-20 09:15:00+03:99', '2026-11-20T04:36:00Z').equal).toBe(false)
+    // the year 1 is not 1901 (Date.UTC's reading of years 0-99)
+    expect(compareValues(c, '0001-01-01 00:00:00+00', '1901-01-01 00:00:00+00').equal).toBe(false)
+    expect(compareValues(c, '0001-01-01 00:00:00+00', '0001-01-01T00:00:00Z').equal).toBe(true)
   })
 
   it('string normalization per column: trim, case, NFC', () => {
