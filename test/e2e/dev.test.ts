@@ -47,10 +47,13 @@ describe('cutover dev and global behaviour', () => {
     expect((await s.done).code).toBe(0)
   })
 
-  it('an unknown command exits 2', async () => {
+  it('an unknown command exits 2; under --json with one usage error document on stdout', async () => {
     const r = await runCli(['no-such-command'])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/not found/)
+    const j = await runCli(['dlq', 'no-such', '--json'])
+    expect(j.code).toBe(2)
+    expect(j.json).toEqual({error: {code: 'USAGE', message: 'command dlq no-such not found', hint: 'run cutover --help for the commands'}})
   })
 
   it.each([
