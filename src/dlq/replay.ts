@@ -39,7 +39,7 @@ import type {Admin, EachBatchPayload, IHeaders, KafkaMessage, Message, Producer,
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
-import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicsReady, isRebalanceError, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {TokenBucket} from '../runtime/ratelimit.js'
@@ -135,8 +135,6 @@ const DEFAULT_MAX_REPLAYS = 3
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x))
 }
-
-const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
 
 /** fetches that start after the expected offset before it is taken for a retention gap */
 const GAP_PATIENCE = 20
@@ -554,7 +552,7 @@ class Replay {
             await eachBatch(payload)
           } catch (e) {
             // a rebalance is kafkajs' to handle: it rejoins, and GROUP_JOIN seeks to where this run is
-            if (REBALANCE_ERRORS.has((e as {type?: string}).type ?? '')) throw e
+            if (isRebalanceError(e)) throw e
             failure = e
             finish()
           }

@@ -85,6 +85,13 @@ const UNREACHABLE = new Set([
 ])
 
 /** Maps a kafkajs error to the project's types; keeps it as `cause`. */
+const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
+
+/** A kafkajs error that means the consumer group is rebalancing or this member left it (kafkajs rejoins). */
+export function isRebalanceError(e: unknown): boolean {
+  return REBALANCE_ERRORS.has((e as {type?: string} | undefined)?.type ?? '')
+}
+
 export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'request'): CutoverError {
   if (e instanceof CutoverError) return e
   const err = e as {name?: string; message?: string; retriable?: boolean; type?: string; cause?: unknown}

@@ -278,9 +278,7 @@ export function decimalFromNumber(n: number, options: DecimalOptions): string | 
   if (Number.isInteger(n) && !Number.isSafeInteger(n)) {
     return new Fail('UNPARSEABLE_AMOUNT', 'is a JSON number too large to be exact (send amounts as strings)')
   }
-  const t = String(n)
-  if (t.includes('e')) return new Fail('UNPARSEABLE_AMOUNT', 'is a JSON number in exponent form, which cannot be trusted to be exact (send amounts as strings)')
-  return parseDecimal(t, {...options, decimalSeparator: '.'})
+  return decimalFromNumberText(String(n), options)
 }
 
 /** A JSON number a double cannot hold exactly, from its text as written (./json.ts): exact, under the same rules as decimalFromNumber. */

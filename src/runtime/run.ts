@@ -37,7 +37,7 @@ import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
-import {connectAdmin, createKafka, createTopicsReady, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicsReady, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
@@ -137,7 +137,6 @@ const GROUP_RECORDS = 1000
  * has been decoded, so PostgreSQL works while node decodes.
  */
 const PREPARE_SLICE = 1000
-const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP'])
 
 class Totals {
   read = 0
@@ -455,7 +454,7 @@ class StreamRuntime {
     let lost = false
     const beat = setInterval(() => {
       heartbeat().catch((he: unknown) => {
-        if (REBALANCE_ERRORS.has((he as {type?: string}).type ?? '')) {
+        if (isRebalanceError(he)) {
           lost = true
           wait.abort()
         }
@@ -531,7 +530,7 @@ class StreamRuntime {
             try {
               await heartbeat()
             } catch (he) {
-              lostPartition = REBALANCE_ERRORS.has((he as {type?: string}).type ?? '')
+              lostPartition = isRebalanceError(he)
             }
           }
           if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
