@@ -3,7 +3,8 @@
  * auto), PostgreSQL tables against PostgreSQL tables: char(n) keys and values (padded by
  * PostgreSQL, compared without the padding), NULL keys (paired with each other as '' by merge;
  * push-down leaves such data to merge), a UNIQUE index on a nullable key (several NULLs: not
- * "no duplicates"), and `--type integer` on a numeric column against a bigint one. Every
+ * "no duplicates"), `--type integer` on a numeric column against a bigint one, and timestamptz
+ * keys with fractions of a second (sorted by PostgreSQL as the core compares them). Every
  * strategy must give the same answer.
  */
 import {describe, expect, it} from 'vitest'
@@ -42,6 +43,18 @@ describe('parity check: every strategy gives the same answer', () => {
       [`CREATE TABLE l (k text PRIMARY KEY, v numeric(12,2))`, `INSERT INTO l VALUES ('a', 100.00), ('b', 7)`, `CREATE TABLE r (k text PRIMARY KEY, v bigint)`, `INSERT INTO r VALUES ('a', 100), ('b', 7)`],
       ['--type', 'v=integer'],
       {left_rows: 2, right_rows: 2, matched: 0, mismatched: 2, missing_in_right: 0, extra_in_right: 0, duplicate_keys_left: 0, duplicate_keys_right: 0, parity_pct: 0},
+    ],
+    [
+      // ordered by ::text, `10:00:00+00` came before `10:00:00.25+00`, while the core compares `...00Z` after `...00.25Z`: merge stopped at "not in key order" (exit 70)
+      'timestamptz keys with fractions of a second against ISO text keys',
+      [
+        `CREATE TABLE l (k timestamptz PRIMARY KEY, v text)`,
+        `INSERT INTO l VALUES ('2026-01-01 10:00:00+00', 'a'), ('2026-01-01 10:00:00.25+00', 'b'), ('2026-01-01 10:00:00.5+00', 'c'), ('2026-01-01 10:00:01+00', 'd')`,
+        `CREATE TABLE r (k text PRIMARY KEY, v text)`,
+        `INSERT INTO r VALUES ('2026-01-01T10:00:00Z', 'a'), ('2026-01-01T10:00:00.25Z', 'b'), ('2026-01-01T10:00:00.5Z', 'X'), ('2026-01-01T10:00:01Z', 'd')`,
+      ],
+      [],
+      {left_rows: 4, right_rows: 4, matched: 3, mismatched: 1, missing_in_right: 0, extra_in_right: 0, duplicate_keys_left: 0, duplicate_keys_right: 0, parity_pct: 75},
     ],
   ])('%s', async (_, ddl, flags, expected) => {
     const pool = testPool()
