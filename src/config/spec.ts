@@ -455,16 +455,21 @@ function editDistance(a: string, b: string): number {
   return d[b.length]!
 }
 
-/** "allowed keys: a, b, c" + the nearest one to `key`, if close. */
-function suggestion(key: string, allowedMessage: string): string {
-  const allowed = allowedMessage.replace(/^allowed keys: /, '').split(', ')
+/** The one of `candidates` nearest to `word` (edit distance), if close enough to be a typo of it. */
+export function nearestWord(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined
   let bestD = Infinity
-  for (const a of allowed) {
-    const dd = editDistance(key, a)
+  for (const a of candidates) {
+    const dd = editDistance(word, a)
     if (dd < bestD) [best, bestD] = [a, dd]
   }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : ''
+  return best !== undefined && bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined
+}
+
+/** "allowed keys: a, b, c" + the nearest one to `key`, if close. */
+function suggestion(key: string, allowedMessage: string): string {
+  const best = nearestWord(key, allowedMessage.replace(/^allowed keys: /, '').split(', '))
+  return best !== undefined ? ` (did you mean "${best}"?)` : ''
 }
 
 const EXPECTED: Record<string, string> = {array: 'a list', object: 'a mapping', record: 'a mapping', number: 'a number', int: 'an integer', boolean: 'true or false', string: 'text'}

@@ -10,7 +10,8 @@
  */
 import type {Admin} from 'kafkajs'
 import type {KafkaSettings} from '../config/env.js'
-import {UsageError} from '../errors.js'
+import {nearestWord} from '../config/spec.js'
+import {RECORD_ERROR_CODES, UsageError} from '../errors.js'
 import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {kafkaRange, readKafka, type PartitionRange} from '../../legacy-adapters/kafka.js'
@@ -48,6 +49,28 @@ export function parseTimeFlag(value: string | undefined, flag: string, now = Dat
   const ms = Date.parse(value)
   if (!Number.isFinite(ms)) throw new UsageError(`${flag} ${value} is neither an ISO-8601 time nor a duration`, {hint: `e.g. ${flag} 2026-11-20T00:00:00Z or ${flag} 2h`})
   return ms
+}
+
+/**
+ * `--code` values: a DESIGN.md code (any case), UNKNOWN, or a Connect/Spring exception's class
+ * name (CamelCase, as dlq inspect counts them). An upper-case word that is none of these is a
+ * typo that would select nothing without a word: a UsageError naming the codes.
+ */
+export function parseCodeFlags(codes: readonly string[] | undefined): string[] | undefined {
+  if (codes === undefined) return undefined
+  return codes.map((given) => {
+    const code = given.trim()
+    const upper = code.toUpperCase()
+    if ((RECORD_ERROR_CODES as readonly string[]).includes(upper) || upper === 'UNKNOWN') return upper
+    // a class name is mixed case without underscores (DataException); all one case or snake_case is meant as a code
+    if (/^[A-Za-z0-9_]+$/.test(code) && (code === upper || code === code.toLowerCase() || code.includes('_'))) {
+      const near = nearestWord(upper, RECORD_ERROR_CODES)
+      throw new UsageError(`--code ${given} is not a dead-letter code${near ? ` (did you mean ${near}?)` : ''}`, {
+        hint: `the codes: ${RECORD_ERROR_CODES.join(', ')}, UNKNOWN; or the class name of a Kafka Connect or Spring exception`,
+      })
+    }
+    return code
+  })
 }
 
 /** The dead-letter topic's partitions and the offsets a read covers (fixed now). */

@@ -125,6 +125,14 @@ describe('dlq inspect / replay / stats', () => {
     expect(masked.json.samples.UNPARSEABLE_AMOUNT[0].key).toBe('***') // the key too: nothing is known to be safe
     expect(Object.keys(maskedValue)).toEqual(expect.arrayContaining(['id', 'acct', 'amt']))
     expect(Object.values(maskedValue).every((x) => x === null || /^\*+$|^\d{4}\*+\d{4}$/.test(x))).toBe(true)
+    // a code in lower case selects the same; a typo of a code is refused (exit 2, the nearest code named), not an empty selection
+    const lower = await runCli(['dlq', 'inspect', '--topic', f.dlqTopic, '--code', 'unparseable_amount', '--limit', '0', '--json'])
+    expect(lower.json.total).toBe(expectedByCode.UNPARSEABLE_AMOUNT)
+    for (const args of [['inspect'], ['replay', '--spec', fixed, '--dry-run']]) {
+      const typo = await runCli(['dlq', ...args, '--topic', f.dlqTopic, '--code', 'UNPARSABLE_AMOUNT', '--json'])
+      expect(typo.code, typo.stdout).toBe(2)
+      expect(typo.json.error).toMatchObject({code: 'USAGE', message: '--code UNPARSABLE_AMOUNT is not a dead-letter code (did you mean UNPARSEABLE_AMOUNT?)'})
+    }
 
     // 2. the dry run with the fixed spec predicts what passes
     const selected = txns.filter((t) => brokenOutcome(t) === 'UNPARSEABLE_DATE')

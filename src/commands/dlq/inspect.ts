@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
 import {inspectDlq, type DlqInspectResult} from '../../dlq/inspect.js'
-import {parseTimeFlag} from '../../dlq/reader.js'
+import {parseCodeFlags, parseTimeFlag} from '../../dlq/reader.js'
 
 export type {DlqInspectResult}
 
@@ -28,13 +28,14 @@ export default class DlqInspect extends CutoverCommand {
     const {flags} = await this.parse(DlqInspect)
     const since = parseTimeFlag(flags.since, '--since')
     const until = parseTimeFlag(flags.until, '--until')
+    const codes = parseCodeFlags(flags.code)
     let lastLine = Date.now()
     const result = await inspectDlq({
       topic: flags.topic,
       kafka: connectionSettingsFromEnv().kafka,
       ...(since === undefined ? {} : {since}),
       ...(until === undefined ? {} : {until}),
-      ...(flags.code ? {codes: flags.code} : {}),
+      ...(codes ? {codes} : {}),
       ...(flags.key === undefined ? {} : {key: flags.key}),
       limit: flags.limit,
       ...(flags.spec ? {spec: flags.spec} : {}),

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
-import {parseTimeFlag} from '../../dlq/reader.js'
+import {parseCodeFlags, parseTimeFlag} from '../../dlq/reader.js'
 import {replayDlq, type DlqReplayResult} from '../../dlq/replay.js'
 import {formatReplay} from '../../ui/dlq-text.js'
 
@@ -35,6 +35,7 @@ export default class DlqReplay extends CutoverCommand {
     const {flags} = await this.parse(DlqReplay)
     const since = parseTimeFlag(flags.since, '--since')
     const until = parseTimeFlag(flags.until, '--until')
+    const codes = parseCodeFlags(flags.code)
     const controller = new AbortController()
     const stop = (sig: string) => {
       this.progress(`${sig}: finishing the transaction in hand; run the same command again to continue`)
@@ -49,7 +50,7 @@ export default class DlqReplay extends CutoverCommand {
       topic: flags.topic,
       spec: flags.spec,
       settings: connectionSettingsFromEnv(),
-      ...(flags.code ? {codes: flags.code} : {}),
+      ...(codes ? {codes} : {}),
       ...(since === undefined ? {} : {since, sinceText: flags.since!}),
       ...(until === undefined ? {} : {until, untilText: flags.until!}),
       ...(flags.key === undefined ? {} : {key: flags.key}),
