@@ -95,7 +95,9 @@ function ungroup(s: string, from: number, to: number, sep: number): string | und
 export function parseDecimal(text: string, options: DecimalOptions): string | Fail {
   const {scale} = options
   const precision = options.precision ?? 18
-  if (isCanonical(text, scale, precision)) return text
+  // the fast path reads "." as the decimal point: not when the field says "," is (then "1.234" is
+  // 1234), nor, at scale 3 without a separator, for the ambiguous "d{1,3}.ddd" (rule 5)
+  if (options.decimalSeparator !== ',' && isCanonical(text, scale, precision, options.decimalSeparator === '.')) return text
   let s = text
   let start = 0
   let end = s.length
@@ -219,7 +221,7 @@ export function parseDecimal(text: string, options: DecimalOptions): string | Fa
 }
 
 /** Already "-123.45" with exactly `scale` digits, no leading zero, not negative zero: returned as is. */
-function isCanonical(s: string, scale: number, precision: number): boolean {
+function isCanonical(s: string, scale: number, precision: number, pointIsDecimal: boolean): boolean {
   const n = s.length
   let i = s.charCodeAt(0) === 45 ? 1 : 0
   const intStart = i
@@ -232,6 +234,7 @@ function isCanonical(s: string, scale: number, precision: number): boolean {
   if (intLen === 0 || intLen > precision - scale || (intLen > 1 && s.charCodeAt(intStart) === C_0)) return false
   if (scale === 0) return i === n && !(intStart === 1 && intLen === 1 && s.charCodeAt(1) === C_0)
   if (i !== n - scale - 1 || s.charCodeAt(i) !== C_DOT) return false
+  if (scale === 3 && intLen <= 3 && !pointIsDecimal) return false // "1.234": grouping or a point? the full scan decides (rule 5)
   let nonZero = intLen > 1 || s.charCodeAt(intStart) !== C_0
   for (let k = i + 1; k < n; k++) {
     const c = s.charCodeAt(k)

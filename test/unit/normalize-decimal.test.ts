@@ -81,6 +81,11 @@ describe('parseDecimal: rejections (UNPARSEABLE_AMOUNT), never rounded', () => {
     expect(parseDecimal('1.234', {scale: 2, decimalSeparator: ','})).toBe('1234.00')
     expect(parseDecimal('1,234', {scale: 3, decimalSeparator: ','})).toBe('1.234')
     expect(parseDecimal('1.234', {scale: 3, decimalSeparator: '.'})).toBe('1.234')
+    // at scale 3 the text looks canonical, yet is as ambiguous (the fast path took it as 1.234)
+    for (const s of ['1.234', '12.500', '100.000', '-1.234']) expect(reason(parseDecimal(s, {scale: 3})), s).toMatch(/is ambiguous/)
+    expect(parseDecimal('1.234', {scale: 3, decimalSeparator: ','})).toBe('1234.000')
+    expect(parseDecimal('0.125', {scale: 3})).toBe('0.125')
+    expect(parseDecimal('1234.567', {scale: 3})).toBe('1234.567')
     // not ambiguous: a group cannot start with 0 or have 4+ digits, and space grouping decides
     expect(parseDecimal('0,125', {scale: 3})).toBe('0.125')
     expect(parseDecimal('1234,567', {scale: 3})).toBe('1234.567')
@@ -91,6 +96,8 @@ describe('parseDecimal: rejections (UNPARSEABLE_AMOUNT), never rounded', () => {
   it('with decimal_separator, the other separator only groups', () => {
     expect(reason(parseDecimal('1,5', {scale: 2, decimalSeparator: '.'}))).toMatch(/misplaced digit grouping/)
     expect(parseDecimal('1.234.567,5', {scale: 2, decimalSeparator: ','})).toBe('1234567.50')
+    // canonical-looking text with a point, where the field's separator is the comma: not 12.50
+    expect(reason(parseDecimal('12.50', {scale: 2, decimalSeparator: ','}))).toMatch(/grouping/)
   })
 
   it('overflow of numeric(precision, scale) is rejected', () => {
