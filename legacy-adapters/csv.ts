@@ -144,6 +144,28 @@ export function parseCsvChunks(chunks: AsyncIterable<Buffer>, opts: CsvOptions):
   return batchedSource(() => csvBatches(chunks, opts) as AsyncGenerator<RawRecord[]>)
 }
 
+const RECORD_DELIMITERS = ['\r\n', '\n']
+
+/**
+ * The record delimiters for a file that starts with `head`: CRLF and LF both when its first line
+ * ends in either, so that a file whose lines end both ways (files from two systems put together)
+ * is read line by line. csv-parse, left to guess, takes the first line's end for all, and then
+ * leaves the CR of a CRLF line in its last field, or reads an LF line and the next as one
+ * record. 'guess' (csv-parse's own) for CR line ends; undefined while `head` holds no line end
+ * yet (a CR as its last byte included).
+ */
+export function lineEndsOf(head: Buffer): string[] | 'guess' | undefined {
+  for (let i = 0; i < head.length; i++) {
+    const b = head[i]
+    if (b === 10) return RECORD_DELIMITERS
+    if (b === 13) return i + 1 >= head.length ? undefined : head[i + 1] === 10 ? RECORD_DELIMITERS : 'guess'
+  }
+  return undefined
+}
+
+/** Bytes held back at most, waiting for the first line end (lineEndsOf), before csv-parse guesses. */
+const LINE_END_LOOKAHEAD = 64 * 1024
+
 /** The internals of csv-parse's push parser that the reader drives directly (csv-parse 6). */
 interface CsvApi {
   parse(buf: Buffer | undefined, end: boolean, push: (record: string[]) => void, close: () => void): CsvError | Error | undefined
@@ -188,11 +210,15 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
 
   const pos = (line: number): Position => ({scheme: 'csv', source, line, record: recordNo})
 
+  // created at the first bytes, which tell the line ends (lineEndsOf)
+  let api: CsvApi = undefined as unknown as CsvApi
+  const createParser = (recordDelimiter: string[] | undefined): void => {
   const parser = csvParse({
+    ...(recordDelimiter ? {record_delimiter: recordDelimiter} : {}),
     delimiter: opts.delimiter,
     quote: opts.quote === '' ? false : opts.quote,
     ...(opts.escape !== undefined ? {escape: opts.escape} : {}),
-    ...(opts.comment !== undefined ? {comment: opts.comment} : {}),
+    ...(opts.comment !== undefined ? {comment: opts.comment, comment_no_infix: true} : {}),
     bom: true,
     relax_column_count: true, // our own check, below, reports the line and both counts
     skip_empty_lines: opts.skipEmptyLines,
@@ -229,8 +255,9 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
       fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${line}: ${describeCsvError(err)}`, position: pos(line)})
     },
   })
-  const api = (parser as unknown as {api: CsvApi}).api
+  api = (parser as unknown as {api: CsvApi}).api
   fastFieldText(api)
+  }
 
   const push = (rec: string[]): void => {
     const info = api.info
@@ -294,8 +321,18 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   const transcoder = opts.encoding === 'utf-8' ? undefined : createUtf8Transcoder(opts.encoding)
   let utf8Tail: Buffer | undefined
   let failed: Error | undefined
+  let held: Buffer | undefined
   const feed = (buf: Buffer | undefined, end: boolean): void => {
     if (failed) return
+    if (api === undefined) {
+      // the first bytes, up to their first line end, are held back to choose the record delimiters
+      if (buf !== undefined) held = held ? Buffer.concat([held, buf]) : buf
+      const ends = held ? lineEndsOf(held) : undefined
+      if (ends === undefined && !end && (held?.length ?? 0) < LINE_END_LOOKAHEAD) return
+      createParser(Array.isArray(ends) ? ends : undefined)
+      buf = held
+      held = undefined
+    }
     const err = api.parse(buf, end, push, () => {})
     if (err) failed = err
   }

@@ -221,7 +221,7 @@ const transcodeTables = new Map<SupportedEncoding, {len: Uint8Array; bytes: Uint
 
 /**
  * A transcoder from a single-byte encoding (all supported ones but utf-8) to UTF-8: one
- * table look-up per byte. The CSV reader feeds csv-parse with its output, which is about
+ * table look-up per byte. For CSV text: EBCDIC's NL (NEL) becomes LF, a line end. The CSV reader feeds csv-parse with its output, which is about
  * twice as fast as decoding to a string and encoding that string again.
  */
 export function createUtf8Transcoder(encoding: Exclude<SupportedEncoding, 'utf-8'>): Utf8Transcoder {
@@ -237,7 +237,9 @@ export function createUtf8Transcoder(encoding: Exclude<SupportedEncoding, 'utf-8
     const bytes = new Uint8Array(256 * 3)
     const invalid = new Uint8Array(256)
     for (let b = 0; b < 256; b++) {
-      const ch = chars[b] ?? '\uFFFD'
+      // EBCDIC's NL (NEL, U+0085: 0x15 in cp037, 0x25 in cp1047), a line end of z/OS text files, as LF: csv-parse knows no NEL
+      const decoded = chars[b] ?? '\uFFFD'
+      const ch = (encoding === 'cp037' || encoding === 'cp1047') && decoded === '\u0085' ? '\n' : decoded
       const u = Buffer.from(ch, 'utf8')
       len[b] = u.length
       bytes.set(u, b * 3)

@@ -82,6 +82,27 @@ describe('csv: positions', () => {
     const rs = await parseChunked(Buffer.from('a,b\n\n1,2\n# note\n\n3,4\n'), 4, {comment: '#'})
     expect(rs.map((r) => r.ok && r.fields.a)).toEqual(['1', '3'])
     expect(lines(rs)).toEqual([3, 6])
+    // only a line that starts with the comment character is a comment: `SHOP #12` is a value
+    const inside = await parseChunked(Buffer.from('a,b\n1,SHOP #12\n#2,x\n3,4\n'), 3, {comment: '#'})
+    expect(inside.map((r) => r.ok && r.fields)).toEqual([
+      {a: '1', b: 'SHOP #12'},
+      {a: '3', b: '4'},
+    ])
+  })
+
+  it('reads lines ending in CRLF and in LF in one file (files from two systems put together), across any chunking', async () => {
+    // csv-parse took the first line's end for all: after an LF header the CR of CRLF lines stayed in
+    // the last field, and after a CRLF header an LF line and the next one were read as one record
+    for (const text of ['id,name\n1,SHOP\r\n2,CAFE\n3,"x\r\ny"\r\n4,END', 'id,name\r\n1,SHOP\n2,CAFE\r\n3,"x\r\ny"\n4,END\r\n']) {
+      for (const size of [1, 2, 5, 1 << 16]) {
+        const rs = await parseChunked(Buffer.from(text), size)
+        expect(rs.map((r) => (r.ok ? r.fields.name : r.code))).toEqual(['SHOP', 'CAFE', 'x\r\ny', 'END'])
+        expect(lines(rs)).toEqual([2, 3, 4, 6])
+      }
+    }
+    // CR line ends (classic Mac) are still csv-parse's to find
+    const cr = await parseChunked(Buffer.from('id,name\r1,A\r2,B\r'), 3)
+    expect(cr.map((r) => r.ok && r.fields.name)).toEqual(['A', 'B'])
   })
 })
 
@@ -225,6 +246,19 @@ describe('csv: encodings, BOM, CRLF, header', () => {
     const bytes = Buffer.concat([encodeString('id;name\r\n1;Ёлка\r\n2;', 'windows-1251'), Buffer.from([0x98]), encodeString('\r\n3;Щука\r\n', 'windows-1251')])
     const rs = await read(`csv:${tempFile('bad1251.csv', bytes)}?delimiter=;&encoding=windows-1251`)
     expect(rs.map((r) => (r.ok ? r.fields.name : `${r.code}@${r.position.line}`))).toEqual(['Ёлка', 'DECODE_ERROR@3', 'Щука'])
+  })
+
+  it('reads EBCDIC lines ending in NL (0x15, as z/OS writes text) or LF (0x25)', async () => {
+    for (const enc of ['cp037', 'cp1047'] as const) {
+      for (const nl of [0x15, 0x25]) {
+        const line = (t: string) => Buffer.concat([encodeString(t, enc), Buffer.from([nl])])
+        const rs = await read(`csv:${tempFile(`nl-${enc}-${nl}.csv`, Buffer.concat([line('name;amt'), line('ABC;12,50'), line('DEF;1,00')]))}?delimiter=;&encoding=${enc}`)
+        expect(rs.map((r) => r.ok && r.fields), `${enc} 0x${nl.toString(16)}`).toEqual([
+          {name: 'ABC', amt: '12,50'},
+          {name: 'DEF', amt: '1,00'},
+        ])
+      }
+    }
   })
 
   it('decodes latin1', async () => {
