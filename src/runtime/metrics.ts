@@ -7,6 +7,7 @@
  */
 import {createServer, type Server} from 'node:http'
 import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric} from 'prom-client'
+import {RECORD_ERROR_CODES} from '../errors.js'
 
 export type StageName = 'decode' | 'normalize' | 'validate' | 'dedupe' | 'enrich' | 'window' | 'rules' | 'sink'
 
@@ -95,7 +96,7 @@ export class RuntimeMetrics {
     this.batch = new Histogram({name: 'cutover_batch_size_records', help: 'Records per committed batch', labelNames: ['pipeline'], buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000], registers})
     this.commit = new Histogram({name: 'cutover_commit_latency_seconds', help: 'Duration of the PostgreSQL transaction of one batch', labelNames: ['pipeline'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers})
     this.e2e = new RecordHistogram('cutover_end_to_end_latency_seconds', 'From the Kafka record timestamp to the PostgreSQL commit', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], {pipeline}, this.registry)
-    this.lagGauge = new Gauge({name: 'cutover_consumer_lag_records', help: 'High watermark minus committed offset, per partition', labelNames: ['pipeline', 'topic', 'partition'], registers})
+    this.lagGauge = new Gauge({name: 'cutover_consumer_lag_records', help: 'High watermark minus the offset committed in PostgreSQL, per partition this process consumes (at each commit and every 5 s, also while PostgreSQL is down)', labelNames: ['pipeline', 'topic', 'partition'], registers})
     this.outbox = new Gauge({name: 'cutover_outbox_backlog_records', help: 'Outbox rows (dead letters, alerts) not yet published', labelNames: ['pipeline'], registers})
     this.lastCommitGauge = new Gauge({name: 'cutover_last_commit_timestamp_seconds', help: 'Unix time of the last committed batch', labelNames: ['pipeline'], registers})
     this.reruns = new Counter({name: 'cutover_upsert_reruns_total', help: 'Batch transactions run again as upserts because a plain INSERT met an existing key', labelNames: ['pipeline'], registers})
@@ -105,6 +106,13 @@ export class RuntimeMetrics {
       labelNames: ['pipeline', 'lock'],
       registers,
     })
+    // every series at 0 from the start: a counter's first increment is then a rise that rate()
+    // sees (a series born at its first increment is not), and the dashboard's panels show 0, not "no data"
+    for (const code of RECORD_ERROR_CODES) this.dead.inc({pipeline, code}, 0)
+    this.dups.inc({pipeline}, 0)
+    this.reruns.inc({pipeline}, 0)
+    for (const lock of ['shared', 'exclusive']) this.isolations.inc({pipeline, lock}, 0)
+    this.outbox.set({pipeline}, 0)
   }
 
   /** A batch transaction isolated refused rows (batch.ts RefusedRows), alone (the pipeline's lock exclusive) or beside the others. */
@@ -144,6 +152,11 @@ export class RuntimeMetrics {
     this.lagGauge.set({pipeline: this.pipeline, topic, partition: String(partition)}, lag)
   }
 
+  /** A partition this process no longer consumes: its lag series goes (its new owner reports it). */
+  forgetLag(topic: string, partition: number): void {
+    this.lagGauge.remove({pipeline: this.pipeline, topic, partition: String(partition)})
+  }
+
   outboxBacklog(n: number): void {
     this.outbox.set({pipeline: this.pipeline}, n)
   }
@@ -152,7 +165,7 @@ export class RuntimeMetrics {
 export interface HealthProbe {
   /** the process runs (event loop alive, not shutting down) */
   healthy(): boolean
-  /** connected to Kafka and PostgreSQL, partitions assigned or waiting for assignment */
+  /** in the group with partitions assigned, and Kafka and PostgreSQL answered the last probe (run.ts watchDependencies) */
   ready(): boolean
 }
 

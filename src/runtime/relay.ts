@@ -71,7 +71,11 @@ export class OutboxRelay {
     return n
   }
 
-  /** Publishes until the backlog is empty or `timeoutMs` passes; returns what is left. */
+  /**
+   * Publishes until the backlog is empty or `timeoutMs` passes; returns what is left, counted
+   * after the last failure (the broker down: PostgreSQL still tells), or -1 when even that
+   * could not be counted (never a stale 0: a stop would then pass over unsent dead letters).
+   */
   async drain(timeoutMs: number): Promise<number> {
     const until = Date.now() + timeoutMs
     for (;;) {
@@ -81,7 +85,7 @@ export class OutboxRelay {
         if (left === 0 || Date.now() >= until) return left
       } catch (e) {
         this.o.logger.warn('relay.drain.retry', {error: e})
-        if (Date.now() >= until) return this.lastBacklog
+        if (Date.now() >= until) return this.backlog().catch(() => -1)
       }
       await new Promise((r) => setTimeout(r, 200))
     }
@@ -150,6 +154,9 @@ export class OutboxRelay {
       } catch (e) {
         this.failures++
         this.o.logger.warn('relay.publish.failed', {error: e, attempt: this.failures})
+        // the backlog gauge while publishing fails (the broker or the DLQ topic gone): it grows with
+        // every dead letter committed meanwhile (the alert on it); no answer when PostgreSQL is down
+        await this.backlog().catch(() => {})
       }
       if (sent > 0) continue
       if (this.pending && this.failures === 0) {

@@ -36,13 +36,13 @@ import type {Admin, Consumer, EachBatchPayload, Producer} from 'kafkajs'
 import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
-import {CutoverError, SpecError, type RecordErrorCode} from '../errors.js'
+import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
-import {RuntimeMetrics, startMetricsServer} from './metrics.js'
+import {RuntimeMetrics, startMetricsServer, type HealthProbe} from './metrics.js'
 import {storedOffsets, transactionStatus} from './offsets.js'
 import {backoffMs, sleep, TokenBucket} from './ratelimit.js'
 import {OutboxRelay, pruneSentOutbox} from './relay.js'
@@ -93,6 +93,8 @@ export interface StreamRunOptions {
   maxBytes?: number
   /** registry for the metrics (tests) */
   metrics?: RuntimeMetrics
+  /** how often Kafka and PostgreSQL are asked for the lag gauge and /readyz (default 5 s) */
+  probeIntervalMs?: number
 }
 
 /** The `--json` document of `cutover stream run`. read = written + sum(dead_lettered) + duplicates. */
@@ -169,8 +171,29 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
   const maxConcurrency = options.partitionsConsumedConcurrently ?? MAX_CONCURRENCY
   const url = options.settings.databaseUrl
 
-  const pool = await openDatabase(url, {logger, max: maxConcurrency + 4, applicationName: `cutover stream ${spec.name}`})
-  const closers: (() => Promise<unknown>)[] = [() => pool.end()]
+  const metrics = options.metrics ?? new RuntimeMetrics(spec.name)
+  // --metrics-port first: a port in use is exit 2 at once, before any connection. The probes
+  // answer "not ready" until the runtime exists (readyz), and "healthy" from the start.
+  const health: {probe?: HealthProbe} = {}
+  const server =
+    options.metricsPort === undefined
+      ? undefined
+      : await startMetricsServer(options.metricsPort, metrics, {healthy: () => health.probe?.healthy() ?? true, ready: () => health.probe?.ready() ?? false}).catch((e: unknown) => {
+          const code = (e as {code?: string}).code
+          if (code === 'EADDRINUSE' || code === 'EACCES') {
+            throw new UsageError(`--metrics-port ${options.metricsPort}: ${code === 'EADDRINUSE' ? 'the port is in use (another stream run?)' : 'not allowed to listen on it'}`, {
+              cause: e,
+              hint: 'give each stream run process its own --metrics-port, or 0 for any free port',
+            })
+          }
+          throw e
+        })
+  if (server) logger.info('metrics.listening', {port: server.port})
+  const pool = await openDatabase(url, {logger, max: maxConcurrency + 4, applicationName: `cutover stream ${spec.name}`}).catch(async (e: unknown) => {
+    await server?.close()
+    throw e
+  })
+  const closers: (() => Promise<unknown>)[] = [...(server ? [() => server.close()] : []), () => pool.end()]
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch(() => {})
   }
@@ -211,8 +234,6 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     const sinks = await buildSinks(ctx, pool).catch((e: unknown) => {
       throw e instanceof CutoverError ? e : mapPgError(e, url)
     })
-    const metrics = options.metrics ?? new RuntimeMetrics(spec.name)
-
     const kafka = createKafka(options.settings.kafka, {mode: 'resilient', logger, clientId: `cutover-${spec.name}`})
     const admin = kafka.admin()
     await admin.connect().catch((e: unknown) => {
@@ -228,6 +249,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     const concurrency = options.partitionsConsumedConcurrently ?? Math.min(MAX_CONCURRENCY, Math.max(6, sourcePartitions))
     const runtime = new StreamRuntime({options, ctx, loaded, pool, kafka, admin, producer, stages, sinks, metrics, logger, concurrency, sourcePartitions})
     closers.push(() => runtime.close())
+    health.probe = runtime.health
     const totals = await runtime.run()
     const lagEnd = await runtime.lagEnd().catch(() => -1)
     return {
@@ -294,8 +316,16 @@ class StreamRuntime {
   private readonly filteredEnd = new Map<number, bigint>()
   private readonly lag = new Map<number, number>()
   private timers: NodeJS.Timeout[] = []
-  private closeMetrics: (() => Promise<void>) | undefined
   private readonly startedAt = Date.now()
+  /** next offset of each partition as this process last committed or read it (the lag when PostgreSQL does not answer) */
+  private readonly knownNext = new Map<number, bigint>()
+  /** whether Kafka and PostgreSQL answered the last probe (watchDependencies), or a batch found PostgreSQL gone */
+  private readonly deps = {kafka: true, pg: true}
+  /** /healthz and /readyz */
+  readonly health: HealthProbe = {
+    healthy: () => !this.stopping,
+    ready: () => !this.stopping && this.deps.kafka && this.deps.pg && this.slots.every((s) => s.consumer !== undefined && s.assigned !== undefined),
+  }
 
   constructor(private readonly d: RuntimeDeps) {
     this.topic = d.ctx.loaded.spec.source.topic
@@ -326,7 +356,7 @@ class StreamRuntime {
   }
 
   async run(): Promise<Totals> {
-    const {options, logger} = this.d
+    const {options} = this.d
     const signal = options.signal
     const done = new Promise<void>((resolve) => {
       if (signal?.aborted) resolve()
@@ -335,14 +365,6 @@ class StreamRuntime {
     })
     this.housekeeping()
     this.relay.start()
-    if (options.metricsPort !== undefined) {
-      const server = await startMetricsServer(options.metricsPort, this.d.metrics, {
-        healthy: () => !this.stopping,
-        ready: () => !this.stopping && this.slots.every((s) => s.consumer !== undefined && s.assigned !== undefined),
-      })
-      this.closeMetrics = server.close
-      logger.info('metrics.listening', {port: server.port})
-    }
     await Promise.all(this.slots.map((slot) => this.startConsumer(slot))).catch((e: unknown) => {
       throw mapKafkaError(e, this.d.options.settings.kafka, 'start the consumer')
     })
@@ -384,7 +406,10 @@ class StreamRuntime {
     slot.consumer = consumer
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)
+      const before = slot.assigned ?? []
       slot.assigned = partitions
+      // partitions gone to another process: their lag series go with them (else counted twice: here, stale, and by their new owner)
+      for (const p of before) if (!this.isAssigned(p)) this.forgetPartition(p)
       for (const p of partitions) this.gapSeeks.delete(p)
       logger.info('consumer.assigned', {topic: this.topic, partitions, group: e.payload.groupId, member: e.payload.memberId, consumer: slot.index})
       slot.joinReady = this.seekToStored(consumer, partitions)
@@ -518,6 +543,7 @@ class StreamRuntime {
           // the spec's sensitive values of this batch's records masked in the message (a trigger's text may hold them)
           const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record), typeof err.details.sqlstate === 'string' ? err.details.sqlstate : undefined)), {name: err.name, code: err.code}) : err
           const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
+          if (err.code === 'SERVICE_UNAVAILABLE') this.deps.pg = false // /readyz: not ready until a commit or a probe gets through
           if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
           else logger.warn('batch.retry', fields)
           if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
@@ -614,9 +640,13 @@ class StreamRuntime {
     metrics.stageRecords('sink', 'out', c.written)
     const now = outcome.committedAt
     for (const item of outcome.items) if (item.status === 'ok') metrics.endToEnd((now - Number(item.message.timestamp)) / 1000)
-    const lag = Math.max(0, Number(BigInt(highWatermark) - outcome.next))
-    this.lag.set(partition, lag)
-    metrics.lag(topic, partition, lag)
+    this.deps.pg = true
+    if (this.isAssigned(partition)) {
+      this.knownNext.set(partition, outcome.next)
+      const lag = Math.max(0, Number(BigInt(highWatermark) - outcome.next))
+      this.lag.set(partition, lag)
+      metrics.lag(topic, partition, lag)
+    }
     if (deadN > 0) this.relay.wake()
   }
 
@@ -689,8 +719,59 @@ class StreamRuntime {
     }
   }
 
+  private isAssigned(partition: number): boolean {
+    return this.slots.some((s) => s.assigned?.includes(partition))
+  }
+
+  private forgetPartition(partition: number): void {
+    this.lag.delete(partition)
+    this.knownNext.delete(partition)
+    this.d.metrics.forgetLag(this.topic, partition)
+  }
+
+  /**
+   * Every probeIntervalMs: the high watermarks from Kafka and the stored offsets from PostgreSQL,
+   * for the lag gauge of each assigned partition, and whether each answered (/readyz). Between
+   * commits, and above all while one of them is down, the lag keeps moving (the alerts on it
+   * fire); with PostgreSQL down the lag counts from the offsets this process last committed.
+   */
+  private watchDependencies(): void {
+    const every = this.d.options.probeIntervalMs ?? 5000
+    const within = <T>(p: Promise<T>): Promise<T> =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${every} ms`)), every).unref())])
+    let probing = false
+    const probe = async () => {
+      if (probing || this.stopping) return
+      probing = true
+      try {
+        const [high, stored] = await Promise.allSettled([within(this.d.admin.fetchTopicOffsets(this.topic)), within(storedOffsets(this.d.pool, this.pipeline, this.topic))])
+        this.deps.kafka = high.status === 'fulfilled'
+        if (stored.status === 'fulfilled') this.deps.pg = true
+        else if (mapPgError(stored.reason, this.d.options.settings.databaseUrl).code === 'SERVICE_UNAVAILABLE' || /no answer within/.test(String((stored.reason as Error)?.message))) this.deps.pg = false
+        if (high.status !== 'fulfilled' || this.stopping) return
+        for (const o of high.value) {
+          if (!this.isAssigned(o.partition)) continue
+          let at = (stored.status === 'fulfilled' ? stored.value.get(o.partition) : undefined) ?? this.knownNext.get(o.partition) ?? BigInt(o.low)
+          const f = this.filteredEnd.get(o.partition)
+          if (f !== undefined && f > at) at = f
+          const lag = Math.max(0, Number(BigInt(o.high) - at))
+          this.lag.set(o.partition, lag)
+          this.d.metrics.lag(this.topic, o.partition, lag)
+        }
+      } catch (e) {
+        this.d.logger.debug('probe.failed', {error: e})
+      } finally {
+        probing = false
+      }
+    }
+    const t = setInterval(() => void probe(), every)
+    t.unref()
+    this.timers.push(t)
+  }
+
   private startMonitors(): void {
     const {options} = this.d
+    this.watchDependencies()
     if (options.onProgress) {
       let lastRead = 0
       let lastAt = Date.now()
@@ -775,7 +856,7 @@ class StreamRuntime {
     // kafkajs waits for the batches in hand (each finishes and commits its transaction), then leaves the group
     await Promise.all(this.slots.map((s) => s.consumer?.disconnect().catch((e: unknown) => this.d.logger.warn('consumer.disconnect.failed', {error: e, consumer: s.index}))))
     const left = await this.relay.drain(this.d.options.untilIdle ? 60_000 : 10_000)
-    if (left > 0) this.d.logger.warn('outbox.not_drained', {rows: left, note: 'published by the next run'})
+    if (left !== 0) this.d.logger.warn('outbox.not_drained', {rows: left < 0 ? 'unknown (PostgreSQL did not answer)' : left, note: 'dead letters kept in cutover.outbox: published by the next run'})
     await this.relay.stop()
   }
 
@@ -787,7 +868,5 @@ class StreamRuntime {
     this.timers = []
     await Promise.all(this.slots.map((s) => s.consumer?.disconnect().catch(() => {})))
     await this.relay.stop().catch(() => {})
-    await this.closeMetrics?.()
-    this.closeMetrics = undefined
   }
 }

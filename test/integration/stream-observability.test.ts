@@ -6,12 +6,15 @@
  * larger than the records in flight is worked through under a heap limit that could not hold it.
  */
 import {readFileSync} from 'node:fs'
-import {describe, expect, it} from 'vitest'
+import {describe, expect, it, onTestFinished} from 'vitest'
 import {compareWithExpected, readSinkState} from '../../fixtures/generator/pipeline.js'
 import {expectedState, generateTransactions} from '../../fixtures/generator/transactions.js'
 import {freePort} from '../../fixtures/generator/stream-harness.js'
+import {RECORD_ERROR_CODES} from '../../src/errors.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
-import {committedOffsets, fromGenerated, produce, sleep, startStream, streamFixture} from './stream-support.js'
+import {startFaultProxy} from '../fault-proxy.js'
+import {kafka} from '../helpers.js'
+import {committedOffsets, fromGenerated, groupAssignments, produce, sleep, startStream, streamFixture} from './stream-support.js'
 
 async function get(port: number, path: string): Promise<{status: number; body: string} | null> {
   try {
@@ -73,7 +76,9 @@ describe('stream run: observability', () => {
     expect(m.value('cutover_records_total', {...pipeline, stage: 'decode', direction: 'in'})).toBe(n)
     expect(m.value('cutover_records_total', {...pipeline, stage: 'sink', direction: 'out'})).toBe(expected.written)
     expect(m.value('cutover_duplicates_total', pipeline)).toBe(expected.duplicates)
-    const dead = Object.fromEntries(m.all('cutover_dead_lettered_total').map((r) => [r.labels.code, r.value]))
+    // every code has its series from the start (0 until it occurs)
+    expect(m.all('cutover_dead_lettered_total').filter((r) => r.labels.pipeline === f.name).length).toBe(RECORD_ERROR_CODES.length)
+    const dead = Object.fromEntries(m.all('cutover_dead_lettered_total').filter((r) => r.value > 0).map((r) => [r.labels.code, r.value]))
     expect(dead).toEqual(expected.deadLettered)
     // one observation per committed batch (its records) and per written record (its latency)
     const batches = m.value('cutover_batch_size_records_count', pipeline)
@@ -96,6 +101,102 @@ describe('stream run: observability', () => {
     const exit = await s.exited
     expect(exit.code, exit.stderr).toBe(0)
     expect(await get(port, '/healthz')).toBeNull()
+  })
+
+  it('keeps the lag gauge and /readyz true while PostgreSQL is cut, the outbox backlog while the DLQ topic is gone; a port in use is exit 2', async () => {
+    const f = await streamFixture({partitions: 2, prefix: 'stream-obs-outage'})
+    const proxy = await startFaultProxy({host: '127.0.0.1', port: 5432})
+    onTestFinished(() => proxy.close())
+    const env = {DATABASE_URL: `postgres://postgres@127.0.0.1:${proxy.port}/cutover`}
+    const port = await freePort()
+    const s = startStream(f, ['--metrics-port', String(port)], env)
+    const metricsNow = async () => samples((await get(port, '/metrics'))?.body ?? '')
+    const lagNow = async () => (await metricsNow()).all('cutover_consumer_lag_records').filter((r) => r.labels.pipeline === f.name)
+    /** polls `probe` until it returns true (0.25 s apart, at most `tries`), then returns its last answer */
+    const until = async (probe: () => Promise<boolean>, tries = 240) => {
+      for (let i = 0; i < tries; i++) {
+        if (await probe()) return true
+        await sleep(250)
+      }
+      return probe()
+    }
+    expect(await until(async () => (await get(port, '/readyz'))?.status === 200)).toBe(true)
+
+    // a second process on the same port: exit 2 at once, before it connects to anything
+    const second = startStream(f, ['--metrics-port', String(port), '--json'])
+    const refused = await second.exited
+    expect(refused.code, refused.stderr).toBe(2)
+    expect(JSON.parse(refused.stdout).error).toMatchObject({code: 'USAGE', message: expect.stringMatching(new RegExp(`--metrics-port ${port}: the port is in use`))})
+
+    const clean = generateTransactions(400, {seed: 515, dirty: 0})
+    await produce(f.topic, fromGenerated(clean.slice(0, 100)))
+    expect(await until(async () => (await committedOffsets(f)) === 100)).toBe(true)
+
+    // PostgreSQL cut: no commit, and yet the lag counts the records that arrive, and /readyz says not ready
+    await proxy.cut()
+    await produce(f.topic, fromGenerated(clean.slice(100)))
+    const lagDuringOutage = await until(async () => (await lagNow()).reduce((a, r) => a + r.value, 0) === 300)
+    expect(lagDuringOutage, JSON.stringify(await lagNow())).toBe(true)
+    expect(await until(async () => (await get(port, '/readyz'))?.status === 503)).toBe(true)
+    expect((await get(port, '/healthz'))?.status).toBe(200) // alive: it waits for PostgreSQL
+    await proxy.restore()
+    expect(await until(async () => (await committedOffsets(f)) === 400)).toBe(true)
+    expect(await until(async () => (await get(port, '/readyz'))?.status === 200)).toBe(true)
+    expect(await until(async () => (await lagNow()).every((r) => r.value === 0))).toBe(true)
+    expect((await lagNow()).map((r) => r.labels.partition).sort()).toEqual(['0', '1'])
+
+    // the DLQ topic gone: dead letters wait in the outbox, and the gauge says how many
+    const admin = kafka().admin()
+    await admin.connect()
+    await admin.deleteTopics({topics: [f.dlqTopic]})
+    await admin.disconnect()
+    await produce(
+      f.topic,
+      Array.from({length: 20}, (_, i) => ({key: `bad-${i}`, value: Buffer.from(`not json ${i}`)})),
+    )
+    expect(await until(async () => (await committedOffsets(f)) === 420)).toBe(true)
+    const backlog = await until(async () => (await metricsNow()).value('cutover_outbox_backlog_records', {pipeline: f.name}) === 20)
+    expect(backlog, `backlog gauge ${(await metricsNow()).value('cutover_outbox_backlog_records', {pipeline: f.name})}`).toBe(true)
+    expect((await metricsNow()).value('cutover_dead_lettered_total', {pipeline: f.name, code: 'DECODE_ERROR'})).toBe(20)
+
+    // stopped with dead letters unsent: exit 0 (they stay in cutover.outbox), and it says so
+    s.child.kill('SIGTERM')
+    const exit = await s.exited
+    expect(exit.code, exit.stderr.slice(-2000)).toBe(0)
+    const notDrained = exit.stderr.split('\n').filter((l) => l.includes('outbox.not_drained'))
+    expect(notDrained.length, exit.stderr.slice(-2000)).toBe(1)
+    expect(JSON.parse(notDrained[0]!)).toMatchObject({rows: 20})
+    const unsent = await f.pool.query<{n: number}>('SELECT count(*)::int AS n FROM cutover.outbox WHERE pipeline = $1 AND sent_at IS NULL', [f.name])
+    expect(unsent.rows[0]!.n).toBe(20)
+  })
+
+  it('a partition that moved to another process leaves this one\'s lag series (no partition counted twice)', async () => {
+    const f = await streamFixture({partitions: 4, prefix: 'stream-obs-move'})
+    const [portA, portB] = [await freePort(), await freePort()]
+    const partitionsOf = async (port: number) =>
+      samples((await get(port, '/metrics'))?.body ?? '')
+        .all('cutover_consumer_lag_records')
+        .filter((r) => r.labels.pipeline === f.name)
+        .map((r) => r.labels.partition)
+        .sort()
+    const a = startStream(f, ['--metrics-port', String(portA), '--consumers', '1'])
+    const txns = generateTransactions(200, {seed: 616, dirty: 0})
+    await produce(f.topic, fromGenerated(txns.slice(0, 100)))
+    for (let i = 0; i < 240 && (await committedOffsets(f)) < 100; i++) await sleep(250)
+    for (let i = 0; i < 60 && (await partitionsOf(portA)).length < 4; i++) await sleep(250)
+    expect(await partitionsOf(portA)).toEqual(['0', '1', '2', '3'])
+    // a second process joins: two members of one consumer each, two partitions each
+    const b = startStream(f, ['--metrics-port', String(portB), '--consumers', '1'])
+    for (let i = 0; i < 240 && (await groupAssignments(`${f.name}-group`)).map((p) => p.length).join() !== '2,2'; i++) await sleep(250)
+    expect((await groupAssignments(`${f.name}-group`)).map((p) => p.length)).toEqual([2, 2])
+    await produce(f.topic, fromGenerated(txns.slice(100)))
+    for (let i = 0; i < 240 && (await committedOffsets(f)) < 200; i++) await sleep(250)
+    const both = async () => [...(await partitionsOf(portA)), ...(await partitionsOf(portB))].sort()
+    for (let i = 0; i < 60 && (await both()).join() !== '0,1,2,3'; i++) await sleep(250)
+    expect(await both()).toEqual(['0', '1', '2', '3'])
+    expect(await partitionsOf(portA)).toHaveLength(2)
+    for (const s of [a, b]) s.child.kill('SIGTERM')
+    for (const s of [a, b]) expect((await s.exited).code).toBe(0)
   })
 
   it('works through a backlog far larger than what is in flight under a heap limit that could not hold it', async () => {
