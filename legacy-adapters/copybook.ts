@@ -32,6 +32,9 @@
  *                     (C, A, E, F = +; D, B = -), (digits / 2 + 1) bytes
  *   COMP, COMP-4,     big-endian binary, 2 bytes for 1-4 digits, 4 for 5-9, 8 for 10-18;
  *   COMP-5, BINARY    signed (two's complement) with `S`, unsigned without
+ *   SYNC              on a binary item already on its natural boundary (2, 4, 8 bytes from the
+ *                     start of the record): accepted; one that needs slack bytes: rejected,
+ *                     with the FILLER to write instead; on DISPLAY and COMP-3: no effect
  *   edited pictures   (Z, comma, period, +, -, CR, DB, $, B, 0, /) are read as text
  *   OCCURS n [TIMES]  on an item or a group: the fields repeat, named NAME_1 .. NAME_n
  *                     (nested: NAME_1_2)
@@ -94,6 +97,8 @@ interface Item {
   usage: 'display' | 'comp-3' | 'binary'
   signSeparate?: 'leading' | 'trailing'
   signLeading?: boolean
+  /** SYNC / SYNCHRONIZED (on a group: on each of its elementary items) */
+  sync?: boolean
   line: number
   children: Item[]
 }
@@ -112,39 +117,66 @@ interface Statement {
   line: number
 }
 
-/** Strips sequence and identification areas and comments; splits into `.`-terminated statements. */
+/**
+ * Strips sequence and identification areas and comments; splits into `.`-terminated statements.
+ * A period ends a statement when followed by a space or the end of the line (not 9.99), and
+ * outside literals: `VALUE 'U.S. '` and `VALUE "N. A."` do not end theirs. A literal ends with
+ * its line, unless the next line continues it (`-` in column 7).
+ */
 function statements(text: string): Statement[] {
   const out: Statement[] = []
   let current = ''
   let startLine = 0
+  let quote = '' // the quote of the literal open at the end of `current`, '' outside literals
   const lines = text.split(/\r?\n/)
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!.replace(/\t/g, '    ')
     let code: string
+    let continued = false
     if (/^(\d{6}| {6})[ *\-/D]/.test(raw)) {
       const indicator = raw[6]
       if (indicator === '*' || indicator === '/') continue
       code = raw.slice(7, 72)
       if (indicator === 'D') code = '' // debugging lines
-      if (indicator === '-') code = code.replace(/^\s*['"]?/, '') // continuation of a literal
+      if (indicator === '-') {
+        // continuation of a literal: its text goes on after the quote that opens this line
+        continued = quote !== ''
+        code = code.replace(/^\s*['"]?/, '')
+      }
     } else {
       if (/^\s*\*/.test(raw)) continue
       code = raw
     }
-    const inline = code.indexOf('*>')
-    if (inline !== -1) code = code.slice(0, inline)
+    if (!continued) quote = ''
+    // an inline comment `*>` outside literals
+    for (let k = 0, q = quote; k < code.length; k++) {
+      const c = code[k]!
+      if (q !== '') {
+        if (c === q) q = ''
+      } else if (c === "'" || c === '"') {
+        q = c
+      } else if (c === '*' && code[k + 1] === '>') {
+        code = code.slice(0, k)
+        break
+      }
+    }
     if (code.trim() === '') continue
     if (current.trim() === '') startLine = i + 1
-    current += ' ' + code
-    // A period ends a statement when followed by a space or the end of the line (not 9.99).
-    let m: RegExpExecArray | null
-    const end = /\.(?=\s|$)/g
+    let scan = current.length + (continued ? 0 : 1)
+    current += (continued ? '' : ' ') + code
     let from = 0
-    while ((m = end.exec(current)) !== null) {
-      const stmt = current.slice(from, m.index).trim()
-      if (stmt) out.push({text: stmt, line: startLine})
-      from = m.index + 1
-      startLine = i + 1
+    for (; scan < current.length; scan++) {
+      const c = current[scan]!
+      if (quote !== '') {
+        if (c === quote) quote = '' // a doubled quote ('IT''S') closes and opens again
+      } else if (c === "'" || c === '"') {
+        quote = c
+      } else if (c === '.' && (scan + 1 === current.length || /\s/.test(current[scan + 1]!))) {
+        const stmt = current.slice(from, scan).trim()
+        if (stmt) out.push({text: stmt, line: startLine})
+        from = scan + 1
+        startLine = i + 1
+      }
     }
     current = current.slice(from)
   }
@@ -219,7 +251,9 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
         }
       } else if (t === 'VALUE' || t === 'VALUES') {
         break // initial values do not change the layout
-      } else if (['SYNC', 'SYNCHRONIZED', 'JUST', 'JUSTIFIED', 'RIGHT', 'LEFT', 'BLANK', 'WHEN', 'ZERO', 'ZEROS', 'ZEROES', 'IS', 'TIMES', 'GLOBAL', 'EXTERNAL'].includes(t)) {
+      } else if (t === 'SYNC' || t === 'SYNCHRONIZED') {
+        item.sync = true
+      } else if (['JUST', 'JUSTIFIED', 'RIGHT', 'LEFT', 'BLANK', 'WHEN', 'ZERO', 'ZEROS', 'ZEROES', 'IS', 'TIMES', 'GLOBAL', 'EXTERNAL'].includes(t)) {
         continue
       } else if (t === 'INDEXED' || t === 'ASCENDING' || t === 'DESCENDING') {
         break // INDEXED BY / KEY IS name lists: no layout
@@ -245,7 +279,8 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
   const fields: CopybookField[] = []
   const paths: string[][] = []
   let offset = 0
-  const walk = (item: Item, suffix: string, path: string[]): void => {
+  const walk = (item: Item, suffix: string, path: string[], syncGroup = false): void => {
+    const sync = syncGroup || item.sync === true
     for (let n = 1; n <= item.occurs; n++) {
       const sfx = item.occurs > 1 ? `${suffix}_${n}` : suffix
       const here = item.filler ? path : [...path, toSnakeCase(item.name)]
@@ -253,7 +288,7 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
         if (item.picture) fail(item.line, `${item.name} has both a PIC and children`, 'only groups have children')
         const firstField = fields.length
         const groupOffset = offset
-        for (const c of item.children) walk(c, sfx, here)
+        for (const c of item.children) walk(c, sfx, here, sync)
         // A group of text and unsigned DISPLAY digits is also text, as in COBOL: TXN-TS made of
         // TXN-DATE 9(8) and TXN-TIME 9(6) is also txn_ts "20261120091500".
         const leaves = fields.slice(firstField)
@@ -280,6 +315,7 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
         fail(item.line, `${item.name} has no PIC and no children`, 'give elementary items a PIC clause, e.g. PIC X(10)')
       }
       const layout = pictureLayout(item, file)
+      if (sync && layout.kind === 'binary') checkSynchronized(item, toSnakeCase(item.name) + sfx, layout.length, offset, file)
       if (!item.filler) {
         const cobolName = item.occurs > 1 ? `${item.name}(${n})` : item.name
         fields.push({
@@ -325,6 +361,29 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
   if (dup) fail(dup.line, `field name ${dup.name} is used twice`, 'rename one of the items')
   const root = roots.length === 1 && roots[0]!.children.length > 0 ? roots[0]! : undefined
   return {name: root ? toSnakeCase(root.name) : undefined, fields, recordLength: offset}
+}
+
+/**
+ * SYNC on a binary item: IBM Enterprise COBOL aligns it on its natural boundary (2 bytes for
+ * 1-4 digits, 4 for 5-9, 8 for 10-18) from the start of the 01 record, with slack bytes before
+ * it, and pads each occurrence of an OCCURS group so that every occurrence is aligned alike.
+ * Compilers and their options differ on the details (8-byte items on 8 or on 4; Micro Focus
+ * aligns the enclosing group instead), so this reader inserts no slack bytes: an item already on
+ * its boundary (every occurrence of it) needs none under IBM's rules and is accepted; one that
+ * would need slack bytes is a SpecError saying how many and where to write them, never a read
+ * from the wrong offsets. (SYNC on DISPLAY and COMP-3 items has no effect.)
+ */
+function checkSynchronized(item: Item, field: string, length: number, offset: number, file: string): void {
+  const slack = (length - (offset % length)) % length
+  if (slack === 0) return
+  const name = item.name
+  throw new SpecError(
+    {file, line: item.line},
+    `${name} PIC ${item.picture} (field ${field}) is binary with SYNC at byte ${offset} of the record: COBOL aligns it on a ${length}-byte boundary with ${slack} slack byte${slack === 1 ? '' : 's'} before it, which this reader does not insert`,
+    {
+      hint: `write the slack bytes as FILLER: ${slack} byte${slack === 1 ? '' : 's'} before ${name} (05 FILLER PIC X(${slack}).; inside an OCCURS group, at the end of each occurrence), checked against the data map of the compiler listing; or drop SYNC if the file was written without it`,
+    },
+  )
 }
 
 interface Layout {

@@ -308,6 +308,8 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
             code: 'DECODE_ERROR',
             message: `${source}:${start}: field ${columns[i]} holds bytes that are not valid ${opts.encoding}`,
             position: pos(start),
+            field: columns[i]!,
+            value: rec[i]!, // as read, U+FFFD for each bad byte; masked by whoever shows it when sensitive
           })
           return
         }

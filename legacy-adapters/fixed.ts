@@ -20,8 +20,10 @@
  * Yields {ok: true, fields: {name: text}} with numbers as exact decimal strings, and the
  * record's bytes in `raw`. A zoned or packed field that is all spaces or all low-values
  * (0x00) yields "" (binary fields have no blank: 0x0000 is zero). What is wrong is a
- * record, not an exception: a bad packed nibble or zoned byte is DECODE_ERROR naming the
- * field and the byte offset within the file; a record shorter than the copybook (a partial
+ * record, not an exception: a bad packed nibble or zoned byte, or a text byte with no
+ * character in the encoding (windows-1251 0x98), is DECODE_ERROR naming the field and the byte
+ * offset within the file, with `field` and the field's bytes as `value` (X'C098C1'; unmasked:
+ * whoever shows it masks it for a sensitive field); a record shorter than the copybook (a partial
  * record at the end of the file, or an RDW record too short) is SCHEMA_VIOLATION.
  * An RDW that cannot be a length (under 4 bytes, or non-zero bytes 3-4) ends the read with a
  * SpecError: the record boundaries after it are unknown.
@@ -32,7 +34,7 @@ import {createReadStream} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 import {RecordError, SpecError, UsageError} from '../src/errors.js'
-import {decodeBytes, resolveEncoding, singleByteTable, type SupportedEncoding} from '../src/normalize/encoding.js'
+import {decodeBytes, resolveEncoding, singleByteTable, unmappedByteError, unmappedBytes, type SupportedEncoding} from '../src/normalize/encoding.js'
 import {decodeBinary, decodePacked, decodeZoned, parseCopybook, type Copybook, type CopybookField} from './copybook.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
@@ -81,6 +83,22 @@ function fieldDecoder(f: CopybookField, encoding: SupportedEncoding): FieldDecod
       // Cyrillic code pages: UTF-16 code units into a scratch buffer, one string.
       const codes = Uint16Array.from(table, (c) => c.charCodeAt(0))
       const scratch = Buffer.allocUnsafe(f.length * 2)
+      const bad = unmappedBytes(encoding)
+      if (bad.length > 0) {
+        // windows-1251 0x98 has no character: DECODE_ERROR, never a silent U+FFFD. A separate
+        // loop, so that code pages with a character for every byte (ibm866) pay nothing for it.
+        const unmapped = new Uint8Array(256)
+        for (const b of bad) unmapped[b] = 1
+        return (buf, start) => {
+          const end = trimmedEnd(buf, start)
+          for (let i = start; i < end; i++) {
+            const b = buf[i]!
+            if (unmapped[b] === 1) throw unmappedByteError(b, i - start, encoding)
+            scratch.writeUInt16LE(codes[b]!, (i - start) * 2)
+          }
+          return scratch.toString('utf16le', 0, (end - start) * 2)
+        }
+      }
       return (buf, start) => {
         const end = trimmedEnd(buf, start)
         for (let i = start; i < end; i++) scratch.writeUInt16LE(codes[buf[i]!]!, (i - start) * 2)
@@ -127,10 +145,12 @@ export function recordDecoder(copybook: Copybook, encoding: SupportedEncoding): 
         const rel = (e as RecordError).details?.byteOffset
         const at = f.offset + (typeof rel === 'number' ? rel : 0)
         const what = (e as Error).message.replace(/ at offset \d+$/, '')
+        // no `value`: RecordError values are masked, and the field's sensitivity is the spec's;
+        // the reader shows the field's bytes from `fieldOffset` and `fieldLength`
         throw new RecordError('DECODE_ERROR', `field ${f.name} (${f.cobolName} PIC ${f.picture}${f.kind === 'text' ? '' : ' ' + f.kind}): ${what}`, {
           cause: e,
           field: f.name,
-          details: {recordByteOffset: at},
+          details: {recordByteOffset: at, fieldOffset: f.offset, fieldLength: f.length},
         })
       }
     }
@@ -202,7 +222,16 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
       if (!(e instanceof RecordError)) throw e
       const rel = e.details.recordByteOffset
       const at = offset + (typeof rel === 'number' ? rel : 0)
-      return {ok: false, code: 'DECODE_ERROR', message: `${opts.source} record ${recordNo}, byte ${at}: ${e.message}`, position, raw}
+      const {fieldOffset, fieldLength} = e.details
+      return {
+        ok: false,
+        code: 'DECODE_ERROR',
+        message: `${opts.source} record ${recordNo}, byte ${at}: ${e.message}`,
+        position,
+        raw,
+        ...(e.field !== undefined ? {field: e.field} : {}),
+        ...(typeof fieldOffset === 'number' && typeof fieldLength === 'number' ? {value: hexValue(buf.subarray(start + fieldOffset, start + fieldOffset + fieldLength))} : {}),
+      }
     }
   }
 
@@ -248,6 +277,11 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
       yield [one(pending, 0, Math.min(pending.length, need), fileOffset)]
     }
   }
+}
+
+/** A field's bytes as a COBOL hexadecimal literal: X'C098C1404040'. */
+function hexValue(b: Uint8Array): string {
+  return `X'${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex').toUpperCase()}'`
 }
 
 function hexBytes(b: Uint8Array): string {

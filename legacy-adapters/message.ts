@@ -10,14 +10,15 @@
  *           bytes after the copybook's length are ignored
  *
  * Results are those of the file readers, without a position (the caller has the Kafka one):
- * DECODE_ERROR for bytes invalid in the encoding, a malformed quote, a bad packed or zoned
- * digit (naming the field); SCHEMA_VIOLATION for a wrong field count, no line or several
+ * DECODE_ERROR for bytes invalid in the encoding (a byte with no character in a single-byte
+ * encoding, such as windows-1251 0x98, naming the field that holds it), a malformed quote, a bad
+ * packed or zoned digit (naming the field); SCHEMA_VIOLATION for a wrong field count, no line or several
  * lines, a value shorter than the copybook.
  */
 import {readFileSync} from 'node:fs'
 import {parse as parseSync} from 'csv-parse/sync'
 import {RecordError, type RecordErrorCode} from '../src/errors.js'
-import {decodeBytes, resolveEncoding} from '../src/normalize/encoding.js'
+import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes} from '../src/normalize/encoding.js'
 import {parseCopybook, type Copybook} from './copybook.js'
 import {recordDecoder} from './fixed.js'
 import {unescapeChar} from './uri.js'
@@ -53,16 +54,35 @@ export function csvMessageDecoder(options: CsvMessageOptions): MessageDecoder {
   const columns = options.columns
   const quote = unescapeChar(options.quote ?? '"')
   const parseOptions = {delimiter: unescapeChar(options.delimiter ?? ','), quote: quote === '' ? false : quote, relax_column_count: true, bom: true}
+  const parse = (text: string): string[][] => parseSync(text, parseOptions) as string[][]
+  // a byte with no character (windows-1251 0x98) is U+FFFD in the lenient decoding, and nowhere
+  // else: the field that holds one is the field at fault, as the CSV file reader names it
+  const hasUnmapped = unmappedBytes(encoding).length > 0
+  const faultyField = (value: Buffer): string | undefined => {
+    let rows: string[][]
+    try {
+      rows = parse(createStreamDecoder(encoding).write(value))
+    } catch {
+      return undefined
+    }
+    const row = rows.length === 1 ? rows[0]! : undefined
+    if (row?.length !== columns.length) return undefined
+    const i = row.findIndex((f) => f.includes('\uFFFD'))
+    return i === -1 ? undefined : columns[i]
+  }
   return (value) => {
     let text: string
     try {
       text = decodeBytes(value, encoding)
     } catch (e) {
-      return {ok: false, code: 'DECODE_ERROR', message: `the value is not valid ${encoding}: ${(e as Error).message}`}
+      const field = hasUnmapped ? faultyField(value) : undefined
+      const why = `not valid ${encoding}: ${(e as Error).message}`
+      if (field !== undefined) return {ok: false, code: 'DECODE_ERROR', message: `field ${field} holds bytes that are ${why}`, field}
+      return {ok: false, code: 'DECODE_ERROR', message: `the value is ${why}`}
     }
     let rows: string[][]
     try {
-      rows = parseSync(text, parseOptions) as string[][]
+      rows = parse(text)
     } catch (e) {
       return {ok: false, code: 'DECODE_ERROR', message: `the value is not one CSV line: ${(e as Error).message}`}
     }

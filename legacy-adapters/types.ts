@@ -48,6 +48,14 @@ export interface RawRecordError extends KafkaOrigin {
   message: string
   position: Position
   raw?: Buffer
+  /** the input field at fault, as the reader names it (a CSV column, a copybook field), when one is */
+  field?: string
+  /**
+   * that field's value as read: its text, or its bytes as a hexadecimal literal (X'C098C1').
+   * NOT masked (a reader does not know the spec): whoever shows it masks it when the spec marks
+   * the field `sensitive`, as `normalize`'s rejects do.
+   */
+  value?: string
 }
 
 export type RawRecord = RawRecordOk | RawRecordError

@@ -3,10 +3,10 @@
  * the worker thread (./normalize-worker.ts) loads only this and the normalizers, not the
  * readers: normalize, serialize, dedupe, and the clean and reject NDJSON of each batch.
  */
-import type {Position, RawRecord} from '../../legacy-adapters/types.js'
+import type {Position, RawRecord, RawRecordError} from '../../legacy-adapters/types.js'
 import type {RecordErrorCode} from '../errors.js'
 import type {PipelineSpec} from '../config/spec.js'
-import {createNormalizer, maskedKeyOf} from '../normalize/index.js'
+import {createNormalizer, maskedKeyOf, showValue} from '../normalize/index.js'
 import type {Rejection} from '../normalize/types.js'
 import {cyrb53, KeyTable} from './key-table.js'
 
@@ -67,6 +67,31 @@ export function recordSerializer(names: readonly string[]): (record: Record<stri
   return make(needsEscape, JSON.stringify, general)
 }
 
+/**
+ * The reject of a record the reader could not read: the field it names (an input name) as the
+ * spec field that reads it (`from`), and its value as read, masked when that field is sensitive.
+ * A field the spec does not read keeps the reader's name, without its value: nothing says whether
+ * it is safe to show.
+ */
+function readerRejectOf(fields: RecordProcessorSpec['fields']): (raw: RawRecordError) => RejectLine {
+  const byInput = new Map<string, {name: string; sensitive: boolean}>()
+  for (const [name, f] of Object.entries(fields)) {
+    const seen = byInput.get(f.from)
+    if (!seen) byInput.set(f.from, {name, sensitive: f.sensitive === true})
+    else if (f.sensitive) seen.sensitive = true // read by two fields, one sensitive: masked
+  }
+  return (raw) => {
+    const target = raw.field === undefined ? undefined : byInput.get(raw.field)
+    return {
+      code: raw.code,
+      field: target?.name ?? raw.field ?? null,
+      value: raw.value === undefined || target === undefined ? null : showValue(raw.value, target.sensitive),
+      message: raw.message,
+      position: raw.position,
+    }
+  }
+}
+
 /** What the per-record work needs of a spec (plain data: it is also sent to the worker thread). */
 export interface RecordProcessorSpec {
   fields: PipelineSpec['fields']
@@ -96,6 +121,7 @@ export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: bo
   const count = (code: RecordErrorCode) => (counts.rejected[code] = (counts.rejected[code] ?? 0) + 1)
   const rejectLine = (r: RejectLine) => JSON.stringify(r) + '\n'
   const serialize = recordSerializer(Object.keys(spec.fields))
+  const readerReject = readerRejectOf(spec.fields)
 
   return (batch) => {
     let clean = ''
@@ -104,7 +130,7 @@ export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: bo
       counts.read++
       if (!raw.ok) {
         count(raw.code)
-        if (withRejects) bad += rejectLine({code: raw.code, field: null, value: null, message: raw.message, position: raw.position})
+        if (withRejects) bad += rejectLine(readerReject(raw))
         continue
       }
       const result = normalize(raw)

@@ -3,7 +3,8 @@
  *
  *   utf-8          TextDecoder with `fatal: true`: an invalid byte sequence is a DECODE_ERROR,
  *                  never a silent U+FFFD. A leading BOM (EF BB BF) is dropped.
- *   windows-1251   Cyrillic Windows code page (Russian bank exports), via iconv-lite
+ *   windows-1251   Cyrillic Windows code page (Russian bank exports), via iconv-lite; byte 0x98
+ *                  has no character: decodeBytes makes it a DECODE_ERROR, never a silent U+FFFD
  *   ibm866         Cyrillic DOS code page (old terminals, cp866), via iconv-lite
  *   latin1         ISO-8859-1, one byte = one code point
  *   cp037          EBCDIC US/Canada (IBM z/OS default), 256-entry table from `codepage`
@@ -100,13 +101,34 @@ function decodeTable(buf: Uint8Array, decode: string[]): string {
 const utf8Fatal = new TextDecoder('utf-8', {fatal: true})
 const ICONV_NAME: Partial<Record<SupportedEncoding, string>> = {'windows-1251': 'win1251', ibm866: 'cp866'}
 
-function decodeError(message: string, cause?: unknown): RecordError {
-  return new RecordError('DECODE_ERROR', message, cause === undefined ? {} : {cause})
+function decodeError(message: string, cause?: unknown, byteOffset?: number): RecordError {
+  return new RecordError('DECODE_ERROR', message, {...(cause === undefined ? {} : {cause}), ...(byteOffset === undefined ? {} : {details: {byteOffset}})})
 }
 
 /**
- * Decodes bytes in a supported encoding. Invalid UTF-8, and a byte above 0x7F in ASCII,
- * throw `RecordError('DECODE_ERROR')` (the message names the byte offset for ASCII).
+ * DECODE_ERROR for a byte that has no character in a single-byte encoding (windows-1251 0x98),
+ * with its offset in the message (last, as `at offset N`) and in `details.byteOffset`.
+ */
+export function unmappedByteError(byte: number, offset: number, encoding: SupportedEncoding): RecordError {
+  return decodeError(`no character in ${encoding} for byte 0x${byte.toString(16).padStart(2, '0')} at offset ${offset}`, undefined, offset)
+}
+
+/** Throws unmappedByteError for the first byte of `buf` in `bad` (one native indexOf per unmapped byte). */
+function checkMapped(buf: Buffer, bad: readonly number[], encoding: SupportedEncoding): void {
+  let first = -1
+  for (const b of bad) {
+    const at = buf.indexOf(b)
+    if (at !== -1 && (first === -1 || at < first)) first = at
+  }
+  if (first !== -1) throw unmappedByteError(buf[first]!, first, encoding)
+}
+
+/**
+ * Decodes bytes in a supported encoding. Invalid UTF-8, a byte above 0x7F in ASCII, and a byte
+ * with no character in a single-byte encoding (windows-1251 0x98) throw
+ * `RecordError('DECODE_ERROR')`, never a silent U+FFFD (the message and `details.byteOffset`
+ * name the byte's offset, except for UTF-8). A U+FFFD written in valid UTF-8 is a character
+ * like any other.
  */
 export function decodeBytes(buf: Uint8Array, encoding: SupportedEncoding): string {
   switch (encoding) {
@@ -120,15 +142,22 @@ export function decodeBytes(buf: Uint8Array, encoding: SupportedEncoding): strin
       return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('latin1')
     case 'ascii':
       for (let i = 0; i < buf.length; i++) {
-        if (buf[i]! > 0x7f) throw decodeError(`byte 0x${buf[i]!.toString(16).padStart(2, '0')} at offset ${i} is not ASCII`)
+        if (buf[i]! > 0x7f) throw decodeError(`byte 0x${buf[i]!.toString(16).padStart(2, '0')} at offset ${i} is not ASCII`, undefined, i)
       }
       return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('latin1')
     case 'cp037':
-    case 'cp1047':
+    case 'cp1047': {
+      const bad = unmappedBytes(encoding)
+      if (bad.length > 0) checkMapped(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), bad, encoding)
       return decodeTable(buf, byteTable(encoding).decode)
+    }
     case 'windows-1251':
-    case 'ibm866':
-      return iconv.decode(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), ICONV_NAME[encoding]!, {stripBOM: false})
+    case 'ibm866': {
+      const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+      const bad = unmappedBytes(encoding)
+      if (bad.length > 0) checkMapped(b, bad, encoding)
+      return iconv.decode(b, ICONV_NAME[encoding]!, {stripBOM: false})
+    }
   }
 }
 
@@ -279,9 +308,10 @@ export function createUtf8Transcoder(encoding: Exclude<SupportedEncoding, 'utf-8
 const singleByteTables = new Map<SupportedEncoding, string[]>()
 
 /**
- * byte -> character for the single-byte encodings whose every byte is a character
- * (cp037, cp1047, latin1, windows-1251, ibm866), for decoders that read fields in place
- * (the fixed: reader). `undefined` for utf-8 and ascii, which need decodeBytes' checks.
+ * byte -> character for the single-byte encodings (cp037, cp1047, latin1, windows-1251,
+ * ibm866), for decoders that read fields in place (the fixed: reader). A byte with no
+ * character (see unmappedBytes) is U+FFFD here: such a decoder must check for it.
+ * `undefined` for utf-8 and ascii, which need decodeBytes' checks.
  */
 export function singleByteTable(encoding: SupportedEncoding): readonly string[] | undefined {
   if (encoding === 'utf-8' || encoding === 'ascii') return undefined
@@ -294,4 +324,22 @@ export function singleByteTable(encoding: SupportedEncoding): readonly string[] 
     singleByteTables.set(encoding, t)
   }
   return t
+}
+
+const unmappedTables = new Map<SupportedEncoding, readonly number[]>()
+
+/**
+ * The bytes that have no character in a single-byte encoding: [0x98] for windows-1251, none
+ * for cp037, cp1047, latin1 and ibm866 (every byte is a character). Empty for utf-8 and ascii,
+ * whose invalid bytes decodeBytes finds itself. Lets a decoder check only when there is
+ * something to find.
+ */
+export function unmappedBytes(encoding: SupportedEncoding): readonly number[] {
+  if (encoding === 'utf-8' || encoding === 'ascii') return []
+  let bad = unmappedTables.get(encoding)
+  if (!bad) {
+    bad = singleByteTable(encoding)!.flatMap((c, b) => (c === '\uFFFD' ? [b] : []))
+    unmappedTables.set(encoding, bad)
+  }
+  return bad
 }

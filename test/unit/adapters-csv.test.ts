@@ -246,6 +246,7 @@ describe('csv: encodings, BOM, CRLF, header', () => {
     const bytes = Buffer.concat([encodeString('id;name\r\n1;Ёлка\r\n2;', 'windows-1251'), Buffer.from([0x98]), encodeString('\r\n3;Щука\r\n', 'windows-1251')])
     const rs = await read(`csv:${tempFile('bad1251.csv', bytes)}?delimiter=;&encoding=windows-1251`)
     expect(rs.map((r) => (r.ok ? r.fields.name : `${r.code}@${r.position.line}`))).toEqual(['Ёлка', 'DECODE_ERROR@3', 'Щука'])
+    expect(rs[1]).toMatchObject({field: 'name', value: '\uFFFD'}) // the column at fault, as read
   })
 
   it('reads EBCDIC lines ending in NL (0x15, as z/OS writes text) or LF (0x25)', async () => {

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {createStreamDecoder, createUtf8Transcoder, decodeBytes, encodeString, lookupEncoding, resolveEncoding, SUPPORTED_ENCODINGS} from '../../src/normalize/encoding.js'
+import {createStreamDecoder, createUtf8Transcoder, decodeBytes, encodeString, lookupEncoding, resolveEncoding, SUPPORTED_ENCODINGS, unmappedBytes} from '../../src/normalize/encoding.js'
 
 describe('encodings', () => {
   it('decodes each supported encoding, and encodes back', () => {
@@ -32,6 +32,27 @@ describe('encodings', () => {
     expect(() => encodeString('Ж', 'cp037')).toThrow(RangeError)
     expect(() => encodeString('€', 'windows-1251')).not.toThrow() // 0x88 in cp1251
     expect(() => encodeString('東', 'windows-1251')).toThrow(RangeError)
+  })
+
+  it('reports a byte with no character in a single-byte encoding (windows-1251 0x98) as DECODE_ERROR, not U+FFFD', () => {
+    const bytes = Buffer.from([0xc0, 0x98, 0xc1])
+    expect(() => decodeBytes(bytes, 'windows-1251')).toThrow(
+      expect.objectContaining({code: 'DECODE_ERROR', message: 'no character in windows-1251 for byte 0x98 at offset 1', details: {byteOffset: 1}}),
+    )
+    // the first of several, also inside a larger buffer's view
+    const view = Buffer.from([0x41, 0x41, 0xcf, 0x98, 0x98]).subarray(2)
+    expect(() => decodeBytes(view, 'windows-1251')).toThrow(expect.objectContaining({details: {byteOffset: 1}}))
+    expect(unmappedBytes('windows-1251')).toEqual([0x98])
+    for (const enc of ['cp037', 'cp1047', 'latin1', 'ibm866', 'utf-8', 'ascii'] as const) expect(unmappedBytes(enc), enc).toEqual([])
+    // every other byte of windows-1251 is a character, and decodes as before
+    const others = Buffer.from(Array.from({length: 256}, (_, i) => i).filter((b) => b !== 0x98))
+    expect(decodeBytes(others, 'windows-1251')).toBe(createStreamDecoder('windows-1251').write(others))
+    expect(decodeBytes(others, 'windows-1251')).not.toContain('\uFFFD')
+    // every byte of the other single-byte encodings is a character
+    const all = Buffer.from(Array.from({length: 256}, (_, i) => i))
+    for (const enc of ['cp037', 'cp1047', 'latin1', 'ibm866'] as const) expect(decodeBytes(all, enc), enc).toHaveLength(256)
+    // U+FFFD written in valid UTF-8 is a character like any other
+    expect(decodeBytes(Buffer.from('a\uFFFDb', 'utf8'), 'utf-8')).toBe('a\uFFFDb')
   })
 
   it('decodes streams split inside characters, and drops a UTF-8 BOM', () => {

@@ -57,6 +57,8 @@ describe('fixed: the EBCDIC fixture TXN.DAT', () => {
     expect(f(6).txn_id).toBe('M000000001') // the duplicate is the normalizer's business
     const bad = rs[5]!
     expect(bad).toMatchObject({ok: false, code: 'DECODE_ERROR', position: {record: 6, byteOffset: 500}})
+    // the field, and its bytes (packed decimal 0000 3A30 000C: the nibble A is not a digit)
+    expect(bad).toMatchObject({field: 'amount', value: "X'00003A30000C'"})
     if (!bad.ok) {
       expect(bad.message).toContain('field amount')
       expect(bad.message).toContain('byte 534')
@@ -141,6 +143,24 @@ describe('fixed: the EBCDIC fixture TXN.DAT', () => {
         {name: 'Ёж', amt: '7.00'},
       ])
     }
+  })
+
+  it('gives a DECODE_ERROR naming the field for a text byte with no character in the encoding (windows-1251 0x98)', async () => {
+    const cpy = tempFile('w.cpy', '01 REC.\n  05 NAME PIC X(6).\n  05 AMT PIC S9(5)V99 COMP-3.\n')
+    const amt = encodePacked('1234.56', 7, 2)
+    const body = Buffer.concat([
+      Buffer.from([0xc0, 0x98, 0xc1, 0x20, 0x20, 0x20]),
+      amt,
+      Buffer.concat([encodeString('Ёж', 'windows-1251'), Buffer.from([0x88, 0x20, 0x20, 0x20])]), // 0x88 is €
+      amt,
+    ])
+    const rs = await collect(openSource(`fixed:${tempFile('w.dat', body)}?copybook=${cpy}&encoding=windows-1251`))
+    expect(rs[0]).toMatchObject({ok: false, code: 'DECODE_ERROR', field: 'name', value: "X'C098C1202020'", position: {record: 1, byteOffset: 0}})
+    if (!rs[0]!.ok) expect(rs[0]!.message).toBe(`${rs[0]!.position.source} record 1, byte 1: field name (NAME PIC X(6)): no character in windows-1251 for byte 0x98`)
+    expect(rs[1]).toMatchObject({ok: true, fields: {name: 'Ёж€', amt: '1234.56'}})
+    // ibm866 has a character for every byte: the same bytes are text there
+    const rs866 = await collect(openSource(`fixed:${tempFile('w866.dat', body.subarray(0, 10))}?copybook=${cpy}&encoding=ibm866`))
+    expect(rs866).toMatchObject([{ok: true, fields: {name: decodeBytes(Buffer.from([0xc0, 0x98, 0xc1]), 'ibm866')}}])
   })
 
   it('reports a partial last record as SCHEMA_VIOLATION, and a broken RDW as a SpecError', async () => {

@@ -1,6 +1,7 @@
 import {join} from 'node:path'
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
+import {parseCopybook} from '../../legacy-adapters/copybook.js'
 import {csvMessageDecoder, fixedMessageDecoder} from '../../legacy-adapters/message.js'
 import {encodeString} from '../../src/normalize/encoding.js'
 import {ROOT} from '../helpers.js'
@@ -15,6 +16,34 @@ describe('per-message decoders (stream run, source.format csv | fixed)', () => {
     expect(d(encodeString('T1;"bad"x;c', 'windows-1251'))).toMatchObject({ok: false, code: 'DECODE_ERROR'})
     const u = csvMessageDecoder({columns: ['a', 'b']})
     expect(u(Buffer.from([0x61, 0x2c, 0xff]))).toMatchObject({ok: false, code: 'DECODE_ERROR', message: expect.stringContaining('utf-8')})
+  })
+
+  it('names the field that holds a byte with no character in the encoding (windows-1251 0x98), as the file readers do', () => {
+    const csv = csvMessageDecoder({columns: ['id', 'name', 'amt'], delimiter: ';', encoding: 'windows-1251'})
+    const line = Buffer.concat([encodeString('T1;', 'windows-1251'), Buffer.from([0xc0, 0x98, 0xc1]), encodeString(';1,00', 'windows-1251')])
+    expect(csv(line)).toEqual({
+      ok: false,
+      code: 'DECODE_ERROR',
+      field: 'name',
+      message: 'field name holds bytes that are not valid windows-1251: no character in windows-1251 for byte 0x98 at offset 4',
+    })
+    // inside a quoted field too
+    expect(csv(Buffer.concat([encodeString('T1;1,00;"a;', 'windows-1251'), Buffer.from([0x98]), Buffer.from('"')]))).toMatchObject({ok: false, code: 'DECODE_ERROR', field: 'amt'})
+    // a line that is wrong in other ways too: still a DECODE_ERROR, without a field
+    const broken = csv(Buffer.concat([Buffer.from('T1;'), Buffer.from([0x98])]))
+    expect(broken).toMatchObject({ok: false, code: 'DECODE_ERROR', message: expect.stringContaining('byte 0x98')})
+    expect(broken).not.toHaveProperty('field')
+    // U+FFFD in valid UTF-8 is a character
+    expect(csvMessageDecoder({columns: ['a', 'b']})(Buffer.from('x,\uFFFD', 'utf8'))).toEqual({ok: true, fields: {a: 'x', b: '\uFFFD'}})
+
+    const fixed = fixedMessageDecoder({copybook: parseCopybook('01 R.\n  05 ID PIC X(2).\n  05 NAME PIC X(6).\n'), encoding: 'windows-1251'})
+    expect(fixed(Buffer.from([0x41, 0x31, 0xc0, 0x98, 0xc1, 0x20, 0x20, 0x20]))).toEqual({
+      ok: false,
+      code: 'DECODE_ERROR',
+      field: 'name',
+      message: 'field name (NAME PIC X(6)): no character in windows-1251 for byte 0x98',
+    })
+    expect(fixed(Buffer.from([0x41, 0x31, 0xc0, 0xc1, 0x20, 0x20, 0x20, 0x20]))).toEqual({ok: true, fields: {id: 'A1', name: 'АБ'}})
   })
 
   it('decodes one copybook record per message', () => {

@@ -254,6 +254,91 @@ describe('parseCopybook', () => {
     }
   })
 
+  it('reads a period followed by a space inside a literal as part of the literal, not the end of the entry', () => {
+    const cb = parseCopybook(
+      [
+        "       01  ADDR-REC.",
+        "           05  CUR         PIC X(3) VALUE 'U.S. '.",
+        "           05  ST          PIC X(2).",
+        "               88  ST-NA   VALUE 'N. A.'.",
+        '               88  ST-QQ   VALUE "Q. ""R. "" S.".',
+        "               88  ST-IT   VALUE 'IT''S. OK'.",
+        "           05  NOTE-TXT    PIC X(30) VALUE 'LONG LITERAL. WITH A PERIOD. AND",
+        "      -    ' MORE. TEXT'.",
+        '           05  AMT         PIC S9(5)V99 COMP-3. *> not a literal: \'. \'',
+      ].join('\n'),
+      'addr.cpy',
+    )
+    expect(cb.fields.map((f) => [f.name, f.offset, f.length])).toEqual([
+      ['cur', 0, 3],
+      ['st', 3, 2],
+      ['note_txt', 5, 30],
+      ['amt', 35, 4],
+    ])
+    expect(cb.recordLength).toBe(39)
+    // free format, on one line
+    expect(parseCopybook(`01 R. 05 A PIC X(4) VALUE "A. B". 05 B PIC 9(2).`).fields.map((f) => [f.name, f.offset])).toEqual([
+      ['a', 0],
+      ['b', 4],
+    ])
+  })
+
+  it('accepts SYNC where it changes nothing: binary items already on their boundary, DISPLAY and COMP-3 items', () => {
+    const cb = parseCopybook(
+      `01 REC.
+         05 CODE PIC XX.
+         05 HALF PIC S9(4) COMP SYNC.
+         05 FULL PIC S9(9) COMP-5 SYNCHRONIZED.
+         05 DBL PIC S9(18) BINARY SYNC RIGHT.
+         05 FLAG PIC X SYNC.
+         05 PACKED PIC S9(5) COMP-3 SYNC LEFT.
+         05 ZONED PIC 9(2) SYNC.
+         05 TBL PIC S9(4) COMP SYNC OCCURS 3.`,
+    )
+    expect(cb.fields.map((f) => [f.name, f.offset, f.length])).toEqual([
+      ['code', 0, 2],
+      ['half', 2, 2],
+      ['full', 4, 4],
+      ['dbl', 8, 8],
+      ['flag', 16, 1],
+      ['packed', 17, 3],
+      ['zoned', 20, 2],
+      ['tbl_1', 22, 2],
+      ['tbl_2', 24, 2],
+      ['tbl_3', 26, 2],
+    ])
+    expect(cb.recordLength).toBe(28)
+  })
+
+  it('refuses SYNC on a binary item that COBOL would move with slack bytes, instead of reading the wrong offsets', () => {
+    const cases: [string, RegExp, RegExp][] = [
+      // IBM: CNT at 4 (3 slack bytes), record 8 bytes; read as written it would be at 1
+      ['01 R.\n  05 A PIC X.\n  05 CNT PIC S9(8) COMP SYNC.', /cb\.cpy:3: CNT PIC S9\(8\) \(field cnt\) is binary with SYNC at byte 1 .*4-byte boundary with 3 slack bytes/, /FILLER PIC X\(3\)/],
+      ['01 R.\n  05 A PIC X(3).\n  05 H PIC 9(4) COMP-4 SYNCHRONIZED.', /cb\.cpy:3: H .*at byte 3 .*2-byte boundary with 1 slack byte before/, /FILLER PIC X\(1\)/],
+      ['01 R.\n  05 A PIC X(4).\n  05 D PIC S9(12) BINARY SYNC.', /cb\.cpy:3: D .*at byte 4 .*8-byte boundary with 4 slack bytes/, /FILLER PIC X\(4\)/],
+      // SYNC on the 01 group synchronizes each of its elementary items
+      ['01 R SYNC.\n  05 A PIC X.\n  05 H PIC S9(4) COMP.', /cb\.cpy:3: H .*at byte 1/, /FILLER/],
+      // in an OCCURS group: the second occurrence is off its boundary (IBM pads each occurrence)
+      ['01 R.\n  05 G OCCURS 2.\n    10 H PIC S9(4) COMP SYNC.\n    10 X PIC X.', /cb\.cpy:3: H .*\(field h_2\) .*at byte 3/, /end of each occurrence/],
+    ]
+    for (const [text, message, hint] of cases) {
+      let err: unknown
+      try {
+        parseCopybook(text, 'cb.cpy')
+      } catch (e) {
+        err = e
+      }
+      expect(err, text).toMatchObject({code: 'SPEC_INVALID', exitCode: 2})
+      expect((err as Error).message, text).toMatch(message)
+      expect((err as {hint: string}).hint, text).toMatch(hint)
+    }
+    // the fix the hint gives: the slack bytes as FILLER
+    expect(parseCopybook('01 R.\n  05 A PIC X.\n  05 FILLER PIC X(3).\n  05 CNT PIC S9(8) COMP SYNC.').fields.map((f) => [f.name, f.offset])).toEqual([
+      ['a', 0],
+      ['cnt', 4],
+    ])
+  })
+
   it('names fields in lower_snake_case', () => {
     expect(toSnakeCase('TXN-ID')).toBe('txn_id')
     expect(toSnakeCase('WS-ACCT-NO-2')).toBe('ws_acct_no_2')

@@ -2,7 +2,9 @@
  * Stage `decode`: Kafka message bytes -> a raw record (field name -> JSON value).
  *
  *   value          bytes in `source.encoding` (utf-8 by default; decodeBytes is fatal on
- *                  invalid UTF-8: DECODE_ERROR, never a silent U+FFFD)
+ *                  invalid UTF-8 and on a byte with no character, windows-1251 0x98:
+ *                  DECODE_ERROR, never a silent U+FFFD, naming the field that holds the byte
+ *                  when the value is JSON all the same)
  *   format json    one JSON object per message; not JSON -> DECODE_ERROR (its first characters
  *                  quoted, unless the spec has a sensitive field); JSON that is not an
  *                  object (an array, a number) -> SCHEMA_VIOLATION
@@ -20,7 +22,7 @@ import {dirname, resolve} from 'node:path'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../../legacy-adapters/message.js'
 import type {RawRecordOk} from '../../../legacy-adapters/types.js'
 import {isCutoverError, SpecError} from '../../errors.js'
-import {decodeBytes, resolveEncoding} from '../../normalize/encoding.js'
+import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes, type SupportedEncoding} from '../../normalize/encoding.js'
 import {parseJsonExact} from '../../normalize/json.js'
 import type {PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
@@ -30,6 +32,24 @@ const PREVIEW = 40
 function preview(text: string): string {
   const oneLine = text.replace(/\s+/g, ' ')
   return oneLine.length > PREVIEW ? `${oneLine.slice(0, PREVIEW)}…` : oneLine
+}
+
+/**
+ * The top-level field of a JSON value that holds a byte with no character in `encoding`
+ * (windows-1251 0x98): decoded leniently, that byte is U+FFFD, and the one field whose value
+ * (or a key within it) then holds U+FFFD is named. undefined when the value is not a JSON
+ * object even so, or when several fields hold U+FFFD (one of them may be a `\uFFFD` escape).
+ */
+function fieldWithUnmappedByte(value: Buffer, encoding: SupportedEncoding): string | undefined {
+  let parsed: unknown
+  try {
+    parsed = parseJsonExact(createStreamDecoder(encoding).write(value))
+  } catch {
+    return undefined
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined
+  const holders = Object.entries(parsed as Record<string, unknown>).filter(([k, v]) => k.includes('\uFFFD') || JSON.stringify(v).includes('\uFFFD'))
+  return holders.length === 1 ? holders[0]![0] : undefined
 }
 
 /** Throws SpecError (exit 2) for a source this stage cannot read. */
@@ -63,6 +83,7 @@ export function decodeStage(ctx: PipelineContext): Stage {
   const encoding = resolveEncoding(ctx.loaded.spec.source.encoding, 'source.encoding')
   const limit = ctx.maxRecordBytes
   const legacy = legacyDecoder(ctx)
+  const hasUnmapped = unmappedBytes(encoding).length > 0
   // a value that is not JSON is quoted in its dead letter's message, unless the spec has a
   // sensitive field: its value could be among the characters quoted, and nothing can find it there
   const quotable = !Object.values(ctx.loaded.spec.fields).some((f) => f.sensitive)
@@ -95,7 +116,9 @@ export function decodeStage(ctx: PipelineContext): Stage {
       text = decodeBytes(value, encoding)
     } catch (e) {
       const why = isCutoverError(e) ? e.message : String(e)
-      markDead(item, {code: 'DECODE_ERROR', message: `the value is not valid ${encoding}: ${why}`, stage: 'decode', field: null})
+      const field = hasUnmapped ? fieldWithUnmappedByte(value, encoding) : undefined
+      const what = field === undefined ? 'the value is' : `field ${field} holds bytes that are`
+      markDead(item, {code: 'DECODE_ERROR', message: `${what} not valid ${encoding}: ${why}`, stage: 'decode', field: field ?? null})
       return
     }
     let parsed: unknown

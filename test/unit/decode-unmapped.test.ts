@@ -1,0 +1,65 @@
+/**
+ * The stream's decode stage on a byte with no character in the source encoding
+ * (windows-1251 0x98): a DECODE_ERROR dead letter naming the field, never a silent U+FFFD.
+ */
+import type {KafkaMessage} from 'kafkajs'
+import {describe, expect, it} from 'vitest'
+import {parseSpec} from '../../src/config/spec.js'
+import {silentLogger} from '../../src/log.js'
+import {encodeString} from '../../src/normalize/encoding.js'
+import {decodeStage} from '../../src/runtime/stages/decode.js'
+import type {PipelineContext, WorkItem} from '../../src/runtime/types.js'
+
+const spec = (source: string) => `version: 1
+name: unmapped
+source: ${source}
+fields:
+  id: {type: string, required: true}
+  name: {type: string}
+  amt: {type: decimal, scale: 2}
+key: id
+sinks: [{table: t}]
+`
+
+async function decode(source: string, values: Buffer[]): Promise<WorkItem[]> {
+  const ctx: PipelineContext = {loaded: parseSpec(spec(source), 'unmapped.yaml'), pipeline: 'unmapped', schema: 'public', maxRecordBytes: 1000, dedupeRetentionMs: 1, logger: silentLogger}
+  const items = values.map((value, i): WorkItem => ({
+    message: {key: null, value, timestamp: '1795300000000', attributes: 0, offset: String(i), headers: {}} as KafkaMessage,
+    topic: 't',
+    partition: 0,
+    offset: BigInt(i),
+    status: 'ok',
+  }))
+  await decodeStage(ctx).run(items, null)
+  return items
+}
+
+const w1251 = (parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? encodeString(p, 'windows-1251') : Buffer.from(p))))
+
+describe('decode stage: a byte with no character in source.encoding', () => {
+  it('json: DECODE_ERROR naming the field that holds the byte', async () => {
+    const items = await decode('{topic: t, format: json, encoding: windows-1251}', [
+      w1251(['{"id":"T1","name":"', [0xc0, 0x98, 0xc1], '"}']),
+      w1251(['{"id":"T2","name":"Ёж€"}']),
+      w1251(['{"id":"T3","name":"', [0x98], '","amt":"\\ufffd"}']), // two fields hold U+FFFD: no guess
+      w1251(['{"id":"T4","name":', [0x98], '}']), // not JSON even so
+    ])
+    expect(items[0]).toMatchObject({
+      status: 'dead',
+      dead: {code: 'DECODE_ERROR', stage: 'decode', field: 'name', message: 'field name holds bytes that are not valid windows-1251: no character in windows-1251 for byte 0x98 at offset 20'},
+    })
+    expect(items[1]).toMatchObject({status: 'ok', raw: {fields: {id: 'T2', name: 'Ёж€'}}})
+    expect(items[2]).toMatchObject({status: 'dead', dead: {code: 'DECODE_ERROR', field: null, message: expect.stringMatching(/^the value is not valid windows-1251: .*byte 0x98/)}})
+    expect(items[3]).toMatchObject({status: 'dead', dead: {code: 'DECODE_ERROR', field: null}})
+  })
+
+  it('json in utf-8: U+FFFD written as UTF-8 is a character, not an error', async () => {
+    const items = await decode('{topic: t, format: json}', [Buffer.from('{"id":"T1","name":"a\uFFFDb"}', 'utf8')])
+    expect(items[0]).toMatchObject({status: 'ok', raw: {fields: {name: 'a\uFFFDb'}}})
+  })
+
+  it('csv: DECODE_ERROR naming the column', async () => {
+    const items = await decode('{topic: t, format: csv, encoding: windows-1251, delimiter: ";", columns: [id, name, amt]}', [w1251(['T1;', [0xc0, 0x98], ';1,00'])])
+    expect(items[0]).toMatchObject({status: 'dead', dead: {code: 'DECODE_ERROR', stage: 'decode', field: 'name'}})
+  })
+})
