@@ -141,6 +141,21 @@ export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: bo
         if (withRejects) for (const r of result.rejections) bad += rejectLine(r)
         continue
       }
+      if (seen) {
+        // as the stream's validate stage: a record without a dedupe key is refused, not deduplicated
+        // under the key "null" (shared with the text "null" and with every other record without one)
+        const missing = dedupeFields.find((f) => {
+          const v = result.record[f]
+          return v === null || v === undefined || v === ''
+        })
+        if (missing !== undefined) {
+          count('SCHEMA_VIOLATION')
+          if (withRejects) {
+            bad += rejectLine({code: 'SCHEMA_VIOLATION', field: missing, value: null, message: `field ${missing} has no value, and the pipeline needs it (dedupe)`, position: raw.position})
+          }
+          continue
+        }
+      }
       const line = serialize(result.record)
       if (seen) {
         const key = dedupeFields.length === 1 ? String(result.record[dedupeFields[0]!]) : JSON.stringify(dedupeFields.map((f) => result.record[f]))

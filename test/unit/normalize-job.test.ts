@@ -107,3 +107,33 @@ sinks: [{table: t}]
     ])
   })
 })
+
+describe('dedupe by a field without a value', () => {
+  it('refuses the record as the stream does (SCHEMA_VIOLATION), never keys it as "null"', () => {
+    const {fields, dedupe} = parseSpec(
+      `version: 1
+name: nullkey
+source: {topic: t}
+fields:
+  ref: {type: string}
+  amt: {type: decimal, scale: 2, required: true}
+key: ref
+dedupe: {by: ref}
+sinks: [{table: t}]
+`,
+      'nullkey.yaml',
+    ).spec
+    const counts: NormalizeCounts = {read: 0, ok: 0, rejected: {}, duplicates: 0}
+    const process = createRecordProcessor({fields, dedupe}, true, counts)
+    const position = {scheme: 'csv', source: 'a.csv', line: 2}
+    // before: the empty ref became the key "null", and the text "null" two rows on was its DUPLICATE_CONFLICT
+    const out = process([
+      {ok: true, fields: {ref: '', amt: '1'}, position},
+      {ok: true, fields: {ref: 'null', amt: '2'}, position},
+      {ok: true, fields: {ref: '', amt: '3'}, position},
+    ])
+    expect(counts).toMatchObject({read: 3, ok: 1, duplicates: 0, rejected: {SCHEMA_VIOLATION: 2}})
+    expect(out.clean).toBe('{"ref":"null","amt":"2.00"}\n')
+    expect(JSON.parse(out.bad.split('\n')[0]!)).toMatchObject({code: 'SCHEMA_VIOLATION', field: 'ref', message: 'field ref has no value, and the pipeline needs it (dedupe)'})
+  })
+})
