@@ -71,12 +71,21 @@ export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> 
       topics = committed.filter((t) => t.partitions.some((p) => Number(p.offset) >= 0)).map((t) => t.topic)
       if (topics.length === 0) throw new UsageError(`consumer group ${o.group} has committed no offsets`, {hint: 'check the group name, or give --topic <topic> it should consume'})
     }
+    // A topic that does not exist is a usage error, said at once: asked for its offsets, the
+    // resilient client retries UNKNOWN_TOPIC_OR_PARTITION for half a minute.
+    const existing = new Set(await admin.listTopics())
+    const missing = topics.filter((t) => !existing.has(t))
+    if (missing.length > 0) {
+      throw new UsageError(`topic${missing.length === 1 ? '' : 's'} ${missing.join(', ')} do${missing.length === 1 ? 'es' : ''} not exist on ${o.settings.brokers.join(',')}`, {
+        hint: o.topics ? 'check --topic and KAFKA_BROKERS' : `the group committed offsets on ${missing.length === 1 ? 'it' : 'them'} before ${missing.length === 1 ? 'it was' : 'they were'} deleted: give --topic <topic> it consumes now`,
+      })
+    }
     const started = Date.now()
     const minuteAgo = started - 60_000
-    const [first, starts] = await Promise.all([
+    const [first, starts] = await settled(
       sampleGroupLag(admin, o.group, topics),
-      Promise.all(topics.map(async (t) => ({topic: t, offsets: await admin.fetchTopicOffsetsByTimestamp(t, minuteAgo)}))),
-    ])
+      settled(...topics.map(async (t) => ({topic: t, offsets: await admin.fetchTopicOffsetsByTimestamp(t, minuteAgo)}))),
+    )
     let verdict = window.add(first)
     let samples = 1
     while (Date.now() - started < windowMs && !o.signal?.aborted) {
@@ -119,6 +128,17 @@ export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> 
   } finally {
     await admin.disconnect().catch(() => {})
   }
+}
+
+/**
+ * Promise.all that settles every request before it rejects: one failing request must not
+ * leave another retrying behind the error (it would keep the process alive after it).
+ */
+async function settled<T extends unknown[]>(...promises: {[K in keyof T]: Promise<T[K]>}): Promise<T> {
+  const results = await Promise.allSettled(promises)
+  const failed = results.find((r) => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T
 }
 
 /** The table for a person. */

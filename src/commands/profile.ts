@@ -17,8 +17,8 @@ export default class Profile extends CutoverCommand {
     source: Args.string({required: true, description: 'source URI: csv:, fixed:, pg: or kafka:'}),
   }
   static override flags = {
-    limit: Flags.integer({description: 'read at most this many records'}),
-    timezone: Flags.string({description: 'zone in which local date-times are read (default UTC)'}),
+    limit: Flags.integer({min: 1, description: 'read at most this many records (1 or more)'}),
+    timezone: Flags.string({description: 'IANA zone in which local date-times are read, e.g. Europe/Moscow (default UTC)'}),
   }
 
   async run(): Promise<ProfileResult> {

@@ -8,16 +8,22 @@
  *   rejects.ndjson   optional; every rejection, in input order and field order within a record:
  *                    {"code": "UNPARSEABLE_AMOUNT", "field": "amount"} and optionally
  *                    "line": n (1-based line of input.ndjson); absent means no rejection.
- * Blank lines are ignored. Each record goes through the spec's normalizer (the one path), so
- * what passes here is what `normalize` and `stream run` do.
+ * Blank lines are ignored. Each record goes through the spec's normalizer (the one path), then,
+ * when the spec has `dedupe`, through the same dedupe as `normalize` (../jobs/record-processor.ts),
+ * over the case's inputs in order: the first record of a key is accepted; an identical repeat is
+ * dropped (counted in `duplicates`, in neither expected.ndjson nor rejects.ndjson); a repeat with
+ * a different payload is rejected as {"code": "DUPLICATE_CONFLICT", "field": "<dedupe.by>"}
+ * (several fields joined with ","). So what passes here is what `normalize` and `stream run` do.
+ * Values of `sensitive` fields are masked (maskValue) in every difference shown.
  */
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import type {Position} from '../../legacy-adapters/types.js'
-import {loadSpec} from '../config/spec.js'
+import {loadSpec, namesOf, type PipelineSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
 import {parseJsonExact} from './json.js'
 import {createNormalizer, type Normalizer} from './record.js'
+import {maskedKeyOf, maskValue} from './text.js'
 import type {NormalizedValue, Rejection} from './types.js'
 
 export interface CaseResult {
@@ -28,6 +34,8 @@ export interface CaseResult {
   inputs: number
   accepted: number
   rejected: number
+  /** identical repeats of a dedupe key dropped (the spec's `dedupe`), as `normalize` counts them */
+  duplicates: number
   /** the first difference, for a person: where, expected, got */
   difference?: string
 }
@@ -62,25 +70,77 @@ async function readNdjson<T>(file: string, optional = false): Promise<Line<T>[] 
     try {
       out.push({line: i + 1, value: parseJsonExact(l) as T})
     } catch (e) {
-      return `${file}:${i + 1}: not JSON (${(e as Error).message})`
+      // V8 quotes the start of the text ("Unexpected token 'x', "{"card": "4111..." is not valid
+      // JSON"): it may hold a sensitive value, and the line number says where to look
+      return `${file}:${i + 1}: not JSON (${(e as Error).message.replace(/, (\.\.\.)?".*"(\.\.\.)? is not valid JSON$/s, ' (not valid JSON)')})`
     }
   }
   return out
 }
 
-function show(v: unknown): string {
-  return v === undefined ? '(absent)' : JSON.stringify(v)
+/**
+ * How values are shown in differences: a `sensitive` field's value masked (maskValue, as in
+ * rejections and dead letters), whether it came from the output or from expected.ndjson.
+ */
+class Shown {
+  constructor(private readonly sensitive: ReadonlySet<string>) {}
+
+  value(field: string, v: unknown): string {
+    if (v === undefined) return '(absent)'
+    if (v === null || !this.sensitive.has(field)) return JSON.stringify(v)
+    return JSON.stringify(maskValue(typeof v === 'string' ? v : JSON.stringify(v)))
+  }
+
+  /** said after a difference in a sensitive field, whose two masked values may look alike */
+  note(field: string): string {
+    return this.sensitive.has(field) ? ` (${field} is sensitive: values masked)` : ''
+  }
+
+  record(r: Record<string, unknown>): string {
+    if (this.sensitive.size === 0) return JSON.stringify(r)
+    return JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v === null || !this.sensitive.has(k) ? v : maskValue(typeof v === 'string' ? v : JSON.stringify(v))])))
+  }
 }
 
 /** The first difference between an expected and an actual record, or undefined. */
-function recordDifference(expected: Record<string, unknown>, actual: Record<string, NormalizedValue>): string | undefined {
+function recordDifference(expected: Record<string, unknown>, actual: Record<string, NormalizedValue>, shown: Shown): string | undefined {
   for (const k of Object.keys(expected)) {
-    if (expected[k] !== actual[k]) return `${k}: expected ${show(expected[k])}, got ${show(actual[k])}`
+    if (expected[k] !== actual[k]) return `${k}: expected ${shown.value(k, expected[k])}, got ${shown.value(k, actual[k])}${shown.note(k)}`
   }
   for (const k of Object.keys(actual)) {
-    if (!(k in expected)) return `${k}: expected (absent), got ${show(actual[k])}`
+    if (!(k in expected)) return `${k}: expected (absent), got ${shown.value(k, actual[k])}${shown.note(k)}`
   }
   return undefined
+}
+
+/**
+ * The spec's dedupe over one case's inputs, in order, as `normalize` does it
+ * (../jobs/record-processor.ts): the key is the `by` field's value as text, or the values of
+ * several as a JSON array; a repeat is identical when its normalized record is.
+ */
+class CaseDedupe {
+  private readonly seen = new Map<string, {line: number; payload: string}>()
+  private readonly maskedKey: ((record: Readonly<Record<string, unknown>>) => string) | undefined
+
+  constructor(
+    readonly by: readonly string[],
+    fields: PipelineSpec['fields'],
+  ) {
+    this.maskedKey = maskedKeyOf(by, fields)
+  }
+
+  /** undefined for a first occurrence; else the line it repeats, whether identical, and the key as shown */
+  check(record: Record<string, NormalizedValue>, line: number): {first: number; identical: boolean; shown: string} | undefined {
+    const by = this.by
+    const key = by.length === 1 ? String(record[by[0]!]) : JSON.stringify(by.map((f) => record[f] ?? null))
+    const payload = JSON.stringify(record)
+    const before = this.seen.get(key)
+    if (before === undefined) {
+      this.seen.set(key, {line, payload})
+      return undefined
+    }
+    return {first: before.line, identical: before.payload === payload, shown: this.maskedKey ? this.maskedKey(record) : key}
+  }
 }
 
 interface ExpectedReject {
@@ -93,8 +153,16 @@ function describeRejection(r: Rejection): string {
   return `${r.code} ${r.field ?? ''}: ${r.message}`
 }
 
-async function runCase(name: string, dir: string, normalize: Normalizer): Promise<CaseResult> {
-  const result: CaseResult = {name, dir, passed: false, inputs: 0, accepted: 0, rejected: 0}
+interface CaseSpec {
+  normalize: Normalizer
+  fields: PipelineSpec['fields']
+  dedupeBy: string[]
+  shown: Shown
+}
+
+async function runCase(name: string, dir: string, spec: CaseSpec): Promise<CaseResult> {
+  const {normalize, shown} = spec
+  const result: CaseResult = {name, dir, passed: false, inputs: 0, accepted: 0, rejected: 0, duplicates: 0}
   const fail = (difference: string) => ({...result, difference})
   const inputs = await readNdjson<Record<string, unknown>>(join(dir, 'input.ndjson'))
   if (typeof inputs === 'string') return fail(inputs)
@@ -105,9 +173,21 @@ async function runCase(name: string, dir: string, normalize: Normalizer): Promis
   result.inputs = inputs.length
 
   const inputFile = join(dir, 'input.ndjson')
+  const dedupe = spec.dedupeBy.length > 0 ? new CaseDedupe(spec.dedupeBy, spec.fields) : undefined
   let e = 0
   let r = 0
   let first: string | undefined
+  const rejected = (rejections: readonly Rejection[], line: number) => {
+    result.rejected++
+    for (const rej of rejections) {
+      const exp = rejects[r++]
+      if (first !== undefined) continue
+      if (!exp) first = `input.ndjson:${line} was rejected (${describeRejection(rej)}), but rejects.ndjson has no more rejections`
+      else if (exp.value.code !== rej.code || (exp.value.field ?? null) !== rej.field || (exp.value.line !== undefined && exp.value.line !== line)) {
+        first = `rejects.ndjson:${exp.line}: expected ${JSON.stringify(exp.value)}, got ${JSON.stringify({code: rej.code, field: rej.field, line})} (${rej.message})`
+      }
+    }
+  }
   for (const input of inputs) {
     if (input.value === null || typeof input.value !== 'object' || Array.isArray(input.value)) {
       first ??= `input.ndjson:${input.line}: expected a JSON object of field -> value`
@@ -115,28 +195,42 @@ async function runCase(name: string, dir: string, normalize: Normalizer): Promis
     }
     const position: Position = {scheme: 'case', source: inputFile, line: input.line, record: input.line}
     const out = normalize({ok: true, fields: input.value, position})
-    if (out.ok) {
-      result.accepted++
-      const exp = expected[e++]
-      if (first !== undefined) continue
-      if (!exp) first = `input.ndjson:${input.line} was accepted as ${JSON.stringify(out.record)}, but expected.ndjson has no more records`
-      else {
-        const d = recordDifference(exp.value, out.record)
-        if (d) first = `expected.ndjson:${exp.line} (input.ndjson:${input.line}): ${d}`
-      }
-    } else {
-      result.rejected++
-      for (const rej of out.rejections) {
-        const exp = rejects[r++]
-        if (first !== undefined) continue
-        if (!exp) first = `input.ndjson:${input.line} was rejected (${describeRejection(rej)}), but rejects.ndjson has no more rejections`
-        else if (exp.value.code !== rej.code || (exp.value.field ?? null) !== rej.field || (exp.value.line !== undefined && exp.value.line !== input.line)) {
-          first = `rejects.ndjson:${exp.line}: expected ${JSON.stringify(exp.value)}, got ${JSON.stringify({code: rej.code, field: rej.field, line: input.line})} (${rej.message})`
+    if (!out.ok) {
+      rejected(out.rejections, input.line)
+      continue
+    }
+    // as normalize and the stream: a record without a dedupe key is refused, not deduplicated
+    const missing = dedupe?.by.find((f) => out.record[f] === null || out.record[f] === undefined || out.record[f] === '')
+    if (missing !== undefined) {
+      rejected([{code: 'SCHEMA_VIOLATION', field: missing, value: null, message: `field ${missing} has no value, and the pipeline needs it (dedupe)`, position}], input.line)
+      continue
+    }
+    const repeat = dedupe?.check(out.record, input.line)
+    if (repeat !== undefined && dedupe !== undefined) {
+      const by = dedupe.by.join(',')
+      if (repeat.identical) {
+        // dropped, as normalize drops it: it is in neither file; say so if expected.ndjson lists it next
+        result.duplicates++
+        const exp = expected[e]
+        if (first === undefined && exp !== undefined && recordDifference(exp.value, out.record, shown) === undefined) {
+          first = `expected.ndjson:${exp.line} (input.ndjson:${input.line}): the record is an identical repeat of input.ndjson:${repeat.first} (dedupe by ${by} "${repeat.shown}"), which is dropped, not accepted again`
         }
+      } else {
+        const message = `${by} "${repeat.shown}" was seen before (input.ndjson:${repeat.first}) with a different payload`
+        rejected([{code: 'DUPLICATE_CONFLICT', field: by, value: repeat.shown, message, position}], input.line)
       }
+      continue
+    }
+    result.accepted++
+    const exp = expected[e++]
+    if (first !== undefined) continue
+    if (!exp) first = `input.ndjson:${input.line} was accepted as ${shown.record(out.record)}, but expected.ndjson has no more records`
+    else {
+      const d = recordDifference(exp.value, out.record, shown)
+      if (d) first = `expected.ndjson:${exp.line} (input.ndjson:${input.line}): ${d}`
     }
   }
-  if (first === undefined && e < expected.length) first = `expected.ndjson:${expected[e]!.line}: expected ${JSON.stringify(expected[e]!.value)}, but no more input records were accepted`
+  if (first === undefined && e < expected.length) first = `expected.ndjson:${expected[e]!.line}: expected ${shown.record(expected[e]!.value)}, but no more input records were accepted`
   if (first === undefined && r < rejects.length) first = `rejects.ndjson:${rejects[r]!.line}: expected ${JSON.stringify(rejects[r]!.value)}, but no more input records were rejected`
   return first === undefined ? {...result, passed: true} : fail(first)
 }
@@ -168,9 +262,15 @@ async function findCases(dir: string): Promise<{name: string; dir: string}[]> {
 /** Loads the spec (SpecError, exit 2, when bad) and runs every golden case under `casesDir`. */
 export async function runPipelineCases(specPath: string, casesDir: string): Promise<PipelineTestResult> {
   const loaded = await loadSpec(specPath)
-  const normalize = createNormalizer(loaded.spec.fields)
+  const fields = loaded.spec.fields
+  const spec: CaseSpec = {
+    normalize: createNormalizer(fields),
+    fields,
+    dedupeBy: namesOf(loaded.spec.dedupe?.by),
+    shown: new Shown(new Set(Object.keys(fields).filter((k) => fields[k]!.sensitive === true))),
+  }
   const cases: CaseResult[] = []
-  for (const c of await findCases(casesDir)) cases.push(await runCase(c.name, c.dir, normalize))
+  for (const c of await findCases(casesDir)) cases.push(await runCase(c.name, c.dir, spec))
   const passed = cases.filter((c) => c.passed).length
   return {spec: specPath, name: loaded.spec.name, sha256: loaded.sha256, cases, passed, failed: cases.length - passed}
 }

@@ -11,9 +11,11 @@
  * Memory is bounded: distinct values are counted exactly up to `distinctCap` per column and
  * reported as a lower bound beyond it; duplicate keys are tracked only in key-like columns.
  */
+import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
+import {UsageError} from '../errors.js'
 import {DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
 
 /** Candidate formats tried on every text column (the spec's vocabulary). */
@@ -167,9 +169,27 @@ function writtenScale(text: string, canonical: string): number {
   return trimNumber(pointed.startsWith('.') ? '0' + pointed : pointed) === trimNumber(canonical) ? n : 0
 }
 
+/**
+ * Whether a value read with `format` has a time of day: a format with hour, minute or second
+ * tokens, an epoch, or `iso` when the value goes on past its date (2026-11-20T09:15). A column
+ * whose values never have one is suggested as `date`: as a `timestamp` its midnight would be
+ * read in the zone and a business date east of UTC would move back a day.
+ */
+function carriesTime(format: string, value: string): boolean {
+  if (format === 'iso') return value.length > 'yyyy-MM-dd'.length
+  return format.startsWith('epoch') || /[HhmsS]/.test(format.replace(/'[^']*'/g, ''))
+}
+
 export async function profileSource(options: ProfileOptions): Promise<ProfileResult> {
   const cap = options.distinctCap ?? 200_000
-  const matcher = new DateMatcher(CANDIDATE_DATE_FORMATS, options.timezone ?? 'UTC')
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 1)) {
+    throw new UsageError(`--limit ${options.limit}: expected a whole number of records, 1 or more`, {hint: 'leave --limit out to read the whole source'})
+  }
+  const timezone = options.timezone ?? 'UTC'
+  if (!IANAZone.isValidZone(timezone)) {
+    throw new UsageError(`--timezone ${timezone}: not a time zone`, {hint: 'give an IANA zone name such as Europe/Moscow, America/New_York or UTC'})
+  }
+  const matcher = new DateMatcher(CANDIDATE_DATE_FORMATS, timezone)
   const columns = new Map<string, ColumnStats>()
   const errors = new Map<string, {count: number; examples: string[]}>()
   let rows = 0
@@ -221,7 +241,7 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
       return
     }
     col.dateFits++
-    if (matches.every((m) => !/[Hs]|iso|epoch/.test(m.format))) col.dateOnlyFits++
+    if (!matches.some((m) => carriesTime(m.format, t))) col.dateOnlyFits++
     for (const m of matches) col.formatMatches.set(m.format, (col.formatMatches.get(m.format) ?? 0) + 1)
     let ambiguous = false
     for (let i = 0; i < matches.length; i++) {
@@ -350,13 +370,38 @@ function summarize(c: ColumnStats): ColumnProfile {
 }
 
 function snake(name: string): string {
-  return (
+  const s =
     name
       .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
       .replace(/[^A-Za-z0-9]+/g, '_')
       .replace(/^_+|_+$/g, '')
       .toLowerCase() || 'field'
-  )
+  return /^\d/.test(s) ? `field_${s}` : s // a field name does not start with a digit
+}
+
+/**
+ * The field name suggested for each column (in column order): its snake_case name, unique.
+ * Columns whose snake_case names collide ("Amount" and "amount", "card no" and "card_no") all
+ * get a field: a column already named in snake_case keeps its name, the others get the first
+ * free `_2`, `_3`, ... suffix (and `from:` their column). No column is left out of the spec.
+ */
+export function suggestedNames(columns: readonly string[]): string[] {
+  const taken = new Set<string>()
+  const names: (string | undefined)[] = columns.map((c) => {
+    const n = snake(c)
+    if (n !== c || taken.has(n)) return undefined
+    taken.add(n)
+    return n
+  })
+  return columns.map((c, i) => {
+    const given = names[i]
+    if (given !== undefined) return given
+    const base = snake(c)
+    let n = base
+    for (let k = 2; taken.has(n); k++) n = `${base}_${k}`
+    taken.add(n)
+    return n
+  })
 }
 
 /** Orders the matching formats so that the most specific, settled ones are listed. */
@@ -379,8 +424,9 @@ function chosenFormats(p: ColumnProfile): string[] {
 
 export function suggestFields(columns: ColumnProfile[], timezone?: string): string {
   const fields: Record<string, Record<string, unknown>> = {}
-  for (const c of columns) {
-    const name = snake(c.name)
+  const names = suggestedNames(columns.map((c) => c.name))
+  for (const [i, c] of columns.entries()) {
+    const name = names[i]!
     const f: Record<string, unknown> = {}
     if (name !== c.name) f.from = c.name
     f.type = c.inferred_type === 'empty' ? 'string' : c.inferred_type
@@ -398,7 +444,7 @@ export function suggestFields(columns: ColumnProfile[], timezone?: string): stri
     fields[name] = f
   }
   let yaml = stringify({fields}, {flowCollectionPadding: true, collectionStyle: 'block'})
-  const notes = columns.filter((c) => c.ambiguous).map((c) => `# ${snake(c.name)}: AMBIGUOUS: ${c.ambiguity_note}`)
+  const notes = columns.flatMap((c, i) => (c.ambiguous ? [`# ${names[i]}: AMBIGUOUS: ${c.ambiguity_note}`] : []))
   if (notes.length > 0) yaml = notes.join('\n') + '\n' + yaml
   return yaml
 }

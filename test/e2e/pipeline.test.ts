@@ -106,3 +106,73 @@ describe('cutover pipeline test', () => {
     expect(r.stderr).toContain('no cases in')
   })
 })
+
+describe('cutover pipeline test: dedupe and sensitive values, as normalize', () => {
+  const SPEC = `version: 1
+name: dd
+source: { topic: t, group: g, format: json }
+fields:
+  id:   { type: string, required: true }
+  amt:  { type: decimal, scale: 2, required: true }
+  card: { type: string, sensitive: true }
+key: id
+dedupe: { by: id, conflicting: dlq }
+sinks: [{ table: t }]
+dlq: { topic: t.dlq }
+`
+  const PAN = '4111111111111111'
+  const OTHER = '5500000000000004'
+
+  it('a case normalize would reject as DUPLICATE_CONFLICT fails; asserted as a rejection it passes', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'spec.yaml'), SPEC)
+    const input = `{"id": "1", "amt": "1", "card": "${PAN}"}\n{"id": "1", "amt": "2", "card": "${PAN}"}\n`
+    await mkdir(join(dir, 'cases', 'dup'), {recursive: true})
+    await writeFile(join(dir, 'cases', 'dup', 'input.ndjson'), input)
+    await writeFile(join(dir, 'cases', 'dup', 'expected.ndjson'), `{"id": "1", "amt": "1.00", "card": "${PAN}"}\n{"id": "1", "amt": "2.00", "card": "${PAN}"}\n`)
+
+    // normalize, on the same records, rejects the second
+    await writeFile(join(dir, 'in.csv'), `id,amt,card\n1,1,${PAN}\n1,2,${PAN}\n`)
+    const n = await runCli(['normalize', `csv:${join(dir, 'in.csv')}`, '--spec', join(dir, 'spec.yaml'), '--out', join(dir, 'out.ndjson'), '--json'])
+    expect(n.code, n.stdout + n.stderr).toBe(0)
+    expect(n.json).toMatchObject({read: 2, ok: 1, rejected: {DUPLICATE_CONFLICT: 1}})
+
+    const r = await runCli(['pipeline', 'test', join(dir, 'spec.yaml'), join(dir, 'cases')])
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout).toContain('FAIL  dup  (2 inputs: 1 accepted, 1 rejected)')
+    expect(r.stdout).toContain('input.ndjson:2 was rejected (DUPLICATE_CONFLICT id: id "1" was seen before (input.ndjson:1) with a different payload)')
+
+    await writeFile(join(dir, 'cases', 'dup', 'expected.ndjson'), `{"id": "1", "amt": "1.00", "card": "${PAN}"}\n`)
+    await writeFile(join(dir, 'cases', 'dup', 'rejects.ndjson'), '{"code": "DUPLICATE_CONFLICT", "field": "id", "line": 2}\n')
+    const ok = await runCli(['pipeline', 'test', join(dir, 'spec.yaml'), join(dir, 'cases'), '--json'])
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0)
+    expect(ok.json.cases[0]).toMatchObject({name: 'dup', passed: true, accepted: 1, rejected: 1, duplicates: 0})
+  })
+
+  it('masks the values of sensitive fields in differences, in text and --json', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'spec.yaml'), SPEC)
+    for (const [name, expected] of [
+      ['different', `{"id": "1", "amt": "1.00", "card": "${OTHER}"}\n`],
+      ['unexpected', ''],
+    ] as const) {
+      await mkdir(join(dir, 'cases', name), {recursive: true})
+      await writeFile(join(dir, 'cases', name, 'input.ndjson'), `{"id": "1", "amt": "1", "card": "${PAN}"}\n`)
+      await writeFile(join(dir, 'cases', name, 'expected.ndjson'), expected)
+    }
+    const r = await runCli(['pipeline', 'test', join(dir, 'spec.yaml'), join(dir, 'cases')])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('card: expected "5500********0004", got "4111********1111" (card is sensitive: values masked)')
+    expect(r.stdout).toContain('input.ndjson:1 was accepted as {"id":"1","amt":"1.00","card":"4111********1111"}')
+    const j = await runCli(['pipeline', 'test', join(dir, 'spec.yaml'), join(dir, 'cases'), '--json'])
+    expect(j.code).toBe(1)
+    expect(j.json.cases.map((c: {difference: string}) => c.difference)).toEqual([
+      'expected.ndjson:1 (input.ndjson:1): card: expected "5500********0004", got "4111********1111" (card is sensitive: values masked)',
+      'input.ndjson:1 was accepted as {"id":"1","amt":"1.00","card":"4111********1111"}, but expected.ndjson has no more records',
+    ])
+    for (const out of [r.stdout, r.stderr, j.stdout, j.stderr]) {
+      expect(out).not.toContain(PAN)
+      expect(out).not.toContain(OTHER)
+    }
+  })
+})

@@ -1,4 +1,4 @@
-import {mkdtemp, mkdir, writeFile} from 'node:fs/promises'
+import {mkdtemp, mkdir, readFile, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -93,5 +93,110 @@ describe('golden cases (pipeline test)', () => {
     await writeFile(join(dir, 'bad.yaml'), 'version: 1\nname: x\n')
     await expect(runPipelineCases(join(dir, 'bad.yaml'), dir)).rejects.toBeInstanceOf(SpecError)
     await expect(runPipelineCases(CARD_SPEC, dir)).rejects.toBeInstanceOf(UsageError)
+  })
+})
+
+/** A spec with dedupe by id and a sensitive card field, written to a temporary folder. */
+async function dedupeSpec(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'cases-spec-'))
+  const file = join(dir, 'spec.yaml')
+  await writeFile(
+    file,
+    `version: 1
+name: dd
+source: { topic: t, group: g, format: json }
+fields:
+  id:   { type: string, required: true }
+  amt:  { type: decimal, scale: 2, required: true }
+  card: { type: string, sensitive: true, pattern: "^[0-9]{16}$" }
+key: id
+dedupe: { by: id, conflicting: dlq }
+sinks: [{ table: t }]
+dlq: { topic: t.dlq }
+`,
+  )
+  return file
+}
+
+const PAN = '4111111111111111'
+const OTHER_PAN = '5500000000000004'
+
+describe('golden cases: the spec dedupe, as normalize runs it', () => {
+  const first = `{"id": "1", "amt": "1", "card": "${PAN}"}`
+  const accepted = JSON.stringify({id: '1', amt: '1.00', card: PAN})
+
+  it('a repeat of a key with a different payload is DUPLICATE_CONFLICT, not accepted', async () => {
+    const spec = await dedupeSpec()
+    const input = `${first}\n{"id": "1", "amt": "2", "card": "${PAN}"}\n`
+    // what the audit saw pass: both records expected as accepted
+    let dir = await caseDir({'input.ndjson': input, 'expected.ndjson': `${accepted}\n${JSON.stringify({id: '1', amt: '2.00', card: PAN})}\n`})
+    let r = await runPipelineCases(spec, dir)
+    expect(r.failed).toBe(1)
+    expect(r.cases[0]).toMatchObject({accepted: 1, rejected: 1, duplicates: 0})
+    expect(r.cases[0]!.difference).toBe('input.ndjson:2 was rejected (DUPLICATE_CONFLICT id: id "1" was seen before (input.ndjson:1) with a different payload), but rejects.ndjson has no more rejections')
+    // asserted as a rejection, the case passes
+    dir = await caseDir({'input.ndjson': input, 'expected.ndjson': `${accepted}\n`, 'rejects.ndjson': '{"code": "DUPLICATE_CONFLICT", "field": "id", "line": 2}\n'})
+    r = await runPipelineCases(spec, dir)
+    expect(r.cases[0]).toMatchObject({passed: true, accepted: 1, rejected: 1, duplicates: 0})
+  })
+
+  it('an identical repeat is dropped and counted: in neither expected.ndjson nor rejects.ndjson', async () => {
+    const spec = await dedupeSpec()
+    // "1.00" normalizes as "1" does: the records are the same
+    const input = `${first}\n{"id": "1", "amt": "1.00", "card": "${PAN}"}\n`
+    let dir = await caseDir({'input.ndjson': input, 'expected.ndjson': `${accepted}\n`})
+    let r = await runPipelineCases(spec, dir)
+    expect(r.cases[0]).toMatchObject({passed: true, inputs: 2, accepted: 1, rejected: 0, duplicates: 1})
+    // expecting it a second time fails, saying it was dropped (the card masked)
+    dir = await caseDir({'input.ndjson': input, 'expected.ndjson': `${accepted}\n${accepted}\n`})
+    r = await runPipelineCases(spec, dir)
+    expect(r.cases[0]!.passed).toBe(false)
+    expect(r.cases[0]!.difference).toBe('expected.ndjson:2 (input.ndjson:2): the record is an identical repeat of input.ndjson:1 (dedupe by id "1"), which is dropped, not accepted again')
+  })
+
+  it('a record without a dedupe key is a SCHEMA_VIOLATION, as normalize and the stream refuse it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cases-spec-'))
+    const spec = join(dir, 'spec.yaml')
+    await writeFile(spec, (await readFile(await dedupeSpec(), 'utf8')).replace('dedupe: { by: id,', 'dedupe: { by: card,'))
+    const input = `{"id": "1", "amt": "1"}\n{"id": "2", "amt": "2"}\n`
+    const rejects = '{"code": "SCHEMA_VIOLATION", "field": "card", "line": 1}\n{"code": "SCHEMA_VIOLATION", "field": "card", "line": 2}\n'
+    const r = await runPipelineCases(spec, await caseDir({'input.ndjson': input, 'expected.ndjson': '', 'rejects.ndjson': rejects}))
+    expect(r.cases[0], r.cases[0]!.difference).toMatchObject({passed: true, accepted: 0, rejected: 2, duplicates: 0})
+  })
+
+  it('a sensitive dedupe key is masked in the DUPLICATE_CONFLICT message', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cases-spec-'))
+    const spec = join(dir, 'spec.yaml')
+    await writeFile(spec, (await readFile(await dedupeSpec(), 'utf8')).replace('dedupe: { by: id,', 'dedupe: { by: card,'))
+    const cases = await caseDir({'input.ndjson': `${first}\n{"id": "2", "amt": "1", "card": "${PAN}"}\n`, 'expected.ndjson': `${accepted}\n`})
+    const r = await runPipelineCases(spec, cases)
+    expect(r.cases[0]!.difference).toBe('input.ndjson:2 was rejected (DUPLICATE_CONFLICT card: card "4111********1111" was seen before (input.ndjson:1) with a different payload), but rejects.ndjson has no more rejections')
+  })
+})
+
+describe('golden cases: sensitive values are masked in differences', () => {
+  const input = `{"id": "1", "amt": "1", "card": "${PAN}"}\n`
+
+  it('a different value, an unexpected accepted record, an expected record never produced', async () => {
+    const spec = await dedupeSpec()
+    let dir = await caseDir({'input.ndjson': input, 'expected.ndjson': JSON.stringify({id: '1', amt: '1.00', card: OTHER_PAN}) + '\n'})
+    let r = await runPipelineCases(spec, dir)
+    expect(r.cases[0]!.difference).toBe('expected.ndjson:1 (input.ndjson:1): card: expected "5500********0004", got "4111********1111" (card is sensitive: values masked)')
+
+    dir = await caseDir({'input.ndjson': input, 'expected.ndjson': ''})
+    r = await runPipelineCases(spec, dir)
+    expect(r.cases[0]!.difference).toBe('input.ndjson:1 was accepted as {"id":"1","amt":"1.00","card":"4111********1111"}, but expected.ndjson has no more records')
+
+    dir = await caseDir({'input.ndjson': '', 'expected.ndjson': JSON.stringify({id: '1', amt: '1.00', card: OTHER_PAN}) + '\n'})
+    r = await runPipelineCases(spec, dir)
+    expect(r.cases[0]!.difference).toBe('expected.ndjson:1: expected {"id":"1","amt":"1.00","card":"5500********0004"}, but no more input records were accepted')
+    for (const c of r.cases) expect(JSON.stringify(c)).not.toMatch(new RegExp(`${PAN}|${OTHER_PAN}`))
+  })
+
+  it('a line that is not JSON is named by its line, without the start of its text (it may hold a card number)', async () => {
+    const dir = await caseDir({'input.ndjson': `x{"card": "${PAN}"}\n`, 'expected.ndjson': ''})
+    const r = await runPipelineCases(await dedupeSpec(), dir)
+    expect(r.cases[0]!.difference).toMatch(/input.ndjson:1: not JSON \(Unexpected token 'x' \(not valid JSON\)\)$/)
+    expect(r.cases[0]!.difference).not.toContain(PAN.slice(0, 6))
   })
 })

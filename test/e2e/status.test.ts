@@ -1,0 +1,40 @@
+/** `cutover status` through the built CLI, against the real broker: a topic that does not exist. */
+import {describe, expect, it} from 'vitest'
+import {createTestTopic, runCli, settings, uniqueName} from '../helpers.js'
+
+describe('cutover status --topic', () => {
+  it('a topic that does not exist is a usage error (exit 2) naming the brokers, and the process ends', async () => {
+    const group = uniqueName('status-nogroup')
+    const missing = uniqueName('status-nosuch')
+    const brokers = settings().kafka.brokers.join(',')
+    const r = await runCli(['status', '--group', group, '--topic', missing, '--window', '0', '--json'])
+    // before the fix: KAFKA_ERROR printed, then the process kept retrying metadata and exited 70
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'USAGE', message: `topic ${missing} does not exist on ${brokers}`, hint: expect.stringContaining('--topic')})
+
+    const text = await runCli(['status', '--group', group, '--topic', missing, '--window', '0'])
+    expect(text.code).toBe(2)
+    expect(text.stderr).toContain(`topic ${missing} does not exist on ${brokers}`)
+  })
+
+  it('with one topic that exists and one that does not, names only the missing one', async () => {
+    const topic = await createTestTopic({prefix: 'status-exists'})
+    const missing = uniqueName('status-nosuch')
+    const r = await runCli(['status', '--group', uniqueName('status-nogroup'), '--topic', topic, '--topic', missing, '--window', '0', '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.json.error.message).toMatch(new RegExp(`^topic ${missing} does not exist`))
+    expect(r.json.error.message).not.toContain(topic)
+  })
+
+  it('a topic that exists: exit 0 with its partitions', async () => {
+    const topic = await createTestTopic({partitions: 2, prefix: 'status-exists'})
+    const group = uniqueName('status-nogroup')
+    const r = await runCli(['status', '--group', group, '--topic', topic, '--window', '0', '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.json).toMatchObject({group, samples: 1, total_lag: 0})
+    expect(r.json.partitions.map((p: {topic: string; partition: number}) => [p.topic, p.partition])).toEqual([
+      [topic, 0],
+      [topic, 1],
+    ])
+  })
+})
