@@ -739,12 +739,18 @@ class StreamRuntime {
     const every = this.d.options.probeIntervalMs ?? 5000
     const within = <T>(p: Promise<T>): Promise<T> =>
       Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${every} ms`)), every).unref())])
+    // one request of each kind at a time: a question still unanswered (kafkajs retrying through an
+    // outage) is waited for again by the next probe, not asked a second time beside it
+    let highCall: ReturnType<Admin['fetchTopicOffsets']> | undefined
+    let storedCall: ReturnType<typeof storedOffsets> | undefined
     let probing = false
     const probe = async () => {
       if (probing || this.stopping) return
       probing = true
       try {
-        const [high, stored] = await Promise.allSettled([within(this.d.admin.fetchTopicOffsets(this.topic)), within(storedOffsets(this.d.pool, this.pipeline, this.topic))])
+        highCall ??= this.d.admin.fetchTopicOffsets(this.topic).finally(() => (highCall = undefined))
+        storedCall ??= storedOffsets(this.d.pool, this.pipeline, this.topic).finally(() => (storedCall = undefined))
+        const [high, stored] = await Promise.allSettled([within(highCall), within(storedCall)])
         this.deps.kafka = high.status === 'fulfilled'
         if (stored.status === 'fulfilled') this.deps.pg = true
         else if (mapPgError(stored.reason, this.d.options.settings.databaseUrl).code === 'SERVICE_UNAVAILABLE' || /no answer within/.test(String((stored.reason as Error)?.message))) this.deps.pg = false
