@@ -2,24 +2,56 @@
  * Where a command's NDJSON goes: a file (`--out x.ndjson`), or stdout. Under `--json` stdout
  * carries only the result document, so data then needs a file (or is discarded with
  * `--out /dev/null`).
+ *
+ * A file is written whole or not at all: the run writes `.<name>.partial-<pid>` beside it and
+ * `commitOutputs` renames that onto the name only when the run completes. A run that fails or
+ * is interrupted leaves the name as it was (an existing file survives) and removes its partial
+ * file (`discardOutputs`). Devices and pipes (/dev/null, a FIFO) are written in place.
  */
-import {accessSync, constants, createWriteStream, statSync} from 'node:fs'
-import {dirname, resolve} from 'node:path'
-import {once} from 'node:events'
+import {accessSync, constants, createWriteStream, realpathSync, renameSync, rmSync, statSync} from 'node:fs'
+import {basename, dirname, join, resolve} from 'node:path'
+import {finished} from 'node:stream/promises'
 import type {Writable} from 'node:stream'
-import {UsageError} from '../errors.js'
+import {CutoverError, ExitCode, UsageError} from '../errors.js'
 import {formatProgress, type ProgressTracker} from '../jobs/progress.js'
 
 export interface OpenedOutput {
   stream: Writable
-  close(): Promise<void>
+  /** `--out o.ndjson`, or `stdout` */
+  readonly label: string
+  /** the first error of its stream: a failed write, or EPIPE when stdout's reader went away */
+  readonly error: NodeJS.ErrnoException | undefined
+  /** flushes and closes it (a file stays under its partial name until `commit`) */
+  finish(): Promise<void>
+  /** renames the finished partial file onto the name */
+  commit(): void
+  /** closes it and removes the partial file: the name stays as it was */
+  discard(): void
+}
+
+/** A file a command writes, and one it reads (which no output may overwrite). */
+export interface OutputFile {
+  flag: string
+  path: string
+}
+export interface InputFile {
+  what: string
+  path: string
+}
+
+function statOf(path: string): ReturnType<typeof statSync> | undefined {
+  return statSync(path, {throwIfNoEntry: false})
 }
 
 /**
- * A file a command will write (`--out`): its folder must exist and be writable, checked before
- * the work starts, so that a long run does not end in an error with its result thrown away.
+ * A file a command will write (`--out`): not a folder, and its folder must exist and be
+ * writable, checked before the work starts, so that a long run does not end in an error with
+ * its result thrown away.
  */
 export function assertWritableFolder(path: string, flag: string): void {
+  if (statOf(path)?.isDirectory()) {
+    throw new UsageError(`${flag} ${path} is a folder, not a file`, {hint: `name a file, e.g. ${flag} ${join(path, 'out.ndjson')}`})
+  }
   try {
     accessSync(path, constants.W_OK) // a file that exists and may be written (/dev/null too)
     return
@@ -27,13 +59,7 @@ export function assertWritableFolder(path: string, flag: string): void {
     // a new file: its folder decides
   }
   const folder = dirname(resolve(path))
-  let isDir = false
-  try {
-    isDir = statSync(folder).isDirectory()
-  } catch {
-    // missing
-  }
-  if (!isDir) throw new UsageError(`${flag} ${path}: the folder ${folder} does not exist`, {hint: `create it first (mkdir -p ${folder}), or write elsewhere`})
+  if (!statOf(folder)?.isDirectory()) throw new UsageError(`${flag} ${path}: the folder ${folder} does not exist`, {hint: `create it first (mkdir -p ${folder}), or write elsewhere`})
   try {
     accessSync(folder, constants.W_OK)
   } catch {
@@ -41,20 +67,158 @@ export function assertWritableFolder(path: string, flag: string): void {
   }
 }
 
+/**
+ * What makes two paths the same file: device and inode for an existing regular file (through
+ * symlinks and hard links), the real path of its folder for a new one; undefined for a device
+ * or a pipe (`--out /dev/null --rejects /dev/null` is fine).
+ */
+function fileIdentity(path: string): string | undefined {
+  const st = statOf(path)
+  if (st) return st.isFile() ? `inode ${st.dev}:${st.ino}` : undefined
+  let folder = dirname(resolve(path))
+  if (statOf(folder)) folder = realpathSync(folder)
+  return `path ${join(folder, basename(path))}`
+}
+
+/**
+ * Outputs that would overwrite what the run reads, or each other, refused before anything is
+ * opened (an output is replaced when the run completes: `--out` naming the source would empty
+ * it, or replace it with its own records).
+ */
+export function assertDistinctFiles(outputs: OutputFile[], inputs: InputFile[]): void {
+  const seen = new Map<string, string>()
+  for (const i of inputs) {
+    const id = fileIdentity(i.path)
+    if (id !== undefined && !seen.has(id)) seen.set(id, `${i.what} (${i.path})`)
+  }
+  for (const o of outputs) {
+    const id = fileIdentity(o.path)
+    if (id === undefined) continue
+    const other = seen.get(id)
+    if (other !== undefined) {
+      throw new UsageError(`${o.flag} ${o.path} is ${other}: it would be overwritten`, {hint: `write ${o.flag} to another file`})
+    }
+    seen.set(id, `${o.flag} (${o.path})`)
+  }
+}
+
+function stdoutOutput(): OpenedOutput {
+  const output: OpenedOutput & {error: NodeJS.ErrnoException | undefined} = {
+    stream: process.stdout,
+    label: 'stdout',
+    error: undefined,
+    finish: async () => {},
+    commit: () => {},
+    discard: () => {},
+  }
+  // EPIPE (the reader went away, `| head -1`) is the caller's to end on quietly, not an
+  // unhandled 'error' event with a stack
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    output.error ??= e
+  })
+  return output
+}
+
+/**
+ * Opens an output: stdout when `path` is undefined or `-` (not under `--json`), a device or a
+ * pipe as it is, a file (a new one, or one to replace) as its partial file beside it.
+ * `assertWritableFolder` (and `assertDistinctFiles`) should have run before any work.
+ */
 export function openOutput(path: string | undefined, json: boolean, what: string, flag = '--out'): OpenedOutput {
   if (path === undefined || path === '-') {
     if (json) throw new UsageError(`--json prints the summary on stdout, so ${what} need a file`, {hint: `add --out <file> (or --out /dev/null to discard ${what})`})
-    return {stream: process.stdout, close: async () => {}}
+    return stdoutOutput()
   }
   assertWritableFolder(path, flag)
-  const stream = createWriteStream(path)
-  return {
+  const st = statOf(path)
+  const inPlace = st !== undefined && !st.isFile()
+  // an existing file is replaced where it really is (a symlink stays a symlink)
+  const final = st ? realpathSync(path) : resolve(path)
+  const partial = inPlace ? final : join(dirname(final), `.${basename(final)}.partial-${process.pid}`)
+  if (!inPlace) {
+    try {
+      accessSync(dirname(final), constants.W_OK)
+    } catch {
+      throw new UsageError(`${flag} ${path}: the folder ${dirname(final)} is not writable (the file is written beside its name and renamed when complete)`, {
+        hint: 'write to a folder this user may write to',
+      })
+    }
+  }
+  const stream = createWriteStream(partial)
+  let done = false
+  const output: OpenedOutput & {error: NodeJS.ErrnoException | undefined} = {
     stream,
-    close: async () => {
-      stream.end()
-      await once(stream, 'finish')
+    label: `${flag} ${path}`,
+    error: undefined,
+    finish: async () => {
+      if (!stream.errored) stream.end()
+      await finished(stream)
+    },
+    commit: () => {
+      if (!inPlace) renameSync(partial, final)
+      done = true
+    },
+    discard: () => {
+      if (done) return
+      done = true
+      stream.destroy()
+      if (!inPlace) rmSync(partial, {force: true})
     },
   }
+  // kept for the caller (outputFailure): never an unhandled 'error' event
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    output.error ??= e
+  })
+  return output
+}
+
+/** Whether the run ended because stdout's reader went away (`| head -1`): to end quietly. */
+export function readerWentAway(outputs: OpenedOutput[]): boolean {
+  return outputs.some((o) => o.label === 'stdout' && o.error?.code === 'EPIPE')
+}
+
+/** A write, flush or rename of an output that failed: naming the output, its file and the OS error. */
+function outputIoError(label: string, err: NodeJS.ErrnoException): CutoverError {
+  const space = err.code === 'ENOSPC' || err.code === 'EDQUOT' || err.code === 'EFBIG'
+  // DESIGN.md's exit codes have none for a failed write (not usage, not a service): the
+  // project's INTERNAL one (70), with the OS error kept in `os_error` for scripts
+  return new CutoverError('INTERNAL', `${label}: cannot write: ${err.message}`, {
+    cause: err,
+    exitCode: ExitCode.INTERNAL,
+    hint: `${space ? 'free space on that disk, or write elsewhere' : 'check that file and its disk, or write elsewhere'}; files named by --out/--rejects were left as they were`,
+    details: {os_error: err.code},
+  })
+}
+
+/**
+ * The error to report for a run over `outputs` that failed with `e`: the failure of an output
+ * when one failed (the run's own error then follows from it); else `e`.
+ */
+export function outputFailure(outputs: OpenedOutput[], e: unknown): unknown {
+  const failed = outputs.find((o) => o.error !== undefined)
+  return failed ? outputIoError(failed.label, failed.error!) : e
+}
+
+/**
+ * Completes every output or none: flushes each, then renames each partial file onto its name.
+ * A failure (a write that failed on the last batch, a full disk at flush) removes the partial
+ * files and throws an error naming the output.
+ */
+export async function commitOutputs(outputs: OpenedOutput[]): Promise<void> {
+  let current: OpenedOutput | undefined
+  try {
+    for (const o of outputs) await (current = o).finish()
+    for (const o of outputs) (current = o).commit()
+  } catch (e) {
+    discardOutputs(outputs)
+    const failure = outputFailure(outputs, e)
+    throw failure === e && current ? outputIoError(current.label, e as NodeJS.ErrnoException) : failure
+  }
+}
+
+/** Drops every output's partial file: the names stay as they were. */
+export function discardOutputs(outputs: OpenedOutput[]): void {
+  for (const o of outputs) o.discard()
 }
 
 /** Plain periodic progress lines on stderr (every `everyMs`); returns a stop function. */

@@ -18,6 +18,7 @@
 import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
+import {parseSourceUri} from '../../legacy-adapters/uri.js'
 import type {RecordErrorCode} from '../errors.js'
 import {sensitiveInputs, type LoadedSpec} from '../config/spec.js'
 import {createNormalizer} from '../normalize/index.js'
@@ -35,6 +36,8 @@ export interface NormalizeSummary {
   rejected: Partial<Record<RecordErrorCode, number>>
   duplicates: number
   elapsed_ms: number
+  /** only when the run was stopped (SIGINT/SIGTERM) before the end of the source: the counts are of what was read until then */
+  interrupted?: true
 }
 
 export interface NormalizeJobOptions {
@@ -44,12 +47,36 @@ export interface NormalizeJobOptions {
   rejects?: Writable
   ctx?: ReaderContext
   progress?: ProgressTracker
+  /** aborted: stop reading after the batch in hand (SIGINT); the summary says `interrupted` */
+  signal?: AbortSignal
 }
 
+/**
+ * The files a run of `uri` with the spec `specFile` reads (the spec, a csv: or fixed: file, a
+ * copybook): what its outputs must not overwrite. Throws UsageError for a bad URI.
+ */
+export function normalizeInputFiles(uri: string, specFile: string): {what: string; path: string}[] {
+  const files = [{what: 'the spec', path: specFile}]
+  const source = parseSourceUri(uri)
+  if (source.scheme === 'csv' || source.scheme === 'fixed') files.push({what: 'the source', path: source.target})
+  if (source.scheme === 'fixed' && source.params.copybook !== undefined) files.push({what: 'the copybook', path: source.params.copybook})
+  return files
+}
 
+/**
+ * Writes one batch's bytes; a promise when it must be waited for (the stream is full, or failed).
+ * A stream that failed earlier (a write error is reported after write() returned) rejects here
+ * instead of waiting for a 'drain' that never comes.
+ */
 function write(stream: Writable, chunk: string | Uint8Array): Promise<void> | undefined {
-  if (chunk.length === 0 || stream.write(chunk)) return undefined
+  if (chunk.length === 0) return undefined
+  if (stream.errored) return Promise.reject(stream.errored)
+  if (stream.write(chunk)) return undefined
   return new Promise((resolve, reject) => {
+    if (stream.errored || stream.destroyed) {
+      reject(stream.errored ?? new Error('the output was closed'))
+      return
+    }
     const onDrain = () => {
       stream.off('error', onError)
       resolve()
@@ -61,6 +88,16 @@ function write(stream: Writable, chunk: string | Uint8Array): Promise<void> | un
     stream.once('drain', onDrain)
     stream.once('error', onError)
   })
+}
+
+/** `source` until `signal` is aborted: it ends after the batch in hand (one check per batch, none per record). */
+async function* until<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncIterable<T> {
+  if (signal === undefined) return yield* source
+  if (signal.aborted) return
+  for await (const batch of source) {
+    yield batch
+    if (signal.aborted) return
+  }
 }
 
 function reportProgress(progress: ProgressTracker | undefined, counts: NormalizeCounts): void {
@@ -79,8 +116,9 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   const output = async (clean: string | Uint8Array, bad: string | Uint8Array): Promise<void> => {
     const a = write(options.out, clean)
     const b = options.rejects ? write(options.rejects, bad) : undefined
-    if (a) await a
-    if (b) await b
+    if (a && b) await Promise.all([a, b]) // both awaited: a second failure is never an unhandled rejection
+    else if (a) await a
+    else if (b) await b
     reportProgress(options.progress, counts)
   }
   // readers keep the values of sensitive inputs out of positions (a pg: key= column)
@@ -88,13 +126,13 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   // Either way the fields are compiled first: a field that cannot work fails before the source is opened.
   if (useNormalizeThread(options.uri)) {
     createNormalizer(spec.fields)
-    await normalizeOnThread(packedCsvSource(options.uri, ctx), processorSpec, withRejects, counts, output)
+    await normalizeOnThread(until(packedCsvSource(options.uri, ctx), options.signal), processorSpec, withRejects, counts, output)
   } else {
     const processBatch = createRecordProcessor(processorSpec, withRejects, counts)
-    for await (const batch of recordBatches(openSource(options.uri, ctx))) {
+    for await (const batch of until(recordBatches(openSource(options.uri, ctx)), options.signal)) {
       const {clean, bad} = processBatch(batch)
       await output(clean, bad)
     }
   }
-  return {source: options.uri, spec: options.spec.file, ...counts, elapsed_ms: Date.now() - started}
+  return {source: options.uri, spec: options.spec.file, ...counts, elapsed_ms: Date.now() - started, ...(options.signal?.aborted ? {interrupted: true as const} : {})}
 }
