@@ -87,7 +87,7 @@ describe('cutover normalize on a worker thread', () => {
     for (const code of ['SCHEMA_VIOLATION', 'DECODE_ERROR', 'DUPLICATE_CONFLICT', 'UNPARSEABLE_DATE', 'UNPARSEABLE_AMOUNT', 'REQUIRED_FIELD_EMPTY']) {
       expect(s.rejected[code], code).toBeGreaterThan(0)
     }
-    expect(one.clean.split('\n').length - 1).toBe(s.ok)
+    expect(one.clean!.split('\n').length - 1).toBe(s.ok)
     expect(one.clean).toContain('nul\\u0000char')
     expect(one.clean).toContain('Магазин «Ёлка»')
     expect(one.clean).toContain('multi\\nline \\"quoted\\"\\r\\nmerchant')
