@@ -19,7 +19,7 @@ import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
-import type {RecordErrorCode} from '../errors.js'
+import {SpecError, type RecordErrorCode} from '../errors.js'
 import {sensitiveInputs, type LoadedSpec} from '../config/spec.js'
 import {createNormalizer} from '../normalize/index.js'
 import type {ProgressTracker} from './progress.js'
@@ -107,6 +107,29 @@ function reportProgress(progress: ProgressTracker | undefined, counts: Normalize
   }
 }
 
+/**
+ * A source with columns (csv:, fixed:, pg:) must have the column every field reads (`from`):
+ * a field whose column is missing (a typo, another export's layout, a header read in the wrong
+ * encoding) would be null in every record, silently, or reject every record as empty. A
+ * SpecError (exit 2) naming the columns instead, before anything is written. JSON sources
+ * (kafka:) have no columns: an absent key is a value left out.
+ */
+async function assertColumnsRead(options: NormalizeJobOptions, ctx: ReaderContext): Promise<void> {
+  const uri = parseSourceUri(options.uri)
+  if (uri.scheme !== 'csv' && uri.scheme !== 'fixed' && uri.scheme !== 'pg') return
+  const {peekColumns} = await import('../parity/sources.js')
+  const columns = await peekColumns(uri, ctx)
+  if (columns === undefined) return // no record: nothing to read wrong
+  const have = new Set(columns)
+  const missing = Object.entries(options.spec.spec.fields).filter(([, f]) => !have.has(f.from))
+  if (missing.length === 0) return
+  const which = missing.map(([name, f]) => (f.from === name ? name : `${f.from} (field ${name})`)).join(', ')
+  const shown = columns.length > 20 ? `${columns.slice(0, 20).join(', ')}, … (${columns.length})` : columns.join(', ')
+  throw new SpecError({file: options.spec.file}, `${uri.text} has no column ${which}; its columns: ${shown}`, {
+    hint: "set the field's `from:` to the column's name, or remove the field (a header that looks garbled: check encoding= of the source)",
+  })
+}
+
 export async function normalizeSource(options: NormalizeJobOptions): Promise<NormalizeSummary> {
   const started = Date.now()
   const {spec} = options.spec
@@ -123,6 +146,7 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   }
   // readers keep the values of sensitive inputs out of positions (a pg: key= column)
   const ctx: ReaderContext = {...options.ctx, sensitiveColumns: sensitiveInputs(spec.fields)}
+  await assertColumnsRead(options, ctx)
   // Either way the fields are compiled first: a field that cannot work fails before the source is opened.
   if (useNormalizeThread(options.uri)) {
     createNormalizer(spec.fields)

@@ -4,7 +4,7 @@
  * behaviour of `normalize` and `profile` a user relies on: exit codes, --json fields,
  * conservation (read = ok + rejected + duplicates).
  */
-import {mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -125,6 +125,18 @@ dlq: { topic: t.dlq }
     const r = await runCli(['normalize', `csv:${join(dir, 'a.csv')}?delimiter=;`, '--spec', join(dir, 'spec.yaml'), '--out', '/dev/null', '--json'])
     expect(r.code).toBe(2)
     expect(r.json.error.message).toMatch(/spec\.yaml:7:\d+: fields\.amount\.type: "money" is not allowed; allowed: .*decimal/)
+  })
+
+  it('a field whose column the source lacks exits 2 naming the columns, before anything is written (was null in every record)', async () => {
+    const dir = tmp()
+    writeFileSync(join(dir, 'a.csv'), csv)
+    // an optional field reading a column that is not there: every record got null, silently
+    writeFileSync(join(dir, 'spec.yaml'), spec.replace('card:       { from: id, type: string, sensitive: true, pattern: "^X" }', 'merchant:   { from: merchant_name, type: string }'))
+    const out = join(dir, 'clean.ndjson')
+    const r = await runCli(['normalize', `csv:${join(dir, 'a.csv')}?delimiter=;`, '--spec', join(dir, 'spec.yaml'), '--out', out, '--json'])
+    expect(r.code, r.stdout).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'SPEC_INVALID', message: expect.stringContaining('has no column merchant_name (field merchant); its columns: id, acct, amt, ts')})
+    expect(existsSync(out)).toBe(false)
   })
 
   it('--json without --out is a usage error (stdout carries the summary only)', async () => {
