@@ -57,17 +57,21 @@ export function hasLongNumber(text: string): boolean {
   return false
 }
 
-/** Whether a parsed JSON value holds a number anywhere. */
-function holdsNumber(v: unknown): boolean {
-  if (typeof v === 'number') return true
-  if (v === null || typeof v !== 'object') return false
-  if (Array.isArray(v)) {
-    for (const x of v) if (holdsNumber(x)) return true
-    return false
+/** Whether a parsed JSON value holds a number anywhere (a loop, not recursion: JSON.parse takes values nested far deeper than the stack would). */
+function holdsNumber(value: unknown): boolean {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const v = pending.pop()
+    if (typeof v === 'number') return true
+    if (v === null || typeof v !== 'object') continue
+    if (Array.isArray(v)) for (const x of v) pending.push(x)
+    else for (const k in v) pending.push((v as Record<string, unknown>)[k])
   }
-  for (const k in v) if (holdsNumber((v as Record<string, unknown>)[k])) return true
   return false
 }
+
+/** What parseJsonExact throws for a member name given twice (lossless-json refuses it; JSON.parse keeps the last). */
+export class RepeatedMemberError extends SyntaxError {}
 
 const exactNumber = (s: string): unknown => (isSafeNumber(s) ? Number(s) : new JsonNumberText(s))
 
@@ -79,6 +83,6 @@ export function parseJsonExact(text: string): unknown {
     return parseLossless(text, null, exactNumber)
   } catch (e) {
     // lossless-json refuses a member name given twice with different values (JSON.parse keeps the last)
-    throw new SyntaxError(`a member name is repeated in a value holding a number of 16 or more digits (${(e as Error).message})`)
+    throw new RepeatedMemberError(`a member name is repeated in a value holding a number of 16 or more digits (${(e as Error).message})`)
   }
 }

@@ -22,7 +22,7 @@ sinks: [{table: t}]
 `
 
 async function decode(source: string, values: Buffer[]): Promise<WorkItem[]> {
-  const ctx: PipelineContext = {loaded: parseSpec(spec(source), 'unmapped.yaml'), pipeline: 'unmapped', schema: 'public', maxRecordBytes: 1000, dedupeRetentionMs: 1, logger: silentLogger}
+  const ctx: PipelineContext = {loaded: parseSpec(spec(source), 'unmapped.yaml'), pipeline: 'unmapped', schema: 'public', maxRecordBytes: 1 << 20, dedupeRetentionMs: 1, logger: silentLogger}
   const items = values.map((value, i): WorkItem => ({
     message: {key: null, value, timestamp: '1795300000000', attributes: 0, offset: String(i), headers: {}} as KafkaMessage,
     topic: 't',
@@ -61,5 +61,15 @@ describe('decode stage: a byte with no character in source.encoding', () => {
   it('csv: DECODE_ERROR naming the column', async () => {
     const items = await decode('{topic: t, format: csv, encoding: windows-1251, delimiter: ";", columns: [id, name, amt]}', [w1251(['T1;', [0xc0, 0x98], ';1,00'])])
     expect(items[0]).toMatchObject({status: 'dead', dead: {code: 'DECODE_ERROR', stage: 'decode', field: 'name'}})
+  })
+})
+
+describe('decode stage: JSON that is JSON, said so', () => {
+  it('a value nested deeper than the stack is read (was "not JSON"); a repeated name beside a long number says so', async () => {
+    const deep = `{"id":"D1","amt":"1.00","deep":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`
+    const repeated = '{"id":"D2","amt":"1.00","amt":"2.00","x":12345678901234567}'
+    const items = await decode('{topic: t}', [Buffer.from(deep), Buffer.from(repeated)])
+    expect(items[0]!.status, items[0]!.dead?.message).toBe('ok')
+    expect(items[1]!.dead).toMatchObject({code: 'DECODE_ERROR', message: expect.stringMatching(/^the value is JSON, but a member name is repeated/)})
   })
 })

@@ -23,7 +23,7 @@ import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../..
 import type {RawRecordOk} from '../../../legacy-adapters/types.js'
 import {isCutoverError, SpecError} from '../../errors.js'
 import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes, type SupportedEncoding} from '../../normalize/encoding.js'
-import {parseJsonExact} from '../../normalize/json.js'
+import {parseJsonExact, RepeatedMemberError} from '../../normalize/json.js'
 import type {PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -124,7 +124,11 @@ export function decodeStage(ctx: PipelineContext): Stage {
     let parsed: unknown
     try {
       parsed = parseJsonExact(text)
-    } catch {
+    } catch (e) {
+      if (e instanceof RepeatedMemberError) {
+        markDead(item, {code: 'DECODE_ERROR', message: `the value is JSON, but ${e.message}: which one is meant is unknown`, stage: 'decode', field: null})
+        return
+      }
       const shown = quotable ? `: "${preview(text)}"` : ` (${value.length} bytes, not quoted: the spec has sensitive fields)`
       markDead(item, {code: 'DECODE_ERROR', message: `the value is not JSON${shown}`, stage: 'decode', field: null})
       return
