@@ -216,6 +216,13 @@ describe('stream runtime: helpers', () => {
     expect(ny('2026-11-01T04:00:00.000Z')).toBe('2026-11-01')
     expect(businessDateOf('Asia/Kolkata')('2026-11-19T18:29:59.000Z')).toBe('2026-11-19')
     expect(businessDateOf('Asia/Kolkata')('2026-11-19T18:30:00.000Z')).toBe('2026-11-20')
+    // years 0-99 (mainframe placeholders such as 0001-01-01): Date.UTC read them as 1900-1999
+    expect(moscow('0099-06-15T09:00:00.000Z')).toBe('0099-06-15')
+    expect(businessDateOf('UTC')('0001-01-01T00:00:00.000Z')).toBe('0001-01-01')
+    // local mean time before ~1920 has seconds in its offset: Moscow +2:30:17, New York -4:56:02
+    expect(moscow('1915-12-31T21:29:53.000Z')).toBe('1916-01-01') // 00:00:10 local
+    expect(moscow('1915-12-31T21:29:40.000Z')).toBe('1915-12-31') // 23:59:57 local
+    expect(ny('1880-01-01T04:56:30.000Z')).toBe('1880-01-01') // 00:00:28 local
   })
 
   it('builds PostgreSQL array literals', () => {

@@ -41,7 +41,8 @@ const QUARTER_HOUR = 15 * 60_000
  * boundaries), so the per-record cost is a Date and a string slice.
  */
 export function businessDateOf(timeZone: string): (iso: string) => string {
-  const fmt = new Intl.DateTimeFormat('en-US', {timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit'})
+  // to the second: a zone's local mean time before ~1920 has seconds in its offset (Moscow +2:30:17)
+  const fmt = new Intl.DateTimeFormat('en-US', {timeZone, hourCycle: 'h23', era: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit'})
   const offsets = new Map<number, number>()
   const offsetAt = (ms: number): number => {
     const bucket = Math.floor(ms / QUARTER_HOUR)
@@ -49,7 +50,12 @@ export function businessDateOf(timeZone: string): (iso: string) => string {
     if (off === undefined) {
       const at = bucket * QUARTER_HOUR
       const p = Object.fromEntries(fmt.formatToParts(new Date(at)).map((x) => [x.type, x.value]))
-      off = Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute)) - at
+      const local = new Date(0)
+      // setUTCFullYear, not Date.UTC: Date.UTC reads the years 0-99 as 1900-1999 (0099-06-15 as 1999-06-15)
+      const year = p.era === 'BC' || p.era === 'B' ? 1 - Number(p.year) : Number(p.year)
+      local.setUTCFullYear(year, Number(p.month) - 1, Number(p.day))
+      local.setUTCHours(Number(p.hour), Number(p.minute), Number(p.second))
+      off = local.getTime() - at
       if (offsets.size > 100_000) offsets.clear()
       offsets.set(bucket, off)
     }
