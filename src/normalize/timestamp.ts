@@ -629,9 +629,19 @@ export class DateMatcher {
     if (Number.isNaN(first)) {
       return new Fail('UNPARSEABLE_DATE', why !== undefined ? `is not a valid date: ${why}` : `matches none of the formats ${formats.map((f) => `"${f.text}"`).join(', ')}`)
     }
+    // the ISO text it becomes must be a year 0001-9999: local 0001-01-01 00:00 east of UTC is
+    // still year 0 in UTC, which PostgreSQL refuses (a SINK_REJECTED far from its cause)
+    const day = isDate ? first : Math.floor(first / 86_400_000)
+    if (day < FIRST_DAY || day > LAST_DAY) {
+      return new Fail('UNPARSEABLE_DATE', `is ${isDate ? localDate(firstLocal) : isoOf(first)}, outside the years 0001-9999 that an ISO date (and PostgreSQL) can hold`)
+    }
     return isDate ? localDate(firstLocal) : isoOf(first)
   }
 }
+
+/** Day numbers (days since 1970-01-01) of 0001-01-01 and 9999-12-31. */
+const FIRST_DAY = Math.floor(new Date(0).setUTCFullYear(1, 0, 1) / 86_400_000)
+const LAST_DAY = Math.floor(new Date(0).setUTCFullYear(9999, 11, 31) / 86_400_000)
 
 const matchers = new Map<string, DateMatcher>()
 

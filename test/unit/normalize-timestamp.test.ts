@@ -37,6 +37,10 @@ describe('timestamps: the DESIGN.md format list in Europe/Moscow', () => {
       'UNPARSEABLE_DATE: matches none of the formats "iso", "dd.MM.yyyy HH:mm:ss", "MM/dd/yyyy HH:mm", "yyyyMMddHHmmss", "epoch_ms"',
     )
     expect(ts(DESIGN, 'Europe/Moscow', '2026-11-20T09:15:00+19:00')).toMatch(/offset \+19:00 is out of range/)
+    // local 0001-01-01 00:00 in Moscow is still year 0 in UTC: PostgreSQL refused the ISO text (a SINK_REJECTED)
+    expect(ts(DESIGN, 'Europe/Moscow', '01.01.0001 00:00:00')).toBe('UNPARSEABLE_DATE: is 0000-12-31T21:29:43.000Z, outside the years 0001-9999 that an ISO date (and PostgreSQL) can hold')
+    expect(ts(DESIGN, 'UTC', '01.01.0001 00:00:00')).toBe('0001-01-01T00:00:00.000Z')
+    expect(ts(DESIGN, 'Europe/Moscow', '31.12.9999 23:59:59')).toBe('9999-12-31T20:59:59.000Z')
   })
 })
 
