@@ -98,7 +98,7 @@ export const FieldSchema = strict(
     trim: z.boolean().default(false).describe('strip surrounding whitespace from strings (non-string types always ignore it)'),
     empty_as_null: z.boolean().default(false).describe('an empty string becomes null'),
     default: z.union([z.string(), z.number(), z.boolean()]).optional().describe('value used when the input is missing or empty; must be a valid value of the field'),
-    pattern: z.string().optional().describe('JavaScript regular expression the (trimmed) text must match (anchor it with ^ and $); else PATTERN_MISMATCH'),
+    pattern: z.string().optional().describe('JavaScript regular expression the text must match (trimmed first only with `trim`; anchor it with ^ and $); else PATTERN_MISMATCH'),
     max_length: z.number().int().positive().optional().describe('maximum length in characters; longer is SCHEMA_VIOLATION'),
     sensitive: z.boolean().default(false).describe('mask the value wherever it is shown (errors, DLQ headers, logs): 4111********1111 or ***'),
     scale: z.number().int().min(0).max(30).optional().describe('decimal: digits after the point (required for decimal); more is UNPARSEABLE_AMOUNT, never rounded'),
@@ -121,7 +121,7 @@ export const SourceSchema = strict(
     format: oneOf(SOURCE_FORMATS).default('json').describe('json | csv (one line per message) | fixed (one record per message)'),
     encoding: oneOf(ENCODINGS).default('utf-8').describe('text encoding of the message values'),
     delimiter: z.string().length(1).optional().describe('csv: field delimiter (default ",")'),
-    columns: z.array(z.string().min(1)).min(1).optional().describe('csv: column names, in order (required unless header: true)'),
+    columns: z.array(z.string().min(1)).min(1).optional().describe('csv: column names, in order (required: a message has no header line)'),
     header: z.boolean().optional().describe('csv: the first line names the columns (default false)'),
     copybook: z.string().min(1).optional().describe('fixed: path of the COBOL copybook, relative to the spec file'),
   },
@@ -324,7 +324,8 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
     for (const p of checkFieldSpec(name, f)) out.push({path: ['fields', name, ...p.key], message: p.message})
   }
   const s = spec.source
-  if (s.format === 'csv' && !s.columns && !s.header) out.push({path: ['source'], message: 'format csv needs `columns: [...]` (or `header: true`)'})
+  if (s.format === 'csv' && !s.columns) out.push({path: ['source'], message: 'format csv needs `columns: [...]`: each message is one line, without a header'})
+  if (s.header === true) out.push({path: ['source', 'header'], message: 'a message is one line, without a header line: list the columns instead (columns: [...])'})
   if (s.format === 'fixed' && !s.copybook) out.push({path: ['source'], message: 'format fixed needs `copybook: <path of the COBOL copybook>`'})
   for (const k of ['delimiter', 'columns', 'header'] as const) {
     if (s[k] !== undefined && s.format !== 'csv') out.push({path: ['source', k], message: `${k} applies only to format csv (format is ${s.format})`})
@@ -530,6 +531,13 @@ function locateKey(doc: Document.Parsed, lc: LineCounter, path: Path): {line: nu
     }
   }
   return locate(doc, lc, path)
+}
+
+/** file:line:column of the value at `path` in a loaded spec (for a SpecError raised after parsing). */
+export function specLocation(loaded: LoadedSpec, path: Path): {file: string; line?: number; column?: number} {
+  const lc = new LineCounter()
+  const pos = locate(parseDocument(loaded.text, {lineCounter: lc}), lc, path)
+  return {file: loaded.file, ...(pos ? {line: pos.line, column: pos.column} : {})}
 }
 
 export interface SpecCheck {

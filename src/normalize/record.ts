@@ -142,7 +142,10 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
     const d = f.default
     const v = typeof d === 'string' ? convert(f.type === 'string' && !f.trim ? d : d.trim()) : typeof d === 'number' ? fromNumber(d) : fromBoolean ? fromBoolean(d) : new Fail('SCHEMA_VIOLATION', `is not a ${f.type}`)
     if (v instanceof Fail) throw new Error(`default ${JSON.stringify(d)} ${v.reason}`)
-    if (typeof d === 'string' && pattern && !pattern.test(d)) throw new Error(`default ${JSON.stringify(d)} does not match the pattern ${f.pattern}`)
+    // a default is held to what an input value is held to: the pattern and max_length on its text (a YAML number's too)
+    const text = typeof d === 'string' ? (f.type === 'string' && !f.trim ? d : d.trim()) : String(d)
+    if (pattern && !pattern.test(text)) throw new Error(`default ${JSON.stringify(d)} does not match the pattern ${f.pattern}`)
+    if (f.max_length !== undefined && charLength(text) > f.max_length) throw new Error(`default ${JSON.stringify(d)} is longer than max_length ${f.max_length}`)
     field.defaultValue = v
   }
   return field

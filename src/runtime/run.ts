@@ -50,7 +50,7 @@ import {buildSinks} from './sinks/index.js'
 import {batchTextMasker} from './sinks/sensitive.js'
 import {checkSourceFormat} from './stages/decode.js'
 import {pruneDedupeKeys} from './stages/dedupe.js'
-import {buildStages} from './stages/index.js'
+import {buildStages, checkRunnable} from './stages/index.js'
 import {countOk, type PipelineContext, type Stage, type WorkItem} from './types.js'
 
 export interface StreamRunOptions {
@@ -166,6 +166,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     logger,
   }
   checkSourceFormat(ctx)
+  checkRunnable(ctx)
   // batches of different partitions run concurrently, each holding one connection; the pool is
   // sized for the most (connections are opened lazily), the concurrency set once the topic is known
   const maxConcurrency = options.partitionsConsumedConcurrently ?? MAX_CONCURRENCY

@@ -5,7 +5,7 @@
  * the sink tables. CUTOVER_STREAM_TEST_RECORDS scales the run (default 20,000; 100,000 works).
  */
 import {createHash} from 'node:crypto'
-import {readFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {compareWithExpected, readSinkState} from '../../fixtures/generator/pipeline.js'
 import {expectedState, generateTransactions} from '../../fixtures/generator/transactions.js'
@@ -215,6 +215,22 @@ describe('stream run: sink tables are checked at start', () => {
     expect(r2.code).toBe(2)
     expect(r2.stderr).toMatch(/account_daily_totals does not exist/)
     expect(r2.stderr).toMatch(/CREATE TABLE/)
+  })
+
+  it('exits 2 for what it would not run: enrich, windows and rules, a copybook that cannot be read', async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'stream-unrun'})
+    const text = readFileSync(f.specFile, 'utf8')
+    // before: accepted, and every record written unenriched, without a word
+    writeFileSync(f.specFile, `${text}\nenrich:\n  - {name: account, table: accounts, on: account_id, select: [segment], missing: dlq}\n`)
+    const r = await runCli(['stream', 'run', '--spec', f.specFile, '--schema', f.schema, '--until-idle', '--json'])
+    expect(r.code, r.stdout).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'SPEC_INVALID', message: expect.stringContaining('enrich: not run by stream run in this version')})
+    expect(r.json.error.line).toBeGreaterThan(1)
+    // before: exit 70 (INTERNAL, ENOENT) at the first message
+    writeFileSync(f.specFile, text.replace('  format: json\n', '  format: fixed\n  copybook: nothere.cpy\n'))
+    const c = await runCli(['stream', 'run', '--spec', f.specFile, '--schema', f.schema, '--until-idle', '--json'])
+    expect(c.code, c.stdout).toBe(2)
+    expect(c.json.error.message).toMatch(/source\.copybook nothere\.cpy: cannot read .*nothere\.cpy/)
   })
 
   it('exits 3 when PostgreSQL is unreachable at start', async () => {

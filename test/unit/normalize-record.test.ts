@@ -187,5 +187,9 @@ describe('createNormalizer refuses field specs that cannot work', () => {
     expect(() => createNormalizer(fields({t: {type: 'timestamp'}}))).toThrow('field t: a timestamp field needs `formats`')
     expect(() => createNormalizer(fields({t: {type: 'timestamp', formats: ['iso'], timezone: 'Nowhere/City'}}))).toThrow('unknown timezone "Nowhere/City"')
     expect(() => createNormalizer(fields({c: {type: 'string', default: 'rub', pattern: '^[A-Z]{3}$'}}))).toThrow('does not match the pattern')
+    // a default is held to max_length, and a YAML number default to the pattern, as an input value is
+    expect(() => createNormalizer(fields({c: {type: 'string', default: 'RUBX', max_length: 3}}))).toThrow('default "RUBX" is longer than max_length 3')
+    expect(() => createNormalizer(fields({p: {type: 'string', default: 123, pattern: '^[A-Z]+$'}}))).toThrow('default 123 does not match the pattern')
+    expect(createNormalizer(fields({c: {type: 'string', default: ' RUB ', trim: true, max_length: 3, pattern: '^[A-Z]{3}$'}}))).toBeTypeOf('function')
   })
 })

@@ -214,7 +214,11 @@ sinks:
   })
 
   it('source options match the format', () => {
-    expect(msg(`version: 1\nname: t\nsource: {topic: t, format: csv}\nfields: {a: {type: string}}\n`)).toEqual(['source: format csv needs `columns: [...]` (or `header: true`)'])
+    expect(msg(`version: 1\nname: t\nsource: {topic: t, format: csv}\nfields: {a: {type: string}}\n`)).toEqual(['source: format csv needs `columns: [...]`: each message is one line, without a header'])
+    // header: true validated, then refused by stream run (the only reader of source.*): refused here, at its line
+    expect(msg(`version: 1\nname: t\nsource: {topic: t, format: csv, header: true, columns: [a]}\nfields: {a: {type: string}}\n`)).toEqual([
+      'source.header: a message is one line, without a header line: list the columns instead (columns: [...])',
+    ])
     expect(msg(`version: 1\nname: t\nsource: {topic: t, format: json, delimiter: ";"}\nfields: {a: {type: string}}\n`)).toEqual([
       'source.delimiter: delimiter applies only to format csv (format is json)',
     ])

@@ -14,7 +14,7 @@ export default class DevUp extends CutoverCommand {
     'controller-port': Flags.integer({default: 9093, description: 'KRaft controller port'}),
     heap: Flags.string({default: '1g', description: 'maximum JVM heap (-Xmx)'}),
     timeout: Flags.integer({default: 120, description: 'seconds to wait for the broker to answer'}),
-    'state-dir': Flags.string({description: 'where jars, data and logs live (default ~/.cutover/dev/kafka or $CUTOVER_HOME)'}),
+    'state-dir': Flags.string({description: 'where jars, data and logs live (default $CUTOVER_HOME/dev/kafka, CUTOVER_HOME being ~/.cutover unless set)'}),
   }
 
   async run(): Promise<DevUpResult> {

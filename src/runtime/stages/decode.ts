@@ -18,9 +18,11 @@
  * readers: DECODE_ERROR for bad bytes or quoting, SCHEMA_VIOLATION for a wrong field count or a
  * short record.
  */
+import {readFileSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../../legacy-adapters/message.js'
 import type {RawRecordOk} from '../../../legacy-adapters/types.js'
+import {specLocation} from '../../config/spec.js'
 import {isCutoverError, SpecError} from '../../errors.js'
 import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes, type SupportedEncoding} from '../../normalize/encoding.js'
 import {parseJsonExact, RepeatedMemberError} from '../../normalize/json.js'
@@ -59,6 +61,18 @@ export function checkSourceFormat(ctx: PipelineContext): void {
     throw new SpecError({file: ctx.loaded.file}, 'source.format csv in stream run needs `columns: [...]` (each message is one line, without a header)', {
       hint: 'list the columns in order: columns: [id, acct, amt, ts]',
     })
+  }
+  if (source.format === 'fixed' && source.copybook !== undefined) {
+    // read here, not at the first message: a missing copybook is a bad spec (exit 2), not an internal error
+    const path = resolve(dirname(ctx.loaded.file), source.copybook)
+    try {
+      readFileSync(path, 'utf8')
+    } catch (e) {
+      throw new SpecError(specLocation(ctx.loaded, ['source', 'copybook']), `source.copybook ${source.copybook}: cannot read ${path}: ${(e as Error).message}`, {
+        hint: 'a relative copybook path starts at the folder of the spec file',
+        cause: e,
+      })
+    }
   }
 }
 
