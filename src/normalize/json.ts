@@ -57,8 +57,26 @@ export function hasLongNumber(text: string): boolean {
   return false
 }
 
-/** Whether a parsed JSON value holds a number anywhere (a loop, not recursion: JSON.parse takes values nested far deeper than the stack would). */
-function holdsNumber(value: unknown): boolean {
+/**
+ * Whether a parsed JSON value holds a number anywhere: by recursion (no allocation: it runs for
+ * every record), and below MAX_RECURSION levels by a loop (holdsNumberDeep), since JSON.parse
+ * takes values nested far deeper than the stack would.
+ */
+function holdsNumber(v: unknown, depth = 0): boolean {
+  if (typeof v === 'number') return true
+  if (v === null || typeof v !== 'object') return false
+  if (depth >= MAX_RECURSION) return holdsNumberDeep(v)
+  if (Array.isArray(v)) {
+    for (const x of v) if (holdsNumber(x, depth + 1)) return true
+    return false
+  }
+  for (const k in v) if (holdsNumber((v as Record<string, unknown>)[k], depth + 1)) return true
+  return false
+}
+
+const MAX_RECURSION = 500
+
+function holdsNumberDeep(value: unknown): boolean {
   const pending: unknown[] = [value]
   while (pending.length > 0) {
     const v = pending.pop()
