@@ -56,8 +56,20 @@ export function reportFormat(path: string): 'md' | 'html' {
   throw new UsageError(`--out ${path}: unknown report format`, {hint: 'name the report file .md or .html'})
 }
 
+/**
+ * A percentage flag as a number: a plain decimal only. Number() would take '' and ' ' for 0
+ * (a threshold that passes everything), and '0x10' or '1e2' for something nobody wrote.
+ */
+export function percentage(text: string, flag: string): number {
+  const t = text.trim()
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(t)) throw new UsageError(`${flag} ${JSON.stringify(text)} is not a percentage`, {hint: `give a number from 0 to 100, e.g. ${flag} 99.99`})
+  return Number(t)
+}
+
 /** Why the check fails (exit 1), or undefined when it passes. */
 export function failureOf(r: ParityCheckResult, opts: Pick<ParityOptions, 'failUnder' | 'strict'>): string | undefined {
+  // 100% of nothing is no evidence: a threshold or --strict asks for evidence
+  if (r.empty && (opts.failUnder !== undefined || opts.strict)) return `no row was compared${r.date ? ` on ${r.date}` : ''} (both sides empty): nothing supports parity`
   if (opts.failUnder !== undefined && r.parity_pct < opts.failUnder) return `parity ${r.parity_pct}% is under --fail-under ${opts.failUnder}%`
   if (opts.strict && r.unexplained > 0) return `${r.unexplained} unexplained difference(s) with --strict`
   return undefined
@@ -125,6 +137,15 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     }
   }
   let strategyChosen: Strategy = 'merge'
+  // records a reader could not read are unexplained differences (in parity_pct and --strict), never dropped
+  const countUnreadable = (m: {core: ParityCore; counters: Record<'left' | 'right', {unreadable: number}>}) => {
+    for (const s of ['left', 'right'] as const) {
+      const n = m.counters[s].unreadable
+      if (n <= 0) continue
+      m.core.addUnreadable(s, n)
+      log.warn('parity.source.unreadable', {side: s, records: n, counted: 'as unexplained differences'})
+    }
+  }
   const twoDatabases = bothPg && !sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)
   if (wanted === 'bisect' && !bothPg) throw new UsageError('--strategy bisect needs both sides pg:', {hint: 'leave --strategy out to merge-join the two sources'})
   if (wanted === 'bisect' || (wanted === 'auto' && twoDatabases)) {
@@ -147,6 +168,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
       const m = await mergeStrategy({plan, left, right, leftCtx, rightCtx, ...(opts.threads !== undefined ? {threads: opts.threads} : {}), ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}), ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}), onProgress})
       core = m.core
       digests = m.digests
+      countUnreadable(m)
     }
   } else {
     if (wanted === 'sql-pushdown') throw new UsageError('--strategy sql-pushdown needs both sides pg: on DATABASE_URL', {hint: 'leave --strategy out to merge-join the two sources'})
@@ -164,7 +186,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     })
     core = m.core
     digests = m.digests
-    for (const s of ['left', 'right'] as const) if (m.counters[s].unreadable > 0) log.warn('parity.source.unreadable', {side: s, records: m.counters[s].unreadable})
+    countUnreadable(m)
   }
 
   let rootCauses: Record<string, number> | undefined
@@ -175,6 +197,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     rootCauses = a
   }
   const base = core.finish({digests, strategy, elapsedMs: Math.round(performance.now() - t0), date, ...(rootCauses ? {rootCauses} : {})})
+  if (base.empty) log.warn('parity.empty', {date, message: `no row was compared${date ? ` on ${date}` : ''}: both sides are empty${date ? ' for that day (check --date and --date-column)' : ''}; the run proves nothing and does not count as a pass`})
 
   const reportCtx = {left: opts.left, right: opts.right, key: opts.key, generatedAt: started.toISOString(), runBy: deps.runBy}
   let report: {path: string; sha256: string} | undefined

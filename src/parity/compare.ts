@@ -112,6 +112,8 @@ export class ParityCore {
   private dupRight = 0
   private explained = 0
   private unexplained = 0
+  /** records a side's reader could not read (broken line, unreadable business day): unexplained differences */
+  private readonly unreadable = {left: 0, right: 0}
   private readonly columnStats: {mismatches: number; explained: number; max: bigint; maxText: string | null}[]
   private readonly ruleCounts = new Map<string, number>()
   private samplesKept: SampleEntry[] = []
@@ -265,6 +267,17 @@ export class ParityCore {
     this.settle(allExplained)
   }
 
+  /**
+   * `n` records of a side that could not be read (a broken CSV line, a business day that cannot
+   * be read under --date): each is an unexplained difference, in the denominator of parity_pct,
+   * since nobody knows whether the other side has it.
+   */
+  addUnreadable(side: 'left' | 'right', n: number): void {
+    if (n <= 0) return
+    this.unreadable[side] += n
+    this.unexplained += n
+  }
+
   /** `n` keys found equal on both sides without their values being sent (push-down). */
   addMatched(n: number): void {
     this.matched += n
@@ -280,7 +293,8 @@ export class ParityCore {
 
   finish(meta: {digests: {left: string; right: string}; strategy: Strategy; elapsedMs: number; date: string | null; rootCauses?: Record<string, number>}): ParityCheckResult {
     this.trimSamples()
-    const union = this.keysSeen
+    const unreadable = this.unreadable.left + this.unreadable.right
+    const union = this.keysSeen + unreadable
     const columns: Record<string, ColumnStats> = {}
     this.plan.columns.forEach((c, i) => {
       const s = this.columnStats[i]!
@@ -302,6 +316,8 @@ export class ParityCore {
       explained: this.explained,
       unexplained: this.unexplained,
       parity_pct: pct,
+      ...(union === 0 ? {empty: true as const} : {}),
+      ...(unreadable > 0 ? {unreadable: Object.freeze({...this.unreadable})} : {}),
       columns: Object.freeze(columns),
       samples: Object.freeze(this.samplesKept.map((s) => Object.freeze(s.sample))) as ParitySample[],
       digests: Object.freeze({...meta.digests}),

@@ -62,6 +62,18 @@ type StoredCounts = Pick<
 
 export interface LedgerRun extends StoredCounts {
   id: number
+  /** key columns (left names), as the check was given them */
+  key_columns: string[]
+  /** --date-column (left name), or null */
+  date_column: string | null
+  /** --tolerance as given: column -> tolerance */
+  tolerances: Record<string, string>
+  /** --rules file, or null */
+  rules_file: string | null
+  /** keys explained per rule name */
+  rules: Record<string, number>
+  /** records that could not be read, per side (0 for runs recorded before this was counted) */
+  unreadable: {left: number; right: number}
   date: string | null
   left: string
   right: string
@@ -85,7 +97,7 @@ export async function readRuns(pool: Pool, since: string, until?: string): Promi
             left_digest, right_digest, report_sha256, report_path, run_by,
             to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
             to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at,
-            result->'columns' AS columns
+            result->'columns' AS columns, result->'rules' AS rules, result->'unreadable' AS unreadable, options
        FROM cutover.parity_runs
       WHERE coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date) >= $1::date
         AND ($2::date IS NULL OR coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date) <= $2::date)
@@ -116,5 +128,19 @@ export async function readRuns(pool: Pool, since: string, until?: string): Promi
     started_at: r.started_at as string,
     finished_at: r.finished_at as string,
     columns: (r.columns ?? {}) as ParityCheckResult['columns'],
+    ...runOptions((r.options ?? {}) as Record<string, unknown>),
+    rules: (r.rules ?? {}) as Record<string, number>,
+    unreadable: {left: Number((r.unreadable as {left?: unknown} | null)?.left ?? 0), right: Number((r.unreadable as {right?: unknown} | null)?.right ?? 0)},
   }))
+}
+
+/** What a run's stored options (the check's flags but left and right) say about the comparison. */
+function runOptions(o: Record<string, unknown>): Pick<LedgerRun, 'key_columns' | 'date_column' | 'tolerances' | 'rules_file'> {
+  const texts = (v: unknown): Record<string, string> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])) : {})
+  return {
+    key_columns: Array.isArray(o.key) ? o.key.map(String) : [],
+    date_column: typeof o.dateColumn === 'string' ? o.dateColumn : null,
+    tolerances: texts(o.tolerance),
+    rules_file: typeof o.rulesFile === 'string' ? o.rulesFile : null,
+  }
 }

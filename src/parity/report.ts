@@ -13,13 +13,25 @@ export interface ReportContext {
   runBy: string
 }
 
+const EMPTY_NOTE = 'No row was compared: both sides are empty. This run proves nothing and does not count as a pass.'
+
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]!)
 }
 
+const MD_ESCAPES: Record<string, string> = {'\\': '\\\\', '`': '\\`', '|': '\\|', '[': '\\[', ']': '\\]', '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': ' ', '\n': ' '}
+
+/**
+ * Text from the data (values, keys, URIs, rule names) as Markdown shows it, in a table cell or a
+ * list item: raw HTML cannot pass (`<`, `>`, `&` as entities), and `|`, backticks, brackets and
+ * backslashes cannot end a cell, open a code span or make a link.
+ */
+export function mdText(s: string): string {
+  return s.replace(/[\\`|[\]&<>\r\n]/g, (c) => MD_ESCAPES[c]!)
+}
+
 function mdCell(v: unknown): string {
-  const s = typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v)
-  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+  return mdText(typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v))
 }
 
 function counts(r: ParityCheckResult): [string, string][] {
@@ -33,6 +45,8 @@ function counts(r: ParityCheckResult): [string, string][] {
     ['duplicate keys left', String(r.duplicate_keys_left)],
     ['duplicate keys right', String(r.duplicate_keys_right)],
     ['explained', String(r.explained)],
+    ['unreadable left', String(r.unreadable?.left ?? 0)],
+    ['unreadable right', String(r.unreadable?.right ?? 0)],
     ['unexplained', String(r.unexplained)],
     ['parity', `${r.parity_pct}%`],
   ]
@@ -41,8 +55,9 @@ function counts(r: ParityCheckResult): [string, string][] {
 export function renderCheckMarkdown(r: ParityCheckResult, c: ReportContext): string {
   const out: string[] = []
   out.push(`# Parity check${r.date ? ` for ${r.date}` : ''}`, '')
-  out.push(`- left: \`${c.left}\``, `- right: \`${c.right}\``, `- key: ${c.key.join(', ')}`, `- strategy: ${r.strategy}, ${r.elapsed_ms} ms`)
-  out.push(`- digests: left \`${r.digests.left}\`, right \`${r.digests.right}\``, `- run by ${c.runBy} at ${c.generatedAt}`, '')
+  out.push(`- left: ${mdText(c.left)}`, `- right: ${mdText(c.right)}`, `- key: ${mdText(c.key.join(', '))}`, `- strategy: ${r.strategy}, ${r.elapsed_ms} ms`)
+  out.push(`- digests: left \`${r.digests.left}\`, right \`${r.digests.right}\``, `- run by ${mdText(c.runBy)} at ${mdText(c.generatedAt)}`, '')
+  if (r.empty) out.push(`**${EMPTY_NOTE}**`, '')
   out.push('| count | value |', '| --- | ---: |', ...counts(r).map(([k, v]) => `| ${k} | ${v} |`), '')
   const cols = Object.entries(r.columns).filter(([, s]) => s.mismatches > 0)
   out.push('## Columns', '')
@@ -84,6 +99,7 @@ export function renderCheckHtml(r: ParityCheckResult, c: ReportContext): string 
     `<p>left <code>${escapeHtml(c.left)}</code><br>right <code>${escapeHtml(c.right)}</code><br>key ${escapeHtml(c.key.join(', '))}; strategy ${r.strategy}, ${r.elapsed_ms} ms<br>digests: left <code>${r.digests.left}</code>, right <code>${r.digests.right}</code><br><span class="muted">run by ${escapeHtml(c.runBy)} at ${escapeHtml(c.generatedAt)}</span></p>`,
   )
   parts.push(`<p class="${r.unexplained === 0 ? 'ok' : 'bad'}">parity ${r.parity_pct}% — ${r.unexplained} unexplained difference(s)</p>`)
+  if (r.empty) parts.push(`<p class="bad">${escapeHtml(EMPTY_NOTE)}</p>`)
   parts.push(htmlTable(['count', 'value'], counts(r).map(([k, v]) => [escapeHtml(k), escapeHtml(v)]), [false, true]))
   const cols = Object.entries(r.columns).filter(([, s]) => s.mismatches > 0)
   parts.push('<h2>Columns</h2>', cols.length === 0 ? '<p>No column differs.</p>' : htmlTable(['column', 'mismatches', 'explained', 'max abs diff'], cols.map(([n, s]) => [cell(n), String(s.mismatches), String(s.explained), cell(s.max_abs_diff)]), [false, true, true, true]))

@@ -22,6 +22,9 @@
  *         timezone: Europe/Moscow
  *
  * A difference is explained by the first rule (in file order) whose every condition holds.
+ * `column` alone (no `kind`) limits a rule to the mismatches of that column: it never explains a
+ * missing, extra or duplicate row unless `kind` names that kind. A `when` without any condition
+ * (`when: {}`, or only `timezone`) is refused: it would explain every difference.
  * Values in predicates are compared as exact decimals (never floats). Problems in the file are
  * SpecError with file:line:column.
  */
@@ -70,6 +73,9 @@ export const RuleSchema = z
       .strict(),
   })
   .strict()
+
+/** The conditions a rule's `when` can hold (timezone only qualifies the time conditions). */
+const CONDITIONS = ['kind', 'column', 'abs_diff', 'left', 'right', 'left_time_after', 'left_time_before', 'right_time_after', 'right_time_before'] as const
 
 export type RuleSpec = z.output<typeof RuleSchema>
 
@@ -200,7 +206,10 @@ export function compileRule(r: RuleSpec): CompiledRule {
     reason: r.reason,
     matches(f) {
       if (kinds && !kinds.includes(f.kind)) return false
-      if (col !== undefined && f.kind === 'mismatch' && f.column !== col) return false
+      if (col !== undefined) {
+        // the column's mismatches; other kinds only when the rule names them (`column` then names what the predicates read)
+        if (f.kind === 'mismatch' ? f.column !== col : kinds === undefined) return false
+      }
       if (absDiff && !absDiff(f.absDiff)) return false
       const valueOf = (side: Record<string, string | null> | undefined): string | null | undefined => {
         const c = col ?? f.column
@@ -248,6 +257,8 @@ export function parseRules(text: string, file: string): CompiledRule[] {
     }
     if (names.has(parsed.data.name)) throw at([...prefix, i, 'name'], `rule name "${parsed.data.name}" is used twice`)
     names.add(parsed.data.name)
+    const conditions = Object.entries(parsed.data.when).filter(([k, v]) => k !== 'timezone' && v !== undefined)
+    if (conditions.length === 0) throw at([...prefix, i, 'when'], `a rule needs at least one condition (${CONDITIONS.join(', ')}): without one it would explain every difference`)
     if (parsed.data.when.timezone !== undefined) {
       try {
         new ZoneOffsets(parsed.data.when.timezone)

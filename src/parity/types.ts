@@ -12,7 +12,15 @@
  * Differences (mismatched, missing, extra, duplicate keys) are then `explained` when every
  * difference of that key is covered by a known-difference rule, `unexplained` otherwise.
  *
- *   parity_pct = (matched + explained) / |union of keys| x 100   (100 when both sides are empty)
+ * Records a side's reader could not read (a broken CSV line, a business day that cannot be
+ * read under --date) are counted per side in `unreadable` (present when there are any), and each one is an unexplained
+ * difference: nobody can say whether the other side has it.
+ *
+ *   parity_pct = (matched + explained) / (|union of keys| + unreadable) x 100
+ *
+ * A check that compared nothing (both sides empty, e.g. a --date with no data) has
+ * parity_pct 100 and `empty: true`: it proves nothing, fails --fail-under and --strict, and
+ * `parity report` counts its day as "no data", never as a pass.
  */
 
 export type DifferenceKind = 'mismatch' | 'missing_in_right' | 'extra_in_right' | 'duplicate_left' | 'duplicate_right'
@@ -54,6 +62,10 @@ export interface ParityCheckResult {
   explained: number
   unexplained: number
   parity_pct: number
+  /** true when no row was compared and none was unreadable (both sides empty): no evidence of parity */
+  empty?: true
+  /** records that could not be read, per side (counted in unexplained); present when there are any */
+  unreadable?: {left: number; right: number}
   columns: Record<string, ColumnStats>
   samples: ParitySample[]
   /** SHA-256 (hex) over the canonical rows of each input in key order */

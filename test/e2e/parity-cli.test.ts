@@ -82,7 +82,8 @@ describe('parity check on the command line', () => {
     expect(missing.json.error.message).toBe('--date-column d is not a column of the right side')
     const r = await runCli([...args, '--right', 'csv:r.csv', '--log-level', 'warn'], {cwd: dir})
     expect(r.code, r.stderr).toBe(0)
-    expect(r.json).toMatchObject({left_rows: 2, right_rows: 1, matched: 1, missing_in_right: 1})
+    // the unreadable record is counted (per side) and unexplained: 1 matched of 3 (2 keys + 1 unreadable)
+    expect(r.json).toMatchObject({left_rows: 2, right_rows: 1, matched: 1, missing_in_right: 1, unreadable: {left: 0, right: 1}, unexplained: 2, parity_pct: 33.3333})
     expect(r.stderr.split('\n').filter((l) => l.includes('parity.source.unreadable')).map((l) => JSON.parse(l) as {side: string; records: number}).map((e) => [e.side, e.records])).toEqual([['right', 1]])
   })
 

@@ -7,12 +7,14 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {SpecError} from '../../src/errors.js'
+import {failureOf, percentage} from '../../src/parity/check.js'
 import {compareKeys, compareText, ParityCore, type ComparePlan} from '../../src/parity/compare.js'
-import {summarize} from '../../src/parity/evidence.js'
+import {renderEvidenceMarkdown, summarize} from '../../src/parity/evidence.js'
 import type {LedgerRun} from '../../src/parity/ledger.js'
 import {canonicalRow} from '../../src/parity/merge.js'
 import {buildPlan, type ParityOptions} from '../../src/parity/plan.js'
 import {parseRules} from '../../src/parity/rules.js'
+import {renderCheckMarkdown} from '../../src/parity/report.js'
 import {externalSort} from '../../src/parity/sort.js'
 import {compareValues, parseTolerance} from '../../src/parity/tolerances.js'
 import type {KeyedRow} from '../../src/parity/types.js'
@@ -186,9 +188,39 @@ describe('ParityCore', () => {
     expect(core.finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null}).parity_pct).toBe(pct)
   })
 
-  it('an empty comparison is 100%', () => {
-    const r = new ParityCore(plan({cols: ['a']})).finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
+  it('an empty comparison is 100% but says it is empty, and fails --fail-under and --strict', () => {
+    const r = new ParityCore(plan({cols: ['a']})).finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: '2026-11-20'})
     expect(r.parity_pct).toBe(100)
+    expect(r.empty).toBe(true)
+    expect(failureOf(r, {failUnder: 0})).toBe('no row was compared on 2026-11-20 (both sides empty): nothing supports parity')
+    expect(failureOf(r, {strict: true})).toMatch(/no row was compared/)
+    expect(failureOf(r, {})).toBeUndefined()
+    const one = new ParityCore(plan({cols: ['a']}))
+    one.pair(['1'], ['x'], ['x'])
+    const full = one.finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
+    expect(full.empty).toBeUndefined()
+    expect(failureOf(full, {failUnder: 100, strict: true})).toBeUndefined()
+  })
+
+  it('unreadable records are unexplained differences, per side, in the denominator', () => {
+    const core = new ParityCore(plan({cols: ['a']}))
+    core.pair(['1'], ['x'], ['x'])
+    core.addUnreadable('left', 1)
+    const r = core.finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
+    expect(r).toMatchObject({matched: 1, unexplained: 1, unreadable: {left: 1, right: 0}, parity_pct: 50})
+    expect(failureOf(r, {strict: true})).toBe('1 unexplained difference(s) with --strict')
+    // only unreadable records: not empty, 0%
+    const only = new ParityCore(plan({cols: ['a']}))
+    only.addUnreadable('right', 2)
+    const o = only.finish({digests: {left: '', right: ''}, strategy: 'merge', elapsedMs: 0, date: null})
+    expect(o).toMatchObject({parity_pct: 0, unexplained: 2, unreadable: {left: 0, right: 2}})
+    expect(o.empty).toBeUndefined()
+  })
+
+  it('percentages: plain decimals only; empty or blank is refused, not taken for 0', () => {
+    expect(percentage('99.99', '--fail-under')).toBe(99.99)
+    expect(percentage(' 100 ', '--fail-under')).toBe(100)
+    for (const bad of ['', ' ', '0x10', '1e2', 'abc', '-1']) expect(() => percentage(bad, '--fail-under')).toThrow(/is not a percentage/)
   })
 })
 
@@ -204,7 +236,7 @@ describe('rules', () => {
     expect(err).toBeInstanceOf(SpecError)
     expect((err as SpecError).message).toMatch(/^k\.yaml:6:17: rules\.0\.when\.abs_diff/)
     expect(() => parseRules('- name: a\n  reason: r\n  when: {kind: nope}\n', 'k.yaml')).toThrow(/k\.yaml:3:/)
-    expect(() => parseRules('- {name: a, reason: r, when: {}}\n- {name: a, reason: r, when: {}}\n', 'k.yaml')).toThrow(/used twice/)
+    expect(() => parseRules('- {name: a, reason: r, when: {kind: mismatch}}\n- {name: a, reason: r, when: {kind: mismatch}}\n', 'k.yaml')).toThrow(/used twice/)
   })
 
   it('reads bounds and differences written with a decimal point, three decimals too (not as grouping)', () => {
@@ -229,6 +261,57 @@ describe('rules', () => {
     expect(r!.matches(facts('2026-11-20T20:59:59Z', '2026-11-20'))).toBe(false) // 23:59:59 Moscow
     expect(r!.matches(facts('2026-11-20T20:59:59.500Z', null))).toBe(true) // time of day after 23:59:59
     expect(r!.matches(facts('2026-11-20T21:00:00Z', null))).toBe(false) // 00:00:00 is early in a day
+  })
+})
+
+describe('rules: scope and emptiness', () => {
+  const facts = (kind: 'mismatch' | 'missing_in_right' | 'extra_in_right' | 'duplicate_left', column: string | null) => ({
+    kind,
+    column,
+    left: kind === 'extra_in_right' ? undefined : {id: '1', amount: '1.00', note: 'a'},
+    right: kind === 'missing_in_right' ? undefined : {id: '1', amount: '2.00', note: 'b'},
+    absDiff: undefined,
+    date: null,
+  })
+
+  it('a `column` rule without a kind explains that column\'s mismatches only, never missing, extra or duplicate rows', () => {
+    const [r] = parseRules('- name: amount-rounding\n  reason: legacy rounds\n  when: {column: amount}\n', 'rules.yaml')
+    expect(r!.matches(facts('mismatch', 'amount'))).toBe(true)
+    expect(r!.matches(facts('mismatch', 'note'))).toBe(false)
+    expect(r!.matches(facts('missing_in_right', null))).toBe(false)
+    expect(r!.matches(facts('extra_in_right', null))).toBe(false)
+    expect(r!.matches(facts('duplicate_left', null))).toBe(false)
+    // with the kind named, `column` is the column its predicates read
+    const [x] = parseRules('- name: late\n  reason: r\n  when: {kind: extra_in_right, column: amount, right: "> 1"}\n', 'rules.yaml')
+    expect(x!.matches(facts('extra_in_right', null))).toBe(true)
+    expect(x!.matches(facts('missing_in_right', null))).toBe(false)
+  })
+
+  it('an empty `when` (or only a timezone) is refused at its place, naming the conditions', () => {
+    for (const when of ['{}', '{timezone: Europe/Moscow}']) {
+      let err: unknown
+      try {
+        parseRules(`rules:\n  - name: all\n    reason: r\n    when: ${when}\n`, 'k.yaml')
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(SpecError)
+      expect((err as SpecError).exitCode).toBe(2)
+      expect((err as SpecError).message).toBe('k.yaml:4:11: rules.0.when: a rule needs at least one condition (kind, column, abs_diff, left, right, left_time_after, left_time_before, right_time_after, right_time_before): without one it would explain every difference')
+    }
+  })
+})
+
+describe('Markdown reports escape the data', () => {
+  it('no raw HTML, pipe, backtick or link from values, keys, URIs or rule names', () => {
+    const core = new ParityCore(plan({cols: ['note']}))
+    core.pair(['<b>1</b>'], ['<img src=x onerror=alert(1)>'], ['a|b`c` & [x](javascript:y)'])
+    const r = core.finish({digests: {left: 'l', right: 'r'}, strategy: 'merge', elapsedMs: 0, date: null})
+    const md = renderCheckMarkdown(r, {left: 'csv:"><img src=x onerror=alert(1)>.csv', right: 'csv:`r`.csv', key: ['id'], generatedAt: 't', runBy: '<u>ops</u>'})
+    expect(md).not.toMatch(/<(img|b|u)\b/)
+    expect(md).toContain('&lt;img src=x onerror=alert(1)&gt;')
+    expect(md).toContain('| &lt;b&gt;1&lt;/b&gt; | mismatch | note | &lt;img src=x onerror=alert(1)&gt; | a\\|b\\`c\\` &amp; \\[x\\](javascript:y) |')
+    expect(md).toContain('- right: csv:\\`r\\`.csv')
   })
 })
 
@@ -271,6 +354,7 @@ describe('verdict', () => {
     id, date, left: 'csv:l', right: 'pg:r', strategy: 'merge', left_rows: 10, right_rows: 10, matched: 10, mismatched: 0, missing_in_right: 0, extra_in_right: 0,
     duplicate_keys_left: 0, duplicate_keys_right: 0, explained: 0, unexplained, parity_pct: pct, digests: {left: 'a', right: 'b'}, report_sha256: 'f'.repeat(64),
     report_path: null, run_by: 'ops', started_at: `${date}T01:00:00Z`, finished_at: `${date}T01:00:05Z`, columns: {amount: {mismatches: unexplained, explained: 0, max_abs_diff: null}},
+    key_columns: ['id'], date_column: 'business_date', tolerances: {}, rules_file: null, rules: {}, unreadable: {left: 0, right: 0},
   })
   const w = {from: '2026-11-01', to: '2026-11-03', days: 3, threshold: 99.99}
 
@@ -279,6 +363,36 @@ describe('verdict', () => {
     expect(r.verdict.ready).toBe(true)
     expect(r.per_day.map((d) => d.runs)).toEqual([1, 2, 1])
     expect(r.runs).toHaveLength(4)
+  })
+
+  it('a day whose runs compared no rows is "no data": not a pass, named in the verdict, not in the trend', () => {
+    const empty = {...run(2, '2026-11-02', '100.0000', 0), left_rows: 0, right_rows: 0, matched: 0}
+    const r = summarize([run(1, '2026-11-01', '100.0000', 0), empty, run(3, '2026-11-03', '100.0000', 0)], w)
+    expect(r.verdict.ready).toBe(false)
+    expect(r.per_day[1]).toMatchObject({date: '2026-11-02', status: 'no data', ok: false, parity_pct: null})
+    expect(r.verdict.blockers).toEqual(['2026-11-02: no data: run 2 compared no rows (pg:r)'])
+    expect(r.verdict.summary).toBe('NOT READY: 2 of 3 day(s) from 2026-11-01 to 2026-11-03 pass; 1 block the cutover (no data on 2026-11-02)')
+  })
+
+  it('a narrower re-run (fewer compared columns) is another comparison: the failing run still blocks; the same comparison supersedes', () => {
+    const failing = {...run(2, '2026-11-02', '90.0000', 1), columns: {amount: {mismatches: 1, explained: 0, max_abs_diff: null}, note: {mismatches: 0, explained: 0, max_abs_diff: null}}}
+    const narrower = {...run(3, '2026-11-02', '100.0000', 0), columns: {note: {mismatches: 0, explained: 0, max_abs_diff: null}}}
+    const r = summarize([run(1, '2026-11-01', '100.0000', 0), failing, narrower, run(4, '2026-11-03', '100.0000', 0)], w)
+    expect(r.verdict.ready).toBe(false)
+    expect(r.per_day[1]!.decided_by.map((x) => x.run)).toEqual([2, 3])
+    expect(r.runs.map((x) => x.superseded_by)).toEqual([null, null, null, null])
+    // the same comparison (same columns; rules and tolerances may change) supersedes, and says by which run
+    const fixed = {...failing, id: 5, parity_pct: '100.0000', unexplained: 0, explained: 1, rules: {'amount-rounding': 1}, rules_file: 'k.yaml', tolerances: {amount: '0.01'}, columns: {amount: {mismatches: 1, explained: 1, max_abs_diff: null}, note: {mismatches: 0, explained: 0, max_abs_diff: null}}}
+    const s = summarize([run(1, '2026-11-01', '100.0000', 0), failing, fixed, run(4, '2026-11-03', '100.0000', 0)], w)
+    expect(s.verdict.ready).toBe(true)
+    expect(s.runs.find((x) => x.id === 2)!.superseded_by).toBe(5)
+    expect(s.per_day[1]!.decided_by).toEqual([
+      {run: 5, right: 'pg:r', parity_pct: '100.0000', explained: 1, unexplained: 0, rules: {'amount-rounding': 1}, rules_file: 'k.yaml', columns: ['amount', 'note'], key_columns: ['id'], tolerances: {amount: '0.01'}, unreadable: {left: 0, right: 0}, empty: false},
+    ])
+    expect(s.verdict.criteria).toMatch(/Differences explained by a known-difference rule count as parity/)
+    const md = renderEvidenceMarkdown(s, 'now')
+    expect(md).toContain('| 2026-11-02 | run 5 (pg:r): 100.0000%, explained 1 by amount-rounding 1 (rules k.yaml), unexplained 0; key id; columns amount, note; tolerances amount=0.01 |')
+    expect(md).toMatch(/\| 2 \| 2026-11-02 \|.*\| run 5 \|$/m)
   })
 
   it('not ready: a missing day, a day under the threshold, an unexplained difference; trend and top columns', () => {

@@ -5,7 +5,7 @@ import {assertWritableFolder, startProgressLines} from '../../cli/output.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {formatProgress, ProgressTracker} from '../../jobs/progress.js'
-import {failureOf, runParityCheck} from '../../parity/check.js'
+import {failureOf, percentage, runParityCheck} from '../../parity/check.js'
 import type {ParityOptions} from '../../parity/plan.js'
 import type {ParityCheckResult} from '../../parity/types.js'
 
@@ -61,8 +61,7 @@ export default class ParityCheck extends CutoverCommand {
   async run(): Promise<ParityCheckResult> {
     const {flags} = await this.parse(ParityCheck)
     const settings = connectionSettingsFromEnv()
-    const failUnder = flags['fail-under'] === undefined ? undefined : Number(flags['fail-under'])
-    if (failUnder !== undefined && Number.isNaN(failUnder)) throw new UsageError(`--fail-under ${flags['fail-under']} is not a number`, {hint: 'e.g. --fail-under 99.99'})
+    const failUnder = flags['fail-under'] === undefined ? undefined : percentage(flags['fail-under'], '--fail-under')
     // before the comparison: a report that cannot be written would throw its result away at the end
     if (flags.out) assertWritableFolder(flags.out, '--out')
     const opts: ParityOptions = {
@@ -112,6 +111,8 @@ export default class ParityCheck extends CutoverCommand {
           `  left ${result.left_rows}, right ${result.right_rows}; matched ${result.matched}, mismatched ${result.mismatched}, missing in right ${result.missing_in_right}, extra in right ${result.extra_in_right}, duplicate keys ${result.duplicate_keys_left}/${result.duplicate_keys_right}\n` +
           `  explained ${result.explained}, unexplained ${result.unexplained}`,
       )
+      if (result.unreadable) this.log(`  unreadable records: left ${result.unreadable.left}, right ${result.unreadable.right} (counted as unexplained)`)
+      if (result.empty) this.logToStderr(`warning: no row was compared${result.date ? ` on ${result.date}` : ''}: both sides are empty; this run proves nothing and does not count as a pass`)
       for (const [c, s] of Object.entries(result.columns)) if (s.mismatches > 0) this.log(`  ${c}: ${s.mismatches} mismatches (${s.explained} explained)${s.max_abs_diff ? `, max |diff| ${s.max_abs_diff}` : ''}`)
       for (const [cause, n] of Object.entries(result.root_causes ?? {})) this.log(`  missing: ${cause}: ${n}`)
       for (const s of result.samples) this.log(`  ${s.kind} ${JSON.stringify(s.key)}${s.column ? ` ${s.column}` : ''}: ${JSON.stringify(s.left)} vs ${JSON.stringify(s.right)}${s.explanation ? ` (${s.explanation})` : ''}`)

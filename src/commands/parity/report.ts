@@ -5,7 +5,7 @@ import {CutoverCommand} from '../../cli/base.js'
 import {assertWritableFolder} from '../../cli/output.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
-import {reportFormat} from '../../parity/check.js'
+import {percentage, reportFormat} from '../../parity/check.js'
 import {buildParityReport, renderEvidenceHtml, renderEvidenceMarkdown, type ParityReportResult} from '../../parity/evidence.js'
 import {openDatabase} from '../../pg/pool.js'
 
@@ -25,8 +25,8 @@ export default class ParityReport extends CutoverCommand {
 
   async run(): Promise<ParityReportResult & {evidence?: {path: string; sha256: string}}> {
     const {flags} = await this.parse(ParityReport)
-    const threshold = Number(flags.threshold)
-    if (Number.isNaN(threshold) || threshold < 0 || threshold > 100) throw new UsageError(`--threshold ${flags.threshold} is not a percentage`, {hint: 'e.g. --threshold 99.99'})
+    const threshold = percentage(flags.threshold, '--threshold')
+    if (threshold > 100) throw new UsageError(`--threshold ${flags.threshold} is not a percentage`, {hint: 'e.g. --threshold 99.99'})
     const format = flags.out ? reportFormat(flags.out) : undefined
     if (flags.out) assertWritableFolder(flags.out, '--out')
     const pool = await openDatabase(connectionSettingsFromEnv().databaseUrl, {logger: this.logger, max: 1, applicationName: 'cutover-parity-report'})
@@ -45,8 +45,9 @@ export default class ParityReport extends CutoverCommand {
     }
     if (!this.jsonEnabled()) {
       this.log(`${result.from} .. ${result.to}, threshold ${result.threshold}%, trend ${result.trend}`)
-      for (const d of result.per_day) this.log(`  ${d.date}  ${d.parity_pct === null ? '      —' : `${d.parity_pct.toFixed(4).padStart(8)}%`}  runs ${d.runs}  unexplained ${d.unexplained}  ${d.ok ? 'ok' : d.blockers.join('; ')}`)
+      for (const d of result.per_day) this.log(`  ${d.date}  ${d.parity_pct === null ? '      —' : `${d.parity_pct.toFixed(4).padStart(8)}%`}  runs ${d.runs}  unexplained ${d.unexplained}  ${d.ok ? 'ok' : `${d.status}: ${d.blockers.join('; ')}`}`)
       if (result.top_unexplained_columns.length > 0) this.log(`top unexplained columns: ${result.top_unexplained_columns.map((c) => `${c.column} ${c.unexplained}`).join(', ')}`)
+      this.log(result.verdict.criteria)
       this.log(result.verdict.summary)
       if (evidence) this.log(`evidence ${evidence.path} sha256 ${evidence.sha256}`)
     }
