@@ -36,7 +36,7 @@ import {UsageError} from '../src/errors.js'
 import {DEFAULT_KAFKA_BROKERS, type KafkaSettings} from '../src/config/env.js'
 import {connectAdmin, createKafka, mapKafkaError} from '../src/kafka/client.js'
 import {decodeBytes, resolveEncoding, type SupportedEncoding} from '../src/normalize/encoding.js'
-import {parseJsonExact} from '../src/normalize/json.js'
+import {parseJsonExact, RepeatedMemberError} from '../src/normalize/json.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
 
@@ -99,7 +99,8 @@ function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Dec
   try {
     value = parseJsonExact(text)
   } catch (e) {
-    return {ok: false, code: 'DECODE_ERROR', message: `${where}: the value is not JSON (${jsonErrorWithoutValue(e)})`, position, raw, ...origin}
+    const why = e instanceof RepeatedMemberError ? `the value is JSON, but ${e.message}` : `the value is not JSON (${jsonErrorWithoutValue(e)})`
+    return {ok: false, code: 'DECODE_ERROR', message: `${where}: ${why}`, position, raw, ...origin}
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value

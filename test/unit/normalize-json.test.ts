@@ -3,11 +3,12 @@
  * double cannot hold exactly is kept as written, and the normalizer reads amounts and account
  * numbers from that text, not from the rounded double.
  */
+import fc from 'fast-check'
 import {describe, expect, it} from 'vitest'
 import type {Position} from '../../legacy-adapters/types.js'
 import {parseFieldSpec, type FieldSpec, type FieldSpecInput} from '../../src/config/spec.js'
 import {createNormalizer, JsonNumberText, parseJsonExact} from '../../src/normalize/index.js'
-import {hasLongNumber} from '../../src/normalize/json.js'
+import {hasLongNumber, RepeatedMemberError} from '../../src/normalize/json.js'
 import {keyText, valueText} from '../../src/parity/sources.js'
 
 const position: Position = {scheme: 'kafka', source: 't', partition: 0, offset: '7'}
@@ -49,7 +50,27 @@ describe('parseJsonExact', () => {
 
   it('throws on what is not JSON, and says why when a name repeats beside a long number', () => {
     expect(() => parseJsonExact('{"a": 1')).toThrow(SyntaxError)
-    expect(() => parseJsonExact('{"a": 1234567890123456.7, "a": 2}')).toThrow(/a member name is repeated/)
+    expect(() => parseJsonExact('{"b": {"a": 1234567890123456.7, "a": 2}}')).toThrow(/a member name is repeated/)
+  })
+
+  it('refuses a member name given twice in the top-level object (JSON.parse keeps the last: which amount was meant?)', () => {
+    expect(() => parseJsonExact('{"id":"J1","amt":"1.00","amt":"2.00"}')).toThrow(RepeatedMemberError)
+    expect(() => parseJsonExact('{"id":"J1","amt":"1.00","amt":"2.00"}')).toThrow('the member name "amt" is given twice')
+    expect(() => parseJsonExact('{ "a" : 1 ,\n "a"\t: 1 }')).toThrow('the member name "a" is given twice')
+    expect(() => parseJsonExact('{"\\u0061":1,"a":2}')).toThrow('"a" is given twice') // the same name, escaped
+    // not repeats: names in nested objects and arrays, names inside string values, escaped quotes and backslashes
+    expect(parseJsonExact('{"a":{"a":1},"b":[{"a":2},{"a":3}],"c":"\\"a\\":1","d\\\\":"x\\\\","e":"}{"}')).toEqual({a: {a: 1}, b: [{a: 2}, {a: 3}], c: '"a":1', 'd\\': 'x\\', e: '}{'})
+    expect(parseJsonExact('{}')).toEqual({})
+    expect(parseJsonExact('[{"a":1,"a":2}]')).toEqual([{a: 2}]) // not an object at the top: the decode stage refuses it anyway
+    // any object, written any way JSON.stringify writes it: read, never taken for a repeat; with one member twice: refused
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({maxDepth: 3})), fc.string(), fc.boolean(), (obj, extra, indent) => {
+        const text = JSON.stringify(obj, null, indent ? 1 : undefined)
+        expect(() => parseJsonExact(text)).not.toThrow()
+        const twice = `{${JSON.stringify(extra)}:1,${text.slice(1, -1)}${text.length > 2 ? ',' : ''}${JSON.stringify(extra)}:2}`
+        expect(() => parseJsonExact(twice)).toThrow(RepeatedMemberError)
+      }),
+    )
   })
 
   it('parity reads a kept number as its text, key and value (not as a quoted JSON string)', () => {
