@@ -30,7 +30,7 @@ import {mapPgError} from '../pg/pool.js'
 import {ParityCore, type ComparePlan} from './compare.js'
 import {joinSorted} from './merge.js'
 import {copyKeyedRows} from './pg-copy.js'
-import {quoteIdent, sqlKeyExpr, type SideSpec} from './sources.js'
+import {quoteIdent, sqlDateCondition, sqlKeyExpr, type SideSpec} from './sources.js'
 import {hasUniqueKey} from './sql-pushdown.js'
 
 export interface BisectOptions {
@@ -78,7 +78,7 @@ interface Side {
 }
 
 function relation(s: SideSpec): string {
-  const where = s.date ? ` WHERE (s.${quoteIdent(s.date.column)})::date = DATE ${literal(s.date.value)}` : ''
+  const where = s.date ? ` WHERE ${sqlDateCondition('s', s.date, `DATE ${literal(s.date.value)}`)}` : ''
   return `(SELECT s.* FROM (${pgSql(s.uri)}) AS s${where})`
 }
 

@@ -13,7 +13,7 @@ import {createHash} from 'node:crypto'
 import {writeFile} from 'node:fs/promises'
 import {extname} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
-import type {LoadedSpec} from '../config/spec.js'
+import type {LoadedSpec, PipelineSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {silentLogger, type Logger} from '../log.js'
@@ -25,7 +25,7 @@ import {recordRun} from './ledger.js'
 import {mergeStrategy} from './merge.js'
 import {buildPlan, rightName, type ParityOptions} from './plan.js'
 import {renderCheckReport} from './report.js'
-import {estimateRows, parseUri, peekColumns, type SideSpec} from './sources.js'
+import {estimateRows, parseUri, peekSide, type DateFilter, type SideSpec} from './sources.js'
 import {pushdownStrategy} from './sql-pushdown.js'
 import type {ParityCheckResult, Strategy} from './types.js'
 
@@ -75,6 +75,22 @@ export function failureOf(r: ParityCheckResult, opts: Pick<ParityOptions, 'failU
   return undefined
 }
 
+const TIMESTAMPTZ_OID = 1184
+
+/**
+ * The zone of the business day of the --date column: the `timezone` of the spec's timestamp
+ * field for it (named so, or `from` it, on either side); undefined without --spec, without
+ * such a field, or when that zone is UTC (the day is then the UTC date, as without a spec).
+ */
+export function businessDayZone(spec: PipelineSpec | undefined, left: string, right: string): string | undefined {
+  if (!spec) return undefined
+  const fields = spec.fields
+  const field =
+    fields[right] ?? fields[left] ?? Object.values(fields).find((f) => f.from === right) ?? Object.values(fields).find((f) => f.from === left)
+  if (!field || field.type !== 'timestamp' || !field.timezone || field.timezone === 'UTC') return undefined
+  return field.timezone
+}
+
 function sameDatabase(a: string | undefined, b: string | undefined): boolean {
   return a !== undefined && a === b
 }
@@ -96,7 +112,9 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const leftCtx: ReaderContext = {...ctx, databaseUrl: deps.leftDatabaseUrl ?? deps.databaseUrl}
   const rightCtx: ReaderContext = {...ctx, databaseUrl: deps.rightDatabaseUrl ?? deps.databaseUrl}
 
-  const [leftCols, rightCols] = await Promise.all([peekColumns(leftUri, leftCtx), peekColumns(rightUri, rightCtx)])
+  const [leftPeek, rightPeek] = await Promise.all([peekSide(leftUri, leftCtx), peekSide(rightUri, rightCtx)])
+  const leftCols = leftPeek?.columns
+  const rightCols = rightPeek?.columns
   const plan = buildPlan(opts, leftCols, rightCols, rules, spec?.spec, {left: leftUri.scheme, right: rightUri.scheme})
   if (spec) plan.collectMissing = MAX_ATTRIBUTED_KEYS
   plan.date = opts.date ?? null
@@ -106,12 +124,21 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     if (rightCols && !rightCols.includes(rightDate)) throw new UsageError(`--date-column ${opts.dateColumn} is not a column of the right side${rightDate === opts.dateColumn ? '' : ` (as ${rightDate})`}`, {hint: `the right side has: ${rightCols.join(', ')}; map it with --map ${opts.dateColumn}=<right column>`})
   }
   const date = opts.date !== undefined ? opts.date : null
+  const zone = opts.dateColumn !== undefined ? businessDayZone(spec?.spec, opts.dateColumn, rightName(opts, opts.dateColumn)) : undefined
+  const dateFilter = (s: 'left' | 'right'): DateFilter => {
+    const column = s === 'left' ? opts.dateColumn! : rightName(opts, opts.dateColumn!)
+    const uri = s === 'left' ? leftUri : rightUri
+    const pgType = (s === 'left' ? leftPeek : rightPeek)?.pgTypes?.[column]
+    // a pg: column takes the zone only as a timestamptz (an instant); a timestamp without zone, a date or text is its own day
+    const useZone = zone !== undefined && (uri.scheme !== 'pg' || pgType === TIMESTAMPTZ_OID)
+    return {column, value: opts.date!, ...(useZone ? {timezone: zone} : {})}
+  }
   const side = (s: 'left' | 'right'): SideSpec => ({
     side: s,
     uri: s === 'left' ? leftUri : rightUri,
     keyColumns: s === 'left' ? plan.keyColumns : plan.rightKeyColumns,
     columns: plan.columns.map((c) => (s === 'left' ? c.name : c.right)),
-    ...(opts.date !== undefined ? {date: {column: s === 'left' ? opts.dateColumn! : rightName(opts, opts.dateColumn!), value: opts.date}} : {}),
+    ...(opts.date !== undefined ? {date: dateFilter(s)} : {}),
   })
   const left = side('left')
   const right = side('right')

@@ -16,14 +16,14 @@ import {createHash} from 'node:crypto'
 import {parentPort, workerData} from 'node:worker_threads'
 import {parseSourceUri} from '../../legacy-adapters/index.js'
 import {isCutoverError} from '../errors.js'
-import {canonicalSide, NotSortedError, type SideSpec, type SortMode} from './sources.js'
+import {canonicalSide, NotSortedError, type DateFilter, type SideSpec, type SortMode} from './sources.js'
 
 export interface SideWorkerData {
   side: 'left' | 'right'
   uri: string
   keyColumns: string[]
   columns: string[]
-  date?: {column: string; value: string}
+  date?: DateFilter
   mode: SortMode
   cwd?: string
   /** pg: sides: the database (in-process only: never logged) */

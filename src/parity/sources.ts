@@ -73,7 +73,37 @@ export interface SideSpec {
   keyColumns: string[]
   /** compared columns on this side, in plan order */
   columns: string[]
-  date?: {column: string; value: string}
+  date?: DateFilter
+}
+
+/**
+ * The --date filter of a side: the rows whose `column` falls on the business day `value`.
+ * `timezone` (an IANA zone, from the --spec field of that column): the day is the value's date
+ * in that zone; set for a file or topic side (values without an offset are read in the zone),
+ * and for a pg: side only when the column is a timestamptz (a timestamp without zone, a date
+ * or text is taken as it is). Without it the day is the UTC date (the sessions run at UTC).
+ */
+export interface DateFilter {
+  column: string
+  value: string
+  timezone?: string
+}
+
+/** An IANA zone name as an SQL string literal (validated: letters, digits, `_ + - /` only). */
+export function sqlZoneLiteral(zone: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(zone)) throw new UsageError(`time zone ${JSON.stringify(zone)} is not an IANA zone name`, {hint: 'give the spec field a zone such as Europe/Moscow'})
+  return `'${zone}'`
+}
+
+/**
+ * The SQL condition of a --date filter on `alias`, `day` the SQL expression of the day (a
+ * literal or a parameter, typed date): `(s.col)::date = day` (in the session zone, UTC), or
+ * with a zone (a timestamptz column) `(s.col AT TIME ZONE 'zone')::date = day`. The same in
+ * every strategy (sorted read, sql-pushdown, bisect).
+ */
+export function sqlDateCondition(alias: string, d: DateFilter, day: string): string {
+  const c = `${alias}.${quoteIdent(d.column)}`
+  return d.timezone !== undefined ? `(${c} AT TIME ZONE ${sqlZoneLiteral(d.timezone)})::date = ${day}` : `(${c})::date = ${day}`
 }
 
 export interface SideCounters {
@@ -83,23 +113,29 @@ export interface SideCounters {
 
 /** The first record's field names (for the column plan); undefined for an empty source. */
 export async function peekColumns(uri: SourceUri, ctx: ReaderContext): Promise<string[] | undefined> {
+  return (await peekSide(uri, ctx))?.columns
+}
+
+/** peekColumns, with the PostgreSQL type OIDs of a pg: side's columns (pgTypes). */
+export async function peekSide(uri: SourceUri, ctx: ReaderContext): Promise<{columns: string[]; pgTypes?: Record<string, number>} | undefined> {
   if (uri.scheme === 'pg') {
     const u: SourceUri = {...uri, params: {...uri.params, query: `SELECT * FROM (${pgSql(uri)}) AS s LIMIT 0`}, target: ''}
-    return pgColumns(u, ctx)
+    const fields = await pgColumns(u, ctx)
+    return {columns: fields.map((f) => f.name), pgTypes: Object.fromEntries(fields.map((f) => [f.name, f.dataTypeID]))}
   }
   const it = openSource(uri, ctx)[Symbol.asyncIterator]()
   try {
     for (;;) {
       const r = await it.next()
       if (r.done) return undefined
-      if (r.value.ok) return Object.keys(r.value.fields)
+      if (r.value.ok) return {columns: Object.keys(r.value.fields)}
     }
   } finally {
     await it.return?.()
   }
 }
 
-async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<string[]> {
+async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<{name: string; dataTypeID: number}[]> {
   const pg = (await import('pg')).default
   const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
   const {mapPgError} = await import('../pg/pool.js')
@@ -112,7 +148,7 @@ async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<string[]> 
     // that closes the subquery and adds `; DELETE ...` is refused, not run)
     await client.query('BEGIN READ ONLY')
     const r = await client.query({text: uri.params.query!, queryMode: 'extended'} as QueryConfig)
-    return r.fields.map((f) => f.name)
+    return r.fields.map((f) => ({name: f.name, dataTypeID: f.dataTypeID}))
   } catch (e) {
     const mapped = mapPgError(e, url)
     const sqlstate = mapped.details.sqlstate
@@ -253,7 +289,7 @@ export function sortedPgUri(s: SideSpec, orderBy?: string): SourceUri {
   const base = pgSql(s.uri)
   const cols = [...s.keyColumns, ...s.columns].map((c) => `s.${quoteIdent(c)}`)
   const order = orderBy ?? s.keyColumns.map((k) => `${sqlKeyExpr('s', k)} COLLATE "C"`).join(', ')
-  const where = s.date ? ` WHERE (s.${quoteIdent(s.date.column)})::date = DATE '${s.date.value.replace(/'/g, "''")}'` : ''
+  const where = s.date ? ` WHERE ${sqlDateCondition('s', s.date, `DATE '${s.date.value.replace(/'/g, "''")}'`)}` : ''
   const query = `SELECT ${cols.join(', ')} FROM (${base}) AS s${where} ORDER BY ${order}`
   const params: Record<string, string> = {query}
   if (s.uri.params.batch_size) params.batch_size = s.uri.params.batch_size
@@ -267,7 +303,8 @@ export function sortedPgUri(s: SideSpec, orderBy?: string): SourceUri {
  */
 function dateFilter(s: SideSpec): ((v: unknown) => boolean | undefined) | undefined {
   if (!s.date) return undefined
-  const m = new DateMatcher(['iso', 'dd.MM.yyyy', 'yyyyMMdd', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss', 'epoch_ms'], 'UTC')
+  // the business day is the value's date in the zone of its spec field (UTC without one)
+  const m = new DateMatcher(['iso', 'dd.MM.yyyy', 'yyyyMMdd', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss', 'epoch_ms'], s.date.timezone ?? 'UTC')
   const want = s.date.value
   return (v) => {
     const t = valueText(v)

@@ -37,7 +37,7 @@ import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {mapPgError} from '../pg/pool.js'
 import {ParityCore, type ComparePlan} from './compare.js'
-import {keyIndexOrderQuery, quoteIdent, sqlKeyExpr, type SideSpec} from './sources.js'
+import {keyIndexOrderQuery, quoteIdent, sqlDateCondition, sqlKeyExpr, type SideSpec} from './sources.js'
 import type {RowValues} from './types.js'
 
 export type PushdownOutcome = {ok: true; core: ParityCore; digests: {left: string; right: string}} | {ok: false; reason: string}
@@ -70,7 +70,7 @@ const EXACT_KEY = new Set([20, 21, 23, 25, 1043, 1082, 2950, 1114, 1184])
 const TYPE_NAME: Record<number, string> = {20: 'int8', 21: 'int2', 23: 'int4', 25: 'text', 1043: 'text', 1082: 'date', 2950: 'uuid', 1114: 'timestamp', 1184: 'timestamptz'}
 
 function relation(s: SideSpec, param: (v: unknown) => string): string {
-  const where = s.date ? ` WHERE (s.${quoteIdent(s.date.column)})::date = ${param(s.date.value)}::date` : ''
+  const where = s.date ? ` WHERE ${sqlDateCondition('s', s.date, `${param(s.date.value)}::date`)}` : ''
   return `(SELECT s.* FROM (${pgSql(s.uri)}) AS s${where})`
 }
 

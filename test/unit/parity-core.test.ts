@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {SpecError} from '../../src/errors.js'
-import {failureOf, percentage} from '../../src/parity/check.js'
+import {businessDayZone, failureOf, percentage} from '../../src/parity/check.js'
 import {compareKeys, compareText, ParityCore, type ComparePlan} from '../../src/parity/compare.js'
 import {renderEvidenceMarkdown, summarize} from '../../src/parity/evidence.js'
 import type {LedgerRun} from '../../src/parity/ledger.js'
@@ -15,6 +15,7 @@ import {canonicalRow} from '../../src/parity/merge.js'
 import {buildPlan, type ParityOptions} from '../../src/parity/plan.js'
 import {parseRules} from '../../src/parity/rules.js'
 import {renderCheckMarkdown} from '../../src/parity/report.js'
+import {sortedPgSql, sqlDateCondition} from '../../src/parity/sources.js'
 import {externalSort} from '../../src/parity/sort.js'
 import {compareValues, parseTolerance} from '../../src/parity/tolerances.js'
 import type {KeyedRow} from '../../src/parity/types.js'
@@ -492,5 +493,25 @@ describe('the merge reads canonical lines in place', () => {
     for (const v of ['2026-11-20 00:00:01+00', '2026-11-20 00:00:01.123+00:00', '2026-11-20 00:00:01+05:30', '2026-11-20 00:00:01+00:30', '', '+00', '+00:00', '2026-11-20 00:00:01+00 BC', 'a b+00', '1+00:00']) {
       expect(timestamptzForm(v)).toBe(old(v))
     }
+  })
+})
+
+describe('--date: the business day in the spec field\'s timezone', () => {
+  const field = (f: Record<string, unknown>) => f as never
+  const spec = (fields: Record<string, unknown>) => ({fields}) as never
+  it('takes the zone of the timestamp field named so or read from the column, on either side', () => {
+    expect(businessDayZone(undefined, 'ts', 'ts')).toBeUndefined()
+    expect(businessDayZone(spec({event_time: field({from: 'ts', type: 'timestamp', timezone: 'Europe/Moscow'})}), 'ts', 'ts')).toBe('Europe/Moscow')
+    expect(businessDayZone(spec({ts: field({from: 'ts', type: 'timestamp', timezone: 'Asia/Yekaterinburg'})}), 'legacy_ts', 'ts')).toBe('Asia/Yekaterinburg')
+    expect(businessDayZone(spec({ts: field({from: 'ts', type: 'timestamp', timezone: 'UTC'})}), 'ts', 'ts')).toBeUndefined()
+    expect(businessDayZone(spec({ts: field({from: 'ts', type: 'date', timezone: 'Europe/Moscow'})}), 'ts', 'ts')).toBeUndefined()
+    expect(businessDayZone(spec({other: field({from: 'x', type: 'timestamp', timezone: 'Europe/Moscow'})}), 'ts', 'ts')).toBeUndefined()
+  })
+  it('builds the same SQL condition for every strategy, the zone a validated literal', () => {
+    expect(sqlDateCondition('s', {column: 'ts', value: '2026-11-20'}, '$1::date')).toBe('(s."ts")::date = $1::date')
+    expect(sqlDateCondition('s', {column: 'ts', value: '2026-11-20', timezone: 'Europe/Moscow'}, "DATE '2026-11-20'")).toBe(`(s."ts" AT TIME ZONE 'Europe/Moscow')::date = DATE '2026-11-20'`)
+    expect(() => sqlDateCondition('s', {column: 'ts', value: '2026-11-20', timezone: "x'; DROP TABLE t; --"}, '$1::date')).toThrow(/not an IANA zone name/)
+    const uri = {scheme: 'pg', target: 'public.t', params: {}, text: 'pg:public.t'} as never
+    expect(sortedPgSql({side: 'left', uri, keyColumns: ['k'], columns: ['v'], date: {column: 'ts', value: '2026-11-20', timezone: 'Europe/Moscow'}})).toContain(`WHERE (s."ts" AT TIME ZONE 'Europe/Moscow')::date = DATE '2026-11-20'`)
   })
 })

@@ -45,7 +45,10 @@ export default class ParityCheck extends CutoverCommand {
     normalize: Flags.string({multiple: true, description: 'col=trim,lower,nfc string normalization; *=trim for all (repeatable)'}),
     'null-equals-empty': Flags.string({description: 'columns where null equals the empty string (comma-separated, or *)'}),
     rules: Flags.string({description: 'known-difference rules (YAML)'}),
-    date: Flags.string({description: 'business day yyyy-MM-dd: limit both sides to it and file the run under it'}),
+    date: Flags.string({
+      description:
+        "business day yyyy-MM-dd: limit both sides to it and file the run under it. A timestamp's day is its date in the timezone of the --spec field for --date-column (named so, or from it; a pg: column only when timestamptz), else in UTC",
+    }),
     'date-column': Flags.string({description: 'the column holding the business day (left name)'}),
     spec: Flags.string({description: 'pipeline spec: types of the columns, its sensitive fields masked in samples, and root causes of missing rows (DLQ, dedupe)'}),
     'fail-under': Flags.string({description: 'exit 1 when parity_pct is under this percentage, e.g. 99.99'}),
