@@ -201,3 +201,24 @@ export function privatePostgres(port: number): {url: string; restart(downMs: num
     },
   }
 }
+
+/** A temp directory removed when the test finishes. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
+  return dir
+}
+
+/** The URL of a database of its own (created by the CLI on first use), dropped when the test finishes. */
+export function freshDatabase(): string {
+  const u = new URL(settings().databaseUrl)
+  const name = `parity_${randomUUID().replace(/-/g, '').slice(0, 10)}`
+  u.pathname = `/${name}`
+  onTestFinished(async () => {
+    const admin = new pg.Client({connectionString: settings().databaseUrl})
+    await admin.connect()
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    await admin.end()
+  })
+  return u.toString()
+}

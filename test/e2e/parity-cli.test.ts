@@ -3,20 +3,11 @@
  * unreachable), the report file, and the human output.
  */
 import {createHash} from 'node:crypto'
-import {mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {describe, expect, it, onTestFinished} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import pg from 'pg'
-import {runCli, settings} from '../helpers.js'
-
-/** A temp directory removed when the test finishes. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
+import {runCli, settings, tempDir} from '../helpers.js'
 
 function files(): string {
   const dir = tempDir('parity-cli-')

@@ -3,19 +3,10 @@
  * a CSV file, through bin/run.js. JSON numbers become their text and go through the same
  * decimal normalizer as the file's decimal commas.
  */
-import {mkdtempSync, writeFileSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {describe, expect, it, onTestFinished} from 'vitest'
-import {createTestTopic, kcatProduce, runCli} from '../helpers.js'
-
-/** A temp directory removed when the test finishes. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
+import {describe, expect, it} from 'vitest'
+import {createTestTopic, kcatProduce, runCli, tempDir} from '../helpers.js'
 
 describe('parity check with a kafka: side', () => {
   it('compares a topic with a file', async () => {

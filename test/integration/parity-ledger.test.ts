@@ -5,37 +5,15 @@
  * dropped at the end.
  */
 import {spawnSync} from 'node:child_process'
-import {createHash, randomUUID} from 'node:crypto'
-import {mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {createHash} from 'node:crypto'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {KafkaMessage} from 'kafkajs'
 import pg from 'pg'
-import {describe, expect, it, onTestFinished} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {insertDeadLetters} from '../../src/runtime/outbox.js'
 import type {WorkItem} from '../../src/runtime/types.js'
-import {createTestTopic, kafkaSettings, ROOT, runCli, settings} from '../helpers.js'
-
-/** A temp directory removed when the test finishes. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
-
-function freshDatabase(): string {
-  const u = new URL(settings().databaseUrl)
-  const name = `parity_${randomUUID().replace(/-/g, '').slice(0, 10)}`
-  u.pathname = `/${name}`
-  onTestFinished(async () => {
-    const admin = new pg.Client({connectionString: settings().databaseUrl})
-    await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-    await admin.end()
-  })
-  return u.toString()
-}
+import {createTestTopic, freshDatabase, kafkaSettings, ROOT, runCli, tempDir} from '../helpers.js'
 
 const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex')
 

@@ -7,20 +7,11 @@
  * the growth must stay far below what holding one side would take. Nothing here measures time.
  */
 import {spawnSync} from 'node:child_process'
-import {createWriteStream, mkdtempSync, rmSync} from 'node:fs'
+import {createWriteStream} from 'node:fs'
 import {once} from 'node:events'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {describe, expect, it, onTestFinished} from 'vitest'
-import {createTestSchema, ROOT, settings, testPool} from '../helpers.js'
-
-/** A temp directory removed when the test finishes. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
+import {describe, expect, it} from 'vitest'
+import {createTestSchema, ROOT, settings, tempDir, testPool} from '../helpers.js'
 
 const ROWS = Number(process.env.PARITY_MEMORY_ROWS ?? 200_000)
 // (ROWS and ROWS / 4 must not be multiples of 7919: the CSV is a permutation by that step)

@@ -4,32 +4,11 @@
  * threshold; and what the evidence must show (escaped Markdown, the runs that decided each
  * day). Through bin/run.js, each test with its own database (the ledger is per database).
  */
-import {randomUUID} from 'node:crypto'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import pg from 'pg'
-import {describe, expect, it, onTestFinished} from 'vitest'
-import {runCli, settings} from '../helpers.js'
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
-function freshDatabase(): string {
-  const u = new URL(settings().databaseUrl)
-  const name = `parity_${randomUUID().replace(/-/g, '').slice(0, 10)}`
-  u.pathname = `/${name}`
-  onTestFinished(async () => {
-    const admin = new pg.Client({connectionString: settings().databaseUrl})
-    await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-    await admin.end()
-  })
-  return u.toString()
-}
+import {describe, expect, it} from 'vitest'
+import {freshDatabase, runCli, tempDir} from '../helpers.js'
 
 const LEFT = 'id,business_date,amount,note\n1,2026-11-19,1.00,a\n2,2026-11-19,2.00,b\n3,2026-11-20,3.00,c\n4,2026-11-20,4.00,d\n'
 

@@ -5,23 +5,14 @@
  * explanation). Only what identifies the inputs may differ: the raw text of sample values
  * ("1 234,56" in a CSV, 1234.56 in a numeric column), the digests, the strategy, the time.
  */
-import {writeFileSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {writeFileSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {createHash, randomUUID} from 'node:crypto'
 import pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
 import {encodeDatRecord, type DatRecord} from '../../fixtures/legacy/make-fixtures.js'
-import {createTestSchema, ROOT, runCli, settings, testPool} from '../helpers.js'
-
-/** A temp directory removed when the test finishes. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
+import {createTestSchema, ROOT, runCli, settings, tempDir, testPool} from '../helpers.js'
 
 interface Txn {
   txn_id: string

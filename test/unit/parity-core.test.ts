@@ -2,10 +2,8 @@
  * The pure parts of parity: value comparison (tolerances, normalization, exact decimals),
  * the core's counting and samples, rules, the external sort, the key order, the verdict.
  */
-import {existsSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
-import {describe, expect, it, onTestFinished} from 'vitest'
+import {existsSync, readdirSync} from 'node:fs'
+import {describe, expect, it} from 'vitest'
 import {SpecError} from '../../src/errors.js'
 import {businessDayZone, failureOf, percentage} from '../../src/parity/check.js'
 import {compareKeys, compareText, ParityCore, type ComparePlan} from '../../src/parity/compare.js'
@@ -19,14 +17,7 @@ import {sortedPgSql, sqlDateCondition} from '../../src/parity/sources.js'
 import {externalSort} from '../../src/parity/sort.js'
 import {compareValues, parseTolerance} from '../../src/parity/tolerances.js'
 import type {KeyedRow} from '../../src/parity/types.js'
-
-/** A temp directory removed when the test finishes. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
-  return dir
-}
-
+import {tempDir} from '../helpers.js'
 
 function plan(o: Partial<ParityOptions> & {cols: string[]}, rulesText?: string, schemes = {left: 'csv', right: 'csv'}): ComparePlan {
   const rules = rulesText ? parseRules(rulesText, 'rules.yaml') : []
