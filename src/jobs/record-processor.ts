@@ -6,7 +6,7 @@
 import type {Position, RawRecord, RawRecordError} from '../../legacy-adapters/types.js'
 import type {RecordErrorCode} from '../errors.js'
 import type {PipelineSpec} from '../config/spec.js'
-import {createNormalizer, maskedKeyOf, showValue} from '../normalize/index.js'
+import {createNormalizer, fieldWithoutValue, maskedKeyOf, showValue} from '../normalize/index.js'
 import type {Rejection} from '../normalize/types.js'
 import {cyrb53, KeyTable} from './key-table.js'
 
@@ -144,10 +144,7 @@ export function createRecordProcessor(spec: RecordProcessorSpec, withRejects: bo
       if (seen) {
         // as the stream's validate stage: a record without a dedupe key is refused, not deduplicated
         // under the key "null" (shared with the text "null" and with every other record without one)
-        const missing = dedupeFields.find((f) => {
-          const v = result.record[f]
-          return v === null || v === undefined || v === ''
-        })
+        const missing = fieldWithoutValue(dedupeFields, result.record)
         if (missing !== undefined) {
           count('SCHEMA_VIOLATION')
           if (withRejects) {

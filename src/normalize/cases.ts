@@ -23,7 +23,7 @@ import {loadSpec, namesOf, type PipelineSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
 import {parseJsonExact} from './json.js'
 import {createNormalizer, type Normalizer} from './record.js'
-import {maskedKeyOf, maskValue} from './text.js'
+import {fieldWithoutValue, maskedKeyOf, maskValue} from './text.js'
 import type {NormalizedValue, Rejection} from './types.js'
 
 export interface CaseResult {
@@ -200,7 +200,7 @@ async function runCase(name: string, dir: string, spec: CaseSpec): Promise<CaseR
       continue
     }
     // as normalize and the stream: a record without a dedupe key is refused, not deduplicated
-    const missing = dedupe?.by.find((f) => out.record[f] === null || out.record[f] === undefined || out.record[f] === '')
+    const missing = dedupe ? fieldWithoutValue(dedupe.by, out.record) : undefined
     if (missing !== undefined) {
       rejected([{code: 'SCHEMA_VIOLATION', field: missing, value: null, message: `field ${missing} has no value, and the pipeline needs it (dedupe)`, position}], input.line)
       continue

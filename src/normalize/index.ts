@@ -9,7 +9,7 @@ export {parseDecimal, decimalFromNumber, decimalFromNumberText, type DecimalOpti
 export {parseJsonExact, JsonNumberText} from './json.js'
 export {parseInteger, integerFromNumber} from './integer.js'
 export {parseBoolean, booleanFromNumber, BOOLEAN_WORDS} from './boolean.js'
-export {maskValue, maskedKeyOf, showValue, charLength} from './text.js'
+export {maskValue, maskedKeyOf, fieldWithoutValue, showValue, charLength} from './text.js'
 export {
   matchDateFormats,
   isoOf,

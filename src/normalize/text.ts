@@ -23,6 +23,19 @@ export function maskedKeyOf(by: readonly string[], fields: Readonly<Record<strin
   }
 }
 
+/**
+ * The first of `fields` that has no value in `record` (null, absent or ""), or undefined: the
+ * dedupe of `normalize` and `pipeline test` refuse such a record, as the stream's validate stage
+ * does (runtime/stages/validate.ts, which checks each key field for a NUL character as it goes).
+ */
+export function fieldWithoutValue(fields: readonly string[], record: Readonly<Record<string, unknown>>): string | undefined {
+  for (const f of fields) {
+    const v = record[f]
+    if (v === null || v === undefined || v === '') return f
+  }
+  return undefined
+}
+
 /** The value as shown in a rejection: masked when sensitive, cut at 200 characters. */
 export function showValue(text: string, sensitive: boolean): string {
   if (sensitive) return maskValue(text)

@@ -758,9 +758,7 @@ class StreamRuntime {
         if (high.status !== 'fulfilled' || this.stopping) return
         for (const o of high.value) {
           if (!this.isAssigned(o.partition)) continue
-          let at = (stored.status === 'fulfilled' ? stored.value.get(o.partition) : undefined) ?? this.knownNext.get(o.partition) ?? BigInt(o.low)
-          const f = this.filteredEnd.get(o.partition)
-          if (f !== undefined && f > at) at = f
+          const at = this.standsAt(o.partition, (stored.status === 'fulfilled' ? stored.value.get(o.partition) : undefined) ?? this.knownNext.get(o.partition), o.low)
           const lag = Math.max(0, Number(BigInt(o.high) - at))
           this.lag.set(o.partition, lag)
           this.d.metrics.lag(this.topic, o.partition, lag)
@@ -822,6 +820,16 @@ class StreamRuntime {
     }
   }
 
+  /**
+   * The next offset a partition stands at: its stored (or last known) offset, else the topic's low
+   * watermark, moved past the batches kafkajs resolved itself (only control records).
+   */
+  private standsAt(partition: number, stored: bigint | undefined, low: string): bigint {
+    const at = stored ?? BigInt(low)
+    const f = this.filteredEnd.get(partition)
+    return f !== undefined && f > at ? f : at
+  }
+
   /** Every assigned partition committed up to its high watermark, idle for idleMs, outbox drained. */
   private async caughtUp(idleMs: number): Promise<boolean> {
     if (this.slots.some((s) => s.assigned === undefined) || this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
@@ -831,11 +839,7 @@ class StreamRuntime {
     for (const p of assigned) {
       const o = offsets.find((x) => x.partition === p)
       if (!o) return false
-      const high = BigInt(o.high)
-      let at = stored.get(p) ?? BigInt(o.low)
-      const f = this.filteredEnd.get(p)
-      if (f !== undefined && f > at) at = f
-      if (at < high) return false
+      if (this.standsAt(p, stored.get(p), o.low) < BigInt(o.high)) return false
     }
     if (this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
     return (await this.relay.drain(30_000)) === 0
@@ -846,10 +850,7 @@ class StreamRuntime {
     const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
     let lag = 0n
     for (const o of offsets) {
-      let at = stored.get(o.partition) ?? BigInt(o.low)
-      const f = this.filteredEnd.get(o.partition)
-      if (f !== undefined && f > at) at = f
-      const l = BigInt(o.high) - at
+      const l = BigInt(o.high) - this.standsAt(o.partition, stored.get(o.partition), o.low)
       if (l > 0n) lag += l
     }
     return Number(lag)

@@ -30,6 +30,17 @@ const picture = fc.record({digits: fc.integer({min: 1, max: 31}), signed: fc.boo
   fc.record({digits: fc.constant(digits), signed: fc.constant(signed), scale: fc.integer({min: 0, max: digits})}),
 )
 
+
+/** What parseCopybook throws for `text` (undefined when it parses). */
+function refusal(text: string): unknown {
+  try {
+    parseCopybook(text, 'cb.cpy')
+  } catch (e) {
+    return e
+  }
+  return undefined
+}
+
 describe('COMP-3 packed decimal', () => {
   it('decodes known bytes', () => {
     expect(decodePacked(Buffer.from([0x01, 0x23, 0x45, 0x6c]), 2)).toBe('1234.56')
@@ -242,12 +253,7 @@ describe('parseCopybook', () => {
       ['', /no items/, /01 RECORD/],
     ]
     for (const [text, message, hint] of cases) {
-      let err: unknown
-      try {
-        parseCopybook(text, 'cb.cpy')
-      } catch (e) {
-        err = e
-      }
+      const err = refusal(text)
       expect(err, text).toMatchObject({code: 'SPEC_INVALID'})
       expect((err as Error).message).toMatch(message)
       expect((err as {hint: string}).hint).toMatch(hint)
@@ -322,12 +328,7 @@ describe('parseCopybook', () => {
       ['01 R.\n  05 G OCCURS 2.\n    10 H PIC S9(4) COMP SYNC.\n    10 X PIC X.', /cb\.cpy:3: H .*\(field h_2\) .*at byte 3/, /end of each occurrence/],
     ]
     for (const [text, message, hint] of cases) {
-      let err: unknown
-      try {
-        parseCopybook(text, 'cb.cpy')
-      } catch (e) {
-        err = e
-      }
+      const err = refusal(text)
       expect(err, text).toMatchObject({code: 'SPEC_INVALID', exitCode: 2})
       expect((err as Error).message, text).toMatch(message)
       expect((err as {hint: string}).hint, text).toMatch(hint)
