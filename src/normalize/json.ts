@@ -58,34 +58,46 @@ export function hasLongNumber(text: string): boolean {
 }
 
 /**
- * Whether a parsed JSON value holds a number anywhere: by recursion (no allocation: it runs for
- * every record), and below MAX_RECURSION levels by a loop (holdsNumberDeep), since JSON.parse
- * takes values nested far deeper than the stack would.
+ * Walks a parsed JSON value: how many object members it holds at every depth (the return), and
+ * whether it holds a number anywhere (`sawNumber`). By recursion (no allocation: it runs for
+ * every record), and below MAX_RECURSION levels by a loop (walkDeep), since JSON.parse takes
+ * values nested far deeper than the stack would.
  */
-function holdsNumber(v: unknown, depth = 0): boolean {
-  if (typeof v === 'number') return true
-  if (v === null || typeof v !== 'object') return false
-  if (depth >= MAX_RECURSION) return holdsNumberDeep(v)
-  if (Array.isArray(v)) {
-    for (const x of v) if (holdsNumber(x, depth + 1)) return true
-    return false
+let sawNumber = false
+
+function walk(v: unknown, depth = 0): number {
+  if (typeof v === 'number') {
+    sawNumber = true
+    return 0
   }
-  for (const k in v) if (holdsNumber((v as Record<string, unknown>)[k], depth + 1)) return true
-  return false
+  if (v === null || typeof v !== 'object') return 0
+  if (depth >= MAX_RECURSION) return walkDeep(v)
+  let members = 0
+  if (Array.isArray(v)) {
+    for (const x of v) members += walk(x, depth + 1)
+    return members
+  }
+  for (const k in v) members += 1 + walk((v as Record<string, unknown>)[k], depth + 1)
+  return members
 }
 
 const MAX_RECURSION = 500
 
-function holdsNumberDeep(value: unknown): boolean {
+function walkDeep(value: unknown): number {
   const pending: unknown[] = [value]
+  let members = 0
   while (pending.length > 0) {
     const v = pending.pop()
-    if (typeof v === 'number') return true
+    if (typeof v === 'number') sawNumber = true
     if (v === null || typeof v !== 'object') continue
     if (Array.isArray(v)) for (const x of v) pending.push(x)
-    else for (const k in v) pending.push((v as Record<string, unknown>)[k])
+    else
+      for (const k in v) {
+        members++
+        pending.push((v as Record<string, unknown>)[k])
+      }
   }
-  return false
+  return members
 }
 
 /** What parseJsonExact throws for a member name given twice (lossless-json refuses it; JSON.parse keeps the last). */
@@ -93,58 +105,89 @@ export class RepeatedMemberError extends SyntaxError {}
 
 const exactNumber = (s: string): unknown => (isSafeNumber(s) ? Number(s) : new JsonNumberText(s))
 
+/** The index of the quote closing the JSON string that opens at `i`. */
+function stringEnd(text: string, i: number): number {
+  let end = text.indexOf('"', i + 1)
+  for (;;) {
+    let slashes = 0
+    while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++
+    if (slashes % 2 === 0) return end
+    end = text.indexOf('"', end + 1)
+  }
+}
+
+/** Whether a colon follows position `k` (after JSON whitespace): the string before it is a member name. */
+function colonAt(text: string, k: number): boolean {
+  while (k < text.length && (text.charCodeAt(k) === 0x20 || text.charCodeAt(k) === 0x0a || text.charCodeAt(k) === 0x0d || text.charCodeAt(k) === 0x09)) k++
+  return text.charCodeAt(k) === 0x3a
+}
+
 /**
- * The member names of the top-level object of `text`, valid JSON that JSON.parse has read: how
- * many there are (and, with `names`, which). Strings are skipped by indexOf, so the loop touches
- * only the characters between them (a flat record of ~300 bytes: a few dozen).
+ * How many member names `text` (valid JSON that JSON.parse has read) gives, in objects at every
+ * depth: a string followed by a colon is always one. Strings are skipped by indexOf, so the loop
+ * touches only the characters between them (a flat record of ~300 bytes: a few dozen).
  */
-function topLevelMembers(text: string, names?: string[]): number {
-  let depth = 0
+function memberCount(text: string): number {
   let count = 0
   for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 0x22) {
-      let end = text.indexOf('"', i + 1)
-      for (;;) {
-        let slashes = 0
-        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++
-        if (slashes % 2 === 0) break
-        end = text.indexOf('"', end + 1)
-      }
-      if (depth === 1) {
-        let k = end + 1
-        while (k < text.length && (text.charCodeAt(k) === 0x20 || text.charCodeAt(k) === 0x0a || text.charCodeAt(k) === 0x0d || text.charCodeAt(k) === 0x09)) k++
-        if (text.charCodeAt(k) === 0x3a) {
-          count++
-          names?.push(JSON.parse(text.slice(i, end + 1)) as string)
-        }
-      }
-      i = end
-    } else if (c === 0x7b || c === 0x5b) depth++
-    else if (c === 0x7d || c === 0x5d) depth--
+    if (text.charCodeAt(i) !== 0x22) continue
+    const end = stringEnd(text, i)
+    if (colonAt(text, end + 1)) count++
+    i = end
   }
   return count
 }
 
+/** The first member name that an object of `text` gives twice, with the path of that object ("" for the top level). */
+function repeatedMember(text: string): {name: string; path: string} | undefined {
+  // one frame per open object or array: the names seen in it (objects), the name or index it stands at
+  const frames: {names: Set<string> | null; at: string; index: number}[] = []
+  let lastName = ''
+  const path = () =>
+    frames
+      .slice(1)
+      .map((f) => f.at)
+      .join('')
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      const end = stringEnd(text, i)
+      const top = frames[frames.length - 1]
+      if (top?.names && colonAt(text, end + 1)) {
+        const name = JSON.parse(text.slice(i, end + 1)) as string
+        if (top.names.has(name)) return {name, path: path()}
+        top.names.add(name)
+        lastName = name
+      }
+      i = end
+    } else if (c === 0x7b || c === 0x5b) {
+      const parent = frames[frames.length - 1]
+      const at = parent === undefined ? '' : parent.names ? `${frames.length > 1 ? '.' : ''}${lastName}` : `[${parent.index}]`
+      frames.push({names: c === 0x7b ? new Set() : null, at, index: 0})
+    } else if (c === 0x7d || c === 0x5d) frames.pop()
+    else if (c === 0x2c) {
+      const top = frames[frames.length - 1]
+      if (top && !top.names) top.index++
+    }
+  }
+  return undefined
+}
+
 /**
  * `JSON.parse(text)`, except that numbers a double cannot hold exactly are kept as JsonNumberText,
- * and that a member name given twice in the top-level object is a RepeatedMemberError (JSON.parse
+ * and that a member name given twice in one object, at any depth, is a RepeatedMemberError (JSON.parse
  * would keep the last: `"amt":"1.00","amt":"2.00"` is not an amount anyone can vouch for).
  * Throws what JSON.parse throws.
  */
 export function parseJsonExact(text: string): unknown {
   const value: unknown = JSON.parse(text)
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    let keys = 0
-    for (const _ in value) keys++
-    if (topLevelMembers(text) !== keys) {
-      const names: string[] = []
-      topLevelMembers(text, names)
-      const repeated = names.find((n, i) => names.indexOf(n) !== i)
-      throw new RepeatedMemberError(`the member name "${repeated}" is given twice`)
-    }
+  sawNumber = false
+  const members = walk(value)
+  if (members !== 0 && memberCount(text) !== members) {
+    const repeated = repeatedMember(text)
+    throw new RepeatedMemberError(`the member name "${repeated?.name}" is given twice${repeated?.path ? ` (in ${repeated.path})` : ''}`)
   }
-  if (!holdsNumber(value) || !LONG_DIGITS.test(text) || !hasLongNumber(text)) return value
+  if (!sawNumber || !LONG_DIGITS.test(text) || !hasLongNumber(text)) return value
   try {
     return parseLossless(text, null, exactNumber)
   } catch (e) {

@@ -70,10 +70,13 @@ describe('decode stage: JSON that is JSON, said so', () => {
     const repeated = '{"id":"D2","amt":"1.00","amt":"2.00","x":12345678901234567}'
     // without a long number JSON.parse kept the last amount, silently: the same money accepted or refused by an unrelated field
     const repeatedPlain = '{"id":"D3","amt":"1.00","amt":"2.00"}'
-    const items = await decode('{topic: t}', [Buffer.from(deep), Buffer.from(repeated), Buffer.from(repeatedPlain)])
+    // in a nested object, which a field reads by a dotted path (from: card.amt): last-wins there too until now
+    const repeatedNested = '{"id":"D4","card":{"amt":"1.00","amt":"2.00"}}'
+    const items = await decode('{topic: t}', [Buffer.from(deep), Buffer.from(repeated), Buffer.from(repeatedPlain), Buffer.from(repeatedNested)])
     expect(items[0]!.status, items[0]!.dead?.message).toBe('ok')
-    for (const item of items.slice(1)) {
+    for (const item of items.slice(1, 3)) {
       expect(item.dead).toMatchObject({code: 'DECODE_ERROR', message: 'the value is JSON, but the member name "amt" is given twice: which one is meant is unknown'})
     }
+    expect(items[3]!.dead).toMatchObject({code: 'DECODE_ERROR', message: 'the value is JSON, but the member name "amt" is given twice (in card): which one is meant is unknown'})
   })
 })
