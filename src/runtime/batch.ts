@@ -451,11 +451,13 @@ function sinkRejection(err: SinkWriteError, item: WorkItem): DeadLetter {
   const pgErr = err.original as {message?: string; detail?: string; column?: string; constraint?: string; code?: string}
   const texts = {message: pgErr.message ?? String(err.original), ...(pgErr.detail ? {detail: pgErr.detail} : {})}
   const shown = err.sink.maskRow ? err.sink.maskRow(texts, item.record, pgErr) : texts
+  // PostgreSQL names no column for a value too long or a numeric overflow: the sink finds it
+  const which = pgErr.column === undefined ? err.sink.explainRow?.(item.record, pgErr.code) : undefined
   return {
     code: 'SINK_REJECTED',
-    message: `PostgreSQL rejected the row for ${err.sink.table}: ${shown.message}${shown.detail ? ` (${shown.detail})` : ''}`,
+    message: `PostgreSQL rejected the row for ${err.sink.table}: ${shown.message}${shown.detail ? ` (${shown.detail})` : ''}${which ? ` (${which.why})` : ''}`,
     stage: 'sink',
-    field: pgErr.column ?? null,
+    field: pgErr.column ?? which?.field ?? null,
   }
 }
 

@@ -190,6 +190,12 @@ export interface Sink {
   readonly rejects?: ReadonlySet<string>
   /** masks the spec's sensitive fields in what the database says of a row it refused (sinks/sensitive.ts); absent when none is sensitive */
   readonly maskRow?: RowTextMasker
+  /**
+   * The field of `record` whose column PostgreSQL refused, and why (naming the column), when its
+   * text names none (a value too long, a numeric overflow: sinks/table.ts overflowOf); undefined
+   * when it cannot tell
+   */
+  explainRow?(record: NormalizedRecord | undefined, sqlstate: string | undefined): {field: string; why: string} | undefined
   /** the write of `items` (see above); null when there is nothing to write */
   statement(items: readonly WorkItem[], options?: SinkStatementOptions): WriteStatement | null
 }

@@ -100,8 +100,10 @@ describe('stream run: rows the database refuses', () => {
     const message = (o: number) => dead.find((i) => Number(i.offset) === o)!.dead!.message
     expect(message(17)).toMatch(/violates check constraint "t_amount_check"/)
     expect(message(399)).toMatch(/violates check constraint "t_amount_check"/)
-    expect(message(0)).toMatch(/numeric field overflow/)
+    // PostgreSQL names no column for an overflow: the sink does, and the dead letter's field
+    expect(message(0)).toMatch(/numeric field overflow.*\(column amount: 7 digits before the decimal point, at most 6\)$/)
     expect(message(55)).toMatch(/numeric field overflow/)
+    expect(dead.find((i) => Number(i.offset) === 55)!.dead!.field).toBe('amount')
     expect(message(300)).toMatch(/duplicate key value violates unique constraint "t_ref_key"/)
     expect(message(210)).toMatch(/violates foreign key constraint/)
     expect(message(260)).toMatch(/violates check constraint "agg_total_check"/)
@@ -111,6 +113,32 @@ describe('stream run: rows the database refuses', () => {
     // the refused rows' dedupe keys are released (a fixed record can be replayed)
     const keys = await s.pool.query('SELECT key FROM cutover.stream_dedupe WHERE pipeline = $1 AND key = ANY($2)', [s.name, refused.map(s.id)])
     expect(keys.rows).toEqual([])
+  })
+
+  it('a value too long and a total that overflows are said with their column (PostgreSQL names none)', async () => {
+    const f = await batchFixture({
+      prefix: 'refusedcol',
+      tables: (schema) => [
+        `CREATE TABLE "${schema}".t (id text PRIMARY KEY, acct varchar(4) NOT NULL, amount numeric(8,2) NOT NULL, ref varchar(3))`,
+        `CREATE TABLE "${schema}".agg (acct text PRIMARY KEY, n integer NOT NULL DEFAULT 0, total numeric(7,2) NOT NULL DEFAULT 0)`,
+      ],
+      spec: SPEC,
+    })
+    const id = (o: number) => `c${String(o).padStart(4, '0')}`
+    const odd = new Map<number, Partial<Rec>>([
+      [3, {ref: 'ЖЖЖЖ'}], // 4 characters (8 bytes) into varchar(3)
+      [7, {acct: 'A12345'}],
+      [9, {acct: 'BIG', amount: '60000.00'}],
+      [11, {acct: 'BIG', amount: '60000.00'}], // BIG's total 120000.00 passes numeric(7,2)
+    ])
+    const rec = (o: number): Rec => ({id: id(o), acct: 'A1', amount: '1.00', ...odd.get(o)})
+    const outcome = await commitBatch(f.deps, await f.batch(0, 0, 19, rec), 1)
+    if (outcome.kind !== 'committed') throw new Error('not committed')
+    const dead = new Map(outcome.items.filter((i) => i.status === 'dead').map((i) => [Number(i.offset), i.dead!]))
+    expect([...dead.keys()].sort((a, b) => a - b)).toEqual([3, 7, 11])
+    expect(dead.get(3)).toMatchObject({field: 'ref', message: expect.stringMatching(/value too long for type character varying\(3\) \(column ref: 4 characters, at most 3\)$/)})
+    expect(dead.get(7)).toMatchObject({field: 'acct', message: expect.stringMatching(/\(column acct: 6 characters, at most 4\)$/)})
+    expect(dead.get(11)).toMatchObject({field: 'amount', message: expect.stringMatching(/numeric field overflow.*\(column total: the total would pass numeric\(7, 2\)\)$/)})
   })
 
   it('k refused rows take O(k) statements: the row each try stopped at, not bisection', async () => {

@@ -21,7 +21,7 @@ import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
 import {transactionLanes} from '../../src/runtime/run.js'
 import {businessDateOf} from '../../src/runtime/sinks/aggregate.js'
 import {pgArray} from '../../src/runtime/sinks/pgarray.js'
-import {suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
+import {overflowOf, suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
 import {canonicalJson, payloadHash} from '../../src/runtime/stages/dedupe.js'
 import {buildStages, STAGES} from '../../src/runtime/stages/index.js'
 import {inDedupeOrder, type PipelineContext, type WorkItem} from '../../src/runtime/types.js'
@@ -287,6 +287,15 @@ describe('stream runtime: helpers', () => {
     expect(typeMismatch({type: 'decimal', scale: 2}, col('double precision'))).toMatch(/cannot hold a decimal/)
     expect(typeMismatch({type: 'timestamp'}, col('timestamp without time zone'))).toMatch(/cannot hold a timestamp/)
     expect(suggestedType({type: 'decimal', precision: 18, scale: 2})).toBe('numeric(18, 2)')
+    // the column PostgreSQL does not name for an overflow or a value too long (a size, never the value)
+    const amount = col('numeric', {name: 'amount', numericPrecision: 8, numericScale: 2})
+    expect(overflowOf(amount, '-000123456.78', '22003')).toBeUndefined()
+    expect(overflowOf(amount, '-1234567.00', '22003')).toBe('column amount: 7 digits before the decimal point, at most 6')
+    expect(overflowOf(amount, '1234567.00', '23514')).toBeUndefined()
+    expect(overflowOf(col('integer', {name: 'n'}), '2147483648', '22003')).toBe('column n: out of the range of integer')
+    expect(overflowOf(col('integer', {name: 'n'}), '-2147483648', '22003')).toBeUndefined()
+    expect(overflowOf(col('character varying', {name: 'v', maxLength: 3}), 'ЖЖЖ', '22001')).toBeUndefined()
+    expect(overflowOf(col('character varying', {name: 'v', maxLength: 3}), '😀😀😀😀', '22001')).toBe('column v: 4 characters, at most 3')
     expect(isRowLevelError({code: '23505'})).toBe(true)
     expect(isRowLevelError({code: '22003'})).toBe(true)
     expect(isRowLevelError({code: '40001'})).toBe(false)

@@ -20,7 +20,7 @@ import type {Pool} from '../../pg/pool.js'
 import {SpecError} from '../../errors.js'
 import type {PipelineContext, Sink, WorkItem} from '../types.js'
 import {pgArray} from './pgarray.js'
-import {describeTable, mismatchError, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
+import {describeTable, mismatchError, overflowOf, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
 
 type FieldLike = Pick<FieldSpec, 'type'> & Partial<Pick<FieldSpec, 'scale' | 'precision' | 'max_length'>>
 
@@ -139,10 +139,27 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
     return item.record![name] ?? null
   }
 
+  // the columns a refused row may overflow: a group's own value, else (22003) the one numeric
+  // aggregate column whose running total it would push over, when there is only one
+  const groupColumns = groupBy.map((g) => info.columns.get(g)!)
+  const totals = aggs.filter((a) => a.fn !== 'count' && info.columns.get(a.column)?.dataType === 'numeric').map((a) => ({col: info.columns.get(a.column)!, field: a.field!}))
   return {
     name: 'aggregate',
     table: ref.label,
     sharedRows: true,
+    explainRow(record, sqlstate) {
+      if (!record) return undefined
+      for (const c of groupColumns) {
+        const value = c.name === 'business_date' ? undefined : record[c.name]
+        const why = overflowOf(c, value, sqlstate)
+        if (why) return {field: c.name, why}
+      }
+      const total = totals.length === 1 ? totals[0]!.col : undefined
+      if (sqlstate === '22003' && total?.numericPrecision != null) {
+        return {field: totals[0]!.field, why: `column ${total.name}: the total would pass numeric(${total.numericPrecision}, ${total.numericScale ?? 0})`}
+      }
+      return undefined
+    },
     statement(items) {
       const rows = items.filter((i) => i.record)
       if (rows.length === 0) return null

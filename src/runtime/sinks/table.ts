@@ -145,6 +145,40 @@ export function typeMismatch(f: Pick<FieldSpec, 'type'> & Partial<Pick<FieldSpec
   return null
 }
 
+/** Integer digits of a decimal or integer text ("-00123.450" -> 3; "0.5" -> 0). */
+function integerDigits(text: string): number {
+  const digits = text.replace(/^[-+]/, '').split('.')[0]!.replace(/^0+/, '')
+  return digits.length
+}
+
+const INTEGER_RANGE: Record<string, bigint> = {smallint: 32767n, integer: 2147483647n, bigint: 9223372036854775807n}
+
+/**
+ * Why `value` does not fit `col`, for the two refusals whose PostgreSQL text names no column:
+ * 22001 "value too long for type character varying(10)" and 22003 "numeric field overflow" (or
+ * "... out of range for type integer"). Says only the size, never the value (it may be sensitive).
+ */
+export function overflowOf(col: ColumnInfo, value: unknown, sqlstate: string | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined
+  const text = String(value)
+  if (sqlstate === '22001' && col.maxLength !== null) {
+    const chars = [...text].length
+    return chars > col.maxLength ? `column ${col.name}: ${chars} characters, at most ${col.maxLength}` : undefined
+  }
+  if (sqlstate !== '22003' || !/^[-+]?\d+(\.\d*)?$/.test(text)) return undefined
+  if (col.dataType === 'numeric' && col.numericPrecision !== null) {
+    const room = col.numericPrecision - (col.numericScale ?? 0)
+    const have = integerDigits(text)
+    return have > room ? `column ${col.name}: ${have} digits before the decimal point, at most ${room}` : undefined
+  }
+  const max = INTEGER_RANGE[col.dataType]
+  if (max !== undefined && /^[-+]?\d+$/.test(text)) {
+    const n = BigInt(text)
+    return n > max || n < -max - 1n ? `column ${col.name}: out of the range of ${col.dataType}` : undefined
+  }
+  return undefined
+}
+
 export function mismatchError(file: string, message: string, fix: string): SpecError {
   return new SpecError({file}, message, {hint: fix})
 }

@@ -26,7 +26,7 @@ import {SpecError} from '../../errors.js'
 import {COPY_MIN_ROWS, progressMark, type NormalizedRecord, type PipelineContext, type Sink, type WorkItem} from '../types.js'
 import {copyField} from '../../pg/copy.js'
 import {pgArray} from './pgarray.js'
-import {describeTable, mismatchError, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
+import {describeTable, mismatchError, overflowOf, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
 
 export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Pool): Promise<Sink> {
   const {spec, file} = ctx.loaded
@@ -124,6 +124,14 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
   return {
     name: 'upsert',
     table: ref.label,
+    explainRow(record, sqlstate) {
+      if (!record) return undefined
+      for (const c of cols) {
+        const why = overflowOf(c, record[c.name], sqlstate)
+        if (why) return {field: c.name, why}
+      }
+      return undefined
+    },
     statement(items, options) {
       const inOrder = strictlyIncreasing(items)
       const rows = inOrder ?? lastOfEachKey(items)
