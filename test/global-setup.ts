@@ -13,8 +13,9 @@ export default async function setup(): Promise<void> {
   if (process.env.CUTOVER_TEST_SERVICES === 'none') return
   const status = await devStatus(connectionSettingsFromEnv(), defaultStateDir())
   const problems: string[] = []
-  if (status.kafka.status === 'down') problems.push(`Kafka at ${status.kafka.address}: ${status.kafka.error} (run \`npx cutover dev up\`)`)
-  if (status.postgresql.status === 'down') problems.push(`PostgreSQL at ${status.postgresql.address}: ${status.postgresql.error}`)
+  // down (unreachable) or refused (it answers, but not to these settings): either way, no tests
+  if (status.kafka.status !== 'up') problems.push(`Kafka at ${status.kafka.address}: ${status.kafka.error} (run \`npx cutover dev up\`)`)
+  if (status.postgresql.status !== 'up') problems.push(`PostgreSQL at ${status.postgresql.address}: ${status.postgresql.error}`)
   if (spawnSync('kcat', ['-V']).error) problems.push('kcat is not installed (apt-get install -y kcat): tests read topics back with it')
   if (problems.length > 0) {
     throw new Error(`integration tests need real services, and some are missing:\n- ${problems.join('\n- ')}`)

@@ -5,6 +5,7 @@
  * Commands stay thin: parse flags, call one library function, return a typed result.
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
+import chalk from 'chalk'
 import {type CutoverError, describeError, ExitCode, isCutoverError} from '../errors.js'
 import {createLogger, LOG_LEVELS, parseLogLevel, redact, redactString, type Logger} from '../log.js'
 
@@ -29,6 +30,9 @@ export abstract class CutoverCommand extends Command {
     const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='))
     const fromFlag = i < 0 ? undefined : argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1]
     this.logger = createLogger({level: parseLogLevel(fromFlag ?? process.env.CUTOVER_LOG_LEVEL)})
+    // NO_COLOR (no-color.org): the progress bars and the DLQ browser (ink, through chalk) draw
+    // without colors; chalk itself reads only FORCE_COLOR, which still wins when set
+    if (process.env.NO_COLOR && process.env.FORCE_COLOR === undefined) chalk.level = 0
   }
 
   /** A line for the person at the terminal (stderr); silent under --json. */

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../cli/base.js'
 import {kafkaSettingsFromEnv} from '../config/env.js'
 import {formatGroupStatus, groupStatus, type GroupStatusResult} from '../backfill/status.js'
+import {UsageError} from '../errors.js'
 
 export type StatusResult = GroupStatusResult
 
@@ -18,11 +19,15 @@ export default class Status extends CutoverCommand {
 
   async run(): Promise<StatusResult> {
     const {flags} = await this.parse(Status)
+    // `--group=` would reach Kafka as an invalid group id (a Kafka error, exit 70)
+    if (flags.group.trim() === '') throw new UsageError('--group is empty', {hint: 'name the consumer group, e.g. --group cutover-txn (the spec\'s source.group)'})
+    // a topic named twice would be sampled twice: every partition listed and its lag counted twice
+    const topics = flags.topic ? [...new Set(flags.topic)] : undefined
     const controller = new AbortController()
     process.once('SIGINT', () => controller.abort())
     const result = await groupStatus({
       group: flags.group,
-      ...(flags.topic ? {topics: flags.topic} : {}),
+      ...(topics ? {topics} : {}),
       windowMs: flags.window * 1000,
       settings: kafkaSettingsFromEnv(),
       logger: this.logger,

@@ -20,7 +20,7 @@ import {createConnection} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {CutoverError, ExitCode} from '../errors.js'
+import {CutoverError, ExitCode, UsageError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
 import {probeKafka, type ClusterInfo} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
@@ -272,8 +272,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
   const p = paths(options.stateDir)
   const t0 = Date.now()
 
-  const existing = await answers(host, port, logger)
-  if (existing) {
+  const reuse = (existing: ClusterInfo): UpResult => {
     const managed = managedBroker(options.stateDir)
     logger.info('dev.broker.reuse', {bootstrap: `${host}:${port}`})
     return {
@@ -286,6 +285,35 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
       stateDir: options.stateDir,
       startMs: Date.now() - t0,
     }
+  }
+  const existing = await answers(host, port, logger)
+  if (existing) return reuse(existing)
+  // One state directory holds one broker: a second JVM on its data directory dies on the lock
+  // the running one holds, and its pid would replace the running broker's in broker.json,
+  // leaving that broker running where `dev down` no longer finds it.
+  const running = managedBroker(options.stateDir)
+  if (running) {
+    const down = `cutover dev down --state-dir ${options.stateDir}`
+    if (running.host !== host || running.port !== port) {
+      throw new UsageError(`a broker started from ${options.stateDir} is running on ${running.host}:${running.port} (pid ${running.pid}); one state directory holds one broker`, {
+        hint: `use that one (KAFKA_BROKERS=${running.host}:${running.port}), stop it first (${down}), or give this one its own --state-dir`,
+      })
+    }
+    // started, not answering yet (another `dev up` is starting it): wait for it instead
+    progress(`the broker started from ${options.stateDir} (pid ${running.pid}) does not answer yet; waiting for it on ${host}:${port}…`)
+    const deadline = t0 + (options.startTimeoutMs ?? 90_000)
+    while (isKafkaProcess(running.pid)) {
+      const info = await answers(host, port, logger)
+      if (info) return reuse(info)
+      if (Date.now() >= deadline) {
+        throw new CutoverError('START_TIMEOUT', `the broker started from ${options.stateDir} (pid ${running.pid}) does not answer on ${host}:${port} within ${Math.round((options.startTimeoutMs ?? 90_000) / 1000)} s`, {
+          exitCode: ExitCode.UNAVAILABLE,
+          hint: `read ${p.logs}/server.log; stop it with \`${down}\` and run dev up again`,
+        })
+      }
+      await sleep(500)
+    }
+    // it exited meanwhile: start one below
   }
   for (const [name, prt] of [['broker', port], ['controller', controllerPort]] as const) {
     if (await portOpen(host, prt)) {

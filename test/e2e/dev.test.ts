@@ -92,6 +92,22 @@ describe('cutover dev and global behaviour', () => {
     expect(r.stdout + r.stderr).not.toContain('s3cret-pw')
   })
 
+  it('dev status: PostgreSQL refusing the login is "refused" and exit 2 (the settings), not DOWN/unreachable and exit 3', async () => {
+    const env = {DATABASE_URL: 'postgres://no_such_role_cutover:s3cret-pw@127.0.0.1:5432/cutover'}
+    const r = await runCli(['dev', 'status', '--json'], {env})
+    // before the fix: status "down", unreachable ["postgresql"], exit 3, although the server answered
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.json.unreachable).toEqual([])
+    expect(r.json.refused).toEqual(['postgresql'])
+    expect(r.json.postgresql).toMatchObject({status: 'refused', address: '127.0.0.1:5432/cutover', error: expect.stringContaining('refused the login')})
+    expect(r.json.kafka.status).toBe('up')
+    const text = await runCli(['dev', 'status'], {env})
+    expect(text.code).toBe(2)
+    expect(text.stdout).toMatch(/postgresql\s+REFUSED\s+127\.0\.0\.1:5432\/cutover/)
+    expect(text.stderr).toMatch(/refused: postgresql/)
+    expect(r.stdout + r.stderr + text.stdout + text.stderr).not.toContain('s3cret-pw')
+  })
+
   it('dev status exits 3 naming Kafka when KAFKA_BROKERS is unreachable, within seconds', async () => {
     const r = await runCli(['dev', 'status'], {env: {KAFKA_BROKERS: '127.0.0.1:1'}})
     expect(r.code).toBe(3)

@@ -1,6 +1,6 @@
 /** `cutover status` through the built CLI, against the real broker: a topic that does not exist. */
 import {describe, expect, it} from 'vitest'
-import {createTestTopic, runCli, settings, uniqueName} from '../helpers.js'
+import {createTestTopic, kafka, runCli, settings, uniqueName} from '../helpers.js'
 
 describe('cutover status --topic', () => {
   it('a topic that does not exist is a usage error (exit 2) naming the brokers, and the process ends', async () => {
@@ -36,5 +36,36 @@ describe('cutover status --topic', () => {
       [topic, 0],
       [topic, 1],
     ])
+  })
+})
+
+describe('cutover status flags', () => {
+  it('a topic named twice in --topic is judged once: each partition listed once, its lag counted once', async () => {
+    const topic = await createTestTopic({partitions: 2, prefix: 'status-twice'})
+    const group = uniqueName('status-twice')
+    const producer = kafka().producer()
+    await producer.connect()
+    await producer.send({topic, messages: [...Array.from({length: 7}, () => ({partition: 0, value: 'a'})), ...Array.from({length: 5}, () => ({partition: 1, value: 'b'}))]})
+    await producer.disconnect()
+    const admin = kafka().admin()
+    await admin.connect()
+    await admin.setOffsets({groupId: group, topic, partitions: [{partition: 0, offset: '3'}, {partition: 1, offset: '5'}]})
+    await admin.disconnect()
+
+    const r = await runCli(['status', '--group', group, '--topic', topic, '--topic', topic, '--window', '0', '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    // before the fix: four partitions (each twice) and total_lag 8
+    expect(r.json.total_lag).toBe(4)
+    expect(r.json.partitions.map((p: {partition: number; committed: number; lag: number}) => [p.partition, p.committed, p.lag])).toEqual([
+      [0, 3, 4],
+      [1, 5, 0],
+    ])
+    expect(r.json.throughput.produced_last_minute).toBe(12)
+  })
+
+  it('an empty --group is a usage error (exit 2) with the fix, not a Kafka error (exit 70)', async () => {
+    const r = await runCli(['status', '--group=', '--window', '0', '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'USAGE', message: '--group is empty', hint: expect.stringContaining('--group')})
   })
 })
