@@ -73,12 +73,21 @@ export function kafkaSettingsFromEnv(env: Env = process.env): KafkaSettings {
 
 export function databaseUrlFromEnv(env: Env = process.env): string {
   const url = env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL
+  let parsed: URL
   try {
-    new URL(url)
+    parsed = new URL(url)
   } catch (error) {
     throw new UsageError(`DATABASE_URL "${redactString(url)}" is not a URL`, {
       cause: error,
-      hint: 'for example DATABASE_URL=postgres://postgres@127.0.0.1:5432/cutover',
+      hint: 'for example DATABASE_URL=postgres://postgres@127.0.0.1:5432/cutover; a password holding @ / ? # or : is percent-encoded (%40 %2F %3F %23 %3A)',
+    })
+  }
+  // `postgres://u:Pa@ss/w0rd@host/db`: a password holding "@" then "/" parses as user u, password
+  // Pa, host ss and database "w0rd@host/db", and every message naming the host and database
+  // would show pieces of the password. Such a URL is refused, and not shown.
+  if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) {
+    throw new UsageError('DATABASE_URL has an "@" after its host: a password holding "@" or "/" that is not percent-encoded (the URL is not shown: it would show part of the password)', {
+      hint: 'percent-encode the password: @ as %40, / as %2F, ? as %3F, # as %23, : as %3A (node -p "encodeURIComponent(process.argv[1])" \'<password>\')',
     })
   }
   return url

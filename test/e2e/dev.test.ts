@@ -108,6 +108,18 @@ describe('cutover dev and global behaviour', () => {
     expect(r.stdout + r.stderr + text.stdout + text.stderr).not.toContain('s3cret-pw')
   })
 
+  it('a DATABASE_URL whose password holds "@" then "/" unencoded is refused (exit 2), no piece of the password shown', async () => {
+    // parsed as user postgres, password "Pa", host "ss", database "w0rd@127.0.0.1/cutover": every
+    // message naming the host and database showed "ss:5432/w0rd@..."
+    const env = {DATABASE_URL: 'postgres://postgres:Pa@ss/w0rd@127.0.0.1:5432/cutover'}
+    for (const args of [['dev', 'status', '--json'], ['parity', 'report', '--json']]) {
+      const r = await runCli(args, {env})
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(r.stdout + r.stderr).toMatch(/percent-encode the password/)
+      expect(r.stdout + r.stderr).not.toMatch(/w0rd|Pa@ss|ss:5432/)
+    }
+  })
+
   it('dev status exits 3 naming Kafka when KAFKA_BROKERS is unreachable, within seconds', async () => {
     const r = await runCli(['dev', 'status'], {env: {KAFKA_BROKERS: '127.0.0.1:1'}})
     expect(r.code).toBe(3)
