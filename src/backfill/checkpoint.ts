@@ -80,7 +80,14 @@ export class CheckpointStore {
     return row ? {...row, paused_ms: Number(row.paused_ms), elapsed_ms: Number(row.elapsed_ms)} : undefined
   }
 
+  /** Records a new backfill; an id that is taken already (--id of an earlier backfill) is a UsageError. */
   async create(row: Omit<BackfillRow, 'runs'>, runBy: string): Promise<void> {
+    const taken = await this.load(row.id)
+    if (taken) {
+      throw new UsageError(`backfill ${row.id} exists already (${taken.status}, ${taken.source} -> ${taken.target})`, {
+        hint: taken.status === 'completed' ? 'name the new backfill with another --id (or none: one is made up)' : `continue it with --resume ${row.id}, or name the new backfill with another --id`,
+      })
+    }
     await this.pool.query(
       `INSERT INTO cutover.backfills (id, source, target, options, position, counts, status, paused_ms, elapsed_ms, run_by)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,

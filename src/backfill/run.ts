@@ -7,7 +7,8 @@
  *     -> [--spec] normalize (the normalizer every command shares); a reject becomes a dead letter
  *        for the spec's DLQ topic with the DESIGN.md headers and its code
  *     -> keyed record: JSON of the raw fields as read (with --spec: only records the spec accepts,
- *        keyed by the normalized key; `--send normalized` sends the typed record instead) (kafka:
+ *        keyed by the normalized key, as read in the spec's source.format, see recordAsRead;
+ *        `--send normalized` sends the typed record instead) (kafka:
  *        sources without --spec: the original value bytes), key = the spec's key or --key
  *        (kafka: sources keep their key by default), headers cutover.backfill.id and
  *        cutover.backfill.position (formatPosition: `file.csv:12`, `topic/3@1042`, `table[17]`)
@@ -32,14 +33,16 @@ import {stat} from 'node:fs/promises'
 import {resolve as resolvePath} from 'node:path'
 import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
-import type {RawRecord, SourceUri} from '../../legacy-adapters/types.js'
+import {csvLine} from '../../legacy-adapters/csv.js'
+import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
 import type {ConnectionSettings} from '../config/env.js'
-import {loadSpec, namesOf, sensitiveInputs, type LoadedSpec} from '../config/spec.js'
-import {CutoverError, UsageError} from '../errors.js'
-import {recordSerializer} from '../jobs/normalize.js'
+import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from '../config/spec.js'
+import {CutoverError, SpecError, UsageError} from '../errors.js'
+import {MISSING_COLUMN_HINT, missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
+import {encodeString, resolveEncoding} from '../normalize/encoding.js'
 import {createNormalizer} from '../normalize/index.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
 import {deadLetterHeaders, toKafkaHeaders} from '../runtime/outbox.js'
@@ -162,6 +165,64 @@ function cloneCounts(c: BackfillCounts): BackfillCounts {
   return {...c, rejected_by_code: {...c.rejected_by_code}}
 }
 
+/**
+ * A source with columns (csv:, fixed:, pg:) must have the column every spec field reads (`from`)
+ * and every --key names, as `normalize` requires: a missing one (a typo, another export's layout,
+ * a header read in the wrong encoding) would otherwise dead-letter the whole history as
+ * REQUIRED_FIELD_EMPTY, or send it all with null keys, exit 0. Exit 2 naming the columns instead,
+ * before the backfill has a row or sends anything. kafka: sources carry JSON: no columns to check.
+ */
+async function assertColumnsRead(uri: SourceUri, ctx: ReaderContext, loaded: LoadedSpec | undefined, keyFields: string[]): Promise<void> {
+  const wanted = loaded ? Object.entries(loaded.spec.fields).map(([name, f]) => ({name, from: f.from})) : keyFields.map((k) => ({name: k, from: k}))
+  const found = await missingColumns(uri, ctx, wanted)
+  if (!found) return
+  if (loaded) throw new SpecError(specLocation(loaded, ['fields', found.missing[0]!.name]), found.message, {hint: MISSING_COLUMN_HINT})
+  throw new UsageError(`--key ${keyFields.join(',')}: ${found.message}`, {hint: "name the source's key column(s) in --key (a header that looks garbled: check encoding= of the source)"})
+}
+
+/**
+ * With --spec (and `--send raw`), a record as read, in the form `stream run` with the same spec
+ * decodes (its source.format):
+ *   json   the fields as JSON (kafka: sources: the value bytes as they were)
+ *   fixed  the record's bytes as the fixed: source holds them (the copybook's layout, its
+ *          encoding); a csv: or pg: source has no such bytes: exit 2
+ *   csv    one line of the spec's source.columns, in that order, with its delimiter, in its
+ *          encoding (a character the encoding has no byte for: RangeError)
+ */
+function recordAsRead(loaded: LoadedSpec, uri: SourceUri): (r: RawRecordOk) => string | Buffer {
+  const source = loaded.spec.source
+  if (uri.scheme === 'kafka' || source.format === 'json') return (r) => (uri.scheme === 'kafka' && r.raw ? r.raw : JSON.stringify(r.fields))
+  if (source.format === 'fixed') {
+    if (uri.scheme !== 'fixed') {
+      throw new SpecError(specLocation(loaded, ['source', 'format']), `source.format fixed: stream run reads each message as a copybook record, and the records of a ${uri.scheme}: source are not copybook records`, {
+        hint: 'backfill the fixed: file itself with this spec, or give the topic a spec with source.format json (what backfill sends from other sources), or --send normalized',
+      })
+    }
+    return (r) => r.raw ?? JSON.stringify(r.fields)
+  }
+  const columns = source.columns ?? []
+  const delimiter = source.delimiter ?? ','
+  const encoding = resolveEncoding(source.encoding, 'source.encoding')
+  const text = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : String(v))
+  return (r) => {
+    const values = columns.map((c) => text(r.fields[c]))
+    try {
+      return encodeString(csvLine(values, delimiter), encoding)
+    } catch (e) {
+      // named by its column, without the value (it may be a sensitive field's)
+      const i = values.findIndex((v) => {
+        try {
+          encodeString(v, encoding)
+          return false
+        } catch {
+          return true
+        }
+      })
+      throw new RangeError(`column ${columns[i] ?? '?'} holds a character that ${encoding} has no byte for`, {cause: e})
+    }
+  }
+}
+
 /** The options that define the record stream: a resumed run must not change them. */
 const FIXED = ['from', 'to', 'spec', 'key', 'since', 'until', 'dlq', 'send'] as const
 
@@ -244,12 +305,15 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (opts.send !== undefined && !spec) throw new UsageError('--send chooses how records accepted by --spec are sent', {hint: 'add --spec <pipeline.yaml>, or drop --send'})
     const keyFields = opts.key ? opts.key.split(',').map((s) => s.trim()) : spec ? namesOf(spec.key) : []
     if (spec) for (const k of keyFields) if (!(k in spec.fields)) throw new UsageError(`--key ${k} is not a field of the spec`, {hint: `one of: ${Object.keys(spec.fields).join(', ')}`})
+    // --send normalized: a dead letter keeps the fields as JSON (kafka: the value bytes), as before
+    const asRead = loaded && !sendNormalized ? recordAsRead(loaded, uri) : (r: RawRecordOk) => (isKafka && r.raw ? r.raw : JSON.stringify(r.fields))
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
     const keyFrom = keyFunction(keyFields)
     if (uri.scheme === 'pg' && !uri.params.order_by && !/order\s+by/i.test(uri.params.query ?? '')) {
       logger.warn('backfill.pg_unordered', {note: 'without order_by= (or ORDER BY in the query) a resumed backfill may skip or repeat rows: PostgreSQL does not promise the same order twice'})
     }
+    await assertColumnsRead(uri, {databaseUrl: o.settings.databaseUrl, ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})}, loaded, keyFields)
     if (keyFields.length === 0 && !isKafka) logger.warn('backfill.unkeyed', {note: 'no --key and no spec key: records are spread over partitions without per-key order'})
 
     // ---- identity row
@@ -359,6 +423,11 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const ackedPos: BackfillPosition = resumedFrom ? {records: resumedFrom.records, ...(resumedFrom.partitions ? {partitions: {...resumedFrom.partitions}} : {}), ...(resumedFrom.last ? {last: resumedFrom.last} : {})} : {records: 0}
     let firstSendAt = 0
     let lastAckAt = 0
+    // the pacer's paused time when the first batch went and when the last was acknowledged: only
+    // the pauses between the two are taken out of rate_achieved's span (not a pause before the
+    // first send, nor one a stop interrupted after the last acknowledgement)
+    let pausedAtFirstSend = 0
+    let pausedAtLastAck = 0
     let sentThisRun = 0
     const onAck = (m: BatchMeta, b: OutBatch<BatchMeta>) => {
       addCounts(acked, m.counts)
@@ -367,6 +436,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (m.last) ackedPos.last = m.last
       sentThisRun += b.records.length
       lastAckAt = Date.now()
+      pausedAtLastAck = pacer.pausedMs
       updateProgress()
     }
     let bytesTotal = 0
@@ -465,7 +535,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         return true
       }
       if (b.records.length > 0 && !(await pacer.acquire(b.records.length, signal))) return false
-      if (firstSendAt === 0 && b.records.length > 0) firstSendAt = Date.now()
+      if (firstSendAt === 0 && b.records.length > 0) {
+        firstSendAt = Date.now()
+        pausedAtFirstSend = pacer.pausedMs
+      }
       try {
         await sender.submit(b)
       } catch (e) {
@@ -555,15 +628,37 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
                 const first = result.rejections[0]!
                 c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
                 const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
-                deadLetter(r, first.code, first.message, 'normalize', rawKey, isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers)
+                let value: string | Buffer
+                try {
+                  value = asRead(r)
+                } catch {
+                  value = JSON.stringify(r.fields) // not encodable as the spec's source: the fields, to fix and replay
+                }
+                deadLetter(r, first.code, first.message, 'normalize', rawKey, value, headers)
               } else {
                 if (eventTimeField && outOfRange(Date.parse(String(result.record[eventTimeField])))) {
                   c.out_of_range++
                 } else {
+                  let value: string | Buffer | undefined
+                  let unencodable: string | undefined
+                  try {
+                    value = sendNormalized ? serialize!(result.record) : asRead(r)
+                  } catch (e) {
+                    if (!(e instanceof RangeError)) throw e
+                    unencodable = e.message
+                  }
                   c.read++
-                  c.sent++
-                  const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
-                  batch.records.push({key, value: sendNormalized ? serialize!(result.record) : isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+                  if (value === undefined) {
+                    // a character the spec's source.encoding has no byte for: stream run could not read it back
+                    c.rejected++
+                    c.rejected_by_code.DECODE_ERROR = (c.rejected_by_code.DECODE_ERROR ?? 0) + 1
+                    const message = `${formatPosition(pos)}: ${unencodable} (the spec's source.encoding: stream run reads the topic in it)`
+                    deadLetter(r, 'DECODE_ERROR', message, 'decode', keyOf(rawKeyFields.map((f) => r.fields[f])), JSON.stringify(r.fields), headers)
+                  } else {
+                    c.sent++
+                    const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
+                    batch.records.push({key, value, headers})
+                  }
                 }
               }
             } else {
@@ -604,7 +699,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (checkpointTimer) clearInterval(checkpointTimer)
     const status: BackfillStatus = stoppedEarly ? 'stopped' : 'completed'
     await saveFinal(status)
-    const activeMs = lastAckAt > firstSendAt ? lastAckAt - firstSendAt - pacer.pausedMs : 0
+    const activeMs = firstSendAt > 0 && lastAckAt > firstSendAt ? lastAckAt - firstSendAt - (pausedAtLastAck - pausedAtFirstSend) : 0
     const result: BackfillResult = {
       id,
       source: opts.from,

@@ -34,7 +34,7 @@ export default class Backfill extends CutoverCommand {
     'batch-size': Flags.integer({min: 1, max: 10000, description: 'records per producer batch (default: 50 ms of --rate, at most 2000)'}),
     send: Flags.option({
       options: ['raw', 'normalized'] as const,
-      description: 'with --spec: send accepted records as read (raw, default: what `stream run` with the same spec consumes) or as the normalized record',
+      description: "with --spec: send accepted records as read (raw, default: in the spec's source.format, what `stream run` with the same spec consumes: json the fields, fixed the copybook record's bytes, csv one line of source.columns in source.encoding) or as the normalized record (JSON)",
     })(),
     'dry-run': Flags.boolean({description: 'read and normalize, count, send nothing'}),
   }

@@ -17,6 +17,7 @@
  */
 import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
+import type {SourceUri} from '../../legacy-adapters/types.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
 import {SpecError, type RecordErrorCode} from '../errors.js'
@@ -114,20 +115,32 @@ function reportProgress(progress: ProgressTracker | undefined, counts: Normalize
  * SpecError (exit 2) naming the columns instead, before anything is written. JSON sources
  * (kafka:) have no columns: an absent key is a value left out.
  */
-async function assertColumnsRead(options: NormalizeJobOptions, ctx: ReaderContext): Promise<void> {
-  const uri = parseSourceUri(options.uri)
-  if (uri.scheme !== 'csv' && uri.scheme !== 'fixed' && uri.scheme !== 'pg') return
+/**
+ * The columns of `wanted` (a field's name and the column it reads) that a source with columns
+ * (csv:, fixed:, pg:) lacks, with a message naming them and the source's columns; undefined when
+ * none is missing, the source has no record yet, or it has no columns (kafka:). normalize and
+ * backfill refuse such a source (exit 2) rather than reading a null from every record.
+ */
+export async function missingColumns(uri: SourceUri, ctx: ReaderContext, wanted: readonly {name: string; from: string}[]): Promise<{missing: {name: string; from: string}[]; message: string} | undefined> {
+  if (wanted.length === 0 || (uri.scheme !== 'csv' && uri.scheme !== 'fixed' && uri.scheme !== 'pg')) return undefined
   const {peekColumns} = await import('../parity/sources.js')
   const columns = await peekColumns(uri, ctx)
-  if (columns === undefined) return // no record: nothing to read wrong
+  if (columns === undefined) return undefined // no record: nothing to read wrong
   const have = new Set(columns)
-  const missing = Object.entries(options.spec.spec.fields).filter(([, f]) => !have.has(f.from))
-  if (missing.length === 0) return
-  const which = missing.map(([name, f]) => (f.from === name ? name : `${f.from} (field ${name})`)).join(', ')
+  const missing = wanted.filter((w) => !have.has(w.from))
+  if (missing.length === 0) return undefined
+  const which = missing.map((m) => (m.from === m.name ? m.name : `${m.from} (field ${m.name})`)).join(', ')
   const shown = columns.length > 20 ? `${columns.slice(0, 20).join(', ')}, … (${columns.length})` : columns.join(', ')
-  throw new SpecError({file: options.spec.file}, `${uri.text} has no column ${which}; its columns: ${shown}`, {
-    hint: "set the field's `from:` to the column's name, or remove the field (a header that looks garbled: check encoding= of the source)",
-  })
+  return {missing, message: `${uri.text} has no column ${which}; its columns: ${shown}`}
+}
+
+/** The hint of a spec field whose column a source lacks. */
+export const MISSING_COLUMN_HINT = "set the field's `from:` to the column's name, or remove the field (a header that looks garbled: check encoding= of the source)"
+
+async function assertColumnsRead(options: NormalizeJobOptions, ctx: ReaderContext): Promise<void> {
+  const wanted = Object.entries(options.spec.spec.fields).map(([name, f]) => ({name, from: f.from}))
+  const found = await missingColumns(parseSourceUri(options.uri), ctx, wanted)
+  if (found) throw new SpecError({file: options.spec.file}, found.message, {hint: MISSING_COLUMN_HINT})
 }
 
 export async function normalizeSource(options: NormalizeJobOptions): Promise<NormalizeSummary> {

@@ -124,6 +124,97 @@ describe('cutover backfill (e2e)', () => {
     expect(rows.rows).toEqual(golden)
   })
 
+  it.each([
+    {
+      name: 'fixed (EBCDIC copybook records)',
+      golden: 'fixed-ebcdic-cp037',
+      from: 'fixed:fixtures/legacy/TXN.DAT?copybook=fixtures/legacy/txn.cpy&encoding=cp037',
+      source: `format: fixed, encoding: cp037, copybook: ${join(ROOT, 'fixtures/legacy/txn.cpy')}`,
+      table: `(txn_id text PRIMARY KEY, account_id text NOT NULL, event_time timestamptz NOT NULL, amount numeric(18,2) NOT NULL, currency text NOT NULL,
+        merchant text, mcc integer, fee numeric(18,2), status_code text, auth_count integer)`,
+      select: `txn_id, account_id, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS event_time, amount::text AS amount, currency, merchant,
+        mcc::text AS mcc, fee::text AS fee, status_code, auth_count::text AS auth_count`,
+      run: {read: 7, written: 6, duplicates: 1},
+    },
+    {
+      name: 'csv (one windows-1251 line per message)',
+      golden: 'csv-windows-1251',
+      from: CSV,
+      source: 'format: csv, encoding: windows-1251, delimiter: ";", columns: [id, acct, amt, ts, currency, merchant]',
+      table: '(txn_id text PRIMARY KEY, account_id text NOT NULL, amount numeric(18,2) NOT NULL, currency text NOT NULL, event_time timestamptz NOT NULL, merchant text)',
+      select: `txn_id, account_id, amount::text AS amount, currency, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS event_time, merchant`,
+      run: {read: 11, written: 9, duplicates: 1, dead_lettered: {DUPLICATE_CONFLICT: 1}},
+    },
+  ])('--spec whose source.format is $name: backfill sends what `stream run` with that spec decodes; the sink holds the golden output (was: JSON, every record a DECODE_ERROR)', async (c) => {
+    const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-fmt'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-fmt-dlq'})
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".txn_clean ${c.table}`)
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-fmt-'))
+    const spec = join(dir, 'spec.yaml')
+    const text = readFileSync(join(ROOT, `fixtures/golden/${c.golden}/spec.yaml`), 'utf8')
+      .replace(/^source: .*$/m, `source: { topic: ${topic}, group: ${uniqueName('g')}, ${c.source} }`)
+      .replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`)
+      .replace(/^name: .*$/m, `name: ${uniqueName('bf-fmt')}`)
+    expect(text).toContain(`topic: ${topic}`)
+    writeFileSync(spec, text)
+    const bf = await runCli(['backfill', '--from', c.from, '--to', topic, '--spec', spec, '--json'])
+    expect(bf.code, bf.stderr).toBe(0)
+    await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [bf.json.id])
+    expect(bf.json.sent).toBe(c.run.read)
+
+    const run = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '1500', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.json).toMatchObject({dead_lettered: {}, ...c.run})
+    const rows = await pool.query(`SELECT ${c.select} FROM "${schema}".txn_clean ORDER BY txn_id`)
+    const golden = readFileSync(join(ROOT, `fixtures/golden/${c.golden}/expected.ndjson`), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(rows.rows).toEqual(golden)
+  })
+
+  it('--spec with source.format csv in windows-1251: a record with a character the encoding lacks is a DECODE_ERROR dead letter naming its column (not its value); read = sent + rejected', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-fmt-enc'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-fmt-enc-dlq'})
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-fmt-enc-'))
+    writeFileSync(join(dir, 'u.csv'), 'id;acct;amt;ts;currency;merchant\nU1;A1;1,00;20.11.2026 12:00:00;RUB;Кафе ☕\nU2;A1;2,00;20.11.2026 12:00:00;RUB;Кафе\n')
+    const spec = join(dir, 'spec.yaml')
+    writeFileSync(
+      spec,
+      readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8')
+        .replace(/^source: .*$/m, `source: { topic: ${topic}, format: csv, encoding: windows-1251, delimiter: ";", columns: [id, acct, amt, ts, currency, merchant] }`)
+        .replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`),
+    )
+    const r = await runCli(['backfill', '--from', 'csv:u.csv?delimiter=;', '--to', topic, '--spec', spec, '--json'], {cwd: dir})
+    expect(r.code, r.stderr).toBe(0)
+    await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+    expect(r.json).toMatchObject({read: 2, sent: 1, rejected: 1, rejected_by_code: {DECODE_ERROR: 1}})
+    const clean = kcatConsume(topic)
+    expect(clean.map((m) => m.key)).toEqual(['U2'])
+    const dead = kcatConsume(dlq)
+    expect(dead).toHaveLength(1)
+    expect(dead[0]!.key).toBe('U1')
+    expect(dead[0]!.headers['cutover.error.code']).toBe('DECODE_ERROR')
+    expect(dead[0]!.headers['cutover.error.message']).toMatch(/^u\.csv:2: column merchant holds a character that windows-1251 has no byte for/)
+    expect(dead[0]!.headers['cutover.error.message']).not.toContain('Кафе')
+    expect(JSON.parse(dead[0]!.payload!)).toMatchObject({id: 'U1', merchant: 'Кафе ☕'}) // the fields, to fix and replay
+  })
+
+  it('--spec with source.format fixed and a source that has no copybook records: exit 2 at the spec\'s source.format, nothing sent', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-fmt-bad'})
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-fmt-bad-'))
+    const spec = join(dir, 'spec.yaml')
+    writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace(/^source: .*$/m, `source: { topic: ${topic}, format: fixed, encoding: cp037, copybook: ${join(ROOT, 'fixtures/legacy/txn.cpy')} }`))
+    const r = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--json'])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.json.error.code).toBe('SPEC_INVALID')
+    expect(r.json.error.message).toMatch(/source\.format fixed: .* csv: source are not copybook records/)
+    expect(r.json.error.line).toBeGreaterThan(0)
+    expect(kcatConsume(topic)).toHaveLength(0)
+  })
+
   it('--send normalized sends the typed record under the spec field names', async () => {
     const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-norm'})
     const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-norm-dlq'})
@@ -186,6 +277,66 @@ describe('cutover backfill (e2e)', () => {
     expect(r.json).toMatchObject({status: 'completed', read: 15, sent: 14, rejected: 1})
     expect(r.stderr.split('\n').filter((l) => l.includes('"backfill.group_unknown"'))).toHaveLength(1)
     await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+  })
+
+  it('a spec field or --key naming a column the source lacks: exit 2 naming the columns, nothing sent, no backfill row (was: the whole file dead-lettered, or sent unkeyed, exit 0)', async () => {
+    const topic = await createTestTopic({partitions: 3, prefix: 'bf-e2e-cols'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-cols-dlq'})
+    const pool = testPool()
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-cols-'))
+    const spec = join(dir, 'spec.yaml')
+    // account_id reads a column `account`; the file's is `acct`
+    writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`).replace('from: acct,', 'from: account,'))
+    const ids = [uniqueName('bf-cols'), uniqueName('bf-cols'), uniqueName('bf-cols')]
+    const bySpec = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--id', ids[0]!, '--json'])
+    expect(bySpec.code, bySpec.stderr).toBe(2)
+    expect(bySpec.json.error.code).toBe('SPEC_INVALID')
+    expect(bySpec.json.error.message).toContain('has no column account (field account_id); its columns: id, acct, amt, ts, currency, merchant')
+    expect(bySpec.json.error.line).toBeGreaterThan(0) // at the field, in the spec
+    const byKey = await runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--key', 'ID', '--id', ids[1]!, '--json'])
+    expect(byKey.code, byKey.stderr).toBe(2)
+    expect(byKey.json.error.message).toContain('--key ID: ')
+    expect(byKey.json.error.message).toContain('has no column ID; its columns: id, acct')
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || g AS id, g::numeric AS amt FROM generate_series(1, 5) g`)
+    const fromPg = await runCli(['backfill', '--from', `pg:${schema}.legacy_txn?order_by=id`, '--to', topic, '--key', 'txn_id', '--id', ids[2]!, '--json'])
+    expect(fromPg.code, fromPg.stderr).toBe(2)
+    expect(fromPg.json.error.message).toContain('has no column txn_id; its columns: id, amt')
+    expect(kcatConsume(topic)).toHaveLength(0)
+    expect(kcatConsume(dlq)).toHaveLength(0)
+    expect((await pool.query('SELECT id FROM cutover.backfills WHERE id = ANY($1)', [ids])).rows).toEqual([])
+    // the right column goes through
+    const ok = await runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--key', 'id', '--dry-run', '--json'])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.json).toMatchObject({read: 15, sent: 14, rejected: 1})
+  })
+
+  it('--id of an existing backfill: exit 2 saying so, with --resume as the fix; the row and the topic untouched (was: exit 70, a bare unique-constraint message)', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-dupid'})
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || lpad(g::text, 3, '0') AS id, g::numeric AS amt FROM generate_series(1, 20) g`)
+    const id = uniqueName('bf-dupid')
+    onTestFinished(async () => {
+      await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [id])
+    })
+    const from = `pg:${schema}.legacy_txn?order_by=id`
+    const first = await runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', '--id', id, '--json'])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.json).toMatchObject({id, status: 'completed', sent: 20})
+    const again = await runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', '--id', id, '--json'])
+    expect(again.code, again.stderr).toBe(2)
+    expect(again.json.error).toMatchObject({code: 'USAGE'})
+    expect(again.json.error.message).toBe(`backfill ${id} exists already (completed, ${from} -> ${topic})`)
+    expect(again.json.error.hint).toMatch(/another --id/)
+    // a stopped one: the hint is --resume
+    await pool.query(`UPDATE cutover.backfills SET status = 'stopped' WHERE id = $1`, [id])
+    const stopped = await runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', '--id', id, '--json'])
+    expect(stopped.code, stopped.stderr).toBe(2)
+    expect(stopped.json.error.hint).toContain(`--resume ${id}`)
+    expect(kcatConsume(topic)).toHaveLength(20)
+    const row = await pool.query<{status: string; runs: number; records: number}>(`SELECT status, runs, (position->>'records')::int AS records FROM cutover.backfills WHERE id = $1`, [id])
+    expect(row.rows[0]).toEqual({status: 'stopped', runs: 1, records: 20})
   })
 
   it('bad usage exits 2 with the fix; a missing topic too', async () => {
