@@ -108,9 +108,14 @@ export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'reque
     if (UNREACHABLE.has(root.name ?? '')) unreachable = true
   }
   if (unreachable) {
-    return new ServiceUnavailableError('kafka', address, `${what} failed: ${root?.message ?? err.message ?? String(e)}`, {
+    const said = root?.message ?? err.message ?? String(e)
+    // KAFKA_SSL against a listener without TLS: the port answers, then drops the handshake
+    const tls = settings.ssl !== undefined && /TLS|SSL|secure/i.test(said)
+    return new ServiceUnavailableError('kafka', address, `${what} failed: ${said}`, {
       cause: e,
-      hint: 'start a broker (`cutover dev up`) or point KAFKA_BROKERS at a running one',
+      hint: tls
+        ? `TLS is on (KAFKA_SSL or KAFKA_SSL_*) and ${address} dropped the TLS handshake: point KAFKA_BROKERS at the broker's TLS listener, or unset KAFKA_SSL for a plaintext one`
+        : 'start a broker (`cutover dev up`) or point KAFKA_BROKERS at a running one',
     })
   }
   return new CutoverError('KAFKA_ERROR', `Kafka ${what} failed: ${err.message ?? String(e)}`, {

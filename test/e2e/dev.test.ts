@@ -120,6 +120,13 @@ describe('cutover dev and global behaviour', () => {
     }
   })
 
+  it('KAFKA_SSL against the plaintext broker: the fix says TLS, not "start a broker"', async () => {
+    const r = await runCli(['dev', 'status'], {env: {KAFKA_SSL: 'true'}})
+    expect(r.code).toBe(3)
+    expect(r.stdout + r.stderr).toMatch(/dropped the TLS handshake: point KAFKA_BROKERS at the broker's TLS listener, or unset KAFKA_SSL/)
+    expect(r.stdout + r.stderr).not.toMatch(/start a broker/)
+  })
+
   it('dev status exits 3 naming Kafka when KAFKA_BROKERS is unreachable, within seconds', async () => {
     const r = await runCli(['dev', 'status'], {env: {KAFKA_BROKERS: '127.0.0.1:1'}})
     expect(r.code).toBe(3)
