@@ -115,7 +115,10 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const [leftPeek, rightPeek] = await Promise.all([peekSide(leftUri, leftCtx), peekSide(rightUri, rightCtx)])
   const leftCols = leftPeek?.columns
   const rightCols = rightPeek?.columns
-  const plan = buildPlan(opts, leftCols, rightCols, rules, spec?.spec, {left: leftUri.scheme, right: rightUri.scheme})
+  const plan = buildPlan(opts, leftCols, rightCols, rules, spec?.spec, {left: leftUri.scheme, right: rightUri.scheme}, {
+    ...(leftPeek?.pgTypes ? {left: leftPeek.pgTypes} : {}),
+    ...(rightPeek?.pgTypes ? {right: rightPeek.pgTypes} : {}),
+  })
   if (spec) plan.collectMissing = MAX_ATTRIBUTED_KEYS
   plan.date = opts.date ?? null
   if (opts.dateColumn !== undefined) {

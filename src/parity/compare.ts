@@ -15,9 +15,9 @@
  * Samples are the N smallest differences by (key, kind, column), so that every strategy,
  * whatever order its rows arrive in, reports the same ones.
  */
-import {maskValue} from '../normalize/index.js'
+import {isFail, maskValue, parseDecimal} from '../normalize/index.js'
 import type {CompiledRule, DifferenceFacts} from './rules.js'
-import {compareValues, type ColumnPlan} from './tolerances.js'
+import {compareValues, DEFAULT_DECIMAL_SCALE, isNumericType, toScaled, type ColumnPlan} from './tolerances.js'
 import {DIFFERENCE_KINDS, type ColumnStats, type DifferenceKind, type ParityCheckResult, type ParitySample, type RowValues, type Strategy} from './types.js'
 
 export interface ComparePlan {
@@ -35,6 +35,8 @@ export interface ComparePlan {
   collectMissing?: number
   /** per key column: the spec's field is `sensitive` (its values masked in samples) */
   sensitiveKeys?: boolean[]
+  /** per side: its values write decimals with a "." (pg:, kafka:), so rules read "1.500" as 1.5, not as ambiguous grouping */
+  decimalPoint?: {left: boolean; right: boolean}
 }
 
 /** A sensitive value as samples show it (maskValue: a card number keeps its first and last four digits). */
@@ -94,6 +96,11 @@ export function compareKeys(a: readonly string[], b: readonly string[]): number 
   return 0
 }
 
+/** A sample's explanation: `rule <name>: <reason>`, or null. */
+function explanationOf(r: CompiledRule | undefined): string | null {
+  return r === undefined ? null : `rule ${r.name}: ${r.reason}`
+}
+
 interface SampleEntry {
   key: string[]
   kindIx: number
@@ -127,6 +134,7 @@ export class ParityCore {
   constructor(readonly plan: ComparePlan) {
     this.columnStats = plan.columns.map(() => ({mismatches: 0, explained: 0, max: -1n, maxText: null}))
     this.masks = plan.columns.some((c) => c.sensitive) || (plan.sensitiveKeys?.some((s) => s) ?? false)
+    for (const c of plan.columns) if (isNumericType(c.type)) this.numericColumns.set(c.name, c)
   }
 
   get keysSeen(): number {
@@ -158,15 +166,37 @@ export class ParityCore {
     return o
   }
 
-  /** Offers a difference to the rules; returns the explanation or null. */
-  private explain(facts: DifferenceFacts): string | null {
-    for (const r of this.plan.rules) {
-      if (r.matches(facts)) {
-        this.ruleCounts.set(r.name, (this.ruleCounts.get(r.name) ?? 0) + 1)
-        return `rule ${r.name}: ${r.reason}`
-      }
+  /** numeric compared columns by (left) name: rules read their values as the comparison does */
+  private readonly numericColumns = new Map<string, ColumnPlan>()
+
+  /** DifferenceFacts.number: a side's value of a column as the check reads it, exact, at DEFAULT_DECIMAL_SCALE */
+  private readonly numberOf = (side: 'left' | 'right', column: string, text: string): bigint | undefined => {
+    const c = this.numericColumns.get(column)
+    if (c !== undefined) {
+      const v = side === 'left' ? c.convert(text) : c.convertRight(text)
+      if (typeof v === 'string') return c.type === 'integer' ? BigInt(v) * 10n ** BigInt(DEFAULT_DECIMAL_SCALE) : toScaled(v)
     }
-    return null
+    if (this.plan.decimalPoint?.[side]) {
+      const d = parseDecimal(text, {scale: DEFAULT_DECIMAL_SCALE, precision: 38, decimalSeparator: '.'})
+      if (!isFail(d)) return toScaled(d)
+    }
+    return undefined
+  }
+
+  /** Offers a difference to the rules; returns the rule that explains it, or undefined. */
+  private explain(facts: DifferenceFacts): CompiledRule | undefined {
+    facts.number = this.numberOf
+    for (const r of this.plan.rules) if (r.matches(facts)) return r
+    return undefined
+  }
+
+  /** A key is settled: each rule that explained its differences counts the key once, when all of them were explained. */
+  private settleKey(explainedBy: CompiledRule[] | CompiledRule | undefined, allExplained: boolean): void {
+    if (allExplained) {
+      const rs = explainedBy === undefined ? [] : Array.isArray(explainedBy) ? explainedBy : [explainedBy]
+      for (const r of new Set(rs)) this.ruleCounts.set(r.name, (this.ruleCounts.get(r.name) ?? 0) + 1)
+    }
+    this.settle(allExplained)
   }
 
   private sample(key: string[], kind: DifferenceKind, colIx: number, s: Omit<ParitySample, 'key' | 'kind'>): void {
@@ -194,6 +224,7 @@ export class ParityCore {
     let allExplained = true
     let lo: Record<string, string | null> | undefined
     let ro: Record<string, string | null> | undefined
+    let by: CompiledRule[] | undefined
     for (let i = 0; i < cols.length; i++) {
       const c = cols[i]!
       const lv = l[i] ?? null
@@ -210,25 +241,29 @@ export class ParityCore {
       }
       lo ??= this.rowObject(l, key)
       ro ??= this.rowObject(r, key)
-      const explanation = this.explain({kind: 'mismatch', column: c.name, left: lo, right: ro, absDiff: cmp.absDiff, date: this.plan.date ?? null})
-      if (explanation !== null) st.explained++
-      else allExplained = false
-      this.sample(key, 'mismatch', i, {column: c.name, left: c.sensitive ? masked(lv) : lv, right: c.sensitive ? masked(rv) : rv, explanation})
+      const rule = this.explain({kind: 'mismatch', column: c.name, left: lo, right: ro, absDiff: cmp.absDiff, date: this.plan.date ?? null})
+      if (rule !== undefined) {
+        st.explained++
+        by ??= []
+        by.push(rule)
+      } else allExplained = false
+      this.sample(key, 'mismatch', i, {column: c.name, left: c.sensitive ? masked(lv) : lv, right: c.sensitive ? masked(rv) : rv, explanation: explanationOf(rule)})
     }
     if (!differs) {
       this.matched++
       return
     }
     this.mismatched++
-    this.settle(allExplained)
+    this.settleKey(by, allExplained)
   }
 
   leftOnly(key: string[], l: RowValues): void {
     this.leftRows++
     this.missing++
     const lo = this.rowObject(l, key)
-    const explanation = this.explain({kind: 'missing_in_right', column: null, left: lo, right: undefined, absDiff: undefined, date: this.plan.date ?? null})
-    this.settle(explanation !== null)
+    const rule = this.explain({kind: 'missing_in_right', column: null, left: lo, right: undefined, absDiff: undefined, date: this.plan.date ?? null})
+    const explanation = explanationOf(rule)
+    this.settleKey(rule, rule !== undefined)
     if (explanation === null && this.plan.collectMissing) {
       if (this.missingKeys.length < this.plan.collectMissing) this.missingKeys.push(key)
       else this.missingKeysDropped++
@@ -240,8 +275,9 @@ export class ParityCore {
     this.rightRows++
     this.extra++
     const ro = this.rowObject(r, key)
-    const explanation = this.explain({kind: 'extra_in_right', column: null, left: undefined, right: ro, absDiff: undefined, date: this.plan.date ?? null})
-    this.settle(explanation !== null)
+    const rule = this.explain({kind: 'extra_in_right', column: null, left: undefined, right: ro, absDiff: undefined, date: this.plan.date ?? null})
+    const explanation = explanationOf(rule)
+    this.settleKey(rule, rule !== undefined)
     this.sample(key, 'extra_in_right', -1, {column: null, left: null, right: this.shownRow(ro), explanation})
   }
 
@@ -251,6 +287,7 @@ export class ParityCore {
     this.rightRows += rights.length
     this.dupKeys++
     let allExplained = true
+    const by: CompiledRule[] = []
     const lo = lefts[0] ? this.rowObject(lefts[0], key) : undefined
     const ro = rights[0] ? this.rowObject(rights[0], key) : undefined
     for (const [kind, n] of [
@@ -260,11 +297,12 @@ export class ParityCore {
       if (n < 2) continue
       if (kind === 'duplicate_left') this.dupLeft++
       else this.dupRight++
-      const explanation = this.explain({kind, column: null, left: lo, right: ro, absDiff: undefined, date: this.plan.date ?? null})
-      if (explanation === null) allExplained = false
-      this.sample(key, kind, -1, {column: null, left: lefts.length, right: rights.length, explanation})
+      const rule = this.explain({kind, column: null, left: lo, right: ro, absDiff: undefined, date: this.plan.date ?? null})
+      if (rule === undefined) allExplained = false
+      else by.push(rule)
+      this.sample(key, kind, -1, {column: null, left: lefts.length, right: rights.length, explanation: explanationOf(rule)})
     }
-    this.settle(allExplained)
+    this.settleKey(by, allExplained)
   }
 
   /**

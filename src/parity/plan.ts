@@ -53,10 +53,13 @@ export interface ParityOptions {
   bisectLeafRows?: number
 }
 
-function converterFor(type: ColumnTypeSpec, field: FieldSpec | undefined, name: string, scheme: string, side: 'left' | 'right') {
+function converterFor(type: ColumnTypeSpec, field: FieldSpec | undefined, name: string, scheme: string, side: 'left' | 'right', pgType: number | undefined) {
   const f = field?.type === type.type ? field : undefined
   if (side === 'right' && type.type === 'decimal' && type.rightDecimalSeparator) type = {...type, decimalSeparator: type.rightDecimalSeparator}
-  if (type.type === 'decimal' && DOT_DECIMAL_SCHEMES.has(scheme)) {
+  // a pg: text column holds whatever text was loaded into it ("1 234,56" of a staging table):
+  // it is read as declared (--type x=decimal:,), as a file's value is; numbers print a "."
+  const dot = DOT_DECIMAL_SCHEMES.has(scheme) && !(scheme === 'pg' && pgType !== undefined && PG_TEXT_TYPES.has(pgType))
+  if (type.type === 'decimal' && dot) {
     return columnConverter({...type, decimalSeparator: '.'}, f ? {...f, decimal_separator: '.'} : undefined, name)
   }
   return columnConverter(type, f, name)
@@ -74,6 +77,9 @@ function fieldFor(spec: PipelineSpec | undefined, left: string, right: string) {
 /** Schemes whose values carry decimals with a "." (database text, JSON numbers): never ambiguous. */
 const DOT_DECIMAL_SCHEMES = new Set(['pg', 'kafka'])
 
+/** PostgreSQL text types (text, varchar, char, name): their values are not numbers printed by the database. */
+const PG_TEXT_TYPES = new Set([25, 1043, 1042, 19])
+
 export function buildPlan(
   opts: ParityOptions,
   leftCols: string[] | undefined,
@@ -81,6 +87,8 @@ export function buildPlan(
   rules: CompiledRule[],
   spec?: PipelineSpec,
   schemes: {left: string; right: string} = {left: 'csv', right: 'csv'},
+  /** pg: sides: column -> type OID (sources.peekSide) */
+  pgTypes: {left?: Record<string, number>; right?: Record<string, number>} = {},
 ): ComparePlan {
   if (opts.key.length === 0) throw new UsageError('--key is required', {hint: 'give the key column(s): --key txn_id or --key account_id,business_date'})
   const rightKeys = opts.key.map((k) => rightName(opts, k))
@@ -111,8 +119,19 @@ export function buildPlan(
   for (const [name, what] of [
     ...Object.keys(opts.tolerance ?? {}).map((n) => [n, '--tolerance'] as const),
     ...Object.keys(opts.types ?? {}).map((n) => [n, '--type'] as const),
+    // a normalization of a column that is not compared (a key, a typo) would be ignored without a word
+    ...Object.keys(opts.normalize ?? {})
+      .filter((n) => n !== '*')
+      .map((n) => [n, '--normalize'] as const),
+    ...(opts.nullEqualsEmpty ?? []).filter((n) => n !== '*').map((n) => [n, '--null-equals-empty'] as const),
   ]) {
-    if (!names.includes(name)) throw new UsageError(`${what} names "${name}", which is not a compared column`, {hint: `compared columns: ${names.join(', ') || '(none)'}`})
+    if (names.includes(name)) continue
+    if (opts.key.includes(name)) {
+      throw new UsageError(`${what} names "${name}", a key column: keys are compared exactly as text, without tolerances, types or normalization`, {
+        hint: `normalize the key where it is read, e.g. --left "pg:query=SELECT trim(${name}) AS ${name}, ... FROM ..."`,
+      })
+    }
+    throw new UsageError(`${what} names "${name}", which is not a compared column`, {hint: `compared columns: ${names.join(', ') || '(none)'}`})
   }
   const norm = (name: string): StringNormalization => {
     const spec = opts.normalize?.[name] ?? opts.normalize?.['*']
@@ -138,13 +157,22 @@ export function buildPlan(
       right,
       type: type.type,
       tolerance,
-      normalize: norm(name),
+      // case folding is for text: a folded timestamp ("...t06:15:00z") no longer reads as one
+      normalize: type.type === 'string' ? norm(name) : {...norm(name), fold: undefined},
       nullEqualsEmpty: nullAll || (opts.nullEqualsEmpty?.includes(name) ?? false),
-      convert: converterFor(type, field, name, schemes.left, 'left'),
-      convertRight: converterFor(type, field, name, schemes.right, 'right'),
+      convert: converterFor(type, field, name, schemes.left, 'left', pgTypes.left?.[name]),
+      convertRight: converterFor(type, field, name, schemes.right, 'right', pgTypes.right?.[right]),
       ...(field?.sensitive ? {sensitive: true} : {}),
     }
   })
   const sensitiveKeys = opts.key.map((k, i) => fieldFor(spec, k, rightKeys[i]!)?.sensitive === true)
-  return {keyColumns: opts.key, rightKeyColumns: rightKeys, columns, rules, samples: opts.samples ?? 20, ...(sensitiveKeys.some((s) => s) ? {sensitiveKeys} : {})}
+  return {
+    keyColumns: opts.key,
+    rightKeyColumns: rightKeys,
+    columns,
+    rules,
+    samples: opts.samples ?? 20,
+    ...(sensitiveKeys.some((s) => s) ? {sensitiveKeys} : {}),
+    decimalPoint: {left: DOT_DECIMAL_SCHEMES.has(schemes.left), right: DOT_DECIMAL_SCHEMES.has(schemes.right)},
+  }
 }

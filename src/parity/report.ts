@@ -64,7 +64,7 @@ export function renderCheckMarkdown(r: ParityCheckResult, c: ReportContext): str
   if (cols.length === 0) out.push('No column differs.', '')
   else out.push('| column | mismatches | explained | max abs diff |', '| --- | ---: | ---: | ---: |', ...cols.map(([n, s]) => `| ${mdCell(n)} | ${s.mismatches} | ${s.explained} | ${s.max_abs_diff ?? ''} |`), '')
   const rules = Object.entries(r.rules)
-  if (rules.length > 0) out.push('## Known differences', '', '| rule | differences |', '| --- | ---: |', ...rules.map(([n, k]) => `| ${mdCell(n)} | ${k} |`), '')
+  if (rules.length > 0) out.push('## Known differences', '', '| rule | keys explained |', '| --- | ---: |', ...rules.map(([n, k]) => `| ${mdCell(n)} | ${k} |`), '')
   if (r.root_causes && Object.keys(r.root_causes).length > 0) {
     out.push('## Root causes of missing rows', '', '| cause | keys |', '| --- | ---: |', ...Object.entries(r.root_causes).map(([n, k]) => `| ${mdCell(n)} | ${k} |`), '')
   }
@@ -104,7 +104,7 @@ export function renderCheckHtml(r: ParityCheckResult, c: ReportContext): string 
   const cols = Object.entries(r.columns).filter(([, s]) => s.mismatches > 0)
   parts.push('<h2>Columns</h2>', cols.length === 0 ? '<p>No column differs.</p>' : htmlTable(['column', 'mismatches', 'explained', 'max abs diff'], cols.map(([n, s]) => [cell(n), String(s.mismatches), String(s.explained), cell(s.max_abs_diff)]), [false, true, true, true]))
   const rules = Object.entries(r.rules)
-  if (rules.length > 0) parts.push('<h2>Known differences</h2>', htmlTable(['rule', 'differences'], rules.map(([n, k]) => [cell(n), String(k)]), [false, true]))
+  if (rules.length > 0) parts.push('<h2>Known differences</h2>', htmlTable(['rule', 'keys explained'], rules.map(([n, k]) => [cell(n), String(k)]), [false, true]))
   if (r.root_causes && Object.keys(r.root_causes).length > 0) parts.push('<h2>Root causes of missing rows</h2>', htmlTable(['cause', 'keys'], Object.entries(r.root_causes).map(([n, k]) => [cell(n), String(k)]), [false, true]))
   parts.push('<h2>Samples</h2>', r.samples.length === 0 ? '<p>None.</p>' : htmlTable(['key', 'kind', 'column', 'left', 'right', 'explanation'], r.samples.map((s) => [cell(Object.values(s.key).join(', ')), s.kind, cell(s.column), cell(s.left), cell(s.right), cell(s.explanation)])))
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${HTML_STYLE}</style></head><body>${parts.join('\n')}</body></html>\n`

@@ -25,7 +25,10 @@
  * `column` alone (no `kind`) limits a rule to the mismatches of that column: it never explains a
  * missing, extra or duplicate row unless `kind` names that kind. A `when` without any condition
  * (`when: {}`, or only `timezone`) is refused: it would explain every difference.
- * Values in predicates are compared as exact decimals (never floats). Problems in the file are
+ * Values in predicates are compared as exact decimals (never floats), a side's value read as the
+ * check reads that column (a pg: side's `1.500` is 1.5; a `--type x=decimal:,` column's `1,500` too),
+ * else in any of the normalizer's styles. A key counts in `rules` once per rule that explained
+ * one of its differences, when all of them were explained. Problems in the file are
  * SpecError with file:line:column.
  */
 import {readFile} from 'node:fs/promises'
@@ -91,6 +94,12 @@ export interface DifferenceFacts {
   absDiff: string | undefined
   /** the business day of the check (--date), or null */
   date: string | null
+  /**
+   * A side's value of a column as an exact number (at DEFAULT_DECIMAL_SCALE), read as the check
+   * reads that side (a pg: side's "1.500" is 1.5, a `--type x=decimal:,` column's "1,500" too);
+   * undefined when the check has no reading of it (the predicate then reads it in any style)
+   */
+  number?: (side: 'left' | 'right', column: string, text: string) => bigint | undefined
 }
 
 export interface CompiledRule {
@@ -130,19 +139,22 @@ function scaled(text: string, separator?: '.'): bigint | undefined {
 /** The bound of a comparison (`<= 0.01`) that cannot be read; parseRules reports it at its place. */
 class BadBound extends Error {}
 
-function compileCmp(text: string, values: 'computed' | 'source'): (v: string | null | undefined) => boolean {
+/** How a side's value is read as a number: the check's own reading of it (DifferenceFacts.number), if any. */
+type NumberReader = ((text: string) => bigint | undefined) | undefined
+
+function compileCmp(text: string, values: 'computed' | 'source'): (v: string | null | undefined, read?: NumberReader) => boolean {
   const m = CMP.exec(text)!
   const op = m[1]!
   const bound = scaled(m[2]!, '.')
   if (bound === undefined) throw new BadBound(`${m[2]!} has more than ${DEFAULT_DECIMAL_SCALE} decimals`)
-  return (v) => {
+  return (v, read) => {
     if (v === null || v === undefined) return false
-    const x = scaled(v, values === 'computed' ? '.' : undefined)
+    const x = values === 'computed' ? scaled(v, '.') : (read?.(v) ?? scaled(v))
     return x !== undefined && compareNumber(op, x, bound)
   }
 }
 
-function compileValue(p: z.output<typeof valuePredicate>): (v: string | null | undefined) => boolean {
+function compileValue(p: z.output<typeof valuePredicate>): (v: string | null | undefined, read?: NumberReader) => boolean {
   if (typeof p === 'string') return compileCmp(p, 'source')
   const re = p.matches !== undefined ? new RegExp(p.matches) : undefined
   return (v) => {
@@ -215,8 +227,12 @@ export function compileRule(r: RuleSpec): CompiledRule {
         const c = col ?? f.column
         return side === undefined || c === null ? undefined : side[c]
       }
-      if (left && !left(valueOf(f.left))) return false
-      if (right && !right(valueOf(f.right))) return false
+      const reader = (side: 'left' | 'right'): NumberReader => {
+        const c = col ?? f.column
+        return f.number === undefined || c === null ? undefined : (t) => f.number!(side, c, t)
+      }
+      if (left && !left(valueOf(f.left), reader('left'))) return false
+      if (right && !right(valueOf(f.right), reader('right'))) return false
       if (leftTime && !leftTime(valueOf(f.left), f.date)) return false
       if (rightTime && !rightTime(valueOf(f.right), f.date)) return false
       return true
@@ -266,11 +282,13 @@ export function parseRules(text: string, file: string): CompiledRule[] {
         throw at([...prefix, i, 'when', 'timezone'], (e as Error).message)
       }
     }
-    if (parsed.data.when.left !== undefined && typeof parsed.data.when.left === 'object' && parsed.data.when.left.matches !== undefined) {
+    for (const side of ['left', 'right'] as const) {
+      const p = parsed.data.when[side]
+      if (p === undefined || typeof p !== 'object' || p.matches === undefined) continue
       try {
-        new RegExp(parsed.data.when.left.matches)
+        new RegExp(p.matches)
       } catch (e) {
-        throw at([...prefix, i, 'when', 'left', 'matches'], (e as Error).message)
+        throw at([...prefix, i, 'when', side, 'matches'], (e as Error).message)
       }
     }
     try {

@@ -123,17 +123,29 @@ export async function peekSide(uri: SourceUri, ctx: ReaderContext): Promise<{col
     const fields = await pgColumns(u, ctx)
     return {columns: fields.map((f) => f.name), pgTypes: Object.fromEntries(fields.map((f) => [f.name, f.dataTypeID]))}
   }
+  // a file's records all have its header's (or copybook's) fields; a topic's JSON records need
+  // not: a producer may leave out a member that is null, so the columns are those of its first
+  // PEEK_RECORDS records (in order of appearance), not of the first one alone
+  const limit = uri.scheme === 'kafka' ? PEEK_RECORDS : 1
+  const columns = new Set<string>()
+  let seen = 0
   const it = openSource(uri, ctx)[Symbol.asyncIterator]()
   try {
-    for (;;) {
+    while (seen < limit) {
       const r = await it.next()
-      if (r.done) return undefined
-      if (r.value.ok) return {columns: Object.keys(r.value.fields)}
+      if (r.done) break
+      if (!r.value.ok) continue
+      for (const c of Object.keys(r.value.fields)) columns.add(c)
+      seen++
     }
   } finally {
     await it.return?.()
   }
+  return seen === 0 ? undefined : {columns: [...columns]}
 }
+
+/** Records of a kafka: side whose field names make its columns. */
+export const PEEK_RECORDS = 1000
 
 async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<{name: string; dataTypeID: number}[]> {
   const pg = (await import('pg')).default

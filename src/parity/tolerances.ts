@@ -3,7 +3,8 @@
  * comparable and judged equal.
  *
  *   1. null == "" only with `null_equals_empty` (after trim when trimming);
- *   2. string columns: optional trim, unicode NFC, case folding;
+ *   2. string columns: optional trim, unicode NFC, case folding (typed columns: trim and NFC
+ *      only, `lower`/`upper` are ignored there: their values are compared by value);
  *   3. typed columns go through the pipeline's own normalizers (src/normalize): a CSV's
  *      "1 234,56" and a numeric column's "1234.56" are both the decimal 1234.56; timestamps
  *      become UTC instants, dates yyyy-MM-dd; values are never floats (decimals are compared

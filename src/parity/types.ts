@@ -72,7 +72,7 @@ export interface ParityCheckResult {
   digests: {left: string; right: string}
   strategy: Strategy
   elapsed_ms: number
-  /** number of keys per explanation (rule name) */
+  /** keys explained per rule name: a key whose differences were all explained counts once for each rule that explained one of them */
   rules: Record<string, number>
   /** with --spec: keys missing on the right per root cause (`in DLQ: REQUIRED_FIELD_EMPTY`, `late`, `duplicate dropped`, `not seen by the stream`) */
   root_causes?: Record<string, number>
