@@ -13,7 +13,9 @@
  *   (DeadLetterPublishing-     big-endian int), -original-offset / -original-timestamp (8-byte
  *    Recoverer)                big-endian long), -original-consumer-group, -exception-fqcn,
  *                              -exception-cause-fqcn, -exception-message, -exception-stacktrace
- *                              (older versions wrote text: both are read)
+ *                              (older versions wrote text: both are read); a key that could not
+ *                              be deserialized has -key-exception-fqcn / -message / -stacktrace
+ *                              instead of the -exception-* ones (Spring 2.7+)
  *
  * Connect and Spring name a Java exception, not a cutover code: `codeOfException` maps the
  * well-known deserialization and conversion failures to DECODE_ERROR and keeps the exception's
@@ -178,9 +180,10 @@ export function deadLetterView(headers: IHeaders | Record<string, HeaderValue> |
       valueOmitted: null,
     }
   }
-  const springClass = text(headers, 'kafka_dlt-exception-fqcn')
+  const springValueClass = text(headers, 'kafka_dlt-exception-fqcn')
+  const springClass = springValueClass ?? text(headers, 'kafka_dlt-key-exception-fqcn')
   if (springClass !== null || text(headers, 'kafka_dlt-original-topic') !== null) {
-    const message = text(headers, 'kafka_dlt-exception-message')
+    const message = springValueClass !== null ? text(headers, 'kafka_dlt-exception-message') : text(headers, 'kafka_dlt-key-exception-message')
     const cause = text(headers, 'kafka_dlt-exception-cause-fqcn')
     const partition = springNumber(first(headers, 'kafka_dlt-original-partition'))
     // Spring wraps the listener's exception in ListenerExecutionFailedException; the cause says more

@@ -14,7 +14,7 @@ import {loadSpec} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {DeadLetterOrigin} from './headers.js'
 import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, type ValueMasking} from './mask.js'
-import {deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
+import {dlqRanges, matchesFilter, readDeadLetters, RepeatFilter, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
 
 export interface DlqSample {
   dlq: {partition: number; offset: string; timestamp: string}
@@ -82,9 +82,6 @@ export interface DlqInspectOptions {
   onProgress?: (scanned: number) => void
 }
 
-/** repeats are looked for among this many latest dead letters (about 100 MB at most) */
-const MAX_REMEMBERED = 500_000
-
 const keyText = (k: Buffer | null) => (k === null ? null : k.toString('utf8'))
 
 /** The pure core of inspect (and stats): feed it records, then ask for the result. */
@@ -93,7 +90,7 @@ export class DlqAggregator {
   total = 0
   repeats = 0
   /** identities of recent dead letters (bounded: relay repeats follow their original closely) */
-  private readonly seen = new Set<string>()
+  private readonly seen = new RepeatFilter()
   readonly byCode = new Map<string, number>()
   private readonly byOrigin = new Map<DeadLetterOrigin, number>()
   private readonly bySource = new Map<string, {topic: string | null; partition: number | null; count: number}>()
@@ -112,14 +109,9 @@ export class DlqAggregator {
   add(r: DlqRecord): void {
     this.scanned++
     if (!matchesFilter(r, this.o.filter)) return
-    const id = deadLetterIdentity(r)
-    if (id !== null) {
-      if (this.seen.has(id)) {
-        this.repeats++
-        return
-      }
-      this.seen.add(id)
-      if (this.seen.size > MAX_REMEMBERED) this.seen.delete(this.seen.values().next().value!)
+    if (this.seen.isRepeat(r)) {
+      this.repeats++
+      return
     }
     const v = r.view
     this.total++

@@ -36,10 +36,14 @@ export function showDeadLetterKey(key: string | null, masked: boolean): string |
   return key === null || !masked ? key : maskValue(key)
 }
 
-/** Input paths (dotted `from`) of the spec's sensitive fields. */
+/**
+ * Input paths of the spec's sensitive fields. A dotted `from` ("card.number") is both paths the
+ * normalizer reads it from (src/normalize/record.ts): a member of that very name first, else the
+ * nested member; both are masked.
+ */
 export function sensitivePaths(spec: PipelineSpec | undefined): string[][] | undefined {
   if (!spec) return undefined
-  return sensitiveInputs(spec.fields).map((from) => from.split('.'))
+  return sensitiveInputs(spec.fields).flatMap((from) => (from.includes('.') ? [[from], from.split('.')] : [[from]]))
 }
 
 function maskLeaf(v: unknown): unknown {

@@ -135,12 +135,43 @@ export function deadLetterIdentity(r: DlqRecord): string | null {
   return `${v.pipeline ?? ''}\u0000${v.source.topic}\u0000${v.source.partition ?? ''}\u0000${v.source.offset}\u0000${v.failedAt ?? ''}`
 }
 
+/** repeats are looked for among this many latest dead letters (about 100 MB at most) */
+export const MAX_REMEMBERED = 500_000
+
+/**
+ * Drops relay repeats: remembers the identities of the latest `max` dead letters it was shown
+ * (a relay repeat follows its original closely). Shared by inspect, stats, the dry run and the
+ * replay, so that all of them count (and send) a dead letter published twice once.
+ */
+export class RepeatFilter {
+  private readonly seen = new Set<string>()
+  constructor(private readonly max = MAX_REMEMBERED) {}
+
+  /** True when `r` repeats a dead letter shown before; otherwise remembers it (when it has an identity). */
+  isRepeat(r: DlqRecord): boolean {
+    const id = deadLetterIdentity(r)
+    if (id === null) return false
+    if (this.seen.has(id)) return true
+    this.seen.add(id)
+    if (this.seen.size > this.max) this.seen.delete(this.seen.values().next().value!)
+    return false
+  }
+}
+
 export interface DlqFilter {
   codes?: readonly string[]
   key?: string
+  /** only cutover's dead letters of this pipeline (cutover.pipeline); Connect's and Spring's are kept */
+  pipeline?: string
+}
+
+/** A dead letter that cutover wrote for another pipeline than `pipeline`. */
+export function ofOtherPipeline(r: DlqRecord, pipeline: string): boolean {
+  return r.view.origin === 'cutover' && r.view.pipeline !== null && r.view.pipeline !== pipeline
 }
 
 export function matchesFilter(r: DlqRecord, f: DlqFilter): boolean {
+  if (f.pipeline !== undefined && ofOtherPipeline(r, f.pipeline)) return false
   if (f.codes && f.codes.length > 0 && !f.codes.includes(r.view.code)) return false
   if (f.key !== undefined && (r.key === null || r.key.toString('utf8') !== f.key)) return false
   return true

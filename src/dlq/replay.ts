@@ -2,8 +2,10 @@
  * `dlq replay`: sends selected dead letters back through the pipeline, exactly once.
  *
  * Selection: the DLQ offsets between --since and --until (record timestamps, per partition, as
- * the `kafka:` reader ranges them), then --code and --key. The DLQ topic is only read, never
- * written.
+ * the `kafka:` reader ranges them), then --code and --key; of cutover's dead letters only those
+ * of the spec's pipeline (`cutover.pipeline`: a DLQ may be shared). The DLQ topic is only read, never
+ * written. A relay repeat (the outbox relay publishes at least once: a copy with the same
+ * headers, which `dlq inspect` counts once) is passed over, so the record is sent once.
  *
  * Identity: the replay id is derived from the selection (topic, pipeline, codes, since, until,
  * key, --to, --max-replays) unless --replay-id names one. Its row in `cutover.replays`
@@ -46,7 +48,7 @@ import {TokenBucket} from '../runtime/ratelimit.js'
 import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
 import {finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
 import {ReplayPredictor, type DlqPrediction} from './predict.js'
-import {dlqRanges, matchesFilter, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
+import {dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, RepeatFilter, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
 
 export type {DlqPrediction}
 
@@ -125,6 +127,15 @@ export interface DlqReplayResult {
   /** by this run */
   sent_now: number
   parked_now: number
+  /**
+   * relay repeats this run passed over: copies of a dead letter the outbox relay published twice
+   * (same headers, as `dlq inspect` counts them once); neither selected nor sent, so the record goes
+   * back once. Looked for among the latest 500,000 dead letters (a run that resumes reads back that
+   * far before where the last one stopped).
+   */
+  repeats_now: number
+  /** cutover's dead letters of other pipelines (cutover.pipeline) in the range this run read: not selected */
+  other_pipelines_now: number
   /** dry run: per original code, what the current spec does with the records */
   prediction?: Record<string, DlqPrediction>
   elapsed_ms: number
@@ -160,8 +171,9 @@ export function replayIdOf(topic: string, pipeline: string, selection: ReplaySel
   return `r-${h.slice(0, 16)}`
 }
 
-function filterOf(o: DlqReplayOptions): DlqFilter {
-  return {...(o.codes && o.codes.length > 0 ? {codes: o.codes} : {}), ...(o.key !== undefined ? {key: o.key} : {})}
+/** The selection's filter; a DLQ shared by several pipelines: only the spec's own dead letters (their spec is not this one). */
+function filterOf(o: DlqReplayOptions, pipeline: string): DlqFilter {
+  return {pipeline, ...(o.codes && o.codes.length > 0 ? {codes: o.codes} : {}), ...(o.key !== undefined ? {key: o.key} : {})}
 }
 
 function whoAmI(): string {
@@ -212,7 +224,10 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
   const predictor = new ReplayPredictor(loaded, pool, base.max_replays, logger)
   const admin = await connectAdmin(createKafka(o.settings.kafka, {mode: 'fail-fast', logger}), o.settings.kafka)
   const targets = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until).finally(() => admin.disconnect().catch(() => {}))
-  const filter = filterOf(o)
+  const filter = filterOf(o, loaded.spec.name)
+  const repeats = new RepeatFilter()
+  let repeatsNow = 0
+  let otherPipelines = 0
   let scanned = 0
   let selected = 0
   const total = targets.reduce((a, t) => a + Number(t.end - t.start), 0)
@@ -225,7 +240,13 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
     ...(o.signal ? {signal: o.signal} : {}),
   })) {
     scanned += batch.length
-    const chosen = batch.filter((r) => matchesFilter(r, filter))
+    const chosen = batch.filter((r) => {
+      if (ofOtherPipeline(r, loaded.spec.name)) otherPipelines++
+      if (!matchesFilter(r, filter)) return false
+      if (!repeats.isRepeat(r)) return true
+      repeatsNow++
+      return false
+    })
     selected += chosen.length
     await predictor.add(chosen)
     o.onProgress?.({scanned, total, selected, sent: 0, parked: 0})
@@ -247,6 +268,8 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
     sent_by_topic: {},
     sent_now: 0,
     parked_now: 0,
+    repeats_now: repeatsNow,
+    other_pipelines_now: otherPipelines,
     prediction,
     elapsed_ms: Date.now() - started,
   }
@@ -262,6 +285,10 @@ class Replay {
   private readonly knownTopics = new Set<string>()
   private sentNow = 0
   private parkedNow = 0
+  private repeatsNow = 0
+  private otherPipelinesNow = 0
+  /** relay repeats: the selected dead letters seen by this run (and read back on resuming) */
+  private readonly repeats = new RepeatFilter()
 
   constructor(
     private readonly o: DlqReplayOptions,
@@ -270,7 +297,7 @@ class Replay {
     logger: Logger,
   ) {
     this.logger = logger
-    this.filter = filterOf(o)
+    this.filter = filterOf(o, loaded.spec.name)
     this.selection = selectionOf(o)
     this.limiter = o.rate ? new TokenBucket(o.rate) : undefined
     this.chunk = o.chunk ?? (o.rate ? Math.max(1, Math.min(500, Math.ceil(o.rate / 4))) : 500)
@@ -293,6 +320,8 @@ class Replay {
       sent_by_topic: Object.fromEntries(Object.entries(row.sent_by_topic).map(([k, v]) => [k, Number(v)])),
       sent_now: this.sentNow,
       parked_now: this.parkedNow,
+      repeats_now: this.repeatsNow,
+      other_pipelines_now: this.otherPipelinesNow,
       elapsed_ms: Date.now() - started,
     }
   }
@@ -425,10 +454,21 @@ class Replay {
     // Retention may have deleted the start of what is left (all of it, even): passed over and
     // counted as deleted, the group moved past it (it has no member yet), so that the run does
     // not wait for records that will never come.
+    // A resumed run first reads back up to its share of the latest MAX_REMEMBERED dead letters
+    // before where the last run stopped (`lookback`), only to remember them: a relay repeat of a
+    // dead letter an earlier run sent is then passed over too.
+    const starts = new Map(row.targets.map((t) => [t.partition, BigInt(t.start)]))
+    const share = BigInt(Math.max(1, Math.floor(MAX_REMEMBERED / Math.max(1, row.targets.length))))
+    const lookback = new Map<number, bigint>()
     for (const w of await admin.fetchTopicOffsets(topic)) {
       const at = next.get(w.partition)
       const end = ends.get(w.partition)
       const low = BigInt(w.low)
+      if (at !== undefined && end !== undefined && at < end) {
+        let from = at - share
+        for (const floor of [starts.get(w.partition) ?? at, low]) if (from < floor) from = floor
+        if (from < at) lookback.set(w.partition, from)
+      }
       if (at === undefined || end === undefined || at >= low) continue
       const to = low < end ? low : end
       if (to <= at) continue
@@ -464,12 +504,27 @@ class Replay {
       const p = batch.partition
       const end = ends.get(p)
       if (end === undefined || failure !== undefined || o.signal?.aborted) return
+      const from = lookback.get(p)
+      if (from !== undefined && batch.messages.length > 0) {
+        // a fetch from the group's offset before our seek to the look-back: wait for the seek (a
+        // fetch from the look-back starts before where the last run stopped, unless only markers are there)
+        if (BigInt(batch.messages[0]!.offset) >= next.get(p)!) {
+          const waited = (gapWaits.get(p) ?? 0) + 1
+          gapWaits.set(p, waited)
+          if (!seeked.has(p) || waited <= GAP_PATIENCE) return
+        }
+        gapWaits.delete(p)
+        lookback.delete(p)
+      }
       for (let i = 0; i < batch.messages.length && isRunning() && !isStale() && !o.signal?.aborted; ) {
         const at = next.get(p)!
         if (at >= end) break
         const first = BigInt(batch.messages[i]!.offset)
         if (first < at) {
-          i++ // fetched before the seek, already counted
+          // the look-back, or fetched before the seek: already counted, only remembered
+          const m = batch.messages[i++]!
+          const r = recordOf(p, m)
+          if (matchesFilter(r, this.filter)) this.repeats.isRepeat(r)
           continue
         }
         if (first > at && i > 0) {
@@ -539,7 +594,7 @@ class Replay {
             consumer.pause([{topic, partitions: [p]}])
             continue
           }
-          consumer.seek({topic, partition: p, offset: at.toString()})
+          consumer.seek({topic, partition: p, offset: (lookback.get(p) ?? at).toString()})
           seeked.add(p)
         }
       })
@@ -587,9 +642,15 @@ class Replay {
     const countOnly = (countOnlyUntil.get(p) ?? -1n) >= nextOffset
     const parkedTopic = `${o.topic}.parked`
     for (const m of messages) {
-      const headers = (m.headers ?? {}) as DlqHeaders
-      const r: DlqRecord = {partition: p, offset: m.offset, timestamp: m.timestamp, key: m.key, value: m.value, headers, view: deadLetterView(headers, m.timestamp)}
+      const r = recordOf(p, m)
+      const headers = r.headers
+      if (!countOnly && ofOtherPipeline(r, this.loaded.spec.name)) this.otherPipelinesNow++
       if (!matchesFilter(r, this.filter)) continue
+      // a relay repeat of a dead letter this replay sent or parked already: once is enough
+      if (this.repeats.isRepeat(r)) {
+        if (!countOnly) this.repeatsNow++
+        continue
+      }
       counts.selected++
       const count = r.view.replayCount + 1
       let target: string
@@ -641,6 +702,11 @@ class Replay {
     o.onProgress?.({...progress})
     return true
   }
+}
+
+function recordOf(partition: number, m: KafkaMessage): DlqRecord {
+  const headers = (m.headers ?? {}) as DlqHeaders
+  return {partition, offset: m.offset, timestamp: m.timestamp, key: m.key, value: m.value, headers, view: deadLetterView(headers, m.timestamp)}
 }
 
 /**

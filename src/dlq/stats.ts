@@ -12,7 +12,7 @@ export interface DlqStatsResult {
   topic: string
   /** when the end offsets were read */
   as_of: string
-  /** sum over partitions of end - start: records in the topic (repeats included) */
+  /** dead letters in the topic, repeats included (read, not end - start: a topic written in transactions has commit markers between them) */
   records: number
   /** dead letters (relay repeats counted once) */
   total: number
@@ -27,17 +27,22 @@ export interface DlqStatsOptions {
   logger?: Logger
   signal?: AbortSignal
   now?: number
+  /** dead letters read so far, after each fetched batch */
+  onProgress?: (scanned: number) => void
 }
 
 export async function dlqStats(o: DlqStatsOptions): Promise<DlqStatsResult> {
   const now = o.now ?? Date.now()
   const ranges = await withAdmin(o.kafka, o.logger, (admin) => dlqRanges(admin, o.kafka, o.topic))
   const agg = new DlqAggregator({filter: {}, limit: 0, sensitive: [], recentSince: now - 3_600_000})
-  for await (const batch of readDeadLetters({topic: o.topic, kafka: o.kafka, ...readOptionsOf(o)})) for (const r of batch) agg.add(r)
+  for await (const batch of readDeadLetters({topic: o.topic, kafka: o.kafka, ...readOptionsOf(o)})) {
+    for (const r of batch) agg.add(r)
+    o.onProgress?.(agg.scanned)
+  }
   return {
     topic: o.topic,
     as_of: new Date(now).toISOString(),
-    records: ranges.reduce((a, r) => a + Number(r.end - r.start), 0),
+    records: agg.scanned,
     total: agg.total,
     by_code: agg.byCodeRecord(),
     last_hour: {count: agg.recent, per_minute: Math.round((agg.recent / 60) * 100) / 100, per_second: Math.round((agg.recent / 3600) * 1000) / 1000},

@@ -10,7 +10,7 @@ export type {DlqReplayResult}
 export default class DlqReplay extends CutoverCommand {
   static override summary = 'Send dead letters back through the pipeline once the spec is fixed: exactly once, rate-limited, resumable.'
   static override description =
-    "--dry-run runs the selected dead letters through the CURRENT spec's decode, normalize and validate stages (and a read-only dedupe check) and says how many would now pass. A real replay republishes the original key, value and headers to each record's source topic (or --to), with cutover.replay.count and cutover.replay.id, in Kafka transactions with its own consumer group; past --max-replays records go to <dlq>.parked. The same replay run again sends nothing new; after a crash it continues. The DLQ topic is never modified. The ledger is cutover.replays."
+    "--dry-run runs the selected dead letters through the CURRENT spec's decode, normalize and validate stages (and a read-only dedupe check) and says how many would now pass. A real replay republishes the original key, value and headers to each record's source topic (or --to), with cutover.replay.count and cutover.replay.id, in Kafka transactions with its own consumer group; past --max-replays records go to <dlq>.parked. Of cutover's dead letters, only those of the spec's pipeline (cutover.pipeline) are selected: a DLQ shared by several pipelines is replayed with each one's spec. The same replay run again sends nothing new; after a crash it continues. The DLQ topic is never modified. The ledger is cutover.replays."
   static override examples = [
     '<%= config.bin %> dlq replay --topic txn.dlq --spec pipeline.yaml --code UNPARSEABLE_DATE --dry-run',
     '<%= config.bin %> dlq replay --topic txn.dlq --spec pipeline.yaml --code UNPARSEABLE_DATE --rate 500 --json',
@@ -70,6 +70,9 @@ export default class DlqReplay extends CutoverCommand {
       },
     }).finally(() => tty?.done())
     this.log(formatReplay(result))
+    if (result.other_pipelines_now > 0) {
+      this.progress(`${result.other_pipelines_now.toLocaleString('en-US')} dead letters of other pipelines than ${result.pipeline} were not selected: replay them with their own spec`)
+    }
     return result
   }
 }

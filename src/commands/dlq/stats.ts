@@ -16,7 +16,18 @@ export default class DlqStats extends CutoverCommand {
 
   async run(): Promise<DlqStatsResult> {
     const {flags} = await this.parse(DlqStats)
-    const r = await dlqStats({topic: flags.topic, kafka: connectionSettingsFromEnv().kafka, logger: this.logger})
+    let lastLine = Date.now()
+    const r = await dlqStats({
+      topic: flags.topic,
+      kafka: connectionSettingsFromEnv().kafka,
+      logger: this.logger,
+      // it reads the whole topic: a line every 5 s on stderr (none under --json)
+      onProgress: (n) => {
+        if (Date.now() - lastLine < 5000) return
+        lastLine = Date.now()
+        this.progress(`read ${n.toLocaleString('en-US')} dead letters`)
+      },
+    })
     const codes = Object.entries(r.by_code)
       .map(([c, n]) => `${c} ${n.toLocaleString('en-US')}`)
       .join(', ')
