@@ -29,6 +29,10 @@ describe('cutover dlq: exit codes', () => {
     const t = await runCli(['dlq', 'inspect', '--topic', 'txn.dlq', '--since', 'yesterday'])
     expect(t.code).toBe(2)
     expect(t.stderr).toContain('--since yesterday is neither an ISO-8601 time nor a duration')
+    // a window that ends before it starts selected nothing and finished the replay: a no-op for ever after
+    const w = await runCli(['dlq', 'replay', '--topic', 'txn.dlq', '--spec', 'fixtures/specs/stream-card-transactions.yaml', '--since', '1h', '--until', '2h', '--json'])
+    expect(w.code, w.stdout + w.stderr).toBe(2)
+    expect(w.json.error.message).toContain('--since 1h is after --until 2h')
   })
 
   it('an empty DLQ: zero counts, and stats --fail-if-not-empty passes', async () => {

@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import {UsageError} from '../../errors.js'
 import {CutoverCommand} from '../../cli/base.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
 import {parseCodeFlags, parseTimeFlag} from '../../dlq/reader.js'
@@ -35,6 +36,10 @@ export default class DlqReplay extends CutoverCommand {
     const {flags} = await this.parse(DlqReplay)
     const since = parseTimeFlag(flags.since, '--since')
     const until = parseTimeFlag(flags.until, '--until')
+    // an empty window would select nothing, and a finished replay of nothing is no-op for ever after
+    if (since !== undefined && until !== undefined && since > until) {
+      throw new UsageError(`--since ${flags.since} is after --until ${flags.until}: no dead letter is in that window`, {hint: 'swap them, or drop --until'})
+    }
     const codes = parseCodeFlags(flags.code)
     const controller = new AbortController()
     const stop = (sig: string) => {
