@@ -4,7 +4,8 @@
  * publishes them.
  *
  * A dead letter keeps the original key, value and headers byte for byte and adds the headers of
- * DESIGN.md. Headers are stored as a JSON array of [name, base64 value] pairs. An original
+ * DESIGN.md. Headers are stored as a JSON array of [name, base64 value] pairs ([base64 name,
+ * base64 value, 1] for a name holding U+0000, which jsonb cannot store). An original
  * header that `cutover` sets itself (a record replayed from the DLQ that fails again) is
  * replaced, not repeated; `cutover.replay.count` is carried over from the original when present.
  * Note: kafkajs groups repeated header names of a consumed record into one array, so the
@@ -31,7 +32,12 @@ export const DLQ_HEADERS = [
 
 const OWN = new Set<string>(DLQ_HEADERS)
 
-export type StoredHeaders = [string, string][]
+/**
+ * [name, base64 value], or [base64 name, base64 value, 1] for a name holding U+0000, which jsonb
+ * cannot store (22P05): the outbox insert of such a dead letter would fail on every retry and
+ * stall its partition.
+ */
+export type StoredHeaders = ([string, string] | [string, string, 1])[]
 
 function headerEntries(headers: IHeaders | undefined): [string, Buffer][] {
   const out: [string, Buffer][] = []
@@ -53,7 +59,9 @@ export interface DeadLetterContext {
 export function deadLetterHeaders(item: WorkItem, ctx: DeadLetterContext): StoredHeaders {
   const original = headerEntries(item.message.headers)
   const replay = original.find(([n]) => n === 'cutover.replay.count')?.[1].toString() ?? '0'
-  const out: StoredHeaders = original.filter(([n]) => !OWN.has(n)).map(([n, b]) => [n, b.toString('base64')])
+  const out: StoredHeaders = original
+    .filter(([n]) => !OWN.has(n))
+    .map(([n, b]): StoredHeaders[number] => (n.includes('\u0000') ? [Buffer.from(n, 'utf8').toString('base64'), b.toString('base64'), 1] : [n, b.toString('base64')]))
   const add = (name: (typeof DLQ_HEADERS)[number], value: string) => out.push([name, Buffer.from(value, 'utf8').toString('base64')])
   const dead = item.dead!
   add('cutover.error.code', dead.code)
@@ -96,7 +104,8 @@ export async function insertDeadLetters(tx: Pick<PoolClient, 'query'>, dlqTopic:
 /** Stored headers -> kafkajs headers (repeated names become arrays, as kafkajs sends them). */
 export function toKafkaHeaders(stored: StoredHeaders): IHeaders {
   const out: Record<string, Buffer | Buffer[]> = {}
-  for (const [name, b64] of stored) {
+  for (const [stored0, b64, nameInBase64] of stored) {
+    const name = nameInBase64 === 1 ? Buffer.from(stored0, 'base64').toString('utf8') : stored0
     const b = Buffer.from(b64, 'base64')
     const prev = out[name]
     out[name] = prev === undefined ? b : Array.isArray(prev) ? [...prev, b] : [prev, b]

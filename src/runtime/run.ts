@@ -28,11 +28,14 @@
  * - Stop: on `signal` abort the batches in hand finish and commit, the consumers leave the
  *   group, the outbox relay drains (bounded), and the result is returned.
  * - `untilIdle`: returns once every assigned partition's stored offset reached the high
- *   watermark, nothing arrived for `idleMs`, and the outbox is drained.
+ *   watermark, no partition with records is held by no member of the group (one added to the
+ *   topic while running: the consumers see it within 10 s and rebalance), nothing arrived for
+ *   `idleMs`, and the outbox is drained. Records deleted from the topic (retention) before they
+ *   were read are no lag: a `stream.records.gone` warning names them.
  */
 import {availableParallelism} from 'node:os'
 import {setImmediate as nextTurn} from 'node:timers/promises'
-import type {Admin, Consumer, EachBatchPayload, Producer} from 'kafkajs'
+import kafkajs, {type Admin, type Consumer, type EachBatchPayload, type Producer} from 'kafkajs'
 import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
@@ -124,6 +127,8 @@ export interface StreamProgress {
 const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 const WEEK_MS = 7 * 24 * 3600 * 1000
 const HEARTBEAT_SLICE_MS = 1000
+/** how often the consumers ask the broker for the topic's metadata (partitions added while running) */
+const METADATA_MAX_AGE_MS = 10_000
 const MAX_CONCURRENCY = 16
 /** PostgreSQL transactions in flight at once: `--max-transactions`, else the CPU count (at least 2), never more than the partition concurrency. */
 export function transactionLanes(requested: number | undefined, concurrency: number, cpus = availableParallelism()): number {
@@ -322,6 +327,10 @@ class StreamRuntime {
   private readonly knownNext = new Map<number, bigint>()
   /** whether Kafka and PostgreSQL answered the last probe (watchDependencies), or a batch found PostgreSQL gone */
   private readonly deps = {kafka: true, pg: true}
+  /** --until-idle: the unheld partitions it said it waits for (stream.idle.waiting, once each) */
+  private readonly waitingFor = new Set<string>()
+  /** partition@low of the records gone from the topic unread that it said (recordsGone) */
+  private readonly goneSaid = new Set<string>()
   /** /healthz and /readyz */
   readonly health: HealthProbe = {
     healthy: () => !this.stopping,
@@ -402,6 +411,9 @@ class StreamRuntime {
       // 10 s: a process killed with -9 holds its partitions this long before the group moves them
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
+      // partitions added to the topic are seen (and the group rebalances onto them) within this
+      // long, not kafkajs' default 5 minutes: --until-idle waits for them
+      metadataMaxAge: METADATA_MAX_AGE_MS,
       retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => true},
     })
     slot.consumer = consumer
@@ -825,12 +837,23 @@ class StreamRuntime {
    * watermark, moved past the batches kafkajs resolved itself (only control records).
    */
   private standsAt(partition: number, stored: bigint | undefined, low: string): bigint {
-    const at = stored ?? BigInt(low)
+    let at = stored ?? BigInt(low)
+    if (at < BigInt(low)) {
+      // the records from the stored offset up to the low watermark left the topic (retention,
+      // deleteRecords) before this pipeline read them: no fetch returns them, so they are no lag
+      // (else --until-idle waits for them for ever), and no sink or DLQ will ever hold them
+      this.recordsGone(partition, at, BigInt(low))
+      at = BigInt(low)
+    }
     const f = this.filteredEnd.get(partition)
     return f !== undefined && f > at ? f : at
   }
 
-  /** Every assigned partition committed up to its high watermark, idle for idleMs, outbox drained. */
+  /**
+   * Every assigned partition committed up to its high watermark, and no partition with records
+   * left that no member of the group holds (one added to the topic while running), idle for
+   * idleMs, outbox drained.
+   */
   private async caughtUp(idleMs: number): Promise<boolean> {
     if (this.slots.some((s) => s.assigned === undefined) || this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
     const assigned = this.slots.flatMap((s) => s.assigned ?? [])
@@ -841,8 +864,53 @@ class StreamRuntime {
       if (!o) return false
       if (this.standsAt(p, stored.get(p), o.low) < BigInt(o.high)) return false
     }
+    // records left in partitions this process does not hold: another member's, or a partition
+    // added while running that the group has not taken yet (the consumers see it within
+    // METADATA_MAX_AGE_MS and rebalance); the run must not end before it is read
+    const behind = offsets.filter((o) => !assigned.includes(o.partition) && this.standsAt(o.partition, stored.get(o.partition), o.low) < BigInt(o.high)).map((o) => o.partition)
+    if (behind.length > 0) {
+      const unheld = await this.unheldPartitions(behind)
+      if (unheld.length > 0) {
+        if (!this.waitingFor.has(unheld.join(','))) {
+          this.waitingFor.add(unheld.join(','))
+          this.d.logger.info('stream.idle.waiting', {topic: this.topic, partitions: unheld, note: 'records in partitions no member of the group holds yet (added while running?): waiting for the group to take them'})
+        }
+        return false
+      }
+    }
     if (this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
     return (await this.relay.drain(30_000)) === 0
+  }
+
+  /** Says once per partition and low watermark that records left the topic unread (standsAt). */
+  private recordsGone(partition: number, stored: bigint, low: bigint): void {
+    const key = `${partition}@${low}`
+    if (this.goneSaid.has(key)) return
+    this.goneSaid.add(key)
+    this.d.logger.warn('stream.records.gone', {
+      topic: this.topic,
+      partition,
+      first_offset: stored.toString(),
+      last_offset: (low - 1n).toString(),
+      records: Number(low - stored),
+      note: 'deleted from the topic (retention.ms, retention.bytes or deleteRecords) before this pipeline read them: they are in no sink and no dead letter; re-send them from the source if they matter',
+    })
+  }
+
+  /**
+   * Those of `partitions` that no member of the spec's group holds (describeGroups), all of them
+   * while the group is rebalancing.
+   */
+  private async unheldPartitions(partitions: number[]): Promise<number[]> {
+    const {groups} = await this.d.admin.describeGroups([this.d.loaded.spec.source.group])
+    const g = groups[0]
+    if (!g || g.state !== 'Stable') return partitions
+    const held = new Set<number>()
+    for (const m of g.members) {
+      const assignment = kafkajs.AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[this.topic] ?? []
+      for (const p of assignment) held.add(p)
+    }
+    return partitions.filter((p) => !held.has(p))
   }
 
   async lagEnd(): Promise<number> {

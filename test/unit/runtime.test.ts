@@ -172,6 +172,18 @@ describe('stream runtime: dead-letter headers', () => {
     expect(text('cutover.pipeline.version')).toBe('abc')
     expect(text('cutover.failed.at')).toBe('2026-11-22T00:00:00.000Z')
   })
+
+  it('stores a header name holding U+0000 (which jsonb refuses) without it, and gives it back whole', () => {
+    const i = item(Buffer.from('v'), 7, {'x-a\u0000b': Buffer.from([0xff, 0x00]), 'x-plain': Buffer.from('p')})
+    i.status = 'dead'
+    i.dead = {code: 'DECODE_ERROR', message: 'the value is not JSON: "v"', stage: 'decode', field: null}
+    const stored = deadLetterHeaders(i, {pipeline: 'p', version: 'abc', attempts: 1, failedAt: new Date('2026-11-22T00:00:00Z')})
+    expect(JSON.stringify(stored)).not.toContain('\\u0000')
+    expect(stored[1]).toEqual(['x-plain', Buffer.from('p').toString('base64')])
+    const h = toKafkaHeaders(stored) as Record<string, Buffer>
+    expect(Object.keys(h).slice(0, 2)).toEqual(['x-a\u0000b', 'x-plain'])
+    expect(Buffer.compare(h['x-a\u0000b']!, Buffer.from([0xff, 0x00]))).toBe(0)
+  })
 })
 
 describe('stream runtime: helpers', () => {
