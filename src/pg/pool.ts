@@ -48,6 +48,7 @@ const CONNECTION_CODES = new Set([
   '08006',
   '08001',
   '08004',
+  '53300', // too_many_connections (max_connections, or the role's CONNECTION LIMIT): no session to be had
 ])
 
 /** SQLSTATEs worth retrying: serialization failure, deadlock, and connection loss. */
@@ -68,7 +69,10 @@ export function mapPgError(e: unknown, url: string): CutoverError {
   if (isConnectionError(e)) {
     return new ServiceUnavailableError('postgresql', address, err.message || String(e), {
       cause: e,
-      hint: 'start PostgreSQL or point DATABASE_URL at a running server',
+      hint:
+        err.code === '53300'
+          ? "it answers but has no connection to spare: close idle sessions (pg_stat_activity), or raise max_connections or the role's CONNECTION LIMIT"
+          : 'start PostgreSQL or point DATABASE_URL at a running server',
     })
   }
   if (err.code === '28000' || err.code === '28P01') {

@@ -120,6 +120,19 @@ describe('cutover dev and global behaviour', () => {
     }
   })
 
+  it('PostgreSQL with no connection to spare (53300) is exit 3 with that fix, not exit 70', async () => {
+    const role = `cutover_nolimit_${process.pid}`
+    const admin = (sql: string) => spawnSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-Atc', sql], {encoding: 'utf8'})
+    expect(admin(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 0`).status).toBe(0)
+    try {
+      const r = await runCli(['parity', 'report', '--json'], {env: {DATABASE_URL: `postgres://${role}@127.0.0.1:5432/cutover`}})
+      expect(r.code, r.stdout + r.stderr).toBe(3)
+      expect(r.json.error).toMatchObject({code: 'SERVICE_UNAVAILABLE', service: 'postgresql', hint: expect.stringMatching(/no connection to spare/)})
+    } finally {
+      admin(`DROP ROLE IF EXISTS ${role}`)
+    }
+  })
+
   it('KAFKA_SSL against the plaintext broker: the fix says TLS, not "start a broker"', async () => {
     const r = await runCli(['dev', 'status'], {env: {KAFKA_SSL: 'true'}})
     expect(r.code).toBe(3)

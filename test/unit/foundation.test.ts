@@ -83,6 +83,11 @@ describe('connection settings', () => {
     const other = mapKafkaError(new KafkaJSNonRetriableError(new Error('Topic authorization failed')), kafkaSettingsFromEnv({}), 'send')
     expect(other).toMatchObject({code: 'KAFKA_ERROR', exitCode: ExitCode.INTERNAL})
   })
+  it('maps "too many connections" to ServiceUnavailableError (exit 3, retried), with its own fix', () => {
+    const e = mapPgError(Object.assign(new Error('too many connections for role "x"'), {code: '53300'}), DEFAULT_DATABASE_URL)
+    expect(e).toMatchObject({code: 'SERVICE_UNAVAILABLE', exitCode: 3, retriable: true})
+    expect(e.hint).toMatch(/no connection to spare/)
+  })
   it('maps kafkajs connection errors to ServiceUnavailableError', () => {
     const e = mapKafkaError(Object.assign(new Error('Connection error'), {name: 'KafkaJSConnectionError'}), kafkaSettingsFromEnv({}))
     expect(e.exitCode).toBe(3)
