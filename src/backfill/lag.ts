@@ -6,28 +6,38 @@
  * One sample (`sampleGroupLag`) is two admin calls: the group's committed offsets
  * (`admin.fetchOffsets`) and the topics' end offsets (`admin.fetchTopicOffsets`); lag of a
  * partition = end - committed (end - low watermark when the group never committed there), plus
- * the group's state and member count (`describeGroups`).
+ * the group's state, member count and, while it is Stable, which member each partition is
+ * assigned to (`describeGroups`, the consumer protocol's assignment).
  *
  * Per partition, over the window (oldest .. newest sample), first match wins:
  *
- *   ERR    the committed offset went backwards (Burrow's REWIND: a reset, a restore)
- *   OK     the newest lag is 0
- *   STOP   lag > 0 and nobody is consuming: the group has no members (or never committed
- *          this partition) — Burrow's "no commit for longer than the window"
- *   STALL  lag > 0 and the committed offset did not move over the whole window although the
- *          group has members (Burrow's STALLED: consuming nothing, or stuck on a record)
- *   WARN   the committed offset moves but the lag grew at every step of the window (at least
- *          three samples): the consumer falls behind
- *   OK     anything else (lag steady or shrinking)
+ *   ERR       the committed offset went backwards (Burrow's REWIND: a reset, a restore)
+ *   OK        the newest lag is 0
+ *   STOP      lag > 0 and nobody is consuming: the group has no members, or none is assigned
+ *             this partition (a Stable group), or it never committed here and no member is
+ *             known to hold it — Burrow's "no commit for longer than the window"
+ *   STARTING  lag > 0, never committed here, and a member of the Stable group is assigned
+ *             this partition: its first batch is in progress (`stream run` commits a partition
+ *             once per batch: with --max-rate a batch waits for its records' tokens first)
+ *   STALL     lag > 0 and the committed offset did not move over the whole window although the
+ *             group has members (Burrow's STALLED: consuming nothing, or stuck on a record);
+ *             with `stallMinMs`, only once it stood still that long (a rate-limited batch of a
+ *             member assigned the partition takes longer than a short window): before that the
+ *             verdict is OK with `pendingStall`, for the caller to sample longer
+ *   WARN      the committed offset moves but the lag grew at every step of the window (at least
+ *             three samples): the consumer falls behind
+ *   OK        anything else (lag steady or shrinking)
  *
- * The overall status is the worst partition status, by OK < WARN < STALL < STOP < ERR.
+ * The overall status is the worst partition status, by OK < STARTING < WARN < STALL < STOP < ERR.
  * A window of one sample can only say OK/STOP/ERR-free OK (nothing to compare).
  */
-import type {Admin} from 'kafkajs'
+import kafkajs, {type Admin, type GroupDescription} from 'kafkajs'
 
-export const LAG_STATUSES = ['OK', 'WARN', 'STALL', 'STOP', 'ERR'] as const
+const {AssignerProtocol} = kafkajs
+
+export const LAG_STATUSES = ['OK', 'STARTING', 'WARN', 'STALL', 'STOP', 'ERR'] as const
 export type LagStatus = (typeof LAG_STATUSES)[number]
-const SEVERITY: Record<LagStatus, number> = {OK: 0, WARN: 1, STALL: 2, STOP: 3, ERR: 4}
+const SEVERITY: Record<LagStatus, number> = {OK: 0, STARTING: 1, WARN: 2, STALL: 3, STOP: 4, ERR: 5}
 
 export function worstStatus(statuses: Iterable<LagStatus>): LagStatus {
   let worst: LagStatus = 'OK'
@@ -46,6 +56,13 @@ export interface PartitionOffsets {
   committed: bigint | null
   /** end - committed (end - low when never committed) */
   lag: bigint
+  /**
+   * The member the Stable group assigned this partition to (`member-id@host`, as
+   * kafka-consumer-groups --describe shows its CONSUMER-ID and HOST), null when no
+   * member holds it; undefined when not known (the group is rebalancing or empty, or an
+   * assignment is not in the consumer protocol's layout).
+   */
+  member?: string | null
 }
 
 export interface LagSample {
@@ -60,6 +77,25 @@ export interface LagSample {
   totalLag: bigint
 }
 
+/**
+ * Which member holds each partition (`topic/partition` -> `member-id@host`) of a Stable group of
+ * the consumer protocol; undefined when that is not known (another state, another protocol, an
+ * assignment that does not decode): the verdicts then go by the member count alone.
+ */
+function assignments(g: GroupDescription | undefined): Map<string, string> | undefined {
+  if (!g || g.state !== 'Stable' || g.protocolType !== 'consumer') return undefined
+  const held = new Map<string, string>()
+  try {
+    for (const m of g.members) {
+      const a = AssignerProtocol.MemberAssignment.decode(m.memberAssignment)
+      for (const [topic, partitions] of Object.entries(a?.assignment ?? {})) for (const p of partitions) held.set(`${topic}/${p}`, `${m.memberId}@${m.clientHost.replace(/^\//, '')}`)
+    }
+  } catch {
+    return undefined
+  }
+  return held
+}
+
 /** One sample of a group's lag on `topics` (default: every topic the group committed on). */
 export async function sampleGroupLag(admin: Admin, group: string, topics?: readonly string[]): Promise<LagSample> {
   const at = Date.now()
@@ -67,6 +103,8 @@ export async function sampleGroupLag(admin: Admin, group: string, topics?: reado
     admin.fetchOffsets(topics ? {groupId: group, topics: [...topics]} : {groupId: group}),
     admin.describeGroups([group]),
   ])
+  const g = described.groups[0]
+  const held = assignments(g)
   const names = topics ? [...topics] : committed.map((c) => c.topic)
   const ends = await Promise.all(names.map(async (t) => ({topic: t, offsets: await admin.fetchTopicOffsets(t)})))
   const partitions: PartitionOffsets[] = []
@@ -81,10 +119,9 @@ export async function sampleGroupLag(admin: Admin, group: string, topics?: reado
       let lag = end - (committedAt ?? low)
       if (lag < 0n) lag = 0n
       totalLag += lag
-      partitions.push({topic, partition: o.partition, end, low, committed: committedAt, lag})
+      partitions.push({topic, partition: o.partition, end, low, committed: committedAt, lag, ...(held ? {member: held.get(`${topic}/${o.partition}`) ?? null} : {})})
     }
   }
-  const g = described.groups[0]
   return {at, group, state: g?.state ?? 'Unknown', members: g?.members.length ?? 0, partitions, totalLag}
 }
 
@@ -98,6 +135,10 @@ export interface PartitionVerdict {
   /** records consumed per second over the window (committed offset delta / time) */
   consumedPerSec: number
   reason: string
+  /** see PartitionOffsets.member */
+  member?: string | null
+  /** see PartitionEvaluation.pendingStall */
+  pendingStall?: boolean
 }
 
 export interface GroupVerdict {
@@ -109,11 +150,28 @@ export interface GroupVerdict {
   reason: string
 }
 
+export interface EvaluateOptions {
+  /**
+   * STALL only once the committed offset stood still this long (ms) while a member is assigned
+   * the partition; before that the verdict is OK with `pendingStall` (sample longer). Default 0.
+   */
+  stallMinMs?: number
+}
+
+export interface PartitionEvaluation {
+  status: LagStatus
+  reason: string
+  consumedPerSec: number
+  /** the committed offset stood still with lag, for less than `stallMinMs`: not judged yet */
+  pendingStall?: boolean
+}
+
 /** Judges one partition over its samples (oldest first). Pure. */
-export function evaluatePartition(history: readonly PartitionOffsets[], times: readonly number[], members: number): {status: LagStatus; reason: string; consumedPerSec: number} {
+export function evaluatePartition(history: readonly PartitionOffsets[], times: readonly number[], members: number, options: EvaluateOptions = {}): PartitionEvaluation {
   const last = history[history.length - 1]!
   const first = history[0]!
-  const spanS = Math.max(0.001, (times[times.length - 1]! - times[0]!) / 1000)
+  const spanMs = times[times.length - 1]! - times[0]!
+  const spanS = Math.max(0.001, spanMs / 1000)
   const consumedPerSec = first.committed !== null && last.committed !== null && history.length > 1 ? Number(last.committed - first.committed) / spanS : 0
   for (let i = 1; i < history.length; i++) {
     const a = history[i - 1]!.committed
@@ -122,9 +180,19 @@ export function evaluatePartition(history: readonly PartitionOffsets[], times: r
   }
   if (last.lag === 0n) return {status: 'OK', reason: 'no lag', consumedPerSec}
   if (members === 0) return {status: 'STOP', reason: `lag ${last.lag} and the group has no members`, consumedPerSec}
-  if (last.committed === null) return {status: 'STOP', reason: `lag ${last.lag} and the group never committed here`, consumedPerSec}
+  if (last.member === null) return {status: 'STOP', reason: `lag ${last.lag} and no member of the group is assigned this partition`, consumedPerSec}
+  if (last.committed === null) {
+    if (last.member !== undefined) {
+      return {status: 'STARTING', reason: `lag ${last.lag}, nothing committed yet, assigned to ${last.member}: its first batch is in progress (or stuck: see the consumer's log)`, consumedPerSec}
+    }
+    return {status: 'STOP', reason: `lag ${last.lag} and the group never committed here`, consumedPerSec}
+  }
   if (history.length >= 2 && history.every((h) => h.committed === last.committed)) {
-    return {status: 'STALL', reason: `lag ${last.lag} and the committed offset stayed at ${last.committed} for ${spanS.toFixed(0)} s`, consumedPerSec}
+    const minMs = options.stallMinMs ?? 0
+    if (typeof last.member === 'string' && spanMs < minMs) {
+      return {status: 'OK', reason: `lag ${last.lag}, committed offset at ${last.committed} for ${spanS.toFixed(0)} s, assigned to ${last.member}: a batch in progress?`, consumedPerSec, pendingStall: true}
+    }
+    return {status: 'STALL', reason: `lag ${last.lag} and the committed offset stayed at ${last.committed} for ${spanS.toFixed(0)} s${last.member ? ` (assigned to ${last.member})` : ''}`, consumedPerSec}
   }
   if (history.length >= 3) {
     let growing = true
@@ -135,7 +203,7 @@ export function evaluatePartition(history: readonly PartitionOffsets[], times: r
 }
 
 /** Judges a window of samples of one group (oldest first). Pure. */
-export function evaluateGroup(samples: readonly LagSample[]): GroupVerdict {
+export function evaluateGroup(samples: readonly LagSample[], options: EvaluateOptions = {}): GroupVerdict {
   if (samples.length === 0) throw new Error('evaluateGroup needs at least one sample')
   const last = samples[samples.length - 1]!
   const times = samples.map((s) => s.at)
@@ -144,9 +212,13 @@ export function evaluateGroup(samples: readonly LagSample[]): GroupVerdict {
   for (const p of last.partitions) {
     const history = samples.map((s) => s.partitions.find((q) => q.topic === p.topic && q.partition === p.partition)).filter((h): h is PartitionOffsets => h !== undefined)
     const hTimes = samples.filter((s) => s.partitions.some((q) => q.topic === p.topic && q.partition === p.partition)).map((s) => s.at)
-    const v = evaluatePartition(history, hTimes.length === history.length ? hTimes : times.slice(-history.length), last.members)
+    const v = evaluatePartition(history, hTimes.length === history.length ? hTimes : times.slice(-history.length), last.members, options)
     consumed += v.consumedPerSec
-    partitions.push({topic: p.topic, partition: p.partition, status: v.status, lag: p.lag, end: p.end, committed: p.committed, consumedPerSec: v.consumedPerSec, reason: v.reason})
+    partitions.push({
+      topic: p.topic, partition: p.partition, status: v.status, lag: p.lag, end: p.end, committed: p.committed, consumedPerSec: v.consumedPerSec, reason: v.reason,
+      ...(p.member !== undefined ? {member: p.member} : {}),
+      ...(v.pendingStall ? {pendingStall: true} : {}),
+    })
   }
   const status = worstStatus(partitions.map((p) => p.status))
   const worst = partitions.find((p) => p.status === status && status !== 'OK')
@@ -162,12 +234,15 @@ export function evaluateGroup(samples: readonly LagSample[]): GroupVerdict {
 /** A sliding window of samples (Burrow keeps the last N offsets per partition). */
 export class LagWindow {
   private readonly samples: LagSample[] = []
-  constructor(private readonly size = 10) {}
+  constructor(
+    private readonly size = 10,
+    private readonly options: EvaluateOptions = {},
+  ) {}
 
   add(s: LagSample): GroupVerdict {
     this.samples.push(s)
     if (this.samples.length > this.size) this.samples.shift()
-    return evaluateGroup(this.samples)
+    return evaluateGroup(this.samples, this.options)
   }
 
   get latest(): LagSample | undefined {

@@ -282,6 +282,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     // ---- the source, with --since/--until as a kafka time range or an event-time filter
     const uri: SourceUri = parseSourceUri(opts.from)
     const isKafka = uri.scheme === 'kafka'
+    // a kafka: source is read on the cluster --to writes to (KAFKA_BROKERS): the same topic would
+    // get a second copy of every record it holds, appended behind them
+    if (isKafka && uri.target === target) {
+      throw new UsageError(`--from ${opts.from} reads the topic that --to ${target} writes: every record in it would be appended to it again (the topic doubled)`, {
+        hint: `backfill into another topic (--to ${target}.replay, created first), or read the topic whose history ${target} should get`,
+      })
+    }
     const since = opts.since
     const until = opts.until
     let eventTimeField: string | undefined
@@ -362,8 +369,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
       }
       if (!dlqExists) {
-        // with a spec (or --dlq) rejects are expected; without, only unreadable records would go there
-        const log = opts.spec || opts.dlq ? logger.warn : logger.info
+        // with a spec (or --dlq given) rejects are expected; without, only unreadable records would
+        // go there. Not opts.dlq: a resumed backfill's saved options always hold its DLQ topic
+        const log = opts.spec || o.dlq ? logger.warn : logger.info
         log('backfill.dlq_missing', {dlq: dlqTopic, note: 'the first rejected record stops the backfill (exit 2) until it exists'})
       }
       producer = createBackfillProducer(o.settings.kafka, logger)

@@ -8,13 +8,22 @@
  *   consumed   records per second the group committed over the sampling window (`--window`,
  *              default 5 s, one sample a second): Kafka keeps no history of commits, so this
  *              is measured, not looked up
+ *
+ * A partition whose committed offset stands still over the window while a member of the Stable
+ * group is assigned it is not called STALL at once: `stream run` commits a partition once per
+ * batch, and with --max-rate a batch waits for its records' tokens (shared by the process's
+ * partitions) first, which can take longer than the window. Sampling goes on until it moves or
+ * it has stood still for STALL_MIN_MS (then STALL), whichever comes first.
  */
 import type {KafkaSettings} from '../config/env.js'
 import {UsageError} from '../errors.js'
 import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {sleep} from '../runtime/ratelimit.js'
-import {LagWindow, sampleGroupLag, type LagStatus} from './lag.js'
+import {evaluateGroup, sampleGroupLag, type LagSample, type LagStatus} from './lag.js'
+
+/** How long a committed offset must stand still, with a member assigned, to be called STALL. */
+export const STALL_MIN_MS = 30_000
 
 export interface StatusOptions {
   group: string
@@ -25,6 +34,10 @@ export interface StatusOptions {
   settings: KafkaSettings
   logger: Logger
   signal?: AbortSignal
+  /** STALL only after this long still (default STALL_MIN_MS) */
+  stallMinMs?: number
+  /** a line for the person waiting (sampling goes on past the window) */
+  onProgress?: (message: string) => void
 }
 
 export interface PartitionStatus {
@@ -36,11 +49,13 @@ export interface PartitionStatus {
   status: LagStatus
   reason: string
   consumed_per_sec: number
+  /** the member the Stable group assigned it to (`member-id@host`); null when none, or not known */
+  member: string | null
 }
 
 export interface GroupStatusResult {
   group: string
-  /** Kafka's group state: Stable, Empty, Dead, ... */
+  /** Kafka's group state: Stable, Empty, Dead, PreparingRebalance, ... */
   state: string
   members: number
   status: LagStatus
@@ -64,7 +79,7 @@ export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> 
   try {
     const windowMs = o.windowMs ?? 5000
     const interval = o.intervalMs ?? 1000
-    const window = new LagWindow(Math.max(1, Math.ceil(windowMs / interval) + 1))
+    const stallMinMs = o.stallMinMs ?? STALL_MIN_MS
     let topics = o.topics
     if (!topics) {
       const committed = await admin.fetchOffsets({groupId: o.group})
@@ -86,15 +101,30 @@ export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> 
       sampleGroupLag(admin, o.group, topics),
       settled(...topics.map(async (t) => ({topic: t, offsets: await admin.fetchTopicOffsetsByTimestamp(t, minuteAgo)}))),
     )
-    let verdict = window.add(first)
-    let samples = 1
+    const taken: LagSample[] = [first]
     while (Date.now() - started < windowMs && !o.signal?.aborted) {
       await sleep(Math.min(interval, windowMs - (Date.now() - started)), o.signal)
       if (o.signal?.aborted) break
-      verdict = window.add(await sampleGroupLag(admin, o.group, topics))
-      samples++
+      taken.push(await sampleGroupLag(admin, o.group, topics))
     }
-    const last = window.latest!
+    let verdict = evaluateGroup(taken, {stallMinMs})
+    // still partitions of assigned members: sampled on until they move, or stood still long enough for STALL
+    let told = false
+    while (verdict.partitions.some((p) => p.pendingStall) && !o.signal?.aborted) {
+      if (!told) {
+        const still = verdict.partitions.filter((p) => p.pendingStall).map((p) => `${p.topic}/${p.partition}`)
+        o.onProgress?.(`${still.join(', ')}: committed offset${still.length === 1 ? '' : 's'} still, with a member assigned: watching up to ${stallMinMs / 1000} s before calling it STALL (a --max-rate batch commits only when done)`)
+        told = true
+      }
+      await sleep(interval, o.signal)
+      if (o.signal?.aborted) break
+      taken.push(await sampleGroupLag(admin, o.group, topics))
+      verdict = evaluateGroup(taken, {stallMinMs})
+    }
+    // stopped early (SIGINT): judged on what was seen
+    if (verdict.partitions.some((p) => p.pendingStall)) verdict = evaluateGroup(taken)
+    const samples = taken.length
+    const last = taken[taken.length - 1]!
     let produced = 0
     for (const p of first.partitions) {
       const s = starts.find((x) => x.topic === p.topic)?.offsets.find((x) => x.partition === p.partition)
@@ -121,6 +151,7 @@ export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> 
         status: p.status,
         reason: p.reason,
         consumed_per_sec: Math.round(p.consumedPerSec * 10) / 10,
+        member: p.member ?? null,
       })),
     }
   } catch (e) {
@@ -147,8 +178,8 @@ export function formatGroupStatus(r: GroupStatusResult): string {
     `group ${r.group}: ${r.status} (${r.reason}) · state ${r.state}, ${r.members} member${r.members === 1 ? '' : 's'} · lag ${r.total_lag.toLocaleString('en-US')}`,
     `throughput: produced ${r.throughput.produced_last_minute.toLocaleString('en-US')} in the last minute (${r.throughput.produced_per_sec}/s), consumed ${r.throughput.consumed_per_sec}/s over ${(r.window_ms / 1000).toFixed(0)} s`,
     '',
-    ['topic', 'partition', 'end', 'committed', 'lag', 'status', 'consumed/s'].join('\t'),
+    ['topic', 'partition', 'end', 'committed', 'lag', 'status', 'consumed/s', 'member'].join('\t'),
   ]
-  for (const p of r.partitions) lines.push([p.topic, p.partition, p.end, p.committed ?? '-', p.lag, p.status, p.consumed_per_sec].join('\t'))
+  for (const p of r.partitions) lines.push([p.topic, p.partition, p.end, p.committed ?? '-', p.lag, p.status, p.consumed_per_sec, p.member ?? '-'].join('\t'))
   return lines.join('\n')
 }

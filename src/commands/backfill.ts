@@ -5,13 +5,15 @@ import {connectionSettingsFromEnv} from '../config/env.js'
 import {formatBackfillResult, parseTimeOption, runBackfill, type BackfillResult} from '../backfill/run.js'
 import {parseRate} from '../backfill/pacing.js'
 import {ProgressTracker} from '../jobs/progress.js'
+import {createLogger, stderrJsonSink} from '../log.js'
+import type {BackfillProgressUi} from '../ui/backfill-progress.js'
 
 export type {BackfillResult}
 
 export default class Backfill extends CutoverCommand {
   static override summary = 'Replay history from a legacy source into a Kafka topic at a controlled rate that respects the consumers; resumable.'
   static override description =
-    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. The acknowledged position is checkpointed in cutover.backfills every 2 s and on SIGINT/SIGTERM (exit 0); --resume ID continues after it: at least once, so the records acknowledged after the last checkpoint of a run that was killed (up to 2 s of them, and the batch in flight) are sent again, identical (same key, value and headers); the pipeline\'s dedupe drops them.'
+    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. On a terminal a progress bar, with the log\'s lines kept above it (plain periodic lines when stderr is not a terminal, or one of 0 columns). The acknowledged position is checkpointed in cutover.backfills every 2 s and on SIGINT/SIGTERM (exit 0); --resume ID continues after it: at least once, so the records acknowledged after the last checkpoint of a run that was killed (up to 2 s of them, and the batch in flight) are sent again, identical (same key, value and headers); the pipeline\'s dedupe drops them.'
   static override examples = [
     '<%= config.bin %> backfill --from "csv:data/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --to txn.raw --spec pipeline.yaml --rate 2000/s',
     '<%= config.bin %> backfill --from kafka:txn.archive --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z --to txn.raw --max-lag 50000 --group cutover-txn',
@@ -19,7 +21,7 @@ export default class Backfill extends CutoverCommand {
   ]
   static override flags = {
     from: Flags.string({description: 'source URI: csv:, fixed:, pg: or kafka: (not needed with --resume)'}),
-    to: Flags.string({description: 'target topic (must exist; not needed with --resume)'}),
+    to: Flags.string({description: 'target topic (must exist, and not be the topic of a kafka: --from; not needed with --resume)'}),
     spec: Flags.string({description: 'pipeline spec: normalize with its fields, key by its key, rejects to its DLQ'}),
     key: Flags.string({description: 'field(s) whose value is the Kafka key, comma-separated (default: the spec key; kafka: sources keep their key)'}),
     rate: Flags.string({description: 'records per second: N or N/s (also /m, /h)'}),
@@ -43,16 +45,22 @@ export default class Backfill extends CutoverCommand {
     const {flags} = await this.parse(Backfill)
     const json = this.jsonEnabled()
     const controller = new AbortController()
+    const tracker = new ProgressTracker('backfill')
+    // a terminal of 0 columns (`script` without a terminal of its own, some CI runners) is no
+    // terminal: ink would draw one character per line; plain periodic lines there instead
+    const tty = !json && process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0
+    let stopProgress: () => void = () => {}
+    let ui: BackfillProgressUi | undefined
+    // while ink draws, every other stderr line goes above its frame (a line written beside it
+    // would be erased by its next redraw): the header, SIGINT's note and the log's entries
+    const say = (line: string) => (ui ? ui.print(line) : this.progress(line))
+    const logger = tty ? createLogger({level: this.logger.level, sink: (e) => (ui ? ui.print(JSON.stringify(e)) : stderrJsonSink(e))}) : this.logger
     const stop = (sig: string) => {
-      this.progress(`${sig}: stopping after the batches in flight, with a checkpoint`)
+      say(`${sig}: stopping after the batches in flight, with a checkpoint`)
       controller.abort()
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
-    const tracker = new ProgressTracker('backfill')
-    const tty = !json && process.stderr.isTTY === true
-    let stopProgress: () => void = () => {}
-    let ui: {update(): void; done(): void} | undefined
     if (tty) {
       const {startBackfillProgress} = await import('../ui/backfill-progress.js')
       ui = startBackfillProgress(tracker, flags.rate ? parseRate(flags.rate) : null)
@@ -78,11 +86,11 @@ export default class Backfill extends CutoverCommand {
         ...(flags['batch-size'] === undefined ? {} : {batchSize: flags['batch-size']}),
         dryRun: flags['dry-run'],
         settings: connectionSettingsFromEnv(),
-        logger: this.logger,
+        logger,
         signal: controller.signal,
         progress: tracker,
         countTotal: tty,
-        onStart: (s) => this.progress(`backfill ${s.id}: ${s.source} -> ${s.target}${s.resumedFrom ? ` (resuming after record ${s.resumedFrom.records})` : ''}`),
+        onStart: (s) => say(`backfill ${s.id}: ${s.source} -> ${s.target}${s.resumedFrom ? ` (resuming after record ${s.resumedFrom.records})` : ''}`),
         ...(ui ? {onPace: () => ui!.update()} : {}),
       })
       ui?.done()

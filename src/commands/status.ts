@@ -7,14 +7,14 @@ import {UsageError} from '../errors.js'
 export type StatusResult = GroupStatusResult
 
 export default class Status extends CutoverCommand {
-  static override summary = "A consumer group's lag per partition, Burrow-style status (OK, WARN, STALL, STOP, ERR) and the last minute's throughput."
+  static override summary = "A consumer group's lag per partition, Burrow-style status (OK, STARTING, WARN, STALL, STOP, ERR) and the last minute's throughput."
   static override description =
-    'Samples the group once a second over --window and judges each partition by how its committed offset and lag move: OK (no lag, or keeping up), WARN (lag grows at every sample), STALL (lag and the committed offset does not move), STOP (lag and no members / never committed), ERR (committed offset went back). The overall status is the worst partition. Produced-per-minute comes from the broker\'s time index; consumed-per-second is measured over the window.'
+    "Samples the group once a second over --window and judges each partition by how its committed offset and lag move: OK (no lag, or keeping up), STARTING (lag, nothing committed yet, and a member of the Stable group is assigned it: its first batch is in progress), WARN (lag grows at every sample), STALL (lag and the committed offset does not move: with a member assigned, only once it stood still for 30 s, sampled past --window until then, since stream run commits a partition once per batch and a --max-rate batch waits for its tokens first), STOP (lag and no members, no member assigned, or never committed without a member known to hold it), ERR (committed offset went back). The overall status is the worst partition, by OK < STARTING < WARN < STALL < STOP < ERR. Each partition names the member assigned to it. Produced-per-minute comes from the broker's time index; consumed-per-second is measured over the samples."
   static override examples = ['<%= config.bin %> status --group cutover-txn', '<%= config.bin %> status --group cutover-txn --topic txn.raw --window 10 --json']
   static override flags = {
     group: Flags.string({required: true, description: 'consumer group'}),
     topic: Flags.string({multiple: true, description: 'topic(s) to judge (default: every topic the group committed on)'}),
-    window: Flags.integer({min: 0, max: 600, default: 5, description: 'seconds to sample (one sample a second; 0 = one sample)'}),
+    window: Flags.integer({min: 0, max: 600, default: 5, description: 'seconds to sample (one sample a second; 0 = one sample); sampling goes on, up to 30 s, while a partition with a member assigned has a committed offset that stands still'}),
   }
 
   async run(): Promise<StatusResult> {
@@ -32,6 +32,7 @@ export default class Status extends CutoverCommand {
       settings: kafkaSettingsFromEnv(),
       logger: this.logger,
       signal: controller.signal,
+      onProgress: (m) => this.progress(m),
     })
     this.log(formatGroupStatus(result))
     return result

@@ -2,8 +2,14 @@
  * The backfill progress bar, on a TTY only (never under --json): done/total where known (file
  * sources, by bytes), rate now and target, ETA, consumer lag and the pace. State lives in the
  * pure ProgressTracker the backfill updates; this only draws `backfillView(...)` every 500 ms.
+ *
+ * Every other line for stderr while it draws (the command's header, the log's warnings) goes
+ * through `print`: ink redraws by erasing as many lines as its frame had, so a line written
+ * beside it would be erased by the next redraw. `print` writes it above the frame (ink's own
+ * stderr writer: erase the frame, write the line, draw the frame again), as written, unwrapped.
  */
-import {Box, render, Text} from 'ink'
+import {useLayoutEffect} from 'react'
+import {Box, render, Text, useStderr} from 'ink'
 import type {ProgressSnapshot, ProgressTracker} from '../jobs/progress.js'
 
 export interface BackfillView {
@@ -64,8 +70,22 @@ export function BackfillProgress({view}: {view: BackfillView}) {
   )
 }
 
+/** The progress, handing ink's stderr writer (a line above the frame) to `onWriter`. */
+function BackfillScreen({view, onWriter}: {view: BackfillView; onWriter: (write: (data: string) => void) => void}) {
+  const {write} = useStderr()
+  useLayoutEffect(() => onWriter(write), [write, onWriter])
+  return <BackfillProgress view={view} />
+}
+
+export interface BackfillProgressUi {
+  update(): void
+  /** a line for stderr, kept above the progress (written as is once it is done) */
+  print(line: string): void
+  done(): void
+}
+
 /** Draws on stderr until `done()`. */
-export function startBackfillProgress(tracker: ProgressTracker, targetRate: number | null): {update(): void; done(): void} {
+export function startBackfillProgress(tracker: ProgressTracker, targetRate: number | null): BackfillProgressUi {
   let prev: ProgressSnapshot | undefined
   const view = () => {
     const cur = tracker.snapshot()
@@ -73,15 +93,28 @@ export function startBackfillProgress(tracker: ProgressTracker, targetRate: numb
     prev = cur
     return v
   }
-  const app = render(<BackfillProgress view={view()} />, {stdout: process.stderr, patchConsole: false})
-  const update = () => app.rerender(<BackfillProgress view={view()} />)
+  let writer: ((data: string) => void) | undefined
+  const onWriter = (w: (data: string) => void) => {
+    writer = w
+  }
+  const app = render(<BackfillScreen view={view()} onWriter={onWriter} />, {stdout: process.stderr, patchConsole: false})
+  let finished = false
+  const update = () => {
+    if (!finished) app.rerender(<BackfillScreen view={view()} onWriter={onWriter} />)
+  }
   const timer = setInterval(update, 500)
   timer.unref()
   return {
     update,
+    print: (line) => {
+      if (finished || !writer) process.stderr.write(line + '\n')
+      else writer(line + '\n')
+    },
     done: () => {
+      if (finished) return
       clearInterval(timer)
       update()
+      finished = true
       app.unmount()
     },
   }

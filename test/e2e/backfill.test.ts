@@ -339,6 +339,70 @@ describe('cutover backfill (e2e)', () => {
     expect(row.rows[0]).toEqual({status: 'stopped', runs: 1, records: 20})
   })
 
+  it('--from kafka:T --to T (the source topic as the target): exit 2 with the fix, nothing sent, no backfill row (was: exit 0, the topic doubled)', async () => {
+    const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-self'})
+    const producer = kafka().producer()
+    await producer.connect()
+    await producer.send({topic, messages: Array.from({length: 6}, (_, i) => ({key: `K${i}`, value: JSON.stringify({id: `S${i}`}), timestamp: String(Date.UTC(2026, 10, 1, i))}))})
+    await producer.disconnect()
+    const pool = testPool()
+    for (const from of [`kafka:${topic}`, `kafka:${topic}?from=2026-11-01T00:00:00Z`]) {
+      const r = await runCli(['backfill', '--from', from, '--to', topic, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringContaining(`--from ${from} reads the topic that --to ${topic} writes`), hint: expect.stringContaining('another topic')})
+    }
+    const dry = await runCli(['backfill', '--from', `kafka:${topic}`, '--to', topic, '--dry-run', '--json'])
+    expect(dry.code).toBe(2)
+    expect(kcatConsume(topic)).toHaveLength(6)
+    expect((await pool.query('SELECT id FROM cutover.backfills WHERE target = $1', [topic])).rows).toEqual([])
+    // another topic of the same cluster is fine
+    const other = await createTestTopic({partitions: 2, prefix: 'bf-e2e-self-copy'})
+    const ok = await runCli(['backfill', '--from', `kafka:${topic}`, '--to', other, '--json'])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.json).toMatchObject({read: 6, sent: 6})
+    expect(kcatConsume(topic)).toHaveLength(6)
+    await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [ok.json.id])
+  })
+
+  it('--resume of a backfill without a spec or --dlq, whose <to>.dlq does not exist: no backfill.dlq_missing warning (was: on every resume); with a spec it still warns', async () => {
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-e2e-resume-dlq'})
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || lpad(g::text, 3, '0') AS id, g::numeric AS amt FROM generate_series(1, 20) g`)
+    const id = uniqueName('bf-resume-dlq')
+    onTestFinished(async () => {
+      await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [[id, `${id}-spec`]])
+    })
+    const from = `pg:${schema}.legacy_txn?order_by=id`
+    const first = await runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', '--id', id, '--json'])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stderr).not.toContain('backfill.dlq_missing') // warn is the default level
+    // as if stopped after 10 records
+    await pool.query(`UPDATE cutover.backfills SET status = 'stopped', position = '{"records": 10}', counts = '{"read": 10, "sent": 10, "rejected": 0, "rejected_by_code": {}, "out_of_range": 0}' WHERE id = $1`, [id])
+    const resumed = await runCli(['backfill', '--resume', id, '--json'])
+    expect(resumed.code, resumed.stderr).toBe(0)
+    expect(resumed.json).toMatchObject({id, status: 'completed', read: 20, sent: 20, resumed_from: {records: 10}, runs: 2})
+    expect(kcatConsume(topic)).toHaveLength(30)
+    // before the fix: {"level":"warn",...,"event":"backfill.dlq_missing"} (the saved options always hold the dlq)
+    expect(resumed.stderr).not.toContain('backfill.dlq_missing')
+    const lines = (text: string) => text.split('\n').filter((l) => l.includes('"backfill.dlq_missing"')).map((l) => JSON.parse(l) as {level: string})
+    await pool.query(`UPDATE cutover.backfills SET status = 'stopped' WHERE id = $1`, [id])
+    const info = await runCli(['backfill', '--resume', id, '--log-level', 'info', '--json'])
+    expect(info.code, info.stderr).toBe(0)
+    expect(lines(info.stderr).map((l) => l.level)).toEqual(['info'])
+
+    // with a spec, rejects are expected: the missing DLQ is a warning, on --resume too
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-'))
+    const spec = join(dir, 'spec.yaml')
+    writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${uniqueName('bf-no-such-dlq')} }`))
+    const withSpec = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--id', `${id}-spec`, '--json'])
+    expect(withSpec.code).toBe(2) // the first reject stops it: its DLQ does not exist
+    expect(lines(withSpec.stderr).map((l) => l.level)).toEqual(['warn'])
+    const specResumed = await runCli(['backfill', '--resume', `${id}-spec`, '--json'])
+    expect(specResumed.code).toBe(2)
+    expect(lines(specResumed.stderr).map((l) => l.level)).toEqual(['warn'])
+  })
+
   it('bad usage exits 2 with the fix; a missing topic too', async () => {
     const r = await runCli(['backfill', '--from', CSV, '--to', 'bf-no-such-topic-x', '--json'])
     expect(r.code).toBe(2)

@@ -6,10 +6,10 @@ import {spawnSync} from 'node:child_process'
 import {describe, expect, it} from 'vitest'
 import {BIN, ROOT, createTestTopic} from '../helpers.js'
 
-/** Runs `bin/run.js args` with stderr and stdout on a 100x30 pseudo-terminal; returns what the terminal got. */
-function onTerminal(args: string[], env: Record<string, string | undefined>): {code: number | null; screen: string} {
+/** Runs `bin/run.js args` with stderr and stdout on a 100x30 (or `size`) pseudo-terminal; returns what the terminal got. */
+function onTerminal(args: string[], env: Record<string, string | undefined>, size = {cols: 100, rows: 30}): {code: number | null; screen: string} {
   const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
-  const command = `stty cols 100 rows 30; ${[process.execPath, BIN, ...args].map(quote).join(' ')}`
+  const command = `stty cols ${size.cols} rows ${size.rows}; ${[process.execPath, BIN, ...args].map(quote).join(' ')}`
   const merged: Record<string, string | undefined> = {...process.env, NODE_ENV: 'production', ...env}
   for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k]
   const r = spawnSync('script', ['-qec', command, '/dev/null'], {cwd: ROOT, encoding: 'utf8', env: merged})
@@ -19,6 +19,66 @@ function onTerminal(args: string[], env: Record<string, string | undefined>): {c
 
 // eslint-disable-next-line no-control-regex
 const SGR = /\u001b\[[0-9;]*m/
+// eslint-disable-next-line no-control-regex
+const CSI = /^\u001b\[([?0-9;]*)([A-Za-z])/
+
+/**
+ * What a terminal `width` columns wide shows once it has received `raw`: the rows of text, after
+ * the cursor moves and erasures ink redraws with (CR, LF, CSI n A up, G column, 2K erase the row,
+ * J/H clear). Colors and modes are dropped. Long rows wrap, as a terminal wraps them.
+ */
+function screenOf(raw: string, width = 100): string[] {
+  let rows: string[][] = [[]]
+  // rows that continue on the next one (the terminal wrapped them)
+  let wrapped = new Set<number>()
+  let r = 0
+  let c = 0
+  const row = () => (rows[r] ??= [])
+  for (let i = 0; i < raw.length; ) {
+    const ch = raw[i]!
+    if (ch === '\u001b') {
+      const m = CSI.exec(raw.slice(i, i + 24))
+      i += m ? m[0].length : 2
+      if (!m) continue
+      const [, arg, cmd] = m
+      if (cmd === 'K') {
+        rows[r] = arg === '2' ? [] : row().slice(0, c)
+        if (arg === '2') wrapped.delete(r)
+      } else if (cmd === 'A') r = Math.max(0, r - Number(arg || 1))
+      else if (cmd === 'G') c = Number(arg || 1) - 1
+      else if (cmd === 'J') {
+        rows = [[]]
+        wrapped = new Set()
+      } else if (cmd === 'H') r = c = 0
+      continue
+    }
+    i++
+    if (ch === '\r') c = 0
+    else if (ch === '\n') {
+      r++
+      row()
+    } else {
+      if (c >= width) {
+        wrapped.add(r)
+        r++
+        c = 0
+      }
+      row()[c++] = ch
+    }
+  }
+  // a row that wrapped is one line of text again
+  const lines: string[] = []
+  let joined = ''
+  for (let k = 0; k < rows.length; k++) {
+    joined += Array.from(rows[k] ?? [], (x) => x ?? ' ').join('')
+    if (!wrapped.has(k)) {
+      lines.push(joined.trimEnd())
+      joined = ''
+    }
+  }
+  if (joined) lines.push(joined.trimEnd())
+  return lines
+}
 
 describe('progress on a terminal', () => {
   it('NO_COLOR: the backfill progress bar is drawn without colors or dim text; without it, with', async () => {
@@ -34,5 +94,41 @@ describe('progress on a terminal', () => {
     const colored = onTerminal(args, {NO_COLOR: undefined, FORCE_COLOR: undefined, CI: undefined})
     expect(colored.code, colored.screen).toBe(0)
     expect(colored.screen).toMatch(SGR)
+  })
+})
+
+describe('backfill on a terminal: lines beside the progress', () => {
+  it('the header and the log\'s warnings printed while ink draws stay on the screen (were erased by its next redraw)', async () => {
+    const topic = await createTestTopic({prefix: 'tty-lines'})
+    // no --key: the backfill.unkeyed warning comes while the bar is drawn; --rate 5: several redraws after it
+    const args = ['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv?delimiter=;', '--to', topic, '--dlq', topic, '--rate', '5']
+    const r = onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
+    expect(r.code, r.screen).toBe(0)
+    const lines = screenOf(r.screen)
+    const shown = lines.join('\n')
+    const header = lines.find((l) => /^backfill bf-\S+: csv:fixtures\/legacy\/txn-utf8\.csv\?delimiter=; -> /.test(l))
+    expect(header, shown).toMatch(new RegExp(`^backfill bf-[0-9a-f-]+: csv:fixtures/legacy/txn-utf8\\.csv\\?delimiter=; -> ${topic}$`))
+    const warning = lines.find((l) => l.includes('"event":"backfill.unkeyed"'))
+    expect(warning, shown).toBeDefined()
+    expect(JSON.parse(warning!)).toMatchObject({level: 'warn', event: 'backfill.unkeyed'})
+    // the last frame of the bar, below them, and the result
+    const frame = lines.findIndex((l) => /read 6 · sent 6 · rejected 0/.test(l))
+    expect(frame, shown).toBeGreaterThan(lines.indexOf(header!))
+    expect(frame).toBeGreaterThan(lines.indexOf(warning!))
+    expect(lines.filter((l) => /read \d+ · sent/.test(l)), shown).toHaveLength(1) // one frame left, the others redrawn over
+    expect(shown).toMatch(/completed: .* -> /)
+  })
+
+  it('a terminal of 0 columns (script without a terminal): plain lines, not ink drawing one character per line', async () => {
+    const topic = await createTestTopic({prefix: 'tty-zero'})
+    const args = ['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv', '--to', topic, '--key', 'id', '--rate', '20']
+    const r = onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0})
+    expect(r.code, r.screen).toBe(0)
+    const raw = r.screen.split(/\r?\n/)
+    // before the fix: "r", "e", "a", "d", ... one per line, and ink's escapes
+    expect(raw.filter((l) => l.trim().length === 1), r.screen).toEqual([])
+    expect(r.screen).not.toContain('\u001b[?2026h')
+    expect(raw).toContain(raw.find((l) => /^backfill bf-\S+: csv:fixtures\/legacy\/txn-utf8\.csv -> /.test(l)))
+    expect(r.screen).toMatch(/completed: csv:fixtures\/legacy\/txn-utf8\.csv -> .*\r?\n {2}read 5 = sent 5 \+ rejected 0/)
   })
 })
