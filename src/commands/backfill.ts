@@ -1,3 +1,4 @@
+import {constants} from 'node:os'
 import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../cli/base.js'
 import {startProgressLines} from '../cli/output.js'
@@ -13,7 +14,7 @@ export type {BackfillResult}
 export default class Backfill extends CutoverCommand {
   static override summary = 'Replay history from a legacy source into a Kafka topic at a controlled rate that respects the consumers; resumable.'
   static override description =
-    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. On a terminal a progress bar, with the log\'s lines kept above it (plain periodic lines when stderr is not a terminal, or one of 0 columns). The acknowledged position is checkpointed in cutover.backfills every 2 s and on SIGINT/SIGTERM (exit 0); --resume ID continues after it: at least once, so the records acknowledged after the last checkpoint of a run that was killed (up to 2 s of them, and the batch in flight) are sent again, identical (same key, value and headers); the pipeline\'s dedupe drops them.'
+    'Reads csv:, fixed:, pg: or kafka: sources; with --spec normalizes first and sends rejects to the spec\'s DLQ with their codes (read = sent + rejected). Records are keyed, batched, snappy-compressed and sent with the idempotent producer, each with cutover.backfill.id and cutover.backfill.position headers. --rate paces against elapsed time; --max-lag with --group slows down as the group\'s lag nears N and pauses above it. On a terminal a progress bar, with the log\'s lines kept above it (plain periodic lines when stderr is not a terminal, or one of 0 columns). The acknowledged position is checkpointed in cutover.backfills every 2 s and on SIGINT/SIGTERM (exit 130/143: not finished, so that a scheduler that sent the signal does not take it for done); --resume ID continues after it: at least once, so the records acknowledged after the last checkpoint of a run that was killed (up to 2 s of them, and the batch in flight) are sent again, identical (same key, value and headers); the pipeline\'s dedupe drops them.'
   static override examples = [
     '<%= config.bin %> backfill --from "csv:data/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251" --to txn.raw --spec pipeline.yaml --rate 2000/s',
     '<%= config.bin %> backfill --from kafka:txn.archive --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z --to txn.raw --max-lag 50000 --group cutover-txn',
@@ -55,8 +56,10 @@ export default class Backfill extends CutoverCommand {
     // would be erased by its next redraw): the header, SIGINT's note and the log's entries
     const say = (line: string) => (ui ? ui.print(line) : this.progress(line))
     const logger = tty ? createLogger({level: this.logger.level, sink: (e) => (ui ? ui.print(JSON.stringify(e)) : stderrJsonSink(e))}) : this.logger
-    const stop = (sig: string) => {
+    let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined
+    const stop = (sig: 'SIGINT' | 'SIGTERM') => {
       say(`${sig}: stopping after the batches in flight, with a checkpoint`)
+      stoppedBy ??= sig
       controller.abort()
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
@@ -96,6 +99,12 @@ export default class Backfill extends CutoverCommand {
       ui?.done()
       ui = undefined
       this.log(formatBackfillResult(result))
+      if (result.status === 'stopped' && stoppedBy) {
+        // not done: 130 / 143, so that a scheduler (a Kubernetes Job, cron, Airflow) that sent the
+        // signal does not take the backfill for finished; the same command with --resume goes on
+        process.exitCode = 128 + constants.signals[stoppedBy]
+        if (!json) this.logToStderr(`stopped by ${stoppedBy} (exit ${process.exitCode}): cutover backfill --resume ${result.id} continues it`)
+      }
       return result
     } finally {
       ui?.done()

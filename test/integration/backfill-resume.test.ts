@@ -89,7 +89,7 @@ describe('backfill: kill -9 and --resume', () => {
     await f.pool.query('DELETE FROM cutover.backfills WHERE id = $1', [id])
   })
 
-  it('SIGTERM stops cleanly with a checkpoint (exit 0) and --resume sends the rest, nothing twice (csv: source)', async () => {
+  it('SIGTERM stops cleanly with a checkpoint (exit 143: not finished) and --resume sends the rest, nothing twice (csv: source)', async () => {
     const n = 8000
     const topic = await createTestTopic({partitions: 3, prefix: 'bf-sigterm'})
     const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-term-'))
@@ -111,7 +111,8 @@ describe('backfill: kill -9 and --resume', () => {
       await sleep(50)
     }
     child.kill('SIGTERM')
-    expect(await exited, stderr).toBe(0)
+    // 143, not 0: a scheduler that sent SIGTERM (a Kubernetes Job evicted) must not take it for done
+    expect(await exited, stderr).toBe(143)
     const stopped = JSON.parse(stdout) as {status: string; sent: number; read: number}
     expect(stopped.status).toBe('stopped')
     expect(stopped.sent).toBeGreaterThan(0)
