@@ -168,8 +168,20 @@ describe('stream run: lost PostgreSQL connections', () => {
     let killed = 0
     for (const at of [0.2, 0.4, 0.6]) {
       while ((await committedOffsets(f)) < n * at && s.child.exitCode === null) await sleep(10)
-      // every session of the runtime, mid-transaction or idle: as a server restart looks to it
-      const r = await f.pool.query<{n: number}>(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`cutover stream ${f.name}`])
+      // every session of the runtime, mid-transaction or idle, as a server restart looks to it;
+      // taken when one of them is in a transaction (else, on a loaded machine, all three kills
+      // could meet idle sessions only, and nothing would be retried)
+      let r: {rows: {n: number}[]} = {rows: [{n: 0}]}
+      for (let tries = 0; tries < 500 && s.child.exitCode === null; tries++) {
+        r = await f.pool.query<{n: number}>(
+          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+            WHERE application_name = $1
+              AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = $1 AND a.state IN ('active', 'idle in transaction'))`,
+          [`cutover stream ${f.name}`],
+        )
+        if (r.rows[0]!.n > 0) break
+        await sleep(2)
+      }
       killed += r.rows[0]!.n
     }
     const r = await s.exited
