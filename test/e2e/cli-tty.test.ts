@@ -2,9 +2,13 @@
  * The CLI on a terminal (a pseudo-terminal from util-linux `script`): what a person sees of the
  * ink progress, with and without NO_COLOR (no-color.org).
  */
-import {spawnSync} from 'node:child_process'
-import {describe, expect, it} from 'vitest'
-import {BIN, ROOT, createTestTopic} from '../helpers.js'
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {forgetReplays} from '../../fixtures/dlq/cleanup.js'
+import {BIN, ROOT, createTestTopic, kafka, testPool} from '../helpers.js'
 
 /** Runs `bin/run.js args` with stderr and stdout on a 100x30 (or `size`) pseudo-terminal; returns what the terminal got. */
 function onTerminal(args: string[], env: Record<string, string | undefined>, size = {cols: 100, rows: 30}): {code: number | null; screen: string} {
@@ -15,6 +19,28 @@ function onTerminal(args: string[], env: Record<string, string | undefined>, siz
   const r = spawnSync('script', ['-qec', command, '/dev/null'], {cwd: ROOT, encoding: 'utf8', env: merged})
   if (r.error) throw r.error
   return {code: r.status, screen: r.stdout}
+}
+
+/**
+ * As `onTerminal`, with a person typing `key` on it (without echo) every 500 ms until the run
+ * ends: an interactive screen that opens is quit, and the run ends either way.
+ */
+function onTerminalTyping(args: string[], env: Record<string, string | undefined>, size: {cols: number; rows: number}, key: string): Promise<{code: number | null; screen: string}> {
+  const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
+  const command = `stty cols ${size.cols} rows ${size.rows} -echo; ${[process.execPath, BIN, ...args].map(quote).join(' ')}`
+  const merged: Record<string, string | undefined> = {...process.env, NODE_ENV: 'production', ...env}
+  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k]
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], {cwd: ROOT, env: merged, stdio: ['pipe', 'pipe', 'inherit']})
+    let screen = ''
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()))
+    const typing = setInterval(() => child.stdin.write(key), 500)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearInterval(typing)
+      resolve({code, screen})
+    })
+  })
 }
 
 // eslint-disable-next-line no-control-regex
@@ -130,5 +156,72 @@ describe('backfill on a terminal: lines beside the progress', () => {
     expect(r.screen).not.toContain('\u001b[?2026h')
     expect(raw).toContain(raw.find((l) => /^backfill bf-\S+: csv:fixtures\/legacy\/txn-utf8\.csv -> /.test(l)))
     expect(r.screen).toMatch(/completed: csv:fixtures\/legacy\/txn-utf8\.csv -> .*\r?\n {2}read 5 = sent 5 \+ rejected 0/)
+  })
+})
+
+/** `n` dead letters of pipeline `tty-dlq` on a new one-partition DLQ, and a spec of that pipeline that now passes them. */
+async function deadLetters(n: number): Promise<{dlq: string; spec: string}> {
+  const dlq = await createTestTopic({prefix: 'tty-dlq'})
+  const source = await createTestTopic({prefix: 'tty-dlq-src'})
+  onTestFinished(() => forgetReplays(testPool(), dlq))
+  const producer = kafka().producer()
+  await producer.connect()
+  await producer.send({
+    topic: dlq,
+    messages: Array.from({length: n}, (_, i) => ({
+      key: `k${i}`,
+      value: JSON.stringify({id: `k${i}`, amt: '1.00', ts: '2026-11-20T10:00:00Z'}),
+      headers: {'cutover.error.code': 'UNPARSEABLE_DATE', 'cutover.error.message': 'x', 'cutover.error.stage': 'normalize', 'cutover.source.topic': source, 'cutover.source.partition': '0', 'cutover.source.offset': String(i), 'cutover.pipeline': 'tty-dlq'},
+    })),
+  })
+  await producer.disconnect()
+  const spec = join(mkdtempSync(join(tmpdir(), 'cutover-tty-dlq-')), 'spec.yaml')
+  writeFileSync(spec, `version: 1\nname: tty-dlq\nsource: { topic: ${source}, format: json }\nfields:\n  id: { type: string, required: true }\n  amt: { type: decimal, scale: 2 }\n  ts: { type: timestamp, formats: [iso] }\nkey: id\nsinks:\n  - table: t\ndlq: { topic: ${dlq} }\n`)
+  return {dlq, spec}
+}
+
+describe('dlq on a terminal: lines beside the progress, terminals of 0 columns', () => {
+  it('dlq replay: the log\'s lines printed while ink draws stay on the screen (were erased by its next redraw)', async () => {
+    const {dlq, spec} = await deadLetters(10)
+    // --log-level info: replay.started comes once the bar is drawn; --rate 5: redraws for 2 s after it
+    const r = onTerminal(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--rate', '5', '--log-level', 'info'], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
+    expect(r.code, r.screen).toBe(0)
+    const lines = screenOf(r.screen)
+    const shown = lines.join('\n')
+    const started = lines.find((l) => l.includes('"event":"replay.started"'))
+    expect(started, shown).toBeDefined()
+    expect(JSON.parse(started!)).toMatchObject({level: 'info', event: 'replay.started'})
+    // the last frame of the bar, below it, and the result
+    const frame = lines.findIndex((l) => /selected 10 · sent 10 · parked 0/.test(l))
+    expect(frame, shown).toBeGreaterThan(lines.indexOf(started!))
+    expect(lines.filter((l) => /^selected \d+ · sent/.test(l)), shown).toHaveLength(1) // one frame left, the others redrawn over
+    // no log line cut short by a redraw drawn over its end
+    for (const l of lines.filter((x) => x.startsWith('{'))) expect(() => JSON.parse(l), l).not.toThrow()
+    expect(shown).toMatch(/^replay \S+ completed; selected 10, sent 10, parked 0/m)
+  })
+
+  it('dlq replay on a terminal of 0 columns (script without a terminal): plain lines, not ink drawing one character per line', async () => {
+    const {dlq, spec} = await deadLetters(10)
+    const r = onTerminal(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--rate', '5'], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0})
+    expect(r.code, r.screen).toBe(0)
+    const raw = r.screen.split(/\r?\n/)
+    // before the fix: "r", "e", "p", "l", ... one per line, and ink's escapes
+    expect(raw.filter((l) => l.trim().length === 1), r.screen).toEqual([])
+    expect(r.screen).not.toContain('\u001b[?2026h')
+    expect(raw.some((l) => /^replayed \d+ of 10 dead letters: selected \d+, sent \d+, parked 0$/.test(l)), r.screen).toBe(true)
+    expect(raw.some((l) => /^replay \S+ completed; selected 10, sent 10, parked 0/.test(l)), r.screen).toBe(true)
+  })
+
+  it('dlq inspect on a terminal of 0 columns: the printed result, not the browser drawn one character per line', async () => {
+    const {dlq} = await deadLetters(2)
+    // q: quits the browser if it opens (before the fix), so the run ends either way
+    const r = await onTerminalTyping(['dlq', 'inspect', '--topic', dlq], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0}, 'q')
+    expect(r.code, r.screen).toBe(0)
+    const raw = r.screen.split(/\r?\n/)
+    // before the fix: "t", "t", "y", "-", ... one per line, and ink's escapes
+    expect(raw.filter((l) => l.trim().length === 1), r.screen).toEqual([])
+    expect(r.screen).not.toContain('\u001b[?2026h')
+    expect(raw).toContain(`${dlq}: 2 dead letters`)
+    expect(raw.some((l) => /^UNPARSEABLE_DATE\s+2$/.test(l)), r.screen).toBe(true)
   })
 })

@@ -47,7 +47,9 @@ export default class DlqInspect extends CutoverCommand {
       },
     })
     if (this.jsonEnabled()) return result
-    if (process.stdout.isTTY && process.stdin.isTTY) {
+    // a terminal of 0 columns (`script` without a terminal of its own, some CI runners) is no
+    // terminal: ink would draw the browser one character per line; the printed result there
+    if (process.stdout.isTTY && process.stdin.isTTY && (process.stdout.columns ?? 0) > 0) {
       const {browseDlq} = await import('../../ui/dlq-browser.js')
       await browseDlq(result)
     } else {
