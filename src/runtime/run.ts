@@ -538,7 +538,15 @@ class StreamRuntime {
         if (attempt > 1) prepared.restore()
         try {
           const t0 = process.hrtime.bigint()
-          outcome = await this.committer.commit(input, attempt)
+          // heartbeating while the transaction runs: one waiting on a lock (an ALTER TABLE, a
+          // report holding the sink table) longer than the session timeout would otherwise get
+          // the member expelled, and the whole group would rebalance when the lock goes
+          const beat = setInterval(() => void heartbeat().catch(() => {}), HEARTBEAT_SLICE_MS)
+          try {
+            outcome = await this.committer.commit(input, attempt)
+          } finally {
+            clearInterval(beat)
+          }
           if (outcome.kind === 'behind' && unknown && outcome.stored === unknown.outcome.next && (await this.lostCommitCommitted(unknown))) {
             // our earlier COMMIT went through although its answer was lost: count that batch
             logger.info('batch.commit_confirmed', {topic: batch.topic, partition, next: outcome.stored.toString()})
