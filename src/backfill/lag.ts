@@ -31,9 +31,8 @@
  * The overall status is the worst partition status, by OK < STARTING < WARN < STALL < STOP < ERR.
  * A window of one sample can only say OK/STOP/ERR-free OK (nothing to compare).
  */
-import kafkajs, {type Admin, type GroupDescription} from 'kafkajs'
-
-const {AssignerProtocol} = kafkajs
+import type {Admin} from 'kafkajs'
+import {groupAssignments} from '../kafka/client.js'
 
 export const LAG_STATUSES = ['OK', 'STARTING', 'WARN', 'STALL', 'STOP', 'ERR'] as const
 export type LagStatus = (typeof LAG_STATUSES)[number]
@@ -77,25 +76,6 @@ export interface LagSample {
   totalLag: bigint
 }
 
-/**
- * Which member holds each partition (`topic/partition` -> `member-id@host`) of a Stable group of
- * the consumer protocol; undefined when that is not known (another state, another protocol, an
- * assignment that does not decode): the verdicts then go by the member count alone.
- */
-function assignments(g: GroupDescription | undefined): Map<string, string> | undefined {
-  if (!g || g.state !== 'Stable' || g.protocolType !== 'consumer') return undefined
-  const held = new Map<string, string>()
-  try {
-    for (const m of g.members) {
-      const a = AssignerProtocol.MemberAssignment.decode(m.memberAssignment)
-      for (const [topic, partitions] of Object.entries(a?.assignment ?? {})) for (const p of partitions) held.set(`${topic}/${p}`, `${m.memberId}@${m.clientHost.replace(/^\//, '')}`)
-    }
-  } catch {
-    return undefined
-  }
-  return held
-}
-
 /** One sample of a group's lag on `topics` (default: every topic the group committed on). */
 export async function sampleGroupLag(admin: Admin, group: string, topics?: readonly string[]): Promise<LagSample> {
   const at = Date.now()
@@ -104,7 +84,7 @@ export async function sampleGroupLag(admin: Admin, group: string, topics?: reado
     admin.describeGroups([group]),
   ])
   const g = described.groups[0]
-  const held = assignments(g)
+  const held = groupAssignments(g)
   const names = topics ? [...topics] : committed.map((c) => c.topic)
   const ends = await Promise.all(names.map(async (t) => ({topic: t, offsets: await admin.fetchTopicOffsets(t)})))
   const partitions: PartitionOffsets[] = []

@@ -9,13 +9,13 @@
  */
 import {readFileSync} from 'node:fs'
 import kafkajs from 'kafkajs'
-import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, RetryOptions} from 'kafkajs'
+import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import {CutoverError, ServiceUnavailableError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
 
-const {Kafka, CompressionTypes, CompressionCodecs, logLevel} = kafkajs
+const {Kafka, CompressionTypes, CompressionCodecs, logLevel, AssignerProtocol} = kafkajs
 
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
 
@@ -191,4 +191,24 @@ export async function createTopicsReady(admin: Admin, topics: Parameters<Admin['
     }
     await new Promise((resolve) => setTimeout(resolve, wait))
   }
+}
+
+/**
+ * Which member holds each partition (`topic/partition` -> `member-id@host`) of a Stable group of
+ * the consumer protocol; undefined when that is not known (another state, another protocol, an
+ * assignment that does not decode). `status` names the members; `stream run --until-idle` waits
+ * for partitions no member holds.
+ */
+export function groupAssignments(g: GroupDescription | undefined): Map<string, string> | undefined {
+  if (!g || g.state !== 'Stable' || g.protocolType !== 'consumer') return undefined
+  const held = new Map<string, string>()
+  try {
+    for (const m of g.members) {
+      const a = AssignerProtocol.MemberAssignment.decode(m.memberAssignment)
+      for (const [topic, partitions] of Object.entries(a?.assignment ?? {})) for (const p of partitions) held.set(`${topic}/${p}`, `${m.memberId}@${m.clientHost.replace(/^\//, '')}`)
+    }
+  } catch {
+    return undefined
+  }
+  return held
 }

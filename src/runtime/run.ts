@@ -35,12 +35,12 @@
  */
 import {availableParallelism} from 'node:os'
 import {setImmediate as nextTurn} from 'node:timers/promises'
-import kafkajs, {type Admin, type Consumer, type EachBatchPayload, type Producer} from 'kafkajs'
+import type {Admin, Consumer, EachBatchPayload, Producer} from 'kafkajs'
 import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../errors.js'
-import {connectAdmin, createKafka, createTopicsReady, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
@@ -911,14 +911,8 @@ class StreamRuntime {
    */
   private async unheldPartitions(partitions: number[]): Promise<number[]> {
     const {groups} = await this.d.admin.describeGroups([this.d.loaded.spec.source.group])
-    const g = groups[0]
-    if (!g || g.state !== 'Stable') return partitions
-    const held = new Set<number>()
-    for (const m of g.members) {
-      const assignment = kafkajs.AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[this.topic] ?? []
-      for (const p of assignment) held.add(p)
-    }
-    return partitions.filter((p) => !held.has(p))
+    const held = groupAssignments(groups[0])
+    return held === undefined ? partitions : partitions.filter((p) => !held.has(`${this.topic}/${p}`))
   }
 
   async lagEnd(): Promise<number> {

@@ -2,15 +2,12 @@
  * The backfill progress bar, on a TTY only (never under --json): done/total where known (file
  * sources, by bytes), rate now and target, ETA, consumer lag and the pace. State lives in the
  * pure ProgressTracker the backfill updates; this only draws `backfillView(...)` every 500 ms.
- *
  * Every other line for stderr while it draws (the command's header, the log's warnings) goes
- * through `print`: ink redraws by erasing as many lines as its frame had, so a line written
- * beside it would be erased by the next redraw. `print` writes it above the frame (ink's own
- * stderr writer: erase the frame, write the line, draw the frame again), as written, unwrapped.
+ * through `print`, above the frame (./stderr-frame.tsx).
  */
-import {useLayoutEffect} from 'react'
-import {Box, render, Text, useStderr} from 'ink'
+import {Box, Text} from 'ink'
 import type {ProgressSnapshot, ProgressTracker} from '../jobs/progress.js'
+import {renderOnStderr} from './stderr-frame.js'
 
 export interface BackfillView {
   done: number
@@ -70,13 +67,6 @@ export function BackfillProgress({view}: {view: BackfillView}) {
   )
 }
 
-/** The progress, handing ink's stderr writer (a line above the frame) to `onWriter`. */
-function BackfillScreen({view, onWriter}: {view: BackfillView; onWriter: (write: (data: string) => void) => void}) {
-  const {write} = useStderr()
-  useLayoutEffect(() => onWriter(write), [write, onWriter])
-  return <BackfillProgress view={view} />
-}
-
 export interface BackfillProgressUi {
   update(): void
   /** a line for stderr, kept above the progress (written as is once it is done) */
@@ -93,29 +83,16 @@ export function startBackfillProgress(tracker: ProgressTracker, targetRate: numb
     prev = cur
     return v
   }
-  let writer: ((data: string) => void) | undefined
-  const onWriter = (w: (data: string) => void) => {
-    writer = w
-  }
-  const app = render(<BackfillScreen view={view()} onWriter={onWriter} />, {stdout: process.stderr, patchConsole: false})
-  let finished = false
-  const update = () => {
-    if (!finished) app.rerender(<BackfillScreen view={view()} onWriter={onWriter} />)
-  }
+  const frame = renderOnStderr(<BackfillProgress view={view()} />)
+  const update = () => frame.rerender(<BackfillProgress view={view()} />)
   const timer = setInterval(update, 500)
   timer.unref()
   return {
     update,
-    print: (line) => {
-      if (finished || !writer) process.stderr.write(line + '\n')
-      else writer(line + '\n')
-    },
+    print: (line) => frame.print(line),
     done: () => {
-      if (finished) return
       clearInterval(timer)
-      update()
-      finished = true
-      app.unmount()
+      frame.done(<BackfillProgress view={view()} />)
     },
   }
 }

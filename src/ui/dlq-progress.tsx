@@ -2,15 +2,12 @@
  * Progress of `dlq replay` on a TTY (stderr, so stdout keeps the result): a bar over the DLQ
  * records the replay covers, with selected / sent / parked and the rate. The command feeds it
  * the library's `onProgress` snapshots; under --json or without a TTY it prints plain lines.
- *
  * Every other line for stderr while it draws (the log's entries, SIGINT's note) goes through
- * `print`: ink redraws by erasing as many lines as its frame had, so a line written beside it
- * would be erased by the next redraw. `print` writes it above the frame (ink's own stderr
- * writer: erase the frame, write the line, draw the frame again), as written, unwrapped.
+ * `print`, above the frame (./stderr-frame.tsx).
  */
-import {useLayoutEffect} from 'react'
-import {Box, render, Text, useStderr} from 'ink'
+import {Box, Text} from 'ink'
 import type {DlqReplayProgress} from '../dlq/replay.js'
+import {renderOnStderr} from './stderr-frame.js'
 
 const n = (x: number) => x.toLocaleString('en-US')
 
@@ -32,13 +29,6 @@ export function ReplayProgressView({p, dryRun, elapsedMs}: {p: DlqReplayProgress
   )
 }
 
-/** The progress, handing ink's stderr writer (a line above the frame) to `onWriter`. */
-function ReplayScreen({onWriter, ...props}: {p: DlqReplayProgress; dryRun: boolean; elapsedMs: number; onWriter: (write: (data: string) => void) => void}) {
-  const {write} = useStderr()
-  useLayoutEffect(() => onWriter(write), [write, onWriter])
-  return <ReplayProgressView {...props} />
-}
-
 export interface ReplayProgressUi {
   update(p: DlqReplayProgress): void
   /** a line for stderr, kept above the progress (written as is once it is done) */
@@ -50,27 +40,14 @@ export interface ReplayProgressUi {
 export function startReplayProgress(dryRun: boolean): ReplayProgressUi {
   const started = Date.now()
   let last: DlqReplayProgress = {scanned: 0, total: 0, selected: 0, sent: 0, parked: 0}
-  let writer: ((data: string) => void) | undefined
-  const onWriter = (w: (data: string) => void) => {
-    writer = w
-  }
-  const screen = (elapsedMs: number) => <ReplayScreen p={last} dryRun={dryRun} elapsedMs={elapsedMs} onWriter={onWriter} />
-  const app = render(screen(0), {stdout: process.stderr, patchConsole: false})
-  let finished = false
+  const screen = (elapsedMs: number) => <ReplayProgressView p={last} dryRun={dryRun} elapsedMs={elapsedMs} />
+  const frame = renderOnStderr(screen(0))
   return {
     update(p) {
       last = p
-      if (!finished) app.rerender(screen(Date.now() - started))
+      frame.rerender(screen(Date.now() - started))
     },
-    print(line) {
-      if (finished || !writer) process.stderr.write(line + '\n')
-      else writer(line + '\n')
-    },
-    done() {
-      if (finished) return
-      app.rerender(screen(Date.now() - started))
-      finished = true
-      app.unmount()
-    },
+    print: (line) => frame.print(line),
+    done: () => frame.done(screen(Date.now() - started)),
   }
 }
