@@ -19,6 +19,13 @@
  * - A value without an offset is local time in the field's timezone, DST-correct: a local
  *   time that does not exist (spring-forward gap) is UNPARSEABLE_DATE; one that occurs
  *   twice (fall-back overlap) is AMBIGUOUS_DATE.
+ * - A value without a time of day (2026-04-24, 24.04.2026) read as a timestamp names a day, not
+ *   a clock reading: it is that day's local midnight, and where the zone has no midnight that
+ *   day (Africa/Cairo 2026-04-24, America/Santiago, Asia/Beirut: the clocks skip 00:00-01:00)
+ *   or two (America/Havana, Asia/Gaza fall back to 00:00) it is read as PostgreSQL and luxon
+ *   read it: in a gap the offset before the change (the first instant of the day), in an
+ *   overlap the offset after it. A day the zone skipped whole (Pacific/Apia 2011-12-30) is
+ *   UNPARSEABLE_DATE.
  * - All formats are tried. Matching two formats with different instants is AMBIGUOUS_DATE
  *   (01/02/2026 with dd/MM/yyyy and MM/dd/yyyy); several with the same instant is fine. A
  *   shape that matches but names an impossible date (31.02.2026, month 13, 24:00) does not
@@ -275,6 +282,23 @@ export class ZoneOffsets {
       }
     }
     return r
+  }
+
+  /**
+   * The instant of local midnight `local` (ms, read as if UTC) of a day whose midnight is in a
+   * gap or an overlap, as PostgreSQL reads it (`'2026-04-24'::timestamp AT TIME ZONE
+   * 'Africa/Cairo'`): in a gap the offset before the change, in an overlap the offset after it;
+   * undefined when no instant has that local date (the zone skipped the whole day).
+   */
+  resolveMidnight(local: number): number | undefined {
+    const r = this.resolveLocal(local)
+    if (typeof r === 'number') return r
+    const before = this.offsetAt(local - 86_400_000)
+    const after = this.offsetAt(local + 86_400_000)
+    if (before === after) return undefined // two changes within a day: no offset to call "before"
+    const u = local - (r === 'gap' ? before : after) * 60_000
+    // the instant must be of that day: Pacific/Apia went from 2011-12-29 24:00 to 2011-12-31 00:00
+    return Math.floor((u + this.offsetAt(u) * 60_000) / 86_400_000) === Math.floor(local / 86_400_000) ? u : undefined
   }
 
   private resolveSlow(local: number): number | 'gap' | 'overlap' {
@@ -545,6 +569,11 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
   // a date needs no instant when the value carries no offset: its local date is the answer
   if (dateOnly) return local
   const u = zone.resolveLocal(local)
+  if (typeof u !== 'number' && (f.kind === 'iso' ? text.length === 10 : !f.hasTime)) {
+    // no time of day: the value names a day, whose midnight is missing or doubled in the zone
+    const midnight = zone.resolveMidnight(local)
+    return midnight ?? `day ${localDate(local)} does not exist in ${zone.name} (the clocks skipped it)`
+  }
   if (u === 'gap') return `local time ${localIso(local)} does not exist in ${zone.name} (clocks moved forward)`
   if (u === 'overlap') return `overlap:local time ${localIso(local)} occurs twice in ${zone.name} (clocks moved back)`
   return u

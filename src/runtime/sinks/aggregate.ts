@@ -37,29 +37,38 @@ const QUARTER_HOUR = 15 * 60_000
 
 /**
  * UTC ISO instant -> yyyy-MM-dd in `timeZone`. The zone's UTC offset is asked of Intl once per
- * quarter hour of UTC time and cached (every zone's offset changes only on quarter-hour
- * boundaries), so the per-record cost is a Date and a string slice.
+ * quarter hour of UTC time and cached where it holds for the whole quarter hour (today's zones
+ * change offset on quarter-hour boundaries; the end of local mean time did not: Asia/Kathmandu
+ * went from +5:41:16 to +5:30 at 1919-12-31T18:18:44Z, so 18:19:22Z is 23:49:22 local, not the
+ * 00:00:38 the quarter hour's start offset gives; such a quarter hour is asked per record), so
+ * the per-record cost is a Date.parse and two map lookups.
  */
 export function businessDateOf(timeZone: string): (iso: string) => string {
   // to the second: a zone's local mean time before ~1920 has seconds in its offset (Moscow +2:30:17)
   const fmt = new Intl.DateTimeFormat('en-US', {timeZone, hourCycle: 'h23', era: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit'})
+  /** the offset (ms) at `at`, a whole second */
+  const offsetOf = (at: number): number => {
+    const p = Object.fromEntries(fmt.formatToParts(new Date(at)).map((x) => [x.type, x.value]))
+    const local = new Date(0)
+    // setUTCFullYear, not Date.UTC: Date.UTC reads the years 0-99 as 1900-1999 (0099-06-15 as 1999-06-15)
+    const year = p.era === 'BC' || p.era === 'B' ? 1 - Number(p.year) : Number(p.year)
+    local.setUTCFullYear(year, Number(p.month) - 1, Number(p.day))
+    local.setUTCHours(Number(p.hour), Number(p.minute), Number(p.second))
+    return local.getTime() - at
+  }
+  /** quarter hour -> its offset, or NaN where the offset changes within it */
   const offsets = new Map<number, number>()
   const offsetAt = (ms: number): number => {
     const bucket = Math.floor(ms / QUARTER_HOUR)
     let off = offsets.get(bucket)
     if (off === undefined) {
       const at = bucket * QUARTER_HOUR
-      const p = Object.fromEntries(fmt.formatToParts(new Date(at)).map((x) => [x.type, x.value]))
-      const local = new Date(0)
-      // setUTCFullYear, not Date.UTC: Date.UTC reads the years 0-99 as 1900-1999 (0099-06-15 as 1999-06-15)
-      const year = p.era === 'BC' || p.era === 'B' ? 1 - Number(p.year) : Number(p.year)
-      local.setUTCFullYear(year, Number(p.month) - 1, Number(p.day))
-      local.setUTCHours(Number(p.hour), Number(p.minute), Number(p.second))
-      off = local.getTime() - at
+      off = offsetOf(at)
+      if (offsetOf(at + QUARTER_HOUR - 1000) !== off) off = NaN
       if (offsets.size > 100_000) offsets.clear()
       offsets.set(bucket, off)
     }
-    return off
+    return Number.isNaN(off) ? offsetOf(Math.floor(ms / 1000) * 1000) : off
   }
   const days = new Map<number, string>()
   return (iso) => {
