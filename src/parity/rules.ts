@@ -179,7 +179,9 @@ function secondsOfDay(hhmmss: string): number {
  */
 function compileTime(after: string | undefined, before: string | undefined, timezone: string): ((v: string | null | undefined, date: string | null) => boolean) | undefined {
   if (after === undefined && before === undefined) return undefined
-  const matcher = new DateMatcher([...TIMESTAMP_FORMATS], 'UTC')
+  // a value without an offset (a pg: timestamp without zone, a legacy file's local time) is a
+  // wall-clock reading in the rule's zone; one with an offset is its instant either way
+  const matcher = new DateMatcher([...TIMESTAMP_FORMATS], timezone)
   const zone = new ZoneOffsets(timezone)
   const a = after === undefined ? undefined : secondsOfDay(after)
   const b = before === undefined ? undefined : secondsOfDay(before)

@@ -254,6 +254,15 @@ describe('rules', () => {
     expect(r!.matches(facts('2026-11-20T20:59:59.500Z', null))).toBe(true) // time of day after 23:59:59
     expect(r!.matches(facts('2026-11-20T21:00:00Z', null))).toBe(false) // 00:00:00 is early in a day
   })
+
+  it('time rules read a value without an offset (a pg: timestamp without zone, a legacy file) as local time in the rule\'s timezone (was: as UTC, 3 hours off in Moscow)', () => {
+    const [r] = parseRules('- name: cut\n  reason: legacy cut\n  when: {kind: extra_in_right, column: t, right_time_after: "23:59:59", timezone: Europe/Moscow}\n', 'k.yaml')
+    const facts = (t: string, date: string | null) => ({kind: 'extra_in_right' as const, column: null, left: undefined, right: {t}, absDiff: undefined, date})
+    expect(r!.matches(facts('2026-11-20 23:30:00', '2026-11-20'))).toBe(false) // 23:30 Moscow: inside the business day
+    expect(r!.matches(facts('2026-11-21 00:30:00', '2026-11-20'))).toBe(true) // 00:30 Moscow the next day
+    expect(r!.matches(facts('2026-11-20 23:59:59.500', null))).toBe(true)
+    expect(r!.matches(facts('2026-11-20 02:30:00', null))).toBe(false) // was: 05:30 local, read as UTC
+  })
 })
 
 describe('rules: scope and emptiness', () => {
