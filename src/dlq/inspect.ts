@@ -194,7 +194,8 @@ export async function inspectDlq(o: DlqInspectOptions): Promise<DlqInspectResult
     topic: o.topic,
     since: o.since === undefined ? null : new Date(o.since).toISOString(),
     until: o.until === undefined ? null : new Date(o.until).toISOString(),
-    filter: {codes: o.codes ?? [], key: o.key ?? null},
+    // the --key given as the samples' keys show: masked without a spec or when the key is sensitive
+    filter: {codes: o.codes ?? [], key: o.key === undefined ? null : showDeadLetterKey(o.key, keyIsSensitive(loaded?.spec))},
     partitions: ranges.map((r) => ({partition: r.partition, start: r.start.toString(), end: r.end.toString()})),
   })
 }

@@ -22,6 +22,12 @@ export interface ReplaySelection {
   /** as given: ISO-8601 or a duration back from the first run ("2h") */
   since: string | null
   until: string | null
+  /**
+   * --key as its digest, `sha256:<64 hex>` (./mask.ts keyDigest), never the key itself (a card
+   * number, an account id). Rows written by earlier versions hold the key itself: they resume
+   * all the same (compared as digests), and their key is replaced by its digest when they do
+   * (`digestStoredKey`).
+   */
   key: string | null
   /** 'source' or a topic */
   to: string
@@ -80,6 +86,14 @@ export async function openReplay(
   const created = (ins.rowCount ?? 0) > 0
   if (!created) await pool.query(`UPDATE cutover.replays SET runs = runs + 1, updated_at = now() WHERE id = $1 AND status <> 'completed'`, [row.id])
   return {row: (await getReplay(pool, row.id))!, created}
+}
+
+/**
+ * Replaces the key a row written by an earlier version keeps in its selection (the --key
+ * itself) by its digest; only while it still holds that very key.
+ */
+export async function digestStoredKey(pool: Pool, id: string, key: string, digest: string): Promise<void> {
+  await pool.query(`UPDATE cutover.replays SET selection = jsonb_set(selection, '{key}', to_jsonb($3::text)) WHERE id = $1 AND selection ->> 'key' = $2`, [id, key, digest])
 }
 
 /**

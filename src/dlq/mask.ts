@@ -8,6 +8,7 @@
  * - a value that is not a JSON object is shown as text (cut at 200 characters) only when a
  *   spec is given and has no sensitive field; otherwise only its size is said.
  */
+import {createHash} from 'node:crypto'
 import {namesOf, sensitiveInputs, type PipelineSpec} from '../config/spec.js'
 import {maskValue} from '../normalize/index.js'
 
@@ -34,6 +35,27 @@ export function keyIsSensitive(spec: PipelineSpec | undefined): boolean {
 /** A dead letter's Kafka key as samples show it. */
 export function showDeadLetterKey(key: string | null, masked: boolean): string | null {
   return key === null || !masked ? key : maskValue(key)
+}
+
+const KEY_DIGEST = /^sha256:[0-9a-f]{64}$/
+
+/**
+ * A `--key` as the replay ledger keeps it (`cutover.replays.selection`): `sha256:` and the
+ * SHA-256 of its UTF-8 bytes, never the key itself (a card number, an account id). Two
+ * selections are still told apart, and the same --key given again finds its row. A digest is
+ * returned as it is, and a key stored by an older version (the key itself) is digested: the
+ * form every comparison uses.
+ */
+export function keyDigest(key: string): string {
+  return KEY_DIGEST.test(key) ? key : `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`
+}
+
+/**
+ * How a `--key` (or its digest) is shown in messages, logs and output: `sha256:` and the first 12
+ * hex digits of its digest, enough to match a ledger row, not the key.
+ */
+export function showKeyDigest(keyOrDigest: string): string {
+  return keyDigest(keyOrDigest).slice(0, 'sha256:'.length + 12)
 }
 
 /**

@@ -8,10 +8,16 @@
  * headers, which `dlq inspect` counts once) is passed over, so the record is sent once.
  *
  * Identity: the replay id is derived from the selection (topic, pipeline, codes, since, until,
- * key, --to, --max-replays) unless --replay-id names one. Its row in `cutover.replays`
+ * key, --to, --max-replays, as given) unless --replay-id names one. The row keeps --key only as
+ * its SHA-256 (a key may be a card number or an account id; ./mask.ts keyDigest), and messages
+ * show `sha256:` and 12 hex digits of it. Its row in `cutover.replays`
  * (./ledger.ts) fixes the DLQ end offsets it covers on its first run, so running the same
  * replay again later sends nothing new (even though the DLQ grew with the records that failed
  * again), and a run killed part-way continues where it stopped.
+ *
+ * --rate N: at most N records in any second, the first one included, however a record's time
+ * is read (its timestamp, its append, its commit: WindowLimiter), in transactions of about a
+ * tenth of a second's worth (chunkUnderRate).
  *
  * Exactly once, per stretch of a DLQ partition (at most `chunk` records):
  *
@@ -44,9 +50,10 @@ import {CutoverError, UsageError} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, isRebalanceError, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
-import {TokenBucket} from '../runtime/ratelimit.js'
+import {WindowLimiter} from '../runtime/ratelimit.js'
 import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
-import {finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
+import {digestStoredKey, finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
+import {keyDigest, showKeyDigest} from './mask.js'
 import {ReplayPredictor, type DlqPrediction} from './predict.js'
 import {dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, RepeatFilter, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
 
@@ -79,7 +86,7 @@ export interface DlqReplayOptions {
   maxReplays?: number
   /** name the replay instead of deriving its id from the selection */
   replayId?: string
-  /** records per Kafka transaction (default 500, less under --rate) */
+  /** records per Kafka transaction (default 500; under --rate, chunkUnderRate) */
   chunk?: number
   logger?: Logger
   signal?: AbortSignal
@@ -150,6 +157,7 @@ function canonical(v: unknown): string {
 /** fetches that start after the expected offset before it is taken for a retention gap */
 const GAP_PATIENCE = 20
 
+/** The selection as given: --key as it is. The replay id is derived from this (replayIdOf), as it always was. */
 function selectionOf(o: DlqReplayOptions): ReplaySelection {
   return {
     codes: [...new Set(o.codes ?? [])].sort(),
@@ -161,7 +169,32 @@ function selectionOf(o: DlqReplayOptions): ReplaySelection {
   }
 }
 
-/** The id of a replay: named, or derived from what it selects (so the same replay finds its row). */
+/** The selection as the ledger keeps it, and compares it: --key as its digest (./mask.ts keyDigest). */
+function storedSelection(given: ReplaySelection): ReplaySelection {
+  return {...given, key: given.key === null ? null : keyDigest(given.key)}
+}
+
+/** A selection as messages show it: --key as `sha256:` and 12 hex digits (a stored key of an earlier version too). */
+function shownSelection(selection: ReplaySelection): string {
+  return JSON.stringify({...selection, key: selection.key === null ? null : showKeyDigest(selection.key)})
+}
+
+/**
+ * Records per Kafka transaction under --rate N: about a tenth of a second's worth (1 to 500), a
+ * divisor of N where one is near, so that whole transactions fill each second (WindowLimiter lets
+ * N records go in any second: with transactions of n, N rounded down to a multiple of n).
+ */
+export function chunkUnderRate(rate: number): number {
+  const most = Math.max(1, Math.min(500, Math.floor(rate / 10)))
+  for (let d = most; d * 2 >= most; d--) if (rate % d === 0) return d
+  return most
+}
+
+/**
+ * The id of a replay: named, or derived from what it selects (so the same replay finds its row).
+ * `selection` is as given (selectionOf, --key as it is): ids of replays started by earlier
+ * versions stay what they were.
+ */
 export function replayIdOf(topic: string, pipeline: string, selection: ReplaySelection, named?: string): string {
   if (named !== undefined) {
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(named)) throw new UsageError(`--replay-id ${named}: use letters, digits, . _ - (at most 100)`)
@@ -279,8 +312,11 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
 class Replay {
   private readonly logger: Logger
   private readonly filter: DlqFilter
+  /** as given (the id is derived from it) */
+  private readonly given: ReplaySelection
+  /** as the ledger keeps it: --key as its digest */
   private readonly selection: ReplaySelection
-  private readonly limiter: TokenBucket | undefined
+  private readonly limiter: WindowLimiter | undefined
   private readonly chunk: number
   private readonly knownTopics = new Set<string>()
   private sentNow = 0
@@ -298,9 +334,10 @@ class Replay {
   ) {
     this.logger = logger
     this.filter = filterOf(o, loaded.spec.name)
-    this.selection = selectionOf(o)
-    this.limiter = o.rate ? new TokenBucket(o.rate) : undefined
-    this.chunk = o.chunk ?? (o.rate ? Math.max(1, Math.min(500, Math.ceil(o.rate / 4))) : 500)
+    this.given = selectionOf(o)
+    this.selection = storedSelection(this.given)
+    this.limiter = o.rate ? new WindowLimiter(o.rate) : undefined
+    this.chunk = o.chunk ?? (o.rate ? chunkUnderRate(o.rate) : 500)
   }
 
   private resultOf(base: Base, row: ReplayRow, status: DlqReplayResult['status'], flags: {already: boolean; resumed: boolean}, started: number): DlqReplayResult {
@@ -328,9 +365,12 @@ class Replay {
 
   async run(base: Base, started: number): Promise<DlqReplayResult> {
     const {o} = this
-    const id = replayIdOf(o.topic, this.loaded.spec.name, this.selection, o.replayId)
+    const id = replayIdOf(o.topic, this.loaded.spec.name, this.given, o.replayId)
     const existing = await getReplay(this.pool, id)
-    if (existing) this.assertSameSelection(existing)
+    if (existing) {
+      this.assertSameSelection(existing)
+      await this.digestLegacyKey(existing)
+    }
     if (existing?.status === 'completed') {
       this.logger.info('replay.already_completed', {replay_id: id})
       return this.resultOf(base, existing, 'completed', {already: true, resumed: false}, started)
@@ -377,7 +417,10 @@ class Replay {
         run_by: whoAmI(),
       })
       const resumed = !created
-      if (resumed) this.assertSameSelection(row)
+      if (resumed) {
+        this.assertSameSelection(row)
+        await this.digestLegacyKey(row)
+      }
       this.logger.info(resumed ? 'replay.resumed' : 'replay.started', {replay_id: id, targets: row.targets})
       const done = await this.consume(admin, kafka, row, groupId)
       const after = (await getReplay(this.pool, id))!
@@ -391,12 +434,24 @@ class Replay {
     }
   }
 
-  /** A named replay (--replay-id) resumed with other flags would send, and count, another selection under the old row's name. */
+  /**
+   * A named replay (--replay-id) resumed with other flags would send, and count, another selection under the old row's name.
+   * Compared with --key as digests: a row of an earlier version keeps the key itself. Neither key is shown, only their digests.
+   */
   private assertSameSelection(row: ReplayRow): void {
-    if (canonical(row.selection) === canonical(this.selection)) return
-    throw new UsageError(`replay ${row.id} was started with another selection (${JSON.stringify(row.selection)}); this run asks ${JSON.stringify(this.selection)}`, {
+    if (canonical(storedSelection(row.selection)) === canonical(this.selection)) return
+    throw new UsageError(`replay ${row.id} was started with another selection (${shownSelection(row.selection)}); this run asks ${shownSelection(this.selection)}`, {
       hint: 'give the same --code/--since/--until/--key/--to/--max-replays to resume it, or another --replay-id for a new replay',
     })
+  }
+
+  /** A row of an earlier version, resumed (its selection is this one's): its --key replaced by the digest. */
+  private async digestLegacyKey(row: ReplayRow): Promise<void> {
+    const stored = row.selection.key
+    if (stored === null || this.given.key === null || stored === this.selection.key) return
+    await digestStoredKey(this.pool, row.id, stored, this.selection.key!)
+    row.selection = {...row.selection, key: this.selection.key}
+    this.logger.info('replay.key_digested', {replay_id: row.id, note: 'the ledger row of an earlier version kept --key itself: replaced by its SHA-256'})
   }
 
   private async requireTopic(admin: Admin, topic: string): Promise<void> {
@@ -678,7 +733,8 @@ class Replay {
         else await this.requireTopic(admin, t)
       }
       const n = counts.sent + counts.parked
-      if (this.limiter && n > 0) await this.limiter.take(n, o.signal)
+      const limiter = n > 0 ? this.limiter : undefined
+      if (limiter && (await limiter.take(n, o.signal)) === undefined) return false
       if (o.signal?.aborted) return false
       const txn = await producer.transaction()
       try {
@@ -688,6 +744,9 @@ class Replay {
       } catch (e) {
         await txn.abort().catch(() => {})
         throw e
+      } finally {
+        // the records are stamped, appended and made visible between take and here: all of it counts in --rate's second
+        limiter?.done()
       }
       this.sentNow += counts.sent
       this.parkedNow += counts.parked

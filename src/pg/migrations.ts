@@ -192,6 +192,18 @@ export const MIGRATIONS: readonly Migration[] = [
     // before the replay reached them, passed over and counted (scanned + deleted = the range).
     sql: `ALTER TABLE cutover.replays ADD COLUMN deleted bigint NOT NULL DEFAULT 0`,
   },
+  {
+    version: 9,
+    name: 'replays_key_digest',
+    // dlq replay --key (a card number, an account id) is kept as `sha256:<64 hex>` of its UTF-8
+    // bytes (src/dlq/mask.ts keyDigest) since this version; rows written before kept the key
+    // itself, and now keep its digest too (their replay resumes as before: it compares digests).
+    sql: `
+      UPDATE cutover.replays
+         SET selection = jsonb_set(selection, '{key}', to_jsonb('sha256:' || encode(sha256(convert_to(selection ->> 'key', 'UTF8')), 'hex')))
+       WHERE jsonb_typeof(selection -> 'key') = 'string' AND selection ->> 'key' !~ '^sha256:[0-9a-f]{64}$';
+    `,
+  },
 ]
 
 const LOCK_KEY = 0x637574 // "cut"

@@ -89,6 +89,89 @@ export class TokenBucket {
   }
 }
 
+/**
+ * `dlq replay --rate N`: at most N records in any window of one second, from the first batch on.
+ * A TokenBucket promises an average: it starts full, so the first second carried a second's worth
+ * at once and the next one's on top (`--rate 5` sent 10 records in the first 1.2 s), and batches
+ * of n records, each paid for after the one before, put n * ceil(N / n) records in some seconds.
+ *
+ * A batch's time is all of it from the moment it is let go (`take`) to the moment its sending
+ * ended (`done`, or the next `take`): a Kafka transaction's records are stamped, appended and
+ * made visible somewhere in there. A batch of n goes when the batches whose time reaches into the
+ * second before it, with its own n records, are at most N, so that however a record's time is
+ * read (its CreateTime, the broker's LogAppendTime, its commit) no second holds more than N. A
+ * batch of more than N goes alone, once the second before it is empty.
+ *
+ * Batches spread over the second instead of leaving at its start: one goes no sooner than the
+ * previous batch's share of a second (its records / N) after that one was due. A taker that
+ * comes late keeps at most one share of credit: no catch-up burst. With batches of n the rate
+ * reached is N rounded down to a multiple of n, a little less by the time sending takes (the
+ * replay picks n near a divisor of N: src/dlq/replay.ts chunkUnderRate).
+ */
+export class WindowLimiter {
+  /** batches of the last second, in the order let go: from `at` (ms) until `until` (Infinity while sending) */
+  private readonly recent: {at: number; until: number; n: number}[] = []
+  /** the spreading rule: no batch before this (ms) */
+  private notBefore = -Infinity
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!(ratePerSecond > 0)) throw new RangeError(`rate ${ratePerSecond}: must be more than 0`)
+  }
+
+  /** The records per second. */
+  get rate(): number {
+    return this.ratePerSecond
+  }
+
+  /** The earliest time (ms), at `t` or later, when a batch of `n` may go (Infinity: not before the batch being sent is done). */
+  earliest(n: number, t: number): number {
+    let at = Math.max(t, this.notBefore)
+    let inWindow = 0
+    for (const b of this.recent) if (b.until > at - 1000) inWindow += b.n
+    // the oldest batches leave the second before `at` until this one fits (each ended before the next one went)
+    for (const b of this.recent) {
+      if (inWindow === 0 || inWindow + n <= this.ratePerSecond) break
+      if (b.until <= at - 1000) continue
+      inWindow -= b.n
+      at = b.until + 1000
+    }
+    return at
+  }
+
+  /**
+   * Waits until a batch of `n` may go and counts it as going: returns the time it went (ms), or
+   * undefined when the signal aborted first (nothing counted). A batch still being sent is done now.
+   */
+  async take(n: number, signal?: AbortSignal): Promise<number | undefined> {
+    this.done()
+    for (;;) {
+      if (signal?.aborted) return undefined
+      const t = this.now()
+      const at = this.earliest(n, t)
+      if (at <= t) {
+        while (this.recent.length > 0 && this.recent[0]!.until <= t - 1000) this.recent.shift()
+        this.recent.push({at: t, until: Infinity, n})
+        // the next share starts where this one was due (a timer that fired late does not slow
+        // the pace), or at most one share before it went
+        const share = (n * 1000) / this.ratePerSecond
+        this.notBefore = (this.notBefore === -Infinity ? t : Math.max(this.notBefore, t - share)) + share
+        return t
+      }
+      // timers may fire a millisecond early: the loop asks again
+      await sleep(Math.max(1, Math.ceil(at - t)), signal)
+    }
+  }
+
+  /** The batch last taken has been sent (its transaction committed, or failed): its time ends now. */
+  done(): void {
+    const last = this.recent[this.recent.length - 1]
+    if (last !== undefined && last.until === Infinity) last.until = Math.max(last.at, this.now())
+  }
+}
+
 /** setTimeout as a promise that resolves early when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

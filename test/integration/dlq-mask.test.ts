@@ -43,4 +43,19 @@ describe('dlq inspect: masking', () => {
     expect(text.stdout).toContain('4111********1111')
     expect(text.stdout).not.toContain('4111111111111111')
   })
+
+  it('`--key` is not echoed in full in the --json filter when keys are masked (no spec): it may be a card number', async () => {
+    const dlq = await createTestTopic({prefix: 'dlq-mask-key'})
+    const headers = {'cutover.error.code': 'UNPARSEABLE_DATE', 'cutover.error.message': 'bad date', 'cutover.source.topic': 'txn.raw', 'cutover.source.partition': '0', 'cutover.source.offset': '0'}
+    await produce(dlq, [
+      {key: '4111111111111111', value: Buffer.from('{"ts":"soon"}'), headers},
+      {key: '5500000000000004', value: Buffer.from('{"ts":"later"}'), headers: {...headers, 'cutover.source.offset': '1'}},
+    ])
+    const r = await runCli(['dlq', 'inspect', '--topic', dlq, '--key', '4111111111111111', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).not.toContain('4111111111111111')
+    const out = r.json as DlqInspectResult
+    expect(out.filter.key).toBe('4111********1111')
+    expect(out.samples.UNPARSEABLE_DATE!.map((s) => s.key)).toEqual(['4111********1111']) // the filter still selects by the whole key
+  })
 })

@@ -1,7 +1,9 @@
-import {randomUUID} from 'node:crypto'
+import {createHash, randomUUID} from 'node:crypto'
 import pg from 'pg'
 import {describe, expect, it} from 'vitest'
-import {MIGRATIONS} from '../../src/pg/migrations.js'
+import {keyDigest} from '../../src/dlq/mask.js'
+import {silentLogger} from '../../src/log.js'
+import {MIGRATIONS, migrate} from '../../src/pg/migrations.js'
 import {openDatabase} from '../../src/pg/pool.js'
 import {pruneDedupeKeys, storedKeys} from '../../src/runtime/stages/dedupe.js'
 import {settings} from '../helpers.js'
@@ -26,6 +28,42 @@ describe('PostgreSQL access', () => {
     await admin.connect()
     await admin.query(`DROP DATABASE "${dbName}" WITH (FORCE)`)
     await admin.end()
+  })
+
+  it('migration 9 keeps a replay\'s --key as its digest in rows written before it (a card number, in plain text until then)', async () => {
+    const base = new URL(settings().databaseUrl)
+    const dbName = `cutover_test_${randomUUID().slice(0, 8)}`
+    base.pathname = '/postgres'
+    const admin = new pg.Client({connectionString: base.toString()})
+    await admin.connect()
+    await admin.query(`CREATE DATABASE "${dbName}"`)
+    base.pathname = `/${dbName}`
+    const pool = new pg.Pool({connectionString: base.toString(), max: 1})
+    try {
+      await migrate(pool, silentLogger, MIGRATIONS.filter((m) => m.version <= 8))
+      const insert = (id: string, key: string | null) =>
+        pool.query(
+          `INSERT INTO cutover.replays (id, dlq_topic, pipeline, spec_sha256, selection, group_id, targets, run_by) VALUES ($1, 'd', 'p', 's', $2, 'g', '[]', 'me')`,
+          [id, JSON.stringify({codes: [], since: null, until: null, key, to: 'source', max_replays: 3})],
+        )
+      const digest = `sha256:${createHash('sha256').update('4111111111111111', 'utf8').digest('hex')}`
+      await insert('old', '4111111111111111')
+      await insert('none', null)
+      await insert('new', digest)
+      expect(await migrate(pool, silentLogger, MIGRATIONS)).toEqual([9])
+      const rows = await pool.query<{id: string; key: string | null; text: string}>(`SELECT id, selection ->> 'key' AS key, selection::text AS text FROM cutover.replays ORDER BY id`)
+      expect(rows.rows.map((r) => [r.id, r.key])).toEqual([
+        ['new', digest],
+        ['none', null],
+        ['old', digest], // the same digest `dlq replay --key 4111111111111111` computes (src/dlq/mask.ts keyDigest)
+      ])
+      expect(rows.rows.map((r) => r.text).join('\n')).not.toContain('4111111111111111')
+      expect(keyDigest('4111111111111111')).toBe(digest)
+    } finally {
+      await pool.end()
+      await admin.query(`DROP DATABASE "${dbName}" WITH (FORCE)`)
+      await admin.end()
+    }
   })
 
   it('keeps dedupe keys in the "C" collation (migration 7), and the lookup still probes the primary key', async () => {

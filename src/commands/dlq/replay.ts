@@ -25,9 +25,9 @@ export default class DlqReplay extends CutoverCommand {
     code: Flags.string({multiple: true, description: 'only dead letters with this code (repeatable)'}),
     since: Flags.string({description: 'dead letters written at or after (ISO-8601, or 2h / 30m / 7d back from now)'}),
     until: Flags.string({description: 'dead letters written before (ISO-8601 or a duration back from now)'}),
-    key: Flags.string({description: 'only dead letters with this Kafka key'}),
+    key: Flags.string({description: 'only dead letters with this Kafka key (the ledger keeps its SHA-256, messages show sha256: and 12 hex digits of it)'}),
     to: Flags.string({default: 'source', description: "'source' (each record's source topic) or a topic"}),
-    rate: Flags.integer({min: 1, description: 'records per second'}),
+    rate: Flags.integer({min: 1, description: 'at most this many records in any second, the first one included'}),
     'dry-run': Flags.boolean({description: 'predict, write nothing'}),
     'max-replays': Flags.integer({default: 3, min: 0, description: 'records replayed this many times already are parked in <dlq>.parked'}),
     'replay-id': Flags.string({
