@@ -3,6 +3,8 @@
  * `parity report`. Sources are stored as given (URIs carry no secrets: DATABASE_URL is not a
  * part of them).
  */
+import {describeDatabaseUrl} from '../config/env.js'
+import {UsageError} from '../errors.js'
 import type {Pool} from '../pg/pool.js'
 import type {ParityCheckResult} from './types.js'
 
@@ -52,6 +54,20 @@ export async function recordRun(pool: Pool, e: LedgerEntry): Promise<number> {
     ],
   )
   return Number(q.rows[0]!.id)
+}
+
+/**
+ * For readers of the ledger (`parity report`): throws a UsageError (exit 2) when the database
+ * holds no ledger, instead of creating one. A report pointed at the wrong database (the legacy
+ * one, or a mistyped name) must say so, not create cutover's tables there and report every
+ * day as "no check".
+ */
+export async function assertLedger(pool: Pool, databaseUrl: string): Promise<void> {
+  const q = await pool.query<{t: string | null}>(`SELECT to_regclass('cutover.parity_runs')::text AS t`)
+  if (q.rows[0]?.t) return
+  throw new UsageError(`no parity ledger in the database ${describeDatabaseUrl(databaseUrl)}: the table cutover.parity_runs does not exist`, {
+    hint: 'point DATABASE_URL at the database that cutover parity check records its runs in (a run creates the ledger)',
+  })
 }
 
 /** The counts a run stores, as the check returned them. */

@@ -8,15 +8,26 @@
  * It uses the normalizer's own parsers (parseDecimal, parseInteger, parseBoolean,
  * DateMatcher), so what profile says parses is what `normalize` and `stream run` accept.
  *
- * Memory is bounded: distinct values are counted exactly up to `distinctCap` per column and
- * reported as a lower bound beyond it; duplicate keys are tracked only in key-like columns.
+ * Memory is bounded. Each column keeps its distinct values in memory up to a cap: 200,000, or
+ * less when the table is wide (2,000,000 values shared by all columns). Past the cap, a column
+ * that looks like a key (text or integer, almost every value distinct) is spilled to a temp file
+ * and sorted at the end, so its distinct count and duplicate keys stay exact however long the
+ * source; any other column keeps a HyperLogLog estimate (`distinct_estimate`, about 0.8% error)
+ * and reports `distinct` as the lower bound it had reached (`distinct_capped: true`).
+ *
+ * Counts are exact (`null_count`, `empty_count`, `non_fitting`); the rates beside them are
+ * rounded to 4 decimals but never to 0 or 1 when the count says otherwise (one NULL in three
+ * million rows is not a null rate of 0).
  */
+import {createHmac, randomBytes} from 'node:crypto'
 import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {UsageError} from '../errors.js'
-import {DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+import {type DateFormatMatch, DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+import {HyperLogLog} from './hll.js'
+import {type KeySpill, KeySpills, type SpillCount} from './key-spill.js'
 
 /** Candidate formats tried on every text column (the spec's vocabulary). */
 export const CANDIDATE_DATE_FORMATS = [
@@ -43,18 +54,36 @@ export type InferredType = 'string' | 'integer' | 'decimal' | 'timestamp' | 'dat
 export interface ColumnProfile {
   name: string
   inferred_type: InferredType
-  /** share of non-empty values that fit the inferred type (the rest are the dirt) */
+  /** share of non-empty values that fit the inferred type (the rest are the dirt); below 1 whenever non_fitting > 0 */
   fit_rate: number
+  /** non-empty values that do not fit the inferred type (exact) */
+  non_fitting: number
   non_fitting_examples: string[]
   count: number
+  /** values that are NULL or absent (exact) */
+  null_count: number
   null_rate: number
+  /** values that are empty or blank text (exact) */
+  empty_count: number
   empty_rate: number
+  /** exact distinct non-empty values; the lower bound reached when distinct_capped */
   distinct: number
   distinct_capped: boolean
+  /** when distinct_capped: a HyperLogLog estimate of the distinct values (about 0.8% error) */
+  distinct_estimate?: number
   min_length: number
   max_length: number
   /** decimal: most fractional digits seen */
   scale?: number
+  /** decimal: most integer digits seen (leading zeros not counted); a spec's `precision` must hold these plus `scale` */
+  integer_digits?: number
+  /**
+   * The smallest and largest value: integer and decimal columns as exact decimal text (never a
+   * float: 12345678901234.56 stays that), date columns as yyyy-MM-dd, timestamp columns as the
+   * UTC instant (ISO-8601) read in --timezone. A card number is masked; a column of them has none.
+   */
+  min?: string
+  max?: string
   decimal_comma?: boolean
   /** date formats matching at least one value, with how many values each matches */
   date_formats?: {format: string; matches: number}[]
@@ -84,13 +113,31 @@ export interface ProfileOptions {
   uri: string
   ctx?: ReaderContext
   limit?: number
+  /** distinct values kept in memory per column (default 200,000) */
   distinctCap?: number
+  /** distinct values kept in memory by all columns together (default 2,000,000) */
+  distinctBudget?: number
   timezone?: string
-  onProgress?: (rows: number) => void
+  /** after each batch read; `phase` names the work after reading (sorting a key column) */
+  onProgress?: (rows: number, phase?: string) => void
+  /** temp folder for key columns spilled to disk (default: the OS temp folder) */
+  tmpDir?: string
+  /** values per sorted run when a spilled key column is sorted (tests) */
+  sortRunRows?: number
 }
 
 const DATE_LIKE = /^[\d\s.:/T+\-Z,]+$/
+/** Decimals are read with the spec's largest scale, and up to 38 integer digits (numeric(38) and more is still seen, and counted). */
+const MAX_SCALE = 30
+const READ_PRECISION = MAX_SCALE + 38
+/** A spec's decimal precision: its default, and its largest (config/spec.ts). */
+const SPEC_PRECISION = 18
+const SPEC_MAX_PRECISION = 38
 const MAX_EXAMPLES = 5
+export const DEFAULT_DISTINCT_CAP = 200_000
+export const DEFAULT_DISTINCT_BUDGET = 2_000_000
+/** A wide table still keeps at least this many distinct values per column (unless distinctCap is lower). */
+const MIN_DISTINCT_CAP = 1_000
 
 class ColumnStats {
   count = 0
@@ -101,11 +148,26 @@ class ColumnStats {
   surroundingSpaces = false
   distinct = new Map<string, number>()
   distinctCapped = false
+  /** distinct values held when the cap was reached (the map is then emptied) */
+  distinctAtCap = 0
+  /** past the cap, a key-like column: every value goes to disk, counted exactly at the end */
+  spill: KeySpill | undefined
+  spilled: SpillCount | undefined
+  /** past the cap, any other column: an estimate */
+  hll: HyperLogLog | undefined
+  /** some value has a leading zero ("007"): an identifier, not an integer */
+  leadingZeros = false
   nonEmpty = 0
   integer = 0
   decimal = 0
   decimalComma = 0
   scale = 0
+  intDigits = 0
+  /** smallest and largest decimal, canonical at MAX_SCALE (comparable exactly by compareCanonical) */
+  numMin: string | undefined
+  numMax: string | undefined
+  /** per date format: the earliest and latest value it reads */
+  dateRange = new Map<string, {min: DateFormatMatch; max: DateFormatMatch}>()
   boolean = 0
   dateFits = 0
   dateOnlyFits = 0
@@ -146,6 +208,15 @@ export function cardLike(v: string): boolean {
 /** An example as profile prints it: a card number masked (maskValue: its first and last four digits). */
 const shownExample = (v: string): string => (cardLike(v) ? maskValue(v) : v)
 
+/**
+ * A value as a spilled key column writes it to disk: a card number never goes there in clear,
+ * but as "\0" + its HMAC-SHA-256 under a key drawn for this run (kept in memory only, so the
+ * file cannot be matched against candidate card numbers) + "\0" + its masked form. Equal cards
+ * stay equal; the example shown is the masked form.
+ */
+const spillKeyOf = (secret: Buffer) => (v: string, card: boolean): string => (card ? `\0${createHmac('sha256', secret).update(v).digest('base64')}\0${maskValue(v)}` : v)
+const shownSpilled = (k: string): string => (k.charCodeAt(0) === 0 ? k.slice(k.lastIndexOf('\0') + 1) : shownExample(k))
+
 /** A reader's message with the card numbers in it masked (a rejected line may be quoted). */
 const maskCardsIn = (text: string): string => text.replace(/\d(?:[ -]?\d){12,18}/g, (m) => (cardLike(m) ? maskValue(m) : m))
 
@@ -169,6 +240,32 @@ function writtenScale(text: string, canonical: string): number {
   return trimNumber(pointed.startsWith('.') ? '0' + pointed : pointed) === trimNumber(canonical) ? n : 0
 }
 
+/** Integer digits of a canonical decimal ("-0.50" has none, "120.00" three). */
+function integerDigits(canonical: string): number {
+  const start = canonical.charCodeAt(0) === 45 ? 1 : 0
+  const dot = canonical.indexOf('.')
+  const n = (dot === -1 ? canonical.length : dot) - start
+  return n === 1 && canonical.charCodeAt(start) === 48 ? 0 : n
+}
+
+/** Compares two canonical decimals of the same scale exactly (sign, then integer digits, then text). */
+export function compareCanonical(a: string, b: string): number {
+  const na = a.charCodeAt(0) === 45
+  const nb = b.charCodeAt(0) === 45
+  if (na !== nb) return na ? -1 : 1
+  const ia = a.indexOf('.') === -1 ? a.length : a.indexOf('.')
+  const ib = b.indexOf('.') === -1 ? b.length : b.indexOf('.')
+  const mag = ia !== ib ? ia - ib : a < b ? -1 : a > b ? 1 : 0
+  return na ? -mag : mag
+}
+
+/** A canonical decimal cut to `scale` fractional digits (only zeros are cut: `scale` is the most written). */
+function atScale(canonical: string, scale: number): string {
+  const dot = canonical.indexOf('.')
+  if (dot === -1) return canonical
+  return scale === 0 ? canonical.slice(0, dot) : canonical.slice(0, dot + 1 + scale)
+}
+
 /**
  * Whether a value read with `format` has a time of day: a format with hour, minute or second
  * tokens, an epoch, or `iso` when the value goes on past its date (2026-11-20T09:15). A column
@@ -181,7 +278,8 @@ function carriesTime(format: string, value: string): boolean {
 }
 
 export async function profileSource(options: ProfileOptions): Promise<ProfileResult> {
-  const cap = options.distinctCap ?? 200_000
+  const cap = options.distinctCap ?? DEFAULT_DISTINCT_CAP
+  const budget = options.distinctBudget ?? DEFAULT_DISTINCT_BUDGET
   if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 1)) {
     throw new UsageError(`--limit ${options.limit}: expected a whole number of records, 1 or more`, {hint: 'leave --limit out to read the whole source'})
   }
@@ -193,6 +291,24 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
   const columns = new Map<string, ColumnStats>()
   const errors = new Map<string, {count: number; examples: string[]}>()
   let rows = 0
+  const spills = new KeySpills(options.tmpDir)
+  const spillKey = spillKeyOf(randomBytes(32))
+  const capFor = () => Math.min(cap, Math.max(MIN_DISTINCT_CAP, Math.floor(budget / Math.max(columns.size, 1))))
+
+  /** The cap is reached: spill a key-like column to disk, estimate any other; free the map. */
+  const capColumn = (col: ColumnStats) => {
+    col.distinctCapped = true
+    col.distinctAtCap = col.distinct.size
+    const {type} = inferType(col)
+    if ((type === 'string' || type === 'integer') && keyLike(col.name, col.distinct.size, col.nonEmpty)) {
+      col.spill = spills.open()
+      for (const [v, n] of col.distinct) col.spill.add(spillKey(v, cardLike(v)), n)
+    } else {
+      col.hll = new HyperLogLog()
+      for (const v of col.distinct.keys()) col.hll.add(v)
+    }
+    col.distinct = new Map()
+  }
 
   const observe = (col: ColumnStats, raw: unknown) => {
     col.count++
@@ -212,23 +328,28 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     col.minLength = Math.min(col.minLength, t.length)
     col.maxLength = Math.max(col.maxLength, t.length)
     pushExample(col.examples, t)
-    if (cardLike(t)) col.cards++
-    if (!col.distinctCapped) {
+    const card = cardLike(t)
+    if (card) col.cards++
+    if (col.spill) col.spill.add(spillKey(t, card))
+    else if (col.hll) col.hll.add(t)
+    else {
       col.distinct.set(t, (col.distinct.get(t) ?? 0) + 1)
-      if (col.distinct.size > cap) col.distinctCapped = true
-    } else if (col.distinct.has(t)) {
-      col.distinct.set(t, col.distinct.get(t)! + 1)
+      if (col.distinct.size > capFor()) capColumn(col)
     }
+    if (!col.leadingZeros && t.length > 1 && t.charCodeAt(0) === 48 && t.charCodeAt(1) >= 48 && t.charCodeAt(1) <= 57) col.leadingZeros = true
 
     if (isFail(parseBoolean(t))) pushExample(col.misfits.boolean, t)
     else col.boolean++
     if (isFail(parseInteger(t))) pushExample(col.misfits.integer, t)
     else col.integer++
-    const d = parseDecimal(t, {scale: 12, precision: 40})
+    const d = parseDecimal(t, {scale: MAX_SCALE, precision: READ_PRECISION})
     if (isFail(d)) pushExample(col.misfits.decimal, t)
     else {
       col.decimal++
       col.scale = Math.max(col.scale, writtenScale(t, d))
+      col.intDigits = Math.max(col.intDigits, integerDigits(d))
+      if (col.numMin === undefined || compareCanonical(d, col.numMin) < 0) col.numMin = d
+      if (col.numMax === undefined || compareCanonical(d, col.numMax) > 0) col.numMax = d
       if (/\d,\d{1,2}$|\d,\d+\D*$/.test(t) && !/\./.test(t)) col.decimalComma++
     }
     if (!DATE_LIKE.test(t)) {
@@ -242,7 +363,13 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     }
     col.dateFits++
     if (!matches.some((m) => carriesTime(m.format, t))) col.dateOnlyFits++
-    for (const m of matches) col.formatMatches.set(m.format, (col.formatMatches.get(m.format) ?? 0) + 1)
+    for (const m of matches) {
+      col.formatMatches.set(m.format, (col.formatMatches.get(m.format) ?? 0) + 1)
+      const range = col.dateRange.get(m.format)
+      if (!range) col.dateRange.set(m.format, {min: m, max: m})
+      else if (m.epochMs < range.min.epochMs) range.min = m
+      else if (m.epochMs > range.max.epochMs) range.max = m
+    }
     let ambiguous = false
     for (let i = 0; i < matches.length; i++) {
       for (let j = i + 1; j < matches.length; j++) {
@@ -256,31 +383,42 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     if (ambiguous) col.ambiguousValues++
   }
 
-  for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
-    for (const r of batch) {
-      if (options.limit !== undefined && rows >= options.limit) break
-      rows++
-      if (!r.ok) {
-        const e = errors.get(r.code) ?? {count: 0, examples: []}
-        e.count++
-        pushExample(e.examples, maskCardsIn(r.message))
-        errors.set(r.code, e)
-        continue
-      }
-      for (const [name, value] of Object.entries(r.fields)) {
-        let col = columns.get(name)
-        if (!col) {
-          col = new ColumnStats(name)
-          col.count = rows - 1 - sumErrors(errors)
-          col.nulls = col.count // earlier rows did not have this column
-          columns.set(name, col)
+  try {
+    for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
+      for (const r of batch) {
+        if (options.limit !== undefined && rows >= options.limit) break
+        rows++
+        if (!r.ok) {
+          const e = errors.get(r.code) ?? {count: 0, examples: []}
+          e.count++
+          pushExample(e.examples, maskCardsIn(r.message))
+          errors.set(r.code, e)
+          continue
         }
-        observe(col, value)
+        for (const [name, value] of Object.entries(r.fields)) {
+          let col = columns.get(name)
+          if (!col) {
+            col = new ColumnStats(name)
+            col.count = rows - 1 - sumErrors(errors)
+            col.nulls = col.count // earlier rows did not have this column
+            columns.set(name, col)
+          }
+          observe(col, value)
+        }
+        for (const col of columns.values()) if (!(col.name in r.fields)) observe(col, undefined)
       }
-      for (const col of columns.values()) if (!(col.name in r.fields)) observe(col, undefined)
+      options.onProgress?.(rows)
+      if (options.limit !== undefined && rows >= options.limit) break
     }
-    options.onProgress?.(rows)
-    if (options.limit !== undefined && rows >= options.limit) break
+    for (const col of columns.values()) {
+      if (!col.spill) continue
+      options.onProgress?.(rows, `sorting ${col.spill.values.toLocaleString('en-US')} values of key column ${col.name} for its duplicates`)
+      col.spilled = await col.spill.count(MAX_EXAMPLES, {...(options.tmpDir ? {tmpDir: options.tmpDir} : {}), ...(options.sortRunRows ? {runRows: options.sortRunRows} : {})})
+      col.spill = undefined
+    }
+  } finally {
+    for (const col of columns.values()) col.spill?.discard()
+    spills.close()
   }
 
   const profiles = [...columns.values()].map((c) => summarize(c))
@@ -301,39 +439,75 @@ function sumErrors(errors: Map<string, {count: number}>): number {
 
 const FIT = 0.95
 
-function summarize(c: ColumnStats): ColumnProfile {
+/**
+ * n of d as a rate rounded to 4 decimals, which is never 0 when n > 0 nor 1 when n < d: a
+ * rate under 0.0001 keeps two significant digits (1 in 3,000,000 is 3.3e-7), one just under 1
+ * is floored (0.9999).
+ */
+export function share(n: number, d: number): number {
+  if (d === 0 || n === 0) return 0
+  if (n >= d) return 1
+  const r = n / d
+  const rounded = +r.toFixed(4)
+  if (rounded === 0) return +r.toPrecision(2)
+  if (rounded === 1) return Math.floor(r * 1e4) / 1e4
+  return rounded
+}
+
+const distinctSoFar = (c: ColumnStats) => (c.spilled ? c.spilled.distinct : c.distinctCapped ? c.distinctAtCap : c.distinct.size)
+
+/** Key-like: named like an identifier or almost every value distinct. */
+function keyLike(name: string, distinct: number, nonEmpty: number): boolean {
+  const idName = /(^|[_-])(id|key|ref|no|num|number|uuid)$/i.test(name) || /Id$/.test(name)
+  return nonEmpty > 1 && (distinct >= 0.98 * nonEmpty || (idName && distinct >= 0.8 * nonEmpty))
+}
+
+/** The type the values seen so far fit, how many fit it, and examples of those that do not. */
+function inferType(c: ColumnStats): {type: InferredType; fitting: number; misfits: string[]; dateFormats: {format: string; matches: number}[]} {
   const ne = c.nonEmpty
-  const rate = (n: number) => (ne === 0 ? 0 : +(n / ne).toFixed(4))
   // "Almost every value": at most 5% misfits, and at least one misfit tolerated in a small sample.
   const fits = (n: number) => n > ne / 2 && ne - n <= Math.max(Math.floor(ne * (1 - FIT)), 1)
-  let type: InferredType = 'string'
-  let fit = 1
-  let misfits: string[] = []
   const dateFormats = [...c.formatMatches.entries()].sort((a, b) => b[1] - a[1]).map(([format, matches]) => ({format, matches}))
   // Order matters: booleans and integers are also decimals; all-digit dates (yyyyMMdd,
   // yyyyMMddHHmmss, epoch_ms) are also integers. A column is a date when one format alone
   // explains almost every value (epoch formats only for values of 10 digits or more).
   const best = dateFormats.find((f) => !f.format.startsWith('epoch') || c.minLength >= 10)
   const oneFormatExplains = best !== undefined && fits(best.matches)
+  let type: InferredType = 'string'
+  let fitting = ne
+  let misfits: string[] = []
   if (ne === 0) type = 'empty'
-  else if (fits(c.boolean) && c.distinct.size <= 4) [type, fit, misfits] = ['boolean', rate(c.boolean), c.misfits.boolean]
+  else if (fits(c.boolean) && distinctSoFar(c) <= 4) [type, fitting, misfits] = ['boolean', c.boolean, c.misfits.boolean]
   else if (fits(c.dateFits) && (!fits(c.integer) || oneFormatExplains) && dateFormats.length > 0)
-    [type, fit, misfits] = [c.dateOnlyFits === c.dateFits ? 'date' : 'timestamp', rate(c.dateFits), c.misfits.date]
-  else if (fits(c.integer) && c.scale === 0) [type, fit, misfits] = ['integer', rate(c.integer), c.misfits.integer]
-  else if (fits(c.decimal)) [type, fit, misfits] = ['decimal', rate(c.decimal), c.misfits.decimal]
-  if (type === 'integer' && c.maxLength > 1 && [...c.distinct.keys()].some((k) => /^0\d/.test(k))) type = 'string' // leading zeros: an identifier
-  if (type === 'string') fit = 1
+    [type, fitting, misfits] = [c.dateOnlyFits === c.dateFits ? 'date' : 'timestamp', c.dateFits, c.misfits.date]
+  else if (fits(c.integer) && c.scale === 0) [type, fitting, misfits] = ['integer', c.integer, c.misfits.integer]
+  else if (fits(c.decimal)) [type, fitting, misfits] = ['decimal', c.decimal, c.misfits.decimal]
+  if (type === 'integer' && c.maxLength > 1 && c.leadingZeros) type = 'string' // leading zeros: an identifier
+  if (type === 'string') [fitting, misfits] = [ne, []]
+  return {type, fitting, misfits, dateFormats}
+}
+
+function summarize(c: ColumnStats): ColumnProfile {
+  const ne = c.nonEmpty
+  const {type, fitting, misfits, dateFormats} = inferType(c)
+  const nonFitting = ne - fitting
+  const distinct = distinctSoFar(c)
+  const capped = c.distinctCapped && c.spilled === undefined
 
   const p: ColumnProfile = {
     name: c.name,
     inferred_type: type,
-    fit_rate: fit,
-    non_fitting_examples: fit < 1 ? misfits.map(shownExample) : [],
+    fit_rate: ne === 0 ? 1 : share(fitting, ne),
+    non_fitting: nonFitting,
+    non_fitting_examples: nonFitting > 0 ? misfits.map(shownExample) : [],
     count: c.count,
-    null_rate: c.count === 0 ? 0 : +(c.nulls / c.count).toFixed(4),
-    empty_rate: c.count === 0 ? 0 : +(c.empties / c.count).toFixed(4),
-    distinct: c.distinct.size,
-    distinct_capped: c.distinctCapped,
+    null_count: c.nulls,
+    null_rate: share(c.nulls, c.count),
+    empty_count: c.empties,
+    empty_rate: share(c.empties, c.count),
+    distinct,
+    distinct_capped: capped,
+    ...(capped && c.hll ? {distinct_estimate: Math.max(c.hll.estimate(), distinct)} : {}),
     min_length: c.minLength === Infinity ? 0 : c.minLength,
     max_length: c.maxLength,
     examples: c.examples.map(shownExample),
@@ -343,7 +517,14 @@ function summarize(c: ColumnStats): ColumnProfile {
   if (ne > 0 && c.cards >= 0.5 * ne) p.card_numbers = c.cards
   if (type === 'decimal') {
     p.scale = c.scale
+    p.integer_digits = c.intDigits
     p.decimal_comma = c.decimalComma > 0
+  }
+  // not for a column of card numbers: its smallest and largest are card numbers
+  if ((type === 'decimal' || type === 'integer') && c.numMin !== undefined && c.numMax !== undefined && p.card_numbers === undefined) {
+    const scale = type === 'integer' ? 0 : c.scale
+    p.min = shownExample(atScale(c.numMin, scale))
+    p.max = shownExample(atScale(c.numMax, scale))
   }
   if (type === 'timestamp' || type === 'date') {
     p.date_formats = dateFormats
@@ -359,12 +540,24 @@ function summarize(c: ColumnStats): ColumnProfile {
     } else if (c.ambiguousValues > 0) {
       p.ambiguity_note = `${c.ambiguousValues} value(s) match two formats with different results; other values settle the column's format, so list only that format`
     }
+    // the range under the formats a spec would list (an ambiguous column's range is one of its readings)
+    let lo: DateFormatMatch | undefined
+    let hi: DateFormatMatch | undefined
+    for (const f of chosenFormats(p)) {
+      const r = c.dateRange.get(f)
+      if (!r) continue
+      if (!lo || r.min.epochMs < lo.epochMs) lo = r.min
+      if (!hi || r.max.epochMs > hi.epochMs) hi = r.max
+    }
+    if (lo && hi) [p.min, p.max] = type === 'date' ? [lo.date, hi.date] : [lo.instant, hi.instant]
   }
-  // Key-like columns: text or integer, named like an identifier or almost every value distinct.
-  const idName = /(^|[_-])(id|key|ref|no|num|number|uuid)$/i.test(c.name) || /Id$/.test(c.name)
-  if ((type === 'string' || type === 'integer') && !c.distinctCapped && ne > 1 && (c.distinct.size >= 0.98 * ne || (idName && c.distinct.size >= 0.8 * ne))) {
-    const dups = [...c.distinct.entries()].filter(([, n]) => n > 1)
-    p.duplicate_keys = {count: dups.reduce((s, [, n]) => s + n - 1, 0), examples: dups.slice(0, MAX_EXAMPLES).map(([k]) => shownExample(k))}
+  // Key-like columns (text or integer): their repeated values, exact (in memory, or sorted on disk past the cap).
+  if ((type === 'string' || type === 'integer') && !capped && keyLike(c.name, distinct, ne)) {
+    if (c.spilled) p.duplicate_keys = {count: c.spilled.duplicates, examples: c.spilled.examples.map(shownSpilled)}
+    else {
+      const dups = [...c.distinct.entries()].filter(([, n]) => n > 1)
+      p.duplicate_keys = {count: dups.reduce((s, [, n]) => s + n - 1, 0), examples: dups.slice(0, MAX_EXAMPLES).map(([k]) => shownExample(k))}
+    }
   }
   return p
 }
@@ -431,10 +624,15 @@ export function suggestFields(columns: ColumnProfile[], timezone?: string): stri
     if (name !== c.name) f.from = c.name
     f.type = c.inferred_type === 'empty' ? 'string' : c.inferred_type
     // Required: never empty, or a key-like column whose few empties are the dirt to reject.
-    if ((c.null_rate === 0 && c.empty_rate === 0 && c.count > 0) || c.duplicate_keys !== undefined) f.required = true
+    if ((c.null_count === 0 && c.empty_count === 0 && c.count > 0) || c.duplicate_keys !== undefined) f.required = true
     if (c.inferred_type === 'string' && c.has_surrounding_spaces) f.trim = true
-    if (c.inferred_type === 'string' && c.empty_rate > 0 && f.required !== true) f.empty_as_null = true
-    if (c.inferred_type === 'decimal') f.scale = Math.max(c.scale ?? 2, 0)
+    if (c.inferred_type === 'string' && c.empty_count > 0 && f.required !== true) f.empty_as_null = true
+    if (c.inferred_type === 'decimal') {
+      f.scale = Math.max(c.scale ?? 2, 0)
+      // numeric(18, scale) by default: wider amounts would be UNPARSEABLE_AMOUNT under the suggestion
+      const digits = (c.integer_digits ?? 0) + (f.scale as number)
+      if (digits > SPEC_PRECISION) f.precision = Math.min(digits, SPEC_MAX_PRECISION)
+    }
     if (c.inferred_type === 'timestamp' || c.inferred_type === 'date') {
       f.formats = chosenFormats(c)
       if (c.inferred_type === 'timestamp') f.timezone = timezone ?? 'UTC'

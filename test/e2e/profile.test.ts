@@ -2,13 +2,17 @@
  * `cutover profile` through the built CLI: what its suggested `fields` section does once pasted
  * into a spec (date-only columns stay dates, every column is there), and its usage errors.
  */
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {describe, expect, it} from 'vitest'
+import {describe, expect, it, onTestFinished} from 'vitest'
 import {runCli} from '../helpers.js'
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'cutover-profile-'))
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-profile-'))
+  onTestFinished(() => rmSync(dir, {recursive: true, force: true}))
+  return dir
+}
 const lines = (text: string) => text.split('\n').filter((l) => l.length > 0)
 
 /** A spec around a suggested `fields` section, written to `dir`. */
@@ -93,3 +97,54 @@ describe('cutover profile: usage errors', () => {
     expect(ok.json.rows).toBe(1)
   })
 })
+
+describe('cutover profile: rare values are counted, not rounded away', () => {
+  it('one empty value and one misfit in 20,001 rows: exact counts, rates above 0 and below 1, the misfit shown, no `required`', async () => {
+    const dir = tmp()
+    const rows = ['qty;amount']
+    for (let g = 1; g <= 20001; g++) rows.push(`${g === 777 ? '' : g % 100};${g === 999 ? 'n/a' : `${g},${String(g % 100).padStart(2, '0')}`}`)
+    writeFileSync(join(dir, 'rare.csv'), rows.join('\n') + '\n')
+    const uri = `csv:${join(dir, 'rare.csv')}?delimiter=;`
+    const r = await runCli(['profile', uri, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const col = (n: string) => r.json.columns.find((c: {name: string}) => c.name === n)
+    expect(col('qty')).toMatchObject({inferred_type: 'integer', count: 20001, empty_count: 1, null_count: 0, non_fitting: 0})
+    expect(col('qty').empty_rate).toBeGreaterThan(0)
+    expect(col('amount')).toMatchObject({inferred_type: 'decimal', decimal_comma: true, non_fitting: 1, non_fitting_examples: ['n/a']})
+    expect(col('amount').fit_rate).toBeLessThan(1)
+    // qty has an empty value: not suggested as required
+    expect(r.json.suggested_fields).toMatch(/\n {2}qty:\n {4}type: integer\n {2}amount:/)
+
+    const t = await runCli(['profile', uri])
+    expect(t.code, t.stderr).toBe(0)
+    expect(t.stdout).toMatch(/^qty +integer +null +0\.0% +empty +<0\.1% /m)
+    expect(t.stdout).toContain('1 (<0.1%) do not fit, e.g. "n/a"')
+  })
+})
+
+describe('cutover profile: amounts stay exact, and the suggestion accepts them', () => {
+  it('min and max as exact decimal text; more than 12 decimals and more than 18 digits are still decimals, with a precision that normalize accepts', async () => {
+    const dir = tmp()
+    writeFileSync(
+      join(dir, 'amounts.csv'),
+      'id;amount;rate;booked\n1;12345678901234567,50;0.14285714285714285714;20.11.2026\n2;-98765432109876,54;2.5;21.11.2026\n3;0,10;7.14285714285714285714;01.12.2026\n',
+    )
+    const uri = `csv:${join(dir, 'amounts.csv')}?delimiter=;`
+    const r = await runCli(['profile', uri, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const col = (n: string) => r.json.columns.find((c: {name: string}) => c.name === n)
+    expect(col('amount')).toMatchObject({inferred_type: 'decimal', scale: 2, integer_digits: 17, min: '-98765432109876.54', max: '12345678901234567.50', decimal_comma: true})
+    expect(col('rate')).toMatchObject({inferred_type: 'decimal', scale: 20, min: '0.14285714285714285714', max: '7.14285714285714285714'})
+    expect(col('id')).toMatchObject({inferred_type: 'integer', min: '1', max: '3'})
+    expect(col('booked')).toMatchObject({inferred_type: 'date', min: '2026-11-20', max: '2026-12-01'})
+    expect(r.json.suggested_fields).toMatch(/\n {2}amount:\n {4}type: decimal\n {4}required: true\n {4}scale: 2\n {4}precision: 19\n/)
+
+    // pasted into a spec, every amount is read, none rounded
+    const spec = specWith(dir, r.json.suggested_fields, 'id')
+    const n = await runCli(['normalize', uri, '--spec', spec])
+    expect(n.code, n.stderr).toBe(0)
+    expect(lines(n.stdout).map((l) => JSON.parse(l).amount)).toEqual(['12345678901234567.50', '-98765432109876.54', '0.10'])
+    expect(lines(n.stdout).map((l) => JSON.parse(l).rate)).toEqual(['0.14285714285714285714', '2.50000000000000000000', '7.14285714285714285714'])
+  })
+})
+

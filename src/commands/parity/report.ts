@@ -7,6 +7,8 @@ import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {percentage, reportFormat} from '../../parity/check.js'
 import {buildParityReport, renderEvidenceHtml, renderEvidenceMarkdown, type ParityReportResult} from '../../parity/evidence.js'
+import {assertLedger} from '../../parity/ledger.js'
+import {migrate} from '../../pg/migrations.js'
 import {openDatabase} from '../../pg/pool.js'
 
 export type {ParityReportResult}
@@ -29,9 +31,14 @@ export default class ParityReport extends CutoverCommand {
     if (threshold > 100) throw new UsageError(`--threshold ${flags.threshold} is not a percentage`, {hint: 'e.g. --threshold 99.99'})
     const format = flags.out ? reportFormat(flags.out) : undefined
     if (flags.out) assertWritableFolder(flags.out, '--out')
-    const pool = await openDatabase(connectionSettingsFromEnv().databaseUrl, {logger: this.logger, max: 1, applicationName: 'cutover-parity-report'})
+    // a report reads: it creates neither the database nor the ledger (a missing one is exit 2)
+    const url = connectionSettingsFromEnv().databaseUrl
+    const pool = await openDatabase(url, {logger: this.logger, max: 1, applicationName: 'cutover-parity-report', create: false, migrate: false})
     let result: ParityReportResult
     try {
+      await assertLedger(pool, url)
+      // a ledger written by an earlier version: brought to this version's columns, as any command would
+      await migrate(pool, this.logger)
       result = await buildParityReport(pool, {days: flags.days, threshold, ...(flags.until ? {until: flags.until} : {})})
     } finally {
       await pool.end()
