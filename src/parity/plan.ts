@@ -6,14 +6,31 @@
  * Which columns are compared: `--columns` (left names), else every left column that is not
  * a key and exists on the right (under its `--map` name). Types come from `--type`, else from
  * the pipeline spec's field of that name (`--spec`: the same normalizers as the pipeline),
- * else `decimal` when the column has a numeric tolerance, `timestamp` with a seconds
- * tolerance, and `string` otherwise.
+ * else `decimal` when both sides are pg: columns of exact numbers and one of them is `numeric`
+ * (numeric(12,2) 10.50 against numeric(18,4) 10.5000 is one amount, not a mismatch), `decimal`
+ * when the column has a numeric tolerance, `timestamp` with a seconds tolerance, and `string`
+ * otherwise.
  */
 import {UsageError} from '../errors.js'
 import type {FieldSpec, PipelineSpec} from '../config/spec.js'
 import type {ComparePlan} from './compare.js'
 import type {CompiledRule} from './rules.js'
 import {columnConverter, parseNormalization, parseTolerance, parseTypeSpec, type ColumnPlan, type ColumnTypeSpec, type StringNormalization} from './tolerances.js'
+
+const NUMERIC_OID = 1700
+/** int2, int4, int8 */
+const INTEGER_OIDS = new Set([21, 23, 20])
+
+/**
+ * Two pg: columns of exact numbers, one of them `numeric`: their values are amounts whatever
+ * their scales, compared as decimals. Two integer columns print alike as text already; floats
+ * (real, double precision) are not exact and stay text unless --type says otherwise.
+ */
+function exactNumbers(left: number | undefined, right: number | undefined): boolean {
+  if (left === undefined || right === undefined) return false
+  const exact = (oid: number) => oid === NUMERIC_OID || INTEGER_OIDS.has(oid)
+  return exact(left) && exact(right) && (left === NUMERIC_OID || right === NUMERIC_OID)
+}
 
 export interface ParityOptions {
   left: string
@@ -145,6 +162,7 @@ export function buildPlan(
     let type: ColumnTypeSpec
     if (opts.types?.[name] !== undefined) type = parseTypeSpec(name, opts.types[name])
     else if (field) type = {type: field.type, ...(field.timezone ? {timezone: field.timezone} : {}), ...(field.formats ? {formats: field.formats} : {})}
+    else if (exactNumbers(pgTypes.left?.[name], pgTypes.right?.[right])) type = {type: 'decimal'}
     else if (tolerance?.kind === 'seconds') type = {type: 'timestamp'}
     else if (tolerance) type = {type: 'decimal'}
     else type = {type: 'string'}

@@ -30,6 +30,21 @@ describe('parity check: rules on pg: values', () => {
     }
   })
 
+  it('pg: numeric columns of different scales (and an integer one against a numeric one) are compared as amounts, not as text, in every strategy', async () => {
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy (id text PRIMARY KEY, amount numeric(12,2), qty integer, rate double precision, note text)`)
+    await pool.query(`CREATE TABLE "${schema}".stream (id text PRIMARY KEY, amount numeric(18,4), qty numeric(10,2), rate double precision, note text)`)
+    await pool.query(`INSERT INTO "${schema}".legacy VALUES ('1', 10.50, 5, 0.5, 'a'), ('2', 0.00, 0, 1.5, 'b'), ('3', -3.10, 12, 2.5, 'c'), ('4', 7.25, 1, 3.5, 'd')`)
+    await pool.query(`INSERT INTO "${schema}".stream VALUES ('1', 10.5000, 5.00, 0.5, 'a'), ('2', 0, 0.00, 1.5, 'b'), ('3', -3.1000, 12.00, 2.5, 'c'), ('4', 7.2600, 2.00, 3.5, 'd')`)
+    for (const strategy of ['merge', 'sql-pushdown', 'bisect']) {
+      const r = await runCli(['parity', 'check', '--left', `pg:${schema}.legacy`, '--right', `pg:${schema}.stream`, '--key', 'id', '--strategy', strategy, '--json', '--no-ledger'])
+      expect(r.code, `${strategy}: ${r.stderr}`).toBe(0)
+      expect(r.json, strategy).toMatchObject({matched: 3, mismatched: 1})
+      expect(r.json.columns, strategy).toEqual({amount: {mismatches: 1, explained: 0, max_abs_diff: '0.01'}, qty: {mismatches: 1, explained: 0, max_abs_diff: '1'}, rate: {mismatches: 0, explained: 0, max_abs_diff: null}, note: {mismatches: 0, explained: 0, max_abs_diff: null}})
+    }
+  })
+
   it('`rules` counts keys per rule (each key once, when all of its differences are explained), as documented', async () => {
     const pool = testPool()
     const schema = await createTestSchema(pool)
