@@ -27,7 +27,10 @@
  * warning: positions go into Kafka headers, rejects, logs and the backfill checkpoint.
  *
  * Errors: an unreachable server is ServiceUnavailableError (exit 3); an unknown table or
- * column or an SQL syntax error is a UsageError (exit 2) naming the source.
+ * column or an SQL syntax error is a UsageError (exit 2) naming the source. When the table or
+ * column was not found but one whose name differs only in case exists (`pg:s.Upper` reads
+ * s.upper, the table is s."Upper"), the hint says that unquoted names fold to lower case and
+ * gives the quoted form to write (foldedNameHint).
  */
 import pg from 'pg'
 import QueryStream from 'pg-query-stream'
@@ -41,6 +44,13 @@ export const DEFAULT_PG_BATCH_SIZE = 2000
 
 /** Quotes `schema.table` part by part; already-quoted parts are kept; unquoted ones are folded to lower case. */
 export function quoteQualifiedName(name: string): string {
+  return nameParts(name)
+    .map((p) => '"' + p.replace(/"/g, '""') + '"')
+    .join('.')
+}
+
+/** The parts of `schema.table` as PostgreSQL reads them: quoted ones as written, unquoted ones folded to lower case. */
+function nameParts(name: string): string[] {
   const parts: string[] = []
   let i = 0
   while (i < name.length) {
@@ -74,7 +84,81 @@ export function quoteQualifiedName(name: string): string {
   if (parts.length === 0 || parts.length > 3 || parts.some((p) => p === '')) {
     throw new UsageError(`"${name}" is not a table name`, {hint: 'write table, schema.table or database.schema.table'})
   }
-  return parts.map((p) => '"' + p.replace(/"/g, '""') + '"').join('.')
+  return parts
+}
+
+/** An identifier as one writes it in SQL or a pg: target: bare when it reads back as itself, else double-quoted. */
+export function sqlIdentifier(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : '"' + name.replace(/"/g, '""') + '"'
+}
+
+const FOLD_NOTE = 'unquoted names fold to lower case in PostgreSQL'
+
+/** How to give the URIs to a shell (single-quoted), when none holds a single quote. */
+const shell = (uris: string[]) => (uris.some((u) => u.includes("'")) ? ' (quote it for the shell)' : ` (in a shell: ${uris.map((u) => `'${u}'`).join(' or ')})`)
+
+/**
+ * The hint for "relation ... does not exist" (42P01) or "column ... does not exist" (42703)
+ * when a table or column whose name differs only in case exists (pg_catalog): that unquoted
+ * names fold to lower case, and the quoted form to write (`pg:s."Upper"`). Undefined when the
+ * error is another, or no such name exists. `client` must be usable (not in a failed
+ * transaction); catalog lookups only, with the names as parameters.
+ */
+export async function foldedNameHint(client: pg.ClientBase, uri: SourceUri, error: unknown): Promise<string | undefined> {
+  const e = error as {code?: unknown; message?: unknown}
+  const message = typeof e.message === 'string' ? e.message : ''
+  if (e.code === '42P01') {
+    const fromTarget = uri.params.query === undefined && uri.target !== ''
+    // the name as PostgreSQL looked it up: the target's parts, or the one its message names
+    let parts: string[]
+    if (fromTarget) parts = nameParts(uri.target)
+    else {
+      const m = /relation "([^"]+)" does not exist/.exec(message)
+      if (!m) return undefined
+      parts = m[1]!.split('.')
+    }
+    const table = parts[parts.length - 1]!
+    const schema = parts.length >= 2 ? parts[parts.length - 2]! : null
+    const found = await client.query<{nspname: string; relname: string}>(
+      `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND lower(c.relname) = lower($1)
+          AND (CASE WHEN $2::text IS NULL THEN pg_catalog.pg_table_is_visible(c.oid) ELSE lower(n.nspname) = lower($2::text) END)
+          AND NOT (c.relname = $1 AND n.nspname = coalesce($2::text, n.nspname))
+        ORDER BY 1, 2 LIMIT 5`,
+      [table, schema],
+    )
+    if (found.rows.length === 0) return undefined
+    // a database part (db.schema.table) is kept, as PostgreSQL read it
+    const written = (r: {nspname: string; relname: string}) => [...(parts.length === 3 ? [parts[0]!] : []), ...(schema === null ? [] : [r.nspname]), r.relname].map(sqlIdentifier).join('.')
+    const looked = parts.map(sqlIdentifier).join('.')
+    const tables = found.rows.map((r) => [r.nspname, r.relname].map(sqlIdentifier).join('.')).join(', ')
+    if (fromTarget) {
+      const rest = uri.text.indexOf('?') === -1 ? '' : uri.text.slice(uri.text.indexOf('?'))
+      const write = found.rows.map((r) => `pg:${written(r)}${rest}`)
+      return `${FOLD_NOTE}: ${uri.text} looks up ${looked}, but the table is ${tables}; write ${write.join(' or ')}${shell(write)}`
+    }
+    return `${FOLD_NOTE}: the query looks up ${looked}, but the table is ${tables}; write ${found.rows.map(written).join(' or ')} in the query`
+  }
+  if (e.code === '42703') {
+    const m = /column (?:"([^"]+)"|(\S+)) does not exist/.exec(message)
+    const column = m?.[1] ?? m?.[2]?.split('.').pop()
+    if (!column) return undefined
+    // a table target: its columns; a query: the columns of the user's tables and views
+    const table = uri.params.query === undefined && uri.target !== '' ? nameParts(uri.target) : null
+    const found = await client.query<{attname: string}>(
+      `SELECT DISTINCT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE a.attnum > 0 AND NOT a.attisdropped AND lower(a.attname) = lower($1) AND a.attname <> $1
+          AND (CASE WHEN $2::text IS NULL
+                    THEN c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+                    ELSE c.oid = to_regclass($2::text) END)
+        ORDER BY 1 LIMIT 5`,
+      [column, table === null ? null : table.map((p) => '"' + p.replace(/"/g, '""') + '"').join('.')],
+    )
+    if (found.rows.length === 0) return undefined
+    const write = found.rows.map((r) => sqlIdentifier(r.attname)).join(' or ')
+    return `${FOLD_NOTE}: there is no column ${sqlIdentifier(column)}${table ? ` in ${table.map(sqlIdentifier).join('.')}` : ''}, but there is ${write}; write ${write}, double-quoted, in where=, order_by= or query=`
+  }
+  return undefined
 }
 
 /** The SQL a pg: URI reads. */
@@ -112,13 +196,24 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
   return batchedSource(async function* () {
     const client = new pg.Client({connectionString: url, application_name: 'cutover-reader', connectionTimeoutMillis: 10_000})
     client.on('error', (e) => log?.warn('pg.reader.connection_error', {error: e}))
-    const fail = (e: unknown): CutoverError => {
+    const fail = async (e: unknown, connected: boolean): Promise<CutoverError> => {
       const mapped = mapPgError(e, url)
       const sqlstate = mapped.details.sqlstate
       if (typeof sqlstate === 'string' && (sqlstate.startsWith('42') || sqlstate === '25006')) {
+        let folded: string | undefined
+        if (connected && (sqlstate === '42P01' || sqlstate === '42703')) {
+          // out of the failed transaction, then the catalog: a name that differs only in case?
+          folded = await client
+            .query('ROLLBACK')
+            .then(() => foldedNameHint(client, uri, e))
+            .catch((x: unknown) => {
+              log?.debug('pg.reader.fold_lookup_failed', {error: x})
+              return undefined
+            })
+        }
         return new UsageError(`source "${uri.text}": ${(e as Error).message}`, {
           cause: mapped,
-          hint: sqlstate === '25006' ? 'pg: reads only: give a SELECT' : 'check the table name and the where=, order_by= or query= SQL',
+          hint: sqlstate === '25006' ? 'pg: reads only: give a SELECT' : (folded ?? 'check the table name and the where=, order_by= or query= SQL'),
           details: {sqlstate, sql},
         })
       }
@@ -127,7 +222,7 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
     try {
       await client.connect()
     } catch (e) {
-      throw fail(e)
+      throw await fail(e, false)
     }
     let stream: QueryStream | undefined
     const onAbort = () => stream?.destroy(new Error('aborted'))
@@ -158,7 +253,7 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       await client.query('COMMIT')
     } catch (e) {
       if (e instanceof UsageError) throw e
-      throw fail(e)
+      throw await fail(e, true)
     } finally {
       ctx.signal?.removeEventListener('abort', onAbort)
       stream?.destroy()

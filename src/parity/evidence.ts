@@ -2,6 +2,12 @@
  * `parity report`: the ledger (cutover.parity_runs) over the last N business days, one line
  * per day, the trend, the columns with the most unexplained mismatches, and the verdict.
  *
+ * Business days are calendar days unless days without a legacy batch are declared
+ * (`--days-off sat,sun`, `--holidays <file>`, ./calendar.ts): the window then reaches back over
+ * N business days, and each declared day in it is listed as "day off". A day off needs no
+ * check, and a run on it that compared no rows is what one expects; a run on it that found
+ * differences still blocks. The evidence names the days off and the holidays file's SHA-256.
+ *
  * A comparison is what makes two runs the same check: left, right, key columns, compared
  * columns and date column (not rules, tolerances or type options, which a fix legitimately
  * changes). A day counts by the latest run of each comparison filed under it: a re-run of the
@@ -15,13 +21,18 @@
  * unexplained difference; otherwise the blockers are listed day by day. Differences explained
  * by known-difference rules count as parity; records that could not be read count as
  * unexplained. Each day shows the runs that decided it: their explained counts, rules,
- * compared columns and tolerances. The HTML pack is one self-contained file (inline CSS and
+ * compared columns, tolerances and comparison options (--map, --type, --normalize,
+ * --null-equals-empty, --spec). A deciding re-run given looser options than an earlier failing
+ * run of the same comparison that day (an added or changed --map, --type, --normalize,
+ * --null-equals-empty, --spec, --tolerance or --rules) is named as such on the day, with the
+ * earlier run: the verdict is the same, but an auditor sees how the day came to pass. The HTML pack is one self-contained file (inline CSS and
  * SVG, no scripts, no network) listing the report SHA-256 of every run it summarizes.
  */
 import {UsageError} from '../errors.js'
 import type {Pool} from '../pg/pool.js'
+import {declaresDaysOff, isDayOff, NO_DAYS_OFF, weekdayOf, type DaysOff} from './calendar.js'
 import {isCalendarDate} from './date.js'
-import {readRuns, type LedgerRun} from './ledger.js'
+import {readRuns, type ComparisonOptions, type LedgerRun} from './ledger.js'
 import {escapeHtml, HTML_STYLE, mdText} from './report.js'
 
 export interface ReportDay {
@@ -33,13 +44,31 @@ export interface ReportDay {
   unexplained: number
   left_rows: number
   right_rows: number
+  /** the day does not block the cutover */
   ok: boolean
-  /** ok; blocked (a threshold or an unexplained difference); no data (its runs compared no rows); no check */
-  status: 'ok' | 'blocked' | 'no data' | 'no check'
+  /**
+   * ok; blocked (a threshold or an unexplained difference); no data (its runs compared no rows);
+   * no check; day off (declared without a legacy batch, and no run on it compared rows)
+   */
+  status: 'ok' | 'blocked' | 'no data' | 'no check' | 'day off'
+  /** declared a day off (--days-off, --holidays): not one of the N business days */
+  day_off: boolean
   /** why the day blocks the cutover */
   blockers: string[]
+  /** what an auditor must know of how the day was decided: a re-run with looser options than an earlier failing run */
+  notes: string[]
   /** the counted runs (the latest of each comparison), which decide the day */
   decided_by: DecidingRun[]
+}
+
+/** An earlier failing run of the same comparison, on the same day, than which the deciding run was given looser options. */
+export interface LooserRerun {
+  /** the earlier run, which failed */
+  run: number
+  parity_pct: string
+  unexplained: number
+  /** the options the deciding run added (or changed), as flags: `--normalize note=lower` */
+  added: string[]
 }
 
 /** A run that decides its day, with what it was held to. */
@@ -58,6 +87,10 @@ export interface DecidingRun {
   key_columns: string[]
   /** column -> tolerance as given */
   tolerances: Record<string, string>
+  /** how values were read before they were compared: --map, --type, --normalize, --null-equals-empty, --spec */
+  options: ComparisonOptions
+  /** earlier failing runs of the same comparison that day without the options this run added (empty when none) */
+  looser_than: LooserRerun[]
   unreadable: {left: number; right: number}
   /** both sides empty: compared no rows */
   empty: boolean
@@ -66,7 +99,10 @@ export interface DecidingRun {
 export interface ParityReportResult {
   from: string
   to: string
+  /** business days in the window (calendar days, but for the declared days off) */
   days: number
+  /** what was declared without a legacy batch, and which days of the window that made days off */
+  days_off: DaysOff & {in_window: string[]}
   threshold: number
   per_day: ReportDay[]
   trend: 'improving' | 'worsening' | 'steady' | 'not enough data'
@@ -97,6 +133,8 @@ export interface ReportOptions {
   /** last business day of the window (default: the latest day in the ledger, else today UTC) */
   until?: string
   today?: string
+  /** days without a legacy batch (./calendar.ts readDaysOff); default none */
+  daysOff?: DaysOff
 }
 
 function addDays(date: string, n: number): string {
@@ -105,6 +143,17 @@ function addDays(date: string, n: number): string {
   return d.toISOString().slice(0, 10)
 }
 
+/** The first day of the window that ends on `to` and holds `days` business days (days off skipped). */
+export function windowStart(to: string, days: number, daysOff: DaysOff = NO_DAYS_OFF): string {
+  if (!declaresDaysOff(daysOff)) return addDays(to, -(days - 1))
+  let d = to
+  let counted = isDayOff(daysOff, d) ? 0 : 1
+  while (counted < days) {
+    d = addDays(d, -1)
+    if (!isDayOff(daysOff, d)) counted++
+  }
+  return d
+}
 
 export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Promise<ParityReportResult> {
   const days = o.days ?? 30
@@ -118,9 +167,10 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
     )
     to = q.rows[0]?.d ?? o.today ?? new Date().toISOString().slice(0, 10)
   }
-  const from = addDays(to, -(days - 1))
+  const daysOff = o.daysOff ?? NO_DAYS_OFF
+  const from = windowStart(to, days, daysOff)
   const runs = await readRuns(pool, from, to)
-  return summarize(runs, {from, to, days, threshold})
+  return summarize(runs, {from, to, days, threshold, daysOff})
 }
 
 /** What makes two runs the same comparison: left, right, key columns, compared columns, date column. */
@@ -131,16 +181,77 @@ export function comparisonOf(r: LedgerRun): string {
 /** A run that compared no rows: both sides empty and nothing unreadable. */
 const isEmptyRun = (r: LedgerRun) => r.left_rows === 0 && r.right_rows === 0 && r.unreadable.left + r.unreadable.right === 0
 
-export function readinessCriteria(threshold: number): string {
+export function readinessCriteria(threshold: number, daysOff: DaysOff = NO_DAYS_OFF): string {
   return (
     `A day passes when it has a parity check that compared rows, and the latest run of each comparison (left, right, key columns, compared columns, date column) ` +
     `is at or above ${threshold}% with no unexplained difference. Differences explained by a known-difference rule count as parity (each is listed with its rule); ` +
-    `records that could not be read count as unexplained differences; a run whose sides were both empty counts as no data.`
+    `records that could not be read count as unexplained differences; a run whose sides were both empty counts as no data.` +
+    (declaresDaysOff(daysOff)
+      ? ` Days declared without a legacy batch (${daysOffText(daysOff)}) are not business days: they need no check and a run on them that compared no rows does not count, but a run on them that found a difference still blocks.`
+      : '')
   )
 }
 
+/** The declared days off in words: "weekdays sat, sun; holidays from h.txt (SHA-256 ...)". */
+function daysOffText(o: DaysOff): string {
+  return [
+    ...(o.weekdays.length > 0 ? [`weekdays ${o.weekdays.join(', ')}`] : []),
+    ...(o.holidays_file !== null ? [`${o.holidays.length} holiday(s) from ${o.holidays_file} (SHA-256 ${o.holidays_sha256})`] : []),
+  ].join('; ')
+}
+
+const EMPTY_OPTIONS: ComparisonOptions = Object.freeze({map: {}, types: {}, normalize: {}, null_equals_empty: [], spec_file: null})
+
+/**
+ * The options of a run that change what counts as equal, as flags, by what they set:
+ * `--normalize note` -> `--normalize note=lower`. Tolerances and rules too: they are a run's own
+ * to change, but a re-run that adds one is looser than the run it replaces.
+ */
+function looseningFlags(r: LedgerRun): Map<string, string> {
+  const o = r.comparison_options ?? EMPTY_OPTIONS
+  const out = new Map<string, string>()
+  const pairs = (flag: string, m: Record<string, string>) => {
+    for (const [k, v] of Object.entries(m)) out.set(`${flag} ${k}`, `${flag} ${k}=${v}`)
+  }
+  pairs('--map', o.map)
+  pairs('--type', o.types)
+  pairs('--normalize', o.normalize)
+  for (const c of o.null_equals_empty) out.set(`--null-equals-empty ${c}`, `--null-equals-empty ${c}`)
+  if (o.spec_file !== null) out.set('--spec', `--spec ${o.spec_file}`)
+  pairs('--tolerance', r.tolerances)
+  if (r.rules_file !== null) out.set('--rules', `--rules ${r.rules_file}`)
+  return out
+}
+
+/** What `later` was given that `earlier` was not (or was given otherwise), as flags. */
+function addedOptions(later: LedgerRun, earlier: LedgerRun): string[] {
+  const before = looseningFlags(earlier)
+  const nullAll = before.has('--null-equals-empty *')
+  const added: string[] = []
+  for (const [what, flag] of looseningFlags(later)) {
+    const was = before.get(what)
+    if (was === flag || (nullAll && what.startsWith('--null-equals-empty '))) continue
+    added.push(was === undefined ? flag : `${flag} (instead of ${was})`)
+  }
+  return added
+}
+
+/** The day's words for a deciding run given looser options than earlier failing runs of its comparison. */
+function looserNotes(x: DecidingRun): string[] {
+  const groups = new Map<string, LooserRerun[]>()
+  for (const l of x.looser_than) groups.set(l.added.join(', '), [...(groups.get(l.added.join(', ')) ?? []), l])
+  return [...groups].map(([added, ls]) => {
+    const changed = ls.some((l) => l.added.some((a) => a.includes(' (instead of ')))
+    const one = ls[0]!.added.length === 1
+    const earlier = ls.length === 1 ? 'an earlier run' : 'earlier runs'
+    const how = changed ? 'with the stricter options' : `without ${one ? 'it' : 'them'}`
+    return `decided by a re-run with ${added} (run ${x.run}); ${earlier} ${how} failed: ${ls.map((l) => `run ${l.run} (${l.parity_pct}%, ${l.unexplained} unexplained)`).join(', ')}`
+  })
+}
+
 /** Pure: the report of the runs of a window. */
-export function summarize(runs: LedgerRun[], w: {from: string; to: string; days: number; threshold: number}): ParityReportResult {
+export function summarize(runs: LedgerRun[], w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff}): ParityReportResult {
+  const daysOff = w.daysOff ?? NO_DAYS_OFF
   const byDay = new Map<string, LedgerRun[]>()
   for (const r of runs) {
     const d = r.date ?? r.started_at.slice(0, 10)
@@ -160,8 +271,10 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
       latest.set(c, r)
     }
     const counted = [...latest.values()].sort((a, b) => a.id - b.id)
+    const dayOff = isDayOff(daysOff, d)
     const blockers: string[] = []
-    if (counted.length === 0) blockers.push('no parity check')
+    // a day off needs no check, and a run on it that compared no rows is what one expects
+    if (counted.length === 0 && !dayOff) blockers.push('no parity check')
     let pct: number | null = null
     let unexplained = 0
     let leftRows = 0
@@ -171,7 +284,7 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
       leftRows += r.left_rows
       rightRows += r.right_rows
       if (isEmptyRun(r)) {
-        blockers.push(`no data: run ${r.id} compared no rows (${r.right})`)
+        if (!dayOff) blockers.push(`no data: run ${r.id} compared no rows (${r.right})`)
         continue
       }
       const p = Number(r.parity_pct)
@@ -183,7 +296,8 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
         if (u > 0) columnTotals.set(c, (columnTotals.get(c) ?? 0) + u)
       }
     }
-    const status: ReportDay['status'] = counted.length === 0 ? 'no check' : counted.every(isEmptyRun) ? 'no data' : blockers.length > 0 ? 'blocked' : 'ok'
+    const status: ReportDay['status'] = dayOff && counted.every(isEmptyRun) ? 'day off' : counted.length === 0 ? 'no check' : counted.every(isEmptyRun) ? 'no data' : blockers.length > 0 ? 'blocked' : 'ok'
+    const failed = (r: LedgerRun) => !isEmptyRun(r) && (Number(r.parity_pct) < w.threshold || r.unexplained > 0)
     const decidedBy: DecidingRun[] = counted.map((r) => ({
       run: r.id,
       right: r.right,
@@ -195,10 +309,16 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
       columns: Object.keys(r.columns).sort(),
       key_columns: r.key_columns,
       tolerances: r.tolerances,
+      options: r.comparison_options ?? EMPTY_OPTIONS,
+      looser_than: all
+        .filter((e) => e.id < r.id && comparisonOf(e) === comparisonOf(r) && failed(e))
+        .map((e) => ({run: e.id, parity_pct: e.parity_pct, unexplained: e.unexplained, added: addedOptions(r, e)}))
+        .filter((l) => l.added.length > 0),
       unreadable: r.unreadable,
       empty: isEmptyRun(r),
     }))
-    perDay.push({date: d, runs: all.length, parity_pct: pct, unexplained, left_rows: leftRows, right_rows: rightRows, ok: blockers.length === 0, status, blockers, decided_by: decidedBy})
+    const notes = decidedBy.flatMap(looserNotes)
+    perDay.push({date: d, runs: all.length, parity_pct: pct, unexplained, left_rows: leftRows, right_rows: rightRows, ok: blockers.length === 0, status, day_off: dayOff, blockers, notes, decided_by: decidedBy})
   }
   const measured = perDay.filter((d) => d.parity_pct !== null).map((d) => d.parity_pct!)
   let trend: ParityReportResult['trend'] = 'not enough data'
@@ -210,7 +330,15 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
     trend = b - a > 0.0001 ? 'improving' : a - b > 0.0001 ? 'worsening' : 'steady'
   }
   const blockers = perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))
-  const okDays = perDay.filter((d) => d.ok).length
+  // the N business days that pass; a day off that blocks (a run on it found a difference) blocks too
+  const okDays = perDay.filter((d) => d.ok && !d.day_off).length
+  const blocking = perDay.filter((d) => !d.ok).length
+  const offDays = perDay.filter((d) => d.day_off).map((d) => d.date)
+  const declared = declaresDaysOff(daysOff)
+  const unit = declared ? 'business day(s)' : 'day(s)'
+  const off = declared ? `; ${offDays.length} day(s) off not counted${offDays.length > 0 ? ` (${offDays.join(', ')})` : ''}` : ''
+  const looser = perDay.filter((d) => d.notes.length > 0).map((d) => d.date)
+  const loosened = looser.length > 0 ? `; ${looser.length} day(s) decided by a re-run with looser options than an earlier failing run (${looser.join(', ')})` : ''
   const ready = blockers.length === 0
   const named = (status: ReportDay['status']) => perDay.filter((d) => d.status === status).map((d) => d.date)
   const why = [
@@ -219,12 +347,13 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
     ...(named('blocked').length > 0 ? [`failing on ${named('blocked').join(', ')}`] : []),
   ]
   const summary = ready
-    ? `READY to cut over: all ${w.days} day(s) from ${w.from} to ${w.to} are at or above ${w.threshold}% with no unexplained difference`
-    : `NOT READY: ${okDays} of ${w.days} day(s) from ${w.from} to ${w.to} pass; ${perDay.length - okDays} block the cutover (${why.join('; ')})`
+    ? `READY to cut over: all ${w.days} ${unit} from ${w.from} to ${w.to} are at or above ${w.threshold}% with no unexplained difference${off}${loosened}`
+    : `NOT READY: ${okDays} of ${w.days} ${unit} from ${w.from} to ${w.to} pass; ${blocking} block the cutover (${why.join('; ')})${off}${loosened}`
   return Object.freeze({
     from: w.from,
     to: w.to,
     days: w.days,
+    days_off: {...daysOff, in_window: offDays},
     threshold: w.threshold,
     per_day: perDay,
     trend,
@@ -232,7 +361,7 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, 10)
       .map(([column, unexplained]) => ({column, unexplained})),
-    verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold)},
+    verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold, daysOff)},
     runs: runs.map((r) => ({
       id: r.id,
       date: r.date ?? r.started_at.slice(0, 10),
@@ -251,7 +380,19 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
   })
 }
 
-/** One deciding run in words: explained counts, rules, compared columns, tolerances. */
+/** A deciding run's comparison options as the flags that gave them: `--type amount=decimal, --normalize note=lower`; "none". */
+export function optionsText(o: ComparisonOptions): string {
+  const flags = [
+    ...Object.entries(o.map).map(([k, v]) => `--map ${k}=${v}`),
+    ...Object.entries(o.types).map(([k, v]) => `--type ${k}=${v}`),
+    ...Object.entries(o.normalize).map(([k, v]) => `--normalize ${k}=${v}`),
+    ...(o.null_equals_empty.length > 0 ? [`--null-equals-empty ${o.null_equals_empty.join(',')}`] : []),
+    ...(o.spec_file !== null ? [`--spec ${o.spec_file}`] : []),
+  ]
+  return flags.length > 0 ? flags.join(', ') : 'none'
+}
+
+/** One deciding run in words: explained counts, rules, compared columns, tolerances, comparison options. */
 function decidedText(x: DecidingRun): string {
   const rules = Object.entries(x.rules).map(([n, k]) => `${n} ${k}`)
   const tol = Object.entries(x.tolerances).map(([c, t]) => `${c}=${t}`)
@@ -259,21 +400,41 @@ function decidedText(x: DecidingRun): string {
     `run ${x.run} (${x.right}): ${x.empty ? 'no rows compared' : `${x.parity_pct}%`}, explained ${x.explained}${rules.length > 0 ? ` by ${rules.join(', ')}` : ''}` +
     `${x.rules_file ? ` (rules ${x.rules_file})` : ''}, unexplained ${x.unexplained}` +
     `${x.unreadable.left + x.unreadable.right > 0 ? ` (unreadable records: left ${x.unreadable.left}, right ${x.unreadable.right})` : ''}` +
-    `; key ${x.key_columns.join(', ') || '?'}; columns ${x.columns.join(', ') || '(none)'}; tolerances ${tol.length > 0 ? tol.join(', ') : 'none (exact)'}`
+    `; key ${x.key_columns.join(', ') || '?'}; columns ${x.columns.join(', ') || '(none)'}; tolerances ${tol.length > 0 ? tol.join(', ') : 'none (exact)'}` +
+    `; options ${optionsText(x.options)}`
   )
 }
 
-const dayStatus = (d: ReportDay) => (d.ok ? 'ok' : `${d.status}: ${d.blockers.join('; ')}`)
+/** A day's status in words: ok, day off, or why it blocks; with the notes on how it was decided. */
+export function dayStatus(d: ReportDay): string {
+  const status = d.status === 'day off' ? 'day off' : d.ok ? (d.day_off ? 'ok (day off)' : 'ok') : `${d.status}${d.day_off ? ' (day off)' : ''}: ${d.blockers.join('; ')}`
+  return [status, ...d.notes].join('; ')
+}
+
+/** The declared days off, for the evidence: what was declared and which days of the window it made days off. */
+function daysOffLines(r: ParityReportResult): string[] {
+  if (!declaresDaysOff(r.days_off)) return ['No day was declared without a legacy batch: every calendar day of the window is a business day.']
+  return [
+    `Declared without a legacy batch: ${daysOffText(r.days_off)}.`,
+    `Days off in this window (not counted among the ${r.days} business days): ${r.days_off.in_window.length > 0 ? r.days_off.in_window.map((d) => `${d} (${dayOffReason(r.days_off, d)})`).join(', ') : 'none'}.`,
+  ]
+}
+
+const dayOffReason = (o: DaysOff, d: string) => (o.holidays.includes(d) ? 'holiday' : weekdayOf(d))
 
 export function renderEvidenceMarkdown(r: ParityReportResult, generatedAt: string): string {
   const m = mdText
-  const out: string[] = [`# Parity evidence ${r.from} .. ${r.to}`, '', `**${m(r.verdict.summary)}**`, '', `Threshold ${r.threshold}%, window ${r.days} day(s), trend: ${r.trend}. Generated ${m(generatedAt)}.`, '', m(r.verdict.criteria), '']
+  const unit = declaresDaysOff(r.days_off) ? 'business day(s)' : 'day(s)'
+  const out: string[] = [`# Parity evidence ${r.from} .. ${r.to}`, '', `**${m(r.verdict.summary)}**`, '', `Threshold ${r.threshold}%, window ${r.days} ${unit}, trend: ${r.trend}. Generated ${m(generatedAt)}.`, '', m(r.verdict.criteria), '']
+  out.push('## Days off', '', ...daysOffLines(r).map((l) => `- ${m(l)}`), '')
   out.push('## Days', '', '| day | runs | parity | unexplained | left rows | right rows | status |', '| --- | ---: | ---: | ---: | ---: | ---: | --- |')
   for (const d of r.per_day) out.push(`| ${d.date} | ${d.runs} | ${d.parity_pct === null ? '—' : `${d.parity_pct}%`} | ${d.unexplained} | ${d.left_rows} | ${d.right_rows} | ${m(dayStatus(d))} |`)
   out.push('')
-  out.push('## How each day was decided', '', '| day | deciding run: explained (rules), unexplained, compared columns, tolerances |', '| --- | --- |')
-  for (const d of r.per_day) out.push(`| ${d.date} | ${d.decided_by.length === 0 ? 'no run' : m(d.decided_by.map(decidedText).join(' / '))} |`)
+  out.push('## How each day was decided', '', '| day | deciding run: explained (rules), unexplained, compared columns, tolerances, options |', '| --- | --- |')
+  for (const d of r.per_day) out.push(`| ${d.date} | ${d.decided_by.length === 0 ? (d.day_off ? 'no run (day off)' : 'no run') : m(d.decided_by.map(decidedText).join(' / '))} |`)
   out.push('')
+  const notes = r.per_day.flatMap((d) => d.notes.map((n) => `${d.date}: ${n}`))
+  if (notes.length > 0) out.push('## Days decided by a re-run with looser options', '', ...notes.map((n) => `- ${m(n)}`), '')
   if (r.top_unexplained_columns.length > 0) out.push('## Top unexplained columns', '', '| column | unexplained mismatches |', '| --- | ---: |', ...r.top_unexplained_columns.map((c) => `| ${m(c.column)} | ${c.unexplained} |`), '')
   if (r.verdict.blockers.length > 0) out.push('## What blocks the cutover', '', ...r.verdict.blockers.map((b) => `- ${m(b)}`), '')
   out.push('## Runs', '', '| run | day | right | strategy | parity | unexplained | report SHA-256 | by | at | superseded by |', '| ---: | --- | --- | --- | ---: | ---: | --- | --- | --- | --- |')
@@ -291,6 +452,7 @@ function trendSvg(days: ReportDay[], threshold: number): string {
   const scale = (v: number) => (min >= 100 ? h : Math.max(2, ((v - min) / (100 - min)) * h))
   const bars = days
     .map((d, i) => {
+      if (d.status === 'day off') return `<rect x="${i * w}" y="${h - 2}" width="${w - 2}" height="2" fill="#8fb3d9"><title>${d.date}: day off</title></rect>`
       if (d.parity_pct === null) return `<rect x="${i * w}" y="${h - 2}" width="${w - 2}" height="2" fill="#bbb"><title>${d.date}: ${d.status}</title></rect>`
       const bh = scale(d.parity_pct)
       return `<rect x="${i * w}" y="${h - bh}" width="${w - 2}" height="${bh}" fill="${d.ok ? '#2a8a2a' : '#c0392b'}"><title>${d.date}: ${d.parity_pct}%</title></rect>`
@@ -308,18 +470,22 @@ export function renderEvidenceHtml(r: ParityReportResult, generatedAt: string): 
   const parts = [
     `<h1>${e(title)}</h1>`,
     `<p class="${r.verdict.ready ? 'ok' : 'bad'}">${e(r.verdict.summary)}</p>`,
-    `<p>Threshold ${r.threshold}%, window ${r.days} day(s), trend: ${e(r.trend)}. <span class="muted">Generated ${e(generatedAt)}.</span></p>`,
+    `<p>Threshold ${r.threshold}%, window ${r.days} ${declaresDaysOff(r.days_off) ? 'business day(s)' : 'day(s)'}, trend: ${e(r.trend)}. <span class="muted">Generated ${e(generatedAt)}.</span></p>`,
     `<p>${e(r.verdict.criteria)}</p>`,
     trendSvg(r.per_day, r.threshold),
+    '<h2>Days off</h2>',
+    `<ul>${daysOffLines(r).map((l) => `<li>${e(l)}</li>`).join('')}</ul>`,
     '<h2>Days</h2>',
     `<table><thead><tr><th>day</th><th>runs</th><th>parity</th><th>unexplained</th><th>left rows</th><th>right rows</th><th>status</th></tr></thead><tbody>${rows(
-      r.per_day.map((d) => [td(d.date), td(String(d.runs), true), td(d.parity_pct === null ? '—' : `${d.parity_pct}%`, true), td(String(d.unexplained), true), td(String(d.left_rows), true), td(String(d.right_rows), true), td(d.ok ? '<span class="ok">ok</span>' : `<span class="bad">${e(dayStatus(d))}</span>`)]),
+      r.per_day.map((d) => [td(d.date), td(String(d.runs), true), td(d.parity_pct === null ? '—' : `${d.parity_pct}%`, true), td(String(d.unexplained), true), td(String(d.left_rows), true), td(String(d.right_rows), true), td(d.status === 'day off' ? `<span class="muted">${e(dayStatus(d))}</span>` : d.ok ? `<span class="ok">${e(dayStatus(d))}</span>` : `<span class="bad">${e(dayStatus(d))}</span>`)]),
     )}</tbody></table>`,
     '<h2>How each day was decided</h2>',
-    `<table><thead><tr><th>day</th><th>deciding run: explained (rules), unexplained, compared columns, tolerances</th></tr></thead><tbody>${rows(
-      r.per_day.map((d) => [td(d.date), td(d.decided_by.length === 0 ? 'no run' : d.decided_by.map((x) => e(decidedText(x))).join('<br>'))]),
+    `<table><thead><tr><th>day</th><th>deciding run: explained (rules), unexplained, compared columns, tolerances, options</th></tr></thead><tbody>${rows(
+      r.per_day.map((d) => [td(d.date), td(d.decided_by.length === 0 ? (d.day_off ? 'no run (day off)' : 'no run') : d.decided_by.map((x) => e(decidedText(x))).join('<br>'))]),
     )}</tbody></table>`,
   ]
+  const notes = r.per_day.flatMap((d) => d.notes.map((n) => `${d.date}: ${n}`))
+  if (notes.length > 0) parts.push('<h2>Days decided by a re-run with looser options</h2>', `<ul>${notes.map((n) => `<li class="bad">${e(n)}</li>`).join('')}</ul>`)
   if (r.top_unexplained_columns.length > 0) {
     parts.push('<h2>Top unexplained columns</h2>', `<table><thead><tr><th>column</th><th>unexplained mismatches</th></tr></thead><tbody>${rows(r.top_unexplained_columns.map((c) => [td(e(c.column)), td(String(c.unexplained), true)]))}</tbody></table>`)
   }

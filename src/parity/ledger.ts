@@ -86,6 +86,13 @@ export interface LedgerRun extends StoredCounts {
   tolerances: Record<string, string>
   /** --rules file, or null */
   rules_file: string | null
+  /**
+   * How the check was told to read the values it compared (--map, --type, --normalize,
+   * --null-equals-empty, --spec): not part of what makes two runs the same comparison, but what
+   * an auditor must see of the run that decided a day. Optional for runs built by hand; read
+   * back from the ledger it is always there (empty when the check was given none).
+   */
+  comparison_options?: ComparisonOptions
   /** keys explained per rule name */
   rules: Record<string, number>
   /** records that could not be read, per side (0 for runs recorded before this was counted) */
@@ -102,6 +109,20 @@ export interface LedgerRun extends StoredCounts {
   run_by: string
   started_at: string
   finished_at: string
+}
+
+/** The options of a run that change how values compare, as given to `parity check`. */
+export interface ComparisonOptions {
+  /** --map: left column -> right column */
+  map: Record<string, string>
+  /** --type: column -> type */
+  types: Record<string, string>
+  /** --normalize: column (or *) -> trim,lower,nfc */
+  normalize: Record<string, string>
+  /** --null-equals-empty: columns (or *) */
+  null_equals_empty: string[]
+  /** --spec: the pipeline spec whose fields typed the columns, or null */
+  spec_file: string | null
 }
 
 /** Runs filed under business days from `since` (inclusive), oldest first; runs without a date use their start day. */
@@ -151,12 +172,19 @@ export async function readRuns(pool: Pool, since: string, until?: string): Promi
 }
 
 /** What a run's stored options (the check's flags but left and right) say about the comparison. */
-function runOptions(o: Record<string, unknown>): Pick<LedgerRun, 'key_columns' | 'date_column' | 'tolerances' | 'rules_file'> {
+function runOptions(o: Record<string, unknown>): Pick<LedgerRun, 'key_columns' | 'date_column' | 'tolerances' | 'rules_file' | 'comparison_options'> {
   const texts = (v: unknown): Record<string, string> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])) : {})
   return {
     key_columns: Array.isArray(o.key) ? o.key.map(String) : [],
     date_column: typeof o.dateColumn === 'string' ? o.dateColumn : null,
     tolerances: texts(o.tolerance),
     rules_file: typeof o.rulesFile === 'string' ? o.rulesFile : null,
+    comparison_options: {
+      map: texts(o.map),
+      types: texts(o.types),
+      normalize: texts(o.normalize),
+      null_equals_empty: Array.isArray(o.nullEqualsEmpty) ? o.nullEqualsEmpty.map(String) : [],
+      spec_file: typeof o.specFile === 'string' ? o.specFile : null,
+    },
   }
 }

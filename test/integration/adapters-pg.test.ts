@@ -95,6 +95,37 @@ describe('pg: against the real PostgreSQL', () => {
     })
   })
 
+  it('a table or column not found whose name differs only in case: the hint says names fold to lower case and gives the quoted form (exit 2)', async () => {
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}"."Upper" (id int, "Amount" numeric(12,2))`)
+    await pool.query(`INSERT INTO "${schema}"."Upper" VALUES (1, 2.50)`)
+    const folded = 'unquoted names fold to lower case in PostgreSQL'
+    await expect(collect(openSource(`pg:${schema}.Upper?order_by=id`, ctx()))).rejects.toMatchObject({
+      code: 'USAGE',
+      exitCode: 2,
+      message: `source "pg:${schema}.Upper?order_by=id": relation "${schema}.upper" does not exist`,
+      hint: `${folded}: pg:${schema}.Upper?order_by=id looks up ${schema}.upper, but the table is ${schema}."Upper"; write pg:${schema}."Upper"?order_by=id (in a shell: 'pg:${schema}."Upper"?order_by=id')`,
+    })
+    // the quoted form it gives reads the table
+    const rows = await collect(openSource(`pg:${schema}."Upper"?order_by=id`, ctx()))
+    expect(rows.map((r) => r.ok && r.fields)).toEqual([{id: '1', Amount: '2.50'}])
+    await expect(collect(openSource(`pg:query=SELECT id FROM ${schema}.Upper`, ctx()))).rejects.toMatchObject({
+      exitCode: 2,
+      hint: `${folded}: the query looks up ${schema}.upper, but the table is ${schema}."Upper"; write ${schema}."Upper" in the query`,
+    })
+    // a column: where=, order_by= or query=
+    await expect(collect(openSource(`pg:${schema}."Upper"?where=Amount > 1`, ctx()))).rejects.toMatchObject({
+      code: 'USAGE',
+      exitCode: 2,
+      message: expect.stringContaining('column "amount" does not exist'),
+      hint: `${folded}: there is no column amount in ${schema}."Upper", but there is "Amount"; write "Amount", double-quoted, in where=, order_by= or query=`,
+    })
+    await expect(collect(openSource(`pg:query=SELECT Amount FROM ${schema}."Upper"`, ctx()))).rejects.toMatchObject({hint: expect.stringContaining('but there is "Amount"; write "Amount"')})
+    // a name that differs in more than case keeps the general hint
+    await expect(collect(openSource(`pg:${schema}.Uppers`, ctx()))).rejects.toMatchObject({exitCode: 2, hint: 'check the table name and the where=, order_by= or query= SQL'})
+  })
+
   it('quotes identifiers part by part', () => {
     expect(quoteQualifiedName('legacy.daily_totals')).toBe('"legacy"."daily_totals"')
     expect(quoteQualifiedName('Legacy.Daily')).toBe('"legacy"."daily"')

@@ -104,6 +104,69 @@ describe('parity readiness', () => {
     expect(md).toMatch(new RegExp(`^\\| ${failing.json.run_id} \\| 2026-11-20 \\|.*\\| run ${fixed.json.run_id} \\|$`, 'm'))
   })
 
+  it('a day passed by a re-run with looser options (--normalize, --type, --null-equals-empty, --map) says so, and the deciding options are in --json, Markdown and HTML', async () => {
+    const url = freshDatabase()
+    const env = {DATABASE_URL: url}
+    const dir = tempDir('parity-looser-')
+    // the 20th differs in case (ABC vs abc); the 19th in the form of an amount (1.0 vs 1.00), with the note renamed and an empty one for null
+    writeFileSync(join(dir, 'l.csv'), 'id,business_date,amount,note\n1,2026-11-19,1.0,\n2,2026-11-20,2.00,ABC\n3,2026-11-18,3.00,x\n')
+    writeFileSync(join(dir, 'r.csv'), 'id,business_date,amount,remark\n1,2026-11-19,1.00,""\n2,2026-11-20,2.00,abc\n3,2026-11-18,3.00,x\n')
+    const check = async (date: string, extra: string[]) => {
+      const r = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:r.csv', '--key', 'id', '--date', date, '--date-column', 'business_date', '--map', 'note=remark', '--json', ...extra], {cwd: dir, env})
+      expect(r.code, r.stderr).toBe(0)
+      return r.json as {run_id: number; unexplained: number}
+    }
+    const strict20 = await check('2026-11-20', [])
+    expect(strict20.unexplained).toBe(1)
+    const loose20 = await check('2026-11-20', ['--normalize', 'note=lower'])
+    expect(loose20.unexplained).toBe(0)
+    const strict19 = await check('2026-11-19', [])
+    expect(strict19.unexplained).toBeGreaterThan(0)
+    const loose19 = await check('2026-11-19', ['--type', 'amount=decimal', '--null-equals-empty', 'note'])
+    expect(loose19.unexplained).toBe(0)
+    // the 18th: run twice with the same options, the first passing: nothing to say
+    const same18 = [await check('2026-11-18', ['--normalize', 'note=trim']), await check('2026-11-18', ['--normalize', 'note=trim'])]
+
+    const r = await runCli(['parity', 'report', '--days', '3', '--until', '2026-11-20', '--json', '--out', join(dir, 'ev.md')], {env})
+    expect(r.code, r.stderr).toBe(0)
+    // the verdict rules are unchanged: the re-runs supersede the failing runs
+    expect(r.json.verdict.ready).toBe(true)
+    const days = r.json.per_day as {date: string; notes: string[]; decided_by: {run: number; options: unknown; looser_than: unknown[]}[]}[]
+    const [d18, d19, d20] = days
+    expect(d20!.decided_by).toHaveLength(1)
+    expect(d20!.decided_by[0]).toMatchObject({
+      run: loose20.run_id,
+      options: {map: {note: 'remark'}, types: {}, normalize: {note: 'lower'}, null_equals_empty: [], spec_file: null},
+      looser_than: [{run: strict20.run_id, parity_pct: '0.0000', unexplained: 1, added: ['--normalize note=lower']}],
+    })
+    const note20 = `decided by a re-run with --normalize note=lower (run ${loose20.run_id}); an earlier run without it failed: run ${strict20.run_id} (0.0000%, 1 unexplained)`
+    expect(d20!.notes).toEqual([note20])
+    expect(d19!.decided_by[0]).toMatchObject({
+      run: loose19.run_id,
+      options: {map: {note: 'remark'}, types: {amount: 'decimal'}, normalize: {}, null_equals_empty: ['note']},
+      looser_than: [{run: strict19.run_id, added: ['--type amount=decimal', '--null-equals-empty note']}],
+    })
+    expect(d19!.notes[0]).toMatch(new RegExp(`^decided by a re-run with --type amount=decimal, --null-equals-empty note \\(run ${loose19.run_id}\\); an earlier run without them failed: run ${strict19.run_id} \\(`))
+    expect(d18!.decided_by.map((x) => [x.run, x.looser_than])).toEqual([[same18[1]!.run_id, []]])
+    expect(d18!.notes).toEqual([])
+    expect(r.json.verdict.summary).toBe(
+      'READY to cut over: all 3 day(s) from 2026-11-18 to 2026-11-20 are at or above 99.99% with no unexplained difference; 2 day(s) decided by a re-run with looser options than an earlier failing run (2026-11-19, 2026-11-20)',
+    )
+
+    const md = readFileSync(join(dir, 'ev.md'), 'utf8')
+    expect(md).toContain(`| 2026-11-20 | run ${loose20.run_id} (csv:r.csv): 100.0000%, explained 0, unexplained 0; key id; columns amount, business_date, note; tolerances none (exact); options --map note=remark, --normalize note=lower |`)
+    expect(md).toContain('options --map note=remark, --type amount=decimal, --null-equals-empty note |')
+    expect(md).toMatch(new RegExp(`^\\| 2026-11-20 \\| 2 \\| 100% \\| 0 \\| 1 \\| 1 \\| ok; ${note20.replace(/[()]/g, '\\$&')} \\|$`, 'm'))
+    expect(md).toContain(`## Days decided by a re-run with looser options\n\n- 2026-11-19: decided by a re-run with --type amount=decimal`)
+    expect(md).toContain(`- 2026-11-20: ${note20}`)
+    const html = await runCli(['parity', 'report', '--days', '3', '--until', '2026-11-20', '--out', join(dir, 'ev.html')], {env})
+    expect(html.code, html.stderr).toBe(0)
+    expect(html.stdout).toContain(`2026-11-20  100.0000%  runs 2  unexplained 0  ok; ${note20}`)
+    const page = readFileSync(join(dir, 'ev.html'), 'utf8')
+    expect(page).toContain('tolerances none (exact); options --map note=remark, --normalize note=lower')
+    expect(page).toContain(`<li class="bad">2026-11-20: ${note20}</li>`)
+  })
+
   it('a rule on one column explains only its mismatches; an empty `when` is refused (exit 2, file:line)', async () => {
     const dir = tempDir('parity-rules-')
     writeFileSync(join(dir, 'l.csv'), 'id,amount\n1,1.00\n2,2.00\n3,3.00\n')

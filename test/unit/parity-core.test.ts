@@ -388,11 +388,13 @@ describe('verdict', () => {
     expect(s.verdict.ready).toBe(true)
     expect(s.runs.find((x) => x.id === 2)!.superseded_by).toBe(5)
     expect(s.per_day[1]!.decided_by).toEqual([
-      {run: 5, right: 'pg:r', parity_pct: '100.0000', explained: 1, unexplained: 0, rules: {'amount-rounding': 1}, rules_file: 'k.yaml', columns: ['amount', 'note'], key_columns: ['id'], tolerances: {amount: '0.01'}, unreadable: {left: 0, right: 0}, empty: false},
+      {run: 5, right: 'pg:r', parity_pct: '100.0000', explained: 1, unexplained: 0, rules: {'amount-rounding': 1}, rules_file: 'k.yaml', columns: ['amount', 'note'], key_columns: ['id'], tolerances: {amount: '0.01'}, unreadable: {left: 0, right: 0}, empty: false,
+        options: {map: {}, types: {}, normalize: {}, null_equals_empty: [], spec_file: null},
+        looser_than: [{run: 2, parity_pct: '90.0000', unexplained: 1, added: ['--tolerance amount=0.01', '--rules k.yaml']}]},
     ])
     expect(s.verdict.criteria).toMatch(/Differences explained by a known-difference rule count as parity/)
     const md = renderEvidenceMarkdown(s, 'now')
-    expect(md).toContain('| 2026-11-02 | run 5 (pg:r): 100.0000%, explained 1 by amount-rounding 1 (rules k.yaml), unexplained 0; key id; columns amount, note; tolerances amount=0.01 |')
+    expect(md).toContain('| 2026-11-02 | run 5 (pg:r): 100.0000%, explained 1 by amount-rounding 1 (rules k.yaml), unexplained 0; key id; columns amount, note; tolerances amount=0.01; options none |')
     expect(md).toMatch(/\| 2 \| 2026-11-02 \|.*\| run 5 \|$/m)
   })
 
