@@ -18,7 +18,7 @@
  */
 import type {QueryConfig} from 'pg'
 import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderContext, type SourceUri} from '../../legacy-adapters/index.js'
-import {pgSql} from '../../legacy-adapters/pg.js'
+import {foldedNameHint, pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import {DateMatcher, isFail} from '../normalize/index.js'
 import {JsonNumberText} from '../normalize/json.js'
@@ -120,7 +120,7 @@ export async function peekColumns(uri: SourceUri, ctx: ReaderContext): Promise<s
 export async function peekSide(uri: SourceUri, ctx: ReaderContext): Promise<{columns: string[]; pgTypes?: Record<string, number>} | undefined> {
   if (uri.scheme === 'pg') {
     const u: SourceUri = {...uri, params: {...uri.params, query: `SELECT * FROM (${pgSql(uri)}) AS s LIMIT 0`}, target: ''}
-    const fields = await pgColumns(u, ctx)
+    const fields = await pgColumns(u, ctx, uri)
     return {columns: fields.map((f) => f.name), pgTypes: Object.fromEntries(fields.map((f) => [f.name, f.dataTypeID]))}
   }
   // a file's records all have its header's (or copybook's) fields; a topic's JSON records need
@@ -147,7 +147,8 @@ export async function peekSide(uri: SourceUri, ctx: ReaderContext): Promise<{col
 /** Records of a kafka: side whose field names make its columns. */
 export const PEEK_RECORDS = 1000
 
-async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<{name: string; dataTypeID: number}[]> {
+/** `uri` is the probe (a query= of the source); `given` the source as written, for the hint on a name that exists in another case. */
+async function pgColumns(uri: SourceUri, ctx: ReaderContext, given: SourceUri = uri): Promise<{name: string; dataTypeID: number}[]> {
   const pg = (await import('pg')).default
   const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
   const {mapPgError} = await import('../pg/pool.js')
@@ -164,7 +165,14 @@ async function pgColumns(uri: SourceUri, ctx: ReaderContext): Promise<{name: str
   } catch (e) {
     const mapped = mapPgError(e, url)
     const sqlstate = mapped.details.sqlstate
-    if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) throw new UsageError(`source "${uri.text}": ${(e as Error).message}`, {cause: mapped, hint: 'check the table name and the where= or query= SQL'})
+    if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) {
+      // a name that exists in another case ("Upper" written as Upper): say how to quote it
+      const folded = await client
+        .query('ROLLBACK')
+        .then(() => foldedNameHint(client, given, e))
+        .catch(() => undefined)
+      throw new UsageError(`source "${uri.text}": ${(e as Error).message}`, {cause: mapped, hint: folded ?? 'check the table name and the where= or query= SQL'})
+    }
     throw mapped
   } finally {
     await client.end().catch(() => {})

@@ -45,6 +45,17 @@ describe('parity check: rules on pg: values', () => {
     }
   })
 
+  it('a pg: side naming a table that exists only in another case: exit 2 with the quoted form to write (was: a generic hint)', async () => {
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}"."Legacy" (id text PRIMARY KEY, v text)`)
+    const r = await runCli(['parity', 'check', '--left', `pg:${schema}.Legacy`, '--right', `pg:${schema}.Legacy`, '--key', 'id', '--json', '--no-ledger'])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.json.error.hint).toContain(`write pg:${schema}."Legacy"`)
+    const quoted = await runCli(['parity', 'check', '--left', `pg:${schema}."Legacy"`, '--right', `pg:${schema}."Legacy"`, '--key', 'id', '--json', '--no-ledger'])
+    expect(quoted.code, quoted.stderr).toBe(0)
+  })
+
   it('`rules` counts keys per rule (each key once, when all of its differences are explained), as documented', async () => {
     const pool = testPool()
     const schema = await createTestSchema(pool)
