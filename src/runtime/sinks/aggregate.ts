@@ -13,16 +13,36 @@
  * Deviation from "pre-aggregate in JS": the batch is grouped by PostgreSQL in the same
  * statement, so sums are exact `numeric` and min/max follow the column's collation, with one
  * code path; the statement is still set-based (one per batch). `business_date` is the date of
- * event_time in the event_time field's timezone, computed here (Intl, DST-correct).
+ * event_time in the event_time field's timezone, computed here (Intl, DST-correct). A group
+ * column that PostgreSQL compares otherwise than the text (char(n), citext, a nondeterministic
+ * collation: table.ts exactEquality) is grouped as its type and collation compare, `u."acct"` cast
+ * as bpchar or with `COLLATE`, so that two records of one row are one group (else 21000).
  */
 import {parseAggregate, type FieldSpec, type SinkSpec} from '../../config/spec.js'
 import type {Pool} from '../../pg/pool.js'
 import {SpecError} from '../../errors.js'
 import type {PipelineContext, Sink, WorkItem} from '../types.js'
 import {pgArray} from './pgarray.js'
-import {describeTable, mismatchError, overflowOf, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
+import {
+  alterTypeSql,
+  checkStatement,
+  comparedAs,
+  describeTable,
+  exactEquality,
+  mismatchError,
+  missingColumn,
+  missingTable,
+  overflowOf,
+  quoteIdent,
+  requireUniqueKey,
+  requireWritable,
+  suggestedType,
+  tableRef,
+  typeMismatch,
+  type ColumnUse,
+} from './table.js'
 
-type FieldLike = Pick<FieldSpec, 'type'> & Partial<Pick<FieldSpec, 'scale' | 'precision' | 'max_length'>>
+type FieldLike = ColumnUse
 
 const CAST: Record<FieldSpec['type'], string> = {
   string: 'text',
@@ -92,7 +112,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   const aggs = Object.entries(sink.aggregates ?? {}).map(([column, expr]) => ({column, ...parseAggregate(expr)}))
   const etField = spec.event_time ? spec.fields[spec.event_time] : undefined
   const fieldOf = (name: string): FieldLike => {
-    if (name === 'business_date') return {type: 'date'}
+    if (name === 'business_date') return {type: 'date', ...(etField ? {timezone: etField.timezone} : {})}
     const f = spec.fields[name]
     if (!f) throw new SpecError({file}, `sink ${sink.table}: group_by ${name} is not a field`, {hint: 'group by fields of the spec or business_date'})
     return f
@@ -100,26 +120,35 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   // the inputs of the statement: group-by values, then the fields the aggregates read
   const inputs = [...groupBy, ...new Set(aggs.filter((a) => a.field !== undefined).map((a) => a.field!))].filter((v, i, a) => a.indexOf(v) === i)
   const aggColumnSpec = (a: (typeof aggs)[number]): FieldLike =>
-    a.fn === 'count' ? {type: 'integer'} : a.fn === 'sum' ? {...fieldOf(a.field!), max_length: undefined} : fieldOf(a.field!)
+    a.fn === 'count' ? {type: 'integer', total: true} : a.fn === 'sum' ? {...fieldOf(a.field!), max_length: undefined, total: true} : fieldOf(a.field!)
 
   const info = await describeTable(pool, ref)
   if (!info) {
     const cols = [...groupBy.map((g) => `${quoteIdent(g)} ${suggestedType(fieldOf(g))}`), ...aggs.map((a) => `${quoteIdent(a.column)} ${a.fn === 'sum' ? 'numeric' : suggestedType(aggColumnSpec(a))} NOT NULL DEFAULT 0`)]
-    throw new SpecError({file}, `sink table ${ref.label} does not exist`, {hint: `CREATE TABLE ${ref.sql} (${cols.join(', ')}, PRIMARY KEY (${groupBy.map(quoteIdent).join(', ')}));`})
+    throw await missingTable(pool, file, ref, `CREATE TABLE ${ref.sql} (${cols.join(', ')}, PRIMARY KEY (${groupBy.map(quoteIdent).join(', ')}));`)
   }
   const check = (column: string, f: FieldLike, what: string) => {
     const col = info.columns.get(column)
-    if (!col) throw mismatchError(file, `sink table ${ref.label} has no column ${column} for ${what}`, `ALTER TABLE ${ref.sql} ADD COLUMN ${quoteIdent(column)} ${suggestedType(f)};`)
+    if (!col) throw missingColumn(file, info, column, what, f)
     const why = typeMismatch(f, col)
-    if (why) throw mismatchError(file, `sink table ${ref.label}: column ${column} ${why}`, `ALTER TABLE ${ref.sql} ALTER COLUMN ${quoteIdent(column)} TYPE ${suggestedType(f)};`)
+    if (why) throw mismatchError(file, `sink table ${ref.label}: column ${column} ${why}`, alterTypeSql(ref, column, f, col))
   }
   for (const g of groupBy) check(g, fieldOf(g), `group_by ${g}`)
   for (const a of aggs) check(a.column, aggColumnSpec(a), `aggregate ${a.column}: ${a.fn}${a.field ? `(${a.field})` : ''}`)
   requireUniqueKey(file, info, groupBy, `the aggregate sink grouped by ${groupBy.join(', ')}`)
   requireWritable(file, info, [...groupBy, ...aggs.map((a) => a.column)])
 
-  const castOf = (name: string) => (name === 'business_date' ? 'date' : CAST[spec.fields[name]!.type])
+  // a group column the table compares otherwise than its text (char(n), citext, uuid, a
+  // nondeterministic collation: table.ts exactEquality) is grouped as the table compares it: grouped
+  // as text, two records of one row ('A1' and 'A1 ' into char(6)) would be two rows of the
+  // statement, which fails with 21000 on every try
+  const loose = new Map(groupBy.map((g) => [g, info.columns.get(g)!] as const).filter(([, c]) => !exactEquality(c)))
+  const castOf = (name: string) => loose.get(name)?.castType ?? (name === 'business_date' ? 'date' : CAST[spec.fields[name]!.type])
   const u = (name: string) => `u.${quoteIdent(name)}`
+  const group = (name: string) => {
+    const c = loose.get(name)
+    return c ? comparedAs(u(name), c) : u(name)
+  }
   const selectAgg = (a: (typeof aggs)[number]) => (a.fn === 'count' ? 'count(*)' : `${a.fn}(${u(a.field!)})`)
   const t = (c: string) => `t.${quoteIdent(c)}`
   const x = (c: string) => `excluded.${quoteIdent(c)}`
@@ -132,7 +161,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   const positions = groupBy.map((_, i) => String(i + 1)).join(', ')
   const sql = (base: number) =>
     `INSERT INTO ${ref.sql} AS t (${[...groupBy, ...aggs.map((a) => a.column)].map(quoteIdent).join(', ')}) ` +
-    `SELECT ${[...groupBy.map(u), ...aggs.map(selectAgg)].join(', ')} ` +
+    `SELECT ${[...groupBy.map(group), ...aggs.map(selectAgg)].join(', ')} ` +
     `FROM unnest(${inputs.map((n, i) => `$${base + i + 1}::${castOf(n)}[]`).join(', ')}) AS u(${inputs.map(quoteIdent).join(', ')}) ` +
     `GROUP BY ${positions} ORDER BY ${positions} ` +
     `ON CONFLICT (${groupBy.map(quoteIdent).join(', ')}) DO UPDATE SET ${aggs.map(merge).join(', ')}`
@@ -147,6 +176,8 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
     }
     return item.record![name] ?? null
   }
+
+  await checkStatement(pool, file, info, sql(0), inputs.length, `the aggregate sink grouped by ${groupBy.join(', ')}`)
 
   // the columns a refused row may overflow: a group's own value, else (22003) the one numeric
   // aggregate column whose running total it would push over, when there is only one

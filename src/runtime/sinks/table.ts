@@ -1,7 +1,12 @@
 /**
  * What every sink needs of its PostgreSQL table, checked once at start (exit 2 when it does
  * not fit, naming the column and giving the SQL that fixes it): the columns and their types
- * (information_schema), and the unique indexes an `ON CONFLICT (...)` can use (pg_index).
+ * (information_schema, with what it does not say from pg_catalog: a negative numeric scale, a
+ * domain's default, a nondeterministic collation, the kind of a USER-DEFINED type), the unique
+ * indexes an `ON CONFLICT (...)` can use (pg_index: valid, immediate, without predicate or
+ * expression, by their key columns), columns PostgreSQL fills itself, and the sink's statement
+ * planned once (checkStatement: EXPLAIN) for what only PostgreSQL can tell (a view's table, a
+ * rule, a privilege). The fixes are SQL that runs on a table with rows (ALTER ... USING).
  *
  * Identifiers from the spec are always quoted (`quoteIdent`); values are always parameters.
  */
@@ -31,79 +36,196 @@ export function tableRef(name: string, defaultSchema: string): TableRef {
 
 export interface ColumnInfo {
   name: string
-  /** information_schema data_type: text, numeric, timestamp with time zone, USER-DEFINED, ... */
+  /** information_schema data_type: text, numeric, timestamp with time zone, USER-DEFINED, ... (of a domain: its base type's) */
   dataType: string
-  /** a type name usable in a cast: `$1::<castType>[]` */
+  /**
+   * a type name usable in a cast that keeps every value as the column would take it: `$1::<castType>[]`
+   * (never one that carries a length of its own: `character` is char(1), so char(n) is cast as bpchar)
+   */
   castType: string
   maxLength: number | null
+  /** numeric(p, s) read from the column's type modifier (information_schema reads a negative scale as 2046) */
   numericPrecision: number | null
   numericScale: number | null
   nullable: boolean
   hasDefault: boolean
+  /** fractional digits of the seconds a time type keeps (timestamptz(0) rounds to the second); null when not a time type */
+  datetimePrecision?: number | null
+  /** GENERATED ALWAYS AS IDENTITY ('ALWAYS': an INSERT may not give it a value) or BY DEFAULT */
+  identity?: 'ALWAYS' | 'BY DEFAULT' | null
+  /** GENERATED ALWAYS AS (...) STORED: PostgreSQL computes it, an INSERT may not give it a value */
+  generated?: boolean
+  /** a USER-DEFINED type: an enum, a string type (citext), or another (composite, range, hstore, ...) */
+  userKind?: 'enum' | 'string' | 'other'
+  /** the column's collation, quoted, when it is nondeterministic (equal values that differ in bytes: case-insensitive ICU) */
+  collation?: string | null
+}
+
+export interface UniqueIndex {
+  name: string
+  /** its key columns (not INCLUDE columns), in order */
+  columns: string[]
+  primary: boolean
+  /** the constraint it backs, if any */
+  constraint: string | null
+  /** DEFERRABLE: ON CONFLICT cannot use it as an arbiter (55000), and refuses every statement it would match */
+  deferrable: boolean
 }
 
 export interface TableInfo {
   ref: TableRef
   columns: Map<string, ColumnInfo>
-  /** column sets of the unique indexes (without predicate) */
+  /** column sets of the unique indexes an `ON CONFLICT (cols)` infers: valid, without predicate or expression, immediate */
   uniqueKeys: string[][]
+  /** every valid unique index without predicate or expression, deferrable ones included */
+  uniqueIndexes?: UniqueIndex[]
   /**
    * rows may go in by `COPY ... FROM STDIN` (pg/copy.ts) as they would by INSERT: a plain or
    * partitioned table without INSERT rules (COPY does not apply rules, and a view is not copied into)
    */
   copyable: boolean
+  /** pg_class.relkind: r table, p partitioned table, v view, f foreign table, m materialized view */
+  relkind?: string
+  /** a partitioned table's partition key columns; null when the key has an expression */
+  partitionKey?: string[] | null
+}
+
+type ColumnRow = {
+  column_name: string
+  data_type: string
+  udt_schema: string
+  udt_name: string
+  character_maximum_length: number | null
+  numeric_precision: number | null
+  numeric_scale: number | null
+  datetime_precision: number | null
+  is_nullable: string
+  column_default: string | null
+  is_identity: string
+  identity_generation: string | null
+  is_generated: string
+}
+
+type ColumnExtra = {
+  name: string
+  base_kind: string
+  base_category: string
+  typmod: number
+  domain_default: boolean
+  collation: string | null
 }
 
 export async function describeTable(pool: Pool, ref: TableRef): Promise<TableInfo | null> {
-  const cols = await pool.query<{
-    column_name: string
-    data_type: string
-    udt_schema: string
-    udt_name: string
-    character_maximum_length: number | null
-    numeric_precision: number | null
-    numeric_scale: number | null
-    is_nullable: string
-    column_default: string | null
-    is_identity: string
-    is_generated: string
-  }>(
-    `SELECT column_name, data_type, udt_schema, udt_name, character_maximum_length, numeric_precision, numeric_scale,
-            is_nullable, column_default, is_identity, is_generated
+  const cols = await pool.query<ColumnRow>(
+    `SELECT column_name, data_type, udt_schema, udt_name, character_maximum_length, numeric_precision, numeric_scale, datetime_precision,
+            is_nullable, column_default, is_identity, identity_generation, is_generated
        FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
     [ref.schema, ref.table],
   )
   if (cols.rows.length === 0) return null
+  // what information_schema does not say: a domain's default, the kind of a USER-DEFINED type, the
+  // type modifier (a negative numeric scale), a nondeterministic collation
+  const extra = await pool.query<ColumnExtra>(
+    `SELECT a.attname::text AS name, bt.typtype::text AS base_kind, bt.typcategory::text AS base_category,
+            CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+            t.typtype = 'd' AND t.typdefault IS NOT NULL AS domain_default,
+            CASE WHEN NOT co.collisdeterministic THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation
+       FROM pg_attribute a
+       JOIN pg_class c ON c.oid = a.attrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_type t ON t.oid = a.atttypid
+       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+       LEFT JOIN pg_collation co ON co.oid = a.attcollation
+       LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+    [ref.schema, ref.table],
+  )
+  const extras = new Map(extra.rows.map((r) => [r.name, r]))
   const columns = new Map<string, ColumnInfo>()
   for (const c of cols.rows) {
+    const x = extras.get(c.column_name)
+    // numeric(p, s): from the type modifier, ((p << 16) | (s & 0x7ff)) + 4, s signed in 11 bits
+    const typmod = x && c.data_type === 'numeric' && x.typmod >= 4 ? x.typmod - 4 : undefined
     columns.set(c.column_name, {
       name: c.column_name,
       dataType: c.data_type,
-      castType: c.data_type === 'USER-DEFINED' ? `${quoteIdent(c.udt_schema)}.${quoteIdent(c.udt_name)}` : c.data_type,
+      castType: c.data_type === 'USER-DEFINED' ? `${quoteIdent(c.udt_schema)}.${quoteIdent(c.udt_name)}` : c.data_type === 'character' ? 'bpchar' : c.data_type,
       maxLength: c.character_maximum_length,
-      numericPrecision: c.numeric_precision,
-      numericScale: c.numeric_scale,
+      numericPrecision: typmod !== undefined ? (typmod >> 16) & 0xffff : c.data_type === 'numeric' ? null : c.numeric_precision,
+      numericScale: typmod !== undefined ? ((typmod & 0x7ff) ^ 0x400) - 0x400 : c.data_type === 'numeric' ? null : c.numeric_scale,
       nullable: c.is_nullable === 'YES',
-      hasDefault: c.column_default !== null || c.is_identity === 'YES' || c.is_generated === 'ALWAYS',
+      hasDefault: c.column_default !== null || c.is_identity === 'YES' || c.is_generated === 'ALWAYS' || x?.domain_default === true,
+      datetimePrecision: c.datetime_precision,
+      identity: c.is_identity === 'YES' ? (c.identity_generation === 'ALWAYS' ? 'ALWAYS' : 'BY DEFAULT') : null,
+      generated: c.is_generated === 'ALWAYS',
+      userKind: c.data_type !== 'USER-DEFINED' ? undefined : x?.base_kind === 'e' ? 'enum' : x?.base_category === 'S' ? 'string' : 'other',
+      collation: x?.collation ?? null,
     })
   }
-  const idx = await pool.query<{cols: string[]}>(
-    `SELECT array_agg(a.attname::text ORDER BY k.ord) AS cols
+  // only the key columns of an index (not its INCLUDE columns); one with an expression or a
+  // predicate, or not valid (a failed CREATE INDEX CONCURRENTLY), is never inferred by ON CONFLICT (cols)
+  const idx = await pool.query<{name: string; primary: boolean; immediate: boolean; constraint: string | null; cols: string[]}>(
+    `SELECT ic.relname::text AS name, i.indisprimary AS primary, i.indimmediate AS immediate, con.conname::text AS constraint,
+            array(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) AS cols
        FROM pg_index i
        JOIN pg_class c ON c.oid = i.indrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
-       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-      WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL
-      GROUP BY i.indexrelid`,
+       JOIN pg_class ic ON ic.oid = i.indexrelid
+       LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u')
+      WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL`,
     [ref.schema, ref.table],
   )
-  const kind = await pool.query<{copyable: boolean}>(
-    `SELECT c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3') AS copyable
+  const uniqueIndexes: UniqueIndex[] = idx.rows.map((r) => ({name: r.name, columns: r.cols, primary: r.primary, constraint: r.constraint, deferrable: !r.immediate}))
+  const kind = await pool.query<{copyable: boolean; relkind: string; partition_key: string[] | null}>(
+    `SELECT c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3') AS copyable,
+            c.relkind::text AS relkind,
+            (SELECT CASE WHEN 0 = ANY(p.partattrs::int2[]) THEN NULL ELSE
+                    array(SELECT a.attname::text FROM unnest(p.partattrs::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord) END
+               FROM pg_partitioned_table p WHERE p.partrelid = c.oid) AS partition_key
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
     [ref.schema, ref.table],
   )
-  return {ref, columns, uniqueKeys: idx.rows.map((r) => r.cols), copyable: kind.rows[0]?.copyable === true}
+  const rel = kind.rows[0]
+  return {
+    ref,
+    columns,
+    uniqueKeys: uniqueIndexes.filter((u) => !u.deferrable).map((u) => u.columns),
+    uniqueIndexes,
+    copyable: rel?.copyable === true,
+    relkind: rel?.relkind,
+    partitionKey: rel?.relkind === 'p' ? rel.partition_key : undefined,
+  }
+}
+
+/**
+ * The name that differs from `name` only in case, among `names`, when `name` is not one of them:
+ * the spec's `Amount` and the table's `amount` (an unquoted identifier folds to lower case).
+ */
+export function otherCase(name: string, names: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase()
+  for (const n of names) if (n !== name && n.toLowerCase() === lower) return n
+  return undefined
+}
+
+/**
+ * What goes by the sink table's name when information_schema lists no column of it: the relation
+ * itself when it is one information_schema does not list (a materialized view), or one whose name
+ * differs only in case (the spec's `Txn_Clean`, the database's txn_clean: names are matched
+ * exactly, as quoted identifiers); undefined when none.
+ */
+export async function tableInOtherCase(pool: Pool, ref: TableRef): Promise<{name: string; relkind: string; exact: boolean} | undefined> {
+  const r = await pool.query<{schema: string; table: string; relkind: string}>(
+    `SELECT n.nspname::text AS schema, c.relname::text AS table, c.relkind::text AS relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE lower(n.nspname) = lower($1) AND lower(c.relname) = lower($2) AND c.relkind IN ('r', 'p', 'v', 'f', 'm')
+      ORDER BY n.nspname = $1 AND c.relname = $2 DESC, n.nspname = $1 DESC, c.relname LIMIT 1`,
+    [ref.schema, ref.table],
+  )
+  const row = r.rows[0]
+  if (!row) return undefined
+  return {name: row.schema === ref.schema ? row.table : `${row.schema}.${row.table}`, relkind: row.relkind, exact: row.schema === ref.schema && row.table === ref.table}
 }
 
 /** The column type `cutover` would create for a field (used in the fixes it suggests). */
@@ -124,8 +246,12 @@ export function suggestedType(f: Pick<FieldSpec, 'type'> & Partial<Pick<FieldSpe
   }
 }
 
+/** What a sink writes into a column: a field, or an aggregate's running total (which only grows). */
+export type ColumnUse = Pick<FieldSpec, 'type'> & Partial<Pick<FieldSpec, 'scale' | 'precision' | 'max_length' | 'timezone'>> & {total?: boolean}
+
 const FITS: Record<FieldSpec['type'], readonly string[]> = {
-  string: ['text', 'character varying', 'character', 'USER-DEFINED'],
+  // a uuid or an enum column takes the strings it can read, and refuses another one (22P02) as one row
+  string: ['text', 'character varying', 'character', 'uuid', 'USER-DEFINED'],
   integer: ['smallint', 'integer', 'bigint', 'numeric'],
   decimal: ['numeric'],
   timestamp: ['timestamp with time zone'],
@@ -133,16 +259,68 @@ const FITS: Record<FieldSpec['type'], readonly string[]> = {
   boolean: ['boolean'],
 }
 
+/** the digits after the point that normalized timestamps carry (src/normalize/timestamp.ts: .SSSZ) */
+const TIMESTAMP_DIGITS = 3
+
 /** Why a column cannot hold a field's values, or null when it can. */
-export function typeMismatch(f: Pick<FieldSpec, 'type'> & Partial<Pick<FieldSpec, 'scale' | 'max_length'>>, c: ColumnInfo): string | null {
-  if (!FITS[f.type].includes(c.dataType)) return `is ${c.dataType}, which cannot hold a ${f.type} field`
-  if (f.type === 'decimal' && c.numericScale !== null && f.scale !== undefined && c.numericScale < f.scale) {
-    return `is numeric(${c.numericPrecision}, ${c.numericScale}), which would round a decimal of scale ${f.scale}`
+export function typeMismatch(f: ColumnUse, c: ColumnInfo): string | null {
+  if (!FITS[f.type].includes(c.dataType)) {
+    const what = f.type === 'timestamp' && c.dataType === 'timestamp without time zone' ? ' (an instant; this type keeps a wall-clock time without its zone)' : ''
+    return `is ${c.dataType}, which cannot hold a ${f.type} field${what}`
+  }
+  if (c.dataType === 'USER-DEFINED' && c.userKind === 'other') return `is of type ${c.castType}, which cannot hold a ${f.type} field`
+  if (c.dataType === 'numeric' && c.numericScale !== null) {
+    const scale = f.type === 'decimal' ? f.scale : f.type === 'integer' ? 0 : undefined
+    if (scale !== undefined && c.numericScale < scale) {
+      return `is numeric(${c.numericPrecision}, ${c.numericScale}), which would round ${f.type === 'integer' ? 'an integer' : `a decimal of scale ${scale}`}`
+    }
+  }
+  if (f.total && c.dataType === 'smallint') return `is smallint: a running total passes 32767 and every record after it would be refused`
+  if (f.type === 'timestamp' && c.datetimePrecision !== null && c.datetimePrecision !== undefined && c.datetimePrecision < TIMESTAMP_DIGITS) {
+    return `is timestamptz(${c.datetimePrecision}), which would round the milliseconds of a timestamp field`
   }
   if (f.type === 'string' && c.maxLength !== null && f.max_length !== undefined && c.maxLength < f.max_length) {
     return `holds ${c.maxLength} characters, less than the field's max_length ${f.max_length}`
   }
   return null
+}
+
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`
+}
+
+/**
+ * The ALTER that gives `column` the type the field needs, with a USING that converts the rows it
+ * has (a text, a jsonb, a boolean column cannot be changed without one), and reads a timestamp
+ * without time zone as the wall-clock time of the field's zone (without USING, PostgreSQL would
+ * read it in the session's TimeZone, whatever the one running the fix has set).
+ */
+export function alterTypeSql(ref: TableRef, column: string, f: ColumnUse, c: ColumnInfo): string {
+  const type = f.total && f.type === 'integer' ? 'bigint' : suggestedType(f)
+  const col = quoteIdent(column)
+  const zone = literal(f.timezone ?? 'UTC')
+  let using = `${col}::${type}`
+  if (f.type === 'timestamp' && c.dataType === 'timestamp without time zone') using = `${col} AT TIME ZONE ${zone}`
+  else if (f.type === 'date' && c.dataType === 'timestamp with time zone') using = `(${col} AT TIME ZONE ${zone})::date`
+  return `ALTER TABLE ${ref.sql} ALTER COLUMN ${col} TYPE ${type} USING ${using};`
+}
+
+/**
+ * Whether PostgreSQL's `=` on this column is the same as on the text `cutover` holds: false for
+ * char(n) (trailing spaces do not count), citext and other string types, uuid (case, braces and
+ * hyphens do not count), and a nondeterministic collation. Two records whose keys differ only so
+ * are one row to the table: a statement that inserts both fails with 21000 ("ON CONFLICT DO
+ * UPDATE command cannot affect row a second time"), every time it is retried.
+ */
+export function exactEquality(c: ColumnInfo): boolean {
+  if (c.collation) return false
+  if (c.dataType === 'character' || c.dataType === 'uuid') return false
+  return !(c.dataType === 'USER-DEFINED' && c.userKind === 'string')
+}
+
+/** `expr` compared as the column compares (its collation when nondeterministic). */
+export function comparedAs(expr: string, c: ColumnInfo): string {
+  return c.collation ? `${expr} COLLATE ${c.collation}` : expr
 }
 
 /** Integer digits of a decimal or integer text ("-00123.450" -> 3; "0.5" -> 0). */
@@ -183,19 +361,107 @@ export function mismatchError(file: string, message: string, fix: string): SpecE
   return new SpecError({file}, message, {hint: fix})
 }
 
-/** The unique index whose columns are exactly `cols` (any order), or an exit-2 error. */
+/** A column the sink writes that the table does not have, with the fix (the field's name in another case: rename one of them). */
+export function missingColumn(file: string, info: TableInfo, column: string, what: string, f: ColumnUse): SpecError {
+  const other = otherCase(column, info.columns.keys())
+  if (other !== undefined) {
+    return mismatchError(
+      file,
+      `sink table ${info.ref.label} has no column ${column} for ${what}, but has ${other} (columns are matched by their exact name)`,
+      `name it ${other} in the spec, or ALTER TABLE ${info.ref.sql} RENAME COLUMN ${quoteIdent(other)} TO ${quoteIdent(column)};`,
+    )
+  }
+  const type = f.total && f.type === 'integer' ? 'bigint' : suggestedType(f)
+  return mismatchError(file, `sink table ${info.ref.label} has no column ${column} for ${what}`, `ALTER TABLE ${info.ref.sql} ADD COLUMN ${quoteIdent(column)} ${type};`)
+}
+
+/** The error for a sink table that does not exist: a materialized view, or in another case, named so; else the CREATE TABLE. */
+export async function missingTable(pool: Pool, file: string, ref: TableRef, create: string): Promise<SpecError> {
+  const other = await tableInOtherCase(pool, ref)
+  if (other?.exact) {
+    return new SpecError({file}, `sink table ${ref.label} is ${other.relkind === 'm' ? 'a materialized view' : 'a relation without columns'}, which a sink cannot write`, {
+      hint: 'name a table (or a view that writes one) in the spec\'s sinks',
+    })
+  }
+  if (other !== undefined) {
+    return new SpecError({file}, `sink table ${ref.label} does not exist, but ${other.name} does (table names are matched exactly, as quoted identifiers)`, {
+      hint: `write table: ${other.name} in the spec's sinks`,
+    })
+  }
+  return new SpecError({file}, `sink table ${ref.label} does not exist`, {hint: create})
+}
+
+/**
+ * A unique index on exactly `cols` (any order) that `ON CONFLICT (cols)` can use, or an exit-2
+ * error: none (the fix: a primary key, or a unique index when the table has a primary key
+ * already; a partitioned table's must hold its partition key), or one that is DEFERRABLE (ON
+ * CONFLICT refuses every statement it would match: it must be re-created). A view is checked by
+ * its statement instead (checkStatement: PostgreSQL infers the index of the table under it).
+ */
 export function requireUniqueKey(file: string, info: TableInfo, cols: string[], what: string): void {
+  if (info.relkind !== undefined && info.relkind !== 'r' && info.relkind !== 'p') return
   const want = [...cols].sort().join(',')
-  if (info.uniqueKeys.some((k) => [...k].sort().join(',') === want)) return
+  const same = (k: string[]) => [...k].sort().join(',') === want
+  const deferrable = (info.uniqueIndexes ?? []).find((u) => u.deferrable && same(u.columns))
+  const list = cols.map(quoteIdent).join(', ')
+  if (deferrable) {
+    const name = quoteIdent(deferrable.constraint ?? deferrable.name)
+    throw mismatchError(
+      file,
+      `sink table ${info.ref.label}: the unique constraint ${deferrable.constraint ?? deferrable.name} on (${cols.join(', ')}) is DEFERRABLE, which ON CONFLICT cannot use (every write of ${what} would fail)`,
+      `ALTER TABLE ${info.ref.sql} DROP CONSTRAINT ${name}, ADD CONSTRAINT ${name} ${deferrable.primary ? 'PRIMARY KEY' : 'UNIQUE'} (${deferrable.columns.map(quoteIdent).join(', ')});`,
+    )
+  }
+  if (info.uniqueKeys.some(same)) return
+  const partitionKey = info.partitionKey
+  if (partitionKey !== undefined) {
+    const missing = partitionKey === null ? null : partitionKey.filter((p) => !cols.includes(p))
+    if (missing === null || partitionKey === null) {
+      throw mismatchError(
+        file,
+        `sink table ${info.ref.label} is partitioned by an expression, so it can have no unique index on (${cols.join(', ')}), which ${what} needs for its upsert`,
+        `write a table that is not partitioned by an expression (or partitioned by columns of the key)`,
+      )
+    }
+    if (missing.length > 0) {
+      throw mismatchError(
+        file,
+        `sink table ${info.ref.label} is partitioned by (${partitionKey.join(', ')}): a unique index on it must hold ${missing.join(', ')}, and ${what} needs one on (${cols.join(', ')}) for its upsert`,
+        `add ${missing.join(', ')} to the spec's ${what.includes('grouped') ? 'group_by' : 'key'} (e.g. [${[...cols, ...missing].join(', ')}]), and a unique index on those columns if the table has none`,
+      )
+    }
+  }
+  const hasPrimary = (info.uniqueIndexes ?? []).some((u) => u.primary)
   throw mismatchError(
     file,
     `sink table ${info.ref.label} has no unique index on (${cols.join(', ')}), which ${what} needs for its upsert`,
-    `ALTER TABLE ${info.ref.sql} ADD PRIMARY KEY (${cols.map(quoteIdent).join(', ')});`,
+    hasPrimary ? `CREATE UNIQUE INDEX ON ${info.ref.sql} (${list});` : `ALTER TABLE ${info.ref.sql} ADD PRIMARY KEY (${list});`,
   )
 }
 
-/** Every NOT NULL column without a default must be written, or every insert would fail. */
+/**
+ * Every NOT NULL column without a default must be written, or every insert would fail; and no
+ * column the sink writes may be one PostgreSQL fills itself (GENERATED ALWAYS AS (...) STORED, or
+ * GENERATED ALWAYS AS IDENTITY): an INSERT that gives it a value fails (428C9), every time.
+ */
 export function requireWritable(file: string, info: TableInfo, written: string[]): void {
+  for (const name of written) {
+    const c = info.columns.get(name)
+    if (c?.generated) {
+      throw mismatchError(
+        file,
+        `sink table ${info.ref.label}: column ${name} is GENERATED ALWAYS AS (...) STORED, which PostgreSQL computes, and the pipeline writes it`,
+        `ALTER TABLE ${info.ref.sql} ALTER COLUMN ${quoteIdent(name)} DROP EXPRESSION; (or drop the field ${name} from the spec)`,
+      )
+    }
+    if (c?.identity === 'ALWAYS') {
+      throw mismatchError(
+        file,
+        `sink table ${info.ref.label}: column ${name} is GENERATED ALWAYS AS IDENTITY, which takes no value from an INSERT, and the pipeline writes it`,
+        `ALTER TABLE ${info.ref.sql} ALTER COLUMN ${quoteIdent(name)} SET GENERATED BY DEFAULT;`,
+      )
+    }
+  }
   for (const c of info.columns.values()) {
     if (!c.nullable && !c.hasDefault && !written.includes(c.name)) {
       throw mismatchError(
@@ -204,5 +470,61 @@ export function requireWritable(file: string, info: TableInfo, written: string[]
         `add a field named ${c.name} to the spec, or ALTER TABLE ${info.ref.sql} ALTER COLUMN ${quoteIdent(c.name)} DROP NOT NULL;`,
       )
     }
+  }
+}
+
+/** SQLSTATEs by which PostgreSQL refuses a statement for what the table is, not for an outage. */
+const REFUSED_STATEMENT = /^(42|0A|428C9$|55000$|21)/
+
+/**
+ * The sink's own statement planned once at start (`EXPLAIN`, nothing written; its arrays empty):
+ * what the checks above cannot see is then refused at start (exit 2), not by every batch: no
+ * unique index the upsert can infer (a view's table, 42P10), a column it may not write, a
+ * privilege it lacks (42501), and an arbiter index that is DEFERRABLE (ON CONFLICT refuses it
+ * when it runs, 55000). Errors of the connection are thrown as they are.
+ */
+export async function checkStatement(pool: Pool, file: string, info: TableInfo, text: string, arrays: number, what: string): Promise<void> {
+  let plan: unknown
+  try {
+    const r = await pool.query<{'QUERY PLAN': unknown}>(`EXPLAIN (FORMAT JSON, VERBOSE) ${text}`, Array.from({length: arrays}, () => '{}'))
+    plan = r.rows[0]?.['QUERY PLAN']
+  } catch (e) {
+    const err = e as {code?: string; message?: string}
+    if (typeof err.code !== 'string' || !REFUSED_STATEMENT.test(err.code)) throw e
+    let hint = 'fix the table, or write another one'
+    if (err.code === '42501') {
+      const role = await pool.query<{role: string}>('SELECT current_user::text AS role')
+      hint = `GRANT SELECT, INSERT, UPDATE ON ${info.ref.sql} TO ${quoteIdent(role.rows[0]!.role)}; (run by the table's owner)`
+    } else if (err.code === '42P10') {
+      hint = `give the table ${info.relkind === 'v' ? 'under the view ' : ''}a unique index on the columns of ${what}`
+    } else if (err.code === '0A000') {
+      // INSERT ... ON CONFLICT is refused on a table with INSERT or UPDATE rules (an audit rule, an old-style updatable view)
+      const rules = await pool.query<{name: string}>(
+        `SELECT r.rulename::text AS name FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND r.ev_type IN ('2', '3') ORDER BY 1`,
+        [info.ref.schema, info.ref.table],
+      )
+      if (rules.rows.length > 0) {
+        hint = `${rules.rows.map((r) => `DROP RULE ${quoteIdent(r.name)} ON ${info.ref.sql};`).join(' ')} (an AFTER INSERT OR UPDATE trigger can do what the rule did: ON CONFLICT works with triggers)`
+      }
+    }
+    throw new SpecError({file}, `sink table ${info.ref.label} refuses what ${what} writes: ${err.message} (SQLSTATE ${err.code})`, {hint})
+  }
+  const node = (Array.isArray(plan) ? (plan[0] as {Plan?: Record<string, unknown>})?.Plan : undefined) ?? {}
+  const arbiters = (node['Conflict Arbiter Indexes'] as string[] | undefined) ?? []
+  const schema = (node['Schema'] as string | undefined) ?? info.ref.schema
+  if (arbiters.length === 0) return
+  const deferrable = await pool.query<{name: string}>(
+    `SELECT ic.relname::text AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE n.nspname = $1 AND ic.relname = ANY($2) AND NOT i.indimmediate`,
+    [schema, arbiters],
+  )
+  if (deferrable.rows.length > 0) {
+    const names = deferrable.rows.map((r) => r.name).join(', ')
+    throw new SpecError(
+      {file},
+      `sink table ${info.ref.label}: the unique index ${names} that ${what} would use is DEFERRABLE, which ON CONFLICT cannot use (every write would fail)`,
+      {hint: `re-create the constraint ${names} NOT DEFERRABLE (ALTER TABLE ... DROP CONSTRAINT ..., ADD CONSTRAINT ... UNIQUE (...))`},
+    )
   }
 }

@@ -19,14 +19,40 @@
  *
  * With `progress` (the rerun that isolates rows the database refused, batch.ts writeSinks) the
  * upsert reports each row's index as it goes, when its rows are the items in their order.
+ *
+ * A key column that PostgreSQL compares otherwise than the text (char(n), citext, uuid, a
+ * nondeterministic collation: table.ts exactEquality) makes 'A1' and 'A1 ' one row: such a
+ * table's upsert keeps the last record of each of its keys itself, in the column's equality
+ *
+ *   INSERT INTO "s"."t" AS t ("k", "a") SELECT DISTINCT ON (u.c0) u.c0, u.c1
+ *     FROM unnest($1::bpchar[], $2::text[]) WITH ORDINALITY AS u(c0, c1, i) ORDER BY u.c0, u.i DESC
+ *   ON CONFLICT ("k") DO UPDATE SET "a" = excluded."a"
+ *
+ * (without it the statement fails with 21000 on every try); other tables' statements are as above.
+ * The statement is planned once at start (table.ts checkStatement: EXPLAIN, nothing written).
  */
 import {namesOf, type SinkSpec} from '../../config/spec.js'
 import type {Pool} from '../../pg/pool.js'
-import {SpecError} from '../../errors.js'
 import {COPY_MIN_ROWS, progressMark, type NormalizedRecord, type PipelineContext, type Sink, type WorkItem} from '../types.js'
 import {copyField} from '../../pg/copy.js'
 import {pgArray} from './pgarray.js'
-import {describeTable, mismatchError, overflowOf, quoteIdent, requireUniqueKey, requireWritable, suggestedType, tableRef, typeMismatch} from './table.js'
+import {
+  alterTypeSql,
+  checkStatement,
+  comparedAs,
+  describeTable,
+  exactEquality,
+  mismatchError,
+  missingColumn,
+  missingTable,
+  overflowOf,
+  quoteIdent,
+  requireUniqueKey,
+  requireWritable,
+  suggestedType,
+  tableRef,
+  typeMismatch,
+} from './table.js'
 
 export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Pool): Promise<Sink> {
   const {spec, file} = ctx.loaded
@@ -36,18 +62,14 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
   const info = await describeTable(pool, ref)
   if (!info) {
     const ddl = `CREATE TABLE ${ref.sql} (${fieldNames.map((n) => `${quoteIdent(n)} ${suggestedType(spec.fields[n]!)}`).join(', ')}, PRIMARY KEY (${key.map(quoteIdent).join(', ')}));`
-    throw new SpecError({file}, `sink table ${ref.label} does not exist`, {hint: ddl})
+    throw await missingTable(pool, file, ref, ddl)
   }
   for (const name of fieldNames) {
     const f = spec.fields[name]!
     const col = info.columns.get(name)
-    if (!col) {
-      throw mismatchError(file, `sink table ${ref.label} has no column ${name} for field ${name} (${f.type})`, `ALTER TABLE ${ref.sql} ADD COLUMN ${quoteIdent(name)} ${suggestedType(f)};`)
-    }
+    if (!col) throw missingColumn(file, info, name, `field ${name} (${f.type})`, f)
     const why = typeMismatch(f, col)
-    if (why) {
-      throw mismatchError(file, `sink table ${ref.label}: column ${name} ${why}`, `ALTER TABLE ${ref.sql} ALTER COLUMN ${quoteIdent(name)} TYPE ${suggestedType(f)};`)
-    }
+    if (why) throw mismatchError(file, `sink table ${ref.label}: column ${name} ${why}`, alterTypeSql(ref, name, f, col))
   }
   requireUniqueKey(file, info, key, `the sink keyed by ${key.join(', ')}`)
   requireWritable(file, info, fieldNames)
@@ -67,6 +89,16 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
     `SELECT ${aliases.map((a) => `u.${a}`).join(', ')} FROM unnest(${arrays(base)}, $${base + cols.length + 1}::int4[]) AS u(${aliases.join(', ')}, i) ` +
     `WHERE ${progressMark('u.i')}${onConflict}`
+  // a key the table compares otherwise than its text (char(n), citext, uuid, a nondeterministic
+  // collation: table.ts exactEquality): two records of one such key are one row of the table, and an
+  // upsert given both fails with 21000 on every try. Such a table's upsert keeps the last record of
+  // each of its keys itself (DISTINCT ON, in the column's equality), from rows in the order given.
+  const looseKey = key.some((k) => !exactEquality(info.columns.get(k)!))
+  const distinctOn = key.map((k) => comparedAs(`u.${aliases[fieldNames.indexOf(k)]!}`, info.columns.get(k)!)).join(', ')
+  const lastOfTableKey = (base: number) =>
+    `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
+    `SELECT DISTINCT ON (${distinctOn}) ${aliases.map((a) => `u.${a}`).join(', ')} FROM unnest(${arrays(base)}) WITH ORDINALITY AS u(${aliases.join(', ')}, i) ` +
+    `ORDER BY ${distinctOn}, u.i DESC${onConflict}`
   const columnArrays = (rows: readonly NormalizedRecord[]) => fieldNames.map((n) => pgArray(rows.map((r) => r[n])))
   // the plain insert as COPY (pg/copy.ts), for many rows into a table that may be copied into
   const copySql = `COPY ${ref.sql} (${fieldNames.map(quoteIdent).join(', ')}) FROM STDIN`
@@ -121,6 +153,35 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     return rows
   }
 
+  /**
+   * lastOfEachKey's rows in the order given, a partition's in offset order (its rows take the
+   * places its rows hold): of two records that are one row to the table, the later one comes last.
+   */
+  const inGivenOrder = (items: readonly WorkItem[]): NormalizedRecord[] => {
+    const last = new Map<string, {item: WorkItem; at: number}>()
+    items.forEach((item, at) => {
+      if (!item.record) return
+      const k = keyOf(item)
+      const had = last.get(k)?.item
+      if (had === undefined || had.partition !== item.partition || had.offset < item.offset) last.set(k, {item, at})
+    })
+    const chosen = [...last.values()].sort((a, b) => a.at - b.at)
+    const places = new Map<number, number[]>()
+    chosen.forEach((c, i) => {
+      const p = places.get(c.item.partition)
+      if (p) p.push(i)
+      else places.set(c.item.partition, [i])
+    })
+    const rows = new Array<NormalizedRecord>(chosen.length)
+    for (const at of places.values()) {
+      const byOffset = at.map((i) => chosen[i]!.item).sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0))
+      at.forEach((i, j) => (rows[i] = byOffset[j]!.record!))
+    }
+    return rows
+  }
+
+  await checkStatement(pool, file, info, (looseKey ? lastOfTableKey : upsert)(0), fieldNames.length, `the sink keyed by ${key.join(', ')}`)
+
   return {
     name: 'upsert',
     table: ref.label,
@@ -133,6 +194,11 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
       return undefined
     },
     statement(items, options) {
+      // (a plain insert, or COPY, of two records of one such key fails with 23505: the upsert runs then)
+      if (looseKey && !options?.insertFirst) {
+        const rows = inGivenOrder(items)
+        return rows.length === 0 ? null : {target: ref.sql, text: lastOfTableKey, params: columnArrays(rows)}
+      }
       const inOrder = strictlyIncreasing(items)
       const rows = inOrder ?? lastOfEachKey(items)
       if (rows.length === 0) return null
