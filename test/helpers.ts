@@ -2,7 +2,7 @@
  * Test helpers against the real services (after platformatic/kafka's test/helpers.ts):
  * every test gets its own topic and its own PostgreSQL schema, removed when it finishes.
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
 import {chownSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -221,4 +221,127 @@ export function freshDatabase(): string {
     await admin.end()
   })
   return u.toString()
+}
+
+/**
+ * `fn` over `items` with at most `limit` calls under way at once (independent CLI runs, say),
+ * the results in the order of `items`. After an error no further call is started, and the
+ * calls under way settle before the first error is thrown: nothing is left running behind it.
+ */
+export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  const errors: unknown[] = []
+  let next = 0
+  const lane = async () => {
+    while (next < items.length && errors.length === 0) {
+      const i = next++
+      try {
+        results[i] = await fn(items[i]!, i)
+      } catch (e) {
+        errors.push(e)
+      }
+    }
+  }
+  await Promise.all(Array.from({length: Math.max(1, Math.min(limit, items.length))}, lane))
+  if (errors.length > 0) throw errors[0]
+  return results
+}
+
+export interface CliProcess {
+  child: ChildProcess
+  /** resolves when the process has exited and its output is closed (never rejects on a non-zero code) */
+  done: Promise<CliResult & {signal: NodeJS.Signals | null}>
+}
+
+/**
+ * Starts `bin/run.js args` as `runCli` does (NODE_ENV=production, `env` added), without waiting
+ * for it: for a run the test signals, reads while it goes, or lets run beside other work. stdin
+ * is closed; with `readStdout: false` the test reads (or leaves unread) stdout itself, and
+ * `done.stdout` is ''. Killed (SIGKILL) when the test finishes, unless `kill: false` (set up
+ * outside a test: the caller ends it).
+ */
+export function startCli(args: string[], options: {env?: Record<string, string>; cwd?: string; readStdout?: boolean; kill?: boolean} = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: {...process.env, NODE_ENV: 'production', ...options.env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  if (options.readStdout !== false) child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const done = new Promise<CliResult & {signal: NodeJS.Signals | null}>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      let json: unknown
+      try {
+        json = JSON.parse(stdout)
+      } catch {
+        json = undefined
+      }
+      resolve({code, signal, stdout, stderr, json})
+    })
+  })
+  if (options.kill !== false) {
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+  }
+  return {child, done}
+}
+
+/**
+ * As `privateBroker`, for set-up shared by the tests of a file (beforeAll, where no test is
+ * running): nothing is registered with a test, and `remove()` (afterAll) stops and wipes it.
+ */
+export function sharedPrivateBroker(port: number, prefix: string): {brokers: string; stateDir: string; up: string[]; remove(): Promise<void>} {
+  const stateDir = mkdtempSync(join(tmpdir(), prefix))
+  const jars = join(defaultStateDir(), `lib-${KAFKA_VERSION}`)
+  if (existsSync(join(jars, '.complete'))) symlinkSync(jars, join(stateDir, `lib-${KAFKA_VERSION}`))
+  return {
+    brokers: `127.0.0.1:${port}`,
+    stateDir,
+    up: ['dev', 'up', '--port', String(port), '--controller-port', String(port + 1), '--state-dir', stateDir, '--heap', '512m', '--json'],
+    async remove() {
+      await runCli(['dev', 'down', '--state-dir', stateDir, '--wipe', '--json'])
+      rmSync(stateDir, {recursive: true, force: true})
+    },
+  }
+}
+
+/**
+ * The committed offsets of a group with no running member, as kafkajs' admin.setOffsets sets them
+ * (a member joins, seeks, leaves once it has fetched) but with a short fetch wait: kafkajs' own
+ * member waits its default maxWaitTimeInMs (5 s) for that fetch, on a paused topic. Checked with
+ * fetchOffsets afterwards: an offset not committed throws.
+ */
+export async function setGroupOffsets(groupId: string, topic: string, partitions: {partition: number; offset: string}[]): Promise<void> {
+  const k = kafka()
+  const admin = k.admin()
+  await admin.connect()
+  try {
+    const {groups} = await admin.describeGroups([groupId])
+    const state = groups[0]?.state ?? 'Dead'
+    if (state !== 'Empty' && state !== 'Dead') throw new Error(`setGroupOffsets: group ${groupId} has running members (${state})`)
+    const consumer = k.consumer({groupId, maxWaitTimeInMs: 100})
+    await consumer.connect()
+    try {
+      await consumer.subscribe({topics: [topic], fromBeginning: true})
+      await new Promise<void>((resolve, reject) => {
+        consumer.on(consumer.events.FETCH, () => resolve())
+        consumer.run({eachBatchAutoResolve: false, eachBatch: async () => {}}).catch(reject)
+        consumer.pause([{topic}])
+        for (const p of partitions) consumer.seek({topic, ...p})
+      })
+    } finally {
+      await consumer.disconnect()
+    }
+    const [committed] = await admin.fetchOffsets({groupId, topics: [topic]})
+    for (const p of partitions) {
+      const got = committed?.partitions.find((c) => c.partition === p.partition)?.offset
+      if (got !== p.offset) throw new Error(`setGroupOffsets: ${groupId} ${topic}/${p.partition} committed ${got}, not ${p.offset}`)
+    }
+  } finally {
+    await admin.disconnect()
+  }
 }

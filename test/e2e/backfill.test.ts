@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {createTestSchema, createTestTopic, kafka, kcatConsume, ROOT, runCli, testPool, uniqueName} from '../helpers.js'
+import {createTestSchema, createTestTopic, kafka, kcatConsume, mapConcurrent, ROOT, runCli, setGroupOffsets, testPool, uniqueName} from '../helpers.js'
 
 const CSV = 'csv:fixtures/legacy/txn-2026-11-20.csv?delimiter=;&encoding=windows-1251'
 
@@ -21,15 +21,18 @@ describe('cutover backfill (e2e)', () => {
     const spec = join(dir, 'spec.yaml')
     writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`))
 
-    const dry = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--dry-run', '--json'])
+    // the dry runs (nothing sent, so side by side)
+    const [dry, window, noSpec] = await Promise.all([
+      runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--dry-run', '--json']),
+      // --since/--until on a file: by the spec's event_time; rejects (no usable time) still go to the DLQ
+      runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--since', '2026-11-20T07:00:00Z', '--until', '2026-11-20T11:00:00Z', '--dry-run', '--json']),
+      runCli(['backfill', '--from', CSV, '--to', topic, '--since', '2026-11-20T07:00:00Z', '--dry-run', '--json']),
+    ])
     expect(dry.code, dry.stderr).toBe(0)
     expect(dry.json).toMatchObject({dry_run: true, read: 15, sent: 11, rejected: 4})
     expect(kcatConsume(topic)).toHaveLength(0)
-    // --since/--until on a file: by the spec's event_time; rejects (no usable time) still go to the DLQ
-    const window = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--since', '2026-11-20T07:00:00Z', '--until', '2026-11-20T11:00:00Z', '--dry-run', '--json'])
     expect(window.code, window.stderr).toBe(0)
     expect(window.json).toMatchObject({read: 9, sent: 5, rejected: 4, out_of_range: 6})
-    const noSpec = await runCli(['backfill', '--from', CSV, '--to', topic, '--since', '2026-11-20T07:00:00Z', '--dry-run', '--json'])
     expect(noSpec.code).toBe(2)
     expect(noSpec.json.error.message).toMatch(/event_time/)
 
@@ -110,7 +113,9 @@ describe('cutover backfill (e2e)', () => {
     expect(bf.code, bf.stderr).toBe(0)
     expect(bf.json).toMatchObject({read: 15, sent: 11, rejected: 4})
 
-    const run = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '1500', '--json'])
+    // every record is on the topic before it starts: it exits once it has committed them all (up to
+    // the high watermark) and the outbox is drained; --idle-ms is only the quiet time after that
+    const run = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '200', '--json'])
     expect(run.code, run.stderr).toBe(0)
     // 11 sent = 9 written + 1 identical repeat + 1 conflicting repeat (dead-lettered)
     expect(run.json).toMatchObject({read: 11, written: 9, duplicates: 1, dead_lettered: {DUPLICATE_CONFLICT: 1}})
@@ -164,7 +169,8 @@ describe('cutover backfill (e2e)', () => {
     await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [bf.json.id])
     expect(bf.json.sent).toBe(c.run.read)
 
-    const run = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '1500', '--json'])
+    // as above: everything is on the topic before it starts; --idle-ms is only the quiet time after
+    const run = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--idle-ms', '200', '--json'])
     expect(run.code, run.stderr).toBe(0)
     expect(run.json).toMatchObject({dead_lettered: {}, ...c.run})
     const rows = await pool.query(`SELECT ${c.select} FROM "${schema}".txn_clean ORDER BY txn_id`)
@@ -243,22 +249,23 @@ describe('cutover backfill (e2e)', () => {
     for (let i = 0; i < 5000; i++) lines.push(i % 1000 === 7 ? `T${i};A${i % 13}` : i % 1000 === 9 ? `;A${i % 13};${i}` : `T${i};Счёт ${i % 13};${i},50`)
     writeFileSync(join(dir, 'gen.csv'), lines.join('\n') + '\n')
     const sources = [CSV, `csv:${join(dir, 'gen.csv')}?delimiter=;`]
-    const results: {json: Record<string, unknown>; clean: string[]; dead: string[]}[] = []
-    for (const worker of ['1', '0']) {
-      for (const from of sources) {
-        const topic = await createTestTopic({partitions: 3, prefix: 'bf-e2e-worker'})
-        const dlq = await createTestTopic({partitions: 1, prefix: 'bf-e2e-worker-dlq'})
-        const r = await runCli(['backfill', '--from', from, '--to', topic, '--dlq', dlq, '--key', 'id', '--batch-size', '700', '--json'], {env: {CUTOVER_BACKFILL_WORKER: worker}})
-        expect(r.code, r.stderr).toBe(0)
-        const json = r.json as Record<string, unknown>
-        await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [json.id])
-        const id = String(json.id)
-        // null keys are spread round-robin from a random partition: compare them without it
-        const clean = kcatConsume(topic).map((m) => JSON.stringify([m.key === null ? '-' : m.partition, m.key, m.payload, m.headers['cutover.backfill.position'], m.headers['cutover.backfill.id'] === id]))
-        const dead = kcatConsume(dlq).map((m) => JSON.stringify([m.key, m.payload, m.headers['cutover.error.code'], m.headers['cutover.error.message'], m.headers['cutover.backfill.position'], m.headers['cutover.backfill.id'] === id]))
-        results.push({json: {read: json.read, sent: json.sent, rejected: json.rejected, rejected_by_code: json.rejected_by_code, status: json.status}, clean: clean.sort(), dead: dead.sort()})
-      }
-    }
+    const runs = ['1', '0'].flatMap((worker) => sources.map((from) => ({worker, from})))
+    const pool = testPool()
+    // each run to topics of its own, side by side
+    const targets: {topic: string; dlq: string}[] = []
+    for (const _ of runs) targets.push({topic: await createTestTopic({partitions: 3, prefix: 'bf-e2e-worker'}), dlq: await createTestTopic({partitions: 1, prefix: 'bf-e2e-worker-dlq'})})
+    const results = await mapConcurrent(runs, 4, async ({worker, from}, i) => {
+      const {topic, dlq} = targets[i]!
+      const r = await runCli(['backfill', '--from', from, '--to', topic, '--dlq', dlq, '--key', 'id', '--batch-size', '700', '--json'], {env: {CUTOVER_BACKFILL_WORKER: worker}})
+      expect(r.code, r.stderr).toBe(0)
+      const json = r.json as Record<string, unknown>
+      await pool.query('DELETE FROM cutover.backfills WHERE id = $1', [json.id])
+      const id = String(json.id)
+      // null keys are spread round-robin from a random partition: compare them without it
+      const clean = kcatConsume(topic).map((m) => JSON.stringify([m.key === null ? '-' : m.partition, m.key, m.payload, m.headers['cutover.backfill.position'], m.headers['cutover.backfill.id'] === id]))
+      const dead = kcatConsume(dlq).map((m) => JSON.stringify([m.key, m.payload, m.headers['cutover.error.code'], m.headers['cutover.error.message'], m.headers['cutover.backfill.position'], m.headers['cutover.backfill.id'] === id]))
+      return {json: {read: json.read, sent: json.sent, rejected: json.rejected, rejected_by_code: json.rejected_by_code, status: json.status}, clean: clean.sort(), dead: dead.sort()}
+    })
     expect(results[0]!.json).toMatchObject({status: 'completed', read: 15, sent: 14, rejected: 1, rejected_by_code: {SCHEMA_VIOLATION: 1}})
     expect(results[1]!.json).toMatchObject({status: 'completed', read: 5000, sent: 4995, rejected: 5, rejected_by_code: {SCHEMA_VIOLATION: 5}})
     expect(results[1]!.clean).toHaveLength(4995)
@@ -288,25 +295,28 @@ describe('cutover backfill (e2e)', () => {
     // account_id reads a column `account`; the file's is `acct`
     writeFileSync(spec, readFileSync(join(ROOT, 'fixtures/golden/csv-windows-1251/spec.yaml'), 'utf8').replace('dlq: { topic: txn.dlq }', `dlq: { topic: ${dlq} }`).replace('from: acct,', 'from: account,'))
     const ids = [uniqueName('bf-cols'), uniqueName('bf-cols'), uniqueName('bf-cols')]
-    const bySpec = await runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--id', ids[0]!, '--json'])
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || g AS id, g::numeric AS amt FROM generate_series(1, 5) g`)
+    // the refused runs, and the right column's dry run, side by side
+    const [bySpec, byKey, fromPg, ok] = await Promise.all([
+      runCli(['backfill', '--from', CSV, '--to', topic, '--spec', spec, '--id', ids[0]!, '--json']),
+      runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--key', 'ID', '--id', ids[1]!, '--json']),
+      runCli(['backfill', '--from', `pg:${schema}.legacy_txn?order_by=id`, '--to', topic, '--key', 'txn_id', '--id', ids[2]!, '--json']),
+      runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--key', 'id', '--dry-run', '--json']),
+    ])
     expect(bySpec.code, bySpec.stderr).toBe(2)
     expect(bySpec.json.error.code).toBe('SPEC_INVALID')
     expect(bySpec.json.error.message).toContain('has no column account (field account_id); its columns: id, acct, amt, ts, currency, merchant')
     expect(bySpec.json.error.line).toBeGreaterThan(0) // at the field, in the spec
-    const byKey = await runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--key', 'ID', '--id', ids[1]!, '--json'])
     expect(byKey.code, byKey.stderr).toBe(2)
     expect(byKey.json.error.message).toContain('--key ID: ')
     expect(byKey.json.error.message).toContain('has no column ID; its columns: id, acct')
-    const schema = await createTestSchema(pool)
-    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || g AS id, g::numeric AS amt FROM generate_series(1, 5) g`)
-    const fromPg = await runCli(['backfill', '--from', `pg:${schema}.legacy_txn?order_by=id`, '--to', topic, '--key', 'txn_id', '--id', ids[2]!, '--json'])
     expect(fromPg.code, fromPg.stderr).toBe(2)
     expect(fromPg.json.error.message).toContain('has no column txn_id; its columns: id, amt')
     expect(kcatConsume(topic)).toHaveLength(0)
     expect(kcatConsume(dlq)).toHaveLength(0)
     expect((await pool.query('SELECT id FROM cutover.backfills WHERE id = ANY($1)', [ids])).rows).toEqual([])
     // the right column goes through
-    const ok = await runCli(['backfill', '--from', CSV, '--to', topic, '--dlq', dlq, '--key', 'id', '--dry-run', '--json'])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.json).toMatchObject({read: 15, sent: 14, rejected: 1})
   })
@@ -346,12 +356,14 @@ describe('cutover backfill (e2e)', () => {
     await producer.send({topic, messages: Array.from({length: 6}, (_, i) => ({key: `K${i}`, value: JSON.stringify({id: `S${i}`}), timestamp: String(Date.UTC(2026, 10, 1, i))}))})
     await producer.disconnect()
     const pool = testPool()
-    for (const from of [`kafka:${topic}`, `kafka:${topic}?from=2026-11-01T00:00:00Z`]) {
-      const r = await runCli(['backfill', '--from', from, '--to', topic, '--json'])
+    const froms = [`kafka:${topic}`, `kafka:${topic}?from=2026-11-01T00:00:00Z`]
+    // the refused runs side by side
+    const [refused, dry] = await Promise.all([Promise.all(froms.map((from) => runCli(['backfill', '--from', from, '--to', topic, '--json']))), runCli(['backfill', '--from', `kafka:${topic}`, '--to', topic, '--dry-run', '--json'])])
+    froms.forEach((from, i) => {
+      const r = refused[i]!
       expect(r.code, r.stdout + r.stderr).toBe(2)
       expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringContaining(`--from ${from} reads the topic that --to ${topic} writes`), hint: expect.stringContaining('another topic')})
-    }
-    const dry = await runCli(['backfill', '--from', `kafka:${topic}`, '--to', topic, '--dry-run', '--json'])
+    })
     expect(dry.code).toBe(2)
     expect(kcatConsume(topic)).toHaveLength(6)
     expect((await pool.query('SELECT id FROM cutover.backfills WHERE target = $1', [topic])).rows).toEqual([])
@@ -404,10 +416,9 @@ describe('cutover backfill (e2e)', () => {
   })
 
   it('bad usage exits 2 with the fix; a missing topic too', async () => {
-    const r = await runCli(['backfill', '--from', CSV, '--to', 'bf-no-such-topic-x', '--json'])
+    const [r, lag] = await Promise.all([runCli(['backfill', '--from', CSV, '--to', 'bf-no-such-topic-x', '--json']), runCli(['backfill', '--from', CSV, '--to', 'x', '--max-lag', '10', '--json'])])
     expect(r.code).toBe(2)
     expect(r.json.error.message).toMatch(/does not exist/)
-    const lag = await runCli(['backfill', '--from', CSV, '--to', 'x', '--max-lag', '10', '--json'])
     expect(lag.code).toBe(2)
     expect(lag.json.error.message).toMatch(/--group/)
   })
@@ -418,8 +429,15 @@ describe('cutover backfill (e2e)', () => {
     const pool = testPool()
     const ids: string[] = []
 
-    // EBCDIC fixed-width records through the copybook, with the golden spec
-    const fixed = await runCli(['backfill', '--from', 'fixed:fixtures/legacy/TXN.DAT?copybook=fixtures/legacy/txn.cpy&encoding=cp037', '--spec', 'fixtures/golden/fixed-ebcdic-cp037/spec.yaml', '--to', topic, '--dlq', dlq, '--json'])
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || lpad(g::text, 4, '0') AS id, 'A' || (g % 7) AS acct, (g * 1.25)::text AS amt FROM generate_series(1, 50) g`)
+    // the two backfills side by side, into the one topic
+    const [fixed, fromPg] = await Promise.all([
+      // EBCDIC fixed-width records through the copybook, with the golden spec
+      runCli(['backfill', '--from', 'fixed:fixtures/legacy/TXN.DAT?copybook=fixtures/legacy/txn.cpy&encoding=cp037', '--spec', 'fixtures/golden/fixed-ebcdic-cp037/spec.yaml', '--to', topic, '--dlq', dlq, '--json']),
+      // a PostgreSQL table, in order
+      runCli(['backfill', '--from', `pg:${schema}.legacy_txn?order_by=id`, '--to', topic, '--key', 'id', '--json']),
+    ])
     expect(fixed.code, fixed.stderr).toBe(0)
     ids.push(fixed.json.id)
     expect(fixed.json).toMatchObject({read: 8, sent: 7, rejected: 1, rejected_by_code: {DECODE_ERROR: 1}})
@@ -429,10 +447,7 @@ describe('cutover backfill (e2e)', () => {
     expect(dead[0]!.headers['cutover.error.stage']).toBe('decode')
     expect(dead[0]!.headers['cutover.backfill.position']).toMatch(/TXN\.DAT@\d+/)
 
-    // a PostgreSQL table, in order
-    const schema = await createTestSchema(pool)
-    await pool.query(`CREATE TABLE "${schema}".legacy_txn AS SELECT 'P' || lpad(g::text, 4, '0') AS id, 'A' || (g % 7) AS acct, (g * 1.25)::text AS amt FROM generate_series(1, 50) g`)
-    const fromPg = await runCli(['backfill', '--from', `pg:${schema}.legacy_txn?order_by=id`, '--to', topic, '--key', 'id', '--json'])
+    // the table's rows in order
     expect(fromPg.code, fromPg.stderr).toBe(0)
     ids.push(fromPg.json.id)
     expect(fromPg.json).toMatchObject({read: 50, sent: 50, rejected: 0})
@@ -443,16 +458,12 @@ describe('cutover backfill (e2e)', () => {
 
     // a group that committed 10 of the 57 records and has no members: STOP
     const group = uniqueName('bf-e2e-group')
-    const admin = kafka().admin()
-    await admin.connect()
-    await admin.setOffsets({groupId: group, topic, partitions: [{partition: 0, offset: '10'}]})
-    await admin.disconnect()
-    const st = await runCli(['status', '--group', group, '--window', '0', '--json'])
+    await setGroupOffsets(group, topic, [{partition: 0, offset: '10'}])
+    const [st, text] = await Promise.all([runCli(['status', '--group', group, '--window', '0', '--json']), runCli(['status', '--group', group, '--window', '0'])])
     expect(st.code, st.stderr).toBe(0)
     expect(st.json).toMatchObject({group, status: 'STOP', total_lag: 47, members: 0})
     expect(st.json.partitions).toEqual([expect.objectContaining({topic, partition: 0, end: 57, committed: 10, lag: 47, status: 'STOP'})])
     expect(st.json.throughput.produced_last_minute).toBe(57)
-    const text = await runCli(['status', '--group', group, '--window', '0'])
     expect(text.stdout).toContain(`group ${group}: STOP`)
     await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [ids])
   })

@@ -2,23 +2,33 @@
  * The CLI on a terminal (a pseudo-terminal from util-linux `script`): what a person sees of the
  * ink progress, with and without NO_COLOR (no-color.org).
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import type pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {forgetReplays} from '../../fixtures/dlq/cleanup.js'
 import {BIN, ROOT, createTestTopic, kafka, testPool} from '../helpers.js'
 
-/** Runs `bin/run.js args` with stderr and stdout on a 100x30 (or `size`) pseudo-terminal; returns what the terminal got. */
-function onTerminal(args: string[], env: Record<string, string | undefined>, size = {cols: 100, rows: 30}): {code: number | null; screen: string} {
+/**
+ * Runs `bin/run.js args` with stderr and stdout on a 100x30 (or `size`) pseudo-terminal (nothing
+ * typed on it); resolves to what the terminal got. Asynchronous, so that runs can go side by side.
+ */
+function onTerminal(args: string[], env: Record<string, string | undefined>, size = {cols: 100, rows: 30}): Promise<{code: number | null; screen: string}> {
   const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
   const command = `stty cols ${size.cols} rows ${size.rows}; ${[process.execPath, BIN, ...args].map(quote).join(' ')}`
   const merged: Record<string, string | undefined> = {...process.env, NODE_ENV: 'production', ...env}
   for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k]
-  const r = spawnSync('script', ['-qec', command, '/dev/null'], {cwd: ROOT, encoding: 'utf8', env: merged})
-  if (r.error) throw r.error
-  return {code: r.status, screen: r.stdout}
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], {cwd: ROOT, env: merged, stdio: ['pipe', 'pipe', 'pipe']})
+    let screen = ''
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()))
+    child.stderr.resume()
+    child.on('error', reject)
+    child.on('close', (code) => resolve({code, screen}))
+    child.stdin.end() // as spawnSync without input: stdin at its end at once
+  })
 }
 
 /**
@@ -111,13 +121,13 @@ describe('progress on a terminal', () => {
     const topic = await createTestTopic({prefix: 'tty-nocolor'})
     const args = ['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv?delimiter=;', '--to', topic, '--dlq', topic, '--rate', '50', '--log-level', 'error']
     // CI (set by the test runner) makes chalk draw without colors: a person's terminal has no CI
-    const plain = onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
+    // the two runs side by side, each on its own terminal
+    const [plain, colored] = await Promise.all([onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}), onTerminal(args, {NO_COLOR: undefined, FORCE_COLOR: undefined, CI: undefined})])
     expect(plain.code, plain.screen).toBe(0)
     expect(plain.screen).toMatch(/sent 6/) // the ink frame was drawn (a terminal)
     // before the fix: \e[2m (dim), \e[32m (green bar)
     expect(plain.screen).not.toMatch(SGR)
 
-    const colored = onTerminal(args, {NO_COLOR: undefined, FORCE_COLOR: undefined, CI: undefined})
     expect(colored.code, colored.screen).toBe(0)
     expect(colored.screen).toMatch(SGR)
   })
@@ -128,7 +138,7 @@ describe('backfill on a terminal: lines beside the progress', () => {
     const topic = await createTestTopic({prefix: 'tty-lines'})
     // no --key: the backfill.unkeyed warning comes while the bar is drawn; --rate 5: several redraws after it
     const args = ['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv?delimiter=;', '--to', topic, '--dlq', topic, '--rate', '5']
-    const r = onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
+    const r = await onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
     expect(r.code, r.screen).toBe(0)
     const lines = screenOf(r.screen)
     const shown = lines.join('\n')
@@ -148,7 +158,7 @@ describe('backfill on a terminal: lines beside the progress', () => {
   it('a terminal of 0 columns (script without a terminal): plain lines, not ink drawing one character per line', async () => {
     const topic = await createTestTopic({prefix: 'tty-zero'})
     const args = ['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv', '--to', topic, '--key', 'id', '--rate', '20']
-    const r = onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0})
+    const r = await onTerminal(args, {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0})
     expect(r.code, r.screen).toBe(0)
     const raw = r.screen.split(/\r?\n/)
     // before the fix: "r", "e", "a", "d", ... one per line, and ink's escapes
@@ -159,11 +169,31 @@ describe('backfill on a terminal: lines beside the progress', () => {
   })
 })
 
+/**
+ * What the test's replays leave behind, as forgetReplays (fixtures/dlq/cleanup.ts) removes it,
+ * when there is any: its parking topic is deleted only if it exists, since these replays park
+ * nothing, and kafkajs retries deleting a topic that does not exist for ~10 s.
+ */
+async function forgetTtyReplays(pool: pg.Pool, dlq: string): Promise<void> {
+  const admin = kafka().admin()
+  await admin.connect()
+  const parked = (await admin.listTopics()).includes(`${dlq}.parked`)
+  await admin.disconnect()
+  if (parked) return forgetReplays(pool, dlq)
+  const r = await pool.query<{group_id: string}>('DELETE FROM cutover.replays WHERE dlq_topic = $1 RETURNING group_id', [dlq])
+  if (r.rows.length === 0) return
+  const groups = kafka().admin()
+  await groups.connect()
+  await groups.deleteGroups(r.rows.map((x) => x.group_id)).catch(() => undefined)
+  await groups.disconnect()
+}
+
 /** `n` dead letters of pipeline `tty-dlq` on a new one-partition DLQ, and a spec of that pipeline that now passes them. */
 async function deadLetters(n: number): Promise<{dlq: string; spec: string}> {
+  const pool = testPool() // ended after the clean-up below (hooks run last registered first)
   const dlq = await createTestTopic({prefix: 'tty-dlq'})
   const source = await createTestTopic({prefix: 'tty-dlq-src'})
-  onTestFinished(() => forgetReplays(testPool(), dlq))
+  onTestFinished(() => forgetTtyReplays(pool, dlq))
   const producer = kafka().producer()
   await producer.connect()
   await producer.send({
@@ -184,7 +214,7 @@ describe('dlq on a terminal: lines beside the progress, terminals of 0 columns',
   it('dlq replay: the log\'s lines printed while ink draws stay on the screen (were erased by its next redraw)', async () => {
     const {dlq, spec} = await deadLetters(10)
     // --log-level info: replay.started comes once the bar is drawn; --rate 5: redraws for 2 s after it
-    const r = onTerminal(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--rate', '5', '--log-level', 'info'], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
+    const r = await onTerminal(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--rate', '5', '--log-level', 'info'], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
     expect(r.code, r.screen).toBe(0)
     const lines = screenOf(r.screen)
     const shown = lines.join('\n')
@@ -202,7 +232,7 @@ describe('dlq on a terminal: lines beside the progress, terminals of 0 columns',
 
   it('dlq replay on a terminal of 0 columns (script without a terminal): plain lines, not ink drawing one character per line', async () => {
     const {dlq, spec} = await deadLetters(10)
-    const r = onTerminal(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--rate', '5'], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0})
+    const r = await onTerminal(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--rate', '5'], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined}, {cols: 0, rows: 0})
     expect(r.code, r.screen).toBe(0)
     const raw = r.screen.split(/\r?\n/)
     // before the fix: "r", "e", "p", "l", ... one per line, and ink's escapes

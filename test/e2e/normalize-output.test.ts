@@ -5,13 +5,12 @@
  * names the file, SIGINT/SIGTERM print the counts so far, and a closed stdout ends quietly.
  * Through the built CLI (bin/run.js), on both normalize paths (CUTOVER_NORMALIZE_THREADS).
  */
-import {spawn} from 'node:child_process'
 import {existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {describe, expect, it} from 'vitest'
-import {BIN, ROOT, runCli, testPool} from '../helpers.js'
+import {mapConcurrent, runCli, startCli, testPool} from '../helpers.js'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'cutover-normalize-output-'))
 const SPEC = `version: 1
@@ -60,13 +59,15 @@ describe('normalize outputs that name what the run reads', () => {
       [['--out', spec], /is the spec/],
       [['--out', join(dir, 'o.ndjson'), '--rejects', `${dir}/./o.ndjson`], /^--rejects .* is --out /],
     ]
-    for (const [flags, message] of cases) {
-      const r = await runCli(['normalize', `csv:${csv}`, '--spec', spec, ...flags, '--json'])
+    // each case its own run, a few at once; the files are checked once all have exited
+    const results = await mapConcurrent(cases, 3, ([flags]) => runCli(['normalize', `csv:${csv}`, '--spec', spec, ...flags, '--json']))
+    cases.forEach(([flags, message], i) => {
+      const r = results[i]!
       expect(r.code, flags.join(' ')).toBe(2)
       expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringMatching(message), hint: expect.stringMatching(/another file/)})
-      expect(readFileSync(csv, 'utf8')).toBe(SMALL)
-      expect(readFileSync(spec, 'utf8')).toBe(SPEC)
-    }
+    })
+    expect(readFileSync(csv, 'utf8')).toBe(SMALL)
+    expect(readFileSync(spec, 'utf8')).toBe(SPEC)
     expect(existsSync(join(dir, 'o.ndjson'))).toBe(false)
     expect(partials(dir)).toEqual([])
     // a device may take both outputs
@@ -78,8 +79,8 @@ describe('normalize outputs that name what the run reads', () => {
   it('refuses --out or --rejects naming a folder: exit 2 with the fix', async () => {
     const {dir, csv, spec} = setup()
     mkdirSync(join(dir, 'sub'))
-    for (const flags of [['--out', join(dir, 'sub')], ['--out', '/dev/null', '--rejects', join(dir, 'sub')]]) {
-      const r = await runCli(['normalize', `csv:${csv}`, '--spec', spec, ...flags, '--json'])
+    const runs = await Promise.all([['--out', join(dir, 'sub')], ['--out', '/dev/null', '--rejects', join(dir, 'sub')]].map((flags) => runCli(['normalize', `csv:${csv}`, '--spec', spec, ...flags, '--json'])))
+    for (const r of runs) {
       expect(r.code, r.stdout + r.stderr).toBe(2)
       expect(r.json.error).toMatchObject({code: 'USAGE', message: expect.stringMatching(/sub is a folder, not a file$/), hint: expect.stringMatching(/sub\/out\.ndjson/)})
     }
@@ -94,10 +95,12 @@ describe('existing outputs survive a run that fails', () => {
     const rej = join(dir, 'keep-rejects.ndjson')
     writeFileSync(out, '{"x":1}\n')
     writeFileSync(rej, '{"y":2}\n')
-    const missing = await runCli(['normalize', `csv:${join(dir, 'nosuch.csv')}`, '--spec', spec, '--out', out, '--rejects', rej, '--json'])
+    const [missing, badFolder] = await Promise.all([
+      runCli(['normalize', `csv:${join(dir, 'nosuch.csv')}`, '--spec', spec, '--out', out, '--rejects', rej, '--json']),
+      runCli(['normalize', `csv:${csv}`, '--spec', spec, '--out', out, '--rejects', join(dir, 'nodir', 'r.ndjson'), '--json']),
+    ])
     expect(missing.code).toBe(2)
     expect(missing.json.error.message).toMatch(/nosuch\.csv/)
-    const badFolder = await runCli(['normalize', `csv:${csv}`, '--spec', spec, '--out', out, '--rejects', join(dir, 'nodir', 'r.ndjson'), '--json'])
     expect(badFolder.code).toBe(2)
     expect(badFolder.json.error.message).toMatch(/the folder .*nodir does not exist/)
     expect(readFileSync(out, 'utf8')).toBe('{"x":1}\n')
@@ -144,21 +147,27 @@ describe('a write that fails', () => {
     it(`is an error naming the file and the OS error, never a silent exit (CUTOVER_NORMALIZE_THREADS=${threads})`, async () => {
       const small = setup()
       const big = setup(bigCsv(200_000))
-      for (const [csv, spec, flags] of [
+      const env = {CUTOVER_NORMALIZE_THREADS: threads}
+      const cases = [
         [small.csv, small.spec, ['--out', '/dev/full']],
         [big.csv, big.spec, ['--out', '/dev/full']],
         [big.csv, big.spec, ['--out', join(big.dir, 'o.ndjson'), '--rejects', '/dev/full']],
-      ] as const) {
-        const r = await runCli(['normalize', `csv:${csv}`, '--spec', spec, ...flags, '--json'], {env: {CUTOVER_NORMALIZE_THREADS: threads}})
+      ] as const
+      // the runs, and the one without --json, at once: each writes only its own outputs
+      const [runs, t] = await Promise.all([
+        Promise.all(cases.map(([csv, spec, flags]) => runCli(['normalize', `csv:${csv}`, '--spec', spec, ...flags, '--json'], {env}))),
+        runCli(['normalize', `csv:${big.csv}`, '--spec', big.spec, '--out', '/dev/full'], {env}),
+      ])
+      cases.forEach(([, , flags], i) => {
+        const r = runs[i]!
         expect(r.code, r.stdout + r.stderr).toBe(70)
         const flag = flags.at(-2)
         expect(r.json.error).toMatchObject({code: 'INTERNAL', os_error: 'ENOSPC', message: `${flag} /dev/full: cannot write: ENOSPC: no space left on device, write`, hint: expect.stringMatching(/free space/)})
         expect(r.stderr).not.toMatch(/at .*\.js:\d+/)
-      }
+      })
       expect(existsSync(join(big.dir, 'o.ndjson'))).toBe(false)
       expect(partials(big.dir)).toEqual([])
       // without --json: the same message on stderr
-      const t = await runCli(['normalize', `csv:${big.csv}`, '--spec', big.spec, '--out', '/dev/full'], {env: {CUTOVER_NORMALIZE_THREADS: threads}})
       expect(t.code).toBe(70)
       expect(t.stderr).toContain('Error: --out /dev/full: cannot write: ENOSPC')
     })
@@ -166,18 +175,7 @@ describe('a write that fails', () => {
 })
 
 /** Starts the CLI; `done` has its exit code and output (stdout only when `readStdout`: else the test reads it). */
-function spawnCli(args: string[], env: Record<string, string>, readStdout: boolean): {child: ReturnType<typeof spawn>; done: Promise<{code: number | null; stdout: string; stderr: string}>} {
-  const child = spawn(process.execPath, [BIN, ...args], {cwd: ROOT, env: {...process.env, NODE_ENV: 'production', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  if (readStdout) child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const done = new Promise<{code: number | null; stdout: string; stderr: string}>((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => resolve({code, stdout, stderr}))
-  })
-  return {child, done}
-}
+const spawnCli = (args: string[], env: Record<string, string>, readStdout: boolean) => startCli(args, {env, readStdout})
 
 describe('SIGINT and SIGTERM', () => {
   for (const [threads, signal, code] of [

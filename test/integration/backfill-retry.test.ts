@@ -8,7 +8,9 @@
  * as in ./outage.test.ts, a second, private broker (`dev up --port 19192 --state-dir <tmp>`) is
  * stopped and, OUTAGE_MS later, started again on the same ports and data; the shared broker is
  * never touched, so nothing else on the machine loses it, and `dev down --wipe` removes the private
- * one when the test finishes, whatever happened. The checkpoint store is the shared PostgreSQL.
+ * one when the tests have finished, whatever happened. The private broker is started once for both
+ * tests (each test starts it again if it is down, and deletes its topic from it when it finishes).
+ * The checkpoint store is the shared PostgreSQL.
  * The broker goes down two ways: `dev down` (SIGTERM: a controlled shutdown, the partition leaders
  * go away under the request in flight, which fails with NOT_LEADER_OR_FOLLOWER) and SIGKILL (a
  * crash: a request may be appended to the log without its answer reaching the producer, so the
@@ -23,7 +25,7 @@
  * but not transactional, so read_committed and read_uncommitted see the same records; kcat's
  * default is used.
  *
- * Size with CUTOVER_BACKFILL_RETRY_RECORDS (default 60,000), the pause between stop and start
+ * Size with CUTOVER_BACKFILL_RETRY_RECORDS (default 40,000), the pause between stop and start
  * with CUTOVER_BACKFILL_RETRY_OUTAGE_MS (2500), the port with CUTOVER_TEST_RETRY_BROKER_PORT
  * (19192; outage.test.ts uses 19092, so both may run at once).
  */
@@ -31,13 +33,13 @@ import {spawn} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {describe, expect, it, onTestFinished} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, onTestFinished} from 'vitest'
 import {processAlive, readBrokerState} from '../../src/dev/broker.js'
 import {createKafka, createTopicsReady} from '../../src/kafka/client.js'
 import {kcatRead, sleep, tail, until} from '../../fixtures/generator/stream-harness.js'
-import {BIN, ROOT, privateBroker, runCli, testPool, uniqueName} from '../helpers.js'
+import {BIN, ROOT, runCli, sharedPrivateBroker, testPool, uniqueName} from '../helpers.js'
 
-const N = Number(process.env.CUTOVER_BACKFILL_RETRY_RECORDS ?? 60_000)
+const N = Number(process.env.CUTOVER_BACKFILL_RETRY_RECORDS ?? 40_000)
 const KEYS = 200
 const RATE = 5000
 const PARTITIONS = 6
@@ -60,19 +62,42 @@ async function stopBroker(mode: StopMode, stateDir: string): Promise<void> {
 }
 
 describe('backfill: broker restarted mid-run', () => {
-  it.each<StopMode>(['dev down', 'SIGKILL'])('broker stopped by %s: the producer retries; every row lands exactly once, each key in order', async (mode) => {
-    // ---- a private broker
-    const port = Number(process.env.CUTOVER_TEST_RETRY_BROKER_PORT ?? 19192)
-    const {brokers, stateDir, up} = privateBroker(port, 'cutover-broker-retry-')
-    const first = await runCli(up)
+  // ---- a private broker, for both tests
+  const port = Number(process.env.CUTOVER_TEST_RETRY_BROKER_PORT ?? 19192)
+  let broker: ReturnType<typeof sharedPrivateBroker> | undefined
+  beforeAll(async () => {
+    broker = sharedPrivateBroker(port, 'cutover-broker-retry-')
+    const first = await runCli(broker.up)
     expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0)
-    expect(first.json.reused, `something already answers on ${brokers}`).toBe(false)
+    expect(first.json.reused, `something already answers on ${broker.brokers}`).toBe(false)
+  })
+  afterAll(async () => {
+    await broker?.remove()
+  })
+
+  it.each<StopMode>(['dev down', 'SIGKILL'])('broker stopped by %s: the producer retries; every row lands exactly once, each key in order', async (mode) => {
+    const {brokers, stateDir, up} = broker!
+    // up: started by beforeAll, and again here if the test before stopped half-way
+    const ready = await runCli(up)
+    expect(ready.code, `${ready.stdout}\n${ready.stderr}`).toBe(0)
 
     const topic = uniqueName('bf-retry')
     const admin = createKafka({brokers: [brokers], clientId: 'cutover-test'}, {mode: 'resilient'}).admin()
     await admin.connect()
     await createTopicsReady(admin, [{topic, numPartitions: PARTITIONS}])
     await admin.disconnect()
+    // off the broker the next test stops (its log is not recovered again after a SIGKILL)
+    onTestFinished(async () => {
+      const a = createKafka({brokers: [brokers], clientId: 'cutover-test'}, {mode: 'fail-fast'}).admin()
+      try {
+        await a.connect()
+        await a.deleteTopics({topics: [topic]})
+      } catch {
+        // the broker is down (the test stopped half-way): the next test's `dev up` recovers it
+      } finally {
+        await a.disconnect()
+      }
+    })
 
     // ---- the source: each key KEYS rows apart, with an increasing seq
     const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-retry-'))
@@ -108,8 +133,9 @@ describe('backfill: broker restarted mid-run', () => {
       return r.rows[0]?.n ?? 0
     }
 
-    // ---- stop the broker once a fifth of the rows are acknowledged, start it again OUTAGE_MS later
-    await until(async () => (await acknowledged()) >= N / 5, running, 'a fifth of the rows were acknowledged')
+    // ---- stop the broker once a tenth of the rows are acknowledged (16 batches: the producer in
+    // its stride; 9/10 of the rows, 7 s at RATE, still to send), start it again OUTAGE_MS later
+    await until(async () => (await acknowledged()) >= N / 10, running, 'a tenth of the rows were acknowledged')
     await stopBroker(mode, stateDir)
     const stoppedAt = Date.now()
     const ackedAtStop = await acknowledged()

@@ -17,7 +17,7 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {createTestSchema, runCli, testPool} from '../helpers.js'
+import {createTestSchema, mapConcurrent, runCli, testPool} from '../helpers.js'
 
 const ROWS: [string, string, string][] = [
   ['a', '2026-11-20T20:30:00Z', 'x'],
@@ -74,38 +74,53 @@ async function check(left: string, right: string, day: string, extra: string[]) 
   return Object.fromEntries(FIELDS.map((f) => [f, (r.json as Record<string, unknown>)[f]]))
 }
 
+interface Case {
+  label: string
+  left: string
+  day: string
+  extra: string[]
+  want: ReturnType<typeof count>
+}
+
+/**
+ * Every case's check, each its own `parity check` process, a few at once (they share nothing:
+ * --no-ledger, read-only sides), each result held to what its case wants.
+ */
+async function checkAll(right: string, cases: Case[]): Promise<void> {
+  const got = await mapConcurrent(cases, 4, (c) => check(c.left, right, c.day, c.extra))
+  cases.forEach((c, i) => expect(got[i], c.label).toEqual(c.want))
+}
+
 const STRATEGIES = ['merge', 'sql-pushdown', 'bisect', 'auto'] as const
+const strategy = (s: (typeof STRATEGIES)[number]) => (s === 'auto' ? [] : ['--strategy', s])
 
 describe('parity check --date: the business day in the spec field\'s timezone', () => {
   it('timestamptz pg: sides (every strategy) and a CSV side: the Moscow day with --spec, the UTC day without', async () => {
     const {schema, dir, csv} = await setup('timestamptz')
     const moscow = specFile(dir, 'Europe/Moscow')
     const utcSpec = specFile(dir, undefined)
+    const cases: Case[] = []
     for (const [day, want] of Object.entries(MSK)) {
-      for (const s of STRATEGIES) {
-        const got = await check(`pg:${schema}.l`, `pg:${schema}.r`, day, ['--spec', moscow, ...(s === 'auto' ? [] : ['--strategy', s])])
-        expect(got, `MSK ${day} ${s}`).toEqual(want)
-      }
-      expect(await check(`csv:${csv}`, `pg:${schema}.r`, day, ['--spec', moscow]), `MSK ${day} csv`).toEqual(want)
+      for (const s of STRATEGIES) cases.push({label: `MSK ${day} ${s}`, left: `pg:${schema}.l`, day, extra: ['--spec', moscow, ...strategy(s)], want})
+      cases.push({label: `MSK ${day} csv`, left: `csv:${csv}`, day, extra: ['--spec', moscow], want})
     }
     for (const [day, want] of Object.entries(UTC)) {
       for (const spec of [[], ['--spec', utcSpec]]) {
-        for (const s of STRATEGIES) {
-          const got = await check(`pg:${schema}.l`, `pg:${schema}.r`, day, [...spec, ...(s === 'auto' ? [] : ['--strategy', s])])
-          expect(got, `UTC ${day} ${s} ${spec.join(' ')}`).toEqual(want)
-        }
-        expect(await check(`csv:${csv}`, `pg:${schema}.r`, day, spec), `UTC ${day} csv ${spec.join(' ')}`).toEqual(want)
+        for (const s of STRATEGIES) cases.push({label: `UTC ${day} ${s} ${spec.join(' ')}`, left: `pg:${schema}.l`, day, extra: [...spec, ...strategy(s)], want})
+        cases.push({label: `UTC ${day} csv ${spec.join(' ')}`, left: `csv:${csv}`, day, extra: spec, want})
       }
     }
+    expect(cases).toHaveLength(60)
+    await checkAll(`pg:${schema}.r`, cases)
   }, 240_000)
 
   it('a pg: timestamp (without zone) column keeps its own day, with or without the zone in the spec', async () => {
     const {schema, dir} = await setup('timestamp')
     const moscow = specFile(dir, 'Europe/Moscow')
+    const cases: Case[] = []
     for (const [day, want] of Object.entries(UTC)) {
-      for (const s of ['merge', 'sql-pushdown', 'bisect'] as const) {
-        expect(await check(`pg:${schema}.l`, `pg:${schema}.r`, day, ['--spec', moscow, '--strategy', s]), `${day} ${s}`).toEqual(want)
-      }
+      for (const s of ['merge', 'sql-pushdown', 'bisect'] as const) cases.push({label: `${day} ${s}`, left: `pg:${schema}.l`, day, extra: ['--spec', moscow, '--strategy', s], want})
     }
+    await checkAll(`pg:${schema}.r`, cases)
   }, 120_000)
 })

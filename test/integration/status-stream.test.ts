@@ -5,12 +5,16 @@
  * must not call a group that is Stable and consuming STOP (nothing committed yet) or STALL (a
  * batch waiting for its tokens longer than the sampling window), and must still call STALL a
  * member that is stuck.
+ *
+ * The stuck member's `status` samples for 30 s (STALL_MIN_MS) before it may say STALL: that run
+ * is started with the file (beforeAll) and samples, idle, while the other tests run; its test
+ * awaits it and judges what it printed.
  */
 import kafkajs from 'kafkajs'
-import {describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {generateTransactions} from '../../fixtures/generator/transactions.js'
 import {produceTransactions} from '../../fixtures/generator/stream-harness.js'
-import {createTestTopic, kafka, runCli, uniqueName} from '../helpers.js'
+import {createTestTopic, kafka, runCli, setGroupOffsets, startCli, uniqueName, type CliProcess} from '../helpers.js'
 import {groupAssignments, sleep, startStream, streamFixture, type StreamFixture} from './stream-support.js'
 
 interface StatusPartition {
@@ -55,6 +59,39 @@ async function memberIds(group: string): Promise<string[]> {
   }
 }
 
+/** A member stuck on its partition, and `status` of its group started (not awaited). */
+interface StuckRun {
+  topic: string
+  stuck: {member: string; stop(): Promise<void>}
+  status: CliProcess
+}
+
+async function startStuckRun(): Promise<StuckRun> {
+  // outside a test: removed by afterAll, not onTestFinished
+  const topic = await createTestTopic({prefix: 'status-stuck', cleanup: false})
+  const group = uniqueName('status-stuck')
+  await produce(topic, 20)
+  const stuck = await stuckConsumer(group, topic)
+  const status = startCli(['status', '--group', group, '--topic', topic, '--window', '2', '--json'], {kill: false})
+  return {topic, stuck, status}
+}
+
+let stuckRun: Promise<StuckRun>
+beforeAll(() => {
+  stuckRun = startStuckRun()
+  stuckRun.catch(() => {}) // a failure is its test's, thrown there
+})
+afterAll(async () => {
+  const run = await stuckRun.catch(() => undefined)
+  if (!run) return
+  if (run.status.child.exitCode === null && run.status.child.signalCode === null) run.status.child.kill('SIGKILL')
+  await run.stuck.stop()
+  const admin = kafka().admin()
+  await admin.connect()
+  await admin.deleteTopics({topics: [run.topic]}).catch(() => {})
+  await admin.disconnect()
+})
+
 describe('cutover status of a group that stream run consumes with --max-rate', () => {
   it('partitions not committed yet, each assigned to a member of the Stable group: STARTING, naming the member, not STOP', async () => {
     const f = await streamFixture({partitions: 6, prefix: 'status-starting'})
@@ -86,8 +123,9 @@ describe('cutover status of a group that stream run consumes with --max-rate', (
     const f = await streamFixture({partitions: 6, prefix: 'status-slow'})
     await produceTransactions(kafka(), f.topic, generateTransactions(12_000, {seed: 12, idPrefix: 'SL', dirty: 0}))
     const group = `${f.name}-group`
-    // 100 records/s per process over its 3 partitions: each commits a ~300-record batch about every 10 s
-    const args = ['--max-rate', '100', '--max-bytes-per-partition', '65536']
+    // 200 records/s per process: a ~300-record batch (64 KiB) every ~1.5 s, its partitions' batches
+    // in turn, so each partition commits only every few seconds: longer than the 1 s window
+    const args = ['--max-rate', '200', '--max-bytes-per-partition', '65536']
     startStream(f, args)
     startStream(f, args)
     await stableGroup(group, 4)
@@ -97,23 +135,21 @@ describe('cutover status of a group that stream run consumes with --max-rate', (
       if (c.size === 6 && [...c.values()].every((o) => o >= 0)) break
       await sleep(200)
     }
-    const r = await runCli(['status', '--group', group, '--topic', f.topic, '--window', '3', '--json'])
+    const r = await runCli(['status', '--group', group, '--topic', f.topic, '--window', '1', '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const parts = r.json.partitions as StatusPartition[]
-    // before the fix: STALL, "the committed offset stayed at N for 3 s", for the partitions waiting their turn
+    // before the fix: STALL, "the committed offset stayed at N for 1 s", for the partitions waiting their turn
     expect(parts.filter((p) => p.status !== 'OK'), JSON.stringify(parts)).toEqual([])
     expect(r.json.status).toBe('OK')
-    // it watched past the 3 s window until the still partitions moved
-    expect(r.json.window_ms).toBeGreaterThan(3000)
+    // it watched past the 1 s window until the still partitions moved
+    expect(r.json.window_ms).toBeGreaterThan(1000)
     expect(r.json.total_lag).toBeGreaterThan(0)
   })
 
   it('a member that holds its partition, heartbeating, and commits nothing more is still STALL, once still for 30 s', async () => {
-    const topic = await createTestTopic({prefix: 'status-stuck'})
-    const group = uniqueName('status-stuck')
-    await produce(topic, 20)
-    const stuck = await stuckConsumer(group, topic)
-    const r = await runCli(['status', '--group', group, '--topic', topic, '--window', '2', '--json'])
+    // started by beforeAll: `status --window 2` of the stuck member's group, sampling since
+    const {stuck, status} = await stuckRun
+    const r = await status.done
     await stuck.stop()
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.json.partitions).toEqual([expect.objectContaining({partition: 0, committed: 5, lag: 15, status: 'STALL', member: stuck.member})])
@@ -126,10 +162,7 @@ describe('cutover status of a group that stream run consumes with --max-rate', (
     const other = await createTestTopic({prefix: 'status-other'})
     const group = uniqueName('status-unheld')
     await produce(topic, 20)
-    const admin = kafka().admin()
-    await admin.connect()
-    await admin.setOffsets({groupId: group, topic, partitions: [{partition: 0, offset: '5'}]})
-    await admin.disconnect()
+    await setGroupOffsets(group, topic, [{partition: 0, offset: '5'}])
     const member = await stuckConsumer(group, other, false)
     const r = await runCli(['status', '--group', group, '--topic', topic, '--window', '2', '--json'])
     await member.stop()
@@ -187,11 +220,14 @@ async function stuckConsumer(group: string, topic: string, commit = true): Promi
   await started
   // the group Stable with this member assigned
   await stableGroup(group, 1)
+  let stopped: Promise<void> | undefined
   return {
     member: `${memberId}@127.0.0.1`,
-    stop: async () => {
-      release()
-      await consumer.disconnect()
-    },
+    // once, however often called (by its test, then afterAll)
+    stop: () =>
+      (stopped ??= (async () => {
+        release()
+        await consumer.disconnect()
+      })()),
   }
 }
