@@ -6,10 +6,9 @@ import {spawn} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type pg from 'pg'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {forgetReplays} from '../../fixtures/dlq/cleanup.js'
-import {BIN, ROOT, createTestTopic, kafka, testPool} from '../helpers.js'
+import {forgetReplays, sendDeadLetters} from '../../fixtures/dlq/cleanup.js'
+import {BIN, ROOT, createTestTopic, testPool} from '../helpers.js'
 
 /**
  * Runs `bin/run.js args` with stderr and stdout on a 100x30 (or `size`) pseudo-terminal (nothing
@@ -169,42 +168,13 @@ describe('backfill on a terminal: lines beside the progress', () => {
   })
 })
 
-/**
- * What the test's replays leave behind, as forgetReplays (fixtures/dlq/cleanup.ts) removes it,
- * when there is any: its parking topic is deleted only if it exists, since these replays park
- * nothing, and kafkajs retries deleting a topic that does not exist for ~10 s.
- */
-async function forgetTtyReplays(pool: pg.Pool, dlq: string): Promise<void> {
-  const admin = kafka().admin()
-  await admin.connect()
-  const parked = (await admin.listTopics()).includes(`${dlq}.parked`)
-  await admin.disconnect()
-  if (parked) return forgetReplays(pool, dlq)
-  const r = await pool.query<{group_id: string}>('DELETE FROM cutover.replays WHERE dlq_topic = $1 RETURNING group_id', [dlq])
-  if (r.rows.length === 0) return
-  const groups = kafka().admin()
-  await groups.connect()
-  await groups.deleteGroups(r.rows.map((x) => x.group_id)).catch(() => undefined)
-  await groups.disconnect()
-}
-
 /** `n` dead letters of pipeline `tty-dlq` on a new one-partition DLQ, and a spec of that pipeline that now passes them. */
 async function deadLetters(n: number): Promise<{dlq: string; spec: string}> {
   const pool = testPool() // ended after the clean-up below (hooks run last registered first)
   const dlq = await createTestTopic({prefix: 'tty-dlq'})
   const source = await createTestTopic({prefix: 'tty-dlq-src'})
-  onTestFinished(() => forgetTtyReplays(pool, dlq))
-  const producer = kafka().producer()
-  await producer.connect()
-  await producer.send({
-    topic: dlq,
-    messages: Array.from({length: n}, (_, i) => ({
-      key: `k${i}`,
-      value: JSON.stringify({id: `k${i}`, amt: '1.00', ts: '2026-11-20T10:00:00Z'}),
-      headers: {'cutover.error.code': 'UNPARSEABLE_DATE', 'cutover.error.message': 'x', 'cutover.error.stage': 'normalize', 'cutover.source.topic': source, 'cutover.source.partition': '0', 'cutover.source.offset': String(i), 'cutover.pipeline': 'tty-dlq'},
-    })),
-  })
-  await producer.disconnect()
+  onTestFinished(() => forgetReplays(pool, dlq))
+  await sendDeadLetters(dlq, source, n, 'tty-dlq')
   const spec = join(mkdtempSync(join(tmpdir(), 'cutover-tty-dlq-')), 'spec.yaml')
   writeFileSync(spec, `version: 1\nname: tty-dlq\nsource: { topic: ${source}, format: json }\nfields:\n  id: { type: string, required: true }\n  amt: { type: decimal, scale: 2 }\n  ts: { type: timestamp, formats: [iso] }\nkey: id\nsinks:\n  - table: t\ndlq: { topic: ${dlq} }\n`)
   return {dlq, spec}

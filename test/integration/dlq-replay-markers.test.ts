@@ -11,25 +11,12 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {forgetReplays} from '../../fixtures/dlq/cleanup.js'
+import {forgetReplays, sendDeadLetters} from '../../fixtures/dlq/cleanup.js'
 import type {DlqReplayResult} from '../../src/dlq/replay.js'
 import {BIN, createTestTopic, kafka, kcatConsume, ROOT, runCli, testPool} from '../helpers.js'
 import {sleep} from './stream-support.js'
 
-/** `n` dead letters of `source` on `dlq` (one partition), written plainly (no transaction). */
-async function deadLetters(dlq: string, source: string, n: number): Promise<void> {
-  const producer = kafka().producer()
-  await producer.connect()
-  await producer.send({
-    topic: dlq,
-    messages: Array.from({length: n}, (_, i) => ({
-      key: `k${i}`,
-      value: JSON.stringify({id: `k${i}`, amt: '1.00', ts: '2026-11-20T10:00:00Z'}),
-      headers: {'cutover.error.code': 'UNPARSEABLE_DATE', 'cutover.error.message': 'x', 'cutover.error.stage': 'normalize', 'cutover.source.topic': source, 'cutover.source.partition': '0', 'cutover.source.offset': String(i), 'cutover.pipeline': 'replay-markers'},
-    })),
-  })
-  await producer.disconnect()
-}
+const deadLetters = (dlq: string, source: string, n: number) => sendDeadLetters(dlq, source, n, 'replay-markers')
 
 function specFor(dlq: string, source: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'cutover-replay-markers-'))

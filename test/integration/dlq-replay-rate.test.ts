@@ -11,7 +11,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {ConfigResourceTypes} from 'kafkajs'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {forgetReplays} from '../../fixtures/dlq/cleanup.js'
+import {forgetReplays, sendDeadLetters} from '../../fixtures/dlq/cleanup.js'
 import type {DlqReplayResult} from '../../src/dlq/replay.js'
 import {createTestTopic, kafka, kcatConsume, runCli, testPool} from '../helpers.js'
 
@@ -42,17 +42,7 @@ describe('dlq replay --rate', () => {
     await admin.disconnect()
     expect(described.resources[0]!.configEntries[0]!.configValue).toBe(timestampType)
     onTestFinished(() => forgetReplays(testPool(), dlq))
-    const producer = kafka().producer()
-    await producer.connect()
-    await producer.send({
-      topic: dlq,
-      messages: Array.from({length: n}, (_, i) => ({
-        key: `k${i}`,
-        value: JSON.stringify({id: `k${i}`, amt: '1.00', ts: '2026-11-20T10:00:00Z'}),
-        headers: {'cutover.error.code': 'UNPARSEABLE_DATE', 'cutover.error.message': 'x', 'cutover.error.stage': 'normalize', 'cutover.source.topic': source, 'cutover.source.partition': '0', 'cutover.source.offset': String(i), 'cutover.pipeline': PIPELINE},
-      })),
-    })
-    await producer.disconnect()
+    await sendDeadLetters(dlq, source, n, PIPELINE)
     const spec = join(mkdtempSync(join(tmpdir(), 'cutover-replay-rate-')), 'spec.yaml')
     writeFileSync(spec, `version: 1\nname: ${PIPELINE}\nsource: { topic: ${source}, format: json }\nfields:\n  id: { type: string, required: true }\n  amt: { type: decimal, scale: 2 }\n  ts: { type: timestamp, formats: [iso] }\nkey: id\nsinks:\n  - table: t\ndlq: { topic: ${dlq} }\n`)
 
