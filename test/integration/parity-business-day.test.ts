@@ -11,7 +11,16 @@
  *   d 2026-11-19 22:00Z  MSK 20th 01:00   UTC day 19, MSK day 20
  *   e 2026-11-21 20:59:59Z MSK 21st 23:59:59 UTC day 21, MSK day 21
  *   f 2026-11-21 21:00Z  MSK 22nd 00:00   UTC day 21, MSK day 22
+ *   g 2026-11-20 01:00Z  MSK 20th 04:00   UTC day 20, MSK day 20
+ *   h 2026-11-19 20:45Z  MSK 19th 23:45   UTC day 19, MSK day 19
  * The right side's v of b differs.
+ *
+ * g and h are there for the readings that go wrong the other way. In a `timestamp` (without
+ * zone) column, g is written 01:00 on the 20th. Read as Moscow time, that is the 19th in UTC,
+ * so g would move to the 19th (every other row is written 20:30 or later, and keeps its day when
+ * read 3 hours earlier). In the CSV, g and h carry no offset: they are Moscow wall times, and h
+ * (23:45) is read in the spec's zone. Read as UTC and then dated in Moscow, h would move to the
+ * 20th.
  */
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -26,8 +35,10 @@ const ROWS: [string, string, string][] = [
   ['d', '2026-11-19T22:00:00Z', 'w'],
   ['e', '2026-11-21T20:59:59Z', 'u'],
   ['f', '2026-11-21T21:00:00Z', 't'],
+  ['g', '2026-11-20T01:00:00Z', 's'],
+  ['h', '2026-11-19T20:45:00Z', 'r'],
 ]
-/** the same instants as a legacy file writes them: Moscow offsets, one in UTC */
+/** the same instants as a legacy file writes them: Moscow offsets, one in UTC, two without an offset (Moscow wall time) */
 const CSV_TS: Record<string, string> = {
   a: '2026-11-20T23:30:00+03:00',
   b: '2026-11-21T00:30:00+03:00',
@@ -35,14 +46,16 @@ const CSV_TS: Record<string, string> = {
   d: '2026-11-20T01:00:00+03:00',
   e: '2026-11-21T20:59:59Z',
   f: '2026-11-22T00:00:00+03:00',
+  g: '2026-11-20T04:00:00',
+  h: '2026-11-19T23:45:00',
 }
 
 const FIELDS = ['left_rows', 'right_rows', 'matched', 'mismatched', 'missing_in_right', 'extra_in_right'] as const
 const count = (l: number, r: number, matched: number, mismatched: number, missing: number) => ({left_rows: l, right_rows: r, matched, mismatched, missing_in_right: missing, extra_in_right: 0})
 
 /** per day, in Moscow (with the spec) and in UTC (without) */
-const MSK = {'2026-11-19': count(0, 0, 0, 0, 0), '2026-11-20': count(2, 2, 2, 0, 0), '2026-11-21': count(3, 2, 1, 1, 1), '2026-11-22': count(1, 1, 1, 0, 0)}
-const UTC = {'2026-11-19': count(1, 1, 1, 0, 0), '2026-11-20': count(3, 2, 1, 1, 1), '2026-11-21': count(2, 2, 2, 0, 0), '2026-11-22': count(0, 0, 0, 0, 0)}
+const MSK = {'2026-11-19': count(1, 1, 1, 0, 0), '2026-11-20': count(3, 3, 3, 0, 0), '2026-11-21': count(3, 2, 1, 1, 1), '2026-11-22': count(1, 1, 1, 0, 0)}
+const UTC = {'2026-11-19': count(2, 2, 2, 0, 0), '2026-11-20': count(4, 3, 2, 1, 1), '2026-11-21': count(2, 2, 2, 0, 0), '2026-11-22': count(0, 0, 0, 0, 0)}
 
 function specFile(dir: string, zone: string | undefined): string {
   const path = join(dir, `pipeline-${zone ? zone.replace('/', '-') : 'nozone'}.yaml`)
