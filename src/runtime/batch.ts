@@ -15,7 +15,8 @@
  *                                                upsert sinks by plain INSERT while keys are new
  *                                                (InsertFirst; a key that exists -> ROLLBACK, and the
  *                                                batch runs again with the upserts); a row the
- *                                                database rejects (SQLSTATE class 22 or 23)
+ *                                                database rejects (SQLSTATE class 22 or 23, or
+ *                                                a row-level security policy's 42501)
  *                                                -> ROLLBACK, and the batch runs again with SAVEPOINTs
  *                                                and one statement per sink, finding the rows by
  *                                                the row each statement stopped at (writeSinks),
@@ -229,13 +230,32 @@ function isUniqueViolation(e: unknown): boolean {
 
 /**
  * SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23),
- * and the codes a sink's spec lists (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for
- * `sinks`, the sinks the failed statement wrote.
+ * a row-level security policy refusing a new row (isPolicyRefusal), and the codes a sink's spec
+ * lists (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for `sinks`, the sinks the failed
+ * statement wrote.
  */
 export function isRowLevelError(e: unknown, sinks: readonly Pick<Sink, 'rejects'>[] = []): boolean {
   const code = (e as {code?: unknown})?.code
   if (typeof code !== 'string') return false
-  return /^2[23]/.test(code) || sinks.some((s) => s.rejects?.has(code) === true)
+  return /^2[23]/.test(code) || isPolicyRefusal(e) || sinks.some((s) => s.rejects?.has(code) === true)
+}
+
+/**
+ * 42501 from a row-level security policy that refuses one new row: its WITH CHECK ("new row
+ * violates row-level security policy for table ..."), or for ON CONFLICT DO UPDATE the USING of
+ * the row the record would update ("... policy (USING expression) ..."). PostgreSQL raises both
+ * in ExecWithCheckOptions, which the error's routine field names whatever language the server
+ * speaks (lc_messages); the message is read only when no routine came. Every other 42501 is about
+ * the role or the table, not a row, and stays an error to retry: "permission denied for table"
+ * (a privilege revoked while running: the start check plans the statement, so a missing one is
+ * exit 2 at start), "... for sequence", and "query would be affected by row-level security
+ * policy" (row_security = off).
+ */
+export function isPolicyRefusal(e: unknown): boolean {
+  const err = e as {code?: unknown; routine?: unknown; message?: unknown}
+  if (err?.code !== '42501') return false
+  if (typeof err.routine === 'string' && err.routine !== '') return err.routine === 'ExecWithCheckOptions'
+  return typeof err.message === 'string' && err.message.startsWith('new row violates row-level security policy')
 }
 
 class SinkWriteError extends Error {

@@ -26,7 +26,8 @@
  *   records in flight are bounded by `maxBytes` (shared by the consumers) and
  *   `maxBytesPerPartition`; `maxRate` caps records/s.
  * - Stop: on `signal` abort the batches in hand finish and commit, the consumers leave the
- *   group, the outbox relay drains (bounded), and the result is returned.
+ *   group, the outbox relay drains (bounded), and the result is returned. A stop during the
+ *   start (a start check waiting for a lock on a sink table: sinks/table.ts) consumes nothing.
  * - `untilIdle`: returns once every assigned partition's stored offset reached the high
  *   watermark, no partition with records is held by no member of the group (one added to the
  *   topic while running: the consumers see it within 10 s and rebalance), nothing arrived for
@@ -48,7 +49,7 @@ import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer, type HealthProbe} from './metrics.js'
 import {storedOffsets, transactionStatus} from './offsets.js'
 import {backoffMs, sleep, TokenBucket} from './ratelimit.js'
-import {OutboxRelay, pruneSentOutbox} from './relay.js'
+import {OutboxRelay, pruneSentOutbox, relayProducer, STOP_DRAIN_MS} from './relay.js'
 import {buildSinks} from './sinks/index.js'
 import {batchTextMasker} from './sinks/sensitive.js'
 import {checkSourceFormat} from './stages/decode.js'
@@ -72,6 +73,8 @@ export interface StreamRunOptions {
   /** abort = stop gracefully (SIGTERM/SIGINT) */
   signal?: AbortSignal
   onProgress?: (p: StreamProgress) => void
+  /** a line for the person at the terminal (a sink table's lock waited for at start) */
+  onNotice?: (message: string) => void
   progressIntervalMs?: number
   /** values above this many bytes are RECORD_TOO_LARGE (default 1 MiB) */
   maxRecordBytes?: number
@@ -169,6 +172,8 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
     dedupeRetentionMs: options.dedupeRetentionMs ?? WEEK_MS,
     logger,
+    signal: options.signal,
+    notice: options.onNotice,
   }
   checkSourceFormat(ctx)
   checkRunnable(ctx)
@@ -246,7 +251,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       throw mapKafkaError(e, options.settings.kafka, 'connect')
     })
     closers.push(() => admin.disconnect())
-    const producer = kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
+    const producer = relayProducer(options.settings.kafka, {logger, clientId: `cutover-${spec.name}`}) // the outbox relay's (relay.ts RELAY_RETRY)
     await producer.connect().catch((e: unknown) => {
       throw mapKafkaError(e, options.settings.kafka, 'connect producer')
     })
@@ -256,7 +261,10 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     const runtime = new StreamRuntime({options, ctx, loaded, pool, kafka, admin, producer, stages, sinks, metrics, logger, concurrency, sourcePartitions})
     closers.push(() => runtime.close())
     health.probe = runtime.health
-    const totals = await runtime.run()
+    // stopped during the start (while a start check waited for a lock on a sink table): nothing consumed
+    const stoppedAtStart = options.signal?.aborted === true
+    if (stoppedAtStart) logger.info('stream.stopped.at_start', {})
+    const totals = stoppedAtStart ? new Totals() : await runtime.run()
     const lagEnd = await runtime.lagEnd().catch(() => -1)
     return {
       read: totals.read,
@@ -414,7 +422,9 @@ class StreamRuntime {
       // partitions added to the topic are seen (and the group rebalances onto them) within this
       // long, not kafkajs' default 5 minutes: --until-idle waits for them
       metadataMaxAge: METADATA_MAX_AGE_MS,
-      retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => true},
+      // kafkajs restarts a consumer that crashed (the broker gone) even once it was told to disconnect,
+      // and the restarted one reconnects and keeps node alive after the stop: no restart once stopping
+      retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => !this.stopping},
     })
     slot.consumer = consumer
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -915,8 +925,20 @@ class StreamRuntime {
     return held === undefined ? partitions : partitions.filter((p) => !held.has(`${this.topic}/${p}`))
   }
 
+  /**
+   * The lag at exit (lag_end). The high watermarks are asked on a Kafka client of its own with a
+   * short retry (LAG_END_RETRY): through the runtime's admin, a broker gone at a stop held the exit
+   * for kafkajs' ~10 s of retries. Throws when Kafka does not answer (lag_end -1).
+   */
   async lagEnd(): Promise<number> {
-    const offsets = await this.d.admin.fetchTopicOffsets(this.topic)
+    const admin = createKafka(this.d.options.settings.kafka, {mode: 'fail-fast', logger: this.d.logger, clientId: `cutover-${this.pipeline}`, retry: LAG_END_RETRY}).admin()
+    let offsets: Awaited<ReturnType<Admin['fetchTopicOffsets']>>
+    try {
+      await admin.connect()
+      offsets = await admin.fetchTopicOffsets(this.topic)
+    } finally {
+      await admin.disconnect().catch(() => {})
+    }
     const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
     let lag = 0n
     for (const o of offsets) {
@@ -927,15 +949,36 @@ class StreamRuntime {
   }
 
   private async shutdown(): Promise<void> {
+    const {logger, options} = this.d
     this.stopping = true
     this.stopController.abort()
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    const started = Date.now()
     // kafkajs waits for the batches in hand (each finishes and commits its transaction), then leaves the group
-    await Promise.all(this.slots.map((s) => s.consumer?.disconnect().catch((e: unknown) => this.d.logger.warn('consumer.disconnect.failed', {error: e, consumer: s.index}))))
-    const left = await this.relay.drain(this.d.options.untilIdle ? 60_000 : 10_000)
-    if (left !== 0) this.d.logger.warn('outbox.not_drained', {rows: left < 0 ? 'unknown (PostgreSQL did not answer)' : left, note: 'dead letters kept in cutover.outbox: published by the next run'})
-    await this.relay.stop()
+    const consumersStopped = Promise.all(this.slots.map((s) => s.consumer?.disconnect().catch((e: unknown) => logger.warn('consumer.disconnect.failed', {error: e, consumer: s.index})))).then(() =>
+      logger.info('consumer.stopped', {ms: Date.now() - started}),
+    )
+    // The relay drains once the batches in hand have committed (their dead letters are in the
+    // outbox), while kafkajs may still be leaving the group (the broker gone: its retries, seconds).
+    // A signal stops promptly: the relay publishes for at most STOP_DRAIN_MS, and what it could not
+    // publish (the broker or the DLQ topic gone) stays unsent in cutover.outbox for the next run.
+    // --until-idle's own end (its outbox drained when it decided to stop) waits longer for the
+    // dead letters of batches that came in after that.
+    let stopped = false
+    void consumersStopped.then(() => (stopped = true))
+    while (!stopped && this.inFlight > 0) await sleep(20)
+    const limitMs = options.untilIdle && !options.signal?.aborted ? IDLE_DRAIN_MS : STOP_DRAIN_MS
+    const r = await this.relay.stop(limitMs)
+    logger.info('relay.drain', {published: r.published, left: r.left, ms: r.ms, limit_ms: limitMs, send_given_up: r.gaveUp})
+    if (r.left !== 0) {
+      logger.warn('outbox.not_drained', {
+        rows: r.left < 0 ? 'unknown (PostgreSQL did not answer)' : r.left,
+        limit_ms: limitMs,
+        note: 'dead letters kept in cutover.outbox: published by the next run',
+      })
+    }
+    await consumersStopped
   }
 
   /** Releases everything, also when `run` failed half-way (idempotent). */
@@ -948,3 +991,8 @@ class StreamRuntime {
     await this.relay.stop().catch(() => {})
   }
 }
+
+/** How long the outbox relay may publish at the end of a --until-idle run (a signal: STOP_DRAIN_MS). */
+const IDLE_DRAIN_MS = 60_000
+/** lag_end's retry: about half a second of attempts, then -1 (lagEnd) */
+const LAG_END_RETRY = {retries: 2, initialRetryTime: 100, maxRetryTime: 500}

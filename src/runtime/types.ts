@@ -101,6 +101,10 @@ export interface PipelineContext {
   /** dedupe keys older than this are pruned */
   dedupeRetentionMs: number
   logger: Logger
+  /** a stop (SIGTERM/SIGINT) ends a start check's wait for a lock on a sink table (sinks/table.ts planWaiting) */
+  signal?: AbortSignal
+  /** a line for the person at the terminal: stream run's human mode (a start check waiting for a lock) */
+  notice?: (message: string) => void
 }
 
 /**

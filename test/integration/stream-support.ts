@@ -152,18 +152,21 @@ sinks: [{table: t}]
  * The runtime's batch transaction without Kafka (src/runtime/batch.ts, group.ts): a schema with
  * the tables of `tables(schema)`, a pipeline of `spec` (the part after `source:`, a topic
  * `<name>.raw`), its stages and sinks as `stream run` builds them, and prepared batches of
- * records `{id, amount, ...}` at given offsets, as kafkajs would hand them over.
+ * records `{id, amount, ...}` at given offsets, as kafkajs would hand them over. `as`: the pool
+ * of another role for the pipeline to run with, given the schema and the test's own pool (which
+ * created the tables, and may grant on them).
  */
-export async function batchFixture(options: {prefix: string; tables: (schema: string) => string[]; spec: string; dedupeRetentionMs?: number}) {
+export async function batchFixture(options: {prefix: string; tables: (schema: string) => string[]; spec: string; dedupeRetentionMs?: number; as?: (schema: string, pool: pg.Pool) => Promise<pg.Pool>}) {
   const pool = testPool()
   const schema = await createTestSchema(pool)
   for (const sql of options.tables(schema)) await pool.query(sql)
+  const runAs = options.as ? await options.as(schema, pool) : pool
   const name = uniqueName(options.prefix)
   const topic = `${name}.raw`
   const loaded = parseSpec(`version: 1\nname: ${name}\nsource: {topic: ${topic}}\n${options.spec}`, `${options.prefix}.yaml`)
   const ctx: PipelineContext = {loaded, pipeline: name, schema, maxRecordBytes: 1 << 20, dedupeRetentionMs: options.dedupeRetentionMs ?? 60_000, logger: silentLogger}
   const stages = buildStages(ctx)
-  const deps: BatchDeps = {pool, transact: stages.transact, sinks: await buildSinks(ctx, pool), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
+  const deps: BatchDeps = {pool: runAs, transact: stages.transact, sinks: await buildSinks(ctx, runAs), dlqTopic: `${name}.dlq`, deadLetter: {pipeline: name, version: 'v', attempts: 1}}
   /** Offsets `from`..`to` of `partition`, each message keyed and valued by `record(offset)`, through the prepare stages. */
   const batch = async (partition: number, from: number, to: number, record: (o: number) => {id: string} & Record<string, unknown>, extra: Partial<BatchInput> = {}): Promise<BatchInput> => {
     const items: WorkItem[] = []

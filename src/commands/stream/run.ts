@@ -50,6 +50,7 @@ export default class StreamRun extends CutoverCommand {
       ...(flags.consumers === undefined ? {} : {consumers: flags.consumers}),
       logger: this.logger,
       signal: controller.signal,
+      onNotice: (m) => this.progress(m),
       ...(this.jsonEnabled()
         ? {}
         : {

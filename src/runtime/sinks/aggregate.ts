@@ -177,7 +177,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
     return item.record![name] ?? null
   }
 
-  await checkStatement(pool, file, info, sql(0), inputs.length, `the aggregate sink grouped by ${groupBy.join(', ')}`)
+  await checkStatement(pool, file, info, sql(0), inputs.length, `the aggregate sink grouped by ${groupBy.join(', ')}`, ctx)
 
   // the columns a refused row may overflow: a group's own value, else (22003) the one numeric
   // aggregate column whose running total it would push over, when there is only one

@@ -6,14 +6,18 @@
  * indexes an `ON CONFLICT (...)` can use (pg_index: valid, immediate, without predicate or
  * expression, by their key columns), columns PostgreSQL fills itself, and the sink's statement
  * planned once (checkStatement: EXPLAIN) for what only PostgreSQL can tell (a view's table, a
- * rule, a privilege). The fixes are SQL that runs on a table with rows (ALTER ... USING).
+ * rule, a privilege, row-level security without a policy for the role). The fixes are SQL that
+ * runs on a table with rows (ALTER ... USING). Planning waits for a lock another session holds on
+ * the table (an ALTER TABLE, a VACUUM FULL, a migration), saying who holds it (planWaiting).
  *
  * Identifiers from the spec are always quoted (`quoteIdent`); values are always parameters.
  */
 import {SpecError} from '../../errors.js'
 import type {FieldSpec} from '../../config/spec.js'
+import type {Logger} from '../../log.js'
 import type {Pool} from '../../pg/pool.js'
 import {quoteIdent} from '../../pg/ident.js'
+import {sleep} from '../ratelimit.js'
 
 export {quoteIdent} from '../../pg/ident.js'
 
@@ -81,7 +85,9 @@ export interface TableInfo {
   uniqueIndexes?: UniqueIndex[]
   /**
    * rows may go in by `COPY ... FROM STDIN` (pg/copy.ts) as they would by INSERT: a plain or
-   * partitioned table without INSERT rules (COPY does not apply rules, and a view is not copied into)
+   * partitioned table without INSERT rules (COPY does not apply rules, and a view is not copied
+   * into) whose row-level security does not apply to the role (PostgreSQL refuses COPY FROM
+   * then, 0A000, on every try)
    */
   copyable: boolean
   /** pg_class.relkind: r table, p partitioned table, v view, f foreign table, m materialized view */
@@ -179,7 +185,8 @@ export async function describeTable(pool: Pool, ref: TableRef): Promise<TableInf
   )
   const uniqueIndexes: UniqueIndex[] = idx.rows.map((r) => ({name: r.name, columns: r.cols, primary: r.primary, constraint: r.constraint, deferrable: !r.immediate}))
   const kind = await pool.query<{copyable: boolean; relkind: string; partition_key: string[] | null}>(
-    `SELECT c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3') AS copyable,
+    `SELECT c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3')
+            AND NOT row_security_active(c.oid) AS copyable,
             c.relkind::text AS relkind,
             (SELECT CASE WHEN 0 = ANY(p.partattrs::int2[]) THEN NULL ELSE
                     array(SELECT a.attname::text FROM unnest(p.partattrs::int2[]) WITH ORDINALITY AS k(attnum, ord)
@@ -476,17 +483,31 @@ export function requireWritable(file: string, info: TableInfo, written: string[]
 /** SQLSTATEs by which PostgreSQL refuses a statement for what the table is, not for an outage. */
 const REFUSED_STATEMENT = /^(42|0A|428C9$|55000$|21)/
 
+/** How the start checks wait for a lock on a sink table (planWaiting): who is told, and what ends the wait. */
+export interface StartWait {
+  /** `start.lock.waiting` (warn) while it waits, `start.lock.acquired` once it got the lock */
+  logger?: Logger
+  /** the same, a line for the person at the terminal (stream run's human mode) */
+  notice?: (message: string) => void
+  /** a stop (SIGTERM/SIGINT): the wait ends, nothing is planned (the caller, stopping, writes nothing) */
+  signal?: AbortSignal
+}
+
 /**
  * The sink's own statement planned once at start (`EXPLAIN`, nothing written; its arrays empty):
  * what the checks above cannot see is then refused at start (exit 2), not by every batch: no
  * unique index the upsert can infer (a view's table, 42P10), a column it may not write, a
- * privilege it lacks (42501), and an arbiter index that is DEFERRABLE (ON CONFLICT refuses it
- * when it runs, 55000). Errors of the connection are thrown as they are.
+ * privilege it lacks (42501), an arbiter index that is DEFERRABLE (ON CONFLICT refuses it
+ * when it runs, 55000), and row-level security with no policy that lets the role write
+ * (requirePolicies). Errors of the connection are thrown as they are. Planning takes a lock on
+ * the table and waits for one another session holds (planWaiting: `wait` says who is told and
+ * what stops the wait; stopped, it returns without a check).
  */
-export async function checkStatement(pool: Pool, file: string, info: TableInfo, text: string, arrays: number, what: string): Promise<void> {
+export async function checkStatement(pool: Pool, file: string, info: TableInfo, text: string, arrays: number, what: string, wait: StartWait = {}): Promise<void> {
   let plan: unknown
   try {
-    const r = await pool.query<{'QUERY PLAN': unknown}>(`EXPLAIN (FORMAT JSON, VERBOSE) ${text}`, Array.from({length: arrays}, () => '{}'))
+    const r = await planWaiting<{'QUERY PLAN': unknown}>(pool, info.ref, `EXPLAIN (FORMAT JSON, VERBOSE) ${text}`, Array.from({length: arrays}, () => '{}'), wait)
+    if (r === STOPPED) return
     plan = r.rows[0]?.['QUERY PLAN']
   } catch (e) {
     const err = e as {code?: string; message?: string}
@@ -511,6 +532,7 @@ export async function checkStatement(pool: Pool, file: string, info: TableInfo, 
     throw new SpecError({file}, `sink table ${info.ref.label} refuses what ${what} writes: ${err.message} (SQLSTATE ${err.code})`, {hint})
   }
   const node = (Array.isArray(plan) ? (plan[0] as {Plan?: Record<string, unknown>})?.Plan : undefined) ?? {}
+  await requirePolicies(pool, file, info, node['Conflict Resolution'] as string | undefined, what)
   const arbiters = (node['Conflict Arbiter Indexes'] as string[] | undefined) ?? []
   const schema = (node['Schema'] as string | undefined) ?? info.ref.schema
   if (arbiters.length === 0) return
@@ -526,5 +548,159 @@ export async function checkStatement(pool: Pool, file: string, info: TableInfo, 
       `sink table ${info.ref.label}: the unique index ${names} that ${what} would use is DEFERRABLE, which ON CONFLICT cannot use (every write would fail)`,
       {hint: `re-create the constraint ${names} NOT DEFERRABLE (ALTER TABLE ... DROP CONSTRAINT ..., ADD CONSTRAINT ... UNIQUE (...))`},
     )
+  }
+}
+
+/** What each command's missing policy means for the sink's records. */
+const POLICY_NEEDED: Record<string, {verb: string; refused: string; clause: string}> = {
+  INSERT: {verb: 'insert rows', refused: 'every record', clause: 'WITH CHECK (true)'},
+  SELECT: {verb: 'read the rows it writes (INSERT ... ON CONFLICT checks them against the SELECT policies)', refused: 'every record', clause: 'USING (true)'},
+  UPDATE: {verb: 'update rows', refused: 'every record whose key is in the table', clause: 'USING (true) WITH CHECK (true)'},
+}
+
+/**
+ * Row-level security on the sink table for the role (not its owner, not a superuser or BYPASSRLS:
+ * row_security_active) refuses, one by one, the rows no permissive policy admits; a row a policy
+ * refuses is dead-lettered (SINK_REJECTED, batch.ts isPolicyRefusal). With no permissive policy
+ * at all for a command the statement needs, that is every row: refused here (exit 2) instead of a
+ * DLQ holding every record. The upsert needs INSERT; with ON CONFLICT (`conflict`, from the plan)
+ * SELECT too, and with DO UPDATE UPDATE (PostgreSQL's default deny, seen on 15: an INSERT ... ON
+ * CONFLICT DO NOTHING is refused without a SELECT policy).
+ */
+async function requirePolicies(pool: Pool, file: string, info: TableInfo, conflict: string | undefined, what: string): Promise<void> {
+  const commands = ['INSERT', ...(conflict ? ['SELECT'] : []), ...(conflict === 'UPDATE' ? ['UPDATE'] : [])]
+  const r = await pool.query<{cmd: string; role: string}>(
+    `SELECT cmd, current_user::text AS role
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, unnest($3::text[]) AS cmd
+      WHERE n.nspname = $1 AND c.relname = $2 AND row_security_active(c.oid)
+        AND NOT EXISTS (SELECT 1 FROM pg_policy p
+                         WHERE p.polrelid = c.oid AND p.polpermissive
+                           AND p.polcmd::text IN ('*', CASE cmd WHEN 'SELECT' THEN 'r' WHEN 'INSERT' THEN 'a' WHEN 'UPDATE' THEN 'w' END)
+                           AND EXISTS (SELECT 1 FROM unnest(p.polroles) AS r(oid) WHERE CASE WHEN r.oid = 0 THEN true ELSE pg_has_role(current_user, r.oid, 'MEMBER') END))
+      ORDER BY array_position($3::text[], cmd)`,
+    [info.ref.schema, info.ref.table, commands],
+  )
+  if (r.rows.length === 0) return
+  const role = r.rows[0]!.role
+  const missing = r.rows.map((x) => x.cmd)
+  const needs = missing.map((cmd) => `${cmd} (to ${POLICY_NEEDED[cmd]!.verb}: ${POLICY_NEEDED[cmd]!.refused} would be refused)`)
+  throw new SpecError({file}, `sink table ${info.ref.label} has row-level security on for role ${role}, and no permissive policy for ${needs.join(', ')}, which ${what} needs`, {
+    hint: `${missing.map((cmd) => `CREATE POLICY ${quoteIdent(`cutover_${cmd.toLowerCase()}`)} ON ${info.ref.sql} FOR ${cmd} TO ${quoteIdent(role)} ${POLICY_NEEDED[cmd]!.clause};`).join(' ')} (run by the table's owner, with the conditions its rows must meet instead of true: a row a policy refuses goes to the DLQ)`,
+  })
+}
+
+/** planWaiting's answer when a stop (StartWait `signal`) ended the wait: nothing was planned. */
+const STOPPED = Symbol('stopped')
+/** When a start check still planning first asks who holds the lock it waits for (pg_blocking_pids)... */
+const LOCK_FIRST_LOOK_MS = 1000
+/** ... and then how often, while it waits: each time it says who. */
+const LOCK_REPORT_MS = 10_000
+
+/** A session that holds (or waits ahead for) the lock a start check waits for: never its query text (it may hold values, secrets). */
+type LockBlocker = {
+  /** 0: a prepared transaction (pg_prepared_xacts) */
+  pid: number
+  application_name: string | null
+  user: string | null
+  /** pg_stat_activity.state: `idle in transaction`, `active`, ... (null when the role may not see it: pg_read_all_stats) */
+  state: string | null
+  /** the lock modes it holds on the relation waited for (AccessExclusiveLock); null when it waits for it too, ahead in the queue */
+  holds: string | null
+  /** how long its transaction has been open (the lock is held at most that long); null when the role may not see it */
+  transaction_s: number | null
+}
+
+/** Who blocks backend `pid`, and on what relation it waits. */
+async function lockBlockers(pool: Pool, pid: number): Promise<{relation: string | null; blockers: LockBlocker[]}> {
+  const r = await pool.query<LockBlocker & {relation: string | null}>(
+    `SELECT (SELECT n.nspname || '.' || c.relname FROM pg_locks w JOIN pg_class c ON c.oid = w.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE w.pid = $1 AND NOT w.granted LIMIT 1) AS relation,
+            b.pid, a.application_name, a.usename::text AS user, a.state,
+            (SELECT string_agg(DISTINCT l.mode, ', ') FROM pg_locks l
+               JOIN pg_locks w ON w.pid = $1 AND NOT w.granted AND w.locktype = l.locktype
+                              AND w.database IS NOT DISTINCT FROM l.database AND w.relation IS NOT DISTINCT FROM l.relation
+              WHERE l.pid = b.pid AND l.granted) AS holds,
+            floor(extract(epoch FROM clock_timestamp() - a.xact_start))::int AS transaction_s
+       FROM unnest(pg_blocking_pids($1)) AS b(pid) LEFT JOIN pg_stat_activity a ON a.pid = b.pid
+      ORDER BY b.pid`,
+    [pid],
+  )
+  return {relation: r.rows[0]?.relation ?? null, blockers: r.rows.map(({relation: _, ...b}) => b)}
+}
+
+/** One blocker, for the person at the terminal. */
+function describeBlocker(b: LockBlocker): string {
+  if (b.pid === 0) return 'a prepared transaction (see pg_prepared_xacts)'
+  const facts = [
+    `application ${JSON.stringify(b.application_name ?? '')}`,
+    `user ${b.user ?? 'unknown'}`,
+    b.holds ? `holding ${b.holds}` : 'waiting for it too, ahead in the queue',
+    b.transaction_s === null ? 'its transaction age not visible to this role' : `in a transaction for ${b.transaction_s} s${b.state ? ` (${b.state})` : ''}`,
+  ]
+  return `pid ${b.pid} (${facts.join(', ')})`
+}
+
+/**
+ * Runs `sql` (a start check's EXPLAIN, which takes a lock on the sink table) on a connection of
+ * its own. While it waits for a lock another session holds (an ALTER TABLE, a VACUUM FULL, a
+ * migration in an open transaction), it says so after LOCK_FIRST_LOOK_MS and every
+ * LOCK_REPORT_MS: the relation, how long it has waited, and each blocking backend's pid,
+ * application_name, user and lock, from pg_blocking_pids, pg_locks and pg_stat_activity (never
+ * the query: it may hold values and secrets). It waits as long as the lock is held and keeps its
+ * place in the lock queue (no lock_timeout to retry on). A stop (`signal`) cancels the statement
+ * (pg_cancel_backend: a backend waiting for a lock would not notice its client gone, and would
+ * stay in the queue) and returns STOPPED; the connection is then closed, so that the cancel can
+ * reach nothing else.
+ */
+async function planWaiting<T extends Record<string, unknown>>(pool: Pool, ref: TableRef, sql: string, params: unknown[], wait: StartWait): Promise<{rows: T[]} | typeof STOPPED> {
+  if (wait.signal?.aborted) return STOPPED
+  const client = await pool.connect()
+  let discard = false
+  // ends the sleeps below: at a stop, and when done (their timers cleared)
+  const tick = new AbortController()
+  const stop = () => tick.abort()
+  wait.signal?.addEventListener('abort', stop, {once: true})
+  try {
+    const pid = (await client.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+    const started = Date.now()
+    const planned = client.query<T>(sql, params).then(
+      (result) => ({result}),
+      (error: unknown) => ({error}),
+    )
+    let table: string | undefined
+    for (let delay = LOCK_FIRST_LOOK_MS; ; delay = LOCK_REPORT_MS) {
+      const done = await Promise.race([planned, sleep(delay, tick.signal).then(() => undefined)])
+      const waited_s = Math.round((Date.now() - started) / 1000)
+      if (done) {
+        if (table !== undefined) {
+          wait.logger?.info('start.lock.acquired', {table, sink_table: ref.label, waited_s})
+          wait.notice?.(`the lock on ${table} was released after ${waited_s} s: the start checks go on`)
+        }
+        if ('error' in done) {
+          discard = true
+          throw done.error
+        }
+        return done.result
+      }
+      if (wait.signal?.aborted) {
+        discard = true
+        await pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {})
+        await planned
+        wait.logger?.info('start.lock.stopped', {table: table ?? ref.label, sink_table: ref.label, waited_s})
+        return STOPPED
+      }
+      const seen = await lockBlockers(pool, pid).catch((e: unknown) => {
+        wait.logger?.debug('start.lock.look.failed', {error: e})
+        return undefined
+      })
+      if (!seen || seen.blockers.length === 0) continue
+      table = seen.relation ?? ref.label
+      wait.logger?.warn('start.lock.waiting', {table, sink_table: ref.label, waited_s, blockers: seen.blockers})
+      wait.notice?.(`waiting for a lock on ${table} (${waited_s} s so far), blocked by ${seen.blockers.map(describeBlocker).join('; ')}: the run starts once it is released (SIGTERM or Ctrl-C stops it)`)
+    }
+  } finally {
+    wait.signal?.removeEventListener('abort', stop)
+    tick.abort()
+    client.release(discard)
   }
 }

@@ -180,7 +180,7 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     return rows
   }
 
-  await checkStatement(pool, file, info, (looseKey ? lastOfTableKey : upsert)(0), fieldNames.length, `the sink keyed by ${key.join(', ')}`)
+  await checkStatement(pool, file, info, (looseKey ? lastOfTableKey : upsert)(0), fieldNames.length, `the sink keyed by ${key.join(', ')}`, ctx)
 
   return {
     name: 'upsert',
