@@ -36,6 +36,9 @@
  *                     start of the record): accepted; one that needs slack bytes: rejected,
  *                     with the FILLER to write instead; on DISPLAY and COMP-3: no effect
  *   edited pictures   (Z, comma, period, +, -, CR, DB, $, B, 0, /) are read as text
+ *   USAGE, SIGN       on a group: apply to each elementary item under it (05 AMTS COMP-3.
+ *                     over 10 AMT1 PIC S9(5)V99. is packed); an item's own SIGN wins, an
+ *                     item's USAGE that contradicts its group's is rejected
  *   OCCURS n [TIMES]  on an item or a group: the fields repeat, named NAME_1 .. NAME_n
  *                     (nested: NAME_1_2)
  *   groups            a group (below 01) made only of text and unsigned DISPLAY integers is
@@ -95,8 +98,12 @@ interface Item {
   occurs: number
   picture?: string
   usage: 'display' | 'comp-3' | 'binary'
+  /** the item has a USAGE of its own (or one it inherits from a group: see inheritGroupClauses) */
+  usageSet?: boolean
   signSeparate?: 'leading' | 'trailing'
   signLeading?: boolean
+  /** the item has a SIGN clause of its own (or inherits one) */
+  signSet?: boolean
   /** SYNC / SYNCHRONIZED (on a group: on each of its elementary items) */
   sync?: boolean
   line: number
@@ -232,13 +239,17 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
         if (tokens[k + 1]?.toUpperCase() === 'IS') k++
       } else if (t === 'COMP-3' || t === 'COMPUTATIONAL-3' || t === 'PACKED-DECIMAL') {
         item.usage = 'comp-3'
+        item.usageSet = true
       } else if (['COMP', 'COMP-4', 'COMP-5', 'COMPUTATIONAL', 'COMPUTATIONAL-4', 'COMPUTATIONAL-5', 'BINARY'].includes(t)) {
         item.usage = 'binary'
+        item.usageSet = true
       } else if (['COMP-1', 'COMP-2', 'COMPUTATIONAL-1', 'COMPUTATIONAL-2'].includes(t)) {
         fail(st.line, `${name}: ${t} (floating point) is not supported`, 'money is exact: ask for the field as COMP-3 or zoned decimal')
       } else if (t === 'DISPLAY') {
         item.usage = 'display'
+        item.usageSet = true
       } else if (t === 'SIGN') {
+        item.signSet = true
         if (tokens[k + 1]?.toUpperCase() === 'IS') k++
         const where = next()?.toUpperCase()
         if (where !== 'LEADING' && where !== 'TRAILING') fail(st.line, `${name}: SIGN must be LEADING or TRAILING`, 'write SIGN IS TRAILING SEPARATE')
@@ -276,6 +287,7 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
   if (groups.length > 1) {
     fail(groups[1]!.line, `the copybook describes ${groups.length} records (${groups.map((r) => r.name).join(', ')})`, 'keep one 01 record per copybook (REDEFINES at 01 level is not supported)')
   }
+  for (const r of roots) inheritGroupClauses(r, file)
   const fields: CopybookField[] = []
   const paths: string[][] = []
   let offset = 0
@@ -361,6 +373,34 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
   if (dup) fail(dup.line, `field name ${dup.name} is used twice`, 'rename one of the items')
   const root = roots.length === 1 && roots[0]!.children.length > 0 ? roots[0]! : undefined
   return {name: root ? toSnakeCase(root.name) : undefined, fields, recordLength: offset}
+}
+
+/**
+ * USAGE and SIGN written on a group apply to every elementary item in it, as in COBOL:
+ * `05 AMOUNTS COMP-3.` over `10 AMT1 PIC S9(5)V99.` makes AMT1 packed (4 bytes, not 7 zoned),
+ * and `05 SGN SIGN LEADING SEPARATE.` gives its signed items a leading sign byte (unsigned ones
+ * have no sign to place). An item's own USAGE that contradicts its group's is a SpecError, as a
+ * COBOL compiler refuses it; an item's own SIGN clause wins over the group's.
+ */
+function inheritGroupClauses(group: Item, file: string): void {
+  for (const c of group.children) {
+    if (group.usageSet) {
+      if (!c.usageSet) {
+        c.usage = group.usage
+        c.usageSet = true
+      } else if (c.usage !== group.usage) {
+        throw new SpecError({file, line: c.line}, `${c.name} is ${c.usage.toUpperCase()} inside ${group.name}, whose USAGE is ${group.usage.toUpperCase()}`, {
+          hint: `an item's USAGE must agree with its group's: drop one of the two USAGE clauses (line ${group.line} or ${c.line})`,
+        })
+      }
+    }
+    if (group.signSet && !c.signSet && (c.children.length > 0 || (c.picture !== undefined && expandPicture(c.picture).startsWith('S')))) {
+      c.signSet = true
+      if (group.signSeparate) c.signSeparate = group.signSeparate
+      if (group.signLeading) c.signLeading = true
+    }
+    inheritGroupClauses(c, file)
+  }
 }
 
 /**

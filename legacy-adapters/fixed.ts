@@ -26,7 +26,10 @@
  * whoever shows it masks it for a sensitive field); a record shorter than the copybook (a partial
  * record at the end of the file, or an RDW record too short) is SCHEMA_VIOLATION.
  * An RDW that cannot be a length (under 4 bytes, or non-zero bytes 3-4) ends the read with a
- * SpecError: the record boundaries after it are unknown.
+ * SpecError: the record boundaries after it are unknown. A file whose records are each followed
+ * by a line end (CRLF, LF; EBCDIC NL) while record_length is the copybook's is a UsageError
+ * before any record, naming the record_length= that skips them: read as it is, every record
+ * after the first would be shifted (lineEndsAfterRecords).
  *
  * Position: the file, the 1-based record number and the record's byte offset in the file.
  */
@@ -235,8 +238,21 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
     }
   }
 
+  let checkedLineEnds = opts.rdw || opts.recordLength !== need
   for await (const chunk of chunks) {
     const buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    if (!checkedLineEnds) {
+      checkedLineEnds = true
+      const ends = lineEndsAfterRecords(buf, need, opts.encoding)
+      if (ends) {
+        throw new UsageError(
+          `${opts.source}: each ${need}-byte record of the copybook is followed by a line end (${ends.name} at bytes ${ends.at.join(', ')}${ends.more ? ', ...' : ''}): read as ${need}-byte records, every record after the first would start ${ends.length} byte${ends.length === 1 ? '' : 's'} late`,
+          {
+            hint: `add record_length=${need + ends.length} to the source to skip the line ends${opts.copybook.fields.some((f) => f.kind === 'packed' || f.kind === 'binary') ? ' (a file with COMP-3 or binary fields that has line ends was probably transferred as text, which corrupts those fields: transfer it in binary)' : ''}`,
+          },
+        )
+      }
+    }
     const batch: RawRecord[] = []
     let pos = 0
     if (opts.rdw) {
@@ -277,6 +293,43 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
       yield [one(pending, 0, Math.min(pending.length, need), fileOffset)]
     }
   }
+}
+
+/** Line ends of text files: CRLF, LF, and for EBCDIC NL (0x15), LF (0x25) and CR LF (0x0D 0x25). */
+const LINE_ENDS: Record<'ascii' | 'ebcdic', {name: string; bytes: number[]}[]> = {
+  ascii: [
+    {name: 'CRLF', bytes: [0x0d, 0x0a]},
+    {name: 'LF', bytes: [0x0a]},
+  ],
+  ebcdic: [
+    {name: 'CR LF (0D 25)', bytes: [0x0d, 0x25]},
+    {name: 'NL (15)', bytes: [0x15]},
+    {name: 'LF (25)', bytes: [0x25]},
+  ],
+}
+
+/**
+ * Whether the first bytes of a file (`head`) are `need`-byte records each followed by a line end
+ * (a fixed-width file written or transferred as text): a line end right after every record in
+ * `head`, at least two of them, or one that ends `head` exactly. Undefined when not: a binary
+ * file of `need`-byte records has a line end at all these places only by a chance that falls
+ * with every record looked at.
+ */
+export function lineEndsAfterRecords(head: Uint8Array, need: number, encoding: SupportedEncoding): {name: string; length: number; at: number[]; more: boolean} | undefined {
+  for (const end of LINE_ENDS[EBCDIC.has(encoding) ? 'ebcdic' : 'ascii']) {
+    const k = end.bytes.length
+    const at: number[] = []
+    let ok = true
+    for (let p = need; p + k <= head.length; p += need + k) {
+      if (!end.bytes.every((b, i) => head[p + i] === b)) {
+        ok = false
+        break
+      }
+      at.push(p)
+    }
+    if (ok && (at.length >= 2 || (at.length === 1 && head.length === need + k))) return {name: end.name, length: k, at: at.slice(0, 3), more: at.length > 3}
+  }
+  return undefined
 }
 
 /** A field's bytes as a COBOL hexadecimal literal: X'C098C1404040'. */

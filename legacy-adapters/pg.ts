@@ -27,7 +27,8 @@
  * warning: positions go into Kafka headers, rejects, logs and the backfill checkpoint.
  *
  * Errors: an unreachable server is ServiceUnavailableError (exit 3); an unknown table or
- * column or an SQL syntax error is a UsageError (exit 2) naming the source. When the table or
+ * column or an SQL syntax error is a UsageError (exit 2) naming the source; so is a result with
+ * two columns of one name (a join's `a.id, b.id`), whose values would overwrite each other. When the table or
  * column was not found but one whose name differs only in case exists (`pg:s.Upper` reads
  * s.upper, the table is s."Upper"), the hint says that unquoted names fold to lower case and
  * gives the quoted form to write (foldedNameHint).
@@ -233,6 +234,7 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       stream = client.query(new QueryStream(sql, [], {batchSize, types: TEXT_TYPES}))
       let rowNo = 0
       for await (const rows of readableBatches(stream)) {
+        if (rowNo === 0) assertDistinctColumns(uri, (stream._result as {fields?: {name: string}[]} | undefined)?.fields)
         const batch: RawRecord[] = new Array<RawRecord>(rows.length)
         for (let i = 0; i < rows.length; i++) {
           const row = rows[i] as Record<string, unknown>
@@ -260,6 +262,24 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       await client.end().catch(() => {})
     }
   })
+}
+
+/**
+ * A result with two columns of one name (`SELECT a.id, b.id ...`, `SELECT *` over a join) would
+ * keep only the last one's value under that name, and a field reading it would read the other
+ * column without a word: a UsageError naming the column instead.
+ */
+function assertDistinctColumns(uri: SourceUri, fields: readonly {name: string}[] | undefined): void {
+  if (!fields) return
+  const seen = new Set<string>()
+  for (const f of fields) {
+    if (seen.has(f.name)) {
+      throw new UsageError(`source "${uri.text}": the result has more than one column named ${f.name}; each would overwrite the other in the record`, {
+        hint: `give the columns distinct names in query= (SELECT a.${f.name} AS a_${f.name}, b.${f.name} AS b_${f.name} ...)`,
+      })
+    }
+    seen.add(f.name)
+  }
 }
 
 /** Drains a Readable in batches of whatever it has buffered: one await per batch, not per row. */
