@@ -28,12 +28,14 @@
  */
 import {hostname, userInfo} from 'node:os'
 import {randomBytes} from 'node:crypto'
-import {createReadStream} from 'node:fs'
+import {createReadStream, readFileSync} from 'node:fs'
 import {stat} from 'node:fs/promises'
-import {resolve as resolvePath} from 'node:path'
+import {dirname, resolve as resolvePath} from 'node:path'
 import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
 import {csvLine} from '../../legacy-adapters/csv.js'
+import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
+import {parseCopybook} from '../../legacy-adapters/copybook.js'
 import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from '../config/spec.js'
@@ -223,6 +225,60 @@ function recordAsRead(loaded: LoadedSpec, uri: SourceUri): (r: RawRecordOk) => s
   }
 }
 
+/**
+ * A kafka: source read with a spec whose source.format is csv or fixed holds what `stream run`
+ * with that spec consumes: one CSV line, or one copybook record, per message (an archive of the
+ * pipeline's own topic, say). Each message is decoded as `stream run` decodes it (the same
+ * per-message decoders, legacy-adapters/message.ts), so that the spec sees the record's fields;
+ * the kafka: reader alone takes a value for JSON (or, format=text, for one field `value`), and
+ * every such record was rejected (DECODE_ERROR), exit 0. undefined for json specs.
+ */
+function kafkaMessageFields(loaded: LoadedSpec): ((r: RawRecord) => RawRecord) | undefined {
+  const source = loaded.spec.source
+  let decode: MessageDecoder | undefined
+  if (source.format === 'csv') {
+    decode = csvMessageDecoder({columns: source.columns ?? [], delimiter: source.delimiter ?? ',', encoding: source.encoding})
+  } else if (source.format === 'fixed') {
+    const path = resolvePath(dirname(loaded.file), source.copybook ?? '')
+    let text: string
+    try {
+      text = readFileSync(path, 'utf8')
+    } catch (e) {
+      throw new SpecError(specLocation(loaded, ['source', 'copybook']), `source.copybook ${source.copybook ?? ''}: cannot read ${path}: ${(e as Error).message}`, {
+        hint: 'a relative copybook path starts at the folder of the spec file',
+        cause: e,
+      })
+    }
+    decode = fixedMessageDecoder({copybook: parseCopybook(text, path), encoding: source.encoding})
+  }
+  if (!decode) return undefined
+  const d = decode
+  return (r) => {
+    if (!r.raw) return r // a tombstone: the reader's DECODE_ERROR
+    const origin = {key: r.key ?? null, ...(r.headers ? {headers: r.headers} : {})}
+    const m = d(r.raw)
+    if (m.ok) return {ok: true, fields: m.fields, position: r.position, raw: r.raw, ...origin}
+    return {ok: false, code: m.code, message: `${formatPosition(r.position)}: ${m.message}`, position: r.position, raw: r.raw, ...origin, ...(m.field !== undefined ? {field: m.field} : {})}
+  }
+}
+
+/**
+ * The source's batches until a stop: a reader given the signal gives up its read when it aborts
+ * (pg: destroys its cursor stream, csv:/fixed: their file stream, kafka: its fetch wait) and
+ * throws from the read it was in. After SIGINT/SIGTERM that is the stop, not a failure of the
+ * source: the batches end there, and the backfill stops with its checkpoint (exit 130/143,
+ * status stopped), as it does when the signal comes between two reads. An error of the source
+ * while no stop was asked for is thrown as it is.
+ */
+async function* untilStopped<T>(batches: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  try {
+    for await (const b of batches) yield b
+  } catch (e) {
+    if (signal?.aborted) return
+    throw e
+  }
+}
+
 /** The options that define the record stream: a resumed run must not change them. */
 const FIXED = ['from', 'to', 'spec', 'key', 'since', 'until', 'dlq', 'send'] as const
 
@@ -314,6 +370,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (spec) for (const k of keyFields) if (!(k in spec.fields)) throw new UsageError(`--key ${k} is not a field of the spec`, {hint: `one of: ${Object.keys(spec.fields).join(', ')}`})
     // --send normalized: a dead letter keeps the fields as JSON (kafka: the value bytes), as before
     const asRead = loaded && !sendNormalized ? recordAsRead(loaded, uri) : (r: RawRecordOk) => (isKafka && r.raw ? r.raw : JSON.stringify(r.fields))
+    // a kafka: source with a csv or fixed spec: each message decoded as stream run decodes it (read
+    // as text, not tried as JSON first, unless the URI says format=)
+    const messageFields = isKafka && loaded ? kafkaMessageFields(loaded) : undefined
+    if (messageFields && uri.params.format === undefined) uri.params = {...uri.params, format: 'text'}
+    // and a json spec's messages in its source.encoding, as stream run reads them (unless the URI says encoding=)
+    if (isKafka && spec && !messageFields && uri.params.encoding === undefined && spec.source.encoding) uri.params = {...uri.params, encoding: spec.source.encoding}
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
     const keyFrom = keyFunction(keyFields)
@@ -599,16 +661,17 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
           }
         }
       } else {
-        outer: for await (const records of recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})}))) {
-          for (const r of records) {
+        outer: for await (const records of untilStopped(recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})})), signal)) {
+          for (const read of records) {
             ordinal++
-            const pos = r.position
+            const pos = read.position
             if (isKafka && pos.partition !== undefined && pos.offset !== undefined) {
               const done = skipPartitions.get(pos.partition)
               if (done !== undefined && BigInt(pos.offset) <= done) continue
             } else if (ordinal <= skipRecords) {
               continue
             }
+            const r = messageFields ? messageFields(read) : read
             const m = batch.meta
             m.records = ordinal
             m.last = pos
