@@ -28,7 +28,7 @@
  */
 import {hostname, userInfo} from 'node:os'
 import {randomBytes} from 'node:crypto'
-import {createReadStream, readFileSync} from 'node:fs'
+import {createReadStream, readFileSync, realpathSync} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {dirname, resolve as resolvePath} from 'node:path'
 import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
@@ -282,6 +282,35 @@ async function* untilStopped<T>(batches: AsyncIterable<T>, signal: AbortSignal |
 /** The options that define the record stream: a resumed run must not change them. */
 const FIXED = ['from', 'to', 'spec', 'key', 'since', 'until', 'dlq', 'send'] as const
 
+/**
+ * What a checkpoint keeps of --spec, in `options`: `spec` the path resolved against the working
+ * directory it was read from, and `specSha256` the SHA-256 of the file's bytes (loadSpec's
+ * `sha256`, as stream run's dead letters carry it). A resume compares the content, not the path
+ * text: an edited spec (another normalize rule, another field) would send the rest normalized
+ * unlike the part already sent, and `./p.yaml` is `p.yaml`. Checkpoints from before the digest
+ * have `spec` as it was typed, and are compared by path.
+ */
+const SPEC_DIGEST = 'specSha256'
+
+function samePath(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p)
+    } catch {
+      return resolvePath(p)
+    }
+  }
+  return resolvePath(a) === resolvePath(b) || real(a) === real(b)
+}
+
+/** --burst is tokens on top of --rate's: without a rate there is no bucket, and it did nothing. */
+function burstWithoutRate(burst: number, resumed?: string): UsageError {
+  return new UsageError(
+    resumed ? `--burst ${burst} needs a --rate, and backfill ${resumed} has none` : `--burst ${burst} needs --rate: it is the records that may go at once beyond the rate`,
+    {hint: resumed ? `add --rate N/s to pace the rest of ${resumed} (--burst goes on top of it), or drop --burst` : 'add --rate N/s (--burst goes on top of it), or drop --burst'},
+  )
+}
+
 export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   const started = Date.now()
   const logger = o.logger.namespace('backfill')
@@ -289,6 +318,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     throw new UsageError('--max-lag and --group go together', {hint: 'add --group <consumer group of the pipeline> to --max-lag N (or drop both)'})
   }
   if (o.resume && o.dryRun) throw new UsageError('--dry-run cannot resume a backfill', {hint: 'drop --dry-run, or --resume'})
+  // a resumed backfill may have its rate saved: checked once its options are known
+  if (o.burst !== undefined && o.rate === undefined && !o.resume) throw burstWithoutRate(o.burst)
 
   const pool: Pool | undefined = o.dryRun ? undefined : await openDatabase(o.settings.databaseUrl, {logger, max: 3, applicationName: 'cutover backfill'})
   const store = pool ? new CheckpointStore(pool) : undefined
@@ -305,18 +336,28 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let resumedFrom: BackfillPosition | null = null
     let base = emptyCounts()
     let runs = 1
+    /** the spec the resumed backfill started with: its saved path and digest */
+    let startedSpec: {path: string; sha256: string} | undefined
     if (o.resume) {
       await store!.lock(id)
       const row = await store!.load(id)
       if (!row) throw new UsageError(`no backfill ${id} in cutover.backfills`, {hint: 'give the id printed when the backfill started (or find it with SELECT id, status FROM cutover.backfills)'})
-      const saved = row.options as Partial<BackfillOptions>
+      const saved = row.options as Partial<BackfillOptions> & {[SPEC_DIGEST]?: unknown}
+      if (typeof saved.spec === 'string' && typeof saved[SPEC_DIGEST] === 'string') startedSpec = {path: saved.spec, sha256: saved[SPEC_DIGEST]}
+      else if (saved.spec !== undefined) {
+        logger.debug('backfill.spec_unverified', {id, spec: saved.spec, note: 'this checkpoint has no digest of its spec (the backfill started before checkpoints kept one): --spec is compared by its path only, and an edit of the file since is not noticed'})
+      }
       for (const k of FIXED) {
         const given = o[k]
-        if (given !== undefined && saved[k] !== undefined && String(given) !== String(saved[k])) {
+        if (given === undefined || saved[k] === undefined) continue
+        // --spec by its content, once loaded (below); without a digest by its path, as before
+        if (k === 'spec' && (startedSpec || samePath(String(given), String(saved.spec)))) continue
+        if (String(given) !== String(saved[k])) {
           throw new UsageError(`--${k} ${String(given)} differs from the backfill's ${String(saved[k])}`, {hint: `a resumed backfill reads the same records: drop --${k} or start a new backfill`})
         }
       }
       opts = {...saved, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), from: row.source, to: row.target}
+      if (o.burst !== undefined && opts.rate === undefined) throw burstWithoutRate(o.burst, id)
       resumedFrom = row.position
       base = {...emptyCounts(), ...row.counts}
       runs = row.runs + 1
@@ -332,6 +373,21 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (!opts.to) throw new UsageError('--to <topic> is required', {hint: 'name the topic to fill'})
     const target = opts.to
     const loaded: LoadedSpec | undefined = opts.spec ? await loadSpec(opts.spec) : undefined
+    if (loaded && startedSpec && loaded.sha256 !== startedSpec.sha256) {
+      const same = samePath(loaded.file, startedSpec.path)
+      throw new UsageError(
+        same
+          ? `the spec ${loaded.file} changed since backfill ${id} started (sha256 ${startedSpec.sha256} then, ${loaded.sha256} now): the rest would be normalized unlike the records already sent`
+          : `--spec ${loaded.file} (sha256 ${loaded.sha256}) is not the spec backfill ${id} started with (${startedSpec.path}, sha256 ${startedSpec.sha256}): the rest would be normalized unlike the records already sent`,
+        {
+          hint: `start a new backfill with the spec as it is now (another --id; it reads the source from its start), or restore ${same ? 'the spec file' : startedSpec.path} to what it held (sha256 ${startedSpec.sha256}) and resume`,
+          details: {spec: loaded.file, spec_started: startedSpec.path, spec_sha256_started: startedSpec.sha256, spec_sha256_now: loaded.sha256},
+        },
+      )
+    }
+    if (loaded && startedSpec && !samePath(loaded.file, startedSpec.path)) {
+      logger.debug('backfill.spec_moved', {id, spec: loaded.file, spec_started: startedSpec.path, note: 'another path, the same content (sha256): resumed with it'})
+    }
     const spec = loaded?.spec
     const dlqTopic = opts.dlq ?? spec?.dlq.topic ?? `${target}.dlq`
 
@@ -391,13 +447,17 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       const saved: Record<string, unknown> = {}
       for (const k of [...FIXED, 'rate', 'burst', 'maxLag', 'group', 'batchSize'] as const) if (opts[k] !== undefined) saved[k] = opts[k]
       saved.dlq = dlqTopic
+      if (loaded) {
+        saved.spec = resolvePath(loaded.file)
+        saved[SPEC_DIGEST] = loaded.sha256
+      }
       await store.create({id, source: opts.from, target, options: saved, position: {records: 0}, counts: emptyCounts(), status: 'running', paused_ms: 0, elapsed_ms: 0}, whoAmI())
     } else if (store) {
       await store.restart(id)
     }
     if (o.dryRun) id = `${id}-dry-run`
     o.onStart?.({id, source: opts.from, target, resumedFrom})
-    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null})
+    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {})})
 
     const batchSize = Math.max(
       1,
