@@ -109,6 +109,8 @@ export class RuntimeMetrics {
     // every series at 0 from the start: a counter's first increment is then a rise that rate()
     // sees (a series born at its first increment is not), and the dashboard's panels show 0, not "no data"
     for (const code of RECORD_ERROR_CODES) this.dead.inc({pipeline, code}, 0)
+    // the stages every pipeline has: records read (decode in) is the denominator of the dead-letter ratio (ops/)
+    for (const stage of ['decode', 'sink'] as const) for (const direction of ['in', 'out'] as const) this.records.inc({pipeline, stage, direction}, 0)
     this.dups.inc({pipeline}, 0)
     this.reruns.inc({pipeline}, 0)
     for (const lock of ['shared', 'exclusive']) this.isolations.inc({pipeline, lock}, 0)
