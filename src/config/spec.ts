@@ -189,7 +189,7 @@ export const SinkSchema = strict(
       )
       .optional()
       .describe(
-        "SQLSTATEs besides classes 22 and 23 by which this table refuses one row, e.g. P0001 (a trigger's RAISE EXCEPTION): that row goes to the DLQ as SINK_REJECTED and the rest of its batch commits; other errors are retried",
+        "more SQLSTATEs by which this table refuses one row, e.g. P0001 (a trigger's RAISE EXCEPTION): that row goes to the DLQ as SINK_REJECTED and the rest of its batch commits; other errors are retried. Always taken so without being listed: classes 22 and 23 (a bad value, a constraint), a row-level security policy refusing the row (42501 raised by the policy; a missing privilege is retried) and a view's WITH CHECK OPTION (44000)",
       ),
   },
   'a PostgreSQL projection, written effectively-once',

@@ -4,9 +4,19 @@
  * Each migration runs once, in order, inside a transaction, under a transaction-scoped
  * advisory lock so that two processes starting together do not race. Applied versions are
  * recorded in `cutover.schema_migrations`. Append new migrations; never edit a shipped one.
+ *
+ * A schema already at this version is only read (the catalogs, then the history table): no lock,
+ * no DDL, so a least-privilege role (USAGE on the schema and the rows of its tables, README) runs
+ * every command once an administrator has migrated. `CREATE SCHEMA IF NOT EXISTS` would not do:
+ * PostgreSQL checks CREATE on the database before it looks whether the schema exists, and CREATE
+ * TABLE IF NOT EXISTS checks CREATE on the schema first. A role that may not apply what is
+ * missing gets exit 2 naming it, the role that may, and the grants.
  */
 import type pg from 'pg'
+import {describeDatabaseUrl} from '../config/env.js'
+import {CutoverError, ExitCode} from '../errors.js'
 import {silentLogger, type Logger} from '../log.js'
+import {quoteIdent} from './ident.js'
 
 export interface Migration {
   version: number
@@ -208,34 +218,135 @@ export const MIGRATIONS: readonly Migration[] = [
 
 const LOCK_KEY = 0x637574 // "cut"
 
+/** What a session can see of cutover's schema before it migrates, from the catalogs (any role may read them). */
+interface SchemaState {
+  /** schema cutover exists */
+  schema: boolean
+  /** this role has USAGE on it */
+  usage: boolean
+  /** cutover.schema_migrations exists */
+  history: boolean
+  /** this role may read it */
+  readable: boolean
+  /** the schema's owner (when it exists) and the database's */
+  schemaOwner: string | null
+  databaseOwner: string
+  user: string
+  database: string
+}
+
+const STATE_SQL = `
+  SELECT n.oid IS NOT NULL AS schema,
+         coalesce(has_schema_privilege(n.oid, 'USAGE'), false) AS usage,
+         c.oid IS NOT NULL AS history,
+         coalesce(has_table_privilege(c.oid, 'SELECT'), false) AS readable,
+         pg_get_userbyid(n.nspowner) AS "schemaOwner",
+         (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()) AS "databaseOwner",
+         current_user AS user,
+         current_database() AS database
+    FROM (SELECT 1) AS one
+    LEFT JOIN pg_namespace n ON n.nspname = 'cutover'
+    LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'schema_migrations'`
+
+async function schemaState(client: pg.PoolClient): Promise<SchemaState> {
+  return (await client.query<SchemaState>(STATE_SQL)).rows[0]!
+}
+
+async function appliedVersions(client: pg.PoolClient): Promise<Set<number>> {
+  return new Set((await client.query<{version: number}>('SELECT version FROM cutover.schema_migrations')).rows.map((r) => r.version))
+}
+
 export async function migrate(pool: pg.Pool, logger: Logger = silentLogger, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
   const client = await pool.connect()
   const applied: number[] = []
+  const sorted = [...migrations].sort((a, b) => a.version - b.version)
   try {
-    await client.query('BEGIN')
-    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY])
-    await client.query('CREATE SCHEMA IF NOT EXISTS cutover')
-    await client.query(`CREATE TABLE IF NOT EXISTS cutover.schema_migrations (
-      version integer PRIMARY KEY,
-      name text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`)
-    const done = new Set(
-      (await client.query<{version: number}>('SELECT version FROM cutover.schema_migrations')).rows.map((r) => r.version),
-    )
-    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (done.has(m.version)) continue
-      await client.query(m.sql)
-      await client.query('INSERT INTO cutover.schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
-      applied.push(m.version)
-      logger.info('pg.migration.applied', {version: m.version, name: m.name})
+    // up to date: read, nothing more (no lock, no CREATE ... IF NOT EXISTS: see the top)
+    const state = await schemaState(client)
+    if (state.schema && (!state.usage || (state.history && !state.readable))) throw unreadableSchema(state, pool)
+    const seen = state.history ? await appliedVersions(client) : new Set<number>()
+    const pending = sorted.filter((m) => !seen.has(m.version))
+    if (pending.length === 0) return applied
+    try {
+      await client.query('BEGIN')
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY])
+      // as it is now that this session holds the lock (another may have migrated meanwhile)
+      const locked = await schemaState(client)
+      if (!locked.schema) await client.query('CREATE SCHEMA cutover')
+      if (!locked.history) {
+        await client.query(`CREATE TABLE cutover.schema_migrations (
+          version integer PRIMARY KEY,
+          name text NOT NULL,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )`)
+      }
+      const done = locked.history ? await appliedVersions(client) : new Set<number>()
+      for (const m of sorted) {
+        if (done.has(m.version)) continue
+        await client.query(m.sql)
+        await client.query('INSERT INTO cutover.schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
+        applied.push(m.version)
+        logger.info('pg.migration.applied', {version: m.version, name: m.name})
+      }
+      await client.query('COMMIT')
+      return applied
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {})
+      // 42501 insufficient_privilege: no CREATE on the database or the schema, not the owner of a
+      // table a migration alters, no EXECUTE on the advisory lock function
+      if ((e as {code?: unknown})?.code === '42501') throw notMigrated(state, seen, pending, sorted.at(-1)?.version ?? 0, e, pool)
+      throw e
     }
-    await client.query('COMMIT')
-    return applied
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw e
   } finally {
     client.release()
   }
+}
+
+/** Where: the address and database of the pool's URL, else the database's name. */
+function where(state: SchemaState, pool: pg.Pool): string {
+  const url = pool.options?.connectionString
+  return url ? `the database ${describeDatabaseUrl(url)}` : `the database ${state.database}`
+}
+
+/** The grants a role needs of cutover's schema to run every command once it is migrated (README: a least-privilege role). */
+export function runtimeGrants(role: string): string {
+  const r = quoteIdent(role)
+  return [
+    `GRANT USAGE ON SCHEMA cutover TO ${r};`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA cutover TO ${r};`,
+    `GRANT USAGE ON ALL SEQUENCES IN SCHEMA cutover TO ${r};`,
+  ].join(' ')
+}
+
+function unreadableSchema(state: SchemaState, pool: pg.Pool): CutoverError {
+  const missing = !state.usage ? 'no USAGE on schema cutover' : 'no SELECT on cutover.schema_migrations'
+  return new CutoverError(
+    'PREREQUISITE_MISSING',
+    `the role ${state.user} may not read cutover's schema in ${where(state, pool)} (${missing}), so it cannot tell whether the schema is migrated`,
+    {
+      exitCode: ExitCode.USAGE,
+      hint: `as the schema's owner (${state.schemaOwner ?? 'unknown'}): ${runtimeGrants(state.user)}`,
+      details: {role: state.user},
+    },
+  )
+}
+
+function notMigrated(state: SchemaState, seen: Set<number>, pending: readonly Migration[], latest: number, cause: unknown, pool: pg.Pool): CutoverError {
+  const reason = (cause as {message?: unknown})?.message
+  const what = !state.schema
+    ? `cutover's schema does not exist in ${where(state, pool)}`
+    : !state.history
+      ? `cutover's schema in ${where(state, pool)} has no migration history (cutover.schema_migrations)`
+      : `cutover's schema in ${where(state, pool)} lacks ${pending.length === 1 ? 'migration' : 'migrations'} ${pending.map((m) => `${m.version} ${m.name}`).join(', ')} of this cutover (version ${latest})`
+  const who = !state.schema
+    ? `a role with CREATE on the database (its owner ${state.databaseOwner}, or a superuser)`
+    : `the owner of schema cutover and its tables (${state.schemaOwner ?? 'unknown'}, or a superuser)`
+  return new CutoverError('PREREQUISITE_MISSING', `${what}, and the role ${state.user} may not ${state.schema && state.history ? 'apply the missing migrations' : 'create it'}: ${typeof reason === 'string' ? reason : String(cause)}`, {
+    cause,
+    exitCode: ExitCode.USAGE,
+    hint:
+      `migrate as ${who}: run this command (or any cutover command that uses the database) once with DATABASE_URL naming that role, which applies the migrations first; ` +
+      `then grant ${state.user} what it needs, as that role: ${runtimeGrants(state.user)}`,
+    details: {role: state.user, sqlstate: '42501', ...(state.history ? {schema_version: Math.max(0, ...seen)} : {}), required_version: latest},
+  })
 }

@@ -2,7 +2,9 @@
  * The one module that owns PostgreSQL connections.
  *
  * `openDatabase(url)` creates the database if it is missing (connecting to the `postgres`
- * maintenance database of the same server), runs `cutover`'s migrations, and returns a pool.
+ * maintenance database of the same server), runs `cutover`'s migrations (only reading the schema
+ * when it is at this version: migrations.ts), and returns a pool. A role that may do neither
+ * where it is needed gets exit 2 with what to run as an administrator.
  * Connection failures become `ServiceUnavailableError` (exit 3) naming the address, never
  * the password; other server errors keep node-postgres' facts (code, detail, constraint).
  */
@@ -122,7 +124,15 @@ export async function ensureDatabase(url: string, options: OpenOptions = {}): Pr
     await admin.query(`CREATE DATABASE ${quoteIdent(dbName)}`)
     ;(options.logger ?? silentLogger).info('pg.database.created', {database: dbName, address: describeDatabaseUrl(url)})
   } catch (e) {
-    if ((e as {code?: string}).code !== '42P04') throw mapPgError(e, url) // 42P04: created meanwhile
+    const code = (e as {code?: string}).code
+    if (code === '42P04') return // created meanwhile
+    // a role that may not create databases (42501), or not connect to `postgres`: settings, exit 2
+    if (isConnectionError(e) || (code !== '42501' && code !== '28000' && code !== '3D000')) throw mapPgError(e, url)
+    throw new UsageError(`the database ${dbName} does not exist at ${describeDatabaseUrl(url)}, and the role ${u.username ? decodeURIComponent(u.username) : 'of DATABASE_URL'} could not create it: ${(e as Error).message}`, {
+      cause: e,
+      hint: `create it as an administrator (CREATE DATABASE ${quoteIdent(dbName)}; then migrate it: README, a least-privilege role), or fix its name in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)`,
+      details: {sqlstate: code},
+    })
   } finally {
     await admin.end().catch(() => {})
   }

@@ -230,14 +230,16 @@ function isUniqueViolation(e: unknown): boolean {
 
 /**
  * SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23),
- * a row-level security policy refusing a new row (isPolicyRefusal), and the codes a sink's spec
- * lists (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for `sinks`, the sinks the failed
- * statement wrote.
+ * a row-level security policy refusing a new row (isPolicyRefusal), a view's WITH CHECK OPTION
+ * refusing one (44000 with_check_option_violation, "new row violates check option for view ...",
+ * raised by ExecWithCheckOptions as the policies' 42501 is: its only use), and the codes a sink's
+ * spec lists (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for `sinks`, the sinks the
+ * failed statement wrote.
  */
 export function isRowLevelError(e: unknown, sinks: readonly Pick<Sink, 'rejects'>[] = []): boolean {
   const code = (e as {code?: unknown})?.code
   if (typeof code !== 'string') return false
-  return /^2[23]/.test(code) || isPolicyRefusal(e) || sinks.some((s) => s.rejects?.has(code) === true)
+  return /^2[23]/.test(code) || code === '44000' || isPolicyRefusal(e) || sinks.some((s) => s.rejects?.has(code) === true)
 }
 
 /**
