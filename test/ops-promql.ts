@@ -1,15 +1,16 @@
 /**
- * A small PromQL reader for the tests of ops/ (the Grafana dashboard and the Prometheus alert
- * rules): parses the expressions the way Prometheus does (operator precedence, aggregations with
- * by/without, vector matching with on/ignoring/group_left, ranges and subqueries, Grafana's
- * `$variables` in strings and ranges), and checks them against the series the runtime exports:
- * metric names, label names, literal label values, the function that reads each series (rate()
- * on counters, deriv() on gauges, histogram_quantile() on buckets kept by `le`), the labels an
- * expression's result carries (for legends and alert annotations) and its unit.
+ * PromQL for the tests of ops/ (the Grafana dashboard and the Prometheus alert rules): each
+ * expression is parsed by Prometheus's own grammar (@prometheus-io/lezer-promql, in strict mode:
+ * a syntax error throws) and its tree turned into the small `Node` type below, then checked
+ * against the series the runtime exports: metric names, label names, literal label values, the
+ * function that reads each series (rate() on counters, deriv() on gauges, histogram_quantile()
+ * on buckets kept by `le`), the labels an expression's result carries (for legends and alert
+ * annotations) and its unit.
  *
- * Not a full PromQL implementation: what it does not know (an unknown function, a syntax it
- * cannot read) is an error, so that the tests fail rather than pass over an expression.
+ * What the checks do not know (a function outside FUNCTIONS, a node kind without a case here)
+ * is an error, so that the tests fail rather than pass over an expression.
  */
+import {parser} from '@prometheus-io/lezer-promql'
 
 export type Node =
   | {kind: 'number'; value: number}
@@ -27,8 +28,7 @@ export interface Matcher {
   value: string
 }
 
-const AGGREGATIONS = new Set(['sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile'])
-/** functions this reader knows, with the kind of series they must read */
+/** functions the checks know, with the kind of series they must read */
 const FUNCTIONS: Record<string, 'counter' | 'gauge' | 'any'> = {
   rate: 'counter',
   irate: 'counter',
@@ -56,213 +56,90 @@ const FUNCTIONS: Record<string, 'counter' | 'gauge' | 'any'> = {
 const SET_OPS = new Set(['and', 'or', 'unless'])
 const COMPARISONS = new Set(['==', '!=', '<', '<=', '>', '>='])
 
-type Token = {t: 'ident' | 'number' | 'string' | 'op' | 'range'; v: string}
+type SyntaxNode = ReturnType<typeof parser.parse>['topNode']
+const strict = parser.configure({strict: true})
+/** a string literal (kept as it is), or one of Grafana's `$var`, `${var}`, `${var:format}` outside strings */
+const GRAFANA_VARIABLE = /("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)|\$\{[^}]*\}|\$\w+/g
 
-function tokenize(src: string): Token[] {
-  const out: Token[] = []
-  let i = 0
-  while (i < src.length) {
-    const c = src[i]!
-    if (/\s/.test(c)) {
-      i++
-    } else if (c === '#') {
-      while (i < src.length && src[i] !== '\n') i++
-    } else if (c === '"' || c === "'") {
-      let j = i + 1
-      let v = ''
-      while (j < src.length && src[j] !== c) {
-        if (src[j] === '\\') {
-          v += src[j + 1]
-          j += 2
-        } else v += src[j++]
-      }
-      if (j >= src.length) throw new Error(`unterminated string in: ${src}`)
-      out.push({t: 'string', v})
-      i = j + 1
-    } else if (c === '[') {
-      // a range or subquery: [5m], [$__rate_interval], [10m:1m]
-      const j = src.indexOf(']', i)
-      if (j < 0) throw new Error(`unterminated [ in: ${src}`)
-      out.push({t: 'range', v: src.slice(i + 1, j).trim()})
-      i = j + 1
-    } else if (/[0-9.]/.test(c)) {
-      const m = /^(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?)/i.exec(src.slice(i))
-      if (!m) throw new Error(`bad number at ${i} in: ${src}`)
-      out.push({t: 'number', v: m[0]})
-      i += m[0].length
-    } else if (/[a-zA-Z_:]/.test(c)) {
-      const m = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(src.slice(i))!
-      out.push({t: 'ident', v: m[0]})
-      i += m[0].length
-    } else {
-      const two = src.slice(i, i + 2)
-      if (['==', '!=', '<=', '>=', '=~', '!~'].includes(two)) {
-        out.push({t: 'op', v: two})
-        i += 2
-      } else if ('+-*/%^<>(){},='.includes(c)) {
-        out.push({t: 'op', v: c})
-        i++
-      } else throw new Error(`unexpected ${JSON.stringify(c)} at ${i} in: ${src}`)
-    }
-  }
-  return out
-}
-
-const DURATION = /^(\d+(ms|s|m|h|d|w|y))+$|^\$\{?\w+\}?$/
-
+/**
+ * Parses `src` as Prometheus does. Grafana's variables outside strings are not PromQL: each
+ * becomes a duration of its own length (`$__rate_interval` → `999999999999999s`) before parsing,
+ * so that the tree's positions are the source's and a range reads `$__rate_interval`; in strings
+ * (`pipeline=~"$pipeline"`) they are kept.
+ */
 export function parsePromQL(src: string): Node {
-  const toks = tokenize(src)
-  let p = 0
-  const peek = (k = 0): Token | undefined => toks[p + k]
-  const isOp = (v: string, k = 0) => peek(k)?.t === 'op' && peek(k)?.v === v
-  const isIdent = (v: string, k = 0) => peek(k)?.t === 'ident' && peek(k)?.v === v
-  const expect = (v: string) => {
-    if (!isOp(v)) throw new Error(`expected ${v} at token ${p} (${peek()?.v ?? 'end'}) in: ${src}`)
-    p++
+  const promql = src.replace(GRAFANA_VARIABLE, (m, literal?: string) => literal ?? `${'9'.repeat(m.length - 1)}s`)
+  let top: SyntaxNode
+  try {
+    top = strict.parse(promql).topNode
+  } catch (e) {
+    throw new Error(`${(e as Error).message} in: ${src}`)
   }
-  const labelList = (): string[] => {
-    expect('(')
-    const labels: string[] = []
-    while (!isOp(')')) {
-      const t = peek()
-      if (t?.t !== 'ident') throw new Error(`expected a label name in: ${src}`)
-      labels.push(t.v)
-      p++
-      if (isOp(',')) p++
-    }
-    expect(')')
-    return labels
+  const text = (n: SyntaxNode) => src.slice(n.from, n.to)
+  const kids = (n: SyntaxNode | null | undefined): SyntaxNode[] => {
+    const out: SyntaxNode[] = []
+    for (let c = n?.firstChild; c; c = c.nextSibling) if (c.name !== 'LineComment') out.push(c)
+    return out
   }
-  const modifiers = (): {bool: boolean; matching?: {on: boolean; labels: string[]; group?: 'left' | 'right'; include: string[]}} => {
-    let bool = false
-    if (isIdent('bool')) {
-      bool = true
-      p++
-    }
-    if (!isIdent('on') && !isIdent('ignoring')) return {bool}
-    const on = peek()!.v === 'on'
-    p++
-    const labels = labelList()
-    let group: 'left' | 'right' | undefined
-    let include: string[] = []
-    if (isIdent('group_left') || isIdent('group_right')) {
-      group = peek()!.v === 'group_left' ? 'left' : 'right'
-      p++
-      if (isOp('(')) include = labelList()
-    }
-    return {bool, matching: {on, labels, group, include}}
+  const unquote = (n: SyntaxNode): string => {
+    const s = text(n)
+    // the grammar's string token also takes one without its closing quote
+    if (!/^"(?:[^"\\\n]|\\.)*"$|^'(?:[^'\\\n]|\\.)*'$|^`[^`]*`$/.test(s)) throw new Error(`unterminated string ${s} in: ${src}`)
+    return s[0] === '`' ? s.slice(1, -1) : s.slice(1, -1).replace(/\\(.)/g, (_, c: string) => ({n: '\n', t: '\t', r: '\r'})[c] ?? c)
   }
-  const levels: {ops: string[]; right?: boolean}[] = [{ops: ['or']}, {ops: ['and', 'unless']}, {ops: ['==', '!=', '<=', '<', '>=', '>']}, {ops: ['+', '-']}, {ops: ['*', '/', '%', 'atan2']}, {ops: ['^'], right: true}]
-  const binary = (level: number): Node => {
-    if (level >= levels.length) return unary()
-    const {ops, right} = levels[level]!
-    let lhs = binary(level + 1)
-    for (;;) {
-      const t = peek()
-      if (!t || !((t.t === 'op' || t.t === 'ident') && ops.includes(t.v))) return lhs
-      p++
-      const {bool, matching} = modifiers()
-      const rhs = right ? binary(level) : binary(level + 1)
-      lhs = {kind: 'binary', op: t.v, lhs, rhs, bool, matching}
-      if (right) return lhs
-    }
-  }
-  const unary = (): Node => {
-    if (isOp('-') || isOp('+')) {
-      const op = peek()!.v
-      p++
-      return {kind: 'unary', op, expr: unary()}
-    }
-    let node = primary()
-    for (;;) {
-      if (peek()?.t === 'range') {
-        const [range, step] = peek()!.v.split(':').map((s) => s.trim())
-        if (!DURATION.test(range!) || (step !== undefined && step !== '' && !DURATION.test(step))) throw new Error(`bad range [${peek()!.v}] in: ${src}`)
-        p++
-        node = {kind: 'matrix', expr: node, range: range!, step}
-      } else if (isIdent('offset')) {
-        p += 2
-      } else return node
-    }
-  }
-  const selector = (name: string): Node => {
-    const matchers: Matcher[] = []
-    if (isOp('{')) {
-      p++
-      while (!isOp('}')) {
-        const l = peek()
-        const op = peek(1)
-        const v = peek(2)
-        if (l?.t !== 'ident' || op?.t !== 'op' || !['=', '!=', '=~', '!~'].includes(op.v) || v?.t !== 'string') throw new Error(`bad label matcher in: ${src}`)
-        matchers.push({label: l.v, op: op.v as Matcher['op'], value: v.v})
-        p += 3
-        if (isOp(',')) p++
+  const label = (n: SyntaxNode) => (n.name === 'QuotedLabelName' ? unquote(n.firstChild!) : text(n))
+  const labels = (n: SyntaxNode | undefined) => kids(n).map(label)
+  const convert = (n: SyntaxNode): Node => {
+    const children = kids(n)
+    const [a, b, c] = children
+    switch (n.name) {
+      case 'PromQL':
+      case 'ParenExpr':
+      case 'OffsetExpr': // `x offset 5m` and `x @ t` read the same series as x
+      case 'StepInvariantExpr':
+        return convert(a!)
+      case 'NumberDurationLiteral':
+        return {kind: 'number', value: Number(text(n).replace(/_/g, '').replace(/^([+-]?)inf$/i, '$1Infinity'))}
+      case 'StringLiteral':
+        return {kind: 'string', value: unquote(n)}
+      case 'UnaryExpr':
+        return {kind: 'unary', op: text(a!), expr: convert(b!)}
+      case 'MatrixSelector':
+        return {kind: 'matrix', expr: convert(a!), range: text(b!)}
+      case 'SubqueryExpr':
+        return {kind: 'matrix', expr: convert(a!), range: text(b!), step: c ? text(c) : ''}
+      case 'VectorSelector': {
+        const name = n.getChild('Identifier')
+        const matchers = kids(n.getChild('LabelMatchers')).map((m): Matcher => {
+          if (m.name === 'QuotedLabelName') throw new Error(`a metric name in braces (${text(m)}) unknown to this reader: ${src}`)
+          const [l, op, value] = kids(m)
+          return {label: label(l!), op: text(op!) as Matcher['op'], value: unquote(value!)}
+        })
+        return {kind: 'selector', name: name ? text(name) : '', matchers}
       }
-      expect('}')
+      case 'FunctionCall': {
+        const func = text(a!)
+        if (!(func in FUNCTIONS)) throw new Error(`function ${func}() unknown to this reader: ${src}`)
+        return {kind: 'call', func, args: kids(b).map(convert)}
+      }
+      case 'AggregateExpr': {
+        const args = kids(n.getChild('FunctionCallBody')).map(convert)
+        const modifier = kids(n.getChild('AggregateModifier'))
+        if (args.length < 1 || args.length > 2) throw new Error(`${text(a!)}() takes one or two arguments: ${src}`)
+        const grouping = modifier.length ? {without: modifier[0]!.name === 'Without', labels: labels(modifier[1])} : undefined
+        return {kind: 'aggregate', op: text(a!).toLowerCase(), grouping, param: args.length > 1 ? args[0] : undefined, expr: args.at(-1)!}
+      }
+      case 'BinaryExpr': {
+        const m = kids(n.getChild('MatchingModifierClause'))
+        const group = m[2] && (m[2].name === 'GroupLeft' ? ('left' as const) : ('right' as const))
+        const matching = m.length ? {on: m[0]!.name === 'On', labels: labels(m[1]), group, include: labels(m[3])} : undefined
+        return {kind: 'binary', op: text(b!).toLowerCase(), lhs: convert(a!), rhs: convert(children.at(-1)!), bool: !!n.getChild('BoolModifier'), matching}
+      }
+      default:
+        throw new Error(`${n.name} (${text(n)}) unknown to this reader: ${src}`)
     }
-    if (!name && matchers.length === 0) throw new Error(`empty selector in: ${src}`)
-    return {kind: 'selector', name, matchers}
   }
-  const primary = (): Node => {
-    const t = peek()
-    if (!t) throw new Error(`unexpected end of: ${src}`)
-    if (t.t === 'number') {
-      p++
-      return {kind: 'number', value: Number(t.v)}
-    }
-    if (t.t === 'string') {
-      p++
-      return {kind: 'string', value: t.v}
-    }
-    if (isOp('(')) {
-      p++
-      const e = binary(0)
-      expect(')')
-      return e
-    }
-    if (isOp('{')) return selector('')
-    if (t.t !== 'ident') throw new Error(`unexpected ${t.v} in: ${src}`)
-    p++
-    if (AGGREGATIONS.has(t.v) && (isOp('(') || isIdent('by') || isIdent('without'))) {
-      let grouping: {without: boolean; labels: string[]} | undefined
-      if (isIdent('by') || isIdent('without')) {
-        const without = peek()!.v === 'without'
-        p++
-        grouping = {without, labels: labelList()}
-      }
-      expect('(')
-      let param: Node | undefined
-      let expr = binary(0)
-      if (isOp(',')) {
-        p++
-        param = expr
-        expr = binary(0)
-      }
-      expect(')')
-      if (!grouping && (isIdent('by') || isIdent('without'))) {
-        const without = peek()!.v === 'without'
-        p++
-        grouping = {without, labels: labelList()}
-      }
-      return {kind: 'aggregate', op: t.v, grouping, param, expr}
-    }
-    if (isOp('(')) {
-      if (!(t.v in FUNCTIONS)) throw new Error(`function ${t.v}() unknown to this reader: ${src}`)
-      p++
-      const args: Node[] = []
-      while (!isOp(')')) {
-        args.push(binary(0))
-        if (isOp(',')) p++
-        else if (!isOp(')')) throw new Error(`expected , or ) in: ${src}`)
-      }
-      expect(')')
-      return {kind: 'call', func: t.v, args}
-    }
-    return selector(t.v)
-  }
-  const node = binary(0)
-  if (p !== toks.length) throw new Error(`unexpected ${toks[p]!.v} at token ${p} in: ${src}`)
-  return node
+  return convert(top)
 }
 
 /** Every node of `node`, depth first, with the chain of its ancestors. */
