@@ -7,7 +7,8 @@
  *
  * A schema already at this version is only read (the catalogs, then the history table): no lock,
  * no DDL, so a least-privilege role (USAGE on the schema and the rows of its tables, README) runs
- * every command once an administrator has migrated. `CREATE SCHEMA IF NOT EXISTS` would not do:
+ * every command once an administrator has migrated (`cutover db migrate`, whose `--dry-run` prints
+ * what `pendingMigrations()` finds pending, for review). `CREATE SCHEMA IF NOT EXISTS` would not do:
  * PostgreSQL checks CREATE on the database before it looks whether the schema exists, and CREATE
  * TABLE IF NOT EXISTS checks CREATE on the schema first. A role that may not apply what is
  * missing gets exit 2 naming it, the role that may, and the grants.
@@ -256,33 +257,80 @@ async function appliedVersions(client: pg.PoolClient): Promise<Set<number>> {
   return new Set((await client.query<{version: number}>('SELECT version FROM cutover.schema_migrations')).rows.map((r) => r.version))
 }
 
+/** What migrate() runs before the first migration when cutover's schema, or its history table, does not exist yet. */
+const CREATE_SCHEMA_SQL = 'CREATE SCHEMA cutover'
+const CREATE_HISTORY_SQL = `CREATE TABLE cutover.schema_migrations (
+  version integer PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`
+
+/** Where a database's cutover schema stands against this cutover's migrations (`cutover db migrate --dry-run`). */
+export interface MigrationStatus {
+  /** the role of the session that read it (current_user); undefined when there was no database to read */
+  role: string | undefined
+  /** the highest migration applied (0: none, or no schema) */
+  schemaVersion: number
+  /** the highest migration of this cutover */
+  requiredVersion: number
+  /** the migrations not applied yet, in the order migrate() applies them */
+  pending: Migration[]
+  /** what migrate() runs before them: CREATE SCHEMA cutover and the history table, where missing */
+  setup: string[]
+}
+
+function statusOf(state: Pick<SchemaState, 'schema' | 'history'> & {user?: string}, seen: ReadonlySet<number>, sorted: readonly Migration[]): MigrationStatus {
+  const pending = sorted.filter((m) => !seen.has(m.version))
+  return {
+    role: state.user,
+    schemaVersion: Math.max(0, ...seen),
+    requiredVersion: sorted.at(-1)?.version ?? 0,
+    pending,
+    setup: pending.length === 0 ? [] : [...(state.schema ? [] : [CREATE_SCHEMA_SQL]), ...(state.history ? [] : [CREATE_HISTORY_SQL])],
+  }
+}
+
+/** The schema as this session sees it, read only (the catalogs, then the history table); exit 2 when the role may not read it. */
+async function readStatus(client: pg.PoolClient, sorted: readonly Migration[], pool: pg.Pool): Promise<{state: SchemaState; seen: Set<number>; status: MigrationStatus}> {
+  const state = await schemaState(client)
+  if (state.schema && (!state.usage || (state.history && !state.readable))) throw unreadableSchema(state, pool)
+  const seen = state.history ? await appliedVersions(client) : new Set<number>()
+  return {state, seen, status: statusOf(state, seen, sorted)}
+}
+
+/**
+ * The migrations `migrate()` would apply to the pool's database, and the statements it would run
+ * before them, read as it reads them (the catalogs and the history table: no lock, no DDL, so
+ * USAGE on the schema and SELECT on its history suffice). `null`: a database that does not exist
+ * yet, to which every migration is pending.
+ */
+export async function pendingMigrations(pool: pg.Pool | null, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationStatus> {
+  const sorted = [...migrations].sort((a, b) => a.version - b.version)
+  if (pool === null) return statusOf({schema: false, history: false}, new Set(), sorted)
+  const client = await pool.connect()
+  try {
+    return (await readStatus(client, sorted, pool)).status
+  } finally {
+    client.release()
+  }
+}
+
 export async function migrate(pool: pg.Pool, logger: Logger = silentLogger, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
   const client = await pool.connect()
   const applied: number[] = []
   const sorted = [...migrations].sort((a, b) => a.version - b.version)
   try {
     // up to date: read, nothing more (no lock, no CREATE ... IF NOT EXISTS: see the top)
-    const state = await schemaState(client)
-    if (state.schema && (!state.usage || (state.history && !state.readable))) throw unreadableSchema(state, pool)
-    const seen = state.history ? await appliedVersions(client) : new Set<number>()
-    const pending = sorted.filter((m) => !seen.has(m.version))
-    if (pending.length === 0) return applied
+    const {state, seen, status} = await readStatus(client, sorted, pool)
+    if (status.pending.length === 0) return applied
     try {
       await client.query('BEGIN')
       await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY])
       // as it is now that this session holds the lock (another may have migrated meanwhile)
       const locked = await schemaState(client)
-      if (!locked.schema) await client.query('CREATE SCHEMA cutover')
-      if (!locked.history) {
-        await client.query(`CREATE TABLE cutover.schema_migrations (
-          version integer PRIMARY KEY,
-          name text NOT NULL,
-          applied_at timestamptz NOT NULL DEFAULT now()
-        )`)
-      }
-      const done = locked.history ? await appliedVersions(client) : new Set<number>()
-      for (const m of sorted) {
-        if (done.has(m.version)) continue
+      const plan = statusOf(locked, locked.history ? await appliedVersions(client) : new Set<number>(), sorted)
+      for (const sql of plan.setup) await client.query(sql)
+      for (const m of plan.pending) {
         await client.query(m.sql)
         await client.query('INSERT INTO cutover.schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
         applied.push(m.version)
@@ -294,7 +342,7 @@ export async function migrate(pool: pg.Pool, logger: Logger = silentLogger, migr
       await client.query('ROLLBACK').catch(() => {})
       // 42501 insufficient_privilege: no CREATE on the database or the schema, not the owner of a
       // table a migration alters, no EXECUTE on the advisory lock function
-      if ((e as {code?: unknown})?.code === '42501') throw notMigrated(state, seen, pending, sorted.at(-1)?.version ?? 0, e, pool)
+      if ((e as {code?: unknown})?.code === '42501') throw notMigrated(state, seen, status.pending, status.requiredVersion, e, pool)
       throw e
     }
   } finally {
@@ -325,7 +373,8 @@ function unreadableSchema(state: SchemaState, pool: pg.Pool): CutoverError {
     `the role ${state.user} may not read cutover's schema in ${where(state, pool)} (${missing}), so it cannot tell whether the schema is migrated`,
     {
       exitCode: ExitCode.USAGE,
-      hint: `as the schema's owner (${state.schemaOwner ?? 'unknown'}): ${runtimeGrants(state.user)}`,
+      // the grants cover the tables that exist: migrate first (nothing to do when it is current)
+      hint: `as the schema's owner (${state.schemaOwner ?? 'unknown'}): run cutover db migrate with DATABASE_URL naming that role (it applies this cutover's migrations, if any are missing; --dry-run shows their SQL first), then ${runtimeGrants(state.user)}`,
       details: {role: state.user},
     },
   )
@@ -345,7 +394,7 @@ function notMigrated(state: SchemaState, seen: Set<number>, pending: readonly Mi
     cause,
     exitCode: ExitCode.USAGE,
     hint:
-      `migrate as ${who}: run this command (or any cutover command that uses the database) once with DATABASE_URL naming that role, which applies the migrations first; ` +
+      `migrate as ${who}: run cutover db migrate with DATABASE_URL naming that role (cutover db migrate --dry-run shows the SQL it would run, for review); ` +
       `then grant ${state.user} what it needs, as that role: ${runtimeGrants(state.user)}`,
     details: {role: state.user, sqlstate: '42501', ...(state.history ? {schema_version: Math.max(0, ...seen)} : {}), required_version: latest},
   })

@@ -149,7 +149,7 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     expect(missing.json.error).toMatchObject({
       code: 'PREREQUISITE_MISSING',
       message: `cutover's schema does not exist in ${where}, and the role ${db.role} may not create it: permission denied for database ${db.database}`,
-      hint: `migrate as a role with CREATE on the database (its owner postgres, or a superuser): run this command (or any cutover command that uses the database) once with DATABASE_URL naming that role, which applies the migrations first; then grant ${db.role} what it needs, as that role: ${grants}`,
+      hint: `migrate as a role with CREATE on the database (its owner postgres, or a superuser): run cutover db migrate with DATABASE_URL naming that role (cutover db migrate --dry-run shows the SQL it would run, for review); then grant ${db.role} what it needs, as that role: ${grants}`,
     })
     expect((await db.admin.query(`SELECT to_regnamespace('cutover') AS s`)).rows[0]).toEqual({s: null})
 
@@ -160,7 +160,7 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     expect(ungranted.json.error).toMatchObject({
       code: 'PREREQUISITE_MISSING',
       message: `the role ${db.role} may not read cutover's schema in ${where} (no USAGE on schema cutover), so it cannot tell whether the schema is migrated`,
-      hint: `as the schema's owner (postgres): ${grants}`,
+      hint: `as the schema's owner (postgres): run cutover db migrate with DATABASE_URL naming that role (it applies this cutover's migrations, if any are missing; --dry-run shows their SQL first), then ${grants}`,
     })
     // granted as README says
     await grantRuntime(db.admin, db.role, f.schema)
@@ -170,7 +170,7 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     expect(behind.json.error).toMatchObject({
       code: 'PREREQUISITE_MISSING',
       message: `cutover's schema in ${where} lacks migrations ${lacking.map((m) => `${m.version} ${m.name}`).join(', ')} of this cutover (version ${latest}), and the role ${db.role} may not apply the missing migrations: must be owner of table replays`,
-      hint: `migrate as the owner of schema cutover and its tables (postgres, or a superuser): run this command (or any cutover command that uses the database) once with DATABASE_URL naming that role, which applies the migrations first; then grant ${db.role} what it needs, as that role: ${grants}`,
+      hint: `migrate as the owner of schema cutover and its tables (postgres, or a superuser): run cutover db migrate with DATABASE_URL naming that role (cutover db migrate --dry-run shows the SQL it would run, for review); then grant ${db.role} what it needs, as that role: ${grants}`,
       role: db.role,
       schema_version: 7,
       required_version: latest,

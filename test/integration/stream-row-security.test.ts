@@ -18,15 +18,14 @@ import {batchFixture, produce, startStream, streamFixture, type ProducedMessage}
 
 /**
  * A login role of its own (trust auth lets it connect), with what `stream run` needs of cutover's
- * schema: CREATE on the database and the schema (its migrations begin with CREATE SCHEMA / TABLE IF
- * NOT EXISTS, whose privilege PostgreSQL checks first) and the rows of its tables. Its sessions
- * are ended, its privileges revoked and the role dropped when the test finishes.
+ * schema once it is migrated (README, a least-privilege role): USAGE on it, the rows of its tables
+ * and its sequences. Its sessions are ended, its privileges revoked and the role dropped when the
+ * test finishes.
  */
 async function runtimeRole(admin: pg.Pool) {
   const name = uniqueName('rls_role').replace(/-/g, '_')
   const role = `"${name}"`
   const url = new URL(settings().databaseUrl)
-  const database = decodeURIComponent(url.pathname.slice(1))
   url.username = name
   url.password = ''
   const pools: pg.Pool[] = []
@@ -38,8 +37,7 @@ async function runtimeRole(admin: pg.Pool) {
     await admin.query(`DROP ROLE ${role}`)
   })
   for (const sql of [
-    `GRANT CREATE ON DATABASE "${database}" TO ${role}`,
-    `GRANT USAGE, CREATE ON SCHEMA cutover TO ${role}`,
+    `GRANT USAGE ON SCHEMA cutover TO ${role}`,
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA cutover TO ${role}`,
     `GRANT USAGE ON ALL SEQUENCES IN SCHEMA cutover TO ${role}`,
   ]) {
