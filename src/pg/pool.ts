@@ -130,7 +130,7 @@ export async function ensureDatabase(url: string, options: OpenOptions = {}): Pr
     if (isConnectionError(e) || (code !== '42501' && code !== '28000' && code !== '3D000')) throw mapPgError(e, url)
     throw new UsageError(`the database ${dbName} does not exist at ${describeDatabaseUrl(url)}, and the role ${u.username ? decodeURIComponent(u.username) : 'of DATABASE_URL'} could not create it: ${(e as Error).message}`, {
       cause: e,
-      hint: `create it as an administrator (CREATE DATABASE ${quoteIdent(dbName)}; then migrate it: README, a least-privilege role), or fix its name in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)`,
+      hint: `create it as an administrator (CREATE DATABASE ${quoteIdent(dbName)}; then run cutover db migrate as its owner: README, a least-privilege role), or fix its name in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)`,
       details: {sqlstate: code},
     })
   } finally {

@@ -230,7 +230,7 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
       code: 'USAGE',
       message: `the database ${absent} does not exist at 127.0.0.1:5432/${absent}, and the role ${db.role} could not create it: permission denied to create database`,
     })
-    expect(r.json.error!.hint).toMatch(/^create it as an administrator \(CREATE DATABASE "lp_nodb_\w+_absent"; then migrate it/)
+    expect(r.json.error!.hint).toMatch(/^create it as an administrator \(CREATE DATABASE "lp_nodb_\w+_absent"; then run cutover db migrate/)
     const server = new pg.Client({connectionString: urlOf('postgres')})
     await server.connect()
     expect((await server.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [absent])).rows[0]).toEqual({n: 0})
