@@ -27,7 +27,7 @@
  * order (`order_by=`, or ORDER BY in `query=`) for this to hold; it warns otherwise.
  */
 import {hostname, userInfo} from 'node:os'
-import {randomBytes} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream, readFileSync, realpathSync} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {dirname, resolve as resolvePath} from 'node:path'
@@ -231,35 +231,40 @@ function recordAsRead(loaded: LoadedSpec, uri: SourceUri): (r: RawRecordOk) => s
  * pipeline's own topic, say). Each message is decoded as `stream run` decodes it (the same
  * per-message decoders, legacy-adapters/message.ts), so that the spec sees the record's fields;
  * the kafka: reader alone takes a value for JSON (or, format=text, for one field `value`), and
- * every such record was rejected (DECODE_ERROR), exit 0. undefined for json specs.
+ * every such record was rejected (DECODE_ERROR), exit 0. undefined for json specs. A fixed spec's
+ * copybook (source.copybook, relative to the spec's folder) is read here, once: `copybook` its
+ * path and digest, for the checkpoint (see COPYBOOKS).
  */
-function kafkaMessageFields(loaded: LoadedSpec): ((r: RawRecord) => RawRecord) | undefined {
+function kafkaMessageFields(loaded: LoadedSpec): {fields: (r: RawRecord) => RawRecord; copybook?: CopybookDigest} | undefined {
   const source = loaded.spec.source
   let decode: MessageDecoder | undefined
+  let copybook: CopybookDigest | undefined
   if (source.format === 'csv') {
     decode = csvMessageDecoder({columns: source.columns ?? [], delimiter: source.delimiter ?? ',', encoding: source.encoding})
   } else if (source.format === 'fixed') {
     const path = resolvePath(dirname(loaded.file), source.copybook ?? '')
-    let text: string
+    let bytes: Buffer
     try {
-      text = readFileSync(path, 'utf8')
+      bytes = readFileSync(path)
     } catch (e) {
       throw new SpecError(specLocation(loaded, ['source', 'copybook']), `source.copybook ${source.copybook ?? ''}: cannot read ${path}: ${(e as Error).message}`, {
         hint: 'a relative copybook path starts at the folder of the spec file',
         cause: e,
       })
     }
-    decode = fixedMessageDecoder({copybook: parseCopybook(text, path), encoding: source.encoding})
+    copybook = {path, sha256: sha256Of(bytes)}
+    decode = fixedMessageDecoder({copybook: parseCopybook(bytes.toString('utf8'), path), encoding: source.encoding})
   }
   if (!decode) return undefined
   const d = decode
-  return (r) => {
+  const fields = (r: RawRecord): RawRecord => {
     if (!r.raw) return r // a tombstone: the reader's DECODE_ERROR
     const origin = {key: r.key ?? null, ...(r.headers ? {headers: r.headers} : {})}
     const m = d(r.raw)
     if (m.ok) return {ok: true, fields: m.fields, position: r.position, raw: r.raw, ...origin}
     return {ok: false, code: m.code, message: `${formatPosition(r.position)}: ${m.message}`, position: r.position, raw: r.raw, ...origin, ...(m.field !== undefined ? {field: m.field} : {})}
   }
+  return copybook ? {fields, copybook} : {fields}
 }
 
 /**
@@ -303,6 +308,94 @@ function samePath(a: string, b: string): boolean {
   return resolvePath(a) === resolvePath(b) || real(a) === real(b)
 }
 
+/**
+ * What a checkpoint keeps of the copybooks the backfill reads, in `options.copybooks`, by where
+ * each one's path comes from:
+ *   from   copybook= of a fixed: --from (relative to the working directory): the layout the
+ *          file's records are read with
+ *   spec   the spec's source.copybook (relative to the spec's folder), read when a kafka: source
+ *          is read with a fixed spec: the layout each message is decoded with
+ * each as {path: resolved, sha256: of the file's bytes}. The spec's digest does not cover them
+ * (they are files of their own), nor does --from's text (the same copybook= may name an edited
+ * file, or, from another working directory, another one). A resume reads them again and compares
+ * the content: a copybook edited since (a PIC one byte longer) moves every field after it, and
+ * the rest would be sent read with another layout than the part already sent. Checkpoints from
+ * before keep working, unverified (debug log). A fixed: source read with a fixed spec is read
+ * with its copybook= alone: the spec's source.copybook is what `stream run` decodes the topic with,
+ * not read by the backfill.
+ */
+const COPYBOOKS = 'copybooks'
+type CopybookRole = 'from' | 'spec'
+interface CopybookDigest {
+  path: string
+  sha256: string
+}
+const COPYBOOK_OF: Record<CopybookRole, string> = {from: 'copybook= of --from', spec: "the spec's source.copybook"}
+
+function sha256Of(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** copybook= of a fixed: source, resolved as the fixed: reader resolves it, and its digest. */
+function uriCopybook(uri: SourceUri, cwd: string): CopybookDigest | undefined {
+  if (uri.scheme !== 'fixed' || uri.params.copybook === undefined) return undefined
+  const path = resolvePath(cwd, uri.params.copybook)
+  try {
+    return {path, sha256: sha256Of(readFileSync(path))}
+  } catch (e) {
+    // as the reader says it, but before the backfill has a row (or a resumed one runs again)
+    throw new UsageError(`source "${uri.text}": cannot read the copybook ${path}: ${(e as Error).message}`, {cause: e, hint: 'check copybook= (relative paths start at the working directory)'})
+  }
+}
+
+/** The copybook digests of a checkpoint's options; undefined for a checkpoint from before them. */
+function savedCopybooks(options: Record<string, unknown>): Partial<Record<CopybookRole, CopybookDigest>> | undefined {
+  const v = options[COPYBOOKS]
+  if (typeof v !== 'object' || v === null) return undefined
+  const out: Partial<Record<CopybookRole, CopybookDigest>> = {}
+  for (const role of ['from', 'spec'] as const) {
+    const d = (v as Record<string, unknown>)[role] as Partial<CopybookDigest> | undefined
+    if (typeof d?.path === 'string' && typeof d.sha256 === 'string') out[role] = {path: d.path, sha256: d.sha256}
+  }
+  return out
+}
+
+/** A resume reads the copybooks it started with, by content (see COPYBOOKS): exit 2 otherwise. */
+function assertSameCopybooks(id: string, started: Partial<Record<CopybookRole, CopybookDigest>> | undefined, now: Partial<Record<CopybookRole, CopybookDigest>>, logger: Logger): void {
+  for (const role of ['from', 'spec'] as const) {
+    const cur = now[role]
+    if (!cur) continue
+    const then = started?.[role]
+    if (!then) {
+      logger.debug('backfill.copybook_unverified', {id, copybook: cur.path, copybook_of: role, note: `this checkpoint has no digest of ${COPYBOOK_OF[role]} (the backfill started before checkpoints kept one): an edit of the copybook since is not noticed`})
+      continue
+    }
+    const same = samePath(cur.path, then.path)
+    if (cur.sha256 !== then.sha256) {
+      throw new UsageError(
+        same
+          ? `the copybook ${cur.path} (${COPYBOOK_OF[role]}) changed since backfill ${id} started (sha256 ${then.sha256} then, ${cur.sha256} now): the rest would be read with another record layout than the records already sent`
+          : `the copybook ${cur.path} (${COPYBOOK_OF[role]}, sha256 ${cur.sha256}) is not the one backfill ${id} started with (${then.path}, sha256 ${then.sha256}): the rest would be read with another record layout than the records already sent`,
+        {
+          hint:
+            `start a new backfill with the copybook as it is now (another --id; it reads the source from its start), or restore ${same ? 'the copybook' : then.path} to what it held (sha256 ${then.sha256}) and resume` +
+            (!same && role === 'from' ? ' (copybook= starts at the working directory: resume from the one the backfill started in)' : ''),
+          details: {copybook: cur.path, copybook_of: role, copybook_started: then.path, copybook_sha256_started: then.sha256, copybook_sha256_now: cur.sha256},
+        },
+      )
+    }
+    if (!same) logger.debug('backfill.copybook_moved', {id, copybook: cur.path, copybook_of: role, copybook_started: then.path, note: 'another path, the same content (sha256): resumed with it'})
+  }
+}
+
+/** --max-lag paces by a group's lag: one without the other does nothing (or has no N). */
+function maxLagWithoutGroup(o: {maxLag?: number | undefined; group?: string | undefined}, resumed?: string): UsageError {
+  if (!resumed) return new UsageError('--max-lag and --group go together', {hint: 'add --group <consumer group of the pipeline> to --max-lag N (or drop both)'})
+  return o.group === undefined
+    ? new UsageError(`--max-lag ${o.maxLag} needs a --group, and backfill ${resumed} has none`, {hint: `add --group <consumer group of the pipeline> to pace the rest of ${resumed} by its lag, or drop --max-lag`})
+    : new UsageError(`--group ${o.group} needs a --max-lag, and backfill ${resumed} has none`, {hint: `add --max-lag N to pause the rest of ${resumed} while the group's lag is above N, or drop --group`})
+}
+
 /** --burst is tokens on top of --rate's: without a rate there is no bucket, and it did nothing. */
 function burstWithoutRate(burst: number, resumed?: string): UsageError {
   return new UsageError(
@@ -314,9 +407,8 @@ function burstWithoutRate(burst: number, resumed?: string): UsageError {
 export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   const started = Date.now()
   const logger = o.logger.namespace('backfill')
-  if ((o.maxLag === undefined) !== (o.group === undefined)) {
-    throw new UsageError('--max-lag and --group go together', {hint: 'add --group <consumer group of the pipeline> to --max-lag N (or drop both)'})
-  }
+  // a resumed backfill may have its group (or its --max-lag) saved: checked once its options are known
+  if (!o.resume && (o.maxLag === undefined) !== (o.group === undefined)) throw maxLagWithoutGroup(o)
   if (o.resume && o.dryRun) throw new UsageError('--dry-run cannot resume a backfill', {hint: 'drop --dry-run, or --resume'})
   // a resumed backfill may have its rate saved: checked once its options are known
   if (o.burst !== undefined && o.rate === undefined && !o.resume) throw burstWithoutRate(o.burst)
@@ -338,6 +430,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let runs = 1
     /** the spec the resumed backfill started with: its saved path and digest */
     let startedSpec: {path: string; sha256: string} | undefined
+    /** the copybooks the resumed backfill started with (undefined: a checkpoint from before their digests) */
+    let startedCopybooks: Partial<Record<CopybookRole, CopybookDigest>> | undefined
     if (o.resume) {
       await store!.lock(id)
       const row = await store!.load(id)
@@ -358,6 +452,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       }
       opts = {...saved, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), from: row.source, to: row.target}
       if (o.burst !== undefined && opts.rate === undefined) throw burstWithoutRate(o.burst, id)
+      if ((opts.maxLag === undefined) !== (opts.group === undefined)) throw maxLagWithoutGroup(opts, id)
+      startedCopybooks = savedCopybooks(row.options)
       resumedFrom = row.position
       base = {...emptyCounts(), ...row.counts}
       runs = row.runs + 1
@@ -428,13 +524,18 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const asRead = loaded && !sendNormalized ? recordAsRead(loaded, uri) : (r: RawRecordOk) => (isKafka && r.raw ? r.raw : JSON.stringify(r.fields))
     // a kafka: source with a csv or fixed spec: each message decoded as stream run decodes it (read
     // as text, not tried as JSON first, unless the URI says format=)
-    const messageFields = isKafka && loaded ? kafkaMessageFields(loaded) : undefined
+    const decoded = isKafka && loaded ? kafkaMessageFields(loaded) : undefined
+    const messageFields = decoded?.fields
     if (messageFields && uri.params.format === undefined) uri.params = {...uri.params, format: 'text'}
     // and a json spec's messages in its source.encoding, as stream run reads them (unless the URI says encoding=)
     if (isKafka && spec && !messageFields && uri.params.encoding === undefined && spec.source.encoding) uri.params = {...uri.params, encoding: spec.source.encoding}
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
     const keyFrom = keyFunction(keyFields)
+    // ---- the copybooks the records are read with: kept by content, a resume reads the same ones
+    const fromCopybook = uriCopybook(uri, o.cwd ?? process.cwd())
+    const copybooks: Partial<Record<CopybookRole, CopybookDigest>> = {...(fromCopybook ? {from: fromCopybook} : {}), ...(decoded?.copybook ? {spec: decoded.copybook} : {})}
+    if (o.resume) assertSameCopybooks(id, startedCopybooks, copybooks, logger)
     if (uri.scheme === 'pg' && !uri.params.order_by && !/order\s+by/i.test(uri.params.query ?? '')) {
       logger.warn('backfill.pg_unordered', {note: 'without order_by= (or ORDER BY in the query) a resumed backfill may skip or repeat rows: PostgreSQL does not promise the same order twice'})
     }
@@ -451,13 +552,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         saved.spec = resolvePath(loaded.file)
         saved[SPEC_DIGEST] = loaded.sha256
       }
+      if (Object.keys(copybooks).length > 0) saved[COPYBOOKS] = copybooks
       await store.create({id, source: opts.from, target, options: saved, position: {records: 0}, counts: emptyCounts(), status: 'running', paused_ms: 0, elapsed_ms: 0}, whoAmI())
     } else if (store) {
       await store.restart(id)
     }
     if (o.dryRun) id = `${id}-dry-run`
     o.onStart?.({id, source: opts.from, target, resumedFrom})
-    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {})})
+    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {}), ...(Object.keys(copybooks).length > 0 ? {copybooks} : {})})
 
     const batchSize = Math.max(
       1,

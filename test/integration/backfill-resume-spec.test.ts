@@ -9,6 +9,10 @@
  * from before the digest keeps working, by path, and says so in a debug log.
  *
  * --burst without --rate was ignored (no token bucket to burst from): now exit 2 with the fix.
+ *
+ * `--resume ID --max-lag N` without --group was exit 2 ("--max-lag and --group go together") even
+ * when the backfill had a group saved: the pair was checked on the flags given, before the saved
+ * options were merged. Now on the merged options: a resumed backfill's group (or --max-lag) counts.
  */
 import {createHash} from 'node:crypto'
 import {mkdtempSync, readFileSync, realpathSync, writeFileSync} from 'node:fs'
@@ -196,6 +200,70 @@ describe('backfill --burst needs --rate', () => {
       expect(r.code, r.stderr).toBe(0)
       expect(r.json).toMatchObject({status: 'completed', read: n, sent: n, runs: 2})
     }
+    expect(kcatConsume(topic)).toHaveLength(n + n + (n - 20) * 2)
+  })
+})
+
+describe('backfill --resume: --max-lag and --group by the merged options', () => {
+  it("--max-lag alone resumes a backfill that has a group (was exit 2: the flags were checked before the saved options); a new one still needs both", async () => {
+    const n = 30
+    const topic = await createTestTopic({partitions: 1, prefix: 'bf-resume-lag'})
+    const {csv} = workDir(n, topic, `${topic}.dlq`)
+    const pool = testPool()
+    const group = uniqueName('bf-resume-lag-group') // no member, nothing committed: the lag is the backfill's own records
+    const ids = [uniqueName('bf-resume-lag-id'), uniqueName('bf-resume-lag-id')]
+    onTestFinished(async () => {
+      await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [ids])
+    })
+    const from = `csv:${csv}?delimiter=;`
+    const status = async (id: string) => (await pool.query<{status: string; runs: number}>('SELECT status, runs FROM cutover.backfills WHERE id = $1', [id])).rows[0]
+
+    // a new backfill: one without the other is exit 2, nothing recorded
+    for (const args of [['--max-lag', '50000'], ['--group', group]]) {
+      const r = await runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', ...args, '--id', ids[0]!, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(r.json.error.message).toBe('--max-lag and --group go together')
+    }
+    expect(await status(ids[0]!)).toBeUndefined()
+
+    // ids[0] paced by the group's lag, ids[1] without; both stopped after 20 records
+    const [paced, unpaced] = await Promise.all([
+      runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', '--max-lag', '100000', '--group', group, '--id', ids[0]!, '--json']),
+      runCli(['backfill', '--from', from, '--to', topic, '--key', 'id', '--id', ids[1]!, '--json']),
+    ])
+    for (const r of [paced, unpaced]) expect(r.code, r.stderr).toBe(0)
+    expect((await pool.query<{options: unknown}>('SELECT options FROM cutover.backfills WHERE id = $1', [ids[0]])).rows[0]!.options).toMatchObject({maxLag: 100000, group})
+    const stop = () =>
+      pool.query(`UPDATE cutover.backfills SET status = 'stopped', position = '{"records": 20}', counts = '{"read": 20, "sent": 20, "rejected": 0, "rejected_by_code": {}, "out_of_range": 0}' WHERE id = ANY($1)`, [ids])
+    await stop()
+
+    // the backfill with a group: --max-lag alone resumes, paced by the saved group's lag with the new N
+    const resumed = await runCli(['backfill', '--resume', ids[0]!, '--max-lag', '50000', '--log-level', 'info', '--json'])
+    expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0)
+    expect(resumed.json).toMatchObject({id: ids[0], status: 'completed', read: n, sent: n, runs: 2, resumed_from: {records: 20}})
+    const events = resumed.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as {event: string; group?: string; max_lag?: number})
+    expect(events.find((e) => e.event === 'backfill.start')).toMatchObject({max_lag: 50000})
+    // the group's lag was looked at: the saved group, which has no member
+    expect(events.find((e) => e.event === 'backfill.group_unknown')).toMatchObject({group})
+
+    // a backfill without a group: --max-lag alone (or --group alone) still exit 2, naming what it lacks; the row as it was
+    const lagOnly = await runCli(['backfill', '--resume', ids[1]!, '--max-lag', '50000', '--json'])
+    expect(lagOnly.code, lagOnly.stdout + lagOnly.stderr).toBe(2)
+    expect(lagOnly.json.error.message).toBe(`--max-lag 50000 needs a --group, and backfill ${ids[1]} has none`)
+    const groupOnly = await runCli(['backfill', '--resume', ids[1]!, '--group', group, '--json'])
+    expect(groupOnly.code, groupOnly.stdout + groupOnly.stderr).toBe(2)
+    expect(groupOnly.json.error.message).toBe(`--group ${group} needs a --max-lag, and backfill ${ids[1]} has none`)
+    expect(await status(ids[1]!)).toEqual({status: 'stopped', runs: 1})
+
+    // and --group alone (the same group) keeps the saved --max-lag
+    await stop()
+    const byGroup = await runCli(['backfill', '--resume', ids[0]!, '--group', group, '--log-level', 'info', '--json'])
+    expect(byGroup.code, byGroup.stdout + byGroup.stderr).toBe(0)
+    expect(byGroup.json).toMatchObject({id: ids[0], status: 'completed', read: n, runs: 3})
+    expect(byGroup.stderr.split('\n').find((l) => l.includes('"backfill.start"'))).toContain('"max_lag":100000')
     expect(kcatConsume(topic)).toHaveLength(n + n + (n - 20) * 2)
   })
 })
