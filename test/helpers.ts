@@ -209,18 +209,27 @@ export function tempDir(prefix: string): string {
   return dir
 }
 
+/** The test server's URL for `database` (default: the tests' own), as `user` (trust auth: no password; default: the URL's). */
+export function databaseUrl(database?: string, user?: string): string {
+  const u = new URL(settings().databaseUrl)
+  if (database !== undefined) u.pathname = `/${database}`
+  if (user !== undefined) {
+    u.username = user
+    u.password = ''
+  }
+  return u.toString()
+}
+
 /** The URL of a database of its own (created by the CLI on first use), dropped when the test finishes. */
 export function freshDatabase(): string {
-  const u = new URL(settings().databaseUrl)
   const name = `parity_${randomUUID().replace(/-/g, '').slice(0, 10)}`
-  u.pathname = `/${name}`
   onTestFinished(async () => {
     const admin = new pg.Client({connectionString: settings().databaseUrl})
     await admin.connect()
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
     await admin.end()
   })
-  return u.toString()
+  return databaseUrl(name)
 }
 
 /**

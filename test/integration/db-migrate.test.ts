@@ -15,25 +15,14 @@ import {describe, expect, it, onTestFinished} from 'vitest'
 import type {DbMigrateDryRunResult, DbMigrateResult} from '../../src/commands/db/migrate.js'
 import {silentLogger} from '../../src/log.js'
 import {MIGRATIONS, migrate} from '../../src/pg/migrations.js'
-import {runCli, settings, uniqueName} from '../helpers.js'
+import {databaseUrl, runCli, uniqueName} from '../helpers.js'
 
 const LATEST = MIGRATIONS.at(-1)!.version
 const ALL = MIGRATIONS.map((m) => ({version: m.version, name: m.name}))
 
-/** URL of `database` on the test server, as `user` (trust auth: no password). */
-function urlOf(database: string, user?: string): string {
-  const u = new URL(settings().databaseUrl)
-  u.pathname = `/${database}`
-  if (user !== undefined) {
-    u.username = user
-    u.password = ''
-  }
-  return u.toString()
-}
-
 /** A query on the server's maintenance database. */
 async function onServer<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({connectionString: urlOf('postgres')})
+  const c = new pg.Client({connectionString: databaseUrl('postgres')})
   await c.connect()
   try {
     return (await c.query<T>(sql, params)).rows
@@ -57,7 +46,7 @@ async function exists(database: string): Promise<boolean> {
 
 /** A query on `database` as the administrator. */
 async function onDatabase<T extends pg.QueryResultRow>(database: string, sql: string): Promise<T[]> {
-  const c = new pg.Client({connectionString: urlOf(database)})
+  const c = new pg.Client({connectionString: databaseUrl(database)})
   await c.connect()
   try {
     return (await c.query<T>(sql)).rows
@@ -69,7 +58,7 @@ async function onDatabase<T extends pg.QueryResultRow>(database: string, sql: st
 const hasSchema = async (database: string) => (await onDatabase<{n: number}>(database, `SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'cutover'`))[0]!.n === 1
 const history = (database: string) => onDatabase<{version: number; name: string}>(database, 'SELECT version, name FROM cutover.schema_migrations ORDER BY version')
 
-const dbMigrate = (database: string, args: string[], user?: string) => runCli(['db', 'migrate', ...args], {env: {DATABASE_URL: urlOf(database, user)}})
+const dbMigrate = (database: string, args: string[], user?: string) => runCli(['db', 'migrate', ...args], {env: {DATABASE_URL: databaseUrl(database, user)}})
 
 describe('cutover db migrate', () => {
   it('--dry-run on a database that does not exist: every migration with its SQL, nothing created; then db migrate creates and migrates it, and again applies nothing', async () => {
@@ -152,7 +141,7 @@ describe('cutover db migrate', () => {
   it('a schema behind: --dry-run shows only the migrations it lacks; db migrate applies just those', async () => {
     const database = databaseName('dbmig_behind')
     await onServer(`CREATE DATABASE "${database}"`)
-    const admin = new pg.Pool({connectionString: urlOf(database), max: 1})
+    const admin = new pg.Pool({connectionString: databaseUrl(database), max: 1})
     await migrate(admin, silentLogger, MIGRATIONS.filter((m) => m.version <= 7))
     await admin.end()
     const lacking = MIGRATIONS.filter((m) => m.version > 7)
@@ -192,7 +181,7 @@ describe('cutover db migrate', () => {
     const check = () =>
       runCli(['parity', 'check', '--left', 'csv:legacy.csv', '--right', 'csv:legacy.csv', '--key', 'id', '--type', 'amount=decimal', '--json'], {
         cwd: dir,
-        env: {DATABASE_URL: urlOf(database, role)},
+        env: {DATABASE_URL: databaseUrl(database, role)},
       })
 
     // the role may read what is pending (nothing to read yet: no schema), and changes nothing

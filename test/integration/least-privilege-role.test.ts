@@ -20,19 +20,8 @@ import {silentLogger} from '../../src/log.js'
 import {MIGRATIONS, migrate} from '../../src/pg/migrations.js'
 import {openDatabase} from '../../src/pg/pool.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
-import {createTestTopic, kcatConsume, runCli, settings, uniqueName} from '../helpers.js'
+import {createTestTopic, databaseUrl, kcatConsume, runCli, settings, uniqueName} from '../helpers.js'
 import {produce, startStream, streamFixture, type ProducedMessage, type StreamFixture} from './stream-support.js'
-
-/** URL of `database` on the test server, as `user` (trust auth: no password). */
-function urlOf(database: string, user?: string): string {
-  const u = new URL(settings().databaseUrl)
-  u.pathname = `/${database}`
-  if (user !== undefined) {
-    u.username = user
-    u.password = ''
-  }
-  return u.toString()
-}
 
 /**
  * A database of this test's own (not migrated), a pool on it as the administrator, and a login
@@ -42,11 +31,11 @@ function urlOf(database: string, user?: string): string {
 async function isolated(prefix: string) {
   const database = `${prefix}_${randomUUID().slice(0, 8)}`
   const role = uniqueName(`${prefix}_role`).replace(/-/g, '_')
-  const server = new pg.Client({connectionString: urlOf('postgres')})
+  const server = new pg.Client({connectionString: databaseUrl('postgres')})
   await server.connect()
   await server.query(`CREATE DATABASE "${database}"`)
   await server.query(`CREATE ROLE "${role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS`)
-  const admin = new pg.Pool({connectionString: urlOf(database), max: 2})
+  const admin = new pg.Pool({connectionString: databaseUrl(database), max: 2})
   onTestFinished(async () => {
     await admin.end().catch(() => {})
     await server.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role])
@@ -59,7 +48,7 @@ async function isolated(prefix: string) {
     await server.query(`DROP ROLE "${role}"`)
     await server.end()
   })
-  return {database, role, admin, url: urlOf(database, role)}
+  return {database, role, admin, url: databaseUrl(database, role)}
 }
 
 /** README's grants for `role`: cutover's schema (migrated), and the two sink tables of `schema`. */
@@ -115,7 +104,7 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     const f = await streamFixture({partitions: 1, prefix: 'lp-run'})
     const db = await isolated('lp_run')
     // the administrator: migrations (on first use, as any cutover command does), then the sinks and the grants
-    await (await openDatabase(urlOf(db.database))).end()
+    await (await openDatabase(databaseUrl(db.database))).end()
     await sinkTables(db.admin, f)
     await grantRuntime(db.admin, db.role, f.schema)
     const privileges = await db.admin.query<{db: boolean; schema: boolean}>(
@@ -183,13 +172,13 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     expect((await db.admin.query(`SELECT count(*)::int AS n FROM "${f.schema}".txn_clean`)).rows[0]).toEqual({n: 0})
 
     // the fix: the owner migrates (any command's start, here openDatabase); the role then runs
-    await (await openDatabase(urlOf(db.database))).end()
+    await (await openDatabase(databaseUrl(db.database))).end()
     await expectAllWritten(f, db.admin, await runAs(f, db.url), ids)
   })
 
   it('runs parity check (ledger), parity report and backfill (checkpoint) once an administrator has migrated', async () => {
     const db = await isolated('lp_cmds')
-    await (await openDatabase(urlOf(db.database))).end()
+    await (await openDatabase(databaseUrl(db.database))).end()
     for (const sql of [
       `GRANT USAGE ON SCHEMA cutover TO "${db.role}"`,
       `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA cutover TO "${db.role}"`,
@@ -224,14 +213,14 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     const f = await streamFixture({partitions: 1, prefix: 'lp-nodb'})
     const db = await isolated('lp_nodb')
     const absent = `${db.database}_absent`
-    const r = await runAs(f, urlOf(absent, db.role))
+    const r = await runAs(f, databaseUrl(absent, db.role))
     expect(r.code, r.stderr).toBe(2)
     expect(r.json.error).toMatchObject({
       code: 'USAGE',
       message: `the database ${absent} does not exist at 127.0.0.1:5432/${absent}, and the role ${db.role} could not create it: permission denied to create database`,
     })
     expect(r.json.error!.hint).toMatch(/^create it as an administrator \(CREATE DATABASE "lp_nodb_\w+_absent"; then run cutover db migrate/)
-    const server = new pg.Client({connectionString: urlOf('postgres')})
+    const server = new pg.Client({connectionString: databaseUrl('postgres')})
     await server.connect()
     expect((await server.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [absent])).rows[0]).toEqual({n: 0})
     await server.end()

@@ -13,7 +13,7 @@ import {describe, expect, it, onTestFinished} from 'vitest'
 import {commitBatch} from '../../src/runtime/batch.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
 import type {CutoverError} from '../../src/errors.js'
-import {kcatConsume, settings, uniqueName} from '../helpers.js'
+import {databaseUrl, kcatConsume, uniqueName} from '../helpers.js'
 import {batchFixture, produce, startStream, streamFixture, type ProducedMessage} from './stream-support.js'
 
 /**
@@ -25,9 +25,7 @@ import {batchFixture, produce, startStream, streamFixture, type ProducedMessage}
 async function runtimeRole(admin: pg.Pool) {
   const name = uniqueName('rls_role').replace(/-/g, '_')
   const role = `"${name}"`
-  const url = new URL(settings().databaseUrl)
-  url.username = name
-  url.password = ''
+  const url = databaseUrl(undefined, name)
   const pools: pg.Pool[] = []
   await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOBYPASSRLS`)
   onTestFinished(async () => {
@@ -46,10 +44,10 @@ async function runtimeRole(admin: pg.Pool) {
   return {
     name,
     role,
-    url: url.toString(),
+    url,
     /** a pool connecting as the role, ended before the role is dropped */
     pool(): pg.Pool {
-      const p = new pg.Pool({connectionString: url.toString(), max: 3})
+      const p = new pg.Pool({connectionString: url, max: 3})
       pools.push(p)
       return p
     },
