@@ -46,7 +46,7 @@ import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
-import {RuntimeMetrics, startMetricsServer, type HealthProbe} from './metrics.js'
+import {RuntimeMetrics, startMetricsServer, type HealthProbe, type StageName} from './metrics.js'
 import {storedOffsets, transactionStatus} from './offsets.js'
 import {backoffMs, sleep, TokenBucket} from './ratelimit.js'
 import {OutboxRelay, pruneSentOutbox, relayProducer, STOP_DRAIN_MS} from './relay.js'
@@ -55,7 +55,7 @@ import {batchTextMasker} from './sinks/sensitive.js'
 import {checkSourceFormat} from './stages/decode.js'
 import {pruneDedupeKeys} from './stages/dedupe.js'
 import {buildStages, checkRunnable} from './stages/index.js'
-import {countOk, type PipelineContext, type Stage, type WorkItem} from './types.js'
+import type {PipelineContext, Stage, WorkItem} from './types.js'
 
 export interface StreamRunOptions {
   /** path of the pipeline spec (YAML) */
@@ -522,7 +522,7 @@ class StreamRuntime {
     if (this.stopping) return
     await slot.joinReady
     if (this.stopping || !isRunning() || isStale() || batch.messages.length === 0) return
-    const {metrics, logger, stages} = this.d
+    const {metrics, logger} = this.d
     const partition = batch.partition
     this.inFlight++
     this.lastActivity = Date.now()
@@ -533,7 +533,7 @@ class StreamRuntime {
       }
       if (this.stopping) return
       const items: WorkItem[] = batch.messages.map((message) => ({message, topic: batch.topic, partition, offset: BigInt(message.offset), status: 'ok'}))
-      const okPrepared = await this.prepare(items)
+      await this.prepare(items)
       const prepared = snapshotItems(items)
       const firstOffset = items[0]!.offset
       const lastOffset = BigInt(batch.lastOffset())
@@ -600,12 +600,6 @@ class StreamRuntime {
       }
       resume?.()
       this.lastActivity = Date.now()
-      if (outcome.kind === 'committed') {
-        for (const stage of stages.transact) {
-          metrics.stageRecords(stage.name, 'in', okPrepared)
-          if (stage.name === 'dedupe') metrics.stageRecords('dedupe', 'out', okPrepared - outcome.counts.duplicates - (outcome.counts.dead.DUPLICATE_CONFLICT ?? 0))
-        }
-      }
       await this.afterOutcome(consumer, payload, outcome, batch.highWatermark)
       try {
         await heartbeat()
@@ -619,30 +613,20 @@ class StreamRuntime {
 
   /**
    * Runs the prepare stages over `items` (PREPARE_SLICE at a time, one batch at a time: see
-   * there), then the transact stages' `precompute`, and counts each prepare stage's records in
-   * and out; returns how many are still `ok`.
+   * there), then the transact stages' `precompute`. Their records are counted in the metrics
+   * when the batch commits (countStages), not here: a batch given up (a rebalance, a stop during
+   * an outage) or found already committed is read again or not at all, and counting it here
+   * would count its records twice or for nothing.
    */
-  private async prepare(items: WorkItem[]): Promise<number> {
-    const {metrics, stages} = this.d
+  private async prepare(items: WorkItem[]): Promise<void> {
+    const {stages} = this.d
     const turn = this.prepareQueue.then(async () => {
-      const counts = stages.prepare.map(() => ({in: 0, out: 0}))
       for (let from = 0; from < items.length; from += PREPARE_SLICE) {
         if (from > 0) await nextTurn()
         const slice = items.length <= PREPARE_SLICE ? items : items.slice(from, from + PREPARE_SLICE)
-        let ok = slice.length
-        for (let k = 0; k < stages.prepare.length; k++) {
-          counts[k]!.in += ok
-          await stages.prepare[k]!.run(slice, null)
-          ok = countOk(slice)
-          counts[k]!.out += ok
-        }
+        for (const stage of stages.prepare) await stage.run(slice, null)
         for (const stage of stages.transact) stage.precompute?.(slice)
       }
-      stages.prepare.forEach((stage, k) => {
-        metrics.stageRecords(stage.name, 'in', counts[k]!.in)
-        metrics.stageRecords(stage.name, 'out', counts[k]!.out)
-      })
-      return stages.prepare.length === 0 ? items.length : counts.at(-1)!.out
     })
     this.prepareQueue = turn.then(
       () => undefined,
@@ -654,6 +638,30 @@ class StreamRuntime {
   /** A committed batch in the run's totals (its --json result) and metrics. */
   private countCommitted(outcome: Extract<BatchOutcome, {kind: 'committed'}>, topic: string, partition: number, highWatermark: string): void {
     const {metrics} = this.d
+  /**
+   * `cutover_records_total` of a committed batch's records (those at or above the stored offset:
+   * the ones its counts read): each stage's in is the previous stage's out, and its out is its in
+   * less the records it dead-lettered or (dedupe) dropped as duplicates.
+   */
+  private countStages(items: readonly WorkItem[]): void {
+    const {metrics, stages} = this.d
+    const deadAt = new Map<StageName, number>()
+    let duplicates = 0
+    for (const item of items) {
+      if (item.status === 'duplicate') duplicates++
+      else if (item.dead) deadAt.set(item.dead.stage, (deadAt.get(item.dead.stage) ?? 0) + 1)
+    }
+    let n = items.length
+    for (const stage of [...stages.prepare, ...stages.transact]) {
+      const out = n - (deadAt.get(stage.name) ?? 0) - (stage.name === 'dedupe' ? duplicates : 0)
+      metrics.stageRecords(stage.name, 'in', n)
+      metrics.stageRecords(stage.name, 'out', out)
+      n = out
+    }
+    metrics.stageRecords('sink', 'in', n)
+    metrics.stageRecords('sink', 'out', n - (deadAt.get('sink') ?? 0))
+  }
+
     const c = outcome.counts
     const t = this.totals
     t.read += c.read
@@ -667,8 +675,7 @@ class StreamRuntime {
       deadN += n
     }
     metrics.duplicates(c.duplicates)
-    metrics.stageRecords('sink', 'in', c.written + (c.dead.SINK_REJECTED ?? 0))
-    metrics.stageRecords('sink', 'out', c.written)
+    this.countStages(outcome.items)
     const now = outcome.committedAt
     for (const item of outcome.items) if (item.status === 'ok') metrics.endToEnd((now - Number(item.message.timestamp)) / 1000)
     this.deps.pg = true

@@ -82,12 +82,6 @@ export function inDedupeOrder(items: WorkItem[]): WorkItem[] {
   return out
 }
 
-/** How many items are still `ok` (okItems without the copy). */
-export function countOk(items: readonly WorkItem[]): number {
-  let n = 0
-  for (const i of items) if (i.status === 'ok') n++
-  return n
-}
 
 /** What every stage and sink may use; built once per run. */
 export interface PipelineContext {

@@ -75,6 +75,14 @@ describe('stream run: observability', () => {
     const pipeline = {pipeline: f.name}
     expect(m.value('cutover_records_total', {...pipeline, stage: 'decode', direction: 'in'})).toBe(n)
     expect(m.value('cutover_records_total', {...pipeline, stage: 'sink', direction: 'out'})).toBe(expected.written)
+    // the stages in order, each taking what the one before let through; what they dropped is
+    // exactly the dead letters and the duplicates
+    const stage = (name: string, direction: string) => m.value('cutover_records_total', {...pipeline, stage: name, direction})
+    const order = ['decode', 'normalize', 'validate', 'dedupe', 'sink']
+    for (let k = 1; k < order.length; k++) expect(stage(order[k]!, 'in'), order[k]).toBe(stage(order[k - 1]!, 'out'))
+    const dropped = order.reduce((a, name) => a + stage(name, 'in') - stage(name, 'out'), 0)
+    expect(dropped).toBe(Object.values(expected.deadLettered).reduce((a, x) => a + x, 0) + expected.duplicates)
+    expect(stage('dedupe', 'in') - stage('dedupe', 'out')).toBe(expected.duplicates + (expected.deadLettered.DUPLICATE_CONFLICT ?? 0))
     expect(m.value('cutover_duplicates_total', pipeline)).toBe(expected.duplicates)
     // every code has its series from the start (0 until it occurs)
     expect(m.all('cutover_dead_lettered_total').filter((r) => r.labels.pipeline === f.name).length).toBe(RECORD_ERROR_CODES.length)
@@ -158,6 +166,9 @@ describe('stream run: observability', () => {
     const backlog = await until(async () => (await metricsNow()).value('cutover_outbox_backlog_records', {pipeline: f.name}) === 20)
     expect(backlog, `backlog gauge ${(await metricsNow()).value('cutover_outbox_backlog_records', {pipeline: f.name})}`).toBe(true)
     expect((await metricsNow()).value('cutover_dead_lettered_total', {pipeline: f.name, code: 'DECODE_ERROR'})).toBe(20)
+    // each record counted once, the 300 retried through the outage included
+    expect((await metricsNow()).value('cutover_records_total', {pipeline: f.name, stage: 'decode', direction: 'in'})).toBe(420)
+    expect((await metricsNow()).value('cutover_records_total', {pipeline: f.name, stage: 'sink', direction: 'out'})).toBe(400)
 
     // stopped with dead letters unsent: exit 0 (they stay in cutover.outbox), and it says so
     s.child.kill('SIGTERM')
