@@ -542,6 +542,51 @@ interface LatencyResult {
   /** the runtime's own view of the paced run: transaction time and records per committed batch */
   commit_ms: {p50: number; p95: number; p99: number; count: number} | null
   batch_records: {p50: number; p95: number; p99: number; count: number} | null
+  /** PostgreSQL's own background work during the paced run, which shares the 2 cores with it */
+  background: BackgroundWork | null
+}
+
+interface BackgroundWork {
+  checkpoints: number
+  /** seconds an autovacuum worker was seen on each table (sampled every 250 ms) */
+  autovacuum_s: Record<string, number>
+}
+
+/**
+ * Samples what PostgreSQL does besides serving the stream while the paced run goes: checkpoints
+ * (pg_stat_bgwriter) and autovacuum workers by table (pg_stat_activity). After a 1M-record run the
+ * big tables are vacuumed and analyzed right in the paced run's 30 s; this says when, so that a
+ * latency figure can be read against it.
+ */
+function watchBackground(): {stop(): Promise<BackgroundWork | null>} {
+  const seen = new Map<string, number>()
+  const PERIOD_MS = 250
+  let stopped = false
+  const checkpoints = () => pool.query<{n: string}>('SELECT (checkpoints_timed + checkpoints_req)::text AS n FROM pg_stat_bgwriter').then((r) => Number(r.rows[0]!.n))
+  const before = checkpoints().catch(() => NaN)
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const r = await pool.query<{q: string}>(`SELECT query AS q FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query LIKE 'autovacuum:%'`)
+        for (const {q} of r.rows) {
+          const table = q.replace(/^autovacuum:\s*(VACUUM ANALYZE|VACUUM|ANALYZE)\s*/, '').replace(/\s*\(to prevent wraparound\)$/, '')
+          seen.set(table, (seen.get(table) ?? 0) + PERIOD_MS / 1000)
+        }
+      } catch {
+        // a sample lost: the figure is a floor
+      }
+      await sleep(PERIOD_MS)
+    }
+  })()
+  return {
+    async stop() {
+      stopped = true
+      await loop
+      const [b, a] = [await before, await checkpoints().catch(() => NaN)]
+      if (!Number.isFinite(b) || !Number.isFinite(a)) return null
+      return {checkpoints: a - b, autovacuum_s: Object.fromEntries([...seen].sort((x, y) => y[1] - x[1]))}
+    },
+  }
 }
 
 async function latencyRun(dir: string): Promise<LatencyResult> {
@@ -594,6 +639,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     const before = await scrapeHistograms(metricsPort)
 
     const sentAt = new Map<string, number>()
+    const background = watchBackground()
     const start = now()
     const end = start + LATENCY_SECONDS * 1000
     let sent = 0
@@ -613,6 +659,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     const seconds = (now() - start) / 1000
     log(`latency: produced ${sent} records in ${seconds.toFixed(1)} s; waiting for the last commits`)
     await waitForRows(schema, `txn_id LIKE 'L%'`, sent, stream, 'the paced records')
+    const backgroundWork = await background.stop()
     await sleep(500)
     const after = await scrapeHistograms(metricsPort)
 
@@ -640,6 +687,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
       runtime_histogram: runtimeHistogram,
       commit_ms: before && after ? quantilesBetween(before.commit, after.commit, 1000) : null,
       batch_records: before && after ? quantilesBetween(before.batch, after.batch, 1) : null,
+      background: backgroundWork,
     }
   } finally {
     await producer.disconnect()
@@ -810,6 +858,11 @@ async function main(): Promise<void> {
   }
   if (latency?.commit_ms) line('  transaction p50/p95/p99', `${fmt(latency.commit_ms.p50, 0)}/${fmt(latency.commit_ms.p95, 0)}/${fmt(latency.commit_ms.p99, 0)}`, `ms (bucketed), ${fmt(latency.commit_ms.count)} transactions`)
   if (latency?.batch_records) line('  records per batch p50/p95/p99', `${fmt(latency.batch_records.p50, 0)}/${fmt(latency.batch_records.p95, 0)}/${fmt(latency.batch_records.p99, 0)}`, '(bucketed)')
+  if (latency?.background) {
+    const b = latency.background
+    const av = Object.entries(b.autovacuum_s).map(([t, sec]) => `${t} ${fmt(sec, 1)} s`)
+    line('  during it, PostgreSQL', `${b.checkpoints} checkpoint${b.checkpoints === 1 ? '' : 's'}`, av.length > 0 ? `autovacuum: ${av.join(', ')}` : 'no autovacuum worker seen')
+  }
   if (streamError) console.log(`\n${streamError}`)
   console.log(`\nwrote bench/out/stream.json`)
 }
