@@ -635,9 +635,6 @@ class StreamRuntime {
     return turn
   }
 
-  /** A committed batch in the run's totals (its --json result) and metrics. */
-  private countCommitted(outcome: Extract<BatchOutcome, {kind: 'committed'}>, topic: string, partition: number, highWatermark: string): void {
-    const {metrics} = this.d
   /**
    * `cutover_records_total` of a committed batch's records (those at or above the stored offset:
    * the ones its counts read): each stage's in is the previous stage's out, and its out is its in
@@ -662,6 +659,9 @@ class StreamRuntime {
     metrics.stageRecords('sink', 'out', n - (deadAt.get('sink') ?? 0))
   }
 
+  /** A committed batch in the run's totals (its --json result) and metrics. */
+  private countCommitted(outcome: Extract<BatchOutcome, {kind: 'committed'}>, topic: string, partition: number, highWatermark: string): void {
+    const {metrics} = this.d
     const c = outcome.counts
     const t = this.totals
     t.read += c.read
