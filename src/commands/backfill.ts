@@ -7,6 +7,7 @@ import {formatBackfillResult, parseTimeOption, runBackfill, type BackfillResult}
 import {parseRate} from '../backfill/pacing.js'
 import {ProgressTracker} from '../jobs/progress.js'
 import {createLogger, stderrJsonSink} from '../log.js'
+import {BACKFILL_NEEDS, requirePrivileges} from '../pg/privileges.js'
 import type {BackfillProgressUi} from '../ui/backfill-progress.js'
 
 export type {BackfillResult}
@@ -44,6 +45,9 @@ export default class Backfill extends CutoverCommand {
 
   async run(): Promise<BackfillResult> {
     const {flags} = await this.parse(Backfill)
+    const settings = connectionSettingsFromEnv()
+    // the checkpoint's privileges, before anything is read or sent (a dry run writes none)
+    if (!flags['dry-run']) await requirePrivileges(settings.databaseUrl, 'backfill', BACKFILL_NEEDS)
     const json = this.jsonEnabled()
     const controller = new AbortController()
     const tracker = new ProgressTracker('backfill')
@@ -88,7 +92,7 @@ export default class Backfill extends CutoverCommand {
         ...(flags.send === undefined ? {} : {send: flags.send}),
         ...(flags['batch-size'] === undefined ? {} : {batchSize: flags['batch-size']}),
         dryRun: flags['dry-run'],
-        settings: connectionSettingsFromEnv(),
+        settings,
         logger,
         signal: controller.signal,
         progress: tracker,

@@ -44,6 +44,7 @@ import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../erro
 import {connectAdmin, createKafka, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
+import {requirePrivileges, streamRunNeeds} from '../pg/privileges.js'
 import {CommitOutcomeUnknown, InsertFirst, isolatesInOrder, RefusedRows, snapshotItems, type BatchDeps, type BatchOutcome} from './batch.js'
 import {GroupCommitter} from './group.js'
 import {RuntimeMetrics, startMetricsServer, type HealthProbe, type StageName} from './metrics.js'
@@ -209,6 +210,8 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     for (const c of closers.reverse()) await c().catch(() => {})
   }
   try {
+    // the role's privileges on cutover's tables, before the group is joined (pg/privileges.ts)
+    await requirePrivileges(pool, 'stream run', streamRunNeeds(spec.dedupe !== undefined))
     // Kafka at start: one quick attempt, so an unreachable broker is exit 3 in seconds.
     const probe = await connectAdmin(createKafka(options.settings.kafka, {mode: 'fail-fast', logger}), options.settings.kafka)
     let sourcePartitions: number

@@ -6,6 +6,7 @@ import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {formatProgress, ProgressTracker} from '../../jobs/progress.js'
 import {failureOf, percentage, runParityCheck} from '../../parity/check.js'
+import {PARITY_CHECK_NEEDS, requirePrivileges} from '../../pg/privileges.js'
 import type {ParityOptions} from '../../parity/plan.js'
 import type {ParityCheckResult} from '../../parity/types.js'
 
@@ -67,6 +68,8 @@ export default class ParityCheck extends CutoverCommand {
     const failUnder = flags['fail-under'] === undefined ? undefined : percentage(flags['fail-under'], '--fail-under')
     // before the comparison: a report that cannot be written would throw its result away at the end
     if (flags.out) assertWritableFolder(flags.out, '--out')
+    // and a ledger that cannot be written, likewise (--no-ledger writes none)
+    if (flags.ledger) await requirePrivileges(settings.databaseUrl, 'parity check', PARITY_CHECK_NEEDS)
     const opts: ParityOptions = {
       left: flags.left,
       right: flags.right,
