@@ -19,7 +19,14 @@
  * normalizer takes the same path as for files): numeric and bigint stay exact strings;
  * timestamptz is ISO-8601 in UTC ("2026-11-20T06:15:00Z", fractions kept); timestamp
  * without zone is "2026-11-20T09:15:00"; date is "2026-11-20"; boolean is "true"/"false";
- * NULL is null; anything else (json, arrays, intervals) is its text form.
+ * NULL is null; anything else (json, arrays, intervals) is its text form. money is read as
+ * numeric: its text form follows the session's lc_monetary ("$1,234.56", "1.234,56 €"), while
+ * `money::numeric` is exact ("1234.56", at the scale of lc_monetary's fraction digits, the
+ * scale the stored minor units mean). So the columns of the result are looked up first, in the
+ * read's transaction (`SELECT * FROM <table> LIMIT 0`, `SELECT * FROM (<query>) AS q LIMIT 0`),
+ * and when one is money (or money[]) the read selects it cast (moneyAsNumericSql); otherwise the
+ * SQL runs as written. When that lookup fails (a statement that is no subquery: SHOW), the SQL
+ * runs as written too, and reports its own error if it has one.
  *
  * Position: the table (or "query"), the 1-based row number, and `key` = the value of the
  * `key=` column, or the row number. A `key=` column that the context names sensitive
@@ -33,10 +40,12 @@
  * s.upper, the table is s."Upper"), the hint says that unquoted names fold to lower case and
  * gives the quoted form to write (foldedNameHint).
  */
-import pg from 'pg'
+import pg, {type QueryConfig} from 'pg'
 import QueryStream from 'pg-query-stream'
 import {type CutoverError, UsageError} from '../src/errors.js'
 import {DEFAULT_DATABASE_URL} from '../src/config/env.js'
+import {quoteIdent} from '../src/pg/ident.js'
+import type {Logger} from '../src/log.js'
 import {mapPgError} from '../src/pg/pool.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, RawRecord, ReaderContext, SourceUri} from './types.js'
@@ -172,6 +181,54 @@ export function pgSql(uri: SourceUri): string {
   return sql
 }
 
+/**
+ * money (790) and money[] (791) -> the type they are read as. money's text follows lc_monetary;
+ * `::numeric` is exact at lc_monetary's scale. A domain over money is described as money (the
+ * row description gives a domain's base type). Also used by parity's pg: reads.
+ */
+export const MONEY_CASTS: Readonly<Record<number, {type: string; oid: number}>> = {790: {type: 'numeric', oid: 1700}, 791: {type: 'numeric[]', oid: 1231}}
+
+/** A query= text as a subquery: trailing `;` dropped, and `)` on a line of its own (after a `-- comment`). */
+function subquery(query: string): string {
+  let end = query.length
+  while (end > 0 && (query[end - 1] === ';' || /\s/.test(query[end - 1]!))) end--
+  return `(${query.slice(0, end)}\n)`
+}
+
+/** The SQL whose result describes the columns `uri` reads (LIMIT 0: nothing is run). */
+export function describeSql(uri: SourceUri): string {
+  return uri.params.query !== undefined ? `SELECT * FROM ${subquery(uri.params.query)} AS q LIMIT 0` : `SELECT * FROM ${quoteQualifiedName(uri.target)} LIMIT 0`
+}
+
+/**
+ * The SQL that reads `uri` with its money columns as numeric (MONEY_CASTS), the other columns
+ * and the order as they are, given the columns of its result (describeSql); undefined when it
+ * has no money column. A table: `SELECT "id", "amt"::numeric AS "amt" FROM t WHERE ... ORDER BY
+ * ...` (an ORDER BY amt then orders by the numeric, in the same order). A query: `SELECT q."1"
+ * AS "id", q."2"::numeric AS "amt" FROM (<query>) AS q("1", "2")`: its columns renamed by
+ * position, so that any names (`?column?`) work, and no ORDER BY added: PostgreSQL keeps the
+ * order of a subquery under a plain projection.
+ */
+export function moneyAsNumericSql(uri: SourceUri, fields: readonly {name: string; dataTypeID: number}[]): string | undefined {
+  if (!fields.some((f) => MONEY_CASTS[f.dataTypeID] !== undefined)) return undefined
+  const p = uri.params
+  if (p.query === undefined) {
+    const cols = fields.map((f) => {
+      const cast = MONEY_CASTS[f.dataTypeID]
+      return cast ? `${quoteIdent(f.name)}::${cast.type} AS ${quoteIdent(f.name)}` : quoteIdent(f.name)
+    })
+    let sql = `SELECT ${cols.join(', ')} FROM ${quoteQualifiedName(uri.target)}`
+    if (p.where) sql += ` WHERE ${p.where}`
+    if (p.order_by) sql += ` ORDER BY ${p.order_by}`
+    return sql
+  }
+  const cols = fields.map((f, i) => {
+    const cast = MONEY_CASTS[f.dataTypeID]
+    return `q."${i + 1}"${cast ? `::${cast.type}` : ''} AS ${quoteIdent(f.name)}`
+  })
+  return `SELECT ${cols.join(', ')} FROM ${subquery(p.query)} AS q(${fields.map((_, i) => `"${i + 1}"`).join(', ')})`
+}
+
 const identity = (v: string): string => v
 const TEXT_PARSERS: Record<number, (v: string) => unknown> = {
   16: (v) => (v === 't' ? 'true' : v === 'f' ? 'false' : v), // bool
@@ -229,9 +286,10 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
     const onAbort = () => stream?.destroy(new Error('aborted'))
     ctx.signal?.addEventListener('abort', onAbort, {once: true})
     try {
-      await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-      log?.debug('pg.reader.query', {sql, batchSize})
-      stream = client.query(new QueryStream(sql, [], {batchSize, types: TEXT_TYPES}))
+      await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SAVEPOINT cutover_describe")
+      const read = await readSql(client, uri, sql, log)
+      log?.debug('pg.reader.query', {sql: read, batchSize})
+      stream = client.query(new QueryStream(read, [], {batchSize, types: TEXT_TYPES}))
       let rowNo = 0
       for await (const rows of readableBatches(stream)) {
         if (rowNo === 0) assertDistinctColumns(uri, (stream._result as {fields?: {name: string}[]} | undefined)?.fields)
@@ -262,6 +320,24 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       await client.end().catch(() => {})
     }
   })
+}
+
+/**
+ * The SQL to read: `sql`, or moneyAsNumericSql when the result has a money column. The lookup
+ * (describeSql) runs by the extended protocol (one statement) under the savepoint the caller
+ * set; when it fails, the savepoint is rolled back and `sql` is read as written.
+ */
+async function readSql(client: pg.Client, uri: SourceUri, sql: string, log: Logger | undefined): Promise<string> {
+  let fields: {name: string; dataTypeID: number}[]
+  try {
+    fields = (await client.query({text: describeSql(uri), queryMode: 'extended'} as QueryConfig)).fields
+  } catch (e) {
+    log?.debug('pg.reader.describe_failed', {error: e})
+    await client.query('ROLLBACK TO SAVEPOINT cutover_describe')
+    return sql
+  }
+  assertDistinctColumns(uri, fields)
+  return moneyAsNumericSql(uri, fields) ?? sql
 }
 
 /**

@@ -15,15 +15,17 @@
  *      ./pg-copy.ts) and merge-joined into the core (./merge.ts), which applies tolerances,
  *      normalization and rules exactly as the other strategies do.
  *
- * Row text is `ROW(key::text, col::text, ...)::text`: sides with the same column types hash
- * alike; a range whose text differs but whose values are equal within tolerance is read and
- * found matched by the core (correct, only slower). Ranges are computed with
+ * Row text is `ROW(key::text, col::text, ...)::text`, a money column's as `col::numeric::text`
+ * (MONEY_CASTS: its text follows lc_monetary; the rows read in step 3 give it as numeric too,
+ * ./pg-copy.ts), and a money key's as it is: sides with the same column types, or money against
+ * numeric of the same scale, hash alike; a range whose text differs but whose values are equal
+ * within tolerance is read and found matched by the core (correct, only slower). Ranges are computed with
  * width_bucket(key COLLATE "C", bounds); composite keys are bucketed by their text joined with
  * U+0001 and ordered by the real tuple. Digests: SHA-256 of the row count and hash sum.
  */
 import {createHash} from 'node:crypto'
 import pg from 'pg'
-import {pgSql} from '../../legacy-adapters/pg.js'
+import {MONEY_CASTS, pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {mapPgError} from '../pg/pool.js'
@@ -75,6 +77,8 @@ interface Side {
   client: pg.Client
   rel: string
   unique: boolean
+  /** per compared column: the type a money column is read as (MONEY_CASTS) */
+  casts: (string | undefined)[]
 }
 
 function relation(s: SideSpec): string {
@@ -87,8 +91,10 @@ function bucketKey(s: SideSpec): string {
   return s.keyColumns.length === 1 ? sqlKeyExpr('s', s.keyColumns[0]!) : s.keyColumns.map((k) => sqlKeyExpr('s', k)).join(` || chr(1) || `)
 }
 
-function rowText(s: SideSpec): string {
-  return `ROW(${[...s.keyColumns, ...s.columns].map((c) => `s.${quoteIdent(c)}::text`).join(', ')})::text`
+function rowText(side: Side): string {
+  const s = side.spec
+  const cols = [...s.keyColumns.map((c) => `s.${quoteIdent(c)}::text`), ...s.columns.map((c, i) => `s.${quoteIdent(c)}${side.casts[i] ? `::${side.casts[i]}` : ''}::text`)]
+  return `ROW(${cols.join(', ')})::text`
 }
 
 async function open(spec: SideSpec, url: string): Promise<Side> {
@@ -99,9 +105,17 @@ async function open(spec: SideSpec, url: string): Promise<Side> {
     throw mapPgError(e, url)
   }
   client.on('error', () => {})
-  await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-  const unique = await hasUniqueKey(client, spec)
-  return {spec, url, client, rel: relation(spec), unique}
+  try {
+    await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    const unique = await hasUniqueKey(client, spec)
+    const rel = relation(spec)
+    const shape = await client.query(`SELECT ${spec.columns.map((c) => `s.${quoteIdent(c)}`).join(', ') || '1'} FROM ${rel} AS s LIMIT 0`)
+    const casts = spec.columns.map((_, i) => MONEY_CASTS[shape.fields[i]!.dataTypeID]?.type)
+    return {spec, url, client, rel, unique, casts}
+  } catch (e) {
+    await client.end().catch(() => {})
+    throw e
+  }
 }
 
 interface RangeStats {
@@ -117,7 +131,7 @@ async function rangeStats(side: Side, bounds: string[], parentBounds: string[] |
   const dups = side.unique ? '0' : `count(*) - count(DISTINCT ${kb})`
   const q = await side.client.query<{b: number; n: string; h: string; dups: string}>(
     `SELECT width_bucket(${kb} COLLATE "C", ${textArray(bounds)}) AS b, count(*)::text AS n,
-            coalesce(sum(hashtextextended(${rowText(side.spec)}, 0)), 0)::text AS h, (${dups})::text AS dups
+            coalesce(sum(hashtextextended(${rowText(side)}, 0)), 0)::text AS h, (${dups})::text AS dups
        FROM ${side.rel} AS s${filter} GROUP BY 1`,
   )
   return new Map(q.rows.map((r) => [Number(r.b), {n: r.n, h: r.h, dups: r.dups}]))

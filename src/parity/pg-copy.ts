@@ -12,11 +12,17 @@
  *
  * Values are then given the pg: reader's text forms, so that both read paths hand the core
  * identical strings: boolean t/f -> true/false; timestamp "2026-11-20 09:15:00" ->
- * "2026-11-20T09:15:00"; timestamptz "... 06:15:00+00" -> "...T06:15:00Z".
+ * "2026-11-20T09:15:00"; timestamptz "... 06:15:00+00" -> "...T06:15:00Z". A compared column
+ * of type money (or money[]) is read as numeric, as the pg: reader reads it (MONEY_CASTS: its
+ * text follows lc_monetary, `::numeric` is exact): the SELECT is then wrapped,
+ * `SELECT q."1", q."2"::numeric FROM (<sql>) AS q("1", "2")`, which keeps its order. Key columns
+ * stay as they are: the ORDER BY sorts them by their own text (sources.ts sqlKeyExpr), which
+ * the merge checks the order against, so a money key keeps its lc_monetary text here.
  */
 import {StringDecoder} from 'node:string_decoder'
 import pg from 'pg'
 import {to as copyTo} from 'pg-copy-streams'
+import {MONEY_CASTS} from '../../legacy-adapters/pg.js'
 import {DEFAULT_DATABASE_URL} from '../config/env.js'
 import {UsageError} from '../errors.js'
 import {mapPgError} from '../pg/pool.js'
@@ -141,6 +147,14 @@ export function copyCanonical(o: CopyReadOptions, onKey: (key: string[]) => void
   })
 }
 
+/** `sql` with its compared money columns (after the `keyCount` keys) cast as MONEY_CASTS says, in the same order; `sql` itself without one. */
+function moneyAsNumeric(sql: string, keyCount: number, fields: readonly {dataTypeID: number}[]): string {
+  const cast = (i: number) => (i >= keyCount ? MONEY_CASTS[fields[i]!.dataTypeID]?.type : undefined)
+  if (!fields.some((_, i) => cast(i) !== undefined)) return sql
+  const cols = fields.map((_, i) => `q."${i + 1}"${cast(i) ? `::${cast(i)}` : ''}`)
+  return `SELECT ${cols.join(', ')} FROM (${sql}) AS q(${fields.map((_, i) => `"${i + 1}"`).join(', ')})`
+}
+
 /** The COPY read behind both: rows of a SELECT, in its order, in batches of about 1000. */
 async function* copyRows<B>(o: CopyReadOptions, sink: () => LineSink<B>): AsyncGenerator<B> {
   const url = o.databaseUrl ?? DEFAULT_DATABASE_URL
@@ -163,7 +177,7 @@ async function* copyRows<B>(o: CopyReadOptions, sink: () => LineSink<B>): AsyncG
     const shape = await client.query(`SELECT * FROM (${o.sql}) AS q LIMIT 0`)
     const forms = shape.fields.map((f) => FORMS[f.dataTypeID])
     const ncols = shape.fields.length
-    stream = client.query(copyTo(`COPY (${o.sql}) TO STDOUT`))
+    stream = client.query(copyTo(`COPY (${moneyAsNumeric(o.sql, o.keyCount, shape.fields)}) TO STDOUT`))
     const decoder = new StringDecoder('utf8')
     let rest = ''
     const batch = sink()

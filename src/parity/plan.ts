@@ -7,7 +7,8 @@
  * a key and exists on the right (under its `--map` name). Types come from `--type`, else from
  * the pipeline spec's field of that name (`--spec`: the same normalizers as the pipeline),
  * else `decimal` when both sides are pg: columns of exact numbers and one of them is `numeric`
- * (numeric(12,2) 10.50 against numeric(18,4) 10.5000 is one amount, not a mismatch), `decimal`
+ * or `money` (numeric(12,2) 10.50 against numeric(18,4) 10.5000 is one amount, not a mismatch;
+ * money is read as numeric, whatever lc_monetary prints), `decimal`
  * when the column has a numeric tolerance, `timestamp` with a seconds tolerance, and `string`
  * otherwise.
  */
@@ -18,18 +19,22 @@ import type {CompiledRule} from './rules.js'
 import {columnConverter, parseNormalization, parseTolerance, parseTypeSpec, type ColumnPlan, type ColumnTypeSpec, type StringNormalization} from './tolerances.js'
 
 const NUMERIC_OID = 1700
+/** money: every pg: read path reads it as numeric (legacy-adapters/pg.ts MONEY_CASTS) */
+const MONEY_OID = 790
 /** int2, int4, int8 */
 const INTEGER_OIDS = new Set([21, 23, 20])
 
 /**
- * Two pg: columns of exact numbers, one of them `numeric`: their values are amounts whatever
- * their scales, compared as decimals. Two integer columns print alike as text already; floats
- * (real, double precision) are not exact and stay text unless --type says otherwise.
+ * Two pg: columns of exact numbers, one of them `numeric` or `money`: their values are amounts
+ * whatever their scales, compared as decimals (money 10.50 against numeric(18,4) 10.5000). Two
+ * integer columns print alike as text already; floats (real, double precision) are not exact and
+ * stay text unless --type says otherwise.
  */
 function exactNumbers(left: number | undefined, right: number | undefined): boolean {
   if (left === undefined || right === undefined) return false
-  const exact = (oid: number) => oid === NUMERIC_OID || INTEGER_OIDS.has(oid)
-  return exact(left) && exact(right) && (left === NUMERIC_OID || right === NUMERIC_OID)
+  const decimal = (oid: number) => oid === NUMERIC_OID || oid === MONEY_OID
+  const exact = (oid: number) => decimal(oid) || INTEGER_OIDS.has(oid)
+  return exact(left) && exact(right) && (decimal(left) || decimal(right))
 }
 
 export interface ParityOptions {

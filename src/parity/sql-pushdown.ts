@@ -4,7 +4,10 @@
  * those rows exactly as the merge strategy would. All statements run in one REPEATABLE READ,
  * READ ONLY transaction (one snapshot).
  *
- *   1. column types (`LIMIT 0`) decide the SQL prefilter of each column:
+ *   1. column types (`LIMIT 0`) decide the SQL prefilter of each column; a compared money
+ *      column is selected as numeric (`::numeric`, MONEY_CASTS), as the pg: reader reads it
+ *      (its text follows lc_monetary), and is a numeric column from then on (prefilter, values
+ *      sent back, checksums); a money key stays as it is (joined on its text):
  *        decimal/integer columns numeric on both sides  abs(l - r) > tol   (exact numeric)
  *        relative tolerance                             abs(l - r) * 100 > pct * abs(l)
  *        timestamp columns timestamp(tz) on both sides  |l - r| in ms > tol - 1
@@ -32,7 +35,7 @@
 import {createHash} from 'node:crypto'
 import pg from 'pg'
 import QueryStream from 'pg-query-stream'
-import {pgSql, quoteQualifiedName} from '../../legacy-adapters/pg.js'
+import {MONEY_CASTS, pgSql, quoteQualifiedName} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {mapPgError} from '../pg/pool.js'
@@ -205,8 +208,13 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
     const baseParams = params.slice()
     const lKeyTypes = await columnTypes(client, lrel, left.keyColumns, baseParams)
     const rKeyTypes = await columnTypes(client, rrel, right.keyColumns, baseParams)
-    const lTypes = await columnTypes(client, lrel, left.columns, baseParams)
-    const rTypes = await columnTypes(client, rrel, right.columns, baseParams)
+    // compared money columns: selected as numeric (inner), and typed so from here on
+    const lColTypes = await columnTypes(client, lrel, left.columns, baseParams)
+    const rColTypes = await columnTypes(client, rrel, right.columns, baseParams)
+    const lMoney = lColTypes.map((t) => MONEY_CASTS[t])
+    const rMoney = rColTypes.map((t) => MONEY_CASTS[t])
+    const lTypes = lColTypes.map((t, i) => lMoney[i]?.oid ?? t)
+    const rTypes = rColTypes.map((t, i) => rMoney[i]?.oid ?? t)
 
     // key expressions: raw typed columns when exact on both sides, else the text twin of sources.keyText
     const rawKey = plan.keyColumns.map((_, i) => {
@@ -227,8 +235,12 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
       const q = await client.query<{x: boolean}>({text: `SELECT EXISTS (SELECT 1 FROM ${rel} AS s WHERE ${raw.map((k) => `s.${quoteIdent(k)} IS NULL`).join(' OR ')}) AS x`, values: baseParams})
       if (q.rows[0]?.x === true) return {ok: false, reason: `a key column of the ${s.side} side holds NULL, which only merge pairs (as '')`}
     }
+    const cast = (s: SideSpec, i: number) => {
+      const c = (s === left ? lMoney : rMoney)[i]
+      return c ? `::${c.type}` : ''
+    }
     const inner = (s: SideSpec, rel: string, range?: Range) =>
-      `(SELECT true AS __p, ${s.keyColumns.map((_, i) => `${keyExpr(s, i)} AS __k${i}`).join(', ')}${s.columns.map((c, i) => `, s.${quoteIdent(c)} AS __c${i}`).join('')} FROM ${rel} AS s${
+      `(SELECT true AS __p, ${s.keyColumns.map((_, i) => `${keyExpr(s, i)} AS __k${i}`).join(', ')}${s.columns.map((c, i) => `, s.${quoteIdent(c)}${cast(s, i)} AS __c${i}`).join('')} FROM ${rel} AS s${
         range ? ` WHERE ${keyExpr(s, 0)} ${range.op} ${range.ph!}::${range.cast}` : ''
       })`
 
