@@ -174,7 +174,7 @@ export async function foldedNameHint(client: pg.ClientBase, uri: SourceUri, erro
 /** The SQL a pg: URI reads. */
 export function pgSql(uri: SourceUri): string {
   const p = uri.params
-  if (p.query !== undefined) return p.query
+  if (p.query !== undefined) return asSubquery(p.query)
   let sql = `SELECT * FROM ${quoteQualifiedName(uri.target)}`
   if (p.where) sql += ` WHERE ${p.where}`
   if (p.order_by) sql += ` ORDER BY ${p.order_by}`
@@ -188,11 +188,20 @@ export function pgSql(uri: SourceUri): string {
  */
 export const MONEY_CASTS: Readonly<Record<number, {type: string; oid: number}>> = {790: {type: 'numeric', oid: 1700}, 791: {type: 'numeric[]', oid: 1231}}
 
-/** A query= text as a subquery: trailing `;` dropped, and `)` on a line of its own (after a `-- comment`). */
-function subquery(query: string): string {
+/**
+ * A query= text that parity's probes and strategies and the money read can put inside `( ... )`:
+ * trailing `;` and blanks dropped, and a line end after it, so that a last `-- comment` does not
+ * swallow the `)` that follows (`SELECT ...;` or `... -- nightly extract` were a syntax error there).
+ */
+function asSubquery(query: string): string {
   let end = query.length
   while (end > 0 && (query[end - 1] === ';' || /\s/.test(query[end - 1]!))) end--
-  return `(${query.slice(0, end)}\n)`
+  return `${query.slice(0, end)}\n`
+}
+
+/** A query= text as a subquery. */
+function subquery(query: string): string {
+  return `(${asSubquery(query)})`
 }
 
 /** The SQL whose result describes the columns `uri` reads (LIMIT 0: nothing is run). */

@@ -68,4 +68,18 @@ describe('parity check, a query= source', () => {
     expect(r.code, `${r.stderr}\n${r.stdout}`).not.toBe(0)
     expect((await pool.query(`SELECT id FROM "${schema}".t ORDER BY id`)).rows).toEqual([{id: 'a'}, {id: 'b'}])
   })
+
+  it('a query ending in ";" or in a -- comment is read as written (it was a syntax error inside the probes\' subqueries)', async () => {
+    const pool = testPool()
+    const schema = await createTestSchema(pool)
+    await pool.query(`CREATE TABLE "${schema}".t (id text PRIMARY KEY, amount numeric(12,2) NOT NULL); INSERT INTO "${schema}".t VALUES ('a', 1.00), ('b', 2.00), ('c', 3.00)`)
+    for (const [strategy, left] of [
+      ['merge', `pg:query=SELECT id, amount FROM "${schema}".t WHERE id <> 'c';  `],
+      ['sql-pushdown', `pg:query=SELECT id, amount FROM "${schema}".t WHERE id <> 'c' -- the nightly extract`],
+    ] as const) {
+      const r = await runCli(['parity', 'check', '--left', left, '--right', `pg:${schema}.t`, '--key', 'id', '--type', 'amount=decimal', '--strategy', strategy, '--json', '--no-ledger'])
+      expect(r.code, `${strategy}: ${r.stderr}\n${r.stdout}`).toBe(0)
+      expect(JSON.parse(r.stdout), strategy).toMatchObject({strategy, left_rows: 2, matched: 2, mismatched: 0, missing_in_right: 0, extra_in_right: 1})
+    }
+  })
 })
