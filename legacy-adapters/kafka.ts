@@ -21,7 +21,8 @@
  *   raw      the value bytes
  * A value that is not JSON, or not valid in the encoding, or a tombstone (null value), is
  * a DECODE_ERROR record with its position; JSON that is not an object (an array, a number)
- * is SCHEMA_VIOLATION, as in `stream run`'s decode stage. Never an exception.
+ * is SCHEMA_VIOLATION, as in `stream run`'s decode stage. Never an exception. A tombstone is
+ * the one record without `raw` (`isTombstone`): a raw replay forwards it as it is.
  *
  * Position: topic, partition, offset, timestamp (ms, as a string).
  *
@@ -107,6 +108,11 @@ function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Dec
     return {ok: false, code: 'SCHEMA_VIOLATION', message: `${where}: the value is JSON ${kind}, not an object`, position, raw, ...origin}
   }
   return {ok: true, fields: value as Record<string, unknown>, position, raw, ...origin}
+}
+
+/** A kafka: record whose value is null (a tombstone of a compacted topic): the reader's DECODE_ERROR without `raw`. */
+export function isTombstone(r: RawRecord): boolean {
+  return !r.ok && r.code === 'DECODE_ERROR' && r.raw === undefined && r.position.scheme === 'kafka'
 }
 
 const HEARTBEAT_MS = 3000

@@ -8,6 +8,11 @@
  *     partitions  kafka: sources: per partition, the last acknowledged offset (the reader
  *                 interleaves partitions, so an ordinal alone would not say where to continue)
  *     last        the Position of the last acknowledged record, for people
+ *     last_sha256 csv: and fixed: sources: the digest of that record (records.ts recordSha256),
+ *                 which a resume checks when it reads the record again (./file-identity.ts)
+ *
+ * `options` holds what the backfill was started with; a resumed run writes back the pace it
+ * was given (--rate, --burst, --max-lag, --group, --batch-size), so the next resume keeps it.
  *
  * A session advisory lock on the id keeps two processes from running one backfill at once.
  */
@@ -21,6 +26,7 @@ export interface BackfillPosition {
   records: number
   partitions?: Record<string, string>
   last?: Position
+  last_sha256?: string
 }
 
 export interface BackfillCounts {
@@ -95,9 +101,12 @@ export class CheckpointStore {
     )
   }
 
-  /** A resumed run starts: status running, one more run. */
-  async restart(id: string): Promise<void> {
-    await this.pool.query(`UPDATE cutover.backfills SET status = 'running', runs = runs + 1, finished_at = NULL, error = NULL, updated_at = now() WHERE id = $1`, [id])
+  /** A resumed run starts: status running, one more run; `options` the ones in force from now on (the pace it was given). */
+  async restart(id: string, options?: Record<string, unknown>): Promise<void> {
+    await this.pool.query(
+      `UPDATE cutover.backfills SET status = 'running', runs = runs + 1, options = COALESCE($2, options), finished_at = NULL, error = NULL, updated_at = now() WHERE id = $1`,
+      [id, options ?? null],
+    )
   }
 
   async save(id: string, position: BackfillPosition, counts: BackfillCounts, pausedMs: number, elapsedMs: number, status: BackfillStatus = 'running', error?: string): Promise<void> {

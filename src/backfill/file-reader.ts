@@ -24,10 +24,24 @@ export interface ReaderWorkerData {
   batchSize: number
   /** records already acknowledged (a resumed backfill), skipped by record number */
   skipRecords: number
+  /**
+   * a resumed backfill whose checkpoint has the digest of record `skipRecords` (position.last_sha256):
+   * the worker checks that record when it reads it again, and fails with ./file-identity.ts'
+   * resumePointMismatch (exit 2) before it posts a record of the resumed run
+   */
+  resumeCheck?: ResumeCheck
   /** the target topic's partition count: the worker picks each keyed record's partition (0: kafkajs does) */
   partitions: number
   /** batches the worker may have posted that the main thread has not taken */
   ahead: number
+}
+
+export interface ResumeCheck {
+  id: string
+  /** the file, resolved */
+  path: string
+  sha256: string
+  last?: Position
 }
 
 export interface WorkerDead {
@@ -52,7 +66,7 @@ export interface PackedBatch {
   /** with `partitions`: record i's partition, as kafkajs' default partitioner picks it (-1: a null key) */
   parts?: Int32Array
   dead: WorkerDead[]
-  meta: {records: number; last: Position | undefined; counts: BackfillCounts}
+  meta: {records: number; last: Position | undefined; lastSha256: string | undefined; counts: BackfillCounts}
   /** source records this batch covers (sent + rejected) */
   processed: number
 }

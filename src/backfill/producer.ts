@@ -23,6 +23,8 @@ export interface OutMessage {
   headers: IHeaders
   /** set when the caller already knows it (the same as kafkajs' default partitioner picks) */
   partition?: number
+  /** ms since epoch, as a string: a kafka: source record's own (kafkajs stamps the send time otherwise) */
+  timestamp?: string
 }
 
 export interface OutBatch<M> {

@@ -14,9 +14,10 @@
  */
 import {parentPort, workerData} from 'node:worker_threads'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
-import type {Position} from '../../legacy-adapters/types.js'
+import type {Position, RawRecord} from '../../legacy-adapters/types.js'
 import {emptyCounts} from './checkpoint.js'
-import {keyFunction, partitionOfKey} from './records.js'
+import {resumePointMismatch} from './file-identity.js'
+import {keyFunction, partitionOfKey, recordSha256} from './records.js'
 import type {PackedBatch, ReaderWorkerData, WorkerDead, WorkerMessage} from './file-reader.js'
 
 const data = workerData as ReaderWorkerData
@@ -75,12 +76,14 @@ async function main(): Promise<void> {
   const keyFrom = keyFunction(data.keyFields)
   const hasKey = data.keyFields.length > 0
   const batchSize = data.batchSize
+  const check = data.resumeCheck
   let ordinal = 0
   let estimate = batchSize * 160
   let packer = new Packer(estimate, data.partitions)
   let dead: WorkerDead[] = []
   let counts = emptyCounts()
   let last: Position | undefined
+  let lastRecord: RawRecord | undefined
   let records = 0
   let processed = 0
 
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
       nullKeys: packer.nullKeys,
       ...(data.partitions > 0 ? {parts: Int32Array.from(packer.parts)} : {}),
       dead,
-      meta: {records, last, counts},
+      meta: {records, last, lastSha256: lastRecord ? recordSha256(lastRecord) : undefined, counts},
       processed,
     }
     port.postMessage(batch satisfies WorkerMessage, [buf.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer, ...(batch.parts ? [batch.parts.buffer as ArrayBuffer] : [])])
@@ -105,6 +108,7 @@ async function main(): Promise<void> {
     dead = []
     counts = emptyCounts()
     last = undefined
+    lastRecord = undefined
     records = 0
     processed = 0
   }
@@ -112,10 +116,14 @@ async function main(): Promise<void> {
   for await (const batch of recordBatches(openSource(uri, {...(data.cwd ? {cwd: data.cwd} : {})}))) {
     for (const r of batch) {
       ordinal++
-      if (ordinal <= data.skipRecords) continue
+      if (ordinal <= data.skipRecords) {
+        if (check && ordinal === data.skipRecords && recordSha256(r) !== check.sha256) throw resumePointMismatch(check.id, data.uri, check.path, ordinal, check.last)
+        continue
+      }
       const pos = r.position
       records = ordinal
       last = pos
+      lastRecord = r
       processed++
       counts.read++
       if (!r.ok) {
@@ -129,6 +137,7 @@ async function main(): Promise<void> {
       if (packer.n + dead.length >= batchSize) await post()
     }
   }
+  if (check && ordinal < data.skipRecords) throw resumePointMismatch(check.id, data.uri, check.path, data.skipRecords, check.last, ordinal)
   if (records > 0) await post()
   port.postMessage({type: 'end'} satisfies WorkerMessage)
 }

@@ -1,7 +1,26 @@
 /**
  * How a backfill keys a record, shared by the in-thread loop (./run.ts) and the file reader's
- * worker (./reader-worker.ts), so that both send the same key for the same record.
+ * worker (./reader-worker.ts), so that both send the same key for the same record; and the digest
+ * of a file source's record that a checkpoint keeps of the last record it covers (recordSha256).
  */
+import {createHash} from 'node:crypto'
+import {formatPosition, type RawRecord} from '../../legacy-adapters/types.js'
+
+/**
+ * The SHA-256 of a csv: or fixed: record as read: its position (`data/tx.csv:12`, `TXN.DAT@170
+ * (record 11)`) and its bytes (fixed:), else its fields as JSON (csv:), else its reject (code,
+ * message). A checkpoint keeps it for the last record it covers (position.last_sha256); a resume
+ * recomputes it when it reads that record again, before it sends anything, and so knows that it
+ * continues after the same record of the same file (see ./file-identity.ts). Both readers (the
+ * worker and the in-thread loop) compute it the same way from the same record.
+ */
+export function recordSha256(r: RawRecord): string {
+  const h = createHash('sha256').update(formatPosition(r.position)).update('\n')
+  if (r.raw) h.update(r.raw)
+  else if (r.ok) h.update(JSON.stringify(r.fields))
+  else h.update(`${r.code}\n${r.message}`)
+  return h.digest('hex')
+}
 
 /** The key of a record from its key field values: null when one is missing or empty. */
 export function keyOf(values: unknown[]): string | null {

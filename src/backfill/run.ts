@@ -9,8 +9,8 @@
  *     -> keyed record: JSON of the raw fields as read (with --spec: only records the spec accepts,
  *        keyed by the normalized key, as read in the spec's source.format, see recordAsRead;
  *        `--send normalized` sends the typed record instead) (kafka:
- *        sources without --spec: the original value bytes), key = the spec's key or --key
- *        (kafka: sources keep their key by default), headers cutover.backfill.id and
+ *        sources without --spec: the original value bytes, a tombstone as a tombstone), key = the
+ *        spec's key or --key (kafka: sources keep their key, headers and timestamp), headers cutover.backfill.id and
  *        cutover.backfill.position (formatPosition: `file.csv:12`, `topic/3@1042`, `table[17]`)
  *     -> paced (./pacing.ts: --rate/--burst through the one TokenBucket, --max-lag by the group's lag)
  *     -> batched, snappy, idempotent producer (./producer.ts), acknowledged in order
@@ -21,7 +21,8 @@
  * counted apart, as out_of_range). The counts are the backfill's totals over all its runs.
  *
  * Resuming (`--resume ID`) reads the source again from its start and skips what the checkpoint
- * covers (file and pg sources by record number, kafka sources by partition offset), so a record
+ * covers (file and pg sources by record number, kafka sources by partition offset; a file only
+ * if it is the one the checkpoint was taken from, see FILE), so a record
  * is sent twice only if its batch was sent after the last checkpoint; it then carries the same
  * key, value and headers, and the pipeline's dedupe drops it. A pg source must read in a stable
  * order (`order_by=`, or ORDER BY in `query=`) for this to hold; it warns otherwise.
@@ -33,6 +34,7 @@ import {stat} from 'node:fs/promises'
 import {dirname, resolve as resolvePath} from 'node:path'
 import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
+import {isTombstone} from '../../legacy-adapters/kafka.js'
 import {csvLine} from '../../legacy-adapters/csv.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
@@ -54,7 +56,8 @@ import {LagWindow, sampleGroupLag} from './lag.js'
 import {Pacer, type PaceChange} from './pacing.js'
 import {createBackfillProducer, OrderedSender, type OutBatch} from './producer.js'
 import {readerWorkerUrl, startReaderThread, type ReaderThread} from './file-reader.js'
-import {keyFunction, keyOf} from './records.js'
+import {assertSameFile, FILE_SAMPLE_BYTES, fileFingerprint, resumePointMismatch, savedFingerprint, sourcePath, type FileFingerprint} from './file-identity.js'
+import {keyFunction, keyOf, recordSha256} from './records.js'
 
 export const BACKFILL_ID_HEADER = 'cutover.backfill.id'
 export const BACKFILL_POSITION_HEADER = 'cutover.backfill.position'
@@ -125,12 +128,20 @@ export interface BackfillResult {
   /** the acknowledged position this run started after (null for a new backfill) */
   resumed_from: BackfillPosition | null
   runs: number
+  /** the pace in force (this run's flags, else the backfill's saved ones; a resumed run saves the ones it was given) */
+  rate: number | null
+  burst: number | null
+  max_lag: number | null
+  group: string | null
 }
 
 interface BatchMeta {
   records: number
   partitions: Record<string, string>
   last: RawRecord['position'] | undefined
+  /** csv:/fixed: the digest of the record at `last` (the worker's), or that record (this thread's) */
+  lastSha256?: string | undefined
+  lastRecord?: RawRecord | undefined
   counts: BackfillCounts
 }
 
@@ -286,6 +297,22 @@ async function* untilStopped<T>(batches: AsyncIterable<T>, signal: AbortSignal |
 
 /** The options that define the record stream: a resumed run must not change them. */
 const FIXED = ['from', 'to', 'spec', 'key', 'since', 'until', 'dlq', 'send'] as const
+/** The options of pace: a resumed run may change them, and saves the ones it was given for the next. */
+const PACE = ['rate', 'burst', 'maxLag', 'group', 'batchSize'] as const
+
+function paceOf(opts: Pick<BackfillOptions, 'rate' | 'burst' | 'maxLag' | 'group'>): Pick<BackfillResult, 'rate' | 'burst' | 'max_lag' | 'group'> {
+  return {rate: opts.rate ?? null, burst: opts.burst ?? null, max_lag: opts.maxLag ?? null, group: opts.group ?? null}
+}
+
+/**
+ * What a checkpoint keeps of a csv: or fixed: source file, in `options.file`: its resolved path,
+ * size, and the SHA-256 of its first and last MiB (./file-identity.ts), and with each checkpoint
+ * the digest of the last record covered (position.last_sha256). A resume compares both, so that
+ * it never goes on at record N of another file (tonight's export at the same path, or the same
+ * relative path from another working directory). Checkpoints from before keep working,
+ * unverified (debug log).
+ */
+const FILE = 'file'
 
 /**
  * What a checkpoint keeps of --spec, in `options`: `spec` the path resolved against the working
@@ -388,6 +415,21 @@ function assertSameCopybooks(id: string, started: Partial<Record<CopybookRole, C
   }
 }
 
+/**
+ * The time-based retention of `topic` in ms: undefined when it has none (retention.ms -1, or a
+ * cleanup.policy without delete). A kafka: source's records keep their timestamps, and the broker
+ * deletes a segment once its newest timestamp is older than that: history older than the target's
+ * retention would be gone minutes after the backfill wrote it.
+ */
+async function timeRetentionMs(admin: Admin, topic: string): Promise<number | undefined> {
+  const r = await admin.describeConfigs({includeSynonyms: false, resources: [{type: 2 /* TOPIC */, name: topic, configNames: ['retention.ms', 'cleanup.policy']}]})
+  const entries = r.resources[0]?.configEntries ?? []
+  const value = (name: string) => entries.find((e) => e.configName === name)?.configValue
+  if (!(value('cleanup.policy') ?? 'delete').split(',').includes('delete')) return undefined
+  const ms = Number(value('retention.ms'))
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined
+}
+
 /** --max-lag paces by a group's lag: one without the other does nothing (or has no N). */
 function maxLagWithoutGroup(o: {maxLag?: number | undefined; group?: string | undefined}, resumed?: string): UsageError {
   if (!resumed) return new UsageError('--max-lag and --group go together', {hint: 'add --group <consumer group of the pipeline> to --max-lag N (or drop both)'})
@@ -432,6 +474,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let startedSpec: {path: string; sha256: string} | undefined
     /** the copybooks the resumed backfill started with (undefined: a checkpoint from before their digests) */
     let startedCopybooks: Partial<Record<CopybookRole, CopybookDigest>> | undefined
+    /** the resumed backfill's saved options */
+    let savedOptions: Record<string, unknown> | undefined
     if (o.resume) {
       await store!.lock(id)
       const row = await store!.load(id)
@@ -454,6 +498,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (o.burst !== undefined && opts.rate === undefined) throw burstWithoutRate(o.burst, id)
       if ((opts.maxLag === undefined) !== (opts.group === undefined)) throw maxLagWithoutGroup(opts, id)
       startedCopybooks = savedCopybooks(row.options)
+      savedOptions = row.options
       resumedFrom = row.position
       base = {...emptyCounts(), ...row.counts}
       runs = row.runs + 1
@@ -461,7 +506,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         logger.info('backfill.already_completed', {id})
         return {
           id, source: row.source, target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
-          elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs,
+          elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs, ...paceOf(saved),
         }
       }
     }
@@ -532,6 +577,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
     const keyFrom = keyFunction(keyFields)
+    // a raw kafka: replay (no spec, the records' own keys) forwards a tombstone as a tombstone; with a
+    // spec it is a DECODE_ERROR, as stream run's decode stage takes it (no value to normalize), and
+    // with --key it has no field to be keyed by: dead-lettered with its key, as before
+    const forwardTombstones = isKafka && !spec && keyFields.length === 0
     // ---- the copybooks the records are read with: kept by content, a resume reads the same ones
     const fromCopybook = uriCopybook(uri, o.cwd ?? process.cwd())
     const copybooks: Partial<Record<CopybookRole, CopybookDigest>> = {...(fromCopybook ? {from: fromCopybook} : {}), ...(decoded?.copybook ? {spec: decoded.copybook} : {})}
@@ -541,6 +590,20 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     }
     await assertColumnsRead(uri, {databaseUrl: o.settings.databaseUrl, ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})}, loaded, keyFields)
     if (keyFields.length === 0 && !isKafka) logger.warn('backfill.unkeyed', {note: 'no --key and no spec key: records are spread over partitions without per-key order'})
+    // ---- the file read: kept by its size and the digests of its ends, a resume reads the same one (see FILE)
+    const isFile = uri.scheme === 'csv' || uri.scheme === 'fixed'
+    const filePath = isFile ? sourcePath(uri.target, o.cwd ?? process.cwd()) : undefined
+    const startedFile = savedFingerprint(savedOptions?.[FILE])
+    let fingerprint: FileFingerprint | undefined
+    if (filePath && store) {
+      const restore = startedFile ? `restore the file backfill ${id} started from (${startedFile.path}) and resume, or start a new backfill (another --id)` : undefined
+      fingerprint = await fileFingerprint(filePath, uri.text, startedFile?.sample_bytes ?? FILE_SAMPLE_BYTES, restore)
+      if (o.resume && startedFile) assertSameFile(id, uri.text, startedFile, fingerprint, samePath(filePath, startedFile.path))
+      else if (o.resume) logger.debug('backfill.file_unverified', {id, file: filePath, note: 'this checkpoint has no digest of its source file (the backfill started before checkpoints kept one): another file at this path is not noticed'})
+      if (o.resume && startedFile && !samePath(filePath, startedFile.path)) logger.debug('backfill.file_moved', {id, file: filePath, file_started: startedFile.path, note: 'another path, the same size and digests: resumed with it'})
+    }
+    // the record the checkpoint was taken after, checked when it is read again (before anything is sent)
+    const resumeCheck = filePath && resumedFrom?.last_sha256 && resumedFrom.records > 0 ? {id, path: filePath, sha256: resumedFrom.last_sha256, ...(resumedFrom.last ? {last: resumedFrom.last} : {})} : undefined
 
     // ---- identity row
     if (store && !o.resume) {
@@ -553,9 +616,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         saved[SPEC_DIGEST] = loaded.sha256
       }
       if (Object.keys(copybooks).length > 0) saved[COPYBOOKS] = copybooks
+      if (fingerprint) saved[FILE] = fingerprint
       await store.create({id, source: opts.from, target, options: saved, position: {records: 0}, counts: emptyCounts(), status: 'running', paused_ms: 0, elapsed_ms: 0}, whoAmI())
     } else if (store) {
-      await store.restart(id)
+      // the pace this run was given is the backfill's from now on: the next resume (and its output) keeps it
+      const given = PACE.filter((k) => o[k] !== undefined && o[k] !== savedOptions?.[k])
+      await store.restart(id, given.length > 0 ? {...savedOptions, ...Object.fromEntries(given.map((k) => [k, o[k]]))} : undefined)
+      if (given.length > 0) logger.info('backfill.pace_saved', {id, ...Object.fromEntries(given.map((k) => [k, o[k]]))})
     }
     if (o.dryRun) id = `${id}-dry-run`
     o.onStart?.({id, source: opts.from, target, resumedFrom})
@@ -575,11 +642,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const workerUrl = !spec && (uri.scheme === 'csv' || uri.scheme === 'fixed') ? readerWorkerUrl() : undefined
     const skipRecords = resumedFrom?.records ?? 0
     const startReader = (partitions: number) => {
-      reader = startReaderThread(workerUrl!, {uri: opts.from!, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, partitions, ahead: 4})
+      reader = startReaderThread(workerUrl!, {uri: opts.from!, ...(o.cwd ? {cwd: o.cwd} : {}), keyFields, batchSize, skipRecords, ...(resumeCheck ? {resumeCheck} : {}), partitions, ahead: 4})
     }
 
     // ---- Kafka
     let dlqExists = true
+    /** the target's time-based retention, for a kafka: source (see timeRetentionMs) */
+    let retentionMs: number | undefined
+    let olderThanRetention = false
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
@@ -588,6 +658,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
       if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})
       dlqExists = topics.has(dlqTopic)
+      if (isKafka) retentionMs = await timeRetentionMs(admin, target).catch((e: unknown) => void logger.debug('backfill.retention_unknown', {target, error: e}))
       if (workerUrl) {
         // the reader thread partitions keyed records itself (see ./reader-worker.ts)
         startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
@@ -652,7 +723,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 
     // ---- acknowledged state and checkpoints
     const acked = cloneCounts(base)
-    const ackedPos: BackfillPosition = resumedFrom ? {records: resumedFrom.records, ...(resumedFrom.partitions ? {partitions: {...resumedFrom.partitions}} : {}), ...(resumedFrom.last ? {last: resumedFrom.last} : {})} : {records: 0}
+    const ackedPos: BackfillPosition = resumedFrom
+      ? {records: resumedFrom.records, ...(resumedFrom.partitions ? {partitions: {...resumedFrom.partitions}} : {}), ...(resumedFrom.last ? {last: resumedFrom.last} : {}), ...(resumedFrom.last_sha256 ? {last_sha256: resumedFrom.last_sha256} : {})}
+      : {records: 0}
     let firstSendAt = 0
     let lastAckAt = 0
     // the pacer's paused time when the first batch went and when the last was acknowledged: only
@@ -665,7 +738,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       addCounts(acked, m.counts)
       ackedPos.records = m.records
       if (Object.keys(m.partitions).length > 0) ackedPos.partitions = {...ackedPos.partitions, ...m.partitions}
-      if (m.last) ackedPos.last = m.last
+      if (m.last) {
+        ackedPos.last = m.last
+        const sha = m.lastSha256 ?? (isFile && m.lastRecord ? recordSha256(m.lastRecord) : undefined)
+        if (sha) ackedPos.last_sha256 = sha
+        else delete ackedPos.last_sha256
+      }
       sentThisRun += b.records.length
       lastAckAt = Date.now()
       pausedAtLastAck = pacer.pausedMs
@@ -815,7 +893,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             const r: RawRecord = {ok: false, code: d.code, message: d.message, position: d.position, ...(raw ? {raw} : {})}
             deadLetter(r, d.code, d.message, 'decode', null, raw ?? null, {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(d.position)})
           }
-          batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, counts: pb.meta.counts}
+          batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, lastSha256: pb.meta.lastSha256, counts: pb.meta.counts}
           if (o.progress) o.progress.done += pb.processed
           if (!(await flush())) {
             stoppedEarly = true
@@ -831,19 +909,38 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               const done = skipPartitions.get(pos.partition)
               if (done !== undefined && BigInt(pos.offset) <= done) continue
             } else if (ordinal <= skipRecords) {
+              if (resumeCheck && ordinal === skipRecords && recordSha256(read) !== resumeCheck.sha256) throw resumePointMismatch(id, uri.text, resumeCheck.path, ordinal, resumeCheck.last)
               continue
             }
             const r = messageFields ? messageFields(read) : read
             const m = batch.meta
             m.records = ordinal
             m.last = pos
+            if (isFile) m.lastRecord = read
             if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
             const c = m.counts
             const headers: IHeaders =
               isKafka && r.headers
                 ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
                 : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
-            if (!r.ok) {
+            // a kafka: source's record keeps its own timestamp (the time it happened, as MirrorMaker keeps it)
+            const ts = isKafka ? pos.timestamp : undefined
+            if (retentionMs !== undefined && !olderThanRetention && ts !== undefined && Number(ts) < Date.now() - retentionMs) {
+              olderThanRetention = true
+              logger.warn('backfill.older_than_retention', {
+                target,
+                retention_ms: retentionMs,
+                position: formatPosition(pos),
+                timestamp: new Date(Number(ts)).toISOString(),
+                note: `records keep their source timestamps, and the broker deletes those older than ${target}'s retention.ms (${retentionMs}) once their segment rolls: set retention.ms on ${target} to cover the history (-1: keep all) before a backfill, or replay a range within it (--since)`,
+              })
+            }
+            if (!r.ok && forwardTombstones && isTombstone(r)) {
+              // history of a compacted topic: a raw replay forwards the deletion as it was, same key, null value
+              c.read++
+              c.sent++
+              batch.records.push(ts ? {key: r.key ?? null, value: null, headers, timestamp: ts} : {key: r.key ?? null, value: null, headers})
+            } else if (!r.ok) {
               c.read++
               c.rejected++
               c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
@@ -890,7 +987,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
                   } else {
                     c.sent++
                     const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
-                    batch.records.push({key, value, headers})
+                    batch.records.push(ts ? {key, value, headers, timestamp: ts} : {key, value, headers})
                   }
                 }
               }
@@ -898,7 +995,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               c.read++
               c.sent++
               const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
-              batch.records.push({key, value: isKafka && r.raw ? r.raw : JSON.stringify(r.fields), headers})
+              const value = isKafka && r.raw ? r.raw : JSON.stringify(r.fields)
+              batch.records.push(ts ? {key, value, headers, timestamp: ts} : {key, value, headers})
             }
             if (o.progress) o.progress.done++
             if (batch.records.length + batch.dead.length >= batchSize) {
@@ -913,6 +1011,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             break
           }
         }
+        if (resumeCheck && !stoppedEarly && !signal?.aborted && ordinal < skipRecords) throw resumePointMismatch(id, uri.text, resumeCheck.path, skipRecords, resumeCheck.last, ordinal)
       }
       if (!stoppedEarly && !signal?.aborted) {
         if (!(await flush())) stoppedEarly = true
@@ -951,6 +1050,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       pace_changes: pacer.changes,
       resumed_from: resumedFrom,
       runs,
+      ...paceOf(opts),
     }
     logger.info('backfill.end', {...result})
     return result
@@ -976,6 +1076,14 @@ export function parseTimeOption(text: string | undefined, flag: string): number 
   return ms
 }
 
+/** The pace in force, as the flags that give it: `--rate 2000/s --burst 100 --max-lag 50000 --group g`. */
+function formatPace(r: Pick<BackfillResult, 'rate' | 'burst' | 'max_lag' | 'group'>): string {
+  const parts: string[] = []
+  if (r.rate !== null) parts.push(`--rate ${Number(r.rate.toFixed(3))}/s${r.burst !== null ? ` --burst ${r.burst}` : ''}`)
+  if (r.max_lag !== null) parts.push(`--max-lag ${r.max_lag} --group ${r.group ?? '?'}`)
+  return parts.length > 0 ? parts.join(' ') : 'unpaced (no --rate, no --max-lag)'
+}
+
 /** One line for a person. */
 export function formatBackfillResult(r: BackfillResult): string {
   const codes = Object.entries(r.rejected_by_code).map(([c, n]) => `${c} ${n}`).join(', ')
@@ -983,6 +1091,7 @@ export function formatBackfillResult(r: BackfillResult): string {
     `backfill ${r.id} ${r.status}${r.dry_run ? ' (dry run: nothing sent)' : ''}: ${r.source} -> ${r.target}`,
     `  read ${r.read.toLocaleString('en-US')} = sent ${r.sent.toLocaleString('en-US')} + rejected ${r.rejected.toLocaleString('en-US')}${codes ? ` (${codes}) -> ${r.dlq_topic}` : ''}${r.out_of_range ? `; outside --since/--until ${r.out_of_range.toLocaleString('en-US')}` : ''}`,
     `  ${(r.elapsed_ms / 1000).toFixed(1)} s, ${Math.round(r.rate_achieved).toLocaleString('en-US')}/s while sending, paused ${(r.paused_ms / 1000).toFixed(1)} s, ${r.pace_changes} changes of pace${r.resumed_from ? `, resumed after record ${r.resumed_from.records}` : ''}`,
+    `  pace: ${formatPace(r)}`,
     r.status === 'stopped' ? `  continue with: cutover backfill --resume ${r.id}` : '',
   ]
     .filter(Boolean)
