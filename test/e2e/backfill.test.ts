@@ -353,7 +353,7 @@ describe('cutover backfill (e2e)', () => {
     const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-self'})
     const producer = kafka().producer()
     await producer.connect()
-    await producer.send({topic, messages: Array.from({length: 6}, (_, i) => ({key: `K${i}`, value: JSON.stringify({id: `S${i}`}), timestamp: String(Date.UTC(2026, 10, 1, i))}))})
+    await producer.send({topic, messages: Array.from({length: 6}, (_, i) => ({key: `K${i}`, value: JSON.stringify({id: `S${i}`}), timestamp: String(Date.now() - (6 - i) * 3600_000)}))}) // recent: inside the broker's retention
     await producer.disconnect()
     const pool = testPool()
     const froms = [`kafka:${topic}`, `kafka:${topic}?from=2026-11-01T00:00:00Z`]
@@ -577,7 +577,10 @@ dlq: { topic: ${dlq} }
   it('kafka: source with --since/--until: only the records of the time range, key and headers kept', async () => {
     const source = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range-src'})
     const topic = await createTestTopic({partitions: 2, prefix: 'bf-e2e-range'})
-    const base = Date.UTC(2026, 10, 1)
+    // two days ago at 00:00 UTC: inside the broker's 7-day retention (records older than it may be deleted mid-test)
+    const today = new Date()
+    const base = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - 2)
+    const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z')
     const producer = kafka().producer()
     await producer.connect()
     await producer.send({
@@ -585,7 +588,7 @@ dlq: { topic: ${dlq} }
       messages: Array.from({length: 48}, (_, h) => ({key: `K${h % 5}`, value: JSON.stringify({id: `R${h}`, hour: h}), timestamp: String(base + h * 3600_000), headers: {'x-origin': `legacy-${h}`}})),
     })
     await producer.disconnect()
-    const r = await runCli(['backfill', '--from', `kafka:${source}`, '--to', topic, '--since', '2026-11-01T10:00:00Z', '--until', '2026-11-02T00:00:00Z', '--json'])
+    const r = await runCli(['backfill', '--from', `kafka:${source}`, '--to', topic, '--since', iso(base + 10 * 3600_000), '--until', iso(base + 24 * 3600_000), '--json'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.json).toMatchObject({read: 14, sent: 14, rejected: 0})
     const got = kcatConsume(topic)
