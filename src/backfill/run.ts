@@ -577,10 +577,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     // the raw field behind the key, for keying dead letters like their clean siblings
     const rawKeyFields = spec ? keyFields.map((k) => spec.fields[k]!.from) : keyFields
     const keyFrom = keyFunction(keyFields)
-    // a raw kafka: replay (no spec, the records' own keys) forwards a tombstone as a tombstone; with a
-    // spec it is a DECODE_ERROR, as stream run's decode stage takes it (no value to normalize), and
-    // with --key it has no field to be keyed by: dead-lettered with its key, as before
-    const forwardTombstones = isKafka && !spec && keyFields.length === 0
+    // a raw kafka: replay (no spec, the records' own keys) is a copy: every record goes as it is,
+    // bytes unchanged, whatever its value (Avro, text, JSON that is no object), and a tombstone as a
+    // tombstone; nothing is judged without a spec (the pipeline reading the target does that).
+    // With a spec a tombstone is a DECODE_ERROR, as stream run's decode stage takes it (no value to
+    // normalize), and with --key a record whose value is no JSON object has no field to be keyed
+    // by: dead-lettered with its key, as before
+    const rawCopy = isKafka && !spec && keyFields.length === 0
     // ---- the copybooks the records are read with: kept by content, a resume reads the same ones
     const fromCopybook = uriCopybook(uri, o.cwd ?? process.cwd())
     const copybooks: Partial<Record<CopybookRole, CopybookDigest>> = {...(fromCopybook ? {from: fromCopybook} : {}), ...(decoded?.copybook ? {spec: decoded.copybook} : {})}
@@ -935,11 +938,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
                 note: `records keep their source timestamps, and the broker deletes those older than ${target}'s retention.ms (${retentionMs}) once their segment rolls: set retention.ms on ${target} to cover the history (-1: keep all) before a backfill, or replay a range within it (--since)`,
               })
             }
-            if (!r.ok && forwardTombstones && isTombstone(r)) {
-              // history of a compacted topic: a raw replay forwards the deletion as it was, same key, null value
+            if (!r.ok && rawCopy && (r.raw !== undefined || isTombstone(r))) {
+              // a raw replay copies what JSON decoding refused too: its value bytes as they were, and
+              // a tombstone (history of a compacted topic: the deletion) as a null value, same key
               c.read++
               c.sent++
-              batch.records.push(ts ? {key: r.key ?? null, value: null, headers, timestamp: ts} : {key: r.key ?? null, value: null, headers})
+              const value = r.raw ?? null
+              batch.records.push(ts ? {key: r.key ?? null, value, headers, timestamp: ts} : {key: r.key ?? null, value, headers})
             } else if (!r.ok) {
               c.read++
               c.rejected++

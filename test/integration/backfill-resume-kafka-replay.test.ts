@@ -10,7 +10,8 @@
  * tombstone as a tombstone (same key, null value, headers). With a spec a tombstone stays a
  * DECODE_ERROR dead letter: stream run's decode stage takes it so too (no value to normalize).
  * A target whose retention.ms is shorter than the history's age gets a warning: the broker would
- * delete those records soon after the backfill wrote them.
+ * delete those records soon after the backfill wrote them. And a raw replay copies every value as
+ * it is (it dead-lettered each one that was not a JSON object: an Avro topic's whole history).
  */
 import {spawnSync} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
@@ -40,7 +41,32 @@ function warnings(stderr: string, event: string): Record<string, unknown>[] {
     .filter((e) => e.event === event)
 }
 
+/** `%k <TAB> %s` per record with kcat, bytes as latin1 (one char per byte): the values as they are on the topic. */
+function kcatBytes(topic: string): string[] {
+  const r = spawnSync('kcat', ['-C', '-b', kafkaSettings().brokers.join(','), '-t', topic, '-f', '%k\t%s\n', '-e', '-q'])
+  if (r.status !== 0) throw new Error(`kcat failed (${r.status}): ${r.stderr.toString()}`)
+  return r.stdout.toString('latin1').split('\n').filter(Boolean)
+}
+
 describe('backfill: a kafka: source replayed as history', () => {
+  it('a raw replay (no --spec, no --key) copies every value byte for byte: binary (Avro-like), text, JSON that is no object; nothing dead-lettered', async () => {
+    const source = await createTestTopic({partitions: 1, prefix: 'bf-copy-src'})
+    const target = await createTestTopic({partitions: 1, prefix: 'bf-copy-tgt'})
+    const dlq = await createTestTopic({partitions: 1, prefix: 'bf-copy-dlq'})
+    const values = [Buffer.from([0x00, 0x02, 0x06, 0xff, 0xfe, 0x80, 0x41]), Buffer.from('plain text, not JSON'), Buffer.from('[1,2,3]'), Buffer.from('{"id":"J1"}')]
+    const producer = kafka().producer()
+    await producer.connect()
+    await producer.send({topic: source, messages: values.map((value, i) => ({key: `B${i}`, value, timestamp: hour(i)}))})
+    await producer.disconnect()
+    const r = await runCli(['backfill', '--from', `kafka:${source}`, '--to', target, '--dlq', dlq, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    await testPool().query('DELETE FROM cutover.backfills WHERE id = $1', [r.json.id])
+    expect(r.json).toMatchObject({status: 'completed', read: 4, sent: 4, rejected: 0, rejected_by_code: {}})
+    expect(kcatBytes(target)).toEqual(values.map((v, i) => `B${i}\t${v.toString('latin1')}`))
+    expect(kcatLines(target)).toEqual(values.map((v, i) => `${hour(i)} B${i} ${v.length}`))
+    expect(kcatConsume(dlq)).toHaveLength(0)
+  })
+
   it('keeps each record its own timestamp; a raw replay forwards tombstones (same key, null value, headers), a resume too; with a spec a tombstone is a DECODE_ERROR dead letter', async () => {
     const source = await createTestTopic({partitions: 1, prefix: 'bf-replay-src'})
     const target = await createTestTopic({partitions: 1, prefix: 'bf-replay-tgt'})
