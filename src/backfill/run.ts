@@ -103,7 +103,7 @@ export interface BackfillOptions {
   countTotal?: boolean
   onPace?: (c: PaceChange) => void
   /** called once the backfill has its id (before the first record) */
-  onStart?: (info: {id: string; source: string; target: string; resumedFrom: BackfillPosition | null}) => void
+  onStart?: (info: {id: string; source: string; target: string; resumedFrom: BackfillPosition | null; rate: number | null}) => void
 }
 
 export interface BackfillResult {
@@ -628,7 +628,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (given.length > 0) logger.info('backfill.pace_saved', {id, ...Object.fromEntries(given.map((k) => [k, o[k]]))})
     }
     if (o.dryRun) id = `${id}-dry-run`
-    o.onStart?.({id, source: opts.from, target, resumedFrom})
+    o.onStart?.({id, source: opts.from, target, resumedFrom, rate: opts.rate ?? null})
     logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {}), ...(Object.keys(copybooks).length > 0 ? {copybooks} : {})})
 
     const batchSize = Math.max(

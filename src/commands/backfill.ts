@@ -97,7 +97,10 @@ export default class Backfill extends CutoverCommand {
         signal: controller.signal,
         progress: tracker,
         countTotal: tty,
-        onStart: (s) => say(`backfill ${s.id}: ${s.source} -> ${s.target}${s.resumedFrom ? ` (resuming after record ${s.resumedFrom.records})` : ''}`),
+        onStart: (s) => {
+          ui?.setTargetRate(s.rate) // a resume without --rate paces at the backfill's saved one
+          say(`backfill ${s.id}: ${s.source} -> ${s.target}${s.resumedFrom ? ` (resuming after record ${s.resumedFrom.records})` : ''}`)
+        },
         ...(ui ? {onPace: () => ui!.update()} : {}),
       })
       ui?.done()

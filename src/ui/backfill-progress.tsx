@@ -71,6 +71,8 @@ export interface BackfillProgressUi {
   update(): void
   /** a line for stderr, kept above the progress (written as is once it is done) */
   print(line: string): void
+  /** the target rate in force once the run knows it (a resume without --rate paces at its saved one) */
+  setTargetRate(rate: number | null): void
   done(): void
 }
 
@@ -90,6 +92,9 @@ export function startBackfillProgress(tracker: ProgressTracker, targetRate: numb
   return {
     update,
     print: (line) => frame.print(line),
+    setTargetRate: (rate) => {
+      targetRate = rate
+    },
     done: () => {
       clearInterval(timer)
       frame.done(<BackfillProgress view={view()} />)

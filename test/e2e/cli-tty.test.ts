@@ -154,6 +154,21 @@ describe('backfill on a terminal: lines beside the progress', () => {
     expect(shown).toMatch(/completed: .* -> /)
   })
 
+  it('a resume without --rate shows the saved rate it paces at (was: "unthrottled")', async () => {
+    const topic = await createTestTopic({prefix: 'tty-resume'})
+    const id = `bf-tty-resume-${topic}`
+    const pool = testPool()
+    onTestFinished(() => pool.query('DELETE FROM cutover.backfills WHERE id = $1', [id]).then(() => undefined))
+    const first = await onTerminal(['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv?delimiter=;', '--to', topic, '--dlq', topic, '--id', id, '--rate', '8', '--json'], {CI: undefined})
+    expect(first.code, first.screen).toBe(0)
+    // as a run stopped after its second record leaves it
+    await pool.query(`UPDATE cutover.backfills SET status = 'stopped', position = '{"records": 2}' WHERE id = $1`, [id])
+    const r = await onTerminal(['backfill', '--resume', id], {NO_COLOR: '1', FORCE_COLOR: undefined, CI: undefined})
+    expect(r.code, r.screen).toBe(0)
+    const pace = screenOf(r.screen).find((l) => /^\s*rate [\d,]+\/s/.test(l))
+    expect(pace, screenOf(r.screen).join('\n')).toMatch(/^\s*rate [\d,]+\/s of 8\/s/)
+  })
+
   it('a terminal of 0 columns (script without a terminal): plain lines, not ink drawing one character per line', async () => {
     const topic = await createTestTopic({prefix: 'tty-zero'})
     const args = ['backfill', '--from', 'csv:fixtures/legacy/txn-utf8.csv', '--to', topic, '--key', 'id', '--rate', '20']
