@@ -14,8 +14,10 @@
  * lag tools; PostgreSQL stays the source of truth).
  *
  * - Assignment: kafkajs has no rebalance listener, so on every GROUP_JOIN each assigned
- *   partition is sought to its stored offset, and batches wait for that seek; the offset lock
- *   and compare-and-set in the transaction fence late seeks and zombies anyway.
+ *   partition is sought to its stored offset (one without: to its first offset), and batches
+ *   wait for that seek; the offset lock and compare-and-set in the transaction fence late seeks
+ *   and zombies anyway. Partitions added to the topic are taken within METADATA_MAX_AGE_MS
+ *   (`source.partitions.grown` logs the counts).
  * - Failures: a batch whose transaction fails (PostgreSQL down, serialization failure, a
  *   dropped table) is retried with exponential backoff and jitter (spec `retry`), its
  *   partition paused meanwhile, forever: an outage never dead-letters a good record and never
@@ -342,6 +344,8 @@ class StreamRuntime {
   private readonly waitingFor = new Set<string>()
   /** partition@low of the records gone from the topic unread that it said (recordsGone) */
   private readonly goneSaid = new Set<string>()
+  /** the source topic's partition count as last seen (at start, then by the probes): a growth is logged once (notePartitions) */
+  private partitionCount: number
   /** /healthz and /readyz */
   readonly health: HealthProbe = {
     healthy: () => !this.stopping,
@@ -351,6 +355,7 @@ class StreamRuntime {
   constructor(private readonly d: RuntimeDeps) {
     this.topic = d.ctx.loaded.spec.source.topic
     this.pipeline = d.ctx.pipeline
+    this.partitionCount = d.sourcePartitions
     this.limiter = d.options.maxRate ? new TokenBucket(d.options.maxRate) : undefined
     const consumers = Math.max(1, Math.min(d.sourcePartitions, d.options.consumers ?? 2))
     this.slots = Array.from({length: consumers}, (_, index) => ({index, consumer: undefined, assigned: undefined, joinReady: Promise.resolve(), restarting: false}))
@@ -479,17 +484,51 @@ class StreamRuntime {
     }
   }
 
+  /**
+   * Seeks each assigned partition to its stored offset, and one without a stored offset (a new
+   * pipeline's, or one added to the topic while running) to its first offset (the low watermark):
+   * PostgreSQL is the truth, and without this kafkajs would start such a partition at the group's
+   * offset in Kafka when it has one (a group used before, rows deleted to replay), its records
+   * before that offset never read (its offset row would be created at the first batch read).
+   */
   private async seekToStored(consumer: Consumer, partitions: number[]): Promise<void> {
+    // seek throws once the consumer is disconnected (a stop, a restart) while this awaited
     try {
       const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
+      if (this.stopping) return
       for (const p of partitions) {
         const offset = stored.get(p)
         if (offset !== undefined) consumer.seek({topic: this.topic, partition: p, offset: offset.toString()})
       }
+      const fresh = partitions.filter((p) => !stored.has(p))
+      if (fresh.length === 0) return
+      const offsets = await this.d.admin.fetchTopicOffsets(this.topic)
+      if (this.stopping) return
+      this.notePartitions(offsets.length)
+      for (const o of offsets) if (fresh.includes(o.partition)) consumer.seek({topic: this.topic, partition: o.partition, offset: o.low})
     } catch (e) {
-      // PostgreSQL unreachable: the batch transaction still skips what is committed and seeks on a gap
-      this.d.logger.warn('consumer.seek_on_join.failed', {error: e})
+      // PostgreSQL unreachable: the batch transaction still skips what is committed and seeks on a
+      // gap; Kafka: partitions without a stored offset start at the group's offset in Kafka, else
+      // at the earliest (fromBeginning)
+      if (!this.stopping) this.d.logger.warn('consumer.seek_on_join.failed', {error: e})
     }
+  }
+
+  /**
+   * Says once that the source topic has more partitions than last seen (`source.partitions.grown`):
+   * each consumer's metadata is at most METADATA_MAX_AGE_MS old, and kafkajs rejoins the group when
+   * it sees partitions its assignment did not know, so the group takes them within about that long;
+   * they are read from their first offset (seekToStored).
+   */
+  private notePartitions(count: number): void {
+    if (count <= this.partitionCount) return
+    this.d.logger.info('source.partitions.grown', {
+      topic: this.topic,
+      from: this.partitionCount,
+      to: count,
+      note: `the consumer group takes the new partitions within ~${METADATA_MAX_AGE_MS / 1000} s and reads them from their first offset`,
+    })
+    this.partitionCount = count
   }
 
   /**
@@ -796,6 +835,7 @@ class StreamRuntime {
         if (stored.status === 'fulfilled') this.deps.pg = true
         else if (mapPgError(stored.reason, this.d.options.settings.databaseUrl).code === 'SERVICE_UNAVAILABLE' || /no answer within/.test(String((stored.reason as Error)?.message))) this.deps.pg = false
         if (high.status !== 'fulfilled' || this.stopping) return
+        this.notePartitions(high.value.length)
         for (const o of high.value) {
           if (!this.isAssigned(o.partition)) continue
           const at = this.standsAt(o.partition, (stored.status === 'fulfilled' ? stored.value.get(o.partition) : undefined) ?? this.knownNext.get(o.partition), o.low)
@@ -886,6 +926,7 @@ class StreamRuntime {
     if (this.slots.some((s) => s.assigned === undefined) || this.inFlight > 0 || Date.now() - this.lastActivity < idleMs) return false
     const assigned = this.slots.flatMap((s) => s.assigned ?? [])
     const offsets = await this.d.admin.fetchTopicOffsets(this.topic)
+    this.notePartitions(offsets.length)
     const stored = await storedOffsets(this.d.pool, this.pipeline, this.topic)
     for (const p of assigned) {
       const o = offsets.find((x) => x.partition === p)
