@@ -7,25 +7,40 @@
  * background with a bounded heap. The pid is recorded so that `stopBroker` stops only the
  * broker that `startBroker` started.
  *
+ * Two client listeners: PLAINTEXT on --port (9092), and SASL_SSL on --sasl-port (9093: SCRAM-SHA-256
+ * and SCRAM-SHA-512 over TLS, as banks run Kafka) with a self-signed CA made once per state
+ * directory (./tls.ts) and a SCRAM user `cutover` whose random password is made once per state
+ * directory too. The credential is added when the storage is formatted (`--add-scram`), or, for a
+ * state directory formatted before the listener existed, over PLAINTEXT the first time the SASL
+ * login fails after a start. Inter-broker and controller traffic stay PLAINTEXT.
+ *
  * State directory layout (default ~/.cutover/dev/kafka):
  *   lib-<version>/        runtime jars (from Maven), `.complete` marks a finished copy
  *   data/                 KRaft metadata and topic logs
  *   logs/                 server.log (log4j) and server.out (stdout/stderr of the JVM)
+ *   tls/ca.pem            the CA certificate clients trust (KAFKA_SSL_CA)
+ *   tls/broker.pem        the broker's key and certificate chain (mode 0600; Kafka's PEM key store)
+ *   sasl-password         the SCRAM password of user `cutover` (mode 0600; never printed)
  *   server.properties, log4j.properties, broker.json (pid, version, ports, started_at)
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, readdirSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, readdirSync} from 'node:fs'
 import {createConnection} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {CutoverError, ExitCode, UsageError} from '../errors.js'
+import {CutoverError, describeError, ExitCode, UsageError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
-import {probeKafka, type ClusterInfo} from '../kafka/client.js'
+import {isSaslAuthenticationError, probeKafka, type ClusterInfo} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
+import {makeDevTls} from './tls.js'
 
 export const KAFKA_VERSION = '3.9.1'
+
+/** The SCRAM user of the dev broker's SASL_SSL listener. */
+export const DEV_SASL_USERNAME = 'cutover'
+const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const
 
 /** The pom that names the broker's jars, shipped with the package. */
 export const POM_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../dev/kafka/pom.xml')
@@ -34,6 +49,9 @@ export interface BrokerOptions {
   stateDir: string
   host?: string
   port?: number
+  /** the SASL_SSL listener's port (default: the first port after `port` that is not the controller's) */
+  saslPort?: number
+  /** default: the first port after `port` that is not the SASL_SSL listener's */
   controllerPort?: number
   heap?: string
   startTimeoutMs?: number
@@ -47,9 +65,25 @@ export interface BrokerState {
   version: string
   host: string
   port: number
+  /** absent for a broker started before dev up opened a SASL_SSL listener */
+  saslPort?: number
   controllerPort: number
   startedAt: string
   stateDir: string
+}
+
+/** Where the dev broker's SASL_SSL listener is, and the settings that use it (never the password itself). */
+export interface SaslSslListener {
+  address: string
+  securityProtocol: 'SASL_SSL'
+  mechanisms: ('scram-sha-256' | 'scram-sha-512')[]
+  username: string
+  /** the file holding the password (mode 0600) */
+  passwordFile: string
+  /** the CA certificate (PEM) that signed the broker's certificate */
+  caFile: string
+  /** the KAFKA_* settings for it, but KAFKA_SASL_PASSWORD: read it from `passwordFile` */
+  env: {KAFKA_BROKERS: string; KAFKA_SASL_MECHANISM: string; KAFKA_SASL_USERNAME: string; KAFKA_SSL_CA: string}
 }
 
 export interface UpResult {
@@ -61,6 +95,8 @@ export interface UpResult {
   clusterId: string
   stateDir: string
   startMs: number
+  /** the SASL_SSL listener; null when the broker reused was not started by this state directory, or before dev up opened one */
+  saslSsl: SaslSslListener | null
 }
 
 export interface DownResult {
@@ -82,8 +118,91 @@ function paths(stateDir: string) {
     props: join(stateDir, 'server.properties'),
     log4j: join(stateDir, 'log4j.properties'),
     state: join(stateDir, 'broker.json'),
+    tls: join(stateDir, 'tls'),
+    ca: join(stateDir, 'tls', 'ca.pem'),
+    keystore: join(stateDir, 'tls', 'broker.pem'),
+    password: join(stateDir, 'sasl-password'),
   }
 }
+
+/** The SASL_SSL listener of a broker started from `stateDir` (its recorded state), or null. */
+export function saslSslListener(stateDir: string, state: BrokerState | null = readBrokerState(stateDir)): SaslSslListener | null {
+  const p = paths(stateDir)
+  if (!state?.saslPort || !existsSync(p.password) || !existsSync(p.ca)) return null
+  const address = `${state.host}:${state.saslPort}`
+  return {
+    address,
+    securityProtocol: 'SASL_SSL',
+    mechanisms: ['scram-sha-256', 'scram-sha-512'],
+    username: DEV_SASL_USERNAME,
+    passwordFile: p.password,
+    caFile: p.ca,
+    env: {KAFKA_BROKERS: address, KAFKA_SASL_MECHANISM: 'scram-sha-256', KAFKA_SASL_USERNAME: DEV_SASL_USERNAME, KAFKA_SSL_CA: p.ca},
+  }
+}
+
+/** One shell line that points cutover at the listener; the password is read from its file, not shown. */
+export function saslSslEnvLine(l: SaslSslListener): string {
+  const q = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
+  return [...Object.entries(l.env).map(([k, v]) => `${k}=${q(v)}`), `KAFKA_SASL_PASSWORD="$(cat ${q(l.passwordFile)})"`].join(' ')
+}
+
+/** Settings for a client of the listener (the dev broker's own checks). */
+export function saslSslSettings(l: SaslSslListener, mechanism: 'scram-sha-256' | 'scram-sha-512' = 'scram-sha-256'): KafkaSettings {
+  return {
+    brokers: [l.address],
+    clientId: 'cutover-dev',
+    sasl: {mechanism, username: l.username, password: readFileSync(l.passwordFile, 'utf8').trim()},
+    ssl: {ca: l.caFile, rejectUnauthorized: true},
+  }
+}
+
+/**
+ * The CA, the broker's key store and the SCRAM password, each made when missing (once per state
+ * directory: `dev down --wipe` keeps them, so clients keep working across a wipe). The key store
+ * and the password are written 0600.
+ */
+function ensureSaslSslFiles(stateDir: string, host: string): {password: string} {
+  const p = paths(stateDir)
+  if (!existsSync(p.ca) || !existsSync(p.keystore)) {
+    mkdirSync(p.tls, {recursive: true})
+    const hosts = [...new Set([host, '127.0.0.1', 'localhost', '::1'])]
+    const tls = makeDevTls(hosts)
+    writeSecret(p.keystore, tls.brokerKeystorePem)
+    writeFileSync(p.ca, tls.caPem)
+  }
+  if (!existsSync(p.password)) writeSecret(p.password, randomBytes(18).toString('base64url'))
+  return {password: readFileSync(p.password, 'utf8').trim()}
+}
+
+function writeSecret(file: string, content: string): void {
+  writeFileSync(file, content, {mode: 0o600})
+  chmodSync(file, 0o600) // a file that existed keeps its mode through writeFileSync
+}
+
+/**
+ * Runs a Kafka tool class whose arguments hold a secret: they go in a java @argfile (mode 0600,
+ * removed after), not on the command line, where `ps` would show them to every local user.
+ */
+async function runKafkaTool(stateDir: string, jvm: string[], mainClass: string, args: string[], timeoutMs = 120_000): Promise<{status: number | null; output: string}> {
+  const argfile = join(stateDir, `.args-${process.pid}-${randomBytes(4).toString('hex')}`)
+  writeSecret(argfile, [mainClass, ...args].map((a) => `"${a.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join('\n') + '\n')
+  try {
+    return await new Promise((done) => {
+      const child = spawn('java', [...jvm, `@${argfile}`], {stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs})
+      let output = ''
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+      child.on('error', (e) => done({status: null, output: `${output}\n${e.message}`}))
+      child.on('close', (status) => done({status, output}))
+    })
+  } finally {
+    rmSync(argfile, {force: true})
+  }
+}
+
+/** `kafka-storage format --add-scram` values: the user's credential for each mechanism. */
+const scramAtFormat = (password: string) => SCRAM_MECHANISMS.flatMap((m) => ['--add-scram', `${m}=[name=${DEV_SASL_USERNAME},password=${password}]`])
 
 function prerequisite(message: string, hint: string, cause?: unknown): CutoverError {
   return new CutoverError('PREREQUISITE_MISSING', message, {hint, exitCode: ExitCode.USAGE, ...(cause ? {cause} : {})})
@@ -154,16 +273,24 @@ export function kafkaClusterId(random: () => Buffer = () => randomBytes(16)): st
   }
 }
 
-function serverProperties(o: {host: string; port: number; controllerPort: number; data: string}): string {
+function serverProperties(o: {host: string; port: number; saslPort: number; controllerPort: number; data: string; keystore: string}): string {
   return `# Written by \`cutover dev up\`: a single-node KRaft broker for development and CI.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@${o.host}:${o.controllerPort}
-listeners=PLAINTEXT://${o.host}:${o.port},CONTROLLER://${o.host}:${o.controllerPort}
-advertised.listeners=PLAINTEXT://${o.host}:${o.port}
+listeners=PLAINTEXT://${o.host}:${o.port},SASL_SSL://${o.host}:${o.saslPort},CONTROLLER://${o.host}:${o.controllerPort}
+advertised.listeners=PLAINTEXT://${o.host}:${o.port},SASL_SSL://${o.host}:${o.saslPort}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+# SASL_SSL: SCRAM over TLS, as banks run Kafka. The users' credentials live in the cluster
+# metadata (kafka-storage format --add-scram, or kafka-configs --alter --entity-type users).
+sasl.enabled.mechanisms=${SCRAM_MECHANISMS.join(',')}
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# Kafka's PEM key store: the unencrypted PKCS#8 key, then the chain (tls/broker.pem, mode 0600)
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=${o.keystore}
 log.dirs=${o.data}
 num.partitions=1
 default.replication.factor=1
@@ -262,19 +389,43 @@ async function answers(host: string, port: number, logger: Logger): Promise<Clus
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * The broker's three ports: PLAINTEXT `port` (9092), then the SASL_SSL listener and the
+ * controller, each on the first port after `port` that the other was not given (9093, 9094; with
+ * only --controller-port P+1, as tests give it, SASL_SSL takes P+2). Three different ports, or a usage error.
+ */
+export function devPorts(o: {port?: number; saslPort?: number; controllerPort?: number}): {port: number; saslPort: number; controllerPort: number} {
+  const port = o.port ?? 9092
+  const next = (taken: number | undefined) => (port + 1 === taken ? port + 2 : port + 1)
+  const saslPort = o.saslPort ?? next(o.controllerPort)
+  const controllerPort = o.controllerPort ?? next(saslPort)
+  if (new Set([port, saslPort, controllerPort]).size < 3) {
+    throw new UsageError(`the PLAINTEXT (${port}), SASL_SSL (${saslPort}) and controller (${controllerPort}) ports must differ`, {
+      hint: 'give --port, --sasl-port and --controller-port three different ports (or only --port: the other two follow it)',
+    })
+  }
+  return {port, saslPort, controllerPort}
+}
+
 /** Starts the broker, or reuses one that already answers on host:port. */
 export async function startBroker(options: BrokerOptions): Promise<UpResult> {
   const host = options.host ?? '127.0.0.1'
-  const port = options.port ?? 9092
-  const controllerPort = options.controllerPort ?? 9093
+  const {port, saslPort, controllerPort} = devPorts(options)
   const logger = (options.logger ?? silentLogger).namespace('dev.broker')
   const progress = options.onProgress ?? (() => {})
   const p = paths(options.stateDir)
   const t0 = Date.now()
 
-  const reuse = (existing: ClusterInfo): UpResult => {
+  // the tools' JVM options (kafka-storage, kafka-configs): the broker's class path and log4j
+  const jvm = ['-Xmx256m', '-cp', `${p.lib}/*`, `-Dlog4j.configuration=file:${p.log4j}`, `-Dkafka.logs.dir=${p.logs}`]
+
+  const reuse = async (existing: ClusterInfo): Promise<UpResult> => {
     const managed = managedBroker(options.stateDir)
+    const same = managed !== null && managed.host === host && managed.port === port
     logger.info('dev.broker.reuse', {bootstrap: `${host}:${port}`})
+    const saslSsl = same ? saslSslListener(options.stateDir, managed) : null
+    // a broker of this state directory: its SASL_SSL login is checked (and its user added if missing) as at start
+    if (saslSsl) await ensureScramUser({stateDir: options.stateDir, jvm, bootstrap: `${host}:${port}`, listener: saslSsl, password: readFileSync(p.password, 'utf8').trim(), logger, progress})
     return {
       bootstrap: `${host}:${port}`,
       reused: true,
@@ -284,6 +435,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
       clusterId: existing.clusterId,
       stateDir: options.stateDir,
       startMs: Date.now() - t0,
+      saslSsl,
     }
   }
   const existing = await answers(host, port, logger)
@@ -315,11 +467,11 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
     }
     // it exited meanwhile: start one below
   }
-  for (const [name, prt] of [['broker', port], ['controller', controllerPort]] as const) {
+  for (const [name, prt] of [['broker', port], ['SASL_SSL', saslPort], ['controller', controllerPort]] as const) {
     if (await portOpen(host, prt)) {
       throw new CutoverError('PORT_IN_USE', `port ${host}:${prt} (Kafka ${name} listener) is taken by a process that is not a Kafka broker`, {
         exitCode: ExitCode.UNAVAILABLE,
-        hint: `stop what listens there (ss -ltnp 'sport = :${prt}') or choose other ports with --port/--controller-port`,
+        hint: `stop what listens there (ss -ltnp 'sport = :${prt}') or choose other ports with --port/--sasl-port/--controller-port`,
       })
     }
   }
@@ -328,20 +480,17 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
 
   mkdirSync(p.data, {recursive: true})
   mkdirSync(p.logs, {recursive: true})
-  writeFileSync(p.props, serverProperties({host, port, controllerPort, data: p.data}))
+  const {password} = ensureSaslSslFiles(options.stateDir, host)
+  writeFileSync(p.props, serverProperties({host, port, saslPort, controllerPort, data: p.data, keystore: p.keystore}))
   writeFileSync(p.log4j, log4jProperties(p.logs))
-  const classpath = `${lib}/*`
-  const jvmBase = ['-cp', classpath, `-Dlog4j.configuration=file:${p.log4j}`, `-Dkafka.logs.dir=${p.logs}`]
+  const jvmBase = ['-cp', `${lib}/*`, `-Dlog4j.configuration=file:${p.log4j}`, `-Dkafka.logs.dir=${p.logs}`]
 
   if (!existsSync(join(p.data, 'meta.properties'))) {
     progress('formatting the KRaft storage directory (first start)…')
     const clusterId = kafkaClusterId()
-    const r = spawnSync('java', ['-Xmx256m', ...jvmBase, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', p.props], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    })
+    const r = await runKafkaTool(options.stateDir, jvm, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', p.props, ...scramAtFormat(password)])
     if (r.status !== 0) {
-      throw new CutoverError('START_TIMEOUT', `formatting the Kafka storage failed:\n${tail(`${r.stdout}\n${r.stderr}`, 20)}`, {
+      throw new CutoverError('START_TIMEOUT', `formatting the Kafka storage failed:\n${tail(r.output, 20)}`, {
         exitCode: ExitCode.UNAVAILABLE,
         hint: `remove ${p.data} (cutover dev down --wipe) and try again`,
       })
@@ -360,7 +509,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
   const pid = child.pid
   if (pid === undefined) throw new CutoverError('START_TIMEOUT', 'the JVM did not start', {exitCode: ExitCode.UNAVAILABLE})
   child.unref()
-  const state: BrokerState = {pid, version: KAFKA_VERSION, host, port, controllerPort, startedAt: new Date().toISOString(), stateDir: options.stateDir}
+  const state: BrokerState = {pid, version: KAFKA_VERSION, host, port, saslPort, controllerPort, startedAt: new Date().toISOString(), stateDir: options.stateDir}
   writeFileSync(p.state, JSON.stringify(state, null, 2))
   logger.info('dev.broker.spawned', {pid})
 
@@ -374,7 +523,9 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
     }
     const info = await answers(host, port, logger)
     if (info) {
-      return {bootstrap: `${host}:${port}`, reused: false, managed: true, pid, version: KAFKA_VERSION, clusterId: info.clusterId, stateDir: options.stateDir, startMs: Date.now() - t0}
+      const saslSsl = saslSslListener(options.stateDir, state)!
+      await ensureScramUser({stateDir: options.stateDir, jvm, bootstrap: `${host}:${port}`, listener: saslSsl, password, logger, progress})
+      return {bootstrap: `${host}:${port}`, reused: false, managed: true, pid, version: KAFKA_VERSION, clusterId: info.clusterId, stateDir: options.stateDir, startMs: Date.now() - t0, saslSsl}
     }
     await sleep(500)
   }
@@ -387,6 +538,53 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
     exitCode: ExitCode.UNAVAILABLE,
     hint: 'raise --timeout on a slow machine, or read the log above',
   })
+}
+
+/**
+ * Logs in on the SASL_SSL listener as the dev user; when the broker refuses the login (a state
+ * directory formatted before dev up opened the listener has no SCRAM user), adds the user's
+ * credential over PLAINTEXT (kafka-configs --alter --entity-type users) and waits until the
+ * login succeeds. Any other failure of the listener fails `dev up`, with the broker's log.
+ */
+async function ensureScramUser(o: {stateDir: string; jvm: string[]; bootstrap: string; listener: SaslSslListener; password: string; logger: Logger; progress: (m: string) => void}): Promise<void> {
+  const login = async (): Promise<unknown> => {
+    try {
+      await probeKafka(saslSslSettings(o.listener), o.logger)
+      return null
+    } catch (e) {
+      return e
+    }
+  }
+  let failed = await login()
+  if (failed !== null && isSaslAuthenticationError(failed)) {
+    o.progress(`adding the SCRAM user ${DEV_SASL_USERNAME} (this state directory was formatted before dev up opened a SASL_SSL listener; once)…`)
+    // the broker refuses two credentials of one user in one request: one run per mechanism, side by side
+    const runs = await Promise.all(
+      SCRAM_MECHANISMS.map(async (m) => ({
+        m,
+        r: await runKafkaTool(o.stateDir, o.jvm, 'kafka.admin.ConfigCommand', ['--bootstrap-server', o.bootstrap, '--alter', '--entity-type', 'users', '--entity-name', DEV_SASL_USERNAME, '--add-config', `${m}=[iterations=4096,password=${o.password}]`]),
+      })),
+    )
+    for (const {m, r} of runs) {
+      if (r.status !== 0) {
+        throw new CutoverError('START_TIMEOUT', `the broker is up, but adding the ${m} credential of user ${DEV_SASL_USERNAME} failed:\n${tail(r.output, 20)}`, {
+          exitCode: ExitCode.UNAVAILABLE,
+          hint: `read ${join(o.stateDir, 'logs')}/server.log; \`cutover dev down --wipe --state-dir ${o.stateDir}\` then dev up formats the storage with the user`,
+        })
+      }
+    }
+    // the credential reaches the broker through the metadata log: a moment after the tool returns
+    const deadline = Date.now() + 15_000
+    for (failed = await login(); failed !== null && Date.now() < deadline; failed = await login()) await sleep(200)
+  }
+  if (failed !== null) {
+    throw new CutoverError('START_TIMEOUT', `the broker is up at ${o.bootstrap}, but its SASL_SSL listener at ${o.listener.address} refuses the dev user: ${describeError(failed)}`, {
+      exitCode: ExitCode.UNAVAILABLE,
+      cause: failed,
+      hint: `read ${join(o.stateDir, 'logs')}/server.log; \`cutover dev down --wipe --state-dir ${o.stateDir}\` then dev up starts afresh (the CA and the password are kept)`,
+    })
+  }
+  o.logger.info('dev.broker.sasl_ssl', {address: o.listener.address})
 }
 
 /** Stops the broker this state directory started (never another one). */

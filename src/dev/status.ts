@@ -14,7 +14,7 @@ import {probeKafka} from '../kafka/client.js'
 import {probeDatabase} from '../pg/pool.js'
 import {describeError, ServiceUnavailableError} from '../errors.js'
 import type {Logger} from '../log.js'
-import {managedBroker} from './broker.js'
+import {managedBroker, saslSslListener, type SaslSslListener} from './broker.js'
 
 export interface ServiceStatus {
   /** down: unreachable; refused: it answers but refused the settings (login, SASL, TLS) */
@@ -25,7 +25,14 @@ export interface ServiceStatus {
 }
 
 export interface DevStatusResult {
-  kafka: ServiceStatus & {clusterId: string | null; managed: boolean; pid: number | null; stateDir: string}
+  kafka: ServiceStatus & {
+    clusterId: string | null
+    managed: boolean
+    pid: number | null
+    stateDir: string
+    /** the SASL_SSL listener of the broker this state directory started (null: none, or not that broker) */
+    saslSsl: SaslSslListener | null
+  }
   postgresql: ServiceStatus
   unreachable: ('kafka' | 'postgresql')[]
   /** services that answer but refused the settings (login, SASL, TLS, sslmode): exit 2 */
@@ -41,11 +48,13 @@ export async function devStatus(settings: ConnectionSettings, stateDir: string, 
   const managed = managedBroker(stateDir)
   const kafkaAddress = settings.kafka.brokers.join(',')
   const [k, p] = await Promise.allSettled([probeKafka(settings.kafka, logger), probeDatabase(settings.databaseUrl)])
-  const ours = managed !== null && settings.kafka.brokers.includes(`${managed.host}:${managed.port}`)
+  const saslSsl = managed !== null ? saslSslListener(stateDir, managed) : null
+  // the broker started from stateDir, whichever of its listeners (PLAINTEXT, SASL_SSL) the settings name
+  const ours = managed !== null && (settings.kafka.brokers.includes(`${managed.host}:${managed.port}`) || (saslSsl !== null && settings.kafka.brokers.includes(saslSsl.address)))
   const kafka: DevStatusResult['kafka'] =
     k.status === 'fulfilled'
-      ? {status: 'up', address: kafkaAddress, version: ours ? managed.version : null, clusterId: k.value.clusterId, managed: ours, pid: ours ? managed.pid : null, stateDir}
-      : {status: failedStatus(k.reason), address: kafkaAddress, version: null, clusterId: null, managed: false, pid: null, stateDir, error: describeError(k.reason)}
+      ? {status: 'up', address: kafkaAddress, version: ours ? managed.version : null, clusterId: k.value.clusterId, managed: ours, pid: ours ? managed.pid : null, stateDir, saslSsl}
+      : {status: failedStatus(k.reason), address: kafkaAddress, version: null, clusterId: null, managed: false, pid: null, stateDir, saslSsl, error: describeError(k.reason)}
   const postgresql: ServiceStatus =
     p.status === 'fulfilled'
       ? {status: 'up', address: p.value.address, version: p.value.version}

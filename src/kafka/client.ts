@@ -5,13 +5,15 @@
  * (plain, scram-sha-256/512), TLS. The snappy codec (kafkajs-snappy) is registered once so
  * that topics written by JVM producers with `compression.type=snappy` can be read.
  * kafkajs' own log lines go through our logger (namespaced `kafka`, secrets redacted), and
- * kafkajs errors are mapped to the project's error types by `mapKafkaError`.
+ * kafkajs errors are mapped to the project's error types by `mapKafkaError`: an unreachable
+ * broker is exit 3; a refused SASL login or a broker certificate not trusted is exit 2 naming the
+ * KAFKA_SASL_* / KAFKA_SSL_CA setting to fix (the broker answers: the settings are wrong).
  */
 import {readFileSync} from 'node:fs'
 import kafkajs from 'kafkajs'
 import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
-import {CutoverError, ServiceUnavailableError} from '../errors.js'
+import {CutoverError, ServiceUnavailableError, UsageError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
 
@@ -60,15 +62,34 @@ export function kafkaConfig(settings: KafkaSettings, options: ClientOptions = {}
     config.sasl = {mechanism, username, password} as KafkaConfig['sasl']
   }
   if (settings.ssl) {
-    const read = (p: string | undefined) => (p ? readFileSync(p, 'utf8') : undefined)
+    const {ca, cert, key} = settings.ssl
     config.ssl = {
       rejectUnauthorized: settings.ssl.rejectUnauthorized,
-      ...(settings.ssl.ca ? {ca: [read(settings.ssl.ca)!]} : {}),
-      ...(settings.ssl.cert ? {cert: read(settings.ssl.cert)} : {}),
-      ...(settings.ssl.key ? {key: read(settings.ssl.key)} : {}),
+      ...(ca ? {ca: [readPem('KAFKA_SSL_CA', ca, 'CERTIFICATE')]} : {}),
+      ...(cert ? {cert: readPem('KAFKA_SSL_CERT', cert, 'CERTIFICATE')} : {}),
+      ...(key ? {key: readPem('KAFKA_SSL_KEY', key, 'PRIVATE KEY')} : {}),
     }
   }
   return config
+}
+
+/**
+ * A PEM file named by a KAFKA_SSL_* setting. One that cannot be read, or holds no PEM block of
+ * the kind (node would take a CA file without one as no CA at all), is a usage error naming it.
+ */
+function readPem(setting: string, path: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new UsageError(`${setting} names ${path}, which cannot be read: ${(e as Error).message}`, {cause: e, hint: `point ${setting} at a readable PEM file`})
+  }
+  if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text)) {
+    throw new UsageError(`${setting} names ${path}, which holds no PEM ${kind.toLowerCase()} (-----BEGIN ${kind}-----)`, {
+      hint: `point ${setting} at a PEM file (a DER one converts with: openssl x509 -inform der -in <file> -out <file>.pem)`,
+    })
+  }
+  return text
 }
 
 export function createKafka(settings: KafkaSettings, options: ClientOptions = {}): KafkaClient {
@@ -92,30 +113,117 @@ export function isRebalanceError(e: unknown): boolean {
   return REBALANCE_ERRORS.has((e as {type?: string} | undefined)?.type ?? '')
 }
 
+type KafkaJsError = {name?: string; message?: string; retriable?: boolean; type?: string; code?: string; cause?: unknown; originalError?: unknown}
+
+/**
+ * The error and the ones it wraps, outermost first: kafkajs wraps the real error in
+ * `originalError` (retries of the client) or in `cause` (kafkajs 2: NumberOfRetriesExceeded, and
+ * the NonRetriableError a producer throws when its reconnect gives up); the innermost says what happened.
+ */
+function errorChain(e: unknown): KafkaJsError[] {
+  const chain: KafkaJsError[] = []
+  for (let next: unknown = e; next && typeof next === 'object' && chain.length < 10; ) {
+    const err = next as KafkaJsError
+    chain.push(err)
+    next = err.originalError ?? err.cause
+  }
+  return chain
+}
+
+/** The broker refused the SASL login (wrong user or password, or a mechanism it does not enable). */
+const SASL_REFUSED = new Set(['SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE'])
+
+/** True for a SASL login refused for its credentials (not its mechanism), kafkajs' error or the one mapKafkaError made of it. */
+export function isSaslAuthenticationError(e: unknown): boolean {
+  if (e instanceof CutoverError) return e.details.kafka_error === 'SASL_AUTHENTICATION_FAILED'
+  const chain = errorChain(e)
+  return chain.some((x) => x.name === 'KafkaJSSASLAuthenticationError' || x.type === 'SASL_AUTHENTICATION_FAILED') && !chain.some((x) => x.type === 'UNSUPPORTED_SASL_MECHANISM')
+}
+
+/**
+ * Node's codes for a broker certificate that the client does not trust (OpenSSL's verify
+ * results, and Node's own for a name that is not in the certificate).
+ */
+const TLS_UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+/**
+ * A refused SASL login or an untrusted broker certificate: the broker answers, the settings are
+ * wrong. Exit 2 (as a refused PostgreSQL login), naming the settings to fix; never "unreachable",
+ * and never retried (kafkajs does not retry either).
+ */
+function refusedSettings(chain: KafkaJsError[], settings: KafkaSettings, address: string, e: unknown): CutoverError | undefined {
+  const sasl = chain.find((x) => x.name === 'KafkaJSSASLAuthenticationError' || SASL_REFUSED.has(x.type ?? ''))
+  if (sasl) {
+    const mechanism = settings.sasl?.mechanism ?? 'none'
+    const kind = chain.some((x) => x.type === 'UNSUPPORTED_SASL_MECHANISM') ? 'UNSUPPORTED_SASL_MECHANISM' : chain.some((x) => x.type === 'ILLEGAL_SASL_STATE') ? 'ILLEGAL_SASL_STATE' : 'SASL_AUTHENTICATION_FAILED'
+    const user = settings.sasl ? ` as user "${settings.sasl.username}"` : ''
+    const hint = {
+      UNSUPPORTED_SASL_MECHANISM: `the listener does not enable ${mechanism.toUpperCase()}: set KAFKA_SASL_MECHANISM to one it enables (plain, scram-sha-256 or scram-sha-512; its sasl.enabled.mechanisms)`,
+      // a SaslHandshake sent to a listener without SASL (PLAINTEXT or SSL)
+      ILLEGAL_SASL_STATE: `${address} does not take a SASL login (a PLAINTEXT or SSL listener): point KAFKA_BROKERS at the broker's SASL listener (SASL_SSL or SASL_PLAINTEXT), or unset KAFKA_SASL_MECHANISM for this one`,
+      SASL_AUTHENTICATION_FAILED: `check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, and that the user has a ${mechanism.toUpperCase()} credential on the broker (KAFKA_SASL_MECHANISM=${mechanism}: a SCRAM user is made per mechanism)`,
+    }[kind]
+    return new UsageError(`Kafka at ${address} refused the SASL login${user} (KAFKA_SASL_MECHANISM=${mechanism}): ${chain.at(-1)?.message ?? sasl.message}`, {
+      cause: e,
+      hint,
+      details: {service: 'kafka', address, kafka_error: kind, mechanism},
+    })
+  }
+  const tls = chain.find((x) => TLS_UNTRUSTED.has(x.code ?? ''))
+  if (tls && settings.ssl) {
+    const code = tls.code!
+    const said = (tls.message ?? code).replace(/^Connection error: /, '')
+    const ca = settings.ssl.ca ? `KAFKA_SSL_CA (${settings.ssl.ca})` : 'KAFKA_SSL_CA (not set: only the system CAs are trusted)'
+    const hint =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? `the broker's certificate does not name the host in KAFKA_BROKERS (${address}): use a host name the certificate lists (its subjectAltName)`
+        : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
+          ? "the broker's certificate is outside its validity dates: renew it on the broker, or check this machine's clock"
+          : `set KAFKA_SSL_CA to the PEM file of the CA that signed the broker's certificate (for \`cutover dev up\`'s broker, the file \`cutover dev status\` names); KAFKA_SSL_REJECT_UNAUTHORIZED=false skips the check, for a test broker only`
+    return new UsageError(`Kafka at ${address}: the broker's TLS certificate is not trusted with ${ca}: ${said} (${code})`, {
+      cause: e,
+      hint,
+      details: {service: 'kafka', address, tls_error: code},
+    })
+  }
+  return undefined
+}
+
 export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'request'): CutoverError {
   if (e instanceof CutoverError) return e
-  const err = e as {name?: string; message?: string; retriable?: boolean; type?: string; cause?: unknown}
+  const err = e as KafkaJsError
   const address = settings.brokers.join(',')
-  // kafkajs wraps the real error: in `originalError` (retries of the client) or in `cause`
-  // (kafkajs 2: NumberOfRetriesExceeded, and the NonRetriableError a producer throws when its
-  // reconnect gives up); the innermost one says what happened
-  let root: {name?: string; message?: string} = err
-  let unreachable = UNREACHABLE.has(err.name ?? '')
-  for (let depth = 0; depth < 10; depth++) {
-    const next = ((root as {originalError?: unknown}).originalError ?? (root as {cause?: unknown}).cause) as typeof root | undefined
-    if (!next || typeof next !== 'object') break
-    root = next
-    if (UNREACHABLE.has(root.name ?? '')) unreachable = true
-  }
+  const chain = errorChain(e)
+  const refused = refusedSettings(chain, settings, address, e)
+  if (refused) return refused
+  const root = chain.at(-1) ?? err
+  const unreachable = chain.some((x) => UNREACHABLE.has(x.name ?? ''))
   if (unreachable) {
     const said = root?.message ?? err.message ?? String(e)
     // KAFKA_SSL against a listener without TLS: the port answers, then drops the handshake
     const tls = settings.ssl !== undefined && /TLS|SSL|secure/i.test(said)
+    // the port answered, then the broker closed the connection: down, or a listener that wants
+    // other security settings (TLS or a SASL login where these give none, or the other way round)
+    const closed = chain.some((x) => x.name === 'KafkaJSConnectionClosedError' || /^Closed connection|^Connection closed/.test(x.message ?? ''))
+    const given = `${settings.sasl ? `SASL ${settings.sasl.mechanism}` : 'no SASL'}, ${settings.ssl ? 'TLS' : 'no TLS'}`
     return new ServiceUnavailableError('kafka', address, `${what} failed: ${said}`, {
       cause: e,
       hint: tls
         ? `TLS is on (KAFKA_SSL or KAFKA_SSL_*) and ${address} dropped the TLS handshake: point KAFKA_BROKERS at the broker's TLS listener, or unset KAFKA_SSL for a plaintext one`
-        : 'start a broker (`cutover dev up`) or point KAFKA_BROKERS at a running one',
+        : closed
+          ? `the broker closed the connection: start it if it is down (\`cutover dev up\`); if it is up, the listener at ${address} may want other security settings than these (${given}): SASL_SSL takes KAFKA_SASL_* with KAFKA_SSL_CA (or KAFKA_SSL=true), SASL_PLAINTEXT KAFKA_SASL_* alone, SSL KAFKA_SSL alone, PLAINTEXT neither`
+          : 'start a broker (`cutover dev up`) or point KAFKA_BROKERS at a running one',
     })
   }
   return new CutoverError('KAFKA_ERROR', `Kafka ${what} failed: ${err.message ?? String(e)}`, {

@@ -2,7 +2,7 @@
  * `dev up | down | status` on a second, private broker (other ports, its own state dir), so
  * that stopping it never disturbs the shared broker other tests use.
  */
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -10,8 +10,8 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {runCli} from '../helpers.js'
 
 const stateDir = mkdtempSync(join(tmpdir(), 'cutover-dev-'))
-const PORT = 19192
-const CONTROLLER = 19193
+const PORT = 19292 // not 19192: backfill-retry's private broker, which the suite may run at the same time
+const CONTROLLER = 19293
 const ports = ['--port', String(PORT), '--controller-port', String(CONTROLLER), '--state-dir', stateDir]
 
 afterAll(async () => {
@@ -25,14 +25,34 @@ describe('dev up, up again, down, status', () => {
     expect(up.code, up.stderr).toBe(0)
     expect(up.json).toMatchObject({bootstrap: `127.0.0.1:${PORT}`, reused: false, managed: true, version: '3.9.1'})
     expect(up.json.pid).toEqual(expect.any(Number))
+    // the SASL_SSL listener: the first port after --port that --controller-port does not take
+    const passwordFile = join(stateDir, 'sasl-password')
+    const caFile = join(stateDir, 'tls', 'ca.pem')
+    const sasl = {KAFKA_BROKERS: `127.0.0.1:${PORT + 2}`, KAFKA_SASL_MECHANISM: 'scram-sha-256', KAFKA_SASL_USERNAME: 'cutover', KAFKA_SSL_CA: caFile}
+    expect(up.json.saslSsl).toEqual({address: `127.0.0.1:${PORT + 2}`, securityProtocol: 'SASL_SSL', mechanisms: ['scram-sha-256', 'scram-sha-512'], username: 'cutover', passwordFile, caFile, env: sasl})
+    for (const secret of [passwordFile, join(stateDir, 'tls', 'broker.pem')]) expect(statSync(secret).mode & 0o777).toBe(0o600)
+    const password = readFileSync(passwordFile, 'utf8')
+    expect(up.stdout + up.stderr).not.toContain(password)
 
+    // the credential is added when the login is refused (a state directory formatted before the
+    // listener existed): here a new password, which dev up (reusing the broker) adds over PLAINTEXT
+    writeFileSync(passwordFile, `${password}-new`)
     const again = await runCli(['dev', 'up', ...ports, '--json'])
-    expect(again.code).toBe(0)
-    expect(again.json).toMatchObject({reused: true, managed: true, pid: up.json.pid})
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.json).toMatchObject({reused: true, managed: true, pid: up.json.pid, saslSsl: {address: `127.0.0.1:${PORT + 2}`}})
+
+    // dev status over the listener (SCRAM-SHA-512 too) names the password's file, never the password
+    for (const mechanism of ['scram-sha-256', 'scram-sha-512']) {
+      const viaSasl = await runCli(['dev', 'status', '--state-dir', stateDir], {env: {...sasl, KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_PASSWORD: `${password}-new`}})
+      expect(viaSasl.code, viaSasl.stdout + viaSasl.stderr).toBe(0)
+      expect(viaSasl.stdout).toContain(`kafka       up       127.0.0.1:${PORT + 2}  Apache Kafka 3.9.1 (started by cutover, pid ${up.json.pid})`)
+      expect(viaSasl.stdout).toContain(`KAFKA_BROKERS=127.0.0.1:${PORT + 2} KAFKA_SASL_MECHANISM=scram-sha-256 KAFKA_SASL_USERNAME=cutover KAFKA_SSL_CA=${caFile} KAFKA_SASL_PASSWORD="$(cat ${passwordFile})"`)
+      expect(viaSasl.stdout + viaSasl.stderr).not.toContain(password)
+    }
 
     const status = await runCli(['dev', 'status', '--state-dir', stateDir, '--json'], {env: {KAFKA_BROKERS: `127.0.0.1:${PORT}`}})
     expect(status.code).toBe(0)
-    expect(status.json.kafka).toMatchObject({status: 'up', managed: true, version: '3.9.1', pid: up.json.pid})
+    expect(status.json.kafka).toMatchObject({status: 'up', managed: true, version: '3.9.1', pid: up.json.pid, saslSsl: {address: `127.0.0.1:${PORT + 2}`, passwordFile, caFile}})
 
     const down = await runCli(['dev', 'down', '--state-dir', stateDir, '--json'])
     expect(down.code).toBe(0)

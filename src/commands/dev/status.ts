@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
 import {connectionSettingsFromEnv} from '../../config/env.js'
-import {defaultStateDir} from '../../dev/broker.js'
+import {defaultStateDir, saslSslEnvLine} from '../../dev/broker.js'
 import {devStatus, type DevStatusResult} from '../../dev/status.js'
 import {ExitCode} from '../../errors.js'
 
@@ -29,6 +29,10 @@ export default class DevStatus extends CutoverCommand {
         : `kafka       ${state(k.status)}  ${k.address}  ${k.error}`,
     )
     this.log(`postgresql  ${state(p.status)}  ${p.address}  ${p.status === 'up' ? `PostgreSQL ${p.version}` : p.error}`)
+    if (k.saslSsl) {
+      this.log(`SASL_SSL listener of the dev broker at ${k.saslSsl.address} (SCRAM-SHA-256/512 over TLS): user ${k.saslSsl.username}, password in ${k.saslSsl.passwordFile}, CA ${k.saslSsl.caFile}`)
+      this.log(`  ${saslSslEnvLine(k.saslSsl)}`)
+    }
     if (result.refused.length > 0) {
       // it answers: the settings are wrong (exit 2, as any command says of them), not an outage
       process.exitCode = ExitCode.USAGE
