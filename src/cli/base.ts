@@ -40,6 +40,23 @@ export abstract class CutoverCommand extends Command {
     if (!this.jsonEnabled()) this.logToStderr(message)
   }
 
+  /**
+   * oclif's "Nonexistent flag: --spc" names no flag that exists: the nearest one of this command
+   * is added to its message ("(did you mean --spec?)"), shown with or without --json.
+   */
+  private async suggestFlags(err: Error & {flags?: unknown}): Promise<void> {
+    if (!Array.isArray(err.flags) || !err.message.startsWith('Nonexistent flag')) return
+    const {nearestWord} = await import('../config/spec.js') // on this error only: no zod/yaml at every start
+    const known = Object.keys({...this.ctor.flags, ...this.ctor.baseFlags, json: true})
+    const near = err.flags
+      .map((f) => String(f).replace(/^-+/, '').split('=')[0]!)
+      .map((f) => nearestWord(f, known))
+      .filter((f): f is string => f !== undefined)
+    if (near.length === 0) return
+    const [first, ...rest] = err.message.split('\n')
+    err.message = [`${first} (did you mean ${[...new Set(near)].map((f) => `--${f}`).join(', ')}?)`, ...rest].join('\n')
+  }
+
   override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     if (isCutoverError(err)) {
       process.exitCode = err.exitCode
@@ -49,6 +66,7 @@ export abstract class CutoverCommand extends Command {
       return undefined
     }
     if (err && typeof err === 'object' && 'oclif' in err) {
+      await this.suggestFlags(err)
       // oclif's own: a flag or argument it refused (exit 2), or this.exit(n). Under --json oclif
       // would print the whole error object (its parse context: ~145 KB of its configuration) and
       // exit 1, which means "the check failed"; one usage error document and exit 2 instead.

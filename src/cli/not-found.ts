@@ -24,9 +24,29 @@ function commandIn(argv: readonly string[], config: Config): string | undefined 
   return undefined
 }
 
-function usage(id: string, argv: readonly string[], config: Config): {message: string; hint: string} {
+/**
+ * The command `id` is likely a typo of (`stream runn`, `normalise`, `dlq inspekt`): the nearest
+ * command to its first words, longest first (`normalise x` is `normalize` given an argument).
+ */
+async function nearestCommand(id: string, config: Config): Promise<{typed: string; near: string} | undefined> {
+  const {nearestWord} = await import('../config/spec.js')
+  const words = id.split(':')
+  const commands = config.commands.filter((c) => !c.hidden).map((c) => c.id.split(':'))
+  for (let n = Math.min(words.length, 2); n >= 1; n--) {
+    const typed = words.slice(0, n).join(' ')
+    const near = nearestWord(typed, commands.filter((c) => c.length === n).map((c) => c.join(' ')))
+    if (near !== undefined) return {typed, near}
+  }
+  return undefined
+}
+
+async function usage(id: string, argv: readonly string[], config: Config): Promise<{message: string; hint: string}> {
   const bin = config.bin
-  if (!id.startsWith('-')) return {message: `command ${id.replaceAll(':', ' ')} not found`, hint: `run ${bin} --help for the commands`}
+  if (!id.startsWith('-')) {
+    const found = await nearestCommand(id, config)
+    if (found !== undefined) return {message: `command ${found.typed} not found (did you mean ${found.near}?)`, hint: `run ${bin} ${found.near} --help for its flags, or ${bin} --help for the commands`}
+    return {message: `command ${id.replaceAll(':', ' ')} not found`, hint: `run ${bin} --help for the commands`}
+  }
   const all = [id, ...argv]
   const command = commandIn(all, config)
   if (command !== undefined) {
@@ -40,8 +60,12 @@ function usage(id: string, argv: readonly string[], config: Config): {message: s
 
 const hook: Hook<'command_not_found'> = async function (options) {
   const argv = options.argv ?? []
-  const {message, hint} = usage(options.id, argv, options.config)
-  if (options.id !== '--json' && !argv.includes('--json')) Errors.error(message, {exit: 2, suggestions: [hint]})
+  const {message, hint} = await usage(options.id, argv, options.config)
+  // a word holding ":" after an unknown command (a source URI: `normalise csv:x.csv --json`) is
+  // two words of oclif's id (normalise:csv:x.csv), and oclif drops as many words after it from
+  // argv: --json is looked for in the whole command line
+  const json = options.id === '--json' || argv.includes('--json') || process.argv.slice(2).includes('--json')
+  if (!json) Errors.error(message, {exit: 2, suggestions: [hint]})
   process.stdout.write(JSON.stringify({error: {code: 'USAGE', message, hint}}, null, 2) + '\n')
   process.exitCode = 2
 }

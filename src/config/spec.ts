@@ -442,18 +442,24 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return v
 }
 
+/**
+ * Edit distance with adjacent transpositions (optimal string alignment): `kye` is one edit from
+ * `key`, as `scal` is from `scale`: swapped letters are the commonest typo.
+ */
 function editDistance(a: string, b: string): number {
-  const d = Array.from({length: b.length + 1}, (_, i) => i)
+  let before: number[] = [] // row i-2
+  let prev = Array.from({length: b.length + 1}, (_, j) => j) // row i-1
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!
-    d[0] = i
+    const cur = [i]
     for (let j = 1; j <= b.length; j++) {
-      const cur = d[j]!
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = cur
+      let d = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1)
+      cur.push(d)
     }
+    before = prev
+    prev = cur
   }
-  return d[b.length]!
+  return prev[b.length]!
 }
 
 /** The one of `candidates` nearest to `word` (edit distance), if close enough to be a typo of it. */
@@ -597,8 +603,15 @@ export function specErrorOf(problems: SpecProblem[]): SpecError {
   const label = (p: SpecProblem) => (p.path ? `${p.path}: ${p.message}` : p.message)
   const [first, ...rest] = problems
   const message = [label(first!), ...rest.map((p) => `${where(p)}: ${label(p)}`)].join('\n')
+  // a YAML syntax error names no key: the file does not parse, and the fix is in its syntax
+  const syntax = problems.every((p) => p.message.startsWith('YAML: '))
+  const lines = problems.length === 1 ? 'the line above' : `the ${problems.length} lines above`
   return new SpecError({file: first!.file, line: first!.line, column: first!.column}, message, {
-    hint: `${problems.length === 1 ? 'the line above names' : `each of the ${problems.length} lines above names`} the key at fault; docs/spec-reference.md lists every key and its allowed values`,
+    hint: syntax
+      ? `the file is not valid YAML at ${lines}: fix the syntax there (indent with spaces, never tabs; quote a value that holds ": " or " #"; close each [ and {)`
+      : problems.length === 1 && first!.path === ''
+        ? 'write the spec as a YAML mapping of its keys (version: 1, name, source, fields, ...): docs/spec-reference.md lists them'
+        : `${problems.length === 1 ? 'the line above names' : `each of the ${problems.length} lines above names`} the key at fault; docs/spec-reference.md lists every key and its allowed values`,
     details: {errors: problems},
   })
 }

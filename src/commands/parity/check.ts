@@ -2,7 +2,7 @@ import {userInfo} from 'node:os'
 import {Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
 import {assertWritableFolder, startProgressLines} from '../../cli/output.js'
-import {connectionSettingsFromEnv} from '../../config/env.js'
+import {checkDatabaseUrl, connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {formatProgress, ProgressTracker} from '../../jobs/progress.js'
 import {failureOf, percentage, runParityCheck} from '../../parity/check.js'
@@ -65,6 +65,10 @@ export default class ParityCheck extends CutoverCommand {
   async run(): Promise<ParityCheckResult> {
     const {flags} = await this.parse(ParityCheck)
     const settings = connectionSettingsFromEnv()
+    // checked as DATABASE_URL is: a URL that would show pieces of its password is refused (exit 2)
+    const side = (name: string) => (process.env[name]?.trim() ? checkDatabaseUrl(process.env[name].trim(), name) : undefined)
+    const leftDatabaseUrl = side('CUTOVER_LEFT_DATABASE_URL')
+    const rightDatabaseUrl = side('CUTOVER_RIGHT_DATABASE_URL')
     const failUnder = flags['fail-under'] === undefined ? undefined : percentage(flags['fail-under'], '--fail-under')
     // before the comparison: a report that cannot be written would throw its result away at the end
     if (flags.out) assertWritableFolder(flags.out, '--out')
@@ -99,8 +103,8 @@ export default class ParityCheck extends CutoverCommand {
       result = await runParityCheck(opts, {
         ctx: {kafka: settings.kafka, logger: this.logger},
         databaseUrl: settings.databaseUrl,
-        ...(process.env.CUTOVER_LEFT_DATABASE_URL ? {leftDatabaseUrl: process.env.CUTOVER_LEFT_DATABASE_URL} : {}),
-        ...(process.env.CUTOVER_RIGHT_DATABASE_URL ? {rightDatabaseUrl: process.env.CUTOVER_RIGHT_DATABASE_URL} : {}),
+        ...(leftDatabaseUrl ? {leftDatabaseUrl} : {}),
+        ...(rightDatabaseUrl ? {rightDatabaseUrl} : {}),
         logger: this.logger,
         progress: tracker,
         record: flags.ledger,
