@@ -44,7 +44,7 @@ import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from 
 import {CutoverError, SpecError, UsageError} from '../errors.js'
 import {MISSING_COLUMN_HINT, missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
-import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicCommand, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {encodeString, resolveEncoding} from '../normalize/encoding.js'
 import {createNormalizer} from '../normalize/index.js'
@@ -650,17 +650,28 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 
     // ---- Kafka
     let dlqExists = true
+    /** the command that creates the DLQ topic, when it does not exist */
+    let createDlq: string | undefined
     /** the target's time-based retention, for a kafka: source (see timeRetentionMs) */
     let retentionMs: number | undefined
     let olderThanRetention = false
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
-      await probeKafka(o.settings.kafka, logger)
+      const brokerCount = (await probeKafka(o.settings.kafka, logger)).brokers.length
       admin = await connectAdmin(kafka, o.settings.kafka)
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
-      if (!topics.has(target)) throw new UsageError(`topic ${target} does not exist`, {hint: `create it first (kafka-topics --create --topic ${target} --partitions N), with the partitions the pipeline needs`})
+      if (!topics.has(target)) {
+        throw new UsageError(`topic ${target} does not exist on ${o.settings.kafka.brokers.join(',')}`, {
+          hint: `create it first, with as many partitions as the pipeline that reads it needs (${createTopicCommand(o.settings.kafka, target, {brokerCount})})`,
+        })
+      }
       dlqExists = topics.has(dlqTopic)
+      if (!dlqExists) {
+        // as stream run creates a DLQ: as many partitions as the topic it reads
+        const partitions = await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length || undefined, () => undefined)
+        createDlq = createTopicCommand(o.settings.kafka, dlqTopic, {brokerCount, ...(partitions ? {partitions} : {})})
+      }
       if (isKafka) retentionMs = await timeRetentionMs(admin, target).catch((e: unknown) => void logger.debug('backfill.retention_unknown', {target, error: e}))
       if (workerUrl) {
         // the reader thread partitions keyed records itself (see ./reader-worker.ts)
@@ -821,7 +832,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const deadLetter = (r: RawRecord, code: string, message: string, stage: 'decode' | 'normalize', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders) => {
       if (!dlqExists) {
         throw new UsageError(`${formatPosition(r.position)} was rejected (${code}) and its dead-letter topic ${dlqTopic} does not exist`, {
-          hint: `create ${dlqTopic} (or name another with --dlq, or the spec's dlq.topic), then continue with --resume ${id}`,
+          hint: `create ${dlqTopic}${createDlq ? ` (${createDlq})` : ''}, or name another with --dlq or the spec's dlq.topic; then continue with --resume ${id}`,
         })
       }
       const item = {

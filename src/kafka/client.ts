@@ -320,3 +320,18 @@ export function groupAssignments(g: GroupDescription | undefined): Map<string, s
   }
   return held
 }
+
+/**
+ * The command that creates `topic`, for a hint that says to create it: Kafka's own
+ * kafka-topics.sh, aimed at the brokers in use (KAFKA_BROKERS) so that it runs as written, with
+ * `partitions` (default 6: a topic a pipeline reads, as many as stream run's least concurrency)
+ * and a replication factor of 3, or of every broker when the cluster has fewer (`brokerCount`).
+ * With SASL or TLS settings the tool needs them too, in a client properties file (--command-config).
+ * (`cutover dev up`'s broker ships no kafka-topics.sh, and its jars hold no TopicCommand.)
+ */
+export function createTopicCommand(settings: KafkaSettings, topic: string, o: {brokerCount: number; partitions?: number}): string {
+  const q = (v: string) => (/^[\w.,:/-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
+  const secured = settings.sasl !== undefined || settings.ssl !== undefined ? ' --command-config <a file with the SASL/TLS client settings>' : ''
+  const replication = Math.max(1, Math.min(3, o.brokerCount))
+  return `kafka-topics.sh --bootstrap-server ${q(settings.brokers.join(','))}${secured} --create --topic ${q(topic)} --partitions ${o.partitions ?? 6} --replication-factor ${replication}`
+}

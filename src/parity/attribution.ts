@@ -28,6 +28,8 @@ export interface AttributionOptions {
   core: ParityCore
   spec: PipelineSpec
   databaseUrl: string
+  /** the variable databaseUrl came from, for errors (default DATABASE_URL) */
+  databaseUrlName?: string
   /** the check's key columns (left names), in order */
   keyColumns: string[]
   /** Kafka settings: keys not in the outbox (pruned after the relay sent them) are looked up in the DLQ topic */
@@ -53,7 +55,7 @@ export async function attributeMissing(o: AttributionOptions): Promise<Record<st
   const specKey = namesOf(o.spec.key)
   const fromFields = specKey.map((k) => o.spec.fields[k]?.from ?? k)
   // openDatabase runs the migrations: the outbox and dedupe tables exist even before a first `stream run`
-  const pool = await openDatabase(o.databaseUrl, {max: 1, applicationName: 'cutover-parity'})
+  const pool = await openDatabase(o.databaseUrl, {max: 1, applicationName: 'cutover-parity', ...(o.databaseUrlName ? {urlName: o.databaseUrlName} : {})})
   const client = await pool.connect()
   /** Records the cause of a dead letter whose Kafka key or JSON value names a wanted key. */
   const match = (key: Buffer | null | undefined, value: Buffer | null | undefined, headerOf: (name: string) => string | undefined) => {
@@ -107,7 +109,7 @@ export async function attributeMissing(o: AttributionOptions): Promise<Record<st
     }
   } catch (e) {
     if (e instanceof UsageError) throw e
-    throw mapPgError(e, o.databaseUrl)
+    throw mapPgError(e, o.databaseUrl, o.databaseUrlName)
   } finally {
     client.release()
     await pool.end().catch(() => {})

@@ -41,6 +41,9 @@ export interface BisectOptions {
   right: SideSpec
   leftDatabaseUrl: string
   rightDatabaseUrl: string
+  /** the variables they came from, for errors (default DATABASE_URL) */
+  leftDatabaseUrlName?: string
+  rightDatabaseUrlName?: string
   /** rows per leaf range (default 1000) */
   leafRows?: number
   /** ranges per split (default 16) */
@@ -74,6 +77,8 @@ function textArray(xs: string[]): string {
 interface Side {
   spec: SideSpec
   url: string
+  /** the variable url came from, for errors */
+  urlName?: string
   client: pg.Client
   rel: string
   unique: boolean
@@ -97,12 +102,12 @@ function rowText(side: Side): string {
   return `ROW(${cols.join(', ')})::text`
 }
 
-async function open(spec: SideSpec, url: string): Promise<Side> {
+async function open(spec: SideSpec, url: string, urlName: string | undefined): Promise<Side> {
   const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
   try {
     await client.connect()
   } catch (e) {
-    throw mapPgError(e, url)
+    throw mapPgError(e, url, urlName)
   }
   client.on('error', () => {})
   try {
@@ -111,7 +116,7 @@ async function open(spec: SideSpec, url: string): Promise<Side> {
     const rel = relation(spec)
     const shape = await client.query(`SELECT ${spec.columns.map((c) => `s.${quoteIdent(c)}`).join(', ') || '1'} FROM ${rel} AS s LIMIT 0`)
     const casts = spec.columns.map((_, i) => MONEY_CASTS[shape.fields[i]!.dataTypeID]?.type)
-    return {spec, url, client, rel, unique, casts}
+    return {spec, url, ...(urlName ? {urlName} : {}), client, rel, unique, casts}
   } catch (e) {
     await client.end().catch(() => {})
     throw e
@@ -142,9 +147,9 @@ export async function bisectStrategy(o: BisectOptions): Promise<BisectOutcome> {
   const leafRows = o.leafRows ?? 1000
   const sides: Side[] = []
   try {
-    const L = await open(o.left, o.leftDatabaseUrl)
+    const L = await open(o.left, o.leftDatabaseUrl, o.leftDatabaseUrlName)
     sides.push(L)
-    const R = await open(o.right, o.rightDatabaseUrl)
+    const R = await open(o.right, o.rightDatabaseUrl, o.rightDatabaseUrlName)
     sides.push(R)
     // 1. bounds from the left side's key order
     const n = Number((await L.client.query<{n: string}>(`SELECT count(*)::text AS n FROM ${L.rel} AS s`)).rows[0]!.n)
@@ -204,7 +209,7 @@ export async function bisectStrategy(o: BisectOptions): Promise<BisectOutcome> {
         const cols = [...s.keyColumns, ...s.columns].map((c) => `s.${quoteIdent(c)}`)
         const order = s.keyColumns.map((k) => `${sqlKeyExpr('s', k)} COLLATE "C"`).join(', ')
         const sql = `SELECT ${cols.join(', ')} FROM ${side.rel} AS s WHERE width_bucket(${bucketKey(s)} COLLATE "C", ${textArray(parentBounds!)}) = ANY(ARRAY[${differing!.join(',')}]::int[]) ORDER BY ${order}`
-        return copyKeyedRows({sql, keyCount: s.keyColumns.length, source: s.uri.text, databaseUrl: side.url})
+        return copyKeyedRows({sql, keyCount: s.keyColumns.length, source: s.uri.text, databaseUrl: side.url, ...(side.urlName ? {databaseUrlName: side.urlName} : {})})
       }
       await joinSorted(core, fetch(L), fetch(R), (rows) => {
         rowsRead = rows
@@ -214,7 +219,7 @@ export async function bisectStrategy(o: BisectOptions): Promise<BisectOutcome> {
     const digest = (t: {n: bigint; h: bigint}) => createHash('sha256').update(`cutover-parity-bisect-v1 hashtextextended rows=${t.n} sum=${t.h}`).digest('hex')
     return {core, digests: {left: digest(totals.left), right: digest(totals.right)}, rowsRead, ranges}
   } catch (e) {
-    const mapped = mapPgError(e, o.leftDatabaseUrl)
+    const mapped = mapPgError(e, o.leftDatabaseUrl, o.leftDatabaseUrlName)
     const sqlstate = mapped.details.sqlstate
     if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) throw new UsageError(`parity bisect: ${(e as Error).message}`, {cause: mapped, hint: 'check the tables, columns and where= of both sources'})
     throw mapped

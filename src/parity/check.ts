@@ -25,7 +25,7 @@ import {recordRun} from './ledger.js'
 import {mergeStrategy} from './merge.js'
 import {buildPlan, rightName, type ParityOptions} from './plan.js'
 import {renderCheckReport} from './report.js'
-import {estimateRows, parseUri, peekSide, type DateFilter, type SideSpec} from './sources.js'
+import {estimateRows, parseUri, peekSide, type DateFilter, type SideContext, type SideSpec} from './sources.js'
 import {pushdownStrategy} from './sql-pushdown.js'
 import type {ParityCheckResult, Strategy} from './types.js'
 
@@ -109,8 +109,11 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const rules = opts.rulesFile ? await (await import('./rules.js')).loadRules(opts.rulesFile) : []
   const spec: LoadedSpec | undefined = opts.specFile ? await (await import('../config/spec.js')).loadSpec(opts.specFile) : undefined
   const ctx: ReaderContext = {...deps.ctx, databaseUrl: deps.databaseUrl, ...(deps.logger ? {logger: deps.logger} : {})}
-  const leftCtx: ReaderContext = {...ctx, databaseUrl: deps.leftDatabaseUrl ?? deps.databaseUrl}
-  const rightCtx: ReaderContext = {...ctx, databaseUrl: deps.rightDatabaseUrl ?? deps.databaseUrl}
+  // each side's database, and the variable it came from (the ones `parity check` reads), named in its errors
+  const leftUrlName = deps.leftDatabaseUrl ? 'CUTOVER_LEFT_DATABASE_URL' : 'DATABASE_URL'
+  const rightUrlName = deps.rightDatabaseUrl ? 'CUTOVER_RIGHT_DATABASE_URL' : 'DATABASE_URL'
+  const leftCtx: SideContext = {...ctx, databaseUrl: deps.leftDatabaseUrl ?? deps.databaseUrl, databaseUrlName: leftUrlName}
+  const rightCtx: SideContext = {...ctx, databaseUrl: deps.rightDatabaseUrl ?? deps.databaseUrl, databaseUrlName: rightUrlName}
 
   const [leftPeek, rightPeek] = await Promise.all([peekSide(leftUri, leftCtx), peekSide(rightUri, rightCtx)])
   const leftCols = leftPeek?.columns
@@ -179,14 +182,14 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const twoDatabases = bothPg && !sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)
   if (wanted === 'bisect' && !bothPg) throw new UsageError('--strategy bisect needs both sides pg:', {hint: 'leave --strategy out to merge-join the two sources'})
   if (wanted === 'bisect' || (wanted === 'auto' && twoDatabases)) {
-    const b = await bisectStrategy({plan, left, right, leftDatabaseUrl: leftCtx.databaseUrl!, rightDatabaseUrl: rightCtx.databaseUrl!, logger: log, onProgress, ...(opts.bisectLeafRows ? {leafRows: opts.bisectLeafRows} : {})})
+    const b = await bisectStrategy({plan, left, right, leftDatabaseUrl: leftCtx.databaseUrl!, rightDatabaseUrl: rightCtx.databaseUrl!, leftDatabaseUrlName: leftUrlName, rightDatabaseUrlName: rightUrlName, logger: log, onProgress, ...(opts.bisectLeafRows ? {leafRows: opts.bisectLeafRows} : {})})
     strategy = strategyChosen = 'bisect'
     core = b.core
     digests = b.digests
     log.info('parity.bisect.done', {rows_read: b.rowsRead, ranges: b.ranges})
   } else if ((wanted === 'auto' || wanted === 'sql-pushdown') && bothPg && sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)) {
     strategyChosen = 'sql-pushdown'
-    const pushed = await pushdownStrategy({plan, left, right, databaseUrl: leftCtx.databaseUrl!, logger: log, onProgress})
+    const pushed = await pushdownStrategy({plan, left, right, databaseUrl: leftCtx.databaseUrl!, databaseUrlName: leftUrlName, logger: log, onProgress})
     if (pushed.ok) {
       strategy = 'sql-pushdown'
       core = pushed.core
@@ -223,7 +226,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   if (spec) {
     // the stream runtime keeps its outbox and dedupe keys beside its sink: the right side's database
     const {attributeMissing} = await import('./attribution.js') // only with --spec
-    const a = await attributeMissing({core, spec: spec.spec, databaseUrl: rightCtx.databaseUrl!, keyColumns: plan.keyColumns, ctx})
+    const a = await attributeMissing({core, spec: spec.spec, databaseUrl: rightCtx.databaseUrl!, databaseUrlName: rightUrlName, keyColumns: plan.keyColumns, ctx})
     rootCauses = a
   }
   const base = core.finish({digests, strategy, elapsedMs: Math.round(performance.now() - t0), date, ...(rootCauses ? {rootCauses} : {})})

@@ -68,6 +68,8 @@ const FORMS: Record<number, (v: string) => string> = {
 
 export interface CopyReadOptions {
   databaseUrl?: string
+  /** the variable databaseUrl came from, for errors (default DATABASE_URL) */
+  databaseUrlName?: string
   /** the SELECT: key columns first, then the compared columns */
   sql: string
   keyCount: number
@@ -160,7 +162,7 @@ async function* copyRows<B>(o: CopyReadOptions, sink: () => LineSink<B>): AsyncG
   const url = o.databaseUrl ?? DEFAULT_DATABASE_URL
   const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
   const fail = (e: unknown) => {
-    const mapped = mapPgError(e, url)
+    const mapped = mapPgError(e, url, o.databaseUrlName)
     const sqlstate = mapped.details.sqlstate
     if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) return new UsageError(`source "${o.source}": ${(e as Error).message}`, {cause: mapped, hint: 'check the table, the columns and where='})
     return mapped

@@ -29,6 +29,9 @@ import {externalSort} from './sort.js'
 import type {KeyedRow} from './types.js'
 import {quoteIdent} from '../pg/ident.js'
 
+/** A side's reader context, with the variable its database URL came from, for errors (DATABASE_URL when not given; CUTOVER_LEFT_DATABASE_URL, ...). */
+export type SideContext = ReaderContext & {databaseUrlName?: string}
+
 export class NotSortedError extends Error {
   constructor(readonly side: 'left' | 'right') {
     super(`the ${side} side is not in key order`)
@@ -117,7 +120,7 @@ export async function peekColumns(uri: SourceUri, ctx: ReaderContext): Promise<s
 }
 
 /** peekColumns, with the PostgreSQL type OIDs of a pg: side's columns (pgTypes). */
-export async function peekSide(uri: SourceUri, ctx: ReaderContext): Promise<{columns: string[]; pgTypes?: Record<string, number>} | undefined> {
+export async function peekSide(uri: SourceUri, ctx: SideContext): Promise<{columns: string[]; pgTypes?: Record<string, number>} | undefined> {
   if (uri.scheme === 'pg') {
     const u: SourceUri = {...uri, params: {...uri.params, query: `SELECT * FROM (${pgSql(uri)}) AS s LIMIT 0`}, target: ''}
     const fields = await pgColumns(u, ctx, uri)
@@ -148,7 +151,7 @@ export async function peekSide(uri: SourceUri, ctx: ReaderContext): Promise<{col
 export const PEEK_RECORDS = 1000
 
 /** `uri` is the probe (a query= of the source); `given` the source as written, for the hint on a name that exists in another case. */
-async function pgColumns(uri: SourceUri, ctx: ReaderContext, given: SourceUri = uri): Promise<{name: string; dataTypeID: number}[]> {
+async function pgColumns(uri: SourceUri, ctx: SideContext, given: SourceUri = uri): Promise<{name: string; dataTypeID: number}[]> {
   const pg = (await import('pg')).default
   const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
   const {mapPgError} = await import('../pg/pool.js')
@@ -163,7 +166,7 @@ async function pgColumns(uri: SourceUri, ctx: ReaderContext, given: SourceUri = 
     const r = await client.query({text: uri.params.query!, queryMode: 'extended'} as QueryConfig)
     return r.fields.map((f) => ({name: f.name, dataTypeID: f.dataTypeID}))
   } catch (e) {
-    const mapped = mapPgError(e, url)
+    const mapped = mapPgError(e, url, ctx.databaseUrlName)
     const sqlstate = mapped.details.sqlstate
     if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) {
       // a name that exists in another case ("Upper" written as Upper): say how to quote it
@@ -415,7 +418,7 @@ async function* projectCanonical(source: AsyncIterable<RawRecord>, s: SideSpec, 
  * sortedSide as batches of canonical lines (what a reader thread sends): the same rows in the
  * same order, the same text as canonicalRow of each.
  */
-export async function* canonicalSide(s: SideSpec, mode: SortMode, ctx: ReaderContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncGenerator<string> {
+export async function* canonicalSide(s: SideSpec, mode: SortMode, ctx: SideContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncGenerator<string> {
   if (s.uri.scheme !== 'pg' && mode === 'presorted') {
     yield* projectCanonical(openSource(s.uri, ctx), s, counters)
     return
@@ -423,7 +426,7 @@ export async function* canonicalSide(s: SideSpec, mode: SortMode, ctx: ReaderCon
   if (s.uri.scheme === 'pg') {
     let prev: string[] | undefined
     const sql = mode === 'presorted' ? indexOrderPgSql(s) : sortedPgSql(s)
-    yield* copyCanonical({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}, (key) => {
+    yield* copyCanonical({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...copyDatabase(ctx)}, (key) => {
       if (prev !== undefined && compareKeys(key, prev) < 0) throw new NotSortedError(s.side)
       prev = key
     })
@@ -434,6 +437,11 @@ export async function* canonicalSide(s: SideSpec, mode: SortMode, ctx: ReaderCon
     for (const r of batch) text += canonicalRow(r)
     yield text
   }
+}
+
+/** The database of a pg: side's COPY read, and the variable it came from. */
+function copyDatabase(ctx: SideContext): {databaseUrl?: string; databaseUrlName?: string} {
+  return {...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {}), ...(ctx.databaseUrlName ? {databaseUrlName: ctx.databaseUrlName} : {})}
 }
 
 /** Checks key order on the fly; throws NotSortedError at the first key smaller than the one before. */
@@ -456,10 +464,10 @@ export async function* checkOrder(input: AsyncIterable<KeyedRow[]>, side: 'left'
 export type SortMode = 'database' | 'presorted' | 'external'
 
 /** Keyed rows of one side in key order. */
-export function sortedSide(s: SideSpec, mode: SortMode, ctx: ReaderContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncIterable<KeyedRow[]> {
+export function sortedSide(s: SideSpec, mode: SortMode, ctx: SideContext, counters: SideCounters, sortOptions: {runRows?: number; tmpDir?: string} = {}): AsyncIterable<KeyedRow[]> {
   if (s.uri.scheme === 'pg') {
     const sql = mode === 'presorted' ? indexOrderPgSql(s) : sortedPgSql(s)
-    return checkOrder(copyKeyedRows({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...(ctx.databaseUrl ? {databaseUrl: ctx.databaseUrl} : {})}), s.side)
+    return checkOrder(copyKeyedRows({sql, keyCount: s.keyColumns.length, source: s.uri.text, ...copyDatabase(ctx)}), s.side)
   }
   const rows = project(openSource(s.uri, ctx), s, counters)
   if (mode === 'external') return externalSort(rows, sortOptions)

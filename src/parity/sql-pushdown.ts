@@ -50,6 +50,8 @@ export interface PushdownOptions {
   left: SideSpec
   right: SideSpec
   databaseUrl: string
+  /** the variable databaseUrl came from, for errors (default DATABASE_URL) */
+  databaseUrlName?: string
   logger?: Logger
   onProgress?: (rows: number) => void
 }
@@ -173,7 +175,7 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
   const {plan, left, right} = o
   const client = new pg.Client({connectionString: o.databaseUrl, application_name: 'cutover-parity'})
   const fail = (e: unknown) => {
-    const mapped = mapPgError(e, o.databaseUrl)
+    const mapped = mapPgError(e, o.databaseUrl, o.databaseUrlName)
     const sqlstate = mapped.details.sqlstate
     if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) return new UsageError(`parity push-down: ${(e as Error).message}`, {cause: mapped, hint: 'check the tables, columns and where= of both sources'})
     return mapped

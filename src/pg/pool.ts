@@ -31,6 +31,8 @@ export interface OpenOptions {
   /** Run migrations (default true). */
   migrate?: boolean
   applicationName?: string
+  /** the variable `url` came from, for errors (default DATABASE_URL; parity check's sides: CUTOVER_LEFT_DATABASE_URL, ...) */
+  urlName?: string
 }
 
 const CONNECTION_CODES = new Set([
@@ -63,32 +65,38 @@ export function isConnectionError(e: unknown): boolean {
   return /timeout expired|Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg)
 }
 
-/** Wraps a node-postgres error in the project's error type, keeping its facts. */
-export function mapPgError(e: unknown, url: string): CutoverError {
+/**
+ * Wraps a node-postgres error in the project's error type, keeping its facts. `urlName` is the
+ * variable `url` came from (DATABASE_URL when not given): the fix names it, and so does the message
+ * when it is another (CUTOVER_LEFT_DATABASE_URL, ...).
+ */
+export function mapPgError(e: unknown, url: string, urlName?: string): CutoverError {
   if (e instanceof CutoverError) return e
   const address = describeDatabaseUrl(url)
   const err = e as {code?: string; detail?: string; constraint?: string; table?: string; message?: string}
+  const from = urlName !== undefined && urlName !== 'DATABASE_URL' ? ` (${urlName})` : ''
+  const inUrl = urlName ?? 'the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)'
   if (isConnectionError(e)) {
-    return new ServiceUnavailableError('postgresql', address, err.message || String(e), {
+    return new ServiceUnavailableError('postgresql', address, `${err.message || String(e)}${from}`, {
       cause: e,
       hint:
         err.code === '53300'
           ? "it answers but has no connection to spare: close idle sessions (pg_stat_activity), or raise max_connections or the role's CONNECTION LIMIT"
-          : 'start PostgreSQL or point DATABASE_URL at a running server',
+          : `start PostgreSQL or point ${urlName ?? 'DATABASE_URL'} at a running server`,
     })
   }
   if (err.code === '28000' || err.code === '28P01') {
     // settings, not an outage: exit 2 with the fix
-    return new UsageError(`PostgreSQL at ${address} refused the login: ${err.message ?? String(e)}`, {
+    return new UsageError(`PostgreSQL at ${address} refused the login: ${err.message ?? String(e)}${from}`, {
       cause: e,
-      hint: 'check the user and password in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given) and the server\'s pg_hba.conf',
+      hint: `check the user and password in ${inUrl} and the server's pg_hba.conf`,
       details: {sqlstate: err.code},
     })
   }
   if (err.code === '3D000') {
-    return new UsageError(`PostgreSQL at ${address}: ${err.message ?? String(e)}`, {
+    return new UsageError(`PostgreSQL at ${address}: ${err.message ?? String(e)}${from}`, {
       cause: e,
-      hint: 'create the database (createdb), or fix its name in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)',
+      hint: `create the database (createdb), or fix its name in ${inUrl}`,
       details: {sqlstate: err.code},
     })
   }
@@ -113,7 +121,7 @@ export async function ensureDatabase(url: string, options: OpenOptions = {}): Pr
     await probe.connect()
     return
   } catch (e) {
-    if ((e as {code?: string}).code !== '3D000') throw mapPgError(e, url)
+    if ((e as {code?: string}).code !== '3D000') throw mapPgError(e, url, options.urlName)
   } finally {
     await probe.end().catch(() => {})
   }
@@ -127,10 +135,10 @@ export async function ensureDatabase(url: string, options: OpenOptions = {}): Pr
     const code = (e as {code?: string}).code
     if (code === '42P04') return // created meanwhile
     // a role that may not create databases (42501), or not connect to `postgres`: settings, exit 2
-    if (isConnectionError(e) || (code !== '42501' && code !== '28000' && code !== '3D000')) throw mapPgError(e, url)
-    throw new UsageError(`the database ${dbName} does not exist at ${describeDatabaseUrl(url)}, and the role ${u.username ? decodeURIComponent(u.username) : 'of DATABASE_URL'} could not create it: ${(e as Error).message}`, {
+    if (isConnectionError(e) || (code !== '42501' && code !== '28000' && code !== '3D000')) throw mapPgError(e, url, options.urlName)
+    throw new UsageError(`the database ${dbName} does not exist at ${describeDatabaseUrl(url)}, and the role ${u.username ? decodeURIComponent(u.username) : `of ${options.urlName ?? 'DATABASE_URL'}`} could not create it: ${(e as Error).message}`, {
       cause: e,
-      hint: `create it as an administrator (CREATE DATABASE ${quoteIdent(dbName)}; then run cutover db migrate as its owner: README, a least-privilege role), or fix its name in the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)`,
+      hint: `create it as an administrator (CREATE DATABASE ${quoteIdent(dbName)}; then run cutover db migrate as its owner: README, a least-privilege role), or fix its name in ${options.urlName ?? 'the database URL (DATABASE_URL, or the CUTOVER_*_DATABASE_URL given)'}`,
       details: {sqlstate: code},
     })
   } finally {
@@ -155,7 +163,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     else await pool.query('SELECT 1')
   } catch (e) {
     await pool.end().catch(() => {})
-    throw mapPgError(e, url)
+    throw mapPgError(e, url, options.urlName)
   }
   return pool
 }

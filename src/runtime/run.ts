@@ -43,7 +43,7 @@ import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../errors.js'
-import {connectAdmin, createKafka, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicCommand, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {requirePrivileges, streamRunNeeds} from '../pg/privileges.js'
@@ -224,8 +224,9 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       })
       const t = meta?.topics.find((x) => x.name === topic)
       if (!t || t.partitions.length === 0) {
+        const brokerCount = await probe.describeCluster().then((c) => c.brokers.length, () => 1)
         throw new SpecError({file: loaded.file}, `source topic ${topic} does not exist on ${options.settings.kafka.brokers.join(',')}`, {
-          hint: `create it (kafka-topics.sh --create --topic ${topic}) or fix source.topic`,
+          hint: `create it (${createTopicCommand(options.settings.kafka, topic, {brokerCount})}), or fix source.topic`,
         })
       }
       sourcePartitions = t.partitions.length

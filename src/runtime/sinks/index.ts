@@ -7,6 +7,7 @@ import type {Pool} from '../../pg/pool.js'
 import type {PipelineContext, Sink} from '../types.js'
 import {aggregateSink} from './aggregate.js'
 import {rowTextMasker} from './sensitive.js'
+import {MissingTableError, missingTables} from './table.js'
 import {upsertSink} from './upsert.js'
 
 export type SinkFactory = (ctx: PipelineContext, sink: SinkSpec, pool: Pool) => Promise<Sink>
@@ -23,10 +24,17 @@ export function sinkKind(sink: SinkSpec): string {
 export async function buildSinks(ctx: PipelineContext, pool: Pool): Promise<Sink[]> {
   const out: Sink[] = []
   const maskRow = rowTextMasker(ctx.loaded.spec.fields)
+  // every sink's table is checked: the ones missing are reported together (their CREATEs in one hint), before anything else
+  const missing: MissingTableError[] = []
   for (const s of ctx.loaded.spec.sinks) {
-    const sink = await SINKS.get(sinkKind(s))!(ctx, s, pool)
+    const sink = await SINKS.get(sinkKind(s))!(ctx, s, pool).catch((e: unknown) => {
+      if (!(e instanceof MissingTableError)) throw missing.length > 0 ? missingTables(missing) : e
+      missing.push(e)
+    })
+    if (!sink) continue
     out.push({...sink, ...(s.reject_sqlstates?.length ? {rejects: new Set(s.reject_sqlstates)} : {}), ...(maskRow ? {maskRow} : {})})
   }
+  if (missing.length > 0) throw missingTables(missing)
   // rows shared by all partitions (aggregates: their row locks serialize concurrent batches):
   // written last, right before COMMIT, to hold those locks as briefly as possible
   return [...out.filter((s) => !s.sharedRows), ...out.filter((s) => s.sharedRows)]

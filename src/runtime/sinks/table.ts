@@ -382,7 +382,45 @@ export function missingColumn(file: string, info: TableInfo, column: string, wha
   return mismatchError(file, `sink table ${info.ref.label} has no column ${column} for ${what}`, `ALTER TABLE ${info.ref.sql} ADD COLUMN ${quoteIdent(column)} ${type};`)
 }
 
-/** The error for a sink table that does not exist: a materialized view, or in another case, named so; else the CREATE TABLE. */
+/**
+ * A sink table that does not exist, with the SQL that creates it (`CREATE SCHEMA IF NOT EXISTS`
+ * first when its schema does not exist either). buildSinks checks every sink before it throws:
+ * the tables missing are reported together (missingTables).
+ */
+export class MissingTableError extends SpecError {
+  constructor(
+    readonly file: string,
+    readonly ref: TableRef,
+    /** the CREATE TABLE statement */
+    readonly createTable: string,
+    readonly schemaMissing: boolean,
+  ) {
+    super({file}, `sink table ${ref.label} does not exist`, {hint: createSql([{ref, createTable, schemaMissing}]), details: {missing_tables: [ref.label]}})
+  }
+}
+
+/** The statements that create `tables`: each missing schema once, before its first table. */
+function createSql(tables: {ref: TableRef; createTable: string; schemaMissing: boolean}[]): string {
+  const schemas = new Set<string>()
+  const out: string[] = []
+  for (const t of tables) {
+    if (t.schemaMissing && !schemas.has(t.ref.schema)) {
+      schemas.add(t.ref.schema)
+      out.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.ref.schema)};`)
+    }
+    out.push(t.createTable)
+  }
+  return out.join(' ')
+}
+
+/** One error for the sink tables that do not exist (one MissingTableError or more): the message names each, the hint creates each. */
+export function missingTables(errors: MissingTableError[]): SpecError {
+  if (errors.length === 1) return errors[0]!
+  const labels = errors.map((e) => e.ref.label)
+  return new SpecError({file: errors[0]!.file}, `sink tables ${labels.join(', ')} do not exist`, {hint: createSql(errors), details: {missing_tables: labels}})
+}
+
+/** The error for a sink table that does not exist: a materialized view, or in another case, named so; else the CREATE TABLE (MissingTableError). */
 export async function missingTable(pool: Pool, file: string, ref: TableRef, create: string): Promise<SpecError> {
   const other = await tableInOtherCase(pool, ref)
   if (other?.exact) {
@@ -395,7 +433,8 @@ export async function missingTable(pool: Pool, file: string, ref: TableRef, crea
       hint: `write table: ${other.name} in the spec's sinks`,
     })
   }
-  return new SpecError({file}, `sink table ${ref.label} does not exist`, {hint: create})
+  const schema = await pool.query<{exists: boolean}>('SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exists', [ref.schema])
+  return new MissingTableError(file, ref, create, schema.rows[0]?.exists !== true)
 }
 
 /**
