@@ -463,6 +463,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
   let lagTimer: NodeJS.Timeout | undefined
   let checkpointTimer: NodeJS.Timeout | undefined
   let reader: ReaderThread | undefined
+  /**
+   * Set once this run has created (or restarted) its row and until the send loop takes over its
+   * last checkpoint: a start that fails in between (the target topic missing, the broker refusing)
+   * marks the row failed, its position and counts as they were; it stayed `running`, and the same
+   * command with --id then said the backfill exists already and is running.
+   */
+  let failStart: ((error: string) => Promise<void>) | undefined
   try {
     // ---- the backfill's identity: new, or resumed from its row
     let opts: Omit<BackfillOptions, 'settings' | 'logger'> = {...o}
@@ -626,6 +633,11 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       const given = PACE.filter((k) => o[k] !== undefined && o[k] !== savedOptions?.[k])
       await store.restart(id, given.length > 0 ? {...savedOptions, ...Object.fromEntries(given.map((k) => [k, o[k]]))} : undefined)
       if (given.length > 0) logger.info('backfill.pace_saved', {id, ...Object.fromEntries(given.map((k) => [k, o[k]]))})
+    }
+    if (store) {
+      const at: BackfillPosition = resumedFrom ?? {records: 0}
+      const counts = base
+      failStart = (error) => store.save(id, at, counts, 0, Date.now() - started, 'failed', error)
     }
     if (o.dryRun) id = `${id}-dry-run`
     o.onStart?.({id, source: opts.from, target, resumedFrom, rate: opts.rate ?? null})
@@ -871,6 +883,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       return true
     }
 
+    failStart = undefined // from here the send loop's own last checkpoint says how the run ended
     try {
       if (reader) {
         for await (const pb of reader.batches()) {
@@ -1070,6 +1083,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     }
     logger.info('backfill.end', {...result})
     return result
+  } catch (e) {
+    await failStart?.(e instanceof Error ? e.message : String(e)).catch(() => {})
+    throw e
   } finally {
     if (lagTimer) clearInterval(lagTimer)
     if (checkpointTimer) clearInterval(checkpointTimer)
