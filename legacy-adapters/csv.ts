@@ -10,7 +10,11 @@
  *           / *(any char but DELIM, QUOTE, CR, LF)
  *
  *   encoding  utf-8 (BOM optional), windows-1251, ibm866, latin1, ascii, cp037, cp1047
- *   header    first row names the columns (default); `header=false&columns=a,b,c` names them
+ *   header    first row names the columns (default); `header=false&columns=a,b,c` names them.
+ *             Without delimiter=, a header that is one column holding ";", a tab or "|" is
+ *             refused (UsageError, exit 2) naming the delimiter and the URI with it added: read
+ *             with ",", every row of a ";" file with a decimal comma (`T1;A1;12,50`) would be
+ *             a SCHEMA_VIOLATION, and without one the file one column named `id;acct;amt`
  *   yields    {ok: true, fields: {name: text}} per record; every value is the text as written
  *             (no trimming, no casting: normalization is the next stage's job)
  *
@@ -58,6 +62,12 @@ export interface CsvOptions {
   skipEmptyLines: boolean
   comment?: string
   maxRecordBytes: number
+  /**
+   * The source URI as written, when `delimiter` is the default because the URI gives none: a
+   * header that is then one column holding ";", a tab or "|" is refused (UsageError) with this
+   * URI and the delimiter added to it (`delimiterMisread`). Unset: no such check.
+   */
+  defaultDelimiterOf?: string
 }
 
 export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -77,6 +87,7 @@ export function csvOptionsFromUri(uri: SourceUri): CsvOptions {
   if (p.escape !== undefined) opts.escape = unescapeChar(p.escape)
   if (p.comment !== undefined) opts.comment = unescapeChar(p.comment)
   if (p.columns !== undefined) opts.columns = p.columns.split(',').map((c) => c.trim())
+  if (p.delimiter === undefined) opts.defaultDelimiterOf = uri.text
   if (!opts.header && !opts.columns) {
     throw new UsageError(`source "${uri.text}": header=false needs columns`, {hint: 'add columns=a,b,c naming the fields in order'})
   }
@@ -283,6 +294,10 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     prevEmpty = info.empty_lines
     prevComment = info.comment_lines
     if (columns === undefined) {
+      if (opts.defaultDelimiterOf !== undefined) {
+        const misread = delimiterMisread(rec, opts.delimiter, opts.defaultDelimiterOf)
+        if (misread) throw misread
+      }
       columns = headerColumns(rec, opts, source)
       build = recordBuilder(columns, source)
       if (sink) sink.columns(columns)
@@ -408,6 +423,40 @@ function recordBuilder(columns: string[], source: string): (rec: string[]) => Re
   }
   const body = 'return {' + columns.map((c, i) => `${JSON.stringify(c)}: r[${i}]`).join(', ') + '}'
   return new Function('r', body) as (rec: string[]) => Record<string, string>
+}
+
+/** The delimiters of legacy exports other than ",", and how a URI writes each. */
+const OTHER_DELIMITERS = [
+  {char: ';', param: ';', shown: '";"'},
+  {char: '\t', param: 'tab', shown: 'a tab'},
+  {char: '|', param: '|', shown: '"|"'},
+] as const
+
+/**
+ * A header read with the default "," (no delimiter= in `uriText`) that is one column holding ";", a
+ * tab or "|": the file is delimited by that character, and reading on would make every record a
+ * SCHEMA_VIOLATION (a decimal comma splits it) or one column named `id;acct;amt`. The error names
+ * the character and the URI with delimiter= added (its other parameters kept). The header's text
+ * is not quoted: in a file without a header it is a record, which may be sensitive. A one-column
+ * file whose name really holds the character reads with delimiter=, given.
+ */
+export function delimiterMisread(header: readonly string[], delimiter: string, uriText: string): UsageError | undefined {
+  if (header.length !== 1 || delimiter !== ',') return undefined
+  const name = header[0]!
+  const count = (c: string) => name.split(c).length - 1
+  // the most frequent of them (";" first on a tie)
+  const found = OTHER_DELIMITERS.map((d) => ({...d, n: count(d.char)})).reduce((a, b) => (b.n > a.n ? b : a))
+  if (found.n === 0) return undefined
+  const text = uriText.trim()
+  const sep = !text.includes('?') ? '?' : text.endsWith('?') || text.endsWith('&') ? '' : '&'
+  const fixed = `${text}${sep}delimiter=${found.param}`
+  return new UsageError(
+    `source "${uriText}": its header is one column with ${found.shown} in it (${found.n + 1} columns when split at ${found.shown}): the file is delimited by ${found.shown}, not by "," (the default without delimiter=)`,
+    {
+      hint: `add delimiter=${found.param} to the source: ${fixed} (in quotes in a shell); if the one column's name really holds ${found.shown}, give delimiter=, to read it as it is`,
+      details: {delimiter_seen: found.char, source_fixed: fixed},
+    },
+  )
 }
 
 function headerColumns(rec: string[], opts: CsvOptions, source: string): string[] {

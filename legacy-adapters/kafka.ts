@@ -26,6 +26,10 @@
  *
  * Position: topic, partition, offset, timestamp (ms, as a string).
  *
+ * Start: one quick connection (fail-fast: one attempt, short timeouts), so that a broker that is
+ * down fails the read in seconds (ServiceUnavailableError, exit 3); the read itself then uses
+ * the resilient client, whose retries ride out a broker that blinks.
+ *
  * Consumption: a consumer group of its own (`cutover-reader-<uuid>`, removed at the end),
  * no offset commits, so reading never moves anybody's offsets; partitions that reach
  * their end are paused; the read holds at most one fetched batch while its caller works
@@ -35,7 +39,7 @@ import {randomUUID} from 'node:crypto'
 import type {Admin, Consumer, EachBatchPayload, KafkaMessage} from 'kafkajs'
 import {UsageError} from '../src/errors.js'
 import {DEFAULT_KAFKA_BROKERS, type KafkaSettings} from '../src/config/env.js'
-import {connectAdmin, createKafka, mapKafkaError} from '../src/kafka/client.js'
+import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../src/kafka/client.js'
 import {decodeBytes, resolveEncoding, type SupportedEncoding} from '../src/normalize/encoding.js'
 import {parseJsonExact, RepeatedMemberError} from '../src/normalize/json.js'
 import {batchedSource} from './source.js'
@@ -127,6 +131,9 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
   const log = ctx.logger?.namespace('kafka-reader')
 
   return batchedSource(async function* () {
+    // One quick attempt first (as stream run and backfill make at start): an unreachable broker is
+    // exit 3 naming the broker in seconds, not after the resilient client's retries (~30 s).
+    await probeKafka(settings, ctx.logger)
     const kafka = createKafka(settings, {mode: 'resilient', ...(ctx.logger ? {logger: ctx.logger} : {})})
     const admin = await connectAdmin(kafka, settings)
     const groupId = `cutover-reader-${randomUUID()}`

@@ -16,8 +16,10 @@
  * before it: `pg:?key=id&query=SELECT ...`.
  *
  * Every scheme declares its parameters here, with a description and a check, so that an
- * unknown parameter or a bad value is a UsageError naming the fix, before any file is opened.
+ * unknown parameter (with the nearest known one: `delimter` -> did you mean `delimiter`) or a bad
+ * value is a UsageError naming the fix, before any file is opened.
  */
+import {nearestWord} from '../src/config/nearest-word.js'
 import {UsageError} from '../src/errors.js'
 import {SUPPORTED_ENCODINGS, lookupEncoding} from '../src/normalize/encoding.js'
 import type {SourceUri} from './types.js'
@@ -185,9 +187,12 @@ export function parseSourceUri(text: string): SourceUri {
     const eq = part.indexOf('=')
     const name = (eq === -1 ? part : part.slice(0, eq)).trim()
     const value = eq === -1 ? '' : decodePercent(part.slice(eq + 1))
-    if (!(name in spec.params)) {
-      throw new UsageError(`source "${text}": unknown parameter "${name}" for ${scheme}:`, {
-        hint: `${scheme}: takes ${describeParams(spec)}`,
+    if (!Object.hasOwn(spec.params, name)) {
+      // hasOwn, not `in`: toString= or constructor= is no parameter of any scheme
+      const near = nearestWord(name.toLowerCase(), Object.keys(spec.params))
+      throw new UsageError(`source "${text}": unknown parameter "${name}" for ${scheme}:${near ? ` (did you mean "${near}"?)` : ''}`, {
+        hint: `${near ? `write ${near}=, not ${name}=; ` : ''}${scheme}: takes ${describeParams(spec)}`,
+        details: {parameter: name, ...(near ? {did_you_mean: near} : {}), known_parameters: Object.keys(spec.params)},
       })
     }
     if (eq === -1) {

@@ -131,20 +131,7 @@ export async function missingColumns(uri: SourceUri, ctx: ReaderContext, wanted:
   if (missing.length === 0) return undefined
   const which = missing.map((m) => (m.from === m.name ? m.name : `${m.from} (field ${m.name})`)).join(', ')
   const shown = columns.length > 20 ? `${columns.slice(0, 20).join(', ')}, … (${columns.length})` : columns.join(', ')
-  return {missing, message: `${uri.text} has no column ${which}; its columns: ${shown}${delimiterAdvice(uri, columns)}`}
-}
-
-/**
- * A csv: read with the default "," whose header is one column holding ";", a tab or "|" (the
- * legacy exports' usual delimiters): the delimiter is not given, and the advice says how.
- */
-function delimiterAdvice(uri: SourceUri, columns: readonly string[]): string {
-  if (uri.scheme !== 'csv' || uri.params.delimiter !== undefined || columns.length !== 1) return ''
-  const found = ([[';', ';'], ['\t', 'tab'], ['|', '|']] as const).find(([c]) => columns[0]!.includes(c))
-  if (!found) return ''
-  const [char, param] = found
-  const shown = char === '\t' ? 'a tab' : `"${char}"`
-  return ` (one column holding ${shown}: the file's delimiter is ${shown}, not ","; add delimiter=${param} to the source: ${uri.text}${uri.text.includes('?') ? '&' : '?'}delimiter=${param})`
+  return {missing, message: `${uri.text} has no column ${which}; its columns: ${shown}`}
 }
 
 /** The hint of a spec field whose column a source lacks. */
