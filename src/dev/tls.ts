@@ -56,8 +56,6 @@ export function makeDevTls(hosts: string[], options: {days?: number} = {}): DevT
         'prompt = no',
         '[dn]',
         `CN = cutover dev CA ${randomBytes(4).toString('hex')}`,
-        '[broker_dn]',
-        `CN = ${subject}`,
         '[ca_ext]',
         'basicConstraints = critical, CA:TRUE',
         'keyUsage = critical, keyCertSign, cRLSign',
@@ -74,8 +72,7 @@ export function makeDevTls(hosts: string[], options: {days?: number} = {}): DevT
     )
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
     openssl(['req', '-x509', '-config', 'openssl.cnf', '-extensions', 'ca_ext', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', days], dir)
-    writeFileSync(join(dir, 'broker.cnf'), `[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = ${subject}\n`)
-    openssl(['req', '-new', '-config', 'broker.cnf', ...ec, '-keyout', 'broker.key', '-out', 'broker.csr'], dir)
+    openssl(['req', '-new', '-config', 'openssl.cnf', '-subj', `/CN=${subject}`, ...ec, '-keyout', 'broker.key', '-out', 'broker.csr'], dir)
     const serial = `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')}`
     openssl(['x509', '-req', '-in', 'broker.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', days, '-extfile', 'openssl.cnf', '-extensions', 'broker_ext', '-out', 'broker.crt'], dir)
     const read = (f: string) => readFileSync(join(dir, f), 'utf8')
