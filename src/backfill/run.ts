@@ -49,6 +49,7 @@ import type {Logger} from '../log.js'
 import {encodeString, resolveEncoding} from '../normalize/encoding.js'
 import {createNormalizer} from '../normalize/index.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
+import {BACKFILL_NEEDS, requirePrivileges} from '../pg/privileges.js'
 import {deadLetterHeaders, toKafkaHeaders} from '../runtime/outbox.js'
 import type {WorkItem} from '../runtime/types.js'
 import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition, type BackfillStatus} from './checkpoint.js'
@@ -471,6 +472,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
    */
   let failStart: ((error: string) => Promise<void>) | undefined
   try {
+    // the checkpoint's privileges, on this pool, before anything is read or sent (pg/privileges.ts; a dry run writes none)
+    if (pool) await requirePrivileges(pool, 'backfill', BACKFILL_NEEDS)
     // ---- the backfill's identity: new, or resumed from its row
     let opts: Omit<BackfillOptions, 'settings' | 'logger'> = {...o}
     let id = o.resume ?? o.id ?? newId()

@@ -7,7 +7,6 @@ import {formatBackfillResult, parseTimeOption, runBackfill, type BackfillResult}
 import {parseRate} from '../backfill/pacing.js'
 import {ProgressTracker} from '../jobs/progress.js'
 import {createLogger, stderrJsonSink} from '../log.js'
-import {BACKFILL_NEEDS, requirePrivileges} from '../pg/privileges.js'
 import type {BackfillProgressUi} from '../ui/backfill-progress.js'
 
 export type {BackfillResult}
@@ -46,8 +45,6 @@ export default class Backfill extends CutoverCommand {
   async run(): Promise<BackfillResult> {
     const {flags} = await this.parse(Backfill)
     const settings = connectionSettingsFromEnv()
-    // the checkpoint's privileges, before anything is read or sent (a dry run writes none)
-    if (!flags['dry-run']) await requirePrivileges(settings.databaseUrl, 'backfill', BACKFILL_NEEDS)
     const json = this.jsonEnabled()
     const controller = new AbortController()
     const tracker = new ProgressTracker('backfill')

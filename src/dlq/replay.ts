@@ -50,6 +50,7 @@ import {CutoverError, UsageError} from '../errors.js'
 import {connectAdmin, createKafka, createTopicsReady, isRebalanceError, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
+import {DLQ_REPLAY_NEEDS, requirePrivileges} from '../pg/privileges.js'
 import {WindowLimiter} from '../runtime/ratelimit.js'
 import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
 import {digestStoredKey, finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
@@ -239,6 +240,8 @@ export async function replayDlq(o: DlqReplayOptions): Promise<DlqReplayResult> {
   const pool = await openDatabase(url, {logger, max: 2, applicationName: 'cutover dlq replay', ...(o.dryRun ? {migrate: false} : {})})
   try {
     if (o.dryRun) return await dryRun(o, loaded, pool, logger, base, started)
+    // the ledger's privileges, on this pool, before any dead letter is read (pg/privileges.ts)
+    await requirePrivileges(pool, 'dlq replay', DLQ_REPLAY_NEEDS)
     return await new Replay(o, loaded, pool, logger).run(base, started)
   } catch (e) {
     if (e instanceof CutoverError) throw e

@@ -6,7 +6,6 @@ import {connectionSettingsFromEnv} from '../../config/env.js'
 import {parseCodeFlags, parseTimeFlag} from '../../dlq/reader.js'
 import {replayDlq, type DlqReplayResult} from '../../dlq/replay.js'
 import {createLogger, stderrJsonSink} from '../../log.js'
-import {DLQ_REPLAY_NEEDS, requirePrivileges} from '../../pg/privileges.js'
 import type {ReplayProgressUi} from '../../ui/dlq-progress.js'
 import {formatReplay} from '../../ui/dlq-text.js'
 
@@ -46,8 +45,6 @@ export default class DlqReplay extends CutoverCommand {
     }
     const codes = parseCodeFlags(flags.code)
     const settings = connectionSettingsFromEnv()
-    // the ledger's privileges, before any dead letter is read (a dry run writes none)
-    if (!flags['dry-run']) await requirePrivileges(settings.databaseUrl, 'dlq replay', DLQ_REPLAY_NEEDS)
     const controller = new AbortController()
     let tty: ReplayProgressUi | undefined
     // while ink draws, every other stderr line goes above its frame (a line written beside it
