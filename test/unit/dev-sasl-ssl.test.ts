@@ -31,7 +31,8 @@ describe('makeDevTls', () => {
     const day = 86_400_000
     expect(Math.abs(Date.parse(leaf.validFrom) - Date.now())).toBeLessThan(day)
     expect(Math.abs(Date.parse(leaf.validTo) - (Date.now() + 30 * day))).toBeLessThan(day)
-    expect(Date.parse(ca.validTo)).toBe(Date.parse(leaf.validTo))
+    // two openssl runs, each stamping its own second: the same day, not always the same second
+    expect(Math.abs(Date.parse(ca.validTo) - Date.parse(leaf.validTo))).toBeLessThan(60_000)
   })
 
   it('names the hosts and serves TLS servers; the key store holds the key of the certificate (unencrypted PKCS#8)', () => {
