@@ -20,7 +20,7 @@ import {silentLogger} from '../../src/log.js'
 import {MIGRATIONS, migrate} from '../../src/pg/migrations.js'
 import {openDatabase} from '../../src/pg/pool.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
-import {createTestTopic, databaseUrl, kcatConsume, runCli, settings, uniqueName} from '../helpers.js'
+import {createTestTopic, databaseUrl, endPool, kcatConsume, runCli, settings, uniqueName} from '../helpers.js'
 import {produce, startStream, streamFixture, type ProducedMessage, type StreamFixture} from './stream-support.js'
 
 /**
@@ -37,7 +37,7 @@ async function isolated(prefix: string) {
   await server.query(`CREATE ROLE "${role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS`)
   const admin = new pg.Pool({connectionString: databaseUrl(database), max: 2})
   onTestFinished(async () => {
-    await admin.end().catch(() => {})
+    await endPool(admin).catch(() => {})
     await server.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role])
     await server.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)
     // the role may still hold privileges in the server's other databases: none are granted there, but DROP OWNED makes sure

@@ -6,7 +6,7 @@ import {silentLogger} from '../../src/log.js'
 import {MIGRATIONS, migrate} from '../../src/pg/migrations.js'
 import {openDatabase} from '../../src/pg/pool.js'
 import {pruneDedupeKeys, storedKeys} from '../../src/runtime/stages/dedupe.js'
-import {settings} from '../helpers.js'
+import {endPool, settings} from '../helpers.js'
 
 describe('PostgreSQL access', () => {
   it('creates a missing database, runs migrations once, and is idempotent', async () => {
@@ -60,7 +60,7 @@ describe('PostgreSQL access', () => {
       expect(rows.rows.map((r) => r.text).join('\n')).not.toContain('4111111111111111')
       expect(keyDigest('4111111111111111')).toBe(digest)
     } finally {
-      await pool.end()
+      await endPool(pool)
       await admin.query(`DROP DATABASE "${dbName}" WITH (FORCE)`)
       await admin.end()
     }

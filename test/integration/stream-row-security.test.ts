@@ -13,7 +13,7 @@ import {describe, expect, it, onTestFinished} from 'vitest'
 import {commitBatch} from '../../src/runtime/batch.js'
 import type {StreamRunResult} from '../../src/runtime/run.js'
 import type {CutoverError} from '../../src/errors.js'
-import {databaseUrl, kcatConsume, uniqueName} from '../helpers.js'
+import {databaseUrl, endPool, kcatConsume, uniqueName} from '../helpers.js'
 import {batchFixture, produce, startStream, streamFixture, type ProducedMessage} from './stream-support.js'
 
 /**
@@ -29,7 +29,7 @@ async function runtimeRole(admin: pg.Pool) {
   const pools: pg.Pool[] = []
   await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOBYPASSRLS`)
   onTestFinished(async () => {
-    for (const p of pools) await p.end().catch(() => {})
+    for (const p of pools) await endPool(p).catch(() => {})
     await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [name])
     await admin.query(`DROP OWNED BY ${role}`)
     await admin.query(`DROP ROLE ${role}`)
