@@ -41,7 +41,7 @@ import {setImmediate as nextTurn} from 'node:timers/promises'
 import type {Admin, Consumer, EachBatchPayload, Producer} from 'kafkajs'
 import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
-import {loadSpec, type LoadedSpec} from '../config/spec.js'
+import {loadSpec, specLocation, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../errors.js'
 import {connectAdmin, createKafka, createTopicCommand, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
@@ -217,6 +217,8 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     // Kafka at start: one quick attempt, so an unreachable broker is exit 3 in seconds.
     const probe = await connectAdmin(createKafka(options.settings.kafka, {mode: 'fail-fast', logger}), options.settings.kafka)
     let sourcePartitions: number
+    let stages: ReturnType<typeof buildStages>
+    let sinks: Awaited<ReturnType<typeof buildSinks>>
     try {
       const meta = await probe.fetchTopicMetadata({topics: [topic]}).catch((e: unknown) => {
         if ((e as {type?: string}).type === 'UNKNOWN_TOPIC_OR_PARTITION') return null
@@ -225,11 +227,17 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       const t = meta?.topics.find((x) => x.name === topic)
       if (!t || t.partitions.length === 0) {
         const brokerCount = await probe.describeCluster().then((c) => c.brokers.length, () => 1)
-        throw new SpecError({file: loaded.file}, `source topic ${topic} does not exist on ${options.settings.kafka.brokers.join(',')}`, {
+        throw new SpecError(specLocation(loaded, ['source', 'topic']), `source topic ${topic} does not exist on ${options.settings.kafka.brokers.join(',')}`, {
           hint: `create it (${createTopicCommand(options.settings.kafka, topic, {brokerCount})}), or fix source.topic`,
         })
       }
       sourcePartitions = t.partitions.length
+      // the sink tables' start checks before the DLQ topic is created: a table that does not fit
+      // is exit 2 with nothing created on the broker
+      stages = buildStages(ctx)
+      sinks = await buildSinks(ctx, pool).catch((e: unknown) => {
+        throw e instanceof CutoverError ? e : mapPgError(e, url)
+      })
       const existing = await probe.listTopics()
       if (!existing.includes(spec.dlq.topic)) {
         // the DLQ must take every value the source takes (a RECORD_TOO_LARGE dead letter keeps its value)
@@ -247,10 +255,6 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       await probe.disconnect().catch(() => {})
     }
 
-    const stages = buildStages(ctx)
-    const sinks = await buildSinks(ctx, pool).catch((e: unknown) => {
-      throw e instanceof CutoverError ? e : mapPgError(e, url)
-    })
     const kafka = createKafka(options.settings.kafka, {mode: 'resilient', logger, clientId: `cutover-${spec.name}`})
     const admin = kafka.admin()
     await admin.connect().catch((e: unknown) => {
@@ -402,10 +406,15 @@ class StreamRuntime {
   }
 
   private housekeeping(): void {
+    // a pipeline without `dedupe:` neither writes keys nor needs DELETE on their table (privileges.ts):
+    // keys a former version of its spec left stay until a version with `dedupe:` prunes them
+    const dedupes = this.d.loaded.spec.dedupe !== undefined
     const prune = () => {
-      void pruneDedupeKeys(this.d.pool, this.pipeline, this.d.ctx.dedupeRetentionMs)
-        .then((n) => n > 0 && this.d.logger.info('dedupe.pruned', {keys: n}))
-        .catch((e: unknown) => this.d.logger.warn('dedupe.prune.failed', {error: e}))
+      if (dedupes) {
+        void pruneDedupeKeys(this.d.pool, this.pipeline, this.d.ctx.dedupeRetentionMs)
+          .then((n) => n > 0 && this.d.logger.info('dedupe.pruned', {keys: n}))
+          .catch((e: unknown) => this.d.logger.warn('dedupe.prune.failed', {error: e}))
+      }
       void pruneSentOutbox(this.d.pool, this.pipeline, 24 * 3600 * 1000).catch((e: unknown) => this.d.logger.warn('outbox.prune.failed', {error: e}))
     }
     prune()

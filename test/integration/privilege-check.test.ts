@@ -8,7 +8,7 @@
  * SELECT still runs the read-only commands. Each test has a login role of its own, its sessions
  * ended, its privileges revoked and the role dropped when it finishes.
  */
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type pg from 'pg'
@@ -92,6 +92,21 @@ describe('the start check of the privileges on cutover tables', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout)).toMatchObject({read: 2, written: 2})
     expect((await f.pool.query('SELECT sum(next_offset)::int AS n FROM cutover.stream_offsets WHERE pipeline = $1', [f.name])).rows[0]).toEqual({n: 2})
+  })
+
+  it('stream run without dedupe: a role with no privilege on cutover.stream_dedupe runs, and its start does not try to prune that table', async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'pc-nodd'})
+    const spec = readFileSync(f.specFile, 'utf8')
+    expect(spec).toMatch(/^dedupe: .*\n/m)
+    writeFileSync(f.specFile, spec.replace(/^dedupe: .*\n/m, ''))
+    const svc = await role(f.pool, 'pc_nodd', (r) => [...readmeGrants(f, r), `REVOKE ALL ON cutover.stream_dedupe FROM ${r}`])
+    await produce(f.topic, [record('ND-1'), record('ND-2')])
+    const r = await startStream(f, ['--until-idle', '--idle-ms', '500', '--json'], {DATABASE_URL: svc.url, CUTOVER_LOG_LEVEL: 'info'}).exited
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({read: 2, written: 2, duplicates: 0})
+    // the hourly housekeeping ran at start (the outbox's prune) but left the key table alone: no "permission denied" warning
+    expect(r.stderr).toContain('"event":"consumer.assigned"')
+    expect(r.stderr).not.toMatch(/dedupe\.prune|stream_dedupe/)
   })
 
   it('backfill, dlq replay and parity check: each refused at start naming the privilege it lacks, nothing sent or written', async () => {

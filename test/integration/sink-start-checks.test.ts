@@ -10,7 +10,7 @@
 import {describe, expect, it} from 'vitest'
 import {commitBatch} from '../../src/runtime/batch.js'
 import type {CutoverError} from '../../src/errors.js'
-import {createTestSchema, runCli} from '../helpers.js'
+import {createTestSchema, kafka, runCli} from '../helpers.js'
 import {batchFixture, produce, streamFixture} from './stream-support.js'
 
 type Rec = {id: string} & Record<string, unknown>
@@ -345,6 +345,14 @@ describe('sink start checks through stream run', () => {
     expect(r.code, r.stderr).toBe(2)
     const err = (r.json as {error: {code: string; message: string; hint: string}}).error
     expect(err).toMatchObject({code: 'SPEC_INVALID', message: expect.stringMatching(/txn_clean: the unique constraint txn_clean_pkey on \(txn_id\) is DEFERRABLE/)})
+    // refused before anything was created on the broker: no DLQ topic
+    const admin = kafka().admin()
+    await admin.connect()
+    try {
+      expect(await admin.listTopics()).not.toContain(f.dlqTopic)
+    } finally {
+      await admin.disconnect()
+    }
     await f.pool.query(err.hint)
     const ok = await runCli(['stream', 'run', '--spec', f.specFile, '--schema', f.schema, '--until-idle', '--idle-ms', '500', '--json'])
     expect(ok.code, ok.stderr).toBe(0)
