@@ -105,6 +105,8 @@ export interface SpecLocation {
 /** A pipeline spec (or other input file) that cannot be used. Exit 2, with file:line:column. */
 export class SpecError extends CutoverError {
   readonly location: SpecLocation
+  /** the message without its file:line:column */
+  readonly reason: string
   constructor(location: SpecLocation, message: string, options: Omit<CutoverErrorOptions, 'exitCode'> = {}) {
     const where = [location.file, location.line, location.column].filter((p) => p !== undefined).join(':')
     super('SPEC_INVALID', `${where}: ${message}`, {
@@ -113,6 +115,18 @@ export class SpecError extends CutoverError {
       details: {...options.details, file: location.file, line: location.line, column: location.column},
     })
     this.location = location
+    this.reason = message
+  }
+
+  /**
+   * This error at `location`, when it names only its file (a check that ran after the spec was
+   * parsed, against the database or the broker, knows the part of the spec at fault only by its
+   * caller): the same message, hint and details, with line and column.
+   */
+  at(location: SpecLocation): SpecError {
+    if (this.location.line !== undefined || location.file !== this.location.file || location.line === undefined) return this
+    const {file: _file, line: _line, column: _column, ...details} = this.details
+    return new SpecError(location, this.reason, {hint: this.hint, details, ...(this.cause === undefined ? {} : {cause: this.cause})})
   }
 }
 

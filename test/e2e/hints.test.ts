@@ -15,6 +15,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it, onTestFinished} from 'vitest'
+import {forgetReplays, sendDeadLetters} from '../../fixtures/dlq/cleanup.js'
 import {createTopicCommand, createTopicsReady} from '../../src/kafka/client.js'
 import {createTestSchema, createTestTopic, kafka, kafkaSettings, kcatConsume, runCli, testPool, uniqueName} from '../helpers.js'
 
@@ -69,7 +70,8 @@ describe('hints: a topic to create is one runnable kafka-topics.sh command', () 
     const spec = specFile('hints-src', topic, ['sinks:', '  - table: t'])
     const r = await runCli(['stream', 'run', '--spec', spec, '--schema', 'hints_unused', '--until-idle', '--json'])
     expect(r.code, r.stderr).toBe(2)
-    expect(r.json.error).toMatchObject({code: 'SPEC_INVALID', message: `${spec}: source topic ${topic} does not exist on ${brokers}`})
+    // at the spec's source.topic (line 4: `  topic: <topic>`)
+    expect(r.json.error).toMatchObject({code: 'SPEC_INVALID', message: `${spec}:4:10: source topic ${topic} does not exist on ${brokers}`, line: 4, column: 10})
     expect(r.json.error.hint).toBe(`create it (kafka-topics.sh --bootstrap-server ${brokers} --create --topic ${topic} --partitions 6 --replication-factor 1), or fix source.topic`)
     const text = await runCli(['stream', 'run', '--spec', spec, '--schema', 'hints_unused', '--until-idle'])
     expect(text.code).toBe(2)
@@ -120,6 +122,32 @@ describe('hints: a topic to create is one runnable kafka-topics.sh command', () 
     expect(topicsCommand(r2.json.error.hint)).toEqual({bootstrap: brokers, topic: dlq2, partitions: 2, replicationFactor: 1})
   })
 
+  it('dlq replay: the source topic the dead letters name, with as many partitions as the DLQ; created as told, the replay sends them', async () => {
+    const source = uniqueName('hints-rp-src')
+    const dlq = await createTestTopic({partitions: 3, prefix: 'hints-rp-dlq'})
+    const spec = specFile('hints-rp', source, [`dlq: { topic: ${dlq} }`])
+    const pool = testPool()
+    onTestFinished(() => forgetReplays(pool, dlq))
+    await sendDeadLetters(dlq, source, 2, 'hints-rp')
+    const r = await runCli(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--json'])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'USAGE', message: `topic ${source} does not exist on ${brokers}`})
+    expect(r.json.error.hint).toMatch(/^the dead letters name it as their source topic: create it \(kafka-topics\.sh .*\), or send them elsewhere with --to <topic>$/)
+    const told = topicsCommand(r.json.error.hint)
+    expect(told).toEqual({bootstrap: brokers, topic: source, partitions: 3, replicationFactor: 1})
+    await createAsTold(told)
+    const sent = await runCli(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--json'])
+    expect(sent.code, sent.stderr).toBe(0)
+    expect(kcatConsume(source).map((m) => m.key).sort()).toEqual(['k0', 'k1'])
+
+    // --to a topic that does not exist: its command, "or fix --to"
+    const to = uniqueName('hints-rp-to')
+    const t = await runCli(['dlq', 'replay', '--topic', dlq, '--spec', spec, '--to', to, '--json'])
+    expect(t.code, t.stderr).toBe(2)
+    expect(t.json.error.hint).toMatch(/^create it \(kafka-topics\.sh .*\), or fix --to$/)
+    expect(topicsCommand(t.json.error.hint)).toEqual({bootstrap: brokers, topic: to, partitions: 3, replicationFactor: 1})
+  })
+
   it('the command names KAFKA_BROKERS as given, quotes what the shell would split, and says when SASL/TLS settings are needed', () => {
     expect(createTopicCommand({brokers: ['k1:9092', 'k2:9092'], clientId: 'x'}, 'txn.raw', {brokerCount: 5})).toBe('kafka-topics.sh --bootstrap-server k1:9092,k2:9092 --create --topic txn.raw --partitions 6 --replication-factor 3')
     expect(createTopicCommand({brokers: ['k1:9093'], clientId: 'x', sasl: {mechanism: 'scram-sha-256', username: 'u', password: 'p'}}, "it's", {brokerCount: 2, partitions: 3})).toBe(
@@ -136,12 +164,14 @@ describe('hints: sink tables that do not exist', () => {
     onTestFinished(async () => {
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
     })
-    // stream run creates its DLQ before it checks the sinks
-    const dlq = await createTestTopic({prefix: 'hints-sinks-dlq'})
+    // refused before its DLQ topic is created (checked below)
+    const dlq = uniqueName('hints-sinks-dlq')
     const spec = specFile('hints-sinks', topic, [`dlq: { topic: ${dlq} }`, 'sinks:', '  - table: clean', '  - table: totals', '    group_by: [acct]', '    aggregates: { n: count, total: sum(amount) }'])
     const r = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--json'])
     expect(r.code, r.stderr).toBe(2)
-    expect(r.json.error).toMatchObject({code: 'SPEC_INVALID', message: `${spec}: sink tables ${schema}.clean, ${schema}.totals do not exist`, missing_tables: [`${schema}.clean`, `${schema}.totals`]})
+    // at the first missing sink's table (line 12: `  - table: clean`)
+    expect(r.json.error).toMatchObject({code: 'SPEC_INVALID', message: `${spec}:12:12: sink tables ${schema}.clean, ${schema}.totals do not exist`, missing_tables: [`${schema}.clean`, `${schema}.totals`], line: 12, column: 12})
+    expect(kcatPartitions(dlq)).toBe(0)
     const hint: string = r.json.error.hint
     expect(hint).toBe(
       `CREATE SCHEMA IF NOT EXISTS "${schema}"; ` +
@@ -156,7 +186,7 @@ describe('hints: sink tables that do not exist', () => {
     await pool.query(`DROP TABLE "${schema}".totals`)
     const one = await runCli(['stream', 'run', '--spec', spec, '--schema', schema, '--until-idle', '--json'])
     expect(one.code, one.stderr).toBe(2)
-    expect(one.json.error).toMatchObject({message: `${spec}: sink table ${schema}.totals does not exist`, hint: `CREATE TABLE "${schema}"."totals" ("acct" text, "n" bigint NOT NULL DEFAULT 0, "total" numeric NOT NULL DEFAULT 0, PRIMARY KEY ("acct"));`})
+    expect(one.json.error).toMatchObject({message: `${spec}:13:12: sink table ${schema}.totals does not exist`, hint: `CREATE TABLE "${schema}"."totals" ("acct" text, "n" bigint NOT NULL DEFAULT 0, "total" numeric NOT NULL DEFAULT 0, PRIMARY KEY ("acct"));`})
   })
 })
 

@@ -220,7 +220,7 @@ describe('sink start checks: row-level security without a policy that lets the r
     )
     expect(e).toMatchObject({code: 'SPEC_INVALID', exitCode: 2})
     expect(e!.message).toMatch(
-      /^rls-nopolicy\.yaml: sink table t_\w+\.t has row-level security on for role rls_role_\w+, and no permissive policy for SELECT \(to read the rows it writes \(INSERT \.\.\. ON CONFLICT checks them against the SELECT policies\): every record would be refused\), UPDATE \(to update rows: every record whose key is in the table would be refused\), which the sink keyed by id needs$/,
+      /^rls-nopolicy\.yaml:\d+:\d+: sink table t_\w+\.t has row-level security on for role rls_role_\w+, and no permissive policy for SELECT \(to read the rows it writes \(INSERT \.\.\. ON CONFLICT checks them against the SELECT policies\): every record would be refused\), UPDATE \(to update rows: every record whose key is in the table would be refused\), which the sink keyed by id needs$/,
     )
     expect(e!.hint).toMatch(/^CREATE POLICY "cutover_select" ON "t_\w+"\."t" FOR SELECT TO "rls_role_\w+" USING \(true\); CREATE POLICY "cutover_update" ON "t_\w+"\."t" FOR UPDATE TO "rls_role_\w+" USING \(true\) WITH CHECK \(true\);/)
 

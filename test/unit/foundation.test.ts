@@ -17,6 +17,17 @@ describe('errors map to the exit codes of DESIGN.md', () => {
   it('spec errors say file:line:column', () => {
     expect(new SpecError({file: 'p.yaml', line: 3, column: 5}, 'bad').message).toBe('p.yaml:3:5: bad')
   })
+  it('a spec error raised with its file only takes line and column from its caller (at), keeping hint and details', () => {
+    const e = new SpecError({file: 'p.yaml'}, 'sink table s.t does not exist', {hint: 'CREATE TABLE ...', details: {missing_tables: ['s.t']}})
+    const at = e.at({file: 'p.yaml', line: 12, column: 12})
+    expect(at).toBeInstanceOf(SpecError)
+    expect(at.toJSON()).toEqual({code: 'SPEC_INVALID', message: 'p.yaml:12:12: sink table s.t does not exist', hint: 'CREATE TABLE ...', retriable: false, missing_tables: ['s.t'], file: 'p.yaml', line: 12, column: 12})
+    expect(at.exitCode).toBe(2)
+    // one that has its place keeps it; another file's place is not taken
+    const placed = new SpecError({file: 'p.yaml', line: 3, column: 5}, 'bad')
+    expect(placed.at({file: 'p.yaml', line: 12, column: 12})).toBe(placed)
+    expect(e.at({file: 'other.yaml', line: 1, column: 1})).toBe(e)
+  })
   it('keeps the cause', () => {
     const cause = new Error('root')
     expect(new CutoverError('INTERNAL', 'wrapped', {cause}).cause).toBe(cause)

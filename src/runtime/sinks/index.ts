@@ -2,7 +2,8 @@
  * The sink registry, by name: a sink spec with `group_by` is an `aggregate` sink, any other an
  * `upsert` sink. Each factory checks its table at start (exit 2 when it does not fit).
  */
-import type {SinkSpec} from '../../config/spec.js'
+import {specLocation, type SinkSpec} from '../../config/spec.js'
+import {SpecError} from '../../errors.js'
 import type {Pool} from '../../pg/pool.js'
 import type {PipelineContext, Sink} from '../types.js'
 import {aggregateSink} from './aggregate.js'
@@ -26,15 +27,20 @@ export async function buildSinks(ctx: PipelineContext, pool: Pool): Promise<Sink
   const maskRow = rowTextMasker(ctx.loaded.spec.fields)
   // every sink's table is checked: the ones missing are reported together (their CREATEs in one hint), before anything else
   const missing: MissingTableError[] = []
-  for (const s of ctx.loaded.spec.sinks) {
+  // a refusal points at its sink's `table:` in the spec (file:line:column); the tables missing at the first of them
+  const located = (e: unknown, i: number) => (e instanceof SpecError ? e.at(specLocation(ctx.loaded, ['sinks', i, 'table'])) : e)
+  const missingAt: number[] = []
+  const allMissing = () => located(missingTables(missing), missingAt[0]!)
+  for (const [i, s] of ctx.loaded.spec.sinks.entries()) {
     const sink = await SINKS.get(sinkKind(s))!(ctx, s, pool).catch((e: unknown) => {
-      if (!(e instanceof MissingTableError)) throw missing.length > 0 ? missingTables(missing) : e
+      if (!(e instanceof MissingTableError)) throw missing.length > 0 ? allMissing() : located(e, i)
       missing.push(e)
+      missingAt.push(i)
     })
     if (!sink) continue
     out.push({...sink, ...(s.reject_sqlstates?.length ? {rejects: new Set(s.reject_sqlstates)} : {}), ...(maskRow ? {maskRow} : {})})
   }
-  if (missing.length > 0) throw missingTables(missing)
+  if (missing.length > 0) throw allMissing()
   // rows shared by all partitions (aggregates: their row locks serialize concurrent batches):
   // written last, right before COMMIT, to hold those locks as briefly as possible
   return [...out.filter((s) => !s.sharedRows), ...out.filter((s) => s.sharedRows)]
