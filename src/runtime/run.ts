@@ -137,6 +137,22 @@ const HEARTBEAT_SLICE_MS = 1000
 const METADATA_MAX_AGE_MS = 10_000
 const MAX_CONCURRENCY = 16
 /** PostgreSQL transactions in flight at once: `--max-transactions`, else the CPU count (at least 2), never more than the partition concurrency. */
+/**
+ * Those of `partitions` (records left in them, none in this process's assignments) that no other
+ * process of the group will read: every one while the group is rebalancing (`held` undefined,
+ * groupAssignments), one that no member holds (added to the topic, not yet assigned), and one held
+ * by a consumer of this process (`ownMembers`) that has not been told yet: the coordinator shows
+ * an assignment once the group's leader synced it, before each member's GROUP_JOIN. --until-idle
+ * waits for these; a partition another process holds is that process's to read.
+ */
+export function partitionsNotReadElsewhere(topic: string, partitions: readonly number[], held: ReadonlyMap<string, string> | undefined, ownMembers: readonly string[]): number[] {
+  if (held === undefined) return [...partitions]
+  return partitions.filter((p) => {
+    const holder = held.get(`${topic}/${p}`)
+    return holder === undefined || ownMembers.some((m) => holder.startsWith(`${m}@`))
+  })
+}
+
 export function transactionLanes(requested: number | undefined, concurrency: number, cpus = availableParallelism()): number {
   return Math.max(1, Math.min(concurrency, requested ?? Math.max(2, cpus)))
 }
@@ -312,6 +328,8 @@ interface ConsumerSlot {
   consumer: Consumer | undefined
   /** partitions of its last assignment; undefined until it joined */
   assigned: number[] | undefined
+  /** its member id in the group, from its last assignment */
+  memberId?: string
   /** the seeks to the stored offsets after its last assignment: its batches wait for them */
   joinReady: Promise<void>
   restarting: boolean
@@ -449,6 +467,9 @@ class StreamRuntime {
       const partitions = (e.payload.memberAssignment[this.topic] ?? []).slice().sort((a, b) => a - b)
       const before = slot.assigned ?? []
       slot.assigned = partitions
+      slot.memberId = e.payload.memberId
+      // a rebalance is activity: --until-idle counts its idle time from the last one
+      this.lastActivity = Date.now()
       // partitions gone to another process: their lag series go with them (else counted twice: here, stale, and by their new owner)
       for (const p of before) if (!this.isAssigned(p)) this.forgetPartition(p)
       for (const p of partitions) this.gapSeeks.delete(p)
@@ -945,14 +966,21 @@ class StreamRuntime {
     }
     // records left in partitions this process does not hold: another member's, or a partition
     // added while running that the group has not taken yet (the consumers see it within
-    // METADATA_MAX_AGE_MS and rebalance); the run must not end before it is read
+    // METADATA_MAX_AGE_MS and rebalance), or one the group gave to a consumer of this process
+    // that has not been told yet; the run must not end before it is read
     const behind = offsets.filter((o) => !assigned.includes(o.partition) && this.standsAt(o.partition, stored.get(o.partition), o.low) < BigInt(o.high)).map((o) => o.partition)
     if (behind.length > 0) {
-      const unheld = await this.unheldPartitions(behind)
+      const {groups} = await this.d.admin.describeGroups([this.d.loaded.spec.source.group])
+      const unheld = partitionsNotReadElsewhere(
+        this.topic,
+        behind,
+        groupAssignments(groups[0]),
+        this.slots.flatMap((s) => (s.memberId === undefined ? [] : [s.memberId])),
+      )
       if (unheld.length > 0) {
         if (!this.waitingFor.has(unheld.join(','))) {
           this.waitingFor.add(unheld.join(','))
-          this.d.logger.info('stream.idle.waiting', {topic: this.topic, partitions: unheld, note: 'records in partitions no member of the group holds yet (added while running?): waiting for the group to take them'})
+          this.d.logger.info('stream.idle.waiting', {topic: this.topic, partitions: unheld, note: 'records in partitions that no consumer reads yet (added while running, or just assigned to a consumer of this process that has not been told): waiting for them'})
         }
         return false
       }
@@ -976,15 +1004,6 @@ class StreamRuntime {
     })
   }
 
-  /**
-   * Those of `partitions` that no member of the spec's group holds (describeGroups), all of them
-   * while the group is rebalancing.
-   */
-  private async unheldPartitions(partitions: number[]): Promise<number[]> {
-    const {groups} = await this.d.admin.describeGroups([this.d.loaded.spec.source.group])
-    const held = groupAssignments(groups[0])
-    return held === undefined ? partitions : partitions.filter((p) => !held.has(`${this.topic}/${p}`))
-  }
 
   /**
    * The lag at exit (lag_end). The high watermarks are asked on a Kafka client of its own with a

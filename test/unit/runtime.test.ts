@@ -18,7 +18,7 @@ import {countItems, InsertFirst, isRowLevelError} from '../../src/runtime/batch.
 import {DLQ_HEADERS, deadLetterHeaders, toKafkaHeaders} from '../../src/runtime/outbox.js'
 import {RecordHistogram} from '../../src/runtime/metrics.js'
 import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
-import {transactionLanes} from '../../src/runtime/run.js'
+import {partitionsNotReadElsewhere, transactionLanes} from '../../src/runtime/run.js'
 import {businessDateOf} from '../../src/runtime/sinks/aggregate.js'
 import {pgArray} from '../../src/runtime/sinks/pgarray.js'
 import {overflowOf, suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
@@ -351,5 +351,23 @@ describe('stream runtime: transaction lanes', () => {
     expect(transactionLanes(undefined, 1, 16)).toBe(1)
     expect(transactionLanes(4, 6, 2)).toBe(4)
     expect(transactionLanes(12, 6, 2)).toBe(6)
+  })
+})
+
+describe('stream runtime --until-idle: partitions with records left that this process does not hold', () => {
+  const held = new Map([
+    ['t/2', 'cutover-p-aaa@10.0.0.1'],
+    ['t/3', 'cutover-p-bbb@10.0.0.1'],
+    ['t/4', 'cutover-p-other@10.0.0.2'],
+  ])
+  it('waits for one no member holds and for one the coordinator gave a consumer of this process that has not been told yet', () => {
+    // 3 is held by this process's consumer bbb (its GROUP_JOIN not yet seen); 5 by no one (added, not yet assigned)
+    expect(partitionsNotReadElsewhere('t', [3, 4, 5], held, ['cutover-p-aaa', 'cutover-p-bbb'])).toEqual([3, 5])
+  })
+  it('leaves to another process what it holds; waits for all while the group rebalances', () => {
+    expect(partitionsNotReadElsewhere('t', [2, 4], held, ['cutover-p-zzz'])).toEqual([])
+    expect(partitionsNotReadElsewhere('t', [2, 4], undefined, ['cutover-p-aaa'])).toEqual([2, 4])
+    // a member id that only begins like one of ours is not ours
+    expect(partitionsNotReadElsewhere('t', [3], new Map([['t/3', 'cutover-p-bbbx@10.0.0.1']]), ['cutover-p-bbb'])).toEqual([])
   })
 })
