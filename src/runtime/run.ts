@@ -136,7 +136,6 @@ const HEARTBEAT_SLICE_MS = 1000
 /** how often the consumers ask the broker for the topic's metadata (partitions added while running) */
 const METADATA_MAX_AGE_MS = 10_000
 const MAX_CONCURRENCY = 16
-/** PostgreSQL transactions in flight at once: `--max-transactions`, else the CPU count (at least 2), never more than the partition concurrency. */
 /**
  * Those of `partitions` (records left in them, none in this process's assignments) that no other
  * process of the group will read: every one while the group is rebalancing (`held` undefined,
@@ -153,6 +152,7 @@ export function partitionsNotReadElsewhere(topic: string, partitions: readonly n
   })
 }
 
+/** PostgreSQL transactions in flight at once: `--max-transactions`, else the CPU count (at least 2), never more than the partition concurrency. */
 export function transactionLanes(requested: number | undefined, concurrency: number, cpus = availableParallelism()): number {
   return Math.max(1, Math.min(concurrency, requested ?? Math.max(2, cpus)))
 }
@@ -1003,7 +1003,6 @@ class StreamRuntime {
       note: 'deleted from the topic (retention.ms, retention.bytes or deleteRecords) before this pipeline read them: they are in no sink and no dead letter; re-send them from the source if they matter',
     })
   }
-
 
   /**
    * The lag at exit (lag_end). The high watermarks are asked on a Kafka client of its own with a
