@@ -102,6 +102,20 @@ function rowText(side: Side): string {
   return `ROW(${cols.join(', ')})::text`
 }
 
+/** The database whose query raised an error: bisect's errors are told with that side's address and variable, not always the left's. */
+const failedOn = new WeakMap<object, {url: string; urlName?: string | undefined}>()
+
+function tagSide(e: unknown, side: {url: string; urlName?: string | undefined}): unknown {
+  if (e !== null && typeof e === 'object' && !failedOn.has(e)) failedOn.set(e, side)
+  return e
+}
+
+function onSide<T>(side: {url: string; urlName?: string | undefined}, p: Promise<T>): Promise<T> {
+  return p.catch((e: unknown) => {
+    throw tagSide(e, side)
+  })
+}
+
 async function open(spec: SideSpec, url: string, urlName: string | undefined): Promise<Side> {
   const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
   try {
@@ -119,7 +133,7 @@ async function open(spec: SideSpec, url: string, urlName: string | undefined): P
     return {spec, url, ...(urlName ? {urlName} : {}), client, rel, unique, casts}
   } catch (e) {
     await client.end().catch(() => {})
-    throw e
+    throw tagSide(e, {url, urlName})
   }
 }
 
@@ -134,10 +148,13 @@ async function rangeStats(side: Side, bounds: string[], parentBounds: string[] |
   const kb = bucketKey(side.spec)
   const filter = parentBounds && parents ? ` WHERE width_bucket(${kb} COLLATE "C", ${textArray(parentBounds)}) = ANY(ARRAY[${parents.join(',')}]::int[])` : ''
   const dups = side.unique ? '0' : `count(*) - count(DISTINCT ${kb})`
-  const q = await side.client.query<{b: number; n: string; h: string; dups: string}>(
-    `SELECT width_bucket(${kb} COLLATE "C", ${textArray(bounds)}) AS b, count(*)::text AS n,
+  const q = await onSide(
+    side,
+    side.client.query<{b: number; n: string; h: string; dups: string}>(
+      `SELECT width_bucket(${kb} COLLATE "C", ${textArray(bounds)}) AS b, count(*)::text AS n,
             coalesce(sum(hashtextextended(${rowText(side)}, 0)), 0)::text AS h, (${dups})::text AS dups
        FROM ${side.rel} AS s${filter} GROUP BY 1`,
+    ),
   )
   return new Map(q.rows.map((r) => [Number(r.b), {n: r.n, h: r.h, dups: r.dups}]))
 }
@@ -219,7 +236,8 @@ export async function bisectStrategy(o: BisectOptions): Promise<BisectOutcome> {
     const digest = (t: {n: bigint; h: bigint}) => createHash('sha256').update(`cutover-parity-bisect-v1 hashtextextended rows=${t.n} sum=${t.h}`).digest('hex')
     return {core, digests: {left: digest(totals.left), right: digest(totals.right)}, rowsRead, ranges}
   } catch (e) {
-    const mapped = mapPgError(e, o.leftDatabaseUrl, o.leftDatabaseUrlName)
+    const at = (e !== null && typeof e === 'object' && failedOn.get(e)) || {url: o.leftDatabaseUrl, urlName: o.leftDatabaseUrlName}
+    const mapped = mapPgError(e, at.url, at.urlName)
     const sqlstate = mapped.details.sqlstate
     if (typeof sqlstate === 'string' && sqlstate.startsWith('42')) throw new UsageError(`parity bisect: ${(e as Error).message}`, {cause: mapped, hint: 'check the tables, columns and where= of both sources'})
     throw mapped

@@ -17,7 +17,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, it, onTestFinished} from 'vitest'
 import {forgetReplays, sendDeadLetters} from '../../fixtures/dlq/cleanup.js'
 import {createTopicCommand, createTopicsReady} from '../../src/kafka/client.js'
-import {createTestSchema, createTestTopic, kafka, kafkaSettings, kcatConsume, runCli, testPool, uniqueName} from '../helpers.js'
+import {createTestSchema, createTestTopic, kafka, kafkaSettings, kcatConsume, runCli, settings, testPool, uniqueName} from '../helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'cutover-hints-'))
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -202,6 +202,24 @@ describe('hints: parity check names the variable of the side database it cannot 
     expect(r.json.error).toMatchObject({code: 'SERVICE_UNAVAILABLE', service: 'postgresql', address: '127.0.0.1:1/cutover', hint: `start PostgreSQL or point ${variable} at a running server`})
     expect(r.json.error.message).toBe(`postgresql at 127.0.0.1:1/cutover is unreachable: connect ECONNREFUSED 127.0.0.1:1 (${variable})`)
     expect(r.stdout + r.stderr).not.toContain('s3cretHints')
+  })
+
+  it('bisect: an error of a query on the right side names the right database, not the left', async () => {
+    const schema = await createTestSchema()
+    const pool = testPool()
+    await pool.query(`CREATE TABLE "${schema}".t (id int PRIMARY KEY, v text)`)
+    await pool.query(`INSERT INTO "${schema}".t SELECT g, 'x' FROM generate_series(1, 50) AS g`)
+    // a view that fails once its rows are read (its shape, LIMIT 0, reads none): 22012
+    await pool.query(`CREATE VIEW "${schema}".r AS SELECT id, (1 / (id - id))::text AS v FROM "${schema}".t`)
+    const right = new URL(settings().databaseUrl)
+    right.hostname = 'localhost' // the same server under another address than the left's 127.0.0.1
+    const r = await runCli(['parity', 'check', '--left', `pg:${schema}.t`, '--right', `pg:${schema}.r`, '--key', 'id', '--columns', 'v', '--strategy', 'bisect', '--no-ledger', '--json'], {
+      cwd: dir,
+      env: {CUTOVER_RIGHT_DATABASE_URL: right.toString()},
+    })
+    expect(r.code, r.stderr).not.toBe(0)
+    expect(r.json.error.message).toMatch(/^PostgreSQL at localhost:5432\/\w+: division by zero/)
+    expect(r.json.error).toMatchObject({sqlstate: '22012'})
   })
 
   it('a side database that does not exist: the fix names its variable', async () => {
