@@ -44,7 +44,7 @@ import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from 
 import {CutoverError, SpecError, UsageError} from '../errors.js'
 import {MISSING_COLUMN_HINT, missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
-import {connectAdmin, createKafka, createTopicCommand, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {encodeString, resolveEncoding} from '../normalize/encoding.js'
 import {createNormalizer} from '../normalize/index.js'
@@ -673,19 +673,18 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
-      const brokerCount = (await probeKafka(o.settings.kafka, logger)).brokers.length
+      await probeKafka(o.settings.kafka, logger)
       admin = await connectAdmin(kafka, o.settings.kafka)
       const topics = new Set(await admin.listTopics().catch((e: unknown) => Promise.reject(mapKafkaError(e, o.settings.kafka, 'list topics'))))
       if (!topics.has(target)) {
         throw new UsageError(`topic ${target} does not exist on ${o.settings.kafka.brokers.join(',')}`, {
-          hint: `create it first, with as many partitions as the pipeline that reads it needs (${createTopicCommand(o.settings.kafka, target, {brokerCount})})`,
+          hint: `create it first, with as many partitions as the pipeline that reads it needs (${await createTopicHint(admin, o.settings.kafka, target)})`,
         })
       }
       dlqExists = topics.has(dlqTopic)
       if (!dlqExists) {
         // as stream run creates a DLQ: as many partitions as the topic it reads
-        const partitions = await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length || undefined, () => undefined)
-        createDlq = createTopicCommand(o.settings.kafka, dlqTopic, {brokerCount, ...(partitions ? {partitions} : {})})
+        createDlq = await createTopicHint(admin, o.settings.kafka, dlqTopic, {partitionsOf: target})
       }
       if (isKafka) retentionMs = await timeRetentionMs(admin, target).catch((e: unknown) => void logger.debug('backfill.retention_unknown', {target, error: e}))
       if (workerUrl) {

@@ -6,6 +6,7 @@
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import chalk from 'chalk'
+import {nearestWord} from '../config/nearest-word.js'
 import {type CutoverError, describeError, ExitCode, isCutoverError} from '../errors.js'
 import {createLogger, LOG_LEVELS, parseLogLevel, redact, redactString, type Logger} from '../log.js'
 
@@ -46,7 +47,6 @@ export abstract class CutoverCommand extends Command {
    */
   private async suggestFlags(err: Error & {flags?: unknown}): Promise<void> {
     if (!Array.isArray(err.flags) || !err.message.startsWith('Nonexistent flag')) return
-    const {nearestWord} = await import('../config/spec.js') // on this error only: no zod/yaml at every start
     const known = Object.keys({...this.ctor.flags, ...this.ctor.baseFlags, json: true})
     const near = err.flags
       .map((f) => String(f).replace(/^-+/, '').split('=')[0]!)

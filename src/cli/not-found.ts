@@ -9,6 +9,7 @@
  * (`cutover --json dlq stats`: the flags go after it).
  */
 import {Errors, type Hook, type Interfaces} from '@oclif/core'
+import {nearestWord} from '../config/nearest-word.js'
 
 type Config = Interfaces.Config
 
@@ -29,7 +30,6 @@ function commandIn(argv: readonly string[], config: Config): string | undefined 
  * command to its first words, longest first (`normalise x` is `normalize` given an argument).
  */
 async function nearestCommand(id: string, config: Config): Promise<{typed: string; near: string} | undefined> {
-  const {nearestWord} = await import('../config/spec.js')
   const words = id.split(':')
   const commands = config.commands.filter((c) => !c.hidden).map((c) => c.id.split(':'))
   for (let n = Math.min(words.length, 2); n >= 1; n--) {

@@ -47,7 +47,7 @@ import type {Admin, EachBatchPayload, IHeaders, KafkaMessage, Message, Producer,
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
-import {connectAdmin, createKafka, createTopicCommand, createTopicsReady, isRebalanceError, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicHint, createTopicsReady, isRebalanceError, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {DLQ_REPLAY_NEEDS, requirePrivileges} from '../pg/privileges.js'
@@ -463,9 +463,7 @@ class Replay {
     for (const t of topics) this.knownTopics.add(t)
     if (!this.knownTopics.has(topic)) {
       // the command that creates it, with as many partitions as the dead-letter topic (which stream run creates with its source's)
-      const brokerCount = await admin.describeCluster().then((c) => c.brokers.length, () => 1)
-      const partitions = await admin.fetchTopicMetadata({topics: [this.o.topic]}).then((m) => m.topics[0]?.partitions.length || undefined, () => undefined)
-      const create = createTopicCommand(this.o.settings.kafka, topic, {brokerCount, partitions})
+      const create = await createTopicHint(admin, this.o.settings.kafka, topic, {partitionsOf: this.o.topic})
       throw new UsageError(`topic ${topic} does not exist on ${this.o.settings.kafka.brokers.join(',')}`, {
         hint:
           topic === this.o.to

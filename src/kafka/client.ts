@@ -335,3 +335,15 @@ export function createTopicCommand(settings: KafkaSettings, topic: string, o: {b
   const replication = Math.max(1, Math.min(3, o.brokerCount))
   return `kafka-topics.sh --bootstrap-server ${q(settings.brokers.join(','))}${secured} --create --topic ${q(topic)} --partitions ${o.partitions ?? 6} --replication-factor ${replication}`
 }
+
+/**
+ * createTopicCommand for `topic`, with the cluster's broker count and, given `partitionsOf`, as
+ * many partitions as that topic has (a DLQ as its source, a replay target as its DLQ); either
+ * unknown (the broker did not answer) leaves createTopicCommand's default.
+ */
+export async function createTopicHint(admin: Admin, settings: KafkaSettings, topic: string, o: {partitionsOf?: string} = {}): Promise<string> {
+  const brokerCount = await admin.describeCluster().then((c) => c.brokers.length, () => 1)
+  const partitions =
+    o.partitionsOf === undefined ? undefined : await admin.fetchTopicMetadata({topics: [o.partitionsOf]}).then((m) => m.topics[0]?.partitions.length || undefined, () => undefined)
+  return createTopicCommand(settings, topic, {brokerCount, ...(partitions ? {partitions} : {})})
+}

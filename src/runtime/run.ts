@@ -43,7 +43,7 @@ import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, specLocation, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../errors.js'
-import {connectAdmin, createKafka, createTopicCommand, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicHint, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {requirePrivileges, streamRunNeeds} from '../pg/privileges.js'
@@ -242,9 +242,8 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       })
       const t = meta?.topics.find((x) => x.name === topic)
       if (!t || t.partitions.length === 0) {
-        const brokerCount = await probe.describeCluster().then((c) => c.brokers.length, () => 1)
         throw new SpecError(specLocation(loaded, ['source', 'topic']), `source topic ${topic} does not exist on ${options.settings.kafka.brokers.join(',')}`, {
-          hint: `create it (${createTopicCommand(options.settings.kafka, topic, {brokerCount})}), or fix source.topic`,
+          hint: `create it (${await createTopicHint(probe, options.settings.kafka, topic)}), or fix source.topic`,
         })
       }
       sourcePartitions = t.partitions.length
