@@ -41,8 +41,11 @@
  *              (with the aggregate sink)
  *
  * Then a latency run: `stream run` already running and caught up on a second topic, a paced
- * producer at BENCH_RATE (5,000) events/s for BENCH_LATENCY_SECONDS (30) s, each record's `ts`
- * being the moment it was handed to the producer (epoch ms). The sink table carries
+ * producer at BENCH_RATE (5,000) events/s for BENCH_LATENCY_WARMUP_SECONDS (5) s, the cold start
+ * of a process just started (reported apart), then on at the same pace for BENCH_LATENCY_SECONDS
+ * (30) s, the figures; each record's `ts` being the moment it was handed to the producer (epoch
+ * ms). BENCH_LATENCY_DUMP=file.csv writes each paced record's produce time, latency and
+ * transaction id; BENCH_ONLY_LATENCY=1 runs the latency run alone (no records before it). The sink table carries
  * `ingest_xid bigint DEFAULT txid_current()` and a statement trigger that NOTIFYs the
  * transaction id; PostgreSQL delivers a notification only once its transaction committed, so
  * the time the bench receives it is the commit as a reader sees it. Latency of a record =
@@ -83,6 +86,12 @@ const LATENCY_SECONDS = int('BENCH_LATENCY_SECONDS', 30)
 const KEEP = env.BENCH_KEEP === '1'
 const LADDER = env.BENCH_LADDER === '1'
 const SEED = int('BENCH_SEED', 20261122)
+/** a file to write each paced record's produce time (ms from the paced run's start), latency (ms) and transaction id to, as CSV */
+const LATENCY_DUMP = env.BENCH_LATENCY_DUMP
+/** BENCH_ONLY_LATENCY=1: only the paced latency run, printed as JSON (no records before it, so not the figure of record) */
+const ONLY_LATENCY = env.BENCH_ONLY_LATENCY === '1'
+/** seconds of the paced run before the measured BENCH_LATENCY_SECONDS: reported apart, as the cold start */
+const WARMUP_SECONDS = int('BENCH_LATENCY_WARMUP_SECONDS', 5)
 
 const settings = connectionSettingsFromEnv()
 const run = randomUUID().slice(0, 8)
@@ -544,10 +553,17 @@ interface LatencyResult {
   batch_records: {p50: number; p95: number; p99: number; count: number} | null
   /** PostgreSQL's own background work during the paced run, which shares the 2 cores with it */
   background: BackgroundWork | null
+  /** the first WARMUP_SECONDS of the paced run, not in the figures above: a process just started (its code not yet compiled by V8's optimizing tiers) */
+  cold_start: {seconds: number; measured: number; p50_ms: number; p95_ms: number; p99_ms: number; max_ms: number}
 }
 
 interface BackgroundWork {
+  /** checkpoints started (requested or timed) while it ran */
   checkpoints: number
+  /** buffers the checkpointer wrote while it ran: a checkpoint started before it still writes during it */
+  checkpoint_buffers: number
+  /** MB the kernel wrote to the disks while it ran (/proc/vmstat pgpgout; every process): what the WAL's fsync at each COMMIT queues behind */
+  disk_written_mb: number | null
   /** seconds an autovacuum worker was seen on each table (sampled every 250 ms) */
   autovacuum_s: Record<string, number>
 }
@@ -562,8 +578,20 @@ function watchBackground(): {stop(): Promise<BackgroundWork | null>} {
   const seen = new Map<string, number>()
   const PERIOD_MS = 250
   let stopped = false
-  const checkpoints = () => pool.query<{n: string}>('SELECT (checkpoints_timed + checkpoints_req)::text AS n FROM pg_stat_bgwriter').then((r) => Number(r.rows[0]!.n))
-  const before = checkpoints().catch(() => NaN)
+  const checkpoints = () =>
+    pool
+      .query<{n: string; b: string}>('SELECT (checkpoints_timed + checkpoints_req)::text AS n, buffers_checkpoint::text AS b FROM pg_stat_bgwriter')
+      .then((r) => ({n: Number(r.rows[0]!.n), b: Number(r.rows[0]!.b)}))
+  const pagedOut = (): number | null => {
+    try {
+      const m = /^pgpgout (\d+)$/m.exec(readFileSync('/proc/vmstat', 'utf8'))
+      return m ? Number(m[1]) : null // KiB
+    } catch {
+      return null
+    }
+  }
+  const outBefore = pagedOut()
+  const before = checkpoints().catch(() => null)
   const loop = (async () => {
     while (!stopped) {
       try {
@@ -582,9 +610,15 @@ function watchBackground(): {stop(): Promise<BackgroundWork | null>} {
     async stop() {
       stopped = true
       await loop
-      const [b, a] = [await before, await checkpoints().catch(() => NaN)]
-      if (!Number.isFinite(b) || !Number.isFinite(a)) return null
-      return {checkpoints: a - b, autovacuum_s: Object.fromEntries([...seen].sort((x, y) => y[1] - x[1]))}
+      const [b, a] = [await before, await checkpoints().catch(() => null)]
+      const outAfter = pagedOut()
+      if (!b || !a) return null
+      return {
+        checkpoints: a.n - b.n,
+        checkpoint_buffers: a.b - b.b,
+        disk_written_mb: outBefore === null || outAfter === null ? null : (outAfter - outBefore) / 1024,
+        autovacuum_s: Object.fromEntries([...seen].sort((x, y) => y[1] - x[1])),
+      }
     },
   }
 }
@@ -631,21 +665,33 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     return {msgs, ids, t}
   }
   try {
-    // warm up: the stream joins the group, is assigned its partitions and catches up
+    // the stream joins the group, is assigned its partitions and commits these 200 records
     const warm = makeMessages(200, `W${run}-`)
     await producer.send({topic, acks: 1, messages: warm.msgs})
-    await waitForRows(schema, `txn_id LIKE 'W%'`, 200, stream, 'the warm-up records')
+    await waitForRows(schema, `txn_id LIKE 'W%'`, 200, stream, 'the first records')
     await sleep(1000)
-    const before = await scrapeHistograms(metricsPort)
 
+    // One paced run: its first WARMUP_SECONDS are the cold start (reported apart), the next
+    // LATENCY_SECONDS the figures. A process that has handled a few hundred records still runs
+    // most of its code unoptimized: until the eighteenth session the paced run started here and
+    // its first second (records at 100-260 ms, 1-2% of them) decided the p99.
     const sentAt = new Map<string, number>()
-    const background = watchBackground()
-    const start = now()
+    const warmStart = now()
+    const start = warmStart + WARMUP_SECONDS * 1000
     const end = start + LATENCY_SECONDS * 1000
+    let before: Awaited<ReturnType<typeof scrapeHistograms>> | undefined
+    let background: ReturnType<typeof watchBackground> | undefined
     let sent = 0
     const pending = new Set<Promise<unknown>>()
     while (now() < end) {
-      const due = Math.floor(((now() - start) / 1000) * RATE) - sent
+      if (!background && now() >= start) {
+        background = watchBackground()
+        // not awaited: the producer keeps its pace meanwhile
+        const scraped = scrapeHistograms(metricsPort).then((h) => (before = h))
+        pending.add(scraped)
+        void scraped.finally(() => pending.delete(scraped))
+      }
+      const due = Math.floor(((now() - warmStart) / 1000) * RATE) - sent
       if (due > 0) {
         const {msgs, ids, t} = makeMessages(due, `L${run}-`)
         for (const id of ids) sentAt.set(id, t)
@@ -657,29 +703,37 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
     }
     await Promise.all(pending)
     const seconds = (now() - start) / 1000
-    log(`latency: produced ${sent} records in ${seconds.toFixed(1)} s; waiting for the last commits`)
+    log(`latency: produced ${sent} records in ${(WARMUP_SECONDS + seconds).toFixed(1)} s (the first ${WARMUP_SECONDS} s the cold start); waiting for the last commits`)
     await waitForRows(schema, `txn_id LIKE 'L%'`, sent, stream, 'the paced records')
-    const backgroundWork = await background.stop()
+    const backgroundWork = (await background?.stop()) ?? null
     await sleep(500)
     const after = await scrapeHistograms(metricsPort)
 
     const r = await pool.query<{txn_id: string; xid: string}>(`SELECT txn_id, ingest_xid::text AS xid FROM "${schema}".txn_clean WHERE txn_id LIKE 'L%'`)
     const lat: number[] = []
+    const cold: number[] = []
+    const dump: string[] = []
     for (const row of r.rows) {
       const c = committedAt.get(row.xid)
       const s = sentAt.get(row.txn_id)
-      if (c !== undefined && s !== undefined) lat.push(c - s)
+      if (c !== undefined && s !== undefined) {
+        ;(s < start ? cold : lat).push(c - s)
+        if (LATENCY_DUMP) dump.push(`${(s - start).toFixed(1)},${(c - s).toFixed(1)},${row.xid}`)
+      }
     }
+    if (LATENCY_DUMP) writeFileSync(LATENCY_DUMP, `sent_ms,latency_ms,xid\n${dump.sort((a, b) => parseFloat(a) - parseFloat(b)).join('\n')}\n`)
     lat.sort((a, b) => a - b)
+    cold.sort((a, b) => a - b)
+    const measuredSent = [...sentAt.values()].filter((t) => t >= start).length
     let runtimeHistogram: LatencyResult['runtime_histogram'] = null
     const e2e = before && after ? quantilesBetween(before.e2e, after.e2e, 1000) : null
     if (e2e) runtimeHistogram = {p50_ms: e2e.p50, p95_ms: e2e.p95, p99_ms: e2e.p99, count: e2e.count}
     return {
       rate_target: RATE,
       seconds,
-      produced: sent,
+      produced: measuredSent,
       measured: lat.length,
-      achieved_rate: sent / seconds,
+      achieved_rate: measuredSent / seconds,
       p50_ms: percentile(lat, 50),
       p95_ms: percentile(lat, 95),
       p99_ms: percentile(lat, 99),
@@ -688,6 +742,7 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
       commit_ms: before && after ? quantilesBetween(before.commit, after.commit, 1000) : null,
       batch_records: before && after ? quantilesBetween(before.batch, after.batch, 1) : null,
       background: backgroundWork,
+      cold_start: {seconds: WARMUP_SECONDS, measured: cold.length, p50_ms: percentile(cold, 50), p95_ms: percentile(cold, 95), p99_ms: percentile(cold, 99), max_ms: cold.at(-1) ?? NaN},
     }
   } finally {
     await producer.disconnect()
@@ -707,6 +762,12 @@ async function main(): Promise<void> {
   await prepareRuntimeTables(pool)
   const dir = mkdtempSync(join(tmpdir(), 'cutover-bench-'))
   cleanups.push(async () => rmSync(dir, {recursive: true, force: true}))
+  if (ONLY_LATENCY) {
+    // the paced run alone, on a fresh topic (no 1M records before it): for looking into latency
+    const latency = await latencyRun(dir)
+    console.log(JSON.stringify(latency, null, 2))
+    return
+  }
   const topic = `bench-stream-${run}`
   const schema = `bench_${run}`
   log(`${N.toLocaleString()} records of ~${RECORD_BYTES} bytes, ${DIRTY * 100}% dirty, ${PARTITIONS} partitions; topic ${topic}, schema ${schema}`)
@@ -858,10 +919,15 @@ async function main(): Promise<void> {
   }
   if (latency?.commit_ms) line('  transaction p50/p95/p99', `${fmt(latency.commit_ms.p50, 0)}/${fmt(latency.commit_ms.p95, 0)}/${fmt(latency.commit_ms.p99, 0)}`, `ms (bucketed), ${fmt(latency.commit_ms.count)} transactions`)
   if (latency?.batch_records) line('  records per batch p50/p95/p99', `${fmt(latency.batch_records.p50, 0)}/${fmt(latency.batch_records.p95, 0)}/${fmt(latency.batch_records.p99, 0)}`, '(bucketed)')
+  if (latency?.cold_start) {
+    const c = latency.cold_start
+    line(`  cold start p50/p95/p99`, `${fmt(c.p50_ms, 0)}/${fmt(c.p95_ms, 0)}/${fmt(c.p99_ms, 0)}`, `ms, the paced run's first ${c.seconds} s (a process just started; not in the figures above)`)
+  }
   if (latency?.background) {
     const b = latency.background
     const av = Object.entries(b.autovacuum_s).map(([t, sec]) => `${t} ${fmt(sec, 1)} s`)
-    line('  during it, PostgreSQL', `${b.checkpoints} checkpoint${b.checkpoints === 1 ? '' : 's'}`, av.length > 0 ? `autovacuum: ${av.join(', ')}` : 'no autovacuum worker seen')
+    line('  during it, PostgreSQL', `${b.checkpoints} checkpoint${b.checkpoints === 1 ? '' : 's'}`, `started; the checkpointer wrote ${fmt(b.checkpoint_buffers)} buffers; ${av.length > 0 ? `autovacuum: ${av.join(', ')}` : 'no autovacuum worker seen'}`)
+    line('  during it, the disks', `${fmt(b.disk_written_mb, 0)} MB`, 'written (every process: the WAL, data files, the broker\'s log), which a COMMIT\'s WAL flush queues behind')
   }
   if (streamError) console.log(`\n${streamError}`)
   console.log(`\nwrote bench/out/stream.json`)
