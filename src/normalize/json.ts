@@ -4,14 +4,16 @@
  * `JSON.parse` turns every number into a double first: `{"amt": 1234567890123456.7}` reads as
  * 1234567890123456.8, `{"acct": 40817810099910004312}` (a 20-digit account number) as
  * 40817810099910000000, and `0.30000000000000001` as 0.3, with nothing left to tell. A number
- * of at most 15 significant digits always survives the double exactly (its shortest form is
- * itself), so only values holding a number token of 16 digits or more need care:
+ * of at most 15 significant digits and an exponent of at most two digits always survives the
+ * double exactly (its shortest form is itself: 1e-114 to 1e114 is well inside the normal range),
+ * so only values holding a number token of 16 digits or more, or one whose exponent has three
+ * digits, need care (`1e-400` is 0 to JSON.parse: an amount of "0.00", and `2.5e-324` is 5e-324):
  *
  *   1. JSON.parse (native, fast; it also rejects what is not JSON);
  *   2. when the value holds a number at all (a walk of the parsed value, ~0.05 µs; legacy
- *      records mostly send amounts as strings) and the text a run of 16 digits (a regex,
- *      ~0.5 µs), a scan of the text for such a run outside strings (card numbers sent as strings
- *      are not numbers);
+ *      records mostly send amounts as strings) and the text a run of 16 digits or a three-digit
+ *      exponent (a regex, ~0.5 µs), a scan of the text for such a number outside strings (card
+ *      numbers sent as strings are not numbers);
  *   3. only then the value is parsed again with lossless-json, and each number a double cannot
  *      hold exactly becomes a `JsonNumberText` carrying the number as written.
  *
@@ -32,26 +34,45 @@ export class JsonNumberText {
   }
 }
 
-/** Sixteen digits in a row, a decimal point allowed between them: a number that may not survive a double. */
-const LONG_DIGITS = /\d(?:\.?\d){15}/
+/**
+ * Sixteen digits in a row (a decimal point allowed between them), or an exponent of three digits
+ * or more: a number that may not survive a double (too many digits; an underflow to 0, an
+ * overflow to Infinity, a subnormal's lost digits).
+ */
+const LONG_DIGITS = /\d(?:\.?\d){15}|[eE][+-]?\d{3}/
 
-/** Whether a number token of 16 digits or more stands outside the strings of the JSON text. */
+/**
+ * Whether a number token that a double may not hold exactly stands outside the strings of the JSON
+ * text: one of 16 digits or more, or one with an exponent of three digits or more (`1e-400`).
+ */
 export function hasLongNumber(text: string): boolean {
   let digits = 0
+  /** -1 outside an exponent; else the digits of the exponent read so far */
+  let exponent = -1
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 0x22) {
       // a string: skip to its closing quote, escapes included
       digits = 0
+      exponent = -1
       for (i++; i < text.length; i++) {
         const s = text.charCodeAt(i)
         if (s === 0x5c) i++
         else if (s === 0x22) break
       }
     } else if (c >= 0x30 && c <= 0x39) {
-      if (++digits >= 16) return true
-    } else if (c !== 0x2e) {
+      if (exponent >= 0) {
+        if (++exponent >= 3) return true
+      } else if (++digits >= 16) return true
+    } else if ((c === 0x65 || c === 0x45) && digits > 0) {
+      // e / E after a number's digits (outside strings, digits only stand in numbers)
       digits = 0
+      exponent = 0
+    } else if ((c === 0x2b || c === 0x2d) && exponent === 0) {
+      // the exponent's sign
+    } else if (c !== 0x2e || exponent >= 0) {
+      digits = 0
+      exponent = -1
     }
   }
   return false
@@ -192,6 +213,6 @@ export function parseJsonExact(text: string): unknown {
     return parseLossless(text, null, exactNumber)
   } catch (e) {
     // lossless-json refuses a member name given twice with different values (JSON.parse keeps the last)
-    throw new RepeatedMemberError(`a member name is repeated in a value holding a number of 16 or more digits (${(e as Error).message})`)
+    throw new RepeatedMemberError(`a member name is repeated in a value holding a number a double may not hold exactly (${(e as Error).message})`)
   }
 }
