@@ -178,7 +178,7 @@ export const RuleSchema = strict(
 export const SinkSchema = strict(
   {
     table: table.describe('PostgreSQL table written (upsert by key, or by group_by when aggregating)'),
-    group_by: z.array(identifier).min(1).optional().describe('aggregate per these fields (business_date: the date of event_time in its timezone)'),
+    group_by: z.array(identifier).min(1).optional().describe('aggregate per these fields (business_date: the date of event_time in its timezone, unless a field has that name)'),
     aggregates: aggregates.optional().describe('output column -> count | sum(field) | min(field) | max(field)'),
     reject_sqlstates: z
       .array(
@@ -297,6 +297,16 @@ function resolve(raw: RawSpec): PipelineSpec {
 /** `key: a` or `key: [a, b]` -> ['a', 'b']. */
 export function namesOf(value: string | string[] | undefined): string[] {
   return value === undefined ? [] : typeof value === 'string' ? [value] : value
+}
+
+/**
+ * Whether `group_by` name `name` is the derived business_date (the date of event_time in its
+ * field's timezone): only when the spec has no field of that name. A field named business_date
+ * (the legacy system's own business day, which after a cut-off is not the date of event_time) is
+ * grouped as the field it is.
+ */
+export function derivesBusinessDate(fields: Readonly<Record<string, unknown>>, name: string): boolean {
+  return name === 'business_date' && !Object.hasOwn(fields, name)
 }
 
 /** The input names (`from`, dotted paths as written) of the `sensitive` fields: what readers keep out of positions. */

@@ -7,7 +7,9 @@
  *                    ss (second), S..SSSSSSSSS (fraction, exactly that many digits),
  *                    XXX (Z or +03:00), XX (Z or +0300), X (Z, +03 or +0300), 'quoted'
  *                    literal text; any other non-letter is itself. `yy` is refused (it
- *                    needs a century guess).
+ *                    needs a century guess), and so is a format that names a part without
+ *                    the one above it (mm without HH, ss without mm, S without ss: HH:ss is a
+ *                    typo of HH:mm that read 12:15 as 12:00:15) or the month twice (MMM, MM).
  *   iso              2026-11-20, 2026-11-20T09:15, 2026-11-20T09:15:00, with .fraction,
  *                    with Z / +03:00 / +0300 / +03; "T" or a space before the time.
  *   epoch_s          seconds since 1970 (optionally .fraction up to ms)
@@ -203,6 +205,11 @@ export function compileDateFormat(format: string): CompiledDateFormat {
   if ((groups.h === undefined) !== (groups.a === undefined)) throw new Error(`the date format "${format}" uses hh (1-12) without a (AM/PM), or a without hh`)
   if (groups.H !== undefined && groups.h !== undefined) throw new Error(`the date format "${format}" has both HH and hh`)
   if (groups.m !== undefined && groups.H === undefined && groups.h === undefined) throw new Error(`the date format "${format}" has minutes (mm) without hours (HH)`)
+  // a typo for mm (HH:ss read 12:15 as 12:00:15) or for ss, never a layout: refused as mm without HH is
+  if (groups.s !== undefined && groups.m === undefined) throw new Error(`the date format "${format}" has seconds (ss) without minutes (mm)`)
+  if (groups.S !== undefined && groups.s === undefined) throw new Error(`the date format "${format}" has a fraction of a second (S) without seconds (ss)`)
+  // two months that could disagree (20 Nov (12) 2026): the one read would be a guess
+  if (groups.M !== undefined && groups.MMM !== undefined) throw new Error(`the date format "${format}" has the month twice (MMM and MM)`)
   return {
     text: format,
     kind: 'pattern',
@@ -227,6 +234,20 @@ function daysInMonth(y: number, m: number): number {
   return m === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31
 }
 
+/** Whether a zone name is read as UTC without a zone database: UTC, Etc/UTC, GMT and Z, any case. */
+function isUtcName(name: string): boolean {
+  const upper = name.toUpperCase()
+  return upper === 'UTC' || upper === 'ETC/UTC' || upper === 'Z' || upper === 'GMT'
+}
+
+/**
+ * The name of a field's timezone as Intl (and PostgreSQL) know it: a name ZoneOffsets reads as
+ * UTC is "UTC" (Intl refuses "Z", which the spec check accepts), any other is itself.
+ */
+export function intlZoneName(name: string): string {
+  return isUtcName(name) ? 'UTC' : name
+}
+
 /** Offsets (minutes east of UTC) of one zone, cached per 15-minute bucket where constant. */
 export class ZoneOffsets {
   readonly name: string
@@ -237,8 +258,7 @@ export class ZoneOffsets {
 
   constructor(name: string) {
     this.name = name
-    const upper = name.toUpperCase()
-    if (upper === 'UTC' || upper === 'ETC/UTC' || upper === 'Z' || upper === 'GMT') {
+    if (isUtcName(name)) {
       this.zone = undefined
     } else {
       if (!IANAZone.isValidZone(name)) throw new Error(`unknown timezone "${name}" (expected an IANA name such as Europe/Moscow or UTC)`)

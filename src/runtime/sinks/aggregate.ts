@@ -13,12 +13,14 @@
  * Deviation from "pre-aggregate in JS": the batch is grouped by PostgreSQL in the same
  * statement, so sums are exact `numeric` and min/max follow the column's collation, with one
  * code path; the statement is still set-based (one per batch). `business_date` is the date of
- * event_time in the event_time field's timezone, computed here (Intl, DST-correct). A group
+ * event_time in the event_time field's timezone, computed here (Intl, DST-correct), unless the
+ * spec has a field named business_date: that field is then grouped as any other. A group
  * column that PostgreSQL compares otherwise than the text (char(n), citext, a nondeterministic
  * collation: table.ts exactEquality) is grouped as its type and collation compare, `u."acct"` cast
  * as bpchar or with `COLLATE`, so that two records of one row are one group (else 21000).
  */
-import {parseAggregate, type FieldSpec, type SinkSpec} from '../../config/spec.js'
+import {derivesBusinessDate, parseAggregate, type FieldSpec, type SinkSpec} from '../../config/spec.js'
+import {intlZoneName} from '../../normalize/timestamp.js'
 import type {Pool} from '../../pg/pool.js'
 import {SpecError} from '../../errors.js'
 import type {PipelineContext, Sink, WorkItem} from '../types.js'
@@ -63,7 +65,9 @@ const QUARTER_HOUR = 15 * 60_000
  * 00:00:38 the quarter hour's start offset gives; such a quarter hour is asked per record), so
  * the per-record cost is a Date.parse and two map lookups.
  */
-export function businessDateOf(timeZone: string): (iso: string) => string {
+export function businessDateOf(zoneName: string): (iso: string) => string {
+  // the names the normalizer reads as UTC (timezone: Z) are UTC to Intl too: Intl refuses "Z"
+  const timeZone = intlZoneName(zoneName)
   // to the second: a zone's local mean time before ~1920 has seconds in its offset (Moscow +2:30:17)
   const fmt = new Intl.DateTimeFormat('en-US', {timeZone, hourCycle: 'h23', era: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit'})
   /** the offset (ms) at `at`, a whole second */
@@ -111,8 +115,11 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   const groupBy = sink.group_by ?? []
   const aggs = Object.entries(sink.aggregates ?? {}).map(([column, expr]) => ({column, ...parseAggregate(expr)}))
   const etField = spec.event_time ? spec.fields[spec.event_time] : undefined
+  // a field named business_date is grouped as the field it is (it was replaced by the date of
+  // event_time: a silent shift of the day)
+  const derived = (name: string) => derivesBusinessDate(spec.fields, name)
   const fieldOf = (name: string): FieldLike => {
-    if (name === 'business_date') return {type: 'date', ...(etField ? {timezone: etField.timezone} : {})}
+    if (derived(name)) return {type: 'date', ...(etField ? {timezone: etField.timezone} : {})}
     const f = spec.fields[name]
     if (!f) throw new SpecError({file}, `sink ${sink.table}: group_by ${name} is not a field`, {hint: 'group by fields of the spec or business_date'})
     return f
@@ -143,7 +150,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   // as text, two records of one row ('A1' and 'A1 ' into char(6)) would be two rows of the
   // statement, which fails with 21000 on every try
   const loose = new Map(groupBy.map((g) => [g, info.columns.get(g)!] as const).filter(([, c]) => !exactEquality(c)))
-  const castOf = (name: string) => loose.get(name)?.castType ?? (name === 'business_date' ? 'date' : CAST[spec.fields[name]!.type])
+  const castOf = (name: string) => loose.get(name)?.castType ?? (derived(name) ? 'date' : CAST[spec.fields[name]!.type])
   const u = (name: string) => `u.${quoteIdent(name)}`
   const group = (name: string) => {
     const c = loose.get(name)
@@ -166,11 +173,11 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
     `GROUP BY ${positions} ORDER BY ${positions} ` +
     `ON CONFLICT (${groupBy.map(quoteIdent).join(', ')}) DO UPDATE SET ${aggs.map(merge).join(', ')}`
 
-  const needsDate = inputs.includes('business_date')
+  const needsDate = inputs.some(derived)
   if (needsDate && (!spec.event_time || !etField)) throw new SpecError({file}, `sink ${sink.table}: business_date needs event_time`, {hint: 'set `event_time: <timestamp field>`'})
   const toDate = needsDate ? businessDateOf(etField!.timezone) : undefined
   const valueOf = (item: WorkItem, name: string) => {
-    if (name === 'business_date') {
+    if (derived(name)) {
       const et = item.record![spec.event_time!]
       return typeof et === 'string' ? toDate!(et) : null
     }
@@ -190,7 +197,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
     explainRow(record, sqlstate) {
       if (!record) return undefined
       for (const c of groupColumns) {
-        const value = c.name === 'business_date' ? undefined : record[c.name]
+        const value = derived(c.name) ? undefined : record[c.name]
         const why = overflowOf(c, value, sqlstate)
         if (why) return {field: c.name, why}
       }

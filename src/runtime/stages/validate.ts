@@ -5,7 +5,7 @@
  * the dedupe key, an aggregate's group_by) at most MAX_KEY_BYTES of UTF-8 in all. Otherwise
  * SCHEMA_VIOLATION, naming the field.
  */
-import {namesOf} from '../../config/spec.js'
+import {derivesBusinessDate, namesOf} from '../../config/spec.js'
 import type {PipelineContext, Stage} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -20,12 +20,13 @@ export const MAX_KEY_BYTES = 2000
 
 export function validateStage(ctx: PipelineContext): Stage {
   const {spec} = ctx.loaded
+  const derived = (g: string) => derivesBusinessDate(spec.fields, g)
   const needed = new Set<string>([...namesOf(spec.key), ...namesOf(spec.dedupe?.by)])
-  if (spec.event_time && spec.sinks.some((s) => s.group_by?.includes('business_date'))) needed.add(spec.event_time)
-  for (const s of spec.sinks) for (const g of s.group_by ?? []) if (g !== 'business_date') needed.add(g)
+  if (spec.event_time && spec.sinks.some((s) => s.group_by?.some(derived))) needed.add(spec.event_time)
+  for (const s of spec.sinks) for (const g of s.group_by ?? []) if (!derived(g)) needed.add(g)
   const fields = [...needed]
   // each key's fields, for its length
-  const keys = [namesOf(spec.key), namesOf(spec.dedupe?.by), ...spec.sinks.map((s) => (s.group_by ?? []).filter((g) => g !== 'business_date'))].filter((k) => k.length > 0)
+  const keys = [namesOf(spec.key), namesOf(spec.dedupe?.by), ...spec.sinks.map((s) => (s.group_by ?? []).filter((g) => !derived(g)))].filter((k) => k.length > 0)
   /** The first key of the record longer than MAX_KEY_BYTES: its fields and length; undefined when none. */
   const tooLong = (record: Record<string, unknown>): {fields: string[]; bytes: number} | undefined => {
     for (const k of keys) {
