@@ -41,7 +41,7 @@ import {UsageError} from '../src/errors.js'
 import {DEFAULT_KAFKA_BROKERS, type KafkaSettings} from '../src/config/env.js'
 import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../src/kafka/client.js'
 import {decodeBytes, resolveEncoding, type SupportedEncoding} from '../src/normalize/encoding.js'
-import {parseJsonExact, RepeatedMemberError} from '../src/normalize/json.js'
+import {parseJsonExact, UnusableJsonError} from '../src/normalize/json.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
 
@@ -104,7 +104,7 @@ function decodeMessage(topic: string, partition: number, m: KafkaMessage, d: Dec
   try {
     value = parseJsonExact(text)
   } catch (e) {
-    const why = e instanceof RepeatedMemberError ? `the value is JSON, but ${e.message}` : `the value is not JSON (${jsonErrorWithoutValue(e)})`
+    const why = e instanceof UnusableJsonError ? `the value is JSON, but ${e.message}` : `the value is not JSON (${jsonErrorWithoutValue(e)})`
     return {ok: false, code: 'DECODE_ERROR', message: `${where}: ${why}`, position, raw, ...origin}
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

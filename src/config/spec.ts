@@ -212,7 +212,7 @@ export const PipelineSpecSchema = strict(
         by: nameList.describe('field(s) identifying a record'),
         conflicting: z.enum(['dlq'], {error: () => 'allowed: dlq'}).default('dlq').describe('same key, different payload: dlq (DUPLICATE_CONFLICT)'),
       },
-      'identical repeats are dropped and counted; a differing payload goes to the DLQ',
+      'identical repeats are dropped and counted; a differing payload goes to the DLQ. Identical means the same normalized record (the spec\'s fields after normalization): JSON key order, spacing, members the spec does not read, another accepted date format or decimal notation of the same value do not count. Keys are kept 7 days and pruned hourly; a repeat after that is written again (an upsert). The fields are part of what is compared: after a field is added to or removed from the spec, a record seen before the change and sent again identical is a DUPLICATE_CONFLICT',
     ).optional(),
     enrich: shownDefault(z.array(EnrichSchema).default([]).describe('lookups'), '[]'),
     windows: shownDefault(z.array(WindowSchema).default([]).describe('event-time windows'), '[]'),

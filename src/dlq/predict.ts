@@ -17,7 +17,7 @@ import {namesOf} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {Pool} from '../pg/pool.js'
 import {checkSourceFormat} from '../runtime/stages/decode.js'
-import {payloadHash, storedKeys} from '../runtime/stages/dedupe.js'
+import {dedupeKeyOf, payloadHash, storedKeys} from '../runtime/stages/dedupe.js'
 import {STAGES} from '../runtime/stages/index.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../runtime/types.js'
 import type {DlqRecord} from './reader.js'
@@ -61,6 +61,7 @@ export class ReplayPredictor {
       return stage
     })
     this.by = namesOf(loaded.spec.dedupe?.by)
+    this.keyOf = dedupeKeyOf(this.by)
   }
 
   private prediction(code: string): DlqPrediction {
@@ -72,10 +73,8 @@ export class ReplayPredictor {
     return p
   }
 
-  /** The dedupe stage's key (src/runtime/stages/dedupe.ts keeps its keyOf private; same formula). */
-  private keyOf(r: NormalizedRecord): string {
-    return this.by.length === 1 ? String(r[this.by[0]!]) : JSON.stringify(this.by.map((f) => r[f] ?? null))
-  }
+  /** The dedupe stage's own key */
+  private readonly keyOf: (r: NormalizedRecord) => string
 
   private async storedHashes(keys: string[]): Promise<Map<string, string>> {
     const out = new Map<string, string>()

@@ -121,8 +121,42 @@ function walkDeep(value: unknown): number {
   return members
 }
 
+/** What parseJsonExact throws for JSON text it read but whose value cannot be used as it stands (the subclasses). */
+export class UnusableJsonError extends SyntaxError {}
+
 /** What parseJsonExact throws for a member name given twice (lossless-json refuses it; JSON.parse keeps the last). */
-export class RepeatedMemberError extends SyntaxError {}
+export class RepeatedMemberError extends UnusableJsonError {}
+
+/**
+ * What parseJsonExact throws for a string holding a lone UTF-16 surrogate: a `\ud800` escape
+ * without its pair is legal JSON but not Unicode text. Written to PostgreSQL (UTF-8) it would be
+ * U+FFFD, a silent change of the value, and two such keys would be one key there and two here.
+ * Bytes that are not UTF-8 are refused the same way (decodeBytes).
+ */
+export class LoneSurrogateError extends UnusableJsonError {}
+
+/** A `\uD800`-`\uDFFF` escape in JSON text: only such an escape can give a lone surrogate (the text itself is decoded strictly). */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+/** A lone UTF-16 surrogate: a high one without a low one after it, or a low one without a high one before it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** The top-level member (or "a value") whose name or text holds a lone surrogate, and that code unit; undefined when none does. */
+function loneSurrogate(value: unknown): {where: string; unit: number} | undefined {
+  const pending: {v: unknown; where: string}[] = [{v: value, where: 'a value'}]
+  while (pending.length > 0) {
+    const {v, where} = pending.pop()!
+    if (typeof v === 'string') {
+      const m = LONE_SURROGATE.exec(v)
+      if (m) return {where, unit: m[0].charCodeAt(0)}
+    } else if (Array.isArray(v)) for (const x of v) pending.push({v: x, where})
+    else if (v !== null && typeof v === 'object')
+      for (const k in v) {
+        const at = where === 'a value' && v === value ? `member "${k}"` : where
+        pending.push({v: k, where: at}, {v: (v as Record<string, unknown>)[k], where: at})
+      }
+  }
+  return undefined
+}
 
 const exactNumber = (s: string): unknown => (isSafeNumber(s) ? Number(s) : new JsonNumberText(s))
 
@@ -197,7 +231,8 @@ function repeatedMember(text: string): {name: string; path: string} | undefined 
 /**
  * `JSON.parse(text)`, except that numbers a double cannot hold exactly are kept as JsonNumberText,
  * and that a member name given twice in one object, at any depth, is a RepeatedMemberError (JSON.parse
- * would keep the last: `"amt":"1.00","amt":"2.00"` is not an amount anyone can vouch for).
+ * would keep the last: `"amt":"1.00","amt":"2.00"` is not an amount anyone can vouch for), and a
+ * string holding a lone surrogate a LoneSurrogateError (both UnusableJsonError).
  * Throws what JSON.parse throws.
  */
 export function parseJsonExact(text: string): unknown {
@@ -207,6 +242,10 @@ export function parseJsonExact(text: string): unknown {
   if (members !== 0 && memberCount(text) !== members) {
     const repeated = repeatedMember(text)
     throw new RepeatedMemberError(`the member name "${repeated?.name}" is given twice${repeated?.path ? ` (in ${repeated.path})` : ''}`)
+  }
+  if (text.includes('\\u') && SURROGATE_ESCAPE.test(text)) {
+    const lone = loneSurrogate(value)
+    if (lone) throw new LoneSurrogateError(`${lone.where} holds a lone UTF-16 surrogate (\\u${lone.unit.toString(16)} without its pair): not Unicode text (PostgreSQL would store U+FFFD in its place)`)
   }
   if (!sawNumber || !LONG_DIGITS.test(text) || !hasLongNumber(text)) return value
   try {

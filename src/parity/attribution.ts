@@ -20,7 +20,7 @@ import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
 import {UsageError} from '../errors.js'
 import {namesOf, type PipelineSpec} from '../config/spec.js'
 import {mapPgError, openDatabase} from '../pg/pool.js'
-import {parseJsonExact} from '../normalize/json.js'
+import {parseJsonExact, UnusableJsonError} from '../normalize/json.js'
 import {storedKeys} from '../runtime/stages/dedupe.js'
 import type {ParityCore} from './compare.js'
 
@@ -62,12 +62,16 @@ export async function attributeMissing(o: AttributionOptions): Promise<Record<st
     const candidates: string[] = []
     if (key) candidates.push(key.toString('utf8').trim())
     if (value && value[0] === 0x7b) {
+      const text = value.toString('utf8')
+      let v: Record<string, unknown> | undefined
       try {
-        const v = parseJsonExact(value.toString('utf8')) as Record<string, unknown>
-        candidates.push(pipelineKey(fromFields.map((f) => (v[f] === undefined || v[f] === null ? '' : String(v[f]).trim()))))
-      } catch {
+        v = parseJsonExact(text) as Record<string, unknown>
+      } catch (e) {
+        // JSON the runtime refused (a member given twice, a lone surrogate): its key still names it;
         // not JSON: the Kafka key is all there is to match on
+        if (e instanceof UnusableJsonError) v = JSON.parse(text) as Record<string, unknown>
       }
+      if (v) candidates.push(pipelineKey(fromFields.map((f) => (v[f] === undefined || v[f] === null ? '' : String(v[f]).trim()))))
     }
     const hit = candidates.find((c) => wanted.has(c) && !byText.has(c))
     if (hit === undefined) return

@@ -8,7 +8,7 @@ import {describe, expect, it} from 'vitest'
 import type {Position} from '../../legacy-adapters/types.js'
 import {parseFieldSpec, type FieldSpec, type FieldSpecInput} from '../../src/config/spec.js'
 import {createNormalizer, JsonNumberText, parseJsonExact} from '../../src/normalize/index.js'
-import {hasLongNumber, RepeatedMemberError} from '../../src/normalize/json.js'
+import {hasLongNumber, LoneSurrogateError, RepeatedMemberError} from '../../src/normalize/json.js'
 import {keyText, valueText} from '../../src/parity/sources.js'
 
 const position: Position = {scheme: 'kafka', source: 't', partition: 0, offset: '7'}
@@ -110,5 +110,16 @@ describe('the normalizer reads long JSON numbers exactly', () => {
     const back = fromText('{"acct": "A1", "amt": 1.2345678901234567e3}')
     if (!back.ok) expect(back.rejections[0]).toMatchObject({code: 'UNPARSEABLE_AMOUNT', value: '1234.5678901234567'})
     expect(back.ok).toBe(false)
+  })
+})
+
+describe('lone UTF-16 surrogates', () => {
+  it('a string or a member name holding one is a LoneSurrogateError naming the top-level member; a surrogate pair is text', () => {
+    expect(() => parseJsonExact('{"id": "x\\ud800", "a": 1}')).toThrow(LoneSurrogateError)
+    expect(() => parseJsonExact('{"id": "x\\ud800"}')).toThrow('member "id" holds a lone UTF-16 surrogate (\\ud800 without its pair)')
+    expect(() => parseJsonExact('{"n": {"deep": ["\\uDC00y"]}}')).toThrow('member "n" holds a lone UTF-16 surrogate (\\udc00 without its pair)')
+    expect(() => parseJsonExact('{"k\\udbff": 1}')).toThrow(LoneSurrogateError)
+    expect(() => parseJsonExact('"\\ud800\\ud800\\udc00"')).toThrow('a value holds a lone UTF-16 surrogate')
+    expect(parseJsonExact('{"e": "\\ud83d\\ude00", "t": "\\\\ud800"}')).toEqual({e: '\u{1f600}', t: '\\ud800'})
   })
 })

@@ -25,7 +25,7 @@ import type {RawRecordOk} from '../../../legacy-adapters/types.js'
 import {specLocation} from '../../config/spec.js'
 import {isCutoverError, SpecError} from '../../errors.js'
 import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes, type SupportedEncoding} from '../../normalize/encoding.js'
-import {parseJsonExact, RepeatedMemberError} from '../../normalize/json.js'
+import {parseJsonExact, RepeatedMemberError, UnusableJsonError} from '../../normalize/json.js'
 import type {PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -139,8 +139,9 @@ export function decodeStage(ctx: PipelineContext): Stage {
     try {
       parsed = parseJsonExact(text)
     } catch (e) {
-      if (e instanceof RepeatedMemberError) {
-        markDead(item, {code: 'DECODE_ERROR', message: `the value is JSON, but ${e.message}: which one is meant is unknown`, stage: 'decode', field: null})
+      if (e instanceof UnusableJsonError) {
+        const why = e instanceof RepeatedMemberError ? ': which one is meant is unknown' : ''
+        markDead(item, {code: 'DECODE_ERROR', message: `the value is JSON, but ${e.message}${why}`, stage: 'decode', field: null})
         return
       }
       const shown = quotable ? `: "${preview(text)}"` : ` (${value.length} bytes, not quoted: the spec has sensitive fields)`

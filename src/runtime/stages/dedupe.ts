@@ -22,6 +22,11 @@
  *   (inByteOrder); a race fails the COPY the same way.
  * - A claimed key whose row a sink then rejects is released again by `releaseDedupeKeys` in
  *   the same transaction, so that a fixed record can be replayed later.
+ * - A composite key (dedupeKeyOf: the JSON of its values) longer than MAX_KEY_BYTES, which
+ *   escaping can make of values the validate stage let through (a control character is six
+ *   bytes), is SCHEMA_VIOLATION: the key table's index could not hold it, and the batch would
+ *   fail again and again. (A key holding a lone UTF-16 surrogate, which PostgreSQL would store
+ *   as U+FFFD, never gets here: parseJsonExact refuses it, a DECODE_ERROR.)
  */
 import * as crypto from 'node:crypto'
 import {createHash} from 'node:crypto'
@@ -32,6 +37,20 @@ import {copyField, copyIn} from '../../pg/copy.js'
 import {pgArray} from '../sinks/pgarray.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../types.js'
 import {COPY_MIN_ROWS, markDead} from '../types.js'
+import {MAX_KEY_BYTES} from './validate.js'
+
+/**
+ * The dedupe key of a record, as the key table stores it: the field's text for one field, the
+ * JSON array of the values for several (so that "a|b" + "c" and "a" + "b|c" differ). `dlq
+ * replay`'s predictor (src/dlq/predict.ts) computes the same key with it.
+ */
+export function dedupeKeyOf(by: readonly string[]): (r: NormalizedRecord) => string {
+  if (by.length === 1) {
+    const f = by[0]!
+    return (r) => String(r[f])
+  }
+  return (r) => JSON.stringify(by.map((f) => r[f] ?? null))
+}
 
 /**
  * The normalized record as canonical text: its field names sorted, then the values in that
@@ -109,7 +128,7 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
   const key = namesOf(ctx.loaded.spec.key)
   const rankForSinks = key.length === by.length && key.every((k, i) => k === by[i])
   if (by.length === 0) return null
-  const keyOf = (r: NormalizedRecord): string => (by.length === 1 ? String(r[by[0]!]) : JSON.stringify(by.map((f) => r[f] ?? null)))
+  const keyOf = dedupeKeyOf(by)
   const label = by.join(', ')
   // the key as the message shows it: a sensitive field's value masked, as everywhere
   const maskedKey = maskedKeyOf(by, ctx.loaded.spec.fields)
@@ -125,13 +144,35 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
       stage: 'dedupe',
       field: by[0] ?? null,
     })
+  /**
+   * The record's key (set on the item), or undefined when it is too long for the key table (the
+   * item is then dead-lettered). Only a composite key can be: a single field's is its text, which
+   * the validate stage measured.
+   */
+  const claimable = (item: WorkItem): string | undefined => {
+    const key = keyOf(item.record!)
+    if (by.length > 1 && key.length * 3 > MAX_KEY_BYTES) {
+      const bytes = Buffer.byteLength(key)
+      if (bytes > MAX_KEY_BYTES) {
+        markDead(item, {
+          code: 'SCHEMA_VIOLATION',
+          message: `the dedupe key of fields ${label} is ${bytes} bytes long as stored (its values as a JSON array, with escapes), over the ${MAX_KEY_BYTES} a key may be (PostgreSQL's B-tree index of the key table cannot hold longer ones)`,
+          stage: 'dedupe',
+          field: by[0]!,
+        })
+        return undefined
+      }
+    }
+    return (item.dedupeKey = key)
+  }
 
   return {
     name: 'dedupe',
     phase: 'transact',
     // the payload hashes, before the transaction (a record's hash never changes: kept across reruns)
     precompute(items) {
-      for (const item of items) if (item.status === 'ok' && item.record) item.dedupeHash = hashOf(item.record)
+      // (a composite key's length checked here too, so that a record too long is out before the transaction)
+      for (const item of items) if (item.status === 'ok' && item.record && (by.length === 1 || claimable(item) !== undefined)) item.dedupeHash = hashOf(item.record)
     },
     async run(items, tx, opts) {
       if (!tx) throw new Error('dedupe runs inside the batch transaction')
@@ -141,10 +182,11 @@ export function dedupeStage(ctx: PipelineContext): Stage | null {
       for (const item of items) {
         if (item.status !== 'ok' || !item.record) continue
         item.dedupeInserted = false
-        item.dedupeKey = keyOf(item.record)
+        const key = claimable(item)
+        if (key === undefined) continue
         item.dedupeHash ??= hashOf(item.record)
         candidates.push(item)
-        if (!first.has(item.dedupeKey)) first.set(item.dedupeKey, item)
+        if (!first.has(key)) first.set(key, item)
       }
       if (first.size === 0) return
       const keys = [...first.keys()].sort()
