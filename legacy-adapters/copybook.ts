@@ -31,7 +31,12 @@
  *   COMP-3            packed decimal: two digits per byte, sign in the last nibble
  *                     (C, A, E, F = +; D, B = -), (digits / 2 + 1) bytes
  *   COMP, COMP-4,     big-endian binary, 2 bytes for 1-4 digits, 4 for 5-9, 8 for 10-18;
- *   COMP-5, BINARY    signed (two's complement) with `S`, unsigned without
+ *   COMP-5, BINARY    signed (two's complement) with `S`, unsigned without. COMP, COMP-4 and
+ *                     BINARY hold at most the PIC's digits (IBM's TRUNC(STD), the default): a
+ *                     value with more (X'4041' = 16449 in PIC S9(4) COMP) is a DECODE_ERROR,
+ *                     never a number the PIC cannot hold; COMP-5 is native binary, the full
+ *                     range of its bytes (also the field to declare when the program was
+ *                     compiled with TRUNC(BIN))
  *   SYNC              on a binary item already on its natural boundary (2, 4, 8 bytes from the
  *                     start of the record): accepted; one that needs slack bytes: rejected,
  *                     with the FILLER to write instead; on DISPLAY and COMP-3: no effect
@@ -49,7 +54,8 @@
  *                     scaling `P`: each with file:line and what to do instead
  *
  * Numbers come out as exact decimal strings ("-1234.56", "42"), never floats; a numeric
- * field that is all spaces (blank) comes out as "" for the normalizer to judge.
+ * field that is all spaces (blank) comes out as "" for the normalizer to judge (the reader,
+ * ./fixed.ts, decides what is blank: for a binary field, spaces its PIC cannot hold).
  */
 import {RecordError, SpecError} from '../src/errors.js'
 
@@ -80,6 +86,11 @@ export interface CopybookField {
   line: number
   /** a group of DISPLAY items, also given whole as text (its leaves follow it) */
   group?: boolean
+  /**
+   * binary: COMP-5, native binary holding any value of its bytes; COMP, COMP-4 and BINARY
+   * (this flag absent) hold at most the PIC's digits
+   */
+  nativeBinary?: boolean
 }
 
 export interface Copybook {
@@ -98,6 +109,8 @@ interface Item {
   occurs: number
   picture?: string
   usage: 'display' | 'comp-3' | 'binary'
+  /** binary: COMP-5 (native binary, not limited to the PIC's digits) */
+  native?: boolean
   /** the item has a USAGE of its own (or one it inherits from a group: see inheritGroupClauses) */
   usageSet?: boolean
   signSeparate?: 'leading' | 'trailing'
@@ -243,6 +256,8 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
       } else if (['COMP', 'COMP-4', 'COMP-5', 'COMPUTATIONAL', 'COMPUTATIONAL-4', 'COMPUTATIONAL-5', 'BINARY'].includes(t)) {
         item.usage = 'binary'
         item.usageSet = true
+        if (t === 'COMP-5' || t === 'COMPUTATIONAL-5') item.native = true
+        else delete item.native
       } else if (['COMP-1', 'COMP-2', 'COMPUTATIONAL-1', 'COMPUTATIONAL-2'].includes(t)) {
         fail(st.line, `${name}: ${t} (floating point) is not supported`, 'money is exact: ask for the field as COMP-3 or zoned decimal')
       } else if (t === 'DISPLAY') {
@@ -341,6 +356,7 @@ export function parseCopybook(text: string, file = 'copybook'): Copybook {
           signed: layout.signed,
           ...(item.signSeparate ? {signSeparate: item.signSeparate} : {}),
           ...(item.signLeading ? {signLeading: true} : {}),
+          ...(layout.kind === 'binary' && item.native ? {nativeBinary: true} : {}),
           picture: item.picture!,
           line: item.line,
         })
@@ -388,8 +404,9 @@ function inheritGroupClauses(group: Item, file: string): void {
       if (!c.usageSet) {
         c.usage = group.usage
         c.usageSet = true
-      } else if (c.usage !== group.usage) {
-        throw new SpecError({file, line: c.line}, `${c.name} is ${c.usage.toUpperCase()} inside ${group.name}, whose USAGE is ${group.usage.toUpperCase()}`, {
+        if (group.native) c.native = true
+      } else if (c.usage !== group.usage || c.native !== group.native) {
+        throw new SpecError({file, line: c.line}, `${c.name} is ${usageName(c)} inside ${group.name}, whose USAGE is ${usageName(group)}`, {
           hint: `an item's USAGE must agree with its group's: drop one of the two USAGE clauses (line ${group.line} or ${c.line})`,
         })
       }
@@ -401,6 +418,11 @@ function inheritGroupClauses(group: Item, file: string): void {
     }
     inheritGroupClauses(c, file)
   }
+}
+
+/** `BINARY`, `COMP-5`, `COMP-3`, `DISPLAY`: an item's USAGE in messages */
+function usageName(item: Item): string {
+  return item.native ? 'COMP-5' : item.usage.toUpperCase()
 }
 
 /**
@@ -668,20 +690,51 @@ export function encodeZoned(value: string, digits: number, scale: number, option
 
 // ---------------------------------------------------------------------------------------
 // Binary (COMP, COMP-4, COMP-5, BINARY): big-endian, two's complement when signed.
+//
+//   +1234 as S9(4) COMP (2 bytes):  04 D2        -2: FF FE
+//   123.45 as S9(7)V99 COMP (4 bytes, the integer 12345):  00 00 30 39
+//   COMP, COMP-4 and BINARY hold the PIC's digits (TRUNC(STD)): 40 40 (16448) in S9(4) COMP is
+//   no value of the field (EBCDIC spaces: an uninitialised field); COMP-5 holds any value.
 
-export function decodeBinary(buf: Uint8Array, scale: number, signed: boolean, start = 0, length = buf.length - start): string {
+/**
+ * Decodes big-endian binary from `buf` (or its `length` bytes at `start`). Given the field's
+ * PIC digits (`pic.digits`), a value with more digits than the PIC's is a DECODE_ERROR, unless
+ * the field is COMP-5 (`pic.native`): COMP, COMP-4 and BINARY fields never hold one, so such
+ * bytes are not what the copybook says (spaces, another layout, a TRUNC(BIN) program).
+ */
+export function decodeBinary(buf: Uint8Array, scale: number, signed: boolean, start = 0, length = buf.length - start, pic: {digits?: number; native?: boolean} = {}): string {
+  const limit = pic.digits !== undefined && !pic.native ? pic.digits : undefined
   if (length <= 4) {
     // Fits a double exactly: no BigInt on the common 2- and 4-byte fields.
     let v = 0
     for (let i = start; i < start + length; i++) v = v * 256 + buf[i]!
     if (signed && length > 0 && buf[start]! & 0x80) v -= 2 ** (length * 8)
-    return formatDecimal(String(Math.abs(v)), scale, v < 0)
+    const abs = String(Math.abs(v))
+    if (limit !== undefined && abs.length > limit) throw tooManyBinaryDigits(abs.length, limit, buf, start, length)
+    return formatDecimal(abs, scale, v < 0)
   }
   let v = 0n
   for (let i = start; i < start + length; i++) v = (v << 8n) | BigInt(buf[i]!)
   if (signed && length > 0 && buf[start]! & 0x80) v -= 1n << BigInt(length * 8)
   const negative = v < 0n
-  return formatDecimal((negative ? -v : v).toString(), scale, negative)
+  const abs = (negative ? -v : v).toString()
+  if (limit !== undefined && abs.length > limit) throw tooManyBinaryDigits(abs.length, limit, buf, start, length)
+  return formatDecimal(abs, scale, negative)
+}
+
+/** The DECODE_ERROR of a COMP / COMP-4 / BINARY value with more digits than its PIC. */
+function tooManyBinaryDigits(digits: number, limit: number, buf: Uint8Array, start: number, length: number): RecordError {
+  let spaces = ''
+  const first = buf[start]
+  if (first === 0x40 || first === 0x20) {
+    let all = true
+    for (let i = start + 1; i < start + length && all; i++) all = buf[i] === first
+    if (all) spaces = ` (${first === 0x40 ? 'EBCDIC' : 'ASCII'} spaces: an uninitialised field?)`
+  }
+  return decodeError(
+    `binary value has ${digits} digits, more than the PIC's ${limit}${spaces}: a COMP, COMP-4 or BINARY field holds at most its PIC's digits; declare it COMP-5 if the program writes full binary values (TRUNC(BIN))`,
+    0,
+  )
 }
 
 export function encodeBinary(value: string, digits: number, scale: number, signed: boolean): Buffer {

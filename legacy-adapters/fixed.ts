@@ -15,14 +15,20 @@
  *                                      latin1), trailing spaces and low-values removed
  *                            PIC 9 / S9 DISPLAY   zoned decimal, EBCDIC or ASCII overpunch
  *                            COMP-3    packed decimal
- *                            COMP / BINARY  big-endian binary
+ *                            COMP / COMP-4 / BINARY  big-endian binary, at most the PIC's digits
+ *                            COMP-5    big-endian binary, any value of its bytes
  *
  * Yields {ok: true, fields: {name: text}} with numbers as exact decimal strings, and the
- * record's bytes in `raw`. A zoned or packed field that is all spaces or all low-values
- * (0x00) yields "" (binary fields have no blank: 0x0000 is zero). What is wrong is a
- * record, not an exception: a bad packed nibble or zoned byte, or a text byte with no
- * character in the encoding (windows-1251 0x98), is DECODE_ERROR naming the field and the byte
- * offset within the file, with `field` and the field's bytes as `value` (X'C098C1'; unmasked:
+ * record's bytes in `raw`. A numeric field left uninitialised yields "" (blank), for the
+ * normalizer to judge (REQUIRED_FIELD_EMPTY, or null): a zoned or packed field that is all
+ * spaces or all low-values (0x00); a COMP / COMP-4 / BINARY field that is all spaces when its
+ * PIC cannot hold the value those bytes make (EBCDIC X'4040' = 16448 in S9(4) COMP, always; ASCII
+ * X'2020' = 8224 is a value of S9(4) COMP and read as one). Low-values in a binary field are
+ * zero, and a COMP-5 field has no blank. What is wrong is a record, not an exception: a bad
+ * packed nibble or zoned byte, a COMP / COMP-4 / BINARY value with more digits than its PIC
+ * (X'7FFF' = 32767 in S9(4) COMP), or a text byte with no character in the encoding
+ * (windows-1251 0x98), is DECODE_ERROR naming the field and the byte offset within the file,
+ * with `field` and the field's bytes as `value` (X'C098C1'; unmasked:
  * whoever shows it masks it for a sensitive field); a record shorter than the copybook (a partial
  * record at the end of the file, or an RDW record too short) is SCHEMA_VIOLATION.
  * An RDW that cannot be a length (under 4 bytes, or non-zero bytes 3-4) ends the read with a
@@ -127,8 +133,27 @@ function fieldDecoder(f: CopybookField, encoding: SupportedEncoding): FieldDecod
     }
     case 'packed':
       return (buf, start) => (blank(buf, start) ? '' : decodePacked(buf, f.scale, start, f.length, {digits: f.digits, signed: f.signed}))
-    case 'binary':
-      return (buf, start) => decodeBinary(buf, f.scale, f.signed, start, f.length)
+    case 'binary': {
+      const pic = {digits: f.digits, ...(f.nativeBinary ? {native: true} : {})}
+      // Spaces are blank where they cannot be a value of the field (always in EBCDIC, where
+      // X'40..' has more digits than any PIC of its length): an uninitialised field, as a blank
+      // COMP-3 beside it. Where they can (ASCII X'2020' = 8224 in S9(4) COMP), a value.
+      let spacesAreBlank = false
+      if (!f.nativeBinary) {
+        try {
+          decodeBinary(Buffer.alloc(f.length, space), f.scale, f.signed, 0, f.length, pic)
+        } catch (e) {
+          if (!(e instanceof RecordError)) throw e
+          spacesAreBlank = true // out of the PIC's range: never a value of this field
+        }
+      }
+      const spaces = (buf: Buffer, start: number): boolean => {
+        for (let i = start; i < start + f.length; i++) if (buf[i] !== space) return false
+        return true
+      }
+      if (!spacesAreBlank) return (buf, start) => decodeBinary(buf, f.scale, f.signed, start, f.length, pic)
+      return (buf, start) => (buf[start] === space && spaces(buf, start) ? '' : decodeBinary(buf, f.scale, f.signed, start, f.length, pic))
+    }
   }
 }
 
