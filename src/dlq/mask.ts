@@ -7,10 +7,19 @@
  *   only the structure (member names) is shown;
  * - a value that is not a JSON object is shown as text (cut at 200 characters) only when a
  *   spec is given and has no sensitive field; otherwise only its size is said.
+ *
+ * A JSON value is read as the normalizer reads it (parseJsonExact): a number a double cannot hold
+ * exactly (`0.30000000000000001`, a 20-digit account number) is a JsonNumberText and shows as its
+ * text, as written, where JSON.parse would show 0.3 or 40817810099910000000 beside a message that
+ * quotes the digits. (JSON.stringify, in --json and in the text view, writes it as a JSON string
+ * of that text: Node 20 has no raw JSON numbers.) A value that gives a member name twice, which
+ * the normalizer refuses, is shown as JSON.parse reads it (the last one), and so is one holding a
+ * lone UTF-16 surrogate (also refused).
  */
 import {createHash} from 'node:crypto'
 import {namesOf, sensitiveInputs, type PipelineSpec} from '../config/spec.js'
-import {maskValue} from '../normalize/index.js'
+import {JsonNumberText, maskValue, parseJsonExact} from '../normalize/index.js'
+import {UnusableJsonError} from '../normalize/json.js'
 
 export type ValueMasking = 'sensitive-fields' | 'all'
 
@@ -70,11 +79,13 @@ export function sensitivePaths(spec: PipelineSpec | undefined): string[][] | und
 
 function maskLeaf(v: unknown): unknown {
   if (v === null || v === undefined) return v
+  if (v instanceof JsonNumberText) return maskValue(v.text) // a number, not an object of {text}
   if (typeof v === 'object') return maskAll(v)
   return maskValue(String(v))
 }
 
 function maskAll(v: unknown): unknown {
+  if (v instanceof JsonNumberText) return maskLeaf(v)
   if (Array.isArray(v)) return v.map(maskLeaf)
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, maskLeaf(x)]))
   return maskLeaf(v)
@@ -85,7 +96,7 @@ function maskPath(obj: Record<string, unknown>, path: string[]): void {
   if (head === undefined || !Object.prototype.hasOwnProperty.call(obj, head)) return
   const v = obj[head]
   if (rest.length === 0) obj[head] = maskAll(v)
-  else if (v !== null && typeof v === 'object' && !Array.isArray(v)) maskPath(v as Record<string, unknown>, rest)
+  else if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof JsonNumberText)) maskPath(v as Record<string, unknown>, rest)
 }
 
 export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] | undefined): ShownValue {
@@ -95,9 +106,10 @@ export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] 
   let text: string | undefined
   try {
     text = new TextDecoder('utf-8', {fatal: true}).decode(value)
-    parsed = JSON.parse(text)
-  } catch {
-    parsed = undefined
+    parsed = parseJsonExact(text)
+  } catch (e) {
+    // a member name given twice, a lone surrogate: shown as JSON.parse reads it (which has read it once already)
+    parsed = e instanceof UnusableJsonError && text !== undefined ? JSON.parse(text) : undefined
   }
   if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
     if (!sensitive) return {value: maskAll(parsed), masking, note: 'every value masked: pass --spec to show the fields that are not sensitive'}
