@@ -16,7 +16,7 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import type {StreamRunResult} from '../../src/runtime/run.js'
 import {kafka} from '../helpers.js'
-import {startStream, streamFixture, type StreamFixture} from './stream-support.js'
+import {exitedWithoutRetry, startStream, streamFixture, type StreamFixture} from './stream-support.js'
 
 const deadTotal = (d: Record<string, number | undefined>) => Object.values(d).reduce<number>((a, b) => a + (b ?? 0), 0)
 
@@ -36,16 +36,7 @@ async function send(f: StreamFixture, values: string[]): Promise<void> {
 /** `stream run --until-idle --json`; fails at once when a batch is retried (its partition stalled on a record). */
 async function runOnce(f: StreamFixture): Promise<StreamRunResult> {
   const s = startStream(f, ['--until-idle', '--idle-ms', '500', '--json'])
-  const r = await new Promise<Awaited<typeof s.exited>>((resolve, reject) => {
-    s.child.stderr!.on('data', (d: Buffer) => {
-      const line = d.toString().split('\n').find((l) => l.includes('"event":"batch.retry"'))
-      if (line) {
-        s.child.kill('SIGKILL')
-        reject(new Error(`a batch was retried (its partition stalled):\n${line}`))
-      }
-    })
-    void s.exited.then(resolve, reject)
-  })
+  const r = await exitedWithoutRetry(s)
   expect(r.code, r.stderr).toBe(0)
   const out = JSON.parse(r.stdout) as StreamRunResult
   expect(out.read).toBe(out.written + deadTotal(out.dead_lettered) + out.duplicates)

@@ -10,7 +10,7 @@ import {spawnSync} from 'node:child_process'
 import {describe, expect, it} from 'vitest'
 import type {StreamRunResult} from '../../src/runtime/run.js'
 import {kafka, kafkaSettings, runCli} from '../helpers.js'
-import {produce, sleep, startStream, streamFixture} from './stream-support.js'
+import {exitedWithoutRetry, produce, sleep, startStream, streamFixture} from './stream-support.js'
 
 const record = (id: string, extra: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({id, acct: 'A1', amt: '1.50', ts: '2026-11-20T10:00:00+03:00', ...extra}))
 const deadTotal = (d: Record<string, number | undefined>) => Object.values(d).reduce<number>((a, b) => a + (b ?? 0), 0)
@@ -26,20 +26,6 @@ function kcatRaw(topic: string): Buffer[] {
     from = at + 1
   }
   return out
-}
-
-/** Resolves with the run's result once it exits; rejects as soon as it logs a batch retry (a partition stalled on a record). */
-function exitedWithoutRetry(s: ReturnType<typeof startStream>): Promise<Awaited<ReturnType<typeof startStream>['exited']>> {
-  return new Promise((resolve, reject) => {
-    s.child.stderr!.on('data', (d: Buffer) => {
-      const line = d.toString().split('\n').find((l) => l.includes('"event":"batch.retry"'))
-      if (line) {
-        s.child.kill('SIGKILL')
-        reject(new Error(`a batch was retried (its partition stalled):\n${line}`))
-      }
-    })
-    void s.exited.then(resolve, reject)
-  })
 }
 
 describe('stream run: poison records', () => {

@@ -102,6 +102,20 @@ export function startStream(f: StreamFixture, args: string[], env: Record<string
   return {child: p.child, exited: p.done}
 }
 
+/** Resolves with the run's result once it exits; rejects as soon as it logs a batch retry (a partition stalled on a record). */
+export function exitedWithoutRetry(s: StreamProcess): StreamProcess['exited'] {
+  return new Promise((resolve, reject) => {
+    s.child.stderr!.on('data', (d: Buffer) => {
+      const line = d.toString().split('\n').find((l) => l.includes('"event":"batch.retry"'))
+      if (line) {
+        s.child.kill('SIGKILL')
+        reject(new Error(`a batch was retried (its partition stalled):\n${line}`))
+      }
+    })
+    void s.exited.then(resolve, reject)
+  })
+}
+
 /**
  * The members of a consumer group as an independent admin client sees them: each member's
  * assigned partitions (sorted), once the group is Stable; [] while it is not.
