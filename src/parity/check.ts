@@ -13,7 +13,7 @@ import {createHash} from 'node:crypto'
 import {writeFile} from 'node:fs/promises'
 import {extname} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
-import type {LoadedSpec, PipelineSpec} from '../config/spec.js'
+import type {FieldSpec, LoadedSpec, PipelineSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {silentLogger, type Logger} from '../log.js'
@@ -83,12 +83,28 @@ const TIMESTAMPTZ_OID = 1184
  * such a field, or when that zone is UTC (the day is then the UTC date, as without a spec).
  */
 export function businessDayZone(spec: PipelineSpec | undefined, left: string, right: string): string | undefined {
-  if (!spec) return undefined
-  const fields = spec.fields
-  const field =
-    fields[right] ?? fields[left] ?? Object.values(fields).find((f) => f.from === right) ?? Object.values(fields).find((f) => f.from === left)
+  const field = specFieldOf(spec, left, right)
   if (!field || field.type !== 'timestamp' || !field.timezone || field.timezone === 'UTC') return undefined
   return field.timezone
+}
+
+/** The spec field of a column (named so, or `from` it, on either side; left and right names), whatever its type or zone. */
+export function specFieldOf(spec: PipelineSpec | undefined, left: string, right: string): FieldSpec | undefined {
+  if (!spec) return undefined
+  const fields = spec.fields
+  return fields[right] ?? fields[left] ?? Object.values(fields).find((f) => f.from === right) ?? Object.values(fields).find((f) => f.from === left)
+}
+
+/**
+ * The formats a column's dates are read in (a file or topic side's --date column, a time rule's
+ * column): the spec field's `formats` (timestamp or date), so that a legacy file's
+ * `MM/dd/yyyy HH:mm` is read as the pipeline reads it; undefined (the default formats) without
+ * such a field.
+ */
+export function specDateFormats(spec: PipelineSpec | undefined, left: string, right: string): string[] | undefined {
+  const field = specFieldOf(spec, left, right)
+  if (!field || (field.type !== 'timestamp' && field.type !== 'date') || !field.formats || field.formats.length === 0) return undefined
+  return [...field.formats]
 }
 
 function sameDatabase(a: string | undefined, b: string | undefined): boolean {
@@ -106,8 +122,10 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const leftUri = parseUri(opts.left)
   const rightUri = parseUri(opts.right)
   // yaml and zod are loaded only when a rules file or a spec is given (start-up of a plain check)
-  const rules = opts.rulesFile ? await (await import('./rules.js')).loadRules(opts.rulesFile) : []
   const spec: LoadedSpec | undefined = opts.specFile ? await (await import('../config/spec.js')).loadSpec(opts.specFile) : undefined
+  // a time rule reads a column's values in the spec field's formats, as the --date filter does
+  const formatsOf = (column: string) => specDateFormats(spec?.spec, column, rightName(opts, column))
+  const rules = opts.rulesFile ? await (await import('./rules.js')).loadRules(opts.rulesFile, {formatsOf}) : []
   const ctx: ReaderContext = {...deps.ctx, databaseUrl: deps.databaseUrl, ...(deps.logger ? {logger: deps.logger} : {})}
   // each side's database, and the variable it came from (the ones `parity check` reads), named in its errors
   const leftUrlName = deps.leftDatabaseUrl ? 'CUTOVER_LEFT_DATABASE_URL' : 'DATABASE_URL'
@@ -131,13 +149,16 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   }
   const date = opts.date !== undefined ? opts.date : null
   const zone = opts.dateColumn !== undefined ? businessDayZone(spec?.spec, opts.dateColumn, rightName(opts, opts.dateColumn)) : undefined
+  const dayFormats = opts.dateColumn !== undefined ? specDateFormats(spec?.spec, opts.dateColumn, rightName(opts, opts.dateColumn)) : undefined
   const dateFilter = (s: 'left' | 'right'): DateFilter => {
     const column = s === 'left' ? opts.dateColumn! : rightName(opts, opts.dateColumn!)
     const uri = s === 'left' ? leftUri : rightUri
     const pgType = (s === 'left' ? leftPeek : rightPeek)?.pgTypes?.[column]
     // a pg: column takes the zone only as a timestamptz (an instant); a timestamp without zone, a date or text is its own day
     const useZone = zone !== undefined && (uri.scheme !== 'pg' || pgType === TIMESTAMPTZ_OID)
-    return {column, value: opts.date!, ...(useZone ? {timezone: zone} : {})}
+    // a file or topic side's values are text read in the spec field's formats; a pg: side's day is SQL's
+    const useFormats = dayFormats !== undefined && uri.scheme !== 'pg'
+    return {column, value: opts.date!, ...(useZone ? {timezone: zone} : {}), ...(useFormats ? {formats: dayFormats} : {})}
   }
   const side = (s: 'left' | 'right'): SideSpec => ({
     side: s,

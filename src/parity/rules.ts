@@ -35,8 +35,8 @@ import {readFile} from 'node:fs/promises'
 import {isMap, isSeq, LineCounter, parseDocument} from 'yaml'
 import {z} from 'zod'
 import {SpecError} from '../errors.js'
-import {DateMatcher, isFail, parseDecimal, ZoneOffsets} from '../normalize/index.js'
-import {DEFAULT_DECIMAL_SCALE, toScaled, TIMESTAMP_FORMATS} from './tolerances.js'
+import {isFail, parseDecimal, ZoneOffsets, type Fail} from '../normalize/index.js'
+import {declaredDateReader, DEFAULT_DECIMAL_SCALE, toScaled, TIMESTAMP_FORMATS} from './tolerances.js'
 import {DIFFERENCE_KINDS, type DifferenceKind} from './types.js'
 
 const CMP = /^\s*(<=|>=|!=|=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/
@@ -177,17 +177,28 @@ function secondsOfDay(hhmmss: string): number {
  * `timezone` is after that time of the business day (so the next day's records match); without
  * one, its local time of day is after it. `*_time_before` likewise (strictly before).
  */
-function compileTime(after: string | undefined, before: string | undefined, timezone: string): ((v: string | null | undefined, date: string | null) => boolean) | undefined {
+function compileTime(
+  after: string | undefined,
+  before: string | undefined,
+  timezone: string,
+  formatsOf: RuleOptions['formatsOf'],
+): ((v: string | null | undefined, date: string | null, column: string) => boolean) | undefined {
   if (after === undefined && before === undefined) return undefined
   // a value without an offset (a pg: timestamp without zone, a legacy file's local time) is a
-  // wall-clock reading in the rule's zone; one with an offset is its instant either way
-  const matcher = new DateMatcher([...TIMESTAMP_FORMATS], timezone)
+  // wall-clock reading in the rule's zone; one with an offset is its instant either way. It is
+  // read in the formats the check reads its column in (the --spec field's), else TIMESTAMP_FORMATS
+  const readers = new Map<string, (text: string, kind: 'timestamp') => string | Fail>()
+  const readerOf = (column: string) => {
+    let r = readers.get(column)
+    if (r === undefined) readers.set(column, (r = declaredDateReader(formatsOf?.(column), TIMESTAMP_FORMATS, timezone)))
+    return r
+  }
   const zone = new ZoneOffsets(timezone)
   const a = after === undefined ? undefined : secondsOfDay(after)
   const b = before === undefined ? undefined : secondsOfDay(before)
-  return (v, date) => {
+  return (v, date, column) => {
     if (v === null || v === undefined) return false
-    const iso = matcher.parse(v.trim(), 'timestamp')
+    const iso = readerOf(column)(v.trim(), 'timestamp')
     if (isFail(iso)) return false
     const ms = Date.parse(iso)
     const local = ms + zone.offsetAt(ms) * 60_000
@@ -205,15 +216,25 @@ function compileTime(after: string | undefined, before: string | undefined, time
   }
 }
 
-export function compileRule(r: RuleSpec): CompiledRule {
+/** What a rule knows of the check it runs in. */
+export interface RuleOptions {
+  /**
+   * The date formats the check reads a column (left name) in: the --spec field's `formats`, so
+   * that a time rule reads a legacy `MM/dd/yyyy HH:mm` as the pipeline does; undefined: the
+   * default TIMESTAMP_FORMATS.
+   */
+  formatsOf?: (column: string) => readonly string[] | undefined
+}
+
+export function compileRule(r: RuleSpec, options: RuleOptions = {}): CompiledRule {
   const w = r.when
   const kinds = w.kind === undefined ? undefined : Array.isArray(w.kind) ? w.kind : [w.kind]
   const absDiff = w.abs_diff !== undefined ? compileCmp(w.abs_diff, 'computed') : undefined
   const left = w.left !== undefined ? compileValue(w.left) : undefined
   const right = w.right !== undefined ? compileValue(w.right) : undefined
   const tz = w.timezone ?? 'UTC'
-  const leftTime = compileTime(w.left_time_after, w.left_time_before, tz)
-  const rightTime = compileTime(w.right_time_after, w.right_time_before, tz)
+  const leftTime = compileTime(w.left_time_after, w.left_time_before, tz, options.formatsOf)
+  const rightTime = compileTime(w.right_time_after, w.right_time_before, tz, options.formatsOf)
   const col = w.column
   return {
     name: r.name,
@@ -235,15 +256,16 @@ export function compileRule(r: RuleSpec): CompiledRule {
       }
       if (left && !left(valueOf(f.left), reader('left'))) return false
       if (right && !right(valueOf(f.right), reader('right'))) return false
-      if (leftTime && !leftTime(valueOf(f.left), f.date)) return false
-      if (rightTime && !rightTime(valueOf(f.right), f.date)) return false
+      // valueOf is undefined (no match) without a column, so `col ?? f.column` is one when a time is read
+      if (leftTime && !leftTime(valueOf(f.left), f.date, (col ?? f.column)!)) return false
+      if (rightTime && !rightTime(valueOf(f.right), f.date, (col ?? f.column)!)) return false
       return true
     },
   }
 }
 
 /** Parses and checks rules text; SpecError (file:line:column) for anything wrong. */
-export function parseRules(text: string, file: string): CompiledRule[] {
+export function parseRules(text: string, file: string, options: RuleOptions = {}): CompiledRule[] {
   const lc = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lc})
   const at = (path: (string | number)[], message: string): SpecError => {
@@ -294,7 +316,7 @@ export function parseRules(text: string, file: string): CompiledRule[] {
       }
     }
     try {
-      return compileRule(parsed.data)
+      return compileRule(parsed.data, options)
     } catch (e) {
       if (e instanceof BadBound) throw at([...prefix, i, 'when'], e.message)
       throw e
@@ -302,12 +324,12 @@ export function parseRules(text: string, file: string): CompiledRule[] {
   })
 }
 
-export async function loadRules(path: string): Promise<CompiledRule[]> {
+export async function loadRules(path: string, options: RuleOptions = {}): Promise<CompiledRule[]> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (e) {
     throw new SpecError({file: path}, `cannot read the rules: ${(e as Error).message}`, {cause: e, hint: 'check the path given to --rules'})
   }
-  return parseRules(text, path)
+  return parseRules(text, path, options)
 }

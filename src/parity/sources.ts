@@ -20,12 +20,13 @@ import type {QueryConfig} from 'pg'
 import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderContext, type SourceUri} from '../../legacy-adapters/index.js'
 import {foldedNameHint, pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
-import {DateMatcher, isFail} from '../normalize/index.js'
+import {isFail} from '../normalize/index.js'
 import {JsonNumberText} from '../normalize/json.js'
 import {canonicalRow} from './canonical.js'
 import {compareKeys} from './compare.js'
 import {copyCanonical, copyKeyedRows} from './pg-copy.js'
 import {externalSort} from './sort.js'
+import {declaredDateReader} from './tolerances.js'
 import type {KeyedRow} from './types.js'
 import {quoteIdent} from '../pg/ident.js'
 
@@ -90,7 +91,17 @@ export interface DateFilter {
   column: string
   value: string
   timezone?: string
+  /**
+   * The date formats of that spec field (a file or topic side): its values are read as the
+   * normalizer reads them, a value in none of their shapes in DEFAULT_DAY_FORMATS (the
+   * streaming side's ISO output; tolerances.ts declaredDateReader). Without it,
+   * DEFAULT_DAY_FORMATS only.
+   */
+  formats?: string[]
 }
+
+/** The formats a file side's --date column is read in without a spec field's `formats`. */
+export const DEFAULT_DAY_FORMATS: readonly string[] = ['iso', 'dd.MM.yyyy', 'yyyyMMdd', 'dd.MM.yyyy HH:mm:ss', 'MM/dd/yyyy HH:mm', 'yyyy-MM-dd HH:mm:ss', 'yyyyMMddHHmmss', 'epoch_ms']
 
 /** An IANA zone name as an SQL string literal (validated: letters, digits, `_ + - /` only). */
 export function sqlZoneLiteral(zone: string): string {
@@ -327,12 +338,14 @@ export function sortedPgUri(s: SideSpec, orderBy?: string): SourceUri {
 function dateFilter(s: SideSpec): ((v: unknown) => boolean | undefined) | undefined {
   if (!s.date) return undefined
   // the business day is the value's date in the zone of its spec field (UTC without one)
-  const m = new DateMatcher(['iso', 'dd.MM.yyyy', 'yyyyMMdd', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss', 'epoch_ms'], s.date.timezone ?? 'UTC')
+  // the spec field's own formats (a legacy file's MM/dd/yyyy HH:mm), as the normalizer reads
+  // them; a value in none of their shapes (the streaming side's ISO) in the default ones
+  const read = declaredDateReader(s.date.formats, DEFAULT_DAY_FORMATS, s.date.timezone ?? 'UTC')
   const want = s.date.value
   return (v) => {
     const t = valueText(v)
     if (t === null || t.trim() === '') return undefined
-    const d = m.parse(t.trim(), 'date')
+    const d = read(t.trim(), 'date')
     return isFail(d) ? undefined : d === want
   }
 }

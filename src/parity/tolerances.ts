@@ -20,7 +20,7 @@
  */
 import {UsageError} from '../errors.js'
 import type {FieldSpec, FieldType} from '../config/spec.js'
-import {compileField, DateMatcher, isFail, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
+import {compileField, DateMatcher, isFail, parseBoolean, parseDecimal, parseInteger, type DateKind, type Fail} from '../normalize/index.js'
 
 export type Tolerance = {kind: 'abs'; text: string; scaled: bigint} | {kind: 'rel'; text: string; pct: string} | {kind: 'seconds'; text: string; ms: number}
 
@@ -51,7 +51,34 @@ export interface ColumnPlan {
 export const DEFAULT_DECIMAL_SCALE = 12
 const SCALE_FACTOR = 10n ** BigInt(DEFAULT_DECIMAL_SCALE)
 
-export const TIMESTAMP_FORMATS = ['iso', 'dd.MM.yyyy HH:mm:ss', 'yyyy-MM-dd HH:mm:ss.SSS', 'yyyyMMddHHmmss', 'epoch_ms'] as const
+/**
+ * Timestamps read without a spec field's formats (`--type x=timestamp`, known-difference time
+ * rules): ISO and the legacy formats of the design (dd.MM.yyyy HH:mm:ss, MM/dd/yyyy HH:mm,
+ * yyyyMMddHHmmss, epoch_ms). No two of them read one text two ways.
+ */
+export const TIMESTAMP_FORMATS = ['iso', 'dd.MM.yyyy HH:mm:ss', 'MM/dd/yyyy HH:mm', 'yyyy-MM-dd HH:mm:ss.SSS', 'yyyyMMddHHmmss', 'epoch_ms'] as const
+
+/** Dates read without a spec field's formats (`--type x=date`). */
+export const DATE_FORMATS = ['iso', 'dd.MM.yyyy', 'yyyyMMdd'] as const
+
+/**
+ * A reader of date/timestamp text in a column's declared formats (a spec field's `formats`),
+ * with the normalizer's own matcher, so that parity reads a legacy value as the pipeline does;
+ * a value in none of their shapes (the streaming side's ISO output, when the spec lists only
+ * the legacy formats) is read in `defaults`. A value in a declared shape that is not a date
+ * (month 13), or ambiguous, stays a Fail: never read again some other way. Without declared
+ * formats, `defaults` only.
+ */
+export function declaredDateReader(formats: readonly string[] | undefined, defaults: readonly string[], timezone: string): (text: string, kind: DateKind) => string | Fail {
+  const fallback = new DateMatcher(defaults, timezone)
+  if (formats === undefined || formats.length === 0) return (t, kind) => fallback.parse(t, kind)
+  const declared = new DateMatcher(formats, timezone)
+  return (t, kind) => {
+    const v = declared.parse(t, kind)
+    if (!isFail(v) || v.code !== 'UNPARSEABLE_DATE' || declared.formats.some((f) => f.re.test(t))) return v
+    return fallback.parse(t, kind)
+  }
+}
 
 export function parseTolerance(column: string, text: string): Tolerance {
   const t = text.trim()
@@ -149,6 +176,17 @@ export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefin
         return isFail(v) ? failOf(v) : v
       }
     }
+    if (field.type === 'timestamp' || field.type === 'date') {
+      // the field's formats, as the pipeline reads the legacy value; the other side's text in
+      // none of their shapes (the stream's ISO, a pg: timestamptz) in the default formats: a spec
+      // listing only "dd.MM.yyyy HH:mm:ss" made every row a mismatch against the stream's table
+      const kind = field.type
+      const read = declaredDateReader(field.formats, kind === 'date' ? DATE_FORMATS : TIMESTAMP_FORMATS, field.timezone ?? 'UTC')
+      return (t) => {
+        const v = read(t.trim(), kind)
+        return isFail(v) ? failOf(v) : v
+      }
+    }
     return (t) => {
       const v = compiled.convert(t)
       return isFail(v) ? failOf(v) : String(v)
@@ -177,7 +215,7 @@ export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefin
     case 'timestamp':
     case 'date': {
       const kind = type.type
-      const m = new DateMatcher(type.formats ?? (kind === 'date' ? ['iso', 'dd.MM.yyyy', 'yyyyMMdd'] : [...TIMESTAMP_FORMATS]), type.timezone ?? 'UTC')
+      const m = new DateMatcher(type.formats ?? (kind === 'date' ? DATE_FORMATS : TIMESTAMP_FORMATS), type.timezone ?? 'UTC')
       return (t) => {
         const v = m.parse(t.trim(), kind)
         return isFail(v) ? failOf(v) : v
@@ -346,7 +384,8 @@ function isoScan(t: string, b: number, end: number): boolean {
       oh = digits(t, p + 1, 2)
       om = digits(t, p + 4, 2)
     } else return false
-    if (oh < 0 || om < 0 || om > 59 || oh > 18) return false // +03:99 is no offset
+    // +03:99 is no offset; beyond ±18:00 the normalizer refuses it (out of range), so it is not an instant here either
+    if (oh < 0 || om < 0 || om > 59 || oh > 18 || (oh === 18 && om > 0)) return false
     off = o === 45 ? -(oh * 60 + om) : oh * 60 + om
   }
   sy = y
