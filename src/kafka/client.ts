@@ -13,6 +13,7 @@ import {readFileSync} from 'node:fs'
 import kafkajs from 'kafkajs'
 import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
+import {Lz4Codec, ZstdCodec} from './codecs.js'
 import {CutoverError, ServiceUnavailableError, UsageError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
@@ -20,6 +21,9 @@ import {silentLogger, type Logger} from '../log.js'
 const {Kafka, CompressionTypes, CompressionCodecs, logLevel, AssignerProtocol} = kafkajs
 
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+// LZ4 and ZSTD batches (Java producers, topics with compression.type set) are read too: ./codecs.ts
+CompressionCodecs[CompressionTypes.LZ4] = Lz4Codec
+CompressionCodecs[CompressionTypes.ZSTD] = ZstdCodec
 
 export type {KafkaClient}
 

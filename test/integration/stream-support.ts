@@ -102,14 +102,18 @@ export function startStream(f: StreamFixture, args: string[], env: Record<string
   return {child: p.child, exited: p.done}
 }
 
-/** Resolves with the run's result once it exits; rejects as soon as it logs a batch retry (a partition stalled on a record). */
+/**
+ * Resolves with the run's result once it exits; rejects as soon as it logs a batch retry (a
+ * partition stalled on a record) or a consumer crash (kafkajs restarts it, and the run would wait
+ * for ever: a batch it cannot read).
+ */
 export function exitedWithoutRetry(s: StreamProcess): StreamProcess['exited'] {
   return new Promise((resolve, reject) => {
     s.child.stderr!.on('data', (d: Buffer) => {
-      const line = d.toString().split('\n').find((l) => l.includes('"event":"batch.retry"'))
+      const line = d.toString().split('\n').find((l) => l.includes('"event":"batch.retry"') || l.includes('"event":"consumer.crash"'))
       if (line) {
         s.child.kill('SIGKILL')
-        reject(new Error(`a batch was retried (its partition stalled):\n${line}`))
+        reject(new Error(`a batch was retried or a consumer crashed (its partition stalled):\n${line}`))
       }
     })
     void s.exited.then(resolve, reject)
