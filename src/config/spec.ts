@@ -66,7 +66,13 @@ function shownDefault<T extends z.ZodType>(schema: T, text: string): T {
   return schema.meta({'x-default': text}) as T
 }
 
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {error: () => 'expected a name of letters, digits and _ (not starting with a digit)'})
+// at most 63 characters: PostgreSQL cuts a longer name (NAMEDATALEN - 1 bytes) wherever it is
+// written, so a field's column would have another name than the field, and a fix (ADD COLUMN
+// "<the long name>") would create the cut name again; two names alike in their first 63 would be one
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {error: () => 'expected a name of letters, digits and _ (not starting with a digit)'})
+  .max(63, {error: (i) => `a name of at most 63 characters: PostgreSQL cuts longer ones (this one to ${String(i.input).slice(0, 63)})`})
 const nameList = z.union([identifier, z.array(identifier).min(1)], {error: () => 'expected a field name or a list of field names'})
 const topic = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, {error: () => 'expected a Kafka topic name (letters, digits, . _ -)'})
 const table = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, {error: () => 'expected a table name, optionally schema-qualified (schema.table)'})
@@ -481,6 +487,9 @@ function messageOf(issue: z.core.$ZodIssue, data: unknown): {path: Path; message
       return [{path, message: `${describeValue(value)} is too small: ${issue.message.replace(/^Too small: /, '')}`}]
     case 'too_big':
       return [{path, message: `${describeValue(value)} is too big: ${issue.message.replace(/^Too big: /, '')}`}]
+    case 'invalid_key':
+      // a mapping's key (a field's or an aggregate's name): what its schema says of it
+      return [{path, message: `the name "${String(path[path.length - 1])}": ${issue.issues.map((i) => i.message).join('; ')}`}]
     default:
       return [{path, message: issue.message}]
   }
@@ -566,7 +575,7 @@ export function checkSpec(text: string, file: string): SpecCheck {
   if (!parsed.success) {
     const problems: SpecProblem[] = []
     for (const issue of parsed.error.issues) {
-      for (const m of messageOf(issue, data)) problems.push(at(m.path, m.message, issue.code === 'unrecognized_keys'))
+      for (const m of messageOf(issue, data)) problems.push(at(m.path, m.message, issue.code === 'unrecognized_keys' || issue.code === 'invalid_key'))
     }
     return {problems: sortProblems(problems)}
   }

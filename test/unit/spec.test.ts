@@ -307,3 +307,16 @@ describe('checkSpec never throws', () => {
     )
   })
 })
+
+describe('pipeline spec: names PostgreSQL would cut', () => {
+  it('a field or aggregate name over 63 characters is refused where it stands, with the name it would be cut to', () => {
+    const long = `f_${'y'.repeat(70)}`
+    const ps = problems(spec(`  id: {type: string, required: true}\n  ${long}: {type: string}\n`, `sinks:\n  - {table: totals, group_by: [id], aggregates: {${long}: count}}\n`))
+    expect(ps.map((p) => [p.path, p.line, p.column])).toEqual([
+      [`fields.${long}`, 7, 3],
+      [`sinks.0.aggregates.${long}`, 10, 50],
+    ])
+    expect(ps[0]!.message).toContain(`a name of at most 63 characters: PostgreSQL cuts longer ones (this one to ${long.slice(0, 63)})`)
+    expect(problems(spec(`  id: {type: string, required: true}\n  ${long.slice(0, 63)}: {type: string}\n`))).toEqual([])
+  })
+})
