@@ -34,15 +34,26 @@ const SECRET_KEY = /pass(word)?|secret|token|credential|api[_-]?key|private[_-]?
 /**
  * user:password@ after `//` (with or without a scheme in front: a source URI quoted in an error
  * may have lost it). The password runs to the LAST `@` of the token, so one holding `@` or `/`
- * (base64) is masked whole; the user may be empty. Masking a little too much is the safe side.
+ * (base64) is masked whole; the user may be empty. A password may hold quotes too (`'` is left as
+ * it is by encodeURIComponent, and a URL quoted back in a message keeps them): the password runs
+ * to that last `@` across them, never across a blank. Masking a little too much is the safe side.
  */
-const URL_CREDENTIALS = /((?:[a-z][a-z0-9+.-]*:)?\/\/[^:/@\s"']*):[^\s"']*@/gi
-/** password=, passwd=, pwd= anywhere in a word (sslpassword=, PGPASSWORD=) */
-const KEYWORD_SECRET = /(password|passwd|pwd)=([^\s&;"']+)/gi
+const URL_CREDENTIALS = /((?:[a-z][a-z0-9+.-]*:)?\/\/[^:/@\s"']*):\S*@/gi
+/**
+ * The same inside double quotes, where a message quotes a URL that did not parse (`DATABASE_URL
+ * "postgres://u:pa ss@h:99999/db" is not a URL`): the password may hold blanks, and runs to the
+ * last `@` before the closing quote.
+ */
+const QUOTED_URL_CREDENTIALS = /("(?:[a-z][a-z0-9+.-]*:)?\/\/[^:/@\s"']*):[^"]*@/gi
+/**
+ * password=, passwd=, pwd= anywhere in a word (sslpassword=, PGPASSWORD=): the value bare, or
+ * quoted as libpq's conninfo quotes it (`password='my secret'`, with `\'` inside) or in double quotes
+ */
+const KEYWORD_SECRET = /(password|passwd|pwd)=('(?:[^'\\]|\\.)*'?|"[^"]*"?|[^\s&;"']+)/gi
 
 /** Masks credentials inside a string: `postgres://u:secret@h` -> `postgres://u:***@h`. */
 export function redactString(s: string): string {
-  return s.replace(URL_CREDENTIALS, '$1:***@').replace(KEYWORD_SECRET, '$1=***')
+  return s.replace(QUOTED_URL_CREDENTIALS, '$1:***@').replace(URL_CREDENTIALS, '$1:***@').replace(KEYWORD_SECRET, '$1=***')
 }
 
 /** Deep copy with secret-looking keys masked and credentials removed from strings. */

@@ -45,7 +45,7 @@ import {CutoverError, SpecError, UsageError} from '../errors.js'
 import {MISSING_COLUMN_HINT, missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
-import type {Logger} from '../log.js'
+import {redactString, type Logger} from '../log.js'
 import {encodeString, resolveEncoding} from '../normalize/encoding.js'
 import {createNormalizer} from '../normalize/index.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
@@ -515,7 +515,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (row.status === 'completed') {
         logger.info('backfill.already_completed', {id})
         return {
-          id, source: row.source, target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
+          id, source: redactString(row.source), target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
           elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs, ...paceOf(saved),
         }
       }
@@ -643,7 +643,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       failStart = (error) => store.save(id, at, counts, 0, Date.now() - started, 'failed', error)
     }
     if (o.dryRun) id = `${id}-dry-run`
-    o.onStart?.({id, source: opts.from, target, resumedFrom, rate: opts.rate ?? null})
+    o.onStart?.({id, source: redactString(opts.from), target, resumedFrom, rate: opts.rate ?? null})
     logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {}), ...(Object.keys(copybooks).length > 0 ? {copybooks} : {})})
 
     const batchSize = Math.max(
@@ -1065,7 +1065,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const activeMs = firstSendAt > 0 && lastAckAt > firstSendAt ? lastAckAt - firstSendAt - (pausedAtLastAck - pausedAtFirstSend) : 0
     const result: BackfillResult = {
       id,
-      source: opts.from,
+      // shown as given, without a password it may hold (a pg:query= with a dblink conninfo); the checkpoint keeps it whole, to resume
+      source: redactString(opts.from),
       target,
       status,
       dry_run: o.dryRun === true,

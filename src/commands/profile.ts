@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {CutoverCommand} from '../cli/base.js'
 import {connectionSettingsFromEnv} from '../config/env.js'
+import {redactString} from '../log.js'
 import {profileSource, type ProfileResult} from '../profile/profile.js'
 
 export type {ProfileResult}
@@ -33,7 +34,7 @@ export default class Profile extends CutoverCommand {
     const {args, flags} = await this.parse(Profile)
     const settings = connectionSettingsFromEnv()
     let last = Date.now()
-    const result = await profileSource({
+    const profiled = await profileSource({
       uri: args.source,
       ctx: {databaseUrl: settings.databaseUrl, kafka: settings.kafka, logger: this.logger},
       ...(flags.limit === undefined ? {} : {limit: flags.limit}),
@@ -45,6 +46,8 @@ export default class Profile extends CutoverCommand {
         }
       },
     })
+    // the source as given is shown back (--json too), without a password it may hold (a query= with a dblink conninfo)
+    const result: ProfileResult = {...profiled, source: redactString(profiled.source)}
     this.log(`${result.source}: ${result.rows} records${result.errors.length ? `, unreadable: ${result.errors.map((e) => `${e.code} ${e.count}`).join(', ')}` : ''}\n`)
     for (const c of result.columns) {
       const extra: string[] = []
