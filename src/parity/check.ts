@@ -16,7 +16,7 @@ import type {ReaderContext} from '../../legacy-adapters/index.js'
 import type {FieldSpec, LoadedSpec, PipelineSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
 import type {ProgressTracker} from '../jobs/progress.js'
-import {silentLogger, type Logger} from '../log.js'
+import {redactString, silentLogger, type Logger} from '../log.js'
 import {openDatabase} from '../pg/pool.js'
 import {bisectStrategy} from './bisect.js'
 import {isCalendarDate} from './date.js'
@@ -253,7 +253,9 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const base = core.finish({digests, strategy, elapsedMs: Math.round(performance.now() - t0), date, ...(rootCauses ? {rootCauses} : {})})
   if (base.empty) log.warn('parity.empty', {date, message: `no row was compared${date ? ` on ${date}` : ''}: both sides are empty${date ? ' for that day (check --date and --date-column)' : ''}; the run proves nothing and does not count as a pass`})
 
-  const reportCtx = {left: opts.left, right: opts.right, key: opts.key, generatedAt: started.toISOString(), runBy: deps.runBy}
+  // the sides as the evidence and the ledger show them: without a password a pg:query= may hold (a dblink conninfo)
+  const [shownLeft, shownRight] = [redactString(opts.left), redactString(opts.right)]
+  const reportCtx = {left: shownLeft, right: shownRight, key: opts.key, generatedAt: started.toISOString(), runBy: deps.runBy}
   let report: {path: string; sha256: string} | undefined
   let reportSha: string
   if (deps.out !== undefined && format) {
@@ -271,8 +273,8 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     try {
       runId = await recordRun(pool, {
         date,
-        left: opts.left,
-        right: opts.right,
+        left: shownLeft,
+        right: shownRight,
         options: ledgerOptions(opts),
         result: base,
         reportSha256: reportSha,

@@ -4,6 +4,9 @@
  * password. Run as a role with a password in DATABASE_URL, with debug logs: neither shows.
  */
 import {randomUUID} from 'node:crypto'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {databaseUrl, runCli, testPool} from '../helpers.js'
 
@@ -39,5 +42,27 @@ describe('profile does not show the passwords of its source or of DATABASE_URL',
     const human = await runCli(['backfill', '--from', source, '--to', `rv-${randomUUID().slice(0, 8)}.raw`, '--dry-run'], {env: {CUTOVER_LOG_LEVEL: 'debug'}})
     expect(human.code, human.stderr).toBe(0)
     for (const out of [json.stdout, json.stderr, human.stdout, human.stderr]) expect(out).not.toContain('Fdw-s3cr3t')
+  })
+})
+
+describe('parity does not keep the password of a pg:query= side', () => {
+  it('not in --json, the evidence file, the ledger or parity report', async () => {
+    const source = "pg:query=SELECT 1 AS id, 'a' AS v, date '2031-02-03' AS d WHERE 'host=legacy password=Fdw-s3cr3t' <> ''"
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-secrets-parity-'))
+    const out = join(dir, 'evidence.html')
+    const date = '2031-02-03'
+    const pool = testPool()
+    onTestFinished(async () => {
+      await pool.query(`DELETE FROM cutover.parity_runs WHERE business_date = $1 AND left_source LIKE 'pg:query=SELECT 1 AS id, ''a'' AS v%'`, [date])
+    })
+    const check = await runCli(['parity', 'check', '--left', source, '--right', source, '--key', 'id', '--columns', 'v', '--date', date, '--date-column', 'd', '--out', out, '--json'])
+    expect(check.code, check.stderr).toBe(0)
+    expect(check.json).toMatchObject({matched: 1, parity_pct: 100})
+    const stored = await pool.query<{left_source: string; right_source: string}>('SELECT left_source, right_source FROM cutover.parity_runs WHERE id = $1', [check.json.run_id])
+    const shown = "pg:query=SELECT 1 AS id, 'a' AS v, date '2031-02-03' AS d WHERE 'host=legacy password=***' <> ''"
+    expect(stored.rows).toEqual([{left_source: shown, right_source: shown}])
+    const report = await runCli(['parity', 'report', '--days', '1', '--until', date, '--json'])
+    for (const text of [check.stdout, check.stderr, readFileSync(out, 'utf8'), report.stdout, report.stderr]) expect(text).not.toContain('Fdw-s3cr3t')
+    expect(readFileSync(out, 'utf8')).toContain('password=***')
   })
 })
