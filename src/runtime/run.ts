@@ -368,10 +368,17 @@ class StreamRuntime {
   private readonly goneSaid = new Set<string>()
   /** the source topic's partition count as last seen (at start, then by the probes): a growth is logged once (notePartitions) */
   private partitionCount: number
+  /**
+   * Partitions whose batch PostgreSQL has refused `retry.max_attempts` times or more while it
+   * answers (a sink table dropped or renamed, a trigger failing on every try): /readyz says not
+   * ready while one is, since nothing of that partition commits; cleared when the batch commits
+   * or is given up (a rebalance, a stop)
+   */
+  private readonly stalled = new Set<number>()
   /** /healthz and /readyz */
   readonly health: HealthProbe = {
     healthy: () => !this.stopping,
-    ready: () => !this.stopping && this.deps.kafka && this.deps.pg && this.slots.every((s) => s.consumer !== undefined && s.assigned !== undefined),
+    ready: () => !this.stopping && this.deps.kafka && this.deps.pg && this.stalled.size === 0 && this.slots.every((s) => s.consumer !== undefined && s.assigned !== undefined),
   }
 
   constructor(private readonly d: RuntimeDeps) {
@@ -647,6 +654,7 @@ class StreamRuntime {
           const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record), typeof err.details.sqlstate === 'string' ? err.details.sqlstate : undefined)), {name: err.name, code: err.code}) : err
           const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
           if (err.code === 'SERVICE_UNAVAILABLE') this.deps.pg = false // /readyz: not ready until a commit or a probe gets through
+          else if (attempt >= retry.max_attempts) this.stalled.add(partition) // /readyz: not ready while this batch cannot commit
           if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
           else logger.warn('batch.retry', fields)
           if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
@@ -679,6 +687,7 @@ class StreamRuntime {
         // a rebalance or a broker outage: kafkajs' own loop handles it; the batch is committed
       }
     } finally {
+      this.stalled.delete(partition)
       this.inFlight--
     }
   }

@@ -181,6 +181,32 @@ describe('stream run: observability', () => {
     expect(unsent.rows[0]!.n).toBe(20)
   })
 
+  it('/readyz says not ready while a batch PostgreSQL refuses again and again cannot commit (a sink table renamed), and ready once it commits', async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'stream-obs-stall'})
+    const port = await freePort()
+    startStream(f, ['--metrics-port', String(port)])
+    const until = async (probe: () => Promise<boolean>, tries = 240) => {
+      for (let i = 0; i < tries; i++) {
+        if (await probe()) return true
+        await sleep(250)
+      }
+      return probe()
+    }
+    expect(await until(async () => (await get(port, '/readyz'))?.status === 200)).toBe(true)
+    const clean = generateTransactions(60, {seed: 616, dirty: 0})
+    await produce(f.topic, fromGenerated(clean.slice(0, 30)))
+    expect(await until(async () => (await committedOffsets(f)) === 30)).toBe(true)
+    // PostgreSQL answers, but every try of the next batch fails (42P01): after retry.max_attempts, not ready
+    await f.pool.query(`ALTER TABLE "${f.schema}".txn_clean RENAME TO txn_gone`)
+    await produce(f.topic, fromGenerated(clean.slice(30)))
+    expect(await until(async () => (await get(port, '/readyz'))?.status === 503)).toBe(true)
+    expect((await get(port, '/healthz'))?.status).toBe(200)
+    expect(await committedOffsets(f)).toBe(30)
+    await f.pool.query(`ALTER TABLE "${f.schema}".txn_gone RENAME TO txn_clean`)
+    expect(await until(async () => (await committedOffsets(f)) === 60)).toBe(true)
+    expect(await until(async () => (await get(port, '/readyz'))?.status === 200)).toBe(true)
+  })
+
   it('a partition that moved to another process leaves this one\'s lag series (no partition counted twice)', async () => {
     const f = await streamFixture({partitions: 4, prefix: 'stream-obs-move'})
     const [portA, portB] = [await freePort(), await freePort()]
