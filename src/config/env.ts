@@ -6,13 +6,19 @@
  * KAFKA_CLIENT_ID          client id (default cutover)
  * KAFKA_SASL_MECHANISM     plain | scram-sha-256 | scram-sha-512
  * KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD
- * KAFKA_SSL                true to use TLS (implied by any KAFKA_SSL_* file below)
- * KAFKA_SSL_CA / KAFKA_SSL_CERT / KAFKA_SSL_KEY   PEM file paths
+ * KAFKA_SSL                true to use TLS (implied by any KAFKA_SSL_* file below); true/false, 1/0, yes/no, on/off
+ * KAFKA_SSL_CA / KAFKA_SSL_CERT / KAFKA_SSL_KEY   PEM file paths (a client certificate takes both CERT and KEY)
+ * KAFKA_SSL_KEY_PASSWORD   the passphrase of an encrypted KAFKA_SSL_KEY (Java's ssl.key.password)
  * KAFKA_SSL_REJECT_UNAUTHORIZED  false to accept self-signed certificates (default true)
  * DATABASE_URL             postgres://postgres@127.0.0.1:5432/cutover by default
+ *
+ * A setting that would be ignored is refused (exit 2), never silently dropped: an unknown
+ * KAFKA_SASL_* or KAFKA_SSL_* variable, a KAFKA_* one a typo away from a setting (KAFKA_BROKER
+ * would otherwise leave the default broker in use), a user and password without a mechanism.
  */
 import {UsageError} from '../errors.js'
 import {redactString} from '../log.js'
+import {editDistance, nearestWord} from './nearest-word.js'
 
 export const DEFAULT_KAFKA_BROKERS = '127.0.0.1:9092'
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/cutover'
@@ -23,7 +29,7 @@ export interface KafkaSettings {
   brokers: string[]
   clientId: string
   sasl?: {mechanism: SaslMechanism; username: string; password: string}
-  ssl?: {ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean}
+  ssl?: {ca?: string; cert?: string; key?: string; keyPassword?: string; rejectUnauthorized: boolean}
 }
 
 export interface ConnectionSettings {
@@ -33,14 +39,71 @@ export interface ConnectionSettings {
 
 type Env = Record<string, string | undefined>
 
+/** The KAFKA_* variables cutover reads. */
+export const KAFKA_SETTINGS = [
+  'KAFKA_BROKERS',
+  'KAFKA_CLIENT_ID',
+  'KAFKA_SASL_MECHANISM',
+  'KAFKA_SASL_USERNAME',
+  'KAFKA_SASL_PASSWORD',
+  'KAFKA_SSL',
+  'KAFKA_SSL_CA',
+  'KAFKA_SSL_CERT',
+  'KAFKA_SSL_KEY',
+  'KAFKA_SSL_KEY_PASSWORD',
+  'KAFKA_SSL_REJECT_UNAUTHORIZED',
+] as const
+
+const SASL_MECHANISMS: readonly SaslMechanism[] = ['plain', 'scram-sha-256', 'scram-sha-512']
+
+/**
+ * An unknown KAFKA_* variable that was meant for cutover: any KAFKA_SASL_* or KAFKA_SSL_* (the
+ * families cutover owns), or one within two edits of a setting after `KAFKA_` (KAFKA_BROKER,
+ * KAFKA_SSL_CAS). Kafka's own scripts' variables (KAFKA_HOME, KAFKA_OPTS, KAFKA_HEAP_OPTS,
+ * KAFKA_CLUSTER_ID, ...) are further away and left alone.
+ */
+function checkUnknownKafkaVariables(env: Env): void {
+  const known: readonly string[] = KAFKA_SETTINGS
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('KAFKA_') || known.includes(name) || env[name] === undefined) continue
+    const suffix = name.slice('KAFKA_'.length)
+    const near = nearestWord(suffix, known.map((k) => k.slice('KAFKA_'.length)))
+    // a typo only within two edits (nearestWord allows a third of the word): KAFKA_BROKER_ID, a broker image's, is not KAFKA_BROKERS
+    const typo = near !== undefined && editDistance(suffix, near) <= 2
+    if (!typo && !/^(SASL|SSL)_/.test(suffix)) continue
+    const family = /^(SASL|SSL)_/.exec(suffix)?.[1]
+    const reads = family ? known.filter((k) => k.startsWith(`KAFKA_${family}`)) : known
+    // a Java client's key store or trust store (JKS, PKCS#12): cutover takes PEM files
+    const store = /STORE/.test(suffix) ? ' (a key store or trust store converts to PEM: keytool -exportcert -rfc, or openssl pkcs12 -nodes)' : ''
+    throw new UsageError(`${name} is not a setting cutover reads${typo ? `: did you mean KAFKA_${near}?` : ''} (its value is not shown)`, {
+      hint: `${typo ? `rename it KAFKA_${near}, or unset it` : 'unset it'}; cutover reads ${reads.join(', ')}${store}`,
+      details: {setting: name},
+    })
+  }
+}
+
+/** A yes/no setting: true/false, 1/0, yes/no, on/off in any case; unset or empty is undefined; anything else refused. */
+function booleanSetting(env: Env, name: string): boolean | undefined {
+  const raw = env[name]?.trim().toLowerCase()
+  if (!raw) return undefined
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true
+  if (['false', '0', 'no', 'off'].includes(raw)) return false
+  throw new UsageError(`${name} "${env[name]}" is neither true nor false`, {hint: `set ${name}=true or ${name}=false`, details: {setting: name}})
+}
+
 export function kafkaSettingsFromEnv(env: Env = process.env): KafkaSettings {
+  checkUnknownKafkaVariables(env)
   const brokers = (env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS)
     .split(',')
     .map((b) => b.trim())
     .filter(Boolean)
   if (brokers.length === 0) throw new UsageError('KAFKA_BROKERS is empty', {hint: 'set KAFKA_BROKERS=host:port[,host:port]'})
   for (const b of brokers) {
-    if (!/^[^:\s]+:\d{1,5}$/.test(b)) {
+    const port = /^[^:\s;]+:(\d+)$/.exec(b)?.[1]
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+      throw new UsageError(`KAFKA_BROKERS entry "${b}" has port ${port}, which is not a TCP port (1 to 65535)`, {hint: `give the broker's listener port, for example KAFKA_BROKERS=${b.slice(0, b.lastIndexOf(':'))}:9092`})
+    }
+    if (!/^[^:\s;]+:\d{1,5}$/.test(b)) {
       // user:password@host:port: the entry is not shown (it would show the password)
       if (b.includes('@')) {
         throw new UsageError('a KAFKA_BROKERS entry holds "@": credentials do not go in KAFKA_BROKERS (the entry is not shown: it may hold a password)', {
@@ -48,19 +111,28 @@ export function kafkaSettingsFromEnv(env: Env = process.env): KafkaSettings {
         })
       }
       const scheme = /^([a-z][a-z0-9+._-]*):\/\/(.*)$/i.exec(b)
-      throw new UsageError(`KAFKA_BROKERS entry "${b}" is not host:port`, {
-        hint: scheme
-          ? `drop the "${scheme[1]}://": KAFKA_BROKERS=${scheme[2]} (TLS is KAFKA_SSL=true, SASL is KAFKA_SASL_MECHANISM and its user and password)`
-          : 'for example KAFKA_BROKERS=127.0.0.1:9092',
-      })
+      // kafkajs splits an address at its first ":": an IPv6 literal cannot be given ([::1]:9092 connects nowhere)
+      const ipv6 = /^\[?[0-9a-f]*:[0-9a-f:.]*(\]|%)/i.test(b) || /^[0-9a-f]*:[0-9a-f]*:/i.test(b)
+      const hint = scheme
+        ? `drop the "${scheme[1]}://": KAFKA_BROKERS=${scheme[2]} (TLS is KAFKA_SSL=true, SASL is KAFKA_SASL_MECHANISM and its user and password)`
+        : /[;\s]/.test(b)
+          ? `separate brokers with commas: KAFKA_BROKERS=${b.split(/[;\s]+/).filter(Boolean).join(',')}`
+          : ipv6
+            ? 'the Kafka client (kafkajs) cannot connect to an IPv6 address written out: give a host name that resolves to it (localhost for ::1), or the broker\'s IPv4 address'
+            : !b.includes(':')
+              ? `add the port: KAFKA_BROKERS=${b}:9092 (9092 is Kafka's usual one)`
+              : 'for example KAFKA_BROKERS=127.0.0.1:9092'
+      throw new UsageError(`KAFKA_BROKERS entry "${b}" is not host:port`, {hint})
     }
   }
   const settings: KafkaSettings = {brokers, clientId: env.KAFKA_CLIENT_ID ?? 'cutover'}
-  const mechanism = env.KAFKA_SASL_MECHANISM?.toLowerCase()
+  const mechanism = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase()
   if (mechanism) {
-    if (mechanism !== 'plain' && mechanism !== 'scram-sha-256' && mechanism !== 'scram-sha-512') {
-      throw new UsageError(`KAFKA_SASL_MECHANISM "${mechanism}" is not supported`, {
-        hint: 'use plain, scram-sha-256 or scram-sha-512',
+    if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+      const near = nearestWord(mechanism.replace(/_/g, '-'), SASL_MECHANISMS)
+      throw new UsageError(`KAFKA_SASL_MECHANISM "${env.KAFKA_SASL_MECHANISM}" is not supported${near ? `: did you mean ${near}?` : ''}`, {
+        hint: 'use plain, scram-sha-256 or scram-sha-512 (in any case)',
+        details: {setting: 'KAFKA_SASL_MECHANISM'},
       })
     }
     if (!env.KAFKA_SASL_USERNAME || env.KAFKA_SASL_PASSWORD === undefined) {
@@ -68,15 +140,44 @@ export function kafkaSettingsFromEnv(env: Env = process.env): KafkaSettings {
         hint: 'set both KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD',
       })
     }
-    settings.sasl = {mechanism, username: env.KAFKA_SASL_USERNAME, password: env.KAFKA_SASL_PASSWORD}
+    settings.sasl = {mechanism: mechanism as SaslMechanism, username: env.KAFKA_SASL_USERNAME, password: env.KAFKA_SASL_PASSWORD}
+  } else if (env.KAFKA_SASL_USERNAME || env.KAFKA_SASL_PASSWORD) {
+    // without a mechanism no login is made, and a SASL listener closes the connection: say so here
+    throw new UsageError(`${env.KAFKA_SASL_USERNAME ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD'} is set but KAFKA_SASL_MECHANISM is not: no SASL login would be made`, {
+      hint: 'set KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512: the one the listener enables), or unset KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD',
+      details: {setting: 'KAFKA_SASL_MECHANISM'},
+    })
   }
   const sslFiles = {ca: env.KAFKA_SSL_CA, cert: env.KAFKA_SSL_CERT, key: env.KAFKA_SSL_KEY}
-  if (env.KAFKA_SSL === 'true' || sslFiles.ca || sslFiles.cert || sslFiles.key) {
+  const ssl = booleanSetting(env, 'KAFKA_SSL')
+  const rejectUnauthorized = booleanSetting(env, 'KAFKA_SSL_REJECT_UNAUTHORIZED') ?? true
+  const files = Object.entries(sslFiles).filter(([, v]) => v).map(([k]) => `KAFKA_SSL_${k.toUpperCase()}`)
+  if (ssl === false && files.length > 0) {
+    throw new UsageError(`KAFKA_SSL is false but ${files.join(' and ')} ${files.length > 1 ? 'are' : 'is'} set (a KAFKA_SSL_* file turns TLS on)`, {
+      hint: `for TLS, unset KAFKA_SSL (or set it to true); without TLS, unset ${files.join(' and ')}`,
+      details: {setting: 'KAFKA_SSL'},
+    })
+  }
+  if (Boolean(sslFiles.cert) !== Boolean(sslFiles.key)) {
+    const [given, missing] = sslFiles.cert ? ['KAFKA_SSL_CERT', 'KAFKA_SSL_KEY'] : ['KAFKA_SSL_KEY', 'KAFKA_SSL_CERT']
+    throw new UsageError(`${given} is set but ${missing} is not: a client certificate needs both`, {
+      hint: `set ${missing} to the PEM file of the ${missing === 'KAFKA_SSL_KEY' ? "certificate's private key" : 'certificate of that key'}, or unset ${given}`,
+      details: {setting: missing},
+    })
+  }
+  if (env.KAFKA_SSL_KEY_PASSWORD !== undefined && !sslFiles.key) {
+    throw new UsageError('KAFKA_SSL_KEY_PASSWORD is set but KAFKA_SSL_KEY is not (the password is not shown)', {
+      hint: 'set KAFKA_SSL_KEY (and KAFKA_SSL_CERT) to the client certificate\'s files, or unset KAFKA_SSL_KEY_PASSWORD',
+      details: {setting: 'KAFKA_SSL_KEY'},
+    })
+  }
+  if (ssl === true || files.length > 0) {
     settings.ssl = {
       ...(sslFiles.ca ? {ca: sslFiles.ca} : {}),
       ...(sslFiles.cert ? {cert: sslFiles.cert} : {}),
       ...(sslFiles.key ? {key: sslFiles.key} : {}),
-      rejectUnauthorized: env.KAFKA_SSL_REJECT_UNAUTHORIZED !== 'false',
+      ...(env.KAFKA_SSL_KEY_PASSWORD !== undefined ? {keyPassword: env.KAFKA_SSL_KEY_PASSWORD} : {}),
+      rejectUnauthorized,
     }
   }
   return settings

@@ -8,7 +8,7 @@
  * Edit distance with adjacent transpositions (optimal string alignment): `kye` is one edit from
  * `key`, as `scal` is from `scale`: swapped letters are the commonest typo.
  */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   let before: number[] = [] // row i-2
   let prev = Array.from({length: b.length + 1}, (_, j) => j) // row i-1
   for (let i = 1; i <= a.length; i++) {

@@ -10,6 +10,7 @@
  * KAFKA_SASL_* / KAFKA_SSL_CA setting to fix (the broker answers: the settings are wrong).
  */
 import {readFileSync} from 'node:fs'
+import {createSecureContext, type SecureContextOptions} from 'node:tls'
 import kafkajs from 'kafkajs'
 import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
@@ -57,7 +58,9 @@ export function kafkaConfig(settings: KafkaSettings, options: ClientOptions = {}
     brokers: settings.brokers,
     connectionTimeout: failFast ? 2000 : 5000,
     requestTimeout: failFast ? 5000 : 30000,
-    retry: options.retry ?? (failFast ? {retries: 0} : {retries: 8, initialRetryTime: 200, maxRetryTime: 10000}),
+    // fail-fast: one attempt per seed broker. kafkajs tries the seed brokers in turn, one per
+    // attempt, so a single attempt made a cluster whose first listed broker is down "unreachable".
+    retry: options.retry ?? (failFast ? {retries: settings.brokers.length - 1, initialRetryTime: 50, maxRetryTime: 200} : {retries: 8, initialRetryTime: 200, maxRetryTime: 10000}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger),
   }
@@ -66,15 +69,40 @@ export function kafkaConfig(settings: KafkaSettings, options: ClientOptions = {}
     config.sasl = {mechanism, username, password} as KafkaConfig['sasl']
   }
   if (settings.ssl) {
-    const {ca, cert, key} = settings.ssl
+    const {ca, cert, key, keyPassword} = settings.ssl
     config.ssl = {
       rejectUnauthorized: settings.ssl.rejectUnauthorized,
       ...(ca ? {ca: [readPem('KAFKA_SSL_CA', ca, 'CERTIFICATE')]} : {}),
       ...(cert ? {cert: readPem('KAFKA_SSL_CERT', cert, 'CERTIFICATE')} : {}),
       ...(key ? {key: readPem('KAFKA_SSL_KEY', key, 'PRIVATE KEY')} : {}),
+      ...(keyPassword !== undefined ? {passphrase: keyPassword} : {}),
     }
+    checkTlsFiles(config.ssl, settings.ssl)
   }
   return config
+}
+
+/**
+ * Builds the TLS context here, once, as kafkajs would at each connect: a key that does not match
+ * the certificate, or an encrypted key without (or with a wrong) KAFKA_SSL_KEY_PASSWORD, fails
+ * there with an OpenSSL error that kafkajs reports as a connection error ("unreachable", exit 3).
+ * It is the settings, not the broker: exit 2 naming them.
+ */
+function checkTlsFiles(options: SecureContextOptions, ssl: NonNullable<KafkaSettings['ssl']>): void {
+  try {
+    createSecureContext(options)
+  } catch (e) {
+    const said = (e as Error).message
+    const files = [ssl.ca ? `KAFKA_SSL_CA=${ssl.ca}` : '', ssl.cert ? `KAFKA_SSL_CERT=${ssl.cert}` : '', ssl.key ? `KAFKA_SSL_KEY=${ssl.key}` : ''].filter(Boolean).join(', ')
+    const hint = /bad decrypt|bad password|interrupted or cancelled|PEM_read_bio/i.test(said) && ssl.key
+      ? ssl.keyPassword === undefined
+        ? `KAFKA_SSL_KEY (${ssl.key}) is encrypted: set KAFKA_SSL_KEY_PASSWORD to its passphrase`
+        : `KAFKA_SSL_KEY_PASSWORD does not decrypt KAFKA_SSL_KEY (${ssl.key}): check the passphrase`
+      : /key values mismatch|KEY_VALUES_MISMATCH/i.test(said)
+        ? `KAFKA_SSL_KEY (${ssl.key}) is not the private key of KAFKA_SSL_CERT (${ssl.cert}): point them at a certificate and its own key`
+        : `check the PEM files named by ${files}`
+    throw new UsageError(`the TLS settings cannot be used (${files}): ${said}`, {cause: e, hint, details: {service: 'kafka'}})
+  }
 }
 
 /**
