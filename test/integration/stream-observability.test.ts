@@ -25,6 +25,15 @@ async function get(port: number, path: string): Promise<{status: number; body: s
   }
 }
 
+/** Polls `probe` until it returns true (0.25 s apart, at most `tries`), then returns its last answer. */
+async function until(probe: () => Promise<boolean>, tries = 240): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await probe()) return true
+    await sleep(250)
+  }
+  return probe()
+}
+
 /** Prometheus text format -> samples: `name{labels}` -> value (label order as exported). */
 function samples(text: string): {value(name: string, labels?: Record<string, string>): number; all(name: string): {labels: Record<string, string>; value: number}[]} {
   const rows: {name: string; labels: Record<string, string>; value: number}[] = []
@@ -120,14 +129,6 @@ describe('stream run: observability', () => {
     const s = startStream(f, ['--metrics-port', String(port)], env)
     const metricsNow = async () => samples((await get(port, '/metrics'))?.body ?? '')
     const lagNow = async () => (await metricsNow()).all('cutover_consumer_lag_records').filter((r) => r.labels.pipeline === f.name)
-    /** polls `probe` until it returns true (0.25 s apart, at most `tries`), then returns its last answer */
-    const until = async (probe: () => Promise<boolean>, tries = 240) => {
-      for (let i = 0; i < tries; i++) {
-        if (await probe()) return true
-        await sleep(250)
-      }
-      return probe()
-    }
     expect(await until(async () => (await get(port, '/readyz'))?.status === 200)).toBe(true)
 
     // a second process on the same port: exit 2 at once, before it connects to anything
@@ -185,13 +186,6 @@ describe('stream run: observability', () => {
     const f = await streamFixture({partitions: 1, prefix: 'stream-obs-stall'})
     const port = await freePort()
     startStream(f, ['--metrics-port', String(port)])
-    const until = async (probe: () => Promise<boolean>, tries = 240) => {
-      for (let i = 0; i < tries; i++) {
-        if (await probe()) return true
-        await sleep(250)
-      }
-      return probe()
-    }
     expect(await until(async () => (await get(port, '/readyz'))?.status === 200)).toBe(true)
     const clean = generateTransactions(60, {seed: 616, dirty: 0})
     await produce(f.topic, fromGenerated(clean.slice(0, 30)))
