@@ -296,6 +296,29 @@ async function* untilStopped<T>(batches: AsyncIterable<T>, signal: AbortSignal |
   }
 }
 
+/**
+ * PG_RESUME: a pg: source is resumed by row number (the rows of its order_by= up to the
+ * checkpoint are skipped), and each run reads its own snapshot. A row deleted (or inserted) before
+ * the checkpoint's row since the backfill stopped moves every later row one number down (up): the
+ * resume would skip rows it never sent, exit 0, "completed". So a checkpoint keeps the SHA-256 of
+ * the last row it covers (its position and fields, as for a file's record), and a resume that
+ * reads another row at that number (rows inserted, deleted or updated before it, or an order_by=
+ * with ties), or fewer rows than the checkpoint covers, refuses (exit 2) before it sends anything.
+ */
+function pgResumeMismatch(id: string, uriText: string, records: number, last: RawRecord['position'] | undefined, endedAfter?: number): UsageError {
+  const what =
+    endedAfter === undefined
+      ? `its row ${records.toLocaleString('en-US')}${last ? ` (${formatPosition(last)} then)` : ''}, the last one the checkpoint covers, is not the row read there when the checkpoint was taken`
+      : `it gives ${endedAfter.toLocaleString('en-US')} rows now, and the checkpoint covers ${records.toLocaleString('en-US')}`
+  return new UsageError(
+    `the source ${uriText} changed before backfill ${id}'s checkpoint since it started: ${what}; rows were inserted, deleted or updated before it (or order_by= gives no single order), and a resume skips rows by their number: it would skip rows never sent, or send others twice`,
+    {
+      hint: `start a new backfill (another --id; it reads the source from its start, and the pipeline's dedupe drops the records sent again), or read a range that no longer changes (where=, with an order_by= of unique columns)`,
+      details: {resume_record: records, ...(endedAfter === undefined ? {} : {records_now: endedAfter})},
+    },
+  )
+}
+
 /** The options that define the record stream: a resumed run must not change them. */
 const FIXED = ['from', 'to', 'spec', 'key', 'since', 'until', 'dlq', 'send'] as const
 /** The options of pace: a resumed run may change them, and saves the ones it was given for the next. */
@@ -616,7 +639,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (o.resume && startedFile && !samePath(filePath, startedFile.path)) logger.debug('backfill.file_moved', {id, file: filePath, file_started: startedFile.path, note: 'another path, the same size and digests: resumed with it'})
     }
     // the record the checkpoint was taken after, checked when it is read again (before anything is sent)
-    const resumeCheck = filePath && resumedFrom?.last_sha256 && resumedFrom.records > 0 ? {id, path: filePath, sha256: resumedFrom.last_sha256, ...(resumedFrom.last ? {last: resumedFrom.last} : {})} : undefined
+    // a pg: source too (PG_RESUME): a resume skips rows by number, so the row at the checkpoint's
+    // number must still be the row it was taken after
+    const isPg = uri.scheme === 'pg'
+    const checkedPath = filePath ?? (isPg ? uri.target : undefined)
+    const resumeCheck = checkedPath !== undefined && resumedFrom?.last_sha256 && resumedFrom.records > 0 ? {id, path: checkedPath, sha256: resumedFrom.last_sha256, ...(resumedFrom.last ? {last: resumedFrom.last} : {})} : undefined
+    /** the refusal of a resume whose record at the checkpoint is not the one it was taken after (or the source ends before it) */
+    const resumeMismatch = (records: number, endedAfter?: number) => (isPg ? pgResumeMismatch(id, uri.text, records, resumeCheck?.last, endedAfter) : resumePointMismatch(id, uri.text, resumeCheck!.path, records, resumeCheck?.last, endedAfter))
 
     // ---- identity row
     if (store && !o.resume) {
@@ -768,7 +797,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (Object.keys(m.partitions).length > 0) ackedPos.partitions = {...ackedPos.partitions, ...m.partitions}
       if (m.last) {
         ackedPos.last = m.last
-        const sha = m.lastSha256 ?? (isFile && m.lastRecord ? recordSha256(m.lastRecord) : undefined)
+        const sha = m.lastSha256 ?? ((isFile || isPg) && m.lastRecord ? recordSha256(m.lastRecord) : undefined)
         if (sha) ackedPos.last_sha256 = sha
         else delete ackedPos.last_sha256
       }
@@ -938,14 +967,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               const done = skipPartitions.get(pos.partition)
               if (done !== undefined && BigInt(pos.offset) <= done) continue
             } else if (ordinal <= skipRecords) {
-              if (resumeCheck && ordinal === skipRecords && recordSha256(read) !== resumeCheck.sha256) throw resumePointMismatch(id, uri.text, resumeCheck.path, ordinal, resumeCheck.last)
+              if (resumeCheck && ordinal === skipRecords && recordSha256(read) !== resumeCheck.sha256) throw resumeMismatch(ordinal)
               continue
             }
             const r = messageFields ? messageFields(read) : read
             const m = batch.meta
             m.records = ordinal
             m.last = pos
-            if (isFile) m.lastRecord = read
+            if (isFile || isPg) m.lastRecord = read
             if (isKafka && pos.partition !== undefined && pos.offset !== undefined) m.partitions[String(pos.partition)] = pos.offset
             const c = m.counts
             const headers: IHeaders =
@@ -1042,7 +1071,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             break
           }
         }
-        if (resumeCheck && !stoppedEarly && !signal?.aborted && ordinal < skipRecords) throw resumePointMismatch(id, uri.text, resumeCheck.path, skipRecords, resumeCheck.last, ordinal)
+        if (resumeCheck && !stoppedEarly && !signal?.aborted && ordinal < skipRecords) throw resumeMismatch(skipRecords, ordinal)
       }
       if (!stoppedEarly && !signal?.aborted) {
         if (!(await flush())) stoppedEarly = true
