@@ -124,6 +124,8 @@ export interface ParityReportResult {
     finished_at: string
     /** the later run of the same comparison on the same day that replaces this one, or null */
     superseded_by: number | null
+    /** the row's counts, parity or digests that differ from the result document it recorded (edited afterwards); empty when none */
+    edited: string[]
   }[]
 }
 
@@ -155,10 +157,14 @@ export function windowStart(to: string, days: number, daysOff: DaysOff = NO_DAYS
   return d
 }
 
+const MAX_DAYS = 36_600
+
 export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Promise<ParityReportResult> {
   const days = o.days ?? 30
   const threshold = o.threshold ?? 99.99
   if (!Number.isInteger(days) || days < 1) throw new UsageError(`--days ${days} must be a positive whole number`, {hint: 'e.g. --days 30'})
+  // a window of more than a century is a typo, and one reaching back before year 1 is no date PostgreSQL can compare with
+  if (days > MAX_DAYS) throw new UsageError(`--days ${days} is more than ${MAX_DAYS} days (a century)`, {hint: 'e.g. --days 30'})
   if (o.until !== undefined && !isCalendarDate(o.until)) throw new UsageError(`--until ${o.until} is not a day (yyyy-MM-dd)`, {hint: 'e.g. --until 2026-11-30'})
   let to = o.until
   if (to === undefined) {
@@ -170,7 +176,31 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
   const daysOff = o.daysOff ?? NO_DAYS_OFF
   const from = windowStart(to, days, daysOff)
   const runs = await readRuns(pool, from, to)
-  return summarize(runs, {from, to, days, threshold, daysOff})
+  return summarize(runs, {from, to, days, threshold, daysOff, edited: await editedRuns(pool, from, to)})
+}
+
+/** The ledger's count columns and the result document of the same row, which `parity check` wrote together. */
+const STORED_FIELDS = ['left_rows', 'right_rows', 'matched', 'mismatched', 'missing_in_right', 'extra_in_right', 'duplicate_keys_left', 'duplicate_keys_right', 'explained', 'unexplained']
+
+/**
+ * Runs of the window whose row no longer agrees with itself: `parity check` writes the counts,
+ * the parity and the digests twice in one INSERT (as columns, and in the result document), so a
+ * row whose columns differ from its document was edited afterwards (an `UPDATE ... SET
+ * unexplained = 0`). run id -> the fields that differ, as `unexplained 0 (result 1)`. An edit
+ * that keeps both in step is not seen here (that needs a chained row hash in the ledger).
+ */
+async function editedRuns(pool: Pool, from: string, to: string): Promise<Map<number, string[]>> {
+  const cols = [...STORED_FIELDS.map((f) => [f, `${f}::text`, `result->>'${f}'`]), ['parity_pct', 'parity_pct::text', `result->>'parity_pct'`], ['left_digest', 'left_digest', `result->'digests'->>'left'`], ['right_digest', 'right_digest', `result->'digests'->>'right'`]]
+  const q = await pool.query<{id: string; diffs: string[]}>(
+    `SELECT id, array_remove(ARRAY[${cols
+      // a field the result document does not hold (a row of an earlier version) is not compared
+      .map(([f, c, j]) => (f === 'parity_pct' ? `CASE WHEN (${j}) IS NOT NULL AND ${c}::numeric IS DISTINCT FROM (${j})::numeric THEN '${f} ' || ${c} || ' (result ' || (${j}) || ')' END` : `CASE WHEN (${j}) IS NOT NULL AND ${c} IS DISTINCT FROM (${j}) THEN '${f} ' || coalesce(${c}, 'null') || ' (result ' || (${j}) || ')' END`))
+      .join(', ')}], NULL) AS diffs
+       FROM cutover.parity_runs
+      WHERE coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date) BETWEEN $1::date AND $2::date`,
+    [from, to],
+  )
+  return new Map(q.rows.filter((r) => r.diffs.length > 0).map((r) => [Number(r.id), r.diffs]))
 }
 
 /** What makes two runs the same comparison: left, right, key columns, compared columns, date column. */
@@ -250,7 +280,8 @@ function looserNotes(x: DecidingRun): string[] {
 }
 
 /** Pure: the report of the runs of a window. */
-export function summarize(runs: LedgerRun[], w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff}): ParityReportResult {
+export function summarize(runs: LedgerRun[], w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>}): ParityReportResult {
+  const edited = w.edited ?? new Map<number, string[]>()
   const daysOff = w.daysOff ?? NO_DAYS_OFF
   const byDay = new Map<string, LedgerRun[]>()
   for (const r of runs) {
@@ -275,6 +306,8 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
     const blockers: string[] = []
     // a day off needs no check, and a run on it that compared no rows is what one expects
     if (counted.length === 0 && !dayOff) blockers.push('no parity check')
+    // a row edited after its run is no evidence, whether it decides the day or not
+    for (const r of all) if (edited.has(r.id)) blockers.push(`ledger row of run ${r.id} (${r.right}) was edited after the run: ${edited.get(r.id)!.join(', ')}`)
     let pct: number | null = null
     let unexplained = 0
     let leftRows = 0
@@ -296,7 +329,7 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
         if (u > 0) columnTotals.set(c, (columnTotals.get(c) ?? 0) + u)
       }
     }
-    const status: ReportDay['status'] = dayOff && counted.every(isEmptyRun) ? 'day off' : counted.length === 0 ? 'no check' : counted.every(isEmptyRun) ? 'no data' : blockers.length > 0 ? 'blocked' : 'ok'
+    const status: ReportDay['status'] = all.some((r) => edited.has(r.id)) ? 'blocked' : dayOff && counted.every(isEmptyRun) ? 'day off' : counted.length === 0 ? 'no check' : counted.every(isEmptyRun) ? 'no data' : blockers.length > 0 ? 'blocked' : 'ok'
     const failed = (r: LedgerRun) => !isEmptyRun(r) && (Number(r.parity_pct) < w.threshold || r.unexplained > 0)
     const decidedBy: DecidingRun[] = counted.map((r) => ({
       run: r.id,
@@ -376,6 +409,7 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
       run_by: r.run_by,
       finished_at: r.finished_at,
       superseded_by: supersededBy.get(r.id) ?? null,
+      edited: edited.get(r.id) ?? [],
     })),
   })
 }
@@ -438,7 +472,7 @@ export function renderEvidenceMarkdown(r: ParityReportResult, generatedAt: strin
   if (r.top_unexplained_columns.length > 0) out.push('## Top unexplained columns', '', '| column | unexplained mismatches |', '| --- | ---: |', ...r.top_unexplained_columns.map((c) => `| ${m(c.column)} | ${c.unexplained} |`), '')
   if (r.verdict.blockers.length > 0) out.push('## What blocks the cutover', '', ...r.verdict.blockers.map((b) => `- ${m(b)}`), '')
   out.push('## Runs', '', '| run | day | right | strategy | parity | unexplained | report SHA-256 | by | at | superseded by |', '| ---: | --- | --- | --- | ---: | ---: | --- | --- | --- | --- |')
-  for (const x of r.runs) out.push(`| ${x.id} | ${x.date} | ${m(x.right)} | ${m(x.strategy)} | ${x.parity_pct}% | ${x.unexplained} | \`${x.report_sha256}\` | ${m(x.run_by)} | ${m(x.finished_at)} | ${x.superseded_by === null ? '' : `run ${x.superseded_by}`} |`)
+  for (const x of r.runs) out.push(`| ${x.id} | ${x.date} | ${m(x.right)} | ${m(x.strategy)} | ${x.parity_pct}% | ${x.unexplained} | ${m(x.report_sha256)} | ${m(x.run_by)} | ${m(x.finished_at)} | ${x.superseded_by === null ? '' : `run ${x.superseded_by}`}${x.edited.length > 0 ? ` edited after the run: ${m(x.edited.join(', '))}` : ''} |`)
   out.push('')
   return out.join('\n')
 }
@@ -500,10 +534,10 @@ export function renderEvidenceHtml(r: ParityReportResult, generatedAt: string): 
         td(e(x.strategy)),
         td(`${x.parity_pct}%`, true),
         td(String(x.unexplained), true),
-        td(`<code>${x.report_sha256}</code><br><span class="muted">left <code>${e(x.left_digest)}</code><br>right <code>${e(x.right_digest)}</code></span>`),
+        td(`<code>${e(x.report_sha256)}</code><br><span class="muted">left <code>${e(x.left_digest)}</code><br>right <code>${e(x.right_digest)}</code></span>`),
         td(e(x.run_by)),
         td(e(x.finished_at)),
-        td(x.superseded_by === null ? '' : `run ${x.superseded_by}`),
+        td(`${x.superseded_by === null ? '' : `run ${x.superseded_by}`}${x.edited.length > 0 ? `<span class="bad">edited after the run: ${e(x.edited.join(', '))}</span>` : ''}`),
       ]),
     )}</tbody></table>`,
   )
