@@ -115,11 +115,11 @@ export function kafkaSettingsFromEnv(env: Env = process.env): KafkaSettings {
       const ipv6 = /^\[?[0-9a-f]*:[0-9a-f:.]*(\]|%)/i.test(b) || /^[0-9a-f]*:[0-9a-f]*:/i.test(b)
       const hint = scheme
         ? `drop the "${scheme[1]}://": KAFKA_BROKERS=${scheme[2]} (TLS is KAFKA_SSL=true, SASL is KAFKA_SASL_MECHANISM and its user and password)`
-        : /[;\s]/.test(b)
+        : /[;\s]/.test(b) && b.split(/[;\s]+/).filter(Boolean).every((p) => /^[^:\s;]+:\d{1,5}$/.test(p))
           ? `separate brokers with commas: KAFKA_BROKERS=${b.split(/[;\s]+/).filter(Boolean).join(',')}`
           : ipv6
             ? 'the Kafka client (kafkajs) cannot connect to an IPv6 address written out: give a host name that resolves to it (localhost for ::1), or the broker\'s IPv4 address'
-            : !b.includes(':')
+            : /^[A-Za-z0-9._-]+$/.test(b)
               ? `add the port: KAFKA_BROKERS=${b}:9092 (9092 is Kafka's usual one)`
               : 'for example KAFKA_BROKERS=127.0.0.1:9092'
       throw new UsageError(`KAFKA_BROKERS entry "${b}" is not host:port`, {hint})
