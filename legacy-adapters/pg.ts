@@ -292,7 +292,15 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       throw await fail(e, false)
     }
     let stream: QueryStream | undefined
-    const onAbort = () => stream?.destroy(new Error('aborted'))
+    // A destroyed QueryStream emits its error only once its cursor has closed (a round trip later),
+    // when the reader may have let go of it and taken its 'error' listener off: an 'error' event
+    // without a listener is an uncaught exception (a SIGTERM of backfill ended with exit 1, no
+    // result, no final checkpoint). The stop's own error is no failure: always listened to.
+    const quiet = () => {}
+    const onAbort = () => {
+      stream?.on('error', quiet)
+      stream?.destroy(new Error('aborted'))
+    }
     ctx.signal?.addEventListener('abort', onAbort, {once: true})
     try {
       await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SAVEPOINT cutover_describe")
@@ -325,6 +333,7 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       throw await fail(e, true)
     } finally {
       ctx.signal?.removeEventListener('abort', onAbort)
+      stream?.on('error', quiet)
       stream?.destroy()
       await client.end().catch(() => {})
     }
