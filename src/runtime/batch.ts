@@ -105,6 +105,28 @@ export function isolatesInOrder(spec: {key?: string | string[]; dedupe?: {by?: s
 class IsolateAlone extends Error {}
 
 /**
+ * A sink refused the record that claimed a dedupe key, and a later record of the same batch with
+ * that key was resolved against it (a duplicate, or DUPLICATE_CONFLICT "earlier in the same
+ * batch"): the key is released, so the later record must be judged as it would be in the next
+ * batch, where it is the first of its key (a fixed record is written; an identical repeat is
+ * tried and refused too). The transaction runs again with the refused records dead from the
+ * start (`refused`), so that the dedupe stage hands the key to the next record in offset order.
+ */
+class RepeatsOfRefused extends Error {
+  constructor(readonly refused: ReadonlyMap<WorkItem, DeadLetter>) {
+    super('a refused record had repeats in its batch')
+  }
+}
+
+/** Whether a record of `work` was resolved against one of `refused`, which claimed its dedupe key in this transaction. */
+function hasRepeatsOfRefused(work: readonly WorkItem[], refused: readonly WorkItem[]): boolean {
+  const released = new Set<string>()
+  for (const i of refused) if (i.dedupeInserted && i.dedupeKey !== undefined) released.add(i.dedupeKey)
+  if (released.size === 0) return false
+  return work.some((i) => i.dedupeKey !== undefined && released.has(i.dedupeKey) && (i.status === 'duplicate' || (i.status === 'dead' && i.dead?.code === 'DUPLICATE_CONFLICT')))
+}
+
+/**
  * Whether a batch transaction writes its upsert sinks' rows with a plain INSERT first (Sink
  * `insertFirst`): a stream of new records (the common case: new transactions, a backfill into an
  * empty table) then pays no speculative insertion. A key that exists fails the INSERT (23505)
@@ -567,7 +589,12 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
     throw new Error('a group commit takes batches of different partitions of one topic')
   }
   const snapshots = entries.map((e) => snapshotItems(e.input.items))
-  const restore = () => snapshots.forEach((s) => s.restore())
+  // records a sink refused in an earlier run of this transaction, dead from the start (RepeatsOfRefused)
+  const refused = new Map<WorkItem, DeadLetter>()
+  const restore = () => {
+    snapshots.forEach((s) => s.restore())
+    for (const [item, dead] of refused) markDead(item, dead)
+  }
   const isolateRows = deps.refusedRows?.take() ?? false
   const mode: TransactionMode = {isolateRows, alone: !deps.isolateInOrder, conservative: false, insertFirst: !isolateRows && (deps.insertFirst?.take() ?? false)}
   for (;;) {
@@ -582,8 +609,10 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         for (const entry of entries) out.push((await commitBatches(deps, [entry]))[0]!)
         return out
       }
-      // each rerun flips one flag for good, so this runs the transaction at most five times
-      if (e instanceof JoinedWriteError && mode.insertFirst && isUniqueViolation(e.original)) {
+      // each rerun flips one flag for good, so this runs the transaction at most five times (and
+      // once more for each refused record that had repeats in the batch)
+      if (e instanceof RepeatsOfRefused) for (const [item, dead] of e.refused) refused.set(item, dead)
+      else if (e instanceof JoinedWriteError && mode.insertFirst && isUniqueViolation(e.original)) {
         // a key that exists (or another unique index: the upsert meets that one again, and the
         // rows are then isolated as below)
         mode.insertFirst = false
@@ -707,6 +736,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       deps.refusedRows?.found(rejected.length, mode.alone)
       for (const r of rejected) markDead(r.item, sinkRejection(r.error, r.item))
       const items = rejected.map((r) => r.item)
+      if (hasRepeatsOfRefused(work, items)) throw new RepeatsOfRefused(new Map(items.map((i) => [i, i.dead!])))
       await releaseDedupeKeys(client, deps.deadLetter.pipeline, items)
       await insertDead(items)
     }

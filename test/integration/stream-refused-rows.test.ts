@@ -141,6 +141,45 @@ describe('stream run: rows the database refuses', () => {
     expect(dead.get(11)).toMatchObject({field: 'amount', message: expect.stringMatching(/numeric field overflow.*\(column total: the total would pass numeric\(7, 2\)\)$/)})
   })
 
+  it('a repeat of a refused record in the same batch is judged as in the next batch: a fixed one is written, an identical one refused too', async () => {
+    // offsets 2..6 share one key: 2 is refused (CHECK amount >= 0), 3 repeats it exactly, 5 is the
+    // fix; 4 and 6 repeat the fix. Offset 8's key: refused, and 9 repeats it exactly.
+    const records = new Map<number, Rec>([
+      [2, {id: 'K', acct: 'A1', amount: '-1.00'}],
+      [3, {id: 'K', acct: 'A1', amount: '-1.00'}],
+      [4, {id: 'K', acct: 'A1', amount: '-2.00'}],
+      [5, {id: 'K', acct: 'A1', amount: '5.00'}],
+      [6, {id: 'K', acct: 'A1', amount: '5.00'}],
+      [8, {id: 'L', acct: 'A2', amount: '-1.00'}],
+      [9, {id: 'L', acct: 'A2', amount: '-1.00'}],
+    ])
+    const rec = (o: number): Rec => records.get(o) ?? {id: `k${o}`, acct: 'A3', amount: '1.00'}
+    const outcomes = async (s: Awaited<ReturnType<typeof setup>>, cuts: number[]) => {
+      const codes = new Map<number, string>()
+      let from = 0
+      for (const to of [...cuts, 11]) {
+        const outcome = await commitBatch(s.deps, await s.batch(0, from, to, rec), 1)
+        if (outcome.kind !== 'committed') throw new Error(`not committed: ${outcome.kind}`)
+        for (const i of outcome.items) codes.set(Number(i.offset), i.status === 'dead' ? i.dead!.code : i.status)
+        from = to + 1
+      }
+      return {codes: [...codes].sort(([a], [b]) => a - b).map(([, c]) => c), rows: await s.rows(), aggregates: await s.aggregates()}
+    }
+    const expected = {
+      codes: ['ok', 'ok', 'SINK_REJECTED', 'SINK_REJECTED', 'SINK_REJECTED', 'ok', 'duplicate', 'ok', 'SINK_REJECTED', 'SINK_REJECTED', 'ok', 'ok'],
+      rows: expect.arrayContaining([{id: 'K', acct: 'A1', amount: '5.00'}]),
+      aggregates: [
+        {acct: 'A1', n: '1', total: '5.00'},
+        {acct: 'A3', n: '5', total: '5.00'},
+      ],
+    }
+    // one batch, and each record in a batch of its own: the same outcome
+    const one = await outcomes(await setup(), [])
+    expect(one).toEqual(expected)
+    expect(one.rows.map((r) => r.id)).not.toContain('L')
+    expect(await outcomes(await setup(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).toEqual(one)
+  })
+
   it('k refused rows take O(k) statements: the row each try stopped at, not bisection', async () => {
     const s = await setup()
     // 20 refused rows among 2,000: bisection tries ~2·20·log2(100) parts of the batch, with a
