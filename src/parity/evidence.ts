@@ -26,13 +26,15 @@
  * run of the same comparison that day (an added or changed --map, --type, --normalize,
  * --null-equals-empty, --spec, --tolerance or --rules) is named as such on the day, with the
  * earlier run: the verdict is the same, but an auditor sees how the day came to pass. The HTML pack is one self-contained file (inline CSS and
- * SVG, no scripts, no network) listing the report SHA-256 of every run it summarizes.
+ * SVG, no scripts, no network) listing the report SHA-256 of every run it summarizes. The ledger's
+ * hash chain (ledger.ts chainProblems) is verified over the whole ledger: a row changed or added
+ * afterwards blocks its day, a deleted one the verdict, and the chain's head is printed to be kept.
  */
 import {UsageError} from '../errors.js'
 import type {Pool} from '../pg/pool.js'
 import {declaresDaysOff, isDayOff, NO_DAYS_OFF, weekdayOf, type DaysOff} from './calendar.js'
 import {isCalendarDate} from './date.js'
-import {readRuns, type ComparisonOptions, type LedgerRun} from './ledger.js'
+import {chainProblems, readRuns, type ComparisonOptions, type LedgerChain, type LedgerRun} from './ledger.js'
 import {escapeHtml, HTML_STYLE, mdText} from './report.js'
 
 export interface ReportDay {
@@ -109,6 +111,12 @@ export interface ParityReportResult {
   top_unexplained_columns: {column: string; unexplained: number}[]
   /** criteria: what a day must show to pass, in words */
   verdict: {ready: boolean; summary: string; blockers: string[]; criteria: string}
+  /**
+   * The ledger's hash chain (ledger.ts chainProblems), verified over the whole ledger: `head` is
+   * what an auditor keeps to tell later that no row up to it changed; `gaps` are rows deleted
+   * (they block the cutover: which day they were filed under cannot be known).
+   */
+  ledger: {unchained_before: number; verified: number; head: {run: number; row_hash: string} | null; gaps: string[]}
   runs: {
     id: number
     date: string
@@ -124,7 +132,11 @@ export interface ParityReportResult {
     finished_at: string
     /** the later run of the same comparison on the same day that replaces this one, or null */
     superseded_by: number | null
-    /** the row's counts, parity or digests that differ from the result document it recorded (edited afterwards); empty when none */
+    /**
+     * why the row is no evidence: counts, parity or digests that differ from the result document
+     * it recorded, its content no longer matching its hash, or its not being in the hash chain
+     * (edited or written afterwards); empty when none
+     */
     edited: string[]
   }[]
 }
@@ -176,7 +188,10 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
   const daysOff = o.daysOff ?? NO_DAYS_OFF
   const from = windowStart(to, days, daysOff)
   const runs = await readRuns(pool, from, to)
-  return summarize(runs, {from, to, days, threshold, daysOff, edited: await editedRuns(pool, from, to)})
+  const edited = await editedRuns(pool, from, to)
+  const chain = await chainProblems(pool)
+  for (const [id, why] of chain.rows) edited.set(id, [...(edited.get(id) ?? []), why])
+  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain})
 }
 
 /** The ledger's count columns and the result document of the same row, which `parity check` wrote together. */
@@ -187,7 +202,8 @@ const STORED_FIELDS = ['left_rows', 'right_rows', 'matched', 'mismatched', 'miss
  * the parity and the digests twice in one INSERT (as columns, and in the result document), so a
  * row whose columns differ from its document was edited afterwards (an `UPDATE ... SET
  * unexplained = 0`). run id -> the fields that differ, as `unexplained 0 (result 1)`. An edit
- * that keeps both in step is not seen here (that needs a chained row hash in the ledger).
+ * that keeps both in step is seen by the ledger's hash chain (chainProblems), which also names
+ * the rows recorded before it had one.
  */
 async function editedRuns(pool: Pool, from: string, to: string): Promise<Map<number, string[]>> {
   const cols = [...STORED_FIELDS.map((f) => [f, `${f}::text`, `result->>'${f}'`]), ['parity_pct', 'parity_pct::text', `result->>'parity_pct'`], ['left_digest', 'left_digest', `result->'digests'->>'left'`], ['right_digest', 'right_digest', `result->'digests'->>'right'`]]
@@ -280,8 +296,12 @@ function looserNotes(x: DecidingRun): string[] {
 }
 
 /** Pure: the report of the runs of a window. */
-export function summarize(runs: LedgerRun[], w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>}): ParityReportResult {
+export function summarize(
+  runs: LedgerRun[],
+  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'>},
+): ParityReportResult {
   const edited = w.edited ?? new Map<number, string[]>()
+  const chain = w.chain ?? {unchained_before: runs.length, verified: 0, head: null, gaps: []}
   const daysOff = w.daysOff ?? NO_DAYS_OFF
   const byDay = new Map<string, LedgerRun[]>()
   for (const r of runs) {
@@ -362,7 +382,8 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
     const b = avg(measured.slice(measured.length - half))
     trend = b - a > 0.0001 ? 'improving' : a - b > 0.0001 ? 'worsening' : 'steady'
   }
-  const blockers = perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))
+  // rows deleted from the ledger: any day may have lost its evidence
+  const blockers = [...chain.gaps.map((g) => `ledger: ${g}`), ...perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))]
   // the N business days that pass; a day off that blocks (a run on it found a difference) blocks too
   const okDays = perDay.filter((d) => d.ok && !d.day_off).length
   const blocking = perDay.filter((d) => !d.ok).length
@@ -378,6 +399,7 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
     ...(named('no data').length > 0 ? [`no data on ${named('no data').join(', ')}`] : []),
     ...(named('no check').length > 0 ? [`no check on ${named('no check').join(', ')}`] : []),
     ...(named('blocked').length > 0 ? [`failing on ${named('blocked').join(', ')}`] : []),
+    ...(chain.gaps.length > 0 ? [`rows deleted from the ledger: ${chain.gaps.length} gap(s) in its hash chain`] : []),
   ]
   const summary = ready
     ? `READY to cut over: all ${w.days} ${unit} from ${w.from} to ${w.to} are at or above ${w.threshold}% with no unexplained difference${off}${loosened}`
@@ -395,6 +417,7 @@ export function summarize(runs: LedgerRun[], w: {from: string; to: string; days:
       .slice(0, 10)
       .map(([column, unexplained]) => ({column, unexplained})),
     verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold, daysOff)},
+    ledger: {unchained_before: chain.unchained_before, verified: chain.verified, head: chain.head, gaps: chain.gaps},
     runs: runs.map((r) => ({
       id: r.id,
       date: r.date ?? r.started_at.slice(0, 10),
@@ -456,6 +479,18 @@ function daysOffLines(r: ParityReportResult): string[] {
 
 const dayOffReason = (o: DaysOff, d: string) => (o.holidays.includes(d) ? 'holiday' : weekdayOf(d))
 
+/** The ledger's hash chain in words: what was verified, its head (to keep), what is missing. */
+export function ledgerLines(r: ParityReportResult): string[] {
+  const l = r.ledger
+  return [
+    l.head === null
+      ? 'The ledger has no hash chain yet (no run recorded by this version of cutover).'
+      : `Hash chain verified over the whole ledger: ${l.verified} run(s) unchanged since they were recorded; head run ${l.head.run}, row hash ${l.head.row_hash} (keep it: a later report shows the same hash for run ${l.head.run} only if no row up to it changed).`,
+    ...(l.unchained_before > 0 ? [`${l.unchained_before} run(s) recorded before the ledger had a hash chain: their rows are checked only against the result document each recorded.`] : []),
+    ...l.gaps.map((g) => `Broken: ${g}.`),
+  ]
+}
+
 export function renderEvidenceMarkdown(r: ParityReportResult, generatedAt: string): string {
   const m = mdText
   const unit = declaresDaysOff(r.days_off) ? 'business day(s)' : 'day(s)'
@@ -471,6 +506,7 @@ export function renderEvidenceMarkdown(r: ParityReportResult, generatedAt: strin
   if (notes.length > 0) out.push('## Days decided by a re-run with looser options', '', ...notes.map((n) => `- ${m(n)}`), '')
   if (r.top_unexplained_columns.length > 0) out.push('## Top unexplained columns', '', '| column | unexplained mismatches |', '| --- | ---: |', ...r.top_unexplained_columns.map((c) => `| ${m(c.column)} | ${c.unexplained} |`), '')
   if (r.verdict.blockers.length > 0) out.push('## What blocks the cutover', '', ...r.verdict.blockers.map((b) => `- ${m(b)}`), '')
+  out.push('## Ledger', '', ...ledgerLines(r).map((l) => `- ${m(l)}`), '')
   out.push('## Runs', '', '| run | day | right | strategy | parity | unexplained | report SHA-256 | by | at | superseded by |', '| ---: | --- | --- | --- | ---: | ---: | --- | --- | --- | --- |')
   for (const x of r.runs) out.push(`| ${x.id} | ${x.date} | ${m(x.right)} | ${m(x.strategy)} | ${x.parity_pct}% | ${x.unexplained} | ${m(x.report_sha256)} | ${m(x.run_by)} | ${m(x.finished_at)} | ${x.superseded_by === null ? '' : `run ${x.superseded_by}`}${x.edited.length > 0 ? ` edited after the run: ${m(x.edited.join(', '))}` : ''} |`)
   out.push('')
@@ -524,6 +560,9 @@ export function renderEvidenceHtml(r: ParityReportResult, generatedAt: string): 
     parts.push('<h2>Top unexplained columns</h2>', `<table><thead><tr><th>column</th><th>unexplained mismatches</th></tr></thead><tbody>${rows(r.top_unexplained_columns.map((c) => [td(e(c.column)), td(String(c.unexplained), true)]))}</tbody></table>`)
   }
   if (r.verdict.blockers.length > 0) parts.push('<h2>What blocks the cutover</h2>', `<ul>${r.verdict.blockers.map((b) => `<li>${e(b)}</li>`).join('')}</ul>`)
+  parts.push('<h2>Ledger</h2>', `<ul>${ledgerLines(r)
+    .map((l) => `<li>${e(l)}</li>`)
+    .join('')}</ul>`)
   parts.push(
     '<h2>Runs</h2>',
     `<table><thead><tr><th>run</th><th>day</th><th>left / right</th><th>strategy</th><th>parity</th><th>unexplained</th><th>report SHA-256 / input digests</th><th>by</th><th>at</th><th>superseded by</th></tr></thead><tbody>${rows(

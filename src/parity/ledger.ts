@@ -1,7 +1,8 @@
 /**
  * The parity ledger, `cutover.parity_runs` (migration 3): one row per check, read back by
  * `parity report`. Sources are stored as given (URIs carry no secrets: DATABASE_URL is not a
- * part of them).
+ * part of them). Each row is hash-chained to the one before it (migration 10, recordRun,
+ * chainProblems), so that `parity report` sees rows edited, added or deleted afterwards.
  */
 import {describeDatabaseUrl} from '../config/env.js'
 import {UsageError} from '../errors.js'
@@ -20,40 +21,137 @@ export interface LedgerEntry {
   startedAt: Date
 }
 
+/**
+ * The SHA-256 (hex) of a ledger row's content chained to `prev` (the row_hash of the row before
+ * it in the chain, or NULL for the first), over the relation alias `p` holding the ledger's
+ * columns: every column but the two hashes, each as fixed text (timestamps in UTC to the
+ * microsecond, the date as yyyy-MM-dd, jsonb as PostgreSQL's canonical text), whatever the
+ * session's TimeZone or DateStyle. recordRun writes it; `parity report` recomputes it from the
+ * stored row (chainProblems).
+ */
+export function rowHashSql(p: string, prev: string): string {
+  const ts = (c: string) => `to_char(${p}.${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+  const content = `jsonb_build_array(${p}.id, to_char(${p}.business_date, 'YYYY-MM-DD'), ${p}.left_source, ${p}.right_source, ${p}.options, ${p}.strategy,
+    ${p}.left_rows, ${p}.right_rows, ${p}.matched, ${p}.mismatched, ${p}.missing_in_right, ${p}.extra_in_right, ${p}.duplicate_keys_left,
+    ${p}.duplicate_keys_right, ${p}.explained, ${p}.unexplained, ${p}.parity_pct::text, ${p}.left_digest, ${p}.right_digest, ${p}.report_sha256,
+    ${p}.report_path, ${p}.result, ${p}.run_by, ${ts('started_at')}, ${ts('finished_at')})::text`
+  return `encode(sha256(convert_to(coalesce(${prev}, '') || ${content}, 'UTF8')), 'hex')`
+}
+
+/** The lock under which runs join the chain one at a time (two checks at once would both chain to the same row). */
+const CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('cutover.parity_runs'), hashtext('chain'))"
+
+/**
+ * Records a run, chained to the newest chained row (rowHashSql), in one transaction under
+ * CHAIN_LOCK. The values are cast to the columns' own types, so that the hash computed here
+ * from them is the one `parity report` computes from the stored row.
+ */
 export async function recordRun(pool: Pool, e: LedgerEntry): Promise<number> {
   const r = e.result
-  const q = await pool.query<{id: string}>(
-    `INSERT INTO cutover.parity_runs (business_date, left_source, right_source, options, strategy, left_rows, right_rows,
-       matched, mismatched, missing_in_right, extra_in_right, duplicate_keys_left, duplicate_keys_right, explained, unexplained,
-       parity_pct, left_digest, right_digest, report_sha256, report_path, result, run_by, started_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) RETURNING id`,
-    [
-      e.date,
-      e.left,
-      e.right,
-      JSON.stringify(e.options),
-      r.strategy,
-      r.left_rows,
-      r.right_rows,
-      r.matched,
-      r.mismatched,
-      r.missing_in_right,
-      r.extra_in_right,
-      r.duplicate_keys_left,
-      r.duplicate_keys_right,
-      r.explained,
-      r.unexplained,
-      r.parity_pct.toFixed(4),
-      r.digests.left,
-      r.digests.right,
-      e.reportSha256,
-      e.reportPath,
-      JSON.stringify(r),
-      e.runBy,
-      e.startedAt,
-    ],
+  const client = await pool.connect()
+  let open = false
+  try {
+    await client.query('BEGIN')
+    open = true
+    await client.query(CHAIN_LOCK)
+    const q = await client.query<{id: string}>(
+      `WITH v AS (
+         SELECT nextval(pg_get_serial_sequence('cutover.parity_runs', 'id')) AS id, $1::date AS business_date, $2::text AS left_source,
+                $3::text AS right_source, $4::jsonb AS options, $5::text AS strategy, $6::bigint AS left_rows, $7::bigint AS right_rows,
+                $8::bigint AS matched, $9::bigint AS mismatched, $10::bigint AS missing_in_right, $11::bigint AS extra_in_right,
+                $12::bigint AS duplicate_keys_left, $13::bigint AS duplicate_keys_right, $14::bigint AS explained, $15::bigint AS unexplained,
+                $16::numeric(9, 4) AS parity_pct, $17::text AS left_digest, $18::text AS right_digest, $19::text AS report_sha256,
+                $20::text AS report_path, $21::jsonb AS result, $22::text AS run_by, $23::timestamptz AS started_at, now() AS finished_at,
+                (SELECT row_hash FROM cutover.parity_runs WHERE row_hash IS NOT NULL ORDER BY id DESC LIMIT 1) AS prev_hash
+       )
+       INSERT INTO cutover.parity_runs (id, business_date, left_source, right_source, options, strategy, left_rows, right_rows,
+         matched, mismatched, missing_in_right, extra_in_right, duplicate_keys_left, duplicate_keys_right, explained, unexplained,
+         parity_pct, left_digest, right_digest, report_sha256, report_path, result, run_by, started_at, finished_at, prev_hash, row_hash)
+       SELECT v.id, v.business_date, v.left_source, v.right_source, v.options, v.strategy, v.left_rows, v.right_rows,
+         v.matched, v.mismatched, v.missing_in_right, v.extra_in_right, v.duplicate_keys_left, v.duplicate_keys_right, v.explained, v.unexplained,
+         v.parity_pct, v.left_digest, v.right_digest, v.report_sha256, v.report_path, v.result, v.run_by, v.started_at, v.finished_at, v.prev_hash,
+         ${rowHashSql('v', 'v.prev_hash')}
+       FROM v RETURNING id`,
+      [
+        e.date,
+        e.left,
+        e.right,
+        JSON.stringify(e.options),
+        r.strategy,
+        r.left_rows,
+        r.right_rows,
+        r.matched,
+        r.mismatched,
+        r.missing_in_right,
+        r.extra_in_right,
+        r.duplicate_keys_left,
+        r.duplicate_keys_right,
+        r.explained,
+        r.unexplained,
+        r.parity_pct.toFixed(4),
+        r.digests.left,
+        r.digests.right,
+        e.reportSha256,
+        e.reportPath,
+        JSON.stringify(r),
+        e.runBy,
+        e.startedAt,
+      ],
+    )
+    await client.query('COMMIT')
+    open = false
+    return Number(q.rows[0]!.id)
+  } finally {
+    if (open) await client.query('ROLLBACK').catch(() => {})
+    client.release()
+  }
+}
+
+/** What `parity report` found of the ledger's hash chain (chainProblems). */
+export interface LedgerChain {
+  /** rows recorded before the chain began (before migration 10): not verifiable */
+  unchained_before: number
+  /** chained rows whose hash and link were verified */
+  verified: number
+  /** the newest chained row: an auditor who keeps it can tell later that nothing up to it changed */
+  head: {run: number; row_hash: string} | null
+  /** run id -> what is wrong with its row (its content changed, or it is not in the chain) */
+  rows: Map<number, string>
+  /** rows missing from the chain (deleted): which day they were filed under cannot be known */
+  gaps: string[]
+}
+
+/**
+ * Verifies the ledger's hash chain, all of it (a deleted row may have been filed under any day):
+ * each chained row's hash is computed again from its stored content (rowHashSql), and its link
+ * must be the stored hash of the chained row before it. A row whose content changed is named
+ * (its day blocks); a link to another hash than the row before means rows were deleted between
+ * the two (or at the start); a row without a hash after the chain began was written outside
+ * `parity check`. Each problem is reported once: the next row is checked against the hash
+ * stored, not the one computed.
+ */
+export async function chainProblems(pool: Pool): Promise<LedgerChain> {
+  const q = await pool.query<{id: string; prev_hash: string | null; row_hash: string | null; computed: string}>(
+    `SELECT id, prev_hash, row_hash, ${rowHashSql('p', 'p.prev_hash')} AS computed FROM cutover.parity_runs p ORDER BY id`,
   )
-  return Number(q.rows[0]!.id)
+  const chain: LedgerChain = {unchained_before: 0, verified: 0, head: null, rows: new Map(), gaps: []}
+  let last: {id: number; hash: string} | null = null
+  for (const r of q.rows) {
+    const id = Number(r.id)
+    if (r.row_hash === null) {
+      if (last === null) chain.unchained_before++
+      else chain.rows.set(id, 'not in the ledger\'s hash chain: written outside parity check')
+      continue
+    }
+    if (r.computed !== r.row_hash) chain.rows.set(id, 'changed after the run: its content no longer matches its hash')
+    if (r.prev_hash !== (last?.hash ?? null)) {
+      chain.gaps.push(last === null ? `the ledger's hash chain does not begin at run ${id}: rows before it were deleted` : `rows between run ${last.id} and run ${id} were deleted from the ledger (run ${id} follows another row than run ${last.id})`)
+    }
+    if (!chain.rows.has(id)) chain.verified++
+    last = {id, hash: r.row_hash}
+    chain.head = {run: id, row_hash: r.row_hash}
+  }
+  return chain
 }
 
 /**

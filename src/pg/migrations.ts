@@ -215,6 +215,16 @@ export const MIGRATIONS: readonly Migration[] = [
        WHERE jsonb_typeof(selection -> 'key') = 'string' AND selection ->> 'key' !~ '^sha256:[0-9a-f]{64}$';
     `,
   },
+  {
+    version: 10,
+    name: 'parity_runs_chain',
+    // parity check (src/parity/ledger.ts recordRun): each run's row holds the SHA-256 of its
+    // content chained to the row before it (row_hash, prev_hash), so that `parity report` sees a
+    // row edited afterwards (even with its columns and result document kept in step) and a row
+    // deleted from between others. Rows recorded before this version have none: the chain
+    // starts after them.
+    sql: `ALTER TABLE cutover.parity_runs ADD COLUMN prev_hash text, ADD COLUMN row_hash text`,
+  },
 ]
 
 const LOCK_KEY = 0x637574 // "cut"

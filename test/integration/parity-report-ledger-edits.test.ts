@@ -58,13 +58,118 @@ describe('parity report: a ledger row edited after the run', () => {
     expect(r.json.verdict.ready).toBe(false)
     const day = r.json.per_day[0]
     expect(day.status).toBe('blocked')
-    expect(day.blockers).toEqual([`ledger row of run ${failingRun} (pg:stream) was edited after the run: matched 5 (result 4), mismatched 0 (result 1), unexplained 0 (result 1), parity_pct 100.0000 (result 80)`])
-    expect(r.json.runs.find((x: {id: number}) => x.id === failingRun).edited).toEqual(['matched 5 (result 4)', 'mismatched 0 (result 1)', 'unexplained 0 (result 1)', 'parity_pct 100.0000 (result 80)'])
-    expect(r.json.runs.find((x: {id: number}) => x.id === otherRun).edited).toEqual([])
+    const changed = 'changed after the run: its content no longer matches its hash'
+    expect(day.blockers).toEqual([`ledger row of run ${failingRun} (pg:stream) was edited after the run: matched 5 (result 4), mismatched 0 (result 1), unexplained 0 (result 1), parity_pct 100.0000 (result 80), ${changed}`])
+    expect(r.json.runs.find((x: {id: number}) => x.id === failingRun).edited).toEqual(['matched 5 (result 4)', 'mismatched 0 (result 1)', 'unexplained 0 (result 1)', 'parity_pct 100.0000 (result 80)', changed])
+    // the report SHA-256 is no count of the result document: the hash chain sees its edit
+    expect(r.json.runs.find((x: {id: number}) => x.id === otherRun).edited).toEqual([changed])
+    expect(r.json.per_day[1].status).toBe('blocked')
     const html = readFileSync(out, 'utf8')
     expect(html).not.toContain('<script')
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
-    expect(html).toContain(`edited after the run: matched 5 (result 4), mismatched 0 (result 1), unexplained 0 (result 1), parity_pct 100.0000 (result 80)`)
+    expect(html).toContain(`edited after the run: matched 5 (result 4), mismatched 0 (result 1), unexplained 0 (result 1), parity_pct 100.0000 (result 80), ${changed}`)
+  })
+})
+
+describe('parity report: the ledger\'s hash chain', () => {
+  it('sees an edit that keeps the columns and the result in step, a row added by hand and rows deleted; the head it prints moves with each run', async () => {
+    const url = freshDatabase()
+    const admin = new URL(url)
+    const name = admin.pathname.slice(1)
+    admin.pathname = '/postgres'
+    await sql(admin.toString(), `CREATE DATABASE "${name}"`)
+    const env = {DATABASE_URL: url}
+    await sql(
+      url,
+      `CREATE TABLE legacy(id int primary key, business_date date, amount numeric(12,2));
+       INSERT INTO legacy SELECT g, date '2026-11-01' + (g % 4), g FROM generate_series(1, 20) g;
+       CREATE TABLE stream AS SELECT * FROM legacy;
+       UPDATE stream SET amount = amount + 0.01 WHERE id = 4;`,
+    )
+    const days = ['2026-11-01', '2026-11-02', '2026-11-03', '2026-11-04']
+    const ids: number[] = []
+    for (const d of days) {
+      const c = await runCli(['parity', 'check', '--left', 'pg:legacy', '--right', 'pg:stream', '--key', 'id', '--date', d, '--date-column', 'business_date', '--json'], {env})
+      expect(c.code, c.stderr).toBe(0)
+      ids.push(c.json.run_id as number)
+    }
+    const report = async () => {
+      const r = await runCli(['parity', 'report', '--days', '4', '--json'], {env})
+      expect(r.code, r.stderr).toBe(0)
+      return r.json
+    }
+    // 2026-11-01 fails (id 4, an amount off by a cent); the others pass; the chain holds the four runs
+    const first = await report()
+    expect(first.per_day.map((d: {status: string}) => d.status)).toEqual(['blocked', 'ok', 'ok', 'ok'])
+    expect(first.ledger).toEqual({unchained_before: 0, verified: 4, head: {run: ids[3], row_hash: expect.stringMatching(/^[0-9a-f]{64}$/)}, gaps: []})
+    const head = first.ledger.head.row_hash as string
+    // reading does not move it; the next run chains to it
+    expect((await report()).ledger.head).toEqual(first.ledger.head)
+    const again = await runCli(['parity', 'check', '--left', 'pg:legacy', '--right', 'pg:stream', '--key', 'id', '--date', '2026-11-04', '--date-column', 'business_date', '--json'], {env})
+    expect(again.code, again.stderr).toBe(0)
+    const stored = await sql(url, `SELECT prev_hash FROM cutover.parity_runs WHERE id = ${again.json.run_id}`)
+    expect(stored.rows[0].prev_hash).toBe(head)
+
+    // the failing run made to pass in every place a reader compares: the columns AND the result document
+    await sql(
+      url,
+      `UPDATE cutover.parity_runs SET unexplained = 0, mismatched = 0, matched = matched + 1, parity_pct = 100,
+         result = result || jsonb_build_object('unexplained', 0, 'mismatched', 0, 'matched', matched + 1, 'parity_pct', 100)
+       WHERE id = ${ids[0]}`,
+    )
+    // a passing row copied by hand onto 2026-11-03, and the row of 2026-11-02 deleted
+    await sql(
+      url,
+      `INSERT INTO cutover.parity_runs (business_date, left_source, right_source, options, strategy, left_rows, right_rows, matched, mismatched,
+         missing_in_right, extra_in_right, duplicate_keys_left, duplicate_keys_right, explained, unexplained, parity_pct, left_digest, right_digest,
+         report_sha256, report_path, result, run_by, started_at)
+       SELECT business_date, left_source, right_source, options, strategy, left_rows, right_rows, matched, mismatched, missing_in_right, extra_in_right,
+         duplicate_keys_left, duplicate_keys_right, explained, unexplained, parity_pct, left_digest, right_digest, report_sha256, report_path, result, run_by, started_at
+         FROM cutover.parity_runs WHERE id = ${ids[2]};
+       DELETE FROM cutover.parity_runs WHERE id = ${ids[1]};`,
+    )
+    const r = await runCli(['parity', 'report', '--days', '4', '--json', '--fail-not-ready'], {env})
+    expect(r.code, r.stderr).toBe(1)
+    const j = r.json
+    const added = Math.max(...(j.runs as {id: number}[]).map((x) => x.id))
+    expect(j.per_day.map((d: {date: string; status: string}) => [d.date, d.status])).toEqual([
+      ['2026-11-01', 'blocked'],
+      ['2026-11-02', 'no check'],
+      ['2026-11-03', 'blocked'],
+      ['2026-11-04', 'ok'],
+    ])
+    expect(j.per_day[0].blockers).toEqual([`ledger row of run ${ids[0]} (pg:stream) was edited after the run: changed after the run: its content no longer matches its hash`])
+    expect(j.per_day[2].blockers).toEqual([`ledger row of run ${added} (pg:stream) was edited after the run: not in the ledger's hash chain: written outside parity check`])
+    const gap = `rows between run ${ids[0]} and run ${ids[2]} were deleted from the ledger (run ${ids[2]} follows another row than run ${ids[0]})`
+    expect(j.ledger).toEqual({unchained_before: 0, verified: 3, head: {run: again.json.run_id, row_hash: expect.any(String)}, gaps: [gap]})
+    expect(j.verdict.blockers[0]).toBe(`ledger: ${gap}`)
+    expect(j.verdict.summary).toContain('rows deleted from the ledger: 1 gap(s) in its hash chain')
+    // the text output names the head and the gap
+    const text = await runCli(['parity', 'report', '--days', '4'], {env})
+    expect(text.stdout).toContain(`ledger: Broken: ${gap}.`)
+    expect(text.stdout).toContain(`head run ${again.json.run_id}, row hash `)
+  })
+
+  it('rows recorded before the chain existed are counted apart and do not block; the chain starts after them', async () => {
+    const url = freshDatabase()
+    const env = {DATABASE_URL: url}
+    const dir = tempDir('report-chain-before-')
+    writeFileSync(join(dir, 'l.csv'), 'id,amount\n1,1.00\n')
+    const check = async () => {
+      const c = await runCli(['parity', 'check', '--left', 'csv:l.csv', '--right', 'csv:l.csv', '--key', 'id', '--json'], {cwd: dir, env})
+      expect(c.code, c.stderr).toBe(0)
+      return c.json.run_id as number
+    }
+    await check()
+    await check()
+    // as an earlier version of cutover left them: no hashes
+    await sql(url, 'UPDATE cutover.parity_runs SET prev_hash = NULL, row_hash = NULL')
+    const third = await check()
+    const r = await runCli(['parity', 'report', '--days', '1', '--json'], {env})
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json.ledger).toEqual({unchained_before: 2, verified: 1, head: {run: third, row_hash: expect.any(String)}, gaps: []})
+    expect(r.json.verdict.ready).toBe(true)
+    expect(r.json.runs.every((x: {edited: string[]}) => x.edited.length === 0)).toBe(true)
   })
 })
 

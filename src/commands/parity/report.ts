@@ -7,7 +7,7 @@ import {connectionSettingsFromEnv} from '../../config/env.js'
 import {UsageError} from '../../errors.js'
 import {readDaysOff} from '../../parity/calendar.js'
 import {percentage, reportFormat} from '../../parity/check.js'
-import {buildParityReport, dayStatus, renderEvidenceHtml, renderEvidenceMarkdown, type ParityReportResult} from '../../parity/evidence.js'
+import {buildParityReport, dayStatus, ledgerLines, renderEvidenceHtml, renderEvidenceMarkdown, type ParityReportResult} from '../../parity/evidence.js'
 import {assertLedger} from '../../parity/ledger.js'
 import {migrate} from '../../pg/migrations.js'
 import {openDatabase} from '../../pg/pool.js'
@@ -64,6 +64,7 @@ export default class ParityReport extends CutoverCommand {
       for (const d of result.per_day) this.log(`  ${d.date}  ${d.parity_pct === null ? '      —' : `${d.parity_pct.toFixed(4).padStart(8)}%`}  runs ${d.runs}  unexplained ${d.unexplained}  ${dayStatus(d)}`)
       if (result.top_unexplained_columns.length > 0) this.log(`top unexplained columns: ${result.top_unexplained_columns.map((c) => `${c.column} ${c.unexplained}`).join(', ')}`)
       this.log(result.verdict.criteria)
+      for (const l of ledgerLines(result)) this.log(`ledger: ${l}`)
       this.log(result.verdict.summary)
       if (evidence) this.log(`evidence ${evidence.path} sha256 ${evidence.sha256}`)
     }
