@@ -8,7 +8,7 @@
  * is interrupted leaves the name as it was (an existing file survives) and removes its partial
  * file (`discardOutputs`). Devices and pipes (/dev/null, a FIFO) are written in place.
  */
-import {accessSync, constants, createWriteStream, realpathSync, renameSync, rmSync, statSync} from 'node:fs'
+import {accessSync, constants, createWriteStream, openSync, realpathSync, renameSync, rmSync, statSync, type WriteStream} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {finished} from 'node:stream/promises'
 import type {Writable} from 'node:stream'
@@ -144,7 +144,20 @@ export function openOutput(path: string | undefined, json: boolean, what: string
       })
     }
   }
-  const stream = createWriteStream(partial)
+  // a partial file is opened here, not by the stream in the background: a run that fails before
+  // that open completes (another output refused) would remove nothing, and the open would then
+  // leave the file behind. A device or a pipe is opened by the stream (a FIFO's open waits for its reader).
+  let stream: WriteStream
+  if (inPlace) stream = createWriteStream(partial)
+  else {
+    let fd: number
+    try {
+      fd = openSync(partial, 'w')
+    } catch (e) {
+      throw outputIoError(`${flag} ${path}`, e as NodeJS.ErrnoException)
+    }
+    stream = createWriteStream(partial, {fd})
+  }
   let done = false
   const output: OpenedOutput & {error: NodeJS.ErrnoException | undefined} = {
     stream,
