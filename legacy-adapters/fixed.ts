@@ -19,8 +19,10 @@
  *                            COMP-5    big-endian binary, any value of its bytes
  *
  * Yields {ok: true, fields: {name: text}} with numbers as exact decimal strings, and the
- * record's bytes in `raw`. A numeric field left uninitialised yields "" (blank), for the
- * normalizer to judge (REQUIRED_FIELD_EMPTY, or null): a zoned or packed field that is all
+ * record's bytes in `raw`. The fields object's prototype names the numbers with an implied
+ * decimal point (V) as exact decimals (EXACT_DECIMALS, src/normalize/decimal.ts): their "." is
+ * the decimal point, which printed text cannot promise ("1.234" may be 1234). A numeric field
+ * left uninitialised yields "" (blank), for the normalizer to judge (REQUIRED_FIELD_EMPTY, or null): a zoned or packed field that is all
  * spaces or all low-values (0x00); a COMP / COMP-4 / BINARY field that is all spaces when its
  * PIC cannot hold the value those bytes make (EBCDIC X'4040' = 16448 in S9(4) COMP, always; ASCII
  * X'2020' = 8224 is a value of S9(4) COMP and read as one). Low-values in a binary field are
@@ -43,6 +45,7 @@ import {createReadStream} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 import {RecordError, SpecError, UsageError} from '../src/errors.js'
+import {exactDecimalsPrototype} from '../src/normalize/decimal.js'
 import {decodeBytes, resolveEncoding, singleByteTable, unmappedByteError, unmappedBytes, type SupportedEncoding} from '../src/normalize/encoding.js'
 import {decodeBinary, decodePacked, decodeZoned, parseCopybook, type Copybook, type CopybookField} from './copybook.js'
 import {batchedSource} from './source.js'
@@ -160,9 +163,21 @@ function fieldDecoder(f: CopybookField, encoding: SupportedEncoding): FieldDecod
 /** Decodes one record (`buf` from `start`); throws RecordError naming the field. */
 export function recordDecoder(copybook: Copybook, encoding: SupportedEncoding): (buf: Buffer, start: number) => Record<string, string> {
   const decoders = copybook.fields.map((f) => ({f, d: fieldDecoder(f, encoding)}))
+  // The numbers with an implied decimal point (V in the PIC) come out as "-1234.567": the
+  // record's prototype says so (EXACT_DECIMALS), so that a decimal field reads "1.234" of a
+  // PIC S9(3)V999 as 1.234, not as printed text (ambiguous, or 1234 with decimal_separator ",").
+  const proto = exactDecimalsPrototype(copybook.fields.filter((f) => f.kind !== 'text' && f.scale > 0).map((f) => f.name))
   // One object literal with the copybook's names (snake_case, safe to quote): every record
   // gets the same shape, much faster than assigning keys one by one.
-  const build = new Function('v', 'return {' + copybook.fields.map((f, i) => `${JSON.stringify(f.name)}: v[${i}]`).join(', ') + '}') as (v: string[]) => Record<string, string>
+  let build: (v: string[]) => Record<string, string>
+  if (proto === undefined) {
+    build = new Function('v', 'return {' + copybook.fields.map((f, i) => `${JSON.stringify(f.name)}: v[${i}]`).join(', ') + '}') as typeof build
+  } else {
+    // with that prototype: a constructor of constant keys (a `__proto__:` literal is slower)
+    const Fields = new Function('v', copybook.fields.map((f, i) => `this[${JSON.stringify(f.name)}] = v[${i}]`).join('; ')) as unknown as new (v: string[]) => Record<string, string>
+    Fields.prototype = proto
+    build = (v) => new Fields(v)
+  }
   return (buf, start) => {
     const values: string[] = new Array<string>(decoders.length)
     for (let i = 0; i < decoders.length; i++) {

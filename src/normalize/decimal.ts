@@ -275,6 +275,38 @@ function canonical(negative: boolean, intDigits: string, frac: string, scale: nu
   return negative && !isZero ? '-' + body : body
 }
 
+/**
+ * Marks the fields object of a reader's record (on its prototype: invisible to JSON.stringify,
+ * Object.keys and equality checks) with the names of the values that are exact decimals in
+ * canonical form, "." the decimal point and no grouping ("-1234.567"): a COBOL COMP-3, zoned or
+ * binary field with V in its PIC, decoded from its digits. A decimal field reads such a value
+ * with "." as the point (`parseExactDecimal`), never by the rules for printed text: rule 5
+ * refused 1.234 from PIC S9(3)V999 COMP-3 as ambiguous, and a field's `decimal_separator: ","`
+ * read it as 1234.000. A record that lost its prototype (copied, sent to a thread) is read as
+ * text, as before.
+ */
+export const EXACT_DECIMALS: unique symbol = Symbol('cutover.exactDecimals')
+
+/** A prototype for fields objects whose `names` are exact decimals (see EXACT_DECIMALS); undefined when there are none. */
+export function exactDecimalsPrototype(names: readonly string[]): object | undefined {
+  if (names.length === 0) return undefined
+  return Object.freeze({[EXACT_DECIMALS]: new Set(names) as ReadonlySet<string>})
+}
+
+/** The names of a fields object's exact decimals (EXACT_DECIMALS), or undefined. */
+export function exactDecimalsOf(fields: object): ReadonlySet<string> | undefined {
+  return (fields as {[EXACT_DECIMALS]?: ReadonlySet<string>})[EXACT_DECIMALS]
+}
+
+/**
+ * A decimal a machine wrote ("-1234.567": a copybook number, see EXACT_DECIMALS): "." is the
+ * decimal point whatever `options.decimalSeparator` says; scale and precision as parseDecimal
+ * (more fractional digits than the scale that are not zeros are refused, never rounded).
+ */
+export function parseExactDecimal(text: string, options: DecimalOptions): string | Fail {
+  return parseDecimal(text, {...options, decimalSeparator: '.'})
+}
+
 /** A JSON number as a decimal: safe integers, or a shortest form without exponent that fits the scale. */
 export function decimalFromNumber(n: number, options: DecimalOptions): string | Fail {
   if (!Number.isFinite(n)) return new Fail('UNPARSEABLE_AMOUNT', 'is not a finite number')

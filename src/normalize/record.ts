@@ -21,7 +21,7 @@
 import type {Position, RawRecordOk} from '../../legacy-adapters/types.js'
 import type {FieldSpec, FieldType} from '../config/spec.js'
 import {booleanFromNumber, parseBoolean} from './boolean.js'
-import {decimalFromNumber, decimalFromNumberText, parseDecimal} from './decimal.js'
+import {decimalFromNumber, decimalFromNumberText, exactDecimalsOf, parseDecimal, parseExactDecimal} from './decimal.js'
 import {Fail} from './fail.js'
 import {integerFromNumber, parseInteger} from './integer.js'
 import {JsonNumberText} from './json.js'
@@ -66,6 +66,8 @@ export interface CompiledField {
   /** a JSON number that a double cannot hold exactly, from its text as written (./json.ts) */
   fromNumberText: Convert
   fromBoolean: ((b: boolean) => NormalizedValue | Fail) | undefined
+  /** decimal fields: a value the reader marks as an exact decimal ("." the point: EXACT_DECIMALS in ./decimal.ts) */
+  exactDecimal: Convert | undefined
 }
 
 /** Compiles one field; throws an Error with a human message when the spec of the field cannot work. */
@@ -74,6 +76,7 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
   let fromNumber: ConvertNumber
   let fromNumberText: Convert | undefined
   let fromBoolean: CompiledField['fromBoolean']
+  let exactDecimal: Convert | undefined
   switch (f.type) {
     case 'string':
       convert = (t) => t
@@ -93,6 +96,7 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
       convert = (t) => parseDecimal(t, options)
       fromNumber = (n) => decimalFromNumber(n, options)
       fromNumberText = (t) => decimalFromNumberText(t, options)
+      exactDecimal = (t) => parseExactDecimal(t, options)
       break
     }
     case 'timestamp':
@@ -143,6 +147,7 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
     fromNumber,
     fromNumberText: fromNumberText ?? ((t) => fromNumber(Number(t))),
     fromBoolean,
+    exactDecimal,
   }
   if (f.default !== undefined) {
     const d = f.default
@@ -208,6 +213,7 @@ export function createNormalizer(fields: Record<string, FieldSpec>, options: Nor
     }
   }
   const n = compiled.length
+  const anyDecimal = compiled.some((f) => f.exactDecimal !== undefined)
 
   return (raw: RawRecordOk): NormalizeResult => {
     const input = raw.fields
@@ -215,6 +221,8 @@ export function createNormalizer(fields: Record<string, FieldSpec>, options: Nor
     const record: Record<string, NormalizedValue> = {}
     const original: Record<string, string> = keepOriginal ? {} : NO_ORIGINAL
     let rejections: Rejection[] | undefined
+    // the values the reader wrote as exact decimals (copybook numbers: "1.234" is 1.234, never ambiguous)
+    const exact = anyDecimal ? exactDecimalsOf(input) : undefined
     for (let i = 0; i < n; i++) {
       const f = compiled[i]!
       let v = input[f.from]
@@ -255,6 +263,7 @@ export function createNormalizer(fields: Record<string, FieldSpec>, options: Nor
       if (typeof v === 'number') value = f.fromNumber(v)
       else if (v instanceof JsonNumberText) value = f.fromNumberText(text)
       else if (typeof v === 'boolean') value = f.fromBoolean ? f.fromBoolean(v) : new Fail('SCHEMA_VIOLATION', `is a JSON boolean, not ${TYPE_NAMES[f.type]}`)
+      else if (exact !== undefined && f.exactDecimal !== undefined && typeof v === 'string' && exact.has(f.from)) value = f.exactDecimal(text)
       else value = f.convert(text)
       if (value instanceof Fail) {
         ;(rejections ??= []).push(reject(f, value.code, text, value.reason, position))
