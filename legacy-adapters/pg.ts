@@ -16,7 +16,9 @@
  * snapshot, and a query cannot change anything.
  *
  * Row layout: every column becomes a field, as the text PostgreSQL prints (so that the
- * normalizer takes the same path as for files): numeric and bigint stay exact strings;
+ * normalizer takes the same path as for files): numeric and bigint stay exact strings, and the
+ * numeric and float columns are marked as exact decimals (EXACT_DECIMALS in
+ * src/normalize/decimal.ts: "1.234" is 1.234 whatever the field's decimal_separator);
  * timestamptz is ISO-8601 in UTC ("2026-11-20T06:15:00Z", fractions kept); timestamp
  * without zone is "2026-11-20T09:15:00"; date is "2026-11-20"; boolean is "true"/"false";
  * NULL is null; anything else (json, arrays, intervals) is its text form. money is read as
@@ -47,6 +49,7 @@ import {DEFAULT_DATABASE_URL} from '../src/config/env.js'
 import {quoteIdent} from '../src/pg/ident.js'
 import type {Logger} from '../src/log.js'
 import {mapPgError} from '../src/pg/pool.js'
+import {exactDecimalsPrototype} from '../src/normalize/decimal.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, RawRecord, ReaderContext, SourceUri} from './types.js'
 
@@ -245,6 +248,9 @@ const TEXT_PARSERS: Record<number, (v: string) => unknown> = {
   1184: (v) => v.replace(' ', 'T').replace(/\+00(?::00)?$/, 'Z'), // timestamptz, session in UTC
 }
 /** Every value as text (see the header comment). */
+/** numeric, float4, float8: PostgreSQL prints them with "." as the decimal point and no grouping, whatever the locale. */
+const EXACT_DECIMAL_TYPES = new Set([1700, 700, 701])
+
 const TEXT_TYPES = {getTypeParser: (oid: number) => TEXT_PARSERS[oid] ?? identity}
 
 /** The reader registered for `pg:`. */
@@ -308,8 +314,15 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
       log?.debug('pg.reader.query', {sql: read, batchSize})
       stream = client.query(new QueryStream(read, [], {batchSize, types: TEXT_TYPES}))
       let rowNo = 0
+      // numeric (money read as numeric) and float columns: exact decimals PostgreSQL printed with
+      // "." as the point, never ambiguous printed text (EXACT_DECIMALS): "1.234" of a numeric(6,3) is 1.234
+      let exact: object | undefined
       for await (const rows of readableBatches(stream)) {
-        if (rowNo === 0) assertDistinctColumns(uri, (stream._result as {fields?: {name: string}[]} | undefined)?.fields)
+        if (rowNo === 0) {
+          const fields = (stream._result as {fields?: {name: string; dataTypeID: number}[]} | undefined)?.fields
+          assertDistinctColumns(uri, fields)
+          exact = exactDecimalsPrototype((fields ?? []).filter((f) => EXACT_DECIMAL_TYPES.has(f.dataTypeID)).map((f) => f.name))
+        }
         const batch: RawRecord[] = new Array<RawRecord>(rows.length)
         for (let i = 0; i < rows.length; i++) {
           const row = rows[i] as Record<string, unknown>
@@ -323,6 +336,7 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
           } else {
             key = String(rowNo)
           }
+          if (exact !== undefined) Object.setPrototypeOf(row, exact)
           batch[i] = {ok: true, fields: row, position: {scheme: 'pg', source, record: rowNo, key}}
         }
         yield batch
