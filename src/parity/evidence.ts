@@ -106,6 +106,8 @@ export interface ParityReportResult {
   /** what was declared without a legacy batch, and which days of the window that made days off */
   days_off: DaysOff & {in_window: string[]}
   threshold: number
+  /** the left/right pairs each business day must have checked (--expect-pairs; 1 unless given) */
+  expect_pairs: number
   per_day: ReportDay[]
   trend: 'improving' | 'worsening' | 'steady' | 'not enough data'
   top_unexplained_columns: {column: string; unexplained: number}[]
@@ -149,6 +151,8 @@ export interface ReportOptions {
   today?: string
   /** days without a legacy batch (./calendar.ts readDaysOff); default none */
   daysOff?: DaysOff
+  /** left/right pairs each business day must have checked (default 1) */
+  expectPairs?: number
 }
 
 function addDays(date: string, n: number): string {
@@ -191,7 +195,9 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
   const edited = await editedRuns(pool, from, to)
   const chain = await chainProblems(pool)
   for (const [id, why] of chain.rows) edited.set(id, [...(edited.get(id) ?? []), why])
-  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain})
+  const expectPairs = o.expectPairs ?? 1
+  if (!Number.isInteger(expectPairs) || expectPairs < 1) throw new UsageError(`--expect-pairs ${expectPairs} must be a positive whole number`, {hint: 'e.g. --expect-pairs 3 for three table pairs checked every day'})
+  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain, expectPairs})
 }
 
 /** The ledger's count columns and the result document of the same row, which `parity check` wrote together. */
@@ -227,9 +233,9 @@ export function comparisonOf(r: LedgerRun): string {
 /** A run that compared no rows: both sides empty and nothing unreadable. */
 const isEmptyRun = (r: LedgerRun) => r.left_rows === 0 && r.right_rows === 0 && r.unreadable.left + r.unreadable.right === 0
 
-export function readinessCriteria(threshold: number, daysOff: DaysOff = NO_DAYS_OFF): string {
+export function readinessCriteria(threshold: number, daysOff: DaysOff = NO_DAYS_OFF, expectPairs = 1): string {
   return (
-    `A day passes when it has a parity check that compared rows, and the latest run of each comparison (left, right, key columns, compared columns, date column) ` +
+    `A day passes when it has ${expectPairs > 1 ? `parity checks of ${expectPairs} left/right pairs` : 'a parity check'} that compared rows, and the latest run of each comparison (left, right, key columns, compared columns, date column) ` +
     `is at or above ${threshold}% with no unexplained difference. Differences explained by a known-difference rule count as parity (each is listed with its rule); ` +
     `records that could not be read count as unexplained differences; a run whose sides were both empty counts as no data.` +
     (declaresDaysOff(daysOff)
@@ -298,10 +304,11 @@ function looserNotes(x: DecidingRun): string[] {
 /** Pure: the report of the runs of a window. */
 export function summarize(
   runs: LedgerRun[],
-  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'>},
+  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'>; expectPairs?: number},
 ): ParityReportResult {
   const edited = w.edited ?? new Map<number, string[]>()
   const chain = w.chain ?? {unchained_before: runs.length, verified: 0, head: null, gaps: []}
+  const expectPairs = w.expectPairs ?? 1
   const daysOff = w.daysOff ?? NO_DAYS_OFF
   const byDay = new Map<string, LedgerRun[]>()
   for (const r of runs) {
@@ -326,6 +333,9 @@ export function summarize(
     const blockers: string[] = []
     // a day off needs no check, and a run on it that compared no rows is what one expects
     if (counted.length === 0 && !dayOff) blockers.push('no parity check')
+    // a second table pair checked on some days only must not pass the days it was left out
+    const pairs = new Set(counted.map((r) => JSON.stringify([r.left, r.right]))).size
+    if (pairs > 0 && pairs < expectPairs && !dayOff) blockers.push(`${pairs} of ${expectPairs} expected left/right pairs checked (--expect-pairs ${expectPairs})`)
     // a row edited after its run is no evidence, whether it decides the day or not
     for (const r of all) if (edited.has(r.id)) blockers.push(`ledger row of run ${r.id} (${r.right}) was edited after the run: ${edited.get(r.id)!.join(', ')}`)
     let pct: number | null = null
@@ -410,13 +420,14 @@ export function summarize(
     days: w.days,
     days_off: {...daysOff, in_window: offDays},
     threshold: w.threshold,
+    expect_pairs: expectPairs,
     per_day: perDay,
     trend,
     top_unexplained_columns: [...columnTotals.entries()]
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, 10)
       .map(([column, unexplained]) => ({column, unexplained})),
-    verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold, daysOff)},
+    verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold, daysOff, expectPairs)},
     ledger: {unchained_before: chain.unchained_before, verified: chain.verified, head: chain.head, gaps: chain.gaps},
     runs: runs.map((r) => ({
       id: r.id,

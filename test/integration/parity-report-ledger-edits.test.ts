@@ -188,5 +188,13 @@ describe('parity report: --days out of range', () => {
     const ok = await runCli(['parity', 'report', '--days', '1000', '--json'], {env})
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.json.per_day).toHaveLength(1000)
+    // the day's one pair passes; two expected: it blocks; none expected is bad usage
+    const one = await runCli(['parity', 'report', '--days', '1', '--json'], {env})
+    expect(one.json).toMatchObject({expect_pairs: 1, verdict: {ready: true}})
+    const two = await runCli(['parity', 'report', '--days', '1', '--expect-pairs', '2', '--json'], {env})
+    expect(two.code, two.stderr).toBe(0)
+    expect(two.json).toMatchObject({expect_pairs: 2, verdict: {ready: false, blockers: [expect.stringMatching(/: 1 of 2 expected left\/right pairs checked \(--expect-pairs 2\)$/)]}})
+    const none = await runCli(['parity', 'report', '--expect-pairs', '0', '--json'], {env})
+    expect(none.code, none.stdout).toBe(2)
   })
 })

@@ -410,6 +410,19 @@ describe('verdict', () => {
     expect(r.trend).toBe('improving')
     expect(r.top_unexplained_columns).toEqual([{column: 'amount', unexplained: 6}])
   })
+
+  it('--expect-pairs: a day that checked fewer left/right pairs blocks; a re-run of one pair with more columns is no second pair', () => {
+    const accounts = (id: number, date: string): LedgerRun => ({...run(id, date, '100.0000', 0), left: 'csv:accounts', right: 'pg:accounts'})
+    const wider = {...run(6, '2026-11-03', '100.0000', 0), columns: {amount: {mismatches: 0, explained: 0, max_abs_diff: null}, note: {mismatches: 0, explained: 0, max_abs_diff: null}}}
+    const runs = [run(1, '2026-11-01', '100.0000', 0), accounts(2, '2026-11-01'), run(3, '2026-11-02', '100.0000', 0), accounts(4, '2026-11-02'), run(5, '2026-11-03', '100.0000', 0), wider]
+    // one pair expected (the default): every day passes, 2026-11-03 with one pair checked twice
+    expect(summarize(runs, w).verdict.ready).toBe(true)
+    const r = summarize(runs, {...w, expectPairs: 2})
+    expect(r.expect_pairs).toBe(2)
+    expect(r.per_day.map((d) => d.status)).toEqual(['ok', 'ok', 'blocked'])
+    expect(r.verdict.blockers).toEqual(['2026-11-03: 1 of 2 expected left/right pairs checked (--expect-pairs 2)'])
+    expect(r.verdict.criteria).toMatch(/^A day passes when it has parity checks of 2 left\/right pairs that compared rows/)
+  })
 })
 
 describe('isoInstant (the fast path for timestamps with an offset)', () => {

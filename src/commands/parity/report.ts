@@ -22,6 +22,7 @@ export default class ParityReport extends CutoverCommand {
     '<%= config.bin %> parity report --days 30',
     '<%= config.bin %> parity report --days 20 --days-off sat,sun --holidays holidays-2026.txt --out evidence.html',
     '<%= config.bin %> parity report --days 30 --threshold 99.99 --out evidence.html --json',
+    '<%= config.bin %> parity report --days 30 --expect-pairs 3   # three table pairs checked every day',
   ]
   static override flags = {
     days: Flags.integer({default: 30, min: 1, description: 'business days in the window: calendar days, but for those declared off by --days-off and --holidays'}),
@@ -31,6 +32,7 @@ export default class ParityReport extends CutoverCommand {
     until: Flags.string({description: 'last business day of the window, yyyy-MM-dd (default: the latest day in the ledger)'}),
     out: Flags.string({description: 'evidence pack: evidence.html (self-contained) or evidence.md'}),
     'fail-not-ready': Flags.boolean({description: 'exit 1 when the verdict is not ready'}),
+    'expect-pairs': Flags.integer({default: 1, min: 1, description: 'left/right pairs (e.g. tables) each business day must have checked: a day with fewer blocks'}),
   }
 
   async run(): Promise<ParityReportResult & {evidence?: {path: string; sha256: string}}> {
@@ -48,7 +50,7 @@ export default class ParityReport extends CutoverCommand {
       await assertLedger(pool, url)
       // a ledger written by an earlier version: brought to this version's columns, as any command would
       await migrate(pool, this.logger)
-      result = await buildParityReport(pool, {days: flags.days, threshold, daysOff, ...(flags.until ? {until: flags.until} : {})})
+      result = await buildParityReport(pool, {days: flags.days, threshold, daysOff, expectPairs: flags['expect-pairs'], ...(flags.until ? {until: flags.until} : {})})
     } finally {
       await pool.end()
     }
