@@ -85,6 +85,12 @@ export interface ColumnProfile {
   min?: string
   max?: string
   decimal_comma?: boolean
+  /**
+   * decimal: the separator the column's values settle ("91,8" and "0,250" can only have a decimal
+   * comma) when others read either way ("92,345": 92.345 or 92345, which normalize refuses unless
+   * the field's decimal_separator says): suggested as the field's `decimal_separator`
+   */
+  decimal_separator?: '.' | ','
   /** date formats matching at least one value, with how many values each matches */
   date_formats?: {format: string; matches: number}[]
   /** values that read as two different instants under two matching formats */
@@ -126,6 +132,7 @@ export interface ProfileOptions {
   sortRunRows?: number
 }
 
+const SEPARATORS = [',', '.'] as const
 const DATE_LIKE = /^[\d\s.:/T+\-Z,]+$/
 /** Decimals are read with the spec's largest scale, and up to 38 integer digits (numeric(38) and more is still seen, and counted). */
 const MAX_SCALE = 30
@@ -138,6 +145,18 @@ export const DEFAULT_DISTINCT_CAP = 200_000
 export const DEFAULT_DISTINCT_BUDGET = 2_000_000
 /** A wide table still keeps at least this many distinct values per column (unless distinctCap is lower). */
 const MIN_DISTINCT_CAP = 1_000
+
+/** The decimals of a column read with a given decimal separator (ColumnStats.hinted). */
+class HintedDecimals {
+  count = 0
+  scale = 0
+  intDigits = 0
+  comma = 0
+  min: string | undefined
+  max: string | undefined
+  /** values refused with this separator too */
+  misfits: string[] = []
+}
 
 class ColumnStats {
   count = 0
@@ -166,6 +185,12 @@ class ColumnStats {
   /** smallest and largest decimal, canonical at MAX_SCALE (comparable exactly by compareCanonical) */
   numMin: string | undefined
   numMax: string | undefined
+  /** values read with a decimal comma / a decimal point (or grouped by the other one): they settle the separator */
+  settles = {',': 0, '.': 0}
+  /** values parseDecimal refuses as ambiguous ("1,234"), read with each decimal separator given */
+  hinted = {',': new HintedDecimals(), '.': new HintedDecimals()}
+  /** the decimal separator folded in by foldSeparator */
+  separator: '.' | ',' | undefined
   /** per date format: the earliest and latest value it reads */
   dateRange = new Map<string, {min: DateFormatMatch; max: DateFormatMatch}>()
   boolean = 0
@@ -173,8 +198,13 @@ class ColumnStats {
   dateOnlyFits = 0
   ambiguousValues = 0
   formatMatches = new Map<string, number>()
-  /** for each pair of formats "a|b": values on which they disagree / values matched only by a */
+  /** for each pair of formats "a|b": values on which they disagree */
   disagree = new Map<string, number>()
+  /**
+   * per format: values it reads that its day/month twin (dd/MM/yyyy and MM/dd/yyyy) does not, and
+   * the first of them: when both twins have such values the column holds dates in both orders
+   */
+  twinOnly = new Map<string, {count: number; example: string}>()
   examples: string[] = []
   misfits: {integer: string[]; decimal: string[]; boolean: string[]; date: string[]} = {integer: [], decimal: [], boolean: [], date: []}
   /** non-empty values that are card numbers (cardLike) */
@@ -343,10 +373,36 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     if (isFail(parseInteger(t))) pushExample(col.misfits.integer, t)
     else col.integer++
     const d = parseDecimal(t, {scale: MAX_SCALE, precision: READ_PRECISION})
-    if (isFail(d)) pushExample(col.misfits.decimal, t)
-    else {
+    // an ambiguous value ("1,234"): how it reads with each decimal separator (see foldSeparator)
+    const sep = t.includes(',') || t.includes('.')
+    for (const s of sep && isFail(d) ? SEPARATORS : []) {
+      const h = parseDecimal(t, {scale: MAX_SCALE, precision: READ_PRECISION, decimalSeparator: s})
+      const hd = col.hinted[s]
+      if (isFail(h)) {
+        pushExample(hd.misfits, t)
+        continue
+      }
+      hd.count++
+      hd.scale = Math.max(hd.scale, writtenScale(t, h))
+      hd.intDigits = Math.max(hd.intDigits, integerDigits(h))
+      if (hd.min === undefined || compareCanonical(h, hd.min) < 0) hd.min = h
+      if (hd.max === undefined || compareCanonical(h, hd.max) > 0) hd.max = h
+      if (s === ',') hd.comma++
+    }
+    if (isFail(d)) {
+      pushExample(col.misfits.decimal, t)
+      // without a separator the separator changes nothing: a misfit with either one
+      if (!sep) for (const s of SEPARATORS) pushExample(col.hinted[s].misfits, t)
+    } else {
       col.decimal++
-      col.scale = Math.max(col.scale, writtenScale(t, d))
+      const written = writtenScale(t, d)
+      // the separator it settles: the last "." or "," when read as the decimal one, else (a
+      // grouping one: "1.234.567", "1,234") the other
+      if (sep) {
+        const last = t.lastIndexOf(',') > t.lastIndexOf('.') ? ',' : '.'
+        col.settles[written > 0 ? last : last === ',' ? '.' : ',']++
+      }
+      col.scale = Math.max(col.scale, written)
       col.intDigits = Math.max(col.intDigits, integerDigits(d))
       if (col.numMin === undefined || compareCanonical(d, col.numMin) < 0) col.numMin = d
       if (col.numMax === undefined || compareCanonical(d, col.numMax) > 0) col.numMax = d
@@ -369,6 +425,13 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
       if (!range) col.dateRange.set(m.format, {min: m, max: m})
       else if (m.epochMs < range.min.epochMs) range.min = m
       else if (m.epochMs > range.max.epochMs) range.max = m
+    }
+    for (const m of matches) {
+      const tw = twinOf(m.format)
+      if (tw === undefined || matches.some((o) => o !== m && twinOf(o.format) === tw)) continue
+      const seen = col.twinOnly.get(m.format)
+      if (seen) seen.count++
+      else col.twinOnly.set(m.format, {count: 1, example: t})
     }
     let ambiguous = false
     for (let i = 0; i < matches.length; i++) {
@@ -487,7 +550,31 @@ function inferType(c: ColumnStats): {type: InferredType; fitting: number; misfit
   return {type, fitting, misfits, dateFormats}
 }
 
+/**
+ * A column whose values settle the decimal separator (some read only with a decimal comma, none
+ * only with a decimal point, or the reverse) while others are ambiguous to parseDecimal ("92,345"
+ * may be 92.345 or 92345; normalize refuses it unless the field's decimal_separator says): the
+ * ambiguous ones are read with the settled separator, as a spec with that decimal_separator reads
+ * them, and counted as decimals. Without this, a column of FX rates or quantities with 3 decimals
+ * was called `string`, or a money column had its ambiguous values suggested as dirt.
+ */
+function foldSeparator(c: ColumnStats): void {
+  const s = c.settles[','] > 0 && c.settles['.'] === 0 ? ',' : c.settles['.'] > 0 && c.settles[','] === 0 ? '.' : undefined
+  if (s === undefined || c.separator !== undefined) return
+  const h = c.hinted[s]
+  if (h.count === 0) return
+  c.separator = s
+  c.decimal += h.count
+  c.scale = Math.max(c.scale, h.scale)
+  c.intDigits = Math.max(c.intDigits, h.intDigits)
+  c.decimalComma += h.comma
+  if (h.min !== undefined && (c.numMin === undefined || compareCanonical(h.min, c.numMin) < 0)) c.numMin = h.min
+  if (h.max !== undefined && (c.numMax === undefined || compareCanonical(h.max, c.numMax) > 0)) c.numMax = h.max
+  c.misfits.decimal = h.misfits
+}
+
 function summarize(c: ColumnStats): ColumnProfile {
+  foldSeparator(c)
   const ne = c.nonEmpty
   const {type, fitting, misfits, dateFormats} = inferType(c)
   const nonFitting = ne - fitting
@@ -519,6 +606,7 @@ function summarize(c: ColumnStats): ColumnProfile {
     p.scale = c.scale
     p.integer_digits = c.intDigits
     p.decimal_comma = c.decimalComma > 0
+    if (c.separator !== undefined) p.decimal_separator = c.separator
   }
   // not for a column of card numbers: its smallest and largest are card numbers
   if ((type === 'decimal' || type === 'integer') && c.numMin !== undefined && c.numMax !== undefined && p.card_numbers === undefined) {
@@ -533,10 +621,24 @@ function summarize(c: ColumnStats): ColumnProfile {
     // column says which one is meant (e.g. all days <= 12 under dd/MM and MM/dd).
     const full = dateFormats.filter((f) => f.matches === c.dateFits).map((f) => f.format)
     const conflicts = [...c.disagree.keys()].map((k) => k.split('|') as [string, string]).filter(([a, b]) => full.includes(a) && full.includes(b))
-    p.ambiguous = conflicts.length > 0
-    if (p.ambiguous) {
+    // Dates in both orders: some values only dd/MM reads (22/11/2026), others only MM/dd
+    // (11/23/2026). No value settles the column: a value both read (05/06/2026) is either, and
+    // listing one order alone would read the other's such values as another day, silently.
+    const mixed = [...c.twinOnly.keys()]
+      .map((f) => [f, [...c.twinOnly.keys()].find((g) => g !== f && twinOf(g) === twinOf(f))] as const)
+      .find((pair): pair is readonly [string, string] => pair[1] !== undefined)
+    p.ambiguous = conflicts.length > 0 || mixed !== undefined
+    if (conflicts.length > 0) {
       const [a, b] = conflicts[0]!
       p.ambiguity_note = `every value matches both "${a}" and "${b}", which read ${c.ambiguousValues} value(s) differently; ask the source system which one it writes`
+    } else if (mixed) {
+      const [a, b] = mixed
+      const ea = c.twinOnly.get(a)!
+      const eb = c.twinOnly.get(b)!
+      const both = c.disagree.get(`${a}|${b}`) ?? c.disagree.get(`${b}|${a}`) ?? 0
+      p.ambiguity_note =
+        `the column holds dates in both orders: ${ea.count} value(s) read only as "${a}" (e.g. ${ea.example}), ${eb.count} only as "${b}" (e.g. ${eb.example}); ` +
+        `${both} value(s) read differently by the two cannot be settled (with both formats listed, normalize rejects such values as AMBIGUOUS_DATE); ask the source system which rows use which order`
     } else if (c.ambiguousValues > 0) {
       p.ambiguity_note = `${c.ambiguousValues} value(s) match two formats with different results; other values settle the column's format, so list only that format`
     }
@@ -597,6 +699,11 @@ export function suggestedNames(columns: readonly string[]): string[] {
   })
 }
 
+/** A date format's day/month twin class ("dd/MM/yyyy" and "MM/dd/yyyy" share one); undefined for a format without both. */
+function twinOf(format: string): string | undefined {
+  return /dd/.test(format) && /MM/.test(format) ? format.replace(/dd|MM/g, 'XX') : undefined
+}
+
 /** Orders the matching formats so that the most specific, settled ones are listed. */
 function chosenFormats(p: ColumnProfile): string[] {
   const formats = p.date_formats ?? []
@@ -607,7 +714,7 @@ function chosenFormats(p: ColumnProfile): string[] {
   const chosen: string[] = []
   for (const f of formats) {
     if (f.matches === 0) continue
-    const twin = chosen.some((c) => c.replace(/dd|MM/g, 'XX') === f.format.replace(/dd|MM/g, 'XX'))
+    const twin = chosen.some((c) => twinOf(c) !== undefined && twinOf(c) === twinOf(f.format))
     if (twin && !p.ambiguous) continue
     if (chosen.length > 0 && f.matches < total * 0.001) continue
     chosen.push(f.format)
@@ -628,6 +735,7 @@ export function suggestFields(columns: ColumnProfile[], timezone?: string): stri
     if (c.inferred_type === 'string' && c.has_surrounding_spaces) f.trim = true
     if (c.inferred_type === 'string' && c.empty_count > 0 && f.required !== true) f.empty_as_null = true
     if (c.inferred_type === 'decimal') {
+      if (c.decimal_separator !== undefined) f.decimal_separator = c.decimal_separator
       f.scale = Math.max(c.scale ?? 2, 0)
       // numeric(18, scale) by default: wider amounts would be UNPARSEABLE_AMOUNT under the suggestion
       const digits = (c.integer_digits ?? 0) + (f.scale as number)
