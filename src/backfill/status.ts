@@ -17,7 +17,7 @@
  */
 import type {KafkaSettings} from '../config/env.js'
 import {UsageError} from '../errors.js'
-import {connectAdmin, createKafka, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, groupAssignments, mapKafkaError, probeKafka} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {sleep} from '../runtime/ratelimit.js'
 import {evaluateGroup, sampleGroupLag, type LagSample, type LagStatus} from './lag.js'
@@ -84,7 +84,10 @@ export async function groupStatus(o: StatusOptions): Promise<GroupStatusResult> 
     if (!topics) {
       const committed = await admin.fetchOffsets({groupId: o.group})
       topics = committed.filter((t) => t.partitions.some((p) => Number(p.offset) >= 0)).map((t) => t.topic)
-      if (topics.length === 0) throw new UsageError(`consumer group ${o.group} has committed no offsets`, {hint: 'check the group name, or give --topic <topic> it should consume'})
+      // a group that has not committed yet (a pipeline on its first batch) still consumes the
+      // topics its members are assigned: judged there (STARTING), not refused as an unknown group
+      if (topics.length === 0) topics = [...new Set([...(groupAssignments((await admin.describeGroups([o.group])).groups[0])?.keys() ?? [])].map((tp) => tp.slice(0, tp.lastIndexOf('/'))))]
+      if (topics.length === 0) throw new UsageError(`consumer group ${o.group} has committed no offsets and has no member assigned a topic`, {hint: 'check the group name, or give --topic <topic> it should consume'})
     }
     // A topic that does not exist is a usage error, said at once: asked for its offsets, the
     // resilient client retries UNKNOWN_TOPIC_OR_PARTITION for half a minute.

@@ -13,7 +13,7 @@ export default class Status extends CutoverCommand {
   static override examples = ['<%= config.bin %> status --group cutover-txn', '<%= config.bin %> status --group cutover-txn --topic txn.raw --window 10 --json']
   static override flags = {
     group: Flags.string({required: true, description: 'consumer group'}),
-    topic: Flags.string({multiple: true, description: 'topic(s) to judge (default: every topic the group committed on)'}),
+    topic: Flags.string({multiple: true, description: 'topic(s) to judge (default: every topic the group committed on; before its first commit, the topics its members are assigned)'}),
     window: Flags.integer({min: 0, max: 600, default: 5, description: 'seconds to sample (one sample a second; 0 = one sample); sampling goes on, up to 30 s, while a partition with a member assigned has a committed offset that stands still'}),
   }
 
