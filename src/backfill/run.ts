@@ -47,7 +47,7 @@ import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {redactString, type Logger} from '../log.js'
 import {encodeString, resolveEncoding} from '../normalize/encoding.js'
-import {createNormalizer} from '../normalize/index.js'
+import {createNormalizer, fieldsJson} from '../normalize/index.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
 import {BACKFILL_NEEDS, requirePrivileges} from '../pg/privileges.js'
 import {deadLetterHeaders, toKafkaHeaders} from '../runtime/outbox.js'
@@ -205,7 +205,12 @@ async function assertColumnsRead(uri: SourceUri, ctx: ReaderContext, loaded: Loa
  */
 function recordAsRead(loaded: LoadedSpec, uri: SourceUri): (r: RawRecordOk) => string | Buffer {
   const source = loaded.spec.source
-  if (uri.scheme === 'kafka' || source.format === 'json') return (r) => (uri.scheme === 'kafka' && r.raw ? r.raw : JSON.stringify(r.fields))
+  if (uri.scheme === 'kafka' || source.format === 'json') {
+    // a pg: numeric or a copybook number (exact decimals) of a decimal field: a JSON number, that
+    // stream run with this spec reads as the number it is, never as printed text ("1.234")
+    const numeric = new Set(Object.entries(loaded.spec.fields).flatMap(([name, f]) => (f.type === 'decimal' ? [f.from ?? name] : [])))
+    return (r) => (uri.scheme === 'kafka' && r.raw ? r.raw : fieldsJson(r.fields, numeric))
+  }
   if (source.format === 'fixed') {
     if (uri.scheme !== 'fixed') {
       throw new SpecError(specLocation(loaded, ['source', 'format']), `source.format fixed: stream run reads each message as a copybook record, and the records of a ${uri.scheme}: source are not copybook records`, {

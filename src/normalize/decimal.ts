@@ -307,6 +307,28 @@ export function parseExactDecimal(text: string, options: DecimalOptions): string
   return parseDecimal(text, {...options, decimalSeparator: '.'})
 }
 
+/** An exact decimal that JSON can carry as a number as it is written ("-1234.567"; not "NaN", "1e+100"). */
+const PLAIN_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?$/
+
+/**
+ * The fields of a record as JSON, with the exact decimals (EXACT_DECIMALS) among `numeric` (the
+ * input names of a spec's decimal fields) written as JSON numbers, digit for digit: what a JSON
+ * reader of them (`stream run`: parseJsonExact) takes as the number it is, where the text
+ * "1.234" would be printed text (ambiguous, or 1234 with decimal_separator ","). Other fields, and
+ * records without exact decimals, as JSON.stringify writes them.
+ */
+export function fieldsJson(fields: Record<string, unknown>, numeric: ReadonlySet<string>): string {
+  const exact = numeric.size > 0 ? exactDecimalsOf(fields) : undefined
+  if (exact === undefined) return JSON.stringify(fields)
+  let out = '{'
+  for (const k of Object.keys(fields)) {
+    const v = fields[k]
+    if (v === undefined || typeof v === 'function') continue
+    out += (out.length === 1 ? '' : ',') + JSON.stringify(k) + ':' + (typeof v === 'string' && exact.has(k) && numeric.has(k) && PLAIN_NUMBER.test(v) ? v : JSON.stringify(v))
+  }
+  return out + '}'
+}
+
 /** A JSON number as a decimal: safe integers, or a shortest form without exponent that fits the scale. */
 export function decimalFromNumber(n: number, options: DecimalOptions): string | Fail {
   if (!Number.isFinite(n)) return new Fail('UNPARSEABLE_AMOUNT', 'is not a finite number')
