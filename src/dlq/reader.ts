@@ -17,7 +17,8 @@ import type {Logger} from '../log.js'
 import {kafkaRange, readKafka, type PartitionRange} from '../../legacy-adapters/kafka.js'
 import {deadLetterView, type DeadLetterView} from './headers.js'
 
-export type DlqHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>
+/** as kafkajs reads them: a header without a value (Kafka allows one) is null (./headers.ts) */
+export type DlqHeaders = Record<string, Buffer | string | null | (Buffer | string | null)[] | undefined>
 
 export interface DlqRecord {
   partition: number
@@ -41,13 +42,26 @@ export interface DlqReadOptions {
   signal?: AbortSignal
 }
 
-/** Parses `--since`/`--until`: ISO-8601, or a duration back from now ("2h", "30m", "7d"). */
+/** An ISO-8601 time with a zone, or a date alone (UTC midnight), as `backfill --since` takes them. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/
+
+/**
+ * Parses `--since`/`--until`: ISO-8601 with a zone (or a date: UTC midnight), or a duration back
+ * from now ("2h", "30m", "7d"). Nothing else: Date.parse alone would take "5" for 2001-05-01 and
+ * "Nov 20" for 2001-11-20 (a forgotten unit, a year left out: a window of the wrong years, without a
+ * word), and a time without a zone for the host's local time.
+ */
 export function parseTimeFlag(value: string | undefined, flag: string, now = Date.now()): number | undefined {
   if (value === undefined) return undefined
   const rel = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim())
   if (rel) return now - Number(rel[1]) * {s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}[rel[2] as 's' | 'm' | 'h' | 'd']
-  const ms = Date.parse(value)
-  if (!Number.isFinite(ms)) throw new UsageError(`${flag} ${value} is neither an ISO-8601 time nor a duration`, {hint: `e.g. ${flag} 2026-11-20T00:00:00Z or ${flag} 2h`})
+  const iso = value.trim()
+  const ms = ISO_TIME.test(iso) ? Date.parse(iso) : Number.NaN
+  if (!Number.isFinite(ms)) {
+    throw new UsageError(`${flag} ${value} is neither an ISO-8601 time nor a duration`, {
+      hint: `an ISO-8601 time with its zone (${flag} 2026-11-20T09:00:00+03:00), a date (${flag} 2026-11-20: UTC midnight) or a duration back from now (${flag} 2h; s, m, h, d)`,
+    })
+  }
   return ms
 }
 
