@@ -118,13 +118,14 @@ export async function recordProgress(pool: Pool, id: string, partition: number, 
 
 /**
  * Passes over [from, next) of `partition`, deleted by retention before the replay reached it:
- * counted as deleted, with the same compare-and-set on the progress as recordProgress.
+ * counted as deleted (`deleted` of them: fewer when the stretch begins with transaction markers
+ * the replay passed over), with the same compare-and-set on the progress as recordProgress.
  */
-export async function recordDeleted(pool: Pool, id: string, partition: number, from: bigint, next: bigint): Promise<boolean> {
+export async function recordDeleted(pool: Pool, id: string, partition: number, from: bigint, next: bigint, deleted = next - from): Promise<boolean> {
   const r = await pool.query(
     `UPDATE cutover.replays SET progress = progress || jsonb_build_object($2::text, $4::text), deleted = deleted + $5, updated_at = now()
      WHERE id = $1 AND coalesce(progress ->> $2::text, (SELECT t ->> 'start' FROM jsonb_array_elements(targets) t WHERE (t ->> 'partition')::int = $2::int)) = $3::text`,
-    [id, partition, from.toString(), next.toString(), (next - from).toString()],
+    [id, partition, from.toString(), next.toString(), deleted.toString()],
   )
   return (r.rowCount ?? 0) > 0
 }

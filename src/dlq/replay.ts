@@ -490,6 +490,10 @@ class Replay {
     const topic = o.topic
     const ends = new Map(row.targets.map((t) => [t.partition, BigInt(t.end)]))
     const next = new Map(row.targets.map((t) => [t.partition, BigInt(row.progress[String(t.partition)] ?? t.start)]))
+    // Where the ledger row's progress is, per partition: the `from` of its compare-and-set. It lags
+    // `next` when this run passed over transaction markers or aborted records (skipMarkers, a stretch
+    // that follows them): the next stretch, or deletion, then covers them too.
+    const counted = new Map(next)
     const total = row.targets.reduce((a, t) => a + Number(BigInt(t.end) - BigInt(t.start)), 0)
     const progress: DlqReplayProgress = {scanned: Number(row.scanned), total, selected: Number(row.selected), sent: Number(row.sent), parked: Number(row.parked)}
     // The group is ahead of the ledger after a kill between the Kafka commit and the UPDATE:
@@ -538,6 +542,7 @@ class Replay {
       this.logger.warn('replay.deleted_by_retention', {partition: w.partition, from: at.toString(), to: to.toString(), records: (to - at).toString()})
       if (!(await recordDeleted(this.pool, row.id, w.partition, at, to))) this.logger.warn('replay.ledger_moved', {partition: w.partition, from: at.toString()})
       next.set(w.partition, to)
+      counted.set(w.partition, to)
       const recount = countOnlyUntil.get(w.partition)
       if (recount !== undefined && recount <= to) countOnlyUntil.delete(w.partition)
       await admin.setOffsets({groupId, topic, partitions: [{partition: w.partition, offset: to.toString()}]}).catch((e: unknown) => this.logger.warn('replay.group_offset_failed', {partition: w.partition, error: e}))
@@ -570,8 +575,10 @@ class Replay {
       const from = lookback.get(p)
       if (from !== undefined && batch.messages.length > 0) {
         // a fetch from the group's offset before our seek to the look-back: wait for the seek (a
-        // fetch from the look-back starts before where the last run stopped, unless only markers are there)
-        if (BigInt(batch.messages[0]!.offset) >= next.get(p)!) {
+        // fetch from the look-back starts before where the last run stopped, unless only markers are
+        // there: its first offset, filtered records included, says where it began)
+        const began = batch.firstOffset()
+        if (BigInt(batch.messages[0]!.offset) >= next.get(p)! && !(began !== null && BigInt(began) <= from)) {
           const waited = (gapWaits.get(p) ?? 0) + 1
           gapWaits.set(p, waited)
           if (!seeked.has(p) || waited <= GAP_PATIENCE) return
@@ -590,24 +597,34 @@ class Replay {
           if (matchesFilter(r, this.filter)) this.repeats.isRepeat(r)
           continue
         }
-        if (first > at && i > 0) {
-          // inside one fetched batch, offsets skipped are transaction markers or aborted records
-          // (kafkajs filters them); retention only removes the start of a log
-        } else if (first > at) {
+        // Offsets skipped before `first` inside one fetched batch, or by a fetch that began at or
+        // before `at` (its first offset counts the records kafkajs filtered), are transaction
+        // markers or aborted records: never dead letters, never deleted. Retention only removes the
+        // start of a log, and a fetch from a deleted offset begins at the new start.
+        const began = batch.firstOffset()
+        if (first > at && i === 0 && !(began !== null && BigInt(began) <= at)) {
           // a fetch from the group's offset before our seek: wait for the seek (a few fetches at most);
           // past that, the records between were deleted by retention
           const waited = (gapWaits.get(p) ?? 0) + 1
           gapWaits.set(p, waited)
           if (!seeked.has(p) || waited <= GAP_PATIENCE) return
-          // deleted while this run went on: passed over and counted as deleted
-          const to = first < end ? first : end
-          this.logger.warn('replay.gap', {partition: p, expected: at.toString(), got: first.toString(), note: 'records deleted by retention'})
-          if (!(await recordDeleted(this.pool, row.id, p, at, to))) this.logger.warn('replay.ledger_moved', {partition: p, from: at.toString()})
-          next.set(p, to)
+          // deleted while this run went on (up to where this fetch began): passed over and counted as deleted
+          const to = [first, BigInt(began ?? first), end].reduce((a, b) => (b < a ? b : a))
+          this.logger.warn('replay.gap', {partition: p, expected: at.toString(), got: to.toString(), note: 'records deleted by retention'})
+          const from = counted.get(p)!
+          if (!(await recordDeleted(this.pool, row.id, p, from, to, to - at))) this.logger.warn('replay.ledger_moved', {partition: p, from: from.toString()})
+          counted.set(p, to)
           gapWaits.delete(p)
+          skipMarkers(p, to)
           continue
         }
         gapWaits.delete(p)
+        if (first >= end) {
+          // what is left of the range holds only markers (a range ending at a marker: --until, or a
+          // DLQ written in transactions that grew since the replay began): the partition is done
+          skipMarkers(p, end)
+          break
+        }
         // a stretch never straddles the end of a count-only stretch (what an earlier run sent)
         const recount = countOnlyUntil.get(p)
         const stopAt = recount !== undefined && recount > at && recount < end ? recount : end
@@ -615,8 +632,9 @@ class Replay {
         while (i < batch.messages.length && chunk.length < this.chunk && BigInt(batch.messages[i]!.offset) < stopAt) chunk.push(batch.messages[i++]!)
         if (chunk.length === 0) break
         const last = BigInt(chunk[chunk.length - 1]!.offset)
-        if (!(await this.stretch(admin, producer, groupId, p, at, last + 1n, chunk, countOnlyUntil, progress))) return
+        if (!(await this.stretch(admin, producer, groupId, p, counted.get(p)!, last + 1n, chunk, countOnlyUntil, progress))) return
         next.set(p, last + 1n)
+        counted.set(p, last + 1n)
         if (recount !== undefined && last + 1n >= recount) countOnlyUntil.delete(p)
         resolveOffset(last.toString())
         await heartbeat()
