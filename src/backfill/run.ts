@@ -45,6 +45,7 @@ import {CutoverError, SpecError, UsageError} from '../errors.js'
 import {MISSING_COLUMN_HINT, missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {writableHeaders} from '../kafka/headers.js'
 import {redactString, type Logger} from '../log.js'
 import {encodeString, resolveEncoding} from '../normalize/encoding.js'
 import {createNormalizer, fieldsJson} from '../normalize/index.js'
@@ -984,7 +985,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             const c = m.counts
             const headers: IHeaders =
               isKafka && r.headers
-                ? {...(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
+                ? {...writableHeaders(r.headers as IHeaders), [BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
                 : {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(pos)}
             // a kafka: source's record keeps its own timestamp (the time it happened, as MirrorMaker keeps it)
             const ts = isKafka ? pos.timestamp : undefined

@@ -26,6 +26,7 @@
  */
 import type {IHeaders} from 'kafkajs'
 import {RECORD_ERROR_CODES} from '../errors.js'
+import {writableHeaderValue, type ReadHeaderValue} from '../kafka/headers.js'
 import {DLQ_HEADERS} from '../runtime/outbox.js'
 
 export type DeadLetterOrigin = 'cutover' | 'connect' | 'spring' | 'unknown'
@@ -70,13 +71,8 @@ export function isDeadLetterHeader(name: string): boolean {
   return CUTOVER_DEAD_LETTER.has(name) || name.startsWith('__connect.errors.') || name.startsWith('kafka_dlt-')
 }
 
-/**
- * A header's value as kafkajs reads it. Kafka allows a header without a value (length -1), which
- * kafkajs reads as null: Kafka Connect writes one for an exception without a message
- * (`__connect.errors.exception.message` of a NullPointerException), Spring and plain producers
- * can too. It reads as an absent header.
- */
-type HeaderValue = Buffer | string | null | (Buffer | string | null)[] | undefined
+/** A header's value as kafkajs reads it: null for a header without a value, which reads as absent (../kafka/headers.ts). */
+type HeaderValue = ReadHeaderValue
 
 function first(headers: IHeaders | Record<string, HeaderValue> | undefined, name: string): Buffer | undefined {
   const v = headers?.[name] as HeaderValue
@@ -84,17 +80,6 @@ function first(headers: IHeaders | Record<string, HeaderValue> | undefined, name
   const one = Array.isArray(v) ? v[v.length - 1] : v
   if (one === undefined || one === null) return undefined
   return Buffer.isBuffer(one) ? one : Buffer.from(one, 'utf8')
-}
-
-/**
- * A header value kafkajs can write. Its record encoder cannot write a header without a value
- * (sizeOfHeaders calls Buffer.byteLength(null) and throws, kafkajs 2.2.4): such a value is written
- * empty, the nearest it can send; every other value goes as it is.
- */
-function writable(v: Exclude<HeaderValue, undefined>): IHeaders[string] {
-  if (v === null) return Buffer.alloc(0)
-  if (Array.isArray(v)) return v.map((one) => (one === null ? Buffer.alloc(0) : one)) as IHeaders[string]
-  return v
 }
 
 function text(headers: IHeaders | Record<string, HeaderValue> | undefined, name: string): string | null {
@@ -243,14 +228,14 @@ export function deadLetterView(headers: IHeaders | Record<string, HeaderValue> |
 
 /**
  * The headers of a replayed record: the dead letter's original headers, byte for byte and in
- * their order, without the dead-letter bookkeeping (one without a value goes empty: `writable`);
+ * their order, without the dead-letter bookkeeping (one without a value goes empty: writableHeaderValue);
  * then `cutover.replay.count` (the previous count + 1) and `cutover.replay.id`.
  */
 export function replayHeaders(headers: IHeaders | Record<string, HeaderValue> | undefined, replayId: string, count: number): IHeaders {
   const out: IHeaders = {}
   for (const [name, v] of Object.entries(headers ?? {})) {
     if (v === undefined || isDeadLetterHeader(name)) continue
-    out[name] = writable(v as Exclude<HeaderValue, undefined>)
+    out[name] = writableHeaderValue(v as Exclude<HeaderValue, undefined>)
   }
   out[REPLAY_COUNT_HEADER] = Buffer.from(String(count), 'utf8')
   out[REPLAY_ID_HEADER] = Buffer.from(replayId, 'utf8')
@@ -262,7 +247,7 @@ export function parkedHeaders(headers: IHeaders | Record<string, HeaderValue> | 
   const out: IHeaders = {}
   for (const [name, v] of Object.entries(headers ?? {})) {
     if (v === undefined || name === PARKED_BY_HEADER) continue
-    out[name] = writable(v as Exclude<HeaderValue, undefined>)
+    out[name] = writableHeaderValue(v as Exclude<HeaderValue, undefined>)
   }
   out[PARKED_BY_HEADER] = Buffer.from(replayId, 'utf8')
   return out

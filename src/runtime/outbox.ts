@@ -39,14 +39,22 @@ const OWN = new Set<string>(DLQ_HEADERS)
  */
 export type StoredHeaders = ([string, string] | [string, string, 1])[]
 
+/**
+ * The record's headers, each value as bytes. A header without a value (Kafka allows length -1:
+ * Kafka Connect writes one for an exception without a message), which kafkajs reads as null, is
+ * kept empty: the relay's producer (kafkajs) cannot write a header without a value, and a null
+ * here failed the batch for ever (its partition stalled).
+ */
 function headerEntries(headers: IHeaders | undefined): [string, Buffer][] {
   const out: [string, Buffer][] = []
-  for (const [name, v] of Object.entries(headers ?? {})) {
+  for (const [name, v] of Object.entries(headers ?? {}) as [string, IHeaders[string] | null][]) {
     if (v === undefined) continue
-    for (const one of Array.isArray(v) ? v : [v]) out.push([name, Buffer.isBuffer(one) ? one : Buffer.from(one)])
+    for (const one of Array.isArray(v) ? (v as (Buffer | string | null)[]) : [v]) out.push([name, one === null ? EMPTY : Buffer.isBuffer(one) ? one : Buffer.from(one)])
   }
   return out
 }
+
+const EMPTY = Buffer.alloc(0)
 
 export interface DeadLetterContext {
   pipeline: string
