@@ -19,13 +19,19 @@ async function sql(url: string, text: string): Promise<pg.QueryResult> {
   }
 }
 
+/** A fresh database, created (its tables are made before the first parity check). */
+async function createdDatabase(): Promise<string> {
+  const url = freshDatabase()
+  const admin = new URL(url)
+  const name = admin.pathname.slice(1)
+  admin.pathname = '/postgres'
+  await sql(admin.toString(), `CREATE DATABASE "${name}"`)
+  return url
+}
+
 describe('parity report: a ledger row edited after the run', () => {
   it('blocks its day, names the fields that differ, and ledger text cannot inject markup into evidence.html', async () => {
-    const url = freshDatabase()
-    const admin = new URL(url)
-    const name = admin.pathname.slice(1)
-    admin.pathname = '/postgres'
-    await sql(admin.toString(), `CREATE DATABASE "${name}"`)
+    const url = await createdDatabase()
     const env = {DATABASE_URL: url}
     const dir = tempDir('review-report-ledger-')
     await sql(
@@ -73,11 +79,7 @@ describe('parity report: a ledger row edited after the run', () => {
 
 describe('parity report: the ledger\'s hash chain', () => {
   it('sees an edit that keeps the columns and the result in step, a row added by hand and rows deleted; the head it prints moves with each run', async () => {
-    const url = freshDatabase()
-    const admin = new URL(url)
-    const name = admin.pathname.slice(1)
-    admin.pathname = '/postgres'
-    await sql(admin.toString(), `CREATE DATABASE "${name}"`)
+    const url = await createdDatabase()
     const env = {DATABASE_URL: url}
     await sql(
       url,
