@@ -50,7 +50,7 @@ describe('PostgreSQL access', () => {
       await insert('old', '4111111111111111')
       await insert('none', null)
       await insert('new', digest)
-      expect(await migrate(pool, silentLogger, MIGRATIONS)).toEqual([9])
+      expect(await migrate(pool, silentLogger, MIGRATIONS.filter((m) => m.version <= 9))).toEqual([9])
       const rows = await pool.query<{id: string; key: string | null; text: string}>(`SELECT id, selection ->> 'key' AS key, selection::text AS text FROM cutover.replays ORDER BY id`)
       expect(rows.rows.map((r) => [r.id, r.key])).toEqual([
         ['new', digest],
