@@ -17,7 +17,7 @@
  */
 import {isFail, maskValue, parseDecimal} from '../normalize/index.js'
 import type {CompiledRule, DifferenceFacts} from './rules.js'
-import {compareValues, DEFAULT_DECIMAL_SCALE, isNumericType, toScaled, type ColumnPlan} from './tolerances.js'
+import {compareValues, DEFAULT_DECIMAL_SCALE, fracDigits, isNumericType, toScaled, type ColumnPlan} from './tolerances.js'
 import {DIFFERENCE_KINDS, type ColumnStats, type DifferenceKind, type ParityCheckResult, type ParitySample, type RowValues, type Strategy} from './types.js'
 
 export interface ComparePlan {
@@ -121,7 +121,7 @@ export class ParityCore {
   private unexplained = 0
   /** records a side's reader could not read (broken line, unreadable business day): unexplained differences */
   private readonly unreadable = {left: 0, right: 0}
-  private readonly columnStats: {mismatches: number; explained: number; max: bigint; maxText: string | null}[]
+  private readonly columnStats: {mismatches: number; explained: number; max: bigint; maxScale: number; maxText: string | null}[]
   private readonly ruleCounts = new Map<string, number>()
   private samplesKept: SampleEntry[] = []
   /** unexplained keys missing on the right, for root-cause attribution */
@@ -132,7 +132,7 @@ export class ParityCore {
   private readonly masks: boolean
 
   constructor(readonly plan: ComparePlan) {
-    this.columnStats = plan.columns.map(() => ({mismatches: 0, explained: 0, max: -1n, maxText: null}))
+    this.columnStats = plan.columns.map(() => ({mismatches: 0, explained: 0, max: -1n, maxScale: DEFAULT_DECIMAL_SCALE, maxText: null}))
     this.masks = plan.columns.some((c) => c.sensitive) || (plan.sensitiveKeys?.some((s) => s) ?? false)
     for (const c of plan.columns) if (isNumericType(c.type)) this.numericColumns.set(c.name, c)
   }
@@ -174,7 +174,8 @@ export class ParityCore {
     const c = this.numericColumns.get(column)
     if (c !== undefined) {
       const v = side === 'left' ? c.convert(text) : c.convertRight(text)
-      if (typeof v === 'string') return c.type === 'integer' ? BigInt(v) * 10n ** BigInt(DEFAULT_DECIMAL_SCALE) : toScaled(v)
+      // a value with more digits than the rules' scale has no reading here (never cut off: 0.0000000000001 is not 0)
+      if (typeof v === 'string') return c.type === 'integer' ? BigInt(v) * 10n ** BigInt(DEFAULT_DECIMAL_SCALE) : fracDigits(v) > DEFAULT_DECIMAL_SCALE ? undefined : toScaled(v)
     }
     if (this.plan.decimalPoint?.[side]) {
       const d = parseDecimal(text, {scale: DEFAULT_DECIMAL_SCALE, precision: 38, decimalSeparator: '.'})
@@ -235,9 +236,15 @@ export class ParityCore {
       differs = true
       const st = this.columnStats[i]!
       st.mismatches++
-      if (cmp.absDiffRank !== undefined && cmp.absDiffRank > st.max) {
-        st.max = cmp.absDiffRank
-        st.maxText = cmp.absDiff ?? null
+      if (cmp.absDiffRank !== undefined) {
+        // ranks at different scales (a value with more than DEFAULT_DECIMAL_SCALE digits) compared exactly
+        const scale = cmp.absDiffScale ?? DEFAULT_DECIMAL_SCALE
+        const greater = scale === st.maxScale ? cmp.absDiffRank > st.max : cmp.absDiffRank * 10n ** BigInt(st.maxScale) > st.max * 10n ** BigInt(scale)
+        if (greater) {
+          st.max = cmp.absDiffRank
+          st.maxScale = scale
+          st.maxText = cmp.absDiff ?? null
+        }
       }
       lo ??= this.rowObject(l, key)
       ro ??= this.rowObject(r, key)

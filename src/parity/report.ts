@@ -3,7 +3,7 @@
  * columns that differ, the rules that explained what, and the samples. HTML is one
  * self-contained file (inline CSS, no scripts, no network), for an auditor to keep.
  */
-import type {ParityCheckResult} from './types.js'
+import type {ParityCheckResult, ParitySample} from './types.js'
 
 export interface ReportContext {
   left: string
@@ -32,6 +32,34 @@ export function mdText(s: string): string {
 
 function mdCell(v: unknown): string {
   return mdText(typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v))
+}
+
+/**
+ * A sample's value (or key part) as the report shows it: text as it is, unless it would read as
+ * another value once in a cell: the empty string, text with leading or trailing white space, line
+ * breaks or other control characters (a cell trims, collapses or replaces them), and text that
+ * looks like the quoted or null forms themselves are shown JSON-quoted; a NULL of a mismatch is
+ * `(null)`. Before, a NULL against "" and "B " against "B" showed as two identical cells.
+ * `comma`: a part of a composite key, joined with ", " (a part holding a comma is quoted too).
+ */
+export function sampleText(v: unknown, comma = false): string {
+  if (v === null || v === undefined) return '(null)'
+  if (typeof v !== 'string') return JSON.stringify(v)
+  // eslint-disable-next-line no-control-regex
+  const quoted = v === '' || v === '(null)' || v.startsWith('"') || /^\s|\s$|[\u0000-\u001f\u007f]/.test(v) || (comma && v.includes(','))
+  return quoted ? JSON.stringify(v) : v
+}
+
+/** The key of a sample: its parts (sampleText), comma-separated. */
+function sampleKey(key: Record<string, string | null>): string {
+  const parts = Object.values(key)
+  return parts.map((p) => sampleText(p, parts.length > 1)).join(', ')
+}
+
+/** A side of a sample: a mismatch's value (sampleText), a missing or extra row as JSON, nothing for the absent side. */
+function sampleSide(s: ParitySample, v: unknown): string {
+  if (s.kind === 'mismatch') return sampleText(v)
+  return v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)
 }
 
 function counts(r: ParityCheckResult): [string, string][] {
@@ -72,7 +100,7 @@ export function renderCheckMarkdown(r: ParityCheckResult, c: ReportContext): str
   if (r.samples.length === 0) out.push('None.', '')
   else {
     out.push('| key | kind | column | left | right | explanation |', '| --- | --- | --- | --- | --- | --- |')
-    for (const s of r.samples) out.push(`| ${mdCell(Object.values(s.key).join(', '))} | ${s.kind} | ${mdCell(s.column)} | ${mdCell(s.left)} | ${mdCell(s.right)} | ${mdCell(s.explanation)} |`)
+    for (const s of r.samples) out.push(`| ${mdText(sampleKey(s.key))} | ${s.kind} | ${mdCell(s.column)} | ${mdText(sampleSide(s, s.left))} | ${mdText(sampleSide(s, s.right))} | ${mdCell(s.explanation)} |`)
     out.push('')
   }
   return out.join('\n')
@@ -106,7 +134,7 @@ export function renderCheckHtml(r: ParityCheckResult, c: ReportContext): string 
   const rules = Object.entries(r.rules)
   if (rules.length > 0) parts.push('<h2>Known differences</h2>', htmlTable(['rule', 'keys explained'], rules.map(([n, k]) => [cell(n), String(k)]), [false, true]))
   if (r.root_causes && Object.keys(r.root_causes).length > 0) parts.push('<h2>Root causes of missing rows</h2>', htmlTable(['cause', 'keys'], Object.entries(r.root_causes).map(([n, k]) => [cell(n), String(k)]), [false, true]))
-  parts.push('<h2>Samples</h2>', r.samples.length === 0 ? '<p>None.</p>' : htmlTable(['key', 'kind', 'column', 'left', 'right', 'explanation'], r.samples.map((s) => [cell(Object.values(s.key).join(', ')), s.kind, cell(s.column), cell(s.left), cell(s.right), cell(s.explanation)])))
+  parts.push('<h2>Samples</h2>', r.samples.length === 0 ? '<p>None.</p>' : htmlTable(['key', 'kind', 'column', 'left', 'right', 'explanation'], r.samples.map((s) => [escapeHtml(sampleKey(s.key)), s.kind, cell(s.column), escapeHtml(sampleSide(s, s.left)), escapeHtml(sampleSide(s, s.right)), cell(s.explanation)])))
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${HTML_STYLE}</style></head><body>${parts.join('\n')}</body></html>\n`
 }
 

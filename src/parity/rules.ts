@@ -204,7 +204,8 @@ function compileTime(
     const local = ms + zone.offsetAt(ms) * 60_000
     if (date !== null) {
       const day = Date.parse(`${date}T00:00:00Z`)
-      if (a !== undefined && !(local >= day + (a + 1) * 1000)) return false
+      // strictly after that time, fractions of a second included (23:59:59.500 is after 23:59:59), as without a day
+      if (a !== undefined && !(local > day + a * 1000)) return false
       if (b !== undefined && !(local < day + b * 1000)) return false
       return true
     }

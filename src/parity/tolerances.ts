@@ -94,25 +94,58 @@ export function parseTolerance(column: string, text: string): Tolerance {
   throw bad()
 }
 
-/** "1234.560000000000" (DEFAULT_DECIMAL_SCALE digits) -> 1234560000000000n */
-export function toScaled(canonical: string): bigint {
+/**
+ * "1234.560000000000" -> 1234560000000000n at `scale` fractional digits (DEFAULT_DECIMAL_SCALE
+ * unless given). Callers give a scale of at least the text's fractional digits (fracDigits):
+ * digits beyond it would be cut off.
+ */
+export function toScaled(canonical: string, scale: number = DEFAULT_DECIMAL_SCALE): bigint {
   const neg = canonical.startsWith('-')
   const s = neg ? canonical.slice(1) : canonical
   const dot = s.indexOf('.')
   const int = dot < 0 ? s : s.slice(0, dot)
   let frac = dot < 0 ? '' : s.slice(dot + 1)
-  frac = (frac + '0'.repeat(DEFAULT_DECIMAL_SCALE)).slice(0, DEFAULT_DECIMAL_SCALE)
+  frac = (frac + '0'.repeat(scale)).slice(0, scale)
   const v = BigInt(int + frac)
   return neg ? -v : v
 }
 
-/** 1234560000000000n -> "1234.56" (trailing zeros dropped) */
-export function fromScaled(v: bigint): string {
+/** 1234560000000000n at `scale` (default DEFAULT_DECIMAL_SCALE) -> "1234.56" (trailing zeros dropped) */
+export function fromScaled(v: bigint, scale: number = DEFAULT_DECIMAL_SCALE): string {
   const neg = v < 0n
-  const s = (neg ? -v : v).toString().padStart(DEFAULT_DECIMAL_SCALE + 1, '0')
-  const int = s.slice(0, s.length - DEFAULT_DECIMAL_SCALE)
-  const frac = s.slice(s.length - DEFAULT_DECIMAL_SCALE).replace(/0+$/, '')
+  const s = (neg ? -v : v).toString().padStart(scale + 1, '0')
+  const int = s.slice(0, s.length - scale)
+  const frac = s.slice(s.length - scale).replace(/0+$/, '')
   return (neg ? '-' : '') + int + (frac ? '.' + frac : '')
+}
+
+/** Fractional digits of a canonical decimal ("12.3400" -> 4, "12" -> 0). */
+export function fracDigits(canonical: string): number {
+  const dot = canonical.indexOf('.')
+  return dot < 0 ? 0 : canonical.length - dot - 1
+}
+
+/**
+ * A decimal text read exactly, as a canonical decimal: at DEFAULT_DECIMAL_SCALE digits, or, when
+ * it has more (a numeric computed by a division: 1/3 is 0.33333333333333333333 in PostgreSQL), at
+ * as many as it has (trailing zeros beyond DEFAULT_DECIMAL_SCALE dropped). Never rounded: reading
+ * such a value at the fixed scale failed, and the value was then compared as text, so that
+ * 0.33333333333333333333 against 0.3333333333334 within a tolerance was a mismatch in merge and
+ * bisect while the push-down (numeric in PostgreSQL) matched it.
+ */
+export function parseExactDecimal(text: string, options: {decimalSeparator?: '.' | ','} = {}): string | Fail {
+  const base = {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(options.decimalSeparator ? {decimalSeparator: options.decimalSeparator} : {})}
+  const v = parseDecimal(text, base)
+  // a value has no more fractional digits than characters
+  if (!isFail(v) || text.length <= DEFAULT_DECIMAL_SCALE) return v
+  const scale = text.length
+  // the same limit of integer digits (38 - DEFAULT_DECIMAL_SCALE) at the larger scale
+  const w = parseDecimal(text, {...base, scale, precision: scale + base.precision - DEFAULT_DECIMAL_SCALE})
+  if (isFail(w)) return v // the reason of the reading at the usual scale
+  let end = w.length
+  const min = w.indexOf('.') + 1 + DEFAULT_DECIMAL_SCALE
+  while (end > min && w.charCodeAt(end - 1) === 48) end--
+  return w.slice(0, end)
 }
 
 export function parseNormalization(text: string): StringNormalization {
@@ -170,9 +203,9 @@ export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefin
     const compiled = compileField(name, {...field, required: false, default: undefined, pattern: undefined, max_length: undefined})
     if (field.type === 'decimal') {
       // compare at the common scale so that a side with fewer digits still converts
-      const opts = {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(field.decimal_separator ? {decimalSeparator: field.decimal_separator} : {})}
+      const opts = field.decimal_separator ? {decimalSeparator: field.decimal_separator} : {}
       return (t) => {
-        const v = parseDecimal(t, opts)
+        const v = parseExactDecimal(t, opts)
         return isFail(v) ? failOf(v) : v
       }
     }
@@ -196,9 +229,9 @@ export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefin
     case 'string':
       return (t) => t
     case 'decimal': {
-      const opts = {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(type.decimalSeparator ? {decimalSeparator: type.decimalSeparator} : {})}
+      const opts = type.decimalSeparator ? {decimalSeparator: type.decimalSeparator} : {}
       return (t) => {
-        const v = parseDecimal(t, opts)
+        const v = parseExactDecimal(t, opts)
         return isFail(v) ? failOf(v) : v
       }
     }
@@ -235,6 +268,8 @@ export interface ValueComparison {
   absDiff?: string
   /** scaled |l - r| for numbers, ms for timestamps: to find the max */
   absDiffRank?: bigint
+  /** the scale of absDiffRank when it is not DEFAULT_DECIMAL_SCALE (a number with more fractional digits) */
+  absDiffScale?: number
 }
 
 /** Shared answers for the common cases: no object per compared value. */
@@ -281,13 +316,15 @@ export function compareValues(col: ColumnPlan, left: string | null, right: strin
   if (lc === null || rc === null) return same(lc === rc)
   if (typeof lc !== 'string' || typeof rc !== 'string') return same(l === r)
   if (isNumericType(col.type)) {
-    const a = col.type === 'integer' ? BigInt(lc) * SCALE_FACTOR : toScaled(lc)
-    const b = col.type === 'integer' ? BigInt(rc) * SCALE_FACTOR : toScaled(rc)
+    // exact at the common scale of the two values (at least DEFAULT_DECIMAL_SCALE)
+    const scale = col.type === 'integer' ? DEFAULT_DECIMAL_SCALE : Math.max(DEFAULT_DECIMAL_SCALE, fracDigits(lc), fracDigits(rc))
+    const a = col.type === 'integer' ? BigInt(lc) * SCALE_FACTOR : toScaled(lc, scale)
+    const b = col.type === 'integer' ? BigInt(rc) * SCALE_FACTOR : toScaled(rc, scale)
     const d = a > b ? a - b : b - a
     if (d === 0n) return EQUAL
     let equal = false
     const t = col.tolerance
-    if (t?.kind === 'abs') equal = d <= t.scaled
+    if (t?.kind === 'abs') equal = d <= t.scaled * 10n ** BigInt(scale - DEFAULT_DECIMAL_SCALE)
     else if (t?.kind === 'rel') {
       // d <= pct/100 * |a|, exactly: d * 100 * 10^k <= pct*10^k * |a|
       const [ip, fp = ''] = t.pct.split('.')
@@ -295,7 +332,7 @@ export function compareValues(col: ColumnPlan, left: string | null, right: strin
       const k = 10n ** BigInt(fp.length)
       equal = d * 100n * k <= pctScaled * (a < 0n ? -a : a)
     }
-    return equal ? EQUAL : {equal, absDiff: fromScaled(d), absDiffRank: d}
+    return equal ? EQUAL : {equal, absDiff: fromScaled(d, scale), absDiffRank: d, ...(scale !== DEFAULT_DECIMAL_SCALE ? {absDiffScale: scale} : {})}
   }
   if (col.type === 'timestamp') return timestampComparison(col, Date.parse(lc), Date.parse(rc))
   return same(lc === rc)

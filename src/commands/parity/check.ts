@@ -48,7 +48,7 @@ export default class ParityCheck extends CutoverCommand {
     rules: Flags.string({description: 'known-difference rules (YAML)'}),
     date: Flags.string({
       description:
-        "business day yyyy-MM-dd: limit both sides to it and file the run under it. A timestamp's day is its date in the timezone of the --spec field for --date-column (named so, or from it; a pg: column only when timestamptz), else in UTC",
+        "business day yyyy-MM-dd: limit both sides to it and file the run under it. A timestamp's day is its date in the zone of --type <date-column>=timestamp:<zone>, else of the --spec field for --date-column (named so, or from it); a pg: column only when timestamptz; else in UTC",
     }),
     'date-column': Flags.string({description: 'the column holding the business day (left name)'}),
     spec: Flags.string({description: 'pipeline spec: types of the columns, its sensitive fields masked in samples, and root causes of missing rows (DLQ, dedupe)'}),
