@@ -118,6 +118,43 @@ class RepeatsOfRefused extends Error {
   }
 }
 
+/**
+ * Whether the database refused the row for what it holds alone, whatever else is in the table or
+ * the batch: a data exception (class 22: a value too long, a numeric overflow), NOT NULL or a
+ * CHECK constraint (which PostgreSQL requires to be immutable) of a sink of the record's own rows.
+ * An identical record is refused the same way. (A unique index, a foreign key, a policy, a trigger
+ * or an aggregate's total depend on other rows: there each record is tried.)
+ */
+function refusedForItself(e: SinkWriteError): boolean {
+  const code = sqlstateOf(e.original)
+  return !e.sink.sharedRows && code !== undefined && (code.startsWith('22') || code === '23502' || code === '23514')
+}
+
+/**
+ * The records to mark dead from the start when the transaction runs again (RepeatsOfRefused): the
+ * refused ones, and each identical repeat of one refused for itself (refusedForItself) up to the
+ * first record of its key with another payload, refused with it: that is what the repeat would be,
+ * tried alone after it, so that a run of many identical repeats of a refused record (a producer
+ * sending it again and again) costs one more run of the transaction, not one per repeat. The first
+ * record of the key with another payload (a fix) then claims it; repeats after that are judged
+ * against it.
+ */
+function refusedWithRepeats(work: readonly WorkItem[], rejected: readonly RefusedRow[]): Map<WorkItem, DeadLetter> {
+  const out = new Map<WorkItem, DeadLetter>(rejected.map((r) => [r.item, r.item.dead!]))
+  const byKey = new Map<string, SinkWriteError>()
+  for (const r of rejected) if (r.item.dedupeInserted && r.item.dedupeKey !== undefined && refusedForItself(r.error)) byKey.set(r.item.dedupeKey, r.error)
+  if (byKey.size === 0) return out
+  for (const i of work) {
+    if (i.dedupeKey === undefined) continue
+    const error = byKey.get(i.dedupeKey)
+    if (error === undefined) continue
+    // a duplicate of the key's first record, which the sink refused: its identical repeat
+    if (i.status === 'duplicate') out.set(i, sinkRejection(error, i))
+    else if (i.status === 'dead' && i.dead?.code === 'DUPLICATE_CONFLICT') byKey.delete(i.dedupeKey)
+  }
+  return out
+}
+
 /** Whether a record of `work` was resolved against one of `refused`, which claimed its dedupe key in this transaction. */
 function hasRepeatsOfRefused(work: readonly WorkItem[], refused: readonly WorkItem[]): boolean {
   const released = new Set<string>()
@@ -591,8 +628,11 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
   const snapshots = entries.map((e) => snapshotItems(e.input.items))
   // records a sink refused in an earlier run of this transaction, dead from the start (RepeatsOfRefused)
   const refused = new Map<WorkItem, DeadLetter>()
+  // the items as they came (what the caller sees after an error, or hands to another transaction)
+  const restoreAsCame = () => snapshots.forEach((s) => s.restore())
+  // ...and as this transaction runs again
   const restore = () => {
-    snapshots.forEach((s) => s.restore())
+    restoreAsCame()
     for (const [item, dead] of refused) markDead(item, dead)
   }
   const isolateRows = deps.refusedRows?.take() ?? false
@@ -604,13 +644,13 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
       return outcomes
     } catch (e) {
       if (e instanceof RunAlone) {
-        restore()
+        restoreAsCame()
         const out: BatchOutcome[] = []
         for (const entry of entries) out.push((await commitBatches(deps, [entry]))[0]!)
         return out
       }
       // each rerun flips one flag for good, so this runs the transaction at most five times (and
-      // once more for each refused record that had repeats in the batch)
+      // once more for each record that claims a refused record's key in turn: refusedWithRepeats)
       if (e instanceof RepeatsOfRefused) for (const [item, dead] of e.refused) refused.set(item, dead)
       else if (e instanceof JoinedWriteError && mode.insertFirst && isUniqueViolation(e.original)) {
         // a key that exists (or another unique index: the upsert meets that one again, and the
@@ -624,10 +664,13 @@ export async function commitBatches(deps: BatchDeps, entries: readonly GroupEntr
         mode.immediate = true
         mode.isolateRows = true
         mode.insertFirst = false
-      } else if (e instanceof DeferredConstraintError) throw e.original
-      else {
-        // rolled back: the items are as they came (a COMMIT without an answer keeps what it decided)
-        if (!(e instanceof GroupCommitOutcomeUnknown)) restore()
+      } else if (e instanceof DeferredConstraintError) {
+        restoreAsCame()
+        throw e.original
+      } else {
+        // rolled back: the items are as they came, not dead for a refusal the database never
+        // committed (a COMMIT without an answer keeps what it decided)
+        if (!(e instanceof GroupCommitOutcomeUnknown)) restoreAsCame()
         throw e
       }
       restore()
@@ -736,7 +779,7 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       deps.refusedRows?.found(rejected.length, mode.alone)
       for (const r of rejected) markDead(r.item, sinkRejection(r.error, r.item))
       const items = rejected.map((r) => r.item)
-      if (hasRepeatsOfRefused(work, items)) throw new RepeatsOfRefused(new Map(items.map((i) => [i, i.dead!])))
+      if (hasRepeatsOfRefused(work, items)) throw new RepeatsOfRefused(refusedWithRepeats(work, rejected))
       await releaseDedupeKeys(client, deps.deadLetter.pipeline, items)
       await insertDead(items)
     }
