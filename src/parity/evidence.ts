@@ -34,7 +34,7 @@ import {UsageError} from '../errors.js'
 import type {Pool} from '../pg/pool.js'
 import {declaresDaysOff, isDayOff, NO_DAYS_OFF, weekdayOf, type DaysOff} from './calendar.js'
 import {isCalendarDate} from './date.js'
-import {chainProblems, readRuns, type ComparisonOptions, type LedgerChain, type LedgerRun} from './ledger.js'
+import {CHANGED_AFTER_RUN, chainProblems, filedDays, readRuns, type ComparisonOptions, type LedgerChain, type LedgerRun} from './ledger.js'
 import {escapeHtml, HTML_STYLE, mdText} from './report.js'
 
 export interface ReportDay {
@@ -118,7 +118,18 @@ export interface ParityReportResult {
    * what an auditor keeps to tell later that no row up to it changed; `gaps` are rows deleted
    * (they block the cutover: which day they were filed under cannot be known).
    */
-  ledger: {unchained_before: number; verified: number; head: {run: number; row_hash: string} | null; gaps: string[]}
+  ledger: {
+    unchained_before: number
+    verified: number
+    head: {run: number; row_hash: string} | null
+    gaps: string[]
+    /**
+     * rows changed after their run that no day of the window holds now, with the day each is
+     * filed under: the day may be what was changed (a failing run moved out of the window), so
+     * each blocks the verdict. Present only when there is one.
+     */
+    changed_elsewhere?: {run: number; filed_under: string}[]
+  }
   runs: {
     id: number
     date: string
@@ -195,9 +206,16 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
   const edited = await editedRuns(pool, from, to)
   const chain = await chainProblems(pool)
   for (const [id, why] of chain.rows) edited.set(id, [...(edited.get(id) ?? []), why])
+  // a changed row that no day of the window holds: its business date may be what was changed
+  const inWindow = new Set(runs.map((r) => r.id))
+  const elsewhere = await filedDays(
+    pool,
+    [...chain.rows].filter(([id, why]) => why === CHANGED_AFTER_RUN && !inWindow.has(id)).map(([id]) => id),
+  )
+  const changedElsewhere = [...elsewhere].map(([run, day]) => ({run, filed_under: day}))
   const expectPairs = o.expectPairs ?? 1
   if (!Number.isInteger(expectPairs) || expectPairs < 1) throw new UsageError(`--expect-pairs ${expectPairs} must be a positive whole number`, {hint: 'e.g. --expect-pairs 3 for three table pairs checked every day'})
-  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain, expectPairs})
+  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain: {...chain, changed_elsewhere: changedElsewhere}, expectPairs})
 }
 
 /** The ledger's count columns and the result document of the same row, which `parity check` wrote together. */
@@ -304,10 +322,11 @@ function looserNotes(x: DecidingRun): string[] {
 /** Pure: the report of the runs of a window. */
 export function summarize(
   runs: LedgerRun[],
-  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'>; expectPairs?: number},
+  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'> & Pick<ParityReportResult['ledger'], 'changed_elsewhere'>; expectPairs?: number},
 ): ParityReportResult {
   const edited = w.edited ?? new Map<number, string[]>()
   const chain = w.chain ?? {unchained_before: runs.length, verified: 0, head: null, gaps: []}
+  const changedElsewhere = chain.changed_elsewhere ?? []
   const expectPairs = w.expectPairs ?? 1
   const daysOff = w.daysOff ?? NO_DAYS_OFF
   const byDay = new Map<string, LedgerRun[]>()
@@ -393,7 +412,8 @@ export function summarize(
     trend = b - a > 0.0001 ? 'improving' : a - b > 0.0001 ? 'worsening' : 'steady'
   }
   // rows deleted from the ledger: any day may have lost its evidence
-  const blockers = [...chain.gaps.map((g) => `ledger: ${g}`), ...perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))]
+  // ...and a row changed after its run that no day of the window holds (its day may be what changed)
+  const blockers = [...chain.gaps.map((g) => `ledger: ${g}`), ...changedElsewhere.map(changedElsewhereText).map((c) => `ledger: ${c}`), ...perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))]
   // the N business days that pass; a day off that blocks (a run on it found a difference) blocks too
   const okDays = perDay.filter((d) => d.ok && !d.day_off).length
   const blocking = perDay.filter((d) => !d.ok).length
@@ -410,6 +430,7 @@ export function summarize(
     ...(named('no check').length > 0 ? [`no check on ${named('no check').join(', ')}`] : []),
     ...(named('blocked').length > 0 ? [`failing on ${named('blocked').join(', ')}`] : []),
     ...(chain.gaps.length > 0 ? [`rows deleted from the ledger: ${chain.gaps.length} gap(s) in its hash chain`] : []),
+    ...(changedElsewhere.length > 0 ? [`${changedElsewhere.length} ledger row(s) changed after their run and filed outside the window now`] : []),
   ]
   const summary = ready
     ? `READY to cut over: all ${w.days} ${unit} from ${w.from} to ${w.to} are at or above ${w.threshold}% with no unexplained difference${off}${loosened}`
@@ -428,7 +449,7 @@ export function summarize(
       .slice(0, 10)
       .map(([column, unexplained]) => ({column, unexplained})),
     verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold, daysOff, expectPairs)},
-    ledger: {unchained_before: chain.unchained_before, verified: chain.verified, head: chain.head, gaps: chain.gaps},
+    ledger: {unchained_before: chain.unchained_before, verified: chain.verified, head: chain.head, gaps: chain.gaps, ...(changedElsewhere.length > 0 ? {changed_elsewhere: changedElsewhere} : {})},
     runs: runs.map((r) => ({
       id: r.id,
       date: r.date ?? r.started_at.slice(0, 10),
@@ -490,6 +511,11 @@ function daysOffLines(r: ParityReportResult): string[] {
 
 const dayOffReason = (o: DaysOff, d: string) => (o.holidays.includes(d) ? 'holiday' : weekdayOf(d))
 
+/** A row changed after its run, filed outside the window now, in words. */
+function changedElsewhereText(c: {run: number; filed_under: string}): string {
+  return `run ${c.run} was changed after the run and is filed under ${c.filed_under} now, outside the window: the day it was recorded for may be what was changed`
+}
+
 /** The ledger's hash chain in words: what was verified, its head (to keep), what is missing. */
 export function ledgerLines(r: ParityReportResult): string[] {
   const l = r.ledger
@@ -499,6 +525,7 @@ export function ledgerLines(r: ParityReportResult): string[] {
       : `Hash chain verified over the whole ledger: ${l.verified} run(s) unchanged since they were recorded; head run ${l.head.run}, row hash ${l.head.row_hash} (keep it: a later report shows the same hash for run ${l.head.run} only if no row up to it changed).`,
     ...(l.unchained_before > 0 ? [`${l.unchained_before} run(s) recorded before the ledger had a hash chain: their rows are checked only against the result document each recorded.`] : []),
     ...l.gaps.map((g) => `Broken: ${g}.`),
+    ...(l.changed_elsewhere ?? []).map((c) => `Broken: ${changedElsewhereText(c)}.`),
   ]
 }
 

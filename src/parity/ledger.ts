@@ -42,6 +42,18 @@ export function rowHashSql(p: string, prev: string): string {
 const CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('cutover.parity_runs'), hashtext('chain'))"
 
 /**
+ * `v` as JSON that PostgreSQL's jsonb takes: it refuses the escape \u0000 ("unsupported Unicode
+ * escape sequence"), which a value holding a NUL character (a CSV or copybook field) is written
+ * with, in a sample of the result: the run would fail after its whole comparison, unrecorded. Each
+ * NUL is kept visible as U+2400 (SYMBOL FOR NULL); the report file keeps the value as it was.
+ */
+export function jsonbText(v: unknown): string {
+  const text = JSON.stringify(v)
+  // an escape \u0000 is preceded by an even number of backslashes (`\\u0000` is a backslash, then "u0000")
+  return text.includes('\\u0000') ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\u2400') : text
+}
+
+/**
  * Records a run, chained to the newest chained row (rowHashSql), in one transaction under
  * CHAIN_LOCK. The values are cast to the columns' own types, so that the hash computed here
  * from them is the one `parity report` computes from the stored row.
@@ -76,7 +88,7 @@ export async function recordRun(pool: Pool, e: LedgerEntry): Promise<number> {
         e.date,
         e.left,
         e.right,
-        JSON.stringify(e.options),
+        jsonbText(e.options),
         r.strategy,
         r.left_rows,
         r.right_rows,
@@ -93,7 +105,7 @@ export async function recordRun(pool: Pool, e: LedgerEntry): Promise<number> {
         r.digests.right,
         e.reportSha256,
         e.reportPath,
-        JSON.stringify(r),
+        jsonbText(r),
         e.runBy,
         e.startedAt,
       ],
@@ -105,6 +117,22 @@ export async function recordRun(pool: Pool, e: LedgerEntry): Promise<number> {
     if (open) await client.query('ROLLBACK').catch(() => {})
     client.release()
   }
+}
+
+/** chainProblems' word for a chained row whose content no longer matches its hash. */
+export const CHANGED_AFTER_RUN = 'changed after the run: its content no longer matches its hash'
+
+/**
+ * The day each of the runs `ids` is filed under now (its business date, else its start day in
+ * UTC), as readRuns files it: run id -> yyyy-MM-dd.
+ */
+export async function filedDays(pool: Pool, ids: readonly number[]): Promise<Map<number, string>> {
+  if (ids.length === 0) return new Map()
+  const q = await pool.query<{id: string; day: string}>(
+    `SELECT id, to_char(coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date), 'YYYY-MM-DD') AS day FROM cutover.parity_runs WHERE id = ANY($1::bigint[]) ORDER BY id`,
+    [ids.map(String)],
+  )
+  return new Map(q.rows.map((r) => [Number(r.id), r.day]))
 }
 
 /** What `parity report` found of the ledger's hash chain (chainProblems). */
@@ -143,7 +171,7 @@ export async function chainProblems(pool: Pool): Promise<LedgerChain> {
       else chain.rows.set(id, 'not in the ledger\'s hash chain: written outside parity check')
       continue
     }
-    if (r.computed !== r.row_hash) chain.rows.set(id, 'changed after the run: its content no longer matches its hash')
+    if (r.computed !== r.row_hash) chain.rows.set(id, CHANGED_AFTER_RUN)
     if (r.prev_hash !== (last?.hash ?? null)) {
       chain.gaps.push(last === null ? `the ledger's hash chain does not begin at run ${id}: rows before it were deleted` : `rows between run ${last.id} and run ${id} were deleted from the ledger (run ${id} follows another row than run ${last.id})`)
     }
