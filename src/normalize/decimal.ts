@@ -30,8 +30,8 @@
  * `precision - scale` integer digits is UNPARSEABLE_AMOUNT (overflow). "-0,00" is "0.00".
  *
  * JSON numbers (Kafka JSON values): accepted when they are safe integers, or when their
- * shortest printed form (`String(n)`, e.g. 12.5, 0.1) has no exponent and fits the scale;
- * 0.30000000000000004 is rejected. Send amounts as strings to be safe.
+ * shortest printed form (`String(n)`, e.g. 12.5, 0.1; below 1e-6 written out: 1e-8 is
+ * 0.00000001) fits the scale; 0.30000000000000004 is rejected. Send amounts as strings to be safe.
  */
 import {Fail} from './fail.js'
 
@@ -304,7 +304,31 @@ export function exactDecimalsOf(fields: object): ReadonlySet<string> | undefined
  * (more fractional digits than the scale that are not zeros are refused, never rounded).
  */
 export function parseExactDecimal(text: string, options: DecimalOptions): string | Fail {
-  return parseDecimal(text, {...options, decimalSeparator: '.'})
+  return parseDecimal(plainExactDecimal(text) ?? text, {...options, decimalSeparator: '.'})
+}
+
+/** A number in exponent form as a machine writes it ("1e-07", "-1.2345678901234567e+20": PostgreSQL's float4/float8 output). */
+const EXPONENT_FORM = /^([+-]?)(\d+)(?:\.(\d+))?[eE]([+-]?\d{1,3})$/
+
+/**
+ * An exact decimal in exponent form written out in plain digits, digit for digit ("1e-07" ->
+ * "0.0000001", "1.5e+20" -> "150000000000000000000"), or undefined when `text` is not in exponent
+ * form. PostgreSQL prints a float8 below 1e-4 or from 1e15 so (a float column is an exact decimal
+ * of the digits printed, see EXACT_DECIMALS): a rate of 0.00005 would be refused as no number.
+ * Exponents of more than three digits are not PostgreSQL's (its doubles end near 1e308) and are left alone.
+ */
+export function plainExactDecimal(text: string): string | undefined {
+  const m = EXPONENT_FORM.exec(text)
+  if (m === null) return undefined
+  const sign = m[1] === '-' ? '-' : ''
+  const int = m[2]!
+  const frac = m[3] ?? ''
+  const digits = (int + frac).replace(/^0+(?=\d)/, '')
+  // where the decimal point falls in `digits`
+  const point = digits.length - frac.length + Number(m[4])
+  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`
+  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`
 }
 
 /** An exact decimal that JSON can carry as a number as it is written ("-1234.567"; not "NaN", "1e+100"). */
@@ -324,7 +348,10 @@ export function fieldsJson(fields: Record<string, unknown>, numeric: ReadonlySet
   for (const k of Object.keys(fields)) {
     const v = fields[k]
     if (v === undefined || typeof v === 'function') continue
-    out += (out.length === 1 ? '' : ',') + JSON.stringify(k) + ':' + (typeof v === 'string' && exact.has(k) && numeric.has(k) && PLAIN_NUMBER.test(v) ? v : JSON.stringify(v))
+    let n = typeof v === 'string' && exact.has(k) && numeric.has(k) ? v : undefined
+    // a float's exponent form ("1e-07") written out: `stream run` takes no JSON number in exponent form as exact
+    if (n !== undefined && !PLAIN_NUMBER.test(n)) n = plainExactDecimal(n)
+    out += (out.length === 1 ? '' : ',') + JSON.stringify(k) + ':' + (n !== undefined && PLAIN_NUMBER.test(n) ? n : JSON.stringify(v))
   }
   return out + '}'
 }
@@ -335,7 +362,13 @@ export function decimalFromNumber(n: number, options: DecimalOptions): string | 
   if (Number.isInteger(n) && !Number.isSafeInteger(n)) {
     return new Fail('UNPARSEABLE_AMOUNT', 'is a JSON number too large to be exact (send amounts as strings)')
   }
-  return decimalFromNumberText(String(n), options)
+  // below 1e-6 the shortest form is in exponent form ("1e-8" of the JSON number 0.00000001): its
+  // digits are still the ones written (the number survived the double), written out in full
+  const t = String(n)
+  const plain = t.includes('e') ? plainExactDecimal(t) : undefined
+  if (plain === undefined) return decimalFromNumberText(t, options)
+  const v = parseDecimal(plain, {...options, decimalSeparator: '.'})
+  return v instanceof Fail ? new Fail(v.code, `is a JSON number that prints in exponent form (${t}, that is ${plain}) and ${v.reason}`) : v
 }
 
 /** A JSON number a double cannot hold exactly, from its text as written (./json.ts): exact, under the same rules as decimalFromNumber. */
