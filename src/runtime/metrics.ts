@@ -139,9 +139,10 @@ export class RuntimeMetrics {
     if (n > 0) this.dups.inc({pipeline: this.pipeline}, n)
   }
 
-  batchCommitted(records: number, commitSeconds: number): void {
+  /** A committed batch: its records, and its transaction's duration when known (not for a COMMIT whose answer was lost). */
+  batchCommitted(records: number, commitSeconds?: number): void {
     this.batch.observe({pipeline: this.pipeline}, records)
-    this.commit.observe({pipeline: this.pipeline}, commitSeconds)
+    if (commitSeconds !== undefined) this.commit.observe({pipeline: this.pipeline}, commitSeconds)
     this.lastCommitGauge.set({pipeline: this.pipeline}, Date.now() / 1000)
   }
 

@@ -483,7 +483,16 @@ class StreamRuntime {
       slot.joinReady = this.seekToStored(consumer, partitions)
     })
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-      if (e.payload.batchSize === 0) this.filteredEnd.set(e.payload.partition, BigInt(e.payload.lastOffset) + 1n)
+      if (e.payload.batchSize !== 0) return
+      // a fetch of only control records or aborted ones: kafkajs resolved it itself, and without
+      // a commit (autoCommit off) the group's offset in Kafka stayed before them, shown as lag for
+      // ever by kafka-consumer-groups and `cutover status` (a partition whose last transaction
+      // aborted: lag 21 with every record read). PostgreSQL's offset stays: a restart reads them again.
+      const next = BigInt(e.payload.lastOffset) + 1n
+      this.filteredEnd.set(e.payload.partition, next)
+      consumer
+        .commitOffsets([{topic: e.payload.topic, partition: e.payload.partition, offset: next.toString()}])
+        .catch((err: unknown) => logger.debug('kafka.offset_commit.failed', {error: err, partition: e.payload.partition}))
     })
     consumer.on(consumer.events.CRASH, (e) => {
       logger.error('consumer.crash', {error: e.payload.error, restart: e.payload.restart, consumer: slot.index})
@@ -657,7 +666,7 @@ class StreamRuntime {
           else if (attempt >= retry.max_attempts) this.stalled.add(partition) // /readyz: not ready while this batch cannot commit
           if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
           else logger.warn('batch.retry', fields)
-          if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
+          if (this.stopping) return this.settleLostCommit(consumer, unknown, payload)
           resume ??= pause()
           // sleep in slices, heartbeating, so a long backoff does not cost the group membership
           let lostPartition = false
@@ -670,11 +679,11 @@ class StreamRuntime {
               lostPartition = isRebalanceError(he)
             }
           }
-          if (this.stopping) return this.settleLostCommit(unknown, payload, batch.highWatermark)
+          if (this.stopping) return this.settleLostCommit(consumer, unknown, payload)
           if (lostPartition) {
             logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition})
             resume()
-            return this.settleLostCommit(unknown, payload, batch.highWatermark)
+            return this.settleLostCommit(consumer, unknown, payload)
           }
         }
       }
@@ -792,13 +801,16 @@ class StreamRuntime {
 
   /**
    * A batch given up (the run stopping, or its partition lost) after a COMMIT whose answer was
-   * lost: counted if that COMMIT went through, so that the run's totals hold every batch it wrote.
+   * lost: if that COMMIT went through, the batch is taken as committed like any other (the run's
+   * totals, the batch-size histogram and last-commit time, the lag, the group's offset in Kafka).
    */
-  private async settleLostCommit(unknown: CommitOutcomeUnknown | undefined, payload: EachBatchPayload, highWatermark: string): Promise<void> {
+  private async settleLostCommit(consumer: Consumer, unknown: CommitOutcomeUnknown | undefined, payload: EachBatchPayload): Promise<void> {
     if (!unknown || !(await this.lostCommitCommitted(unknown))) return
     const {batch} = payload
     this.d.logger.info('batch.commit_confirmed', {topic: batch.topic, partition: batch.partition, next: unknown.outcome.next.toString()})
-    this.countCommitted({...unknown.outcome, committedAt: Date.now()}, batch.topic, batch.partition, highWatermark)
+    // its transaction's duration is not known (the answer never came): no commit latency
+    this.d.metrics.batchCommitted(unknown.outcome.counts.read)
+    await this.afterOutcome(consumer, payload, {...unknown.outcome, committedAt: Date.now()}, batch.highWatermark)
   }
 
   private async afterOutcome(consumer: Consumer, payload: EachBatchPayload, outcome: BatchOutcome, highWatermark: string): Promise<void> {
