@@ -1,8 +1,9 @@
 /**
- * `--max-rate N`: a token bucket shared by all partitions of the process. A batch takes as many
- * tokens as it has records; the bucket may go into debt (a batch is never split), and the taker
- * then waits until the debt is paid, so the long-run rate is at most N records/s with bursts of
- * at most one second's worth plus one batch.
+ * `--max-rate N`: a token bucket shared by all partitions of the process, paced against elapsed
+ * time without a burst (run.ts). A fetched batch goes in slices of a second's worth (N records),
+ * each taking as many tokens as it has records and committed before the next: the bucket may go
+ * into debt, and the taker then waits until the debt is paid, so the rate is at most N records/s
+ * with bursts of at most a quarter second's worth plus one slice.
  *
  * With options (`backfill --rate N --burst B`), the bucket paces against elapsed time rather than
  * timer ticks: it starts with `burst` tokens (default 0), and a taker that wakes up late, or is

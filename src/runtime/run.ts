@@ -157,6 +157,20 @@ export function transactionLanes(requested: number | undefined, concurrency: num
   return Math.max(1, Math.min(concurrency, requested ?? Math.max(2, cpus)))
 }
 
+/**
+ * --max-rate N: a fetched batch is paced and committed in slices of at most this long's worth of
+ * records (N), each its own transaction, so that the rows arrive in PostgreSQL at N a second,
+ * not a whole fetch at once after a long wait (--max-rate 1000 with 13,000-record fetches: nothing
+ * for 13 s, then 13,000 rows in one transaction; 25,697 rows in one 10-s window). A second's worth
+ * keeps the transactions as large as the cap allows.
+ */
+const RATE_SLICE_MS = 1000
+
+/** Records per slice of a batch under --max-rate `rate` (RATE_SLICE_MS worth, at least 1). */
+export function rateSlice(rate: number): number {
+  return Math.max(1, Math.ceil((rate * RATE_SLICE_MS) / 1000))
+}
+
 /** batches ready while a transaction runs gather until they hold this many records (group.ts) */
 const GROUP_RECORDS = 1000
 /**
@@ -385,7 +399,9 @@ class StreamRuntime {
     this.topic = d.ctx.loaded.spec.source.topic
     this.pipeline = d.ctx.pipeline
     this.partitionCount = d.sourcePartitions
-    this.limiter = d.options.maxRate ? new TokenBucket(d.options.maxRate) : undefined
+    // paced against elapsed time from the first slice, no credit at start and at most 250 ms of it
+    // after a quiet spell: in any 10 s, at most 10 s worth plus a quarter second's and a slice
+    this.limiter = d.options.maxRate ? new TokenBucket(d.options.maxRate, {burst: 0}) : undefined
     const consumers = Math.max(1, Math.min(d.sourcePartitions, d.options.consumers ?? 2))
     this.slots = Array.from({length: consumers}, (_, index) => ({index, consumer: undefined, assigned: undefined, joinReady: Promise.resolve(), restarting: false}))
     this.relay = new OutboxRelay({
@@ -606,99 +622,124 @@ class StreamRuntime {
   }
 
   private async eachBatch(slot: ConsumerSlot, consumer: Consumer, payload: EachBatchPayload): Promise<void> {
-    const {batch, heartbeat, isRunning, isStale, pause} = payload
+    const {batch, heartbeat, isRunning, isStale} = payload
     if (this.stopping) return
     await slot.joinReady
     if (this.stopping || !isRunning() || isStale() || batch.messages.length === 0) return
-    const {metrics, logger} = this.d
+    const {logger} = this.d
     const partition = batch.partition
     this.inFlight++
     this.lastActivity = Date.now()
     try {
-      if (this.limiter && !(await this.paced(batch.messages.length, heartbeat))) {
-        logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition, note: 'rebalance while waiting for --max-rate'})
-        return
-      }
-      if (this.stopping) return
-      const items: WorkItem[] = batch.messages.map((message) => ({message, topic: batch.topic, partition, offset: BigInt(message.offset), status: 'ok'}))
-      await this.prepare(items)
-      const prepared = snapshotItems(items)
-      const firstOffset = items[0]!.offset
-      const lastOffset = BigInt(batch.lastOffset())
-      const gapSeek = this.gapSeeks.get(partition)
-      const input = {ref: {pipeline: this.pipeline, topic: batch.topic, partition}, items, firstOffset, lastOffset, allowGap: gapSeek !== undefined}
-
-      let outcome: BatchOutcome | undefined
-      let unknown: CommitOutcomeUnknown | undefined
-      let resume: (() => void) | undefined
-      const {retry} = this.d.loaded.spec
-      for (let attempt = 1; ; attempt++) {
-        if (attempt > 1) prepared.restore()
-        try {
-          const t0 = process.hrtime.bigint()
-          // heartbeating while the transaction runs: one waiting on a lock (an ALTER TABLE, a
-          // report holding the sink table) longer than the session timeout would otherwise get
-          // the member expelled, and the whole group would rebalance when the lock goes
-          const beat = setInterval(() => void heartbeat().catch(() => {}), HEARTBEAT_SLICE_MS)
-          try {
-            outcome = await this.committer.commit(input, attempt)
-          } finally {
-            clearInterval(beat)
-          }
-          if (outcome.kind === 'behind' && unknown && outcome.stored === unknown.outcome.next && (await this.lostCommitCommitted(unknown))) {
-            // our earlier COMMIT went through although its answer was lost: count that batch
-            logger.info('batch.commit_confirmed', {topic: batch.topic, partition, next: outcome.stored.toString()})
-            outcome = {...unknown.outcome, committedAt: Date.now()}
-          }
-          if (outcome.kind === 'committed') metrics.batchCommitted(outcome.counts.read, Number(process.hrtime.bigint() - t0) / 1e9)
-          break
-        } catch (e) {
-          if (e instanceof CommitOutcomeUnknown) {
-            unknown = e
-            // keep what that attempt decided: if it committed, those are the statuses of record
-            e.outcome.items = e.outcome.items.map((i) => ({...i}))
-          }
-          const err = mapPgError(e, this.d.options.settings.databaseUrl)
-          // the spec's sensitive values of this batch's records masked in the message (a trigger's text may hold them)
-          const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record), typeof err.details.sqlstate === 'string' ? err.details.sqlstate : undefined)), {name: err.name, code: err.code}) : err
-          const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
-          if (err.code === 'SERVICE_UNAVAILABLE') this.deps.pg = false // /readyz: not ready until a commit or a probe gets through
-          else if (attempt >= retry.max_attempts) this.stalled.add(partition) // /readyz: not ready while this batch cannot commit
-          if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
-          else logger.warn('batch.retry', fields)
-          if (this.stopping) return this.settleLostCommit(consumer, unknown, payload)
-          resume ??= pause()
-          // sleep in slices, heartbeating, so a long backoff does not cost the group membership
-          let lostPartition = false
-          const until = Date.now() + backoffMs(attempt, retry.initial, retry.max)
-          while (!this.stopping && Date.now() < until && !lostPartition) {
-            await sleep(Math.min(HEARTBEAT_SLICE_MS, until - Date.now()), this.stopController.signal)
-            try {
-              await heartbeat()
-            } catch (he) {
-              lostPartition = isRebalanceError(he)
-            }
-          }
-          if (this.stopping) return this.settleLostCommit(consumer, unknown, payload)
-          if (lostPartition) {
-            logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition})
-            resume()
-            return this.settleLostCommit(consumer, unknown, payload)
-          }
+      // with --max-rate, the batch goes in slices of RATE_SLICE_MS worth of records, each paced and
+      // committed (its own transaction and offset) before the next: a fetched batch of 13,000 records
+      // at --max-rate 1000 was one transaction 13 s after the fetch, 13,000 rows at once
+      const {messages} = batch
+      const size = this.limiter ? rateSlice(this.limiter.rate) : messages.length
+      for (let from = 0; from < messages.length; from += size) {
+        const slice = size >= messages.length ? messages : messages.slice(from, from + size)
+        const last = from + size >= messages.length
+        if (from > 0 && (this.stopping || !isRunning() || isStale())) return
+        if (this.limiter && !(await this.paced(slice.length, heartbeat))) {
+          logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition, first_offset: slice[0]!.offset, note: 'rebalance while waiting for --max-rate'})
+          return
         }
-      }
-      resume?.()
-      this.lastActivity = Date.now()
-      await this.afterOutcome(consumer, payload, outcome, batch.highWatermark)
-      try {
-        await heartbeat()
-      } catch {
-        // a rebalance or a broker outage: kafkajs' own loop handles it; the batch is committed
+        if (this.stopping) return
+        // the last slice ends where the batch ends (control records after its last message included)
+        const lastOffset = BigInt(last ? batch.lastOffset() : slice[slice.length - 1]!.offset)
+        if (!(await this.commitSlice(consumer, payload, slice, lastOffset))) return
       }
     } finally {
       this.stalled.delete(partition)
       this.inFlight--
     }
+  }
+
+  /**
+   * One batch (or, with --max-rate, one slice of it) through the prepare stages and its
+   * PostgreSQL transaction, retried until it commits. Returns whether the partition's next records
+   * may follow: false once the batch was given up (a stop, the partition lost) or the stored offset
+   * says they must not (a gap sought back to, a fenced batch).
+   */
+  private async commitSlice(consumer: Consumer, payload: EachBatchPayload, messages: EachBatchPayload['batch']['messages'], lastOffset: bigint): Promise<boolean> {
+    const {batch, heartbeat, pause} = payload
+    const {metrics, logger} = this.d
+    const partition = batch.partition
+    const items: WorkItem[] = messages.map((message) => ({message, topic: batch.topic, partition, offset: BigInt(message.offset), status: 'ok'}))
+    await this.prepare(items)
+    const prepared = snapshotItems(items)
+    const firstOffset = items[0]!.offset
+    const gapSeek = this.gapSeeks.get(partition)
+    const input = {ref: {pipeline: this.pipeline, topic: batch.topic, partition}, items, firstOffset, lastOffset, allowGap: gapSeek !== undefined}
+
+    let outcome: BatchOutcome | undefined
+    let unknown: CommitOutcomeUnknown | undefined
+    let resume: (() => void) | undefined
+    const {retry} = this.d.loaded.spec
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) prepared.restore()
+      try {
+        const t0 = process.hrtime.bigint()
+        // heartbeating while the transaction runs: one waiting on a lock (an ALTER TABLE, a
+        // report holding the sink table) longer than the session timeout would otherwise get
+        // the member expelled, and the whole group would rebalance when the lock goes
+        const beat = setInterval(() => void heartbeat().catch(() => {}), HEARTBEAT_SLICE_MS)
+        try {
+          outcome = await this.committer.commit(input, attempt)
+        } finally {
+          clearInterval(beat)
+        }
+        if (outcome.kind === 'behind' && unknown && outcome.stored === unknown.outcome.next && (await this.lostCommitCommitted(unknown))) {
+          // our earlier COMMIT went through although its answer was lost: count that batch
+          logger.info('batch.commit_confirmed', {topic: batch.topic, partition, next: outcome.stored.toString()})
+          outcome = {...unknown.outcome, committedAt: Date.now()}
+        }
+        if (outcome.kind === 'committed') metrics.batchCommitted(outcome.counts.read, Number(process.hrtime.bigint() - t0) / 1e9)
+        break
+      } catch (e) {
+        if (e instanceof CommitOutcomeUnknown) {
+          unknown = e
+          // keep what that attempt decided: if it committed, those are the statuses of record
+          e.outcome.items = e.outcome.items.map((i) => ({...i}))
+        }
+        const err = mapPgError(e, this.d.options.settings.databaseUrl)
+        // the spec's sensitive values of this batch's records masked in the message (a trigger's text may hold them)
+        const shown = this.maskBatchText ? Object.assign(new Error(this.maskBatchText(err.message, items.map((i) => i.record), typeof err.details.sqlstate === 'string' ? err.details.sqlstate : undefined)), {name: err.name, code: err.code}) : err
+        const fields = {topic: batch.topic, partition, first_offset: firstOffset.toString(), attempt, error: shown, database: describeDatabaseUrl(this.d.options.settings.databaseUrl)}
+        if (err.code === 'SERVICE_UNAVAILABLE') this.deps.pg = false // /readyz: not ready until a commit or a probe gets through
+        else if (attempt >= retry.max_attempts) this.stalled.add(partition) // /readyz: not ready while this batch cannot commit
+        if (attempt >= retry.max_attempts) logger.error('batch.retry', {...fields, note: 'still retrying: an outage never dead-letters a good record'})
+        else logger.warn('batch.retry', fields)
+        if (this.stopping) return this.settleLostCommit(consumer, unknown, payload)
+        resume ??= pause()
+        // sleep in slices, heartbeating, so a long backoff does not cost the group membership
+        let lostPartition = false
+        const until = Date.now() + backoffMs(attempt, retry.initial, retry.max)
+        while (!this.stopping && Date.now() < until && !lostPartition) {
+          await sleep(Math.min(HEARTBEAT_SLICE_MS, until - Date.now()), this.stopController.signal)
+          try {
+            await heartbeat()
+          } catch (he) {
+            lostPartition = isRebalanceError(he)
+          }
+        }
+        if (this.stopping) return this.settleLostCommit(consumer, unknown, payload)
+        if (lostPartition) {
+          logger.info('batch.abandoned.rebalance', {topic: batch.topic, partition})
+          resume()
+          return this.settleLostCommit(consumer, unknown, payload)
+        }
+      }
+    }
+    resume?.()
+    this.lastActivity = Date.now()
+    await this.afterOutcome(consumer, payload, outcome, batch.highWatermark)
+    try {
+      await heartbeat()
+    } catch {
+      // a rebalance or a broker outage: kafkajs' own loop handles it; the batch is committed
+    }
+    return outcome.kind === 'committed' || outcome.kind === 'behind'
   }
 
   /**
@@ -803,14 +844,16 @@ class StreamRuntime {
    * A batch given up (the run stopping, or its partition lost) after a COMMIT whose answer was
    * lost: if that COMMIT went through, the batch is taken as committed like any other (the run's
    * totals, the batch-size histogram and last-commit time, the lag, the group's offset in Kafka).
+   * Returns false: the partition's next records are not this batch's to follow.
    */
-  private async settleLostCommit(consumer: Consumer, unknown: CommitOutcomeUnknown | undefined, payload: EachBatchPayload): Promise<void> {
-    if (!unknown || !(await this.lostCommitCommitted(unknown))) return
+  private async settleLostCommit(consumer: Consumer, unknown: CommitOutcomeUnknown | undefined, payload: EachBatchPayload): Promise<false> {
+    if (!unknown || !(await this.lostCommitCommitted(unknown))) return false
     const {batch} = payload
     this.d.logger.info('batch.commit_confirmed', {topic: batch.topic, partition: batch.partition, next: unknown.outcome.next.toString()})
     // its transaction's duration is not known (the answer never came): no commit latency
     this.d.metrics.batchCommitted(unknown.outcome.counts.read)
     await this.afterOutcome(consumer, payload, {...unknown.outcome, committedAt: Date.now()}, batch.highWatermark)
+    return false
   }
 
   private async afterOutcome(consumer: Consumer, payload: EachBatchPayload, outcome: BatchOutcome, highWatermark: string): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * `cutover status` while real `stream run` processes (a consumer group of several members)
- * consume at a capped rate (--max-rate): `stream run` commits a partition once per batch, and a
- * batch first waits for its records' tokens, shared by the process's partitions. The verdict
+ * consume at a capped rate (--max-rate): `stream run` commits a partition a second's worth of
+ * records at a time, each slice first waiting for its tokens, shared by the process's partitions. The verdict
  * must not call a group that is Stable and consuming STOP (nothing committed yet) or STALL (a
  * batch waiting for its tokens longer than the sampling window), and must still call STALL a
  * member that is stuck.
@@ -15,7 +15,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {generateTransactions} from '../../fixtures/generator/transactions.js'
 import {produceTransactions} from '../../fixtures/generator/stream-harness.js'
 import {createTestTopic, kafka, runCli, setGroupOffsets, startCli, uniqueName, type CliProcess} from '../helpers.js'
-import {groupAssignments, sleep, startStream, streamFixture, type StreamFixture} from './stream-support.js'
+import {groupAssignments, holdPipelineLock, sleep, startStream, streamFixture, type StreamFixture} from './stream-support.js'
 
 interface StatusPartition {
   partition: number
@@ -97,12 +97,16 @@ describe('cutover status of a group that stream run consumes with --max-rate', (
     const f = await streamFixture({partitions: 6, prefix: 'status-starting'})
     await produceTransactions(kafka(), f.topic, generateTransactions(6000, {seed: 11, idPrefix: 'SS', dirty: 0}))
     const group = `${f.name}-group`
-    // 20 records/s: a batch (64 KiB, ~300 records) waits ~15 s for its tokens before its first commit
+    // 20 records/s, each second's worth its own transaction: held back by another session holding
+    // the pipeline's batch lock (every batch transaction begins by taking it shared) until status
+    // has looked, so that no partition has committed yet
+    const hold = await holdPipelineLock(f.name, true)
     const args = ['--max-rate', '20', '--max-bytes-per-partition', '65536']
     startStream(f, args)
     startStream(f, args)
     await stableGroup(group, 4)
     const r = await runCli(['status', '--group', group, '--topic', f.topic, '--window', '1', '--json'])
+    await hold.release()
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const parts = r.json.partitions as StatusPartition[]
     const pending = parts.filter((p) => p.committed === null)
