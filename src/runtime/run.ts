@@ -645,8 +645,10 @@ class StreamRuntime {
           return
         }
         if (this.stopping) return
-        // the last slice ends where the batch ends (control records after its last message included)
-        const lastOffset = BigInt(last ? batch.lastOffset() : slice[slice.length - 1]!.offset)
+        // a slice ends where the next one begins (transaction markers between them are its own, so
+        // that the next slice starts at the stored offset, not after a gap), the last one where the
+        // batch ends (control records after its last message included)
+        const lastOffset = last ? BigInt(batch.lastOffset()) : BigInt(messages[from + size]!.offset) - 1n
         if (!(await this.commitSlice(consumer, payload, slice, lastOffset))) return
       }
     } finally {

@@ -10,7 +10,7 @@ import {describe, expect, it} from 'vitest'
 import {generateTransactions} from '../../fixtures/generator/transactions.js'
 import {freePort, produceTransactions} from '../../fixtures/generator/stream-harness.js'
 import {kafka} from '../helpers.js'
-import {startStream, streamFixture} from './stream-support.js'
+import {fromGenerated, startStream, streamFixture} from './stream-support.js'
 
 const RATE = 500
 const N = 3_000
@@ -40,5 +40,27 @@ describe('stream run --max-rate: slices of a fetched batch', () => {
     expect({count, le500}).toEqual({count: out.batches, le500: out.batches})
     const rows = await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".txn_clean`)
     expect(Number(rows.rows[0]!.n)).toBe(N)
+  })
+
+  it('a topic written in Kafka transactions: a slice ends where the next begins, so no slice starts after a gap (a seek and a fetch again)', async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'maxrate-slices-tx'})
+    // 10 transactions of 10 records: a commit marker after every 10th record; slices of 25 records
+    // end at the 50th record, right before a marker
+    const producer = kafka().producer({transactionalId: `${f.name}-tx`, idempotent: true, maxInFlightRequests: 1})
+    await producer.connect()
+    const txns = generateTransactions(100, {seed: 32, idPrefix: 'MT', dirty: 0})
+    for (let k = 0; k < 10; k++) {
+      const tx = await producer.transaction()
+      await tx.send({topic: f.topic, messages: fromGenerated(txns.slice(k * 10, k * 10 + 10)).map((m) => ({key: m.key, value: m.value}))})
+      await tx.commit()
+    }
+    await producer.disconnect()
+    const s = startStream(f, ['--max-rate', '25', '--until-idle', '--idle-ms', '1000', '--json'], {CUTOVER_LOG_LEVEL: 'info'})
+    const r = await s.exited
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({read: 100, written: 100, batches: 4})
+    expect(r.stderr).not.toContain('batch.gap.seek')
+    const rows = await f.pool.query<{n: string}>(`SELECT count(*) AS n FROM "${f.schema}".txn_clean`)
+    expect(Number(rows.rows[0]!.n)).toBe(100)
   })
 })
