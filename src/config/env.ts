@@ -16,6 +16,7 @@
  * KAFKA_SASL_* or KAFKA_SSL_* variable, a KAFKA_* one a typo away from a setting (KAFKA_BROKER
  * would otherwise leave the default broker in use), a user and password without a mechanism.
  */
+import {readFileSync} from 'node:fs'
 import {UsageError} from '../errors.js'
 import {redactString} from '../log.js'
 import {editDistance, nearestWord} from './nearest-word.js'
@@ -216,7 +217,47 @@ export function checkDatabaseUrl(url: string, name = 'DATABASE_URL'): string {
       hint: 'percent-encode the password: @ as %40, / as %2F, ? as %3F, # as %23, : as %3A (node -p "encodeURIComponent(process.argv[1])" \'<password>\')',
     })
   }
+  checkTlsParameters(parsed, name)
   return url
+}
+
+/** The sslmode values node-postgres reads (libpq's six, and its own no-verify). */
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'] as const
+
+/**
+ * The TLS parameters of a database URL, checked before a client is made: node-postgres reads the
+ * sslrootcert, sslcert and sslkey files inside `new Client()`, so one that cannot be read threw
+ * there (exit 70, with a stack trace); an sslmode it does not know turned TLS on with full
+ * verification, whatever was meant. Both are settings: exit 2 naming the parameter.
+ */
+function checkTlsParameters(parsed: URL, name: string): void {
+  const mode = parsed.searchParams.get('sslmode')
+  if (mode !== null && !(SSL_MODES as readonly string[]).includes(mode)) {
+    const near = nearestWord(mode.toLowerCase().replace(/_/g, '-'), SSL_MODES)
+    throw new UsageError(`${name} has sslmode=${mode}, which is not an sslmode${near ? `: did you mean sslmode=${near}?` : ''}`, {
+      hint: `use one of ${SSL_MODES.join(', ')} (sslmode=disable for a server without TLS)`,
+      details: {setting: name, parameter: 'sslmode'},
+    })
+  }
+  for (const param of ['sslrootcert', 'sslcert', 'sslkey'] as const) {
+    const file = parsed.searchParams.get(param)
+    if (!file) continue
+    try {
+      readFileSync(file)
+    } catch (e) {
+      throw new UsageError(`${name} names ${param}=${file}, which cannot be read: ${redactString((e as Error).message)}`, {
+        cause: e,
+        hint: `point ${param} at a readable PEM file (${param === 'sslrootcert' ? "the CA certificate that signed the server's" : param === 'sslcert' ? 'the client certificate' : "the client certificate's private key"}), or remove it from ${name}`,
+        details: {setting: name, parameter: param},
+      })
+    }
+  }
+  if (parsed.searchParams.get('uselibpqcompat') === 'true' && mode === 'verify-ca' && !parsed.searchParams.get('sslrootcert')) {
+    throw new UsageError(`${name} has sslmode=verify-ca without sslrootcert: there is no CA to verify the server's certificate with`, {
+      hint: "add sslrootcert=<the PEM file of the CA that signed the server's certificate>, or use sslmode=verify-full",
+      details: {setting: name, parameter: 'sslrootcert'},
+    })
+  }
 }
 
 export function connectionSettingsFromEnv(env: Env = process.env): ConnectionSettings {

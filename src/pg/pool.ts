@@ -65,6 +65,66 @@ export function isConnectionError(e: unknown): boolean {
   return /timeout expired|Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg)
 }
 
+function safeUrl(url: string): URL | undefined {
+  try {
+    return new URL(url)
+  } catch {
+    return undefined
+  }
+}
+
+/** Node's codes for a server certificate that the client does not trust. */
+const TLS_UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+/**
+ * The server answers, but not with the TLS the URL asks for: it does not accept TLS at all
+ * (sslmode=require or prefer against ssl=off), or its certificate is not trusted. Settings, not an
+ * outage: exit 2 with the fix (these were exit 70, "PG_ERROR", without one). node-postgres reads
+ * sslmode prefer, require and verify-ca as verify-full, and never falls back to plaintext as
+ * libpq's prefer does: the hint says so.
+ */
+function tlsRefused(e: unknown, url: string, urlName: string | undefined): CutoverError | undefined {
+  const err = e as {code?: string; message?: string}
+  const name = urlName ?? 'DATABASE_URL'
+  const from = urlName !== undefined && urlName !== 'DATABASE_URL' ? ` (${urlName})` : ''
+  const address = describeDatabaseUrl(url)
+  const mode = safeUrl(url)?.searchParams.get('sslmode') ?? undefined
+  const asked = mode ? `sslmode=${mode}` : 'TLS'
+  if (/server does not support SSL connections/i.test(err.message ?? '')) {
+    return new UsageError(`PostgreSQL at ${address} does not accept TLS connections, and ${name} asks for TLS (${asked})${from}`, {
+      cause: e,
+      hint: `for this server, set sslmode=disable in ${name} (cutover's PostgreSQL client does not fall back to plaintext as libpq's sslmode=prefer does); or turn ssl on in the server's postgresql.conf`,
+      details: {service: 'postgresql', address, ...(mode ? {sslmode: mode} : {})},
+    })
+  }
+  if (TLS_UNTRUSTED.has(err.code ?? '')) {
+    const code = err.code!
+    const hint =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? `the server's certificate does not name the host in ${name} (${address}): use a host name the certificate lists (its subjectAltName)`
+        : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
+          ? "the server's certificate is outside its validity dates: renew it on the server, or check this machine's clock"
+          : `add sslrootcert=<the PEM file of the CA that signed the server's certificate> to ${name} (cutover's PostgreSQL client verifies the certificate for sslmode prefer, require and verify-ca too; uselibpqcompat=true&sslmode=require encrypts without verifying, as libpq's require does)`
+    return new UsageError(`PostgreSQL at ${address}: the server's TLS certificate is not trusted (${asked}): ${err.message ?? code} (${code})${from}`, {
+      cause: e,
+      hint,
+      details: {service: 'postgresql', address, tls_error: code, ...(mode ? {sslmode: mode} : {})},
+    })
+  }
+  return undefined
+}
+
 /**
  * Wraps a node-postgres error in the project's error type, keeping its facts. `urlName` is the
  * variable `url` came from (DATABASE_URL when not given): the fix names it, and so does the message
@@ -83,6 +143,19 @@ export function mapPgError(e: unknown, url: string, urlName?: string): CutoverEr
         err.code === '53300'
           ? "it answers but has no connection to spare: close idle sessions (pg_stat_activity), or raise max_connections or the role's CONNECTION LIMIT"
           : `start PostgreSQL or point ${urlName ?? 'DATABASE_URL'} at a running server`,
+    })
+  }
+  const tls = tlsRefused(e, url, urlName)
+  if (tls) return tls
+  if (err.code === '42501' && /permission denied for database/i.test(err.message ?? '')) {
+    // the role lacks CONNECT on the database: settings (a grant), not an outage
+    const u = safeUrl(url)
+    const role = u?.username ? quoteIdent(decodeURIComponent(u.username)) : '<the role>'
+    const db = u ? quoteIdent(decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres') : '<the database>'
+    return new UsageError(`PostgreSQL at ${address} refused the login: ${err.message}${from}`, {
+      cause: e,
+      hint: `the role may not connect to this database: as its owner or an administrator, GRANT CONNECT ON DATABASE ${db} TO ${role}; or point ${urlName ?? 'DATABASE_URL'} at a role that may`,
+      details: {sqlstate: err.code},
     })
   }
   if (err.code === '28000' || err.code === '28P01') {
