@@ -25,7 +25,7 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, readdirSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync, closeSync, readdirSync} from 'node:fs'
 import {createConnection} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
@@ -350,14 +350,41 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/** True when `pid` is a JVM running kafka.Kafka (guards against a recycled pid). */
-function isKafkaProcess(pid: number): boolean {
+/**
+ * True when `pid` is the JVM running kafka.Kafka on THIS state directory's server.properties
+ * (guards against a recycled pid). A broker of another state directory is not ours: a state
+ * directory copied while its broker ran (cp -r ~/.cutover /tmp/ci-home) holds that broker's pid,
+ * and `dev down` on the copy stopped the original (or a broker that took a recycled pid). The
+ * properties path is compared resolved against the process's working directory (a relative
+ * --state-dir is recorded as given).
+ */
+function isKafkaProcess(pid: number, stateDir: string): boolean {
   if (!processAlive(pid)) return false
+  let args: string[]
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('kafka.Kafka')
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
   } catch {
     return true // no /proc (macOS): trust the recorded pid
   }
+  const i = args.indexOf('kafka.Kafka')
+  if (i < 0) return false
+  const props = args[i + 1]
+  // kafka.Kafka always takes its properties file; without one there is nothing to tell it by
+  if (!props) return true
+  let cwd = process.cwd()
+  try {
+    cwd = readlinkSync(`/proc/${pid}/cwd`)
+  } catch {
+    /* another user's process: its path is compared as written, resolved against ours */
+  }
+  const real = (f: string) => {
+    try {
+      return realpathSync(f)
+    } catch {
+      return resolve(f)
+    }
+  }
+  return real(resolve(cwd, props)) === real(paths(stateDir).props)
 }
 
 export function readBrokerState(stateDir: string): BrokerState | null {
@@ -371,7 +398,7 @@ export function readBrokerState(stateDir: string): BrokerState | null {
 /** The recorded broker, if its process is still alive. */
 export function managedBroker(stateDir: string): BrokerState | null {
   const s = readBrokerState(stateDir)
-  return s && isKafkaProcess(s.pid) ? s : null
+  return s && isKafkaProcess(s.pid, stateDir) ? s : null
 }
 
 function settingsFor(host: string, port: number): KafkaSettings {
@@ -454,7 +481,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
     // started, not answering yet (another `dev up` is starting it): wait for it instead
     progress(`the broker started from ${options.stateDir} (pid ${running.pid}) does not answer yet; waiting for it on ${host}:${port}…`)
     const deadline = t0 + (options.startTimeoutMs ?? 90_000)
-    while (isKafkaProcess(running.pid)) {
+    while (isKafkaProcess(running.pid, options.stateDir)) {
       const info = await answers(host, port, logger)
       if (info) return reuse(info)
       if (Date.now() >= deadline) {
@@ -594,7 +621,7 @@ export async function stopBroker(options: {stateDir: string; wipe?: boolean; tim
   const state = readBrokerState(options.stateDir)
   let stopped = false
   let message: string
-  if (state && isKafkaProcess(state.pid)) {
+  if (state && isKafkaProcess(state.pid, options.stateDir)) {
     process.kill(state.pid, 'SIGTERM')
     const deadline = Date.now() + (options.timeoutMs ?? 30_000)
     while (processAlive(state.pid) && Date.now() < deadline) await sleep(200)
