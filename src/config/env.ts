@@ -267,8 +267,13 @@ export function connectionSettingsFromEnv(env: Env = process.env): ConnectionSet
 /** host:port/db of a database URL, without credentials: safe to print. */
 export function describeDatabaseUrl(url: string): string {
   try {
-    const u = new URL(url)
-    return `${u.hostname}:${u.port || '5432'}${u.pathname}`
+    // postgres://u:pw@/db?host=/var/run/postgresql (no host: a Unix socket's folder in host=) is
+    // no WHATWG URL with its credentials: read with node-postgres' default host, localhost
+    const u = new URL(/^[a-z]+:\/\/[^/@]*@\//i.test(url) ? url.replace('@/', '@localhost/') : url)
+    // host= and port= parameters win over the URL's own, as node-postgres reads them
+    const host = u.searchParams.get('host') || u.hostname
+    const port = u.searchParams.get('port') || u.port || '5432'
+    return `${host}:${port}${u.pathname}`
   } catch {
     return redactString(url)
   }
