@@ -17,7 +17,7 @@
  */
 import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
-import {isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode} from 'yaml'
+import {isMap, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node as YamlNode} from 'yaml'
 import {z} from 'zod'
 import {SpecError} from '../errors.js'
 import {checkFieldSpec} from '../normalize/check.js'
@@ -533,7 +533,7 @@ function locateKey(doc: Document.Parsed, lc: LineCounter, path: Path): {line: nu
 /** file:line:column of the value at `path` in a loaded spec (for a SpecError raised after parsing). */
 export function specLocation(loaded: LoadedSpec, path: Path): {file: string; line?: number; column?: number} {
   const lc = new LineCounter()
-  const pos = locate(parseDocument(loaded.text, {lineCounter: lc}), lc, path)
+  const pos = locate(parseDocument(loaded.text, {lineCounter: lc, merge: true}), lc, path)
   return {file: loaded.file, ...(pos ? {line: pos.line, column: pos.column} : {})}
 }
 
@@ -542,10 +542,25 @@ export interface SpecCheck {
   problems: SpecProblem[]
 }
 
+/** The first alias of `doc` whose anchor is not set before it: toJS() says so without a position. */
+function unresolvedAlias(doc: Document.Parsed): Alias | undefined {
+  let found: Alias | undefined
+  visit(doc, {
+    Alias(_, node) {
+      if (node.resolve(doc) !== undefined) return undefined
+      found = node
+      return visit.BREAK
+    },
+  })
+  return found
+}
+
 /** Every problem of a spec text, each with file:line:column (no throw). */
 export function checkSpec(text: string, file: string): SpecCheck {
   const lc = new LineCounter()
-  const doc = parseDocument(text, {lineCounter: lc, prettyErrors: true, uniqueKeys: true})
+  // merge keys (`<<: *defaults`) as YAML 1.1 and most tools read them: a field that shares its options
+  // with others through an anchor; without `merge` the key "<<" is an unknown key of the field
+  const doc = parseDocument(text, {lineCounter: lc, prettyErrors: true, uniqueKeys: true, merge: true})
   if (doc.errors.length > 0) {
     return {
       problems: doc.errors.map((e) => ({
@@ -562,6 +577,11 @@ export function checkSpec(text: string, file: string): SpecCheck {
     data = doc.toJS({maxAliasCount: 100})
   } catch (e) {
     // e.g. an alias whose anchor is not set, or an alias bomb
+    const alias = unresolvedAlias(doc)
+    if (alias) {
+      const pos = alias.range ? lc.linePos(alias.range[0]) : undefined
+      return {problems: [{file, line: pos?.line ?? 1, column: pos?.col ?? 1, path: '', message: `YAML: alias *${alias.source} names no anchor set before it (&${alias.source})`}]}
+    }
     return {problems: [{file, line: 1, column: 1, path: '', message: `YAML: ${(e as Error).message}`}]}
   }
   if (data === null || data === undefined || typeof data !== 'object' || Array.isArray(data)) {
