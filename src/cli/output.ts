@@ -8,10 +8,11 @@
  * is interrupted leaves the name as it was (an existing file survives) and removes its partial
  * file (`discardOutputs`). Devices and pipes (/dev/null, a FIFO) are written in place.
  */
-import {accessSync, constants, createWriteStream, openSync, realpathSync, renameSync, rmSync, statSync, type WriteStream} from 'node:fs'
+import {accessSync, closeSync, constants, createWriteStream, open, openSync, realpathSync, renameSync, rmSync, statSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {finished} from 'node:stream/promises'
-import type {Writable} from 'node:stream'
+import {Socket} from 'node:net'
+import {Writable} from 'node:stream'
 import {CutoverError, ExitCode, UsageError} from '../errors.js'
 import {formatProgress, type ProgressTracker} from '../jobs/progress.js'
 
@@ -147,8 +148,9 @@ export function openOutput(path: string | undefined, json: boolean, what: string
   // a partial file is opened here, not by the stream in the background: a run that fails before
   // that open completes (another output refused) would remove nothing, and the open would then
   // leave the file behind. A device or a pipe is opened by the stream (a FIFO's open waits for its reader).
-  let stream: WriteStream
-  if (inPlace) stream = createWriteStream(partial)
+  let stream: Writable
+  if (st?.isFIFO()) stream = new FifoWriter(final)
+  else if (inPlace) stream = createWriteStream(partial)
   else {
     let fd: number
     try {
@@ -174,6 +176,7 @@ export function openOutput(path: string | undefined, json: boolean, what: string
     discard: () => {
       if (done) return
       done = true
+      if (stream instanceof FifoWriter && stream.opening) releaseFifoOpen(final, stream)
       stream.destroy()
       if (!inPlace) rmSync(partial, {force: true})
     },
@@ -183,6 +186,63 @@ export function openOutput(path: string | undefined, json: boolean, what: string
     output.error ??= e
   })
   return output
+}
+
+/**
+ * A FIFO written as a pipe, as stdout is: its open(2) waits for a reader on a thread of libuv's
+ * pool (there is nothing to write to before), then its writes go through the event loop
+ * (net.Socket on the fd, non-blocking). An fs.WriteStream would write on a pool thread, where a
+ * write to a reader that stopped reading blocks for ever: a run stopped by SIGINT/SIGTERM could
+ * not end. destroy() closes it at once, whatever the reader does.
+ */
+class FifoWriter extends Writable {
+  /** open(2) still waits for a reader */
+  opening = true
+  private socket: Socket | undefined
+
+  constructor(private readonly path: string) {
+    super()
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    open(this.path, constants.O_WRONLY, (err, fd) => {
+      this.opening = false
+      if (err) return callback(err)
+      const socket = new Socket({fd, readable: false, writable: true})
+      socket.on('error', (e) => this.destroy(e))
+      this.socket = socket
+      callback()
+    })
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.socket!.write(chunk, callback)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.socket!.end(() => callback())
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.socket?.destroy()
+    callback(error)
+  }
+}
+
+/**
+ * A FIFO whose reader never came: its open(2) holds a thread of libuv's pool, and the process
+ * could not exit while it waits. Opening the FIFO for reading, without waiting, lets that open
+ * complete; the read end is closed once the stream is, so the FIFO never receives a byte of the
+ * discarded run.
+ */
+function releaseFifoOpen(path: string, stream: Writable): void {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch {
+    return // the FIFO is gone: nothing waits on it
+  }
+  stream.once('close', () => closeSync(fd))
 }
 
 /** Whether the run ended because stdout's reader went away (`| head -1`): to end quietly. */

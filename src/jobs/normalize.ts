@@ -21,7 +21,7 @@ import type {SourceUri} from '../../legacy-adapters/types.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
 import {SpecError, type RecordErrorCode} from '../errors.js'
-import {sensitiveInputs, type LoadedSpec} from '../config/spec.js'
+import {sensitiveInputs, specLocation, type LoadedSpec} from '../config/spec.js'
 import {createNormalizer} from '../normalize/index.js'
 import type {ProgressTracker} from './progress.js'
 import {createRecordProcessor, type NormalizeCounts, type RecordProcessorSpec} from './record-processor.js'
@@ -67,27 +67,35 @@ export function normalizeInputFiles(uri: string, specFile: string): {what: strin
 /**
  * Writes one batch's bytes; a promise when it must be waited for (the stream is full, or failed).
  * A stream that failed earlier (a write error is reported after write() returned) rejects here
- * instead of waiting for a 'drain' that never comes.
+ * instead of waiting for a 'drain' that never comes. An aborted `signal` (SIGINT/SIGTERM) ends
+ * the wait: a reader that stopped reading (a stalled `| consumer`, a FIFO nobody opened) must
+ * not keep the run from stopping; the run ends after the batch in hand and its outputs are dropped.
  */
-function write(stream: Writable, chunk: string | Uint8Array): Promise<void> | undefined {
+function write(stream: Writable, chunk: string | Uint8Array, signal: AbortSignal | undefined): Promise<void> | undefined {
   if (chunk.length === 0) return undefined
   if (stream.errored) return Promise.reject(stream.errored)
-  if (stream.write(chunk)) return undefined
+  if (stream.write(chunk) || signal?.aborted) return undefined
   return new Promise((resolve, reject) => {
     if (stream.errored || stream.destroyed) {
       reject(stream.errored ?? new Error('the output was closed'))
       return
     }
-    const onDrain = () => {
+    const done = () => {
+      stream.off('drain', onDrain)
       stream.off('error', onError)
+      signal?.removeEventListener('abort', onDrain)
+    }
+    const onDrain = () => {
+      done()
       resolve()
     }
     const onError = (e: Error) => {
-      stream.off('drain', onDrain)
+      done()
       reject(e)
     }
     stream.once('drain', onDrain)
     stream.once('error', onError)
+    signal?.addEventListener('abort', onDrain, {once: true})
   })
 }
 
@@ -140,7 +148,9 @@ export const MISSING_COLUMN_HINT = "set the field's `from:` to the column's name
 async function assertColumnsRead(options: NormalizeJobOptions, ctx: ReaderContext): Promise<void> {
   const wanted = Object.entries(options.spec.spec.fields).map(([name, f]) => ({name, from: f.from}))
   const found = await missingColumns(parseSourceUri(options.uri), ctx, wanted)
-  if (found) throw new SpecError({file: options.spec.file}, found.message, {hint: MISSING_COLUMN_HINT})
+  if (!found) return
+  // file:line:column of the first missing field's `from:` (of the field, when it has no `from:`)
+  throw new SpecError(specLocation(options.spec, ['fields', found.missing[0]!.name, 'from']), found.message, {hint: MISSING_COLUMN_HINT})
 }
 
 export async function normalizeSource(options: NormalizeJobOptions): Promise<NormalizeSummary> {
@@ -150,8 +160,8 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   const processorSpec: RecordProcessorSpec = {fields: spec.fields, ...(spec.dedupe ? {dedupe: spec.dedupe} : {})}
   const withRejects = options.rejects !== undefined
   const output = async (clean: string | Uint8Array, bad: string | Uint8Array): Promise<void> => {
-    const a = write(options.out, clean)
-    const b = options.rejects ? write(options.rejects, bad) : undefined
+    const a = write(options.out, clean, options.signal)
+    const b = options.rejects ? write(options.rejects, bad, options.signal) : undefined
     if (a && b) await Promise.all([a, b]) // both awaited: a second failure is never an unhandled rejection
     else if (a) await a
     else if (b) await b
