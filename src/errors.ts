@@ -191,3 +191,21 @@ export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message
   return String(e)
 }
+
+/**
+ * Node's codes for a server certificate the client does not trust (OpenSSL's verify results, and
+ * Node's own for a name that is not in the certificate): a setting to fix (the CA, the host name,
+ * the server's certificate), not an outage. The broker's and PostgreSQL's errors both use it.
+ */
+export const TLS_UNTRUSTED_CODES: ReadonlySet<string> = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])

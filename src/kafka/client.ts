@@ -15,7 +15,7 @@ import kafkajs from 'kafkajs'
 import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import {Lz4Codec, ZstdCodec} from './codecs.js'
-import {CutoverError, ServiceUnavailableError, UsageError} from '../errors.js'
+import {CutoverError, ServiceUnavailableError, TLS_UNTRUSTED_CODES, UsageError} from '../errors.js'
 import type {KafkaSettings} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
 
@@ -173,23 +173,6 @@ export function isSaslAuthenticationError(e: unknown): boolean {
 }
 
 /**
- * Node's codes for a broker certificate that the client does not trust (OpenSSL's verify
- * results, and Node's own for a name that is not in the certificate).
- */
-const TLS_UNTRUSTED = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-])
-
-/**
  * A refused SASL login or an untrusted broker certificate: the broker answers, the settings are
  * wrong. Exit 2 (as a refused PostgreSQL login), naming the settings to fix; never "unreachable",
  * and never retried (kafkajs does not retry either).
@@ -212,7 +195,7 @@ function refusedSettings(chain: KafkaJsError[], settings: KafkaSettings, address
       details: {service: 'kafka', address, kafka_error: kind, mechanism},
     })
   }
-  const tls = chain.find((x) => TLS_UNTRUSTED.has(x.code ?? ''))
+  const tls = chain.find((x) => TLS_UNTRUSTED_CODES.has(x.code ?? ''))
   if (tls && settings.ssl) {
     const code = tls.code!
     const said = (tls.message ?? code).replace(/^Connection error: /, '')

@@ -9,7 +9,7 @@
  * the password; other server errors keep node-postgres' facts (code, detail, constraint).
  */
 import pg from 'pg'
-import {CutoverError, ServiceUnavailableError, UsageError} from '../errors.js'
+import {CutoverError, ServiceUnavailableError, TLS_UNTRUSTED_CODES, UsageError} from '../errors.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
 import {migrate} from './migrations.js'
@@ -73,20 +73,6 @@ function safeUrl(url: string): URL | undefined {
   }
 }
 
-/** Node's codes for a server certificate that the client does not trust. */
-const TLS_UNTRUSTED = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-])
-
 /**
  * The server answers, but not with the TLS the URL asks for: it does not accept TLS at all
  * (sslmode=require or prefer against ssl=off), or its certificate is not trusted. Settings, not an
@@ -108,7 +94,7 @@ function tlsRefused(e: unknown, url: string, urlName: string | undefined): Cutov
       details: {service: 'postgresql', address, ...(mode ? {sslmode: mode} : {})},
     })
   }
-  if (TLS_UNTRUSTED.has(err.code ?? '')) {
+  if (TLS_UNTRUSTED_CODES.has(err.code ?? '')) {
     const code = err.code!
     const hint =
       code === 'ERR_TLS_CERT_ALTNAME_INVALID'
