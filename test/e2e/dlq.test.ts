@@ -33,6 +33,10 @@ describe('cutover dlq: exit codes', () => {
     const w = await runCli(['dlq', 'replay', '--topic', 'txn.dlq', '--spec', 'fixtures/specs/stream-card-transactions.yaml', '--since', '1h', '--until', '2h', '--json'])
     expect(w.code, w.stdout + w.stderr).toBe(2)
     expect(w.json.error.message).toContain('--since 1h is after --until 2h')
+    // the same time (one day meant, --until taken as its end): an empty window too
+    const d = await runCli(['dlq', 'replay', '--topic', 'txn.dlq', '--spec', 'fixtures/specs/stream-card-transactions.yaml', '--since', '2026-11-20', '--until', '2026-11-20', '--json'])
+    expect(d.code, d.stdout + d.stderr).toBe(2)
+    expect(d.json.error).toMatchObject({message: expect.stringContaining('--since 2026-11-20 is the same time as --until 2026-11-20'), hint: expect.stringContaining('--until 2026-11-21')})
   })
 
   it('an empty DLQ: zero counts, and stats --fail-if-not-empty passes', async () => {

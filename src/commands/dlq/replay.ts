@@ -40,8 +40,10 @@ export default class DlqReplay extends CutoverCommand {
     const since = parseTimeFlag(flags.since, '--since')
     const until = parseTimeFlag(flags.until, '--until')
     // an empty window would select nothing, and a finished replay of nothing is no-op for ever after
-    if (since !== undefined && until !== undefined && since > until) {
-      throw new UsageError(`--since ${flags.since} is after --until ${flags.until}: no dead letter is in that window`, {hint: 'swap them, or drop --until'})
+    if (since !== undefined && until !== undefined && since >= until) {
+      throw new UsageError(`--since ${flags.since} is ${since === until ? 'the same time as' : 'after'} --until ${flags.until}: no dead letter is in that window`, {
+        hint: since === until ? '--until is the end of the window, not included: for one day, --since 2026-11-20 --until 2026-11-21' : 'swap them, or drop --until',
+      })
     }
     const codes = parseCodeFlags(flags.code)
     const settings = connectionSettingsFromEnv()
