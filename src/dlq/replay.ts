@@ -89,6 +89,8 @@ export interface DlqReplayOptions {
   replayId?: string
   /** records per Kafka transaction (default 500; under --rate, chunkUnderRate) */
   chunk?: number
+  /** --dry-run: the `stream run --max-record-bytes` the prediction assumes (default 1 MiB, as stream run's) */
+  maxRecordBytes?: number
   logger?: Logger
   signal?: AbortSignal
   onProgress?: (p: DlqReplayProgress) => void
@@ -257,7 +259,7 @@ export async function replayDlq(o: DlqReplayOptions): Promise<DlqReplayResult> {
 type Base = Pick<DlqReplayResult, 'topic' | 'spec' | 'pipeline' | 'to' | 'max_replays' | 'parked_topic'>
 
 async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logger: Logger, base: Base, started: number): Promise<DlqReplayResult> {
-  const predictor = new ReplayPredictor(loaded, pool, base.max_replays, logger)
+  const predictor = new ReplayPredictor(loaded, pool, base.max_replays, logger, o.maxRecordBytes)
   const admin = await connectAdmin(createKafka(o.settings.kafka, {mode: 'fail-fast', logger}), o.settings.kafka)
   const targets = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until).finally(() => admin.disconnect().catch(() => {}))
   const filter = filterOf(o, loaded.spec.name)

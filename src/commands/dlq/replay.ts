@@ -29,6 +29,7 @@ export default class DlqReplay extends CutoverCommand {
     to: Flags.string({default: 'source', description: "'source' (each record's source topic) or a topic"}),
     rate: Flags.integer({min: 1, description: 'at most this many records in any second, the first one included'}),
     'dry-run': Flags.boolean({description: 'predict, write nothing'}),
+    'max-record-bytes': Flags.integer({min: 1, dependsOn: ['dry-run'], description: "with --dry-run: the stream run --max-record-bytes to predict with (default 1 MiB, as stream run's): larger values are predicted RECORD_TOO_LARGE"}),
     'max-replays': Flags.integer({default: 3, min: 0, description: 'records replayed this many times already are parked in <dlq>.parked'}),
     'replay-id': Flags.string({
       description: 'name the replay (default: derived from the flags as written, so the same command resumes an unfinished replay and is a no-op after a finished one; name a new one to replay dead letters that arrived since)',
@@ -78,6 +79,7 @@ export default class DlqReplay extends CutoverCommand {
       to: flags.to,
       ...(flags.rate === undefined ? {} : {rate: flags.rate}),
       dryRun: flags['dry-run'],
+      ...(flags['max-record-bytes'] === undefined ? {} : {maxRecordBytes: flags['max-record-bytes']}),
       maxReplays: flags['max-replays'],
       ...(flags['replay-id'] === undefined ? {} : {replayId: flags['replay-id']}),
       logger,
