@@ -239,6 +239,27 @@ export function databaseUrl(database?: string, user?: string): string {
   return u.toString()
 }
 
+/** Runs `text` (one statement or several) on `url` over a connection of its own. */
+export async function sqlOnce(url: string, text: string): Promise<pg.QueryResult> {
+  const c = new pg.Client({connectionString: url})
+  await c.connect()
+  try {
+    return await c.query(text)
+  } finally {
+    await c.end()
+  }
+}
+
+/** freshDatabase, created now (for tables made before the first command that would create it). */
+export async function createdFreshDatabase(): Promise<string> {
+  const url = freshDatabase()
+  const admin = new URL(url)
+  const name = admin.pathname.slice(1)
+  admin.pathname = '/postgres'
+  await sqlOnce(admin.toString(), `CREATE DATABASE "${name}"`)
+  return url
+}
+
 /** The URL of a database of its own (created by the CLI on first use), dropped when the test finishes. */
 export function freshDatabase(): string {
   const name = `parity_${randomUUID().replace(/-/g, '').slice(0, 10)}`

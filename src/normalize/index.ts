@@ -5,7 +5,7 @@
  *   const result = normalize(rawRecord)               // per record: NormalizeResult
  */
 export {createNormalizer, compileField, type Normalizer, type NormalizerOptions, type CompiledField} from './record.js'
-export {parseDecimal, parseExactDecimal, decimalFromNumber, decimalFromNumberText, EXACT_DECIMALS, exactDecimalsPrototype, exactDecimalsOf, fieldsJson, type DecimalOptions} from './decimal.js'
+export {parseDecimal, decimalFromNumber, decimalFromNumberText, fieldsJson, type DecimalOptions} from './decimal.js'
 export {parseJsonExact, JsonNumberText} from './json.js'
 export {parseInteger, integerFromNumber} from './integer.js'
 export {parseBoolean, booleanFromNumber, BOOLEAN_WORDS} from './boolean.js'

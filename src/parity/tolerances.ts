@@ -133,7 +133,7 @@ export function fracDigits(canonical: string): number {
  * 0.33333333333333333333 against 0.3333333333334 within a tolerance was a mismatch in merge and
  * bisect while the push-down (numeric in PostgreSQL) matched it.
  */
-export function parseExactDecimal(text: string, options: {decimalSeparator?: '.' | ','} = {}): string | Fail {
+export function decimalAtOwnScale(text: string, options: {decimalSeparator?: '.' | ','} = {}): string | Fail {
   const base = {scale: DEFAULT_DECIMAL_SCALE, precision: 38, ...(options.decimalSeparator ? {decimalSeparator: options.decimalSeparator} : {})}
   const v = parseDecimal(text, base)
   // a value has no more fractional digits than characters
@@ -205,7 +205,7 @@ export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefin
       // compare at the common scale so that a side with fewer digits still converts
       const opts = field.decimal_separator ? {decimalSeparator: field.decimal_separator} : {}
       return (t) => {
-        const v = parseExactDecimal(t, opts)
+        const v = decimalAtOwnScale(t, opts)
         return isFail(v) ? failOf(v) : v
       }
     }
@@ -231,7 +231,7 @@ export function columnConverter(type: ColumnTypeSpec, field: FieldSpec | undefin
     case 'decimal': {
       const opts = type.decimalSeparator ? {decimalSeparator: type.decimalSeparator} : {}
       return (t) => {
-        const v = parseExactDecimal(t, opts)
+        const v = decimalAtOwnScale(t, opts)
         return isFail(v) ? failOf(v) : v
       }
     }

@@ -5,36 +5,15 @@
  */
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import pg from 'pg'
 import {describe, expect, it} from 'vitest'
-import {freshDatabase, runCli, tempDir} from '../helpers.js'
-
-async function sql(url: string, text: string): Promise<pg.QueryResult> {
-  const c = new pg.Client({connectionString: url})
-  await c.connect()
-  try {
-    return await c.query(text)
-  } finally {
-    await c.end()
-  }
-}
-
-/** A fresh database, created (its tables are made before the first parity check). */
-async function createdDatabase(): Promise<string> {
-  const url = freshDatabase()
-  const admin = new URL(url)
-  const name = admin.pathname.slice(1)
-  admin.pathname = '/postgres'
-  await sql(admin.toString(), `CREATE DATABASE "${name}"`)
-  return url
-}
+import {createdFreshDatabase, freshDatabase, runCli, sqlOnce, tempDir} from '../helpers.js'
 
 describe('parity report: a ledger row edited after the run', () => {
   it('blocks its day, names the fields that differ, and ledger text cannot inject markup into evidence.html', async () => {
-    const url = await createdDatabase()
+    const url = await createdFreshDatabase()
     const env = {DATABASE_URL: url}
     const dir = tempDir('review-report-ledger-')
-    await sql(
+    await sqlOnce(
       url,
       `CREATE TABLE legacy(id int primary key, business_date date, amount numeric(12,2));
        CREATE TABLE stream(id int primary key, business_date date, amount numeric(12,2));
@@ -56,8 +35,8 @@ describe('parity report: a ledger row edited after the run', () => {
       ['2026-11-02', 'ok'],
     ])
     // the failing run's row made to pass, and markup in another row's report SHA-256
-    await sql(url, `UPDATE cutover.parity_runs SET unexplained = 0, mismatched = 0, matched = matched + 1, parity_pct = 100 WHERE id = ${failingRun}`)
-    await sql(url, `UPDATE cutover.parity_runs SET report_sha256 = '<script>alert(1)</script>' WHERE id = ${otherRun}`)
+    await sqlOnce(url, `UPDATE cutover.parity_runs SET unexplained = 0, mismatched = 0, matched = matched + 1, parity_pct = 100 WHERE id = ${failingRun}`)
+    await sqlOnce(url, `UPDATE cutover.parity_runs SET report_sha256 = '<script>alert(1)</script>' WHERE id = ${otherRun}`)
     const out = join(dir, 'evidence.html')
     const r = await runCli(['parity', 'report', '--days', '2', '--json', '--out', out, '--fail-not-ready'], {env})
     expect(r.code, r.stdout + r.stderr).toBe(1)
@@ -79,9 +58,9 @@ describe('parity report: a ledger row edited after the run', () => {
 
 describe('parity report: the ledger\'s hash chain', () => {
   it('sees an edit that keeps the columns and the result in step, a row added by hand and rows deleted; the head it prints moves with each run', async () => {
-    const url = await createdDatabase()
+    const url = await createdFreshDatabase()
     const env = {DATABASE_URL: url}
-    await sql(
+    await sqlOnce(
       url,
       `CREATE TABLE legacy(id int primary key, business_date date, amount numeric(12,2));
        INSERT INTO legacy SELECT g, date '2026-11-01' + (g % 4), g FROM generate_series(1, 20) g;
@@ -109,18 +88,18 @@ describe('parity report: the ledger\'s hash chain', () => {
     expect((await report()).ledger.head).toEqual(first.ledger.head)
     const again = await runCli(['parity', 'check', '--left', 'pg:legacy', '--right', 'pg:stream', '--key', 'id', '--date', '2026-11-04', '--date-column', 'business_date', '--json'], {env})
     expect(again.code, again.stderr).toBe(0)
-    const stored = await sql(url, `SELECT prev_hash FROM cutover.parity_runs WHERE id = ${again.json.run_id}`)
+    const stored = await sqlOnce(url, `SELECT prev_hash FROM cutover.parity_runs WHERE id = ${again.json.run_id}`)
     expect(stored.rows[0].prev_hash).toBe(head)
 
     // the failing run made to pass in every place a reader compares: the columns AND the result document
-    await sql(
+    await sqlOnce(
       url,
       `UPDATE cutover.parity_runs SET unexplained = 0, mismatched = 0, matched = matched + 1, parity_pct = 100,
          result = result || jsonb_build_object('unexplained', 0, 'mismatched', 0, 'matched', matched + 1, 'parity_pct', 100)
        WHERE id = ${ids[0]}`,
     )
     // a passing row copied by hand onto 2026-11-03, and the row of 2026-11-02 deleted
-    await sql(
+    await sqlOnce(
       url,
       `INSERT INTO cutover.parity_runs (business_date, left_source, right_source, options, strategy, left_rows, right_rows, matched, mismatched,
          missing_in_right, extra_in_right, duplicate_keys_left, duplicate_keys_right, explained, unexplained, parity_pct, left_digest, right_digest,
@@ -165,7 +144,7 @@ describe('parity report: the ledger\'s hash chain', () => {
     await check()
     await check()
     // as an earlier version of cutover left them: no hashes
-    await sql(url, 'UPDATE cutover.parity_runs SET prev_hash = NULL, row_hash = NULL')
+    await sqlOnce(url, 'UPDATE cutover.parity_runs SET prev_hash = NULL, row_hash = NULL')
     const third = await check()
     const r = await runCli(['parity', 'report', '--days', '1', '--json'], {env})
     expect(r.code, r.stderr).toBe(0)

@@ -6,29 +6,14 @@
  */
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import pg from 'pg'
 import {describe, expect, it} from 'vitest'
-import {freshDatabase, runCli, tempDir} from '../helpers.js'
-
-async function sql(url: string, text: string): Promise<pg.QueryResult> {
-  const c = new pg.Client({connectionString: url})
-  await c.connect()
-  try {
-    return await c.query(text)
-  } finally {
-    await c.end()
-  }
-}
+import {createdFreshDatabase, runCli, sqlOnce, tempDir} from '../helpers.js'
 
 describe('parity report: a chained ledger row moved out of the window', () => {
   it('blocks the verdict, says which run and where it is filed now, in --json, text and the evidence', async () => {
-    const url = freshDatabase()
-    const admin = new URL(url)
-    const name = admin.pathname.slice(1)
-    admin.pathname = '/postgres'
-    await sql(admin.toString(), `CREATE DATABASE "${name}"`)
+    const url = await createdFreshDatabase()
     const env = {DATABASE_URL: url}
-    await sql(
+    await sqlOnce(
       url,
       `CREATE TABLE legacy(id int primary key, business_date date, amount numeric(12,2));
        INSERT INTO legacy SELECT g, date '2026-11-01' + (g % 2), g FROM generate_series(1, 20) g;
@@ -50,7 +35,7 @@ describe('parity report: a chained ledger row moved out of the window', () => {
     expect(before.json.per_day.map((d: {status: string}) => d.status)).toEqual(['blocked', 'ok'])
 
     // the failing run filed under a day long gone: 2026-11-01 keeps only its passing run
-    await sql(url, `UPDATE cutover.parity_runs SET business_date = '2020-01-01' WHERE id = ${failing}`)
+    await sqlOnce(url, `UPDATE cutover.parity_runs SET business_date = '2020-01-01' WHERE id = ${failing}`)
     const out = join(tempDir('report-moved-'), 'evidence.html')
     const r = await runCli(['parity', 'report', '--days', '2', '--json', '--fail-not-ready', '--out', out], {env})
     expect(r.code, r.stderr).toBe(1)
