@@ -156,7 +156,7 @@ function valueRules(): string[] {
     '',
     '| type | output | accepted | rejected as |',
     '| --- | --- | --- | --- |',
-    '| `string` | text | any text; JSON numbers as text (in their shortest form, `1.50` as `1.5`; 16 or more digits as written) and booleans; send codes as JSON strings | `PATTERN_MISMATCH`, `SCHEMA_VIOLATION` (max_length, JSON object) |',
+    '| `string` | text | any text; JSON numbers as text, as written (`1.50` stays `1.50`, `1E2` stays `1E2`) and booleans; send codes as JSON strings | `PATTERN_MISMATCH`, `SCHEMA_VIOLATION` (max_length, JSON object) |',
     '| `decimal` | `"1234.50"`, exactly `scale` digits | `1 234,56` `1.234,56` `1,234.56` `1\'234.56` `(12.50)` `12.50-` `+12` `-0,5`; JSON numbers as written (all their digits, not rounded to a double; no exponent) | `UNPARSEABLE_AMOUNT` (not a number, more digits than `scale`, overflow of `precision`, ambiguous `1,234`) |',
     '| `integer` | `"42"` (int64) | `+42` `-7` `1 234` `1\'234`; safe JSON integers | `SCHEMA_VIOLATION` |',
     '| `timestamp` | `"2026-11-20T09:15:00.000Z"` | `formats` in `timezone` | `UNPARSEABLE_DATE`, `AMBIGUOUS_DATE` |',

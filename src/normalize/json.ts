@@ -17,15 +17,29 @@
  *   3. only then the value is parsed again with lossless-json, and each number a double cannot
  *      hold exactly becomes a `JsonNumberText` carrying the number as written.
  *
+ * A number the double holds but not as written (`12.500` is 12.5 to JSON.parse, `1.0` is 1) takes
+ * the same second parse when the text hints at one (REWRITTEN_HINT, then a scan outside strings),
+ * and becomes a `JsonNumberText` with its value: a string field keeps "12.500" as sent (a pg:
+ * numeric(14,3) column backfilled as a JSON number feeds both a decimal and a string field).
+ *
  * The normalizer reads a `JsonNumberText` from its text: exactly, for decimal and string fields
- * (src/normalize/record.ts). JSON.stringify writes it as a JSON string of its text (exact, though
+ * (src/normalize/record.ts); one the double holds, as that number, except for string fields. JSON.stringify writes it as a JSON string of its text (exact, though
  * no longer a number), as `String()` gives its text.
  */
 import {isSafeNumber, parse as parseLossless} from 'lossless-json'
 
-/** A JSON number that a double cannot hold exactly, as written in the value. */
+/**
+ * A JSON number as written in the value, where its text says more than the double `JSON.parse`
+ * gives: one a double cannot hold exactly (`number` undefined), or one it holds but whose text is
+ * not the double's shortest form (`12.500`, `1.0`, `1E2`, `0.0000001`, `-0`; `number` is its
+ * value). A string field reads the text as written; other fields read `number` as they read any
+ * JSON number (src/normalize/record.ts).
+ */
 export class JsonNumberText {
-  constructor(readonly text: string) {}
+  constructor(
+    readonly text: string,
+    readonly number?: number,
+  ) {}
   toString(): string {
     return this.text
   }
@@ -158,7 +172,42 @@ function loneSurrogate(value: unknown): {where: string; unit: number} | undefine
   return undefined
 }
 
-const exactNumber = (s: string): unknown => (isSafeNumber(s) ? Number(s) : new JsonNumberText(s))
+const exactNumber = (s: string): unknown => {
+  if (!isSafeNumber(s)) return new JsonNumberText(s)
+  const n = Number(s)
+  return String(n) === s ? n : new JsonNumberText(s, n)
+}
+
+/**
+ * A number token a double holds but that may not be written in its shortest form, followed by
+ * what ends a number in JSON: a fraction ending in 0 (`12.500`), an exponent, `-0`, six zeros after
+ * the point (below 1e-6 the shortest form is an exponent). Strings hold such text too (`"10.50"`),
+ * but there a quote follows; a hit is only a hint for rewrittenNumber's scan.
+ */
+const REWRITTEN_HINT = /(?:\d\.\d*0|\d[eE][+-]?\d+|-0|\.000000\d*)(?:[\s,\]}]|$)/
+
+/**
+ * Whether a number token outside the strings of the JSON text is not the shortest form of its
+ * double (`String(Number(token)) !== token`): its text would be lost to a string field.
+ */
+export function hasRewrittenNumber(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      i = stringEnd(text, i)
+    } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) {
+      let end = i + 1
+      for (; end < text.length; end++) {
+        const d = text.charCodeAt(end)
+        if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break
+      }
+      const token = text.slice(i, end)
+      if (String(Number(token)) !== token) return true
+      i = end - 1
+    }
+  }
+  return false
+}
 
 /** The index of the quote closing the JSON string that opens at `i`. */
 function stringEnd(text: string, i: number): number {
@@ -247,7 +296,8 @@ export function parseJsonExact(text: string): unknown {
     const lone = loneSurrogate(value)
     if (lone) throw new LoneSurrogateError(`${lone.where} holds a lone UTF-16 surrogate (\\u${lone.unit.toString(16)} without its pair): not Unicode text (PostgreSQL would store U+FFFD in its place)`)
   }
-  if (!sawNumber || !LONG_DIGITS.test(text) || !hasLongNumber(text)) return value
+  if (!sawNumber) return value
+  if (!(LONG_DIGITS.test(text) && hasLongNumber(text)) && !(REWRITTEN_HINT.test(text) && hasRewrittenNumber(text))) return value
   try {
     return parseLossless(text, null, exactNumber)
   } catch (e) {

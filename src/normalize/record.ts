@@ -261,7 +261,7 @@ export function createNormalizer(fields: Record<string, FieldSpec>, options: Nor
         continue
       }
       if (typeof v === 'number') value = f.fromNumber(v)
-      else if (v instanceof JsonNumberText) value = f.fromNumberText(text)
+      else if (v instanceof JsonNumberText) value = v.number === undefined || f.type === 'string' ? f.fromNumberText(text) : f.fromNumber(v.number)
       else if (typeof v === 'boolean') value = f.fromBoolean ? f.fromBoolean(v) : new Fail('SCHEMA_VIOLATION', `is a JSON boolean, not ${TYPE_NAMES[f.type]}`)
       else if (exact !== undefined && f.exactDecimal !== undefined && typeof v === 'string' && exact.has(f.from)) value = f.exactDecimal(text)
       else value = f.convert(text)

@@ -59,14 +59,15 @@ export function sqlKeyExpr(alias: string, column: string): string {
 
 export function keyText(v: unknown): string {
   if (v === null || v === undefined) return ''
-  if (v instanceof JsonNumberText) return v.text // a JSON number of 16+ digits, as written (normalize/json.ts)
+  // a JSON number of 16+ digits as written; one a double holds (`1.0`) as the number it is (normalize/json.ts)
+  if (v instanceof JsonNumberText) return v.number === undefined ? v.text : String(v.number)
   return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v)
 }
 
 export function valueText(v: unknown): string | null {
   if (v === null || v === undefined) return null
   if (typeof v === 'string') return v
-  if (v instanceof JsonNumberText) return v.text
+  if (v instanceof JsonNumberText) return v.number === undefined ? v.text : String(v.number)
   if (typeof v === 'object') return Buffer.isBuffer(v) ? v.toString('utf8') : JSON.stringify(v)
   return String(v)
 }

@@ -8,7 +8,7 @@ import {describe, expect, it} from 'vitest'
 import type {Position} from '../../legacy-adapters/types.js'
 import {parseFieldSpec, type FieldSpec, type FieldSpecInput} from '../../src/config/spec.js'
 import {createNormalizer, JsonNumberText, parseJsonExact} from '../../src/normalize/index.js'
-import {hasLongNumber, LoneSurrogateError, RepeatedMemberError} from '../../src/normalize/json.js'
+import {hasLongNumber, hasRewrittenNumber, LoneSurrogateError, RepeatedMemberError} from '../../src/normalize/json.js'
 import {keyText, valueText} from '../../src/parity/sources.js'
 
 const position: Position = {scheme: 'kafka', source: 't', partition: 0, offset: '7'}
@@ -33,7 +33,7 @@ describe('parseJsonExact', () => {
       b: [new JsonNumberText('40817810099910004312'), 2.5],
       c: {d: new JsonNumberText('0.30000000000000001')},
     })
-    const plain = '{"id": "T1", "pan": "4111111111111111", "amt": 123456789012.345, "n": -0.5, "e": 1e3}'
+    const plain = '{"id": "T1", "pan": "4111111111111111", "amt": 123456789012.345, "n": -0.5, "e": 1e-7}'
     expect(parseJsonExact(plain)).toEqual(JSON.parse(plain))
     // a number that a double holds exactly stays a number, however many digits it is written with
     expect(parseJsonExact('{"x": 1234567890123456, "pan": "4111111111111111"}')).toEqual({x: 1234567890123456, pan: '4111111111111111'})
@@ -106,9 +106,9 @@ describe('the normalizer reads long JSON numbers exactly', () => {
     const big = fromText('{"acct": "A1", "amt": 1.2345678901234567e20}')
     expect(big.ok).toBe(false)
     if (!big.ok) expect(big.rejections[0]).toMatchObject({code: 'UNPARSEABLE_AMOUNT', value: '1.2345678901234567e20', message: expect.stringContaining('exponent') as unknown})
-    // 17 digits that a double gives back as written are read as written (here: too many decimals)
+    // 17 digits that a double gives back are read as the number (here: too many decimals), shown as sent
     const back = fromText('{"acct": "A1", "amt": 1.2345678901234567e3}')
-    if (!back.ok) expect(back.rejections[0]).toMatchObject({code: 'UNPARSEABLE_AMOUNT', value: '1234.5678901234567'})
+    if (!back.ok) expect(back.rejections[0]).toMatchObject({code: 'UNPARSEABLE_AMOUNT', value: '1.2345678901234567e3'})
     expect(back.ok).toBe(false)
   })
 })
@@ -123,3 +123,52 @@ describe('lone UTF-16 surrogates', () => {
     expect(parseJsonExact('{"e": "\\ud83d\\ude00", "t": "\\\\ud800"}')).toEqual({e: '\u{1f600}', t: '\\ud800'})
   })
 })
+
+describe('a number the double holds but not as written (12.500, 1.0, 1E2)', () => {
+  const both = createNormalizer(
+    fields({
+      fee: {type: 'decimal', scale: 2},
+      fee_text: {from: 'fee', type: 'string'},
+      n: {type: 'integer'},
+      n_text: {from: 'n', type: 'string'},
+      on: {type: 'boolean'},
+    }),
+  )
+  const read = (text: string) => both({ok: true, fields: parseJsonExact(text) as Record<string, unknown>, position})
+
+  it('is kept with its text and value; the string field reads the text, the others the value as before', () => {
+    expect(parseJsonExact('{"fee": 12.500, "n": 1.0, "s": "10.50", "e": 1E2, "z": -0, "t": 0.0000001, "k": [2.50]}')).toEqual({
+      fee: new JsonNumberText('12.500', 12.5),
+      n: new JsonNumberText('1.0', 1),
+      s: '10.50',
+      e: new JsonNumberText('1E2', 100),
+      z: new JsonNumberText('-0', -0),
+      t: new JsonNumberText('0.0000001', 1e-7),
+      k: [new JsonNumberText('2.50', 2.5)],
+    })
+    expect(read('{"fee": 12.500, "n": 1.0, "on": 1.0}')).toMatchObject({ok: true, record: {fee: '12.50', fee_text: '12.500', n: '1', n_text: '1.0', on: true}})
+    expect(read('{"fee": 1E2, "n": 2E1}')).toMatchObject({ok: true, record: {fee: '100.00', fee_text: '1E2', n: '20', n_text: '2E1'}})
+    expect(read('{"fee": 0.0000001}')).toMatchObject({ok: false, rejections: [expect.objectContaining({field: 'fee', value: '0.0000001'})]})
+  })
+
+  it('text that only looks like such a number inside a string changes nothing', () => {
+    for (const text of ['{"fee": "12.500", "n": 3}', '{"note": "a 1.0, b", "n": 3}', '{"note": "1e5}", "n": 3}']) expect(parseJsonExact(text)).toEqual(JSON.parse(text))
+    expect(hasRewrittenNumber('{"a": "1.0", "b": 2}')).toBe(false)
+    expect(hasRewrittenNumber('{"a": "x\\"", "b": 2.0}')).toBe(true)
+  })
+
+  it('any JSON number: parsed again as the double it is, or kept with its text when that differs', () => {
+    fc.assert(
+      fc.property(fc.double({noNaN: true, noDefaultInfinity: true}), fc.integer({min: 0, max: 3}), (d, zeros) => {
+        const shortest = JSON.stringify(d)
+        const written = shortest.includes('.') && !shortest.includes('e') ? shortest + '0'.repeat(zeros) : shortest
+        const v = (parseJsonExact(`{"x": ${written}}`) as {x: unknown}).x
+        if (v instanceof JsonNumberText) {
+          expect(v.text).toBe(written)
+          if (v.number !== undefined) expect(Object.is(v.number, Number(written))).toBe(true)
+        } else expect(Object.is(v, d === 0 ? 0 : d) || v === d).toBe(true)
+      }),
+    )
+  })
+})
+
