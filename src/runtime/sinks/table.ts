@@ -28,6 +28,8 @@ export interface TableRef {
   sql: string
   /** schema.table, for messages */
   label: string
+  /** the spec named the schema (`s.t`); false when it is the default schema (stream run's --schema) */
+  qualified?: boolean
 }
 
 /** `t` -> defaultSchema.t; `s.t` -> s.t. */
@@ -35,7 +37,7 @@ export function tableRef(name: string, defaultSchema: string): TableRef {
   const dot = name.indexOf('.')
   const schema = dot < 0 ? defaultSchema : name.slice(0, dot)
   const table = dot < 0 ? name : name.slice(dot + 1)
-  return {schema, table, sql: `${quoteIdent(schema)}.${quoteIdent(table)}`, label: `${schema}.${table}`}
+  return {schema, table, sql: `${quoteIdent(schema)}.${quoteIdent(table)}`, label: `${schema}.${table}`, qualified: dot >= 0}
 }
 
 export interface ColumnInfo {
@@ -208,31 +210,98 @@ export async function describeTable(pool: Pool, ref: TableRef): Promise<TableInf
 }
 
 /**
- * The name that differs from `name` only in case, among `names`, when `name` is not one of them:
- * the spec's `Amount` and the table's `amount` (an unquoted identifier folds to lower case).
+ * An unquoted identifier as PostgreSQL stores it: `CREATE TABLE Payments` makes `payments`. Only
+ * ASCII letters are folded (downcase_identifier; in a UTF-8 database other letters keep their case).
  */
-export function otherCase(name: string, names: Iterable<string>): string | undefined {
-  const lower = name.toLowerCase()
-  for (const n of names) if (n !== name && n.toLowerCase() === lower) return n
-  return undefined
+export function foldedIdent(name: string): string {
+  return name.replace(/[A-Z]+/g, (s) => s.toLowerCase())
 }
 
 /**
- * What goes by the sink table's name when information_schema lists no column of it: the relation
- * itself when it is one information_schema does not list (a materialized view), or one whose name
- * differs only in case (the spec's `Txn_Clean`, the database's txn_clean: names are matched
- * exactly, as quoted identifiers); undefined when none.
+ * The names among `names` that differ from `name` only in case, when `name` is not one of them
+ * (the spec's `Amount`, the table's `amount`: an unquoted identifier folds to lower case); the one
+ * PostgreSQL folds `name` to first, then in their order. Empty when `name` is one of them.
  */
-export async function tableInOtherCase(pool: Pool, ref: TableRef): Promise<{name: string; relkind: string; exact: boolean} | undefined> {
-  const r = await pool.query<{schema: string; table: string; relkind: string}>(
+export function otherCases(name: string, names: Iterable<string>): string[] {
+  const all = [...names]
+  if (all.includes(name)) return []
+  const lower = name.toLowerCase()
+  const folded = foldedIdent(name)
+  return all.filter((n) => n.toLowerCase() === lower).sort((a, b) => Number(b === folded) - Number(a === folded))
+}
+
+/** Why the database's `existing` is not the spec's `name` (they differ only in case). */
+function caseReason(name: string, existing: string): string {
+  if (existing === foldedIdent(name)) return 'created unquoted, so folded to lower case'
+  // a capital ASCII letter is kept only inside quotes
+  return existing !== foldedIdent(existing) ? 'created quoted, so it keeps its case' : 'in another case'
+}
+
+/** `a`, `a and b`, `a, b and c` */
+function inWords(items: string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)!}`
+}
+
+/** A relation named as the sink table, in some case of its schema's and its own name. */
+export interface RelationInAnyCase {
+  schema: string
+  table: string
+  /** pg_class.relkind */
+  relkind: string
+}
+
+/**
+ * The relations that go by the sink table's name in any letter case of its schema's and its own
+ * (the spec's `Payments`, the database's `payments` made by `CREATE TABLE Payments`: names are
+ * matched exactly, as quoted identifiers): the exact one first, then the one PostgreSQL folds the
+ * name to, then the others. Materialized views only when exact (a sink cannot write one).
+ */
+export async function relationsInAnyCase(pool: Pool, ref: TableRef): Promise<RelationInAnyCase[]> {
+  const r = await pool.query<RelationInAnyCase>(
     `SELECT n.nspname::text AS schema, c.relname::text AS table, c.relkind::text AS relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE lower(n.nspname) = lower($1) AND lower(c.relname) = lower($2) AND c.relkind IN ('r', 'p', 'v', 'f', 'm')
-      ORDER BY n.nspname = $1 AND c.relname = $2 DESC, n.nspname = $1 DESC, c.relname LIMIT 1`,
-    [ref.schema, ref.table],
+      WHERE lower(n.nspname) = lower($1) AND lower(c.relname) = lower($2)
+        AND (c.relkind IN ('r', 'p', 'v', 'f') OR (c.relkind = 'm' AND n.nspname = $1 AND c.relname = $2))
+      ORDER BY n.nspname = $1 AND c.relname = $2 DESC, (n.nspname = $3 OR n.nspname = $1) AND (c.relname = $4 OR c.relname = $2) DESC,
+               n.nspname = $1 DESC, n.nspname, c.relname`,
+    [ref.schema, ref.table, foldedIdent(ref.schema), foldedIdent(ref.table)],
   )
-  const row = r.rows[0]
-  if (!row) return undefined
-  return {name: row.schema === ref.schema ? row.table : `${row.schema}.${row.table}`, relkind: row.relkind, exact: row.schema === ref.schema && row.table === ref.table}
+  return r.rows
+}
+
+/** How the spec names `schema.table` for a sink whose table the spec named `ref` (its schema only when it named one, or the default differs). */
+function specName(ref: TableRef, schema: string, table: string): string {
+  return ref.qualified !== false || schema !== ref.schema ? `${schema}.${table}` : table
+}
+
+/**
+ * The refusal (exit 2) of a sink table that does not exist when `found` (relationsInAnyCase, not
+ * empty, none exact) differ from it only in case: never one taken for it silently. One: named, with
+ * why its case differs, and the spec's fix; several: all named, and the one meant is the spec's to say.
+ */
+function tableInOtherCaseError(file: string, ref: TableRef, found: RelationInAnyCase[]): SpecError {
+  const labels = found.map((r) => `${r.schema}.${r.table}`)
+  const names = found.map((r) => specName(ref, r.schema, r.table))
+  const why = (r: RelationInAnyCase) =>
+    [r.schema !== ref.schema ? `schema ${r.schema} ${caseReason(ref.schema, r.schema)}` : '', r.table !== ref.table ? `table ${r.table} ${caseReason(ref.table, r.table)}` : '']
+      .filter(Boolean)
+      .join('; ')
+  const details = {other_case: labels}
+  if (found.length === 1) {
+    const r = found[0]!
+    const flag = !ref.qualified && r.schema !== ref.schema ? ` (or run with --schema ${r.schema}${r.table === ref.table ? '' : ` and table: ${r.table}`})` : ''
+    return new SpecError(
+      {file},
+      `sink table ${ref.label} does not exist, but ${names[0]} does: PostgreSQL has ${labels[0]} (${why(r)}), and names are matched exactly, as quoted identifiers`,
+      {hint: `write table: ${names[0]} in the spec's sinks${flag}`, details},
+    )
+  }
+  const folded = `${foldedIdent(ref.schema)}.${foldedIdent(ref.table)}`
+  const unquoted = labels.includes(folded) ? `; ${folded} is the one an unquoted ${ref.qualified ? ref.label : ref.table} names` : ''
+  return new SpecError(
+    {file},
+    `sink table ${ref.label} does not exist, but ${found.length} whose names differ from it only in case do: ${inWords(labels)} (names are matched exactly, as quoted identifiers${unquoted})`,
+    {hint: `write the one meant in the spec's sinks: ${names.map((n) => `table: ${n}`).join(' or ')}`, details},
+  )
 }
 
 /** The column type `cutover` would create for a field (used in the fixes it suggests). */
@@ -370,12 +439,26 @@ export function mismatchError(file: string, message: string, fix: string): SpecE
 
 /** A column the sink writes that the table does not have, with the fix (the field's name in another case: rename one of them). */
 export function missingColumn(file: string, info: TableInfo, column: string, what: string, f: ColumnUse): SpecError {
-  const other = otherCase(column, info.columns.keys())
-  if (other !== undefined) {
-    return mismatchError(
-      file,
-      `sink table ${info.ref.label} has no column ${column} for ${what}, but has ${other} (columns are matched by their exact name)`,
-      `name it ${other} in the spec, or ALTER TABLE ${info.ref.sql} RENAME COLUMN ${quoteIdent(other)} TO ${quoteIdent(column)};`,
+  const others = otherCases(column, info.columns.keys())
+  if (others.length === 1) {
+    const other = others[0]!
+    return new SpecError(
+      {file},
+      `sink table ${info.ref.label} has no column ${column} for ${what}, but has ${other} (columns are matched by their exact name): ${other} was ${caseReason(column, other)}`,
+      {
+        hint: `name it ${other} in the spec, or ALTER TABLE ${info.ref.sql} RENAME COLUMN ${quoteIdent(other)} TO ${quoteIdent(column)};`,
+        details: {column, other_case: others},
+      },
+    )
+  }
+  if (others.length > 1) {
+    // never one of them taken for it: the column meant is the spec's to say
+    const folded = foldedIdent(column)
+    const unquoted = others.includes(folded) ? `; ${folded} is the one an unquoted ${column} names` : ''
+    return new SpecError(
+      {file},
+      `sink table ${info.ref.label} has no column ${column} for ${what}, but has ${others.length} whose names differ from it only in case: ${inWords(others)} (columns are matched by their exact name${unquoted})`,
+      {hint: `name it in the spec as the column it is meant to fill: ${others.join(' or ')}`, details: {column, other_case: others}},
     )
   }
   const type = f.total && f.type === 'integer' ? 'bigint' : suggestedType(f)
@@ -422,19 +505,35 @@ export function missingTables(errors: MissingTableError[]): SpecError {
 
 /** The error for a sink table that does not exist: a materialized view, or in another case, named so; else the CREATE TABLE (MissingTableError). */
 export async function missingTable(pool: Pool, file: string, ref: TableRef, create: string): Promise<SpecError> {
-  const other = await tableInOtherCase(pool, ref)
-  if (other?.exact) {
-    return new SpecError({file}, `sink table ${ref.label} is ${other.relkind === 'm' ? 'a materialized view' : 'a relation without columns'}, which a sink cannot write`, {
+  const found = await relationsInAnyCase(pool, ref)
+  const exact = found[0]?.schema === ref.schema && found[0]?.table === ref.table ? found[0] : undefined
+  if (exact) {
+    return new SpecError({file}, `sink table ${ref.label} is ${exact.relkind === 'm' ? 'a materialized view' : 'a relation without columns'}, which a sink cannot write`, {
       hint: 'name a table (or a view that writes one) in the spec\'s sinks',
     })
   }
-  if (other !== undefined) {
-    return new SpecError({file}, `sink table ${ref.label} does not exist, but ${other.name} does (table names are matched exactly, as quoted identifiers)`, {
-      hint: `write table: ${other.name} in the spec's sinks`,
-    })
-  }
-  const schema = await pool.query<{exists: boolean}>('SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exists', [ref.schema])
-  return new MissingTableError(file, ref, create, schema.rows[0]?.exists !== true)
+  if (found.length > 0) return tableInOtherCaseError(file, ref, found)
+  const schemas = await pool.query<{name: string}>('SELECT nspname::text AS name FROM pg_namespace WHERE lower(nspname) = lower($1) ORDER BY nspname', [ref.schema])
+  const names = schemas.rows.map((r) => r.name)
+  const others = otherCases(ref.schema, names)
+  if (names.includes(ref.schema) || others.length === 0) return new MissingTableError(file, ref, create, !names.includes(ref.schema))
+  // its schema does not exist, one in another case does: created there, the table would be beside
+  // it in a schema of its own ("Sales" beside sales), never seen by whoever looks in the other
+  const refs = others.map((schema) => tableRef(`${schema}.${ref.table}`, ref.schema))
+  const flag = ref.qualified ? '' : ` (or run with --schema ${others.length === 1 ? others[0]! : `${others.join(' or --schema ')}`})`
+  const head = `CREATE TABLE ${ref.sql}`
+  const createThere = create.startsWith(head) ? `: CREATE TABLE ${refs[0]!.sql}${create.slice(head.length)}` : ''
+  return new SpecError(
+    {file},
+    `sink table ${ref.label} does not exist, nor does its schema ${ref.schema}, but ${others.length === 1 ? `schema ${others[0]!} does (${caseReason(ref.schema, others[0]!)})` : `schemas ${inWords(others)} do`}, and schema names are matched exactly, as quoted identifiers`,
+    {
+      hint:
+        others.length === 1
+          ? `write table: ${refs[0]!.label} in the spec's sinks${flag}, and create the table there${createThere}`
+          : `write the schema meant in the spec's sinks: ${refs.map((r) => `table: ${r.label}`).join(' or ')}${flag}, and create the table there`,
+      details: {missing_tables: [ref.label], other_case_schemas: others},
+    },
+  )
 }
 
 /**
