@@ -4,7 +4,9 @@
  *
  *   position = {records, partitions?, last?}
  *     records     source records handled, in the reader's order, whose batch the broker
- *                 acknowledged (sent, or rejected to the DLQ)
+ *                 acknowledged (sent, or rejected to the DLQ); for file and pg: sources the
+ *                 ordinal of the last one (a resume skips that many), for kafka: sources their
+ *                 count over all runs (the reader's order differs each run: run.ts KAFKA_COUNT)
  *     partitions  kafka: sources: per partition, the last acknowledged offset (the reader
  *                 interleaves partitions, so an ordinal alone would not say where to continue)
  *     last        the Position of the last acknowledged record, for people

@@ -48,9 +48,15 @@ export function createBackfillProducer(settings: KafkaSettings, logger: Logger):
   return kafka.producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: PRODUCE_RETRY})
 }
 
-/** Sends batches, at most `depth` outstanding, and reports their acknowledgements in order. */
+/**
+ * Sends batches, at most `depth` outstanding, and reports their acknowledgements in order, each as
+ * soon as the broker has given it (and every batch before it was reported): not when the next batch
+ * is handed over. A caller that waits between two batches (paused by --max-lag, a source that is
+ * slow to give its next records or to end) would otherwise hold the last batch for unacknowledged
+ * all that time: its checkpoint one batch behind the topic, its rate counting the wait as sending.
+ */
 export class OrderedSender<M> {
-  private readonly inflight: {done: Promise<void>; batch: OutBatch<M>}[] = []
+  private readonly inflight: {done: Promise<void>; batch: OutBatch<M>; acked: boolean}[] = []
   private failure: unknown
 
   constructor(
@@ -64,13 +70,32 @@ export class OrderedSender<M> {
   /** Hands a batch to the producer; waits first while `depth` batches are outstanding. */
   async submit(batch: OutBatch<M>): Promise<void> {
     while (this.inflight.length >= this.depth) await this.settleOldest()
-    if (this.failure) throw this.failure
+    if (this.failure !== undefined) throw this.failure
     const topicMessages = []
     if (batch.records.length > 0) topicMessages.push({topic: this.target, messages: batch.records})
     if (batch.dead.length > 0) topicMessages.push({topic: this.dlqTopic, messages: batch.dead})
     const done = topicMessages.length === 0 ? Promise.resolve() : this.producer.sendBatch({acks: -1, compression: CompressionTypes.Snappy, topicMessages}).then(() => undefined)
-    done.catch(() => {}) // observed in settleOldest
-    this.inflight.push({done, batch})
+    const entry = {done, batch, acked: false}
+    done.then(
+      () => {
+        entry.acked = true
+        try {
+          this.reportAcked()
+        } catch (e) {
+          this.failure ??= e // the caller's onAck threw: the next submit or flush throws it
+        }
+      },
+      () => {}, // a failure is observed in settleOldest
+    )
+    this.inflight.push(entry)
+  }
+
+  /** Reports the acknowledged batches at the head of the queue, in the order they were submitted. */
+  private reportAcked(): void {
+    while (this.failure === undefined && this.inflight[0]?.acked) {
+      const first = this.inflight.shift()!
+      this.onAck(first.batch.meta, first.batch)
+    }
   }
 
   private async settleOldest(): Promise<void> {
@@ -80,18 +105,22 @@ export class OrderedSender<M> {
     } catch (e) {
       this.failure ??= e
       // later batches may still complete; they are not acknowledged past a failed one
-      for (const f of this.inflight) f.done.catch(() => {})
       this.inflight.length = 0
       throw e
     }
-    this.inflight.shift()
-    this.onAck(first.batch.meta, first.batch)
+    // reported by its own callback (registered before this await), unless that has not run yet
+    first.acked = true
+    this.reportAcked()
+    if (this.failure !== undefined) {
+      this.inflight.length = 0
+      throw this.failure
+    }
   }
 
   /** Waits for every outstanding batch; throws the first failure. */
   async flush(): Promise<void> {
     while (this.inflight.length > 0) await this.settleOldest()
-    if (this.failure) throw this.failure
+    if (this.failure !== undefined) throw this.failure
   }
 
   get outstanding(): number {

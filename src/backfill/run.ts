@@ -538,8 +538,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if ((opts.maxLag === undefined) !== (opts.group === undefined)) throw maxLagWithoutGroup(opts, id)
       startedCopybooks = savedCopybooks(row.options)
       savedOptions = row.options
-      resumedFrom = row.position
       base = {...emptyCounts(), ...row.counts}
+      // a kafka: source's checkpoint counts the source records it covers (KAFKA_COUNT, below); one
+      // from before kept the ordinal of its last record in that run's read order: shown as the count
+      resumedFrom = parseSourceUri(row.source).scheme === 'kafka' ? {...row.position, records: base.read + base.out_of_range} : row.position
       runs = row.runs + 1
       if (row.status === 'completed') {
         logger.info('backfill.already_completed', {id})
@@ -797,9 +799,19 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let pausedAtFirstSend = 0
     let pausedAtLastAck = 0
     let sentThisRun = 0
+    /**
+     * KAFKA_COUNT: the records a checkpoint covers. A file or pg: source is read in one order
+     * every run, and a resume skips by that number: the ordinal of the last record acknowledged.
+     * A kafka: source's reader interleaves its partitions differently each run, and a resume skips
+     * by partition offset (reading the skipped records again, in another order): the ordinal of
+     * the last record in this run's order counts whichever skipped records came before it, so it
+     * went backwards between two resumes, or past what was sent. There the records are counted:
+     * every source record handled, over all runs (read + out_of_range), never less than before.
+     */
+    const coveredRecords = (meta: {records: number}) => (isKafka ? acked.read + acked.out_of_range : meta.records)
     const onAck = (m: BatchMeta, b: OutBatch<BatchMeta>) => {
       addCounts(acked, m.counts)
-      ackedPos.records = m.records
+      ackedPos.records = coveredRecords(m)
       if (Object.keys(m.partitions).length > 0) ackedPos.partitions = {...ackedPos.partitions, ...m.partitions}
       if (m.last) {
         ackedPos.last = m.last
@@ -903,7 +915,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       if (b.meta.records === 0 && b.records.length === 0 && b.dead.length === 0) return true
       if (o.dryRun || !sender) {
         addCounts(acked, b.meta.counts)
-        ackedPos.records = b.meta.records
+        ackedPos.records = coveredRecords(b.meta)
         updateProgress()
         return true
       }
