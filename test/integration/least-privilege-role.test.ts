@@ -225,4 +225,43 @@ describe('a least-privilege role (no CREATE on the database or on schema cutover
     expect((await server.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [absent])).rows[0]).toEqual({n: 0})
     await server.end()
   })
+
+  it('exits 2 naming the grants when the role may not read a sink table (not "a relation without columns"); runs once granted', async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'lp-sinkgrant'})
+    const db = await isolated('lp_sinkgrant')
+    await (await openDatabase(databaseUrl(db.database))).end()
+    await sinkTables(db.admin, f)
+    for (const sql of [
+      `GRANT USAGE ON SCHEMA cutover TO "${db.role}"`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA cutover TO "${db.role}"`,
+      `GRANT USAGE ON ALL SEQUENCES IN SCHEMA cutover TO "${db.role}"`,
+    ]) {
+      await db.admin.query(sql)
+    }
+    const ids = await produceRecords(f)
+    const table = `${f.schema}.txn_clean`
+
+    // neither USAGE on the sink's schema nor a privilege on its table
+    const none = await runAs(f, db.url)
+    expect(none.code, none.stderr).toBe(2)
+    expect(none.json.error).toMatchObject({
+      message: expect.stringContaining(`the role ${db.role} may not read sink table ${table} (it has no USAGE on schema ${f.schema} nor SELECT on table ${table})`) as unknown,
+      hint: `GRANT USAGE ON SCHEMA "${f.schema}" TO "${db.role}"; GRANT SELECT, INSERT, UPDATE ON "${f.schema}"."txn_clean" TO "${db.role}"; (run by the table's owner)`,
+    })
+    // USAGE on the schema only
+    await db.admin.query(`GRANT USAGE ON SCHEMA "${f.schema}" TO "${db.role}"`)
+    const usage = await runAs(f, db.url)
+    expect(usage.code, usage.stderr).toBe(2)
+    expect(usage.json.error).toMatchObject({
+      message: expect.stringContaining(`may not read sink table ${table} (it has no SELECT on table ${table})`) as unknown,
+      hint: `GRANT SELECT, INSERT, UPDATE ON "${f.schema}"."txn_clean" TO "${db.role}"; (run by the table's owner)`,
+    })
+    const consumed = await db.admin.query<{n: number}>('SELECT count(*)::int AS n FROM cutover.stream_offsets WHERE pipeline = $1', [f.name])
+    expect(consumed.rows[0]).toEqual({n: 0})
+
+    // the grants the hints gave (for both sinks): the run writes everything
+    await db.admin.query(`GRANT SELECT, INSERT, UPDATE ON "${f.schema}".txn_clean, "${f.schema}".account_daily_totals TO "${db.role}"`)
+    await expectAllWritten(f, db.admin, await runAs(f, db.url), ids)
+  })
 })
+

@@ -508,6 +508,24 @@ export async function missingTable(pool: Pool, file: string, ref: TableRef, crea
   const found = await relationsInAnyCase(pool, ref)
   const exact = found[0]?.schema === ref.schema && found[0]?.table === ref.table ? found[0] : undefined
   if (exact) {
+    if (exact.relkind !== 'm') {
+      // information_schema lists only the columns the role has a privilege on: a table the role
+      // may not read (no USAGE on its schema, no privilege on the table) shows none
+      const may = await pool.query<{role: string; usage: boolean; read: boolean}>(
+        `SELECT current_user::text AS role, has_schema_privilege(c.relnamespace, 'USAGE') AS usage, has_any_column_privilege(c.oid, 'SELECT') AS read
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+        [ref.schema, ref.table],
+      )
+      const p = may.rows[0]
+      if (p && (!p.usage || !p.read)) {
+        const lacks = [p.usage ? '' : `USAGE on schema ${ref.schema}`, p.read ? '' : `SELECT on table ${ref.label}`].filter(Boolean).join(' nor ')
+        const role = quoteIdent(p.role)
+        return new SpecError({file}, `the role ${p.role} may not read sink table ${ref.label} (it has no ${lacks}), so its columns cannot be checked nor its rows written`, {
+          hint: `${p.usage ? '' : `GRANT USAGE ON SCHEMA ${quoteIdent(ref.schema)} TO ${role}; `}GRANT SELECT, INSERT, UPDATE ON ${ref.sql} TO ${role}; (run by the table's owner)`,
+          details: {role: p.role},
+        })
+      }
+    }
     return new SpecError({file}, `sink table ${ref.label} is ${exact.relkind === 'm' ? 'a materialized view' : 'a relation without columns'}, which a sink cannot write`, {
       hint: 'name a table (or a view that writes one) in the spec\'s sinks',
     })
