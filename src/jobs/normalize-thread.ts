@@ -141,6 +141,7 @@ export async function normalizeOnThread(
   withRejects: boolean,
   counts: NormalizeCounts,
   output: (clean: Uint8Array, bad: Uint8Array) => Promise<void>,
+  stop?: AbortSignal,
 ): Promise<void> {
   // a worker takes no process flags; a heap cap given to the process applies to it too
   const cap = process.execArgv.map((a) => /^--max-old-space-size=(\d+)$/.exec(a)?.[1]).find((v) => v !== undefined)
@@ -213,12 +214,15 @@ export async function normalizeOnThread(
       const m = step.value
       worker.postMessage(m, [m.lengths.buffer as ArrayBuffer, m.lines.buffer as ArrayBuffer, m.records.buffer as ArrayBuffer])
       inFlight++
-      while (inFlight >= MAX_IN_FLIGHT || (inFlight > 0 && replies.length > 0)) {
+      while (!stop?.aborted && (inFlight >= MAX_IN_FLIGHT || (inFlight > 0 && replies.length > 0))) {
         await handle(await next())
         inFlight--
       }
+      // stopped (SIGINT/SIGTERM): as single-threaded, the run ends after the batch in hand; the
+      // batches still on the worker are neither waited for nor written, and nothing more is read
+      if (stop?.aborted) return
     }
-    while (inFlight > 0) {
+    while (inFlight > 0 && !stop?.aborted) {
       await handle(await next())
       inFlight--
     }

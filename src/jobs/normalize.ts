@@ -173,7 +173,7 @@ export async function normalizeSource(options: NormalizeJobOptions): Promise<Nor
   // Either way the fields are compiled first: a field that cannot work fails before the source is opened.
   if (useNormalizeThread(options.uri)) {
     createNormalizer(spec.fields)
-    await normalizeOnThread(until(packedCsvSource(options.uri, ctx), options.signal), processorSpec, withRejects, counts, output)
+    await normalizeOnThread(until(packedCsvSource(options.uri, ctx), options.signal), processorSpec, withRejects, counts, output, options.signal)
   } else {
     const processBatch = createRecordProcessor(processorSpec, withRejects, counts)
     for await (const batch of until(recordBatches(openSource(options.uri, ctx)), options.signal)) {
