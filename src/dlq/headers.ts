@@ -27,7 +27,7 @@
 import type {IHeaders} from 'kafkajs'
 import {RECORD_ERROR_CODES} from '../errors.js'
 import {writableHeaderValue, type ReadHeaderValue} from '../kafka/headers.js'
-import {DLQ_HEADERS} from '../runtime/outbox.js'
+import {DLQ_HEADERS, VALUE_OMITTED_HEADER} from '../runtime/outbox.js'
 
 export type DeadLetterOrigin = 'cutover' | 'connect' | 'spring' | 'unknown'
 
@@ -64,7 +64,7 @@ export const REPLAY_ID_HEADER = 'cutover.replay.id'
 export const PARKED_BY_HEADER = 'cutover.parked.by'
 
 /** The runtime's own dead-letter headers (DESIGN.md), plus what the relay and replays add. */
-const CUTOVER_DEAD_LETTER = new Set<string>([...DLQ_HEADERS, 'cutover.value.omitted', REPLAY_ID_HEADER, PARKED_BY_HEADER])
+const CUTOVER_DEAD_LETTER = new Set<string>([...DLQ_HEADERS, VALUE_OMITTED_HEADER, REPLAY_ID_HEADER, PARKED_BY_HEADER])
 
 /** Is this header dead-letter bookkeeping (not one of the original record's headers)? */
 export function isDeadLetterHeader(name: string): boolean {
@@ -156,7 +156,7 @@ export function deadLetterView(headers: IHeaders | Record<string, HeaderValue> |
       replayCount,
       failedAt: text(headers, 'cutover.failed.at') ?? isoOfMs(dlqTimestamp ?? null),
       exceptionClass: null,
-      valueOmitted: text(headers, 'cutover.value.omitted'),
+      valueOmitted: text(headers, VALUE_OMITTED_HEADER),
     }
   }
   const connectClass = text(headers, '__connect.errors.exception.class.name')

@@ -80,6 +80,7 @@ export class RuntimeMetrics {
   private readonly e2e: RecordHistogram
   private readonly lagGauge: Gauge<'pipeline' | 'topic' | 'partition'>
   private readonly outbox: Gauge<'pipeline'>
+  private readonly omitted: Counter<'pipeline'>
   private readonly lastCommitGauge: Gauge<'pipeline'>
   private readonly reruns: Counter<'pipeline'>
   private readonly isolations: Counter<'pipeline' | 'lock'>
@@ -98,6 +99,12 @@ export class RuntimeMetrics {
     this.e2e = new RecordHistogram('cutover_end_to_end_latency_seconds', 'From the Kafka record timestamp to the PostgreSQL commit', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], {pipeline}, this.registry)
     this.lagGauge = new Gauge({name: 'cutover_consumer_lag_records', help: 'High watermark minus the offset committed in PostgreSQL, per partition this process consumes (at each commit and every 5 s, also while PostgreSQL is down)', labelNames: ['pipeline', 'topic', 'partition'], registers})
     this.outbox = new Gauge({name: 'cutover_outbox_backlog_records', help: 'Outbox rows (dead letters, alerts) not yet published', labelNames: ['pipeline'], registers})
+    this.omitted = new Counter({
+      name: 'cutover_dead_letter_values_omitted_total',
+      help: 'Dead letters published without their value, larger than the DLQ topic accepts (max.message.bytes); the value stays in cutover.outbox (relay.value_omitted in the log)',
+      labelNames: ['pipeline'],
+      registers,
+    })
     this.lastCommitGauge = new Gauge({name: 'cutover_last_commit_timestamp_seconds', help: 'Unix time of the last committed batch', labelNames: ['pipeline'], registers})
     this.reruns = new Counter({name: 'cutover_upsert_reruns_total', help: 'Batch transactions run again as upserts because a plain INSERT met an existing key', labelNames: ['pipeline'], registers})
     this.isolations = new Counter({
@@ -115,6 +122,7 @@ export class RuntimeMetrics {
     this.reruns.inc({pipeline}, 0)
     for (const lock of ['shared', 'exclusive']) this.isolations.inc({pipeline, lock}, 0)
     this.outbox.set({pipeline}, 0)
+    this.omitted.inc({pipeline}, 0)
   }
 
   /** A batch transaction isolated refused rows (batch.ts RefusedRows), alone (the pipeline's lock exclusive) or beside the others. */
@@ -162,6 +170,11 @@ export class RuntimeMetrics {
 
   outboxBacklog(n: number): void {
     this.outbox.set({pipeline: this.pipeline}, n)
+  }
+
+  /** Dead letters the relay published without their value (relay.ts VALUE_OMITTED_HEADER). */
+  valuesOmitted(n: number): void {
+    this.omitted.inc({pipeline: this.pipeline}, n)
   }
 }
 

@@ -30,7 +30,14 @@ export const DLQ_HEADERS = [
   'cutover.failed.at',
 ] as const
 
-const OWN = new Set<string>(DLQ_HEADERS)
+/**
+ * Set by the relay (./relay.ts) on a dead letter it published without its value (larger than the
+ * DLQ topic accepts), in the record and in its outbox row: the record's own header of that name,
+ * if it had one, is not kept (as DLQ_HEADERS: cutover's bookkeeping, replaced, not repeated).
+ */
+export const VALUE_OMITTED_HEADER = 'cutover.value.omitted'
+
+const OWN = new Set<string>([...DLQ_HEADERS, VALUE_OMITTED_HEADER])
 
 /**
  * [name, base64 value], or [base64 name, base64 value, 1] for a name holding U+0000, which jsonb

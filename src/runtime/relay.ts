@@ -1,14 +1,40 @@
 /**
  * The outbox relay: publishes this pipeline's unsent outbox rows (dead letters) to Kafka with
- * kafkajs' idempotent producer, then marks them sent.
+ * kafkajs' idempotent producer, then marks them sent. One round:
  *
- *   BEGIN; SELECT ... WHERE pipeline = $1 AND sent_at IS NULL ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED
+ *   BEGIN; pg_try_advisory_xact_lock(pipeline's relay lock)      (else: another process relays now)
+ *   SELECT ... WHERE pipeline = $1 AND sent_at IS NULL ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED
+ *     (at most RELAY_ROUND_BYTES of keys, values and headers, and always the first row)
  *   producer.sendBatch(...)       (acks=all, idempotent)
  *   UPDATE ... SET sent_at = now() WHERE id = ANY($ids); COMMIT
  *
- * SKIP LOCKED lets several processes of one pipeline relay without publishing a row twice
- * while both are alive. A crash between the send and the COMMIT publishes those rows again on
- * the next run (at-least-once); their `cutover.source.*` headers let readers drop the repeat.
+ * Order: one process of the pipeline relays at a time (the advisory lock), rows in id order, one
+ * round after the other, so that the dead letters of one source partition go out in offset order;
+ * on the DLQ topic a dead letter goes to the partition of its key, or, without a key, to its source
+ * partition (relayPartitioner), so that a partition of the DLQ holds them in that order.
+ *
+ * Sequence numbers: the idempotent producer numbers the records of each partition, and the broker
+ * drops a batch it already has only when it comes again with the same numbers: the same records
+ * per partition. kafkajs gives a failed send's numbers back, so the next send must hold exactly
+ * the same records per partition, or the broker answers OUT_OF_ORDER_SEQUENCE_NUMBER to it and to
+ * every send after it, for ever (the relay stalled after a send whose answer was lost while more
+ * dead letters arrived, and after a dead letter too large for the DLQ topic on a topic of several
+ * partitions). So a send that failed (the broker down, the answer lost: maybe written) is sent
+ * again as it was, before anything else ("in doubt"), and the broker keeps one copy; when what
+ * goes next must differ (a batch too large, sent one by one; a send the broker refused for its
+ * sequence), the producer is renewed first (RelayProducer: a new producer id, numbers from 0):
+ * what the failed send may have written is then published again (at-least-once).
+ *
+ * Too large: a round the broker refuses as too large (MESSAGE_TOO_LARGE) goes one record at a
+ * time; a dead letter larger than the DLQ topic accepts (max.message.bytes) is published without
+ * its value, with `cutover.value.omitted` saying why (else it would block the outbox for ever),
+ * logged at error level (`relay.value_omitted`, with the outbox row's id and the record's source
+ * coordinates) and counted (`onValueOmitted`). Its outbox row keeps the value and the header and
+ * is never pruned: nothing is lost. Once the topic takes it, `UPDATE cutover.outbox SET sent_at =
+ * NULL WHERE id = <id>` publishes it again, with its value.
+ *
+ * A crash between the send and the COMMIT publishes those rows again on the next run
+ * (at-least-once); their `cutover.source.*` headers let readers drop the repeat.
  * The relay wakes when a batch commits dead letters, and polls every second otherwise.
  *
  * Stop (`stop(limitMs)`, SIGTERM/SIGINT: STOP_DRAIN_MS): the relay publishes what it can for at
@@ -18,15 +44,17 @@
  * publishes them. A send given up may still have reached the broker: the next run then
  * publishes those rows again (at-least-once, as after a crash).
  */
-import type {Producer, RetryOptions} from 'kafkajs'
+import kafkajs, {type ICustomPartitioner, type IHeaders, type Message, type Producer, type RetryOptions, type TopicMessages} from 'kafkajs'
 import type {KafkaSettings} from '../config/env.js'
 import {createKafka} from '../kafka/client.js'
-import type {Pool} from '../pg/pool.js'
+import type {Pool, PoolClient} from '../pg/pool.js'
 import type {Logger} from '../log.js'
 import {BEGIN_BATCH} from './batch.js'
 import {checkout} from './checkout.js'
-import {toKafkaHeaders, type StoredHeaders} from './outbox.js'
+import {toKafkaHeaders, VALUE_OMITTED_HEADER, type StoredHeaders} from './outbox.js'
 import {backoffMs, sleep} from './ratelimit.js'
+
+const {Partitioners} = kafkajs
 
 /**
  * How long a stop (SIGTERM/SIGINT) goes on publishing the outbox: what is not published by then
@@ -41,6 +69,17 @@ const COUNT_LEFT_MS = 1000
  * that the producer's disconnect after it closes the connection kafkajs reopened for its retries.
  */
 const GIVEN_UP_SETTLE_MS = 2000
+/**
+ * Keys, values and headers of one round, at most (the first row always goes, whatever its size).
+ * kafkajs sends a round as one request with one record batch per partition: 500 rows of
+ * RECORD_TOO_LARGE values (several MB each) made a request over the broker's
+ * socket.request.max.bytes (100 MB), which closes the connection, and the relay retried it for
+ * ever; and a batch over the topic's max.message.bytes (1 MB by default) is refused. Half a MB
+ * keeps a round within both, at 500 rows of up to 1 KB.
+ */
+export const RELAY_ROUND_BYTES = 512 * 1024
+/** The pipeline's relay lock (pg_try_advisory_xact_lock(RELAY_LOCK, hashtext(pipeline))): one process relays at a time. */
+const RELAY_LOCK = "hashtext('cutover.outbox.relay')"
 
 /**
  * kafkajs' client-level retry of the relay's producer (its connects, metadata and sends). kafkajs
@@ -54,25 +93,121 @@ export const RELAY_RETRY: RetryOptions = {retries: 2, initialRetryTime: 100, max
 /** Attempts of the relay producer's connect (its InitProducerId included) at start: about the runtime's ~10 s, not RELAY_RETRY's second. */
 const CONNECT_ATTEMPTS = 6
 
-/** The relay's idempotent producer, on a Kafka client of its own with RELAY_RETRY (connect it before use). */
-export function relayProducer(settings: KafkaSettings, o: {logger: Logger; clientId: string}): Producer {
-  const producer = createKafka(settings, {mode: 'resilient', logger: o.logger, clientId: o.clientId, retry: RELAY_RETRY}).producer({idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false})
-  const connect = producer.connect.bind(producer)
-  producer.connect = async () => {
+/** The source partition a dead letter names (`cutover.source.partition`), undefined when it names none. */
+function sourcePartition(headers: IHeaders | undefined): number | undefined {
+  const v = headers?.['cutover.source.partition']
+  const one = Array.isArray(v) ? v[v.length - 1] : v
+  const text = one === undefined ? undefined : Buffer.isBuffer(one) ? one.toString('utf8') : String(one)
+  return text !== undefined && /^\d{1,9}$/.test(text) ? Number(text) : undefined
+}
+
+/**
+ * Where the relay's producer puts a record on the DLQ topic: a keyed one where Kafka's default
+ * partitioner does (murmur2 of the key: one key's dead letters in one partition, in order), one
+ * without a key in its source partition (modulo the DLQ topic's partitions; partition 0 when it
+ * names none), never round-robin: kafkajs assigns the partitions again on every attempt of a send,
+ * and round-robin gave a retried send other records per partition than the attempt the broker
+ * may have written (see the sequence numbers above); and one source partition's dead letters
+ * stay in one DLQ partition, in offset order.
+ */
+export const relayPartitioner: ICustomPartitioner = () => {
+  const byKey = Partitioners.DefaultPartitioner()
+  return (args) => {
+    const {message, partitionMetadata} = args
+    if (message.key !== null && message.key !== undefined) return byKey(args)
+    return (sourcePartition(message.headers) ?? 0) % Math.max(1, partitionMetadata.length)
+  }
+}
+
+/**
+ * The relay's producer: kafkajs' idempotent producer (RELAY_RETRY, relayPartitioner, no topic
+ * auto-creation), which `renew()` replaces by a new one (a new producer id, sequence numbers from
+ * 0) for a send that must differ from the failed one before it. run.ts connects and disconnects
+ * it as any kafkajs producer; `make` builds each one (relayProducer: on a Kafka client of the
+ * settings; tests: on a client of their own).
+ */
+export class RelayProducer implements Producer {
+  private current: Producer
+  private closed = false
+
+  constructor(private readonly make: () => Producer) {
+    this.current = make()
+  }
+
+  /** The producer options of every producer the relay uses. */
+  static readonly config = {idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: relayPartitioner} as const
+
+  get events(): Producer['events'] {
+    return this.current.events
+  }
+
+  /** Connects, trying CONNECT_ATTEMPTS times (its InitProducerId included: about the runtime's ~10 s, not RELAY_RETRY's second). */
+  async connect(): Promise<void> {
+    this.closed = false
+    await this.connectCurrent()
+  }
+
+  private async connectCurrent(): Promise<void> {
+    const producer = this.current
     for (let attempt = 1; ; attempt++) {
       try {
-        return await connect()
+        await producer.connect()
+        // disconnected (the run closing) or renewed meanwhile: this one is not used
+        if (this.closed || producer !== this.current) await producer.disconnect().catch(() => {})
+        return
       } catch (e) {
-        if (attempt >= CONNECT_ATTEMPTS) throw e
+        if (attempt >= CONNECT_ATTEMPTS || this.closed || producer !== this.current) throw e
         await sleep(backoffMs(attempt, 200, 4000))
       }
     }
   }
-  return producer
+
+  async disconnect(): Promise<void> {
+    this.closed = true
+    await this.current.disconnect()
+  }
+
+  /** Replaces the producer by a new, connected one: a new producer id, whose sequence numbers owe nothing to the sends before. */
+  async renew(): Promise<void> {
+    if (this.closed) throw new Error('the relay producer is disconnected')
+    const old = this.current
+    this.current = this.make()
+    await old.disconnect().catch(() => {})
+    await this.connectCurrent()
+  }
+
+  isIdempotent(): boolean {
+    return this.current.isIdempotent()
+  }
+
+  send(record: Parameters<Producer['send']>[0]): ReturnType<Producer['send']> {
+    return this.current.send(record)
+  }
+
+  sendBatch(batch: Parameters<Producer['sendBatch']>[0]): ReturnType<Producer['sendBatch']> {
+    return this.current.sendBatch(batch)
+  }
+
+  on: Producer['on'] = ((eventName: never, listener: never) => this.current.on(eventName, listener)) as Producer['on']
+
+  transaction(): ReturnType<Producer['transaction']> {
+    return this.current.transaction()
+  }
+
+  logger(): ReturnType<Producer['logger']> {
+    return this.current.logger()
+  }
+}
+
+/** The relay's producer, on a Kafka client of its own with RELAY_RETRY (connect it before use). */
+export function relayProducer(settings: KafkaSettings, o: {logger: Logger; clientId: string}): RelayProducer {
+  const kafka = createKafka(settings, {mode: 'resilient', logger: o.logger, clientId: o.clientId, retry: RELAY_RETRY})
+  return new RelayProducer(() => kafka.producer(RelayProducer.config))
 }
 
 export interface RelayOptions {
   pool: Pool
+  /** a RelayProducer (relayProducer()), or any producer (tests: a stand-in, which is never renewed) */
   producer: Producer
   pipeline: string
   logger: Logger
@@ -80,6 +215,8 @@ export interface RelayOptions {
   pollMs?: number
   onPublished?: (n: number) => void
   onBacklog?: (n: number) => void
+  /** dead letters published without their value (larger than the DLQ topic accepts): the value stays in cutover.outbox */
+  onValueOmitted?: (n: number) => void
 }
 
 export interface RelayStopResult {
@@ -101,9 +238,58 @@ class SendGivenUp extends Error {
   }
 }
 
+/** The kafkajs error types along `e`'s chain (a retried send's error wraps the last attempt's). */
+function kafkaErrorTypes(e: unknown): string[] {
+  const types: string[] = []
+  for (let next: unknown = e, depth = 0; next && typeof next === 'object' && depth < 10; depth++) {
+    const err = next as {type?: string; originalError?: unknown; cause?: unknown}
+    if (err.type) types.push(err.type)
+    next = err.originalError ?? err.cause
+  }
+  return types
+}
+
+/** Larger than the topic or the broker takes (a record, or a batch over the topic's segment size). */
 function isTooLarge(e: unknown): boolean {
-  const err = e as {type?: string; originalError?: {type?: string}; message?: string}
-  return err?.type === 'MESSAGE_TOO_LARGE' || err?.originalError?.type === 'MESSAGE_TOO_LARGE' || /MESSAGE_TOO_LARGE|too large/i.test(err?.message ?? '')
+  return kafkaErrorTypes(e).some((t) => t === 'MESSAGE_TOO_LARGE' || t === 'RECORD_LIST_TOO_LARGE') || /MESSAGE_TOO_LARGE|too large/i.test((e as {message?: string})?.message ?? '')
+}
+
+/**
+ * The broker refused the producer's sequence numbers or its id: sending the same again cannot
+ * succeed; a new producer id can.
+ */
+const SEQUENCE_REFUSED = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'DUPLICATE_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING', 'PRODUCER_FENCED'])
+
+/** One send: the outbox rows it publishes and the records, per topic, exactly as they go. */
+interface Outgoing {
+  ids: string[]
+  topicMessages: TopicMessages[]
+  /** rows published without their value: their stored headers get VALUE_OMITTED_HEADER (the row is then never pruned) */
+  omitted?: {id: string; note: string}
+}
+
+interface OutboxRow {
+  id: string
+  topic: string
+  key: Buffer | null
+  value: Buffer | null
+  headers: StoredHeaders
+}
+
+/** A stored dead letter as the relay sends it: VALUE_OMITTED_HEADER, which only the relay sets, is set again when the value does not fit. */
+function messageOf(r: OutboxRow): Message {
+  return {key: r.key, value: r.value, headers: toKafkaHeaders(r.headers.filter(([name, , b64name]) => b64name === 1 || name !== VALUE_OMITTED_HEADER))}
+}
+
+function storedText(headers: StoredHeaders, name: string): string | undefined {
+  const h = headers.findLast(([n, , b64name]) => b64name !== 1 && n === name)
+  return h ? Buffer.from(h[1], 'base64').toString('utf8') : undefined
+}
+
+/** `topic/partition@offset` of the source record a stored dead letter names (its `cutover.source.*` headers). */
+function sourceOf(headers: StoredHeaders): string | undefined {
+  const [topic, partition, offset] = ['topic', 'partition', 'offset'].map((c) => storedText(headers, `cutover.source.${c}`))
+  return topic === undefined ? undefined : `${topic}/${partition}@${offset}`
 }
 
 export class OutboxRelay {
@@ -119,6 +305,12 @@ export class OutboxRelay {
   /** aborted when a stop's limit passes: a send in flight is given up */
   private readonly giveUp = new AbortController()
   private stopped: Promise<RelayStopResult> | undefined
+  /** a send that failed, maybe after the broker wrote it: sent again exactly as it was before anything else */
+  private inDoubt: Outgoing | undefined
+  /** the next send differs from a failed one: it goes with a new producer id (RelayProducer.renew) */
+  private renewFirst = false
+  /** the rounds of this process, one after the other (the loop's, drain()'s, stop()'s) */
+  private rounds: Promise<unknown> = Promise.resolve()
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -231,57 +423,140 @@ export class OutboxRelay {
     }
   }
 
-  /** One round: publishes up to batchSize rows; returns how many. */
-  async publishOnce(): Promise<number> {
+  /** One round: publishes up to batchSize rows (RELAY_ROUND_BYTES), or the send in doubt; returns how many. */
+  publishOnce(): Promise<number> {
+    const round = this.rounds.then(() => this.round())
+    this.rounds = round.catch(() => {})
+    return round
+  }
+
+  private async round(): Promise<number> {
     const co = await checkout(this.o.pool)
     const client = co.client
     let ok = false
     try {
       await client.query(BEGIN_BATCH)
-      const rows = await client.query<{id: string; topic: string; key: Buffer | null; value: Buffer | null; headers: StoredHeaders}>(
-        `SELECT id, topic, key, value, headers FROM cutover.outbox
-          WHERE pipeline = $1 AND sent_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [this.o.pipeline, this.o.batchSize ?? 500],
-      )
-      if (rows.rows.length === 0) {
-        await client.query('COMMIT')
-        ok = true
-        return 0
-      }
-      const byTopic = new Map<string, {key: Buffer | null; value: Buffer | null; headers: ReturnType<typeof toKafkaHeaders>}[]>()
-      for (const r of rows.rows) {
-        const list = byTopic.get(r.topic) ?? []
-        list.push({key: r.key, value: r.value, headers: toKafkaHeaders(r.headers)})
-        byTopic.set(r.topic, list)
-      }
-      try {
-        await this.bounded(this.o.producer.sendBatch({acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({topic, messages}))}))
-      } catch (e) {
-        if (!isTooLarge(e)) throw e
-        // one value is larger than the DLQ topic accepts: send one by one; the ones still too large
-        // go without their value, with a header that says so (else the relay would block forever)
-        for (const [topic, messages] of byTopic) {
-          for (const m of messages) {
-            try {
-              await this.bounded(this.o.producer.send({acks: -1, topic, messages: [m]}))
-            } catch (e2) {
-              if (!isTooLarge(e2)) throw e2
-              this.o.logger.error('relay.value_omitted', {topic, bytes: m.value?.length ?? 0, note: 'raise max.message.bytes of the DLQ topic'})
-              const headers = {...m.headers, 'cutover.value.omitted': `${m.value?.length ?? 0} bytes: more than ${topic} accepts (max.message.bytes)`}
-              await this.bounded(this.o.producer.send({acks: -1, topic, messages: [{key: m.key, value: null, headers}]}))
-            }
-          }
-        }
-      }
-      await client.query('UPDATE cutover.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.rows.map((r) => r.id)])
+      const lock = await client.query<{ok: boolean}>(`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK}, hashtext($1)) AS ok`, [this.o.pipeline])
+      let n = 0
+      // another process of the pipeline relays now: the rows are its to send, in order
+      if (lock.rows[0]?.ok === true) n = this.inDoubt ? await this.resend(client, this.inDoubt) : await this.publishNext(client)
       await client.query('COMMIT')
       ok = true
-      this.published += rows.rows.length
-      this.o.onPublished?.(rows.rows.length)
-      return rows.rows.length
+      if (n > 0) {
+        this.published += n
+        this.o.onPublished?.(n)
+      }
+      return n
     } finally {
       if (!ok) await client.query('ROLLBACK').catch(() => {})
       co.release(!ok)
+    }
+  }
+
+  /** The send in doubt, again; then its rows are sent (another process may have published them meanwhile: then twice). */
+  private async resend(client: PoolClient, d: Outgoing): Promise<number> {
+    await this.send(d)
+    await this.markSent(client, d)
+    return d.ids.length
+  }
+
+  private async markSent(client: PoolClient, d: Outgoing): Promise<void> {
+    await client.query('UPDATE cutover.outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL', [d.ids])
+    if (d.omitted) {
+      const entry: StoredHeaders = [[VALUE_OMITTED_HEADER, Buffer.from(d.omitted.note, 'utf8').toString('base64')]]
+      await client.query('UPDATE cutover.outbox SET headers = headers || $2::jsonb WHERE id = $1 AND NOT headers @> $3::jsonb', [d.omitted.id, JSON.stringify(entry), JSON.stringify([[VALUE_OMITTED_HEADER]])])
+    }
+  }
+
+  /** The next unsent rows, at most batchSize and RELAY_ROUND_BYTES (the first one whatever its size), in id order. */
+  private async publishNext(client: PoolClient): Promise<number> {
+    const rows = await client.query<OutboxRow>(
+      `WITH next AS (
+         SELECT id, coalesce(octet_length(key), 0) + coalesce(octet_length(value), 0) + octet_length(headers::text) AS bytes
+           FROM cutover.outbox WHERE pipeline = $1 AND sent_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+       upto AS (SELECT id, row_number() OVER (ORDER BY id) AS n, sum(bytes) OVER (ORDER BY id) AS bytes FROM next)
+       SELECT o.id, o.topic, o.key, o.value, o.headers FROM upto JOIN cutover.outbox o ON o.id = upto.id
+        WHERE upto.n = 1 OR upto.bytes <= $3 ORDER BY o.id`,
+      [this.o.pipeline, this.o.batchSize ?? 500, RELAY_ROUND_BYTES],
+    )
+    if (rows.rows.length === 0) return 0
+    const byTopic = new Map<string, Message[]>()
+    for (const r of rows.rows) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), messageOf(r)])
+    const all: Outgoing = {ids: rows.rows.map((r) => r.id), topicMessages: [...byTopic].map(([topic, messages]) => ({topic, messages}))}
+    try {
+      await this.send(all)
+      await this.markSent(client, all)
+    } catch (e) {
+      if (!isTooLarge(e)) throw e
+      // one value is larger than the DLQ topic accepts (or the batch is): one by one; one still too
+      // large goes without its value (else it would block the outbox for ever). A send failing
+      // part-way ends the round with what went out (committed: not published twice).
+      let done = 0
+      for (const r of rows.rows) {
+        try {
+          await this.publishAlone(client, r)
+        } catch (e2) {
+          if (done === 0) throw e2
+          this.o.logger.warn('relay.publish.failed', {error: e2, published: done, of: rows.rows.length})
+          break
+        }
+        done++
+      }
+      return done
+    }
+    return rows.rows.length
+  }
+
+  private async publishAlone(client: PoolClient, r: OutboxRow): Promise<void> {
+    const m = messageOf(r)
+    try {
+      const one: Outgoing = {ids: [r.id], topicMessages: [{topic: r.topic, messages: [m]}]}
+      await this.send(one)
+      await this.markSent(client, one)
+      return
+    } catch (e) {
+      if (!isTooLarge(e)) throw e
+    }
+    const bytes = r.value?.length ?? 0
+    const note = `${bytes} bytes: more than ${r.topic} accepts (max.message.bytes)`
+    const omitted: Outgoing = {ids: [r.id], topicMessages: [{topic: r.topic, messages: [{key: m.key, value: null, headers: {...m.headers, [VALUE_OMITTED_HEADER]: note}}]}], omitted: {id: r.id, note}}
+    await this.send(omitted)
+    await this.markSent(client, omitted)
+    this.o.logger.error('relay.value_omitted', {
+      outbox_id: r.id,
+      topic: r.topic,
+      bytes,
+      code: storedText(r.headers, 'cutover.error.code'),
+      source: sourceOf(r.headers),
+      note: `published without its value (header ${VALUE_OMITTED_HEADER}); the value stays in cutover.outbox id ${r.id}, never pruned. Raise max.message.bytes of ${r.topic}, then UPDATE cutover.outbox SET sent_at = NULL WHERE id = ${r.id} to publish it again with its value`,
+    })
+    this.o.onValueOmitted?.(1)
+  }
+
+  /**
+   * Sends `d` (bounded by a stop). A failure leaves it in doubt (sent again as it was, first), or,
+   * when the next send will differ (too large: one by one) or the broker refused the producer's
+   * sequence numbers, makes the next send renew the producer.
+   */
+  private async send(d: Outgoing): Promise<void> {
+    const producer = this.o.producer
+    if (this.renewFirst) {
+      if (producer instanceof RelayProducer) await this.bounded(producer.renew())
+      this.renewFirst = false
+    }
+    try {
+      await this.bounded(producer.sendBatch({acks: -1, topicMessages: d.topicMessages}))
+      this.inDoubt = undefined
+    } catch (e) {
+      if (e instanceof SendGivenUp) throw e // stopping: nothing is sent after it
+      const types = kafkaErrorTypes(e)
+      if (isTooLarge(e) || types.some((t) => SEQUENCE_REFUSED.has(t))) {
+        this.inDoubt = undefined
+        this.renewFirst = true
+      } else {
+        this.inDoubt = d
+      }
+      throw e
     }
   }
 
@@ -332,12 +607,15 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   }
 }
 
-/** Deletes outbox rows of this pipeline sent more than `olderThanMs` ago (occasional housekeeping). */
+/**
+ * Deletes outbox rows of this pipeline sent more than `olderThanMs` ago (occasional housekeeping),
+ * but never one published without its value (VALUE_OMITTED_HEADER): the outbox holds its only copy.
+ */
 export async function pruneSentOutbox(pool: Pool, pipeline: string, olderThanMs: number): Promise<number> {
   const r = await pool.query(
     `DELETE FROM cutover.outbox WHERE ctid IN (
-       SELECT ctid FROM cutover.outbox WHERE pipeline = $1 AND sent_at < now() - make_interval(secs => $2) LIMIT 50000)`,
-    [pipeline, olderThanMs / 1000],
+       SELECT ctid FROM cutover.outbox WHERE pipeline = $1 AND sent_at < now() - make_interval(secs => $2) AND NOT headers @> $3::jsonb LIMIT 50000)`,
+    [pipeline, olderThanMs / 1000, JSON.stringify([[VALUE_OMITTED_HEADER]])],
   )
   return r.rowCount ?? 0
 }

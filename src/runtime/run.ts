@@ -410,6 +410,7 @@ class StreamRuntime {
       pipeline: this.pipeline,
       logger: d.logger.namespace('relay'),
       onBacklog: (n) => d.metrics.outboxBacklog(n),
+      onValueOmitted: (n) => d.metrics.valuesOmitted(n),
     })
     this.maskBatchText = batchTextMasker(d.loaded.spec.fields)
     this.batchDeps = {
