@@ -268,15 +268,28 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
         throw e instanceof CutoverError ? e : mapPgError(e, url)
       })
       const existing = await probe.listTopics()
-      if (!existing.includes(spec.dlq.topic)) {
-        // the DLQ must take every value the source takes (a RECORD_TOO_LARGE dead letter keeps its value)
-        const configs = await probe
-          .describeConfigs({includeSynonyms: false, resources: [{type: 2 /* TOPIC */, name: topic, configNames: ['max.message.bytes']}]})
-          .catch(() => undefined)
-        const maxMessageBytes = configs?.resources[0]?.configEntries.find((c) => c.configName === 'max.message.bytes')?.configValue
+      const dlqExists = existing.includes(spec.dlq.topic)
+      // the DLQ must take every value the source takes (a RECORD_TOO_LARGE dead letter keeps its value)
+      const configs = await probe
+        .describeConfigs({includeSynonyms: false, resources: [topic, ...(dlqExists ? [spec.dlq.topic] : [])].map((name) => ({type: 2 /* TOPIC */, name, configNames: ['max.message.bytes']}))})
+        .catch(() => undefined)
+      const maxBytesOf = (name: string) => configs?.resources.find((r) => r.resourceName === name)?.configEntries.find((c) => c.configName === 'max.message.bytes')?.configValue
+      const maxMessageBytes = maxBytesOf(topic)
+      if (!dlqExists) {
         const configEntries = maxMessageBytes ? [{name: 'max.message.bytes', value: String(Number(maxMessageBytes) + 64 * 1024)}] : []
         await createTopicsReady(probe, [{topic: spec.dlq.topic, numPartitions: sourcePartitions, configEntries}])
         logger.info('dlq.topic.created', {topic: spec.dlq.topic, partitions: sourcePartitions})
+      } else {
+        const dlqMax = maxBytesOf(spec.dlq.topic)
+        if (maxMessageBytes !== undefined && dlqMax !== undefined && Number(dlqMax) < Number(maxMessageBytes)) {
+          // made by someone else, smaller: a dead letter of a record it cannot hold goes without its value (relay.ts)
+          logger.warn('dlq.topic.smaller', {
+            topic: spec.dlq.topic,
+            max_message_bytes: Number(dlqMax),
+            source_max_message_bytes: Number(maxMessageBytes),
+            note: `dead letters larger than ${dlqMax} bytes will be published without their value (kept in cutover.outbox); set max.message.bytes of ${spec.dlq.topic} to ${Number(maxMessageBytes) + 64 * 1024} (the source topic's + 64 KiB)`,
+          })
+        }
       }
     } catch (e) {
       throw e instanceof CutoverError ? e : mapKafkaError(e, options.settings.kafka, 'topic metadata')

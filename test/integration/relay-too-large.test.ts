@@ -122,6 +122,9 @@ describe('outbox relay: a dead letter larger than the DLQ topic takes', () => {
     expect(row.rows[0]!.value.equals(big)).toBe(true)
     expect(row.rows[0]).toMatchObject({sent: true, omitted: true})
 
+    // warned at start: the DLQ topic takes less than the source topic
+    const smaller = exit.stderr.split('\n').filter((l) => l.includes('"event":"dlq.topic.smaller"')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(smaller).toEqual([expect.objectContaining({level: 'warn', topic: f.dlqTopic, max_message_bytes: 1048588, source_max_message_bytes: 6 * MB})])
     // the operator is told: which outbox row, which source record, what to do
     const said = exit.stderr
       .split('\n')
