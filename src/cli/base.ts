@@ -7,7 +7,7 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import chalk from 'chalk'
 import {nearestWord} from '../config/nearest-word.js'
-import {type CutoverError, describeError, ExitCode, isCutoverError} from '../errors.js'
+import {type CutoverError, describeError, ExitCode, isCutoverError, UsageError} from '../errors.js'
 import {createLogger, LOG_LEVELS, parseLogLevel, redact, redactString, type Logger} from '../log.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CutoverCommand)['baseFlags'] & T['flags']>
@@ -30,7 +30,12 @@ export abstract class CutoverCommand extends Command {
     const argv = this.argv
     const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='))
     const fromFlag = i < 0 ? undefined : argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1]
-    this.logger = createLogger({level: parseLogLevel(fromFlag ?? process.env.CUTOVER_LOG_LEVEL)})
+    const fromEnv = process.env.CUTOVER_LOG_LEVEL
+    this.logger = createLogger({level: parseLogLevel(fromFlag ?? fromEnv)})
+    // a level the logger does not know would be ignored (warn, silently): refused, as --log-level refuses it
+    if (fromFlag === undefined && fromEnv && !(LOG_LEVELS as readonly string[]).includes(fromEnv.toLowerCase())) {
+      throw new UsageError(`CUTOVER_LOG_LEVEL=${fromEnv} is not a log level`, {hint: `set it to one of ${LOG_LEVELS.join(', ')} (or unset it: warn)`})
+    }
     // NO_COLOR (no-color.org): the progress bars and the DLQ browser (ink, through chalk) draw
     // without colors; chalk itself reads only FORCE_COLOR, which still wins when set
     if (process.env.NO_COLOR && process.env.FORCE_COLOR === undefined) chalk.level = 0

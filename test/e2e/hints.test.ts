@@ -233,3 +233,15 @@ describe('hints: parity check names the variable of the side database it cannot 
     expect(r.json.error).toMatchObject({code: 'USAGE', sqlstate: '3D000', hint: 'create the database (createdb), or fix its name in CUTOVER_LEFT_DATABASE_URL'})
   })
 })
+
+describe('hints: a setting that would be ignored is refused', () => {
+  it('CUTOVER_LOG_LEVEL=verbose is exit 2 with the levels (it fell back to warn silently); --log-level given wins', async () => {
+    const bad = await runCli(['dev', 'status', '--json'], {env: {CUTOVER_LOG_LEVEL: 'verbose'}})
+    expect(bad.code, bad.stderr).toBe(2)
+    expect(bad.json.error).toMatchObject({code: 'USAGE', message: 'CUTOVER_LOG_LEVEL=verbose is not a log level', hint: 'set it to one of debug, info, warn, error, silent (or unset it: warn)'})
+    const overridden = await runCli(['dev', 'status', '--json', '--log-level', 'info'], {env: {CUTOVER_LOG_LEVEL: 'verbose'}})
+    expect(overridden.code, overridden.stderr).toBe(0)
+    const upper = await runCli(['dev', 'status', '--json'], {env: {CUTOVER_LOG_LEVEL: 'INFO'}})
+    expect(upper.code, upper.stderr).toBe(0)
+  })
+})
