@@ -546,6 +546,8 @@ function inferType(c: ColumnStats): {type: InferredType; fitting: number; misfit
   else if (fits(c.integer) && c.scale === 0) [type, fitting, misfits] = ['integer', c.integer, c.misfits.integer]
   else if (fits(c.decimal)) [type, fitting, misfits] = ['decimal', c.decimal, c.misfits.decimal]
   if (type === 'integer' && c.maxLength > 1 && c.leadingZeros) type = 'string' // leading zeros: an identifier
+  // card numbers: identifiers, not quantities (19 digits overflow bigint; summed or rounded, never)
+  if (type === 'integer' && c.cards >= 0.5 * ne) type = 'string'
   if (type === 'string') [fitting, misfits] = [ne, []]
   return {type, fitting, misfits, dateFormats}
 }

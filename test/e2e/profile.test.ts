@@ -53,6 +53,8 @@ describe('cutover profile: the suggested fields', () => {
     expect(suggested).toMatch(/\n {2}amount_2:\n {4}from: Amount\n/)
     expect(suggested).toMatch(/\n {2}amount:\n {4}type: integer\n/)
     expect(suggested).toMatch(/\n {2}card_no_2:\n {4}from: card no\n(\s+\w+: .*\n)*\s+sensitive: true\n/)
+    // card numbers are identifiers: a string, not an integer (19 digits overflow bigint)
+    expect(suggested).toMatch(/\n {2}card_no_2:\n {4}from: card no\n {4}type: string\n/)
     expect(suggested).toMatch(/\n {2}card_no:\n {4}type: string\n/)
     expect(suggested).not.toContain('4111111111111111')
 
