@@ -29,6 +29,10 @@
  *   - an invalid byte for the encoding (U+FFFD after decoding): DECODE_ERROR naming the field.
  * A record larger than `max_record_bytes` (a runaway quote) ends the read with a SpecError
  * after the RECORD_TOO_LARGE record: what follows it cannot be split into records.
+ * Each of these records carries `raw`, for its dead letter: its lines as they are in the file
+ * (FileLines), without the last line end; as UTF-8 text when all of them are characters of the
+ * file's encoding, else the file's bytes themselves, a bad byte included (deadLetterValue). A record that runs to the end of the file or past max_record_bytes (a quote
+ * never closed) keeps its first min(max_record_bytes, 64 KiB) bytes, and its message says so.
  *
  * Position: the source path, the 1-based physical line where the record starts (right with
  * multi-line quoted fields, CRLF inside quotes, blank and comment lines) and the 1-based
@@ -181,7 +185,23 @@ const LINE_END_LOOKAHEAD = 64 * 1024
 interface CsvApi {
   parse(buf: Buffer | undefined, end: boolean, push: (record: string[]) => void, close: () => void): CsvError | Error | undefined
   info: {lines: number; empty_lines: number; comment_lines: number}
-  state: {record: unknown; quoting: boolean; recordHasError: boolean}
+  state: {record: string[]; quoting: boolean; recordHasError: boolean}
+  /** ends a record (csv-parse calls it for every record, for dropped ones too: `recordHasError`) */
+  __onRecord: (this: CsvApi, push: (record: string[]) => void) => unknown
+}
+
+/** The line breaks inside a record's fields: all of them, and how many of those are CRLF. */
+function lineBreaksIn(rec: readonly string[]): {breaks: number; crlf: number} {
+  let breaks = 0
+  let crlf = 0
+  for (const f of rec) {
+    for (let i = f.indexOf('\n'); i !== -1; i = f.indexOf('\n', i + 1)) {
+      breaks++
+      if (i > 0 && f.charCodeAt(i - 1) === 13) crlf++
+    }
+    for (let i = f.indexOf('\r'); i !== -1; i = f.indexOf('\r', i + 1)) if (f.charCodeAt(i + 1) !== 10) breaks++
+  }
+  return {breaks, crlf}
 }
 
 const REPLACEMENT = '\uFFFD'
@@ -189,6 +209,220 @@ const REPLACEMENT = '\uFFFD'
 /** Fields as one CSV line: a field holding the delimiter, a quote or a line break is quoted, its quotes doubled. */
 export function csvLine(fields: readonly string[], delimiter: string): string {
   return fields.map((f) => (f.includes(delimiter) || f.includes('"') || f.includes('\n') || f.includes('\r') ? `"${f.replaceAll('"', '""')}"` : f)).join(delimiter)
+}
+
+/**
+ * The most of a record larger than max_record_bytes (a runaway quote) kept for its dead letter:
+ * enough to find the quote, and under the broker's default message.max.bytes (1 MiB), which a
+ * dead letter of up to max_record_bytes (16 MiB by default) would exceed.
+ */
+export const TOO_LARGE_KEPT_BYTES = 64 * 1024
+
+/** The bytes that end a line in a file of each encoding: LF (and EBCDIC's NL), and CR. */
+interface LineEndBytes {
+  lf: readonly number[]
+  cr: number
+}
+
+const lineEndBytesOf = new Map<SupportedEncoding, LineEndBytes>()
+
+/** The bytes the reader's transcoder turns into LF and CR (EBCDIC: LF 0x25 and NL 0x15 or 0x25, CR 0x0D). */
+function lineEndBytes(encoding: SupportedEncoding): LineEndBytes {
+  if (encoding === 'utf-8') return {lf: [10], cr: 13}
+  let ends = lineEndBytesOf.get(encoding)
+  if (!ends) {
+    const t = createUtf8Transcoder(encoding)
+    const lf: number[] = []
+    let cr = 13
+    for (let b = 0; b < 256; b++) {
+      const u = t.write(Uint8Array.of(b))
+      if (u.length === 1 && u[0] === 10) lf.push(b)
+      else if (u.length === 1 && u[0] === 13) cr = b
+    }
+    ends = {lf, cr}
+    lineEndBytesOf.set(encoding, ends)
+  }
+  return ends
+}
+
+/**
+ * Walks the physical lines of `FileLines`' chunks forward, from the start of a line. Where each
+ * line end byte next occurs is kept per chunk, so that a walk over a chunk searches it once per
+ * kind of byte (Buffer.indexOf), not once per line.
+ */
+class LineWalker {
+  private posChunk = -1
+  private readonly pos: number[]
+
+  constructor(
+    private readonly chunks: readonly Buffer[],
+    private readonly ends: LineEndBytes,
+    private readonly isLf: Uint8Array,
+    /** the chunk and offset where the current line starts */
+    public c: number,
+    public i: number,
+  ) {
+    this.pos = [...ends.lf, ends.cr].map(() => -1)
+  }
+
+  /** where the line last passed (`next`) ends: the first byte of its line end */
+  endC = 0
+  endI = 0
+
+  /**
+   * Moves to the next line (true), setting where the current one ends (endC, endI); false, without
+   * moving, when the bytes read hold no end of this line. A CR as the last byte read ends its line
+   * only when `final` (else it may be the first half of a CRLF).
+   */
+  next(final: boolean): boolean {
+    const {chunks, pos, isLf} = this
+    const cr = this.ends.cr
+    const needles = this.ends.lf
+    const n = needles.length
+    let c = this.c
+    let i = this.i
+    for (;;) {
+      const b = chunks[c]
+      if (b === undefined) return false
+      const fresh = this.posChunk !== c
+      this.posChunk = c
+      let p = -1
+      for (let k = 0; k <= n; k++) {
+        let q = pos[k]!
+        if (fresh || (q !== -1 && q < i)) q = pos[k] = b.indexOf(k < n ? needles[k]! : cr, i)
+        if (q !== -1 && (p === -1 || q < p)) p = q
+      }
+      if (p === -1) {
+        c++
+        i = 0
+        continue
+      }
+      let nc = c
+      let ni = p + 1
+      if (b[p] === cr) {
+        if (ni < b.length) {
+          if (isLf[b[ni]!] === 1) ni++
+        } else {
+          const after = chunks[c + 1]
+          if (after === undefined) {
+            if (!final) return false
+          } else if (isLf[after[0]!] === 1) {
+            nc = c + 1
+            ni = 1
+          }
+        }
+      }
+      this.endC = c
+      this.endI = p
+      this.c = nc
+      this.i = ni
+      return true
+    }
+  }
+}
+
+/**
+ * The file's own bytes, by physical line as positions count them (a line ends at CRLF, LF or
+ * CR), for the dead letters of records that cannot be read: the bytes as they are in the file
+ * (windows-1251 stays windows-1251, an invalid byte stays that byte), never text re-encoded.
+ * Holds the chunks read from the first line of the record being read on; `release` forgets the
+ * lines before a line (once per chunk), so it holds about one chunk and the record in progress.
+ */
+export class FileLines {
+  private chunks: Buffer[] = []
+  /** where line `line` starts in chunks[0] */
+  private at = 0
+  private line = 1
+  private readonly ends: LineEndBytes
+  private readonly isLf = new Uint8Array(256)
+  private readonly utf8: boolean
+
+  constructor(encoding: SupportedEncoding) {
+    this.ends = lineEndBytes(encoding)
+    for (const b of this.ends.lf) this.isLf[b] = 1
+    this.utf8 = encoding === 'utf-8'
+  }
+
+  /** The next bytes read from the file. */
+  add(chunk: Buffer): void {
+    if (chunk.length > 0) this.chunks.push(chunk)
+  }
+
+  /** Forgets the lines before `line` (those whose end was read). */
+  release(line: number): void {
+    if (line <= this.line || this.chunks.length === 0) return
+    const w = this.walker()
+    let n = this.line
+    while (n < line && w.next(false)) n++
+    this.line = n
+    const drop = Math.min(w.c, this.chunks.length)
+    if (drop > 0) this.chunks.splice(0, drop)
+    this.at = this.chunks.length > 0 ? w.i : 0
+  }
+
+  /**
+   * The bytes of lines `from` to `to` (Infinity: to the end of what was read) as in the file,
+   * without the last one's line end (nor a UTF-8 BOM before line 1), and at most `max` of them
+   * (`cut` then). undefined when line `from` is no longer (or not yet) held.
+   */
+  bytes(from: number, to: number, max = Infinity): {bytes: Buffer; cut: boolean} | undefined {
+    if (from < this.line || this.chunks.length === 0) return undefined
+    const w = this.walker()
+    let n = this.line
+    while (n < from && w.next(true)) n++
+    if (n < from) return undefined
+    const sc = w.c
+    const si = w.i
+    const lastChunk = this.chunks.length - 1
+    let ec = lastChunk
+    let ei = this.chunks[lastChunk]!.length
+    let endFound = false
+    if (to !== Infinity) {
+      for (let k = from; k <= to; k++) {
+        if (!w.next(true)) break
+        if (k === to) {
+          ec = w.endC
+          ei = w.endI
+          endFound = true
+        }
+      }
+    }
+    const parts: Buffer[] = []
+    let length = 0
+    for (let c = sc; c <= ec && c < this.chunks.length; c++) {
+      const b = this.chunks[c]!
+      const part = b.subarray(c === sc ? si : 0, c === ec ? ei : b.length)
+      parts.push(part)
+      length += part.length
+    }
+    let out = Buffer.concat(parts, length)
+    if (!endFound) {
+      // to the end of what was read: without the line end the file (or the data) ends with
+      const last = out.length - 1
+      if (last >= 0 && this.isLf[out[last]!] === 1) out = out.subarray(0, last > 0 && out[last - 1] === this.ends.cr ? last - 1 : last)
+      else if (last >= 0 && out[last] === this.ends.cr) out = out.subarray(0, last)
+    }
+    if (this.utf8 && from === 1 && out.length >= 3 && out[0] === 0xef && out[1] === 0xbb && out[2] === 0xbf) out = out.subarray(3)
+    const cut = out.length > max
+    return {bytes: cut ? Buffer.from(out.subarray(0, max)) : out, cut}
+  }
+
+  private walker(): LineWalker {
+    return new LineWalker(this.chunks, this.ends, this.isLf, 0, this.at)
+  }
+}
+
+/**
+ * The value of a dead letter holding a file's bytes: as UTF-8 text when every byte is a character
+ * of the file's encoding (a windows-1251 line as readable text, as the file's other dead letters,
+ * the JSON of a record's fields, are UTF-8), else the bytes as they are in the file (an invalid
+ * byte is the evidence, and U+FFFD in its place would hide which byte it was).
+ */
+export function deadLetterValue(bytes: Buffer, encoding: SupportedEncoding): Buffer {
+  if (encoding === 'utf-8') return bytes
+  const t = createUtf8Transcoder(encoding)
+  const utf8 = t.write(bytes)
+  return t.sawInvalid ? bytes : Buffer.from(utf8)
 }
 
 async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink?: CsvRowSink<unknown>): AsyncGenerator<RawRecord[] | unknown> {
@@ -219,7 +453,35 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   let lastErrorRecord: unknown
   let fatal: SpecError | undefined
 
-  const pos = (line: number): Position => ({scheme: 'csv', source, line, record: recordNo})
+  const pos = (line: number, record = recordNo): Position => ({scheme: 'csv', source, line, record})
+  // The file's bytes from the record being read on, for the dead letters of those that cannot be read.
+  const fileLines = new FileLines(opts.encoding)
+  /** the record being read, once csv-parse found it bad (on_skip): reported at its end (endBad) */
+  let bad: {start: number; record: number; why: string} | undefined
+  /** the line the record being read starts on: after the previous one and the blank and comment lines since */
+  const startOfRecord = (): number => prevEnd + 1 + (api.info.empty_lines - prevEmpty) + (api.info.comment_lines - prevComment)
+  /** A bad record's report, with its lines `b.start` to `end` (Infinity: a quote never closed, to the end of the file, cut as a runaway is) */
+  const reportBad = (b: NonNullable<typeof bad>, end: number): void => {
+    const raw = fileLines.bytes(b.start, end, end === Infinity ? Math.min(opts.maxRecordBytes, TOO_LARGE_KEPT_BYTES) : Infinity)
+    const note = raw?.cut ? `; its dead letter holds its first ${raw.bytes.length} bytes` : ''
+    fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${b.start}: ${b.why}${note}`, position: pos(b.start, b.record), ...(raw ? {raw: deadLetterValue(raw.bytes, opts.encoding)} : {})})
+  }
+  // csv-parse's own end of a record, and in its place while a bad record is read
+  let onRecord: CsvApi['__onRecord'] = undefined as unknown as CsvApi['__onRecord']
+  const endBad: CsvApi['__onRecord'] = function (push) {
+    this.__onRecord = onRecord
+    const b = bad
+    bad = undefined
+    if (b) {
+      skew += lineBreaksIn(this.state.record).crlf
+      const end = this.info.lines - skew
+      reportBad(b, end)
+      prevEnd = end
+      prevEmpty = this.info.empty_lines
+      prevComment = this.info.comment_lines
+    }
+    return onRecord.call(this, push)
+  }
 
   // created at the first bytes, which tell the line ends (lineEndsOf)
   let api: CsvApi = undefined as unknown as CsvApi
@@ -236,37 +498,60 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     skip_records_with_error: true,
     max_record_size: opts.maxRecordBytes,
     on_skip: (err: CsvError | undefined) => {
-      // Called while the bad record is being read; one report per record.
+      // Called while the bad record is being read; one report per record, made when the record
+      // ends (endBad), so that its dead letter holds all of its lines.
       if (!err) return
-      if (api.state.record === lastErrorRecord) return
-      if (err.code === 'INVALID_OPENING_QUOTE') {
-        // A quote inside an unquoted field (`37.8"N`, `12" pipe`) is kept as a literal
-        // character, as Excel and csv-spectrum read it: the record is not an error.
-        api.state.recordHasError = false
-        return
-      }
-      lastErrorRecord = api.state.record
-      const line = api.info.lines - skew
-      prevEnd = line
-      prevEmpty = api.info.empty_lines
-      prevComment = api.info.comment_lines
-      recordNo++
       if (err.code === 'CSV_MAX_RECORD_SIZE') {
-        fail({ok: false, code: 'RECORD_TOO_LARGE', message: `${source}:${line}: record is larger than ${opts.maxRecordBytes} bytes (a quote never closed?)`, position: pos(line)})
-        fatal = new SpecError({file: source, line}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {
+        // also after another error in the same record: it would otherwise grow to the end of the file
+        const start = bad?.start ?? startOfRecord()
+        if (bad) api.__onRecord = onRecord
+        else recordNo++
+        bad = undefined
+        lastErrorRecord = api.state.record
+        const kept = fileLines.bytes(start, Infinity, Math.min(opts.maxRecordBytes, TOO_LARGE_KEPT_BYTES))
+        const note = kept ? `; its dead letter holds ${kept.cut ? `its first ${kept.bytes.length} bytes` : 'its bytes'}, from line ${start}` : ''
+        fail({
+          ok: false,
+          code: 'RECORD_TOO_LARGE',
+          message: `${source}:${start}: record is larger than ${opts.maxRecordBytes} bytes (a quote never closed?)${note}`,
+          position: pos(start),
+          ...(kept ? {raw: deadLetterValue(kept.bytes, opts.encoding)} : {}),
+        })
+        fatal = new SpecError({file: source, line: start}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {
           hint: 'fix the unbalanced quote near this line, or raise max_record_bytes',
         })
         throw err // stops csv-parse; the reader ends with `fatal`
       }
+      if (api.state.record === lastErrorRecord) return
+      if (err.code === 'INVALID_OPENING_QUOTE') {
+        // A quote inside an unquoted field (`37.8"N`, `12" pipe`) is kept as a literal
+        // character, as Excel and csv-spectrum read it: the record is not an error (unless it
+        // was one already: `"a "b"`).
+        api.state.recordHasError = false
+        return
+      }
+      if (columns === undefined) {
+        // the header: without its names no record can be read (and reading on would take the first
+        // record for the header, silently)
+        fatal = new SpecError({file: source, line: startOfRecord()}, `the header cannot be read: ${describeCsvError(err)}`, {
+          hint: 'fix the header line, or name the columns with header=false&columns=a,b,c (the header line is then read as a record)',
+        })
+        throw err // stops csv-parse; the reader ends with `fatal`
+      }
+      lastErrorRecord = api.state.record
+      recordNo++
+      bad = {start: startOfRecord(), record: recordNo, why: describeCsvError(err)}
+      // the record's end is where csv-parse hands it over (and drops it): see it there
+      api.__onRecord = endBad
       if (err.code === 'CSV_INVALID_CLOSING_QUOTE') {
         // csv-parse would stay inside the quote and swallow the next lines; end the quote here
         // so that the record ends with its physical line.
         api.state.quoting = false
       }
-      fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${line}: ${describeCsvError(err)}`, position: pos(line)})
     },
   })
   api = (parser as unknown as {api: CsvApi}).api
+  onRecord = api.__onRecord
   fastFieldText(api)
   }
 
@@ -276,16 +561,8 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     let start = end
     const expected = prevEnd + 1 + (info.empty_lines - prevEmpty) + (info.comment_lines - prevComment)
     if (end !== expected) {
-      // The record spans lines (or follows a skipped one): count the line breaks it holds.
-      let breaks = 0
-      let crlf = 0
-      for (const f of rec) {
-        for (let i = f.indexOf('\n'); i !== -1; i = f.indexOf('\n', i + 1)) {
-          breaks++
-          if (i > 0 && f.charCodeAt(i - 1) === 13) crlf++
-        }
-        for (let i = f.indexOf('\r'); i !== -1; i = f.indexOf('\r', i + 1)) if (f.charCodeAt(i + 1) !== 10) breaks++
-      }
+      // The record spans lines: count the line breaks it holds.
+      const {breaks, crlf} = lineBreaksIn(rec)
       skew += crlf
       end -= crlf
       start = end - breaks
@@ -305,19 +582,21 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     }
     recordNo++
     if (rec.length !== columns.length) {
+      // its dead letter holds the record's lines as they are in the file, to fix and send again
+      const raw = fileLines.bytes(start, end)
       fail({
         ok: false,
         code: 'SCHEMA_VIOLATION',
         message: `${source}:${start}: expected ${columns.length} fields (${columns.join(opts.delimiter)}), got ${rec.length}`,
         position: pos(start),
-        // the record's fields as one CSV line (UTF-8), for its dead letter: what was read, to fix and send again
-        raw: Buffer.from(csvLine(rec, opts.delimiter)),
+        ...(raw ? {raw: deadLetterValue(raw.bytes, opts.encoding)} : {}),
       })
       return
     }
     if (checkReplacement) {
       for (let i = 0; i < rec.length; i++) {
         if (rec[i]!.includes(REPLACEMENT)) {
+          const raw = fileLines.bytes(start, end)
           fail({
             ok: false,
             code: 'DECODE_ERROR',
@@ -325,6 +604,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
             position: pos(start),
             field: columns[i]!,
             value: rec[i]!, // as read, U+FFFD for each bad byte; masked by whoever shows it when sensitive
+            ...(raw ? {raw: raw.bytes} : {}), // the bad bytes themselves, as they are in the file
           })
           return
         }
@@ -355,6 +635,8 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   }
 
   for await (const chunk of chunks) {
+    fileLines.release(prevEnd + 1) // the records before have ended; a bad one being read starts after them
+    fileLines.add(chunk)
     if (transcoder) {
       const utf8 = transcoder.write(chunk)
       if (transcoder.sawInvalid) checkReplacement = true
@@ -375,6 +657,12 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
       checkReplacement = true // the file ends inside a multi-byte character
     }
     feed(undefined, true)
+    if (bad) {
+      // a quote never closed: the record ran to the end of the file (and ends no other way)
+      api.__onRecord = onRecord
+      reportBad(bad, Infinity)
+      bad = undefined
+    }
   }
   if (pending()) yield take()
   if (fatal) throw fatal

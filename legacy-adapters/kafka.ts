@@ -33,7 +33,7 @@
  * Consumption: a consumer group of its own (`cutover-reader-<uuid>`, removed at the end),
  * no offset commits, so reading never moves anybody's offsets; partitions that reach
  * their end are paused; the read holds at most one fetched batch while its caller works
- * (heartbeats go on meanwhile).
+ * (heartbeats go on meanwhile). The read ends within the fetch wait (200 ms) of its last record.
  */
 import {randomUUID} from 'node:crypto'
 import type {Admin, Consumer, EachBatchPayload, KafkaMessage} from 'kafkajs'
@@ -120,6 +120,8 @@ export function isTombstone(r: RawRecord): boolean {
 }
 
 const HEARTBEAT_MS = 3000
+/** the consumer's maxWaitTimeInMs: how late the read ends after its last record, at most (see readKafka) */
+const FETCH_WAIT_MS = 200
 
 /** The reader registered for `kafka:`. */
 export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords {
@@ -166,7 +168,18 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
       const next = new Map<number, bigint>() // per partition: first offset not yet yielded
       const queue: RawRecord[][] = []
       let failure: unknown
-      const c = kafka.consumer({groupId, allowAutoTopicCreation: false, readUncommitted: false, retry: {retries: 8}})
+      const c = kafka.consumer({
+        groupId,
+        allowAutoTopicCreation: false,
+        readUncommitted: false,
+        retry: {retries: 8},
+        // The end of the read waits for the fetch in flight (disconnect stops the consumer, which
+        // lets its fetch loop finish), and once every partition is paused (all at their end) that
+        // loop sleeps this long between fetches: kafkajs' 5 s default made every kafka: read end
+        // 5 s late. 200 ms, as stream run's: at most 5 empty fetches a second while there is nothing
+        // to fetch, which during a read is only at its end (minBytes 1: data is returned at once).
+        maxWaitTimeInMs: FETCH_WAIT_MS,
+      })
       consumer = c
       const markProgress = (partition: number, lastOffset: string) => {
         const r = open.get(partition)
