@@ -3,6 +3,7 @@
  * the worker thread (./normalize-worker.ts) loads only this and the normalizers, not the
  * readers: normalize, serialize, dedupe, and the clean and reject NDJSON of each batch.
  */
+import {isUtf8} from 'node:buffer'
 import type {Position, RawRecord, RawRecordError} from '../../legacy-adapters/types.js'
 import type {RecordErrorCode} from '../errors.js'
 import type {PipelineSpec} from '../config/spec.js'
@@ -16,6 +17,20 @@ export interface RejectLine {
   value: string | null
   message: string
   position: Position
+  /**
+   * A record the reader could not read (a malformed or unclosed quote, a wrong field count, bytes
+   * invalid in the encoding): its lines as the reader keeps them for its dead letter (`raw`, see
+   * deadLetterValue in legacy-adapters/csv.ts), as text when they are valid UTF-8...
+   */
+  original?: string
+  /** ...else their bytes, in base64 */
+  original_base64?: string
+  /**
+   * Why neither is there although the reader kept the lines: the spec has `sensitive` fields, and
+   * a record that could not be split into fields cannot be masked field by field (its values may
+   * sit in other columns, and a sensitive value need not look like a card number).
+   */
+  original_withheld?: string
 }
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
@@ -71,7 +86,9 @@ export function recordSerializer(names: readonly string[]): (record: Record<stri
  * The reject of a record the reader could not read: the field it names (an input name) as the
  * spec field that reads it (`from`), and its value as read, masked when that field is sensitive.
  * A field the spec does not read keeps the reader's name, without its value: nothing says whether
- * it is safe to show.
+ * it is safe to show. A csv record's original (the reader's `raw`) is kept as `original` (valid
+ * UTF-8) or `original_base64`, unless the spec has sensitive fields: then `original_withheld`.
+ * Only rejected records pay for this; good records never reach here.
  */
 function readerRejectOf(fields: RecordProcessorSpec['fields']): (raw: RawRecordError) => RejectLine {
   const byInput = new Map<string, {name: string; sensitive: boolean}>()
@@ -80,15 +97,25 @@ function readerRejectOf(fields: RecordProcessorSpec['fields']): (raw: RawRecordE
     if (!seen) byInput.set(f.from, {name, sensitive: f.sensitive === true})
     else if (f.sensitive) seen.sensitive = true // read by two fields, one sensitive: masked
   }
+  const sensitive = Object.entries(fields).filter(([, f]) => f.sensitive === true).map(([name]) => name)
+  const withheld = sensitive.length > 0 ? `not shown: the spec marks ${sensitive.join(', ')} sensitive, and a record that could not be read cannot be masked field by field` : undefined
   return (raw) => {
     const target = raw.field === undefined ? undefined : byInput.get(raw.field)
-    return {
+    const line: RejectLine = {
       code: raw.code,
       field: target?.name ?? raw.field ?? null,
       value: raw.value === undefined || target === undefined ? null : showValue(raw.value, target.sensitive),
       message: raw.message,
       position: raw.position,
     }
+    // csv only for now: the fixed reader's raw (a whole EBCDIC record) is not asked for here, and
+    // test/unit/normalize-job.test.ts pins its rejects line without it
+    if (raw.raw !== undefined && raw.position.scheme === 'csv') {
+      if (withheld !== undefined) line.original_withheld = withheld
+      else if (isUtf8(raw.raw)) line.original = raw.raw.toString('utf8')
+      else line.original_base64 = raw.raw.toString('base64')
+    }
+    return line
   }
 }
 
