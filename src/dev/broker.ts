@@ -58,6 +58,11 @@ export interface BrokerOptions {
   logger?: Logger
   /** Progress lines for a person ("copying jars…"); commands route them to stderr. */
   onProgress?: (message: string) => void
+  /**
+   * Extra server.properties lines, appended after (and so overriding) dev up's own; for tests that
+   * need a broker set up otherwise (an authorizer with ACLs). `cutover dev up` never sets it.
+   */
+  extraProperties?: Record<string, string>
 }
 
 export interface BrokerState {
@@ -273,7 +278,12 @@ export function kafkaClusterId(random: () => Buffer = () => randomBytes(16)): st
   }
 }
 
-function serverProperties(o: {host: string; port: number; saslPort: number; controllerPort: number; data: string; keystore: string}): string {
+function serverProperties(o: {host: string; port: number; saslPort: number; controllerPort: number; data: string; keystore: string; extra?: Record<string, string>}): string {
+  const extra = Object.entries(o.extra ?? {})
+  for (const [k, v] of extra) {
+    if (!/^[\w.-]+$/.test(k) || /[\r\n]/.test(v)) throw new UsageError(`extra broker property ${JSON.stringify(k)} is not one key=value line`)
+  }
+  const added = extra.length ? `# Extra properties given to startBroker (a test's broker):\n${extra.map(([k, v]) => `${k}=${v}`).join('\n')}\n` : ''
   return `# Written by \`cutover dev up\`: a single-node KRaft broker for development and CI.
 process.roles=broker,controller
 node.id=1
@@ -310,7 +320,7 @@ message.max.bytes=10485760
 replica.fetch.max.bytes=10485760
 log.retention.hours=168
 log.segment.bytes=268435456
-`
+${added}`
 }
 
 function log4jProperties(logs: string): string {
@@ -508,7 +518,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
   mkdirSync(p.data, {recursive: true})
   mkdirSync(p.logs, {recursive: true})
   const {password} = ensureSaslSslFiles(options.stateDir, host)
-  writeFileSync(p.props, serverProperties({host, port, saslPort, controllerPort, data: p.data, keystore: p.keystore}))
+  writeFileSync(p.props, serverProperties({host, port, saslPort, controllerPort, data: p.data, keystore: p.keystore, ...(options.extraProperties ? {extra: options.extraProperties} : {})}))
   writeFileSync(p.log4j, log4jProperties(p.logs))
   const jvmBase = ['-cp', `${lib}/*`, `-Dlog4j.configuration=file:${p.log4j}`, `-Dkafka.logs.dir=${p.logs}`]
 

@@ -7,12 +7,15 @@
  * kafkajs' own log lines go through our logger (namespaced `kafka`, secrets redacted), and
  * kafkajs errors are mapped to the project's error types by `mapKafkaError`: an unreachable
  * broker is exit 3; a refused SASL login or a broker certificate not trusted is exit 2 naming the
- * KAFKA_SASL_* / KAFKA_SSL_CA setting to fix (the broker answers: the settings are wrong).
+ * KAFKA_SASL_* / KAFKA_SSL_CA setting to fix (the broker answers: the settings are wrong); an
+ * operation Kafka's ACLs refuse (TOPIC_/GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED) is
+ * exit 2 naming the principal, the operation and the resource, with the kafka-acls.sh command that grants it.
  */
 import {readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
 import kafkajs from 'kafkajs'
-import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, RetryOptions} from 'kafkajs'
+import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, Producer, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import {Lz4Codec, ZstdCodec} from './codecs.js'
 import {CutoverError, ServiceUnavailableError, TLS_UNTRUSTED_CODES, UsageError} from '../errors.js'
@@ -25,6 +28,33 @@ CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
 // LZ4 and ZSTD batches (Java producers, topics with compression.type set) are read too: ./codecs.ts
 CompressionCodecs[CompressionTypes.LZ4] = Lz4Codec
 CompressionCodecs[CompressionTypes.ZSTD] = ZstdCodec
+
+/**
+ * kafkajs (2.2.4, pinned) asks each broker for a group's coordinator and drops their errors
+ * (BrokerPool.withBroker), then throws "Failed to find group coordinator": a principal that may
+ * not DESCRIBE the group (GROUP_AUTHORIZATION_FAILED, Kafka's ACLs) looked like a broker fault
+ * (exit 70), and a consumer retried it for ever. On that failure one broker is asked again, and
+ * its answer, when it is an error, becomes the `cause` (mapKafkaError reads it), with the group.
+ */
+interface KafkaJsCluster {
+  findGroupCoordinatorMetadata(o: {groupId: string; coordinatorType?: number}): Promise<unknown>
+  brokerPool: {findConnectedBroker(): Promise<{findGroupCoordinator(o: {groupId: string; coordinatorType?: number}): Promise<unknown>}>}
+}
+const Cluster = createRequire(import.meta.url)('kafkajs/src/cluster/index.js') as {prototype: KafkaJsCluster}
+const findCoordinator = Cluster.prototype.findGroupCoordinatorMetadata
+Cluster.prototype.findGroupCoordinatorMetadata = async function (this: KafkaJsCluster, o) {
+  try {
+    return await findCoordinator.call(this, o)
+  } catch (e) {
+    if ((e as Error | undefined)?.name !== 'KafkaJSGroupCoordinatorNotFound' || (e as {cause?: unknown}).cause !== undefined) throw e
+    const why = await this.brokerPool.findConnectedBroker().then((b) => b.findGroupCoordinator(o)).then(() => undefined, (inner: unknown) => inner)
+    if (why !== undefined && why !== null && typeof why === 'object') {
+      Object.defineProperty(e, 'cause', {value: why, configurable: true, writable: true})
+      if (!accessOf.has(why)) accessOf.set(why, {operation: 'Describe', groups: [o.groupId]})
+    }
+    throw e
+  }
+}
 
 export type {KafkaClient}
 
@@ -125,7 +155,71 @@ function readPem(setting: string, path: string, kind: 'CERTIFICATE' | 'PRIVATE K
 }
 
 export function createKafka(settings: KafkaSettings, options: ClientOptions = {}): KafkaClient {
-  return new Kafka(kafkaConfig(settings, options))
+  const kafka = new Kafka(kafkaConfig(settings, options))
+  // kafkajs' authorization errors do not say which topic or group was refused; the clients made
+  // here note it from the request's arguments, for mapKafkaError (see accessOf)
+  const admin = kafka.admin.bind(kafka)
+  const producer = kafka.producer.bind(kafka)
+  kafka.admin = (config) => watchAdmin(admin(config))
+  kafka.producer = (config) => watchProducer(producer(config), config?.transactionalId)
+  return kafka
+}
+
+/** An operation of Kafka's ACLs, as kafka-acls.sh --operation names it. */
+export type AclOperation = 'Read' | 'Write' | 'Create' | 'Delete' | 'Describe' | 'DescribeConfigs' | 'Alter' | 'AlterConfigs' | 'IdempotentWrite'
+
+/** What a request wanted when the broker refused it: the resources its arguments name, and the operation. */
+export interface KafkaAccess {
+  operation?: AclOperation
+  topics?: string[]
+  groups?: string[]
+  transactionalId?: string
+}
+
+/** The access a failed request of a client made by createKafka wanted, by the error it threw (not changed: kafkajs' own). */
+const accessOf = new WeakMap<object, KafkaAccess>()
+
+function noteAccess<T>(work: Promise<T>, access: KafkaAccess): Promise<T> {
+  return work.catch((e: unknown) => {
+    if (e !== null && typeof e === 'object' && !accessOf.has(e)) accessOf.set(e, access)
+    throw e
+  })
+}
+
+type Method = (...args: never[]) => Promise<unknown>
+
+/** Replaces `name` on `target` with one that notes, on failure, the access `access(...args)` says. */
+function watch<T extends object>(target: T, name: keyof T & string, access: (...args: never[]) => KafkaAccess): void {
+  const original = target[name] as unknown as Method | undefined
+  if (typeof original !== 'function') return
+  const watched = (...args: never[]) => noteAccess(original.apply(target, args), access(...args))
+  ;(target as Record<string, unknown>)[name] = watched
+}
+
+const TOPIC_RESOURCE = 2
+
+function watchAdmin(admin: Admin): Admin {
+  watch(admin, 'fetchTopicMetadata', (o?: {topics?: string[]}) => ({operation: 'Describe', ...(o?.topics?.length ? {topics: o.topics} : {})}))
+  watch(admin, 'fetchTopicOffsets', (topic: string) => ({operation: 'Describe', topics: [topic]}))
+  watch(admin, 'fetchTopicOffsetsByTimestamp', (topic: string) => ({operation: 'Describe', topics: [topic]}))
+  watch(admin, 'createTopics', (o: {topics: {topic: string}[]}) => ({operation: 'Create', topics: o.topics.map((t) => t.topic)}))
+  watch(admin, 'deleteTopics', (o: {topics: string[]}) => ({operation: 'Delete', topics: o.topics}))
+  watch(admin, 'createPartitions', (o: {topicPartitions: {topic: string}[]}) => ({operation: 'Alter', topics: o.topicPartitions.map((t) => t.topic)}))
+  watch(admin, 'describeConfigs', (o: {resources: {type: number; name: string}[]}) => ({operation: 'DescribeConfigs', topics: o.resources.filter((r) => r.type === TOPIC_RESOURCE).map((r) => r.name)}))
+  watch(admin, 'describeGroups', (groups: string[]) => ({operation: 'Describe', groups}))
+  watch(admin, 'fetchOffsets', (o: {groupId: string; topics?: string[]}) => ({operation: 'Describe', groups: [o.groupId], ...(o.topics?.length ? {topics: o.topics} : {})}))
+  watch(admin, 'setOffsets', (o: {groupId: string; topic: string}) => ({operation: 'Read', groups: [o.groupId], topics: [o.topic]}))
+  watch(admin, 'resetOffsets', (o: {groupId: string; topic: string}) => ({operation: 'Read', groups: [o.groupId], topics: [o.topic]}))
+  watch(admin, 'deleteGroups', (groups: string[]) => ({operation: 'Delete', groups}))
+  return admin
+}
+
+function watchProducer(producer: Producer, transactionalId: string | undefined): Producer {
+  const txn = transactionalId === undefined ? {} : {transactionalId}
+  watch(producer, 'connect', () => txn)
+  watch(producer, 'send', (r: {topic: string}) => ({operation: 'Write', topics: [r.topic], ...txn}))
+  watch(producer, 'sendBatch', (b: {topicMessages?: {topic: string}[]}) => ({operation: 'Write', topics: [...new Set((b.topicMessages ?? []).map((t) => t.topic))], ...txn}))
+  return producer
 }
 
 const UNREACHABLE = new Set([
@@ -145,7 +239,7 @@ export function isRebalanceError(e: unknown): boolean {
   return REBALANCE_ERRORS.has((e as {type?: string} | undefined)?.type ?? '')
 }
 
-type KafkaJsError = {name?: string; message?: string; retriable?: boolean; type?: string; code?: string; cause?: unknown; originalError?: unknown}
+type KafkaJsError = {name?: string; message?: string; retriable?: boolean; type?: string; code?: string; cause?: unknown; originalError?: unknown; errors?: unknown[]; topic?: string}
 
 /**
  * The error and the ones it wraps, outermost first: kafkajs wraps the real error in
@@ -215,12 +309,87 @@ function refusedSettings(chain: KafkaJsError[], settings: KafkaSettings, address
   return undefined
 }
 
-export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'request'): CutoverError {
+/** kafkajs' authorization errors, the ACL resource each is about, and the operation assumed when the request is not known. */
+const AUTHORIZATION_FAILED: Record<string, {resource: 'topic' | 'group' | 'cluster' | 'transactional-id'; operation: AclOperation}> = {
+  TOPIC_AUTHORIZATION_FAILED: {resource: 'topic', operation: 'Read'},
+  GROUP_AUTHORIZATION_FAILED: {resource: 'group', operation: 'Read'},
+  // an idempotent producer on a broker before 2.8 (later ones take WRITE on a topic instead)
+  CLUSTER_AUTHORIZATION_FAILED: {resource: 'cluster', operation: 'IdempotentWrite'},
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: {resource: 'transactional-id', operation: 'Write'},
+}
+
+/** The principal the broker saw: the SASL user, else ANONYMOUS (without a client certificate). */
+function principalOf(settings: KafkaSettings): string {
+  if (settings.sasl) return `User:${settings.sasl.username}`
+  if (settings.ssl?.cert) return `User:<the subject of KAFKA_SSL_CERT (${settings.ssl.cert}), as the broker's ssl.principal.mapping.rules map it>`
+  return 'User:ANONYMOUS'
+}
+
+/**
+ * The broker refused an operation to this principal (Kafka's ACLs). It answers and the login
+ * worked: the principal lacks a permission, which an administrator grants. Exit 2 (as a refused
+ * login), naming the principal, the operation and the resource when the request is known (the
+ * clients of createKafka note it; `access` gives it), and the kafka-acls.sh command that grants it.
+ */
+function refusedAccess(chain: KafkaJsError[], settings: KafkaSettings, address: string, what: string, access: KafkaAccess | undefined, e: unknown): CutoverError | undefined {
+  // a request about several resources (createTopics) fails with kafkajs' AggregateError: one error per resource, each naming its topic
+  const all = chain.flatMap((x) => [x, ...(Array.isArray(x.errors) ? x.errors.flatMap((inner) => errorChain(inner)) : [])])
+  const denied = all.find((x) => AUTHORIZATION_FAILED[x.type ?? ''])
+  if (!denied) return undefined
+  const type = denied.type!
+  const kind = AUTHORIZATION_FAILED[type]!
+  const noted = access ?? chain.map((x) => accessOf.get(x)).find((a) => a !== undefined)
+  const deniedTopics = [...new Set(all.filter((x) => x.type === type && typeof x.topic === 'string').map((x) => x.topic!))]
+  const principal = principalOf(settings)
+  const q = (v: string) => (/^[\w.,:/@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
+  const names =
+    kind.resource === 'topic' ? (deniedTopics.length ? deniedTopics : (noted?.topics ?? [])) : kind.resource === 'group' ? (noted?.groups ?? []) : kind.resource === 'transactional-id' ? (noted?.transactionalId ? [noted.transactionalId] : []) : []
+  // the cluster's operation only from a request on the cluster (a producer's connect, a topic created): else kafkajs' default
+  const operation: AclOperation =
+    kind.resource === 'cluster'
+      ? noted?.operation === 'Create' || noted?.operation === 'IdempotentWrite' || noted?.operation === 'Alter' || noted?.operation === 'DescribeConfigs'
+        ? noted.operation
+        : kind.operation
+      : kind.resource === 'transactional-id'
+        ? 'Write'
+        : kind.resource === 'group'
+          ? noted?.operation === 'Describe' || noted?.operation === 'Delete'
+            ? noted.operation
+            : 'Read'
+          : (noted?.operation ?? kind.operation)
+  const resource = kind.resource === 'cluster' ? 'the cluster' : names.length ? `${kind.resource} ${names.join(', ')}` : `a ${kind.resource}`
+  const secured = settings.sasl !== undefined || settings.ssl !== undefined ? ' --command-config <a file with the SASL/TLS client settings of an administrator>' : ''
+  const grant = (op: AclOperation, flag: string) => `kafka-acls.sh --bootstrap-server ${q(address)}${secured} --add --allow-principal ${q(principal)} --operation ${op} ${flag}`
+  const flags = kind.resource === 'cluster' ? ['--cluster'] : (names.length ? names : [`<${kind.resource}>`]).map((n) => `--${kind.resource} ${names.length ? q(n) : n}`)
+  const commands = flags.map((f) => grant(operation, f)).join('; ')
+  // a topic's metadata needs DESCRIBE, which READ and WRITE include: grant the one the work needs
+  const describeTopic = kind.resource === 'topic' && operation === 'Describe'
+  const hint = describeTopic
+    ? `an administrator grants ${principal} READ on it to read it (WRITE to write it; either includes DESCRIBE): ${flags.map((f) => grant('Read', f)).join('; ')}`
+    : kind.resource === 'group' && operation === 'Describe'
+      ? `an administrator grants ${principal} DESCRIBE on ${resource} (READ, which includes it, for a principal that consumes in the group): ${commands}`
+      : `an administrator grants ${principal} ${operation.toUpperCase()} on ${resource}: ${commands}`
+  return new UsageError(`Kafka at ${address} refused ${what}: ${principal} may not ${operation.toUpperCase()} ${resource} (${type}; ACLs)`, {
+    cause: e,
+    hint,
+    details: {
+      service: 'kafka',
+      address,
+      kafka_error: type,
+      principal,
+      operation: operation.toUpperCase(),
+      resource_type: kind.resource,
+      ...(names.length ? {resources: names} : {}),
+    },
+  })
+}
+
+export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'request', access?: KafkaAccess): CutoverError {
   if (e instanceof CutoverError) return e
   const err = e as KafkaJsError
   const address = settings.brokers.join(',')
   const chain = errorChain(e)
-  const refused = refusedSettings(chain, settings, address, e)
+  const refused = refusedSettings(chain, settings, address, e) ?? refusedAccess(chain, settings, address, what, access, e)
   if (refused) return refused
   const root = chain.at(-1) ?? err
   const unreachable = chain.some((x) => UNREACHABLE.has(x.name ?? ''))
@@ -355,8 +524,21 @@ export function createTopicCommand(settings: KafkaSettings, topic: string, o: {b
  * createTopicCommand for `topic`, with the cluster's broker count and, given `partitionsOf`, as
  * many partitions as that topic has (a DLQ as its source, a replay target as its DLQ); either
  * unknown (the broker did not answer) leaves createTopicCommand's default.
+ *
+ * A topic missing from the list may be one the principal may not DESCRIBE (Kafka's ACLs hide it
+ * from listTopics): asked for by name, the broker says so, and the authorization error naming the
+ * topic and `operation` (default WRITE: the topic a backfill writes) is thrown instead of a hint
+ * to create a topic that may well exist. Not for a DLQ or replay target (`partitionsOf` given):
+ * the work may never write it.
  */
-export async function createTopicHint(admin: Admin, settings: KafkaSettings, topic: string, o: {partitionsOf?: string} = {}): Promise<string> {
+export async function createTopicHint(admin: Admin, settings: KafkaSettings, topic: string, o: {partitionsOf?: string; operation?: 'Read' | 'Write'} = {}): Promise<string> {
+  if (o.partitionsOf === undefined) {
+    const denied = await admin.fetchTopicMetadata({topics: [topic]}).then(
+      () => undefined,
+      (e: unknown) => (errorChain(e).some((x) => x.type === 'TOPIC_AUTHORIZATION_FAILED') ? e : undefined),
+    )
+    if (denied) throw mapKafkaError(denied, settings, `the metadata of topic ${topic}`, {operation: o.operation ?? 'Write', topics: [topic]})
+  }
   const brokerCount = await admin.describeCluster().then((c) => c.brokers.length, () => 1)
   const partitions =
     o.partitionsOf === undefined ? undefined : await admin.fetchTopicMetadata({topics: [o.partitionsOf]}).then((m) => m.topics[0]?.partitions.length || undefined, () => undefined)
