@@ -31,9 +31,19 @@
  * the resilient client, whose retries ride out a broker that blinks.
  *
  * Consumption: a consumer group of its own (`cutover-reader-<uuid>`, removed at the end),
- * no offset commits, so reading never moves anybody's offsets; partitions that reach
- * their end are paused; the read holds at most one fetched batch while its caller works
+ * no offset commits, so reading never moves anybody's offsets. When the group is joined (before
+ * its first fetch, and again after a rejoin) each partition with something left to read is sought
+ * to its next offset, and every other one is paused: a partition with nothing in the range (`from`
+ * after its last record's timestamp, `to` before its first) is never fetched. Partitions that
+ * reach their end are paused; the read holds at most one fetched batch while its caller works
  * (heartbeats go on meanwhile). The read ends within the fetch wait (200 ms) of its last record.
+ *
+ * Resume (`startAfter`, KafkaReaderContext): per partition the last offset already handled (a
+ * backfill checkpoint's `position.partitions`); that partition's range starts after it, so the
+ * records up to it are not fetched at all. A partition it does not name starts where it would have.
+ *
+ * At the end the event `kafka.reader.end` (info) gives per partition its range and the records
+ * fetched from the broker (`fetched`, including any outside the range) and yielded (`read`).
  */
 import {randomUUID} from 'node:crypto'
 import type {Admin, Consumer, EachBatchPayload, KafkaMessage} from 'kafkajs'
@@ -45,6 +55,12 @@ import {parseJsonExact, UnusableJsonError} from '../src/normalize/json.js'
 import {batchedSource} from './source.js'
 import type {BatchedRecords, Position, RawRecord, ReaderContext, SourceUri} from './types.js'
 
+/** The reader's context, with what a resumed read has handled already. */
+export interface KafkaReaderContext extends ReaderContext {
+  /** per partition, the last offset handled already: the read of that partition starts after it */
+  startAfter?: ReadonlyMap<number, bigint>
+}
+
 export interface PartitionRange {
   partition: number
   /** first offset to read */
@@ -53,8 +69,11 @@ export interface PartitionRange {
   end: bigint
 }
 
-/** The offsets a `kafka:` URI covers, per partition. */
-export async function kafkaRange(admin: Admin, topic: string, from?: number, to?: number): Promise<PartitionRange[]> {
+/**
+ * The offsets a `kafka:` URI covers, per partition; with `startAfter`, a partition it names
+ * starts after its offset there (never before the range's own start, nor past its end).
+ */
+export async function kafkaRange(admin: Admin, topic: string, from?: number, to?: number, startAfter?: ReadonlyMap<number, bigint>): Promise<PartitionRange[]> {
   const watermarks = await admin.fetchTopicOffsets(topic)
   const starts = from === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(topic, from)
   const ends = to === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(topic, to)
@@ -66,6 +85,8 @@ export async function kafkaRange(admin: Admin, topic: string, from?: number, to?
       const e = ends?.find((x) => x.partition === w.partition)
       let start = s ? BigInt(s.offset) : low
       let end = e ? BigInt(e.offset) : high
+      const after = startAfter?.get(w.partition)
+      if (after !== undefined && after + 1n > start) start = after + 1n
       if (start < low) start = low
       if (end > high) end = high
       return {partition: w.partition, start, end: end < start ? start : end}
@@ -124,7 +145,7 @@ const HEARTBEAT_MS = 3000
 const FETCH_WAIT_MS = 200
 
 /** The reader registered for `kafka:`. */
-export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords {
+export function readKafka(uri: SourceUri, ctx: KafkaReaderContext = {}): BatchedRecords {
   const settings: KafkaSettings = ctx.kafka ?? {brokers: [DEFAULT_KAFKA_BROKERS], clientId: 'cutover'}
   const topic = uri.target
   const from = uri.params.from ? Date.parse(uri.params.from) : undefined
@@ -155,7 +176,7 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
         if (!topics.includes(topic)) {
           throw new UsageError(`source "${uri.text}": topic ${topic} does not exist`, {hint: 'check the topic name (kafka:<topic>) and KAFKA_BROKERS'})
         }
-        ranges = await kafkaRange(admin, topic, from, to)
+        ranges = await kafkaRange(admin, topic, from, to, ctx.startAfter)
       } catch (e) {
         if (e instanceof UsageError) throw e
         throw mapKafkaError(e, settings, `read offsets of ${topic}`)
@@ -166,6 +187,8 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
 
       // The bridge between kafkajs' push (eachBatch) and our pull (the generator).
       const next = new Map<number, bigint>() // per partition: first offset not yet yielded
+      const fetched = new Map<number, number>() // per partition: messages the broker gave (kafka.reader.end)
+      const yielded = new Map<number, number>()
       const queue: RawRecord[][] = []
       let failure: unknown
       const c = kafka.consumer({
@@ -194,6 +217,17 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
       c.on(c.events.END_BATCH_PROCESS, (e) => {
         if (e.payload.topic === topic) markProgress(e.payload.partition, e.payload.lastOffset)
       })
+      // Before the first fetch (kafkajs applies seeks and pauses on its next fetch), and after a
+      // rejoin (a restarted consumer forgets both): what is left to read starts at its next offset,
+      // the rest is never fetched. subscribe's fromBeginning would otherwise read every partition
+      // from its low watermark, the finished and the empty ones to their end.
+      // (Partitions added since the range was taken are assigned too, and have nothing in it.)
+      c.on(c.events.GROUP_JOIN, (e) => {
+        const assigned = e.payload.memberAssignment[topic] ?? []
+        const idle = [...new Set([...ranges.map((r) => r.partition), ...assigned])].filter((p) => !open.has(p))
+        if (idle.length > 0) c.pause([{topic, partitions: idle}])
+        for (const r of open.values()) c.seek({topic, partition: r.partition, offset: String(next.get(r.partition) ?? r.start)})
+      })
       c.on(c.events.CRASH, (e) => {
         if (!e.payload.restart) {
           failure = e.payload.error
@@ -202,6 +236,7 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
       })
 
       const eachBatch = async ({batch, heartbeat}: EachBatchPayload): Promise<void> => {
+        fetched.set(batch.partition, (fetched.get(batch.partition) ?? 0) + batch.messages.length)
         const r = open.get(batch.partition)
         if (!r) return
         const from = next.get(batch.partition) ?? r.start
@@ -213,6 +248,7 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
         }
         if (records.length > 0) {
           next.set(batch.partition, BigInt(records[records.length - 1]!.position.offset!) + 1n)
+          yielded.set(batch.partition, (yielded.get(batch.partition) ?? 0) + records.length)
           queue.push(records)
           wake()
           // Hold the fetch until the reader has taken this batch; keep the group alive meanwhile.
@@ -232,7 +268,6 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
         await c.connect()
         await c.subscribe({topics: [topic], fromBeginning: true})
         await c.run({autoCommit: false, eachBatchAutoResolve: true, partitionsConsumedConcurrently: 1, eachBatch})
-        for (const r of open.values()) c.seek({topic, partition: r.partition, offset: String(r.start)})
       } catch (e) {
         throw mapKafkaError(e, settings, `consume ${topic}`)
       }
@@ -248,7 +283,13 @@ export function readKafka(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecor
           continue
         }
         if (failure) throw mapKafkaError(failure, settings, `consume ${topic}`)
-        if (open.size === 0) return
+        if (open.size === 0) {
+          log?.info('kafka.reader.end', {
+            topic,
+            partitions: ranges.map((r) => ({partition: r.partition, start: String(r.start), end: String(r.end), fetched: fetched.get(r.partition) ?? 0, read: yielded.get(r.partition) ?? 0})),
+          })
+          return
+        }
         await new Promise<void>((resolve) => (wakeReader = resolve))
       }
     } finally {

@@ -21,8 +21,9 @@
  * counted apart, as out_of_range). The counts are the backfill's totals over all its runs.
  *
  * Resuming (`--resume ID`) reads the source again from its start and skips what the checkpoint
- * covers (file and pg sources by record number, kafka sources by partition offset; a file only
- * if it is the one the checkpoint was taken from, see FILE), so a record
+ * covers (file and pg sources by record number; a file only if it is the one the checkpoint was
+ * taken from, see FILE); a kafka: source's reader starts each partition after the checkpoint's
+ * offset there (position.partitions), without fetching what it covers, so a record
  * is sent twice only if its batch was sent after the last checkpoint; it then carries the same
  * key, value and headers, and the pipeline's dedupe drops it. A pg source must read in a stable
  * order (`order_by=`, or ORDER BY in `query=`) for this to hold; it warns otherwise.
@@ -39,6 +40,7 @@ import {csvLine} from '../../legacy-adapters/csv.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
 import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
+import type {KafkaReaderContext} from '../../legacy-adapters/kafka.js'
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError} from '../errors.js'
@@ -977,7 +979,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
           }
         }
       } else {
-        outer: for await (const records of untilStopped(recordBatches(openSource(uri, {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})})), signal)) {
+        // a kafka: source resumes each partition after its checkpoint offset: the reader does not fetch what it covers
+        const readerCtx: KafkaReaderContext = {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {}), ...(isKafka && skipPartitions.size > 0 ? {startAfter: skipPartitions} : {})}
+        outer: for await (const records of untilStopped(recordBatches(openSource(uri, readerCtx)), signal)) {
           for (const read of records) {
             ordinal++
             const pos = read.position
