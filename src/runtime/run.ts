@@ -374,6 +374,8 @@ class StreamRuntime {
   private readonly stopController = new AbortController()
   private readonly slots: ConsumerSlot[]
   private stopping = false
+  /** an error that ends the run (exit 2: Kafka's ACLs refuse the group or the topic), thrown by run() once stopped */
+  private fatal: CutoverError | undefined
   private inFlight = 0
   /** the batches' prepare phases, one after the other (prepare) */
   private prepareQueue: Promise<void> = Promise.resolve()
@@ -456,6 +458,7 @@ class StreamRuntime {
     this.startMonitors()
     await done
     await this.shutdown()
+    if (this.fatal) throw this.fatal
     return this.totals
   }
 
@@ -496,7 +499,7 @@ class StreamRuntime {
       metadataMaxAge: METADATA_MAX_AGE_MS,
       // kafkajs restarts a consumer that crashed (the broker gone) even once it was told to disconnect,
       // and the restarted one reconnects and keeps node alive after the stop: no restart once stopping
-      retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => !this.stopping},
+      retry: {retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async (e) => !this.stopping && this.aclRefusal(e) === undefined},
     })
     slot.consumer = consumer
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -526,6 +529,14 @@ class StreamRuntime {
     })
     consumer.on(consumer.events.CRASH, (e) => {
       logger.error('consumer.crash', {error: e.payload.error, restart: e.payload.restart, consumer: slot.index})
+      // Kafka's ACLs refuse the group (or the topic) to this principal: no restart gets past that
+      // (it ran for ever, lag growing); the run ends with exit 2 naming the ACL to grant
+      const refused = this.aclRefusal(e.payload.error)
+      if (refused) {
+        this.fatal ??= refused
+        this.stopController.abort()
+        return
+      }
       if (!e.payload.restart && !this.stopping) void this.restartConsumer(slot)
     })
     await consumer.connect()
@@ -536,6 +547,12 @@ class StreamRuntime {
       partitionsConsumedConcurrently: concurrency,
       eachBatch: (payload) => this.eachBatch(slot, consumer, payload),
     })
+  }
+
+  /** The consumer's error as an ACL refusal (mapKafkaError: exit 2 naming the principal, operation and group or topic), else undefined. */
+  private aclRefusal(e: unknown): CutoverError | undefined {
+    const mapped = mapKafkaError(e, this.d.options.settings.kafka, `consume ${this.topic} in group ${this.d.loaded.spec.source.group}`, {operation: 'Read', groups: [this.d.loaded.spec.source.group], topics: [this.topic]})
+    return /_AUTHORIZATION_FAILED$/.test(String(mapped.details.kafka_error ?? '')) ? mapped : undefined
   }
 
   /** kafkajs gave up (restart: false): a new consumer, after a pause, until one runs. */

@@ -125,6 +125,18 @@ describe('Kafka ACLs: a refused operation is exit 2 with the kafka-acls.sh comma
     const dlqDenied = refusal(await run())
     expect(dlqDenied).toMatchObject({kafka_error: 'TOPIC_AUTHORIZATION_FAILED', principal: 'User:cutover', operation: 'CREATE', resources: [dlqTopic]})
     expect(dlqDenied.hint).toContain(grantCommand('Create', dlqTopic))
+
+    // the DLQ made by an administrator, written by the user: the next refusal is the consumer group
+    // (kafkajs' consumer crashed and was restarted for ever: the run never ended, lag growing)
+    await createTopicsReady(admin, [{topic: dlqTopic, numPartitions: 1}])
+    await grant(dlqTopic, 'WRITE')
+    const groupDenied = refusal(await run())
+    expect(groupDenied).toMatchObject({kafka_error: 'GROUP_AUTHORIZATION_FAILED', principal: 'User:cutover', operation: 'READ', resource_type: 'group', resources: [`${name}-group`]})
+    expect(groupDenied.hint).toContain(grantCommand('Read', `${name}-group`, 'group'))
+    await grant(`${name}-group`, 'READ', 'GROUP')
+    const ok = await run()
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0)
+    expect(ok.json).toMatchObject({read: 0, written: 0})
   })
 
   it('backfill into a topic the user may not write: exit 2 naming WRITE and the topic (not "does not exist"); once granted, the rows land on it', async () => {
