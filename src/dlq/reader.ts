@@ -95,7 +95,19 @@ export async function dlqRanges(admin: Admin, settings: KafkaSettings, topic: st
   } catch (e) {
     throw mapKafkaError(e, settings, 'list topics')
   }
-  if (!topics.includes(topic)) throw new UsageError(`topic ${topic} does not exist on ${settings.brokers.join(',')}`, {hint: 'check --topic (the spec names it under dlq.topic) and KAFKA_BROKERS'})
+  if (!topics.includes(topic)) {
+    // Kafka's ACLs leave a topic the principal may not DESCRIBE out of the list: asked for by name,
+    // the broker says so (exit 2 naming the ACL to grant), where "does not exist" would mislead
+    const hidden = await admin.fetchTopicMetadata({topics: [topic]}).then(
+      () => undefined,
+      (e: unknown) => mapKafkaError(e, settings, `the metadata of topic ${topic}`, {operation: 'Read', topics: [topic]}),
+    )
+    if (hidden && /_AUTHORIZATION_FAILED$/.test(String(hidden.details.kafka_error ?? ''))) {
+      // (the broker answers so for a topic that does not exist too: it tells such a principal nothing more)
+      throw new UsageError(`${hidden.message}; or it does not exist (Kafka does not say which to a principal that may not DESCRIBE it)`, {cause: hidden, ...(hidden.hint ? {hint: `check --topic, then ${hidden.hint}`} : {}), details: hidden.details})
+    }
+    throw new UsageError(`topic ${topic} does not exist on ${settings.brokers.join(',')}`, {hint: 'check --topic (the spec names it under dlq.topic) and KAFKA_BROKERS'})
+  }
   try {
     return await kafkaRange(admin, topic, since, until)
   } catch (e) {

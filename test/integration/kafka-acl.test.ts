@@ -188,4 +188,20 @@ describe('Kafka ACLs: a refused operation is exit 2 with the kafka-acls.sh comma
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.json).toMatchObject({group, members: 0, partitions: [{topic, partition: 0, end: 1, committed: null, lag: 1}]})
   })
+
+  it('dlq inspect of a DLQ topic the user may not read: exit 2 naming READ and the topic (it said "does not exist": ACLs hide it from the list)', async () => {
+    const topic = uniqueName('acl-dlq')
+    await createTopicsReady(admin, [{topic, numPartitions: 1}])
+    const denied = refusal(await runCli(['dlq', 'inspect', '--topic', topic, '--json'], {env: asUser()}))
+    expect(denied).toMatchObject({code: 'USAGE', kafka_error: 'TOPIC_AUTHORIZATION_FAILED', principal: 'User:cutover', resources: [topic]})
+    expect(denied.message).toContain(`User:cutover may not READ topic ${topic} (TOPIC_AUTHORIZATION_FAILED; ACLs); or it does not exist (Kafka does not say which`)
+    expect(denied.hint).toContain(grantCommand('Read', topic))
+    // the broker answers the same for a topic that does not exist (to a principal without DESCRIBE)
+    const missing = refusal(await runCli(['dlq', 'inspect', '--topic', `${topic}-absent`, '--json'], {env: asUser()}))
+    expect(missing).toMatchObject({kafka_error: 'TOPIC_AUTHORIZATION_FAILED', resources: [`${topic}-absent`]})
+    // as the administrator (may DESCRIBE anything), a topic that does not exist is said so
+    const admins = await runCli(['dlq', 'inspect', '--topic', `${topic}-absent`, '--json'], {env: {KAFKA_BROKERS: plaintext}})
+    expect(admins.code, admins.stdout + admins.stderr).toBe(2)
+    expect((JSON.parse(admins.stdout) as {error: {message: string}}).error.message).toContain('does not exist')
+  })
 })
