@@ -12,7 +12,7 @@ import type {Admin} from 'kafkajs'
 import type {KafkaSettings} from '../config/env.js'
 import {nearestWord} from '../config/spec.js'
 import {RECORD_ERROR_CODES, UsageError} from '../errors.js'
-import {connectAdmin, createKafka, mapKafkaError} from '../kafka/client.js'
+import {connectAdmin, createKafka, isAclRefusal, mapKafkaError} from '../kafka/client.js'
 import type {Logger} from '../log.js'
 import {kafkaRange, readKafka, type PartitionRange} from '../../legacy-adapters/kafka.js'
 import {deadLetterView, type DeadLetterView} from './headers.js'
@@ -102,7 +102,7 @@ export async function dlqRanges(admin: Admin, settings: KafkaSettings, topic: st
       () => undefined,
       (e: unknown) => mapKafkaError(e, settings, `the metadata of topic ${topic}`, {operation: 'Read', topics: [topic]}),
     )
-    if (hidden && /_AUTHORIZATION_FAILED$/.test(String(hidden.details.kafka_error ?? ''))) {
+    if (isAclRefusal(hidden)) {
       // (the broker answers so for a topic that does not exist too: it tells such a principal nothing more)
       throw new UsageError(`${hidden.message}; or it does not exist (Kafka does not say which to a principal that may not DESCRIBE it)`, {cause: hidden, ...(hidden.hint ? {hint: `check --topic, then ${hidden.hint}`} : {}), details: hidden.details})
     }

@@ -246,7 +246,7 @@ type KafkaJsError = {name?: string; message?: string; retriable?: boolean; type?
  * `originalError` (retries of the client) or in `cause` (kafkajs 2: NumberOfRetriesExceeded, and
  * the NonRetriableError a producer throws when its reconnect gives up); the innermost says what happened.
  */
-function errorChain(e: unknown): KafkaJsError[] {
+export function errorChain(e: unknown): KafkaJsError[] {
   const chain: KafkaJsError[] = []
   for (let next: unknown = e; next && typeof next === 'object' && chain.length < 10; ) {
     const err = next as KafkaJsError
@@ -382,6 +382,11 @@ function refusedAccess(chain: KafkaJsError[], settings: KafkaSettings, address: 
       ...(names.length ? {resources: names} : {}),
     },
   })
+}
+
+/** Whether `e` (mapKafkaError's result) is an operation Kafka's ACLs refused (exit 2, naming the ACL to grant). */
+export function isAclRefusal(e: CutoverError | undefined): e is CutoverError {
+  return e !== undefined && /_AUTHORIZATION_FAILED$/.test(String(e.details.kafka_error ?? ''))
 }
 
 export function mapKafkaError(e: unknown, settings: KafkaSettings, what = 'request', access?: KafkaAccess): CutoverError {

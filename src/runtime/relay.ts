@@ -46,7 +46,7 @@
  */
 import kafkajs, {type ICustomPartitioner, type IHeaders, type Message, type Producer, type RetryOptions, type TopicMessages} from 'kafkajs'
 import type {KafkaSettings} from '../config/env.js'
-import {createKafka} from '../kafka/client.js'
+import {createKafka, errorChain} from '../kafka/client.js'
 import type {Pool, PoolClient} from '../pg/pool.js'
 import type {Logger} from '../log.js'
 import {BEGIN_BATCH} from './batch.js'
@@ -239,15 +239,7 @@ class SendGivenUp extends Error {
 }
 
 /** The kafkajs error types along `e`'s chain (a retried send's error wraps the last attempt's). */
-function kafkaErrorTypes(e: unknown): string[] {
-  const types: string[] = []
-  for (let next: unknown = e, depth = 0; next && typeof next === 'object' && depth < 10; depth++) {
-    const err = next as {type?: string; originalError?: unknown; cause?: unknown}
-    if (err.type) types.push(err.type)
-    next = err.originalError ?? err.cause
-  }
-  return types
-}
+const kafkaErrorTypes = (e: unknown): string[] => errorChain(e).flatMap((x) => (x.type ? [x.type] : []))
 
 /** Larger than the topic or the broker takes (a record, or a batch over the topic's segment size). */
 function isTooLarge(e: unknown): boolean {

@@ -43,7 +43,7 @@ import type {ConnectionSettings} from '../config/env.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {loadSpec, specLocation, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError, type RecordErrorCode} from '../errors.js'
-import {connectAdmin, createKafka, createTopicHint, createTopicsReady, groupAssignments, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicHint, createTopicsReady, groupAssignments, isAclRefusal, isRebalanceError, mapKafkaError, type KafkaClient} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {requirePrivileges, streamRunNeeds} from '../pg/privileges.js'
@@ -552,7 +552,7 @@ class StreamRuntime {
   /** The consumer's error as an ACL refusal (mapKafkaError: exit 2 naming the principal, operation and group or topic), else undefined. */
   private aclRefusal(e: unknown): CutoverError | undefined {
     const mapped = mapKafkaError(e, this.d.options.settings.kafka, `consume ${this.topic} in group ${this.d.loaded.spec.source.group}`, {operation: 'Read', groups: [this.d.loaded.spec.source.group], topics: [this.topic]})
-    return /_AUTHORIZATION_FAILED$/.test(String(mapped.details.kafka_error ?? '')) ? mapped : undefined
+    return isAclRefusal(mapped) ? mapped : undefined
   }
 
   /** kafkajs gave up (restart: false): a new consumer, after a pause, until one runs. */
