@@ -48,7 +48,11 @@ export default class Profile extends CutoverCommand {
     })
     // the source as given is shown back (--json too), without a password it may hold (a query= with a dblink conninfo)
     const result: ProfileResult = {...profiled, source: redactString(profiled.source)}
-    this.log(`${result.source}: ${result.rows} records${result.errors.length ? `, unreadable: ${result.errors.map((e) => `${e.code} ${e.count}`).join(', ')}` : ''}\n`)
+    this.log(`${result.source}: ${result.rows} records${result.errors.length ? `, unreadable: ${result.errors.map((e) => `${e.code} ${e.count}`).join(', ')}` : ''}`)
+    // what could not be read, and why (card numbers in them masked by the library), before the columns
+    for (const e of result.errors) for (const x of e.examples.slice(0, 2)) this.log(`  ${e.code}: ${x}`)
+    for (const n of result.notes) this.log(`note: ${n}`)
+    this.log('')
     for (const c of result.columns) {
       const extra: string[] = []
       if (c.min !== undefined && c.max !== undefined) extra.push(`${c.min} .. ${c.max}`)
@@ -61,7 +65,7 @@ export default class Profile extends CutoverCommand {
       const distinct = c.distinct_estimate !== undefined ? `~${c.distinct_estimate}` : String(c.distinct)
       this.log(`${c.name.padEnd(16)} ${c.inferred_type.padEnd(9)} null ${pctOf(c.null_count, c.count).padStart(6)}  empty ${pctOf(c.empty_count, c.count).padStart(6)}  distinct ${distinct.padStart(8)}  ${extra.join('; ')}`)
     }
-    this.log(`\nSuggested fields (paste into a spec):\n\n${result.suggested_fields}`)
+    if (result.suggested_fields !== '') this.log(`\nSuggested fields (paste into a spec):\n\n${result.suggested_fields}`)
     return result
   }
 }

@@ -22,7 +22,7 @@
 import {createHmac, randomBytes} from 'node:crypto'
 import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
-import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
+import {openSource, parseSourceUri, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {UsageError} from '../errors.js'
 import {type DateFormatMatch, DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
@@ -110,8 +110,13 @@ export interface ProfileResult {
   source: string
   rows: number
   errors: {code: string; count: number; examples: string[]}[]
+  /**
+   * What to know before reading the columns: a source without records, records that could not be
+   * read (the columns then describe only the others), and the likely fix (a missing encoding=)
+   */
+  notes: string[]
   columns: ColumnProfile[]
-  /** a `fields:` section to paste into a pipeline spec */
+  /** a `fields:` section to paste into a pipeline spec; empty when no record could be read */
   suggested_fields: string
 }
 
@@ -176,6 +181,8 @@ class ColumnStats {
   hll: HyperLogLog | undefined
   /** some value has a leading zero ("007"): an identifier, not an integer */
   leadingZeros = false
+  /** values of digits alone (no sign, no separator): with more than 18 of them, an account or contract number */
+  digitsOnly = 0
   nonEmpty = 0
   integer = 0
   decimal = 0
@@ -200,6 +207,8 @@ class ColumnStats {
   formatMatches = new Map<string, number>()
   /** for each pair of formats "a|b": values on which they disagree */
   disagree = new Map<string, number>()
+  /** for each such pair: the first value on which they disagree */
+  disagreeExample = new Map<string, string>()
   /**
    * per format: values it reads that its day/month twin (dd/MM/yyyy and MM/dd/yyyy) does not, and
    * the first of them: when both twins have such values the column holds dates in both orders
@@ -367,6 +376,7 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
       if (col.distinct.size > capFor()) capColumn(col)
     }
     if (!col.leadingZeros && t.length > 1 && t.charCodeAt(0) === 48 && t.charCodeAt(1) >= 48 && t.charCodeAt(1) <= 57) col.leadingZeros = true
+    if (/^\d+$/.test(t)) col.digitsOnly++
 
     if (isFail(parseBoolean(t))) pushExample(col.misfits.boolean, t)
     else col.boolean++
@@ -440,6 +450,7 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
           ambiguous = true
           const key = `${matches[i]!.format}|${matches[j]!.format}`
           col.disagree.set(key, (col.disagree.get(key) ?? 0) + 1)
+          if (!col.disagreeExample.has(key)) col.disagreeExample.set(key, t)
         }
       }
     }
@@ -489,12 +500,36 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     source: options.uri,
     rows,
     errors: [...errors.entries()].map(([code, e]) => ({code, ...e})),
+    notes: notesOf(options.uri, rows, errors),
     columns: profiles,
-    suggested_fields: suggestFields(profiles, options.timezone),
+    suggested_fields: profiles.length === 0 ? '' : suggestFields(profiles, options.timezone),
   }
 }
 
-function sumErrors(errors: Map<string, {count: number}>): number {
+/**
+ * The notes of a profile (ProfileResult.notes). A csv: or kafka: source read as UTF-8 (no
+ * encoding=) whose records hold bytes invalid in UTF-8 is most often a windows-1251 or ibm866
+ * file given without its encoding: the note names the URI that reads it.
+ */
+function notesOf(uri: string, rows: number, errors: ReadonlyMap<string, {count: number; examples: string[]}>): string[] {
+  const notes: string[] = []
+  const unreadable = sumErrors(errors)
+  if (rows === 0) notes.push('the source has no records (an empty file, a header alone, or nothing in the range): there is nothing to profile and no fields to suggest')
+  else if (unreadable === rows) notes.push(`none of the ${rows} records could be read (see errors): there are no columns to profile and no fields to suggest`)
+  else if (unreadable > 0) notes.push(`${unreadable} of ${rows} records could not be read (see errors): the columns describe only the ${rows - unreadable} that could`)
+  const decode = errors.get('DECODE_ERROR')
+  if (decode && decode.examples.some((e) => /not valid utf-8|invalid UTF-8/i.test(e))) {
+    const parsed = parseSourceUri(uri)
+    const encoding = (parsed.params.encoding ?? 'utf-8').toLowerCase()
+    if ((parsed.scheme === 'csv' || parsed.scheme === 'kafka') && (encoding === 'utf-8' || encoding === 'utf8')) {
+      const base = parsed.params.encoding === undefined ? `${uri.trim()}${uri.includes('?') ? '&' : '?'}encoding=windows-1251` : uri.trim().replace(/encoding=[^&]*/i, 'encoding=windows-1251')
+      notes.push(`${decode.count} record(s) hold bytes that are not UTF-8: if the source was written in another encoding, give it, e.g. ${base} (or encoding=ibm866, latin1)`)
+    }
+  }
+  return notes
+}
+
+function sumErrors(errors: ReadonlyMap<string, {count: number}>): number {
   let n = 0
   for (const e of errors.values()) n += e.count
   return n
@@ -546,6 +581,10 @@ function inferType(c: ColumnStats): {type: InferredType; fitting: number; misfit
   else if (fits(c.integer) && c.scale === 0) [type, fitting, misfits] = ['integer', c.integer, c.misfits.integer]
   else if (fits(c.decimal)) [type, fitting, misfits] = ['decimal', c.decimal, c.misfits.decimal]
   if (type === 'integer' && c.maxLength > 1 && c.leadingZeros) type = 'string' // leading zeros: an identifier
+  // Digits alone, too many for an int64 (a 20-digit account number 40817810000000000001): an
+  // identifier too, not a numeric(20, 0), which would drop a leading zero (00017810000000000002
+  // written as 17810000000000002) and let it be summed
+  if (type === 'decimal' && c.scale === 0 && c.intDigits > 18 && c.digitsOnly >= c.decimal) type = 'string'
   // card numbers: identifiers, not quantities (19 digits overflow bigint; summed or rounded, never)
   if (type === 'integer' && c.cards >= 0.5 * ne) type = 'string'
   if (type === 'string') [fitting, misfits] = [ne, []]
@@ -623,16 +662,28 @@ function summarize(c: ColumnStats): ColumnProfile {
     // column says which one is meant (e.g. all days <= 12 under dd/MM and MM/dd).
     const full = dateFormats.filter((f) => f.matches === c.dateFits).map((f) => f.format)
     const conflicts = [...c.disagree.keys()].map((k) => k.split('|') as [string, string]).filter(([a, b]) => full.includes(a) && full.includes(b))
+    // Day/month twins that read the same values and disagree on some, beside values in another
+    // format (20.11.2026 with 03/04/2026 and 05/06/2026): no value only one of them reads, so
+    // nothing settles the order of the slashed ones either, though neither matches every value
+    const unsettledTwins = [...c.disagree.keys()]
+      .map((k) => k.split('|') as [string, string])
+      .filter(([a, b]) => !(full.includes(a) && full.includes(b)) && twinOf(a) !== undefined && twinOf(a) === twinOf(b) && !c.twinOnly.has(a) && !c.twinOnly.has(b))
     // Dates in both orders: some values only dd/MM reads (22/11/2026), others only MM/dd
     // (11/23/2026). No value settles the column: a value both read (05/06/2026) is either, and
     // listing one order alone would read the other's such values as another day, silently.
     const mixed = [...c.twinOnly.keys()]
       .map((f) => [f, [...c.twinOnly.keys()].find((g) => g !== f && twinOf(g) === twinOf(f))] as const)
       .find((pair): pair is readonly [string, string] => pair[1] !== undefined)
-    p.ambiguous = conflicts.length > 0 || mixed !== undefined
+    p.ambiguous = conflicts.length > 0 || unsettledTwins.length > 0 || mixed !== undefined
     if (conflicts.length > 0) {
       const [a, b] = conflicts[0]!
       p.ambiguity_note = `every value matches both "${a}" and "${b}", which read ${c.ambiguousValues} value(s) differently; ask the source system which one it writes`
+    } else if (unsettledTwins.length > 0) {
+      const [a, b] = unsettledTwins[0]!
+      const key = `${a}|${b}`
+      p.ambiguity_note =
+        `${c.disagree.get(key)} value(s) match both "${a}" and "${b}", which read them differently (e.g. ${c.disagreeExample.get(key)}), and no value reads under only one of them, so nothing settles which one the column uses ` +
+        `(with both formats listed, normalize rejects such values as AMBIGUOUS_DATE); ask the source system which one it writes`
     } else if (mixed) {
       const [a, b] = mixed
       const ea = c.twinOnly.get(a)!

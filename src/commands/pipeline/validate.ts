@@ -1,6 +1,7 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
 import {loadSpec} from '../../config/spec.js'
+import {UsageError} from '../../errors.js'
 
 export interface PipelineValidateResult {
   valid: true
@@ -16,12 +17,21 @@ export default class PipelineValidate extends CutoverCommand {
   static override summary = 'Check a pipeline spec against the schema; errors point to file:line:column and say what is allowed (exit 2).'
   static override examples = ['<%= config.bin %> pipeline validate fixtures/specs/card-transactions.yaml', '<%= config.bin %> pipeline validate pipeline.yaml --json']
   static override args = {
-    spec: Args.string({required: true, description: 'pipeline spec (YAML)'}),
+    spec: Args.string({description: 'pipeline spec (YAML)'}),
+  }
+  // every other command takes the spec as --spec: taken here too, rather than "Nonexistent flag"
+  static override flags = {
+    spec: Flags.string({description: 'pipeline spec (YAML), instead of the SPEC argument'}),
   }
 
   async run(): Promise<PipelineValidateResult> {
-    const {args} = await this.parse(PipelineValidate)
-    const {spec, file, sha256} = await loadSpec(args.spec)
+    const {args, flags} = await this.parse(PipelineValidate)
+    if (args.spec !== undefined && flags.spec !== undefined) {
+      throw new UsageError(`two specs given: ${args.spec} and --spec ${flags.spec}`, {hint: 'give one: cutover pipeline validate <spec> (or --spec <spec>)'})
+    }
+    const path = flags.spec ?? args.spec
+    if (path === undefined) throw new UsageError('no spec given', {hint: 'cutover pipeline validate <spec.yaml> (or --spec <spec.yaml>)'})
+    const {spec, file, sha256} = await loadSpec(path)
     const result: PipelineValidateResult = {valid: true, file, name: spec.name, sha256, fields: Object.keys(spec.fields).length}
     this.log(`${file}: valid pipeline spec "${result.name}" (${result.fields} fields, sha256 ${sha256.slice(0, 12)})`)
     return result
