@@ -31,7 +31,8 @@
  * after the RECORD_TOO_LARGE record: what follows it cannot be split into records.
  * Each of these records carries `raw`, for its dead letter: its lines as they are in the file
  * (FileLines), without the last line end; as UTF-8 text when all of them are characters of the
- * file's encoding, else the file's bytes themselves, a bad byte included (deadLetterValue). A record that runs to the end of the file or past max_record_bytes (a quote
+ * file's encoding, else the file's bytes themselves, a bad byte included, with `rawEncoding`
+ * saying so (deadLetterRaw). A record that runs to the end of the file or past max_record_bytes (a quote
  * never closed) keeps its first min(max_record_bytes, 64 KiB) bytes, and its message says so.
  *
  * Position: the source path, the 1-based physical line where the record starts (right with
@@ -419,10 +420,19 @@ export class FileLines {
  * byte is the evidence, and U+FFFD in its place would hide which byte it was).
  */
 export function deadLetterValue(bytes: Buffer, encoding: SupportedEncoding): Buffer {
-  if (encoding === 'utf-8') return bytes
+  return deadLetterRaw(bytes, encoding).raw
+}
+
+/**
+ * deadLetterValue as a record carries it: `raw`, with `rawEncoding` when it is the file's bytes
+ * (a byte invalid in the encoding among them), so that nobody has to tell from the bytes which it
+ * is: windows-1251 `D0 98` (Р, then the invalid 0x98) is also valid UTF-8 ("И").
+ */
+export function deadLetterRaw(bytes: Buffer, encoding: SupportedEncoding): {raw: Buffer; rawEncoding?: SupportedEncoding} {
+  if (encoding === 'utf-8') return isUtf8(bytes) ? {raw: bytes} : {raw: bytes, rawEncoding: encoding}
   const t = createUtf8Transcoder(encoding)
   const utf8 = t.write(bytes)
-  return t.sawInvalid ? bytes : Buffer.from(utf8)
+  return t.sawInvalid ? {raw: bytes, rawEncoding: encoding} : {raw: Buffer.from(utf8)}
 }
 
 async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink?: CsvRowSink<unknown>): AsyncGenerator<RawRecord[] | unknown> {
@@ -464,7 +474,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   const reportBad = (b: NonNullable<typeof bad>, end: number): void => {
     const raw = fileLines.bytes(b.start, end, end === Infinity ? Math.min(opts.maxRecordBytes, TOO_LARGE_KEPT_BYTES) : Infinity)
     const note = raw?.cut ? `; its dead letter holds its first ${raw.bytes.length} bytes` : ''
-    fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${b.start}: ${b.why}${note}`, position: pos(b.start, b.record), ...(raw ? {raw: deadLetterValue(raw.bytes, opts.encoding)} : {})})
+    fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${b.start}: ${b.why}${note}`, position: pos(b.start, b.record), ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {})})
   }
   // csv-parse's own end of a record, and in its place while a bad record is read
   let onRecord: CsvApi['__onRecord'] = undefined as unknown as CsvApi['__onRecord']
@@ -515,7 +525,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
           code: 'RECORD_TOO_LARGE',
           message: `${source}:${start}: record is larger than ${opts.maxRecordBytes} bytes (a quote never closed?)${note}`,
           position: pos(start),
-          ...(kept ? {raw: deadLetterValue(kept.bytes, opts.encoding)} : {}),
+          ...(kept ? deadLetterRaw(kept.bytes, opts.encoding) : {}),
         })
         fatal = new SpecError({file: source, line: start}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {
           hint: 'fix the unbalanced quote near this line, or raise max_record_bytes',
@@ -589,7 +599,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
         code: 'SCHEMA_VIOLATION',
         message: `${source}:${start}: expected ${columns.length} fields (${columns.join(opts.delimiter)}), got ${rec.length}`,
         position: pos(start),
-        ...(raw ? {raw: deadLetterValue(raw.bytes, opts.encoding)} : {}),
+        ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {}),
       })
       return
     }
@@ -604,7 +614,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
             position: pos(start),
             field: columns[i]!,
             value: rec[i]!, // as read, U+FFFD for each bad byte; masked by whoever shows it when sensitive
-            ...(raw ? {raw: raw.bytes} : {}), // the bad bytes themselves, as they are in the file
+            ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {}), // the bad bytes themselves, as they are in the file
           })
           return
         }

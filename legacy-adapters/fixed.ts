@@ -19,7 +19,7 @@
  *                            COMP-5    big-endian binary, any value of its bytes
  *
  * Yields {ok: true, fields: {name: text}} with numbers as exact decimal strings, and the
- * record's bytes in `raw`. The fields object's prototype names the numbers with an implied
+ * record's bytes in `raw` (a reject's with `rawEncoding`, the file's encoding: they are never UTF-8 text). The fields object's prototype names the numbers with an implied
  * decimal point (V) as exact decimals (EXACT_DECIMALS, src/normalize/decimal.ts): their "." is
  * the decimal point, which printed text cannot promise ("1.234" may be 1234). A numeric field
  * left uninitialised yields "" (blank), for the normalizer to judge (REQUIRED_FIELD_EMPTY, or null): a zoned or packed field that is all
@@ -257,7 +257,7 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
     const position: Position = {scheme: 'fixed', source: opts.source, record: recordNo, byteOffset: offset}
     const raw = Buffer.from(buf.subarray(start, start + length))
     if (length < need) {
-      return {ok: false, code: 'SCHEMA_VIOLATION', message: `${opts.source} record ${recordNo} at byte ${offset}: ${length} bytes, the copybook needs ${need}`, position, raw}
+      return {ok: false, code: 'SCHEMA_VIOLATION', message: `${opts.source} record ${recordNo} at byte ${offset}: ${length} bytes, the copybook needs ${need}`, position, raw, rawEncoding: opts.encoding}
     }
     try {
       return {ok: true, fields: decode(buf, start), position, raw}
@@ -272,6 +272,7 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
         message: `${opts.source} record ${recordNo}, byte ${at}: ${e.message}`,
         position,
         raw,
+        rawEncoding: opts.encoding,
         ...(e.field !== undefined ? {field: e.field} : {}),
         ...(typeof fieldOffset === 'number' && typeof fieldLength === 'number' ? {value: hexValue(buf.subarray(start + fieldOffset, start + fieldOffset + fieldLength))} : {}),
       }
@@ -328,6 +329,7 @@ async function* fixedBatches(chunks: AsyncIterable<Buffer>, opts: FixedOptions):
         message: `${opts.source} record ${recordNo} at byte ${fileOffset}: the file ends inside a record (${pending.length} bytes left)`,
         position: {scheme: 'fixed', source: opts.source, record: recordNo, byteOffset: fileOffset},
         raw: pending,
+        rawEncoding: opts.encoding,
       }]
     } else {
       yield [one(pending, 0, Math.min(pending.length, need), fileOffset)]

@@ -6,6 +6,7 @@
 import type {RecordErrorCode} from '../src/errors.js'
 import type {Logger} from '../src/log.js'
 import type {KafkaSettings} from '../src/config/env.js'
+import type {SupportedEncoding} from '../src/normalize/encoding.js'
 
 /** Where a record came from: enough for every error to say `file:line`, an offset, or a row key. */
 export interface Position {
@@ -47,7 +48,16 @@ export interface RawRecordError extends KafkaOrigin {
   code: RecordErrorCode
   message: string
   position: Position
+  /** what the record was read from, for its dead letter (csv: its lines, fixed: its bytes, kafka: the value) */
   raw?: Buffer
+  /**
+   * Set when `raw` is the file's own bytes in this encoding rather than UTF-8 text: a fixed:
+   * record, always; a csv: record's lines when they hold a byte invalid in the file's encoding
+   * (else the csv reader gives them as UTF-8 text, and this is not set). Whoever writes `raw`
+   * (normalize's rejects, backfill's dead letters) goes by this, never by whether the bytes
+   * happen to be valid UTF-8: windows-1251 `D0 98` (Р and the invalid 0x98) is UTF-8 "И".
+   */
+  rawEncoding?: SupportedEncoding
   /** the input field at fault, as the reader names it (a CSV column, a copybook field), when one is */
   field?: string
   /**

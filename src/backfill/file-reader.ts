@@ -13,6 +13,7 @@ import {fileURLToPath} from 'node:url'
 import {Worker} from 'node:worker_threads'
 import type {Position} from '../../legacy-adapters/types.js'
 import {CutoverError, SpecError, UsageError, ServiceUnavailableError, type RecordErrorCode} from '../errors.js'
+import type {SupportedEncoding} from '../normalize/encoding.js'
 import type {BackfillCounts} from './checkpoint.js'
 
 export interface ReaderWorkerData {
@@ -50,6 +51,8 @@ export interface WorkerDead {
   position: Position
   ordinal: number
   raw?: Uint8Array
+  /** the reader's rawEncoding: `raw` is the file's bytes in this encoding, not UTF-8 text */
+  rawEncoding?: SupportedEncoding
 }
 
 /**

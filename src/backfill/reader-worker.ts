@@ -129,7 +129,7 @@ async function main(): Promise<void> {
       if (!r.ok) {
         counts.rejected++
         counts.rejected_by_code[r.code] = (counts.rejected_by_code[r.code] ?? 0) + 1
-        dead.push({code: r.code, message: r.message, position: pos, ordinal, ...(r.raw ? {raw: new Uint8Array(r.raw)} : {})})
+        dead.push({code: r.code, message: r.message, position: pos, ordinal, ...(r.raw ? {raw: new Uint8Array(r.raw)} : {}), ...(r.rawEncoding ? {rawEncoding: r.rawEncoding} : {})})
       } else {
         counts.sent++
         packer.add(hasKey ? keyFrom(r.fields) : null, JSON.stringify(r.fields), formatPosition(pos))

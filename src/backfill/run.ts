@@ -11,7 +11,10 @@
  *        `--send normalized` sends the typed record instead) (kafka:
  *        sources without --spec: the original value bytes, a tombstone as a tombstone), key = the
  *        spec's key or --key (kafka: sources keep their key, headers and timestamp), headers cutover.backfill.id and
- *        cutover.backfill.position (formatPosition: `file.csv:12`, `topic/3@1042`, `table[17]`)
+ *        cutover.backfill.position (formatPosition: `file.csv:12`, `topic/3@1042`, `table[17]`);
+ *        a csv:/fixed: dead letter whose value is bytes in the file's encoding (a line holding a
+ *        byte invalid in it, a copybook record, a line re-encoded for a csv spec), not UTF-8 text,
+ *        also has cutover.source.encoding naming it (fileDeadLetterEncoding)
  *     -> paced (./pacing.ts: --rate/--burst through the one TokenBucket, --max-lag by the group's lag)
  *     -> batched, snappy, idempotent producer (./producer.ts), acknowledged in order
  *     -> checkpoint of the acknowledged source position in cutover.backfills every few seconds
@@ -39,6 +42,7 @@ import {isTombstone} from '../../legacy-adapters/kafka.js'
 import {csvLine} from '../../legacy-adapters/csv.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
+import {fixedOptionsFromUri} from '../../legacy-adapters/fixed.js'
 import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
 import type {KafkaReaderContext} from '../../legacy-adapters/kafka.js'
 import type {ConnectionSettings} from '../config/env.js'
@@ -49,8 +53,9 @@ import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {writableHeaders} from '../kafka/headers.js'
 import {redactString, type Logger} from '../log.js'
-import {encodeString, resolveEncoding} from '../normalize/encoding.js'
+import {encodeString, resolveEncoding, type SupportedEncoding} from '../normalize/encoding.js'
 import {createNormalizer, fieldsJson} from '../normalize/index.js'
+import {SOURCE_ENCODING_HEADER} from '../dlq/mask.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
 import {BACKFILL_NEEDS, requirePrivileges} from '../pg/privileges.js'
 import {deadLetterHeaders, toKafkaHeaders} from '../runtime/outbox.js'
@@ -243,6 +248,23 @@ function recordAsRead(loaded: LoadedSpec, uri: SourceUri): (r: RawRecordOk) => s
       throw new RangeError(`column ${columns[i] ?? '?'} holds a character that ${encoding} has no byte for`, {cause: e})
     }
   }
+}
+
+/**
+ * The encoding of a csv: or fixed: record as recordAsRead gives it, for the dead letter of a record
+ * the spec rejects, when those are bytes in an encoding other than UTF-8 (cutover.source.encoding):
+ * a fixed spec's record bytes are in the fixed: source's encoding (EBCDIC, packed fields: never
+ * UTF-8 text), a csv spec's line in the spec's source.encoding. undefined for a json spec (UTF-8
+ * JSON) and for other sources.
+ */
+async function fileDeadLetterEncoding(loaded: LoadedSpec, uri: SourceUri, cwd: string | undefined): Promise<SupportedEncoding | undefined> {
+  const source = loaded.spec.source
+  if (uri.scheme === 'fixed' && source.format === 'fixed') return (await fixedOptionsFromUri(uri, cwd ? {cwd} : {})).encoding
+  if ((uri.scheme === 'csv' || uri.scheme === 'fixed') && source.format === 'csv') {
+    const encoding = resolveEncoding(source.encoding, 'source.encoding')
+    return encoding === 'utf-8' ? undefined : encoding
+  }
+  return undefined
 }
 
 /**
@@ -610,6 +632,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (spec) for (const k of keyFields) if (!(k in spec.fields)) throw new UsageError(`--key ${k} is not a field of the spec`, {hint: `one of: ${Object.keys(spec.fields).join(', ')}`})
     // --send normalized: a dead letter keeps the fields as JSON (kafka: the value bytes), as before
     const asRead = loaded && !sendNormalized ? recordAsRead(loaded, uri) : (r: RawRecordOk) => (isKafka && r.raw ? r.raw : JSON.stringify(r.fields))
+    // the encoding of what asRead gives a file's record, when it is not UTF-8 text: on its dead letter
+    const asReadEncoding = loaded && !sendNormalized ? await fileDeadLetterEncoding(loaded, uri, o.cwd) : undefined
     // a kafka: source with a csv or fixed spec: each message decoded as stream run decodes it (read
     // as text, not tried as JSON first, unless the URI says format=)
     const decoded = isKafka && loaded ? kafkaMessageFields(loaded) : undefined
@@ -969,7 +993,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             ordinal = d.ordinal
             const raw = d.raw ? Buffer.from(d.raw.buffer, d.raw.byteOffset, d.raw.byteLength) : undefined
             const r: RawRecord = {ok: false, code: d.code, message: d.message, position: d.position, ...(raw ? {raw} : {})}
-            deadLetter(r, d.code, d.message, 'decode', null, raw ?? null, {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(d.position)})
+            const headers: IHeaders = {[BACKFILL_ID_HEADER]: idHeader, [BACKFILL_POSITION_HEADER]: formatPosition(d.position)}
+            if (raw && d.rawEncoding) headers[SOURCE_ENCODING_HEADER] = d.rawEncoding
+            deadLetter(r, d.code, d.message, 'decode', null, raw ?? null, headers)
           }
           batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, lastSha256: pb.meta.lastSha256, counts: pb.meta.counts}
           if (o.progress) o.progress.done += pb.processed
@@ -1026,7 +1052,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               c.read++
               c.rejected++
               c.rejected_by_code[r.code] = (c.rejected_by_code[r.code] ?? 0) + 1
-              deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, headers)
+              // a file's bytes (the reader says so: rawEncoding), not UTF-8 text: their encoding named
+              const withEncoding = isFile && r.raw && r.rawEncoding ? {...headers, [SOURCE_ENCODING_HEADER]: r.rawEncoding} : headers
+              deadLetter(r, r.code, r.message, 'decode', isKafka ? (r.key ?? null) : null, r.raw ?? null, withEncoding)
             } else if (normalize) {
               const result = normalize(r)
               const timeOk = result.ok ? undefined : timeOnly?.(r)
@@ -1041,12 +1069,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
                 c.rejected_by_code[first.code] = (c.rejected_by_code[first.code] ?? 0) + 1
                 const rawKey = keyOf(rawKeyFields.map((f) => r.fields[f])) ?? (isKafka && r.key ? r.key : null)
                 let value: string | Buffer
+                let encoded = asReadEncoding
                 try {
                   value = asRead(r)
                 } catch {
                   value = JSON.stringify(r.fields) // not encodable as the spec's source: the fields, to fix and replay
+                  encoded = undefined
                 }
-                deadLetter(r, first.code, first.message, 'normalize', rawKey, value, headers)
+                deadLetter(r, first.code, first.message, 'normalize', rawKey, value, encoded ? {...headers, [SOURCE_ENCODING_HEADER]: encoded} : headers)
               } else {
                 if (eventTimeField && outOfRange(Date.parse(String(result.record[eventTimeField])))) {
                   c.out_of_range++

@@ -27,7 +27,7 @@
 import type {IHeaders} from 'kafkajs'
 import {RECORD_ERROR_CODES} from '../errors.js'
 import {writableHeaderValue, type ReadHeaderValue} from '../kafka/headers.js'
-import {DLQ_HEADERS, VALUE_OMITTED_HEADER} from '../runtime/outbox.js'
+import {DLQ_HEADERS, SOURCE_ENCODING_HEADER, VALUE_OMITTED_HEADER} from '../runtime/outbox.js'
 
 export type DeadLetterOrigin = 'cutover' | 'connect' | 'spring' | 'unknown'
 
@@ -55,7 +55,11 @@ export interface DeadLetterView {
   failedAt: string | null
   /** the Java exception, for Connect and Spring */
   exceptionClass: string | null
-  /** set when the relay could not publish the value (cutover.value.omitted): the record cannot be replayed */
+  /**
+   * set when the relay could not publish the value (cutover.value.omitted): the record cannot be
+   * replayed; `dlq republish` publishes the dead letter again with its value, a later copy that
+   * then stands for it (./republish.ts DeadLetterCopies)
+   */
   valueOmitted: string | null
 }
 
@@ -64,7 +68,7 @@ export const REPLAY_ID_HEADER = 'cutover.replay.id'
 export const PARKED_BY_HEADER = 'cutover.parked.by'
 
 /** The runtime's own dead-letter headers (DESIGN.md), plus what the relay and replays add. */
-const CUTOVER_DEAD_LETTER = new Set<string>([...DLQ_HEADERS, VALUE_OMITTED_HEADER, REPLAY_ID_HEADER, PARKED_BY_HEADER])
+const CUTOVER_DEAD_LETTER = new Set<string>([...DLQ_HEADERS, VALUE_OMITTED_HEADER, SOURCE_ENCODING_HEADER, REPLAY_ID_HEADER, PARKED_BY_HEADER])
 
 /** Is this header dead-letter bookkeeping (not one of the original record's headers)? */
 export function isDeadLetterHeader(name: string): boolean {
@@ -85,6 +89,11 @@ function first(headers: IHeaders | Record<string, HeaderValue> | undefined, name
 function text(headers: IHeaders | Record<string, HeaderValue> | undefined, name: string): string | null {
   const b = first(headers, name)
   return b === undefined ? null : b.toString('utf8')
+}
+
+/** A header's text (UTF-8; the last of a repeated name), null when the record has none. */
+export function headerText(headers: IHeaders | Record<string, HeaderValue> | undefined, name: string): string | null {
+  return text(headers, name)
 }
 
 function int(s: string | null): number | null {

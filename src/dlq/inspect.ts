@@ -3,18 +3,23 @@
  * as they were at the start (never commits a group offset), through a pure aggregator:
  * counts by code, by source topic/partition, by hour (of the failure), by pipeline version;
  * the first and last occurrence; up to `limit` samples per code (the first ones, in read
- * order) with the message, the source coordinates and the value masked (./mask.ts).
+ * order) with the message, the source coordinates and the value masked (./mask.ts), decoded
+ * from the encoding its cutover.source.encoding header names when it has one.
  *
  * Repeats that the outbox relay may publish (at-least-once) have identical headers and are
  * counted once (`repeats` says how many were dropped); they are looked for among the latest
- * 500,000 dead letters, since a relay repeat follows its original closely.
+ * 500,000 dead letters, since a relay repeat follows its original closely. A dead letter the
+ * relay published without its value (`cutover.value.omitted`) and `dlq republish` published again
+ * with it is counted once too, and the copy with the value stands for it: it takes the other's
+ * place among the samples (./republish.ts DeadLetterCopies).
  */
 import type {KafkaSettings} from '../config/env.js'
 import {loadSpec} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {DeadLetterOrigin} from './headers.js'
-import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, type ValueMasking} from './mask.js'
-import {dlqRanges, matchesFilter, readDeadLetters, RepeatFilter, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
+import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, valueEncodingOf, type ValueMasking} from './mask.js'
+import {deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
+import {DeadLetterCopies} from './republish.js'
 
 export interface DlqSample {
   dlq: {partition: number; offset: string; timestamp: string}
@@ -31,6 +36,14 @@ export interface DlqSample {
   value: unknown
   value_masking: ValueMasking
   value_note?: string
+  /** the relay published it without its value (cutover.value.omitted: why); `dlq republish` publishes it again with it */
+  value_omitted?: string
+  /**
+   * The value is a file's bytes in this encoding (its cutover.source.encoding header: a backfill's
+   * dead letter of a windows-1251 line with an invalid byte, of an EBCDIC record): `value`, when
+   * shown, is them decoded with it, each byte with no character in it written \x98
+   */
+  value_encoding?: string
 }
 
 export interface DlqOccurrence {
@@ -51,7 +64,7 @@ export interface DlqInspectResult {
   scanned: number
   /** dead letters matching the filter (repeats excluded): the sum of by_code */
   total: number
-  /** relay repeats dropped (same headers as one already counted) */
+  /** relay repeats dropped (same headers as one already counted), a copy published again with its value (dlq republish) included */
   repeats: number
   by_code: Record<string, number>
   by_origin: Partial<Record<DeadLetterOrigin, number>>
@@ -90,7 +103,9 @@ export class DlqAggregator {
   total = 0
   repeats = 0
   /** identities of recent dead letters (bounded: relay repeats follow their original closely) */
-  private readonly seen = new RepeatFilter()
+  private readonly seen = new DeadLetterCopies()
+  /** samples of copies without their value, by identity: a later copy with the value takes their place */
+  private readonly withoutValue = new Map<string, {code: string; index: number}>()
   readonly byCode = new Map<string, number>()
   private readonly byOrigin = new Map<DeadLetterOrigin, number>()
   private readonly bySource = new Map<string, {topic: string | null; partition: number | null; count: number}>()
@@ -109,8 +124,11 @@ export class DlqAggregator {
   add(r: DlqRecord): void {
     this.scanned++
     if (!matchesFilter(r, this.o.filter)) return
-    if (this.seen.isRepeat(r)) {
+    const copy = this.seen.classify(r)
+    if (copy !== 'first') {
+      // counted already; a copy with the value after one without it is the one to show
       this.repeats++
+      if (copy === 'value') this.showInstead(r)
       return
     }
     const v = r.view
@@ -137,24 +155,42 @@ export class DlqAggregator {
     if (this.last === null || at >= this.last.at) this.last = occ
     const list = this.samples.get(v.code) ?? []
     if (list.length < this.o.limit) {
-      const shown = showDeadLetterValue(r.value, this.o.sensitive)
-      list.push({
-        dlq: {partition: r.partition, offset: r.offset, timestamp: r.timestamp},
-        source: v.source,
-        key: showDeadLetterKey(keyText(r.key), this.o.maskKeys ?? this.o.sensitive === undefined),
-        code: v.code,
-        message: v.message,
-        stage: v.stage,
-        origin: v.origin,
-        exception_class: v.exceptionClass,
-        failed_at: v.failedAt,
-        replay_count: v.replayCount,
-        value: shown.value,
-        value_masking: shown.masking,
-        ...(shown.note ? {value_note: shown.note} : {}),
-      })
+      if (v.valueOmitted !== null) this.withoutValue.set(deadLetterIdentity(r) ?? '', {code: v.code, index: list.length})
+      list.push(this.sample(r))
     }
     this.samples.set(v.code, list)
+  }
+
+  /** `r`, a copy with the value of a dead letter sampled from a copy without it, in that sample's place. */
+  private showInstead(r: DlqRecord): void {
+    const id = deadLetterIdentity(r) ?? ''
+    const at = this.withoutValue.get(id)
+    if (!at) return
+    this.withoutValue.delete(id)
+    const list = this.samples.get(at.code)
+    if (list && at.index < list.length) list[at.index] = this.sample(r)
+  }
+
+  private sample(r: DlqRecord): DlqSample {
+    const v = r.view
+    const shown = showDeadLetterValue(r.value, this.o.sensitive, valueEncodingOf(r.headers))
+    return {
+      dlq: {partition: r.partition, offset: r.offset, timestamp: r.timestamp},
+      source: v.source,
+      key: showDeadLetterKey(keyText(r.key), this.o.maskKeys ?? this.o.sensitive === undefined),
+      code: v.code,
+      message: v.message,
+      stage: v.stage,
+      origin: v.origin,
+      exception_class: v.exceptionClass,
+      failed_at: v.failedAt,
+      replay_count: v.replayCount,
+      value: shown.value,
+      value_masking: shown.masking,
+      ...(shown.note ? {value_note: shown.note} : {}),
+      ...(shown.encoding ? {value_encoding: shown.encoding} : {}),
+      ...(v.valueOmitted !== null ? {value_omitted: v.valueOmitted} : {}),
+    }
   }
 
   byCodeRecord(): Record<string, number> {

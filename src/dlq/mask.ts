@@ -15,11 +15,22 @@
  * of that text: Node 20 has no raw JSON numbers.) A value that gives a member name twice, which
  * the normalizer refuses, is shown as JSON.parse reads it (the last one), and so is one holding a
  * lone UTF-16 surrogate (also refused).
+ *
+ * A value that is a file's bytes in another encoding than UTF-8 (a backfill's dead letter of a
+ * windows-1251 line holding a byte invalid in it, of an EBCDIC record) says so in its
+ * `cutover.source.encoding` header: it is decoded with that encoding, each byte with no character
+ * in it written `\x98` (decodeMarked), and `encoding` says so. Shown as any other text is (or
+ * not: the rules above); the bytes themselves are untouched.
  */
 import {createHash} from 'node:crypto'
 import {namesOf, sensitiveInputs, type PipelineSpec} from '../config/spec.js'
 import {JsonNumberText, maskValue, parseJsonExact} from '../normalize/index.js'
 import {UnusableJsonError} from '../normalize/json.js'
+import {decodeMarked, lookupEncoding, type SupportedEncoding} from '../normalize/encoding.js'
+import {SOURCE_ENCODING_HEADER} from '../runtime/outbox.js'
+import type {DlqHeaders} from './reader.js'
+
+export {SOURCE_ENCODING_HEADER}
 
 export type ValueMasking = 'sensitive-fields' | 'all'
 
@@ -27,8 +38,21 @@ export interface ShownValue {
   /** the value as shown: a JSON value with masked leaves, a text preview, or null */
   value: unknown
   masking: ValueMasking
-  /** why the value (or part of it) is not shown */
+  /** why the value (or part of it) is not shown; how it was decoded */
   note?: string
+  /** the value's bytes were decoded from this encoding (its cutover.source.encoding header) */
+  encoding?: SupportedEncoding
+}
+
+/**
+ * The encoding a dead letter's `cutover.source.encoding` header names (the last one given), when
+ * it is one cutover reads; undefined without one (the value is UTF-8, or nobody said).
+ */
+export function valueEncodingOf(headers: DlqHeaders | undefined): SupportedEncoding | undefined {
+  const v = headers?.[SOURCE_ENCODING_HEADER]
+  const one = Array.isArray(v) ? v[v.length - 1] : v
+  if (one === undefined || one === null) return undefined
+  return lookupEncoding(Buffer.isBuffer(one) ? one.toString('utf8') : one)
 }
 
 /**
@@ -99,9 +123,18 @@ function maskPath(obj: Record<string, unknown>, path: string[]): void {
   else if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof JsonNumberText)) maskPath(v as Record<string, unknown>, rest)
 }
 
-export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] | undefined): ShownValue {
+export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] | undefined, encoding?: SupportedEncoding): ShownValue {
   const masking: ValueMasking = sensitive ? 'sensitive-fields' : 'all'
   if (value === null) return {value: null, masking, note: 'no value (a tombstone, or omitted by the relay)'}
+  if (encoding !== undefined) {
+    // a file's bytes, never JSON: text in that encoding, shown or not as any other text
+    if (!(sensitive && sensitive.length === 0)) {
+      return {value: null, masking, encoding, note: `${value.length} bytes of ${encoding} text (its cutover.source.encoding header), not a JSON object: not shown (${sensitive ? 'the spec has sensitive fields' : 'no --spec'})`}
+    }
+    const {text, marked} = decodeMarked(value, encoding)
+    const note = `decoded from ${encoding}, as its cutover.source.encoding header says${marked > 0 ? `; ${marked} byte${marked === 1 ? '' : 's'} with no character in ${encoding} shown as \\xNN` : ''}`
+    return {value: text.length > 200 ? `${text.slice(0, 200)}…` : text, masking, encoding, note}
+  }
   let parsed: unknown
   let text: string | undefined
   try {

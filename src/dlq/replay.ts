@@ -5,7 +5,12 @@
  * the `kafka:` reader ranges them), then --code and --key; of cutover's dead letters only those
  * of the spec's pipeline (`cutover.pipeline`: a DLQ may be shared). The DLQ topic is only read, never
  * written. A relay repeat (the outbox relay publishes at least once: a copy with the same
- * headers, which `dlq inspect` counts once) is passed over, so the record is sent once.
+ * headers, which `dlq inspect` counts once) is passed over, so the record is sent once. A dead
+ * letter the relay published without its value and `dlq republish` published again with it is on
+ * the DLQ twice (./republish.ts): the copy with the value is the one sent (never passed over as a
+ * repeat, also after the other was parked), and the copy without it is passed over as a repeat
+ * while the outbox row says its value went out again (parked otherwise: sent rows are pruned
+ * after a day).
  *
  * Identity: the replay id is derived from the selection (topic, pipeline, codes, since, until,
  * key, --to, --max-replays, as given) unless --replay-id names one. The row keeps --key only as
@@ -28,8 +33,8 @@
  *       kafka_dlt-original-topic) or --to <topic>: original key, value, headers byte for
  *       byte, without the dead-letter headers, plus cutover.replay.count (+1) and
  *       cutover.replay.id; records whose count would pass --max-replays (or whose value the
- *       relay could not publish: cutover.value.omitted) go to <dlq>.parked with all their
- *       headers and cutover.parked.by
+ *       relay could not publish: cutover.value.omitted, unless published again since) go to
+ *       <dlq>.parked with all their headers and cutover.parked.by
  *       sendOffsets(group, next DLQ offset)
  *     COMMIT (Kafka)
  *   UPDATE cutover.replays: counts, progress (only if still at the stretch's start)
@@ -56,7 +61,8 @@ import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
 import {digestStoredKey, finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
 import {keyDigest, showKeyDigest} from './mask.js'
 import {ReplayPredictor, type DlqPrediction} from './predict.js'
-import {dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, RepeatFilter, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
+import {deadLetterIdentity, dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
+import {DeadLetterCopies, republishedCopies} from './republish.js'
 
 export type {DlqPrediction}
 
@@ -141,7 +147,8 @@ export interface DlqReplayResult {
    * relay repeats this run passed over: copies of a dead letter the outbox relay published twice
    * (same headers, as `dlq inspect` counts them once); neither selected nor sent, so the record goes
    * back once. Looked for among the latest 500,000 dead letters (a run that resumes reads back that
-   * far before where the last one stopped).
+   * far before where the last one stopped). Counts too a copy published without its value whose
+   * dead letter `dlq republish` published again with it (the later copy, with the value, is sent).
    */
   repeats_now: number
   /** cutover's dead letters of other pipelines (cutover.pipeline) in the range this run read: not selected */
@@ -263,7 +270,7 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
   const admin = await connectAdmin(createKafka(o.settings.kafka, {mode: 'fail-fast', logger}), o.settings.kafka)
   const targets = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until).finally(() => admin.disconnect().catch(() => {}))
   const filter = filterOf(o, loaded.spec.name)
-  const repeats = new RepeatFilter()
+  const copies = new DeadLetterCopies()
   let repeatsNow = 0
   let otherPipelines = 0
   let scanned = 0
@@ -278,10 +285,15 @@ async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logge
     ...(o.signal ? {signal: o.signal} : {}),
   })) {
     scanned += batch.length
-    const chosen = batch.filter((r) => {
+    const matching = batch.filter((r) => {
       if (ofOtherPipeline(r, loaded.spec.name)) otherPipelines++
-      if (!matchesFilter(r, filter)) return false
-      if (!repeats.isRepeat(r)) return true
+      return matchesFilter(r, filter)
+    })
+    const republished = await republishedCopies(pool, matching, logger)
+    const chosen = matching.filter((r) => {
+      const copy = copies.classify(r)
+      // a repeat; or a copy without its value whose dead letter was published again with it (that copy is the one)
+      if (copy === 'value' || (copy === 'first' && !republished.has(deadLetterIdentity(r) ?? ''))) return true
       repeatsNow++
       return false
     })
@@ -328,8 +340,8 @@ class Replay {
   private parkedNow = 0
   private repeatsNow = 0
   private otherPipelinesNow = 0
-  /** relay repeats: the selected dead letters seen by this run (and read back on resuming) */
-  private readonly repeats = new RepeatFilter()
+  /** relay repeats and copies published again with their value: the selected dead letters seen by this run (and read back on resuming) */
+  private readonly copies = new DeadLetterCopies()
 
   constructor(
     private readonly o: DlqReplayOptions,
@@ -596,7 +608,7 @@ class Replay {
           // the look-back, or fetched before the seek: already counted, only remembered
           const m = batch.messages[i++]!
           const r = recordOf(p, m)
-          if (matchesFilter(r, this.filter)) this.repeats.isRepeat(r)
+          if (matchesFilter(r, this.filter)) this.copies.classify(r)
           continue
         }
         // Offsets skipped before `first` inside one fetched batch, or by a fetch that began at or
@@ -724,14 +736,27 @@ class Replay {
     const byTopic = new Map<string, Message[]>()
     const countOnly = (countOnlyUntil.get(p) ?? -1n) >= nextOffset
     const parkedTopic = `${o.topic}.parked`
-    for (const m of messages) {
-      const r = recordOf(p, m)
+    const records = messages.map((m) => recordOf(p, m))
+    // copies without their value whose dead letter `dlq republish` published again with it (asked only when the stretch holds one)
+    const republished = await republishedCopies(this.pool, records.filter((r) => matchesFilter(r, this.filter)), this.logger)
+    for (const [i, m] of messages.entries()) {
+      const r = records[i]!
       const headers = r.headers
       if (!countOnly && ofOtherPipeline(r, this.loaded.spec.name)) this.otherPipelinesNow++
       if (!matchesFilter(r, this.filter)) continue
-      // a relay repeat of a dead letter this replay sent or parked already: once is enough
-      if (this.repeats.isRepeat(r)) {
+      // a relay repeat of a dead letter this replay sent or parked already: once is enough; a copy
+      // WITH its value after copies without it (dlq republish) is the dead letter: it goes
+      const copy = this.copies.classify(r)
+      if (copy === 'repeat') {
         if (!countOnly) this.repeatsNow++
+        continue
+      }
+      if (copy === 'first' && republished.has(deadLetterIdentity(r) ?? '')) {
+        // without its value, published again with it since: that later copy is the one replayed
+        if (!countOnly) {
+          this.repeatsNow++
+          this.logger.info('replay.value_republished', {partition: p, offset: m.offset, source: r.view.source, note: 'published without its value, then again with it (dlq republish): the copy with the value is replayed, this one passed over'})
+        }
         continue
       }
       counts.selected++

@@ -14,7 +14,7 @@ export interface DlqStatsResult {
   as_of: string
   /** dead letters in the topic, repeats included (read, not end - start: a topic written in transactions has commit markers between them) */
   records: number
-  /** dead letters (relay repeats counted once) */
+  /** dead letters (relay repeats counted once; so is one published without its value and again with it: dlq republish) */
   total: number
   by_code: Record<string, number>
   last_hour: {count: number; per_minute: number; per_second: number}

@@ -3,7 +3,6 @@
  * the worker thread (./normalize-worker.ts) loads only this and the normalizers, not the
  * readers: normalize, serialize, dedupe, and the clean and reject NDJSON of each batch.
  */
-import {isUtf8} from 'node:buffer'
 import type {Position, RawRecord, RawRecordError} from '../../legacy-adapters/types.js'
 import type {RecordErrorCode} from '../errors.js'
 import type {PipelineSpec} from '../config/spec.js'
@@ -19,12 +18,18 @@ export interface RejectLine {
   position: Position
   /**
    * A record the reader could not read (a malformed or unclosed quote, a wrong field count, bytes
-   * invalid in the encoding): its lines as the reader keeps them for its dead letter (`raw`, see
-   * deadLetterValue in legacy-adapters/csv.ts), as text when they are valid UTF-8...
+   * invalid in the encoding, a bad copybook field): what the reader keeps for its dead letter
+   * (`raw`, see deadLetterRaw in legacy-adapters/csv.ts). A csv record's lines as UTF-8 text when
+   * every byte is a character of the file's encoding (windows-1251 decoded)...
    */
   original?: string
-  /** ...else their bytes, in base64 */
+  /**
+   * ...else the file's bytes as they are, in base64: a csv record's lines holding a byte invalid
+   * in the encoding, a fixed record (always: EBCDIC, packed fields)...
+   */
   original_base64?: string
+  /** ...in this encoding (the reader's `rawEncoding`): the file's, not UTF-8 */
+  original_encoding?: string
   /**
    * Why neither is there although the reader kept the lines: the spec has `sensitive` fields, and
    * a record that could not be split into fields cannot be masked field by field (its values may
@@ -86,8 +91,10 @@ export function recordSerializer(names: readonly string[]): (record: Record<stri
  * The reject of a record the reader could not read: the field it names (an input name) as the
  * spec field that reads it (`from`), and its value as read, masked when that field is sensitive.
  * A field the spec does not read keeps the reader's name, without its value: nothing says whether
- * it is safe to show. A csv record's original (the reader's `raw`) is kept as `original` (valid
- * UTF-8) or `original_base64`, unless the spec has sensitive fields: then `original_withheld`.
+ * it is safe to show. A csv or fixed record's original (the reader's `raw`) is kept as `original`
+ * (text) or, when the reader says it is the file's bytes (`rawEncoding`), as `original_base64`
+ * with `original_encoding`: never guessed from the bytes (windows-1251 `D0 98`, Р and the
+ * invalid 0x98, is valid UTF-8 "И"). The spec has sensitive fields: `original_withheld` instead.
  * Only rejected records pay for this; good records never reach here.
  */
 function readerRejectOf(fields: RecordProcessorSpec['fields']): (raw: RawRecordError) => RejectLine {
@@ -108,12 +115,14 @@ function readerRejectOf(fields: RecordProcessorSpec['fields']): (raw: RawRecordE
       message: raw.message,
       position: raw.position,
     }
-    // csv only for now: the fixed reader's raw (a whole EBCDIC record) is not asked for here, and
-    // test/unit/normalize-job.test.ts pins its rejects line without it
-    if (raw.raw !== undefined && raw.position.scheme === 'csv') {
+    // file records only: a kafka: record's raw is the message value, on its topic already
+    if (raw.raw !== undefined && (raw.position.scheme === 'csv' || raw.position.scheme === 'fixed')) {
       if (withheld !== undefined) line.original_withheld = withheld
-      else if (isUtf8(raw.raw)) line.original = raw.raw.toString('utf8')
-      else line.original_base64 = raw.raw.toString('base64')
+      else if (raw.rawEncoding === undefined) line.original = raw.raw.toString('utf8')
+      else {
+        line.original_base64 = raw.raw.toString('base64')
+        line.original_encoding = raw.rawEncoding
+      }
     }
     return line
   }

@@ -14,6 +14,7 @@
  * The EBCDIC tables are built once, on first use, from the `codepage` package (SheetJS):
  * decoding is then one array look-up per byte.
  */
+import {isUtf8} from 'node:buffer'
 import {createRequire} from 'node:module'
 import iconv from 'iconv-lite'
 import {RecordError, UsageError} from '../errors.js'
@@ -342,4 +343,46 @@ export function unmappedBytes(encoding: SupportedEncoding): readonly number[] {
     unmappedTables.set(encoding, bad)
   }
   return bad
+}
+
+/**
+ * Bytes in a supported encoding as text for a person to read (`dlq inspect` of a dead letter
+ * whose value is a file's bytes): each byte with no character in the encoding (windows-1251
+ * 0x98, a byte above 0x7F in ASCII, a byte of no UTF-8 character) written `\x98`, never U+FFFD
+ * (which hides which byte it was) and never an error. `marked`: how many bytes were so written.
+ */
+export function decodeMarked(buf: Uint8Array, encoding: SupportedEncoding): {text: string; marked: number} {
+  const mark = (b: number) => `\\x${b.toString(16).padStart(2, '0')}`
+  let text = ''
+  let marked = 0
+  if (encoding === 'utf-8') {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+    if (isUtf8(b)) return {text: b.toString('utf8'), marked: 0}
+    let i = 0
+    while (i < b.length) {
+      const c = b[i]!
+      const len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0
+      if (len > 0 && i + len <= b.length && (len === 1 || isUtf8(b.subarray(i, i + len)))) {
+        text += b.toString('utf8', i, i + len)
+        i += len
+      } else {
+        text += mark(c)
+        marked++
+        i++
+      }
+    }
+    return {text, marked}
+  }
+  const table = encoding === 'ascii' ? undefined : singleByteTable(encoding)!
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!
+    const ch = table ? table[c]! : c < 0x80 ? String.fromCharCode(c) : '\uFFFD'
+    if (ch === '\uFFFD') {
+      text += mark(c)
+      marked++
+    } else {
+      text += ch
+    }
+  }
+  return {text, marked}
 }

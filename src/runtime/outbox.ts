@@ -37,6 +37,13 @@ export const DLQ_HEADERS = [
  */
 export const VALUE_OMITTED_HEADER = 'cutover.value.omitted'
 
+/**
+ * Set by `backfill` on a dead letter of a csv: or fixed: source whose value is the file's bytes in
+ * an encoding other than UTF-8: the encoding's name (`windows-1251`, `cp037`), for `dlq inspect` to
+ * show the text. Bookkeeping as DLQ_HEADERS: `dlq replay` sends the record without it.
+ */
+export const SOURCE_ENCODING_HEADER = 'cutover.source.encoding'
+
 const OWN = new Set<string>([...DLQ_HEADERS, VALUE_OMITTED_HEADER])
 
 /**

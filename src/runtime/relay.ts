@@ -30,8 +30,11 @@
  * its value, with `cutover.value.omitted` saying why (else it would block the outbox for ever),
  * logged at error level (`relay.value_omitted`, with the outbox row's id and the record's source
  * coordinates) and counted (`onValueOmitted`). Its outbox row keeps the value and the header and
- * is never pruned: nothing is lost. Once the topic takes it, `UPDATE cutover.outbox SET sent_at =
- * NULL WHERE id = <id>` publishes it again, with its value.
+ * is never pruned: nothing is lost. Once the topic takes it, `cutover dlq republish`
+ * (src/dlq/republish.ts) makes the row unsent again and publishes it with these rounds: a row
+ * with the header goes with its value (never the header: messageOf), and once the broker took it
+ * the header leaves the row (`restored`: prunable again); one still too large goes without its
+ * value again, the header kept.
  *
  * A crash between the send and the COMMIT publishes those rows again on the next run
  * (at-least-once); their `cutover.source.*` headers let readers drop the repeat.
@@ -258,6 +261,8 @@ interface Outgoing {
   topicMessages: TopicMessages[]
   /** rows published without their value: their stored headers get VALUE_OMITTED_HEADER (the row is then never pruned) */
   omitted?: {id: string; note: string}
+  /** rows published without their value before (VALUE_OMITTED_HEADER stored) that go with it now: the header leaves their stored headers (prunable again) */
+  restored?: string[]
 }
 
 interface OutboxRow {
@@ -271,6 +276,15 @@ interface OutboxRow {
 /** A stored dead letter as the relay sends it: VALUE_OMITTED_HEADER, which only the relay sets, is set again when the value does not fit. */
 function messageOf(r: OutboxRow): Message {
   return {key: r.key, value: r.value, headers: toKafkaHeaders(r.headers.filter(([name, , b64name]) => b64name === 1 || name !== VALUE_OMITTED_HEADER))}
+}
+
+/** The stored headers hold VALUE_OMITTED_HEADER: an earlier round published the row without its value. */
+const wasOmitted = (r: OutboxRow): boolean => r.headers.some(([name, , b64name]) => b64name !== 1 && name === VALUE_OMITTED_HEADER)
+
+/** The ids of `rows` that go with their value after a round that published them without it. */
+function restoredOf(rows: readonly OutboxRow[]): {restored?: string[]} {
+  const ids = rows.filter(wasOmitted).map((r) => r.id)
+  return ids.length > 0 ? {restored: ids} : {}
 }
 
 function storedText(headers: StoredHeaders, name: string): string | undefined {
@@ -458,6 +472,15 @@ export class OutboxRelay {
       const entry: StoredHeaders = [[VALUE_OMITTED_HEADER, Buffer.from(d.omitted.note, 'utf8').toString('base64')]]
       await client.query('UPDATE cutover.outbox SET headers = headers || $2::jsonb WHERE id = $1 AND NOT headers @> $3::jsonb', [d.omitted.id, JSON.stringify(entry), JSON.stringify([[VALUE_OMITTED_HEADER]])])
     }
+    if (d.restored) {
+      // the DLQ topic holds the value now: the row no longer says it does not (and is pruned as any other)
+      await client.query(
+        `UPDATE cutover.outbox SET headers = coalesce(
+           (SELECT jsonb_agg(h.e ORDER BY h.i) FROM jsonb_array_elements(headers) WITH ORDINALITY AS h(e, i) WHERE NOT (jsonb_array_length(h.e) = 2 AND h.e ->> 0 = $2)), '[]'::jsonb)
+          WHERE id = ANY($1::bigint[])`,
+        [d.restored, VALUE_OMITTED_HEADER],
+      )
+    }
   }
 
   /** The next unsent rows, at most batchSize and RELAY_ROUND_BYTES (the first one whatever its size), in id order. */
@@ -474,7 +497,7 @@ export class OutboxRelay {
     if (rows.rows.length === 0) return 0
     const byTopic = new Map<string, Message[]>()
     for (const r of rows.rows) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), messageOf(r)])
-    const all: Outgoing = {ids: rows.rows.map((r) => r.id), topicMessages: [...byTopic].map(([topic, messages]) => ({topic, messages}))}
+    const all: Outgoing = {ids: rows.rows.map((r) => r.id), topicMessages: [...byTopic].map(([topic, messages]) => ({topic, messages})), ...restoredOf(rows.rows)}
     try {
       await this.send(all)
       await this.markSent(client, all)
@@ -502,7 +525,7 @@ export class OutboxRelay {
   private async publishAlone(client: PoolClient, r: OutboxRow): Promise<void> {
     const m = messageOf(r)
     try {
-      const one: Outgoing = {ids: [r.id], topicMessages: [{topic: r.topic, messages: [m]}]}
+      const one: Outgoing = {ids: [r.id], topicMessages: [{topic: r.topic, messages: [m]}], ...restoredOf([r])}
       await this.send(one)
       await this.markSent(client, one)
       return
@@ -520,7 +543,7 @@ export class OutboxRelay {
       bytes,
       code: storedText(r.headers, 'cutover.error.code'),
       source: sourceOf(r.headers),
-      note: `published without its value (header ${VALUE_OMITTED_HEADER}); the value stays in cutover.outbox id ${r.id}, never pruned. Raise max.message.bytes of ${r.topic}, then UPDATE cutover.outbox SET sent_at = NULL WHERE id = ${r.id} to publish it again with its value`,
+      note: `published without its value (header ${VALUE_OMITTED_HEADER}); the value stays in cutover.outbox id ${r.id}, never pruned. Raise max.message.bytes of ${r.topic} (cutover dlq republish --spec <the pipeline's spec> --id ${r.id} --dry-run says to what), then cutover dlq republish --spec <the pipeline's spec> --id ${r.id} publishes it again with its value`,
     })
     this.o.onValueOmitted?.(1)
   }

@@ -104,7 +104,7 @@ describe('day one: a typo on the command line', () => {
     expectOneDocument(j)
     expect(j.json.error).toEqual({
       code: 'USAGE',
-      message: 'dlq is a group of commands, not a command: name one of dlq inspect, dlq replay, dlq stats',
+      message: 'dlq is a group of commands, not a command: name one of dlq inspect, dlq replay, dlq republish, dlq stats',
       hint: 'put the command after dlq; cutover dlq --help says what each one does',
     })
     const help = await cli(['dlq']) // without --json: its help, as before

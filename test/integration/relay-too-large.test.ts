@@ -132,7 +132,7 @@ describe('outbox relay: a dead letter larger than the DLQ topic takes', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>)
     expect(said, tail(exit.stderr, 30)).toHaveLength(1)
     expect(said[0]).toMatchObject({level: 'error', outbox_id: row.rows[0]!.id, topic: f.dlqTopic, bytes: big.length, code: 'RECORD_TOO_LARGE', source: `${f.topic}/0@3`})
-    expect(String(said[0]!.note)).toContain(`UPDATE cutover.outbox SET sent_at = NULL WHERE id = ${row.rows[0]!.id}`)
+    expect(String(said[0]!.note)).toContain(`cutover dlq republish --spec <the pipeline's spec> --id ${row.rows[0]!.id}`)
 
     // housekeeping prunes the sent rows, never the one whose value the DLQ topic does not hold
     expect(await pruneSentOutbox(f.pool, f.name, 0)).toBe(7)

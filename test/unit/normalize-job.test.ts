@@ -1,3 +1,4 @@
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import fc from 'fast-check'
 import {describe, expect, it} from 'vitest'
@@ -81,6 +82,9 @@ sinks: [{table: t}]
         value: "X'00003A30000C'",
         message: expect.stringContaining('field amount (AMOUNT PIC S9(9)V99 packed): bad packed-decimal byte 0x3A'),
         position: expect.objectContaining({scheme: 'fixed', record: 6, byteOffset: 500}),
+        // the record's bytes as they are in the file (EBCDIC, packed fields), and their encoding
+        original_base64: readFileSync(join(ROOT, 'fixtures/legacy/TXN.DAT')).subarray(500, 600).toString('base64'),
+        original_encoding: 'cp037',
       },
     ])
   })
