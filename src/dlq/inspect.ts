@@ -4,7 +4,9 @@
  * counts by code, by source topic/partition, by hour (of the failure), by pipeline version;
  * the first and last occurrence; up to `limit` samples per code (the first ones, in read
  * order) with the message, the source coordinates and the value masked (./mask.ts), decoded
- * from the encoding its cutover.source.encoding header names when it has one.
+ * from the encoding its cutover.source.encoding header names when it has one, else, for a dead
+ * letter of the --spec's pipeline (`stream run`'s: the message as the topic held it), from the
+ * spec's source.encoding when that is not utf-8 or the value is not UTF-8 (mask.ts valueDecodingOf).
  *
  * Repeats that the outbox relay may publish (at-least-once) have identical headers and are
  * counted once (`repeats` says how many were dropped); they are looked for among the latest
@@ -14,10 +16,10 @@
  * place among the samples (./republish.ts DeadLetterCopies).
  */
 import type {KafkaSettings} from '../config/env.js'
-import {loadSpec} from '../config/spec.js'
+import {loadSpec, type PipelineSpec} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {DeadLetterOrigin} from './headers.js'
-import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, valueEncodingOf, type ValueMasking} from './mask.js'
+import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, valueDecodingOf, type ValueMasking} from './mask.js'
 import {deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
 import {DeadLetterCopies} from './republish.js'
 
@@ -39,9 +41,11 @@ export interface DlqSample {
   /** the relay published it without its value (cutover.value.omitted: why); `dlq republish` publishes it again with it */
   value_omitted?: string
   /**
-   * The value is a file's bytes in this encoding (its cutover.source.encoding header: a backfill's
-   * dead letter of a windows-1251 line with an invalid byte, of an EBCDIC record): `value`, when
-   * shown, is them decoded with it, each byte with no character in it written \x98
+   * The value is bytes in this encoding, not UTF-8: its cutover.source.encoding header says so (a
+   * backfill's dead letter of a windows-1251 line with an invalid byte, of an EBCDIC record), or
+   * it is a dead letter of the --spec's pipeline and that is the spec's source.encoding (a stream
+   * run's dead letter of a windows-1251 CSV line); `value_note` says which. `value`, when shown, is
+   * them decoded with it, each byte with no character in it written \x98
    */
   value_encoding?: string
 }
@@ -118,7 +122,15 @@ export class DlqAggregator {
   recent = 0
 
   constructor(
-    private readonly o: {filter: DlqFilter; limit: number; sensitive: string[][] | undefined; recentSince?: number; maskKeys?: boolean},
+    private readonly o: {
+      filter: DlqFilter
+      limit: number
+      sensitive: string[][] | undefined
+      recentSince?: number
+      maskKeys?: boolean
+      /** the --spec: its pipeline's dead letters are read in its source.encoding (mask.ts valueDecodingOf) */
+      spec?: PipelineSpec
+    },
   ) {}
 
   add(r: DlqRecord): void {
@@ -173,7 +185,7 @@ export class DlqAggregator {
 
   private sample(r: DlqRecord): DlqSample {
     const v = r.view
-    const shown = showDeadLetterValue(r.value, this.o.sensitive, valueEncodingOf(r.headers))
+    const shown = showDeadLetterValue(r.value, this.o.sensitive, valueDecodingOf(r.headers, r.value, this.o.spec))
     return {
       dlq: {partition: r.partition, offset: r.offset, timestamp: r.timestamp},
       source: v.source,
@@ -221,7 +233,7 @@ export async function inspectDlq(o: DlqInspectOptions): Promise<DlqInspectResult
   const loaded = o.spec ? await loadSpec(o.spec) : undefined
   const ranges = await withAdmin(o.kafka, o.logger, (admin) => dlqRanges(admin, o.kafka, o.topic, o.since, o.until))
   const filter: DlqFilter = {...(o.codes ? {codes: o.codes} : {}), ...(o.key !== undefined ? {key: o.key} : {})}
-  const agg = new DlqAggregator({filter, limit: o.limit ?? 3, sensitive: sensitivePaths(loaded?.spec), maskKeys: keyIsSensitive(loaded?.spec)})
+  const agg = new DlqAggregator({filter, limit: o.limit ?? 3, sensitive: sensitivePaths(loaded?.spec), maskKeys: keyIsSensitive(loaded?.spec), ...(loaded ? {spec: loaded.spec} : {})})
   for await (const batch of readDeadLetters({topic: o.topic, kafka: o.kafka, ...pick(o)})) {
     for (const r of batch) agg.add(r)
     o.onProgress?.(agg.scanned)

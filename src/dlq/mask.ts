@@ -21,13 +21,24 @@
  * `cutover.source.encoding` header: it is decoded with that encoding, each byte with no character
  * in it written `\x98` (decodeMarked), and `encoding` says so. Shown as any other text is (or
  * not: the rules above); the bytes themselves are untouched.
+ *
+ * `stream run`'s dead letters have no such header: their value is the message as the pipeline's
+ * topic held it, in the spec's `source.encoding`. With a `--spec` whose name is the dead letter's
+ * `cutover.pipeline`, a value is decoded with that encoding when it is not UTF-8, or is not valid
+ * UTF-8 (valueDecodingOf): as text for a csv or fixed source, and for a json source as JSON
+ * (masked as above) when every byte is a character of the encoding, else as text. The header,
+ * when there is one, wins. A dead letter `backfill` wrote itself (cutover.source.partition -1 and
+ * cutover.backfill.id) is UTF-8 unless its header says otherwise, and is read so whatever the spec
+ * says.
  */
+import {isUtf8} from 'node:buffer'
 import {createHash} from 'node:crypto'
 import {namesOf, sensitiveInputs, type PipelineSpec} from '../config/spec.js'
 import {JsonNumberText, maskValue, parseJsonExact} from '../normalize/index.js'
 import {UnusableJsonError} from '../normalize/json.js'
 import {decodeMarked, lookupEncoding, type SupportedEncoding} from '../normalize/encoding.js'
 import {SOURCE_ENCODING_HEADER} from '../runtime/outbox.js'
+import {headerText} from './headers.js'
 import type {DlqHeaders} from './reader.js'
 
 export {SOURCE_ENCODING_HEADER}
@@ -40,8 +51,20 @@ export interface ShownValue {
   masking: ValueMasking
   /** why the value (or part of it) is not shown; how it was decoded */
   note?: string
-  /** the value's bytes were decoded from this encoding (its cutover.source.encoding header) */
+  /** the value's bytes were decoded from this encoding (its cutover.source.encoding header, or the --spec's source.encoding) */
   encoding?: SupportedEncoding
+}
+
+/** How a dead letter's value bytes are read for showing, when not as UTF-8 alone. */
+export interface ValueDecoding {
+  encoding: SupportedEncoding
+  /**
+   * who says: the dead letter's cutover.source.encoding header, or the --spec (the dead letter is
+   * of its pipeline: the message as stream run read it, in its source.encoding)
+   */
+  from: 'header' | 'spec'
+  /** the spec's source.format is json: the decoded text is read as JSON (a file's bytes never are) */
+  json?: boolean
 }
 
 /**
@@ -54,6 +77,28 @@ export function valueEncodingOf(headers: DlqHeaders | undefined): SupportedEncod
   if (one === undefined || one === null) return undefined
   return lookupEncoding(Buffer.isBuffer(one) ? one.toString('utf8') : one)
 }
+
+/**
+ * How to read a dead letter's value for showing: with the encoding its cutover.source.encoding
+ * header names, else, for a dead letter of the --spec's pipeline (its `cutover.pipeline` is the
+ * spec's name), with the spec's source.encoding (the topic's messages are in it) when that is not
+ * utf-8 or the value is not valid UTF-8; undefined otherwise (read as UTF-8, as before). A dead
+ * letter backfill wrote itself (`cutover.source.partition` -1, with cutover.backfill.id: a record
+ * it read and the spec rejected, never a message on the topic) holds UTF-8 text or JSON unless the
+ * header says otherwise: not read with the spec's encoding.
+ */
+export function valueDecodingOf(headers: DlqHeaders | undefined, value: Buffer | null, spec: PipelineSpec | undefined): ValueDecoding | undefined {
+  const said = valueEncodingOf(headers)
+  if (said !== undefined) return {encoding: said, from: 'header'}
+  if (!spec || value === null || headerText(headers, 'cutover.pipeline') !== spec.name) return undefined
+  if (headerText(headers, 'cutover.source.partition') === '-1' && headerText(headers, BACKFILL_ID_HEADER) !== null) return undefined
+  const encoding = lookupEncoding(spec.source.encoding)
+  if (encoding === undefined || (encoding === 'utf-8' && isUtf8(value))) return undefined
+  return {encoding, from: 'spec', json: spec.source.format === 'json'}
+}
+
+/** backfill/run.ts BACKFILL_ID_HEADER (not imported: backfill imports this module) */
+const BACKFILL_ID_HEADER = 'cutover.backfill.id'
 
 /**
  * Whether a dead letter's Kafka key is masked in samples: without a spec (nothing is known to be
@@ -123,33 +168,62 @@ function maskPath(obj: Record<string, unknown>, path: string[]): void {
   else if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof JsonNumberText)) maskPath(v as Record<string, unknown>, rest)
 }
 
-export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] | undefined, encoding?: SupportedEncoding): ShownValue {
+/** JSON text as the normalizer reads it (parseJsonExact); undefined when it is not JSON. */
+function readJson(text: string): unknown {
+  try {
+    return parseJsonExact(text)
+  } catch (e) {
+    // a member name given twice, a lone surrogate: shown as JSON.parse reads it (which has read it once already)
+    return e instanceof UnusableJsonError ? JSON.parse(text) : undefined
+  }
+}
+
+/** A JSON object with the sensitive paths masked (every leaf without a spec). */
+function showObject(parsed: Record<string, unknown>, sensitive: string[][] | undefined): ShownValue {
+  if (!sensitive) return {value: maskAll(parsed), masking: 'all', note: 'every value masked: pass --spec to show the fields that are not sensitive'}
+  for (const p of sensitive) maskPath(parsed, p)
+  return {value: parsed, masking: 'sensitive-fields'}
+}
+
+// a top-level number kept as its text (JsonNumberText) passes too, as it always did
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/**
+ * A dead letter's value as samples show it (the rules at the top). `decoding`: how to read its
+ * bytes when not as UTF-8 (valueDecodingOf; an encoding alone: its cutover.source.encoding header).
+ */
+export function showDeadLetterValue(value: Buffer | null, sensitive: string[][] | undefined, decoding?: SupportedEncoding | ValueDecoding): ShownValue {
   const masking: ValueMasking = sensitive ? 'sensitive-fields' : 'all'
   if (value === null) return {value: null, masking, note: 'no value (a tombstone, or omitted by the relay)'}
-  if (encoding !== undefined) {
-    // a file's bytes, never JSON: text in that encoding, shown or not as any other text
-    if (!(sensitive && sensitive.length === 0)) {
-      return {value: null, masking, encoding, note: `${value.length} bytes of ${encoding} text (its cutover.source.encoding header), not a JSON object: not shown (${sensitive ? 'the spec has sensitive fields' : 'no --spec'})`}
+  const how: ValueDecoding | undefined = typeof decoding === 'string' ? {encoding: decoding, from: 'header'} : decoding
+  if (how !== undefined) {
+    const {encoding} = how
+    const said = how.from === 'header' ? 'as its cutover.source.encoding header says' : "the --spec's source.encoding: the dead letter is of its pipeline"
+    // a file's bytes are never JSON; a json source's message is, when every byte is a character of
+    // the encoding (as stream run read it): masked as any JSON value
+    const decoded = how.json || sensitive?.length === 0 ? decodeMarked(value, encoding) : undefined
+    if (how.json && decoded?.marked === 0) {
+      const parsed = readJson(decoded.text)
+      if (isObject(parsed)) return {...showObject(parsed, sensitive), encoding, note: `decoded from ${encoding}, ${said}`}
     }
-    const {text, marked} = decodeMarked(value, encoding)
-    const note = `decoded from ${encoding}, as its cutover.source.encoding header says${marked > 0 ? `; ${marked} byte${marked === 1 ? '' : 's'} with no character in ${encoding} shown as \\xNN` : ''}`
+    // text in that encoding, shown or not as any other text
+    if (decoded === undefined || !(sensitive && sensitive.length === 0)) {
+      const whose = how.from === 'header' ? 'its cutover.source.encoding header' : "the --spec's source.encoding"
+      return {value: null, masking, encoding, note: `${value.length} bytes of ${encoding} text (${whose}), not a JSON object: not shown (${sensitive ? 'the spec has sensitive fields' : 'no --spec'})`}
+    }
+    const {text, marked} = decoded
+    const note = `decoded from ${encoding}, ${said}${marked > 0 ? `; ${marked} byte${marked === 1 ? '' : 's'} with no character in ${encoding} shown as \\xNN` : ''}`
     return {value: text.length > 200 ? `${text.slice(0, 200)}…` : text, masking, encoding, note}
   }
   let parsed: unknown
   let text: string | undefined
   try {
     text = new TextDecoder('utf-8', {fatal: true}).decode(value)
-    parsed = parseJsonExact(text)
-  } catch (e) {
-    // a member name given twice, a lone surrogate: shown as JSON.parse reads it (which has read it once already)
-    parsed = e instanceof UnusableJsonError && text !== undefined ? JSON.parse(text) : undefined
+  } catch {
+    // not UTF-8: not JSON either
   }
-  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
-    if (!sensitive) return {value: maskAll(parsed), masking, note: 'every value masked: pass --spec to show the fields that are not sensitive'}
-    const copy = parsed as Record<string, unknown>
-    for (const p of sensitive) maskPath(copy, p)
-    return {value: copy, masking}
-  }
+  if (text !== undefined) parsed = readJson(text)
+  if (isObject(parsed)) return showObject(parsed, sensitive)
   if (sensitive && sensitive.length === 0) {
     const shown = text ?? value.toString('utf8') // invalid UTF-8 shows as U+FFFD here: it is a preview
     return {value: shown.length > 200 ? `${shown.slice(0, 200)}…` : shown, masking}

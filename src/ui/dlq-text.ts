@@ -26,9 +26,10 @@ export function formatInspect(r: DlqInspectResult): string {
     out.push('', `${code}:`)
     for (const s of samples) {
       out.push(`  ${s.source.topic ?? '?'}/${s.source.partition ?? '?'}@${s.source.offset ?? '?'} key ${s.key ?? '(null)'}: ${s.message ?? '(no message)'}`)
-      // a file's bytes decoded from their encoding: said, and a byte with no character in it as \x98 (not JSON's \\x98)
-      const decoded = s.value_encoding !== undefined && typeof s.value === 'string'
-      const shown = s.value === null ? `(${s.value_note ?? 'none'})` : decoded ? JSON.stringify(s.value).replace(/\\\\x([0-9a-f]{2})/g, '\\x$1') : JSON.stringify(s.value)
+      // bytes decoded from their encoding (a file's, a json or csv source's): said, and as text a byte
+      // with no character in it as \x98 (not JSON's \\x98); a JSON object holds no such byte
+      const decoded = s.value_encoding !== undefined && s.value !== null
+      const shown = s.value === null ? `(${s.value_note ?? 'none'})` : decoded && typeof s.value === 'string' ? JSON.stringify(s.value).replace(/\\\\x([0-9a-f]{2})/g, '\\x$1') : JSON.stringify(s.value)
       out.push(`    value ${shown}${decoded ? ` (${s.value_note ?? `decoded from ${s.value_encoding}`})` : ''}`)
     }
   }
