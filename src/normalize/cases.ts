@@ -8,9 +8,11 @@
  *   rejects.ndjson   optional; every rejection, in input order and field order within a record:
  *                    {"code": "UNPARSEABLE_AMOUNT", "field": "amount"} and optionally
  *                    "line": n (1-based line of input.ndjson); absent means no rejection.
- * Blank lines are ignored. Each record goes through the spec's normalizer (the one path), then,
- * when the spec has `dedupe`, through the same dedupe as `normalize` (../jobs/record-processor.ts),
- * over the case's inputs in order: the first record of a key is accepted; an identical repeat is
+ * Blank lines are ignored; a case whose input.ndjson has no records fails (it would test nothing).
+ * Values compare as the output writes them, JSON type and all (a decimal is the string "7.50"; an
+ * expected JSON number 7.50 is a difference that names both types). Each record goes through the
+ * spec's normalizer (the one path), then, when the spec has `dedupe`, through the same dedupe as
+ * `normalize` (../jobs/record-processor.ts), over the case's inputs in order: the first record of a key is accepted; an identical repeat is
  * dropped (counted in `duplicates`, in neither expected.ndjson nor rejects.ndjson); a repeat with
  * a different payload is rejected as {"code": "DUPLICATE_CONFLICT", "field": "<dedupe.by>"}
  * (several fields joined with ","). So what passes here is what `normalize` and `stream run` do.
@@ -21,7 +23,7 @@ import {basename, join} from 'node:path'
 import type {Position} from '../../legacy-adapters/types.js'
 import {loadSpec, namesOf, type PipelineSpec} from '../config/spec.js'
 import {UsageError} from '../errors.js'
-import {parseJsonExact} from './json.js'
+import {JsonNumberText, parseJsonExact} from './json.js'
 import {createNormalizer, type Normalizer} from './record.js'
 import {fieldWithoutValue, maskedKeyOf, maskValue} from './text.js'
 import type {NormalizedValue, Rejection} from './types.js'
@@ -87,8 +89,9 @@ class Shown {
 
   value(field: string, v: unknown): string {
     if (v === undefined) return '(absent)'
-    if (v === null || !this.sensitive.has(field)) return JSON.stringify(v)
-    return JSON.stringify(maskValue(typeof v === 'string' ? v : JSON.stringify(v)))
+    // a number of expected.ndjson kept as written (7.50): shown as written, a number, not as the string JSON.stringify makes of it
+    if (v === null || !this.sensitive.has(field)) return v instanceof JsonNumberText ? v.text : JSON.stringify(v)
+    return JSON.stringify(maskValue(typeof v === 'string' ? v : v instanceof JsonNumberText ? v.text : JSON.stringify(v)))
   }
 
   /** said after a difference in a sensitive field, whose two masked values may look alike */
@@ -102,10 +105,30 @@ class Shown {
   }
 }
 
-/** The first difference between an expected and an actual record, or undefined. */
+/** A value's JSON type, as said in a difference. */
+function jsonType(v: unknown): string {
+  if (v === null) return 'null'
+  if (typeof v === 'number' || v instanceof JsonNumberText) return 'a JSON number'
+  if (typeof v === 'string') return 'a string'
+  if (typeof v === 'boolean') return 'a boolean'
+  return Array.isArray(v) ? 'a JSON array' : 'a JSON object'
+}
+
+/**
+ * The first difference between an expected and an actual record, or undefined. Values compare as
+ * they are written in the output, type and all: a decimal (or integer, or timestamp) is normalized
+ * to a JSON string ("7.50", exact), and a golden case holds the output as it is, so an expected
+ * JSON number 7.50 is a difference, not a match. Where the two differ in type the difference says
+ * so: `expected 7.50 (a JSON number), got "7.50" (a string)`, not two values that look alike.
+ */
 function recordDifference(expected: Record<string, unknown>, actual: Record<string, NormalizedValue>, shown: Shown): string | undefined {
   for (const k of Object.keys(expected)) {
-    if (expected[k] !== actual[k]) return `${k}: expected ${shown.value(k, expected[k])}, got ${shown.value(k, actual[k])}${shown.note(k)}`
+    const e = expected[k]
+    const a = actual[k]
+    if (e === a) continue
+    if (e === undefined || a === undefined || jsonType(e) === jsonType(a)) return `${k}: expected ${shown.value(k, e)}, got ${shown.value(k, a)}${shown.note(k)}`
+    const quote = jsonType(e) === 'a JSON number' && typeof a === 'string' ? ': the output holds decimals and integers as JSON strings, exact; quote the value in expected.ndjson' : ''
+    return `${k}: expected ${shown.value(k, e)} (${jsonType(e)}), got ${shown.value(k, a)} (${jsonType(a)})${shown.note(k)}${quote}`
   }
   for (const k of Object.keys(actual)) {
     if (!(k in expected)) return `${k}: expected (absent), got ${shown.value(k, actual[k])}${shown.note(k)}`
@@ -232,6 +255,9 @@ async function runCase(name: string, dir: string, spec: CaseSpec): Promise<CaseR
   }
   if (first === undefined && e < expected.length) first = `expected.ndjson:${expected[e]!.line}: expected ${shown.record(expected[e]!.value)}, but no more input records were accepted`
   if (first === undefined && r < rejects.length) first = `rejects.ndjson:${rejects[r]!.line}: expected ${JSON.stringify(rejects[r]!.value)}, but no more input records were rejected`
+  // a case without input (the file empty, or blank lines only) and nothing expected tests nothing:
+  // a mistake, never a pass (with records expected, the difference above already says none came)
+  if (first === undefined && inputs.length === 0) first = 'input.ndjson has no records: the case tests nothing; add the raw records it is about, one JSON object a line'
   return first === undefined ? {...result, passed: true} : fail(first)
 }
 

@@ -11,7 +11,9 @@
  * what `pendingMigrations()` finds pending, for review). `CREATE SCHEMA IF NOT EXISTS` would not do:
  * PostgreSQL checks CREATE on the database before it looks whether the schema exists, and CREATE
  * TABLE IF NOT EXISTS checks CREATE on the schema first. A role that may not apply what is
- * missing gets exit 2 naming it, the role that may, and the grants.
+ * missing gets exit 2 naming it, the role that may, and the grants. A schema at a version above
+ * every migration here (a newer cutover migrated it) is refused with exit 2: this build would not
+ * know what the newer migrations changed; the fix is a newer cutover, never a downgraded schema.
  */
 import type pg from 'pg'
 import {describeDatabaseUrl} from '../config/env.js'
@@ -300,12 +302,52 @@ function statusOf(state: Pick<SchemaState, 'schema' | 'history'> & {user?: strin
   }
 }
 
-/** The schema as this session sees it, read only (the catalogs, then the history table); exit 2 when the role may not read it. */
+/** The schema as this session sees it, read only (the catalogs, then the history table); exit 2 when the role may not read it, or when it is newer than this cutover. */
 async function readStatus(client: pg.PoolClient, sorted: readonly Migration[], pool: pg.Pool): Promise<{state: SchemaState; seen: Set<number>; status: MigrationStatus}> {
   const state = await schemaState(client)
   if (state.schema && (!state.usage || (state.history && !state.readable))) throw unreadableSchema(state, pool)
   const seen = state.history ? await appliedVersions(client) : new Set<number>()
-  return {state, seen, status: statusOf(state, seen, sorted)}
+  const status = statusOf(state, seen, sorted)
+  await refuseNewer(client, state, status, pool)
+  return {state, seen, status}
+}
+
+/**
+ * A schema migrated by a newer cutover (its version above every migration this one knows) may have
+ * changed what its tables mean (a column's unit, a status, a key's form) in ways this build would
+ * misread or miswrite: exit 2, naming both versions and the fix, before anything reads or writes it.
+ * Nothing pending is not "up to date" then: the newer migrations are unknown, not applied by us.
+ */
+async function refuseNewer(client: pg.PoolClient, state: SchemaState, status: MigrationStatus, pool: pg.Pool): Promise<void> {
+  if (status.schemaVersion <= status.requiredVersion) return
+  const newer = (await client.query<{version: number; name: string}>('SELECT version, name FROM cutover.schema_migrations WHERE version > $1 ORDER BY version', [status.requiredVersion])).rows
+  throw new CutoverError(
+    'PREREQUISITE_MISSING',
+    `cutover's schema in ${where(state, pool)} is at version ${status.schemaVersion}, newer than this cutover knows (version ${status.requiredVersion}): a newer cutover applied ${newer.length === 1 ? 'migration' : 'migrations'} ${newer.map((m) => `${m.version} ${m.name}`).join(', ')}, and this one could misread or miswrite the tables ${newer.length === 1 ? 'it' : 'they'} changed`,
+    {
+      exitCode: ExitCode.USAGE,
+      hint: `run a cutover that knows schema version ${status.schemaVersion}: upgrade this one to the release that migrated it (or a later one); never downgrade the schema (do not delete rows of cutover.schema_migrations or undo its migrations)`,
+      details: {role: state.user, schema_version: status.schemaVersion, required_version: status.requiredVersion, unknown_migrations: newer},
+    },
+  )
+}
+
+/**
+ * For a pool opened without migrating (`openDatabase(url, {migrate: false})`: dry runs, `dlq
+ * republish`, `parity report` before its ledger check): refuses, as migrate() does, a schema a newer
+ * cutover migrated. Reads only; a schema that does not exist, or that this role may not read, is
+ * left to the command (it reports what it needs).
+ */
+export async function refuseNewerSchema(pool: pg.Pool, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
+  const client = await pool.connect()
+  try {
+    const state = await schemaState(client)
+    if (!state.schema || !state.usage || !state.history || !state.readable) return
+    const sorted = [...migrations].sort((a, b) => a.version - b.version)
+    await refuseNewer(client, state, statusOf(state, await appliedVersions(client), sorted), pool)
+  } finally {
+    client.release()
+  }
 }
 
 /**
@@ -339,6 +381,7 @@ export async function migrate(pool: pg.Pool, logger: Logger = silentLogger, migr
       // as it is now that this session holds the lock (another may have migrated meanwhile)
       const locked = await schemaState(client)
       const plan = statusOf(locked, locked.history ? await appliedVersions(client) : new Set<number>(), sorted)
+      await refuseNewer(client, locked, plan, pool) // a newer cutover migrated meanwhile
       for (const sql of plan.setup) await client.query(sql)
       for (const m of plan.pending) {
         await client.query(m.sql)

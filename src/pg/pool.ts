@@ -3,7 +3,8 @@
  *
  * `openDatabase(url)` creates the database if it is missing (connecting to the `postgres`
  * maintenance database of the same server), runs `cutover`'s migrations (only reading the schema
- * when it is at this version: migrations.ts), and returns a pool. A role that may do neither
+ * when it is at this version: migrations.ts; exit 2 when a newer cutover migrated it past the
+ * migrations this one knows, with or without migrating), and returns a pool. A role that may do neither
  * where it is needed gets exit 2 with what to run as an administrator.
  * Connection failures become `ServiceUnavailableError` (exit 3) naming the address, never
  * the password; other server errors keep node-postgres' facts (code, detail, constraint).
@@ -12,7 +13,7 @@ import pg from 'pg'
 import {CutoverError, ServiceUnavailableError, TLS_UNTRUSTED_CODES, UsageError} from '../errors.js'
 import {describeDatabaseUrl} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
-import {migrate} from './migrations.js'
+import {migrate, refuseNewerSchema} from './migrations.js'
 import {quoteIdent} from './ident.js'
 
 // numeric (1700) stays a string: money is exact, never a float. int8 (20) too.
@@ -192,7 +193,10 @@ export async function ensureDatabase(url: string, options: OpenOptions = {}): Pr
     ;(options.logger ?? silentLogger).info('pg.database.created', {database: dbName, address: describeDatabaseUrl(url)})
   } catch (e) {
     const code = (e as {code?: string}).code
-    if (code === '42P04') return // created meanwhile
+    // created meanwhile: 42P04 when the other session's database was already visible; 23505 on
+    // pg_database's name index when both inserted it at once and the other committed first
+    // (three `db migrate` started together on a new database: one exited 70 with it)
+    if (code === '42P04' || code === '23505') return
     // a role that may not create databases (42501), or not connect to `postgres`: settings, exit 2
     if (isConnectionError(e) || (code !== '42501' && code !== '28000' && code !== '3D000')) throw mapPgError(e, url, options.urlName)
     throw new UsageError(`the database ${dbName} does not exist at ${describeDatabaseUrl(url)}, and the role ${u.username ? decodeURIComponent(u.username) : `of ${options.urlName ?? 'DATABASE_URL'}`} could not create it: ${(e as Error).message}`, {
@@ -218,8 +222,9 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', (e) => logger.warn('pg.pool.idle_error', {error: e}))
   try {
+    // without migrating, still refuse a schema a newer cutover migrated (migrate() refuses it too)
     if (options.migrate !== false) await migrate(pool, logger)
-    else await pool.query('SELECT 1')
+    else await refuseNewerSchema(pool)
   } catch (e) {
     await pool.end().catch(() => {})
     throw mapPgError(e, url, options.urlName)

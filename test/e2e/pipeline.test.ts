@@ -15,13 +15,51 @@ describe('cutover pipeline validate', () => {
   it('a valid spec: exit 0 and the --json result', async () => {
     const r = await runCli(['pipeline', 'validate', CARD_SPEC, '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.json).toEqual({valid: true, file: CARD_SPEC, name: 'card-transactions', sha256: expect.stringMatching(/^[0-9a-f]{64}$/), fields: 6})
+    // valid, with what stream run of this version refuses (enrich, windows, rules) as a warning
+    expect(r.json).toEqual({
+      valid: true,
+      file: CARD_SPEC,
+      name: 'card-transactions',
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      fields: 6,
+      warnings: [
+        {
+          file: CARD_SPEC,
+          line: 23,
+          column: 3,
+          message: 'enrich, windows, rules: not run by stream run in this version; the records would be written without them, so stream run refuses this spec (exit 2)',
+          hint: expect.stringContaining('remove enrich, windows, rules from the spec that stream run reads'),
+        },
+      ],
+    })
   })
 
-  it('a valid spec: one line for a person', async () => {
+  it('a valid spec: one line for a person on stdout; what stream run refuses, one line on stderr', async () => {
     const r = await runCli(['pipeline', 'validate', CARD_SPEC])
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^fixtures\/specs\/card-transactions.yaml: valid pipeline spec "card-transactions" \(6 fields, sha256 [0-9a-f]{12}\)\n$/)
+    expect(r.stderr).toMatch(/^warning: fixtures\/specs\/card-transactions.yaml:23:3: enrich, windows, rules: not run by stream run in this version; .*, so stream run refuses this spec \(exit 2\); remove enrich, windows, rules .*\n$/)
+  })
+
+  it('a spec stream run runs: no warning; one section stream run refuses: named alone', async () => {
+    const plain = await runCli(['pipeline', 'validate', 'fixtures/specs/legacy-dates.yaml', '--json'])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(plain.json).toMatchObject({valid: true, warnings: []})
+    expect(plain.stderr).toBe('')
+
+    const dir = await tmp()
+    const file = join(dir, 'windows-only.yaml')
+    await writeFile(
+      file,
+      'version: 1\nname: t\nsource: {topic: t.raw}\nfields:\n  id: {type: string}\n  amount: {type: decimal, scale: 2}\n  ts: {type: timestamp, formats: [iso]}\nkey: id\nevent_time: ts\nwindows:\n  - {name: w, by: id, size: 10m, aggregates: {n: count}}\nsinks: [{table: t}]\n',
+    )
+    const r = await runCli(['pipeline', 'validate', file, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json.warnings).toEqual([{file, line: 11, column: 3, message: 'windows: not run by stream run in this version; the records would be written without it, so stream run refuses this spec (exit 2)', hint: expect.any(String)}])
+    const human = await runCli(['pipeline', 'validate', file])
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout).toMatch(/: valid pipeline spec "t" \(3 fields, sha256 [0-9a-f]{12}\)\n$/)
+    expect(human.stderr).toContain(`warning: ${file}:11:3: windows: not run by stream run`)
   })
 
   it('an unknown key and a bad enum: exit 2, every problem with file:line:column and what is allowed', async () => {
@@ -90,6 +128,21 @@ describe('cutover pipeline test', () => {
     const j = await runCli(['pipeline', 'test', CARD_SPEC, dir, '--json'])
     expect(j.code).toBe(1)
     expect(j.json.cases.find((c: {name: string}) => c.name === 'wrong')).toMatchObject({passed: false, difference: expect.stringContaining('amount: expected "12.50", got "-12.50"')})
+  })
+
+  it('an amount written as a JSON number, and a case without input: exit 1, each saying what is wrong', async () => {
+    const dir = await tmp()
+    await mkdir(join(dir, 'number'))
+    await writeFile(join(dir, 'number', 'input.ndjson'), '{"id": "T1", "acct": "A", "amt": "7,50", "ts": "20.11.2026 12:15:00"}\n')
+    await writeFile(join(dir, 'number', 'expected.ndjson'), '{"txn_id": "T1", "account_id": "A", "amount": 7.50, "currency": "RUB", "event_time": "2026-11-20T09:15:00.000Z", "merchant": null}\n')
+    await mkdir(join(dir, 'nothing'))
+    await writeFile(join(dir, 'nothing', 'input.ndjson'), '')
+    await writeFile(join(dir, 'nothing', 'expected.ndjson'), '')
+    const r = await runCli(['pipeline', 'test', CARD_SPEC, dir])
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout).toContain('amount: expected 7.50 (a JSON number), got "7.50" (a string): the output holds decimals and integers as JSON strings, exact; quote the value in expected.ndjson')
+    expect(r.stdout).toContain('FAIL  nothing  (0 inputs: 0 accepted, 0 rejected)\n      input.ndjson has no records: the case tests nothing')
+    expect(r.stdout).toContain('0 passed, 2 failed')
   })
 
   it('a bad spec: exit 2', async () => {

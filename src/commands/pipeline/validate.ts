@@ -1,7 +1,20 @@
 import {Args, Flags} from '@oclif/core'
 import {CutoverCommand} from '../../cli/base.js'
-import {loadSpec} from '../../config/spec.js'
-import {UsageError} from '../../errors.js'
+import {loadSpec, type LoadedSpec} from '../../config/spec.js'
+import {SpecError, UsageError} from '../../errors.js'
+import {silentLogger} from '../../log.js'
+import {checkRunnable} from '../../runtime/stages/index.js'
+
+/** What the schema accepts and another command of this version will not do with it. */
+export interface PipelineValidateWarning {
+  file: string
+  line?: number
+  column?: number
+  /** the sections, what they mean for the command that refuses them, and that it does */
+  message: string
+  /** what to do */
+  hint?: string
+}
 
 export interface PipelineValidateResult {
   valid: true
@@ -11,10 +24,29 @@ export interface PipelineValidateResult {
   sha256: string
   /** number of output fields */
   fields: number
+  /** valid, but not all of it is run by this version ([] when all of it is): `stream run` refuses enrich, windows, rules */
+  warnings: PipelineValidateWarning[]
+}
+
+/**
+ * stream run's own start check (runtime/stages checkRunnable), asked of this spec: what it refuses
+ * in this version (enrich, windows, rules) is a warning here, not an error: the spec is valid, and
+ * normalize and pipeline test run it. It reads only the spec; the rest of the context is unused.
+ */
+function streamRunRefusal(loaded: LoadedSpec): PipelineValidateWarning | undefined {
+  try {
+    checkRunnable({loaded, pipeline: loaded.spec.name, schema: 'public', maxRecordBytes: 0, dedupeRetentionMs: 0, logger: silentLogger})
+    return undefined
+  } catch (e) {
+    if (!(e instanceof SpecError)) throw e
+    return {...e.location, message: `${e.reason}, so stream run refuses this spec (exit 2)`, ...(e.hint ? {hint: e.hint} : {})}
+  }
 }
 
 export default class PipelineValidate extends CutoverCommand {
   static override summary = 'Check a pipeline spec against the schema; errors point to file:line:column and say what is allowed (exit 2).'
+  static override description =
+    'A valid spec is exit 0. What the schema accepts but stream run of this version refuses (enrich, windows, rules) is a warning, on stderr (under --json: in the result\'s warnings): validate says so rather than call such a spec ready to run.'
   static override examples = ['<%= config.bin %> pipeline validate fixtures/specs/card-transactions.yaml', '<%= config.bin %> pipeline validate pipeline.yaml --json']
   static override args = {
     spec: Args.string({description: 'pipeline spec (YAML)'}),
@@ -31,9 +63,13 @@ export default class PipelineValidate extends CutoverCommand {
     }
     const path = flags.spec ?? args.spec
     if (path === undefined) throw new UsageError('no spec given', {hint: 'cutover pipeline validate <spec.yaml> (or --spec <spec.yaml>)'})
-    const {spec, file, sha256} = await loadSpec(path)
-    const result: PipelineValidateResult = {valid: true, file, name: spec.name, sha256, fields: Object.keys(spec.fields).length}
+    const loaded = await loadSpec(path)
+    const {spec, file, sha256} = loaded
+    const refusal = streamRunRefusal(loaded)
+    const result: PipelineValidateResult = {valid: true, file, name: spec.name, sha256, fields: Object.keys(spec.fields).length, warnings: refusal ? [refusal] : []}
     this.log(`${file}: valid pipeline spec "${result.name}" (${result.fields} fields, sha256 ${sha256.slice(0, 12)})`)
+    // on stderr (oclif keeps it silent under --json, whose result has them): stdout keeps its one line
+    for (const w of result.warnings) this.logToStderr(`warning: ${[w.file, w.line, w.column].filter((p) => p !== undefined).join(':')}: ${w.message}${w.hint ? `; ${w.hint}` : ''}`)
     return result
   }
 }
