@@ -3,9 +3,15 @@
  * (a spec's `source.format: csv | fixed`), so that `stream run` reads them with the same
  * code as the file readers.
  *
- *   csv     the value is one CSV line (a trailing CR/LF is allowed) in `encoding`, with the
+ *   csv     the value is one CSV line (a trailing CR/LF is allowed; in cp037/cp1047 the EBCDIC
+ *           NL too, read as a line end as the csv: file reader reads it) in `encoding`, with the
  *           given `columns`, `delimiter` and `quote`; quoted fields may hold the delimiter,
- *           quotes ("") and line breaks
+ *           quotes ("") and line breaks; a quote inside an unquoted field (`ООО "Ромашка"`,
+ *           `12" pipe`) is a literal character, as the csv: file reader reads it. A value in a
+ *           single-byte encoding that starts with a UTF-8 BOM (EF BB BF, the first line of a
+ *           file a tool wrote with one) is read without it when the rest is no UTF-8 text
+ *           (nothing to mistake: ASCII is the same in every one of them), and is a DECODE_ERROR
+ *           when the rest is UTF-8 text with other characters: it is UTF-8, not `encoding`
  *   fixed   the value is one record laid out by the copybook, in `encoding` (cp037 default);
  *           bytes after the copybook's length are ignored
  *
@@ -15,7 +21,9 @@
  * packed or zoned digit (naming the field); SCHEMA_VIOLATION for a wrong field count, no line or several
  * lines, a value shorter than the copybook.
  */
+import {isUtf8} from 'node:buffer'
 import {readFileSync} from 'node:fs'
+import {parse as parseStream, type CsvError} from 'csv-parse'
 import {parse as parseSync} from 'csv-parse/sync'
 import {RecordError, type RecordErrorCode} from '../src/errors.js'
 import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes} from '../src/normalize/encoding.js'
@@ -49,12 +57,61 @@ export interface CsvMessageOptions {
   encoding?: string
 }
 
+/** What of csv-parse's push parser (`parser.api`) the lenient parse uses, as the csv: file reader does. */
+interface CsvPushApi {
+  parse(buf: Buffer, end: boolean, push: (record: string[]) => void, close: () => void): Error | undefined
+  state: {recordHasError: boolean}
+}
+
+/** true when `b` holds a byte above 0x7F */
+function hasNonAscii(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i]! > 0x7f) return true
+  return false
+}
+
 export function csvMessageDecoder(options: CsvMessageOptions): MessageDecoder {
   const encoding = resolveEncoding(options.encoding ?? 'utf-8')
   const columns = options.columns
   const quote = unescapeChar(options.quote ?? '"')
   const parseOptions = {delimiter: unescapeChar(options.delimiter ?? ','), quote: quote === '' ? false : quote, relax_column_count: true, bom: true}
-  const parse = (text: string): string[][] => parseSync(text, parseOptions) as string[][]
+  /**
+   * csv-parse refuses a quote inside an unquoted field (INVALID_OPENING_QUOTE), which the csv: file
+   * reader keeps as a literal character (Excel and csv-spectrum read it so; Russian exports write
+   * `ООО "Ромашка"` unquoted): such a line is parsed again with that one error ignored, as the
+   * file reader ignores it. Any other error in the line (a quote closed and followed by more, one
+   * never closed) is still thrown. Not `relax_quotes`, which would also repair a malformed closing
+   * quote that the file reader refuses.
+   */
+  const lenient = (text: string): string[][] => {
+    const rows: string[][] = []
+    let failed: Error | undefined
+    const parser = parseStream({
+      ...parseOptions,
+      skip_records_with_error: true,
+      on_skip: (err: CsvError | undefined) => {
+        if (!err) return
+        if (err.code === 'INVALID_OPENING_QUOTE' && failed === undefined) api.state.recordHasError = false
+        else failed ??= err
+      },
+    })
+    const api = (parser as unknown as {api: CsvPushApi}).api
+    const err = api.parse(Buffer.from(text), true, (r) => rows.push(r), () => {})
+    if (err) throw err
+    if (failed) throw failed
+    return rows
+  }
+  const parse = (text: string): string[][] => {
+    try {
+      return parseSync(text, parseOptions) as string[][]
+    } catch (e) {
+      if ((e as CsvError).code === 'INVALID_OPENING_QUOTE') return lenient(text)
+      throw e
+    }
+  }
+  // EBCDIC's NL (NEL, U+0085: 0x15 in cp037, 0x25 in cp1047) ends a line of z/OS text, as LF:
+  // csv-parse knows no NEL (the csv: file reader turns it into LF too, createUtf8Transcoder)
+  const ebcdic = encoding === 'cp037' || encoding === 'cp1047'
+  const nelAsLf = (text: string): string => (ebcdic && text.includes('\u0085') ? text.replaceAll('\u0085', '\n') : text)
   // a byte with no character (windows-1251 0x98) is U+FFFD in the lenient decoding, and nowhere
   // else: the field that holds one is the field at fault, as the CSV file reader names it
   const hasUnmapped = unmappedBytes(encoding).length > 0
@@ -71,9 +128,18 @@ export function csvMessageDecoder(options: CsvMessageOptions): MessageDecoder {
     return i === -1 ? undefined : columns[i]
   }
   return (value) => {
+    if (encoding !== 'utf-8' && value.length >= 3 && value[0] === 0xef && value[1] === 0xbb && value[2] === 0xbf) {
+      // a UTF-8 BOM in a single-byte encoding is text (windows-1251 "п»ї"), which would begin the
+      // first field, the key often: read without it, unless what follows it is UTF-8 text too
+      const rest = value.subarray(3)
+      if (hasNonAscii(rest) && isUtf8(rest)) {
+        return {ok: false, code: 'DECODE_ERROR', message: `the value starts with a UTF-8 byte order mark (EF BB BF) and is UTF-8 text, not ${encoding} (the source.encoding)`}
+      }
+      value = rest
+    }
     let text: string
     try {
-      text = decodeBytes(value, encoding)
+      text = nelAsLf(decodeBytes(value, encoding))
     } catch (e) {
       const field = hasUnmapped ? faultyField(value) : undefined
       const why = `not valid ${encoding}: ${(e as Error).message}`

@@ -16,10 +16,12 @@
  * copybook record per message: `source.copybook`, relative to the spec file) go through the
  * legacy adapters' per-message decoders (legacy-adapters/message.ts), the same code as the file
  * readers: DECODE_ERROR for bad bytes or quoting, SCHEMA_VIOLATION for a wrong field count or a
- * short record.
+ * short record. At start (checkSourceFormat, exit 2): a field whose `from` is no CSV column or
+ * copybook field, which every record would have null.
  */
 import {readFileSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
+import {parseCopybook} from '../../../legacy-adapters/copybook.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../../legacy-adapters/message.js'
 import type {RawRecordOk} from '../../../legacy-adapters/types.js'
 import {specLocation} from '../../config/spec.js'
@@ -54,26 +56,50 @@ function fieldWithUnmappedByte(value: Buffer, encoding: SupportedEncoding): stri
   return holders.length === 1 ? holders[0]![0] : undefined
 }
 
-/** Throws SpecError (exit 2) for a source this stage cannot read. */
+/**
+ * Throws SpecError (exit 2) for a source this stage cannot read: a csv source without
+ * `columns`, a copybook that cannot be read, and a field whose `from` names no column of the csv
+ * source (`columns`) or no field of the copybook. Such a field would be null in every record,
+ * silently (or reject every record as empty, when required), as normalize and backfill refuse
+ * it for the files (src/jobs/normalize.ts missingColumns).
+ */
 export function checkSourceFormat(ctx: PipelineContext): void {
-  const {source} = ctx.loaded.spec
+  const {source, fields} = ctx.loaded.spec
   if (source.format === 'csv' && !source.columns) {
     throw new SpecError({file: ctx.loaded.file}, 'source.format csv in stream run needs `columns: [...]` (each message is one line, without a header)', {
       hint: 'list the columns in order: columns: [id, acct, amt, ts]',
     })
   }
+  let have: string[] | undefined
+  let what = 'source.columns'
+  if (source.format === 'csv') have = source.columns
   if (source.format === 'fixed' && source.copybook !== undefined) {
     // read here, not at the first message: a missing copybook is a bad spec (exit 2), not an internal error
     const path = resolve(dirname(ctx.loaded.file), source.copybook)
+    let text: string
     try {
-      readFileSync(path, 'utf8')
+      text = readFileSync(path, 'utf8')
     } catch (e) {
       throw new SpecError(specLocation(ctx.loaded, ['source', 'copybook']), `source.copybook ${source.copybook}: cannot read ${path}: ${(e as Error).message}`, {
         hint: 'a relative copybook path starts at the folder of the spec file',
         cause: e,
       })
     }
+    have = parseCopybook(text, path).fields.map((f) => f.name)
+    what = `the copybook ${source.copybook}`
   }
+  if (have === undefined) return
+  const known = new Set(have)
+  const missing = Object.entries(fields).filter(([, f]) => !known.has(f.from))
+  if (missing.length === 0) return
+  const which = missing.map(([name, f]) => (f.from === name ? name : `${f.from} (field ${name})`)).join(', ')
+  const shown = have.length > 20 ? `${have.slice(0, 20).join(', ')}, … (${have.length})` : have.join(', ')
+  throw new SpecError(specLocation(ctx.loaded, ['fields', missing[0]![0]]), `${what} has no ${source.format === 'csv' ? 'column' : 'field'} ${which}; it has: ${shown}`, {
+    hint:
+      source.format === 'csv'
+        ? "set the field's `from:` to one of source.columns, or add the column to source.columns in its place in the line"
+        : "set the field's `from:` to a copybook name in lower_snake_case (TXN-ID is txn_id, an OCCURS item's first is name_1), or remove the field",
+  })
 }
 
 /** The per-message decoder of a csv or fixed source; undefined for json. */
