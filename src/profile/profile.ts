@@ -804,6 +804,14 @@ export function suggestFields(columns: ColumnProfile[], timezone?: string): stri
   }
   let yaml = stringify({fields}, {flowCollectionPadding: true, collectionStyle: 'block'})
   const notes = columns.flatMap((c, i) => (c.ambiguous ? [`# ${names[i]}: AMBIGUOUS: ${c.ambiguity_note}`] : []))
+  // a local date-time (no offset in it) is read in `timezone`: UTC only because none was given,
+  // which for a Moscow system's 20.11.2026 10:00:00 is 3 hours off; said, not assumed silently
+  if (timezone === undefined) {
+    for (const [i, c] of columns.entries()) {
+      const local = c.inferred_type === 'timestamp' && (fields[names[i]!]!.formats as string[]).some((f) => f !== 'epoch_s' && f !== 'epoch_ms' && !/X/.test(f))
+      if (local) notes.push(`# ${names[i]}: timezone UTC only because profile had no --timezone: set the zone the source system writes local times in (e.g. Europe/Moscow), or its times are read hours off`)
+    }
+  }
   if (notes.length > 0) yaml = notes.join('\n') + '\n' + yaml
   return yaml
 }

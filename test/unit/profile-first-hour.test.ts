@@ -89,3 +89,18 @@ describe('profile: a bank file on day one', () => {
     }
   })
 })
+
+describe('profile: local date-times without --timezone', () => {
+  it('says UTC is only a default, beside the suggestion; not with --timezone, nor for epoch values', async () => {
+    const csv = file('t.csv', 'id;ts;ms\r\n1;20.11.2026 10:00:00;1763622000000\r\n2;21.11.2026 23:59:59;1763708399000\r\n')
+    const r = await profileSource({uri: `csv:${csv}?delimiter=;`})
+    expect(r.columns.find((c) => c.name === 'ts')!.inferred_type).toBe('timestamp')
+    const said = r.suggested_fields.split('\n').filter((l) => l.startsWith('#'))
+    expect(said).toEqual([expect.stringMatching(/^# ts: timezone UTC only because profile had no --timezone: set the zone/)])
+    expect((parse(r.suggested_fields) as {fields: Record<string, {timezone?: string}>}).fields.ts!.timezone).toBe('UTC')
+
+    const moscow = await profileSource({uri: `csv:${csv}?delimiter=;`, timezone: 'Europe/Moscow'})
+    expect(moscow.suggested_fields).not.toContain('# ts:')
+    expect((parse(moscow.suggested_fields) as {fields: Record<string, {timezone?: string}>}).fields.ts!.timezone).toBe('Europe/Moscow')
+  })
+})
