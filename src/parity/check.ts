@@ -14,7 +14,7 @@ import {writeFile} from 'node:fs/promises'
 import {extname} from 'node:path'
 import type {ReaderContext} from '../../legacy-adapters/index.js'
 import type {FieldSpec, LoadedSpec, PipelineSpec} from '../config/spec.js'
-import {UsageError} from '../errors.js'
+import {CutoverError, UsageError} from '../errors.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {redactString, silentLogger, type Logger} from '../log.js'
 import {openDatabase} from '../pg/pool.js'
@@ -138,6 +138,25 @@ export function specDateFormats(spec: PipelineSpec | undefined, left: string, ri
   return [...field.formats]
 }
 
+/** PostgreSQL's class 22, data exception: a value its SQL could not convert or compute. */
+const DATA_EXCEPTION = /^22/
+
+/**
+ * A data exception raised by the SQL that reads a pg: side (class 22: "date/time field value out
+ * of range: "20.11.2026"" from the --date filter's `::date` on a text column in another form, a
+ * where= or query= that casts a value): the source or the flags, not an internal error. It was
+ * exit 70 (PG_ERROR) without a fix; it is exit 2 saying what to change. Anything else as it is.
+ */
+export function sourceDataError(e: unknown, opts: Pick<ParityOptions, 'date' | 'dateColumn'>): unknown {
+  if (!(e instanceof CutoverError) || e.code !== 'PG_ERROR' || !DATA_EXCEPTION.test(String(e.details.sqlstate ?? ''))) return e
+  const dateColumn = opts.date !== undefined && opts.dateColumn !== undefined ? opts.dateColumn : undefined
+  const hint =
+    dateColumn !== undefined
+      ? `--date ${opts.date} reads --date-column ${dateColumn} of a pg: side as a date in PostgreSQL (text must be yyyy-MM-dd): read a column in another form through a query= source, e.g. "pg:query=SELECT <the other columns>, to_date(${dateColumn}, 'DD.MM.YYYY') AS ${dateColumn} FROM <table>"; or check the where= and query= of the pg: sides`
+      : 'a pg: side\'s SQL failed on a value it read: check the where= and query= of the pg: sides (casts of text columns, divisions)'
+  return new UsageError(`parity check: ${e.message}`, {cause: e, hint, details: {sqlstate: e.details.sqlstate}})
+}
+
 function sameDatabase(a: string | undefined, b: string | undefined): boolean {
   return a !== undefined && a === b
 }
@@ -237,45 +256,49 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   }
   const twoDatabases = bothPg && !sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)
   if (wanted === 'bisect' && !bothPg) throw new UsageError('--strategy bisect needs both sides pg:', {hint: 'leave --strategy out to merge-join the two sources'})
-  if (wanted === 'bisect' || (wanted === 'auto' && twoDatabases)) {
-    const b = await bisectStrategy({plan, left, right, leftDatabaseUrl: leftCtx.databaseUrl!, rightDatabaseUrl: rightCtx.databaseUrl!, leftDatabaseUrlName: leftUrlName, rightDatabaseUrlName: rightUrlName, logger: log, onProgress, ...(opts.bisectLeafRows ? {leafRows: opts.bisectLeafRows} : {})})
-    strategy = strategyChosen = 'bisect'
-    core = b.core
-    digests = b.digests
-    log.info('parity.bisect.done', {rows_read: b.rowsRead, ranges: b.ranges})
-  } else if ((wanted === 'auto' || wanted === 'sql-pushdown') && bothPg && sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)) {
-    strategyChosen = 'sql-pushdown'
-    const pushed = await pushdownStrategy({plan, left, right, databaseUrl: leftCtx.databaseUrl!, databaseUrlName: leftUrlName, logger: log, onProgress})
-    if (pushed.ok) {
-      strategy = 'sql-pushdown'
-      core = pushed.core
-      digests = pushed.digests
+  try {
+    if (wanted === 'bisect' || (wanted === 'auto' && twoDatabases)) {
+      const b = await bisectStrategy({plan, left, right, leftDatabaseUrl: leftCtx.databaseUrl!, rightDatabaseUrl: rightCtx.databaseUrl!, leftDatabaseUrlName: leftUrlName, rightDatabaseUrlName: rightUrlName, logger: log, onProgress, ...(opts.bisectLeafRows ? {leafRows: opts.bisectLeafRows} : {})})
+      strategy = strategyChosen = 'bisect'
+      core = b.core
+      digests = b.digests
+      log.info('parity.bisect.done', {rows_read: b.rowsRead, ranges: b.ranges})
+    } else if ((wanted === 'auto' || wanted === 'sql-pushdown') && bothPg && sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)) {
+      strategyChosen = 'sql-pushdown'
+      const pushed = await pushdownStrategy({plan, left, right, databaseUrl: leftCtx.databaseUrl!, databaseUrlName: leftUrlName, logger: log, onProgress})
+      if (pushed.ok) {
+        strategy = 'sql-pushdown'
+        core = pushed.core
+        digests = pushed.digests
+      } else {
+        if (wanted === 'sql-pushdown') throw new UsageError(`--strategy sql-pushdown: ${pushed.reason}`, {hint: 'leave --strategy out to fall back to merge'})
+        log.info('parity.pushdown.skipped', {reason: pushed.reason})
+        strategyChosen = 'merge'
+        const m = await mergeStrategy({plan, left, right, leftCtx, rightCtx, ...(opts.threads !== undefined ? {threads: opts.threads} : {}), ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}), ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}), onProgress})
+        core = m.core
+        digests = m.digests
+        countUnreadable(m)
+      }
     } else {
-      if (wanted === 'sql-pushdown') throw new UsageError(`--strategy sql-pushdown: ${pushed.reason}`, {hint: 'leave --strategy out to fall back to merge'})
-      log.info('parity.pushdown.skipped', {reason: pushed.reason})
-      strategyChosen = 'merge'
-      const m = await mergeStrategy({plan, left, right, leftCtx, rightCtx, ...(opts.threads !== undefined ? {threads: opts.threads} : {}), ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}), ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}), onProgress})
+      if (wanted === 'sql-pushdown') throw new UsageError('--strategy sql-pushdown needs both sides pg: on DATABASE_URL', {hint: 'leave --strategy out to merge-join the two sources'})
+      const m = await mergeStrategy({
+        plan,
+        left,
+        right,
+        leftCtx,
+        rightCtx,
+        ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}),
+        ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}),
+        ...(opts.threads !== undefined ? {threads: opts.threads} : {}),
+        onProgress,
+        onResort: (s, how) => log.info(how === 'external' ? 'parity.merge.external_sort' : 'parity.merge.database_sort', {side: s, reason: 'the source is not in key order'}),
+      })
       core = m.core
       digests = m.digests
       countUnreadable(m)
     }
-  } else {
-    if (wanted === 'sql-pushdown') throw new UsageError('--strategy sql-pushdown needs both sides pg: on DATABASE_URL', {hint: 'leave --strategy out to merge-join the two sources'})
-    const m = await mergeStrategy({
-      plan,
-      left,
-      right,
-      leftCtx,
-      rightCtx,
-      ...(opts.sortRunRows ? {sortRunRows: opts.sortRunRows} : {}),
-      ...(opts.tmpDir ? {tmpDir: opts.tmpDir} : {}),
-      ...(opts.threads !== undefined ? {threads: opts.threads} : {}),
-      onProgress,
-      onResort: (s, how) => log.info(how === 'external' ? 'parity.merge.external_sort' : 'parity.merge.database_sort', {side: s, reason: 'the source is not in key order'}),
-    })
-    core = m.core
-    digests = m.digests
-    countUnreadable(m)
+  } catch (e) {
+    throw sourceDataError(e, opts)
   }
 
   let rootCauses: Record<string, number> | undefined
@@ -286,6 +309,8 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     rootCauses = a
   }
   const base = core.finish({digests, strategy, elapsedMs: Math.round(performance.now() - t0), date, ...(rootCauses ? {rootCauses} : {})})
+  // info: the result holds them (not_compared), and the command warns in words
+  if (base.not_compared) log.info('parity.columns.not_compared', {...base.not_compared, message: 'columns with no column of that name on the other side were not compared: pair them with --map left=right, or name the compared columns with --columns'})
   if (base.empty) log.warn('parity.empty', {date, message: `no row was compared${date ? ` on ${date}` : ''}: both sides are empty${date ? ' for that day (check --date and --date-column)' : ''}; the run proves nothing and does not count as a pass`})
 
   // the sides as the evidence and the ledger show them: without a password a pg:query= may hold (a dblink conninfo)

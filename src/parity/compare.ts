@@ -7,7 +7,8 @@
  * Per key:
  *   pair(key, l, r)        once on each side: every column compared (./tolerances.ts)
  *   leftOnly / rightOnly   missing_in_right / extra_in_right
- *   duplicate(key, ls, rs) more than one row on a side: reported, never collapsed
+ *   duplicate(key, ls, rs) more than one row on a side: reported, never collapsed; with no
+ *                          row on the other side, missing_in_right / extra_in_right as well
  *   addMatched(n)          n keys known equal without their values (push-down)
  * Every difference is offered to the known-difference rules (./rules.ts); a key is explained
  * when all of its differences are.
@@ -35,6 +36,8 @@ export interface ComparePlan {
   collectMissing?: number
   /** per key column: the spec's field is `sensitive` (its values masked in samples) */
   sensitiveKeys?: boolean[]
+  /** without --columns: columns of a side with no column of that name on the other, not compared (plan.ts unpairedColumns) */
+  notCompared?: {left: string[]; right: string[]}
   /** per side: its values write decimals with a "." (pg:, kafka:), so rules read "1.500" as 1.5, not as ambiguous grouping */
   decimalPoint?: {left: boolean; right: boolean}
 }
@@ -138,9 +141,12 @@ export class ParityCore {
   }
 
   get keysSeen(): number {
-    return this.matched + this.mismatched + this.missing + this.extra + this.dupKeys
+    // a repeated key the other side lacks is counted in missing (extra) as well: once here
+    return this.matched + this.mismatched + this.missing + this.extra + this.dupKeys - this.dupAbsent
   }
   private dupKeys = 0
+  /** repeated keys the other side has no row of (also counted in missing or extra) */
+  private dupAbsent = 0
 
   private rowObject(values: RowValues, key: string[]): Record<string, string | null> {
     const o: Record<string, string | null> = {}
@@ -309,6 +315,24 @@ export class ParityCore {
       else by.push(rule)
       this.sample(key, kind, -1, {column: null, left: lefts.length, right: rights.length, explanation: explanationOf(rule)})
     }
+    // Repeated on one side and absent from the other: the key is missing (or extra) as well, a
+    // difference of its own that a rule for the repetition does not explain. It was counted as a
+    // duplicate only, so that a rule for legacy double postings passed a key the stream never wrote.
+    const absent: DifferenceKind | undefined = rights.length === 0 && lo ? 'missing_in_right' : lefts.length === 0 && ro ? 'extra_in_right' : undefined
+    if (absent !== undefined) {
+      this.dupAbsent++
+      if (absent === 'missing_in_right') this.missing++
+      else this.extra++
+      const rule = this.explain({kind: absent, column: null, left: lo, right: ro, absDiff: undefined, date: this.plan.date ?? null})
+      if (rule === undefined) allExplained = false
+      else by.push(rule)
+      if (absent === 'missing_in_right' && rule === undefined && this.plan.collectMissing) {
+        if (this.missingKeys.length < this.plan.collectMissing) this.missingKeys.push(key)
+        else this.missingKeysDropped++
+      }
+      const row = this.shownRow((absent === 'missing_in_right' ? lo : ro)!)
+      this.sample(key, absent, -1, {column: null, left: absent === 'missing_in_right' ? row : null, right: absent === 'extra_in_right' ? row : null, explanation: explanationOf(rule)})
+    }
     this.settleKey(by, allExplained)
   }
 
@@ -364,6 +388,7 @@ export class ParityCore {
       ...(union === 0 ? {empty: true as const} : {}),
       ...(unreadable > 0 ? {unreadable: Object.freeze({...this.unreadable})} : {}),
       columns: Object.freeze(columns),
+      ...(this.plan.notCompared ? {not_compared: Object.freeze({left: [...this.plan.notCompared.left], right: [...this.plan.notCompared.right]})} : {}),
       samples: Object.freeze(this.samplesKept.map((s) => Object.freeze(s.sample))) as ParitySample[],
       digests: Object.freeze({...meta.digests}),
       strategy: meta.strategy,

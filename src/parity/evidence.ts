@@ -35,7 +35,7 @@ import type {Pool} from '../pg/pool.js'
 import {declaresDaysOff, isDayOff, NO_DAYS_OFF, weekdayOf, type DaysOff} from './calendar.js'
 import {isCalendarDate} from './date.js'
 import {CHANGED_AFTER_RUN, chainProblems, filedDays, readRuns, type ComparisonOptions, type LedgerChain, type LedgerRun} from './ledger.js'
-import {escapeHtml, HTML_STYLE, mdText} from './report.js'
+import {escapeHtml, HTML_STYLE, mdText, notComparedText} from './report.js'
 
 export interface ReportDay {
   date: string
@@ -86,6 +86,8 @@ export interface DecidingRun {
   rules_file: string | null
   /** compared columns (left names) */
   columns: string[]
+  /** columns of a side with no column of that name on the other, which the run did not compare; absent when none */
+  not_compared?: {left: string[]; right: string[]}
   key_columns: string[]
   /** column -> tolerance as given */
   tolerances: Record<string, string>
@@ -389,6 +391,7 @@ export function summarize(
       rules: r.rules,
       rules_file: r.rules_file,
       columns: Object.keys(r.columns).sort(),
+      ...(r.not_compared ? {not_compared: r.not_compared} : {}),
       key_columns: r.key_columns,
       tolerances: r.tolerances,
       options: r.comparison_options ?? EMPTY_OPTIONS,
@@ -485,11 +488,12 @@ export function optionsText(o: ComparisonOptions): string {
 function decidedText(x: DecidingRun): string {
   const rules = Object.entries(x.rules).map(([n, k]) => `${n} ${k}`)
   const tol = Object.entries(x.tolerances).map(([c, t]) => `${c}=${t}`)
+  const omitted = notComparedText(x.not_compared ?? null)
   return (
     `run ${x.run} (${x.right}): ${x.empty ? 'no rows compared' : `${x.parity_pct}%`}, explained ${x.explained}${rules.length > 0 ? ` by ${rules.join(', ')}` : ''}` +
     `${x.rules_file ? ` (rules ${x.rules_file})` : ''}, unexplained ${x.unexplained}` +
     `${x.unreadable.left + x.unreadable.right > 0 ? ` (unreadable records: left ${x.unreadable.left}, right ${x.unreadable.right})` : ''}` +
-    `; key ${x.key_columns.join(', ') || '?'}; columns ${x.columns.join(', ') || '(none)'}; tolerances ${tol.length > 0 ? tol.join(', ') : 'none (exact)'}` +
+    `; key ${x.key_columns.join(', ') || '?'}; columns ${x.columns.join(', ') || '(none)'}${omitted ? ` (${omitted})` : ''}; tolerances ${tol.length > 0 ? tol.join(', ') : 'none (exact)'}` +
     `; options ${optionsText(x.options)}`
   )
 }

@@ -221,6 +221,8 @@ export interface LedgerRun extends StoredCounts {
   comparison_options?: ComparisonOptions
   /** keys explained per rule name */
   rules: Record<string, number>
+  /** columns of a side with no column of that name on the other, not compared (the result's not_compared); absent when none */
+  not_compared?: {left: string[]; right: string[]}
   /** records that could not be read, per side (0 for runs recorded before this was counted) */
   unreadable: {left: number; right: number}
   date: string | null
@@ -260,7 +262,7 @@ export async function readRuns(pool: Pool, since: string, until?: string): Promi
             left_digest, right_digest, report_sha256, report_path, run_by,
             to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
             to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at,
-            result->'columns' AS columns, result->'rules' AS rules, result->'unreadable' AS unreadable, options
+            result->'columns' AS columns, result->'rules' AS rules, result->'unreadable' AS unreadable, result->'not_compared' AS not_compared, options
        FROM cutover.parity_runs
       WHERE coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date) >= $1::date
         AND ($2::date IS NULL OR coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date) <= $2::date)
@@ -294,7 +296,16 @@ export async function readRuns(pool: Pool, since: string, until?: string): Promi
     ...runOptions((r.options ?? {}) as Record<string, unknown>),
     rules: (r.rules ?? {}) as Record<string, number>,
     unreadable: {left: Number((r.unreadable as {left?: unknown} | null)?.left ?? 0), right: Number((r.unreadable as {right?: unknown} | null)?.right ?? 0)},
+    ...notCompared(r.not_compared),
   }))
+}
+
+/** A run's `not_compared` as its result document holds it (absent: every column was paired, or a run of an earlier version). */
+function notCompared(v: unknown): Pick<LedgerRun, 'not_compared'> {
+  if (v === null || typeof v !== 'object') return {}
+  const o = v as {left?: unknown; right?: unknown}
+  const names = (x: unknown) => (Array.isArray(x) ? x.map(String) : [])
+  return {not_compared: {left: names(o.left), right: names(o.right)}}
 }
 
 /** What a run's stored options (the check's flags but left and right) say about the comparison. */

@@ -53,7 +53,7 @@ export function timestamptzForm(v: string): string {
 }
 
 /** Trailing blanks of a char(n) value, which PostgreSQL pads and ignores in comparisons (as its ::text cast drops them). */
-function bpcharForm(v: string): string {
+export function bpcharForm(v: string): string {
   let end = v.length
   while (end > 0 && v.charCodeAt(end - 1) === 32) end--
   return end === v.length ? v : v.slice(0, end)

@@ -102,6 +102,30 @@ const DOT_DECIMAL_SCHEMES = new Set(['pg', 'kafka'])
 /** PostgreSQL text types (text, varchar, char, name): their values are not numbers printed by the database. */
 const PG_TEXT_TYPES = new Set([25, 1043, 1042, 19])
 
+/**
+ * Without --columns: the columns of each side that have no column of that name on the other
+ * (after --map), which the default selection leaves out; undefined when there are none, when
+ * --columns names the compared columns, or when a side's columns are unknown (an empty file).
+ * A legacy `amt` against the stream's `amount` without `--map amt=amount` was left out without
+ * a word, and a check that compared nothing but the keys said "parity 100%": so no column
+ * compared while the left side has columns left out is refused (UsageError), and any column
+ * left out is named in the result (`not_compared`), the warning and the reports.
+ */
+function unpairedColumns(opts: ParityOptions, names: string[], rightKeys: string[], leftCols: string[] | undefined, rightCols: string[] | undefined): {left: string[]; right: string[]} | undefined {
+  if ((opts.columns && opts.columns.length > 0) || !leftCols || !rightCols) return undefined
+  const compared = new Set(names)
+  const rightUsed = new Set([...rightKeys, ...names.map((n) => rightName(opts, n))])
+  const left = leftCols.filter((c) => !opts.key.includes(c) && !compared.has(c))
+  const right = rightCols.filter((c) => !rightUsed.has(c))
+  if (names.length === 0 && left.length > 0) {
+    const also = right.length > 0 ? ` (the right side has ${right.join(', ')} besides the key)` : ''
+    throw new UsageError(`no column is compared besides the key: the left side's ${left.join(', ')} ${left.length === 1 ? 'has' : 'have'} no column of the same name on the right side${also}`, {
+      hint: `pair the columns with --map ${left[0]}=<right column> (repeatable), or give --columns ${opts.key.join(',')} to compare the keys only`,
+    })
+  }
+  return left.length + right.length > 0 ? {left, right} : undefined
+}
+
 export function buildPlan(
   opts: ParityOptions,
   leftCols: string[] | undefined,
@@ -138,6 +162,7 @@ export function buildPlan(
     const base = leftCols ?? (rightCols ? rightCols.map((r) => Object.entries(opts.map ?? {}).find(([, v]) => v === r)?.[0] ?? r) : [])
     names = base.filter((c) => !opts.key.includes(c) && (!rightCols || rightCols.includes(rightName(opts, c))))
   }
+  const notCompared = unpairedColumns(opts, names, rightKeys, leftCols, rightCols)
   for (const [name, what] of [
     ...Object.keys(opts.tolerance ?? {}).map((n) => [n, '--tolerance'] as const),
     ...Object.keys(opts.types ?? {}).map((n) => [n, '--type'] as const),
@@ -196,6 +221,7 @@ export function buildPlan(
     rules,
     samples: opts.samples ?? 20,
     ...(sensitiveKeys.some((s) => s) ? {sensitiveKeys} : {}),
+    ...(notCompared ? {notCompared} : {}),
     decimalPoint: {left: DOT_DECIMAL_SCHEMES.has(schemes.left), right: DOT_DECIMAL_SCHEMES.has(schemes.right)},
   }
 }

@@ -62,6 +62,19 @@ function sampleSide(s: ParitySample, v: unknown): string {
   return v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)
 }
 
+/** Columns a check left out (not_compared) in words: "not compared (no column of that name on the other side): left amt; right amount"; '' for none. */
+export function notComparedText(nc: ParityCheckResult['not_compared'] | null): string {
+  const sides = nc ? [...(nc.left.length > 0 ? [`left ${nc.left.join(', ')}`] : []), ...(nc.right.length > 0 ? [`right ${nc.right.join(', ')}`] : [])] : []
+  return sides.length > 0 ? `not compared (no column of that name on the other side): ${sides.join('; ')}` : ''
+}
+
+/** The columns a check compared, and those it left out, in words: "compared amount, currency; not compared (...): left amt". */
+export function columnsText(r: Pick<ParityCheckResult, 'columns' | 'not_compared'>): string {
+  const compared = Object.keys(r.columns)
+  const omitted = notComparedText(r.not_compared)
+  return `compared ${compared.length > 0 ? compared.join(', ') : 'the key only'}${omitted ? `; ${omitted}` : ''}`
+}
+
 function counts(r: ParityCheckResult): [string, string][] {
   return [
     ['left rows', String(r.left_rows)],
@@ -84,6 +97,7 @@ export function renderCheckMarkdown(r: ParityCheckResult, c: ReportContext): str
   const out: string[] = []
   out.push(`# Parity check${r.date ? ` for ${r.date}` : ''}`, '')
   out.push(`- left: ${mdText(c.left)}`, `- right: ${mdText(c.right)}`, `- key: ${mdText(c.key.join(', '))}`, `- strategy: ${r.strategy}, ${r.elapsed_ms} ms`)
+  out.push(`- columns: ${mdText(columnsText(r))}`)
   out.push(`- digests: left \`${r.digests.left}\`, right \`${r.digests.right}\``, `- run by ${mdText(c.runBy)} at ${mdText(c.generatedAt)}`, '')
   if (r.empty) out.push(`**${EMPTY_NOTE}**`, '')
   out.push('| count | value |', '| --- | ---: |', ...counts(r).map(([k, v]) => `| ${k} | ${v} |`), '')
@@ -124,7 +138,7 @@ export function renderCheckHtml(r: ParityCheckResult, c: ReportContext): string 
   const parts: string[] = []
   parts.push(`<h1>${escapeHtml(title)}</h1>`)
   parts.push(
-    `<p>left <code>${escapeHtml(c.left)}</code><br>right <code>${escapeHtml(c.right)}</code><br>key ${escapeHtml(c.key.join(', '))}; strategy ${r.strategy}, ${r.elapsed_ms} ms<br>digests: left <code>${r.digests.left}</code>, right <code>${r.digests.right}</code><br><span class="muted">run by ${escapeHtml(c.runBy)} at ${escapeHtml(c.generatedAt)}</span></p>`,
+    `<p>left <code>${escapeHtml(c.left)}</code><br>right <code>${escapeHtml(c.right)}</code><br>key ${escapeHtml(c.key.join(', '))}; strategy ${r.strategy}, ${r.elapsed_ms} ms<br>columns: ${r.not_compared ? `<span class="bad">${escapeHtml(columnsText(r))}</span>` : escapeHtml(columnsText(r))}<br>digests: left <code>${r.digests.left}</code>, right <code>${r.digests.right}</code><br><span class="muted">run by ${escapeHtml(c.runBy)} at ${escapeHtml(c.generatedAt)}</span></p>`,
   )
   parts.push(`<p class="${r.unexplained === 0 ? 'ok' : 'bad'}">parity ${r.parity_pct}% — ${r.unexplained} unexplained difference(s)</p>`)
   if (r.empty) parts.push(`<p class="bad">${escapeHtml(EMPTY_NOTE)}</p>`)

@@ -40,6 +40,7 @@ import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {mapPgError} from '../pg/pool.js'
 import {ParityCore, type ComparePlan} from './compare.js'
+import {bpcharForm} from './pg-copy.js'
 import {keyIndexOrderQuery, quoteIdent, sqlDateCondition, sqlKeyExpr, type SideSpec} from './sources.js'
 import type {RowValues} from './types.js'
 
@@ -61,6 +62,10 @@ export interface PushdownOptions {
 const identity = (v: string): string => v
 const TEXT_PARSERS: Record<number, (v: string) => unknown> = {
   16: (v) => (v === 't' ? 'true' : v === 'f' ? 'false' : v),
+  // char(n) without its padding, as the merge reads it (pg-copy.ts) and the prefilter's ::text
+  // compares it: padded, a char(5) `X    ` was a mismatch against the stream's `X` whenever its
+  // row came back for another column, and matched when it did not
+  1042: bpcharForm,
   1114: (v) => v.replace(' ', 'T'),
   1184: (v) => v.replace(' ', 'T').replace(/\+00(?::00)?$/, 'Z'),
 }

@@ -8,7 +8,10 @@
  *   missing_in_right present on the left (legacy) only
  *   extra_in_right   present on the right (streaming) only
  *   duplicate key    present more than once on at least one side (never collapsed):
- *                    counted in duplicate_keys_left and/or duplicate_keys_right
+ *                    counted in duplicate_keys_left and/or duplicate_keys_right; one that
+ *                    the other side lacks altogether is missing_in_right (extra_in_right)
+ *                    as well, a difference a rule must explain too (the key counts once in
+ *                    the union)
  * Differences (mismatched, missing, extra, duplicate keys) are then `explained` when every
  * difference of that key is covered by a known-difference rule, `unexplained` otherwise.
  *
@@ -66,7 +69,13 @@ export interface ParityCheckResult {
   empty?: true
   /** records that could not be read, per side (counted in unexplained); present when there are any */
   unreadable?: {left: number; right: number}
+  /** the compared columns (left names): --columns, else every column both sides have (after --map) */
   columns: Record<string, ColumnStats>
+  /**
+   * without --columns: the columns of each side (its own names) that have no column of that name
+   * on the other side (after --map), so were not compared; present only when there are any
+   */
+  not_compared?: {left: string[]; right: string[]}
   samples: ParitySample[]
   /** SHA-256 (hex) over the canonical rows of each input in key order */
   digests: {left: string; right: string}

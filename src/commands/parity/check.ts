@@ -7,6 +7,7 @@ import {UsageError} from '../../errors.js'
 import {formatProgress, ProgressTracker} from '../../jobs/progress.js'
 import {failureOf, percentage, runParityCheck} from '../../parity/check.js'
 import {PARITY_CHECK_NEEDS, requirePrivileges} from '../../pg/privileges.js'
+import {columnsText} from '../../parity/report.js'
 import type {ParityOptions} from '../../parity/plan.js'
 import type {ParityCheckResult} from '../../parity/types.js'
 
@@ -122,6 +123,7 @@ export default class ParityCheck extends CutoverCommand {
           `  explained ${result.explained}, unexplained ${result.unexplained}`,
       )
       if (result.unreadable) this.log(`  unreadable records: left ${result.unreadable.left}, right ${result.unreadable.right} (counted as unexplained)`)
+      if (result.not_compared) this.logToStderr(`warning: ${columnsText(result)}. Pair a column with --map <left>=<right>, or name the columns to compare with --columns`)
       if (result.empty) this.logToStderr(`warning: no row was compared${result.date ? ` on ${result.date}` : ''}: both sides are empty; this run proves nothing and does not count as a pass`)
       for (const [c, s] of Object.entries(result.columns)) if (s.mismatches > 0) this.log(`  ${c}: ${s.mismatches} mismatches (${s.explained} explained)${s.max_abs_diff ? `, max |diff| ${s.max_abs_diff}` : ''}`)
       for (const [cause, n] of Object.entries(result.root_causes ?? {})) this.log(`  missing: ${cause}: ${n}`)
