@@ -10,6 +10,12 @@
  *           / *(any char but DELIM, QUOTE, CR, LF)
  *
  *   encoding  utf-8 (BOM optional), windows-1251, ibm866, latin1, ascii, cp037, cp1047
+ *             A UTF-8 BOM (EF BB BF) before a file of another encoding: when the bytes after it
+ *             (its first BOM_SNIFF_BYTES) hold non-ASCII and are valid UTF-8, the file is UTF-8
+ *             mislabelled by encoding= (Excel's "CSV UTF-8") and is refused (UsageError, exit 2)
+ *             before any record: read as windows-1251 every Cyrillic letter would be mojibake,
+ *             without an error. Else the three bytes are dropped, as for utf-8 (not `п»ї` in the
+ *             first column's name); lines and dead letters count the file as it is.
  *   header    first row names the columns (default); `header=false&columns=a,b,c` names them.
  *             Without delimiter=, a header that is one column holding ";", a tab or "|" is
  *             refused (UsageError, exit 2) naming the delimiter and the URI with it added: read
@@ -46,7 +52,7 @@
  */
 import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
-import {isUtf8} from 'node:buffer'
+import {isAscii, isUtf8} from 'node:buffer'
 import {isAbsolute, resolve} from 'node:path'
 import {parse as csvParse, type CsvError} from 'csv-parse'
 import {SpecError, UsageError} from '../src/errors.js'
@@ -336,12 +342,10 @@ export class FileLines {
   private line = 1
   private readonly ends: LineEndBytes
   private readonly isLf = new Uint8Array(256)
-  private readonly utf8: boolean
 
   constructor(encoding: SupportedEncoding) {
     this.ends = lineEndBytes(encoding)
     for (const b of this.ends.lf) this.isLf[b] = 1
-    this.utf8 = encoding === 'utf-8'
   }
 
   /** The next bytes read from the file. */
@@ -363,7 +367,8 @@ export class FileLines {
 
   /**
    * The bytes of lines `from` to `to` (Infinity: to the end of what was read) as in the file,
-   * without the last one's line end (nor a UTF-8 BOM before line 1), and at most `max` of them
+   * without the last one's line end (nor a UTF-8 BOM before line 1, in any encoding: the reader
+   * drops it, or refuses the file, see BOM_SNIFF_BYTES), and at most `max` of them
    * (`cut` then). undefined when line `from` is no longer (or not yet) held.
    */
   bytes(from: number, to: number, max = Infinity): {bytes: Buffer; cut: boolean} | undefined {
@@ -403,7 +408,7 @@ export class FileLines {
       if (last >= 0 && this.isLf[out[last]!] === 1) out = out.subarray(0, last > 0 && out[last - 1] === this.ends.cr ? last - 1 : last)
       else if (last >= 0 && out[last] === this.ends.cr) out = out.subarray(0, last)
     }
-    if (this.utf8 && from === 1 && out.length >= 3 && out[0] === 0xef && out[1] === 0xbb && out[2] === 0xbf) out = out.subarray(3)
+    if (from === 1 && startsWithBom(out)) out = out.subarray(3)
     const cut = out.length > max
     return {bytes: cut ? Buffer.from(out.subarray(0, max)) : out, cut}
   }
@@ -411,6 +416,32 @@ export class FileLines {
   private walker(): LineWalker {
     return new LineWalker(this.chunks, this.ends, this.isLf, 0, this.at)
   }
+}
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf])
+
+function startsWithBom(b: Buffer): boolean {
+  return b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf
+}
+
+/** The bytes after a UTF-8 BOM that tell, in a file of a single-byte encoding, whether it is UTF-8 (mislabelled). */
+export const BOM_SNIFF_BYTES = 64 * 1024
+
+/**
+ * A file of a single-byte `encoding` (encoding=) that starts with a UTF-8 BOM, followed by
+ * `after` (up to BOM_SNIFF_BYTES of it; `whole`: the file ends there): a UsageError when `after`
+ * holds non-ASCII bytes and is valid UTF-8 (a character cut at the end of the sample included),
+ * the file then being UTF-8 that encoding= mislabels; undefined when the BOM is to be dropped
+ * (ASCII after it, or bytes that are not UTF-8: a file of that encoding with three stray bytes).
+ */
+export function bomMislabel(after: Buffer, encoding: SupportedEncoding, source: string, whole: boolean): UsageError | undefined {
+  if (encoding === 'utf-8' || isAscii(after)) return undefined
+  const r = utf8Check(after, undefined)
+  if (!r.valid || (whole && r.tail)) return undefined
+  return new UsageError(
+    `${source}: starts with a UTF-8 byte order mark (EF BB BF) and is UTF-8 text after it, not ${encoding} (encoding=${encoding}): read as ${encoding}, every non-ASCII character would be garbled without an error`,
+    {hint: 'drop encoding= from the source, or give encoding=utf-8', details: {encoding_given: encoding, encoding_found: 'utf-8'}},
+  )
 }
 
 /**
@@ -627,6 +658,34 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   // UTF-8 goes to csv-parse as it is; single-byte encodings are re-encoded as UTF-8 bytes.
   const transcoder = opts.encoding === 'utf-8' ? undefined : createUtf8Transcoder(opts.encoding)
   let utf8Tail: Buffer | undefined
+  /**
+   * Single-byte encodings: the first bytes, held until they show whether the file starts with a
+   * UTF-8 BOM and, when it does, BOM_SNIFF_BYTES after it (bomMislabel); undefined once decided.
+   */
+  let head: Buffer[] | undefined = transcoder ? [] : undefined
+  let headBytes = 0
+  const transcode = (bytes: Buffer): void => {
+    const utf8 = transcoder!.write(bytes)
+    if (transcoder!.sawInvalid) checkReplacement = true
+    feed(utf8, false)
+  }
+  /** Decides on the bytes in `head` (at the end of the file when `end`): feeds them, without a BOM, or throws bomMislabel's error. */
+  const sniffBom = (end: boolean): void => {
+    if (head!.length > 1 && head![0]!.length < 3) head = [Buffer.concat(head!, headBytes)] // the first three bytes in one buffer
+    const first = head![0] ?? Buffer.alloc(0)
+    const bom = startsWithBom(first)
+    if (!end && (bom ? headBytes < 3 + BOM_SNIFF_BYTES : first.length < 3 && BOM.subarray(0, first.length).equals(first))) return
+    const all = head!.length === 1 ? first : Buffer.concat(head!, headBytes)
+    head = undefined
+    if (!bom) {
+      if (all.length > 0) transcode(all)
+      return
+    }
+    const after = all.subarray(3)
+    const mislabel = bomMislabel(after.subarray(0, BOM_SNIFF_BYTES), opts.encoding, source, end && after.length <= BOM_SNIFF_BYTES)
+    if (mislabel) throw mislabel
+    if (after.length > 0) transcode(after) // without the BOM, as csv-parse drops it from UTF-8 (and FileLines.bytes from line 1)
+  }
   let failed: Error | undefined
   let held: Buffer | undefined
   const feed = (buf: Buffer | undefined, end: boolean): void => {
@@ -647,10 +706,12 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   for await (const chunk of chunks) {
     fileLines.release(prevEnd + 1) // the records before have ended; a bad one being read starts after them
     fileLines.add(chunk)
-    if (transcoder) {
-      const utf8 = transcoder.write(chunk)
-      if (transcoder.sawInvalid) checkReplacement = true
-      feed(utf8, false)
+    if (head) {
+      if (chunk.length > 0) head.push(chunk)
+      headBytes += chunk.length
+      sniffBom(false)
+    } else if (transcoder) {
+      transcode(chunk)
     } else {
       if (!checkReplacement) {
         const r = utf8Check(chunk, utf8Tail)
@@ -663,6 +724,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     if (fatal || failed) break
   }
   if (!fatal && !failed) {
+    if (head) sniffBom(true)
     if (!transcoder && utf8Tail && !checkReplacement) {
       checkReplacement = true // the file ends inside a multi-byte character
     }
