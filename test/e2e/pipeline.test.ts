@@ -60,6 +60,13 @@ describe('cutover pipeline validate', () => {
     expect(human.code, human.stderr).toBe(0)
     expect(human.stdout).toMatch(/: valid pipeline spec "t" \(3 fields, sha256 [0-9a-f]{12}\)\n$/)
     expect(human.stderr).toContain(`warning: ${file}:11:3: windows: not run by stream run`)
+
+    // a csv source whose field names no column of source.columns: stream run refuses it at start
+    const csv = join(dir, 'csv-column.yaml')
+    await writeFile(csv, 'version: 1\nname: t\nsource: {topic: t.raw, format: csv, delimiter: ";", columns: [id, amt]}\nfields:\n  id: {type: string}\n  amount: {from: amount, type: decimal, scale: 2}\nkey: id\nsinks: [{table: t}]\n')
+    const c = await runCli(['pipeline', 'validate', csv, '--json'])
+    expect(c.code, c.stderr).toBe(0)
+    expect(c.json.warnings).toEqual([expect.objectContaining({file: csv, line: 6, message: expect.stringMatching(/^source.columns has no column amount; it has: id, amt, so stream run refuses this spec \(exit 2\)$/)})])
   })
 
   it('an unknown key and a bad enum: exit 2, every problem with file:line:column and what is allowed', async () => {

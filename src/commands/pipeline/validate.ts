@@ -3,6 +3,7 @@ import {CutoverCommand} from '../../cli/base.js'
 import {loadSpec, type LoadedSpec} from '../../config/spec.js'
 import {SpecError, UsageError} from '../../errors.js'
 import {silentLogger} from '../../log.js'
+import {checkSourceFormat} from '../../runtime/stages/decode.js'
 import {checkRunnable} from '../../runtime/stages/index.js'
 
 /** What the schema accepts and another command of this version will not do with it. */
@@ -29,24 +30,30 @@ export interface PipelineValidateResult {
 }
 
 /**
- * stream run's own start check (runtime/stages checkRunnable), asked of this spec: what it refuses
- * in this version (enrich, windows, rules) is a warning here, not an error: the spec is valid, and
- * normalize and pipeline test run it. It reads only the spec; the rest of the context is unused.
+ * stream run's own start checks, asked of this spec: what it refuses in this version (enrich,
+ * windows, rules: runtime/stages checkRunnable) and a csv or fixed source it cannot read (no
+ * `columns`, a copybook it cannot read, a field whose `from` is no column or copybook field:
+ * checkSourceFormat) are warnings here, not errors: the spec is valid, and normalize (which reads
+ * a file's own header) and pipeline test run it. They read only the spec (and its copybook).
  */
-function streamRunRefusal(loaded: LoadedSpec): PipelineValidateWarning | undefined {
-  try {
-    checkRunnable({loaded, pipeline: loaded.spec.name, schema: 'public', maxRecordBytes: 0, dedupeRetentionMs: 0, logger: silentLogger})
-    return undefined
-  } catch (e) {
-    if (!(e instanceof SpecError)) throw e
-    return {...e.location, message: `${e.reason}, so stream run refuses this spec (exit 2)`, ...(e.hint ? {hint: e.hint} : {})}
+function streamRunRefusals(loaded: LoadedSpec): PipelineValidateWarning[] {
+  const ctx = {loaded, pipeline: loaded.spec.name, schema: 'public', maxRecordBytes: 0, dedupeRetentionMs: 0, logger: silentLogger}
+  const out: PipelineValidateWarning[] = []
+  for (const check of [checkRunnable, checkSourceFormat]) {
+    try {
+      check(ctx)
+    } catch (e) {
+      if (!(e instanceof SpecError)) throw e
+      out.push({...e.location, message: `${e.reason}, so stream run refuses this spec (exit 2)`, ...(e.hint ? {hint: e.hint} : {})})
+    }
   }
+  return out
 }
 
 export default class PipelineValidate extends CutoverCommand {
   static override summary = 'Check a pipeline spec against the schema; errors point to file:line:column and say what is allowed (exit 2).'
   static override description =
-    'A valid spec is exit 0. What the schema accepts but stream run of this version refuses (enrich, windows, rules) is a warning, on stderr (under --json: in the result\'s warnings): validate says so rather than call such a spec ready to run.'
+    'A valid spec is exit 0. What the schema accepts but stream run of this version refuses (enrich, windows, rules; a csv or fixed source whose fields name no column of source.columns or field of the copybook) is a warning, on stderr (under --json: in the result\'s warnings): validate says so rather than call such a spec ready to run.'
   static override examples = ['<%= config.bin %> pipeline validate fixtures/specs/card-transactions.yaml', '<%= config.bin %> pipeline validate pipeline.yaml --json']
   static override args = {
     spec: Args.string({description: 'pipeline spec (YAML)'}),
@@ -65,8 +72,7 @@ export default class PipelineValidate extends CutoverCommand {
     if (path === undefined) throw new UsageError('no spec given', {hint: 'cutover pipeline validate <spec.yaml> (or --spec <spec.yaml>)'})
     const loaded = await loadSpec(path)
     const {spec, file, sha256} = loaded
-    const refusal = streamRunRefusal(loaded)
-    const result: PipelineValidateResult = {valid: true, file, name: spec.name, sha256, fields: Object.keys(spec.fields).length, warnings: refusal ? [refusal] : []}
+    const result: PipelineValidateResult = {valid: true, file, name: spec.name, sha256, fields: Object.keys(spec.fields).length, warnings: streamRunRefusals(loaded)}
     this.log(`${file}: valid pipeline spec "${result.name}" (${result.fields} fields, sha256 ${sha256.slice(0, 12)})`)
     // on stderr (oclif keeps it silent under --json, whose result has them): stdout keeps its one line
     for (const w of result.warnings) this.logToStderr(`warning: ${[w.file, w.line, w.column].filter((p) => p !== undefined).join(':')}: ${w.message}${w.hint ? `; ${w.hint}` : ''}`)
