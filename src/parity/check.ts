@@ -154,7 +154,7 @@ export function sourceDataError(e: unknown, opts: Pick<ParityOptions, 'date' | '
     dateColumn !== undefined
       ? `--date ${opts.date} reads --date-column ${dateColumn} of a pg: side as a date in PostgreSQL (text must be yyyy-MM-dd): read a column in another form through a query= source, e.g. "pg:query=SELECT <the other columns>, to_date(${dateColumn}, 'DD.MM.YYYY') AS ${dateColumn} FROM <table>"; or check the where= and query= of the pg: sides`
       : 'a pg: side\'s SQL failed on a value it read: check the where= and query= of the pg: sides (casts of text columns, divisions)'
-  return new UsageError(`parity check: ${e.message}`, {cause: e, hint, details: {sqlstate: e.details.sqlstate}})
+  return new UsageError(e.message, {cause: e, hint, details: {sqlstate: e.details.sqlstate}})
 }
 
 function sameDatabase(a: string | undefined, b: string | undefined): boolean {
@@ -175,7 +175,8 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   const spec: LoadedSpec | undefined = opts.specFile ? await (await import('../config/spec.js')).loadSpec(opts.specFile) : undefined
   // a time rule reads a column's values in the spec field's formats, as the --date filter does
   const formatsOf = (column: string) => specDateFormats(spec?.spec, column, rightName(opts, column))
-  const rules = opts.rulesFile ? await (await import('./rules.js')).loadRules(opts.rulesFile, {formatsOf}) : []
+  const rulesFile = opts.rulesFile ? await (await import('./rules.js')).loadRulesFile(opts.rulesFile, {formatsOf}) : undefined
+  const rules = rulesFile?.rules ?? []
   const ctx: ReaderContext = {...deps.ctx, databaseUrl: deps.databaseUrl, ...(deps.logger ? {logger: deps.logger} : {})}
   // each side's database, and the variable it came from (the ones `parity check` reads), named in its errors
   const leftUrlName = deps.leftDatabaseUrl ? 'CUTOVER_LEFT_DATABASE_URL' : 'DATABASE_URL'
@@ -335,7 +336,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
         date,
         left: shownLeft,
         right: shownRight,
-        options: ledgerOptions(opts),
+        options: ledgerOptions(opts, rulesFile),
         result: base,
         reportSha256: reportSha,
         reportPath: deps.out ?? null,
@@ -349,7 +350,13 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   return Object.freeze({...base, ...(runId !== undefined ? {run_id: runId} : {}), ...(report ? {report} : {})})
 }
 
-function ledgerOptions(o: ParityOptions): Record<string, unknown> {
+/**
+ * The options a run is recorded with (the flags but left and right). With --rules, the file's
+ * SHA-256 and text as the run read them (rulesSha256, rulesText): the path alone let the file be
+ * edited afterwards under evidence that says "explained N by <rule>". They are in `options`, which
+ * the row's hash covers (ledger.ts rowHashSql); rows recorded before have neither.
+ */
+function ledgerOptions(o: ParityOptions, rulesFile?: {sha256: string; text: string}): Record<string, unknown> {
   const {left: _l, right: _r, ...rest} = o
-  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>
+  return JSON.parse(JSON.stringify({...rest, ...(rulesFile ? {rulesSha256: rulesFile.sha256, rulesText: rulesFile.text} : {})})) as Record<string, unknown>
 }

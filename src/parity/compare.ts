@@ -8,7 +8,8 @@
  *   pair(key, l, r)        once on each side: every column compared (./tolerances.ts)
  *   leftOnly / rightOnly   missing_in_right / extra_in_right
  *   duplicate(key, ls, rs) more than one row on a side: reported, never collapsed; with no
- *                          row on the other side, missing_in_right / extra_in_right as well
+ *                          row on the other side, missing_in_right / extra_in_right as well;
+ *                          with one, a mismatch too when it pairs equal with none of them
  *   addMatched(n)          n keys known equal without their values (push-down)
  * Every difference is offered to the known-difference rules (./rules.ts); a key is explained
  * when all of its differences are.
@@ -104,6 +105,20 @@ function explanationOf(r: CompiledRule | undefined): string | null {
   return r === undefined ? null : `rule ${r.name}: ${r.reason}`
 }
 
+/** Code-point order of two rows' values (null first), for a choice that does not depend on arrival order. */
+function compareValuesText(a: RowValues, b: RowValues): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? null
+    const y = b[i] ?? null
+    if (x === y) continue
+    if (x === null) return -1
+    if (y === null) return 1
+    const c = compareText(x, y)
+    if (c !== 0) return c
+  }
+  return 0
+}
+
 interface SampleEntry {
   key: string[]
   kindIx: number
@@ -142,11 +157,13 @@ export class ParityCore {
 
   get keysSeen(): number {
     // a repeated key the other side lacks is counted in missing (extra) as well: once here
-    return this.matched + this.mismatched + this.missing + this.extra + this.dupKeys - this.dupAbsent
+    return this.matched + this.mismatched + this.missing + this.extra + this.dupKeys - this.dupAbsent - this.dupMismatched
   }
   private dupKeys = 0
   /** repeated keys the other side has no row of (also counted in missing or extra) */
   private dupAbsent = 0
+  /** repeated keys whose single row on the other side pairs equal with none of them (also counted in mismatched) */
+  private dupMismatched = 0
 
   private rowObject(values: RowValues, key: string[]): Record<string, string | null> {
     const o: Record<string, string | null> = {}
@@ -226,6 +243,31 @@ export class ParityCore {
   pair(key: string[], l: RowValues, r: RowValues): void {
     this.leftRows++
     this.rightRows++
+    const d = this.compareRow(key, l, r)
+    if (!d.differs) {
+      this.matched++
+      return
+    }
+    this.mismatched++
+    this.settleKey(d.by, d.allExplained)
+  }
+
+  /** How many compared columns of l and r differ (under tolerances and normalizations), nothing counted. */
+  private differingColumns(l: RowValues, r: RowValues): number {
+    const cols = this.plan.columns
+    let n = 0
+    for (let i = 0; i < cols.length; i++) {
+      const c = cols[i]!
+      const lv = l[i] ?? null
+      const rv = r[i] ?? null
+      if (lv === rv && c.tolerance === undefined) continue
+      if (!compareValues(c, lv, rv).equal) n++
+    }
+    return n
+  }
+
+  /** Every column of l and r compared: each difference counted in its column, offered to the rules and sampled. */
+  private compareRow(key: string[], l: RowValues, r: RowValues): {differs: boolean; allExplained: boolean; by: CompiledRule[] | undefined} {
     const cols = this.plan.columns
     let differs = false
     let allExplained = true
@@ -262,12 +304,7 @@ export class ParityCore {
       } else allExplained = false
       this.sample(key, 'mismatch', i, {column: c.name, left: c.sensitive ? masked(lv) : lv, right: c.sensitive ? masked(rv) : rv, explanation: explanationOf(rule)})
     }
-    if (!differs) {
-      this.matched++
-      return
-    }
-    this.mismatched++
-    this.settleKey(by, allExplained)
+    return {differs, allExplained, by}
   }
 
   leftOnly(key: string[], l: RowValues): void {
@@ -332,6 +369,38 @@ export class ParityCore {
       }
       const row = this.shownRow((absent === 'missing_in_right' ? lo : ro)!)
       this.sample(key, absent, -1, {column: null, left: absent === 'missing_in_right' ? row : null, right: absent === 'extra_in_right' ? row : null, explanation: explanationOf(rule)})
+    }
+    // One row on one side, several on the other: the repetition is what a duplicate rule
+    // explains, not the values. The single row is compared with each row of the other side;
+    // when none pairs equal, the key has the differences of the closest row as well (fewest
+    // differing columns, ties to the smallest values in code-point order, so that every
+    // strategy, whatever order its rows arrive in, picks the same one): counted, sampled and
+    // offered to the rules like any mismatch. A duplicate rule hid them: legacy `2,20` twice
+    // against the stream's `2,999` was 100%.
+    // Several rows on both sides stay unpaired: which row stands for which is not known (n x m
+    // pairings, none of them the right one by any rule of the data), so a comparison would
+    // report differences of rows that may not correspond; the repetition is reported on both
+    // sides, and a rule must explain both for the key to pass.
+    if (lefts.length === 1 || rights.length === 1) {
+      const one = lefts.length === 1 ? lefts[0]! : rights[0]!
+      const many = lefts.length === 1 ? rights : lefts
+      let best: RowValues | undefined
+      let bestN = Infinity
+      for (const row of many) {
+        const n = lefts.length === 1 ? this.differingColumns(one, row) : this.differingColumns(row, one)
+        if (n < bestN || (n === bestN && best !== undefined && compareValuesText(row, best) < 0)) {
+          best = row
+          bestN = n
+        }
+        if (n === 0) break
+      }
+      if (best !== undefined && bestN > 0) {
+        const d = lefts.length === 1 ? this.compareRow(key, one, best) : this.compareRow(key, best, one)
+        this.mismatched++
+        this.dupMismatched++
+        if (!d.allExplained) allExplained = false
+        if (d.by) by.push(...d.by)
+      }
     }
     this.settleKey(by, allExplained)
   }

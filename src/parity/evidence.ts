@@ -84,6 +84,8 @@ export interface DecidingRun {
   /** keys explained per rule name */
   rules: Record<string, number>
   rules_file: string | null
+  /** the SHA-256 of the rules file as the run read it (its text is in the ledger row's options.rulesText); absent without --rules, or for a run recorded before it was kept */
+  rules_sha256?: string
   /** compared columns (left names) */
   columns: string[]
   /** columns of a side with no column of that name on the other, which the run did not compare; absent when none */
@@ -115,6 +117,14 @@ export interface ParityReportResult {
   top_unexplained_columns: {column: string; unexplained: number}[]
   /** criteria: what a day must show to pass, in words */
   verdict: {ready: boolean; summary: string; blockers: string[]; criteria: string}
+  /**
+   * Without --until, the window ends on the latest day in the ledger: when that day is more than
+   * one business day before today (UTC, the day runs without a business date are filed under),
+   * the checks stopped and the report is of a past window. The verdict is then not ready
+   * (readiness is for a dual run still being checked); null when the checks are current, or
+   * --until chose the window.
+   */
+  stale: StaleLedger | null
   /**
    * The ledger's hash chain (ledger.ts chainProblems), verified over the whole ledger: `head` is
    * what an auditor keeps to tell later that no row up to it changed; `gaps` are rows deleted
@@ -156,11 +166,31 @@ export interface ParityReportResult {
   }[]
 }
 
+/** The ledger's latest checked day, too old for a report without --until (ParityReportResult.stale). */
+export interface StaleLedger {
+  /** the latest day in the ledger, where the window ends */
+  last_day: string
+  /** today (UTC), when the report was made */
+  today: string
+  /** business days after last_day up to and including today (days off not counted) */
+  business_days_since: number
+  /** what it means and what to do, in words */
+  message: string
+}
+
+/** Business days (not declared off) after `last` up to and including `today`; 0 when `last` is not before `today`. */
+export function businessDaysSince(last: string, today: string, daysOff: DaysOff = NO_DAYS_OFF): number {
+  let n = 0
+  for (let d = addDays(last, 1); d <= today; d = addDays(d, 1)) if (!isDayOff(daysOff, d)) n++
+  return n
+}
+
 export interface ReportOptions {
   days?: number
   threshold?: number
   /** last business day of the window (default: the latest day in the ledger, else today UTC) */
   until?: string
+  /** today (yyyy-MM-dd, UTC); default the clock's */
   today?: string
   /** days without a legacy batch (./calendar.ts readDaysOff); default none */
   daysOff?: DaysOff
@@ -195,14 +225,30 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
   // a window of more than a century is a typo, and one reaching back before year 1 is no date PostgreSQL can compare with
   if (days > MAX_DAYS) throw new UsageError(`--days ${days} is more than ${MAX_DAYS} days (a century)`, {hint: 'e.g. --days 30'})
   if (o.until !== undefined && !isCalendarDate(o.until)) throw new UsageError(`--until ${o.until} is not a day (yyyy-MM-dd)`, {hint: 'e.g. --until 2026-11-30'})
+  if (o.today !== undefined && !isCalendarDate(o.today)) throw new UsageError(`today ${o.today} is not a day (yyyy-MM-dd)`)
+  const today = o.today ?? new Date().toISOString().slice(0, 10)
+  const daysOff = o.daysOff ?? NO_DAYS_OFF
   let to = o.until
+  let stale: StaleLedger | null = null
   if (to === undefined) {
     const q = await pool.query<{d: string | null}>(
       `SELECT to_char(max(coalesce(business_date, (started_at AT TIME ZONE 'UTC')::date)), 'YYYY-MM-DD') AS d FROM cutover.parity_runs`,
     )
-    to = q.rows[0]?.d ?? o.today ?? new Date().toISOString().slice(0, 10)
+    const last = q.rows[0]?.d ?? null
+    to = last ?? today
+    // the checks stopped: the window that ends on the latest checked day is not the dual run's present
+    const since = last === null ? 0 : businessDaysSince(last, today, daysOff)
+    if (last !== null && since > 1) {
+      stale = {
+        last_day: last,
+        today,
+        business_days_since: since,
+        message:
+          `STALE: the latest checked day in the ledger is ${last}, ${since} business day(s) before today (${today}, UTC): the parity checks stopped, and this report is of a past window. ` +
+          `Run today's parity check, or pass --until ${last} to report on that window on purpose.`,
+      }
+    }
   }
-  const daysOff = o.daysOff ?? NO_DAYS_OFF
   const from = windowStart(to, days, daysOff)
   const runs = await readRuns(pool, from, to)
   const edited = await editedRuns(pool, from, to)
@@ -217,7 +263,7 @@ export async function buildParityReport(pool: Pool, o: ReportOptions = {}): Prom
   const changedElsewhere = [...elsewhere].map(([run, day]) => ({run, filed_under: day}))
   const expectPairs = o.expectPairs ?? 1
   if (!Number.isInteger(expectPairs) || expectPairs < 1) throw new UsageError(`--expect-pairs ${expectPairs} must be a positive whole number`, {hint: 'e.g. --expect-pairs 3 for three table pairs checked every day'})
-  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain: {...chain, changed_elsewhere: changedElsewhere}, expectPairs})
+  return summarize(runs, {from, to, days, threshold, daysOff, edited, chain: {...chain, changed_elsewhere: changedElsewhere}, expectPairs, stale})
 }
 
 /** The ledger's count columns and the result document of the same row, which `parity check` wrote together. */
@@ -324,7 +370,7 @@ function looserNotes(x: DecidingRun): string[] {
 /** Pure: the report of the runs of a window. */
 export function summarize(
   runs: LedgerRun[],
-  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'> & Pick<ParityReportResult['ledger'], 'changed_elsewhere'>; expectPairs?: number},
+  w: {from: string; to: string; days: number; threshold: number; daysOff?: DaysOff; edited?: Map<number, string[]>; chain?: Omit<LedgerChain, 'rows'> & Pick<ParityReportResult['ledger'], 'changed_elsewhere'>; expectPairs?: number; stale?: StaleLedger | null},
 ): ParityReportResult {
   const edited = w.edited ?? new Map<number, string[]>()
   const chain = w.chain ?? {unchained_before: runs.length, verified: 0, head: null, gaps: []}
@@ -390,6 +436,7 @@ export function summarize(
       unexplained: r.unexplained,
       rules: r.rules,
       rules_file: r.rules_file,
+      ...(r.rules_sha256 ? {rules_sha256: r.rules_sha256} : {}),
       columns: Object.keys(r.columns).sort(),
       ...(r.not_compared ? {not_compared: r.not_compared} : {}),
       key_columns: r.key_columns,
@@ -416,7 +463,8 @@ export function summarize(
   }
   // rows deleted from the ledger: any day may have lost its evidence
   // ...and a row changed after its run that no day of the window holds (its day may be what changed)
-  const blockers = [...chain.gaps.map((g) => `ledger: ${g}`), ...changedElsewhere.map(changedElsewhereText).map((c) => `ledger: ${c}`), ...perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))]
+  const stale = w.stale ?? null
+  const blockers = [...(stale ? [`ledger: the latest checked day is ${stale.last_day}, ${stale.business_days_since} business day(s) before today (${stale.today}): the checks stopped`] : []), ...chain.gaps.map((g) => `ledger: ${g}`), ...changedElsewhere.map(changedElsewhereText).map((c) => `ledger: ${c}`), ...perDay.flatMap((d) => d.blockers.map((b) => `${d.date}: ${b}`))]
   // the N business days that pass; a day off that blocks (a run on it found a difference) blocks too
   const okDays = perDay.filter((d) => d.ok && !d.day_off).length
   const blocking = perDay.filter((d) => !d.ok).length
@@ -429,6 +477,7 @@ export function summarize(
   const ready = blockers.length === 0
   const named = (status: ReportDay['status']) => perDay.filter((d) => d.status === status).map((d) => d.date)
   const why = [
+    ...(stale ? [`stale: no check since ${stale.last_day}, ${stale.business_days_since} business day(s) before today`] : []),
     ...(named('no data').length > 0 ? [`no data on ${named('no data').join(', ')}`] : []),
     ...(named('no check').length > 0 ? [`no check on ${named('no check').join(', ')}`] : []),
     ...(named('blocked').length > 0 ? [`failing on ${named('blocked').join(', ')}`] : []),
@@ -452,6 +501,7 @@ export function summarize(
       .slice(0, 10)
       .map(([column, unexplained]) => ({column, unexplained})),
     verdict: {ready, summary, blockers, criteria: readinessCriteria(w.threshold, daysOff, expectPairs)},
+    stale,
     ledger: {unchained_before: chain.unchained_before, verified: chain.verified, head: chain.head, gaps: chain.gaps, ...(changedElsewhere.length > 0 ? {changed_elsewhere: changedElsewhere} : {})},
     runs: runs.map((r) => ({
       id: r.id,
@@ -491,7 +541,7 @@ function decidedText(x: DecidingRun): string {
   const omitted = notComparedText(x.not_compared ?? null)
   return (
     `run ${x.run} (${x.right}): ${x.empty ? 'no rows compared' : `${x.parity_pct}%`}, explained ${x.explained}${rules.length > 0 ? ` by ${rules.join(', ')}` : ''}` +
-    `${x.rules_file ? ` (rules ${x.rules_file})` : ''}, unexplained ${x.unexplained}` +
+    `${x.rules_file ? ` (rules ${x.rules_file}${x.rules_sha256 ? `, SHA-256 ${x.rules_sha256}` : ''})` : ''}, unexplained ${x.unexplained}` +
     `${x.unreadable.left + x.unreadable.right > 0 ? ` (unreadable records: left ${x.unreadable.left}, right ${x.unreadable.right})` : ''}` +
     `; key ${x.key_columns.join(', ') || '?'}; columns ${x.columns.join(', ') || '(none)'}${omitted ? ` (${omitted})` : ''}; tolerances ${tol.length > 0 ? tol.join(', ') : 'none (exact)'}` +
     `; options ${optionsText(x.options)}`
@@ -536,7 +586,7 @@ export function ledgerLines(r: ParityReportResult): string[] {
 export function renderEvidenceMarkdown(r: ParityReportResult, generatedAt: string): string {
   const m = mdText
   const unit = declaresDaysOff(r.days_off) ? 'business day(s)' : 'day(s)'
-  const out: string[] = [`# Parity evidence ${r.from} .. ${r.to}`, '', `**${m(r.verdict.summary)}**`, '', `Threshold ${r.threshold}%, window ${r.days} ${unit}, trend: ${r.trend}. Generated ${m(generatedAt)}.`, '', m(r.verdict.criteria), '']
+  const out: string[] = [`# Parity evidence ${r.from} .. ${r.to}`, '', ...(r.stale ? [`**${m(r.stale.message)}**`, ''] : []), `**${m(r.verdict.summary)}**`, '', `Threshold ${r.threshold}%, window ${r.days} ${unit}, trend: ${r.trend}. Generated ${m(generatedAt)}.`, '', m(r.verdict.criteria), '']
   out.push('## Days off', '', ...daysOffLines(r).map((l) => `- ${m(l)}`), '')
   out.push('## Days', '', '| day | runs | parity | unexplained | left rows | right rows | status |', '| --- | ---: | ---: | ---: | ---: | ---: | --- |')
   for (const d of r.per_day) out.push(`| ${d.date} | ${d.runs} | ${d.parity_pct === null ? '—' : `${d.parity_pct}%`} | ${d.unexplained} | ${d.left_rows} | ${d.right_rows} | ${m(dayStatus(d))} |`)
@@ -581,6 +631,7 @@ export function renderEvidenceHtml(r: ParityReportResult, generatedAt: string): 
   const title = `Parity evidence ${r.from} .. ${r.to}`
   const parts = [
     `<h1>${e(title)}</h1>`,
+    ...(r.stale ? [`<p class="bad">${e(r.stale.message)}</p>`] : []),
     `<p class="${r.verdict.ready ? 'ok' : 'bad'}">${e(r.verdict.summary)}</p>`,
     `<p>Threshold ${r.threshold}%, window ${r.days} ${declaresDaysOff(r.days_off) ? 'business day(s)' : 'day(s)'}, trend: ${e(r.trend)}. <span class="muted">Generated ${e(generatedAt)}.</span></p>`,
     `<p>${e(r.verdict.criteria)}</p>`,

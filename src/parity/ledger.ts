@@ -212,6 +212,8 @@ export interface LedgerRun extends StoredCounts {
   tolerances: Record<string, string>
   /** --rules file, or null */
   rules_file: string | null
+  /** the SHA-256 of the rules file's bytes as the run read them; null without --rules, and for runs recorded before it was kept (optional for runs built by hand) */
+  rules_sha256?: string | null
   /**
    * How the check was told to read the values it compared (--map, --type, --normalize,
    * --null-equals-empty, --spec): not part of what makes two runs the same comparison, but what
@@ -309,13 +311,14 @@ function notCompared(v: unknown): Pick<LedgerRun, 'not_compared'> {
 }
 
 /** What a run's stored options (the check's flags but left and right) say about the comparison. */
-function runOptions(o: Record<string, unknown>): Pick<LedgerRun, 'key_columns' | 'date_column' | 'tolerances' | 'rules_file' | 'comparison_options'> {
+function runOptions(o: Record<string, unknown>): Pick<LedgerRun, 'key_columns' | 'date_column' | 'tolerances' | 'rules_file' | 'rules_sha256' | 'comparison_options'> {
   const texts = (v: unknown): Record<string, string> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])) : {})
   return {
     key_columns: Array.isArray(o.key) ? o.key.map(String) : [],
     date_column: typeof o.dateColumn === 'string' ? o.dateColumn : null,
     tolerances: texts(o.tolerance),
     rules_file: typeof o.rulesFile === 'string' ? o.rulesFile : null,
+    rules_sha256: typeof o.rulesSha256 === 'string' ? o.rulesSha256 : null,
     comparison_options: {
       map: texts(o.map),
       types: texts(o.types),

@@ -31,6 +31,7 @@
  * one of its differences, when all of them were explained. Problems in the file are
  * SpecError with file:line:column.
  */
+import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {isMap, isSeq, LineCounter, parseDocument} from 'yaml'
 import {z} from 'zod'
@@ -326,11 +327,20 @@ export function parseRules(text: string, file: string, options: RuleOptions = {}
 }
 
 export async function loadRules(path: string, options: RuleOptions = {}): Promise<CompiledRule[]> {
-  let text: string
+  return (await loadRulesFile(path, options)).rules
+}
+
+/**
+ * A rules file read once: its rules, and its bytes' SHA-256 and text, which the ledger keeps with
+ * the run (the file may be edited after the run; the evidence must say which rules explained what).
+ */
+export async function loadRulesFile(path: string, options: RuleOptions = {}): Promise<{rules: CompiledRule[]; sha256: string; text: string}> {
+  let bytes: Buffer
   try {
-    text = await readFile(path, 'utf8')
+    bytes = await readFile(path)
   } catch (e) {
     throw new SpecError({file: path}, `cannot read the rules: ${(e as Error).message}`, {cause: e, hint: 'check the path given to --rules'})
   }
-  return parseRules(text, path, options)
+  const text = bytes.toString('utf8')
+  return {rules: parseRules(text, path, options), sha256: createHash('sha256').update(bytes).digest('hex'), text}
 }

@@ -64,7 +64,7 @@ describe('parity ledger and report', () => {
     expect(rows[1].result.columns.amount).toEqual({mismatches: 1, explained: 0, max_abs_diff: '0.5'})
 
     // not ready: the 19th has an unexplained difference
-    const before = await runCli(['parity', 'report', '--days', '3', '--json', '--fail-not-ready'], {env})
+    const before = await runCli(['parity', 'report', '--days', '3', '--until', '2026-11-20', '--json', '--fail-not-ready'], {env})
     expect(before.code).toBe(1)
     expect(before.json).toMatchObject({from: '2026-11-18', to: '2026-11-20', days: 3, threshold: 99.99, verdict: {ready: false}})
     expect(before.json.verdict.blockers).toEqual([`2026-11-19: parity 66.6666% < 99.99% (run ${results[1].run_id}: csv:stream-bad.csv)`, `2026-11-19: 1 unexplained difference(s) (run ${results[1].run_id}: csv:stream-bad.csv)`])
@@ -76,7 +76,7 @@ describe('parity ledger and report', () => {
     expect(again.json.unexplained).toBe(0)
 
     const evidence = join(dir, 'evidence.html')
-    const after = await runCli(['parity', 'report', '--days', '3', '--json', '--out', evidence, '--fail-not-ready'], {env})
+    const after = await runCli(['parity', 'report', '--days', '3', '--until', '2026-11-20', '--json', '--out', evidence, '--fail-not-ready'], {env})
     expect(after.stderr).toBe('')
     expect(after.code).toBe(0)
     expect(after.json.verdict.ready).toBe(true)
@@ -93,7 +93,7 @@ describe('parity ledger and report', () => {
     expect(html).not.toMatch(/<script|<link|src=|https?:\/\//i)
     expect(html).toContain('READY to cut over')
 
-    const md = await runCli(['parity', 'report', '--days', '3', '--out', join(dir, 'evidence.md')], {env})
+    const md = await runCli(['parity', 'report', '--days', '3', '--until', '2026-11-20', '--out', join(dir, 'evidence.md')], {env})
     expect(md.code).toBe(0)
     expect(md.stdout).toContain('READY to cut over')
     expect(readFileSync(join(dir, 'evidence.md'), 'utf8')).toContain('| 2026-11-19 |')

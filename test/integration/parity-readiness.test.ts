@@ -78,7 +78,7 @@ describe('parity readiness', () => {
     expect(failing.json.unexplained).toBe(1)
     const narrow = await check(['--columns', 'note'])
     expect(narrow.json.unexplained).toBe(0)
-    const r1 = await runCli(['parity', 'report', '--days', '1', '--json'], {env})
+    const r1 = await runCli(['parity', 'report', '--days', '1', '--until', '2026-11-20', '--json'], {env})
     expect(r1.json.verdict.ready).toBe(false)
     expect(r1.json.verdict.blockers).toEqual([
       `2026-11-20: parity 50.0000% < 99.99% (run ${failing.json.run_id}: csv:r.csv)`,
@@ -87,7 +87,7 @@ describe('parity readiness', () => {
     // the same comparison again, with a tolerance: it supersedes the failing run
     const fixed = await check(['--type', 'amount=decimal', '--tolerance', 'amount=0.01'])
     expect(fixed.json.unexplained).toBe(0)
-    const r2 = await runCli(['parity', 'report', '--days', '1', '--json', '--out', join(dir, 'ev.md')], {env})
+    const r2 = await runCli(['parity', 'report', '--days', '1', '--until', '2026-11-20', '--json', '--out', join(dir, 'ev.md')], {env})
     expect(r2.json.verdict.ready).toBe(true)
     expect(r2.json.runs.map((x: {id: number; superseded_by: number | null}) => [x.id, x.superseded_by])).toEqual([
       [failing.json.run_id, fixed.json.run_id],

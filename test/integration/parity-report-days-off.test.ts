@@ -35,12 +35,12 @@ describe('parity report: business days', () => {
     expect(saturday.empty).toBe(true)
 
     // calendar days: the holiday and the weekend have "no check" / "no data", and block
-    const calendar = await runCli(['parity', 'report', '--days', '5', '--json'], {env})
+    const calendar = await runCli(['parity', 'report', '--days', '5', '--until', '2026-11-24', '--json'], {env})
     expect(calendar.json).toMatchObject({from: '2026-11-20', to: '2026-11-24', days: 5, verdict: {ready: false}})
     expect(calendar.json.verdict.summary).toBe('NOT READY: 2 of 5 day(s) from 2026-11-20 to 2026-11-24 pass; 3 block the cutover (no data on 2026-11-21; no check on 2026-11-20, 2026-11-22)')
 
     const report = (extra: string[] = []) =>
-      runCli(['parity', 'report', '--days', '5', '--days-off', 'Sat,sunday', '--holidays', 'holidays.txt', '--json', '--fail-not-ready', ...extra], {cwd: dir, env})
+      runCli(['parity', 'report', '--days', '5', '--until', '2026-11-24', '--days-off', 'Sat,sunday', '--holidays', 'holidays.txt', '--json', '--fail-not-ready', ...extra], {cwd: dir, env})
     const r = await report(['--out', 'ev.md'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.json).toMatchObject({from: '2026-11-17', to: '2026-11-24', days: 5, verdict: {ready: true, blockers: []}})
@@ -71,7 +71,7 @@ describe('parity report: business days', () => {
     expect(page).toContain('<title>2026-11-21: day off</title>')
     expect(page).toContain('<h2>Days off</h2>\n<ul><li>Declared without a legacy batch: weekdays sat, sun; 2 holiday(s) from holidays.txt')
     expect(page).toContain('<td><span class="muted">day off</span></td>')
-    const text = await runCli(['parity', 'report', '--days', '5', '--days-off', 'sat,sun', '--holidays', 'holidays.txt'], {cwd: dir, env})
+    const text = await runCli(['parity', 'report', '--days', '5', '--until', '2026-11-24', '--days-off', 'sat,sun', '--holidays', 'holidays.txt'], {cwd: dir, env})
     expect(text.stdout).toMatch(/^ {2}2026-11-22 +— +runs 0 +unexplained 0 +day off$/m)
 
     // a day off is not a hiding place: a run on Sunday that finds a difference blocks

@@ -78,7 +78,7 @@ describe('parity report: the verdict over real runs', () => {
     }
     const ids: Record<string, number> = {}
     for (const d of days) ids[d] = await check(d)
-    const report = () => runCli(['parity', 'report', '--days', '5', '--json', '--fail-not-ready'], {env})
+    const report = () => runCli(['parity', 'report', '--days', '5', '--until', '2026-11-05', '--json', '--fail-not-ready'], {env})
     const first = await report()
     expect(first.code).toBe(1)
     expect(first.json).toMatchObject({from: '2026-11-01', to: '2026-11-05', days: 5, verdict: {ready: false}})

@@ -75,7 +75,7 @@ describe('parity report: the ledger\'s hash chain', () => {
       ids.push(c.json.run_id as number)
     }
     const report = async () => {
-      const r = await runCli(['parity', 'report', '--days', '4', '--json'], {env})
+      const r = await runCli(['parity', 'report', '--days', '4', '--until', '2026-11-04', '--json'], {env})
       expect(r.code, r.stderr).toBe(0)
       return r.json
     }
@@ -109,7 +109,7 @@ describe('parity report: the ledger\'s hash chain', () => {
          FROM cutover.parity_runs WHERE id = ${ids[2]};
        DELETE FROM cutover.parity_runs WHERE id = ${ids[1]};`,
     )
-    const r = await runCli(['parity', 'report', '--days', '4', '--json', '--fail-not-ready'], {env})
+    const r = await runCli(['parity', 'report', '--days', '4', '--until', '2026-11-04', '--json', '--fail-not-ready'], {env})
     expect(r.code, r.stderr).toBe(1)
     const j = r.json
     const added = Math.max(...(j.runs as {id: number}[]).map((x) => x.id))
@@ -126,7 +126,7 @@ describe('parity report: the ledger\'s hash chain', () => {
     expect(j.verdict.blockers[0]).toBe(`ledger: ${gap}`)
     expect(j.verdict.summary).toContain('rows deleted from the ledger: 1 gap(s) in its hash chain')
     // the text output names the head and the gap
-    const text = await runCli(['parity', 'report', '--days', '4'], {env})
+    const text = await runCli(['parity', 'report', '--days', '4', '--until', '2026-11-04'], {env})
     expect(text.stdout).toContain(`ledger: Broken: ${gap}.`)
     expect(text.stdout).toContain(`head run ${again.json.run_id}, row hash `)
   })

@@ -31,13 +31,13 @@ describe('parity report: a chained ledger row moved out of the window', () => {
       }
     }
     const failing = ids[0]!
-    const before = await runCli(['parity', 'report', '--days', '2', '--json'], {env})
+    const before = await runCli(['parity', 'report', '--days', '2', '--until', '2026-11-02', '--json'], {env})
     expect(before.json.per_day.map((d: {status: string}) => d.status)).toEqual(['blocked', 'ok'])
 
     // the failing run filed under a day long gone: 2026-11-01 keeps only its passing run
     await sqlOnce(url, `UPDATE cutover.parity_runs SET business_date = '2020-01-01' WHERE id = ${failing}`)
     const out = join(tempDir('report-moved-'), 'evidence.html')
-    const r = await runCli(['parity', 'report', '--days', '2', '--json', '--fail-not-ready', '--out', out], {env})
+    const r = await runCli(['parity', 'report', '--days', '2', '--until', '2026-11-02', '--json', '--fail-not-ready', '--out', out], {env})
     expect(r.code, r.stderr).toBe(1)
     const j = r.json
     expect(j.per_day.map((d: {status: string}) => d.status)).toEqual(['ok', 'ok'])
@@ -47,7 +47,7 @@ describe('parity report: a chained ledger row moved out of the window', () => {
     expect(j.verdict.blockers).toEqual([`ledger: ${why}`])
     expect(j.verdict.summary).toMatch(/^NOT READY: 2 of 2 day\(s\) .*1 ledger row\(s\) changed after their run and filed outside the window now/)
     expect(readFileSync(out, 'utf8')).toContain(`Broken: ${why}.`)
-    const text = await runCli(['parity', 'report', '--days', '2'], {env})
+    const text = await runCli(['parity', 'report', '--days', '2', '--until', '2026-11-02'], {env})
     expect(text.stdout).toContain(`ledger: Broken: ${why}.`)
     expect(text.stdout).toContain('NOT READY')
   })

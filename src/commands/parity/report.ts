@@ -29,7 +29,7 @@ export default class ParityReport extends CutoverCommand {
     'days-off': Flags.string({description: 'weekdays without a legacy batch, comma-separated: e.g. sat,sun (mon, tue, wed, thu, fri, sat, sun)'}),
     holidays: Flags.string({description: 'file of days without a legacy batch, one yyyy-MM-dd per line (# starts a comment)'}),
     threshold: Flags.string({default: '99.99', description: 'parity percentage each day must reach'}),
-    until: Flags.string({description: 'last business day of the window, yyyy-MM-dd (default: the latest day in the ledger)'}),
+    until: Flags.string({description: 'last business day of the window, yyyy-MM-dd (default: the latest day in the ledger; when that is more than one business day before today (UTC), the report says it is stale and is not READY)'}),
     out: Flags.string({description: 'evidence pack: evidence.html (self-contained) or evidence.md'}),
     'fail-not-ready': Flags.boolean({description: 'exit 1 when the verdict is not ready'}),
     'expect-pairs': Flags.integer({default: 1, min: 1, description: 'left/right pairs (e.g. tables) each business day must have checked: a day with fewer blocks'}),
@@ -62,6 +62,7 @@ export default class ParityReport extends CutoverCommand {
       evidence = {path: flags.out, sha256: createHash('sha256').update(text).digest('hex')}
     }
     if (!this.jsonEnabled()) {
+      if (result.stale) this.log(result.stale.message)
       this.log(`${result.from} .. ${result.to}, threshold ${result.threshold}%, trend ${result.trend}`)
       for (const d of result.per_day) this.log(`  ${d.date}  ${d.parity_pct === null ? '      —' : `${d.parity_pct.toFixed(4).padStart(8)}%`}  runs ${d.runs}  unexplained ${d.unexplained}  ${dayStatus(d)}`)
       if (result.top_unexplained_columns.length > 0) this.log(`top unexplained columns: ${result.top_unexplained_columns.map((c) => `${c.column} ${c.unexplained}`).join(', ')}`)
