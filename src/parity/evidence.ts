@@ -550,7 +550,9 @@ function decidedText(x: DecidingRun): string {
 
 /** A day's status in words: ok, day off, or why it blocks; with the notes on how it was decided. */
 export function dayStatus(d: ReportDay): string {
-  const status = d.status === 'day off' ? 'day off' : d.ok ? (d.day_off ? 'ok (day off)' : 'ok') : `${d.status}${d.day_off ? ' (day off)' : ''}: ${d.blockers.join('; ')}`
+  // a blocker that names the status itself ("no data: run 7 compared no rows") is not prefixed with it again
+  const why = d.blockers.map((b) => (b.startsWith(`${d.status}: `) ? b.slice(d.status.length + 2) : b)).join('; ')
+  const status = d.status === 'day off' ? 'day off' : d.ok ? (d.day_off ? 'ok (day off)' : 'ok') : `${d.status}${d.day_off ? ' (day off)' : ''}: ${why}`
   return [status, ...d.notes].join('; ')
 }
 

@@ -7,7 +7,7 @@ import {describe, expect, it} from 'vitest'
 import {SpecError} from '../../src/errors.js'
 import {businessDayZone, failureOf, percentage} from '../../src/parity/check.js'
 import {compareKeys, compareText, ParityCore, type ComparePlan} from '../../src/parity/compare.js'
-import {renderEvidenceMarkdown, summarize} from '../../src/parity/evidence.js'
+import {dayStatus, renderEvidenceMarkdown, summarize} from '../../src/parity/evidence.js'
 import type {LedgerRun} from '../../src/parity/ledger.js'
 import {canonicalRow} from '../../src/parity/merge.js'
 import {buildPlan, type ParityOptions} from '../../src/parity/plan.js'
@@ -373,6 +373,8 @@ describe('verdict', () => {
     expect(r.per_day[1]).toMatchObject({date: '2026-11-02', status: 'no data', ok: false, parity_pct: null})
     expect(r.verdict.blockers).toEqual(['2026-11-02: no data: run 2 compared no rows (pg:r)'])
     expect(r.verdict.summary).toBe('NOT READY: 2 of 3 day(s) from 2026-11-01 to 2026-11-03 pass; 1 block the cutover (no data on 2026-11-02)')
+    // the day's status in words says "no data" once (it said "no data: no data: run 2 ...")
+    expect(dayStatus(r.per_day[1]!)).toBe('no data: run 2 compared no rows (pg:r)')
   })
 
   it('a narrower re-run (fewer compared columns) is another comparison: the failing run still blocks; the same comparison supersedes', () => {
