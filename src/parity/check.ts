@@ -221,6 +221,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
     keyColumns: s === 'left' ? plan.keyColumns : plan.rightKeyColumns,
     columns: plan.columns.map((c) => (s === 'left' ? c.name : c.right)),
     ...(opts.date !== undefined ? {date: dateFilter(s)} : {}),
+    ...(plan.trimKeys ? {trimKeys: plan.trimKeys} : {}),
   })
   const left = side('left')
   const right = side('right')
@@ -257,14 +258,21 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
   }
   const twoDatabases = bothPg && !sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)
   if (wanted === 'bisect' && !bothPg) throw new UsageError('--strategy bisect needs both sides pg:', {hint: 'leave --strategy out to merge-join the two sources'})
+  // trimmed keys (--normalize <key>=trim) are read and sorted trimmed by the merge only: the
+  // push-down joins and bisect buckets the raw key columns
+  const trimmedKeys = plan.trimKeys?.some(Boolean) === true
+  if (trimmedKeys && (wanted === 'bisect' || wanted === 'sql-pushdown')) {
+    const k = plan.keyColumns.filter((_, i) => plan.trimKeys![i])
+    throw new UsageError(`--strategy ${wanted} cannot trim a key column (--normalize ${k[0]}=trim): it compares the raw keys in PostgreSQL`, {hint: 'leave --strategy out (or give --strategy merge) to merge-join the sides with trimmed keys'})
+  }
   try {
-    if (wanted === 'bisect' || (wanted === 'auto' && twoDatabases)) {
+    if (!trimmedKeys && (wanted === 'bisect' || (wanted === 'auto' && twoDatabases))) {
       const b = await bisectStrategy({plan, left, right, leftDatabaseUrl: leftCtx.databaseUrl!, rightDatabaseUrl: rightCtx.databaseUrl!, leftDatabaseUrlName: leftUrlName, rightDatabaseUrlName: rightUrlName, logger: log, onProgress, ...(opts.bisectLeafRows ? {leafRows: opts.bisectLeafRows} : {})})
       strategy = strategyChosen = 'bisect'
       core = b.core
       digests = b.digests
       log.info('parity.bisect.done', {rows_read: b.rowsRead, ranges: b.ranges})
-    } else if ((wanted === 'auto' || wanted === 'sql-pushdown') && bothPg && sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)) {
+    } else if (!trimmedKeys && (wanted === 'auto' || wanted === 'sql-pushdown') && bothPg && sameDatabase(leftCtx.databaseUrl, rightCtx.databaseUrl)) {
       strategyChosen = 'sql-pushdown'
       const pushed = await pushdownStrategy({plan, left, right, databaseUrl: leftCtx.databaseUrl!, databaseUrlName: leftUrlName, logger: log, onProgress})
       if (pushed.ok) {
@@ -336,7 +344,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
         date,
         left: shownLeft,
         right: shownRight,
-        options: ledgerOptions(opts, rulesFile),
+        options: ledgerOptions(opts, rulesFile, plan.specNormalized),
         result: base,
         reportSha256: reportSha,
         reportPath: deps.out ?? null,
@@ -356,7 +364,8 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
  * edited afterwards under evidence that says "explained N by <rule>". They are in `options`, which
  * the row's hash covers (ledger.ts rowHashSql); rows recorded before have neither.
  */
-function ledgerOptions(o: ParityOptions, rulesFile?: {sha256: string; text: string}): Record<string, unknown> {
+function ledgerOptions(o: ParityOptions, rulesFile?: {sha256: string; text: string}, specNormalized?: Record<string, string[]>): Record<string, unknown> {
   const {left: _l, right: _r, ...rest} = o
-  return JSON.parse(JSON.stringify({...rest, ...(rulesFile ? {rulesSha256: rulesFile.sha256, rulesText: rulesFile.text} : {})})) as Record<string, unknown>
+  // with --spec: the string columns its `trim` / `empty_as_null` normalized (as the result's spec_normalized)
+  return JSON.parse(JSON.stringify({...rest, ...(rulesFile ? {rulesSha256: rulesFile.sha256, rulesText: rulesFile.text} : {}), ...(specNormalized ? {specNormalized} : {})})) as Record<string, unknown>
 }

@@ -41,6 +41,10 @@ export interface ComparePlan {
   notCompared?: {left: string[]; right: string[]}
   /** per side: its values write decimals with a "." (pg:, kafka:), so rules read "1.500" as 1.5, not as ambiguous grouping */
   decimalPoint?: {left: boolean; right: boolean}
+  /** per key column: `--normalize <key>=trim` (merge only: plan.ts, check.ts); present when one is */
+  trimKeys?: boolean[]
+  /** with --spec: the string columns (left names) the spec's `trim` / `empty_as_null` normalize (plan.ts); present when any */
+  specNormalized?: Record<string, string[]>
 }
 
 /** A sensitive value as samples show it (maskValue: a card number keeps its first and last four digits). */
@@ -457,6 +461,7 @@ export class ParityCore {
       ...(union === 0 ? {empty: true as const} : {}),
       ...(unreadable > 0 ? {unreadable: Object.freeze({...this.unreadable})} : {}),
       columns: Object.freeze(columns),
+      ...(this.plan.specNormalized ? {spec_normalized: Object.freeze(Object.fromEntries(Object.entries(this.plan.specNormalized).map(([c, n]) => [c, [...n]])))} : {}),
       ...(this.plan.notCompared ? {not_compared: Object.freeze({left: [...this.plan.notCompared.left], right: [...this.plan.notCompared.right]})} : {}),
       samples: Object.freeze(this.samplesKept.map((s) => Object.freeze(s.sample))) as ParitySample[],
       digests: Object.freeze({...meta.digests}),

@@ -238,6 +238,7 @@ async function pass(o: MergeOptions, sort: {left: SortMode; right: SortMode}): P
         keyColumns: spec.keyColumns,
         columns: spec.columns,
         ...(spec.date ? {date: spec.date} : {}),
+        ...(spec.trimKeys ? {trimKeys: spec.trimKeys} : {}),
         mode,
         // the file's thread (csv-parse) is the slowest of the check: its lines are hashed here
         hashHere: false,

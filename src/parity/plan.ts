@@ -163,19 +163,29 @@ export function buildPlan(
     names = base.filter((c) => !opts.key.includes(c) && (!rightCols || rightCols.includes(rightName(opts, c))))
   }
   const notCompared = unpairedColumns(opts, names, rightKeys, leftCols, rightCols)
+  // --normalize <key>=trim: trimmed keys (merge only, check.ts); any other key normalization is refused below
+  const trimKeys = opts.key.map((k) => {
+    const n = opts.normalize?.[k]
+    if (n === undefined) return false
+    const p = parseNormalization(n)
+    if (!p.trim || p.nfc || p.fold !== undefined) {
+      throw new UsageError(`--normalize ${k}=${n}: a key column takes trim only`, {hint: `write --normalize ${k}=trim, or normalize the key where it is read, e.g. --left "pg:query=SELECT lower(${k}) AS ${k}, ... FROM ..."`})
+    }
+    return true
+  })
   for (const [name, what] of [
     ...Object.keys(opts.tolerance ?? {}).map((n) => [n, '--tolerance'] as const),
     ...Object.keys(opts.types ?? {}).map((n) => [n, '--type'] as const),
     // a normalization of a column that is not compared (a key, a typo) would be ignored without a word
     ...Object.keys(opts.normalize ?? {})
-      .filter((n) => n !== '*')
+      .filter((n) => n !== '*' && !opts.key.includes(n))
       .map((n) => [n, '--normalize'] as const),
     ...(opts.nullEqualsEmpty ?? []).filter((n) => n !== '*').map((n) => [n, '--null-equals-empty'] as const),
   ]) {
     if (names.includes(name)) continue
     if (opts.key.includes(name)) {
-      throw new UsageError(`${what} names "${name}", a key column: keys are compared exactly as text, without tolerances, types or normalization`, {
-        hint: `normalize the key where it is read, e.g. --left "pg:query=SELECT trim(${name}) AS ${name}, ... FROM ..."`,
+      throw new UsageError(`${what} names "${name}", a key column: keys are compared exactly as text, without tolerances or types (--normalize ${name}=trim is the one normalization a key takes)`, {
+        hint: `give --normalize ${name}=trim for padded keys (a csv: or pg: side), or convert the key where it is read, e.g. --left "pg:query=SELECT ${name}::text AS ${name}, ... FROM ..."`,
       })
     }
     throw new UsageError(`${what} names "${name}", which is not a compared column`, {hint: `compared columns: ${names.join(', ') || '(none)'}`})
@@ -185,6 +195,7 @@ export function buildPlan(
     return spec === undefined ? {trim: false, nfc: false, fold: undefined} : parseNormalization(spec)
   }
   const nullAll = opts.nullEqualsEmpty?.includes('*') ?? false
+  const specNormalized: Record<string, string[]> = {}
   const columns: ColumnPlan[] = names.map((name) => {
     const right = rightName(opts, name)
     const tolerance = opts.tolerance?.[name] !== undefined ? parseTolerance(name, opts.tolerance[name]) : undefined
@@ -200,14 +211,22 @@ export function buildPlan(
     if (tolerance && tolerance.kind !== 'seconds' && type.type !== 'decimal' && type.type !== 'integer') {
       throw new UsageError(`--tolerance ${name}=${tolerance.text}: numeric tolerances apply to decimal or integer columns`, {hint: `give --type ${name}=decimal`})
     }
+    // a --spec string field's `trim` and `empty_as_null`: the pipeline trims the legacy value and
+    // stores an empty one as NULL, so the raw legacy side is compared as the pipeline wrote it,
+    // through the --normalize and --null-equals-empty path (both sides: the core's, the merge's
+    // and the push-down's shortcuts take equal raw text as equal, which a one-sided
+    // normalization would break; the stream's values are trimmed and never "" there already)
+    const fromSpec = type.type === 'string' && field?.type === 'string' ? {trim: field.trim === true, nullEqualsEmpty: field.empty_as_null === true} : {trim: false, nullEqualsEmpty: false}
+    if (fromSpec.trim || fromSpec.nullEqualsEmpty) specNormalized[name] = [...(fromSpec.trim ? ['trim'] : []), ...(fromSpec.nullEqualsEmpty ? ['empty_as_null'] : [])]
+    const n = norm(name)
     return {
       name,
       right,
       type: type.type,
       tolerance,
       // case folding is for text: a folded timestamp ("...t06:15:00z") no longer reads as one
-      normalize: type.type === 'string' ? norm(name) : {...norm(name), fold: undefined},
-      nullEqualsEmpty: nullAll || (opts.nullEqualsEmpty?.includes(name) ?? false),
+      normalize: type.type === 'string' ? {...n, trim: n.trim || fromSpec.trim} : {...n, fold: undefined},
+      nullEqualsEmpty: nullAll || (opts.nullEqualsEmpty?.includes(name) ?? false) || fromSpec.nullEqualsEmpty,
       convert: converterFor(type, field, name, schemes.left, 'left', pgTypes.left?.[name]),
       convertRight: converterFor(type, field, name, schemes.right, 'right', pgTypes.right?.[right]),
       ...(field?.sensitive ? {sensitive: true} : {}),
@@ -223,5 +242,7 @@ export function buildPlan(
     ...(sensitiveKeys.some((s) => s) ? {sensitiveKeys} : {}),
     ...(notCompared ? {notCompared} : {}),
     decimalPoint: {left: DOT_DECIMAL_SCHEMES.has(schemes.left), right: DOT_DECIMAL_SCHEMES.has(schemes.right)},
+    ...(trimKeys.some(Boolean) ? {trimKeys} : {}),
+    ...(Object.keys(specNormalized).length > 0 ? {specNormalized} : {}),
   }
 }

@@ -24,6 +24,8 @@ export interface SideWorkerData {
   keyColumns: string[]
   columns: string[]
   date?: DateFilter
+  /** per key column: trimmed (SideSpec.trimKeys) */
+  trimKeys?: boolean[]
   mode: SortMode
   cwd?: string
   /** pg: sides: the database (in-process only: never logged) */
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
       w?.()
     }
   })
-  const spec: SideSpec = {side: d.side, uri: parseSourceUri(d.uri), keyColumns: d.keyColumns, columns: d.columns, ...(d.date ? {date: d.date} : {})}
+  const spec: SideSpec = {side: d.side, uri: parseSourceUri(d.uri), keyColumns: d.keyColumns, columns: d.columns, ...(d.date ? {date: d.date} : {}), ...(d.trimKeys ? {trimKeys: d.trimKeys} : {})}
   const counters = {unreadable: 0, filtered: 0}
   const hash = createHash('sha256')
   try {

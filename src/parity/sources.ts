@@ -13,8 +13,9 @@
  *           (./sort.ts).
  *
  * Raw values become text (JSON numbers/booleans as String(v), objects as JSON) or null. Keys
- * are compared exactly as text (normalize them upstream if a side pads them); a null key is
- * "" here and in the ORDER BY (the push-down, like SQL, never pairs null keys).
+ * are compared exactly as text, trimmed on both sides with `--normalize <key>=trim`
+ * (SideSpec.trimKeys); a null key is "" here and in the ORDER BY (the push-down, like SQL,
+ * never pairs null keys).
  */
 import type {QueryConfig} from 'pg'
 import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderContext, type SourceUri} from '../../legacy-adapters/index.js'
@@ -57,6 +58,26 @@ export function sqlKeyExpr(alias: string, column: string): string {
   )
 }
 
+/**
+ * The characters String.prototype.trim removes (ECMAScript WhiteSpace and LineTerminator), as an
+ * SQL expression of chr() calls: `btrim(x, KEY_TRIM_SQL)` trims a pg: side's key exactly as
+ * keyOf trims a file's, so that PostgreSQL sorts the trimmed keys as the merge compares them.
+ */
+const TRIM_CODES = [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]
+export const KEY_TRIM_SQL = TRIM_CODES.map((c) => `chr(${c})`).join(' || ')
+
+/** The key text of a side's key column `i` (`--normalize <key>=trim`: trimmed). */
+function keyOf(s: SideSpec, v: unknown, i: number): string {
+  const k = keyText(v)
+  return s.trimKeys?.[i] === true ? k.trim() : k
+}
+
+/** The SQL of a pg: side's key column `i` as the core reads it (sqlKeyExpr; trimmed with `--normalize <key>=trim`). */
+export function sideKeyExpr(alias: string, s: SideSpec, i: number): string {
+  const e = sqlKeyExpr(alias, s.keyColumns[i]!)
+  return s.trimKeys?.[i] === true ? `btrim(${e}, ${KEY_TRIM_SQL})` : e
+}
+
 export function keyText(v: unknown): string {
   if (v === null || v === undefined) return ''
   // a JSON number of 16+ digits as written; one a double holds (`1.0`) as the number it is (normalize/json.ts)
@@ -79,6 +100,12 @@ export interface SideSpec {
   /** compared columns on this side, in plan order */
   columns: string[]
   date?: DateFilter
+  /**
+   * per key column: its values are trimmed (`--normalize <key>=trim`; merge only): a file's in
+   * the reader, a pg: side's in the SELECT and its ORDER BY (sideKeyExpr), so that both sort
+   * the trimmed key; such a pg: side is never read in its key index's order
+   */
+  trimKeys?: boolean[]
 }
 
 /**
@@ -269,6 +296,8 @@ const CODE_POINT_COLLATIONS = ['C', 'POSIX', 'C.UTF-8', 'C.utf8', 'ucs_basic']
  */
 export function keyIndexOrderQuery(s: SideSpec, codePoint: boolean, target: (name: string) => string): {text: string; values: unknown[]} | undefined {
   if (s.uri.scheme !== 'pg' || s.uri.params.query !== undefined || s.uri.params.order_by !== undefined || s.keyColumns.length === 0) return undefined
+  // trimmed keys are sorted by their trimmed text, which no index on the raw columns gives
+  if (s.trimKeys?.some(Boolean)) return undefined
   const textual = codePoint
     ? `AND k.atttypid IN (25, 1043)
                    AND CASE WHEN k.attcollation = 100 THEN (SELECT db.provider = 'c' AND db.datcollate = ANY($3::text[]) FROM db)
@@ -322,8 +351,9 @@ export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<
 /** The ORDER BY'd pg: URI of one side (`orderBy`: instead of the key columns' text in "C" order). */
 export function sortedPgUri(s: SideSpec, orderBy?: string): SourceUri {
   const base = pgSql(s.uri)
-  const cols = [...s.keyColumns, ...s.columns].map((c) => `s.${quoteIdent(c)}`)
-  const order = orderBy ?? s.keyColumns.map((k) => `${sqlKeyExpr('s', k)} COLLATE "C"`).join(', ')
+  // a trimmed key is selected as its trimmed text form (sideKeyExpr), which the ORDER BY sorts
+  const cols = [...s.keyColumns.map((k, i) => (s.trimKeys?.[i] === true ? `${sideKeyExpr('s', s, i)} AS ${quoteIdent(k)}` : `s.${quoteIdent(k)}`)), ...s.columns.map((c) => `s.${quoteIdent(c)}`)]
+  const order = orderBy ?? s.keyColumns.map((_, i) => `${sideKeyExpr('s', s, i)} COLLATE "C"`).join(', ')
   const where = s.date ? ` WHERE ${sqlDateCondition('s', s.date, `DATE '${s.date.value.replace(/'/g, "''")}'`)}` : ''
   const query = `SELECT ${cols.join(', ')} FROM (${base}) AS s${where} ORDER BY ${order}`
   const params: Record<string, string> = {query}
@@ -376,7 +406,7 @@ async function* project(source: AsyncIterable<RawRecord>, s: SideSpec, counters:
       const f = r.fields
       if (filter && !onTheDay(filter, f[dateCol!], counters)) continue
       const key = new Array<string>(keys.length)
-      for (let i = 0; i < keys.length; i++) key[i] = keyText(f[keys[i]!])
+      for (let i = 0; i < keys.length; i++) key[i] = keyOf(s, f[keys[i]!], i)
       const values = new Array<string | null>(cols.length)
       for (let i = 0; i < cols.length; i++) values[i] = valueText(f[cols[i]!])
       out.push({key, values})
@@ -409,7 +439,7 @@ async function* projectCanonical(source: AsyncIterable<RawRecord>, s: SideSpec, 
       if (filter && !onTheDay(filter, f[dateCol!], counters)) continue
       let line = ''
       for (let i = 0; i < nk; i++) {
-        const k = keyText(f[keys[i]!])
+        const k = keyOf(s, f[keys[i]!], i)
         key[i] = k
         line += k.length + ':' + k
       }

@@ -76,6 +76,12 @@ export interface ParityCheckResult {
    * on the other side (after --map), so were not compared; present only when there are any
    */
   not_compared?: {left: string[]; right: string[]}
+  /**
+   * with --spec: the string columns (left names) whose values were normalized as the spec's
+   * field says before comparing (`trim`, `empty_as_null`), as the pipeline normalizes them;
+   * present only when there are any
+   */
+  spec_normalized?: Record<string, string[]>
   samples: ParitySample[]
   /** SHA-256 (hex) over the canonical rows of each input in key order */
   digests: {left: string; right: string}
