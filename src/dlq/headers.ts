@@ -58,7 +58,7 @@ export interface DeadLetterView {
   /**
    * set when the relay could not publish the value (cutover.value.omitted): the record cannot be
    * replayed; `dlq republish` publishes the dead letter again with its value, a later copy that
-   * then stands for it (./republish.ts DeadLetterCopies)
+   * then stands for it (./reader.ts DeadLetterCopies)
    */
   valueOmitted: string | null
 }

@@ -13,15 +13,14 @@
  * 500,000 dead letters, since a relay repeat follows its original closely. A dead letter the
  * relay published without its value (`cutover.value.omitted`) and `dlq republish` published again
  * with it is counted once too, and the copy with the value stands for it: it takes the other's
- * place among the samples (./republish.ts DeadLetterCopies).
+ * place among the samples (./reader.ts DeadLetterCopies).
  */
 import type {KafkaSettings} from '../config/env.js'
 import {loadSpec, type PipelineSpec} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {DeadLetterOrigin} from './headers.js'
 import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, valueDecodingOf, type ValueMasking} from './mask.js'
-import {deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
-import {DeadLetterCopies} from './republish.js'
+import {DeadLetterCopies, deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
 
 export interface DlqSample {
   dlq: {partition: number; offset: string; timestamp: string}

@@ -97,7 +97,7 @@ export function valueDecodingOf(headers: DlqHeaders | undefined, value: Buffer |
   return {encoding, from: 'spec', json: spec.source.format === 'json'}
 }
 
-/** backfill/run.ts BACKFILL_ID_HEADER (not imported: backfill imports this module) */
+/** backfill/run.ts BACKFILL_ID_HEADER (not imported: run.ts would load backfill's readers into every dlq command) */
 const BACKFILL_ID_HEADER = 'cutover.backfill.id'
 
 /**

@@ -184,6 +184,44 @@ export class RepeatFilter {
   }
 }
 
+/**
+ * What a copy of a dead letter on the DLQ topic is, for a reader that counts, samples or replays
+ * each dead letter once (after RepeatFilter, which it wraps: the same identity, the latest
+ * MAX_REMEMBERED dead letters; `dlq republish`, ./republish.ts, makes the copies with a value):
+ *
+ * - `first`: the first copy seen (with its value or without);
+ * - `value`: a copy WITH its value after copies without it (`dlq republish`): it is the dead
+ *   letter (what a replay sends, what inspect samples), not a repeat to drop;
+ * - `repeat`: any other copy (a relay repeat; a copy without its value after one with it).
+ */
+export type DeadLetterCopy = 'first' | 'value' | 'repeat'
+
+export class DeadLetterCopies {
+  private readonly repeats: RepeatFilter
+  /** identities seen so far only without their value, oldest first */
+  private readonly withoutValue = new Set<string>()
+
+  constructor(private readonly max = MAX_REMEMBERED) {
+    this.repeats = new RepeatFilter(max)
+  }
+
+  /** Classifies `r` and remembers it (read in DLQ order). */
+  classify(r: DlqRecord): DeadLetterCopy {
+    const id = deadLetterIdentity(r)
+    if (id === null) return 'first'
+    const omitted = r.view.valueOmitted !== null
+    if (!this.repeats.isRepeat(r)) {
+      if (!omitted) this.withoutValue.delete(id)
+      else {
+        this.withoutValue.add(id)
+        if (this.withoutValue.size > this.max) this.withoutValue.delete(this.withoutValue.values().next().value!)
+      }
+      return 'first'
+    }
+    return !omitted && this.withoutValue.delete(id) ? 'value' : 'repeat'
+  }
+}
+
 export interface DlqFilter {
   codes?: readonly string[]
   key?: string

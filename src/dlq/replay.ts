@@ -61,8 +61,8 @@ import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
 import {digestStoredKey, finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
 import {keyDigest, showKeyDigest} from './mask.js'
 import {ReplayPredictor, type DlqPrediction} from './predict.js'
-import {deadLetterIdentity, dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
-import {DeadLetterCopies, republishedCopies} from './republish.js'
+import {DeadLetterCopies, deadLetterIdentity, dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
+import {republishedCopies} from './republish.js'
 
 export type {DlqPrediction}
 

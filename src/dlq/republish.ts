@@ -40,9 +40,9 @@ import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {requirePrivileges, type TableNeed} from '../pg/privileges.js'
 import {VALUE_OMITTED_HEADER, type StoredHeaders} from '../runtime/outbox.js'
 import {sleep} from '../runtime/ratelimit.js'
-import {OutboxRelay, relayProducer} from '../runtime/relay.js'
+import {OutboxRelay, relayProducer, sentHeaders, sourceOf, storedText} from '../runtime/relay.js'
 import {headerText} from './headers.js'
-import {deadLetterIdentity, MAX_REMEMBERED, RepeatFilter, withAdmin, type DlqRecord} from './reader.js'
+import {deadLetterIdentity, withAdmin, type DlqRecord} from './reader.js'
 
 /** How long `dlq republish` lets the relay's rounds publish the rows it made unsent (then the relay of `stream run` does). */
 export const REPUBLISH_WAIT_MS = 30_000
@@ -53,43 +53,8 @@ export const DLQ_REPUBLISH_NEEDS: readonly TableNeed[] = [{table: 'outbox', priv
 /** jsonb containment of a stored header named VALUE_OMITTED_HEADER (as relay.ts and pruneSentOutbox ask it). */
 const OMITTED = JSON.stringify([[VALUE_OMITTED_HEADER]])
 
-/**
- * What a copy of a dead letter on the DLQ topic is, for a reader that counts, samples or replays
- * each dead letter once (after RepeatFilter, which it wraps: the same identity, the latest
- * MAX_REMEMBERED dead letters):
- *
- * - `first`: the first copy seen (with its value or without);
- * - `value`: a copy WITH its value after copies without it (`dlq republish`): it is the dead
- *   letter (what a replay sends, what inspect samples), not a repeat to drop;
- * - `repeat`: any other copy (a relay repeat; a copy without its value after one with it).
- */
-export type DeadLetterCopy = 'first' | 'value' | 'repeat'
-
-export class DeadLetterCopies {
-  private readonly repeats: RepeatFilter
-  /** identities seen so far only without their value, oldest first */
-  private readonly withoutValue = new Set<string>()
-
-  constructor(private readonly max = MAX_REMEMBERED) {
-    this.repeats = new RepeatFilter(max)
-  }
-
-  /** Classifies `r` and remembers it (read in DLQ order). */
-  classify(r: DlqRecord): DeadLetterCopy {
-    const id = deadLetterIdentity(r)
-    if (id === null) return 'first'
-    const omitted = r.view.valueOmitted !== null
-    if (!this.repeats.isRepeat(r)) {
-      if (!omitted) this.withoutValue.delete(id)
-      else {
-        this.withoutValue.add(id)
-        if (this.withoutValue.size > this.max) this.withoutValue.delete(this.withoutValue.values().next().value!)
-      }
-      return 'first'
-    }
-    return !omitted && this.withoutValue.delete(id) ? 'value' : 'repeat'
-  }
-}
+// DeadLetterCopies lives beside RepeatFilter, which it wraps (./reader.ts); exported here too
+export {DeadLetterCopies, type DeadLetterCopy} from './reader.js'
 
 /** The headers that, with the pipeline, name one dead letter's outbox row (deadLetterIdentity's). */
 const IDENTITY_HEADERS = ['cutover.source.topic', 'cutover.source.partition', 'cutover.source.offset', 'cutover.failed.at'] as const
@@ -152,7 +117,7 @@ const BATCH_OVERHEAD = 61
  * The record: attributes, timestamp and offset deltas (0: one byte each), key, value, headers.
  */
 export function relayRecordBytes(keyBytes: number | null, valueBytes: number | null, headers: StoredHeaders): number {
-  const sent = headers.filter(([name, , b64name]) => b64name === 1 || name !== VALUE_OMITTED_HEADER)
+  const sent = sentHeaders(headers)
   let body = 3 + fieldBytes(keyBytes) + fieldBytes(valueBytes) + varintBytes(sent.length)
   for (const [stored, b64, b64name] of sent) {
     const name = b64name === 1 ? Buffer.from(stored, 'base64') : Buffer.from(stored, 'utf8')
@@ -223,16 +188,6 @@ interface OmittedRow {
   omitted: boolean
 }
 
-function storedText(headers: StoredHeaders, name: string): string | null {
-  const h = headers.findLast(([n, , b64name]) => b64name !== 1 && n === name)
-  return h ? Buffer.from(h[1], 'base64').toString('utf8') : null
-}
-
-function sourceOf(headers: StoredHeaders): string | null {
-  const [topic, partition, offset] = ['topic', 'partition', 'offset'].map((c) => storedText(headers, `cutover.source.${c}`))
-  return topic === null ? null : `${topic}/${partition}@${offset}`
-}
-
 export async function republishDlq(o: DlqRepublishOptions): Promise<DlqRepublishResult> {
   const started = Date.now()
   const logger = (o.logger ?? silentLogger).namespace('dlq.republish')
@@ -258,8 +213,8 @@ export async function republishDlq(o: DlqRepublishOptions): Promise<DlqRepublish
         value_bytes: r.value_bytes ?? 0,
         record_bytes: bytes,
         max_message_bytes: max,
-        code: storedText(r.headers, 'cutover.error.code'),
-        source: sourceOf(r.headers),
+        code: storedText(r.headers, 'cutover.error.code') ?? null,
+        source: sourceOf(r.headers) ?? null,
         ...(status === 'too-large' ? {fix: raiseCommand(o.settings, r.topic, bytes)} : {}),
       }
     })

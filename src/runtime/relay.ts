@@ -273,9 +273,14 @@ interface OutboxRow {
   headers: StoredHeaders
 }
 
-/** A stored dead letter as the relay sends it: VALUE_OMITTED_HEADER, which only the relay sets, is set again when the value does not fit. */
+/** The stored headers the relay sends: all but VALUE_OMITTED_HEADER, which only the relay sets, again when the value does not fit. */
+export function sentHeaders(headers: StoredHeaders): StoredHeaders {
+  return headers.filter(([name, , b64name]) => b64name === 1 || name !== VALUE_OMITTED_HEADER)
+}
+
+/** A stored dead letter as the relay sends it (sentHeaders). */
 function messageOf(r: OutboxRow): Message {
-  return {key: r.key, value: r.value, headers: toKafkaHeaders(r.headers.filter(([name, , b64name]) => b64name === 1 || name !== VALUE_OMITTED_HEADER))}
+  return {key: r.key, value: r.value, headers: toKafkaHeaders(sentHeaders(r.headers))}
 }
 
 /** The stored headers hold VALUE_OMITTED_HEADER: an earlier round published the row without its value. */
@@ -287,13 +292,14 @@ function restoredOf(rows: readonly OutboxRow[]): {restored?: string[]} {
   return ids.length > 0 ? {restored: ids} : {}
 }
 
-function storedText(headers: StoredHeaders, name: string): string | undefined {
+/** A stored header's text (the last of a repeated name), undefined when the dead letter has none. */
+export function storedText(headers: StoredHeaders, name: string): string | undefined {
   const h = headers.findLast(([n, , b64name]) => b64name !== 1 && n === name)
   return h ? Buffer.from(h[1], 'base64').toString('utf8') : undefined
 }
 
 /** `topic/partition@offset` of the source record a stored dead letter names (its `cutover.source.*` headers). */
-function sourceOf(headers: StoredHeaders): string | undefined {
+export function sourceOf(headers: StoredHeaders): string | undefined {
   const [topic, partition, offset] = ['topic', 'partition', 'offset'].map((c) => storedText(headers, `cutover.source.${c}`))
   return topic === undefined ? undefined : `${topic}/${partition}@${offset}`
 }
