@@ -12,21 +12,26 @@
  *           file a tool wrote with one) is read without it when the rest is no UTF-8 text
  *           (nothing to mistake: ASCII is the same in every one of them), and is a DECODE_ERROR
  *           when the rest is UTF-8 text with other characters: it is UTF-8, not `encoding`
- *   fixed   the value is one record laid out by the copybook, in `encoding` (cp037 default);
- *           bytes after the copybook's length are ignored
+ *   fixed   the value is one record laid out by the copybook, in `encoding` (cp037 default).
+ *           Bytes after the copybook's length may only be padding: spaces of the encoding (0x40
+ *           in EBCDIC), low-values (0x00) and line ends (CR, LF; EBCDIC NL). Anything else is a
+ *           SCHEMA_VIOLATION that gives the sizes (a value of k × the record's length may hold k
+ *           records): a second record in the same message would otherwise be dropped unseen,
+ *           read 1 and written 1. A producer whose records carry bytes of their own past the
+ *           copybook (a longer record layout) needs a FILLER at the copybook's end
  *
  * Results are those of the file readers, without a position (the caller has the Kafka one):
  * DECODE_ERROR for bytes invalid in the encoding (a byte with no character in a single-byte
  * encoding, such as windows-1251 0x98, naming the field that holds it), a malformed quote, a bad
  * packed or zoned digit (naming the field); SCHEMA_VIOLATION for a wrong field count, no line or several
- * lines, a value shorter than the copybook.
+ * lines, a value shorter than the copybook or longer with more than padding after it.
  */
 import {isUtf8} from 'node:buffer'
 import {readFileSync} from 'node:fs'
 import {parse as parseStream, type CsvError} from 'csv-parse'
 import {parse as parseSync} from 'csv-parse/sync'
 import {RecordError, type RecordErrorCode} from '../src/errors.js'
-import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes} from '../src/normalize/encoding.js'
+import {createStreamDecoder, decodeBytes, resolveEncoding, unmappedBytes, type SupportedEncoding} from '../src/normalize/encoding.js'
 import {parseCopybook, type Copybook} from './copybook.js'
 import {recordDecoder} from './fixed.js'
 import {unescapeChar} from './uri.js'
@@ -174,10 +179,24 @@ export interface FixedMessageOptions {
 
 export function fixedMessageDecoder(options: FixedMessageOptions): MessageDecoder {
   const copybook = typeof options.copybook === 'string' ? parseCopybook(readFileSync(options.copybook, 'utf8'), options.copybook) : options.copybook
-  const decode = recordDecoder(copybook, resolveEncoding(options.encoding ?? 'cp037'))
+  const encoding = resolveEncoding(options.encoding ?? 'cp037')
+  const decode = recordDecoder(copybook, encoding)
   const need = copybook.recordLength
+  const padding = trailingPadding(encoding)
   return (value) => {
     if (value.length < need) return {ok: false, code: 'SCHEMA_VIOLATION', message: `the value is ${value.length} bytes, the copybook needs ${need}`}
+    if (value.length > need) {
+      let at = need
+      while (at < value.length && padding.has(value[at]!)) at++
+      if (at < value.length) {
+        const records = value.length % need === 0 ? `; it may hold ${value.length / need} records, and stream run reads one record per message` : ''
+        return {
+          ok: false,
+          code: 'SCHEMA_VIOLATION',
+          message: `the value is ${value.length} bytes, the copybook's record is ${need}: the ${value.length - need} bytes after it are not padding (byte ${at} is 0x${value[at]!.toString(16).toUpperCase().padStart(2, '0')})${records}; if every record is that long, end the copybook with a FILLER for its last bytes`,
+        }
+      }
+    }
     try {
       return {ok: true, fields: decode(value, 0)}
     } catch (e) {
@@ -185,4 +204,10 @@ export function fixedMessageDecoder(options: FixedMessageOptions): MessageDecode
       throw e
     }
   }
+}
+
+/** Bytes that may follow a record in its message: the encoding's space, low-values, line ends. */
+function trailingPadding(encoding: SupportedEncoding): ReadonlySet<number> {
+  // EBCDIC: space 0x40, NL 0x15, LF 0x25, CR 0x0D; the others (ASCII-based): space 0x20, LF, CR
+  return new Set(encoding === 'cp037' || encoding === 'cp1047' ? [0x00, 0x40, 0x15, 0x25, 0x0d] : [0x00, 0x20, 0x0a, 0x0d])
 }

@@ -53,4 +53,24 @@ describe('per-message decoders (stream run, source.format csv | fixed)', () => {
     expect(d(dat.subarray(500, 600))).toMatchObject({ok: false, code: 'DECODE_ERROR', field: 'amount'})
     expect(d(dat.subarray(0, 99))).toMatchObject({ok: false, code: 'SCHEMA_VIOLATION', message: 'the value is 99 bytes, the copybook needs 100'})
   })
+
+  it('refuses a fixed message holding more than one record, and reads one followed by padding only', () => {
+    const dat = readFileSync(join(ROOT, 'fixtures/legacy/TXN.DAT'))
+    const d = fixedMessageDecoder({copybook: join(ROOT, 'fixtures/legacy/txn.cpy'), encoding: 'cp037'})
+    // two records in one message: the second was dropped unseen (read 1, written 1)
+    expect(d(dat.subarray(0, 200))).toEqual({
+      ok: false,
+      code: 'SCHEMA_VIOLATION',
+      message: `the value is 200 bytes, the copybook's record is 100: the 100 bytes after it are not padding (byte 100 is 0x${dat[100]!.toString(16).toUpperCase()}); it may hold 2 records, and stream run reads one record per message; if every record is that long, end the copybook with a FILLER for its last bytes`,
+    })
+    expect(d(Buffer.concat([dat.subarray(0, 100), Buffer.from([0x40, 0x40, 0xc1])]))).toMatchObject({ok: false, code: 'SCHEMA_VIOLATION', message: expect.stringContaining('the 3 bytes after it are not padding (byte 102 is 0xC1); if every')})
+    // EBCDIC spaces, low-values and a line end (NL) after the record are padding
+    for (const pad of [[0x40, 0x40], [0x00, 0x00, 0x00], [0x15], [0x0d, 0x25]]) {
+      expect(d(Buffer.concat([dat.subarray(0, 100), Buffer.from(pad)]))).toMatchObject({ok: true, fields: {txn_id: 'M000000001', amount: '1234.56'}})
+    }
+    // an ASCII-based encoding pads with 0x20, not 0x40
+    const w = fixedMessageDecoder({copybook: parseCopybook('01 R.\n  05 ID PIC X(2).\n'), encoding: 'windows-1251'})
+    expect(w(Buffer.from('A1  \r\n'))).toEqual({ok: true, fields: {id: 'A1'}})
+    expect(w(Buffer.from('A1@@'))).toMatchObject({ok: false, code: 'SCHEMA_VIOLATION', message: expect.stringContaining('it may hold 2 records')})
+  })
 })
