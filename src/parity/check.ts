@@ -344,7 +344,7 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
         date,
         left: shownLeft,
         right: shownRight,
-        options: ledgerOptions(opts, rulesFile, plan.specNormalized),
+        options: ledgerOptions(opts, rulesFile, plan.specNormalized, spec?.sha256),
         result: base,
         reportSha256: reportSha,
         reportPath: deps.out ?? null,
@@ -362,10 +362,14 @@ export async function runParityCheck(opts: ParityOptions, deps: CheckDeps): Prom
  * The options a run is recorded with (the flags but left and right). With --rules, the file's
  * SHA-256 and text as the run read them (rulesSha256, rulesText): the path alone let the file be
  * edited afterwards under evidence that says "explained N by <rule>". They are in `options`, which
- * the row's hash covers (ledger.ts rowHashSql); rows recorded before have neither.
+ * the row's hash covers (ledger.ts rowHashSql); rows recorded before have neither. With --spec,
+ * the file's SHA-256 (specSha256), for the same reason: `parity report` names a re-run whose
+ * rules file or spec was edited since an earlier failing run of the same day (evidence.ts).
  */
-function ledgerOptions(o: ParityOptions, rulesFile?: {sha256: string; text: string}, specNormalized?: Record<string, string[]>): Record<string, unknown> {
+function ledgerOptions(o: ParityOptions, rulesFile?: {sha256: string; text: string}, specNormalized?: Record<string, string[]>, specSha256?: string): Record<string, unknown> {
   const {left: _l, right: _r, ...rest} = o
   // with --spec: the string columns its `trim` / `empty_as_null` normalized (as the result's spec_normalized)
-  return JSON.parse(JSON.stringify({...rest, ...(rulesFile ? {rulesSha256: rulesFile.sha256, rulesText: rulesFile.text} : {}), ...(specNormalized ? {specNormalized} : {})})) as Record<string, unknown>
+  return JSON.parse(
+    JSON.stringify({...rest, ...(rulesFile ? {rulesSha256: rulesFile.sha256, rulesText: rulesFile.text} : {}), ...(specSha256 ? {specSha256} : {}), ...(specNormalized ? {specNormalized} : {})}),
+  ) as Record<string, unknown>
 }

@@ -19,7 +19,7 @@
  */
 import {isFail, maskValue, parseDecimal} from '../normalize/index.js'
 import type {CompiledRule, DifferenceFacts} from './rules.js'
-import {compareValues, DEFAULT_DECIMAL_SCALE, fracDigits, isNumericType, toScaled, type ColumnPlan} from './tolerances.js'
+import {compareValues, DEFAULT_DECIMAL_SCALE, fracDigits, isNumericType, notANumber, toScaled, type ColumnPlan} from './tolerances.js'
 import {DIFFERENCE_KINDS, type ColumnStats, type DifferenceKind, type ParityCheckResult, type ParitySample, type RowValues, type Strategy} from './types.js'
 
 export interface ComparePlan {
@@ -121,6 +121,12 @@ function compareValuesText(a: RowValues, b: RowValues): number {
     if (c !== 0) return c
   }
   return 0
+}
+
+/** A mismatch sample's `unreadable` fields: a decimal/integer value that is not a number (no numeric difference was computed); none otherwise. */
+function unreadableSample(c: ColumnPlan, lv: string | null, rv: string | null, absDiffRank: bigint | undefined): Pick<ParitySample, 'unreadable' | 'unreadable_reason'> {
+  const n = absDiffRank === undefined ? notANumber(c, lv, rv) : undefined
+  return n ? {unreadable: n.side, unreadable_reason: n.reason} : {}
 }
 
 interface SampleEntry {
@@ -306,7 +312,14 @@ export class ParityCore {
         by ??= []
         by.push(rule)
       } else allExplained = false
-      this.sample(key, 'mismatch', i, {column: c.name, left: c.sensitive ? masked(lv) : lv, right: c.sensitive ? masked(rv) : rv, explanation: explanationOf(rule)})
+      this.sample(key, 'mismatch', i, {
+        column: c.name,
+        left: c.sensitive ? masked(lv) : lv,
+        right: c.sensitive ? masked(rv) : rv,
+        explanation: explanationOf(rule),
+        // a value that is not a number of the column's type: an auditor must not read it as a numeric difference
+        ...unreadableSample(c, lv, rv, cmp.absDiffRank),
+      })
     }
     return {differs, allExplained, by}
   }

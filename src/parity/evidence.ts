@@ -24,7 +24,8 @@
  * compared columns, tolerances and comparison options (--map, --type, --normalize,
  * --null-equals-empty, --spec). A deciding re-run given looser options than an earlier failing
  * run of the same comparison that day (an added or changed --map, --type, --normalize,
- * --null-equals-empty, --spec, --tolerance or --rules) is named as such on the day, with the
+ * --null-equals-empty, --spec, --tolerance or --rules, or a --rules or --spec file of the same
+ * path whose SHA-256 differs: edited in between) is named as such on the day, with the
  * earlier run: the verdict is the same, but an auditor sees how the day came to pass. The HTML pack is one self-contained file (inline CSS and
  * SVG, no scripts, no network) listing the report SHA-256 of every run it summarizes. The ledger's
  * hash chain (ledger.ts chainProblems) is verified over the whole ledger: a row changed or added
@@ -320,36 +321,58 @@ function daysOffText(o: DaysOff): string {
 
 const EMPTY_OPTIONS: ComparisonOptions = Object.freeze({map: {}, types: {}, normalize: {}, null_equals_empty: [], spec_file: null})
 
+/** A flag a run was given and, for a file (--rules, --spec), the SHA-256 of its bytes as the run read them (absent for runs recorded before it was kept). */
+interface GivenFlag {
+  flag: string
+  sha256?: string
+}
+
 /**
  * The options of a run that change what counts as equal, as flags, by what they set:
  * `--normalize note` -> `--normalize note=lower`. Tolerances and rules too: they are a run's own
- * to change, but a re-run that adds one is looser than the run it replaces.
+ * to change, but a re-run that adds one is looser than the run it replaces. A file's flag keeps
+ * its content's SHA-256: the same path may hold another file at the re-run.
  */
-function looseningFlags(r: LedgerRun): Map<string, string> {
+function looseningFlags(r: LedgerRun): Map<string, GivenFlag> {
   const o = r.comparison_options ?? EMPTY_OPTIONS
-  const out = new Map<string, string>()
+  const out = new Map<string, GivenFlag>()
   const pairs = (flag: string, m: Record<string, string>) => {
-    for (const [k, v] of Object.entries(m)) out.set(`${flag} ${k}`, `${flag} ${k}=${v}`)
+    for (const [k, v] of Object.entries(m)) out.set(`${flag} ${k}`, {flag: `${flag} ${k}=${v}`})
   }
   pairs('--map', o.map)
   pairs('--type', o.types)
   pairs('--normalize', o.normalize)
-  for (const c of o.null_equals_empty) out.set(`--null-equals-empty ${c}`, `--null-equals-empty ${c}`)
-  if (o.spec_file !== null) out.set('--spec', `--spec ${o.spec_file}`)
+  for (const c of o.null_equals_empty) out.set(`--null-equals-empty ${c}`, {flag: `--null-equals-empty ${c}`})
+  if (o.spec_file !== null) out.set('--spec', {flag: `--spec ${o.spec_file}`, ...(o.spec_sha256 ? {sha256: o.spec_sha256} : {})})
   pairs('--tolerance', r.tolerances)
-  if (r.rules_file !== null) out.set('--rules', `--rules ${r.rules_file}`)
+  if (r.rules_file !== null) out.set('--rules', {flag: `--rules ${r.rules_file}`, ...(r.rules_sha256 ? {sha256: r.rules_sha256} : {})})
   return out
 }
 
-/** What `later` was given that `earlier` was not (or was given otherwise), as flags. */
+/** How addedOptions names a file given by the same path with other content. */
+const EDITED = 'edited: '
+
+/** A SHA-256 shortened for a note: its first 12 hex digits (the deciding run lists it in full). */
+const shortSha = (sha: string) => `${sha.slice(0, 12)}…`
+
+/**
+ * What `later` was given that `earlier` was not (or was given otherwise), as flags. A file given
+ * by the same path whose content changed between the two (both runs kept its SHA-256) is named
+ * `--rules rules.yaml (edited: SHA-256 ab12… instead of cd34…)`; a run recorded without the
+ * SHA-256 is not taken for an edit.
+ */
 function addedOptions(later: LedgerRun, earlier: LedgerRun): string[] {
   const before = looseningFlags(earlier)
   const nullAll = before.has('--null-equals-empty *')
   const added: string[] = []
-  for (const [what, flag] of looseningFlags(later)) {
+  for (const [what, now] of looseningFlags(later)) {
     const was = before.get(what)
-    if (was === flag || (nullAll && what.startsWith('--null-equals-empty '))) continue
-    added.push(was === undefined ? flag : `${flag} (instead of ${was})`)
+    if (nullAll && what.startsWith('--null-equals-empty ')) continue
+    if (was?.flag === now.flag) {
+      if (was.sha256 !== undefined && now.sha256 !== undefined && was.sha256 !== now.sha256) added.push(`${now.flag} (${EDITED}SHA-256 ${shortSha(now.sha256)} instead of ${shortSha(was.sha256)})`)
+      continue
+    }
+    added.push(was === undefined ? now.flag : `${now.flag} (instead of ${was.flag})`)
   }
   return added
 }
@@ -359,7 +382,7 @@ function looserNotes(x: DecidingRun): string[] {
   const groups = new Map<string, LooserRerun[]>()
   for (const l of x.looser_than) groups.set(l.added.join(', '), [...(groups.get(l.added.join(', ')) ?? []), l])
   return [...groups].map(([added, ls]) => {
-    const changed = ls.some((l) => l.added.some((a) => a.includes(' (instead of ')))
+    const changed = ls.some((l) => l.added.some((a) => a.includes(' (instead of ') || a.includes(` (${EDITED}`)))
     const one = ls[0]!.added.length === 1
     const earlier = ls.length === 1 ? 'an earlier run' : 'earlier runs'
     const how = changed ? 'with the stricter options' : `without ${one ? 'it' : 'them'}`
@@ -529,7 +552,7 @@ export function optionsText(o: ComparisonOptions): string {
     ...Object.entries(o.types).map(([k, v]) => `--type ${k}=${v}`),
     ...Object.entries(o.normalize).map(([k, v]) => `--normalize ${k}=${v}`),
     ...(o.null_equals_empty.length > 0 ? [`--null-equals-empty ${o.null_equals_empty.join(',')}`] : []),
-    ...(o.spec_file !== null ? [`--spec ${o.spec_file}`] : []),
+    ...(o.spec_file !== null ? [`--spec ${o.spec_file}${o.spec_sha256 ? ` (SHA-256 ${o.spec_sha256})` : ''}`] : []),
   ]
   return flags.length > 0 ? flags.join(', ') : 'none'
 }

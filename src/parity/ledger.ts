@@ -253,6 +253,11 @@ export interface ComparisonOptions {
   null_equals_empty: string[]
   /** --spec: the pipeline spec whose fields typed the columns, or null */
   spec_file: string | null
+  /**
+   * the SHA-256 of the --spec file's bytes as the run read them (ledger options.specSha256):
+   * absent without --spec, and for runs recorded before it was kept
+   */
+  spec_sha256?: string
 }
 
 /** Runs filed under business days from `since` (inclusive), oldest first; runs without a date use their start day. */
@@ -325,6 +330,7 @@ function runOptions(o: Record<string, unknown>): Pick<LedgerRun, 'key_columns' |
       normalize: texts(o.normalize),
       null_equals_empty: Array.isArray(o.nullEqualsEmpty) ? o.nullEqualsEmpty.map(String) : [],
       spec_file: typeof o.specFile === 'string' ? o.specFile : null,
+      ...(typeof o.specSha256 === 'string' ? {spec_sha256: o.specSha256} : {}),
     },
   }
 }

@@ -62,6 +62,12 @@ function sampleSide(s: ParitySample, v: unknown): string {
   return v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)
 }
 
+/** A sample's explanation cell: its rule or root cause, and why a value was not read as a number of its column's type; null for none. */
+function sampleExplanation(s: ParitySample): string | null {
+  const parts = [s.explanation, s.unreadable_reason].filter((p): p is string => typeof p === 'string' && p !== '')
+  return parts.length > 0 ? parts.join('; ') : null
+}
+
 /** Columns a check left out (not_compared) in words: "not compared (no column of that name on the other side): left amt; right amount"; '' for none. */
 export function notComparedText(nc: ParityCheckResult['not_compared'] | null): string {
   const sides = nc ? [...(nc.left.length > 0 ? [`left ${nc.left.join(', ')}`] : []), ...(nc.right.length > 0 ? [`right ${nc.right.join(', ')}`] : [])] : []
@@ -114,7 +120,7 @@ export function renderCheckMarkdown(r: ParityCheckResult, c: ReportContext): str
   if (r.samples.length === 0) out.push('None.', '')
   else {
     out.push('| key | kind | column | left | right | explanation |', '| --- | --- | --- | --- | --- | --- |')
-    for (const s of r.samples) out.push(`| ${mdText(sampleKey(s.key))} | ${s.kind} | ${mdCell(s.column)} | ${mdText(sampleSide(s, s.left))} | ${mdText(sampleSide(s, s.right))} | ${mdCell(s.explanation)} |`)
+    for (const s of r.samples) out.push(`| ${mdText(sampleKey(s.key))} | ${s.kind} | ${mdCell(s.column)} | ${mdText(sampleSide(s, s.left))} | ${mdText(sampleSide(s, s.right))} | ${mdCell(sampleExplanation(s))} |`)
     out.push('')
   }
   return out.join('\n')
@@ -148,7 +154,7 @@ export function renderCheckHtml(r: ParityCheckResult, c: ReportContext): string 
   const rules = Object.entries(r.rules)
   if (rules.length > 0) parts.push('<h2>Known differences</h2>', htmlTable(['rule', 'keys explained'], rules.map(([n, k]) => [cell(n), String(k)]), [false, true]))
   if (r.root_causes && Object.keys(r.root_causes).length > 0) parts.push('<h2>Root causes of missing rows</h2>', htmlTable(['cause', 'keys'], Object.entries(r.root_causes).map(([n, k]) => [cell(n), String(k)]), [false, true]))
-  parts.push('<h2>Samples</h2>', r.samples.length === 0 ? '<p>None.</p>' : htmlTable(['key', 'kind', 'column', 'left', 'right', 'explanation'], r.samples.map((s) => [escapeHtml(sampleKey(s.key)), s.kind, cell(s.column), escapeHtml(sampleSide(s, s.left)), escapeHtml(sampleSide(s, s.right)), cell(s.explanation)])))
+  parts.push('<h2>Samples</h2>', r.samples.length === 0 ? '<p>None.</p>' : htmlTable(['key', 'kind', 'column', 'left', 'right', 'explanation'], r.samples.map((s) => [escapeHtml(sampleKey(s.key)), s.kind, cell(s.column), escapeHtml(sampleSide(s, s.left)), escapeHtml(sampleSide(s, s.right)), cell(sampleExplanation(s))])))
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${HTML_STYLE}</style></head><body>${parts.join('\n')}</body></html>\n`
 }
 

@@ -288,7 +288,8 @@ function prepareString(v: string, n: StringNormalization): string {
 
 /**
  * Compares two raw values of one column. Unparseable values on either side are compared as
- * text (after string normalization): equal only when identical.
+ * text (after string normalization): equal only when identical (notANumber tells a
+ * decimal/integer column's apart).
  */
 export function compareValues(col: ColumnPlan, left: string | null, right: string | null): ValueComparison {
   let l = left
@@ -336,6 +337,33 @@ export function compareValues(col: ColumnPlan, left: string | null, right: strin
   }
   if (col.type === 'timestamp') return timestampComparison(col, Date.parse(lc), Date.parse(rc))
   return same(lc === rc)
+}
+
+/** A decimal/integer column's value that is not a number of its type, on one side or both (notANumber). */
+export interface NotANumber {
+  side: 'left' | 'right' | 'both'
+  /** why, in words: the normalizer's reason per side (never the value, which a sensitive column's sample masks) */
+  reason: string
+}
+
+/**
+ * Of two values of a decimal/integer column that compareValues found different: the side(s)
+ * whose value is not a number of the column's type (`12,5O`, `n/a`), which were compared as
+ * text; undefined when both are numbers (or null, or blank). Read as compareValues reads them
+ * (string normalization, then the column's converters); for a mismatch's sample, off the
+ * per-value path.
+ */
+export function notANumber(col: ColumnPlan, left: string | null, right: string | null): NotANumber | undefined {
+  if (!isNumericType(col.type) || left === null || right === null) return undefined
+  const l = prepareString(left, col.normalize)
+  const r = prepareString(right, col.normalize)
+  // blank is null for the normalizers (and with null_equals_empty)
+  if (l === r || l.trim() === '' || r.trim() === '') return undefined
+  const lc = col.convert(l)
+  const rc = col.convertRight(r)
+  const sides = [...(typeof lc === 'string' ? [] : [`left value ${lc.fail}`]), ...(typeof rc === 'string' ? [] : [`right value ${rc.fail}`])]
+  if (sides.length === 0) return undefined
+  return {side: sides.length === 2 ? 'both' : typeof lc === 'string' ? 'right' : 'left', reason: `not read as ${col.type}, compared as text: ${sides.join('; ')}`}
 }
 
 function timestampComparison(col: ColumnPlan, a: number, b: number): ValueComparison {

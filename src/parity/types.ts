@@ -42,6 +42,13 @@ export interface ParitySample {
   right: unknown
   /** `rule <name>: <reason>` when a rule explains it; a root cause (`in DLQ: ...`) with --spec; else null */
   explanation: string | null
+  /**
+   * a mismatch of a decimal/integer column whose value on this side (or both) is not a number of
+   * the column's type (`12,5O`, `n/a`): the values were compared as text. Absent otherwise.
+   */
+  unreadable?: 'left' | 'right' | 'both'
+  /** with `unreadable`: why, in words (`not read as decimal, compared as text: left value is not a number (...)`) */
+  unreadable_reason?: string
 }
 
 export interface ColumnStats {

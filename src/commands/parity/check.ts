@@ -127,7 +127,7 @@ export default class ParityCheck extends CutoverCommand {
       if (result.empty) this.logToStderr(`warning: no row was compared${result.date ? ` on ${result.date}` : ''}: both sides are empty; this run proves nothing and does not count as a pass`)
       for (const [c, s] of Object.entries(result.columns)) if (s.mismatches > 0) this.log(`  ${c}: ${s.mismatches} mismatches (${s.explained} explained)${s.max_abs_diff ? `, max |diff| ${s.max_abs_diff}` : ''}`)
       for (const [cause, n] of Object.entries(result.root_causes ?? {})) this.log(`  missing: ${cause}: ${n}`)
-      for (const s of result.samples) this.log(`  ${s.kind} ${JSON.stringify(s.key)}${s.column ? ` ${s.column}` : ''}: ${JSON.stringify(s.left)} vs ${JSON.stringify(s.right)}${s.explanation ? ` (${s.explanation})` : ''}`)
+      for (const s of result.samples) this.log(`  ${s.kind} ${JSON.stringify(s.key)}${s.column ? ` ${s.column}` : ''}: ${JSON.stringify(s.left)} vs ${JSON.stringify(s.right)}${s.explanation ? ` (${s.explanation})` : ''}${s.unreadable_reason ? ` [${s.unreadable_reason}]` : ''}`)
       if (result.report) this.log(`  report ${result.report.path} sha256 ${result.report.sha256}`)
       if (result.run_id !== undefined) this.log(`  ledger run ${result.run_id}`)
     }
