@@ -11,6 +11,8 @@
  * KAFKA_SSL_KEY_PASSWORD   the passphrase of an encrypted KAFKA_SSL_KEY (Java's ssl.key.password)
  * KAFKA_SSL_REJECT_UNAUTHORIZED  false to accept self-signed certificates (default true)
  * DATABASE_URL             postgres://postgres@127.0.0.1:5432/cutover by default
+ *                          (sslmode prefer, require and verify-ca verify the server's certificate and
+ *                          host name, as verify-full; with uselibpqcompat=true, as libpq does: sslModeAsVerifyFull)
  *
  * A setting that would be ignored is refused (exit 2), never silently dropped: an unknown
  * KAFKA_SASL_* or KAFKA_SSL_* variable, a KAFKA_* one a typo away from a setting (KAFKA_BROKER
@@ -258,6 +260,39 @@ function checkTlsParameters(parsed: URL, name: string): void {
       details: {setting: name, parameter: 'sslrootcert'},
     })
   }
+}
+
+/** The sslmode values node-postgres 8 reads as verify-full where libpq verifies less (prefer and require: nothing; verify-ca: not the host name). */
+export const VERIFY_FULL_ALIASES = ['prefer', 'require', 'verify-ca'] as const
+export type VerifyFullAlias = (typeof VERIFY_FULL_ALIASES)[number]
+
+/**
+ * node-postgres 8 (pg-connection-string 2) reads sslmode prefer, require and verify-ca as
+ * verify-full, and says so on stderr, once per process, in a multi-line "SECURITY WARNING" that its
+ * next major version will read them as libpq does (weaker). cutover keeps verify-full for them, and
+ * says so itself: the URL node-postgres is given asks for sslmode=verify-full, which every version
+ * reads the same way, and prints no warning. Returns that URL and the sslmode asked for, or
+ * undefined when the URL asks for none of the three, or sets uselibpqcompat=true (node-postgres
+ * then reads the mode as libpq does, without a warning). Only the sslmode parameter is rewritten:
+ * the rest of the URL (its percent-encoded password, other parameters) is handed over as written.
+ * As node-postgres does, a parameter given twice counts with its last value.
+ */
+export function sslModeAsVerifyFull(url: string): {mode: VerifyFullAlias; url: string} | undefined {
+  if (/^socket:/i.test(url)) return undefined // node-postgres reads no sslmode there
+  const q = url.indexOf('?')
+  const hash = url.indexOf('#')
+  if (q < 0 || (hash >= 0 && hash < q)) return undefined
+  const end = hash < 0 ? url.length : hash
+  const query = url.slice(q + 1, end)
+  const params = new URLSearchParams(query)
+  const mode = params.getAll('sslmode').at(-1)
+  if (mode === undefined || !(VERIFY_FULL_ALIASES as readonly string[]).includes(mode)) return undefined
+  if (params.getAll('uselibpqcompat').at(-1) === 'true') return undefined
+  const rewritten = query
+    .split('&')
+    .map((p) => (new URLSearchParams(p).has('sslmode') ? 'sslmode=verify-full' : p))
+    .join('&')
+  return {mode: mode as VerifyFullAlias, url: `${url.slice(0, q + 1)}${rewritten}${url.slice(end)}`}
 }
 
 export function connectionSettingsFromEnv(env: Env = process.env): ConnectionSettings {

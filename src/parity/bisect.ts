@@ -28,7 +28,7 @@ import pg from 'pg'
 import {MONEY_CASTS, pgSql} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
-import {mapPgError} from '../pg/pool.js'
+import {mapPgError, pgConnectionString} from '../pg/pool.js'
 import {ParityCore, type ComparePlan} from './compare.js'
 import {joinSorted} from './merge.js'
 import {copyKeyedRows} from './pg-copy.js'
@@ -117,7 +117,7 @@ function onSide<T>(side: {url: string; urlName?: string | undefined}, p: Promise
 }
 
 async function open(spec: SideSpec, url: string, urlName: string | undefined): Promise<Side> {
-  const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
+  const client = new pg.Client({connectionString: pgConnectionString(url), application_name: 'cutover-parity'})
   try {
     await client.connect()
   } catch (e) {

@@ -25,7 +25,7 @@ import {to as copyTo} from 'pg-copy-streams'
 import {MONEY_CASTS} from '../../legacy-adapters/pg.js'
 import {DEFAULT_DATABASE_URL} from '../config/env.js'
 import {UsageError} from '../errors.js'
-import {mapPgError} from '../pg/pool.js'
+import {mapPgError, pgConnectionString} from '../pg/pool.js'
 import type {KeyedRow} from './types.js'
 
 const ESCAPES: Record<string, string> = {'\\': '\\', t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', v: '\v'}
@@ -160,7 +160,7 @@ function moneyAsNumeric(sql: string, keyCount: number, fields: readonly {dataTyp
 /** The COPY read behind both: rows of a SELECT, in its order, in batches of about 1000. */
 async function* copyRows<B>(o: CopyReadOptions, sink: () => LineSink<B>): AsyncGenerator<B> {
   const url = o.databaseUrl ?? DEFAULT_DATABASE_URL
-  const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
+  const client = new pg.Client({connectionString: pgConnectionString(url), application_name: 'cutover-parity'})
   const fail = (e: unknown) => {
     const mapped = mapPgError(e, url, o.databaseUrlName)
     const sqlstate = mapped.details.sqlstate

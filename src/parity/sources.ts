@@ -193,9 +193,9 @@ export const PEEK_RECORDS = 1000
 async function pgColumns(uri: SourceUri, ctx: SideContext, given: SourceUri = uri): Promise<{name: string; dataTypeID: number}[]> {
   const pg = (await import('pg')).default
   const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
-  const {mapPgError} = await import('../pg/pool.js')
+  const {mapPgError, pgConnectionString} = await import('../pg/pool.js')
   const url = ctx.databaseUrl ?? DEFAULT_DATABASE_URL
-  const client = new pg.Client({connectionString: url, application_name: 'cutover-parity'})
+  const client = new pg.Client({connectionString: pgConnectionString(url, ctx.logger), application_name: 'cutover-parity'})
   try {
     await client.connect()
     // as the reader does (legacy-adapters/pg.ts): a query= source cannot change anything, so its
@@ -232,7 +232,8 @@ export async function estimateRows(uri: SourceUri, ctx: ReaderContext): Promise<
       const pg = (await import('pg')).default
       const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
       const {quoteQualifiedName} = await import('../../legacy-adapters/pg.js')
-      const client = new pg.Client({connectionString: ctx.databaseUrl ?? DEFAULT_DATABASE_URL, application_name: 'cutover-parity'})
+      const {pgConnectionString} = await import('../pg/pool.js')
+      const client = new pg.Client({connectionString: pgConnectionString(ctx.databaseUrl ?? DEFAULT_DATABASE_URL, ctx.logger), application_name: 'cutover-parity'})
       await client.connect()
       try {
         const r = await client.query<{n: number}>('SELECT reltuples::float8 AS n FROM pg_class WHERE oid = $1::regclass', [quoteQualifiedName(uri.target)])
@@ -335,7 +336,8 @@ export async function pgKeyIndexOrder(s: SideSpec, ctx: ReaderContext): Promise<
     if (!q) return false
     const pg = (await import('pg')).default
     const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
-    const client = new pg.Client({connectionString: ctx.databaseUrl ?? DEFAULT_DATABASE_URL, application_name: 'cutover-parity'})
+    const {pgConnectionString} = await import('../pg/pool.js')
+    const client = new pg.Client({connectionString: pgConnectionString(ctx.databaseUrl ?? DEFAULT_DATABASE_URL, ctx.logger), application_name: 'cutover-parity'})
     await client.connect()
     try {
       const r = await client.query<{ok: boolean | null}>(q)

@@ -38,7 +38,7 @@ import QueryStream from 'pg-query-stream'
 import {MONEY_CASTS, pgSql, quoteQualifiedName} from '../../legacy-adapters/pg.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../log.js'
-import {mapPgError} from '../pg/pool.js'
+import {mapPgError, pgConnectionString} from '../pg/pool.js'
 import {ParityCore, type ComparePlan} from './compare.js'
 import {bpcharForm} from './pg-copy.js'
 import {keyIndexOrderQuery, quoteIdent, sqlDateCondition, sqlKeyExpr, type SideSpec} from './sources.js'
@@ -178,7 +178,7 @@ async function splitPoint(client: pg.Client, left: SideSpec, right: SideSpec, ke
 
 export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutcome> {
   const {plan, left, right} = o
-  const client = new pg.Client({connectionString: o.databaseUrl, application_name: 'cutover-parity'})
+  const client = new pg.Client({connectionString: pgConnectionString(o.databaseUrl, o.logger), application_name: 'cutover-parity'})
   const fail = (e: unknown) => {
     const mapped = mapPgError(e, o.databaseUrl, o.databaseUrlName)
     const sqlstate = mapped.details.sqlstate
@@ -375,7 +375,7 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
       return {n: BigInt(row.n), sum: BigInt(row.sum)}
     }
     const helper = async (): Promise<pg.Client> => {
-      const c = new pg.Client({connectionString: o.databaseUrl, application_name: 'cutover-parity'})
+      const c = new pg.Client({connectionString: pgConnectionString(o.databaseUrl, o.logger), application_name: 'cutover-parity'})
       helpers.push(c)
       await c.connect()
       await c.query(`SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; SET cursor_tuple_fraction = 1; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '${snapshot}'`)

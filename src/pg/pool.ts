@@ -8,10 +8,11 @@
  * where it is needed gets exit 2 with what to run as an administrator.
  * Connection failures become `ServiceUnavailableError` (exit 3) naming the address, never
  * the password; other server errors keep node-postgres' facts (code, detail, constraint).
+ * Every connection string handed to node-postgres passes through `pgConnectionString`.
  */
 import pg from 'pg'
 import {CutoverError, ServiceUnavailableError, TLS_UNTRUSTED_CODES, UsageError} from '../errors.js'
-import {describeDatabaseUrl} from '../config/env.js'
+import {describeDatabaseUrl, sslModeAsVerifyFull, type VerifyFullAlias} from '../config/env.js'
 import {silentLogger, type Logger} from '../log.js'
 import {migrate, refuseNewerSchema} from './migrations.js'
 import {quoteIdent} from './ident.js'
@@ -66,6 +67,39 @@ export function isConnectionError(e: unknown): boolean {
   return /timeout expired|Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg)
 }
 
+/** What cutover does for each sslmode node-postgres 8 reads as verify-full (sslModeAsVerifyFull). */
+const SSLMODE_NOTES: Record<VerifyFullAlias, string> = {
+  prefer: "sslmode=prefer: TLS is required (no fallback to plaintext) and the server's certificate and host name are verified (as verify-full); uselibpqcompat=true&sslmode=prefer encrypts without verifying",
+  require: "sslmode=require: the server's certificate and host name are verified (as verify-full); uselibpqcompat=true&sslmode=require encrypts without verifying, as libpq does",
+  'verify-ca': "sslmode=verify-ca: the server's certificate and host name are verified (as verify-full); uselibpqcompat=true&sslmode=verify-ca verifies the certificate without the host name, as libpq does",
+}
+
+/**
+ * The sslmodes already noted in this process. A process-wide record, not configuration: the note
+ * is about the client, the same for every connection, and is said once (as node-postgres said its
+ * warning once), however many pools and clients a command opens.
+ */
+const sslModesNoted = new Set<VerifyFullAlias>()
+
+/**
+ * The connection string to hand node-postgres for `url`: `url` itself, or, for sslmode prefer,
+ * require or verify-ca without uselibpqcompat=true, the same URL asking for sslmode=verify-full.
+ * That is what node-postgres 8 does for them anyway (it verifies the server's certificate and host
+ * name), said explicitly, so that it prints no "SECURITY WARNING" of its own on stderr (in the middle
+ * of a --json run's output), and so that a node-postgres 9, which reads those modes as libpq does,
+ * would verify no less. Instead, the first time in the process a `logger` is given, one
+ * `pg.sslmode` warning says what cutover does (the address, never the URL: it may hold a password).
+ */
+export function pgConnectionString(url: string, logger?: Logger): string {
+  const alias = sslModeAsVerifyFull(url)
+  if (!alias) return url
+  if (logger && logger.level !== 'silent' && !sslModesNoted.has(alias.mode)) {
+    sslModesNoted.add(alias.mode)
+    logger.warn('pg.sslmode', {sslmode: alias.mode, address: describeDatabaseUrl(url), note: SSLMODE_NOTES[alias.mode]})
+  }
+  return alias.url
+}
+
 function safeUrl(url: string): URL | undefined {
   try {
     return new URL(url)
@@ -77,9 +111,9 @@ function safeUrl(url: string): URL | undefined {
 /**
  * The server answers, but not with the TLS the URL asks for: it does not accept TLS at all
  * (sslmode=require or prefer against ssl=off), or its certificate is not trusted. Settings, not an
- * outage: exit 2 with the fix (these were exit 70, "PG_ERROR", without one). node-postgres reads
- * sslmode prefer, require and verify-ca as verify-full, and never falls back to plaintext as
- * libpq's prefer does: the hint says so.
+ * outage: exit 2 with the fix (these were exit 70, "PG_ERROR", without one). sslmode prefer,
+ * require and verify-ca are verified as verify-full (pgConnectionString), and node-postgres never
+ * falls back to plaintext as libpq's prefer does: the hint says so.
  */
 function tlsRefused(e: unknown, url: string, urlName: string | undefined): CutoverError | undefined {
   const err = e as {code?: string; message?: string}
@@ -176,7 +210,7 @@ export function mapPgError(e: unknown, url: string, urlName?: string): CutoverEr
 export async function ensureDatabase(url: string, options: OpenOptions = {}): Promise<void> {
   const u = new URL(url)
   const dbName = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres'
-  const probe = new pg.Client({connectionString: url, connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000})
+  const probe = new pg.Client({connectionString: pgConnectionString(url, options.logger), connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000})
   try {
     await probe.connect()
     return
@@ -186,7 +220,7 @@ export async function ensureDatabase(url: string, options: OpenOptions = {}): Pr
     await probe.end().catch(() => {})
   }
   u.pathname = '/postgres'
-  const admin = new pg.Client({connectionString: u.toString(), connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000})
+  const admin = new pg.Client({connectionString: pgConnectionString(u.toString(), options.logger), connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000})
   try {
     await admin.connect()
     await admin.query(`CREATE DATABASE ${quoteIdent(dbName)}`)
@@ -214,7 +248,8 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   const logger = (options.logger ?? silentLogger).namespace('pg')
   if (options.create !== false) await ensureDatabase(url, options)
   const pool = new pg.Pool({
-    connectionString: url,
+    // the pool's options.connectionString is this one (sslmode=verify-full for require: pgConnectionString)
+    connectionString: pgConnectionString(url, options.logger),
     max: options.max ?? 4,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
     application_name: options.applicationName ?? 'cutover',
@@ -248,9 +283,9 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
   }
 }
 
-/** Server version and address, for `dev status`. */
-export async function probeDatabase(url: string, timeoutMs = 3000): Promise<{version: string; address: string}> {
-  const client = new pg.Client({connectionString: url, connectionTimeoutMillis: timeoutMs})
+/** Server version and address, for `dev status`; `logger` takes the pg.sslmode note (pgConnectionString). */
+export async function probeDatabase(url: string, timeoutMs = 3000, logger?: Logger): Promise<{version: string; address: string}> {
+  const client = new pg.Client({connectionString: pgConnectionString(url, logger), connectionTimeoutMillis: timeoutMs})
   try {
     await client.connect()
     const r = await client.query<{server_version: string}>('SHOW server_version')
@@ -261,7 +296,7 @@ export async function probeDatabase(url: string, timeoutMs = 3000): Promise<{ver
       await client.end().catch(() => {})
       const u = new URL(url)
       u.pathname = '/postgres'
-      const r = await probeDatabase(u.toString(), timeoutMs)
+      const r = await probeDatabase(u.toString(), timeoutMs, logger)
       return {version: r.version, address: describeDatabaseUrl(url)}
     }
     throw mapPgError(e, url)

@@ -29,7 +29,7 @@ import {describeDatabaseUrl} from '../config/env.js'
 import {CutoverError, ExitCode} from '../errors.js'
 import {quoteIdent} from './ident.js'
 import {runtimeGrants} from './migrations.js'
-import {mapPgError, type Pool} from './pool.js'
+import {mapPgError, pgConnectionString, type Pool} from './pool.js'
 
 export type TablePrivilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE'
 
@@ -131,7 +131,7 @@ export async function requirePrivileges(db: Pool | string, command: string, need
   const url = typeof db === 'string' ? db : db.options?.connectionString
   let rows: MissingRow[]
   if (typeof db === 'string') {
-    const client = new pg.Client({connectionString: db, connectionTimeoutMillis: 5000, application_name: `cutover ${command}`})
+    const client = new pg.Client({connectionString: pgConnectionString(db), connectionTimeoutMillis: 5000, application_name: `cutover ${command}`})
     try {
       await client.connect()
       rows = (await client.query<MissingRow>(MISSING_SQL, [tables, privileges])).rows
