@@ -40,17 +40,24 @@
  * two columns of one name (a join's `a.id, b.id`), whose values would overwrite each other. When the table or
  * column was not found but one whose name differs only in case exists (`pg:s.Upper` reads
  * s.upper, the table is s."Upper"), the hint says that unquoted names fold to lower case and
- * gives the quoted form to write (foldedNameHint).
+ * gives the quoted form to write (foldedNameHint). An unquoted target with a dot in a name
+ * (`pg:legacy.Daily Totals.2026`) reads as database.schema.table, which PostgreSQL refuses
+ * (0A000, cross-database references): a UsageError too, giving the quoted form of the table
+ * that exists (dottedNameHint). A where= or query= holding a bind parameter (`$1`) is a
+ * UsageError (08P01 at the read): nothing binds it, the value goes into the SQL. A query= whose
+ * SQL failed and holds `&key=` (or another pg parameter) after it: the hint says that query=
+ * takes the rest of the URI, and to write the others before it.
  */
 import pg, {type QueryConfig} from 'pg'
 import QueryStream from 'pg-query-stream'
-import {type CutoverError, UsageError} from '../src/errors.js'
+import {CutoverError, UsageError} from '../src/errors.js'
 import {DEFAULT_DATABASE_URL} from '../src/config/env.js'
 import {quoteIdent} from '../src/pg/ident.js'
 import type {Logger} from '../src/log.js'
-import {mapPgError} from '../src/pg/pool.js'
+import {mapPgError, pgConnectionString} from '../src/pg/pool.js'
 import {exactDecimalsPrototype} from '../src/normalize/decimal.js'
 import {batchedSource} from './source.js'
+import {SCHEMES} from './uri.js'
 import type {BatchedRecords, RawRecord, ReaderContext, SourceUri} from './types.js'
 
 export const DEFAULT_PG_BATCH_SIZE = 2000
@@ -174,6 +181,79 @@ export async function foldedNameHint(client: pg.ClientBase, uri: SourceUri, erro
   return undefined
 }
 
+const DOTTED_NAME_NOTE =
+  "pg: reads tables of DATABASE_URL's database: a name of three parts is database.schema.table of that database; a schema or table name holding a dot, a space or capitals is written double-quoted (pg:legacy.\"Daily Totals.2026\")"
+
+/**
+ * The hint for "cross-database references are not implemented" (0A000) of a target that holds
+ * more dots than schema.table (`pg:legacy.Daily Totals.2026`, a table whose name has a dot): the
+ * table whose name is the target split at one of its dots (or the whole target), if one exists
+ * (case aside), with the quoted form to write (`pg:legacy."Daily Totals.2026"`). Undefined when
+ * the target has quotes, or no such table exists. Catalog lookups only, the names as parameters.
+ */
+export async function dottedNameHint(client: pg.ClientBase, uri: SourceUri): Promise<string | undefined> {
+  const target = uri.target.trim()
+  if (uri.params.query !== undefined || target === '' || target.includes('"')) return undefined
+  const schemas: (string | null)[] = [null]
+  const tables: string[] = [target]
+  for (let i = target.indexOf('.'); i !== -1; i = target.indexOf('.', i + 1)) {
+    schemas.push(target.slice(0, i).trim())
+    tables.push(target.slice(i + 1).trim())
+  }
+  const found = await client.query<{nspname: string; relname: string; visible: boolean}>(
+    `SELECT DISTINCT n.nspname, c.relname, u.s IS NULL AS visible FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN unnest($1::text[], $2::text[]) AS u(s, t) ON lower(c.relname) = lower(u.t)
+        AND (CASE WHEN u.s IS NULL THEN pg_catalog.pg_table_is_visible(c.oid) ELSE lower(n.nspname) = lower(u.s) END)
+      WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+      ORDER BY 1, 2 LIMIT 5`,
+    [schemas, tables],
+  )
+  if (found.rows.length === 0) return undefined
+  const rest = uri.text.indexOf('?') === -1 ? '' : uri.text.slice(uri.text.indexOf('?'))
+  const write = found.rows.map((r) => `pg:${(r.visible ? [r.relname] : [r.nspname, r.relname]).map(sqlIdentifier).join('.')}${rest}`)
+  return `a schema or table name holding a dot, a space or capitals is written double-quoted (unquoted, ${uri.text} reads as database.schema.table): write ${write.join(' or ')}${shell(write)}`
+}
+
+const UNBOUND_PARAMETER_HINT = "pg: runs where= and query= as written, with no parameters to bind: write the value into the SQL as a literal ($1 -> '2026-11-20', quoted as in psql)"
+const isCrossDatabase = (sqlstate: unknown, message: string) => sqlstate === '0A000' && /cross-database references/.test(message)
+const isUnboundParameter = (sqlstate: unknown, message: string) => sqlstate === '08P01' && /bind message supplies 0 parameters/.test(message)
+
+/**
+ * An error of SQL that reads a pg: source other than the reader's (backfill's column check runs
+ * `SELECT * FROM (<the source's SQL>) AS s LIMIT 0`), as the reader gives it: a target with a dot in
+ * a name read as database.schema.table (0A000), a bind parameter (08P01), and a query= that took
+ * `&key=` into its SQL are UsageErrors (exit 2) with the hint the reader gives. Anything else as
+ * it is. The dotted-name lookup opens a connection of its own on `databaseUrl`.
+ */
+export async function pgSourceError(e: unknown, uri: SourceUri, databaseUrl: string = DEFAULT_DATABASE_URL): Promise<unknown> {
+  if (uri.scheme !== 'pg' || !(e instanceof CutoverError)) return e
+  const pgError = (e.cause instanceof CutoverError ? e.cause.cause : e.cause) as {message?: unknown} | undefined
+  const sqlstate = e.details.sqlstate ?? (e.cause instanceof CutoverError ? e.cause.details.sqlstate : undefined)
+  const message = typeof pgError?.message === 'string' ? pgError.message : e.message
+  if (e.code === 'PG_ERROR' && isCrossDatabase(sqlstate, message)) {
+    const client = new pg.Client({connectionString: pgConnectionString(databaseUrl), application_name: 'cutover-reader', connectionTimeoutMillis: 10_000})
+    const looked = await client
+      .connect()
+      .then(() => dottedNameHint(client, uri))
+      .catch(() => undefined)
+      .finally(() => client.end().catch(() => {}))
+    return new UsageError(`source "${uri.text}": ${message}`, {cause: e, hint: looked ?? DOTTED_NAME_NOTE, details: {sqlstate}})
+  }
+  if (e.code === 'PG_ERROR' && isUnboundParameter(sqlstate, message)) return new UsageError(`source "${uri.text}": ${message}`, {cause: e, hint: UNBOUND_PARAMETER_HINT, details: {sqlstate}})
+  const verbatim = e.code === 'USAGE' && typeof sqlstate === 'string' && sqlstate.startsWith('42') ? verbatimQueryHint(uri) : undefined
+  if (verbatim) return new UsageError(e.message, {cause: e.cause ?? e, hint: verbatim, details: {...e.details, sqlstate}})
+  return e
+}
+
+/** query= takes the rest of the URI as SQL: a pg parameter written after it (`&key=id`) went into the SQL. */
+function verbatimQueryHint(uri: SourceUri): string | undefined {
+  const q = uri.params.query
+  if (q === undefined) return undefined
+  const after = Object.keys(SCHEMES.pg!.params).filter((p) => p !== 'query' && new RegExp(`&${p}=`, 'i').test(q))
+  if (after.length === 0) return undefined
+  return `query= takes the rest of the URI as its SQL, so ${after.map((p) => `&${p}=`).join(', ')} went into the query: write the other parameters before it, pg:?${after.map((p) => `${p}=...`).join('&')}&query=SELECT ...`
+}
+
 /** The SQL a pg: URI reads. */
 export function pgSql(uri: SourceUri): string {
   const p = uri.params
@@ -267,26 +347,36 @@ export function readPg(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords 
   }
 
   return batchedSource(async function* () {
-    const client = new pg.Client({connectionString: url, application_name: 'cutover-reader', connectionTimeoutMillis: 10_000})
+    const client = new pg.Client({connectionString: pgConnectionString(url, ctx.logger), application_name: 'cutover-reader', connectionTimeoutMillis: 10_000})
     client.on('error', (e) => log?.warn('pg.reader.connection_error', {error: e}))
     const fail = async (e: unknown, connected: boolean): Promise<CutoverError> => {
       const mapped = mapPgError(e, url)
       const sqlstate = mapped.details.sqlstate
-      if (typeof sqlstate === 'string' && (sqlstate.startsWith('42') || sqlstate === '25006')) {
-        let folded: string | undefined
-        if (connected && (sqlstate === '42P01' || sqlstate === '42703')) {
-          // out of the failed transaction, then the catalog: a name that differs only in case?
-          folded = await client
+      const message = (e as Error).message ?? ''
+      const crossDatabase = isCrossDatabase(sqlstate, message)
+      const withParameter = isUnboundParameter(sqlstate, message)
+      if (typeof sqlstate === 'string' && (sqlstate.startsWith('42') || sqlstate === '25006' || crossDatabase || withParameter)) {
+        let looked: string | undefined
+        if (connected && (sqlstate === '42P01' || sqlstate === '42703' || crossDatabase)) {
+          // out of the failed transaction, then the catalog: a name that differs only in case, or holds a dot?
+          looked = await client
             .query('ROLLBACK')
-            .then(() => foldedNameHint(client, uri, e))
+            .then(() => (crossDatabase ? dottedNameHint(client, uri) : foldedNameHint(client, uri, e)))
             .catch((x: unknown) => {
               log?.debug('pg.reader.fold_lookup_failed', {error: x})
               return undefined
             })
         }
-        return new UsageError(`source "${uri.text}": ${(e as Error).message}`, {
+        return new UsageError(`source "${uri.text}": ${message}`, {
           cause: mapped,
-          hint: sqlstate === '25006' ? 'pg: reads only: give a SELECT' : (folded ?? 'check the table name and the where=, order_by= or query= SQL'),
+          hint:
+            sqlstate === '25006'
+              ? 'pg: reads only: give a SELECT'
+              : withParameter
+                ? UNBOUND_PARAMETER_HINT
+                : crossDatabase
+                  ? (looked ?? DOTTED_NAME_NOTE)
+                  : (looked ?? verbatimQueryHint(uri) ?? 'check the table name and the where=, order_by= or query= SQL'),
           details: {sqlstate, sql},
         })
       }

@@ -42,6 +42,7 @@ import {isTombstone} from '../../legacy-adapters/kafka.js'
 import {csvLine} from '../../legacy-adapters/csv.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
+import {pgSourceError} from '../../legacy-adapters/pg.js'
 import {fixedOptionsFromUri} from '../../legacy-adapters/fixed.js'
 import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
 import type {KafkaReaderContext} from '../../legacy-adapters/kafka.js'
@@ -322,6 +323,33 @@ async function* untilStopped<T>(batches: AsyncIterable<T>, signal: AbortSignal |
   } catch (e) {
     if (signal?.aborted) return
     throw e
+  }
+}
+
+/**
+ * PG_DATA: a pg: source whose SQL fails on a value it reads (PostgreSQL's class 22, data
+ * exception: a where= literal that is no date, `amt / 0` in query=, a cast of a text column, or
+ * text whose bytes are not in the database's encoding) is the source's or the URI's problem, not
+ * an internal one: exit 2 naming the source and what to change (it was PG_ERROR, exit 70, without
+ * the source named). Other errors as they are.
+ */
+export function pgSourceDataError(e: unknown, uri: SourceUri): unknown {
+  if (uri.scheme !== 'pg' || !(e instanceof CutoverError) || e.code !== 'PG_ERROR') return e
+  const sqlstate = String(e.details.sqlstate ?? '')
+  if (!sqlstate.startsWith('22')) return e
+  const cause = (e.cause as Error | undefined)?.message ?? e.message
+  const hint =
+    sqlstate === '22021' || sqlstate === '22P05'
+      ? "a text column holds bytes that PostgreSQL cannot give as UTF-8 (a SQL_ASCII database holding windows-1251 text, say: SHOW server_encoding): read that column converted in query=, e.g. pg:query=SELECT id, convert_from(convert(name::bytea, 'WIN1251', 'UTF8'), 'UTF8') AS name FROM <table> ORDER BY id"
+      : "the source's SQL failed on a value it read: check the literals and casts of where= and query= (a date is written '2026-11-20'), and the rows' values"
+  return new UsageError(`source "${uri.text}": ${cause}`, {cause: e, hint, details: {sqlstate}})
+}
+
+async function* pgDataErrors<T>(batches: AsyncIterable<T>, uri: SourceUri): AsyncGenerator<T> {
+  try {
+    for await (const b of batches) yield b
+  } catch (e) {
+    throw pgSourceDataError(e, uri)
   }
 }
 
@@ -657,7 +685,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     if (uri.scheme === 'pg' && !uri.params.order_by && !/order\s+by/i.test(uri.params.query ?? '')) {
       logger.warn('backfill.pg_unordered', {note: 'without order_by= (or ORDER BY in the query) a resumed backfill may skip or repeat rows: PostgreSQL does not promise the same order twice'})
     }
-    await assertColumnsRead(uri, {databaseUrl: o.settings.databaseUrl, ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})}, loaded, keyFields)
+    // its probe of a pg: source's columns fails as the read would: exit 2 with the reader's hint (pgSourceError, PG_DATA)
+    await assertColumnsRead(uri, {databaseUrl: o.settings.databaseUrl, ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {})}, loaded, keyFields).catch(async (e: unknown) => {
+      throw pgSourceDataError(await pgSourceError(e, uri, o.settings.databaseUrl), uri)
+    })
     if (keyFields.length === 0 && !isKafka) logger.warn('backfill.unkeyed', {note: 'no --key and no spec key: records are spread over partitions without per-key order'})
     // ---- the file read: kept by its size and the digests of its ends, a resume reads the same one (see FILE)
     const isFile = uri.scheme === 'csv' || uri.scheme === 'fixed'
@@ -1006,7 +1037,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       } else {
         // a kafka: source resumes each partition after its checkpoint offset: the reader does not fetch what it covers
         const readerCtx: KafkaReaderContext = {databaseUrl: o.settings.databaseUrl, kafka: o.settings.kafka, logger, ...(signal ? {signal} : {}), ...(o.cwd ? {cwd: o.cwd} : {}), ...(spec ? {sensitiveColumns: sensitiveInputs(spec.fields)} : {}), ...(isKafka && skipPartitions.size > 0 ? {startAfter: skipPartitions} : {})}
-        outer: for await (const records of untilStopped(recordBatches(openSource(uri, readerCtx)), signal)) {
+        outer: for await (const records of untilStopped(pgDataErrors(recordBatches(openSource(uri, readerCtx)), uri), signal)) {
           for (const read of records) {
             ordinal++
             const pos = read.position
