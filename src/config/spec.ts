@@ -348,8 +348,24 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
     if (s[k] !== undefined && s.format !== 'csv') out.push({path: ['source', k], message: `${k} applies only to format csv (format is ${s.format})`})
   }
   if (s.copybook !== undefined && s.format !== 'fixed') out.push({path: ['source', 'copybook'], message: `copybook applies only to format fixed (format is ${s.format})`})
+  // a column named twice: the record would hold the later column's value under the name, the
+  // earlier one's lost without a word (columns: [id, amt, amt] wrote the third column as amt)
+  s.columns?.forEach((c, j) => {
+    const first = s.columns!.indexOf(c)
+    if (first !== j) out.push({path: ['source', 'columns', j], message: `column "${c}" is listed twice (positions ${first + 1} and ${j + 1}): a field reading it would get the later one's value only; give each column a name of its own`})
+  })
 
+  // a name listed twice in a list of fields: no key, group or dedupe needs it twice, and the start
+  // checks then asked for a unique index on (acct, acct) as the fix
+  const onceEach = (v: string | string[] | undefined, path: Path, what: string) => {
+    if (typeof v === 'string' || v === undefined) return
+    v.forEach((n, j) => {
+      if (v.indexOf(n) !== j) out.push({path: [...path, j], message: `${what} names "${n}" twice: list each field once`})
+    })
+  }
   needFields(spec.key, ['key'], 'key')
+  onceEach(spec.key, ['key'], 'key')
+  if (spec.dedupe) onceEach(spec.dedupe.by, ['dedupe', 'by'], 'dedupe.by')
   if (spec.event_time !== undefined) {
     needField(spec.event_time, ['event_time'], 'event_time')
     const t = spec.fields[spec.event_time]?.type
@@ -404,8 +420,23 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
     }
   })
   const groupExtra = spec.event_time !== undefined ? ['business_date', ...enriched] : enriched
+  // a table written by two sinks: two aggregate sinks of one table counted and summed every record
+  // twice (a spec's sink copied, or split in two); names as written (sinks/index.ts compares them
+  // again once `--schema` has qualified them)
+  const tables = new Map<string, number>()
+  spec.sinks.forEach((k, i) => {
+    const prev = tables.get(k.table)
+    if (prev === undefined) tables.set(k.table, i)
+    else out.push({path: ['sinks', i, 'table'], message: sameTableMessage(k.table, prev, spec.sinks[prev]!, k)})
+  })
   spec.sinks.forEach((k, i) => {
     if (k.group_by) k.group_by.forEach((g, j) => needField(g, ['sinks', i, 'group_by', j], 'group_by', groupExtra))
+    onceEach(k.group_by, ['sinks', i, 'group_by'], 'group_by')
+    for (const column of Object.keys(k.aggregates ?? {})) {
+      if (k.group_by?.includes(column)) {
+        out.push({path: ['sinks', i, 'aggregates', column], message: `"${column}" is a group_by column: an aggregate needs a column of its own (e.g. ${column}_count)`})
+      }
+    }
     if (k.aggregates && !k.group_by) out.push({path: ['sinks', i, 'aggregates'], message: 'aggregates need group_by'})
     if (k.group_by && !k.aggregates) out.push({path: ['sinks', i, 'group_by'], message: 'group_by needs aggregates'})
     if (!k.group_by && namesOf(spec.key).length === 0) out.push({path: ['sinks', i], message: 'a sink without group_by upserts by key: set `key: <field>`'})
@@ -417,6 +448,19 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
   })
   if (spec.retry.initial > spec.retry.max) out.push({path: ['retry', 'initial'], message: `initial backoff (${spec.retry.initial} ms) is more than max (${spec.retry.max} ms)`})
   return out
+}
+
+/**
+ * Why two sinks may not write table `table` (sinks[`prev`] and a later one): every record would be
+ * written twice, an aggregate's counts and sums doubled. Exported for the runtime's check of the
+ * names as `--schema` qualifies them (sinks/index.ts).
+ */
+export function sameTableMessage(table: string, prev: number, a: SinkSpec, b: SinkSpec): string {
+  const merge =
+    a.group_by && b.group_by && a.group_by.join(',') === b.group_by.join(',')
+      ? 'list all its aggregates in one sink'
+      : 'give each sink a table of its own'
+  return `table ${table} is already written by sinks[${prev}]: a second sink of one table writes every record into it again (an aggregate's counts and sums twice); ${merge}`
 }
 
 /**

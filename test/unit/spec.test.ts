@@ -255,6 +255,28 @@ sinks:
     ])
     expect(msg(spec('  id: {type: integer}\n', 'sinks: [{table: x, aggregates: {n: count}}]\n'))).toEqual(['sinks.0.aggregates: aggregates need group_by'])
   })
+
+  it('a table in two sinks, a csv column, key, dedupe or group_by field named twice, an aggregate column named like a group_by column (each wrote twice, read the wrong column or hinted a wrong fix)', () => {
+    const agg = '{table: t, group_by: [id], aggregates: {n: count}}'
+    expect(msg(spec(undefined, `sinks: [${agg}, {table: x}, ${agg}]\n`))).toEqual([
+      "sinks.2.table: table t is already written by sinks[0]: a second sink of one table writes every record into it again (an aggregate's counts and sums twice); list all its aggregates in one sink",
+    ])
+    expect(msg(spec(undefined, 'sinks: [{table: x}, {table: x}]\n'))).toEqual([
+      "sinks.1.table: table x is already written by sinks[0]: a second sink of one table writes every record into it again (an aggregate's counts and sums twice); give each sink a table of its own",
+    ])
+    // names as written: s.t and t may be one table, which only --schema tells (the runtime compares them)
+    expect(msg(spec(undefined, `sinks: [${agg}, ${agg.replace('table: t', 'table: s.t')}]\n`))).toEqual([])
+    expect(msg(`version: 1\nname: t\nsource: {topic: t, format: csv, columns: [id, amt, amt]}\nfields: {id: {type: string}}\n`)).toEqual([
+      'source.columns.2: column "amt" is listed twice (positions 2 and 3): a field reading it would get the later one\'s value only; give each column a name of its own',
+    ])
+    const two = 'fields: {id: {type: string}, a: {type: string}}\nkey: [id, a, id]\ndedupe: {by: [a, a]}\nsinks: [{table: t, group_by: [a, id, a], aggregates: {id: count, n: count}}]\n'
+    expect(msg(`version: 1\nname: t\nsource: {topic: t}\n${two}`)).toEqual([
+      'key.2: key names "id" twice: list each field once',
+      'dedupe.by.1: dedupe.by names "a" twice: list each field once',
+      'sinks.0.group_by.2: group_by names "a" twice: list each field once',
+      'sinks.0.aggregates.id: "id" is a group_by column: an aggregate needs a column of its own (e.g. id_count)',
+    ])
+  })
 })
 
 describe('spec helpers', () => {
