@@ -133,15 +133,9 @@ export function csvMessageDecoder(options: CsvMessageOptions): MessageDecoder {
     return i === -1 ? undefined : columns[i]
   }
   return (value) => {
-    if (encoding !== 'utf-8' && value.length >= 3 && value[0] === 0xef && value[1] === 0xbb && value[2] === 0xbf) {
-      // a UTF-8 BOM in a single-byte encoding is text (windows-1251 "п»ї"), which would begin the
-      // first field, the key often: read without it, unless what follows it is UTF-8 text too
-      const rest = value.subarray(3)
-      if (hasNonAscii(rest) && isUtf8(rest)) {
-        return {ok: false, code: 'DECODE_ERROR', message: `the value starts with a UTF-8 byte order mark (EF BB BF) and is UTF-8 text, not ${encoding} (the source.encoding)`}
-      }
-      value = rest
-    }
+    const body = withoutUtf8Bom(value, encoding)
+    if (!Buffer.isBuffer(body)) return {ok: false, code: 'DECODE_ERROR', message: body.message}
+    value = body
     let text: string
     try {
       text = nelAsLf(decodeBytes(value, encoding))
@@ -168,6 +162,20 @@ export function csvMessageDecoder(options: CsvMessageOptions): MessageDecoder {
     for (let i = 0; i < row.length; i++) fields[columns[i]!] = row[i]
     return {ok: true, fields}
   }
+}
+
+/**
+ * A value in a single-byte `encoding` that starts with a UTF-8 BOM (EF BB BF): that BOM is text
+ * there (windows-1251 "п»ї"), which would begin the first field, the key often. The value without
+ * it; or, when what follows is UTF-8 text with characters beyond ASCII (read as `encoding`, every
+ * one of them would be garbled), the DECODE_ERROR message. The value as it is otherwise. For the
+ * csv format here and the json format of stream run's decode stage.
+ */
+export function withoutUtf8Bom(value: Buffer, encoding: SupportedEncoding): Buffer | {message: string} {
+  if (encoding === 'utf-8' || value.length < 3 || value[0] !== 0xef || value[1] !== 0xbb || value[2] !== 0xbf) return value
+  const rest = value.subarray(3)
+  if (hasNonAscii(rest) && isUtf8(rest)) return {message: `the value starts with a UTF-8 byte order mark (EF BB BF) and is UTF-8 text, not ${encoding} (the source.encoding)`}
+  return rest
 }
 
 export interface FixedMessageOptions {

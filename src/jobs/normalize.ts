@@ -17,6 +17,7 @@
  */
 import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
+import {pgSourceError} from '../../legacy-adapters/pg.js'
 import type {SourceUri} from '../../legacy-adapters/types.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
@@ -129,7 +130,7 @@ function reportProgress(progress: ProgressTracker | undefined, counts: Normalize
  * none is missing, the source has no record yet, or it has no columns (kafka:). normalize and
  * backfill refuse such a source (exit 2) rather than reading a null from every record.
  */
-export async function missingColumns(uri: SourceUri, ctx: ReaderContext, wanted: readonly {name: string; from: string}[]): Promise<{missing: {name: string; from: string}[]; message: string} | undefined> {
+export async function missingColumns(uri: SourceUri, ctx: ReaderContext, wanted: readonly {name: string; from: string}[]): Promise<{missing: {name: string; from: string}[]; message: string; hint: string} | undefined> {
   if (wanted.length === 0 || (uri.scheme !== 'csv' && uri.scheme !== 'fixed' && uri.scheme !== 'pg')) return undefined
   const {peekColumns} = await import('../parity/sources.js')
   const columns = await peekColumns(uri, ctx)
@@ -139,21 +140,70 @@ export async function missingColumns(uri: SourceUri, ctx: ReaderContext, wanted:
   if (missing.length === 0) return undefined
   const which = missing.map((m) => (m.from === m.name ? m.name : `${m.from} (field ${m.name})`)).join(', ')
   const shown = columns.length > 20 ? `${columns.slice(0, 20).join(', ')}, … (${columns.length})` : columns.join(', ')
-  return {missing, message: `${uri.text} has no column ${which}; its columns: ${shown}`}
+  return {missing, message: `${uri.text} has no column ${which}; its columns: ${shown}`, hint: missingColumnHint(uri, missing, columns)}
 }
 
-/** The hint of a spec field whose column a source lacks. */
+/** The hint of a spec field whose column a csv: source lacks (backfill's, until it takes missingColumns' `hint`). */
 export const MISSING_COLUMN_HINT = "set the field's `from:` to the column's name, or remove the field (a header that looks garbled: check encoding= of the source)"
+
+/**
+ * The hint of a spec field whose column `uri` lacks, by what names its columns: a csv: file's
+ * header row (read with its encoding= and delimiter=), a fixed: file's copybook, a pg: source's
+ * result (PostgreSQL's names, folded to lower case unless quoted; an expression in query= named
+ * by its AS). A pg: column of the same name in another case is named, as the `from:` to write.
+ */
+export function missingColumnHint(uri: SourceUri, missing: readonly {from: string}[], columns: readonly string[]): string {
+  if (uri.scheme === 'pg') {
+    const cased = missing.flatMap((m) => columns.filter((c) => c.toLowerCase() === m.from.toLowerCase()).map((c) => `from: ${c} (not ${m.from})`))
+    if (cased.length > 0) return `write ${cased.join(', ')}: \`from:\` is matched with the column's name as PostgreSQL gives it, case and all`
+    return (
+      "set the field's `from:` to a column's name as PostgreSQL gives it, case and all (an unquoted name in CREATE TABLE or query= is folded to lower case: TxnId is txnid; " +
+      '"TxnId", quoted, keeps its capitals), and name an expression of query= with AS (SELECT amt * 100 AS amount_minor ...); or remove the field'
+    )
+  }
+  if (uri.scheme === 'fixed') {
+    return "set the field's `from:` to a name of the copybook (copybook=) in lower_snake_case (TXN-ID is txn_id, an OCCURS item's first is name_1), or remove the field"
+  }
+  return "set the field's `from:` to the column's name in the header row, or remove the field (a header that looks garbled: check encoding= of the source; the whole header as one column: check delimiter=; a file without a header row: header=false&columns=a,b,c)"
+}
+
+/**
+ * A pg: source's SQL that fails: an unquoted dotted name, a bind parameter, `&key=` inside query=
+ * (pgSourceError, for the column probe; the reader gives these itself) and a value it cannot read
+ * (class 22, data exception: a where= literal that is no date, a division by zero in query=,
+ * SQL_ASCII bytes that are no UTF-8: pgSourceDataError) are exit 2 with the fix, as backfill gives
+ * them. Anything else (and any other scheme) as it is. backfill/run.js is imported here, on the
+ * failure, not at the top: it imports this module.
+ */
+export async function pgSourceFailure(e: unknown, uri: string, databaseUrl?: string): Promise<unknown> {
+  let source: SourceUri
+  try {
+    source = parseSourceUri(uri)
+  } catch {
+    return e
+  }
+  if (source.scheme !== 'pg') return e
+  const {pgSourceDataError} = await import('../backfill/run.js')
+  return pgSourceDataError(await pgSourceError(e, source, databaseUrl), source)
+}
 
 async function assertColumnsRead(options: NormalizeJobOptions, ctx: ReaderContext): Promise<void> {
   const wanted = Object.entries(options.spec.spec.fields).map(([name, f]) => ({name, from: f.from}))
   const found = await missingColumns(parseSourceUri(options.uri), ctx, wanted)
   if (!found) return
   // file:line:column of the first missing field's `from:` (of the field, when it has no `from:`)
-  throw new SpecError(specLocation(options.spec, ['fields', found.missing[0]!.name, 'from']), found.message, {hint: MISSING_COLUMN_HINT})
+  throw new SpecError(specLocation(options.spec, ['fields', found.missing[0]!.name, 'from']), found.message, {hint: found.hint})
 }
 
 export async function normalizeSource(options: NormalizeJobOptions): Promise<NormalizeSummary> {
+  try {
+    return await normalizeRead(options)
+  } catch (e) {
+    throw await pgSourceFailure(e, options.uri, options.ctx?.databaseUrl)
+  }
+}
+
+async function normalizeRead(options: NormalizeJobOptions): Promise<NormalizeSummary> {
   const started = Date.now()
   const {spec} = options.spec
   const counts: NormalizeCounts = {read: 0, ok: 0, rejected: {}, duplicates: 0}

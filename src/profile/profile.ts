@@ -24,7 +24,7 @@ import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
 import {openSource, parseSourceUri, type ReaderContext} from '../../legacy-adapters/index.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
-import {UsageError} from '../errors.js'
+import {isCutoverError, UsageError} from '../errors.js'
 import {type DateFormatMatch, DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
 import {HyperLogLog} from './hll.js'
 import {type KeySpill, KeySpills, type SpillCount} from './key-spill.js'
@@ -490,6 +490,13 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
       col.spilled = await col.spill.count(MAX_EXAMPLES, {...(options.tmpDir ? {tmpDir: options.tmpDir} : {}), ...(options.sortRunRows ? {runRows: options.sortRunRows} : {})})
       col.spill = undefined
     }
+  } catch (e) {
+    // a pg: source's SQL that fails on a value it reads (class 22: a where= literal that is no date,
+    // a division by zero in query=, SQL_ASCII bytes that are no UTF-8) is exit 2 with the fix, as
+    // backfill and normalize give it (the reader itself gives a dotted name's and a bind parameter's)
+    if (!isCutoverError(e) || e.code !== 'PG_ERROR') throw e
+    const {pgSourceDataError} = await import('../backfill/run.js')
+    throw pgSourceDataError(e, parseSourceUri(options.uri))
   } finally {
     for (const col of columns.values()) col.spill?.discard()
     spills.close()

@@ -7,7 +7,12 @@
  *                  when the value is JSON all the same)
  *   format json    one JSON object per message; not JSON -> DECODE_ERROR (its first characters
  *                  quoted, unless the spec has a sensitive field); JSON that is not an
- *                  object (an array, a number) -> SCHEMA_VIOLATION
+ *                  object (an array, a number) -> SCHEMA_VIOLATION. A value in a single-byte
+ *                  encoding that starts with a UTF-8 BOM (EF BB BF, a producer that wrote
+ *                  UTF-8 with one) is read without it when the rest is no UTF-8 text (ASCII
+ *                  is the same in every one of them), and is a DECODE_ERROR saying so when
+ *                  the rest is UTF-8 text with other characters: it is UTF-8, not
+ *                  `source.encoding` (as the csv format's decoder, legacy-adapters/message.ts)
  *   size           a value over `maxRecordBytes` (1 MiB by default) -> RECORD_TOO_LARGE
  *                  before any decoding, so a 5 MB poison value costs nothing
  *   tombstone      a null value -> DECODE_ERROR
@@ -22,7 +27,7 @@
 import {readFileSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {parseCopybook} from '../../../legacy-adapters/copybook.js'
-import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../../legacy-adapters/message.js'
+import {csvMessageDecoder, fixedMessageDecoder, withoutUtf8Bom, type MessageDecoder} from '../../../legacy-adapters/message.js'
 import type {RawRecordOk} from '../../../legacy-adapters/types.js'
 import {specLocation} from '../../config/spec.js'
 import {isCutoverError, SpecError} from '../../errors.js'
@@ -151,12 +156,18 @@ export function decodeStage(ctx: PipelineContext): Stage {
       item.raw = rawOf(item, r.fields, value)
       return
     }
+    // the record keeps the message's bytes (raw: value); only the text read drops a BOM
+    const body = withoutUtf8Bom(value, encoding)
+    if (!Buffer.isBuffer(body)) {
+      markDead(item, {code: 'DECODE_ERROR', message: body.message, stage: 'decode', field: null})
+      return
+    }
     let text: string
     try {
-      text = decodeBytes(value, encoding)
+      text = decodeBytes(body, encoding)
     } catch (e) {
       const why = isCutoverError(e) ? e.message : String(e)
-      const field = hasUnmapped ? fieldWithUnmappedByte(value, encoding) : undefined
+      const field = hasUnmapped ? fieldWithUnmappedByte(body, encoding) : undefined
       const what = field === undefined ? 'the value is' : `field ${field} holds bytes that are`
       markDead(item, {code: 'DECODE_ERROR', message: `${what} not valid ${encoding}: ${why}`, stage: 'decode', field: field ?? null})
       return
