@@ -245,6 +245,25 @@ export async function pgSourceError(e: unknown, uri: SourceUri, databaseUrl: str
   return e
 }
 
+/**
+ * A pg: source whose SQL fails on a value it reads (PostgreSQL's class 22, data
+ * exception: a where= literal that is no date, `amt / 0` in query=, a cast of a text column, or
+ * text whose bytes are not in the database's encoding) is the source's or the URI's problem, not
+ * an internal one: exit 2 naming the source and what to change (it was PG_ERROR, exit 70, without
+ * the source named), for backfill, normalize and profile. Other errors as they are.
+ */
+export function pgSourceDataError(e: unknown, uri: SourceUri): unknown {
+  if (uri.scheme !== 'pg' || !(e instanceof CutoverError) || e.code !== 'PG_ERROR') return e
+  const sqlstate = String(e.details.sqlstate ?? '')
+  if (!sqlstate.startsWith('22')) return e
+  const cause = (e.cause as Error | undefined)?.message ?? e.message
+  const hint =
+    sqlstate === '22021' || sqlstate === '22P05'
+      ? "a text column holds bytes that PostgreSQL cannot give as UTF-8 (a SQL_ASCII database holding windows-1251 text, say: SHOW server_encoding): read that column converted in query=, e.g. pg:query=SELECT id, convert_from(convert(name::bytea, 'WIN1251', 'UTF8'), 'UTF8') AS name FROM <table> ORDER BY id"
+      : "the source's SQL failed on a value it read: check the literals and casts of where= and query= (a date is written '2026-11-20'), and the rows' values"
+  return new UsageError(`source "${uri.text}": ${cause}`, {cause: e, hint, details: {sqlstate}})
+}
+
 /** query= takes the rest of the URI as SQL: a pg parameter written after it (`&key=id`) went into the SQL. */
 function verbatimQueryHint(uri: SourceUri): string | undefined {
   const q = uri.params.query
@@ -520,5 +539,65 @@ async function* readableBatches(stream: NodeJS.ReadableStream & {destroyed?: boo
     stream.off('error', onError)
     stream.off('end', onEnd)
     stream.off('close', onEnd)
+  }
+}
+
+/** About how many rows a pg: source gives, and where the number comes from (see estimatePgRows). */
+export interface PgRowEstimate {
+  rows: number
+  /** `pg_class.reltuples`: the table's row count as of its last ANALYZE (or VACUUM); `explain`: the planner's estimate of the where= read */
+  source: 'pg_class.reltuples' | 'explain'
+}
+
+/**
+ * About how many rows `uri` reads, for progress: never a count(*) (on a history table of 200
+ * million rows that takes about as long as the read itself), only what PostgreSQL already knows.
+ *
+ *   a table, no where=    pg_class.reltuples, as of its last ANALYZE; a partitioned table's is
+ *                         the sum of its leaf partitions' (a partition never analyzed counts 0:
+ *                         most often one created ahead of its dates, empty)
+ *   a table with where=   EXPLAIN's row estimate of the read's SQL (planning only, nothing is
+ *                         read), when the table was analyzed: the same statistics, and one
+ *                         table's filter is what the planner estimates well
+ *   query=                none: the planner's estimates of joins, GROUP BY, DISTINCT or
+ *                         functions may be off by orders of magnitude, worse than no ETA
+ *
+ * undefined when the table was never analyzed (reltuples -1, or 0: a count PostgreSQL does not
+ * have), for views (no statistics of their own), and on any error: it is only an estimate, and
+ * the read reports what is wrong with the source. The table name is a parameter (to_regclass);
+ * where= is trusted operator input, run as the read runs it, in a READ ONLY transaction.
+ */
+export async function estimatePgRows(uri: SourceUri, ctx: ReaderContext = {}): Promise<PgRowEstimate | undefined> {
+  if (uri.scheme !== 'pg' || uri.params.query !== undefined || uri.target.trim() === '') return undefined
+  const log = ctx.logger?.namespace('pg-reader')
+  const client = new pg.Client({connectionString: pgConnectionString(ctx.databaseUrl ?? DEFAULT_DATABASE_URL, ctx.logger), application_name: 'cutover-reader', connectionTimeoutMillis: 10_000})
+  client.on('error', (e) => log?.debug('pg.estimate.connection_error', {error: e}))
+  try {
+    await client.connect()
+    // the session the read has (where= literals read as the read reads them)
+    await client.query("SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; BEGIN READ ONLY")
+    const r = await client.query<{rows: number | null}>(
+      `SELECT CASE WHEN c.relkind = 'p'
+                   THEN (SELECT sum(greatest(l.reltuples, 0))::float8 FROM pg_catalog.pg_partition_tree(c.oid) t
+                           JOIN pg_catalog.pg_class l ON l.oid = t.relid WHERE t.isleaf)
+                   ELSE c.reltuples::float8 END AS rows
+         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1::text)`,
+      [quoteQualifiedName(uri.target)],
+    )
+    const analyzed = r.rows[0]?.rows ?? 0
+    if (!(analyzed > 0)) {
+      log?.debug('pg.estimate.none', {source: uri.target, note: 'no row count in pg_class (never analyzed, or a view): progress shows no total; ANALYZE the table to get one'})
+      return undefined
+    }
+    if (!uri.params.where) return {rows: Math.round(analyzed), source: 'pg_class.reltuples'}
+    const plan = await client.query<{'QUERY PLAN': [{Plan: {'Plan Rows': number}}]}>({text: `EXPLAIN (FORMAT JSON) ${pgSql(uri)}`, queryMode: 'extended'} as QueryConfig)
+    const rows = plan.rows[0]?.['QUERY PLAN']?.[0]?.Plan?.['Plan Rows']
+    return typeof rows === 'number' && rows > 0 ? {rows: Math.round(rows), source: 'explain'} : undefined
+  } catch (e) {
+    log?.debug('pg.estimate.failed', {source: uri.target, error: e})
+    return undefined
+  } finally {
+    await client.query('ROLLBACK').catch(() => {})
+    await client.end().catch(() => {})
   }
 }

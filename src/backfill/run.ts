@@ -42,14 +42,14 @@ import {isTombstone} from '../../legacy-adapters/kafka.js'
 import {csvLine} from '../../legacy-adapters/csv.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
-import {pgSourceError} from '../../legacy-adapters/pg.js'
+import {estimatePgRows, pgSourceDataError, pgSourceError, type PgRowEstimate} from '../../legacy-adapters/pg.js'
 import {fixedOptionsFromUri} from '../../legacy-adapters/fixed.js'
 import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
 import type {KafkaReaderContext} from '../../legacy-adapters/kafka.js'
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError} from '../errors.js'
-import {MISSING_COLUMN_HINT, missingColumns, recordSerializer} from '../jobs/normalize.js'
+import {missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
 import {writableHeaders} from '../kafka/headers.js'
@@ -142,6 +142,15 @@ export interface BackfillResult {
   burst: number | null
   max_lag: number | null
   group: string | null
+  /**
+   * About how many records the source holds (pg: sources, see estimatePgRows: PostgreSQL's
+   * statistics, never a count), the records of earlier runs included; null when unknown
+   * (query=, a table never analyzed, csv:/fixed:/kafka: sources). An estimate: `read` may end
+   * above or below it.
+   */
+  total_estimate: number | null
+  /** where total_estimate comes from: pg_class.reltuples (a table), explain (a table with where=) */
+  total_estimate_source: PgRowEstimate['source'] | null
 }
 
 interface BatchMeta {
@@ -198,7 +207,7 @@ async function assertColumnsRead(uri: SourceUri, ctx: ReaderContext, loaded: Loa
   const wanted = loaded ? Object.entries(loaded.spec.fields).map(([name, f]) => ({name, from: f.from})) : keyFields.map((k) => ({name: k, from: k}))
   const found = await missingColumns(uri, ctx, wanted)
   if (!found) return
-  if (loaded) throw new SpecError(specLocation(loaded, ['fields', found.missing[0]!.name]), found.message, {hint: MISSING_COLUMN_HINT})
+  if (loaded) throw new SpecError(specLocation(loaded, ['fields', found.missing[0]!.name]), found.message, {hint: found.hint})
   throw new UsageError(`--key ${keyFields.join(',')}: ${found.message}`, {hint: "name the source's key column(s) in --key (a header that looks garbled: check encoding= of the source)"})
 }
 
@@ -324,25 +333,6 @@ async function* untilStopped<T>(batches: AsyncIterable<T>, signal: AbortSignal |
     if (signal?.aborted) return
     throw e
   }
-}
-
-/**
- * PG_DATA: a pg: source whose SQL fails on a value it reads (PostgreSQL's class 22, data
- * exception: a where= literal that is no date, `amt / 0` in query=, a cast of a text column, or
- * text whose bytes are not in the database's encoding) is the source's or the URI's problem, not
- * an internal one: exit 2 naming the source and what to change (it was PG_ERROR, exit 70, without
- * the source named). Other errors as they are.
- */
-export function pgSourceDataError(e: unknown, uri: SourceUri): unknown {
-  if (uri.scheme !== 'pg' || !(e instanceof CutoverError) || e.code !== 'PG_ERROR') return e
-  const sqlstate = String(e.details.sqlstate ?? '')
-  if (!sqlstate.startsWith('22')) return e
-  const cause = (e.cause as Error | undefined)?.message ?? e.message
-  const hint =
-    sqlstate === '22021' || sqlstate === '22P05'
-      ? "a text column holds bytes that PostgreSQL cannot give as UTF-8 (a SQL_ASCII database holding windows-1251 text, say: SHOW server_encoding): read that column converted in query=, e.g. pg:query=SELECT id, convert_from(convert(name::bytea, 'WIN1251', 'UTF8'), 'UTF8') AS name FROM <table> ORDER BY id"
-      : "the source's SQL failed on a value it read: check the literals and casts of where= and query= (a date is written '2026-11-20'), and the rows' values"
-  return new UsageError(`source "${uri.text}": ${cause}`, {cause: e, hint, details: {sqlstate}})
 }
 
 async function* pgDataErrors<T>(batches: AsyncIterable<T>, uri: SourceUri): AsyncGenerator<T> {
@@ -599,6 +589,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         return {
           id, source: redactString(row.source), target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
           elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs, ...paceOf(saved),
+          total_estimate: null, total_estimate_source: null,
         }
       }
     }
@@ -736,8 +727,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       failStart = (error) => store.save(id, at, counts, 0, Date.now() - started, 'failed', error)
     }
     if (o.dryRun) id = `${id}-dry-run`
+    // PG_ESTIMATE: a pg: source's total, for the percentage and ETA of progress (a csv:/fixed: file's
+    // is its bytes): PostgreSQL's statistics, never a count(*), which takes about as long as the read
+    const estimate = isPg ? await estimatePgRows(uri, {databaseUrl: o.settings.databaseUrl, logger}) : undefined
+    if (estimate && o.progress) o.progress.total = {value: estimate.rows, estimate: true, unit: 'rows'}
     o.onStart?.({id, source: redactString(opts.from), target, resumedFrom, rate: opts.rate ?? null})
-    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {}), ...(Object.keys(copybooks).length > 0 ? {copybooks} : {})})
+    logger.info('backfill.start', {id, source: uri.text, target, resumed_from: resumedFrom, rate: opts.rate ?? null, max_lag: opts.maxLag ?? null, ...(loaded ? {spec: loaded.file, spec_sha256: loaded.sha256} : {}), ...(Object.keys(copybooks).length > 0 ? {copybooks} : {}), ...(estimate ? {total_estimate: estimate.rows, total_estimate_source: estimate.source} : {})})
 
     const batchSize = Math.max(
       1,
@@ -941,7 +936,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const pipelineVersion = loaded?.sha256 ?? ''
     let ordinal = 0
     const idHeader = Buffer.from(id) // one buffer shared by every record's header
-    if (o.progress) o.progress.done = base.read + base.out_of_range
+    // a resumed run's records before it count towards the total, not towards this run's rate (its ETA)
+    if (o.progress) o.progress.done = o.progress.doneBefore = base.read + base.out_of_range
     let batch: OutBatch<BatchMeta> = {records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}}
     const fresh = () => ({records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}})
     let stoppedEarly = false
@@ -1194,6 +1190,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       resumed_from: resumedFrom,
       runs,
       ...paceOf(opts),
+      total_estimate: estimate?.rows ?? null,
+      total_estimate_source: estimate?.source ?? null,
     }
     logger.info('backfill.end', {...result})
     return result

@@ -17,7 +17,7 @@
  */
 import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
-import {pgSourceError} from '../../legacy-adapters/pg.js'
+import {pgSourceDataError, pgSourceError} from '../../legacy-adapters/pg.js'
 import type {SourceUri} from '../../legacy-adapters/types.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {parseSourceUri} from '../../legacy-adapters/uri.js'
@@ -143,9 +143,6 @@ export async function missingColumns(uri: SourceUri, ctx: ReaderContext, wanted:
   return {missing, message: `${uri.text} has no column ${which}; its columns: ${shown}`, hint: missingColumnHint(uri, missing, columns)}
 }
 
-/** The hint of a spec field whose column a csv: source lacks (backfill's, until it takes missingColumns' `hint`). */
-export const MISSING_COLUMN_HINT = "set the field's `from:` to the column's name, or remove the field (a header that looks garbled: check encoding= of the source)"
-
 /**
  * The hint of a spec field whose column `uri` lacks, by what names its columns: a csv: file's
  * header row (read with its encoding= and delimiter=), a fixed: file's copybook, a pg: source's
@@ -172,8 +169,7 @@ export function missingColumnHint(uri: SourceUri, missing: readonly {from: strin
  * (pgSourceError, for the column probe; the reader gives these itself) and a value it cannot read
  * (class 22, data exception: a where= literal that is no date, a division by zero in query=,
  * SQL_ASCII bytes that are no UTF-8: pgSourceDataError) are exit 2 with the fix, as backfill gives
- * them. Anything else (and any other scheme) as it is. backfill/run.js is imported here, on the
- * failure, not at the top: it imports this module.
+ * them. Anything else (and any other scheme) as it is.
  */
 export async function pgSourceFailure(e: unknown, uri: string, databaseUrl?: string): Promise<unknown> {
   let source: SourceUri
@@ -183,7 +179,6 @@ export async function pgSourceFailure(e: unknown, uri: string, databaseUrl?: str
     return e
   }
   if (source.scheme !== 'pg') return e
-  const {pgSourceDataError} = await import('../backfill/run.js')
   return pgSourceDataError(await pgSourceError(e, source, databaseUrl), source)
 }
 

@@ -223,25 +223,15 @@ async function pgColumns(uri: SourceUri, ctx: SideContext, given: SourceUri = ur
 
 /**
  * About how many rows a side holds, for the ETA of progress lines: a table's planner estimate
- * (pg_class.reltuples), a CSV's size over the mean line length of its first 64 KiB; undefined
+ * (pg_class.reltuples; EXPLAIN's with where=: estimatePgRows), a CSV's size over the mean line length of its first 64 KiB; undefined
  * when unknown (queries, fixed-width, topics). Never fails the check.
  */
 export async function estimateRows(uri: SourceUri, ctx: ReaderContext): Promise<number | undefined> {
   try {
-    if (uri.scheme === 'pg' && uri.params.query === undefined && uri.params.where === undefined) {
-      const pg = (await import('pg')).default
-      const {DEFAULT_DATABASE_URL} = await import('../config/env.js')
-      const {quoteQualifiedName} = await import('../../legacy-adapters/pg.js')
-      const {pgConnectionString} = await import('../pg/pool.js')
-      const client = new pg.Client({connectionString: pgConnectionString(ctx.databaseUrl ?? DEFAULT_DATABASE_URL, ctx.logger), application_name: 'cutover-parity'})
-      await client.connect()
-      try {
-        const r = await client.query<{n: number}>('SELECT reltuples::float8 AS n FROM pg_class WHERE oid = $1::regclass', [quoteQualifiedName(uri.target)])
-        const n = r.rows[0]?.n
-        return n !== undefined && n > 0 ? Math.round(n) : undefined
-      } finally {
-        await client.end().catch(() => {})
-      }
+    if (uri.scheme === 'pg') {
+      // PostgreSQL's statistics, never a count (legacy-adapters/pg.ts estimatePgRows, as backfill's progress)
+      const {estimatePgRows} = await import('../../legacy-adapters/pg.js')
+      return (await estimatePgRows(uri, ctx))?.rows
     }
     if (uri.scheme === 'csv') {
       const {open} = await import('node:fs/promises')

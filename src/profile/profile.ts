@@ -23,6 +23,7 @@ import {createHmac, randomBytes} from 'node:crypto'
 import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
 import {openSource, parseSourceUri, type ReaderContext} from '../../legacy-adapters/index.js'
+import {pgSourceDataError} from '../../legacy-adapters/pg.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
 import {isCutoverError, UsageError} from '../errors.js'
 import {type DateFormatMatch, DateMatcher, isFail, JsonNumberText, maskValue, parseBoolean, parseDecimal, parseInteger} from '../normalize/index.js'
@@ -495,7 +496,6 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
     // a division by zero in query=, SQL_ASCII bytes that are no UTF-8) is exit 2 with the fix, as
     // backfill and normalize give it (the reader itself gives a dotted name's and a bind parameter's)
     if (!isCutoverError(e) || e.code !== 'PG_ERROR') throw e
-    const {pgSourceDataError} = await import('../backfill/run.js')
     throw pgSourceDataError(e, parseSourceUri(options.uri))
   } finally {
     for (const col of columns.values()) col.spill?.discard()
