@@ -108,11 +108,11 @@ export function compileField(name: string, f: FieldSpec): CompiledField {
       const matcher = new DateMatcher(f.formats ?? ['yyyy-MM-dd'], f.timezone)
       convert = (t) => matcher.parse(t, kind)
       // a JSON number is read as its text would be (1795166100.5 as "1795166100.5": epoch_s with
-      // a fraction, truncated to ms); String(n) is in exponent form from 1e21 and below 1e-6,
+      // a fraction, kept to the µs); String(n) is in exponent form from 1e21 and below 1e-6,
       // which no format reads: UNPARSEABLE_DATE, as that text would be
       fromNumber = (n) => (Number.isFinite(n) && n >= 0 ? matcher.parse(String(n), kind) : new Fail('UNPARSEABLE_DATE', 'is a JSON number that is not an epoch time'))
       // a number a double cannot hold (1795166100.123456, 16 digits) from its text as written,
-      // exactly as the string "1795166100.123456" is read (the fraction beyond ms truncated)
+      // exactly as the string "1795166100.123456" is read (to the µs)
       fromNumberText = (t) => matcher.parse(t, kind)
       break
     }

@@ -12,7 +12,7 @@
  *                    typo of HH:mm that read 12:15 as 12:00:15) or the month twice (MMM, MM).
  *   iso              2026-11-20, 2026-11-20T09:15, 2026-11-20T09:15:00, with .fraction,
  *                    with Z / +03:00 / +0300 / +03; "T" or a space before the time.
- *   epoch_s          seconds since 1970 (optionally .fraction up to ms)
+ *   epoch_s          seconds since 1970 (optionally .fraction, 1-9 digits)
  *   epoch_ms         milliseconds since 1970
  *
  * Rules:
@@ -34,10 +34,19 @@
  *   count as a match; if nothing else matches it is UNPARSEABLE_DATE saying why.
  * - epoch_s / epoch_ms match only instants from 1980-01-01 to 2099-12-31, so that
  *   20261120091500 (yyyyMMddHHmmss) is not also read as milliseconds since 1970.
- * - Fractions finer than a millisecond are truncated (the output has milliseconds); the
- *   original text is kept by the normalizer.
- * Output: timestamp -> UTC ISO-8601 with ms ("2026-11-20T09:15:00.000Z"); date -> the local
- * date "yyyy-MM-dd" (in the field's timezone when the value carries an offset).
+ * - A fraction is kept exactly to the microsecond, PostgreSQL's precision (DB2's
+ *   2026-11-20-09.15.00.123456 with yyyy-MM-dd-HH.mm.ss.SSSSSS, PostgreSQL's
+ *   2026-11-20 09:15:00.123456+00 with iso). Digits beyond it (Java's 9) are read when they
+ *   are zeros; otherwise a timestamp is UNPARSEABLE_DATE saying so: rounding or truncating it
+ *   would change the instant without a trace, and the normalized value is what NDJSON, Kafka,
+ *   the dedupe and the sink all see. (A date field ignores the time of day, fraction included.)
+ * Output: timestamp -> UTC ISO-8601 with ms ("2026-11-20T09:15:00.000Z"), or with µs when the
+ * value has them ("2026-11-20T09:15:00.123456Z": one text per instant, so that the dedupe
+ * compares instants); date -> the local date "yyyy-MM-dd" (in the field's timezone when the
+ * value carries an offset).
+ *
+ * The instant is carried as ms since 1970 (a double, as Date) plus the microseconds within that
+ * millisecond (P[7], 0-999), so that the common case (no fraction, or ms) costs nothing more.
  */
 import {IANAZone} from 'luxon'
 import {Fail} from './fail.js'
@@ -57,13 +66,13 @@ export const DATE_TOKENS: readonly (readonly [token: string, meaning: string])[]
   ['a', 'AM or PM, any case'],
   ['mm / m', 'minute'],
   ['ss / s', 'second'],
-  ['S..SSSSSSSSS', 'fraction of a second, exactly that many digits (beyond ms: truncated)'],
+  ['S..SSSSSSSSS', 'fraction of a second, exactly that many digits (kept to the microsecond; non-zero digits beyond it are refused)'],
   ['XXX', 'Z or +03:00'],
   ['XX', 'Z or +0300'],
   ['X', 'Z, +03 or +0300'],
   ["'text'", 'literal text (\'\' for a quote); any other non-letter is itself'],
-  ['iso', 'ISO-8601: 2026-11-20, 2026-11-20T09:15[:00[.123]][Z|+03:00|+0300|+03], T or a space'],
-  ['epoch_s', 'seconds since 1970 (optionally .fraction), 1980-2099 only'],
+  ['iso', 'ISO-8601: 2026-11-20, 2026-11-20T09:15[:00[.123456]][Z|+03:00|+0300|+03], T or a space'],
+  ['epoch_s', 'seconds since 1970 (optionally .fraction, kept to the microsecond), 1980-2099 only'],
   ['epoch_ms', 'milliseconds since 1970, 1980-2099 only'],
 ]
 
@@ -367,9 +376,10 @@ function dayText(day: number): string {
 
 /**
  * `new Date(ms).toISOString()`, several times faster: no Date, the time from lookup tables,
- * and the "yyyy-MM-ddT" of the last day reused (records often arrive in time order).
+ * and the "yyyy-MM-ddT" of the last day reused (records often arrive in time order). `us`: the
+ * microseconds within that millisecond (0-999); when not 0 the fraction has 6 digits.
  */
-export function isoOf(ms: number): string {
+export function isoOf(ms: number, us = 0): string {
   const day = Math.floor(ms / 86_400_000)
   if (day !== isoDay) {
     isoDay = day
@@ -381,7 +391,8 @@ export function isoOf(ms: number): string {
   const m = (r / 60_000) | 0
   r -= m * 60_000
   const sec = (r / 1000) | 0
-  return isoPrefix + P2[h] + ':' + P2[m] + ':' + P2[sec] + '.' + P3[r - sec * 1000] + 'Z'
+  const text = isoPrefix + P2[h] + ':' + P2[m] + ':' + P2[sec] + '.' + P3[r - sec * 1000]
+  return us === 0 ? text + 'Z' : text + P3[us] + 'Z'
 }
 
 /** "yyyy-MM-dd" of a wall-clock time (ms, read as if UTC). */
@@ -404,9 +415,18 @@ function formatOffset(minutes: number): string {
   return `${minutes < 0 ? '-' : '+'}${pad2(Math.floor(a / 60))}:${pad2(a % 60)}`
 }
 
-function fractionMs(t: string | undefined): number {
-  if (!t) return 0
-  return Number((t + '00').slice(0, 3))
+/**
+ * Reads the digits of a fraction of a second (1-9) into P: ms (P[6]), µs within the ms (P[7]),
+ * and P[8] = 1 when a digit beyond the µs is not 0. Used where a regex matched (the fixed-width
+ * and ISO readers do the same inline).
+ */
+function readFraction(t: string | undefined): void {
+  P[6] = P[7] = P[8] = 0
+  if (!t) return
+  const n = t.length
+  P[6] = Number(n >= 3 ? t.slice(0, 3) : (t + '00').slice(0, 3))
+  if (n > 3) P[7] = Number(n >= 6 ? t.slice(3, 6) : (t.slice(3) + '00').slice(0, 3))
+  for (let i = 6; i < n; i++) if (t.charCodeAt(i) !== 48) P[8] = 1
 }
 
 /** Digits of `text` at [at, at+width) as a number, or -1. */
@@ -420,9 +440,14 @@ function digitsAt(text: string, at: number, width: number): number {
   return v
 }
 
-/** Scratch of the parts read by the last `readParts`: y, M, d, H, m, s, ms. */
-const P = new Int32Array(7)
+/**
+ * Scratch of the parts read by the last reader: y, M, d, H, m, s, ms, µs within the ms (0-999),
+ * and 1 when the fraction has a non-zero digit beyond the µs.
+ */
+const P = new Int32Array(9)
 const SCALE = [0, 100, 10, 1]
+/** 10 ** n */
+const POW10 = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]
 
 /** Reads a fixed-width format into P without a regex; false when the text does not have its shape. */
 function readFixed(f: CompiledDateFormat, text: string): boolean {
@@ -436,7 +461,20 @@ function readFixed(f: CompiledDateFormat, text: string): boolean {
     const v = digitsAt(text, slots[i + 1]!, width)
     if (v < 0) return false
     const part = slots[i]!
-    P[part] = part === 6 ? (width <= 3 ? v * SCALE[width]! : Math.floor(v / 10 ** (width - 3))) : v
+    if (part !== 6) P[part] = v
+    else if (width <= 3) P[6] = v * SCALE[width]!
+    else {
+      // SSSS..SSSSSSSSS: the ms, the µs after them, and whether anything is left beyond the µs
+      const sub = POW10[width - 3]!
+      P[6] = Math.floor(v / sub)
+      const rest = v - P[6] * sub
+      if (width <= 6) P[7] = rest * POW10[6 - width]!
+      else {
+        const beyond = POW10[width - 6]!
+        P[7] = Math.floor(rest / beyond)
+        if (rest % beyond !== 0) P[8] = 1
+      }
+    }
   }
   return true
 }
@@ -466,7 +504,7 @@ function readIso(text: string): boolean {
   P[0] = y
   P[1] = mo
   P[2] = d
-  P[3] = P[4] = P[5] = P[6] = 0
+  P[3] = P[4] = P[5] = P[6] = P[7] = P[8] = 0
   isoOffset = NaN
   if (n === 10) return true
   const sep = text.charCodeAt(10)
@@ -486,15 +524,20 @@ function readIso(text: string): boolean {
     if (i < n && (c === 46 || c === 44)) {
       let j = i + 1
       let ms = 0
+      let us = 0
       while (j < n && j - i - 1 < 9) {
         const dgt = text.charCodeAt(j) - 48
         if (dgt < 0 || dgt > 9) break
-        if (j - i - 1 < 3) ms = ms * 10 + dgt
+        const k = j - i - 1
+        if (k < 3) ms = ms * 10 + dgt
+        else if (k < 6) us = us * 10 + dgt
+        else if (dgt !== 0) P[8] = 1
         j++
       }
       const digits = j - i - 1
       if (digits === 0) return false
       P[6] = digits === 1 ? ms * 100 : digits === 2 ? ms * 10 : ms
+      if (digits > 3) P[7] = digits === 4 ? us * 100 : digits === 5 ? us * 10 : us
       i = j
     }
   }
@@ -538,8 +581,10 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
     const m = f.re.exec(text)
     if (!m) return undefined
     if (f.kind === 'epoch_ms' || f.kind === 'epoch_s') {
-      const ms = f.kind === 'epoch_ms' ? Number(text) : Number(m[1]) * 1000 + fractionMs(m[2])
+      readFraction(f.kind === 'epoch_ms' ? undefined : m[2])
+      const ms = f.kind === 'epoch_ms' ? Number(text) : Number(m[1]) * 1000 + P[6]!
       if (ms < EPOCH_MIN || ms >= EPOCH_MAX) return undefined
+      if (P[8] !== 0 && mode === INSTANT) return finerThanMicroseconds(m[2])
       if (mode !== INSTANT) lastLocal = ms + zone.offsetAt(ms) * 60_000
       return ms
     }
@@ -561,7 +606,7 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
       }
       if (g.m !== undefined) P[4] = Number(m[g.m])
       if (g.s !== undefined) P[5] = Number(m[g.s])
-      if (g.S !== undefined) P[6] = fractionMs(m[g.S])
+      if (g.S !== undefined) readFraction(m[g.S])
       if (g.X !== undefined) off = m[g.X]
     }
   }
@@ -574,6 +619,7 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
   if (mo < 1 || mo > 12) return `month ${mo} does not exist`
   if (d < 1 || d > daysInMonth(y, mo)) return `day ${d} does not exist in ${y}-${pad2(mo)}`
   if (h > 23 || mi > 59 || s > 59) return `${pad2(h)}:${pad2(mi)}:${pad2(s)} is not a time of day`
+  if (P[8] !== 0 && mode === INSTANT) return finerThanMicroseconds(fractionText(text))
   const local = Date.UTC(y, mo - 1, d, h, mi, s, P[6]!) + (y < 100 ? yearFix(y) : 0)
   if (off !== undefined) {
     offsetMinutes = parseOffset(off)
@@ -599,6 +645,17 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
   return u
 }
 
+/** Why a fraction with non-zero digits beyond the µs is refused (`digits`: the fraction as written, when known). */
+function finerThanMicroseconds(digits: string | undefined): string {
+  const what = digits === undefined ? 'the fraction of a second' : `the fraction of a second .${digits}`
+  return `${what} is finer than a microsecond, which is all PostgreSQL's timestamptz holds: rounding or truncating it would change the instant`
+}
+
+/** The digits after the "." or "," of a fraction of 7+ digits in `text` (for a message), if it has one. */
+function fractionText(text: string): string | undefined {
+  return /[.,](\d{7,})/.exec(text)?.[1]
+}
+
 /** Date.UTC maps years 0-99 to 1900-1999. */
 function yearFix(y: number): number {
   const a = new Date(Date.UTC(2000, 0, 1))
@@ -614,7 +671,7 @@ function localIso(local: number): string {
 export interface DateFormatMatch {
   /** the format as written */
   format: string
-  /** UTC ISO-8601 with ms */
+  /** UTC ISO-8601 with ms, or µs when the value has them */
   instant: string
   epochMs: number
   /** the local date in the zone, yyyy-MM-dd */
@@ -642,15 +699,16 @@ export class DateMatcher {
     const text = value.trim()
     for (const f of this.formats) {
       const p = applyFormat(f, text, this.zone, BOTH)
-      if (typeof p === 'number') out.push({format: f.text, instant: isoOf(p), epochMs: p, date: localDate(lastLocal)})
+      if (typeof p === 'number') out.push({format: f.text, instant: isoOf(p, P[7]), epochMs: p, date: localDate(lastLocal)})
     }
     return out
   }
 
-  /** timestamp -> "2026-11-20T09:15:00.000Z"; date -> "2026-11-20"; or UNPARSEABLE_DATE / AMBIGUOUS_DATE. */
+  /** timestamp -> "2026-11-20T09:15:00.000Z" (".123456Z" with µs); date -> "2026-11-20"; or UNPARSEABLE_DATE / AMBIGUOUS_DATE. */
   parse(text: string, kind: DateKind): string | Fail {
     const isDate = kind === 'date'
     let first = NaN // instant (timestamp) or local day number (date)
+    let firstUs = 0 // µs within the ms of the instant (timestamp)
     let firstLocal = 0
     let firstFormat = ''
     let why: string | undefined
@@ -665,13 +723,15 @@ export class DateMatcher {
         continue
       }
       const v = isDate ? Math.floor(lastLocal / 86_400_000) : p
+      const us = isDate ? 0 : P[7]!
       if (Number.isNaN(first)) {
         first = v
+        firstUs = us
         firstLocal = lastLocal
         firstFormat = f.text
-      } else if (v !== first) {
-        const a = isDate ? localDate(firstLocal) : isoOf(first)
-        const b = isDate ? localDate(lastLocal) : isoOf(p)
+      } else if (v !== first || us !== firstUs) {
+        const a = isDate ? localDate(firstLocal) : isoOf(first, firstUs)
+        const b = isDate ? localDate(lastLocal) : isoOf(p, us)
         return new Fail('AMBIGUOUS_DATE', `is ambiguous: it reads as ${a} with "${firstFormat}" and as ${b} with "${f.text}"`)
       }
     }
@@ -682,9 +742,9 @@ export class DateMatcher {
     // still year 0 in UTC, which PostgreSQL refuses (a SINK_REJECTED far from its cause)
     const day = isDate ? first : Math.floor(first / 86_400_000)
     if (day < FIRST_DAY || day > LAST_DAY) {
-      return new Fail('UNPARSEABLE_DATE', `is ${isDate ? localDate(firstLocal) : isoOf(first)}, outside the years 0001-9999 that an ISO date (and PostgreSQL) can hold`)
+      return new Fail('UNPARSEABLE_DATE', `is ${isDate ? localDate(firstLocal) : isoOf(first, firstUs)}, outside the years 0001-9999 that an ISO date (and PostgreSQL) can hold`)
     }
-    return isDate ? localDate(firstLocal) : isoOf(first)
+    return isDate ? localDate(firstLocal) : isoOf(first, firstUs)
   }
 }
 

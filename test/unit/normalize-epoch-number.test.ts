@@ -2,7 +2,8 @@
  * A JSON number in a timestamp or date field is read as its text would be: `{"ts": 1795166100.5}`
  * with `formats: [epoch_s]` is the instant "1795166100.5" is (ms kept), not UNPARSEABLE_DATE "not
  * an epoch integer"; a number a double cannot hold (16+ digits, a JsonNumberText) is read from its
- * text as written, the fraction beyond ms truncated as the string path truncates it.
+ * text as written, the fraction kept to the µs as the string path keeps it (finer: refused, as the
+ * string is).
  */
 import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -30,14 +31,21 @@ describe('a JSON number in a timestamp field', () => {
     expect(asNumber).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.500Z'}, original: {at: '1795166100.5'}})
   })
 
-  it('of 16+ digits (lossless JSON) reads from its text as written, the fraction beyond ms truncated like the string', () => {
+  it('of 16+ digits (lossless JSON) reads from its text as written, the fraction kept to the µs like the string', () => {
     const raw = parseJsonExact('{"ts": 1795166100.123456}') as Record<string, unknown>
-    expect(normalize(EPOCH_S, raw.ts)).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123Z'}})
-    expect(normalize(EPOCH_S, '1795166100.123456')).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123Z'}})
-    // a double would round it to 1795166100.124: the text as written is truncated, as the string is
+    expect(normalize(EPOCH_S, raw.ts)).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123456Z'}})
+    expect(normalize(EPOCH_S, '1795166100.123456')).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123456Z'}})
+    // a double would round it to 1795166100.124: the text as written is read, as the string is;
+    // its nanoseconds PostgreSQL cannot hold, so both are refused rather than rounded
     const rounded = parseJsonExact('{"ts": 1795166100.123999999}') as Record<string, unknown>
-    expect(normalize(EPOCH_S, rounded.ts)).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123Z'}})
-    expect(normalize(EPOCH_S, '1795166100.123999999')).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123Z'}})
+    for (const v of [rounded.ts, '1795166100.123999999']) {
+      const r = normalize(EPOCH_S, v)
+      expect(r.ok).toBe(false)
+      if (!r.ok) expect(r.rejections[0]).toMatchObject({code: 'UNPARSEABLE_DATE', message: expect.stringContaining('.123999999 is finer than a microsecond')})
+    }
+    // zeros beyond the µs change nothing: read
+    const zeros = parseJsonExact('{"ts": 1795166100.123999000}') as Record<string, unknown>
+    expect(normalize(EPOCH_S, zeros.ts)).toMatchObject({ok: true, record: {at: '2026-11-20T09:15:00.123999Z'}})
   })
 
   it('in exponent form, negative or out of range is still UNPARSEABLE_DATE, as its text is', () => {
@@ -64,7 +72,7 @@ describe('a JSON number in a timestamp field', () => {
     const c = join(dir, 'cases', 'epoch')
     mkdirSync(c, {recursive: true})
     writeFileSync(join(c, 'input.ndjson'), '{"id":"n","ts":1795166100.5}\n{"id":"s","ts":"1795166100.5"}\n{"id":"m","ts":1795166100.123456}\n')
-    writeFileSync(join(c, 'expected.ndjson'), '{"id":"n","at":"2026-11-20T09:15:00.500Z"}\n{"id":"s","at":"2026-11-20T09:15:00.500Z"}\n{"id":"m","at":"2026-11-20T09:15:00.123Z"}\n')
+    writeFileSync(join(c, 'expected.ndjson'), '{"id":"n","at":"2026-11-20T09:15:00.500Z"}\n{"id":"s","at":"2026-11-20T09:15:00.500Z"}\n{"id":"m","at":"2026-11-20T09:15:00.123456Z"}\n')
     const r = await runCli(['pipeline', 'test', spec, join(dir, 'cases'), '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.json).toMatchObject({passed: 1, failed: 0, cases: [{accepted: 3, rejected: 0}]})

@@ -335,8 +335,22 @@ const FITS: Record<FieldSpec['type'], readonly string[]> = {
   boolean: ['boolean'],
 }
 
-/** the digits after the point that normalized timestamps carry (src/normalize/timestamp.ts: .SSSZ) */
+/** the digits after the point that normalized timestamps always carry (src/normalize/timestamp.ts: .SSSZ) */
 const TIMESTAMP_DIGITS = 3
+/** the digits they carry at most (.SSSSSSZ, when the source has microseconds: timestamptz's own precision) */
+const TIMESTAMP_MAX_DIGITS = 6
+
+/**
+ * A timestamptz(3..5) column of a timestamp field: it holds the milliseconds every value has, but
+ * PostgreSQL rounds the microseconds a source may have (DB2's .123456) to its digits. Not refused
+ * (a column for millisecond sources is a fair choice), said at start: the words of the warning, or
+ * null.
+ */
+export function timestampRounding(f: ColumnUse, c: ColumnInfo): string | null {
+  const p = c.datetimePrecision
+  if (f.type !== 'timestamp' || p === null || p === undefined || p < TIMESTAMP_DIGITS || p >= TIMESTAMP_MAX_DIGITS) return null
+  return `is timestamptz(${p}): a value with more than ${p} digits after the second (microseconds, as DB2's .123456) is rounded to ${p} by PostgreSQL; ALTER its type to timestamptz to keep them`
+}
 
 /** Why a column cannot hold a field's values, or null when it can. */
 export function typeMismatch(f: ColumnUse, c: ColumnInfo): string | null {

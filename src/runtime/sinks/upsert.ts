@@ -51,6 +51,7 @@ import {
   requireWritable,
   suggestedType,
   tableRef,
+  timestampRounding,
   typeMismatch,
 } from './table.js'
 
@@ -70,6 +71,8 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     if (!col) throw missingColumn(file, info, name, `field ${name} (${f.type})`, f)
     const why = typeMismatch(f, col)
     if (why) throw mismatchError(file, `sink table ${ref.label}: column ${name} ${why}`, alterTypeSql(ref, name, f, col))
+    const rounds = timestampRounding(f, col)
+    if (rounds) ctx.logger.warn('sink.timestamp_rounded', {table: ref.label, column: name, note: `column ${name} ${rounds}`})
   }
   requireUniqueKey(file, info, key, `the sink keyed by ${key.join(', ')}`)
   requireWritable(file, info, fieldNames)
