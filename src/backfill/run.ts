@@ -882,6 +882,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       bytesTotal = await stat(path).then((st) => st.size, () => 0)
       // csv positions carry lines, not bytes: count the file's lines once (only for a progress bar)
       if (uri.scheme === 'csv' && o.countTotal) linesTotal = await countLines(path).catch(() => 0)
+      // a fixed-length file's records are its size over the record length, exactly (with rdw=true
+      // they are of their own lengths: no total); a last partial record is one more, a reject
+      if (uri.scheme === 'fixed' && bytesTotal > 0) {
+        const fixed = await fixedOptionsFromUri(uri, o.cwd ? {cwd: o.cwd} : {}).catch(() => undefined)
+        if (fixed && !fixed.rdw) o.progress.total = {value: Math.ceil(bytesTotal / fixed.recordLength), estimate: false, unit: 'records'}
+      }
     }
     const updateProgress = () => {
       if (!o.progress) return
