@@ -47,7 +47,7 @@ function failedStatus(e: unknown): 'down' | 'refused' {
 export async function devStatus(settings: ConnectionSettings, stateDir: string, logger?: Logger): Promise<DevStatusResult> {
   const managed = managedBroker(stateDir)
   const kafkaAddress = settings.kafka.brokers.join(',')
-  const [k, p] = await Promise.allSettled([probeKafka(settings.kafka, logger), probeDatabase(settings.databaseUrl)])
+  const [k, p] = await Promise.allSettled([probeKafka(settings.kafka, logger), probeDatabase(settings.databaseUrl, undefined, logger)])
   const saslSsl = managed !== null ? saslSslListener(stateDir, managed) : null
   // the broker started from stateDir, whichever of its listeners (PLAINTEXT, SASL_SSL) the settings name
   const ours = managed !== null && (settings.kafka.brokers.includes(`${managed.host}:${managed.port}`) || (saslSsl !== null && settings.kafka.brokers.includes(saslSsl.address)))

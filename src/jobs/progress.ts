@@ -51,14 +51,15 @@ export class ProgressTracker {
 /**
  * How far along a snapshot with a total is: `fraction` 0..1 (never above 1), `etaS` the
  * seconds left at this run's rate (null when the rate is not known yet, or when the work went
- * past an estimated total: how much is left is then unknown), `past` when it did.
+ * past the total, an estimate: how much is left is then unknown), `past` when it did (reaching
+ * the total exactly is 100%, not past it).
  */
 export function progressFraction(s: ProgressSnapshot): {fraction: number; etaS: number | null; past: boolean} | undefined {
   const t = s.total
   if (!t || !(t.value > 0)) return undefined
-  const past = s.done >= t.value
+  const past = s.done > t.value
   const fraction = Math.min(1, s.done / t.value)
-  const etaS = past || !(s.ratePerSec > 0) ? null : (t.value - s.done) / s.ratePerSec
+  const etaS = s.done >= t.value || !(s.ratePerSec > 0) ? null : (t.value - s.done) / s.ratePerSec
   return {fraction, etaS, past}
 }
 

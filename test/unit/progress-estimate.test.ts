@@ -24,6 +24,12 @@ describe('progress line with a total', () => {
     expect(formatProgress(s)).toBe('backfill: 120,000 of about 100,000 rows (~100%, past the estimate: ETA unknown) (1,000/s, 5.0 s), sent 120,000')
   })
 
+  it('the total reached exactly (the last line of a fixed file): 100%, no ETA, not past it', () => {
+    const s = snap(600, {value: 600, estimate: false, unit: 'records'})
+    expect(progressFraction(s)).toEqual({fraction: 1, etaS: null, past: false})
+    expect(formatProgress(s)).toBe('backfill: 600 of 600 records (100.0%) (1,000/s, 5.0 s), sent 600')
+  })
+
   it('no rate yet: a percentage without an ETA; an exact total is not marked', () => {
     expect(formatProgress(snap(0, {value: 10, estimate: false}, 0))).toBe('backfill: 0 of 10 (0.0%) (0/s, 5.0 s), sent 0')
   })
