@@ -37,7 +37,7 @@ import {isMap, isSeq, LineCounter, parseDocument} from 'yaml'
 import {z} from 'zod'
 import {SpecError} from '../errors.js'
 import {isFail, parseDecimal, ZoneOffsets, type Fail} from '../normalize/index.js'
-import {declaredDateReader, DEFAULT_DECIMAL_SCALE, toScaled, TIMESTAMP_FORMATS} from './tolerances.js'
+import {canonicalMicros, declaredDateReader, DEFAULT_DECIMAL_SCALE, toScaled, TIMESTAMP_FORMATS} from './tolerances.js'
 import {DIFFERENCE_KINDS, type DifferenceKind} from './types.js'
 
 const CMP = /^\s*(<=|>=|!=|=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/
@@ -202,17 +202,19 @@ function compileTime(
     const iso = readerOf(column)(v.trim(), 'timestamp')
     if (isFail(iso)) return false
     const ms = Date.parse(iso)
+    // the microseconds within that ms: 23:59:59.000001 is after 23:59:59
+    const us = canonicalMicros(iso)
     const local = ms + zone.offsetAt(ms) * 60_000
     if (date !== null) {
       const day = Date.parse(`${date}T00:00:00Z`)
       // strictly after that time, fractions of a second included (23:59:59.500 is after 23:59:59), as without a day
-      if (a !== undefined && !(local > day + a * 1000)) return false
+      if (a !== undefined && !(local > day + a * 1000 || (local === day + a * 1000 && us > 0))) return false
       if (b !== undefined && !(local < day + b * 1000)) return false
       return true
     }
     const sod = Math.floor((((local % 86_400_000) + 86_400_000) % 86_400_000) / 1000)
     const fracMs = ((local % 1000) + 1000) % 1000
-    if (a !== undefined && !(sod > a || (sod === a && fracMs > 0))) return false
+    if (a !== undefined && !(sod > a || (sod === a && (fracMs > 0 || us > 0)))) return false
     if (b !== undefined && !(sod < b)) return false
     return true
   }

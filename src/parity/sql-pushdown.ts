@@ -10,7 +10,8 @@
  *      sent back, checksums); a money key stays as it is (joined on its text):
  *        decimal/integer columns numeric on both sides  abs(l - r) > tol   (exact numeric)
  *        relative tolerance                             abs(l - r) * 100 > pct * abs(l)
- *        timestamp columns timestamp(tz) on both sides  |l - r| in ms > tol - 1
+ *        timestamp columns timestamp(tz) on both sides  |l - r| in µs > tol - 1 (exact
+ *                                                       to the µs, as the core compares)
  *        anything else                                  l::text IS DISTINCT FROM r::text
  *      The prefilter never drops a pair the core would call different (equal text is equal
  *      after any normalization; numeric and time tests are exact or looser), so the results
@@ -274,10 +275,14 @@ export async function pushdownStrategy(o: PushdownOptions): Promise<PushdownOutc
         else exact()
         if (t) sameValues = false
       } else if (c.type === 'timestamp' && TIMESTAMP.has(lt) && lt === rt) {
-        const ms = c.tolerance?.kind === 'seconds' ? c.tolerance.ms : 0
-        if (ms === 0) exact()
+        // PostgreSQL keeps microseconds, and so does the core: without a tolerance the values are
+        // equal exactly when IS NOT DISTINCT FROM holds; with one, the difference in µs (numeric,
+        // exact from PostgreSQL 14) is sent back from one µs under the tolerance (looser, never
+        // stricter than the core, should extract be a double on an older server)
+        const us = c.tolerance?.kind === 'seconds' ? c.tolerance.us : 0
+        if (us === 0) exact()
         else {
-          preds.push(`${nulls} OR abs(extract(epoch FROM (${l} - ${r}))) * 1000 > ${param(ms)}::numeric - 1`)
+          preds.push(`${nulls} OR abs(extract(epoch FROM (${l} - ${r}))) * 1000000 > ${param(String(us))}::numeric - 1`)
           sameValues = false
         }
       } else if (TEXT.has(lt) && TEXT.has(rt)) {

@@ -10,10 +10,15 @@
  *      become UTC instants, dates yyyy-MM-dd; values are never floats (decimals are compared
  *      as BigInt at a fixed scale);
  *   4. tolerances: absolute (`amount=0.01`), relative to the left value (`amount=0.5%`),
- *      timestamp seconds (`event_time=2s`).
+ *      timestamp seconds (`event_time=2s`, `event_time=0.000001s`: to the microsecond).
+ *
+ * Timestamps are compared exactly to the microsecond, PostgreSQL's precision and the
+ * normalizer's (src/normalize/timestamp.ts keeps .123456): an instant is ms since 1970 (a
+ * double, as Date) plus the microseconds within that millisecond (0-999), never a BigInt or a
+ * string per value; a difference is reported in seconds (`0.000001`).
  *
  * Flag syntax (parsed here, errors are UsageError naming the fix):
- *   --tolerance col=0.01 | col=0.5% | col=2s
+ *   --tolerance col=0.01 | col=0.5% | col=2s | col=0.000001s (seconds: up to 6 decimals)
  *   --type col=decimal | decimal:, (decimal comma) | integer | timestamp | timestamp:<tz> | date | boolean | string
  *   --normalize col=trim,lower,nfc | *=trim
  *   --null-equals-empty col | *
@@ -22,7 +27,8 @@ import {UsageError} from '../errors.js'
 import type {FieldSpec, FieldType} from '../config/spec.js'
 import {compileField, DateMatcher, isFail, parseBoolean, parseDecimal, parseInteger, type DateKind, type Fail} from '../normalize/index.js'
 
-export type Tolerance = {kind: 'abs'; text: string; scaled: bigint} | {kind: 'rel'; text: string; pct: string} | {kind: 'seconds'; text: string; ms: number}
+/** `seconds`: `us` is the tolerance in microseconds (an exact integer: 1.5s is 1500000). */
+export type Tolerance = {kind: 'abs'; text: string; scaled: bigint} | {kind: 'rel'; text: string; pct: string} | {kind: 'seconds'; text: string; us: number}
 
 export interface StringNormalization {
   trim: boolean
@@ -83,8 +89,8 @@ export function declaredDateReader(formats: readonly string[] | undefined, defau
 export function parseTolerance(column: string, text: string): Tolerance {
   const t = text.trim()
   const bad = () =>
-    new UsageError(`--tolerance ${column}=${text}: not a tolerance`, {hint: 'write col=0.01 (absolute), col=0.5% (relative to the left value) or col=2s (timestamp seconds)'})
-  if (/^\d+(\.\d+)?s$/.test(t)) return {kind: 'seconds', text: t, ms: Math.round(Number(t.slice(0, -1)) * 1000)}
+    new UsageError(`--tolerance ${column}=${text}: not a tolerance`, {hint: 'write col=0.01 (absolute), col=0.5% (relative to the left value) or col=2s (timestamp seconds, to the microsecond: 0.000001s)'})
+  if (/^\d+(\.\d+)?s$/.test(t)) return {kind: 'seconds', text: t, us: toleranceMicros(column, text, t.slice(0, -1))}
   if (/^\d+(\.\d+)?%$/.test(t)) return {kind: 'rel', text: t, pct: t.slice(0, -1)}
   if (/^\d+(\.\d+)?$/.test(t)) {
     const d = parseDecimal(t, {scale: DEFAULT_DECIMAL_SCALE, precision: 38, decimalSeparator: '.'})
@@ -92,6 +98,24 @@ export function parseTolerance(column: string, text: string): Tolerance {
     return {kind: 'abs', text: t, scaled: toScaled(d)}
   }
   throw bad()
+}
+
+/**
+ * Seconds ("2", "0.5", "0.000001") as exact microseconds. Digits beyond the microsecond
+ * (PostgreSQL's precision, the normalizer's) are refused unless zeros: rounding 0.0000004s to 0
+ * would silently make the column exact. (Before microseconds were compared, a seconds tolerance
+ * was rounded to the millisecond: 0.0004s was 0, 0.0015s was 2 ms.)
+ */
+function toleranceMicros(column: string, text: string, seconds: string): number {
+  const dot = seconds.indexOf('.')
+  const int = dot < 0 ? seconds : seconds.slice(0, dot)
+  const frac = dot < 0 ? '' : seconds.slice(dot + 1)
+  if (/[1-9]/.test(frac.slice(6))) {
+    throw new UsageError(`--tolerance ${column}=${text}: finer than a microsecond`, {hint: 'timestamps are compared to the microsecond (PostgreSQL\'s precision): write at most 6 decimals, e.g. 0.000001s'})
+  }
+  const us = Number(int) * 1_000_000 + Number((frac + '000000').slice(0, 6))
+  if (!Number.isSafeInteger(us)) throw new UsageError(`--tolerance ${column}=${text}: too large`, {hint: 'write a tolerance under 285 years (9007199254 seconds)'})
+  return us
 }
 
 /**
@@ -266,7 +290,7 @@ export interface ValueComparison {
   equal: boolean
   /** |l - r| as a decimal string (numbers), seconds (timestamps); undefined otherwise */
   absDiff?: string
-  /** scaled |l - r| for numbers, ms for timestamps: to find the max */
+  /** scaled |l - r| for numbers, microseconds for timestamps: to find the max */
   absDiffRank?: bigint
   /** the scale of absDiffRank when it is not DEFAULT_DECIMAL_SCALE (a number with more fractional digits) */
   absDiffScale?: number
@@ -307,9 +331,11 @@ export function compareValues(col: ColumnPlan, left: string | null, right: strin
   if (col.type === 'timestamp') {
     // fast path: both values ISO-8601 with an explicit offset (what databases print); the
     // instant does not depend on the zone or the format list then
-    const a = isoInstant(l)
-    const b = a === undefined ? undefined : isoInstant(r)
-    if (a !== undefined && b !== undefined) return timestampComparison(col, a, b)
+    if (isoScan(l, 0, l.length)) {
+      const a = scanInstant()
+      const au = sus
+      if (isoScan(r, 0, r.length)) return timestampComparison(col, a, au, scanInstant(), sus)
+    }
   }
   // empty text of a typed column is null for the normalizers
   const lc = l.trim() === '' ? null : col.convert(l)
@@ -335,7 +361,7 @@ export function compareValues(col: ColumnPlan, left: string | null, right: strin
     }
     return equal ? EQUAL : {equal, absDiff: fromScaled(d, scale), absDiffRank: d, ...(scale !== DEFAULT_DECIMAL_SCALE ? {absDiffScale: scale} : {})}
   }
-  if (col.type === 'timestamp') return timestampComparison(col, Date.parse(lc), Date.parse(rc))
+  if (col.type === 'timestamp') return timestampComparison(col, Date.parse(lc), canonicalMicros(lc), Date.parse(rc), canonicalMicros(rc))
   return same(lc === rc)
 }
 
@@ -366,11 +392,39 @@ export function notANumber(col: ColumnPlan, left: string | null, right: string |
   return {side: sides.length === 2 ? 'both' : typeof lc === 'string' ? 'right' : 'left', reason: `not read as ${col.type}, compared as text: ${sides.join('; ')}`}
 }
 
-function timestampComparison(col: ColumnPlan, a: number, b: number): ValueComparison {
-  const d = Math.abs(a - b)
-  const equal = d === 0 || (col.tolerance?.kind === 'seconds' && d <= col.tolerance.ms)
-  return equal ? EQUAL : {equal, absDiff: fromScaled(BigInt(d) * 10n ** BigInt(DEFAULT_DECIMAL_SCALE - 3)), absDiffRank: BigInt(d)}
+/**
+ * The microseconds within the millisecond of a normalizer's timestamp (isoOf: "...ss.SSSZ", or
+ * "...ss.SSSSSSZ" when it has microseconds); Date.parse reads the ms of both.
+ */
+export function canonicalMicros(iso: string): number {
+  return iso.length === 27 ? digits(iso, 23, 3) : 0
 }
+
+/** Largest |ms difference| whose microseconds are an exact double (2^53 µs, about 285 years). */
+const SAFE_MS_DIFF = Math.floor(Number.MAX_SAFE_INTEGER / 1000) - 1
+
+/**
+ * Two instants, each ms since 1970 plus the microseconds within that ms (0-999), compared
+ * exactly; the difference is reported in seconds ("0.000001", "2.001") and ranked in µs.
+ */
+function timestampComparison(col: ColumnPlan, a: number, au: number, b: number, bu: number): ValueComparison {
+  const dms = a - b
+  if (dms === 0 && au === bu) return EQUAL
+  const t = col.tolerance
+  if (Math.abs(dms) <= SAFE_MS_DIFF) {
+    const d = Math.abs(dms * 1000 + (au - bu))
+    if (t?.kind === 'seconds' && d <= t.us) return EQUAL
+    const rank = BigInt(d)
+    return {equal: false, absDiff: fromScaled(rank * US_TO_SCALED), absDiffRank: rank}
+  }
+  // centuries apart: the difference exact as a BigInt
+  let rank = BigInt(dms) * 1000n + BigInt(au - bu)
+  if (rank < 0n) rank = -rank
+  if (t?.kind === 'seconds' && rank <= BigInt(t.us)) return EQUAL
+  return {equal: false, absDiff: fromScaled(rank * US_TO_SCALED), absDiffRank: rank}
+}
+
+const US_TO_SCALED = 10n ** BigInt(DEFAULT_DECIMAL_SCALE - 6)
 
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
@@ -386,9 +440,11 @@ function digits(t: string, at: number, n: number): number {
 
 /**
  * ms since epoch of "2026-11-20T06:15:00Z", "2026-11-20 06:15:00.5+03", "...+03:00", "...+0300";
- * undefined for anything else (no offset, another format, an impossible date), which then
- * takes the normalizer's path. Fractions are truncated to ms, as the normalizer does. Read by
- * character codes: no regex, no allocation.
+ * undefined for anything else (no offset, another format, an impossible date, non-zero digits
+ * beyond the microsecond), which then takes the normalizer's path. The microseconds within that
+ * ms (.123456: 456) are not in the number: compareValues and equalInPlace read them from the
+ * same scan (a double of µs since 1970 is not exact for every year). Read by character codes:
+ * no regex, no allocation.
  */
 export function isoInstant(t: string): number | undefined {
   return isoInstantAt(t, 0, t.length)
@@ -402,6 +458,8 @@ let sh = 0
 let smi = 0
 let ss = 0
 let sms = 0
+/** microseconds within the millisecond, 0-999 */
+let sus = 0
 /** offset east of UTC, minutes */
 let soff = 0
 
@@ -423,6 +481,7 @@ function isoScan(t: string, b: number, end: number): boolean {
   if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return false
   let p = b + 19
   let ms = 0
+  let us = 0
   if (t.charCodeAt(p) === 46) {
     p++
     const fs = p
@@ -430,6 +489,11 @@ function isoScan(t: string, b: number, end: number): boolean {
     const len = p - fs
     if (len === 0 || len > 9) return false
     ms = digits(t, fs, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
+    if (len > 3) {
+      us = digits(t, fs + 3, Math.min(3, len - 3)) * (len === 4 ? 100 : len === 5 ? 10 : 1)
+      // beyond the microsecond: zeros only, as the normalizer reads it (else it is no instant)
+      for (let i = fs + 6; i < p; i++) if (t.charCodeAt(i) !== 48) return false
+    }
   }
   if (p >= end) return false
   const o = t.charCodeAt(p)
@@ -460,14 +524,20 @@ function isoScan(t: string, b: number, end: number): boolean {
   smi = mi
   ss = sec
   sms = ms
+  sus = us
   soff = off
   return true
+}
+
+/** ms since epoch of the last isoScan. */
+function scanInstant(): number {
+  return Date.UTC(sy, smo - 1, sd, sh, smi, ss, sms) - soff * 60_000
 }
 
 /** isoInstant of `text.slice(start, end)`, without the slice (the merge reads values in place). */
 export function isoInstantAt(text: string, start: number, end: number): number | undefined {
   if (!isoScan(text, start, end)) return undefined
-  return Date.UTC(sy, smo - 1, sd, sh, smi, ss, sms) - soff * 60_000
+  return scanInstant()
 }
 
 /**
@@ -490,11 +560,11 @@ export function equalInPlace(col: ColumnPlan, text: string, ls: number, le: numb
   const mi = smi
   const sec = ss
   const ms = sms
+  const us = sus
   const off = soff
   if (!isoScan(text2, rs, re)) return false
   // the same fields at the same offset are the same instant (equal whatever the tolerance)
-  if (off === soff && y === sy && mo === smo && d === sd && h === sh && mi === smi && sec === ss && ms === sms) return true
+  if (off === soff && y === sy && mo === smo && d === sd && h === sh && mi === smi && sec === ss && ms === sms && us === sus) return true
   const a = Date.UTC(y, mo - 1, d, h, mi, sec, ms) - off * 60_000
-  const b = Date.UTC(sy, smo - 1, sd, sh, smi, ss, sms) - soff * 60_000
-  return timestampComparison(col, a, b).equal
+  return timestampComparison(col, a, us, scanInstant(), sus).equal
 }

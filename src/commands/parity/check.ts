@@ -42,7 +42,7 @@ export default class ParityCheck extends CutoverCommand {
     key: Flags.string({required: true, description: 'key column(s), left names, comma-separated'}),
     columns: Flags.string({description: 'columns to compare, left names (default: every column both sides have)'}),
     map: Flags.string({multiple: true, description: 'left_col=right_col when names differ (repeatable)'}),
-    tolerance: Flags.string({multiple: true, description: 'col=0.01 (absolute) | col=0.5% (relative to left) | col=2s (timestamps) (repeatable)'}),
+    tolerance: Flags.string({multiple: true, description: 'col=0.01 (absolute) | col=0.5% (relative to left) | col=2s | col=0.000001s (timestamps, to the microsecond) (repeatable)'}),
     type: Flags.string({multiple: true, description: 'col=decimal|decimal:,|integer|timestamp[:zone]|date|boolean|string: compare through the normalizers (repeatable; default: the --spec field type, decimal for two pg: numeric columns, else string)'}),
     normalize: Flags.string({multiple: true, description: 'col=trim,lower,nfc string normalization; *=trim for all (repeatable)'}),
     'null-equals-empty': Flags.string({description: 'columns where null equals the empty string (comma-separated, or *)'}),
