@@ -36,10 +36,10 @@
  *   20261120091500 (yyyyMMddHHmmss) is not also read as milliseconds since 1970.
  * - A fraction is kept exactly to the microsecond, PostgreSQL's precision (DB2's
  *   2026-11-20-09.15.00.123456 with yyyy-MM-dd-HH.mm.ss.SSSSSS, PostgreSQL's
- *   2026-11-20 09:15:00.123456+00 with iso). Digits beyond it (Java's 9) are read when they
- *   are zeros; otherwise a timestamp is UNPARSEABLE_DATE saying so: rounding or truncating it
- *   would change the instant without a trace, and the normalized value is what NDJSON, Kafka,
- *   the dedupe and the sink all see. (A date field ignores the time of day, fraction included.)
+ *   2026-11-20 09:15:00.123456+00 with iso). Digits beyond it (.NET's 7 of "o", Java's 9) are
+ *   rounded to it as PostgreSQL rounds them on input, half to even (.1234565 is .123456,
+ *   .1234575 is .123458): the value a timestamptz holds, whichever way it is loaded, and the one
+ *   NDJSON, Kafka, the dedupe and the sink all see. (A date field ignores the time of day.)
  * Output: timestamp -> UTC ISO-8601 with ms ("2026-11-20T09:15:00.000Z"), or with µs when the
  * value has them ("2026-11-20T09:15:00.123456Z": one text per instant, so that the dedupe
  * compares instants); date -> the local date "yyyy-MM-dd" (in the field's timezone when the
@@ -417,8 +417,8 @@ function formatOffset(minutes: number): string {
 
 /**
  * Reads the digits of a fraction of a second (1-9) into P: ms (P[6]), µs within the ms (P[7]),
- * and P[8] = 1 when a digit beyond the µs is not 0. Used where a regex matched (the fixed-width
- * and ISO readers do the same inline).
+ * and P[8] = 1 when the digits beyond the µs round it up (roundsUp). Used where a regex matched
+ * (the fixed-width and ISO readers do the same inline).
  */
 function readFraction(t: string | undefined): void {
   P[6] = P[7] = P[8] = 0
@@ -426,7 +426,20 @@ function readFraction(t: string | undefined): void {
   const n = t.length
   P[6] = Number(n >= 3 ? t.slice(0, 3) : (t + '00').slice(0, 3))
   if (n > 3) P[7] = Number(n >= 6 ? t.slice(3, 6) : (t.slice(3) + '00').slice(0, 3))
-  for (let i = 6; i < n; i++) if (t.charCodeAt(i) !== 48) P[8] = 1
+  if (n > 6) {
+    let rest = false
+    for (let i = 7; i < n; i++) if (t.charCodeAt(i) !== 48) rest = true
+    P[8] = roundsUp(t.charCodeAt(6) - 48, rest, P[7]!)
+  }
+}
+
+/**
+ * Whether digits beyond the microsecond round it up, as PostgreSQL rounds them (half to even:
+ * .1234565 is .123456, .1234575 is .123458, .1234567 is .123457): `first` the 7th digit of the
+ * fraction, `rest` whether a later one is not 0, `us` the µs within the ms. 1 or 0.
+ */
+function roundsUp(first: number, rest: boolean, us: number): number {
+  return first > 5 || (first === 5 && (rest || (us & 1) === 1)) ? 1 : 0
 }
 
 /** Digits of `text` at [at, at+width) as a number, or -1. */
@@ -470,9 +483,11 @@ function readFixed(f: CompiledDateFormat, text: string): boolean {
       const rest = v - P[6] * sub
       if (width <= 6) P[7] = rest * POW10[6 - width]!
       else {
+        // the digits beyond the µs, rounded half to even as PostgreSQL rounds them (roundsUp)
         const beyond = POW10[width - 6]!
         P[7] = Math.floor(rest / beyond)
-        if (rest % beyond !== 0) P[8] = 1
+        const left = rest % beyond
+        if (left * 2 > beyond || (left * 2 === beyond && (P[7]! & 1) === 1)) P[8] = 1
       }
     }
   }
@@ -525,19 +540,23 @@ function readIso(text: string): boolean {
       let j = i + 1
       let ms = 0
       let us = 0
+      let first = 0 // the 7th digit, and whether a later one is not 0: rounding to the µs
+      let rest = false
       while (j < n && j - i - 1 < 9) {
         const dgt = text.charCodeAt(j) - 48
         if (dgt < 0 || dgt > 9) break
         const k = j - i - 1
         if (k < 3) ms = ms * 10 + dgt
         else if (k < 6) us = us * 10 + dgt
-        else if (dgt !== 0) P[8] = 1
+        else if (k === 6) first = dgt
+        else if (dgt !== 0) rest = true
         j++
       }
       const digits = j - i - 1
       if (digits === 0) return false
       P[6] = digits === 1 ? ms * 100 : digits === 2 ? ms * 10 : ms
       if (digits > 3) P[7] = digits === 4 ? us * 100 : digits === 5 ? us * 10 : us
+      if (digits > 6) P[8] = roundsUp(first, rest, us)
       i = j
     }
   }
@@ -582,9 +601,8 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
     if (!m) return undefined
     if (f.kind === 'epoch_ms' || f.kind === 'epoch_s') {
       readFraction(f.kind === 'epoch_ms' ? undefined : m[2])
-      const ms = f.kind === 'epoch_ms' ? Number(text) : Number(m[1]) * 1000 + P[6]!
+      const ms = f.kind === 'epoch_ms' ? Number(text) : Number(m[1]) * 1000 + P[6]! + roundedUp()
       if (ms < EPOCH_MIN || ms >= EPOCH_MAX) return undefined
-      if (P[8] !== 0 && mode === INSTANT) return finerThanMicroseconds(m[2])
       if (mode !== INSTANT) lastLocal = ms + zone.offsetAt(ms) * 60_000
       return ms
     }
@@ -619,8 +637,8 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
   if (mo < 1 || mo > 12) return `month ${mo} does not exist`
   if (d < 1 || d > daysInMonth(y, mo)) return `day ${d} does not exist in ${y}-${pad2(mo)}`
   if (h > 23 || mi > 59 || s > 59) return `${pad2(h)}:${pad2(mi)}:${pad2(s)} is not a time of day`
-  if (P[8] !== 0 && mode === INSTANT) return finerThanMicroseconds(fractionText(text))
-  const local = Date.UTC(y, mo - 1, d, h, mi, s, P[6]!) + (y < 100 ? yearFix(y) : 0)
+  // Date.UTC carries a millisecond of 1000 (.9999995 rounded up) into the second, and on
+  const local = Date.UTC(y, mo - 1, d, h, mi, s, P[6]! + roundedUp()) + (y < 100 ? yearFix(y) : 0)
   if (off !== undefined) {
     offsetMinutes = parseOffset(off)
     if (Number.isNaN(offsetMinutes)) return `offset ${off} is not an offset (its minutes are over 59)`
@@ -645,15 +663,19 @@ function applyFormat(f: CompiledDateFormat, text: string, zone: ZoneOffsets, mod
   return u
 }
 
-/** Why a fraction with non-zero digits beyond the µs is refused (`digits`: the fraction as written, when known). */
-function finerThanMicroseconds(digits: string | undefined): string {
-  const what = digits === undefined ? 'the fraction of a second' : `the fraction of a second .${digits}`
-  return `${what} is finer than a microsecond, which is all PostgreSQL's timestamptz holds: rounding or truncating it would change the instant`
-}
-
-/** The digits after the "." or "," of a fraction of 7+ digits in `text` (for a message), if it has one. */
-function fractionText(text: string): string | undefined {
-  return /[.,](\d{7,})/.exec(text)?.[1]
+/**
+ * Applies the rounding the reader found (P[8]): one µs more, and when that makes 1000 µs, 0 µs
+ * and 1 ms to add to the instant (returned). 0 otherwise.
+ */
+function roundedUp(): number {
+  if (P[8] === 0) return 0
+  P[8] = 0
+  if (P[7]! < 999) {
+    P[7]!++
+    return 0
+  }
+  P[7] = 0
+  return 1
 }
 
 /** Date.UTC maps years 0-99 to 1900-1999. */

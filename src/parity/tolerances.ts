@@ -441,7 +441,7 @@ function digits(t: string, at: number, n: number): number {
 /**
  * ms since epoch of "2026-11-20T06:15:00Z", "2026-11-20 06:15:00.5+03", "...+03:00", "...+0300";
  * undefined for anything else (no offset, another format, an impossible date, non-zero digits
- * beyond the microsecond), which then takes the normalizer's path. The microseconds within that
+ * beyond the microsecond, which the normalizer rounds to it), which then takes the normalizer's path. The microseconds within that
  * ms (.123456: 456) are not in the number: compareValues and equalInPlace read them from the
  * same scan (a double of µs since 1970 is not exact for every year). Read by character codes:
  * no regex, no allocation.
@@ -491,7 +491,7 @@ function isoScan(t: string, b: number, end: number): boolean {
     ms = digits(t, fs, Math.min(3, len)) * (len === 1 ? 100 : len === 2 ? 10 : 1)
     if (len > 3) {
       us = digits(t, fs + 3, Math.min(3, len - 3)) * (len === 4 ? 100 : len === 5 ? 10 : 1)
-      // beyond the microsecond: zeros only, as the normalizer reads it (else it is no instant)
+      // beyond the microsecond: zeros only here; other digits take the normalizer's path, which rounds them as PostgreSQL does
       for (let i = fs + 6; i < p; i++) if (t.charCodeAt(i) !== 48) return false
     }
   }

@@ -187,10 +187,10 @@ describe('calendar edges', () => {
     expect(() => compileDateFormat('dd.MM.yy')).toThrow(/use yyyy/)
   })
 
-  it('fractions are kept exactly to the microsecond (the precision of PostgreSQL), never rounded up into the next second; finer ones are refused', () => {
+  it('fractions are kept exactly to the microsecond (the precision of PostgreSQL), finer ones rounded to it as PostgreSQL rounds them (.999999999 is the next second, as in a timestamptz)', () => {
     expect(parse(['iso'], 'UTC', '2026-11-20T09:15:00.123456')).toBe('2026-11-20T09:15:00.123456Z')
     expect(parse(['iso'], 'UTC', '2026-11-20T09:15:00.999999000')).toBe('2026-11-20T09:15:00.999999Z')
-    expect(parse(['iso'], 'UTC', '2026-11-20T09:15:00.999999999')).toMatchObject({code: 'UNPARSEABLE_DATE', reason: expect.stringContaining('finer than a microsecond')})
+    expect(parse(['iso'], 'UTC', '2026-11-20T09:15:00.999999999')).toBe('2026-11-20T09:15:01.000Z')
     expect(parse(['yyyy-MM-dd HH:mm:ss.SSSSSS'], 'UTC', '2026-11-20 09:15:00.999999')).toBe('2026-11-20T09:15:00.999999Z')
     expect(parse(['epoch_s'], 'UTC', '1795300000.123456')).toBe('2026-11-21T22:26:40.123456Z')
   })
