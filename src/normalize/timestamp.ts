@@ -66,7 +66,7 @@ export const DATE_TOKENS: readonly (readonly [token: string, meaning: string])[]
   ['a', 'AM or PM, any case'],
   ['mm / m', 'minute'],
   ['ss / s', 'second'],
-  ['S..SSSSSSSSS', 'fraction of a second, exactly that many digits (kept to the microsecond; non-zero digits beyond it are refused)'],
+  ['S..SSSSSSSSS', 'fraction of a second, exactly that many digits (kept to the microsecond; digits beyond it rounded to it, half to even, as PostgreSQL does)'],
   ['XXX', 'Z or +03:00'],
   ['XX', 'Z or +0300'],
   ['X', 'Z, +03 or +0300'],
