@@ -34,7 +34,10 @@
  *   - a quote never closed: DECODE_ERROR at the end of the file;
  *   - an invalid byte for the encoding (U+FFFD after decoding): DECODE_ERROR naming the field.
  * A record larger than `max_record_bytes` (a runaway quote) ends the read with a SpecError
- * after the RECORD_TOO_LARGE record: what follows it cannot be split into records.
+ * after the RECORD_TOO_LARGE record: what follows it cannot be split into records. With
+ * `resyncTooLarge` (profile) the record's end is found without holding it (RecordSkipper: the
+ * first line end outside quotes, as csv-parse would find it) and the read goes on after it; only
+ * a quote never closed ends the read then, with the line where it opened.
  * Each of these records carries `raw`, for its dead letter: its lines as they are in the file
  * (FileLines), without the last line end; as UTF-8 text when all of them are characters of the
  * file's encoding, else the file's bytes themselves, a bad byte included, with `rawEncoding`
@@ -51,7 +54,7 @@
  * records it cannot count (quoted line breaks), which are found by a cheap consistency check.
  */
 import {createReadStream} from 'node:fs'
-import {stat} from 'node:fs/promises'
+import {open, stat} from 'node:fs/promises'
 import {isAscii, isUtf8} from 'node:buffer'
 import {isAbsolute, resolve} from 'node:path'
 import {parse as csvParse, type CsvError} from 'csv-parse'
@@ -73,6 +76,14 @@ export interface CsvOptions {
   skipEmptyLines: boolean
   comment?: string
   maxRecordBytes: number
+  /**
+   * Past a record larger than maxRecordBytes, read on (`profile` only; normalize and backfill stop
+   * there): its bytes are scanned, not held, for its end (RecordSkipper), its RECORD_TOO_LARGE
+   * says where it starts and ends (line and byte), and the records after it are read. A quote
+   * never closed (the record runs to the end of the file) still ends the read with a SpecError,
+   * naming the line where the quote opened.
+   */
+  resyncTooLarge?: boolean
   /**
    * The source URI as written, when `delimiter` is the default because the URI gives none: a
    * header that is then one column holding ";", a tab or "|" is refused (UsageError) with this
@@ -105,9 +116,12 @@ export function csvOptionsFromUri(uri: SourceUri): CsvOptions {
   return opts
 }
 
-/** The reader registered for `csv:`. Iterate it, or its `batches()` (one await per chunk). */
-export function readCsv(uri: SourceUri, ctx: ReaderContext = {}): BatchedRecords {
-  const opts = csvOptionsFromUri(uri)
+/**
+ * The reader registered for `csv:`. Iterate it, or its `batches()` (one await per chunk).
+ * `options.resyncTooLarge` (profile): read on past a record larger than max_record_bytes.
+ */
+export function readCsv(uri: SourceUri, ctx: ReaderContext = {}, options: Pick<CsvOptions, 'resyncTooLarge'> = {}): BatchedRecords {
+  const opts = {...csvOptionsFromUri(uri), ...options}
   const path = isAbsolute(uri.target) ? uri.target : resolve(ctx.cwd ?? process.cwd(), uri.target)
   return batchedSource(() => readCsvFile(uri, path, opts, ctx, undefined) as AsyncGenerator<RawRecord[]>)
 }
@@ -252,6 +266,81 @@ function lineEndBytes(encoding: SupportedEncoding): LineEndBytes {
   return ends
 }
 
+/** The bytes at a csv: file's start that estimateCsvRecords measures its lines in. */
+export const ESTIMATE_SAMPLE_BYTES = 64 * 1024
+
+/**
+ * About how many records a csv: file holds, for the "of about N records" of progress (backfill
+ * and normalize off a terminal, parity check): the file's size over the mean length of the lines
+ * of its first ESTIMATE_SAMPLE_BYTES (the header row, with header=true, kept out of the mean and
+ * of the count), never a count of the whole file (which would read a 20 GB file twice). One
+ * record a line: a quoted field that spans lines makes the file's lines more than its records,
+ * and the estimate then high (the percentage low), never a count of lines beside a count of
+ * records. A file the sample holds whole is counted (its lines). undefined when there is nothing
+ * to measure: not a regular file (a FIFO or /dev/stdin, whose bytes reading them here would take
+ * from the reader; not even opened), an empty file, a sample without a record's line end, a URI
+ * the reader refuses (the reader reports it). Never throws: only an estimate.
+ */
+export async function estimateCsvRecords(uri: SourceUri, ctx: Pick<ReaderContext, 'cwd'> = {}): Promise<number | undefined> {
+  try {
+    const opts = csvOptionsFromUri(uri)
+    const path = isAbsolute(uri.target) ? uri.target : resolve(ctx.cwd ?? process.cwd(), uri.target)
+    const st = await stat(path)
+    if (!st.isFile() || st.size === 0) return undefined
+    const fh = await open(path, 'r')
+    try {
+      const sample = Buffer.alloc(Math.min(st.size, ESTIMATE_SAMPLE_BYTES))
+      const {bytesRead} = await fh.read(sample, 0, sample.length, 0)
+      return csvRecordsFromSample(sample.subarray(0, bytesRead), st.size, opts.encoding, opts.header)
+    } finally {
+      await fh.close()
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * estimateCsvRecords' arithmetic: the records of a file of `size` bytes whose first bytes are
+ * `sample`. Line ends are the encoding's LF bytes (EBCDIC's NL too; CRLF counts once, by its LF),
+ * or CR where the sample holds no LF (a file whose lines end in CR alone).
+ */
+export function csvRecordsFromSample(sample: Buffer, size: number, encoding: SupportedEncoding, header: boolean): number | undefined {
+  if (sample.length === 0) return undefined
+  const ends = lineEndBytes(encoding)
+  const isEnd = new Uint8Array(256)
+  for (const b of ends.lf) isEnd[b] = 1
+  let count = 0
+  let first = -1
+  let last = -1
+  const scan = () => {
+    for (let i = 0; i < sample.length; i++) {
+      if (isEnd[sample[i]!] === 1) {
+        if (first < 0) first = i
+        last = i
+        count++
+      }
+    }
+  }
+  scan()
+  if (count === 0) {
+    isEnd.fill(0)
+    isEnd[ends.cr] = 1
+    scan()
+  }
+  const skipped = header ? 1 : 0
+  if (sample.length >= size) {
+    // the whole file: its lines (a last one without a line end too), less the header
+    const lines = count + (last === size - 1 ? 0 : 1)
+    return Math.max(0, lines - skipped)
+  }
+  // the mean length of the sample's whole lines after the header, over the rest of the file
+  const from = header ? first + 1 : 0
+  const lines = count - skipped
+  if (first < 0 || lines < 1) return undefined
+  return Math.round((size - from) / ((last + 1 - from) / lines))
+}
+
 /**
  * Walks the physical lines of `FileLines`' chunks forward, from the start of a line. Where each
  * line end byte next occurs is kept per chunk, so that a walk over a chunk searches it once per
@@ -340,6 +429,8 @@ export class FileLines {
   /** where line `line` starts in chunks[0] */
   private at = 0
   private line = 1
+  /** the file offset of chunks[0]'s first byte */
+  private dropped = 0
   private readonly ends: LineEndBytes
   private readonly isLf = new Uint8Array(256)
 
@@ -361,6 +452,7 @@ export class FileLines {
     while (n < line && w.next(false)) n++
     this.line = n
     const drop = Math.min(w.c, this.chunks.length)
+    for (let k = 0; k < drop; k++) this.dropped += this.chunks[k]!.length
     if (drop > 0) this.chunks.splice(0, drop)
     this.at = this.chunks.length > 0 ? w.i : 0
   }
@@ -411,6 +503,36 @@ export class FileLines {
     if (from === 1 && startsWithBom(out)) out = out.subarray(3)
     const cut = out.length > max
     return {bytes: cut ? Buffer.from(out.subarray(0, max)) : out, cut}
+  }
+
+  /**
+   * The bytes read from the start of line `from` on (views of the chunks held; after a UTF-8 BOM
+   * before line 1), with the file offset of the first: undefined when line `from` is not held.
+   */
+  from(from: number): {parts: Buffer[]; offset: number} | undefined {
+    if (from < this.line || this.chunks.length === 0) return undefined
+    const w = this.walker()
+    let n = this.line
+    while (n < from && w.next(true)) n++
+    if (n < from) return undefined
+    let offset = this.dropped
+    for (let c = 0; c < w.c && c < this.chunks.length; c++) offset += this.chunks[c]!.length
+    const parts = this.chunks.slice(w.c)
+    if (parts.length > 0) parts[0] = parts[0]!.subarray(w.i)
+    offset += w.i
+    if (from === 1 && offset === 0 && parts.length > 0 && startsWithBom(parts[0]!)) {
+      parts[0] = parts[0]!.subarray(3)
+      offset = 3
+    }
+    return {parts, offset}
+  }
+
+  /** Holds nothing but `parts`, which start line `line` at file offset `offset` (after a record skipped: RecordSkipper). */
+  restart(line: number, parts: readonly Buffer[], offset: number): void {
+    this.chunks = parts.filter((p) => p.length > 0)
+    this.at = 0
+    this.line = line
+    this.dropped = offset
   }
 
   private walker(): LineWalker {
@@ -466,6 +588,145 @@ export function deadLetterRaw(bytes: Buffer, encoding: SupportedEncoding): {raw:
   return t.sawInvalid ? {raw: bytes, rawEncoding: encoding} : {raw: Buffer.from(utf8)}
 }
 
+/** A character as the file's bytes (its encoding's one byte, or UTF-8); undefined when the encoding has no such character. */
+function fileBytesOf(ch: string, encoding: SupportedEncoding): Buffer | undefined {
+  if (encoding === 'utf-8') return Buffer.from(ch)
+  const want = Buffer.from(ch)
+  const t = createUtf8Transcoder(encoding)
+  for (let b = 0; b < 256; b++) if (Buffer.from(t.write(Uint8Array.of(b))).equals(want)) return Buffer.of(b)
+  return undefined
+}
+
+/**
+ * Finds where a record larger than max_record_bytes ends, without holding it (resyncTooLarge): its
+ * bytes as they are in the file, from the start of its first line, are scanned for the first
+ * record end outside quotes, as csv-parse reads them: a quote opens quotes at the start of a field
+ * only (elsewhere it is a character); inside quotes a doubled quote (or the escape character and
+ * the next one) is text, and a quote followed by anything else ends them (a malformed closing
+ * quote too: the reader reads on unquoted there as well). The record ends at LF or CRLF (also at
+ * CR alone in a file whose lines end in CR); every line end, quoted or not, counts a line.
+ */
+class RecordSkipper {
+  /** inside quotes, opened on `quoteLine` */
+  quoting = false
+  quoteLine = 0
+  /** the file offset of that quote */
+  quoteByte = 0
+  /** line ends passed */
+  lines = 0
+  /** bytes passed */
+  bytes = 0
+  /** the record's last line, once it ended */
+  endLine = 0
+  /** the last byte passed ended a line */
+  lineEnded = false
+  private fieldStart = true
+  /** inside quotes, the byte before was a quote: closing, unless this one is its double */
+  private afterQuote = false
+  private escaping = false
+  private afterCr = false
+  private delimAt = 0
+  private readonly isLf = new Uint8Array(256)
+
+  constructor(
+    /** the record's first line and file offset */
+    readonly startLine: number,
+    readonly startByte: number,
+    private readonly syntax: {quote: number | undefined; escape: number | undefined; delimiter: Buffer; cr: number; lf: readonly number[]; crEnds: boolean},
+  ) {
+    for (const b of syntax.lf) this.isLf[b] = 1
+  }
+
+  /** Scans `buf`: the offset in it just past the record's end (its line end included), or -1 when the record goes on. */
+  scan(buf: Buffer): number {
+    const {quote, escape, delimiter, cr, crEnds} = this.syntax
+    const isLf = this.isLf
+    if (buf.length > 0) this.lineEnded = isLf[buf[buf.length - 1]!] === 1 || buf[buf.length - 1] === cr
+    for (let i = 0; i < buf.length; i++) {
+      const b = buf[i]!
+      if (this.afterCr) {
+        this.afterCr = false
+        if (isLf[b] === 1) {
+          // the LF of a CRLF: one line end, counted at its CR
+          if (!this.quoting) return this.end(i + 1)
+          continue
+        }
+        if (crEnds && !this.quoting) return this.end(i)
+      }
+      if (this.quoting) {
+        if (this.escaping) {
+          this.escaping = false
+          continue
+        }
+        if (this.afterQuote) {
+          this.afterQuote = false
+          if (b === quote) continue // a doubled quote: text
+          this.quoting = false // the quote before ended the quotes; this byte is read unquoted, below
+        } else if (b === quote) {
+          this.afterQuote = true
+          continue
+        } else if (escape !== undefined && b === escape) {
+          this.escaping = true
+          continue
+        } else {
+          if (b === cr) {
+            this.lines++
+            this.afterCr = true
+          } else if (isLf[b] === 1) this.lines++
+          continue
+        }
+      }
+      if (isLf[b] === 1) {
+        this.lines++
+        return this.end(i + 1)
+      }
+      if (b === cr) {
+        this.lines++
+        this.afterCr = true
+        continue
+      }
+      if (b === delimiter[this.delimAt]) {
+        this.delimAt++
+        if (this.delimAt === delimiter.length) {
+          this.delimAt = 0
+          this.fieldStart = true
+          continue
+        }
+        this.fieldStart = false
+        continue
+      }
+      this.delimAt = b === delimiter[0] ? 1 : 0
+      if (b === quote && this.fieldStart) {
+        this.quoting = true
+        this.quoteLine = this.startLine + this.lines
+        this.quoteByte = this.startByte + this.bytes + i
+      }
+      this.fieldStart = false
+    }
+    this.bytes += buf.length
+    return -1
+  }
+
+  /** The last line of the file, at its end. */
+  get lastLine(): number {
+    return this.startLine + this.lines - (this.lineEnded ? 1 : 0)
+  }
+
+  /** At the end of the file: whether the record ended there (false: inside quotes never closed). */
+  finish(): boolean {
+    if (this.quoting && !this.afterQuote) return false
+    this.quoting = false
+    this.endLine = this.lastLine
+    return true
+  }
+
+  private end(at: number): number {
+    this.bytes += at
+    this.endLine = this.startLine + this.lines - 1
+    return at
+  }
+}
+
 async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink?: CsvRowSink<unknown>): AsyncGenerator<RawRecord[] | unknown> {
   const source = opts.source
   let columns: string[] | undefined = opts.header ? undefined : opts.columns
@@ -493,6 +754,13 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   let checkReplacement = false // set once an invalid byte was seen: records are then checked for U+FFFD
   let lastErrorRecord: unknown
   let fatal: SpecError | undefined
+  /** resyncTooLarge: the record larger than max_record_bytes csv-parse stopped at, then the one being skipped (RecordSkipper) */
+  let toSkip: {record: RawRecordError; start: number; note: string} | undefined
+  let skipping: {record: RawRecordError; start: number; note: string; skipper: RecordSkipper} | undefined
+  /** times the read went on after a record skipped (resume) */
+  let resumes = 0
+  /** the record delimiters csv-parse was given (undefined: it guesses them) */
+  let parserDelimiters: string[] | undefined
 
   const pos = (line: number, record = recordNo): Position => ({scheme: 'csv', source, line, record})
   // The file's bytes from the record being read on, for the dead letters of those that cannot be read.
@@ -527,6 +795,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   // created at the first bytes, which tell the line ends (lineEndsOf)
   let api: CsvApi = undefined as unknown as CsvApi
   const createParser = (recordDelimiter: string[] | undefined): void => {
+  parserDelimiters = recordDelimiter
   const parser = csvParse({
     ...(recordDelimiter ? {record_delimiter: recordDelimiter} : {}),
     delimiter: opts.delimiter,
@@ -551,13 +820,19 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
         lastErrorRecord = api.state.record
         const kept = fileLines.bytes(start, Infinity, Math.min(opts.maxRecordBytes, TOO_LARGE_KEPT_BYTES))
         const note = kept ? `; its dead letter holds ${kept.cut ? `its first ${kept.bytes.length} bytes` : 'its bytes'}, from line ${start}` : ''
-        fail({
+        const tooLarge: RawRecordError = {
           ok: false,
           code: 'RECORD_TOO_LARGE',
           message: `${source}:${start}: record is larger than ${opts.maxRecordBytes} bytes (a quote never closed?)${note}`,
           position: pos(start),
           ...(kept ? deadLetterRaw(kept.bytes, opts.encoding) : {}),
-        })
+        }
+        if (opts.resyncTooLarge && columns !== undefined) {
+          // profile: its end is looked for once csv-parse has stopped (startSkip), and it is reported there
+          toSkip = {record: tooLarge, start, note}
+          throw err // stops csv-parse
+        }
+        fail(tooLarge)
         fatal = new SpecError({file: source, line: start}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {
           hint: 'fix the unbalanced quote near this line, or raise max_record_bytes',
         })
@@ -700,10 +975,115 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
       held = undefined
     }
     const err = api.parse(buf, end, push, () => {})
+    if (toSkip) {
+      startSkip()
+      return
+    }
     if (err) failed = err
   }
 
+  /** The record csv-parse stopped at (toSkip): its end is looked for from its first line, in the bytes FileLines holds, then in those read next. */
+  const startSkip = (): void => {
+    const t = toSkip!
+    toSkip = undefined
+    const held = fileLines.from(t.start)
+    if (!held) {
+      // cannot happen (FileLines holds the record being read from its first line): stop as without resyncTooLarge
+      fail(t.record)
+      fatal = new SpecError({file: source, line: t.start}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {hint: 'fix the unbalanced quote near this line, or raise max_record_bytes'})
+      return
+    }
+    const ends = lineEndBytes(opts.encoding)
+    const quote = opts.quote === '' ? undefined : fileBytesOf(opts.quote, opts.encoding)
+    const escape = opts.escape !== undefined && opts.escape !== opts.quote ? fileBytesOf(opts.escape, opts.encoding) : undefined
+    const skipper = new RecordSkipper(t.start, held.offset, {
+      quote: quote?.length === 1 ? quote[0] : undefined,
+      escape: escape?.length === 1 ? escape[0] : undefined,
+      delimiter: fileBytesOf(opts.delimiter, opts.encoding) ?? Buffer.from(opts.delimiter),
+      cr: ends.cr,
+      lf: ends.lf,
+      crEnds: parserDelimiters === undefined,
+    })
+    skipping = {...t, skipper}
+    fileLines.restart(t.start, [], held.offset) // the record is not held (its first bytes are, in its dead letter)
+    skipParts(held.parts)
+  }
+
+  /** Bytes of the record being skipped: past its end, the read goes on (resume). */
+  const skipParts = (parts: readonly Buffer[]): void => {
+    for (let k = 0; k < parts.length; k++) {
+      const at = skipping!.skipper.scan(parts[k]!)
+      if (at >= 0) {
+        resume([parts[k]!.subarray(at), ...parts.slice(k + 1)])
+        return
+      }
+    }
+  }
+
+  /** The record skipped ended: it is reported, with where it starts and ends, and a new parser reads on from the next line. */
+  const resume = (rest: readonly Buffer[]): void => {
+    const {record, start, note, skipper} = skipping!
+    skipping = undefined
+    const end = skipper.endLine
+    fail({
+      ...record,
+      message: `${source}:${start}: record is larger than ${opts.maxRecordBytes} bytes (max_record_bytes): lines ${start} to ${end}, bytes ${skipper.startByte} to ${skipper.startByte + skipper.bytes} of the file, skipped; read on from line ${end + 1}${note}`,
+    })
+    resumes++
+    const gen = resumes
+    prevEnd = end
+    prevEmpty = 0
+    prevComment = 0
+    skew = -end // the new parser counts from 1 again
+    lastErrorRecord = undefined
+    bad = undefined
+    createParser(parserDelimiters)
+    fileLines.restart(end + 1, rest, skipper.startByte + skipper.bytes)
+    for (const b of rest) {
+      if (b.length === 0) continue
+      if (transcoder) transcode(b)
+      else feed(b, false)
+      if (skipping || resumes !== gen || failed) return // another record too large: what is left of `rest` is its
+    }
+  }
+
+  /** At the end of the file, a record being skipped: it ends there (true), or inside a quote never closed (false, `fatal`). */
+  const finishSkip = (): boolean => {
+    const {record, start, note, skipper} = skipping!
+    if (skipper.finish()) {
+      resume([])
+      return true
+    }
+    skipping = undefined
+    const last = skipper.lastLine
+    fail({
+      ...record,
+      message: `${source}:${start}: record is larger than ${opts.maxRecordBytes} bytes (max_record_bytes): a quote opened on line ${skipper.quoteLine} is never closed, the record runs to the end of the file (line ${last})${note}`,
+    })
+    fatal = new SpecError(
+      {file: source, line: skipper.quoteLine},
+      `a quote opened on line ${skipper.quoteLine} (byte ${skipper.quoteByte}) is never closed: from line ${start} to the end of the file (line ${last}) nothing can be split into records`,
+      {
+        hint: `close the quote on line ${skipper.quoteLine} (a quote inside a quoted field is written twice: ""); raising max_record_bytes would not help`,
+        details: {quote_line: skipper.quoteLine, byte_offset: skipper.quoteByte, record_line: start, last_line: last},
+      },
+    )
+    return false
+  }
+
   for await (const chunk of chunks) {
+    if (skipping) {
+      // a record larger than max_record_bytes (resyncTooLarge): its bytes are scanned for its end, not held
+      if (!transcoder && !checkReplacement) {
+        const r = utf8Check(chunk, utf8Tail)
+        utf8Tail = r.tail
+        if (!r.valid) checkReplacement = true
+      }
+      skipParts([chunk])
+      if (pending()) yield take()
+      if (fatal || failed) break
+      continue
+    }
     fileLines.release(prevEnd + 1) // the records before have ended; a bad one being read starts after them
     fileLines.add(chunk)
     if (head) {
@@ -728,12 +1108,18 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     if (!transcoder && utf8Tail && !checkReplacement) {
       checkReplacement = true // the file ends inside a multi-byte character
     }
-    feed(undefined, true)
-    if (bad) {
-      // a quote never closed: the record ran to the end of the file (and ends no other way)
-      api.__onRecord = onRecord
-      reportBad(bad, Infinity)
-      bad = undefined
+    for (;;) {
+      // a record being skipped (resyncTooLarge) ends here, or inside a quote never closed (`fatal`)
+      if (skipping && !finishSkip()) break
+      feed(undefined, true)
+      if (skipping) continue // (the last bytes held back made a record too large)
+      if (bad) {
+        // a quote never closed: the record ran to the end of the file (and ends no other way)
+        api.__onRecord = onRecord
+        reportBad(bad, Infinity)
+        bad = undefined
+      }
+      break
     }
   }
   if (pending()) yield take()

@@ -39,7 +39,7 @@ import {dirname, resolve as resolvePath} from 'node:path'
 import type {Admin, IHeaders, KafkaMessage, Producer} from 'kafkajs'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
 import {isTombstone} from '../../legacy-adapters/kafka.js'
-import {csvLine} from '../../legacy-adapters/csv.js'
+import {csvLine, estimateCsvRecords} from '../../legacy-adapters/csv.js'
 import {csvMessageDecoder, fixedMessageDecoder, type MessageDecoder} from '../../legacy-adapters/message.js'
 import {parseCopybook} from '../../legacy-adapters/copybook.js'
 import {estimatePgRows, pgSourceDataError, pgSourceError, type PgRowEstimate} from '../../legacy-adapters/pg.js'
@@ -108,7 +108,11 @@ export interface BackfillOptions {
   signal?: AbortSignal
   cwd?: string
   progress?: ProgressTracker
-  /** count a csv file's lines first, so that progress knows the total (a person is watching) */
+  /**
+   * count a csv file's lines first, so that progress knows the total (a person is watching);
+   * without, its records are estimated from its first 64 KiB (estimateCsvRecords): progress
+   * lines say "of about N records", without reading the file twice
+   */
   countTotal?: boolean
   onPace?: (c: PaceChange) => void
   /** called once the backfill has its id (before the first record) */
@@ -727,8 +731,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       failStart = (error) => store.save(id, at, counts, 0, Date.now() - started, 'failed', error)
     }
     if (o.dryRun) id = `${id}-dry-run`
-    // PG_ESTIMATE: a pg: source's total, for the percentage and ETA of progress (a csv:/fixed: file's
-    // is its bytes): PostgreSQL's statistics, never a count(*), which takes about as long as the read
+    // PG_ESTIMATE: a pg: source's total, for the percentage and ETA of progress (a csv:/fixed: file's:
+    // see CSV_ESTIMATE): PostgreSQL's statistics, never a count(*), which takes about as long as the read
     const estimate = isPg ? await estimatePgRows(uri, {databaseUrl: o.settings.databaseUrl, logger}) : undefined
     if (estimate && o.progress) o.progress.total = {value: estimate.rows, estimate: true, unit: 'rows'}
     o.onStart?.({id, source: redactString(opts.from), target, resumedFrom, rate: opts.rate ?? null})
@@ -882,6 +886,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       bytesTotal = await stat(path).then((st) => st.size, () => 0)
       // csv positions carry lines, not bytes: count the file's lines once (only for a progress bar)
       if (uri.scheme === 'csv' && o.countTotal) linesTotal = await countLines(path).catch(() => 0)
+      // CSV_ESTIMATE: off a terminal (a script, a CI job) the file is not read twice: its records are
+      // estimated from its first 64 KiB, for "of about N records" (a resumed run's earlier records
+      // count towards it: ProgressTracker.doneBefore). Records, as `done` counts them: a quoted field
+      // spanning lines makes the estimate high, never a count of lines beside a count of records
+      if (uri.scheme === 'csv' && !o.countTotal) {
+        const records = await estimateCsvRecords(uri, o.cwd ? {cwd: o.cwd} : {})
+        if (records) o.progress.total = {value: records, estimate: true, unit: 'records'}
+      }
       // a fixed-length file's records are its size over the record length, exactly (with rdw=true
       // they are of their own lengths: no total); a last partial record is one more, a reject
       if (uri.scheme === 'fixed' && bytesTotal > 0) {

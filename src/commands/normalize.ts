@@ -91,6 +91,8 @@ export default class Normalize extends CutoverCommand {
       if (!json) this.logToStderr(`interrupted (${s}) after ${counts}; ${kept.join(', ')}`)
       return {...summary, signal: s}
     }
+    // the read is over: its count is exact, an estimate of the file's records is no longer news
+    tracker.total = undefined
     if (!json) this.logToStderr(`${formatProgress(tracker.snapshot())}\n${counts}`)
     return summary
   }

@@ -17,6 +17,7 @@
  */
 import type {Writable} from 'node:stream'
 import {openSource, type ReaderContext} from '../../legacy-adapters/index.js'
+import {estimateCsvRecords} from '../../legacy-adapters/csv.js'
 import {pgSourceDataError, pgSourceError} from '../../legacy-adapters/pg.js'
 import type {SourceUri} from '../../legacy-adapters/types.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
@@ -118,6 +119,19 @@ function reportProgress(progress: ProgressTracker | undefined, counts: Normalize
 }
 
 /**
+ * A csv: file's records, estimated from its first 64 KiB (estimateCsvRecords, as backfill and
+ * parity check estimate them), for the percentage and ETA of progress lines: "of about N
+ * records". Never a count of the file's lines, which would read it twice. Other sources: no total.
+ */
+async function estimateTotal(options: NormalizeJobOptions): Promise<void> {
+  if (!options.progress) return
+  const uri = parseSourceUri(options.uri)
+  if (uri.scheme !== 'csv') return
+  const records = await estimateCsvRecords(uri, options.ctx?.cwd ? {cwd: options.ctx.cwd} : {})
+  if (records) options.progress.total = {value: records, estimate: true, unit: 'records'}
+}
+
+/**
  * A source with columns (csv:, fixed:, pg:) must have the column every field reads (`from`):
  * a field whose column is missing (a typo, another export's layout, a header read in the wrong
  * encoding) would be null in every record, silently, or reject every record as empty. A
@@ -215,6 +229,7 @@ async function normalizeRead(options: NormalizeJobOptions): Promise<NormalizeSum
   // readers keep the values of sensitive inputs out of positions (a pg: key= column)
   const ctx: ReaderContext = {...options.ctx, sensitiveColumns: sensitiveInputs(spec.fields)}
   await assertColumnsRead(options, ctx)
+  await estimateTotal(options)
   // Either way the fields are compiled first: a field that cannot work fails before the source is opened.
   if (useNormalizeThread(options.uri)) {
     createNormalizer(spec.fields)

@@ -20,6 +20,7 @@
 import type {QueryConfig} from 'pg'
 import {openSource, parseSourceUri, recordBatches, type RawRecord, type ReaderContext, type SourceUri} from '../../legacy-adapters/index.js'
 import {foldedNameHint, pgSql} from '../../legacy-adapters/pg.js'
+import {estimateCsvRecords} from '../../legacy-adapters/csv.js'
 import {UsageError} from '../errors.js'
 import {isFail} from '../normalize/index.js'
 import {JsonNumberText} from '../normalize/json.js'
@@ -223,7 +224,7 @@ async function pgColumns(uri: SourceUri, ctx: SideContext, given: SourceUri = ur
 
 /**
  * About how many rows a side holds, for the ETA of progress lines: a table's planner estimate
- * (pg_class.reltuples; EXPLAIN's with where=: estimatePgRows), a CSV's size over the mean line length of its first 64 KiB; undefined
+ * (pg_class.reltuples; EXPLAIN's with where=: estimatePgRows), a CSV's size over the mean line length of its first 64 KiB (estimateCsvRecords); undefined
  * when unknown (queries, fixed-width, topics). Never fails the check.
  */
 export async function estimateRows(uri: SourceUri, ctx: ReaderContext): Promise<number | undefined> {
@@ -233,21 +234,8 @@ export async function estimateRows(uri: SourceUri, ctx: ReaderContext): Promise<
       const {estimatePgRows} = await import('../../legacy-adapters/pg.js')
       return (await estimatePgRows(uri, ctx))?.rows
     }
-    if (uri.scheme === 'csv') {
-      const {open} = await import('node:fs/promises')
-      const {isAbsolute, resolve} = await import('node:path')
-      const fh = await open(isAbsolute(uri.target) ? uri.target : resolve(ctx.cwd ?? process.cwd(), uri.target))
-      try {
-        const size = (await fh.stat()).size
-        const buf = Buffer.alloc(Math.min(size, 64 * 1024))
-        const {bytesRead} = await fh.read(buf, 0, buf.length, 0)
-        let lines = 0
-        for (let i = 0; i < bytesRead; i++) if (buf[i] === 10) lines++
-        return lines > 1 ? Math.round((size / bytesRead) * lines) - 1 : undefined
-      } finally {
-        await fh.close()
-      }
-    }
+    // the estimate backfill and normalize show too (legacy-adapters/csv.ts)
+    if (uri.scheme === 'csv') return await estimateCsvRecords(uri, ctx)
   } catch {
     // only an estimate: the check itself reports what is wrong with the source
   }

@@ -22,6 +22,7 @@
 import {createHmac, randomBytes} from 'node:crypto'
 import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
+import {DEFAULT_MAX_RECORD_BYTES, readCsv} from '../../legacy-adapters/csv.js'
 import {openSource, parseSourceUri, type ReaderContext} from '../../legacy-adapters/index.js'
 import {pgSourceDataError} from '../../legacy-adapters/pg.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
@@ -459,7 +460,13 @@ export async function profileSource(options: ProfileOptions): Promise<ProfileRes
   }
 
   try {
-    for await (const batch of recordBatches(openSource(options.uri, options.ctx ?? {}))) {
+    // csv: a record larger than max_record_bytes (a broken line, a huge field) is counted as
+    // RECORD_TOO_LARGE and the profile reads on after it (resyncTooLarge), as it does past any
+    // other unreadable record; only a quote never closed, which leaves nothing after it to read,
+    // ends it (SpecError, exit 2, naming the line where the quote opened, as normalize stops)
+    const parsed = parseSourceUri(options.uri)
+    const source = parsed.scheme === 'csv' ? readCsv(parsed, options.ctx ?? {}, {resyncTooLarge: true}) : openSource(parsed, options.ctx ?? {})
+    for await (const batch of recordBatches(source)) {
       for (const r of batch) {
         if (options.limit !== undefined && rows >= options.limit) break
         rows++
@@ -524,9 +531,27 @@ function notesOf(uri: string, rows: number, errors: ReadonlyMap<string, {count: 
   if (rows === 0) notes.push('the source has no records (an empty file, a header alone, or nothing in the range): there is nothing to profile and no fields to suggest')
   else if (unreadable === rows) notes.push(`none of the ${rows} records could be read (see errors): there are no columns to profile and no fields to suggest`)
   else if (unreadable > 0) notes.push(`${unreadable} of ${rows} records could not be read (see errors): the columns describe only the ${rows - unreadable} that could`)
+  const parsed = parseSourceUri(uri)
+  const tooLarge = errors.get('RECORD_TOO_LARGE')
+  if (tooLarge && parsed.scheme === 'csv') {
+    const limit = parsed.params.max_record_bytes ?? String(DEFAULT_MAX_RECORD_BYTES)
+    notes.push(
+      `${tooLarge.count} record(s) larger than max_record_bytes (${limit} bytes) were skipped without reading them into memory, and the profile read on after each (see errors: the lines and bytes each spans); ` +
+        'such a record is most often a broken line or a quote that closes far too late: look at those lines before raising max_record_bytes',
+    )
+  }
+  // a quote never closed in a record smaller than max_record_bytes: the rest of the file was read as
+  // that one record (a DECODE_ERROR), which the count of unreadable records alone does not tell
+  const runaway = errors.get('DECODE_ERROR')?.examples.find((e) => /the file ends inside a quoted field/.test(e))
+  const runawayLine = runaway === undefined ? undefined : /:(\d+): malformed quote/.exec(runaway)?.[1]
+  if (runawayLine !== undefined) {
+    notes.push(
+      `the record on line ${runawayLine} opens a quote that is never closed: everything from line ${runawayLine} to the end of the file was read as that one unreadable record, ` +
+        `so the columns describe only the records before it; close the quote on line ${runawayLine} (a quote inside a quoted field is written twice: "")`,
+    )
+  }
   const decode = errors.get('DECODE_ERROR')
   if (decode && decode.examples.some((e) => /not valid utf-8|invalid UTF-8/i.test(e))) {
-    const parsed = parseSourceUri(uri)
     const encoding = (parsed.params.encoding ?? 'utf-8').toLowerCase()
     if ((parsed.scheme === 'csv' || parsed.scheme === 'kafka') && (encoding === 'utf-8' || encoding === 'utf8')) {
       const base = parsed.params.encoding === undefined ? `${uri.trim()}${uri.includes('?') ? '&' : '?'}encoding=windows-1251` : uri.trim().replace(/encoding=[^&]*/i, 'encoding=windows-1251')

@@ -1,0 +1,123 @@
+/**
+ * `backfill --from csv:` and `normalize csv:` off a terminal (a script, a CI job): their progress
+ * lines (every 5 s) gave the records read and a rate, with no total, percentage or ETA
+ * (`backfill: 150,000 (30,000/s, 5.0 s), sent 150,000, ...`); backfill counted a csv file's lines
+ * only on a terminal. They now give the file's records estimated from its first 64 KiB
+ * (estimateCsvRecords, as parity check): "of about N records (~P%, ETA ~T, estimated)", without
+ * reading the file twice. A resumed backfill counts the records sent before it.
+ */
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {describe, expect, it} from 'vitest'
+import {createTestTopic, runCli, startCli, tempDir, testPool, uniqueName, type CliProcess} from '../helpers.js'
+
+const RECORDS = 30_000
+const SPEC = `version: 1
+name: csv-progress
+source: { topic: t }
+fields:
+  id:  { type: string, required: true }
+  amt: { type: decimal, scale: 2, required: true }
+key: id
+`
+
+/** `backfill: 12,000 of about 30,000 records (~40.0%, ETA ~4 s, estimated) (2,400/s, 5.0 s), ...` */
+const WITH_TOTAL = /^(backfill|normalize): ([\d,]+) of about ([\d,]+) records \((.*?)\) \(([\d,]+)\/s, [\d.]+ s\)/gm
+const n = (s: string) => Number(s.replace(/,/g, ''))
+function progressLines(stderr: string): {done: number; total: number; note: string; rate: number}[] {
+  return [...stderr.matchAll(WITH_TOTAL)].map((m) => ({done: n(m[2]!), total: n(m[3]!), note: m[4]!, rate: n(m[5]!)}))
+}
+
+/** The percentage and ETA of an estimated total: `~40.0%, ETA ~4 s, estimated` (the ETA once a rate is known). */
+function expectEstimated(l: {done: number; total: number; note: string}): void {
+  expect(l.total).toBe(RECORDS)
+  const m = /^~(\d+\.\d)%(, ETA ~\d+ (s|min))?, estimated$/.exec(l.note)
+  expect(m, l.note).not.toBeNull()
+  expect(Number(m![1])).toBeCloseTo(Math.floor((l.done / RECORDS) * 1000) / 10, 5)
+}
+
+/** A csv of RECORDS records of one length: its estimate is exact. */
+function setup(): string {
+  const dir = tempDir('csv-progress-')
+  const lines = ['id,amt']
+  for (let i = 1; i <= RECORDS; i++) lines.push(`T${String(i).padStart(7, '0')},${String(i % 1000).padStart(4, '0')}.25`)
+  writeFileSync(join(dir, 'hist.csv'), lines.join('\n') + '\n')
+  writeFileSync(join(dir, 's.yaml'), SPEC)
+  return dir
+}
+
+/** normalize to stdout, left unread until its first progress line: the run waits on its output, cheaply, past 5 s. */
+async function stalledNormalize(dir: string, threads: string): Promise<Awaited<CliProcess['done']>> {
+  const run = startCli(['normalize', 'csv:hist.csv', '--spec', 's.yaml'], {cwd: dir, readStdout: false, env: {CUTOVER_NORMALIZE_THREADS: threads}})
+  let stderr = ''
+  run.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  while (!/^normalize: .* \(/m.test(stderr) && run.child.exitCode === null) await sleep(100)
+  run.child.stdout!.resume() // now read (and drop) what it writes
+  return run.done
+}
+
+describe('csv: progress off a terminal with an estimated total', () => {
+  it('backfill and normalize: "of about 30,000 records", a percentage and an ETA, estimated', async () => {
+    const dir = setup()
+    const topic = await createTestTopic({prefix: 'bf-csv-est'})
+    // 30,000 records at 5,000/s: a run of 6 s, a progress line at 5 s
+    const [backfill, normalize, normalizeThread] = await Promise.all([
+      runCli(['backfill', '--from', 'csv:hist.csv', '--to', topic, '--key', 'id', '--rate', '5000'], {cwd: dir}),
+      stalledNormalize(dir, '0'),
+      stalledNormalize(dir, '1'),
+    ])
+    expect(backfill.code, backfill.stderr).toBe(0)
+    expect(backfill.stdout).toMatch(/read 30,000 = sent 30,000/)
+    const lines = progressLines(backfill.stderr)
+    expect(lines.length, backfill.stderr).toBeGreaterThan(0)
+    for (const l of lines) {
+      expectEstimated(l)
+      expect(l.done).toBeGreaterThan(0)
+      expect(l.done).toBeLessThan(RECORDS)
+    }
+    expect(lines.some((l) => /ETA ~/.test(l.note)), backfill.stderr).toBe(true)
+
+    for (const r of [normalize, normalizeThread]) {
+      expect(r.code, r.stderr).toBe(0)
+      const nl = progressLines(r.stderr)
+      expect(nl.length, r.stderr).toBeGreaterThan(0)
+      for (const l of nl) expectEstimated(l)
+      // the last line, after the read: its exact count, no estimate
+      expect(r.stderr).toMatch(/^normalize: 30,000 \([\d,]+\/s, [\d.]+ s\), ok 30,000/m)
+      expect(r.stderr).toMatch(/^read 30000, ok 30000, rejected 0/m)
+    }
+  })
+
+  it('a resumed backfill counts the records sent before it towards the estimate; its rate is its own', async () => {
+    const dir = setup()
+    const topic = await createTestTopic({prefix: 'bf-csv-est-resume'})
+    const id = uniqueName('bf-csv-est-resume')
+    const pool = testPool()
+    const first = startCli(['backfill', '--from', 'csv:hist.csv', '--to', topic, '--key', 'id', '--rate', '5000', '--id', id, '--json'], {cwd: dir})
+    // stopped once a checkpoint covers some records (checkpoints come every 2 s)
+    for (;;) {
+      const r = await pool.query<{n: number}>(`SELECT (position->>'records')::int AS n FROM cutover.backfills WHERE id = $1`, [id])
+      if ((r.rows[0]?.n ?? 0) > 0 || first.child.exitCode !== null) break
+      await sleep(50)
+    }
+    first.child.kill('SIGTERM')
+    const stopped = await first.done
+    expect(stopped.code, stopped.stderr).toBe(143)
+    const before = stopped.json.read as number
+    expect(before).toBeGreaterThan(0)
+    expect(before).toBeLessThan(RECORDS - 7000)
+
+    // the rest in about 7 s: a progress line at 5 s
+    const rate = Math.max(1000, Math.floor((RECORDS - before) / 7))
+    const resumed = await runCli(['backfill', '--resume', id, '--rate', String(rate)], {cwd: dir})
+    expect(resumed.code, resumed.stderr).toBe(0)
+    expect(resumed.stdout).toMatch(/read 30,000 = sent 30,000/)
+    const lines = progressLines(resumed.stderr)
+    expect(lines.length, resumed.stderr).toBeGreaterThan(0)
+    const l = lines[0]!
+    expectEstimated(l)
+    expect(l.done).toBeGreaterThan(before)
+    expect(l.rate).toBeLessThanOrEqual(rate * 1.1)
+  })
+})
