@@ -248,6 +248,18 @@ interface LineEndBytes {
 const lineEndBytesOf = new Map<SupportedEncoding, LineEndBytes>()
 
 /** The bytes the reader's transcoder turns into LF and CR (EBCDIC: LF 0x25 and NL 0x15 or 0x25, CR 0x0D). */
+/** The line ends in `bytes` (LF, CRLF, or the encoding's NL; CR alone when there is no LF). */
+function lineEndsIn(bytes: Uint8Array, encoding: SupportedEncoding): number {
+  const ends = lineEndBytes(encoding)
+  let lf = 0
+  let cr = 0
+  for (const b of bytes) {
+    if (ends.lf.includes(b)) lf++
+    else if (b === ends.cr) cr++
+  }
+  return lf > 0 ? lf : cr
+}
+
 function lineEndBytes(encoding: SupportedEncoding): LineEndBytes {
   if (encoding === 'utf-8') return {lf: [10], cr: 13}
   let ends = lineEndBytesOf.get(encoding)
@@ -773,7 +785,11 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
   const reportBad = (b: NonNullable<typeof bad>, end: number): void => {
     const raw = fileLines.bytes(b.start, end, end === Infinity ? Math.min(opts.maxRecordBytes, TOO_LARGE_KEPT_BYTES) : Infinity)
     const note = raw?.cut ? `; its dead letter holds its first ${raw.bytes.length} bytes` : ''
-    fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${b.start}: ${b.why}${note}`, position: pos(b.start, b.record), ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {})})
+    // a quote never closed took every line after it into this record: say how many (`read 2` of a
+    // 2,000-line file is otherwise a mystery), though its dead letter holds them all
+    const last = b.why === QUOTE_NOT_CLOSED && end === Infinity && raw && !raw.cut ? b.start + lineEndsIn(raw.bytes, opts.encoding) : undefined
+    const span = last !== undefined && last > b.start ? ` (lines ${b.start} to ${last}, the rest of the file, are this one record)` : ''
+    fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${b.start}: ${b.why}${span}${note}`, position: pos(b.start, b.record), ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {})})
   }
   // csv-parse's own end of a record, and in its place while a bad record is read
   let onRecord: CsvApi['__onRecord'] = undefined as unknown as CsvApi['__onRecord']
@@ -1225,12 +1241,14 @@ function headerColumns(rec: string[], opts: CsvOptions, source: string): string[
   })
 }
 
+const QUOTE_NOT_CLOSED = 'malformed quote: the file ends inside a quoted field'
+
 function describeCsvError(err: CsvError): string {
   switch (err.code) {
     case 'CSV_INVALID_CLOSING_QUOTE':
       return 'malformed quote: a closing quote followed by other characters'
     case 'CSV_QUOTE_NOT_CLOSED':
-      return 'malformed quote: the file ends inside a quoted field'
+      return QUOTE_NOT_CLOSED
     default:
       return err.message
   }

@@ -116,7 +116,7 @@ describe('cutover profile: a record larger than max_record_bytes', () => {
     const r = await runCli(['profile', 'csv:open.csv', '--json'], {cwd: dir})
     expect(r.code, r.stderr).toBe(0)
     expect(r.json.rows).toBe(4)
-    expect(r.json.errors).toEqual([{code: 'DECODE_ERROR', count: 1, examples: ['open.csv:5: malformed quote: the file ends inside a quoted field']}])
+    expect(r.json.errors).toEqual([{code: 'DECODE_ERROR', count: 1, examples: ['open.csv:5: malformed quote: the file ends inside a quoted field (lines 5 to 501, the rest of the file, are this one record)']}])
     expect(r.json.notes).toContain(
       'the record on line 5 opens a quote that is never closed: everything from line 5 to the end of the file was read as that one unreadable record, so the columns describe only the records before it; close the quote on line 5 (a quote inside a quoted field is written twice: "")',
     )

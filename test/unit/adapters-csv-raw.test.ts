@@ -104,7 +104,7 @@ describe('csv: a record that cannot be read keeps its bytes as they are in the f
       const {records} = await parse(file, size, {encoding: 'windows-1251'})
       expect(records.map((r) => (r.ok ? 'ok' : `${r.code}@${r.position.line}`))).toEqual(['ok', 'DECODE_ERROR@3'])
       expect(records[1]!.raw!.toString('utf8')).toBe('3;"открыто\n4;5')
-      expect(records[1]!.ok || records[1]!.message).toBe('t.csv:3: malformed quote: the file ends inside a quoted field')
+      expect(records[1]!.ok || records[1]!.message).toBe('t.csv:3: malformed quote: the file ends inside a quoted field (lines 3 to 4, the rest of the file, are this one record)')
     }
   })
 
