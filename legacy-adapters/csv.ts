@@ -248,18 +248,6 @@ interface LineEndBytes {
 const lineEndBytesOf = new Map<SupportedEncoding, LineEndBytes>()
 
 /** The bytes the reader's transcoder turns into LF and CR (EBCDIC: LF 0x25 and NL 0x15 or 0x25, CR 0x0D). */
-/** The line ends in `bytes` (LF, CRLF, or the encoding's NL; CR alone when there is no LF). */
-function lineEndsIn(bytes: Uint8Array, encoding: SupportedEncoding): number {
-  const ends = lineEndBytes(encoding)
-  let lf = 0
-  let cr = 0
-  for (const b of bytes) {
-    if (ends.lf.includes(b)) lf++
-    else if (b === ends.cr) cr++
-  }
-  return lf > 0 ? lf : cr
-}
-
 function lineEndBytes(encoding: SupportedEncoding): LineEndBytes {
   if (encoding === 'utf-8') return {lf: [10], cr: 13}
   let ends = lineEndBytesOf.get(encoding)
@@ -276,6 +264,18 @@ function lineEndBytes(encoding: SupportedEncoding): LineEndBytes {
     lineEndBytesOf.set(encoding, ends)
   }
   return ends
+}
+
+/** The line ends in `bytes` (LF, CRLF, or the encoding's NL; CR alone when there is no LF). */
+function lineEndsIn(bytes: Uint8Array, encoding: SupportedEncoding): number {
+  const ends = lineEndBytes(encoding)
+  let lf = 0
+  let cr = 0
+  for (const b of bytes) {
+    if (ends.lf.includes(b)) lf++
+    else if (b === ends.cr) cr++
+  }
+  return lf > 0 ? lf : cr
 }
 
 /** The bytes at a csv: file's start that estimateCsvRecords measures its lines in. */
@@ -1241,7 +1241,8 @@ function headerColumns(rec: string[], opts: CsvOptions, source: string): string[
   })
 }
 
-const QUOTE_NOT_CLOSED = 'malformed quote: the file ends inside a quoted field'
+/** The error of a record whose quote is never closed (the rest of the file): profile's note looks for it. */
+export const QUOTE_NOT_CLOSED = 'malformed quote: the file ends inside a quoted field'
 
 function describeCsvError(err: CsvError): string {
   switch (err.code) {

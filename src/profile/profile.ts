@@ -22,7 +22,7 @@
 import {createHmac, randomBytes} from 'node:crypto'
 import {IANAZone} from 'luxon'
 import {stringify} from 'yaml'
-import {DEFAULT_MAX_RECORD_BYTES, readCsv} from '../../legacy-adapters/csv.js'
+import {DEFAULT_MAX_RECORD_BYTES, QUOTE_NOT_CLOSED, readCsv} from '../../legacy-adapters/csv.js'
 import {openSource, parseSourceUri, type ReaderContext} from '../../legacy-adapters/index.js'
 import {pgSourceDataError} from '../../legacy-adapters/pg.js'
 import {recordBatches} from '../../legacy-adapters/source.js'
@@ -542,7 +542,7 @@ function notesOf(uri: string, rows: number, errors: ReadonlyMap<string, {count: 
   }
   // a quote never closed in a record smaller than max_record_bytes: the rest of the file was read as
   // that one record (a DECODE_ERROR), which the count of unreadable records alone does not tell
-  const runaway = errors.get('DECODE_ERROR')?.examples.find((e) => /the file ends inside a quoted field/.test(e))
+  const runaway = errors.get('DECODE_ERROR')?.examples.find((e) => e.includes(QUOTE_NOT_CLOSED))
   const runawayLine = runaway === undefined ? undefined : /:(\d+): malformed quote/.exec(runaway)?.[1]
   if (runawayLine !== undefined) {
     notes.push(
