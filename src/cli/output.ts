@@ -15,6 +15,7 @@ import {Socket} from 'node:net'
 import {Writable} from 'node:stream'
 import {CutoverError, ExitCode, UsageError} from '../errors.js'
 import {formatProgress, type ProgressTracker} from '../jobs/progress.js'
+import {parseDuration} from '../config/spec.js'
 
 export interface OpenedOutput {
   stream: Writable
@@ -294,8 +295,30 @@ export function discardOutputs(outputs: OpenedOutput[]): void {
   for (const o of outputs) o.discard()
 }
 
-/** Plain periodic progress lines on stderr (every `everyMs`); returns a stop function. */
-export function startProgressLines(tracker: ProgressTracker, write: (line: string) => void, everyMs = process.stderr.isTTY ? 1000 : 5000): () => void {
+/**
+ * How often plain progress lines are written: `CUTOVER_PROGRESS_EVERY` (a duration: 500ms, 30s,
+ * 2m; at least 100ms), else every second on a terminal and every 5 s off one (a scheduler's log).
+ * A value that is no such duration is exit 2 naming the variable.
+ */
+export function progressEveryMs(env: NodeJS.ProcessEnv = process.env, tty = Boolean(process.stderr.isTTY)): number {
+  const raw = env.CUTOVER_PROGRESS_EVERY?.trim()
+  if (raw === undefined || raw === '') return tty ? 1000 : 5000
+  let ms: number | undefined
+  try {
+    ms = parseDuration(raw)
+  } catch {
+    ms = undefined
+  }
+  if (ms === undefined || ms < 100) {
+    throw new UsageError(`CUTOVER_PROGRESS_EVERY=${JSON.stringify(raw)} is not a duration of 100ms or more`, {
+      hint: 'give a duration such as 500ms, 30s or 2m (how often progress lines are written), or unset it for every 5 s (every second on a terminal)',
+    })
+  }
+  return ms
+}
+
+/** Plain periodic progress lines on stderr (every `everyMs`: progressEveryMs); returns a stop function. */
+export function startProgressLines(tracker: ProgressTracker, write: (line: string) => void, everyMs = progressEveryMs()): () => void {
   const timer = setInterval(() => write(formatProgress(tracker.snapshot())), everyMs)
   timer.unref()
   return () => clearInterval(timer)

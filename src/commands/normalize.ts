@@ -1,7 +1,7 @@
 import {constants} from 'node:os'
 import {Args, Flags} from '@oclif/core'
 import {CutoverCommand} from '../cli/base.js'
-import {assertDistinctFiles, assertWritableFolder, commitOutputs, discardOutputs, openOutput, outputFailure, readerWentAway, startProgressLines, type OpenedOutput} from '../cli/output.js'
+import {assertDistinctFiles, assertWritableFolder, commitOutputs, discardOutputs, openOutput, outputFailure, progressEveryMs, readerWentAway, startProgressLines, type OpenedOutput} from '../cli/output.js'
 import {connectionSettingsFromEnv} from '../config/env.js'
 import {loadSpec} from '../config/spec.js'
 import {normalizeInputFiles, normalizeSource, type NormalizeSummary} from '../jobs/normalize.js'
@@ -41,11 +41,13 @@ export default class Normalize extends CutoverCommand {
     for (const f of files) assertWritableFolder(f.path, f.flag)
     assertDistinctFiles(files, normalizeInputFiles(args.source, flags.spec))
     const spec = await loadSpec(flags.spec)
+    // a bad CUTOVER_PROGRESS_EVERY is exit 2 before any output file is opened
+    const progressEvery = json ? 0 : progressEveryMs()
     const outputs: OpenedOutput[] = [openOutput(flags.out, json, 'clean records')]
     if (flags.rejects !== undefined) outputs.push(openOutput(flags.rejects, false, 'rejects', '--rejects'))
     const [out, rejects] = outputs
     const tracker = new ProgressTracker('normalize')
-    const stop = json ? () => {} : startProgressLines(tracker, (l) => this.logToStderr(l))
+    const stop = json ? () => {} : startProgressLines(tracker, (l) => this.logToStderr(l), progressEvery)
     const controller = new AbortController()
     let signal: 'SIGINT' | 'SIGTERM' | undefined
     const onSignal = (s: 'SIGINT' | 'SIGTERM') => {

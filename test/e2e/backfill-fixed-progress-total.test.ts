@@ -18,10 +18,11 @@ describe('backfill fixed: progress with the file\'s record count', () => {
     // the same records with record descriptor words: 4 bytes (length incl. the RDW, 0, 0) before each
     writeFileSync(join(dir, 'rdw.dat'), Buffer.concat(records.map((r) => Buffer.concat([Buffer.from([0, 16, 0, 0]), Buffer.from(r, 'latin1')]))))
     const [topic, topic2] = await Promise.all([createTestTopic({prefix: 'bf-fixed-total'}), createTestTopic({prefix: 'bf-fixed-rdw'})])
-    // 600 records at 100/s: a run of 6 s, one progress line at 5 s
+    // 600 records at 400/s: a run of 1.5 s, progress lines every 500 ms (CUTOVER_PROGRESS_EVERY)
+    const env = {CUTOVER_PROGRESS_EVERY: '500ms'}
     const [plain, rdw] = await Promise.all([
-      runCli(['backfill', '--from', 'fixed:r.dat?copybook=r.cpy&encoding=latin1', '--to', topic, '--key', 'id', '--rate', '100'], {cwd: dir}),
-      runCli(['backfill', '--from', 'fixed:rdw.dat?copybook=r.cpy&encoding=latin1&rdw=true', '--to', topic2, '--key', 'id', '--rate', '100'], {cwd: dir}),
+      runCli(['backfill', '--from', 'fixed:r.dat?copybook=r.cpy&encoding=latin1', '--to', topic, '--key', 'id', '--rate', '400'], {cwd: dir, env}),
+      runCli(['backfill', '--from', 'fixed:rdw.dat?copybook=r.cpy&encoding=latin1&rdw=true', '--to', topic2, '--key', 'id', '--rate', '400'], {cwd: dir, env}),
     ])
     expect(plain.code, plain.stderr).toBe(0)
     expect(plain.stdout).toMatch(/read 600 = sent 600/)

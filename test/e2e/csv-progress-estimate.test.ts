@@ -6,7 +6,7 @@
  * (estimateCsvRecords, as parity check): "of about N records (~P%, ETA ~T, estimated)", without
  * reading the file twice. A resumed backfill counts the records sent before it.
  */
-import {writeFileSync} from 'node:fs'
+import {readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {describe, expect, it} from 'vitest'
@@ -47,9 +47,12 @@ function setup(): string {
   return dir
 }
 
-/** normalize to stdout, left unread until its first progress line: the run waits on its output, cheaply, past 5 s. */
+/** progress lines every 500 ms (CUTOVER_PROGRESS_EVERY), not every 5 s: runs of a second or two show some */
+const FAST = {CUTOVER_PROGRESS_EVERY: '500ms'}
+
+/** normalize to stdout, left unread until its first progress line: the run waits on its output, cheaply, past its first line. */
 async function stalledNormalize(dir: string, threads: string): Promise<Awaited<CliProcess['done']>> {
-  const run = startCli(['normalize', 'csv:hist.csv', '--spec', 's.yaml'], {cwd: dir, readStdout: false, env: {CUTOVER_NORMALIZE_THREADS: threads}})
+  const run = startCli(['normalize', 'csv:hist.csv', '--spec', 's.yaml'], {cwd: dir, readStdout: false, env: {...FAST, CUTOVER_NORMALIZE_THREADS: threads}})
   let stderr = ''
   run.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
   while (!/^normalize: .* \(/m.test(stderr) && run.child.exitCode === null) await sleep(100)
@@ -61,21 +64,20 @@ describe('csv: progress off a terminal with an estimated total', () => {
   it('backfill and normalize: "of about 30,000 records", a percentage and an ETA, estimated', async () => {
     const dir = setup()
     const topic = await createTestTopic({prefix: 'bf-csv-est'})
-    // 30,000 records at 5,000/s: a run of 6 s, a progress line at 5 s
+    // 30,000 records at 20,000/s: a run of 1.5 s, progress lines every 500 ms
     const [backfill, normalize, normalizeThread] = await Promise.all([
-      runCli(['backfill', '--from', 'csv:hist.csv', '--to', topic, '--key', 'id', '--rate', '5000'], {cwd: dir}),
+      runCli(['backfill', '--from', 'csv:hist.csv', '--to', topic, '--key', 'id', '--rate', '20000'], {cwd: dir, env: FAST}),
       stalledNormalize(dir, '0'),
       stalledNormalize(dir, '1'),
     ])
     expect(backfill.code, backfill.stderr).toBe(0)
     expect(backfill.stdout).toMatch(/read 30,000 = sent 30,000/)
     const lines = progressLines(backfill.stderr)
-    expect(lines.length, backfill.stderr).toBeGreaterThan(0)
-    for (const l of lines) {
-      expectEstimated(l)
-      expect(l.done).toBeGreaterThan(0)
-      expect(l.done).toBeLessThan(RECORDS)
-    }
+    for (const l of lines) expectEstimated(l)
+    // (a line before the first record was read has no ETA yet)
+    const going = lines.filter((l) => l.done > 0)
+    expect(going.length, backfill.stderr).toBeGreaterThan(0)
+    for (const l of going) expect(l.done).toBeLessThan(RECORDS)
     expect(lines.some((l) => /ETA ~/.test(l.note)), backfill.stderr).toBe(true)
 
     for (const r of [normalize, normalizeThread]) {
@@ -108,16 +110,25 @@ describe('csv: progress off a terminal with an estimated total', () => {
     expect(before).toBeGreaterThan(0)
     expect(before).toBeLessThan(RECORDS - 7000)
 
-    // the rest in about 7 s: a progress line at 5 s
-    const rate = Math.max(1000, Math.floor((RECORDS - before) / 7))
-    const resumed = await runCli(['backfill', '--resume', id, '--rate', String(rate)], {cwd: dir})
+    // the rest in about 2 s: progress lines every 500 ms
+    const rate = Math.max(1000, Math.floor((RECORDS - before) / 2))
+    const resumed = await runCli(['backfill', '--resume', id, '--rate', String(rate)], {cwd: dir, env: FAST})
     expect(resumed.code, resumed.stderr).toBe(0)
     expect(resumed.stdout).toMatch(/read 30,000 = sent 30,000/)
-    const lines = progressLines(resumed.stderr)
+    const lines = progressLines(resumed.stderr).filter((l) => l.done > before)
     expect(lines.length, resumed.stderr).toBeGreaterThan(0)
     const l = lines[0]!
     expectEstimated(l)
     expect(l.done).toBeGreaterThan(before)
     expect(l.rate).toBeLessThanOrEqual(rate * 1.1)
+  })
+
+  it('CUTOVER_PROGRESS_EVERY that is no duration: exit 2 naming it, before any output file is made', async () => {
+    const dir = setup()
+    const r = await runCli(['normalize', 'csv:hist.csv', '--spec', 's.yaml', '--out', 'clean.ndjson'], {cwd: dir, env: {CUTOVER_PROGRESS_EVERY: 'fast'}})
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stderr).toMatch(/CUTOVER_PROGRESS_EVERY="fast" is not a duration of 100ms or more/)
+    expect(r.stderr).toMatch(/500ms, 30s or 2m/)
+    expect(readdirSync(dir).sort()).toEqual(['hist.csv', 's.yaml'])
   })
 })
