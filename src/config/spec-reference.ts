@@ -126,10 +126,10 @@ export function specReferenceMarkdown(): string {
     'use `business_date` and enriched columns); `event_time` is a timestamp field; a decimal field has',
     '`scale`; a timestamp field has `formats` that compile and a valid IANA `timezone`; `pattern` is a',
     'valid regular expression; `default` is a valid value of its field; `sum(x)` sums a decimal or',
-    'integer field; `rules[].when` refers to window aggregates and lookup columns that exist',
-    '(`velocity.txn_count`); csv sources have `columns` (a message has no header line) and fixed',
-    'sources a `copybook`. `stream run` does not run `enrich`, `windows` and `rules` in this version:',
-    'it refuses a spec that has them (exit 2) rather than write records without them.',
+    'integer field; `rules[].when` parses and names fields, window aggregates and lookup columns that',
+    'exist (`velocity.txn_count`), each compared with a value of its type (see "Rule conditions"); csv',
+    'sources have `columns` (a message has no header line) and fixed sources a `copybook`. `stream run`',
+    'runs every section, `enrich`, `windows` and `rules` included.',
     '',
     'How values are normalized (decimal separators, date formats, ambiguity) is documented at the top',
     'of each file in `src/normalize/`.',
@@ -139,8 +139,58 @@ export function specReferenceMarkdown(): string {
     if (s.description) parts.push(s.description.charAt(0).toUpperCase() + s.description.slice(1) + '.', '')
     parts.push(table(s))
   }
-  parts.push(...valueRules())
+  parts.push(...valueRules(), ...ruleConditions())
   return parts.join('\n') + '\n'
+}
+
+/** The condition language of `rules[].when` (config/rule-expression.ts). */
+function ruleConditions(): string[] {
+  return [
+    '',
+    '## Rule conditions',
+    '',
+    '`rules[].when` is a condition in a small language of its own, parsed and type-checked when the',
+    'spec is loaded (`pipeline validate` and `stream run` alike: a syntax error, an unknown name or two',
+    'values that do not compare is exit 2 at the file:line:column of `when`, with the character of the',
+    'condition at fault). It is never evaluated as JavaScript.',
+    '',
+    '| element | written |',
+    '| --- | --- |',
+    '| a field of the record | `amount`, `currency` |',
+    '| a window aggregate | `velocity.txn_count` (the record\'s window, after the record was counted) |',
+    '| a lookup column | `account.segment` (text or null, as `enrich` puts it on the record) |',
+    '| numbers | `1000`, `-12.50`, `.5` (no exponent, no separators) |',
+    '| texts | `\'RUB\'` or `"RUB"`; a quote inside written twice: `\'O\'\'Brien\'` |',
+    '| constants | `true`, `false`, `null` |',
+    '| comparisons | `=` `==` `!=` `<>` `<` `<=` `>` `>=`; `x in (\'A\', \'B\')`, `x not in (...)` |',
+    '| logic | `and` `or` `not` (or `&&` `\\|\\|` `!`): `not` binds tighter than `and`, `and` than `or`; parentheses |',
+    '',
+    'Keywords are read in any case. How two values compare is decided by their types: decimal and',
+    'integer fields, `count` and `sum` aggregates and numbers compare as exact decimals of their texts',
+    '(`amount > 1000.005` is true for 1000.01; never as floating point); timestamps as instants, to the',
+    'microsecond, against another timestamp or a quoted ISO-8601 text with its offset',
+    '(`event_time >= \'2026-11-20T00:00:00+03:00\'`); dates against a quoted `yyyy-MM-dd`; strings as',
+    'texts; booleans with `=` and `!=` only (or alone: `is_test and amount > 0`). A lookup column compares',
+    'as a number against a number (a text that is no plain decimal is then unknown), as an instant',
+    'against a timestamp, else as text. `min`/`max` aggregates have their field\'s type.',
+    '',
+    '**A comparison with null is false**, as in SQL: precisely, it is unknown, which is never true, and',
+    '`not` of it is unknown too, so a missing value (a null field, a record not counted in the window)',
+    'never fires a rule, `not` or not; `and` and `or` follow SQL\'s three-valued logic, and `x in (...)`',
+    'with x null is unknown. `x = null` is never true: there is no `is null`.',
+    '',
+    'A rule fires for a record when its condition is true. One that reads no window fires for every such',
+    'record; one that reads a window aggregate fires at most once per window instance (the start and key',
+    'of each window it reads), for the first record in offset order that makes it true, across batches',
+    'and restarts (kept 8 days in `cutover.rule_firings`). Each alert is a row of `cutover.outbox`, written',
+    'in the batch\'s transaction, published by the relay to the `emit` topic (created at start when',
+    'missing): key the window key (a window rule) or the record\'s Kafka key; value JSON',
+    '`{rule, pipeline, when, record: {key fields, event_time}, windows: {name: {start, end, key, values}},',
+    'source: {topic, partition, offset}}` with exact texts (`sensitive` values masked); headers',
+    '`cutover.pipeline`, `cutover.pipeline.version`, `cutover.rule`, `cutover.source.topic`, `.partition`,',
+    '`.offset`. The relay publishes at least once: a reader drops a repeat by its `cutover.rule` and',
+    '`cutover.source.*` headers.',
+  ]
 }
 
 /** How the normalizer reads values, from the same constants the code uses. */

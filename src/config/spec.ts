@@ -22,6 +22,7 @@ import {z} from 'zod'
 import {SpecError} from '../errors.js'
 import {checkFieldSpec} from '../normalize/check.js'
 import {nearestWord} from './nearest-word.js'
+import {conditionProblems, describeProblem, ruleScopeOf} from './rule-expression.js'
 
 export const SPEC_VERSION = 1
 
@@ -175,7 +176,7 @@ export const WindowSchema = strict(
 export const RuleSchema = strict(
   {
     name: identifier.describe('rule name'),
-    when: z.string().min(1).describe('condition, e.g. "velocity.txn_count > 5"'),
+    when: z.string().min(1).describe('condition, e.g. "velocity.txn_count > 5" or "amount >= 10000 and currency = \'RUB\'" (see Rule conditions below)'),
     emit: topic.describe('Kafka topic the alert is published to (through the PostgreSQL outbox)'),
   },
   'an alert rule',
@@ -385,6 +386,10 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
     needFields(e.on, ['enrich', i, 'on'], 'enrich.on')
     e.select.forEach((col, j) => {
       if (col in spec.fields) out.push({path: ['enrich', i, 'select', j], message: `"${col}" is already a field; a lookup column would overwrite it`})
+      else if (enriched.includes(col) || e.select.indexOf(col) !== j) {
+        const by = spec.enrich.slice(0, i + 1).find((x) => x.select.includes(col))!.name
+        out.push({path: ['enrich', i, 'select', j], message: `"${col}" is already selected by lookup ${by}; one would overwrite the other on the record (select it once, or through a view that renames it)`})
+      }
     })
     enriched.push(...e.select)
   })
@@ -407,17 +412,15 @@ function semanticProblems(spec: PipelineSpec): {path: Path; message: string}[] {
     if (w.size <= 0) out.push({path: ['windows', i, 'size'], message: 'size must be more than 0'})
     checkAggregates(w.aggregates, ['windows', i, 'aggregates'])
   })
-  const windowAggs = new Map(spec.windows.map((w) => [w.name, Object.keys(w.aggregates)]))
-  const lookups = new Map(spec.enrich.map((e) => [e.name, e.select]))
+  // each condition parsed and type-checked once (config/rule-expression.ts): a syntax error, an
+  // unknown name (a field, <window>.<aggregate>, <lookup>.<column>) or a type error, with its position
+  const scope = spec.rules.length > 0 ? ruleScopeOf(spec) : undefined
   spec.rules.forEach((r, i) => {
     unique(r.name, ['rules', i, 'name'], 'rule')
-    // dotted references outside quoted text name a window aggregate or a lookup column
-    for (const m of r.when.replace(/'[^']*'|"[^"]*"/g, '').matchAll(/\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b/g)) {
-      const [ref, owner, member] = m as unknown as [string, string, string]
-      const cols = windowAggs.get(owner) ?? lookups.get(owner)
-      if (!cols) out.push({path: ['rules', i, 'when'], message: `"${ref}": "${owner}" is not a window or a lookup (windows: ${[...windowAggs.keys()].join(', ') || 'none'})`})
-      else if (!cols.includes(member)) out.push({path: ['rules', i, 'when'], message: `"${ref}": "${owner}" has no "${member}" (it has ${cols.join(', ')})`})
-    }
+    for (const p of conditionProblems(r.when, scope!)) out.push({path: ['rules', i, 'when'], message: describeProblem(p, r.when)})
+    // an alert on the source topic would be read back as a record, one on the DLQ topic taken for a dead letter
+    if (r.emit === spec.source.topic) out.push({path: ['rules', i, 'emit'], message: `${r.emit} is the source topic: stream run would read its alerts back as records; give the alerts a topic of their own`})
+    else if (r.emit === spec.dlq.topic) out.push({path: ['rules', i, 'emit'], message: `${r.emit} is the dead-letter topic: dlq inspect and replay would take the alerts for dead letters; give the alerts a topic of their own`})
   })
   const groupExtra = spec.event_time !== undefined ? ['business_date', ...enriched] : enriched
   // a table written by two sinks: two aggregate sinks of one table counted and summed every record

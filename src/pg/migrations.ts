@@ -227,6 +227,59 @@ export const MIGRATIONS: readonly Migration[] = [
     // starts after them.
     sql: `ALTER TABLE cutover.parity_runs ADD COLUMN prev_hash text, ADD COLUMN row_hash text`,
   },
+  {
+    version: 11,
+    name: 'window_state',
+    // stream run's event-time windows (src/runtime/stages/window.ts), written in the batch
+    // transaction: one row per (pipeline, window, key, window start), its aggregates as a JSON
+    // object of exact texts (output name -> "12" | "1234.50" | the min/max value's normalized
+    // text | null); `aggs_before`, the aggregates before the last batch's update, is what that
+    // batch's RETURNING reads (the running value of each of its records starts from it: PostgreSQL
+    // 15 has no RETURNING OLD). The watermark of each partition (the largest event time it
+    // committed) is stored with its offset, so a restart resumes with the watermark of that
+    // offset. Keys and names compare as bytes ("C"), as the dedupe keys. The window_end index
+    // serves the retention prune.
+    sql: `
+      CREATE TABLE cutover.window_state (
+        pipeline     text COLLATE "C" NOT NULL,
+        window_name  text COLLATE "C" NOT NULL,
+        key          text COLLATE "C" NOT NULL,
+        window_start timestamptz NOT NULL,
+        window_end   timestamptz NOT NULL,
+        aggs         jsonb NOT NULL,
+        aggs_before  jsonb,
+        updated_at   timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (pipeline, window_name, key, window_start)
+      );
+      CREATE INDEX window_state_end ON cutover.window_state (pipeline, window_name, window_end);
+      CREATE TABLE cutover.window_watermarks (
+        pipeline   text COLLATE "C" NOT NULL,
+        topic      text COLLATE "C" NOT NULL,
+        partition  integer NOT NULL,
+        watermark  timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (pipeline, topic, partition)
+      );
+    `,
+  },
+  {
+    version: 12,
+    name: 'rule_firings',
+    // stream run's alert rules (src/runtime/stages/rules.ts): a rule that reads a window aggregate
+    // fires at most once per window instance (the windows' starts and keys it reads, as JSON
+    // text), claimed in the batch transaction by INSERT ... ON CONFLICT DO NOTHING RETURNING with
+    // the alert's outbox row. Pruned after 8 days (fired_at; the index serves the prune).
+    sql: `
+      CREATE TABLE cutover.rule_firings (
+        pipeline text COLLATE "C" NOT NULL,
+        rule     text COLLATE "C" NOT NULL,
+        instance text COLLATE "C" NOT NULL,
+        fired_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (pipeline, rule, instance)
+      );
+      CREATE INDEX rule_firings_fired_at ON cutover.rule_firings (pipeline, fired_at);
+    `,
+  },
 ]
 
 const LOCK_KEY = 0x637574 // "cut"

@@ -47,13 +47,22 @@ export interface TableNeed {
  * next_offset), outbox.ts and relay.ts (dead letters INSERTed in the batch, their id a bigserial;
  * the relay's SELECT ... FOR UPDATE SKIP LOCKED, UPDATE of sent_at, hourly DELETE of sent rows),
  * and with `dedupe:` stages/dedupe.ts (lookup, INSERT or COPY of new keys, DELETE of the keys a
- * refused row released and of those past the retention).
+ * refused row released and of those past the retention); with `windows:` stages/window.ts (the
+ * state's upsert and bounded prune, the watermarks read and raised); with rules over windows
+ * stages/rules.ts (the instances claimed by INSERT ... ON CONFLICT DO NOTHING RETURNING, pruned).
  */
-export function streamRunNeeds(dedupe: boolean): TableNeed[] {
+export function streamRunNeeds(uses: {dedupe: boolean; windows?: boolean; windowRules?: boolean}): TableNeed[] {
   return [
     {table: 'stream_offsets', privileges: ['SELECT', 'INSERT', 'UPDATE']},
     {table: 'outbox', privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], sequences: true},
-    ...(dedupe ? [{table: 'stream_dedupe', privileges: ['SELECT', 'INSERT', 'DELETE'] as const}] : []),
+    ...(uses.dedupe ? [{table: 'stream_dedupe', privileges: ['SELECT', 'INSERT', 'DELETE'] as const}] : []),
+    ...(uses.windows
+      ? [
+          {table: 'window_state', privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const},
+          {table: 'window_watermarks', privileges: ['SELECT', 'INSERT', 'UPDATE'] as const},
+        ]
+      : []),
+    ...(uses.windowRules ? [{table: 'rule_firings', privileges: ['SELECT', 'INSERT', 'DELETE'] as const}] : []),
   ]
 }
 

@@ -560,6 +560,7 @@ export function snapshotItems(items: readonly WorkItem[]): {restore(): void} {
         item.dedupeKey = undefined
         item.dedupeInserted = undefined
         item.dedupeOrder = undefined
+        item.windows = undefined
       }
     },
   }
@@ -779,7 +780,9 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       deps.refusedRows?.found(rejected.length, mode.alone)
       for (const r of rejected) markDead(r.item, sinkRejection(r.error, r.item))
       const items = rejected.map((r) => r.item)
-      if (hasRepeatsOfRefused(work, items)) throw new RepeatsOfRefused(refusedWithRepeats(work, rejected))
+      // a refused record counted in a window or fired a rule (Stage keepsState), or claimed the key of a
+      // record resolved against it: the transaction runs again with it dead from the start
+      if (rejected.length > 0 && (deps.transact.some((s) => s.keepsState) || hasRepeatsOfRefused(work, items))) throw new RepeatsOfRefused(refusedWithRepeats(work, rejected))
       await releaseDedupeKeys(client, deps.deadLetter.pipeline, items)
       await insertDead(items)
     }

@@ -84,6 +84,10 @@ export class RuntimeMetrics {
   private readonly lastCommitGauge: Gauge<'pipeline'>
   private readonly reruns: Counter<'pipeline'>
   private readonly isolations: Counter<'pipeline' | 'lock'>
+  private readonly watermarkGauge: Gauge<'pipeline' | 'topic' | 'partition'>
+  private readonly alertCounter: Counter<'pipeline' | 'rule'>
+  private readonly lookups: Counter<'pipeline' | 'lookup' | 'result'>
+  private readonly lookupQuery: Histogram<'pipeline' | 'lookup'>
   private readonly pipeline: string
 
   constructor(pipeline: string, options: {registry?: Registry; defaultMetrics?: boolean} = {}) {
@@ -113,6 +117,20 @@ export class RuntimeMetrics {
       labelNames: ['pipeline', 'lock'],
       registers,
     })
+    this.lookups = new Counter({
+      name: 'cutover_enrich_lookups_total',
+      help: 'Values looked up by the enrich stage, per batch run, by lookup and result: cache_hit, found (by the query), missing, ambiguous (more than one row)',
+      labelNames: ['pipeline', 'lookup', 'result'],
+      registers,
+    })
+    this.lookupQuery = new Histogram({name: 'cutover_enrich_query_seconds', help: "Duration of one lookup's query (the values of a batch not in the cache)", labelNames: ['pipeline', 'lookup'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers})
+    this.alertCounter = new Counter({name: 'cutover_alerts_total', help: 'Alerts of the alert rules written to the outbox by committed batches, by rule (stages/rules.ts)', labelNames: ['pipeline', 'rule'], registers})
+    this.watermarkGauge = new Gauge({
+      name: 'cutover_watermark_seconds',
+      help: 'Event-time watermark of each partition with windows (the largest event time it committed, Unix seconds), as its last batch transaction set it (stages/window.ts)',
+      labelNames: ['pipeline', 'topic', 'partition'],
+      registers,
+    })
     // every series at 0 from the start: a counter's first increment is then a rise that rate()
     // sees (a series born at its first increment is not), and the dashboard's panels show 0, not "no data"
     for (const code of RECORD_ERROR_CODES) this.dead.inc({pipeline, code}, 0)
@@ -133,6 +151,29 @@ export class RuntimeMetrics {
   /** A batch transaction's plain INSERT met an existing key and ran again as an upsert (batch.ts InsertFirst). */
   upsertRerun(): void {
     this.reruns.inc({pipeline: this.pipeline})
+  }
+
+  /** A lookup of the enrich stage: its series at 0 (stages/enrich.ts, at start). */
+  declareLookup(lookup: string): void {
+    for (const result of ['cache_hit', 'found', 'missing', 'ambiguous']) this.lookups.inc({pipeline: this.pipeline, lookup, result}, 0)
+  }
+
+  enrichLookups(lookup: string, result: 'cache_hit' | 'found' | 'missing' | 'ambiguous', n: number): void {
+    if (n > 0) this.lookups.inc({pipeline: this.pipeline, lookup, result}, n)
+  }
+
+  enrichQuery(lookup: string, seconds: number): void {
+    this.lookupQuery.observe({pipeline: this.pipeline, lookup}, seconds)
+  }
+
+  /** The spec's rules: their alert series at 0 (run.ts, at start). */
+  declareRules(rules: readonly string[]): void {
+    for (const rule of rules) this.alertCounter.inc({pipeline: this.pipeline, rule}, 0)
+  }
+
+  /** Alerts of `rule` that a committed batch wrote to the outbox. */
+  alerts(rule: string, n = 1): void {
+    if (n > 0) this.alertCounter.inc({pipeline: this.pipeline, rule}, n)
   }
 
   stageRecords(stage: StageName, direction: 'in' | 'out', n: number): void {
@@ -161,6 +202,11 @@ export class RuntimeMetrics {
 
   lag(topic: string, partition: number, lag: number): void {
     this.lagGauge.set({pipeline: this.pipeline, topic, partition: String(partition)}, lag)
+  }
+
+  /** The event-time watermark of a partition (stages/window.ts), in Unix seconds. */
+  watermark(topic: string, partition: number, seconds: number): void {
+    this.watermarkGauge.set({pipeline: this.pipeline, topic, partition: String(partition)}, seconds)
   }
 
   /** A partition this process no longer consumes: its lag series goes (its new owner reports it). */

@@ -57,7 +57,8 @@ import {buildSinks} from './sinks/index.js'
 import {batchTextMasker} from './sinks/sensitive.js'
 import {checkSourceFormat} from './stages/decode.js'
 import {pruneDedupeKeys} from './stages/dedupe.js'
-import {buildStages, checkRunnable} from './stages/index.js'
+import {alertsOf, emitTopics, pruneRuleFirings} from './stages/rules.js'
+import {buildStages, startStages} from './stages/index.js'
 import type {PipelineContext, Stage, WorkItem} from './types.js'
 
 export interface StreamRunOptions {
@@ -116,6 +117,12 @@ export interface StreamRunResult {
   /** sum over the topic's partitions of high watermark - stored offset, at exit (-1: Kafka did not answer) */
   lag_end: number
   elapsed_ms: number
+  /**
+   * alerts of the spec's rules written to the outbox by the committed batches (the relay publishes
+   * them to each rule's `emit` topic); present when the spec has rules. Alerts are not records:
+   * read = written + dead_lettered + duplicates holds as without rules
+   */
+  alerts?: number
 }
 
 export interface StreamProgress {
@@ -186,6 +193,7 @@ class Totals {
   written = 0
   duplicates = 0
   batches = 0
+  alerts = 0
   dead: Partial<Record<RecordErrorCode, number>> = {}
   deadTotal(): number {
     return Object.values(this.dead).reduce((a, b) => a + (b ?? 0), 0)
@@ -209,7 +217,6 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
     notice: options.onNotice,
   }
   checkSourceFormat(ctx)
-  checkRunnable(ctx)
   // batches of different partitions run concurrently, each holding one connection; the pool is
   // sized for the most (connections are opened lazily), the concurrency set once the topic is known
   const maxConcurrency = options.partitionsConsumedConcurrently ?? MAX_CONCURRENCY
@@ -243,7 +250,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
   }
   try {
     // the role's privileges on cutover's tables, before the group is joined (pg/privileges.ts)
-    await requirePrivileges(pool, 'stream run', streamRunNeeds(spec.dedupe !== undefined))
+    await requirePrivileges(pool, 'stream run', streamRunNeeds({dedupe: spec.dedupe !== undefined, windows: spec.windows.length > 0, windowRules: spec.rules.length > 0 && spec.windows.length > 0}))
     // Kafka at start: one quick attempt, so an unreachable broker is exit 3 in seconds.
     const probe = await connectAdmin(createKafka(options.settings.kafka, {mode: 'fail-fast', logger}), options.settings.kafka)
     let sourcePartitions: number
@@ -264,6 +271,10 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       // the sink tables' start checks before the DLQ topic is created: a table that does not fit
       // is exit 2 with nothing created on the broker
       stages = buildStages(ctx)
+      // the lookup tables of `enrich` (stages/enrich.ts), then the sink tables
+      await startStages(stages, {pool, metrics}).catch((e: unknown) => {
+        throw e instanceof CutoverError ? e : mapPgError(e, url)
+      })
       sinks = await buildSinks(ctx, pool).catch((e: unknown) => {
         throw e instanceof CutoverError ? e : mapPgError(e, url)
       })
@@ -279,6 +290,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
         const configEntries = maxMessageBytes ? [{name: 'max.message.bytes', value: String(Number(maxMessageBytes) + 64 * 1024)}] : []
         await createTopicsReady(probe, [{topic: spec.dlq.topic, numPartitions: sourcePartitions, configEntries}])
         logger.info('dlq.topic.created', {topic: spec.dlq.topic, partitions: sourcePartitions})
+        existing.push(spec.dlq.topic)
       } else {
         const dlqMax = maxBytesOf(spec.dlq.topic)
         if (maxMessageBytes !== undefined && dlqMax !== undefined && Number(dlqMax) < Number(maxMessageBytes)) {
@@ -291,6 +303,13 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
           })
         }
       }
+      // the rules' emit topics, created as the DLQ topic when missing (the relay's producer creates no topic)
+      const missingEmits = emitTopics(spec.rules).filter((t) => !existing.includes(t))
+      if (missingEmits.length > 0) {
+        await createTopicsReady(probe, missingEmits.map((t) => ({topic: t, numPartitions: sourcePartitions})))
+        logger.info('rules.topics.created', {topics: missingEmits, partitions: sourcePartitions})
+      }
+      metrics.declareRules(spec.rules.map((r) => r.name))
     } catch (e) {
       throw e instanceof CutoverError ? e : mapKafkaError(e, options.settings.kafka, 'topic metadata')
     } finally {
@@ -326,6 +345,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       batches: totals.batches,
       lag_end: lagEnd,
       elapsed_ms: Date.now() - started,
+      ...(spec.rules.length > 0 ? {alerts: totals.alerts} : {}),
     }
   } finally {
     await closeAll()
@@ -404,6 +424,8 @@ class StreamRuntime {
    * or is given up (a rebalance, a stop)
    */
   private readonly stalled = new Set<number>()
+  /** the spec has rules: committed batches' alerts are counted (countCommitted) */
+  private readonly alerting: boolean
   /** /healthz and /readyz */
   readonly health: HealthProbe = {
     healthy: () => !this.stopping,
@@ -414,6 +436,7 @@ class StreamRuntime {
     this.topic = d.ctx.loaded.spec.source.topic
     this.pipeline = d.ctx.pipeline
     this.partitionCount = d.sourcePartitions
+    this.alerting = d.loaded.spec.rules.length > 0
     // paced against elapsed time from the first slice, no credit at start and at most 250 ms of it
     // after a quiet spell: in any 10 s, at most 10 s worth plus a quarter second's and a slice
     this.limiter = d.options.maxRate ? new TokenBucket(d.options.maxRate, {burst: 0}) : undefined
@@ -466,7 +489,15 @@ class StreamRuntime {
     // a pipeline without `dedupe:` neither writes keys nor needs DELETE on their table (privileges.ts):
     // keys a former version of its spec left stay until a version with `dedupe:` prunes them
     const dedupes = this.d.loaded.spec.dedupe !== undefined
+    const {rules, windows} = this.d.loaded.spec
+    const fires = rules.length > 0 && windows.length > 0
     const prune = () => {
+      if (fires) {
+        // the window instances rules fired for, after 8 days (stages/rules.ts RULE_FIRINGS_RETENTION_MS)
+        void pruneRuleFirings(this.d.pool, this.pipeline)
+          .then((n) => n > 0 && this.d.logger.info('rules.firings.pruned', {rows: n}))
+          .catch((e: unknown) => this.d.logger.warn('rules.firings.prune.failed', {error: e}))
+      }
       if (dedupes) {
         void pruneDedupeKeys(this.d.pool, this.pipeline, this.d.ctx.dedupeRetentionMs)
           .then((n) => n > 0 && this.d.logger.info('dedupe.pruned', {keys: n}))
@@ -839,6 +870,17 @@ class StreamRuntime {
       deadN += n
     }
     metrics.duplicates(c.duplicates)
+    // the alerts its rules wrote to the outbox (none without rules: no per-record work)
+    let alertN = 0
+    if (this.alerting) {
+      for (const item of outcome.items) {
+        const fired = alertsOf(item)
+        if (fired === undefined) continue
+        for (const rule of fired) metrics.alerts(rule)
+        alertN += fired.length
+      }
+      t.alerts += alertN
+    }
     this.countStages(outcome.items)
     const now = outcome.committedAt
     for (const item of outcome.items) if (item.status === 'ok') metrics.endToEnd((now - Number(item.message.timestamp)) / 1000)
@@ -849,7 +891,7 @@ class StreamRuntime {
       this.lag.set(partition, lag)
       metrics.lag(topic, partition, lag)
     }
-    if (deadN > 0) this.relay.wake()
+    if (deadN > 0 || alertN > 0) this.relay.wake()
   }
 
   /**

@@ -46,6 +46,13 @@ export interface WorkItem {
    * the sinks get the records in this order (inDedupeOrder)
    */
   dedupeOrder?: number
+  /**
+   * set by the window stage on a record it counted: per window name, the aggregates (output name ->
+   * exact text, null when undefined, e.g. min of no value) of the record's window that started
+   * earliest (the one covering the most time before the record), after this record was added,
+   * and that window's bounds; the rules stage reads `<window>.<aggregate>` from here
+   */
+  windows?: Record<string, {start: string; end: string; key: string; values: Record<string, string | null>}>
 }
 
 export function markDead(item: WorkItem, dead: DeadLetter): void {
@@ -116,6 +123,13 @@ export interface Stage {
    * batches' transactions run; `run` does it itself for a record that did not get it.
    */
   precompute?(items: WorkItem[]): void
+  /**
+   * `transact` stages whose state counts the batch's `ok` records (window: the aggregates; rules:
+   * the firings and alerts): a record a sink then refuses must not have reached it, so the
+   * transaction runs again with that record dead from the start (batch.ts RepeatsOfRefused),
+   * as the dedupe keys of refused records are released
+   */
+  readonly keepsState?: boolean
 }
 
 export interface StageRunOptions {

@@ -15,51 +15,43 @@ describe('cutover pipeline validate', () => {
   it('a valid spec: exit 0 and the --json result', async () => {
     const r = await runCli(['pipeline', 'validate', CARD_SPEC, '--json'])
     expect(r.code, r.stderr).toBe(0)
-    // valid, with what stream run of this version refuses (enrich, windows, rules) as a warning
+    // valid, and stream run runs all of it (enrich, windows, rules): no warning
     expect(r.json).toEqual({
       valid: true,
       file: CARD_SPEC,
       name: 'card-transactions',
       sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
       fields: 6,
-      warnings: [
-        {
-          file: CARD_SPEC,
-          line: 23,
-          column: 3,
-          message: 'enrich, windows, rules: not run by stream run in this version; the records would be written without them, so stream run refuses this spec (exit 2)',
-          hint: expect.stringContaining('remove enrich, windows, rules from the spec that stream run reads'),
-        },
-      ],
+      warnings: [],
     })
   })
 
-  it('a valid spec: one line for a person on stdout; what stream run refuses, one line on stderr', async () => {
+  it('a valid spec: one line for a person on stdout, nothing on stderr', async () => {
     const r = await runCli(['pipeline', 'validate', CARD_SPEC])
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^fixtures\/specs\/card-transactions.yaml: valid pipeline spec "card-transactions" \(6 fields, sha256 [0-9a-f]{12}\)\n$/)
-    expect(r.stderr).toMatch(/^warning: fixtures\/specs\/card-transactions.yaml:23:3: enrich, windows, rules: not run by stream run in this version; .*, so stream run refuses this spec \(exit 2\); remove enrich, windows, rules .*\n$/)
+    expect(r.stderr).toBe('')
   })
 
-  it('a spec stream run runs: no warning; one section stream run refuses: named alone', async () => {
+  it('a spec stream run runs: no warning (windows, enrich and rules included); a csv source it cannot read: a warning', async () => {
     const plain = await runCli(['pipeline', 'validate', 'fixtures/specs/legacy-dates.yaml', '--json'])
     expect(plain.code, plain.stderr).toBe(0)
     expect(plain.json).toMatchObject({valid: true, warnings: []})
     expect(plain.stderr).toBe('')
 
     const dir = await tmp()
-    const file = join(dir, 'windows-only.yaml')
+    const file = join(dir, 'windows.yaml')
     await writeFile(
       file,
-      'version: 1\nname: t\nsource: {topic: t.raw}\nfields:\n  id: {type: string}\n  amount: {type: decimal, scale: 2}\n  ts: {type: timestamp, formats: [iso]}\nkey: id\nevent_time: ts\nwindows:\n  - {name: w, by: id, size: 10m, aggregates: {n: count}}\nsinks: [{table: t}]\n',
+      'version: 1\nname: t\nsource: {topic: t.raw}\nfields:\n  id: {type: string}\n  amount: {type: decimal, scale: 2}\n  ts: {type: timestamp, formats: [iso]}\nkey: id\nevent_time: ts\nenrich:\n  - {name: a, table: accounts, on: id, select: [segment]}\nwindows:\n  - {name: w, by: id, size: 10m, aggregates: {n: count}}\nrules:\n  - {name: r, when: "w.n > 5 and a.segment = \'vip\'", emit: t.alerts}\nsinks: [{table: t}]\n',
     )
     const r = await runCli(['pipeline', 'validate', file, '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.json.warnings).toEqual([{file, line: 11, column: 3, message: 'windows: not run by stream run in this version; the records would be written without it, so stream run refuses this spec (exit 2)', hint: expect.any(String)}])
+    expect(r.json).toMatchObject({valid: true, warnings: []})
     const human = await runCli(['pipeline', 'validate', file])
     expect(human.code, human.stderr).toBe(0)
     expect(human.stdout).toMatch(/: valid pipeline spec "t" \(3 fields, sha256 [0-9a-f]{12}\)\n$/)
-    expect(human.stderr).toContain(`warning: ${file}:11:3: windows: not run by stream run`)
+    expect(human.stderr).toBe('')
 
     // a csv source whose field names no column of source.columns: stream run refuses it at start
     const csv = join(dir, 'csv-column.yaml')

@@ -109,6 +109,34 @@ describe('the start check of the privileges on cutover tables', () => {
     expect(r.stderr).not.toMatch(/dedupe\.prune|stream_dedupe/)
   })
 
+  it('stream run with windows and a rule over one: a role without UPDATE on cutover.window_watermarks and DELETE on cutover.rule_firings is refused at start, naming both', async () => {
+    const f = await streamFixture({partitions: 1, prefix: 'pc-win'})
+    const spec = readFileSync(f.specFile, 'utf8')
+    expect(spec).toMatch(/^sinks:\n/m)
+    const alerts = `${f.name}.alerts`
+    const windows = `windows:\n  - {name: velocity, by: account_id, size: 10m, aggregates: {txn_count: count}}\nrules:\n  - {name: busy, when: "velocity.txn_count > 5", emit: ${alerts}}\n`
+    writeFileSync(f.specFile, spec.replace(/^sinks:\n/m, `${windows}sinks:\n`))
+    const svc = await role(f.pool, 'pc_win', (r) => [...readmeGrants(f, r), `REVOKE UPDATE ON cutover.window_watermarks FROM ${r}`, `REVOKE DELETE ON cutover.rule_firings FROM ${r}`])
+    await produce(f.topic, [record('PW-1')])
+    const refused = await startStream(f, ['--until-idle', '--idle-ms', '500', '--json'], {DATABASE_URL: svc.url}).exited
+    expect(refused.code, refused.stderr).toBe(2)
+    const {error} = JSON.parse(refused.stdout) as ErrorDocument
+    expect(error).toMatchObject({code: 'PREREQUISITE_MISSING', role: svc.name})
+    expect(error.missing).toEqual([
+      {privilege: 'UPDATE', table: 'cutover.window_watermarks'},
+      {privilege: 'DELETE', table: 'cutover.rule_firings'},
+    ])
+    expect((await f.pool.query('SELECT count(*)::int AS n FROM cutover.stream_offsets WHERE pipeline = $1', [f.name])).rows[0]).toEqual({n: 0})
+    // granted: it runs, and counts the record in its window
+    for (const sql of error.grants) await f.pool.query(sql)
+    const r = await startStream(f, ['--until-idle', '--idle-ms', '500', '--json'], {DATABASE_URL: svc.url}).exited
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({read: 1, written: 1, alerts: 0})
+    expect((await f.pool.query(`SELECT aggs->>'txn_count' AS n FROM cutover.window_state WHERE pipeline = $1`, [f.name])).rows).toEqual([{n: '1'}])
+    await f.pool.query('DELETE FROM cutover.window_state WHERE pipeline = $1', [f.name])
+    await f.pool.query('DELETE FROM cutover.window_watermarks WHERE pipeline = $1', [f.name])
+  })
+
   it('backfill, dlq replay and parity check: each refused at start naming the privilege it lacks, nothing sent or written', async () => {
     const f = await streamFixture({partitions: 1, prefix: 'pc-cmds'})
     onTestFinished(() => forgetReplays(f.pool, f.dlqTopic))

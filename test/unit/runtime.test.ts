@@ -59,7 +59,7 @@ async function prepare(items: WorkItem[], maxRecordBytes?: number): Promise<Work
 
 describe('stream runtime: stages', () => {
   it('registers the stages by name, in pipeline order', () => {
-    expect([...STAGES.keys()]).toEqual(['decode', 'normalize', 'validate', 'dedupe'])
+    expect([...STAGES.keys()]).toEqual(['decode', 'normalize', 'validate', 'enrich', 'dedupe', 'window', 'rules'])
     const {prepare: p, transact} = buildStages(context())
     expect(p.map((s) => s.name)).toEqual(['decode', 'normalize', 'validate'])
     expect(transact).toEqual([]) // no dedupe in this spec

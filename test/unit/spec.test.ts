@@ -235,8 +235,8 @@ sinks:
         '  - {name: bad, when: "velocity.count > 5 or speed.x > 1", emit: alerts}\n',
     )
     expect(msg(text)).toEqual([
-      'rules.1.when: "velocity.count": "velocity" has no "count" (it has txn_count)',
-      'rules.1.when: "speed.x": "speed" is not a window or a lookup (windows: velocity)',
+      'rules.1.when: "velocity.count": "velocity" has no "count" (it has txn_count) (at character 1 of the condition)',
+      'rules.1.when: "speed.x": "speed" is not a window or a lookup (windows: velocity) (at character 23 of the condition)',
     ])
   })
 
@@ -244,6 +244,11 @@ sinks:
     expect(msg(`version: 1\nname: t\nsource: {topic: t}\nfields: {}\n`)).toEqual(['fields: define at least one field (name: {type: ..., from: ...})'])
     expect(msg(spec('  id: {type: string}\n', 'enrich:\n  - {name: a, table: accounts, on: id, select: [segment, id]}\n'))).toEqual([
       'enrich.0.select.1: "id" is already a field; a lookup column would overwrite it',
+    ])
+    // a column two lookups select (or one twice): the later would overwrite the earlier on the record
+    expect(msg(spec('  id: {type: string}\n', 'enrich:\n  - {name: a, table: accounts, on: id, select: [segment]}\n  - {name: b, table: cards, on: id, select: [limit, segment, limit]}\n'))).toEqual([
+      'enrich.1.select.1: "segment" is already selected by lookup a; one would overwrite the other on the record (select it once, or through a view that renames it)',
+      'enrich.1.select.2: "limit" is already selected by lookup b; one would overwrite the other on the record (select it once, or through a view that renames it)',
     ])
   })
 

@@ -4,7 +4,6 @@ import {loadSpec, type LoadedSpec} from '../../config/spec.js'
 import {SpecError, UsageError} from '../../errors.js'
 import {silentLogger} from '../../log.js'
 import {checkSourceFormat} from '../../runtime/stages/decode.js'
-import {checkRunnable} from '../../runtime/stages/index.js'
 
 /** What the schema accepts and another command of this version will not do with it. */
 export interface PipelineValidateWarning {
@@ -25,21 +24,21 @@ export interface PipelineValidateResult {
   sha256: string
   /** number of output fields */
   fields: number
-  /** valid, but not all of it is run by this version ([] when all of it is): `stream run` refuses enrich, windows, rules */
+  /** valid, but `stream run` refuses it ([] when it does not): a source it cannot read (checkSourceFormat) */
   warnings: PipelineValidateWarning[]
 }
 
 /**
- * stream run's own start checks, asked of this spec: what it refuses in this version (enrich,
- * windows, rules: runtime/stages checkRunnable) and a csv or fixed source it cannot read (no
- * `columns`, a copybook it cannot read, a field whose `from` is no column or copybook field:
- * checkSourceFormat) are warnings here, not errors: the spec is valid, and normalize (which reads
- * a file's own header) and pipeline test run it. They read only the spec (and its copybook).
+ * stream run's own start check of the source, asked of this spec: a csv or fixed source it cannot
+ * read (no `columns`, a copybook it cannot read, a field whose `from` is no column or copybook
+ * field: checkSourceFormat) is a warning here, not an error: the spec is valid, and normalize
+ * (which reads a file's own header) and pipeline test run it. It reads only the spec (and its
+ * copybook). (enrich, windows and rules all run; their tables are checked when stream run starts.)
  */
 function streamRunRefusals(loaded: LoadedSpec): PipelineValidateWarning[] {
   const ctx = {loaded, pipeline: loaded.spec.name, schema: 'public', maxRecordBytes: 0, dedupeRetentionMs: 0, logger: silentLogger}
   const out: PipelineValidateWarning[] = []
-  for (const check of [checkRunnable, checkSourceFormat]) {
+  for (const check of [checkSourceFormat]) {
     try {
       check(ctx)
     } catch (e) {
@@ -53,7 +52,7 @@ function streamRunRefusals(loaded: LoadedSpec): PipelineValidateWarning[] {
 export default class PipelineValidate extends CutoverCommand {
   static override summary = 'Check a pipeline spec against the schema; errors point to file:line:column and say what is allowed (exit 2).'
   static override description =
-    'A valid spec is exit 0. What the schema accepts but stream run of this version refuses (enrich, windows, rules; a csv or fixed source whose fields name no column of source.columns or field of the copybook) is a warning, on stderr (under --json: in the result\'s warnings): validate says so rather than call such a spec ready to run.'
+    'A valid spec is exit 0. What the schema accepts but stream run of this version refuses (a csv or fixed source whose fields name no column of source.columns or field of the copybook) is a warning, on stderr (under --json: in the result\'s warnings): validate says so rather than call such a spec ready to run.'
   static override examples = ['<%= config.bin %> pipeline validate fixtures/specs/card-transactions.yaml', '<%= config.bin %> pipeline validate pipeline.yaml --json']
   static override args = {
     spec: Args.string({description: 'pipeline spec (YAML)'}),

@@ -17,7 +17,9 @@
  * spec has a field named business_date: that field is then grouped as any other. A group
  * column that PostgreSQL compares otherwise than the text (char(n), citext, a nondeterministic
  * collation: table.ts exactEquality) is grouped as its type and collation compare, `u."acct"` cast
- * as bpchar or with `COLLATE`, so that two records of one row are one group (else 21000).
+ * as bpchar or with `COLLATE`, so that two records of one row are one group (else 21000). A
+ * column of an `enrich` lookup (its value is text, stages/enrich.ts) is grouped as the type of the
+ * sink table's column of its name.
  */
 import {derivesBusinessDate, parseAggregate, type FieldSpec, type SinkSpec} from '../../config/spec.js'
 import {intlZoneName} from '../../normalize/timestamp.js'
@@ -118,8 +120,12 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   // a field named business_date is grouped as the field it is (it was replaced by the date of
   // event_time: a silent shift of the day)
   const derived = (name: string) => derivesBusinessDate(spec.fields, name)
+  // a column of an `enrich` lookup (stages/enrich.ts: its text), grouped as the sink table's column's type
+  const lookupColumns = new Set(spec.enrich.flatMap((e) => e.select))
+  const looked = (name: string) => !derived(name) && !Object.hasOwn(spec.fields, name) && lookupColumns.has(name)
   const fieldOf = (name: string): FieldLike => {
     if (derived(name)) return {type: 'date', ...(etField ? {timezone: etField.timezone} : {})}
+    if (looked(name)) return {type: 'string'}
     const f = spec.fields[name]
     if (!f) throw new SpecError({file}, `sink ${sink.table}: group_by ${name} is not a field`, {hint: 'group by fields of the spec or business_date'})
     return f
@@ -137,10 +143,12 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   const check = (column: string, f: FieldLike, what: string) => {
     const col = info.columns.get(column)
     if (!col) throw missingColumn(file, info, column, what, f)
+    // a lookup column's text is cast to the column's type, whatever it is (the lookup's table decides)
+    if (looked(column)) return
     const why = typeMismatch(f, col)
     if (why) throw mismatchError(file, `sink table ${ref.label}: column ${column} ${why}`, alterTypeSql(ref, column, f, col))
   }
-  for (const g of groupBy) check(g, fieldOf(g), `group_by ${g}`)
+  for (const g of groupBy) check(g, fieldOf(g), looked(g) ? `group_by ${g} (a column of lookup ${spec.enrich.find((e) => e.select.includes(g))!.name})` : `group_by ${g}`)
   for (const a of aggs) check(a.column, aggColumnSpec(a), `aggregate ${a.column}: ${a.fn}${a.field ? `(${a.field})` : ''}`)
   requireUniqueKey(file, info, groupBy, `the aggregate sink grouped by ${groupBy.join(', ')}`)
   requireWritable(file, info, [...groupBy, ...aggs.map((a) => a.column)])
@@ -150,7 +158,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   // as text, two records of one row ('A1' and 'A1 ' into char(6)) would be two rows of the
   // statement, which fails with 21000 on every try
   const loose = new Map(groupBy.map((g) => [g, info.columns.get(g)!] as const).filter(([, c]) => !exactEquality(c)))
-  const castOf = (name: string) => loose.get(name)?.castType ?? (derived(name) ? 'date' : CAST[spec.fields[name]!.type])
+  const castOf = (name: string) => loose.get(name)?.castType ?? (derived(name) ? 'date' : looked(name) ? info.columns.get(name)!.castType : CAST[spec.fields[name]!.type])
   const u = (name: string) => `u.${quoteIdent(name)}`
   const group = (name: string) => {
     const c = loose.get(name)

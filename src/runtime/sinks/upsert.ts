@@ -6,7 +6,9 @@
  *   ON CONFLICT ("k") DO UPDATE SET "a" = excluded."a", ...
  *
  * Columns are matched by name: every field of the spec must be a column of a fitting type
- * (checked at start, exit 2 otherwise). Within one batch the last record of a key wins, and
+ * (checked at start, exit 2 otherwise). The `enrich` lookups' columns (stages/enrich.ts: text)
+ * are written too where the table has a column of their name, cast to its type; a lookup column
+ * the table lacks is not written (one info line at start, sink.lookup_columns_not_written). Within one batch the last record of a key wins, and
  * rows are sent sorted by key so that concurrent partitions lock rows in the same order (records
  * that already come in strictly increasing key order, as the runtime passes them after a dedupe
  * by the same key, are taken as they are).
@@ -75,21 +77,33 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     if (rounds) ctx.logger.warn('sink.timestamp_rounded', {table: ref.label, column: name, note: `column ${name} ${rounds}`})
   }
   requireUniqueKey(file, info, key, `the sink keyed by ${key.join(', ')}`)
-  requireWritable(file, info, fieldNames)
+  // the enrich stage's columns (stages/enrich.ts) that the table has, by name, as text cast to the
+  // column's type; the others are not written (said once). Without `enrich`: the fields alone.
+  const lookupColumns = [...new Set(spec.enrich.flatMap((e) => e.select))]
+  const enriched = lookupColumns.filter((c) => {
+    const col = info.columns.get(c)
+    return col !== undefined && !col.generated && col.identity !== 'ALWAYS'
+  })
+  const notWritten = lookupColumns.filter((c) => !enriched.includes(c))
+  if (notWritten.length > 0) {
+    ctx.logger.info('sink.lookup_columns_not_written', {table: ref.label, columns: notWritten, note: `sink table ${ref.label} has no (writable) column ${notWritten.join(', ')}: those lookup columns are not written to it`})
+  }
+  const written = enriched.length === 0 ? fieldNames : [...fieldNames, ...enriched]
+  requireWritable(file, info, written)
 
-  const cols = fieldNames.map((n) => info.columns.get(n)!)
-  const nonKey = fieldNames.filter((n) => !key.includes(n))
+  const cols = written.map((n) => info.columns.get(n)!)
+  const nonKey = written.filter((n) => !key.includes(n))
   const arrays = (base: number) => cols.map((c, i) => `$${base + i + 1}::${c.castType}[]`).join(', ')
-  const insert = (base: number) => `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) SELECT * FROM unnest(${arrays(base)})`
+  const insert = (base: number) => `INSERT INTO ${ref.sql} AS t (${written.map(quoteIdent).join(', ')}) SELECT * FROM unnest(${arrays(base)})`
   const onConflict =
     ` ON CONFLICT (${key.map(quoteIdent).join(', ')}) ` +
     (nonKey.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${nonKey.map((n) => `${quoteIdent(n)} = excluded.${quoteIdent(n)}`).join(', ')}`)
   const upsert = (base: number) => insert(base) + onConflict
   // with `progress` (isolating refused rows): one more array, the rows' 1-based indexes, reported
   // row by row before each is coerced to the columns' types and inserted (types.ts progressMark)
-  const aliases = fieldNames.map((_, i) => `c${i}`)
+  const aliases = written.map((_, i) => `c${i}`)
   const tracked = (base: number) =>
-    `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
+    `INSERT INTO ${ref.sql} AS t (${written.map(quoteIdent).join(', ')}) ` +
     `SELECT ${aliases.map((a) => `u.${a}`).join(', ')} FROM unnest(${arrays(base)}, $${base + cols.length + 1}::int4[]) AS u(${aliases.join(', ')}, i) ` +
     `WHERE ${progressMark('u.i')}${onConflict}`
   // a key the table compares otherwise than its text (char(n), citext, uuid, a nondeterministic
@@ -97,23 +111,23 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
   // upsert given both fails with 21000 on every try. Such a table's upsert keeps the last record of
   // each of its keys itself (DISTINCT ON, in the column's equality), from rows in the order given.
   const looseKey = key.some((k) => !exactEquality(info.columns.get(k)!))
-  const distinctOn = key.map((k) => comparedAs(`u.${aliases[fieldNames.indexOf(k)]!}`, info.columns.get(k)!)).join(', ')
+  const distinctOn = key.map((k) => comparedAs(`u.${aliases[written.indexOf(k)]!}`, info.columns.get(k)!)).join(', ')
   const lastOfTableKey = (base: number) =>
-    `INSERT INTO ${ref.sql} AS t (${fieldNames.map(quoteIdent).join(', ')}) ` +
+    `INSERT INTO ${ref.sql} AS t (${written.map(quoteIdent).join(', ')}) ` +
     `SELECT DISTINCT ON (${distinctOn}) ${aliases.map((a) => `u.${a}`).join(', ')} FROM unnest(${arrays(base)}) WITH ORDINALITY AS u(${aliases.join(', ')}, i) ` +
     `ORDER BY ${distinctOn}, u.i DESC${onConflict}`
-  const columnArrays = (rows: readonly NormalizedRecord[]) => fieldNames.map((n) => pgArray(rows.map((r) => r[n])))
+  const columnArrays = (rows: readonly NormalizedRecord[]) => written.map((n) => pgArray(rows.map((r) => r[n])))
   // the plain insert as COPY (pg/copy.ts), for many rows into a table that may be copied into
-  const copySql = `COPY ${ref.sql} (${fieldNames.map(quoteIdent).join(', ')}) FROM STDIN`
-  // only string fields can hold a character COPY text escapes (normalized decimals, timestamps, dates cannot)
-  const escaped = fieldNames.map((n) => spec.fields[n]!.type === 'string')
+  const copySql = `COPY ${ref.sql} (${written.map(quoteIdent).join(', ')}) FROM STDIN`
+  // only string fields and lookup columns (any text) can hold a character COPY text escapes (normalized decimals, timestamps, dates cannot)
+  const escaped = written.map((n) => (spec.fields[n]?.type ?? 'string') === 'string')
   const copyLines = (rows: readonly NormalizedRecord[]): string => {
     const lines = new Array<string>(rows.length)
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!
       let line = ''
-      for (let j = 0; j < fieldNames.length; j++) {
-        const v = r[fieldNames[j]!]
+      for (let j = 0; j < written.length; j++) {
+        const v = r[written[j]!]
         if (j > 0) line += '\t'
         line += v === null || v === undefined || typeof v === 'boolean' || escaped[j] ? copyField(v) : v
       }
@@ -183,7 +197,7 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
     return rows
   }
 
-  await checkStatement(pool, file, info, (looseKey ? lastOfTableKey : upsert)(0), fieldNames.length, `the sink keyed by ${key.join(', ')}`, ctx)
+  await checkStatement(pool, file, info, (looseKey ? lastOfTableKey : upsert)(0), written.length, `the sink keyed by ${key.join(', ')}`, ctx)
 
   return {
     name: 'upsert',

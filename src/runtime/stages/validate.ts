@@ -23,10 +23,13 @@ export function validateStage(ctx: PipelineContext): Stage {
   const derived = (g: string) => derivesBusinessDate(spec.fields, g)
   const needed = new Set<string>([...namesOf(spec.key), ...namesOf(spec.dedupe?.by)])
   if (spec.event_time && spec.sinks.some((s) => s.group_by?.some(derived))) needed.add(spec.event_time)
-  for (const s of spec.sinks) for (const g of s.group_by ?? []) if (!derived(g)) needed.add(g)
+  // a group_by column of an `enrich` lookup has no value yet here (the enrich stage sets it, in the
+  // transaction): the aggregate's table takes or refuses its value (a null into its key: SINK_REJECTED)
+  const grouped = (g: string) => !derived(g) && Object.hasOwn(spec.fields, g)
+  for (const s of spec.sinks) for (const g of s.group_by ?? []) if (grouped(g)) needed.add(g)
   const fields = [...needed]
   // each key's fields, for its length
-  const keys = [namesOf(spec.key), namesOf(spec.dedupe?.by), ...spec.sinks.map((s) => (s.group_by ?? []).filter((g) => !derived(g)))].filter((k) => k.length > 0)
+  const keys = [namesOf(spec.key), namesOf(spec.dedupe?.by), ...spec.sinks.map((s) => (s.group_by ?? []).filter(grouped))].filter((k) => k.length > 0)
   /** The first key of the record longer than MAX_KEY_BYTES: its fields and length; undefined when none. */
   const tooLong = (record: Record<string, unknown>): {fields: string[]; bytes: number} | undefined => {
     for (const k of keys) {
