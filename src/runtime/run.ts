@@ -272,7 +272,7 @@ export async function runStream(options: StreamRunOptions): Promise<StreamRunRes
       // is exit 2 with nothing created on the broker
       stages = buildStages(ctx)
       // the lookup tables of `enrich` (stages/enrich.ts), then the sink tables
-      await startStages(stages, {pool, metrics}).catch((e: unknown) => {
+      await startStages(stages, {pool, metrics, sourcePartitions}).catch((e: unknown) => {
         throw e instanceof CutoverError ? e : mapPgError(e, url)
       })
       sinks = await buildSinks(ctx, pool).catch((e: unknown) => {

@@ -65,6 +65,8 @@ export interface ProducedMessage {
   key: string | null
   value: Buffer
   headers?: Record<string, string>
+  /** a partition of its own choosing (else the key's) */
+  partition?: number
 }
 
 /** Produces with kafkajs (acks=all), a thousand at a time, keyed so repeats share a partition. */

@@ -219,4 +219,27 @@ describe('stream run: event-time windows', () => {
     expect(await stateOf(f)).toEqual(kept)
     expect(kept.some((r) => r.key === 'A' && r.start === T('10:55:00') && r.window === 'per_minute')).toBe(false)
   })
+
+  it('a partition without a watermark yet holds the prune back: its old records count in the windows the others counted in', async () => {
+    const f = await windowFixture('windows-prune-wait', WINDOWS, 2)
+    const T = (hms: string) => `2026-11-20T${hms}Z`
+    // partition 0 runs two hours ahead; partition 1 has committed nothing yet
+    const ahead: Txn[] = [
+      {id: 'p0a', acct: 'A', amt: '1.00', ts: T('10:00:00')},
+      {id: 'p0b', acct: 'A', amt: '2.00', ts: T('12:00:00')},
+    ]
+    await produce(f.topic, ahead.map((t) => ({...message(t), partition: 0})))
+    await run(f)
+    expect(await watermarksOf(f)).toEqual([{partition: 0, wm: '2026-11-20T12:00:00.000000Z'}])
+    // the 10:00 windows stay (a prune against partition 0's watermark alone would have deleted them)
+    expect(await stateOf(f)).toEqual(expectedRows(ahead, BOTH))
+    // partition 1's first record, of 10:00:30, is not late (its partition's first) and adds to them
+    const behind: Txn[] = [{id: 'p1a', acct: 'A', amt: '4.00', ts: T('10:00:30')}]
+    await produce(f.topic, behind.map((t) => ({...message(t), partition: 1})))
+    const r = await run(f)
+    expect(r).toMatchObject({read: 1, written: 1})
+    const rows = await stateOf(f)
+    expect(rows).toEqual(expectedRows([...ahead, ...behind], BOTH))
+    expect(rows.find((x) => x.window === 'per_minute' && x.start === T('10:00:00'))!.aggs).toEqual({txn_count: '2', amount_sum: '5.00'})
+  })
 })

@@ -275,6 +275,8 @@ async function planLookup(pool: Pool, ctx: PipelineContext, e: EnrichSpec, i: nu
 export interface StageStartDeps {
   pool: Pool
   metrics?: RuntimeMetrics
+  /** the source topic's partition count (the window stage's prune waits for a watermark of each) */
+  sourcePartitions?: number
 }
 
 /** A stage with start checks of its own, run once before the first batch (stages/index.ts startStages). */

@@ -64,6 +64,13 @@ export const PRUNE_INTERVAL_MS = 60_000
 export const PRUNE_LIMIT = 5_000
 /** Windows are kept this long past allowed_lateness behind the smallest watermark. */
 export const RETENTION_MARGIN_MS = 3_600_000
+/**
+ * ...and this long while a partition of the topic has no watermark yet (it committed no record
+ * with windows: not yet read, behind, or empty): its first records may be of any time, and a window
+ * pruned under them would be counted again from nothing (a replay of history read partition by
+ * partition lost counts so). A week bounds the state an empty partition keeps.
+ */
+export const UNKNOWN_PARTITION_MARGIN_MS = 7 * 24 * 3_600_000
 
 // ---------------------------------------------------------------- time
 
@@ -267,11 +274,17 @@ const RAISE_WATERMARKS_SQL = `INSERT INTO cutover.window_watermarks AS w (pipeli
 SELECT $1, $2, u.p, u.wm, now() FROM unnest($3::int[], $4::timestamptz[]) AS u(p, wm) ORDER BY u.p
 ON CONFLICT (pipeline, topic, partition) DO UPDATE SET watermark = GREATEST(w.watermark, excluded.watermark), updated_at = now()`
 
-/** Deletes up to PRUNE_LIMIT rows of window $2 that ended more than $3 seconds before the smallest watermark of the pipeline's partitions of topic $4. */
+/**
+ * Deletes up to PRUNE_LIMIT rows of window $2 that ended more than $3 seconds before the smallest
+ * watermark of the pipeline's partitions of topic $4 when all $5 partitions of the topic have one,
+ * else more than $6 seconds before it (UNKNOWN_PARTITION_MARGIN_MS: a partition without one may
+ * still bring records of any time).
+ */
 export const PRUNE_SQL = `DELETE FROM cutover.window_state WHERE ctid IN (
   SELECT ctid FROM cutover.window_state
    WHERE pipeline = $1 AND window_name = $2
-     AND window_end < (SELECT min(watermark) FROM cutover.window_watermarks WHERE pipeline = $1 AND topic = $4) - make_interval(secs => $3)
+     AND window_end < (SELECT min(watermark) - make_interval(secs => CASE WHEN count(*) >= $5::int THEN $3::float8 ELSE $6::float8 END)
+                         FROM cutover.window_watermarks WHERE pipeline = $1 AND topic = $4)
    LIMIT ${PRUNE_LIMIT})`
 
 /** Deletes a pipeline's window state and watermarks (all of it: a pipeline forgotten, or its windows reset). */
@@ -321,6 +334,8 @@ export function windowStage(ctx: PipelineContext): Stage | null {
   })
   let lastPrune = 0
   let metrics: StageStartDeps['metrics']
+  /** the source topic's partition count (run.ts, at start): the prune waits for a watermark of each */
+  let topicPartitions: number | undefined
 
   /** The record's key of window `w`, or a reason it has none (SCHEMA_VIOLATION). */
   const keyOf = (w: WindowDef, r: NormalizedRecord): string | {field: string; why: string} => {
@@ -343,6 +358,7 @@ export function windowStage(ctx: PipelineContext): Stage | null {
     // the metrics, for the watermark gauge (run.ts startStages)
     start(deps) {
       metrics = deps.metrics
+      topicPartitions = deps.sourcePartitions
       return Promise.resolve()
     },
     async run(items, tx) {
@@ -451,7 +467,11 @@ export function windowStage(ctx: PipelineContext): Stage | null {
       const now = Date.now()
       if (now - lastPrune >= PRUNE_INTERVAL_MS) {
         lastPrune = now
-        for (const w of windows) await tx.query(PRUNE_SQL, [ctx.pipeline, w.name, (w.latenessMs + RETENTION_MARGIN_MS) / 1000, topic])
+        // the topic's partition count from the start (run.ts); unknown (no start: tests of the stage alone): as if one had no watermark
+        const all = topicPartitions ?? Number.MAX_SAFE_INTEGER
+        for (const w of windows) {
+          await tx.query(PRUNE_SQL, [ctx.pipeline, w.name, (w.latenessMs + RETENTION_MARGIN_MS) / 1000, topic, Math.min(all, 2_147_483_647), Math.max(w.latenessMs + RETENTION_MARGIN_MS, UNKNOWN_PARTITION_MARGIN_MS) / 1000])
+        }
       }
     },
   }
