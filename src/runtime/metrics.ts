@@ -209,9 +209,10 @@ export class RuntimeMetrics {
     this.watermarkGauge.set({pipeline: this.pipeline, topic, partition: String(partition)}, seconds)
   }
 
-  /** A partition this process no longer consumes: its lag series goes (its new owner reports it). */
+  /** A partition this process no longer consumes: its lag and watermark series go (its new owner reports them). */
   forgetLag(topic: string, partition: number): void {
     this.lagGauge.remove({pipeline: this.pipeline, topic, partition: String(partition)})
+    this.watermarkGauge.remove({pipeline: this.pipeline, topic, partition: String(partition)})
   }
 
   outboxBacklog(n: number): void {

@@ -7,7 +7,7 @@
  * nothing more; kill -9 mid-run and a restart leave every alert exactly once in the outbox (and on
  * the topic, once the relay's repeats are dropped by their headers).
  */
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {onTestFinished, describe, expect, it} from 'vitest'
@@ -218,8 +218,11 @@ describe('stream run: alert rules', () => {
     // paced (--max-rate), so that each kill lands mid-run, between and inside transactions
     const args = ['--until-idle', '--idle-ms', '500', '--json', '--max-bytes-per-partition', '4096', '--max-rate', '500']
     const kills: string[] = []
-    // twice: each restart waits for the killed member's session (10 s) to end before it gets its partitions
+    // each run in a consumer group of its own: the offsets are in PostgreSQL (the group's are not
+    // read), and a restart in the killed member's group would wait for its session (10 s) to end
+    const inGroup = (group: string) => writeFileSync(f.specFile, readFileSync(f.specFile, 'utf8').replace(/group: [^}\n]+}/, `group: ${group}}`))
     for (let k = 0; k < 2; k++) {
+      inGroup(`${f.name}-group-${k}`)
       const run = startStream(f, args)
       const before = await committedOffsets(f)
       const target = before + 150 + k * 250
@@ -230,6 +233,7 @@ describe('stream run: alert rules', () => {
       kills.push(`${alive ? 'killed' : `exited ${r.code}`} after ${(await committedOffsets(f)) - before} records`)
     }
     expect(kills.filter((k) => k.startsWith('killed')), kills.join('; ')).toHaveLength(2)
+    inGroup(`${f.name}-group-last`)
     const last = startStream(f, args)
     const r = await last.exited
     expect(r.code, r.stderr).toBe(0)

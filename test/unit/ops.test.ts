@@ -154,3 +154,19 @@ describe('ops/grafana/cutover-dashboard.json', () => {
     }
   })
 })
+
+describe('RuntimeMetrics: a partition this process no longer consumes', () => {
+  it('loses its lag and its watermark series (its new owner reports them); the others keep theirs', async () => {
+    const m = new RuntimeMetrics('forget-test', {defaultMetrics: false})
+    m.lag('t', 0, 5)
+    m.lag('t', 1, 7)
+    m.watermark('t', 0, 1763632800)
+    m.watermark('t', 1, 1763632860)
+    m.forgetLag('t', 0)
+    const text = await m.registry.metrics()
+    expect(text).not.toMatch(/cutover_watermark_seconds\{[^}]*partition="0"/)
+    expect(text).toMatch(/cutover_watermark_seconds\{[^}]*partition="1"[^}]*\} 1763632860/)
+    expect(text).not.toMatch(/cutover_consumer_lag[^{]*\{[^}]*partition="0"/)
+    expect(text).toMatch(/cutover_consumer_lag_records\{[^}]*partition="1"[^}]*\} 7/)
+  })
+})

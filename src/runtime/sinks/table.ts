@@ -517,6 +517,20 @@ export function missingTables(errors: MissingTableError[]): SpecError {
   return new SpecError({file: errors[0]!.file}, `sink tables ${labels.join(', ')} do not exist`, {hint: createSql(errors), details: {missing_tables: labels}})
 }
 
+/**
+ * Whether the role may read relation `ref` at all: USAGE on its schema and SELECT on some column
+ * (information_schema lists only the columns the role has a privilege on, so a relation it may not
+ * read shows none and looks missing). Undefined when there is no such relation.
+ */
+export async function readAccessOf(pool: Pool, ref: TableRef): Promise<{role: string; usage: boolean; read: boolean} | undefined> {
+  const may = await pool.query<{role: string; usage: boolean; read: boolean}>(
+    `SELECT current_user::text AS role, has_schema_privilege(c.relnamespace, 'USAGE') AS usage, has_any_column_privilege(c.oid, 'SELECT') AS read
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [ref.schema, ref.table],
+  )
+  return may.rows[0]
+}
+
 /** The error for a sink table that does not exist: a materialized view, or in another case, named so; else the CREATE TABLE (MissingTableError). */
 export async function missingTable(pool: Pool, file: string, ref: TableRef, create: string): Promise<SpecError> {
   const found = await relationsInAnyCase(pool, ref)
@@ -525,12 +539,7 @@ export async function missingTable(pool: Pool, file: string, ref: TableRef, crea
     if (exact.relkind !== 'm') {
       // information_schema lists only the columns the role has a privilege on: a table the role
       // may not read (no USAGE on its schema, no privilege on the table) shows none
-      const may = await pool.query<{role: string; usage: boolean; read: boolean}>(
-        `SELECT current_user::text AS role, has_schema_privilege(c.relnamespace, 'USAGE') AS usage, has_any_column_privilege(c.oid, 'SELECT') AS read
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-        [ref.schema, ref.table],
-      )
-      const p = may.rows[0]
+      const p = await readAccessOf(pool, ref)
       if (p && (!p.usage || !p.read)) {
         const lacks = [p.usage ? '' : `USAGE on schema ${ref.schema}`, p.read ? '' : `SELECT on table ${ref.label}`].filter(Boolean).join(' nor ')
         const role = quoteIdent(p.role)

@@ -47,7 +47,7 @@ import {intlZoneName} from '../../normalize/timestamp.js'
 import type {Pool, PoolClient} from '../../pg/pool.js'
 import type {RuntimeMetrics} from '../metrics.js'
 import {pgArray} from '../sinks/pgarray.js'
-import {comparedAs, describeTable, otherCases, quoteIdent, relationsInAnyCase, suggestedType, tableRef, type ColumnInfo, type TableInfo, type TableRef} from '../sinks/table.js'
+import {comparedAs, describeTable, otherCases, quoteIdent, readAccessOf, relationsInAnyCase, suggestedType, tableRef, type ColumnInfo, type TableInfo, type TableRef} from '../sinks/table.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -157,12 +157,7 @@ async function missingLookupTable(pool: Pool, ctx: PipelineContext, e: EnrichSpe
   const found = await relationsInAnyCase(pool, ref)
   const exact = found[0]?.schema === ref.schema && found[0]?.table === ref.table ? found[0] : undefined
   if (exact) {
-    const may = await pool.query<{role: string; usage: boolean; read: boolean}>(
-      `SELECT current_user::text AS role, has_schema_privilege(c.relnamespace, 'USAGE') AS usage, has_any_column_privilege(c.oid, 'SELECT') AS read
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-      [ref.schema, ref.table],
-    )
-    const p = may.rows[0]
+    const p = await readAccessOf(pool, ref)
     if (p && (!p.usage || !p.read)) {
       const lacks = [p.usage ? '' : `USAGE on schema ${ref.schema}`, p.read ? '' : `SELECT on ${ref.label}`].filter(Boolean).join(' nor ')
       return new SpecError(at, `${what}: the role ${p.role} may not read it (it has no ${lacks})`, {
