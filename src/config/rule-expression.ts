@@ -33,7 +33,7 @@
  * SQL's three-valued logic. A rule fires only when its condition is true.
  */
 import {fracDigits, isoInstant, toScaled} from '../parity/tolerances.js'
-import type {FieldType, PipelineSpec} from './spec.js'
+import {parseAggregate, type FieldType, type PipelineSpec} from './spec.js'
 
 /** The type of an operand, as the compiler sees it. `text`: a lookup column (text or null, of any shape). */
 export type OperandType = 'number' | 'string' | 'timestamp' | 'date' | 'boolean' | 'text' | 'null'
@@ -55,9 +55,9 @@ export function ruleScopeOf(spec: Pick<PipelineSpec, 'fields' | 'windows' | 'enr
   for (const w of spec.windows) {
     const aggs: Record<string, OperandType> = {}
     for (const [name, expr] of Object.entries(w.aggregates)) {
-      const m = /^(count|sum|min|max)(?:\(([A-Za-z_][A-Za-z0-9_]*)\))?$/.exec(expr)
-      const of = m?.[2] === undefined ? undefined : spec.fields[m[2]]?.type
-      aggs[name] = m?.[1] === 'min' || m?.[1] === 'max' ? (of === undefined ? 'text' : OPERAND_OF[of]) : 'number'
+      const a = parseAggregate(expr)
+      const of = a.field === undefined ? undefined : spec.fields[a.field]?.type
+      aggs[name] = a.fn === 'min' || a.fn === 'max' ? (of === undefined ? 'text' : OPERAND_OF[of]) : 'number'
     }
     windows[w.name] = aggs
   }

@@ -4,9 +4,9 @@
  * records in offset order up to and including it), exact to the last decimal digit.
  */
 import {describe, expect, it} from 'vitest'
+import {compareDecimals as compareDecimal} from '../../src/config/rule-expression.js'
 import {
   addDecimal,
-  compareDecimal,
   formatDuration,
   formatLag,
   mergeValues,

@@ -238,7 +238,7 @@ function caseReason(name: string, existing: string): string {
 }
 
 /** `a`, `a and b`, `a, b and c` */
-function inWords(items: string[]): string {
+export function inWords(items: readonly string[]): string {
   return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)!}`
 }
 

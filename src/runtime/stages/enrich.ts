@@ -47,7 +47,7 @@ import {intlZoneName} from '../../normalize/timestamp.js'
 import type {Pool, PoolClient} from '../../pg/pool.js'
 import type {RuntimeMetrics} from '../metrics.js'
 import {pgArray} from '../sinks/pgarray.js'
-import {comparedAs, describeTable, otherCases, quoteIdent, readAccessOf, relationsInAnyCase, suggestedType, tableRef, type ColumnInfo, type TableInfo, type TableRef} from '../sinks/table.js'
+import {comparedAs, describeTable, inWords, otherCases, quoteIdent, readAccessOf, relationsInAnyCase, suggestedType, tableRef, type ColumnInfo, type TableInfo, type TableRef} from '../sinks/table.js'
 import type {NormalizedRecord, PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -143,11 +143,6 @@ function lookupSql(ref: TableRef, on: OnColumn[], select: readonly string[]): st
     `SELECT u.i::int4 AS i, ${select.map((c, j) => `t.${quoteIdent(c)}::text AS c${j}`).join(', ')} ` +
     `FROM unnest(${params.join(', ')}) WITH ORDINALITY AS u(${vs.join(', ')}, i) JOIN ${ref.sql} AS t ON ${cond}`
   )
-}
-
-/** `a`, `a and b`, `a, b and c` */
-function inWords(items: readonly string[]): string {
-  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)!}`
 }
 
 /** A lookup's table that information_schema does not show: why (exit 2), with the fix. */

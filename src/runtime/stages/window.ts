@@ -31,6 +31,7 @@
  *   one): no record can count in them any more (it would be late in every partition).
  */
 import pg from 'pg'
+import {compareDecimals} from '../../config/rule-expression.js'
 import {namesOf, parseAggregate, type AggregateFn} from '../../config/spec.js'
 import {isoOf} from '../../normalize/timestamp.js'
 import {maskValue} from '../../normalize/text.js'
@@ -163,15 +164,6 @@ export function addDecimal(a: string, b: string): string {
   return formatDecimal(x.int * 10n ** BigInt(scale - x.scale) + y.int * 10n ** BigInt(scale - y.scale), scale)
 }
 
-/** <0, 0, >0 as a < b, a = b, a > b (exact). */
-export function compareDecimal(a: string, b: string): number {
-  const x = decimalParts(a)
-  const y = decimalParts(b)
-  const scale = Math.max(x.scale, y.scale)
-  const d = x.int * 10n ** BigInt(scale - x.scale) - y.int * 10n ** BigInt(scale - y.scale)
-  return d < 0n ? -1 : d > 0n ? 1 : 0
-}
-
 /** Strings in the order of their UTF-8 bytes (PostgreSQL's "C"): UTF-16 order differs only from U+D800 up. */
 function compareBytes(a: string, b: string): number {
   if (/[\uD800-\uFFFF]/.test(a) || /[\uD800-\uFFFF]/.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b))
@@ -181,7 +173,7 @@ function compareBytes(a: string, b: string): number {
 function compareAs(how: CompareAs, a: string, b: string): number {
   switch (how) {
     case 'numeric':
-      return compareDecimal(a, b)
+      return compareDecimals(a, b)
     case 'timestamp':
       return compareInstants(parseInstant(a)!, parseInstant(b)!)
     default:
