@@ -12,9 +12,9 @@
  * exit 2 naming the principal, the operation and the resource, with the kafka-acls.sh command that grants it.
  */
 import {readFileSync} from 'node:fs'
-import {createRequire} from 'node:module'
 import {createSecureContext, type SecureContextOptions} from 'node:tls'
 import kafkajs from 'kafkajs'
+import ClusterModule from 'kafkajs/src/cluster/index.js'
 import type {Kafka as KafkaClient, KafkaConfig, logCreator, Admin, GroupDescription, Producer, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import {Lz4Codec, ZstdCodec} from './codecs.js'
@@ -40,7 +40,9 @@ interface KafkaJsCluster {
   findGroupCoordinatorMetadata(o: {groupId: string; coordinatorType?: number}): Promise<unknown>
   brokerPool: {findConnectedBroker(): Promise<{findGroupCoordinator(o: {groupId: string; coordinatorType?: number}): Promise<unknown>}>}
 }
-const Cluster = createRequire(import.meta.url)('kafkajs/src/cluster/index.js') as {prototype: KafkaJsCluster}
+// the very module kafkajs' own index requires (one instance in node_modules, and one in a bundle:
+// scripts/bundle.js), so the patch below is on the class kafkajs uses
+const Cluster = ClusterModule as {prototype: KafkaJsCluster}
 const findCoordinator = Cluster.prototype.findGroupCoordinatorMetadata
 Cluster.prototype.findGroupCoordinatorMetadata = async function (this: KafkaJsCluster, o) {
   try {

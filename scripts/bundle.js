@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Bundles each compiled command (dist/src/commands/**) with the modules it imports into
+// dist/bundle/ (esbuild, run by `npm run build` after tsc and scripts/manifest.js) and points
+// oclif.manifest.json at the bundles. Node 20's module loader spends most of a command's start-up
+// finding, reading and compiling the ~700 files kafkajs, zod, yaml, pg and our own code come in;
+// one file per command (and chunks shared between commands) is read and compiled at once.
+//
+// Kept out of the bundles, loaded from node_modules as before:
+// - @oclif/core: bin/run.js has loaded it already, and the commands must extend that same copy;
+// - ink, react and their dependencies: imported lazily, only for a terminal UI;
+// - chalk: ink draws through it, and NO_COLOR sets the level of that one instance (cli/base.ts);
+// - pg-native: pg's optional native driver, not installed.
+// The worker threads (normalize, parity sides, backfill's file reader) keep running dist/src's
+// files: a module that names a file beside itself (`new URL('./x.js', import.meta.url)`) gets its
+// own dist/src address as import.meta.url, rewritten below, so those names resolve as before.
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {dirname, join, relative, sep} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {build} from 'esbuild'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const dist = join(root, 'dist')
+const out = join(dist, 'bundle')
+const manifestFile = join(root, 'oclif.manifest.json')
+const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'))
+
+// one entry per command, named by its id (stream:run -> stream-run.js): every output lands in
+// dist/bundle itself, so import.meta.url's directory is the same in every bundle and chunk
+const entryPoints = {}
+// (from the id, not the manifest's relativePath: that points here once this script has run)
+for (const id of Object.keys(manifest.commands)) {
+  entryPoints[id.replaceAll(':', '-')] = join(dist, 'src', 'commands', ...id.split(':')) + '.js'
+}
+
+const importMetaUrl = {
+  name: 'import-meta-url',
+  setup(b) {
+    b.onLoad({filter: /[\\/]dist[\\/].*\.js$/}, (args) => {
+      const text = readFileSync(args.path, 'utf8')
+      if (!text.includes('import.meta.url')) return undefined
+      const own = relative(out, args.path).split(sep).join('/')
+      return {contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(own)}, import.meta.url).href`), loader: 'js'}
+    })
+  },
+}
+
+rmSync(out, {recursive: true, force: true})
+await build({
+  entryPoints,
+  outdir: out,
+  entryNames: '[name]',
+  chunkNames: 'chunk-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: ['@oclif/core', 'ink', 'react', 'react/*', 'chalk', 'pg-native'],
+  // CommonJS dependencies (kafkajs, pg, iconv-lite, ...) call require() for Node's own modules
+  banner: {js: "import {createRequire as __cutoverRequire} from 'node:module'; const require = __cutoverRequire(import.meta.url);"},
+  plugins: [importMetaUrl],
+  legalComments: 'none',
+  // class and function names stay as written (esbuild would rename one that another module also uses)
+  keepNames: true,
+  logLevel: 'warning',
+})
+
+for (const id of Object.keys(manifest.commands)) {
+  manifest.commands[id].relativePath = ['dist', 'bundle', `${id.replaceAll(':', '-')}.js`]
+}
+writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n')
+console.log(`bundled ${Object.keys(entryPoints).length} commands into ${relative(root, out)}`)
