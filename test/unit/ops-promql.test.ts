@@ -60,6 +60,11 @@ async function exercised(): Promise<Exported> {
   m.upsertRerun()
   m.isolating(false)
   m.isolating(true)
+  // the enrich, windows and rules stages' series (a spec with those sections)
+  m.enrichLookups('accounts', 'found', 1)
+  m.enrichQuery('accounts', 0.01)
+  m.alerts('big_rub', 1)
+  m.watermark('t', 0, 1_795_000_000)
   return readExposition(await m.registry.metrics())
 }
 
