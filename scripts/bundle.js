@@ -35,7 +35,8 @@ for (const id of Object.keys(manifest.commands)) {
 const importMetaUrl = {
   name: 'import-meta-url',
   setup(b) {
-    b.onLoad({filter: /[\\/]dist[\\/].*\.js$/}, (args) => {
+    // every module's own address, ours and the dependencies' (an ES module may read files beside it)
+    b.onLoad({filter: /\.m?js$/}, (args) => {
       const text = readFileSync(args.path, 'utf8')
       if (!text.includes('import.meta.url')) return undefined
       const own = relative(out, args.path).split(sep).join('/')
