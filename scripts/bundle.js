@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles each compiled command (dist/src/commands/**) with the modules it imports into
+// Bundles the short compiled commands (dist/src/commands/**, see NOT_BUNDLED) with the modules they import into
 // dist/bundle/ (esbuild, run by `npm run build` after tsc and scripts/manifest.js) and points
 // oclif.manifest.json at the bundles. Node 20's module loader spends most of a command's start-up
 // finding, reading and compiling the ~700 files kafkajs, zod, yaml, pg and our own code come in;
@@ -24,12 +24,19 @@ const out = join(dist, 'bundle')
 const manifestFile = join(root, 'oclif.manifest.json')
 const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'))
 
-// one entry per command, named by its id (stream:run -> stream-run.js): every output lands in
-// dist/bundle itself, so import.meta.url's directory is the same in every bundle and chunk
+// The commands that move data keep loading dist/src module by module: bundled, `stream run` was
+// slower per record (bench/stream-ab, 3 pairs of 1M records, the same commit bundled against
+// not: R_stream x0.87, node and PostgreSQL CPU per record x1.11 each; cause not found yet), and
+// their start-up is nothing beside a run's length. Bundled: the short commands a person or a
+// scheduler runs many times (their start-up is most of their time).
+const NOT_BUNDLED = new Set(['stream:run', 'backfill', 'normalize', 'parity:check', 'dlq:replay', 'dlq:republish', 'profile'])
+
+// one entry per bundled command, named by its id (dev:status -> dev-status.js): every output lands
+// in dist/bundle itself, so import.meta.url's directory is the same in every bundle and chunk
 const entryPoints = {}
 // (from the id, not the manifest's relativePath: that points here once this script has run)
 for (const id of Object.keys(manifest.commands)) {
-  entryPoints[id.replaceAll(':', '-')] = join(dist, 'src', 'commands', ...id.split(':')) + '.js'
+  if (!NOT_BUNDLED.has(id)) entryPoints[id.replaceAll(':', '-')] = join(dist, 'src', 'commands', ...id.split(':')) + '.js'
 }
 
 const importMetaUrl = {
@@ -89,7 +96,7 @@ if (renamed.length > 0) {
 }
 
 for (const id of Object.keys(manifest.commands)) {
-  manifest.commands[id].relativePath = ['dist', 'bundle', `${id.replaceAll(':', '-')}.js`]
+  manifest.commands[id].relativePath = NOT_BUNDLED.has(id) ? ['dist', 'src', 'commands', ...id.split(':').map((w, i, all) => (i === all.length - 1 ? `${w}.js` : w))] : ['dist', 'bundle', `${id.replaceAll(':', '-')}.js`]
 }
 writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n')
 console.log(`bundled ${Object.keys(entryPoints).length} commands into ${relative(root, out)}`)

@@ -18,7 +18,7 @@ describe('cutover dev and global behaviour', () => {
     expect(r.stdout).toMatch(/dev down\s+Stop/)
   })
 
-  it('the built manifest names every command in src/commands, each with the bundle it loads (scripts/bundle.js)', () => {
+  it('the built manifest names every command in src/commands, each with the module it loads (a bundle for the short ones: scripts/bundle.js)', () => {
     const dir = join(ROOT, 'src', 'commands')
     const ids = (readdirSync(dir, {recursive: true}) as string[])
       .filter((f) => f.endsWith('.ts'))
@@ -26,8 +26,11 @@ describe('cutover dev and global behaviour', () => {
       .sort()
     const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {relativePath: string[]}>}
     expect(Object.keys(manifest.commands).sort()).toEqual(ids)
-    for (const [id, c] of Object.entries(manifest.commands)) expect(c.relativePath.join('/')).toBe(`dist/bundle/${id.split(':').join('-')}.js`)
-    // each bundle's default export is its command, with the flags the manifest (written from dist/src's modules) gives it
+    // the short commands load their bundle; those that move data (stream run, backfill, ...) dist/src's modules
+    for (const [id, c] of Object.entries(manifest.commands)) expect([`dist/bundle/${id.split(':').join('-')}.js`, `dist/src/commands/${id.split(':').join('/')}.js`]).toContain(c.relativePath.join('/'))
+    expect(manifest.commands['pipeline:validate']!.relativePath.join('/')).toBe('dist/bundle/pipeline-validate.js')
+    expect(manifest.commands['stream:run']!.relativePath.join('/')).toBe('dist/src/commands/stream/run.js')
+    // each module's default export is its command, with the flags the manifest (written from dist/src's modules) gives it
     const script = `for (const [id, p] of JSON.parse(process.argv[1])) { const c = (await import(p)).default; const f = Object.keys({...c.baseFlags, ...c.flags, ...(c.enableJsonFlag ? {json: 1} : {})}); console.log(id + ' ' + f.sort().join(',')) }`
     const paths = Object.entries(manifest.commands).map(([id, c]) => [id, join(ROOT, ...c.relativePath)])
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(paths)], {cwd: ROOT, encoding: 'utf8'})
