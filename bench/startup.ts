@@ -60,7 +60,7 @@ function unbundledRoot(): string {
   if (manifest.commands['pipeline:validate']?.relativePath[1] !== 'bundle') throw new Error('oclif.manifest.json does not point at dist/bundle: run npm run build')
   for (const [id, c] of Object.entries(manifest.commands)) {
     if (c.relativePath[1] !== 'bundle') continue
-    c.relativePath = ['dist', 'src', 'commands', ...id.split(':')].map((p, i, all) => (i === all.length - 1 ? `${p}.js` : p))
+    c.relativePath = ['dist', 'src', 'commands', ...`${id.replaceAll(':', '/')}.js`.split('/')]
   }
   writeFileSync(join(dir, 'oclif.manifest.json'), JSON.stringify(manifest))
   return dir

@@ -96,7 +96,7 @@ if (renamed.length > 0) {
 }
 
 for (const id of Object.keys(manifest.commands)) {
-  manifest.commands[id].relativePath = NOT_BUNDLED.has(id) ? ['dist', 'src', 'commands', ...id.split(':').map((w, i, all) => (i === all.length - 1 ? `${w}.js` : w))] : ['dist', 'bundle', `${id.replaceAll(':', '-')}.js`]
+  manifest.commands[id].relativePath = NOT_BUNDLED.has(id) ? ['dist', 'src', 'commands', ...`${id.replaceAll(':', '/')}.js`.split('/')] : ['dist', 'bundle', `${id.replaceAll(':', '-')}.js`]
 }
 writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n')
 console.log(`bundled ${Object.keys(entryPoints).length} commands into ${relative(root, out)}`)

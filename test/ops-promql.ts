@@ -253,6 +253,17 @@ export interface CheckContext {
   allowedValues?: Record<string, string[]>
 }
 
+/** The context of a cutover process scraped by Prometheus under one of `jobs` (prometheus.yml's job_name values). */
+export function cutoverCheckContext(exported: Exported, jobs: string[]): CheckContext {
+  return {
+    exported,
+    targetLabels: ['job', 'instance'],
+    prometheusSeries: {up: []},
+    freeLabels: ['pipeline', 'instance', 'topic', 'partition'],
+    allowedValues: {job: jobs},
+  }
+}
+
 function seriesLabels(name: string, ctx: CheckContext): Set<string> | undefined {
   const p = ctx.prometheusSeries[name]
   if (p) return new Set([...p, ...ctx.targetLabels])

@@ -14,7 +14,7 @@ import {freePort} from '../../fixtures/generator/stream-harness.js'
 import {expectedState, generateTransactions} from '../../fixtures/generator/transactions.js'
 import {createTestSchema, kafka, ROOT, testPool, uniqueName} from '../helpers.js'
 import {createTopicsReady} from '../../src/kafka/client.js'
-import {checkExpression, readExposition, selectorsWithoutData, type CheckContext} from '../ops-promql.js'
+import {checkExpression, cutoverCheckContext, readExposition, selectorsWithoutData, type CheckContext} from '../ops-promql.js'
 import {committedOffsets, fromGenerated, produce, sleep, startStream, streamFixture} from './stream-support.js'
 
 const dashboard = JSON.parse(readFileSync(join(ROOT, 'ops', 'grafana', 'cutover-dashboard.json'), 'utf8')) as {panels: {title: string; type?: string; targets?: {refId: string; expr: string}[]}[]}
@@ -32,13 +32,15 @@ function panelsByRow(): {row: typeof dashboard.panels; others: typeof dashboard.
 const prometheusConfig = parse(readFileSync(join(ROOT, 'ops', 'prometheus', 'prometheus.yml'), 'utf8')) as {scrape_configs: {job_name: string}[]}
 
 function checkContext(exported: CheckContext['exported']): CheckContext {
-  return {
-    exported,
-    targetLabels: ['job', 'instance'],
-    prometheusSeries: {up: []},
-    freeLabels: ['pipeline', 'instance', 'topic', 'partition'],
-    allowedValues: {job: prometheusConfig.scrape_configs.map((c) => c.job_name)},
-  }
+  return cutoverCheckContext(exported, prometheusConfig.scrape_configs.map((c) => c.job_name))
+}
+
+/** The sum of the samples of `metric` in a /metrics text whose labels include `labels`. */
+function sampleSum(body: string, metric: string, labels: Record<string, string>): number {
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith(`${metric}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
+    .reduce((a, l) => a + Number(l.split(' ').at(-1)), 0)
 }
 
 describe('ops/ against the /metrics of a real stream run', () => {
@@ -74,11 +76,7 @@ describe('ops/ against the /metrics of a real stream run', () => {
       expect(missing, `${where}: ${expr}`).toEqual([])
     }
     // and the numbers behind the dead-letter ratio are the run's
-    const value = (name: string, labels: Record<string, string>) =>
-      body
-        .split('\n')
-        .filter((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
-        .reduce((a, l) => a + Number(l.split(' ').at(-1)), 0)
+    const value = (metric: string, labels: Record<string, string>) => sampleSum(body, metric, labels)
     expect(value('cutover_records_total', {pipeline: f.name, stage: 'decode', direction: 'in'})).toBe(n)
     expect(value('cutover_dead_lettered_total', {pipeline: f.name})).toBe(Object.values(expected.deadLettered).reduce((a, b) => a + b, 0))
 
@@ -159,11 +157,7 @@ retry: {initial: 50ms, max: 2s}
       expect(selectorsWithoutData(expr, exported, {pipeline: name}, ['job', 'instance']), `${where}: ${expr}`).toEqual([])
     }
     // the counts behind them are the run's (distinct values per batch): A1 and A2 each found once by a query (later batches take them from the cache), A9 missing, one alert
-    const value = (metric: string, labels: Record<string, string>) =>
-      body
-        .split('\n')
-        .filter((l) => l.startsWith(`${metric}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
-        .reduce((a, l) => a + Number(l.split(' ').at(-1)), 0)
+    const value = (metric: string, labels: Record<string, string>) => sampleSum(body, metric, labels)
     expect(value('cutover_enrich_lookups_total', {pipeline: name, lookup: 'account', result: 'missing'})).toBe(1)
     expect(value('cutover_enrich_lookups_total', {pipeline: name, lookup: 'account', result: 'found'})).toBe(2)
     expect(value('cutover_alerts_total', {pipeline: name, rule: 'busy'})).toBe(1)

@@ -15,7 +15,7 @@ import {RECORD_ERROR_CODES} from '../../src/errors.js'
 import {RuntimeMetrics} from '../../src/runtime/metrics.js'
 import {STAGES} from '../../src/runtime/stages/index.js'
 import {ROOT} from '../helpers.js'
-import {checkExpression, measure, parsePromQL, readExposition, resultLabels, unitsFor, walk, type CheckContext, type Exported} from '../ops-promql.js'
+import {checkExpression, cutoverCheckContext, measure, parsePromQL, readExposition, resultLabels, unitsFor, walk, type CheckContext, type Exported} from '../ops-promql.js'
 
 interface Target {
   refId: string
@@ -69,13 +69,7 @@ async function exercised(): Promise<Exported> {
 }
 
 function context(exported: Exported): CheckContext {
-  return {
-    exported,
-    targetLabels: ['job', 'instance'],
-    prometheusSeries: {up: []},
-    freeLabels: ['pipeline', 'instance', 'topic', 'partition'],
-    allowedValues: {job: prometheusConfig.scrape_configs.map((s) => s.job_name)},
-  }
+  return cutoverCheckContext(exported, prometheusConfig.scrape_configs.map((s) => s.job_name))
 }
 
 function seconds(duration: string): number {
