@@ -417,6 +417,42 @@ describe('stream run: enrich start checks (exit 2, at the spec line, with the fi
     expect(e.hint).toContain('give field account_id the type of the column in the spec, or look up through a view whose column account_id is text')
   })
 
+  it("a sink column whose type cannot take a lookup column's values (upsert and aggregate); the hint's ALTER fixes it", async () => {
+    const f = await enrichFixture('enrich-sinktype', (s) => [
+      ...ACCOUNTS(s),
+      // segment is text in accounts: an integer column would refuse 'retail' record after record
+      `CREATE TABLE ${s}.txn (txn_id text PRIMARY KEY, account_id text, amount numeric(12, 2), segment integer, customer_id bigint)`,
+      // daily_limit is numeric(14, 2): an integer group would refuse '150000.00'
+      `CREATE TABLE ${s}.limits (daily_limit integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0)`,
+    ], {partitions: 1})
+    f.writeSpec(spec('  - name: account\n    table: accounts\n    on: account_id\n    select: [customer_id, segment]\n'))
+    const e = await startError(f)
+    expect(e).toMatchObject(specPosition(f, 'select:', 'segment'))
+    expect(e.message).toContain(`sink table ${f.schema}.txn: column segment is integer, which cannot take every value of lookup account's column ${f.schema}.accounts.segment (text)`)
+    expect(e.hint).toBe(`ALTER TABLE "${f.schema}"."txn" ALTER COLUMN "segment" TYPE text USING "segment"::text; or select it through a view that casts it to integer, or remove segment from enrich[0].select`)
+    // nothing consumed
+    expect((await f.pool.query('SELECT 1 FROM cutover.stream_offsets WHERE pipeline = $1', [f.name])).rows).toEqual([])
+
+    // the aggregate sink: a group by a lookup column
+    f.writeSpec(`${FIELDS}enrich:\n  - {name: account, table: accounts, on: account_id, select: [daily_limit]}\nsinks:\n  - {table: limits, group_by: [daily_limit], aggregates: {n: count}}\n`)
+    const g = await startError(f)
+    expect(g).toMatchObject(specPosition(f, 'select:', 'daily_limit'))
+    expect(g.message).toContain(`sink table ${f.schema}.limits: column daily_limit is integer, which cannot take every value of lookup account's column ${f.schema}.accounts.daily_limit (numeric(14, 2))`)
+    expect(g.hint).toContain(`ALTER TABLE "${f.schema}"."limits" ALTER COLUMN "daily_limit" TYPE numeric(14, 2) USING "daily_limit"::numeric(14, 2);`)
+
+    // the fix as given: the run writes every record, the lookup values exact
+    await f.pool.query(g.hint.slice(0, g.hint.indexOf(';') + 1))
+    f.writeSpec(spec('  - name: account\n    table: accounts\n    on: account_id\n    select: [customer_id, segment]\n'))
+    await f.pool.query(e.hint.slice(0, e.hint.indexOf(';') + 1))
+    await produce(f.topic, messages([{id: 'T1', acct: 'A-1', amt: '10.10'}, {id: 'T2', acct: 'A-2', amt: '20.20'}]))
+    const {out} = await runUntilIdle(f)
+    expect(out).toMatchObject({read: 2, written: 2, dead_lettered: {}})
+    expect((await f.pool.query(`SELECT txn_id, segment, customer_id::text FROM ${f.t('txn')} ORDER BY txn_id`)).rows).toEqual([
+      {txn_id: 'T1', segment: 'retail', customer_id: '1001'},
+      {txn_id: 'T2', segment: 'corporate', customer_id: '1002'},
+    ])
+  })
+
   it('a role without SELECT on the lookup table', async () => {
     const f = await enrichFixture('enrich-priv', tables, {partitions: 1})
     const name = uniqueName('enrich_role').replace(/-/g, '_')

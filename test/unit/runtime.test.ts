@@ -20,6 +20,7 @@ import {RecordHistogram} from '../../src/runtime/metrics.js'
 import {backoffMs, TokenBucket} from '../../src/runtime/ratelimit.js'
 import {partitionsNotReadElsewhere, transactionLanes} from '../../src/runtime/run.js'
 import {businessDateOf} from '../../src/runtime/sinks/aggregate.js'
+import {lookupColumnFits, typeText} from '../../src/runtime/sinks/lookup-columns.js'
 import {pgArray} from '../../src/runtime/sinks/pgarray.js'
 import {overflowOf, suggestedType, tableRef, typeMismatch, type ColumnInfo} from '../../src/runtime/sinks/table.js'
 import {canonicalJson, payloadHash} from '../../src/runtime/stages/dedupe.js'
@@ -312,6 +313,56 @@ describe('stream runtime: helpers', () => {
     expect(isRowLevelError({code: '22003'})).toBe(true)
     expect(isRowLevelError({code: '40001'})).toBe(false)
     expect(isRowLevelError({code: 'ECONNREFUSED'})).toBe(false)
+  })
+
+  it("which sink column types take a lookup column's values (its text, cast)", () => {
+    const col = (dataType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({name: 'c', dataType, castType: dataType, maxLength: null, numericPrecision: null, numericScale: null, nullable: true, hasDefault: false, ...extra})
+    const numeric = (p: number | null, s: number | null) => col('numeric', {numericPrecision: p, numericScale: s})
+    const varchar = (n: number | null) => col('character varying', {maxLength: n})
+    const citext = col('USER-DEFINED', {castType: '"public"."citext"', userKind: 'string'})
+    const fits: [ColumnInfo, ColumnInfo][] = [
+      [col('text'), col('text')],
+      [col('bigint'), col('text')], // any text into an unbounded string column
+      [numeric(14, 2), varchar(null)],
+      [col('date'), citext],
+      [varchar(10), varchar(10)],
+      [col('text'), varchar(10)], // a string without a declared length, as a string field without max_length
+      [col('integer'), col('bigint')],
+      [col('bigint'), numeric(18, 2)],
+      [numeric(12, 0), col('bigint')],
+      [numeric(14, 2), numeric(14, 2)],
+      [numeric(14, 2), numeric(18, 4)],
+      [numeric(null, null), numeric(null, null)],
+      [col('timestamp with time zone'), col('timestamp with time zone')],
+      [col('date'), col('date')],
+      [col('boolean'), col('boolean')],
+      [col('text'), col('uuid')], // as a string field: a value it cannot read is refused as one row
+      [col('jsonb'), col('jsonb')],
+      [col('timestamp without time zone'), col('timestamp without time zone')],
+    ]
+    for (const [lookup, sink] of fits) expect(lookupColumnFits(lookup, sink), `${typeText(lookup)} -> ${typeText(sink)}`).toBe(true)
+    const refused: [ColumnInfo, ColumnInfo][] = [
+      [col('text'), col('integer')],
+      [varchar(40), varchar(10)],
+      [numeric(14, 2), col('integer')],
+      [numeric(14, 4), numeric(18, 2)],
+      [numeric(null, null), numeric(18, 2)],
+      [numeric(null, null), col('bigint')],
+      [col('timestamp without time zone'), col('timestamp with time zone')],
+      [col('timestamp with time zone'), col('date')],
+      [col('date'), col('timestamp with time zone')],
+      [col('boolean'), col('integer')],
+      [col('double precision'), numeric(18, 2)],
+      [col('jsonb'), col('json')],
+    ]
+    for (const [lookup, sink] of refused) expect(lookupColumnFits(lookup, sink), `${typeText(lookup)} -> ${typeText(sink)}`).toBe(false)
+    expect([numeric(14, 2), varchar(40), col('character', {maxLength: 3}), col('timestamp with time zone', {datetimePrecision: 3}), col('timestamp with time zone', {datetimePrecision: 6})].map(typeText)).toEqual([
+      'numeric(14, 2)',
+      'varchar(40)',
+      'char(3)',
+      'timestamptz(3)',
+      'timestamptz',
+    ])
   })
 
   it('counts a batch: read = written + dead + duplicates', () => {

@@ -26,6 +26,7 @@ import {intlZoneName} from '../../normalize/timestamp.js'
 import type {Pool} from '../../pg/pool.js'
 import {SpecError} from '../../errors.js'
 import type {PipelineContext, Sink, WorkItem} from '../types.js'
+import {requireLookupColumnsFit} from './lookup-columns.js'
 import {pgArray} from './pgarray.js'
 import {
   alterTypeSql,
@@ -143,7 +144,8 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   const check = (column: string, f: FieldLike, what: string) => {
     const col = info.columns.get(column)
     if (!col) throw missingColumn(file, info, column, what, f)
-    // a lookup column's text is cast to the column's type, whatever it is (the lookup's table decides)
+    // a lookup column's text is cast to the column's type (one that cannot take its values is
+    // refused below, lookup-columns.ts)
     if (looked(column)) return
     const why = typeMismatch(f, col)
     if (why) throw mismatchError(file, `sink table ${ref.label}: column ${column} ${why}`, alterTypeSql(ref, column, f, col))
@@ -152,6 +154,7 @@ export async function aggregateSink(ctx: PipelineContext, sink: SinkSpec, pool: 
   for (const a of aggs) check(a.column, aggColumnSpec(a), `aggregate ${a.column}: ${a.fn}${a.field ? `(${a.field})` : ''}`)
   requireUniqueKey(file, info, groupBy, `the aggregate sink grouped by ${groupBy.join(', ')}`)
   requireWritable(file, info, [...groupBy, ...aggs.map((a) => a.column)])
+  await requireLookupColumnsFit(ctx, pool, info, groupBy.filter(looked))
 
   // a group column the table compares otherwise than its text (char(n), citext, uuid, a
   // nondeterministic collation: table.ts exactEquality) is grouped as the table compares it: grouped

@@ -7,7 +7,8 @@
  *
  * Columns are matched by name: every field of the spec must be a column of a fitting type
  * (checked at start, exit 2 otherwise). The `enrich` lookups' columns (stages/enrich.ts: text)
- * are written too where the table has a column of their name, cast to its type; a lookup column
+ * are written too where the table has a column of their name, cast to its type (one whose type
+ * cannot take the lookup column's values is refused at start: lookup-columns.ts); a lookup column
  * the table lacks is not written (one info line at start, sink.lookup_columns_not_written). Within one batch the last record of a key wins, and
  * rows are sent sorted by key so that concurrent partitions lock rows in the same order (records
  * that already come in strictly increasing key order, as the runtime passes them after a dedupe
@@ -37,6 +38,7 @@ import {namesOf, type SinkSpec} from '../../config/spec.js'
 import type {Pool} from '../../pg/pool.js'
 import {COPY_MIN_ROWS, progressMark, type NormalizedRecord, type PipelineContext, type Sink, type WorkItem} from '../types.js'
 import {copyField} from '../../pg/copy.js'
+import {requireLookupColumnsFit} from './lookup-columns.js'
 import {pgArray} from './pgarray.js'
 import {
   alterTypeSql,
@@ -90,6 +92,7 @@ export async function upsertSink(ctx: PipelineContext, sink: SinkSpec, pool: Poo
   }
   const written = enriched.length === 0 ? fieldNames : [...fieldNames, ...enriched]
   requireWritable(file, info, written)
+  await requireLookupColumnsFit(ctx, pool, info, enriched)
 
   const cols = written.map((n) => info.columns.get(n)!)
   const nonKey = written.filter((n) => !key.includes(n))
