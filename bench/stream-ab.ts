@@ -186,6 +186,8 @@ interface RunResult {
   pg_us: number | null
   /** share of the machine's cores busy over the run (every process: 1 = saturated) */
   machine_busy: number | null
+  /** batch transactions of the run (its --json `batches`): fewer, larger ones cost PostgreSQL less per record */
+  batches: number
   conservation: string[]
 }
 
@@ -218,6 +220,7 @@ async function measure(side: RunResult['side'], bin: string, topic: string, dir:
       node_us: node === null ? null : (node / j.read) * 1e6,
       pg_us: postgres === null ? null : (postgres / j.read) * 1e6,
       machine_busy: machineBusy,
+      batches: j.batches,
       conservation: TXN_CHECK || MISSING_ACCOUNTS > 0 ? accountedFor(j, rows, expected) : conservationProblems(j, rows, expected),
     }
   } finally {
@@ -243,7 +246,7 @@ async function main(): Promise<void> {
     for (const side of order) {
       const r = await measure(side, side === 'base' ? base.bin : join(ROOT, 'bin', 'run.js'), topic, dir, expected, k)
       runs.push(r)
-      log(`pair ${k + 1} ${side.padEnd(4)} R_stream ${fmt(r.rate)}/s, node ${r.node_us === null ? 'n/a' : fmt(r.node_us, 1)} µs, PostgreSQL ${r.pg_us === null ? 'n/a' : fmt(r.pg_us, 1)} µs per record, machine busy ${r.machine_busy === null ? 'n/a' : `${fmt(r.machine_busy * 100)}%`}${r.conservation.length ? `; CONSERVATION: ${r.conservation.join('; ')}` : ''}`)
+      log(`pair ${k + 1} ${side.padEnd(4)} R_stream ${fmt(r.rate)}/s, node ${r.node_us === null ? 'n/a' : fmt(r.node_us, 1)} µs, PostgreSQL ${r.pg_us === null ? 'n/a' : fmt(r.pg_us, 1)} µs per record, machine busy ${r.machine_busy === null ? 'n/a' : `${fmt(r.machine_busy * 100)}%`}, ${fmt(r.batches)} batches${r.conservation.length ? `; CONSERVATION: ${r.conservation.join('; ')}` : ''}`)
     }
   }
   const of = (side: RunResult['side'], f: (r: RunResult) => number | null) => {
