@@ -2,10 +2,13 @@
  * Stage `validate`: what the runtime itself needs of a normalized record, beyond the field
  * rules the normalizer already applied: the sink key, the dedupe key and event_time (when
  * business_date is derived from it) must have a value, without U+0000, and a key (the sink key,
- * the dedupe key, an aggregate's group_by) at most MAX_KEY_BYTES of UTF-8 in all. Otherwise
+ * the dedupe key, an aggregate's group_by) at most MAX_KEY_BYTES of UTF-8 in all; and a string
+ * field a sink writes (every field, into an upsert sink; an aggregate's min/max of one) without
+ * U+0000, which PostgreSQL text cannot store (the sink statement would fail, the batch run again
+ * row by row, and the record be SINK_REJECTED with a message that names no column). Otherwise
  * SCHEMA_VIOLATION, naming the field.
  */
-import {derivesBusinessDate, namesOf} from '../../config/spec.js'
+import {derivesBusinessDate, namesOf, parseAggregate} from '../../config/spec.js'
 import type {PipelineContext, Stage} from '../types.js'
 import {markDead} from '../types.js'
 
@@ -28,6 +31,22 @@ export function validateStage(ctx: PipelineContext): Stage {
   const grouped = (g: string) => !derived(g) && Object.hasOwn(spec.fields, g)
   for (const s of spec.sinks) for (const g of s.group_by ?? []) if (grouped(g)) needed.add(g)
   const fields = [...needed]
+  // the other string fields a sink writes: checked for U+0000 only (a value may be empty or null)
+  const written = new Set<string>()
+  for (const s of spec.sinks) {
+    if (!s.group_by) for (const name of Object.keys(spec.fields)) written.add(name)
+    else for (const expr of Object.values(s.aggregates ?? {})) {
+      const field = parseAggregate(expr).field
+      if (field !== undefined) written.add(field)
+    }
+  }
+  const texts = [...written].filter((f) => spec.fields[f]?.type === 'string' && !needed.has(f))
+  const nul = (field: string) => ({
+    code: 'SCHEMA_VIOLATION' as const,
+    message: `field ${field} contains a NUL character (U+0000), which PostgreSQL text cannot store`,
+    stage: 'validate' as const,
+    field,
+  })
   // each key's fields, for its length
   const keys = [namesOf(spec.key), namesOf(spec.dedupe?.by), ...spec.sinks.map((s) => (s.group_by ?? []).filter(grouped))].filter((k) => k.length > 0)
   /** The first key of the record longer than MAX_KEY_BYTES: its fields and length; undefined when none. */
@@ -63,12 +82,15 @@ export function validateStage(ctx: PipelineContext): Stage {
           // PostgreSQL text cannot hold U+0000: a key with one would fail the dedupe statement of
           // the whole batch again and again, so it is refused here, as one record
           if (typeof v === 'string' && v.includes('\u0000')) {
-            markDead(item, {
-              code: 'SCHEMA_VIOLATION',
-              message: `field ${f} contains a NUL character (U+0000), which PostgreSQL text cannot store`,
-              stage: 'validate',
-              field: f,
-            })
+            markDead(item, nul(f))
+            break
+          }
+        }
+        if (item.status !== 'ok') continue
+        for (const f of texts) {
+          const v = item.record[f]
+          if (typeof v === 'string' && v.includes('\u0000')) {
+            markDead(item, nul(f))
             break
           }
         }
