@@ -7,9 +7,16 @@
  * U+0000, which PostgreSQL text cannot store (the sink statement would fail, the batch run again
  * row by row, and the record be SINK_REJECTED with a message that names no column). Otherwise
  * SCHEMA_VIOLATION, naming the field.
+ *
+ * It also samples the Kafka key (DESIGN.md: the spec's `key` is the Kafka key): the first valid
+ * record of each batch whose message key is not its key field's value (nor that value padded with
+ * spaces a `trim` removed) is logged once per partition, `stream.kafka_key_differs`. Records of one
+ * key on different partitions are applied in no decided order (dedupe keeps whichever commits
+ * first, an upsert the last written), so a rerun of the same topic may end otherwise. Only a
+ * single-field key is compared; values are never logged.
  */
 import {derivesBusinessDate, namesOf, parseAggregate} from '../../config/spec.js'
-import type {PipelineContext, Stage} from '../types.js'
+import type {PipelineContext, Stage, WorkItem} from '../types.js'
 import {markDead} from '../types.js'
 
 /**
@@ -62,6 +69,33 @@ export function validateStage(ctx: PipelineContext): Stage {
     }
     return undefined
   }
+  const keyField = namesOf(spec.key).length === 1 ? namesOf(spec.key)[0]! : undefined
+  const warned = new Set<number>()
+  /** Whether the message key of `item` (valid) is its key field's value, or that value with the spaces a trim removed. */
+  const keyedBySpec = (item: WorkItem, field: string): boolean => {
+    const key = item.message.key
+    if (key === null || key === undefined) return false
+    const text = String(item.record![field])
+    const got = key.toString('utf8')
+    return got === text || got.trim() === text
+  }
+  const sampleKafkaKey = (items: WorkItem[]) => {
+    if (keyField === undefined) return
+    const item = items.find((i) => i.status === 'ok' && i.record)
+    if (!item || warned.has(item.partition) || keyedBySpec(item, keyField)) return
+    warned.add(item.partition)
+    const key = item.message.key
+    ctx.logger.warn('stream.kafka_key_differs', {
+      topic: item.topic,
+      partition: item.partition,
+      offset: String(item.offset),
+      key_field: keyField,
+      note:
+        `the record at offset ${item.offset} of partition ${item.partition} has ${key === null || key === undefined ? 'no Kafka key' : `a Kafka key (${key.length} bytes) that is not its ${keyField}`}: ` +
+        `the spec's key is meant to be the Kafka key, so that every record of one ${keyField} is on one partition, in order. Records of one ${keyField} on two partitions are applied in no decided order ` +
+        `(dedupe keeps whichever commits first, the upsert the last written). Key the producer's records by ${keyField}; said once per partition`,
+    })
+  }
   return {
     name: 'validate',
     phase: 'prepare',
@@ -106,6 +140,7 @@ export function validateStage(ctx: PipelineContext): Stage {
           })
         }
       }
+      sampleKafkaKey(items)
     },
   }
 }
