@@ -7,7 +7,12 @@
  * hash in `cutover.stream_dedupe` (same hash: a duplicate, dropped; another hash:
  * DUPLICATE_CONFLICT), and the keys seen earlier in the same selection (the first one wins, as
  * when the replayed records are consumed in order). What passes all of that "would now pass":
- * it is what the sink gains. Enrichment, windows and sink constraints are not predicted.
+ * it is what the sink gains. With `windows`, a record that would pass is predicted LATE_EVENT
+ * when its event time is further behind the smallest watermark of the source topic's partitions
+ * than a window's allowed_lateness (only when every partition of the topic has a watermark: a
+ * partition without one takes any record; and only for records replayed into the topic the spec
+ * reads): late on whichever partition it lands, as a replay of a LATE_EVENT is unless
+ * allowed_lateness now covers it. Enrichment and sink constraints are not predicted.
  * Records past --max-replays, and those whose value the relay could not publish
  * (`cutover.value.omitted`), are counted as `would_park` and not run.
  */
@@ -15,7 +20,9 @@ import type {KafkaMessage} from 'kafkajs'
 import type {LoadedSpec} from '../config/spec.js'
 import {namesOf} from '../config/spec.js'
 import type {Logger} from '../log.js'
+import type {Admin} from 'kafkajs'
 import type {Pool} from '../pg/pool.js'
+import {compareInstants, parseInstant, type Instant} from '../runtime/stages/window.js'
 import {checkSourceFormat} from '../runtime/stages/decode.js'
 import {dedupeKeyOf, payloadHash, storedKeys} from '../runtime/stages/dedupe.js'
 import {STAGES} from '../runtime/stages/index.js'
@@ -44,6 +51,8 @@ export class ReplayPredictor {
   private readonly seen = new Map<string, string>()
   readonly predictions = new Map<string, DlqPrediction>()
   private dedupeTable = true
+  /** the smallest watermark of the source topic's partitions, when every one has one (watermarkFloor) */
+  watermarkFloor: Instant | undefined
 
   constructor(
     private readonly loaded: LoadedSpec,
@@ -92,6 +101,16 @@ export class ReplayPredictor {
     return out
   }
 
+  /** Whether a record that passed would be LATE_EVENT on any partition of the spec's topic (see watermarkFloor). */
+  private late(item: WorkItem): boolean {
+    const floor = this.watermarkFloor
+    const {spec} = this.loaded
+    if (!floor || !spec.event_time || item.topic !== spec.source.topic) return false
+    const text = item.record?.[spec.event_time]
+    const t = typeof text === 'string' ? parseInstant(text) : undefined
+    return t !== undefined && spec.windows.some((w) => compareInstants(t, {ms: floor.ms - w.allowed_lateness, us: floor.us}) < 0)
+  }
+
   /** Predicts a batch of selected dead letters (in DLQ order). */
   async add(records: readonly DlqRecord[]): Promise<void> {
     const items: {item: WorkItem; code: string}[] = []
@@ -120,13 +139,19 @@ export class ReplayPredictor {
         continue
       }
       if (this.by.length === 0 || !item.record) {
-        p.would_pass++
+        if (this.late(item)) p.still_failing.LATE_EVENT = (p.still_failing.LATE_EVENT ?? 0) + 1
+        else p.would_pass++
         continue
       }
       const key = this.keyOf(item.record)
       const hash = payloadHash(item.record)
       const ref = stored.get(key) ?? this.seen.get(key)
       if (ref === undefined) {
+        // the window stage runs after dedupe; a record it dead-letters keeps no dedupe key
+        if (this.late(item)) {
+          p.still_failing.LATE_EVENT = (p.still_failing.LATE_EVENT ?? 0) + 1
+          continue
+        }
         this.seen.set(key, hash)
         p.would_pass++
       } else if (ref === hash) p.duplicates++
@@ -136,5 +161,28 @@ export class ReplayPredictor {
 
   result(): Record<string, DlqPrediction> {
     return Object.fromEntries([...this.predictions].sort((a, b) => b[1].selected - a[1].selected || a[0].localeCompare(b[0])))
+  }
+}
+
+/**
+ * The smallest watermark (cutover.window_watermarks) of `pipeline`'s partitions of `topic`, when
+ * every partition the broker lists for it has one; undefined otherwise (a partition without a
+ * watermark takes a record of any time), or when nothing was ever migrated.
+ */
+export async function watermarkFloor(pool: Pool, admin: Admin, pipeline: string, topic: string): Promise<Instant | undefined> {
+  const meta = await admin.fetchTopicMetadata({topics: [topic]}).catch(() => undefined)
+  const partitions = meta?.topics[0]?.partitions.length ?? 0
+  if (partitions === 0) return undefined
+  try {
+    const r = await pool.query<{n: number; wm: string | null}>(
+      `SELECT count(*)::int AS n, to_char(min(watermark) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS wm
+         FROM cutover.window_watermarks WHERE pipeline = $1 AND topic = $2`,
+      [pipeline, topic],
+    )
+    const row = r.rows[0]
+    return row && row.n >= partitions && row.wm ? parseInstant(row.wm) : undefined
+  } catch (e) {
+    if ((e as {code?: string}).code === '42P01' || (e as {code?: string}).code === '3F000') return undefined
+    throw e
   }
 }

@@ -60,7 +60,7 @@ import {WindowLimiter} from '../runtime/ratelimit.js'
 import {deadLetterView, parkedHeaders, replayHeaders} from './headers.js'
 import {digestStoredKey, finishReplay, getReplay, openReplay, recordDeleted, recordProgress, type ReplayCounts, type ReplayRow, type ReplaySelection, type ReplayTarget} from './ledger.js'
 import {keyDigest, showKeyDigest} from './mask.js'
-import {ReplayPredictor, type DlqPrediction} from './predict.js'
+import {ReplayPredictor, watermarkFloor, type DlqPrediction} from './predict.js'
 import {DeadLetterCopies, deadLetterIdentity, dlqRanges, matchesFilter, MAX_REMEMBERED, ofOtherPipeline, readDeadLetters, type DlqFilter, type DlqHeaders, type DlqRecord} from './reader.js'
 import {republishedCopies} from './republish.js'
 
@@ -268,7 +268,12 @@ type Base = Pick<DlqReplayResult, 'topic' | 'spec' | 'pipeline' | 'to' | 'max_re
 async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logger: Logger, base: Base, started: number): Promise<DlqReplayResult> {
   const predictor = new ReplayPredictor(loaded, pool, base.max_replays, logger, o.maxRecordBytes)
   const admin = await connectAdmin(createKafka(o.settings.kafka, {mode: 'fail-fast', logger}), o.settings.kafka)
-  const targets = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until).finally(() => admin.disconnect().catch(() => {}))
+  const targets = await (async () => {
+    const ranges = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until)
+    // windows: how far behind a replayed record may be (predict.ts late)
+    if (loaded.spec.windows.length > 0 && (o.to ?? 'source') === 'source') predictor.watermarkFloor = await watermarkFloor(pool, admin, loaded.spec.name, loaded.spec.source.topic)
+    return ranges
+  })().finally(() => admin.disconnect().catch(() => {}))
   const filter = filterOf(o, loaded.spec.name)
   const copies = new DeadLetterCopies()
   let repeatsNow = 0

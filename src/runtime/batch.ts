@@ -749,6 +749,10 @@ async function runTransaction(deps: BatchDeps, entries: readonly GroupEntry[], m
       return items.length
     }
     for (const stage of deps.transact) await stage.run(work, client, {conservative: mode.conservative})
+    // a record that a stage after dedupe dead-lettered (window: LATE_EVENT) gives back the key it
+    // claimed, as one dead-lettered before dedupe holds none: replayed once the spec lets it
+    // through (allowed_lateness), it is written, not dropped as a duplicate of itself
+    await releaseDedupeKeys(client, deps.deadLetter.pipeline, work.filter((i) => i.dedupeInserted && i.status === 'dead'))
     // in the dedupe stage's key order (the upsert sink then needs no sort of its own)
     const candidates = inDedupeOrder(okItems(work))
     if (!mode.isolateRows) {

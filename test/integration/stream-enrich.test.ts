@@ -139,10 +139,10 @@ sinks:
     aggregates: {n: count, total: sum(amount)}
 `)
     const recs = thirtyRecords()
-    // T101: an account with U+0000, which no text column holds (and PostgreSQL refuses as a parameter): not found, not sent
+    // T101: an account with U+0000, which no text column holds: the validate stage refuses it (the sink txn writes account_id)
     await produce(f.topic, messages([...recs, {id: 'T100', acct: 'A-1', amt: '-5.00'}, {id: 'T101', acct: 'A-1\u0000', amt: '1.00'}]))
     const {out, stderr} = await runUntilIdle(f)
-    expect(out).toMatchObject({read: 32, written: 24, duplicates: 1, dead_lettered: {ENRICHMENT_MISSING: 4, ENRICHMENT_UNAVAILABLE: 2, SINK_REJECTED: 1}})
+    expect(out).toMatchObject({read: 32, written: 24, duplicates: 1, dead_lettered: {ENRICHMENT_MISSING: 3, ENRICHMENT_UNAVAILABLE: 2, SINK_REJECTED: 1, SCHEMA_VIOLATION: 1}})
     // accounts has no unique index on account_id: said once at start
     expect(stderr.split('\n').filter((l) => l.includes('"event":"enrich.not_unique"'))).toHaveLength(1)
 
@@ -170,12 +170,13 @@ sinks:
       ['T027', 'ENRICHMENT_UNAVAILABLE', 'enrich'],
       ['T028', 'ENRICHMENT_MISSING', 'enrich'],
       ['T100', 'SINK_REJECTED', 'sink'],
-      ['T101', 'ENRICHMENT_MISSING', 'enrich'],
+      ['T101', 'SCHEMA_VIOLATION', 'validate'],
     ])
     const byKey = new Map(letters.map((l) => [l.key, l]))
     expect(byKey.get('T024')!.headers['cutover.error.message']).toBe(`lookup account: no row of ${f.schema}.accounts has account_id "A-99"`)
     expect(byKey.get('T026')!.headers['cutover.error.message']).toBe(`lookup account: 2 rows of ${f.schema}.accounts match account_id "A-17": a lookup needs one`)
     expect(byKey.get('T028')!.headers['cutover.error.message']).toBe(`lookup account: account_id is empty, so no row of ${f.schema}.accounts can match it`)
+    expect(byKey.get('T101')!.headers['cutover.error.message']).toBe('field account_id contains a NUL character (U+0000), which PostgreSQL text cannot store')
     expect(byKey.get('T024')!.payload).toBe(JSON.stringify(recs[24]))
     expect(byKey.get('T024')!.headers['x-trace']).toBe('trace-T024')
   })

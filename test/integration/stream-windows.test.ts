@@ -163,6 +163,36 @@ describe('stream run: event-time windows', () => {
     })
   })
 
+  it('dlq replay --dry-run predicts a LATE_EVENT late again, until allowed_lateness covers it; then the replay writes it', async () => {
+    const f = await windowFixture('windows-late-replay', WINDOWS, 2)
+    const T = (hms: string) => `2026-11-20T${hms}Z`
+    await produce(f.topic, [
+      {id: 'a1', acct: 'A', amt: '1.00', ts: T('10:00:10')},
+      {id: 'a2', acct: 'A', amt: '2.00', ts: T('10:05:00')},
+      {id: 'a3', acct: 'A', amt: '3.00', ts: T('10:02:00')}, // 3m behind 10:05: LATE_EVENT
+      {id: 'b1', acct: 'B', amt: '4.00', ts: T('10:04:00')},
+    ].map((t) => ({...message(t), partition: t.acct === "A" ? 0 : 1})))
+    expect(await run(f)).toMatchObject({read: 4, written: 3, dead_lettered: {LATE_EVENT: 1}})
+    // watermarks 10:05 (partition 0) and 10:04 (partition 1): 10:02 is 2m behind the smaller, not more than 2m
+    const dry = async () => {
+      const r = await runCli(['dlq', 'replay', '--topic', f.dlqTopic, '--spec', f.specFile, '--dry-run', '--json'])
+      expect(r.code, r.stderr).toBe(0)
+      return (r.json as {prediction: Record<string, unknown>}).prediction
+    }
+    expect(await dry()).toEqual({LATE_EVENT: {selected: 1, would_pass: 1, duplicates: 0, still_failing: {}, would_park: 0}})
+    // the later partition moves on: 10:02 is more than 2m behind both
+    await produce(f.topic, [{...message({id: 'b2', acct: 'B', amt: '5.00', ts: T('10:06:00')}), partition: 1}])
+    expect(await run(f)).toMatchObject({read: 1, written: 1})
+    expect(await dry()).toEqual({LATE_EVENT: {selected: 1, would_pass: 0, duplicates: 0, still_failing: {LATE_EVENT: 1}, would_park: 0}})
+    // allowed_lateness 10m on both windows: it would pass, and a real replay writes it
+    writeFileSync(f.specFile, cardTransactionSpec({name: f.name, topic: f.topic, group: `${f.name}-group`, dlqTopic: f.dlqTopic, retry: {initial: '50ms', max: '2s'}, extra: WINDOWS.replaceAll('allowed_lateness: 2m', 'allowed_lateness: 10m')}))
+    expect(await dry()).toEqual({LATE_EVENT: {selected: 1, would_pass: 1, duplicates: 0, still_failing: {}, would_park: 0}})
+    const replay = await runCli(['dlq', 'replay', '--topic', f.dlqTopic, '--spec', f.specFile, '--json'])
+    expect(replay.code, replay.stderr).toBe(0)
+    expect(await run(f)).toMatchObject({read: 1, written: 1, dead_lettered: {}})
+    expect((await f.pool.query(`SELECT txn_id FROM "${f.schema}".txn_clean ORDER BY txn_id`)).rows.map((r: {txn_id: string}) => r.txn_id)).toEqual(['a1', 'a2', 'a3', 'b1', 'b2'])
+  })
+
   it('the same input in two runs leaves the state and watermark of one run', async () => {
     const random = mulberry32(7)
     const base = Date.parse('2026-11-20T10:00:00Z')
