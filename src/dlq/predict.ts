@@ -16,11 +16,10 @@
  * Records past --max-replays, and those whose value the relay could not publish
  * (`cutover.value.omitted`), are counted as `would_park` and not run.
  */
-import type {KafkaMessage} from 'kafkajs'
+import type {Admin, KafkaMessage} from 'kafkajs'
 import type {LoadedSpec} from '../config/spec.js'
 import {namesOf} from '../config/spec.js'
 import type {Logger} from '../log.js'
-import type {Admin} from 'kafkajs'
 import type {Pool} from '../pg/pool.js'
 import {compareInstants, parseInstant, type Instant} from '../runtime/stages/window.js'
 import {checkSourceFormat} from '../runtime/stages/decode.js'

@@ -3,9 +3,9 @@
  * each select column as the PostgreSQL text of its value, and the sink casts that text to its own
  * column's type. A sink column whose type cannot take every value of the lookup's column (a text
  * into an integer, a numeric(14, 2) into an integer or a numeric(12, 0), a timestamp without time
- * zone into a timestamptz, a varchar(40) into a varchar(10), a date into a timestamptz) would refuse or change the value of
- * record after record (SINK_REJECTED, or a rounded amount): refused at start instead, exit 2, at
- * the select entry, with the fix. A string column of the sink (text, unbounded varchar, citext)
+ * zone into a timestamptz, a varchar(40) into a varchar(10), a date into a timestamptz) would
+ * refuse or change the value of record after record (SINK_REJECTED, or a rounded amount): refused
+ * at start instead, exit 2, at the select entry, with the fix. A string column of the sink (text, unbounded varchar, citext)
  * takes any lookup column's text. A lookup table that does not exist, or lacks a select column, is
  * not checked here: the enrich stage's own start check says so.
  */
