@@ -20,6 +20,7 @@ import {loadSpec, type PipelineSpec} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {DeadLetterOrigin} from './headers.js'
 import {keyIsSensitive, sensitivePaths, showDeadLetterKey, showDeadLetterValue, valueDecodingOf, type ValueMasking} from './mask.js'
+import {nextSteps} from './next-steps.js'
 import {DeadLetterCopies, deadLetterIdentity, dlqRanges, matchesFilter, readDeadLetters, withAdmin, type DlqFilter, type DlqRecord} from './reader.js'
 
 export interface DlqSample {
@@ -80,6 +81,8 @@ export interface DlqInspectResult {
   samples: Record<string, DlqSample[]>
   /** how values in samples are masked: only the spec's sensitive fields, or all of them */
   value_masking: ValueMasking
+  /** what to do about each code of by_code that DESIGN.md's catalogue has (./next-steps.ts) */
+  next_steps: Record<string, string>
 }
 
 export interface DlqInspectOptions {
@@ -209,12 +212,13 @@ export class DlqAggregator {
   }
 
   result(base: Pick<DlqInspectResult, 'topic' | 'since' | 'until' | 'filter' | 'partitions'>): DlqInspectResult {
+    const byCode = this.byCodeRecord()
     return {
       ...base,
       scanned: this.scanned,
       total: this.total,
       repeats: this.repeats,
-      by_code: this.byCodeRecord(),
+      by_code: byCode,
       by_origin: Object.fromEntries(this.byOrigin),
       by_source: [...this.bySource.values()].sort((a, b) => String(a.topic).localeCompare(String(b.topic)) || (a.partition ?? -1) - (b.partition ?? -1)),
       by_hour: [...this.byHour].sort((a, b) => a[0].localeCompare(b[0])).map(([hour, count]) => ({hour, count})),
@@ -223,6 +227,7 @@ export class DlqAggregator {
       last: this.last,
       samples: Object.fromEntries([...this.samples].sort((a, b) => a[0].localeCompare(b[0]))),
       value_masking: this.o.sensitive ? 'sensitive-fields' : 'all',
+      next_steps: nextSteps(Object.keys(byCode)),
     }
   }
 }

@@ -79,6 +79,7 @@ export function DlqBrowser({result}: {result: DlqInspectResult}) {
         <Text>
           {current[0]}: {n(current[1])} · {samples.length} samples
         </Text>
+        {result.next_steps[current[0]] ? <Text color="cyan">what to do: {result.next_steps[current[0]]}</Text> : null}
         {samples.map((s) => (
           <Sample key={`${s.dlq.partition}@${s.dlq.offset}`} s={s} />
         ))}
@@ -95,6 +96,7 @@ export function DlqBrowser({result}: {result: DlqInspectResult}) {
           {code.padEnd(24)} {n(count).padStart(10)}
         </Text>
       ))}
+      {current && result.next_steps[current[0]] ? <Text color="cyan">what to do: {result.next_steps[current[0]]}</Text> : null}
       <Text dimColor>{mode === 'filter' ? `filter: ${filter}▌ (Enter to apply)` : `↑↓ move · Enter samples · / filter${filter ? ` (${filter})` : ''} · q quit`}</Text>
     </Box>
   )

@@ -18,6 +18,8 @@ export function formatInspect(r: DlqInspectResult): string {
   if (r.first && r.last) out.push(`first ${r.first.at} (${r.first.code}), last ${r.last.at} (${r.last.code})`)
   if (r.total === 0) return out.join('\n')
   out.push('', table([['CODE', 'COUNT'], ...Object.entries(r.by_code).map(([c, k]) => [c, n(k)])]))
+  const steps = Object.entries(r.next_steps)
+  if (steps.length > 0) out.push('', 'WHAT TO DO', ...steps.map(([c, step]) => `  ${c}: ${step}`))
   out.push('', table([['SOURCE', 'PARTITION', 'COUNT'], ...r.by_source.map((s) => [s.topic ?? '?', String(s.partition ?? '?'), n(s.count)])]))
   out.push('', table([['PIPELINE', 'VERSION', 'COUNT'], ...r.by_pipeline_version.map((v) => [v.pipeline ?? '?', (v.version ?? '?').slice(0, 12), n(v.count)])]))
   out.push('', table([['HOUR (UTC)', 'COUNT'], ...r.by_hour.map((h) => [h.hour.slice(0, 13) + ':00', n(h.count)])]))

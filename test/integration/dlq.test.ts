@@ -20,6 +20,7 @@ import {describe, expect, it, onTestFinished} from 'vitest'
 import {compareWithExpected, readSinkState} from '../../fixtures/generator/pipeline.js'
 import {expectedState, generateTransactions, type GeneratedTransaction} from '../../fixtures/generator/transactions.js'
 import type {DlqInspectResult} from '../../src/dlq/inspect.js'
+import {NEXT_STEPS} from '../../src/dlq/next-steps.js'
 import type {DlqReplayResult} from '../../src/dlq/replay.js'
 import type {DlqStatsResult} from '../../src/dlq/stats.js'
 import {BIN, ROOT, kafka, kcatConsume, runCli} from '../helpers.js'
@@ -94,6 +95,13 @@ describe('dlq inspect / replay / stats', () => {
     expect(ir.total).toBe(dead.length)
     expect(ir.repeats).toBe(0)
     expect(ir.by_origin).toEqual({cutover: dead.length})
+    // what to do, for each code seen, and nothing for a code not seen
+    expect(Object.keys(ir.next_steps).sort()).toEqual(Object.keys(expectedByCode).sort())
+    expect(ir.next_steps.UNPARSEABLE_DATE).toBe(NEXT_STEPS.UNPARSEABLE_DATE)
+    const plain = await runCli(['dlq', 'inspect', '--topic', f.dlqTopic, '--limit', '0', '--spec', fixed])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(plain.stdout).toContain(`\nWHAT TO DO\n`)
+    expect(plain.stdout).toContain(`\n  UNPARSEABLE_DATE: ${NEXT_STEPS.UNPARSEABLE_DATE}\n`)
     expect(ir.by_pipeline_version).toEqual([{pipeline: f.name, version: brokenSha, count: dead.length}])
     expect(ir.by_source.map((s) => s.topic)).toEqual([f.topic, f.topic, f.topic])
     expect(ir.by_source.reduce((a, s) => a + s.count, 0)).toBe(dead.length)

@@ -6,6 +6,7 @@ import {createElement} from 'react'
 import {render} from 'ink-testing-library'
 import {describe, expect, it} from 'vitest'
 import type {DlqInspectResult, DlqSample} from '../../src/dlq/inspect.js'
+import {nextSteps} from '../../src/dlq/next-steps.js'
 import {DlqBrowser} from '../../src/ui/dlq-browser.js'
 
 function sample(code: string, offset: string, value: unknown): DlqSample {
@@ -46,6 +47,7 @@ const result: DlqInspectResult = {
     REQUIRED_FIELD_EMPTY: [sample('REQUIRED_FIELD_EMPTY', '3', {id: '', acct: '***'})],
   },
   value_masking: 'sensitive-fields',
+  next_steps: nextSteps(['REQUIRED_FIELD_EMPTY', 'PATTERN_MISMATCH']),
 }
 
 /** Waits until the last frame satisfies `ok` (ink renders asynchronously; a busy machine is slow). */
@@ -66,6 +68,8 @@ describe('DlqBrowser', () => {
     expect(frame).toContain('txn.dlq: 1,900 dead letters')
     expect(frame).toMatch(/REQUIRED_FIELD_EMPTY\s+1,812/)
     expect(frame).toMatch(/PATTERN_MISMATCH\s+88/)
+    // what to do about the selected code
+    expect(frame).toContain('what to do: a required field was missing or empty')
 
     ui.stdin.write('\r')
     frame = await until(ui, (f) => f.includes('· 1 samples'))
@@ -79,6 +83,7 @@ describe('DlqBrowser', () => {
     ui.stdin.write('\r')
     frame = await until(ui, (f) => f.includes('· 1 samples'))
     expect(frame).toContain('PATTERN_MISMATCH: 88 · 1 samples')
+    expect(frame).toContain('what to do: the value does not match the field')
     ui.stdin.write('\u001B')
     await until(ui, (f) => f.includes('Enter samples'))
 
