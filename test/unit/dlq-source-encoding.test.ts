@@ -54,7 +54,7 @@ describe('a dead letter value with cutover.source.encoding', () => {
   it('the text view shows the marked byte as \\x98, not as JSON escapes it, and how it was decoded', () => {
     const shown = showDeadLetterValue(line, [], 'windows-1251')
     const sample = {source: {topic: 't', partition: 0, offset: '3', timestamp: null}, key: null, message: 'bad.csv:3: field acct holds bytes that are not valid windows-1251', value: shown.value, value_masking: shown.masking, value_note: shown.note, value_encoding: shown.encoding} as unknown as DlqSample
-    const result = {topic: 'd', total: 1, repeats: 0, since: null, until: null, first: null, last: null, by_code: {DECODE_ERROR: 1}, by_source: [], by_pipeline_version: [], by_hour: [], samples: {DECODE_ERROR: [sample]}} as unknown as DlqInspectResult
+    const result = {topic: 'd', total: 1, repeats: 0, since: null, until: null, first: null, last: null, by_code: {DECODE_ERROR: 1}, by_source: [], by_pipeline_version: [], by_hour: [], samples: {DECODE_ERROR: [sample]}, next_steps: {}} as unknown as DlqInspectResult
     expect(formatInspect(result)).toContain('    value "T2;ЩукаР\\x98;2,00" (decoded from windows-1251, as its cutover.source.encoding header says; 1 byte with no character in windows-1251 shown as \\xNN)')
   })
 })
@@ -150,7 +150,7 @@ describe('a dead letter of the --spec pipeline, without the header', () => {
     expect(showDeadLetterValue(unmapped, sensitivePaths(json), valueDecodingOf(stream(), unmapped, json))).toMatchObject({value: null, encoding: 'windows-1251'})
     const shown = showDeadLetterValue(value, sensitivePaths(json), valueDecodingOf(stream(), value, json))
     const sample = {source: {topic: 't', partition: 0, offset: '1', timestamp: null}, key: 'T2', message: 'm', value: shown.value, value_masking: shown.masking, value_note: shown.note, value_encoding: shown.encoding} as unknown as DlqSample
-    const result = {topic: 'd', total: 1, repeats: 0, since: null, until: null, first: null, last: null, by_code: {X: 1}, by_source: [], by_pipeline_version: [], by_hour: [], samples: {X: [sample]}} as unknown as DlqInspectResult
+    const result = {topic: 'd', total: 1, repeats: 0, since: null, until: null, first: null, last: null, by_code: {X: 1}, by_source: [], by_pipeline_version: [], by_hour: [], samples: {X: [sample]}, next_steps: {}} as unknown as DlqInspectResult
     expect(formatInspect(result)).toContain(`    value {"id":"T2","acct":"4111********1111","memo":"Щука","amt":"сто"} (decoded from windows-1251, the --spec's source.encoding: the dead letter is of its pipeline)`)
   })
 })
