@@ -268,12 +268,14 @@ type Base = Pick<DlqReplayResult, 'topic' | 'spec' | 'pipeline' | 'to' | 'max_re
 async function dryRun(o: DlqReplayOptions, loaded: LoadedSpec, pool: Pool, logger: Logger, base: Base, started: number): Promise<DlqReplayResult> {
   const predictor = new ReplayPredictor(loaded, pool, base.max_replays, logger, o.maxRecordBytes)
   const admin = await connectAdmin(createKafka(o.settings.kafka, {mode: 'fail-fast', logger}), o.settings.kafka)
-  const targets = await (async () => {
-    const ranges = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until)
+  let targets: Awaited<ReturnType<typeof dlqRanges>>
+  try {
+    targets = await dlqRanges(admin, o.settings.kafka, o.topic, o.since, o.until)
     // windows: how far behind a replayed record may be (predict.ts late)
     if (loaded.spec.windows.length > 0 && (o.to ?? 'source') === 'source') predictor.watermarkFloor = await watermarkFloor(pool, admin, loaded.spec.name, loaded.spec.source.topic)
-    return ranges
-  })().finally(() => admin.disconnect().catch(() => {}))
+  } finally {
+    await admin.disconnect().catch(() => {})
+  }
   const filter = filterOf(o, loaded.spec.name)
   const copies = new DeadLetterCopies()
   let repeatsNow = 0

@@ -26,6 +26,11 @@ function Sample({s}: {s: DlqSample}) {
   )
 }
 
+/** What to do about a code (dlq/next-steps.ts), when the catalogue says. */
+function NextStep({step}: {step: string | undefined}) {
+  return step ? <Text color="cyan">what to do: {step}</Text> : null
+}
+
 export function DlqBrowser({result}: {result: DlqInspectResult}) {
   const {exit} = useApp()
   const [mode, setMode] = useState<'codes' | 'samples' | 'filter'>('codes')
@@ -79,7 +84,7 @@ export function DlqBrowser({result}: {result: DlqInspectResult}) {
         <Text>
           {current[0]}: {n(current[1])} · {samples.length} samples
         </Text>
-        {result.next_steps[current[0]] ? <Text color="cyan">what to do: {result.next_steps[current[0]]}</Text> : null}
+        <NextStep step={result.next_steps[current[0]]} />
         {samples.map((s) => (
           <Sample key={`${s.dlq.partition}@${s.dlq.offset}`} s={s} />
         ))}
@@ -96,7 +101,7 @@ export function DlqBrowser({result}: {result: DlqInspectResult}) {
           {code.padEnd(24)} {n(count).padStart(10)}
         </Text>
       ))}
-      {current && result.next_steps[current[0]] ? <Text color="cyan">what to do: {result.next_steps[current[0]]}</Text> : null}
+      {current ? <NextStep step={result.next_steps[current[0]]} /> : null}
       <Text dimColor>{mode === 'filter' ? `filter: ${filter}▌ (Enter to apply)` : `↑↓ move · Enter samples · / filter${filter ? ` (${filter})` : ''} · q quit`}</Text>
     </Box>
   )

@@ -80,9 +80,10 @@ export function validateStage(ctx: PipelineContext): Stage {
     return got === text || got.trim() === text
   }
   const sampleKafkaKey = (items: WorkItem[]) => {
-    if (keyField === undefined) return
+    // a batch is of one partition: once said for it, nothing more to look at
+    if (keyField === undefined || items.length === 0 || warned.has(items[0]!.partition)) return
     const item = items.find((i) => i.status === 'ok' && i.record)
-    if (!item || warned.has(item.partition) || keyedBySpec(item, keyField)) return
+    if (!item || keyedBySpec(item, keyField)) return
     warned.add(item.partition)
     const key = item.message.key
     ctx.logger.warn('stream.kafka_key_differs', {
