@@ -31,7 +31,10 @@
  *     next physical line instead of swallowing the lines up to the next quote;
  *   - a quote inside an unquoted field (`37.8"N`, `12" pipe`) is a literal character, as
  *     Excel and the csv-spectrum suite read it;
- *   - a quote never closed: DECODE_ERROR at the end of the file;
+ *   - a quote never closed (the file ends inside it): DECODE_ERROR for the record's lines up to
+ *     the one where that quote opened, and the lines after it are read again as records (they
+ *     held no quote, or it would have closed there: a stray `"` at the start of a field must not
+ *     take the rest of a file into one dead letter); see readOnAfterOpenQuote;
  *   - an invalid byte for the encoding (U+FFFD after decoding): DECODE_ERROR naming the field.
  * A record larger than `max_record_bytes` (a runaway quote) ends the read with a SpecError
  * after the RECORD_TOO_LARGE record: what follows it cannot be split into records. With
@@ -998,6 +1001,21 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     if (err) failed = err
   }
 
+  /** A RecordSkipper for the record that starts on line `line` at file offset `offset`, with the file's quote, escape, delimiter and line ends. */
+  const skipperAt = (line: number, offset: number): RecordSkipper => {
+    const ends = lineEndBytes(opts.encoding)
+    const quote = opts.quote === '' ? undefined : fileBytesOf(opts.quote, opts.encoding)
+    const escape = opts.escape !== undefined && opts.escape !== opts.quote ? fileBytesOf(opts.escape, opts.encoding) : undefined
+    return new RecordSkipper(line, offset, {
+      quote: quote?.length === 1 ? quote[0] : undefined,
+      escape: escape?.length === 1 ? escape[0] : undefined,
+      delimiter: fileBytesOf(opts.delimiter, opts.encoding) ?? Buffer.from(opts.delimiter),
+      cr: ends.cr,
+      lf: ends.lf,
+      crEnds: parserDelimiters === undefined,
+    })
+  }
+
   /** The record csv-parse stopped at (toSkip): its end is looked for from its first line, in the bytes FileLines holds, then in those read next. */
   const startSkip = (): void => {
     const t = toSkip!
@@ -1009,17 +1027,7 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
       fatal = new SpecError({file: source, line: t.start}, `record larger than ${opts.maxRecordBytes} bytes; the rest of the file cannot be split into records`, {hint: 'fix the unbalanced quote near this line, or raise max_record_bytes'})
       return
     }
-    const ends = lineEndBytes(opts.encoding)
-    const quote = opts.quote === '' ? undefined : fileBytesOf(opts.quote, opts.encoding)
-    const escape = opts.escape !== undefined && opts.escape !== opts.quote ? fileBytesOf(opts.escape, opts.encoding) : undefined
-    const skipper = new RecordSkipper(t.start, held.offset, {
-      quote: quote?.length === 1 ? quote[0] : undefined,
-      escape: escape?.length === 1 ? escape[0] : undefined,
-      delimiter: fileBytesOf(opts.delimiter, opts.encoding) ?? Buffer.from(opts.delimiter),
-      cr: ends.cr,
-      lf: ends.lf,
-      crEnds: parserDelimiters === undefined,
-    })
+    const skipper = skipperAt(t.start, held.offset)
     skipping = {...t, skipper}
     fileLines.restart(t.start, [], held.offset) // the record is not held (its first bytes are, in its dead letter)
     skipParts(held.parts)
@@ -1061,6 +1069,50 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
       else feed(b, false)
       if (skipping || resumes !== gen || failed) return // another record too large: what is left of `rest` is its
     }
+  }
+
+  /**
+   * At the end of the file, the bad record `b` ran to it inside a quote never closed (within
+   * max_record_bytes: FileLines holds all of it). Everything after the line where that quote
+   * opened held no quote of its own (else the quote would have closed there), so those lines are
+   * records that the stray quote swallowed: the record is reported with its lines up to the
+   * quote's (its dead letter), and a new parser reads on from the next line, as after a record
+   * skipped (resume). false, with nothing done, when the quote cannot be found in the bytes held
+   * (the caller then reports the record to the end of the file, as before).
+   */
+  const readOnAfterOpenQuote = (b: NonNullable<typeof bad>): boolean => {
+    const held = fileLines.from(b.start)
+    if (!held) return false
+    const skipper = skipperAt(b.start, held.offset)
+    for (const part of held.parts) if (skipper.scan(part) >= 0) return false // an end csv-parse did not see: do not guess
+    if (skipper.finish() || skipper.quoteLine < b.start) return false
+    const quoteLine = skipper.quoteLine
+    const raw = fileLines.bytes(b.start, quoteLine)
+    const lines = quoteLine > b.start ? `lines ${b.start} to ${quoteLine}` : `line ${b.start}`
+    const also = b.why === QUOTE_NOT_CLOSED ? '' : ` (and ${b.why.replace(/^malformed quote: /, '')})`
+    const rest = fileLines.from(quoteLine + 1)
+    const after = rest && rest.parts.some((p) => p.length > 0) ? `; the lines after it were read on as records, from line ${quoteLine + 1}` : ''
+    fail({
+      ok: false,
+      code: 'DECODE_ERROR',
+      message: `${source}:${b.start}: ${QUOTE_NOT_CLOSED}: a quote opened on line ${quoteLine} (byte ${skipper.quoteByte}) is never closed${also}; this record is ${lines}${after}`,
+      position: pos(b.start, b.record),
+      ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {}),
+    })
+    prevEnd = quoteLine
+    prevEmpty = 0
+    prevComment = 0
+    skew = -quoteLine // the new parser counts from 1 again
+    lastErrorRecord = undefined
+    createParser(parserDelimiters)
+    fileLines.restart(quoteLine + 1, rest?.parts ?? [], rest?.offset ?? skipper.startByte + skipper.bytes)
+    for (const part of rest?.parts ?? []) {
+      if (part.length === 0) continue
+      if (transcoder) transcode(part)
+      else feed(part, false)
+      if (skipping || failed || fatal) break
+    }
+    return true
   }
 
   /** At the end of the file, a record being skipped: it ends there (true), or inside a quote never closed (false, `fatal`). */
@@ -1132,8 +1184,10 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
       if (bad) {
         // a quote never closed: the record ran to the end of the file (and ends no other way)
         api.__onRecord = onRecord
-        reportBad(bad, Infinity)
+        const b = bad
         bad = undefined
+        if (readOnAfterOpenQuote(b)) continue // the lines after the quote's are read again: feed their end
+        reportBad(b, Infinity)
       }
       break
     }
@@ -1241,7 +1295,7 @@ function headerColumns(rec: string[], opts: CsvOptions, source: string): string[
   })
 }
 
-/** The error of a record whose quote is never closed (the rest of the file): profile's note looks for it. */
+/** The error of a record whose quote is never closed: profile's note looks for it (when it still ran to the end of the file). */
 export const QUOTE_NOT_CLOSED = 'malformed quote: the file ends inside a quoted field'
 
 function describeCsvError(err: CsvError): string {

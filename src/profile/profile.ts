@@ -540,9 +540,10 @@ function notesOf(uri: string, rows: number, errors: ReadonlyMap<string, {count: 
         'such a record is most often a broken line or a quote that closes far too late: look at those lines before raising max_record_bytes',
     )
   }
-  // a quote never closed in a record smaller than max_record_bytes: the rest of the file was read as
-  // that one record (a DECODE_ERROR), which the count of unreadable records alone does not tell
-  const runaway = errors.get('DECODE_ERROR')?.examples.find((e) => e.includes(QUOTE_NOT_CLOSED))
+  // a quote never closed in a record smaller than max_record_bytes, where the reader could not read on
+  // after its line: the rest of the file was read as that one record (a DECODE_ERROR), which the count
+  // of unreadable records alone does not tell (when it could, its error says so, and no note is needed)
+  const runaway = errors.get('DECODE_ERROR')?.examples.find((e) => e.includes(QUOTE_NOT_CLOSED) && e.includes('the rest of the file'))
   const runawayLine = runaway === undefined ? undefined : /:(\d+): malformed quote/.exec(runaway)?.[1]
   if (runawayLine !== undefined) {
     notes.push(

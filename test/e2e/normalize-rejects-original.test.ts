@@ -1,6 +1,7 @@
 /**
  * `cutover normalize --rejects`: a record the csv reader could not read (a wrong field count, a
- * malformed quote, a byte invalid in the encoding, a quote never closed) keeps its original lines
+ * malformed quote, a byte invalid in the encoding, a quote never closed: its lines up to the quote's, the
+ * lines after it read on as records) keeps its original lines
  * in its rejects line: `original` (UTF-8 text, a windows-1251 line decoded) when the reader's
  * `raw` is valid UTF-8, else `original_base64` (the file's bytes, the bad byte included). A spec
  * with `sensitive` fields gets `original_withheld` instead: no value of the record in the clear.
@@ -74,8 +75,9 @@ describe('normalize --rejects: the original of a record the reader could not rea
       quote: enc('T3;"Магазин "Ёлка""x;3,00'), // a closing quote followed by other characters: DECODE_ERROR
       badByte: Buffer.concat([enc('T4;Иван'), Buffer.from([0x98]), enc('ов;4,00')]), // 0x98 is no windows-1251 character
       good2: enc('T5;Пётр;5,00'),
-      open1: enc('T6;"не закрыта;6,00'), // a quote never closed: to the end of the file
-      open2: enc('T7;A7;7,00'),
+      open1: enc('T6;"не закрыта;6,00'), // a quote never closed: this line alone (was: to the end of the file)
+      open2: enc('T7;A7;7,00'), // read on after it: a record
+      open3: enc('T8;A8;8,00'),
     }
     const csv = join(dir, 'txn.csv')
     writeFileSync(csv, Buffer.concat([...Object.values(lines).flatMap((l) => [l, Buffer.from('\r\n')])]))
@@ -97,13 +99,16 @@ describe('normalize --rejects: the original of a record the reader could not rea
     expect(rejects[0]!.original).toBe('T2;Счёт;1,00;лишнее')
     expect(rejects[0]!.original).toBe(cp1251.decode(lines.ragged))
     expect(rejects[1]!.original).toBe('T3;"Магазин "Ёлка""x;3,00')
-    expect(rejects[3]!.original).toBe(cp1251.decode(Buffer.concat([lines.open1, Buffer.from('\r\n'), lines.open2])))
+    expect(rejects[3]!.original).toBe(cp1251.decode(lines.open1))
+    expect(rejects[3]!.message).toContain('a quote opened on line 7 (byte')
+    expect(rejects[3]!.message).toContain('the lines after it were read on as records, from line 8')
     // the invalid byte: the file's bytes themselves, 0x98 included
     expect(rejects[2]!.original).toBeUndefined()
     expect(Buffer.from(rejects[2]!.original_base64 as string, 'base64').equals(lines.badByte)).toBe(true)
     for (const i of [0, 1, 3]) expect(rejects[i]!.original_base64).toBeUndefined()
     for (const r of rejects) expect(r.original_withheld).toBeUndefined()
-    expect(single.clean!.trimEnd().split('\n').map((l) => (JSON.parse(l) as {txn_id: string}).txn_id)).toEqual(['T1', 'T5'])
+    expect(single.clean!.trimEnd().split('\n').map((l) => (JSON.parse(l) as {txn_id: string}).txn_id)).toEqual(['T1', 'T5', 'T7', 'T8'])
+    expect(single.summary).toMatchObject({read: 8, ok: 4, rejected: {SCHEMA_VIOLATION: 1, DECODE_ERROR: 3}, duplicates: 0})
 
     // the worker thread (the default on two cores or more) writes the same bytes
     for (const other of [byDefault, worker]) {

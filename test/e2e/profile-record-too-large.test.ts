@@ -3,7 +3,8 @@
  * a broken line or a huge field is counted as RECORD_TOO_LARGE, with the lines and bytes it spans,
  * and the records after it are profiled (exit 0), without reading it into memory. A quote never
  * closed, which leaves nothing after it to read, is exit 2 (SPEC_INVALID) naming the line where
- * the quote opened, as `normalize` stops on the same file.
+ * the quote opened, as `normalize` stops on the same file. Within max_record_bytes the line where a
+ * quote opens that never closes is one unreadable record, and the lines after it are profiled.
  */
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -110,15 +111,23 @@ describe('cutover profile: a record larger than max_record_bytes', () => {
     expect(n.json.error).toMatchObject({code: 'SPEC_INVALID', line: 3})
   })
 
-  it('a quote never closed within max_record_bytes: exit 0 as normalize, with a note naming its line', async () => {
+  it('a quote never closed within max_record_bytes: exit 0 as normalize, its line unreadable and the lines after it profiled', async () => {
     const dir = tmp()
-    writeFileSync(join(dir, 'open.csv'), HEADER + goods(1, 3) + 'T00004,4.50,"never closed\n' + goods(5, 500))
+    const before = HEADER + goods(1, 3)
+    writeFileSync(join(dir, 'open.csv'), before + 'T00004,4.50,"never closed\n' + goods(5, 500))
     const r = await runCli(['profile', 'csv:open.csv', '--json'], {cwd: dir})
     expect(r.code, r.stderr).toBe(0)
-    expect(r.json.rows).toBe(4)
-    expect(r.json.errors).toEqual([{code: 'DECODE_ERROR', count: 1, examples: ['open.csv:5: malformed quote: the file ends inside a quoted field (lines 5 to 501, the rest of the file, are this one record)']}])
-    expect(r.json.notes).toContain(
-      'the record on line 5 opens a quote that is never closed: everything from line 5 to the end of the file was read as that one unreadable record, so the columns describe only the records before it; close the quote on line 5 (a quote inside a quoted field is written twice: "")',
-    )
+    expect(r.json.rows).toBe(500)
+    const quoteAt = before.length + 'T00004,4.50,'.length
+    expect(r.json.errors).toEqual([
+      {
+        code: 'DECODE_ERROR',
+        count: 1,
+        examples: [`open.csv:5: malformed quote: the file ends inside a quoted field: a quote opened on line 5 (byte ${quoteAt}) is never closed; this record is line 5; the lines after it were read on as records, from line 6`],
+      },
+    ])
+    expect(column(r.json, 'id')).toMatchObject({count: 499, distinct: 499})
+    expect(r.json.notes).toContain('1 of 500 records could not be read (see errors): the columns describe only the 499 that could')
+    expect(r.json.notes.join('\n')).not.toContain('everything from line')
   })
 })

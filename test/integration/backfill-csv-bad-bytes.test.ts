@@ -7,7 +7,8 @@
  *
  * Both ways a csv: backfill reads: with --spec (the reader in the main thread, normalizing) and
  * without (the reader in a worker thread, sending the fields as JSON). The DLQ is read back
- * with kcat, one record at a time, as bytes.
+ * with kcat, one record at a time, as bytes. A quote never closed is its own line's dead letter, the
+ * lines after it sent.
  */
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, realpathSync, writeFileSync} from 'node:fs'
@@ -96,6 +97,57 @@ describe('backfill csv: dead letters keep the bad line as it is in the file', ()
         expect(value.toString('hex'), `${how}: line ${e.line}`).toBe(want.toString('hex'))
       }
       expect(kcatValue(dlq, dead[1]!.offset).toString('utf8')).toBe('T3;A3;12,00;"Пятёрочка "№12"')
+    }
+  })
+
+  it('a quote never closed on line 3: that line is the one dead letter, every line after it is sent (was: one dead letter holding the rest of the file); with --spec and without', async () => {
+    const rows = Array.from({length: 8}, (_, i) => `T${i + 4};A${i + 4};${i + 4},00;Магазин ${i + 4}`)
+    const lines = ['id;acct;amt;name', 'T1;A1;10,50;Ёлка', 'T2;A2;11,00;"Ромашка', 'T3;A3;12,00;""', ...rows].map(cp1251)
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cutover-bf-open-quote-')))
+    writeFileSync(join(dir, 'open.csv'), Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\r\n')])))
+    const pool = testPool()
+    const ids: string[] = []
+    onTestFinished(async () => {
+      await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [ids])
+    })
+    for (const withSpec of [true, false]) {
+      const topic = await createTestTopic({prefix: 'bf-open-quote'})
+      const dlq = await createTestTopic({prefix: 'bf-open-quote-dlq'})
+      const id = uniqueName('bf-open-quote-id')
+      ids.push(id)
+      const spec = join(dir, `p-${id}.yaml`)
+      writeFileSync(
+        spec,
+        [
+          'version: 1',
+          `name: ${uniqueName('bf-open-quote')}`,
+          `source: { topic: ${topic}, group: ${uniqueName('g')}, format: json, encoding: utf-8 }`,
+          'fields:',
+          '  txn_id:  { from: id, type: string, required: true }',
+          '  acct:    { type: string, required: true }',
+          '  amount:  { from: amt, type: decimal, scale: 2, required: true }',
+          '  name:    { type: string }',
+          'key: txn_id',
+          'sinks:',
+          '  - table: txn_clean',
+          `dlq: { topic: ${dlq} }`,
+          '',
+        ].join('\n'),
+      )
+      const args = ['backfill', '--from', 'csv:open.csv?delimiter=;&encoding=windows-1251', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
+      const run = await runCli(args, {cwd: dir})
+      const how = withSpec ? 'with --spec' : 'without --spec'
+      expect(run.code, `${how}: ${run.stderr}`).toBe(0)
+      expect(run.json, how).toMatchObject({status: 'completed', read: 11, sent: 10, rejected: 1, rejected_by_code: {DECODE_ERROR: 1}})
+      const sent = kcatConsume(topic).map((r) => JSON.parse(r.payload!) as Record<string, unknown>)
+      expect(sent.map((r) => r.txn_id ?? r.id), how).toEqual(['T1', 'T3', ...rows.map((r) => r.split(';')[0])])
+      // the doubled quote after the stray one is read as the empty quoted field it is
+      expect(sent[1]!.name, how).toBe('')
+      const dead = kcatConsume(dlq)
+      expect(dead.map((d) => d.headers['cutover.error.code']), how).toEqual(['DECODE_ERROR'])
+      expect(dead[0]!.headers['cutover.backfill.position'], how).toBe('open.csv:3')
+      expect(dead[0]!.headers['cutover.error.message'], how).toMatch(/^open\.csv:3: malformed quote: the file ends inside a quoted field: a quote opened on line 3 \(byte \d+\) is never closed; this record is line 3; the lines after it were read on as records, from line 4$/)
+      expect(kcatValue(dlq, dead[0]!.offset).toString('utf8'), how).toBe('T2;A2;11,00;"Ромашка')
     }
   })
 })

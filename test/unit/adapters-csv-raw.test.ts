@@ -98,14 +98,61 @@ describe('csv: a record that cannot be read keeps its bytes as they are in the f
     }
   })
 
-  it('a quote never closed: the record to the end of the file, without its last line end', async () => {
-    const file = cp1251('a;b\n1;2\n3;"открыто\n4;5\n')
+  it('a quote never closed: the record up to the line where it opened, and the lines after it read on as records (was: the rest of the file as one record)', async () => {
+    // (a quote after it would have closed it: only doubled ones, which are text inside quotes and literal outside)
+    const file = cp1251('a;b\n1;2\n3;"открыто\n4;5\r\n\n6;шесть ""x""\n')
     for (const size of SIZES) {
-      const {records} = await parse(file, size, {encoding: 'windows-1251'})
-      expect(records.map((r) => (r.ok ? 'ok' : `${r.code}@${r.position.line}`))).toEqual(['ok', 'DECODE_ERROR@3'])
-      expect(records[1]!.raw!.toString('utf8')).toBe('3;"открыто\n4;5')
-      expect(records[1]!.ok || records[1]!.message).toBe('t.csv:3: malformed quote: the file ends inside a quoted field (lines 3 to 4, the rest of the file, are this one record)')
+      const {records, error} = await parse(file, size, {encoding: 'windows-1251'})
+      expect(error).toBeUndefined()
+      expect(records.map((r) => (r.ok ? `${r.fields.b}@${r.position.line}#${r.position.record}` : `${r.code}@${r.position.line}#${r.position.record}`))).toEqual(['2@2#1', 'DECODE_ERROR@3#2', '5@4#3', 'шесть ""x""@6#4'])
+      expect(records[1]!.raw!.toString('utf8')).toBe('3;"открыто')
+      expect(records[1]!.ok || records[1]!.message).toBe(
+        't.csv:3: malformed quote: the file ends inside a quoted field: a quote opened on line 3 (byte 10) is never closed; this record is line 3; the lines after it were read on as records, from line 4',
+      )
     }
+    // a record whose quoted field spans lines before the quote that never closes, on its last line, and a malformed closing quote before it
+    const two = Buffer.from('a;b\n1;"x\ny" "z";"open\n7;8\n')
+    for (const size of SIZES) {
+      const {records} = await parse(two, size)
+      expect(records.map((r) => (r.ok ? `${r.fields.b}@${r.position.line}` : `${r.code}@${r.position.line}`))).toEqual(['DECODE_ERROR@2', '8@4'])
+      expect(records[0]!.raw!.toString('utf8')).toBe('1;"x\ny" "z";"open')
+      expect(records[0]!.ok || records[0]!.message).toBe(
+        't.csv:2: malformed quote: the file ends inside a quoted field: a quote opened on line 3 (byte 16) is never closed (and a closing quote followed by other characters); this record is lines 2 to 3; the lines after it were read on as records, from line 4',
+      )
+    }
+    // the quote on the last line: nothing to read on
+    const last = Buffer.from('a;b\n1;2\n3;"open')
+    for (const size of SIZES) {
+      const {records} = await parse(last, size)
+      expect(records.map((r) => (r.ok ? 'ok' : `${r.code}@${r.position.line}`))).toEqual(['ok', 'DECODE_ERROR@3'])
+      expect(records[1]!.ok || records[1]!.message).toBe('t.csv:3: malformed quote: the file ends inside a quoted field: a quote opened on line 3 (byte 10) is never closed; this record is line 3')
+    }
+  })
+
+  it('a stray quote anywhere among records without quotes: only its line is a dead letter, every other record is read as without it', async () => {
+    const field = fc.stringMatching(/^[a-zЖж ]{0,6}$/)
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(field, field), {minLength: 1, maxLength: 12}),
+        fc.nat(),
+        field,
+        fc.constantFrom('\n', '\r\n'),
+        fc.constantFrom<SupportedEncoding>('utf-8', 'windows-1251'),
+        fc.integer({min: 1, max: 40}),
+        async (rows, at, stray, eol, encoding, size) => {
+          const i = at % (rows.length + 1)
+          const lines = rows.map(([a, b]) => `${a};${b}`)
+          lines.splice(i, 0, `${stray};"${stray}`)
+          const file = encodeString(`a;b${eol}${lines.join(eol)}${eol}`, encoding)
+          const {records, error} = await parse(file, size, {encoding})
+          expect(error).toBeUndefined()
+          const expected = lines.map((l, k) => (k === i ? `DECODE_ERROR@${k + 2}` : `${l.split(';')[1]}@${k + 2}`))
+          expect(records.map((r) => (r.ok ? `${r.fields.b}@${r.position.line}` : `${r.code}@${r.position.line}`))).toEqual(expected)
+          expect(records[i]!.raw!.toString('utf8')).toBe(`${stray};"${stray}`)
+        },
+      ),
+      {numRuns: 200},
+    )
   })
 
   it('a runaway quote (RECORD_TOO_LARGE): its first bytes from its first line, cut at max_record_bytes and said so; also after another error in that record', async () => {

@@ -178,11 +178,12 @@ describe('csv: dirty files', () => {
     }
   })
 
-  it('reports a quote never closed at the end of the file', async () => {
+  it('reports a quote never closed at the end of the file, and reads on after its line', async () => {
     const rs = await parseChunked(Buffer.from('a,b\n1,2\n3,"open\n4,5\n'), 4)
     expect(rs[0]!.ok).toBe(true)
-    expect(rs[1]).toMatchObject({ok: false, code: 'DECODE_ERROR'})
-    expect(rs).toHaveLength(2)
+    expect(rs[1]).toMatchObject({ok: false, code: 'DECODE_ERROR', position: {line: 3, record: 2}})
+    expect(rs[2]).toMatchObject({ok: true, fields: {a: '4', b: '5'}, position: {line: 4, record: 3}})
+    expect(rs).toHaveLength(3)
   })
 
   it('stops with RECORD_TOO_LARGE and a SpecError when a record outgrows max_record_bytes', async () => {
