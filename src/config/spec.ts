@@ -197,7 +197,7 @@ export const SinkSchema = strict(
       )
       .optional()
       .describe(
-        "more SQLSTATEs by which this table refuses one row, e.g. P0001 (a trigger's RAISE EXCEPTION): that row goes to the DLQ as SINK_REJECTED and the rest of its batch commits; other errors are retried. Always taken so without being listed: classes 22 and 23 (a bad value, a constraint), a row-level security policy refusing the row (42501 raised by the policy; a missing privilege is retried) and a view's WITH CHECK OPTION (44000)",
+        "more SQLSTATEs by which this table refuses one row, e.g. P0001 (a trigger's RAISE EXCEPTION): that row goes to the DLQ as SINK_REJECTED and the rest of its batch commits; other errors are retried. Always taken so without being listed: classes 22 and 23 (a bad value, a constraint), a row-level security policy refusing the row (42501 raised by the policy; a missing privilege is retried) a view's WITH CHECK OPTION (44000) and a value too large for an index of the table or a row too big for a page (54000 from the index or the heap)",
       ),
   },
   'a PostgreSQL projection, written effectively-once',

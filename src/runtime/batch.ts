@@ -15,8 +15,9 @@
  *                                                upsert sinks by plain INSERT while keys are new
  *                                                (InsertFirst; a key that exists -> ROLLBACK, and the
  *                                                batch runs again with the upserts); a row the
- *                                                database rejects (SQLSTATE class 22 or 23, or
- *                                                a row-level security policy's 42501)
+ *                                                database rejects (SQLSTATE class 22 or 23, a
+ *                                                row-level security policy's 42501, a value too
+ *                                                large for an index: isRowLevelError)
  *                                                -> ROLLBACK, and the batch runs again with SAVEPOINTs
  *                                                and one statement per sink, finding the rows by
  *                                                the row each statement stopped at (writeSinks),
@@ -291,15 +292,47 @@ function isUniqueViolation(e: unknown): boolean {
  * SQLSTATE classes that blame a row: data exception (22) and integrity constraint violation (23),
  * a row-level security policy refusing a new row (isPolicyRefusal), a view's WITH CHECK OPTION
  * refusing one (44000 with_check_option_violation, "new row violates check option for view ...",
- * raised by ExecWithCheckOptions as the policies' 42501 is: its only use), and the codes a sink's
- * spec lists (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for `sinks`, the sinks the
- * failed statement wrote.
+ * raised by ExecWithCheckOptions as the policies' 42501 is: its only use), a row too large for an
+ * index of the table or for a page (isRowTooLarge), and the codes a sink's spec lists
+ * (`reject_sqlstates`, Sink `rejects`: a trigger's P0001) for `sinks`, the sinks the failed
+ * statement wrote.
  */
 export function isRowLevelError(e: unknown, sinks: readonly Pick<Sink, 'rejects'>[] = []): boolean {
   const code = (e as {code?: unknown})?.code
   if (typeof code !== 'string') return false
-  return /^2[23]/.test(code) || code === '44000' || isPolicyRefusal(e) || sinks.some((s) => s.rejects?.has(code) === true)
+  return /^2[23]/.test(code) || code === '44000' || isPolicyRefusal(e) || isRowTooLarge(e) || sinks.some((s) => s.rejects?.has(code) === true)
 }
+
+/**
+ * Where PostgreSQL raises 54000 program_limit_exceeded for one row's values: an index entry larger
+ * than the index can hold (btree's "index row size 4016 exceeds btree version 4 maximum 2704 for
+ * index ...", any index's "index row requires 12016 bytes, maximum size is 8191", and the same
+ * limits of hash, GiST, SP-GiST, GIN and BRIN), and a heap row too big for a page ("row is too big:
+ * size ..., maximum size 8160"). A legacy table keeps btree indexes on columns the spec's key does
+ * not cover (the validate stage measures key fields only), and a record with a long enough value
+ * there would fail its batch on every retry. Every other 54000 ("cannot have more than 2^32-2
+ * commands in a transaction", an array too large) is about the statement, not a row, and stays an
+ * error to retry. By the error's routine, as isPolicyRefusal; by its English message without one.
+ */
+export function isRowTooLarge(e: unknown): boolean {
+  const err = e as {code?: unknown; routine?: unknown; message?: unknown}
+  if (err?.code !== '54000') return false
+  if (typeof err.routine === 'string' && err.routine !== '') return ROW_TOO_LARGE_ROUTINES.has(err.routine)
+  return typeof err.message === 'string' && /^(index row (size|requires) |row is too big: )/.test(err.message)
+}
+
+const ROW_TOO_LARGE_ROUTINES = new Set([
+  '_bt_check_third_page', // nbtutils.c
+  'index_form_tuple', // indextuple.c, before PostgreSQL 15
+  'index_form_tuple_context', // indextuple.c
+  '_hash_doinsert', // hashinsert.c
+  'gistSplit', // gist.c
+  'spgdoinsert', // spgdoinsert.c
+  'GinFormTuple', // ginentrypage.c
+  'brin_doinsert', // brin_pageops.c
+  'brin_doupdate',
+  'RelationGetBufferForTuple', // hio.c: "row is too big"
+])
 
 /**
  * 42501 from a row-level security policy that refuses one new row: its WITH CHECK ("new row
