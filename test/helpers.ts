@@ -34,12 +34,13 @@ export function uniqueName(prefix = 'test'): string {
 }
 
 /** A fresh topic for this test, deleted when the test finishes. */
-export async function createTestTopic(options: {partitions?: number; prefix?: string; cleanup?: boolean} = {}): Promise<string> {
+export async function createTestTopic(options: {partitions?: number; prefix?: string; cleanup?: boolean; config?: Record<string, string>} = {}): Promise<string> {
   const topic = uniqueName(options.prefix ?? 'test-topic')
   const admin = kafka().admin()
   await admin.connect()
   try {
-    await createTopicsReady(admin, [{topic, numPartitions: options.partitions ?? 1, replicationFactor: 1}])
+    const configEntries = Object.entries(options.config ?? {}).map(([name, value]) => ({name, value}))
+    await createTopicsReady(admin, [{topic, numPartitions: options.partitions ?? 1, replicationFactor: 1, ...(configEntries.length > 0 ? {configEntries} : {})}])
   } finally {
     await admin.disconnect()
   }

@@ -16,7 +16,11 @@
  *        byte invalid in it, a copybook record, a line re-encoded for a csv spec), not UTF-8 text,
  *        also has cutover.source.encoding naming it (fileDeadLetterEncoding)
  *     -> paced (./pacing.ts: --rate/--burst through the one TokenBucket, --max-lag by the group's lag)
- *     -> batched, snappy, idempotent producer (./producer.ts), acknowledged in order
+ *     -> batched, snappy, idempotent producer (./producer.ts), acknowledged in order; a batch goes
+ *        out in as many sends as keep each under the target's and the DLQ's max.message.bytes (read
+ *        at the start; Kafka's default 1,048,588 when the broker does not say), and a record no
+ *        send can hold, even alone and compressed, is a RECORD_TOO_LARGE dead letter (stage sink)
+ *        naming the kafka-configs.sh that lets the target take it
  *     -> checkpoint of the acknowledged source position in cutover.backfills every few seconds
  *        and when stopped (./checkpoint.ts)
  *
@@ -51,7 +55,7 @@ import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from 
 import {CutoverError, SpecError, UsageError} from '../errors.js'
 import {missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
-import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka} from '../kafka/client.js'
+import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka, raiseMaxMessageBytesCommand} from '../kafka/client.js'
 import {writableHeaders} from '../kafka/headers.js'
 import {redactString, type Logger} from '../log.js'
 import {encodeString, resolveEncoding, type SupportedEncoding} from '../normalize/encoding.js'
@@ -63,7 +67,7 @@ import type {WorkItem} from '../runtime/types.js'
 import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition, type BackfillStatus} from './checkpoint.js'
 import {LagWindow, sampleGroupLag} from './lag.js'
 import {Pacer, type PaceChange} from './pacing.js'
-import {createBackfillProducer, OrderedSender, type OutBatch} from './producer.js'
+import {createBackfillProducer, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, OrderedSender, topicMaxMessageBytes, type OutBatch, type OutMessage} from './producer.js'
 import {readerWorkerUrl, startReaderThread, type ReaderThread} from './file-reader.js'
 import {assertSameFile, FILE_SAMPLE_BYTES, fileFingerprint, resumePointMismatch, savedFingerprint, sourcePath, type FileFingerprint} from './file-identity.js'
 import {keyFunction, keyOf, recordSha256} from './records.js'
@@ -762,6 +766,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     /** the target's time-based retention, for a kafka: source (see timeRetentionMs) */
     let retentionMs: number | undefined
     let olderThanRetention = false
+    /** max.message.bytes of the target and the DLQ topic */
+    let maxMessageBytes = {target: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
@@ -779,6 +785,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         createDlq = await createTopicHint(admin, o.settings.kafka, dlqTopic, {partitionsOf: target})
       }
       if (isKafka) retentionMs = await timeRetentionMs(admin, target).catch((e: unknown) => void logger.debug('backfill.retention_unknown', {target, error: e}))
+      // what each topic takes per record batch: a send is cut to fit it (OrderedSender), a record that
+      // cannot fit is dead-lettered (RECORD_TOO_LARGE); Kafka's default when the broker does not say
+      const limitTopics = dlqExists ? [target, dlqTopic] : [target]
+      const max = await topicMaxMessageBytes(admin, limitTopics).catch((e: unknown) => {
+        logger.warn('backfill.max_message_bytes_unknown', {topics: limitTopics, error: e, note: `sends are cut to Kafka's default max.message.bytes (${KAFKA_DEFAULT_MAX_MESSAGE_BYTES})`})
+        return new Map<string, number>()
+      })
+      maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
       if (workerUrl) {
         // the reader thread partitions keyed records itself (see ./reader-worker.ts)
         startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
@@ -917,7 +931,24 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     // the request and takes the numbers back when the request fails, so a retry of one batch while
     // a second is in flight reuses the second's sequence numbers (the broker then takes the retry
     // for a duplicate and drops it, or rejects the pair out of order): tulios/kafkajs#598
-    const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 1) : undefined
+    /** A record the target cannot take even alone and compressed: its RECORD_TOO_LARGE dead letter (the value kept when the DLQ takes it: OrderedSender). */
+    const tooLarge = (b: OutBatch<BatchMeta>, m: OutMessage, bytes: number, compressed: number): OutMessage => {
+      const at = m.headers[BACKFILL_POSITION_HEADER]
+      const position = at === undefined ? 'a record' : String(at)
+      const c = b.meta.counts
+      c.sent--
+      c.rejected++
+      c.rejected_by_code.RECORD_TOO_LARGE = (c.rejected_by_code.RECORD_TOO_LARGE ?? 0) + 1
+      const fix = raiseMaxMessageBytesCommand(o.settings.kafka, target, compressed + 1024)
+      const message = `${position}: the record is ${bytes} bytes (${compressed} compressed), more than ${target} takes in one record batch (max.message.bytes ${maxMessageBytes.target}): raise it (${fix}), then send the record again`
+      if (!dlqExists) {
+        throw new UsageError(`${message}; and its dead-letter topic ${dlqTopic} does not exist`, {
+          hint: `create ${dlqTopic}${createDlq ? ` (${createDlq})` : ''}, or name another with --dlq or the spec's dlq.topic; then continue with --resume ${id}`,
+        })
+      }
+      return deadLetterMessage(m.timestamp ?? String(Date.now()), 'RECORD_TOO_LARGE', message, 'sink', m.key, m.value, m.headers)
+    }
+    const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 1, {...maxMessageBytes, tooLarge}) : undefined
     let saving: Promise<void> | undefined
     const save = (status: BackfillStatus = 'running', error?: string): Promise<void> => {
       if (!store) return Promise.resolve()
@@ -960,14 +991,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const fresh = () => ({records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}})
     let stoppedEarly = false
 
-    const deadLetter = (r: RawRecord, code: string, message: string, stage: 'decode' | 'normalize', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders) => {
-      if (!dlqExists) {
-        throw new UsageError(`${formatPosition(r.position)} was rejected (${code}) and its dead-letter topic ${dlqTopic} does not exist`, {
-          hint: `create ${dlqTopic}${createDlq ? ` (${createDlq})` : ''}, or name another with --dlq or the spec's dlq.topic; then continue with --resume ${id}`,
-        })
-      }
+    const deadLetterMessage = (timestamp: string, code: string, message: string, stage: 'decode' | 'normalize' | 'sink', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders): OutMessage => {
       const item = {
-        message: {key: key === null ? null : Buffer.from(key), value: value === null ? null : Buffer.from(value), headers, timestamp: r.position.timestamp ?? String(Date.now()), offset: String(ordinal), attributes: 0} as unknown as KafkaMessage,
+        message: {key: key === null ? null : Buffer.from(key), value: value === null ? null : Buffer.from(value), headers, timestamp, offset: String(ordinal), attributes: 0} as unknown as KafkaMessage,
         topic: target,
         partition: -1,
         offset: BigInt(ordinal),
@@ -975,7 +1001,15 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         dead: {code, message, stage, field: null},
       } as WorkItem
       const stored = deadLetterHeaders(item, {pipeline: pipelineName, version: pipelineVersion, attempts: 1, failedAt: new Date()})
-      batch.dead.push({key, value, headers: toKafkaHeaders(stored)})
+      return {key, value, headers: toKafkaHeaders(stored)}
+    }
+    const deadLetter = (r: RawRecord, code: string, message: string, stage: 'decode' | 'normalize', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders) => {
+      if (!dlqExists) {
+        throw new UsageError(`${formatPosition(r.position)} was rejected (${code}) and its dead-letter topic ${dlqTopic} does not exist`, {
+          hint: `create ${dlqTopic}${createDlq ? ` (${createDlq})` : ''}, or name another with --dlq or the spec's dlq.topic; then continue with --resume ${id}`,
+        })
+      }
+      batch.dead.push(deadLetterMessage(r.position.timestamp ?? String(Date.now()), code, message, stage, key, value, headers))
     }
 
     const flush = async (): Promise<boolean> => {

@@ -34,7 +34,7 @@
 import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
-import {mapKafkaError, probeKafka} from '../kafka/client.js'
+import {mapKafkaError, probeKafka, raiseMaxMessageBytesCommand} from '../kafka/client.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {requirePrivileges, type TableNeed} from '../pg/privileges.js'
@@ -302,9 +302,7 @@ async function maxMessageBytes(settings: ConnectionSettings, logger: Logger, top
 
 /** kafka-configs.sh that lets `topic` take a record of `bytes` (aimed at KAFKA_BROKERS, as kafka/client.ts's commands are). */
 function raiseCommand(settings: ConnectionSettings, topic: string, bytes: number): string {
-  const q = (v: string) => (/^[\w.,:/=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
-  const secured = settings.kafka.sasl !== undefined || settings.kafka.ssl !== undefined ? ' --command-config <a file with the SASL/TLS client settings of an administrator>' : ''
-  return `kafka-configs.sh --bootstrap-server ${q(settings.kafka.brokers.join(','))}${secured} --alter --entity-type topics --entity-name ${q(topic)} --add-config max.message.bytes=${bytes}`
+  return raiseMaxMessageBytesCommand(settings.kafka, topic, bytes)
 }
 
 /**

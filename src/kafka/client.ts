@@ -512,6 +512,13 @@ export function groupAssignments(g: GroupDescription | undefined): Map<string, s
   return held
 }
 
+/** kafka-configs.sh that lets `topic` take a record of `bytes` (aimed at KAFKA_BROKERS, as createTopicCommand is). */
+export function raiseMaxMessageBytesCommand(settings: KafkaSettings, topic: string, bytes: number): string {
+  const q = (v: string) => (/^[\w.,:/=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
+  const secured = settings.sasl !== undefined || settings.ssl !== undefined ? ' --command-config <a file with the SASL/TLS client settings of an administrator>' : ''
+  return `kafka-configs.sh --bootstrap-server ${q(settings.brokers.join(','))}${secured} --alter --entity-type topics --entity-name ${q(topic)} --add-config max.message.bytes=${bytes}`
+}
+
 /**
  * The command that creates `topic`, for a hint that says to create it: Kafka's own
  * kafka-topics.sh, aimed at the brokers in use (KAFKA_BROKERS) so that it runs as written, with

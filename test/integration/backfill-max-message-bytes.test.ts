@@ -1,0 +1,89 @@
+/**
+ * `backfill` into topics that take Kafka's default max.message.bytes (1,048,588 bytes per record
+ * batch), against the real broker (whose own default here is 10 MiB), read back with kcat:
+ * - wide records: a batch of 2,000 records of ~1 KB was one record batch of ~2 MB per partition,
+ *   which the broker refused (MESSAGE_TOO_LARGE): the backfill ended at its first batch, exit 70.
+ *   Now a batch goes out in as many sends as keep each under the limit, every record in order.
+ * - a record larger than the topic takes even alone and compressed (a 1.5 MB incompressible
+ *   memo): its RECORD_TOO_LARGE dead letter, with the fix, and the rest is sent (read = sent +
+ *   rejected); the dead letter keeps the value when the DLQ topic takes it, else it goes without
+ *   it, with cutover.value.omitted saying why. Was: exit 70 for the whole file.
+ * Both ways a csv: backfill reads: with --spec (in the main thread) and without (the worker).
+ */
+import {randomBytes} from 'node:crypto'
+import {mkdtempSync, realpathSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it, onTestFinished} from 'vitest'
+import {createTestTopic, kcatConsume, runCli, testPool, uniqueName} from '../helpers.js'
+
+const KAFKA_DEFAULT = '1048588'
+
+describe('backfill into a topic with Kafka\'s default max.message.bytes', () => {
+  it('cuts wide batches to fit, and dead-letters the one record no batch can hold; with --spec and without', async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cutover-bf-max-bytes-')))
+    // 2,500 records of ~1 KB (incompressible), the 1,234th with a 1.5 MB memo, the 2,000th ragged
+    const memo = (i: number) => (i === 1234 ? randomBytes(1_100_000).toString('base64') : randomBytes(750).toString('base64'))
+    const lines = ['id;acct;amt;memo']
+    for (let i = 1; i <= 2500; i++) lines.push(i === 2000 ? `T${i};A${i % 7}` : `T${i};A${i % 7};${i},50;${memo(i)}`)
+    writeFileSync(join(dir, 'wide.csv'), lines.join('\n') + '\n')
+    const pool = testPool()
+    const ids: string[] = []
+    onTestFinished(async () => {
+      await pool.query('DELETE FROM cutover.backfills WHERE id = ANY($1)', [ids])
+    })
+
+    for (const withSpec of [true, false]) {
+      const how = withSpec ? 'with --spec' : 'without --spec'
+      // the DLQ takes the big record's value with --spec (the dev broker's 10 MiB), not without (Kafka's default)
+      const topic = await createTestTopic({prefix: 'bf-max-bytes', config: {'max.message.bytes': KAFKA_DEFAULT}})
+      const dlq = await createTestTopic({prefix: 'bf-max-bytes-dlq', ...(withSpec ? {} : {config: {'max.message.bytes': KAFKA_DEFAULT}})})
+      const id = uniqueName('bf-max-bytes-id')
+      ids.push(id)
+      const spec = join(dir, `p-${id}.yaml`)
+      writeFileSync(
+        spec,
+        [
+          'version: 1',
+          `name: ${uniqueName('bf-max-bytes')}`,
+          `source: { topic: ${topic}, group: ${uniqueName('g')}, format: json }`,
+          'fields:',
+          '  txn_id:  { from: id, type: string, required: true }',
+          '  acct:    { type: string, required: true }',
+          '  amount:  { from: amt, type: decimal, scale: 2, required: true }',
+          '  memo:    { type: string }',
+          'key: txn_id',
+          'sinks:',
+          '  - table: txn_clean',
+          `dlq: { topic: ${dlq} }`,
+          '',
+        ].join('\n'),
+      )
+      const args = ['backfill', '--from', 'csv:wide.csv?delimiter=;', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
+      const run = await runCli(args, {cwd: dir})
+      expect(run.code, `${how}: ${run.stderr}`).toBe(0)
+      expect(run.json, how).toMatchObject({status: 'completed', read: 2500, sent: 2498, rejected: 2, rejected_by_code: {RECORD_TOO_LARGE: 1, SCHEMA_VIOLATION: 1}})
+
+      // every other record on the topic, in file order (one partition), none twice
+      const sent = kcatConsume(topic).map((r) => JSON.parse(r.payload!) as Record<string, string>)
+      const want = Array.from({length: 2500}, (_, k) => `T${k + 1}`).filter((t) => t !== 'T1234' && t !== 'T2000')
+      expect(sent.map((r) => r.txn_id ?? r.id), how).toEqual(want)
+
+      const dead = kcatConsume(dlq)
+      expect(dead.map((d) => d.headers['cutover.error.code']).sort(), how).toEqual(['RECORD_TOO_LARGE', 'SCHEMA_VIOLATION'])
+      const big = dead.find((d) => d.headers['cutover.error.code'] === 'RECORD_TOO_LARGE')!
+      expect(big.headers['cutover.backfill.position'], how).toBe('wide.csv:1235')
+      expect(big.headers['cutover.error.message'], how).toMatch(
+        new RegExp(`^wide\\.csv:1235: the record is \\d+ bytes \\(\\d+ compressed\\), more than ${topic} takes in one record batch \\(max\\.message\\.bytes 1048588\\): raise it \\(kafka-configs\\.sh --bootstrap-server \\S+ --alter --entity-type topics --entity-name ${topic} --add-config max\\.message\\.bytes=\\d+\\), then send the record again$`),
+      )
+      if (withSpec) {
+        // the record as it was sent: its normalized JSON, the memo whole
+        expect((JSON.parse(big.payload!) as {memo: string}).memo.length, how).toBe(memo(1234).length)
+        expect(big.headers['cutover.value.omitted'], how).toBeUndefined()
+      } else {
+        expect(big.payload, how).toBeNull()
+        expect(big.headers['cutover.value.omitted'], how).toMatch(new RegExp(`^\\d+ bytes: more than ${dlq} accepts \\(max\\.message\\.bytes 1048588\\)$`))
+      }
+    }
+  })
+})
