@@ -20,7 +20,7 @@ export const NEXT_STEPS: Readonly<Record<RecordErrorCode, string>> = {
   ENRICHMENT_MISSING: `no row of the lookup table matched: add the missing rows (or set the lookup's missing: null to write such records without its columns); ${DRY}`,
   ENRICHMENT_UNAVAILABLE: `two or more rows of the lookup table matched: make its on columns unique (a unique index), then replay`,
   LATE_EVENT: `further behind its partition's watermark than the window's allowed_lateness: raise allowed_lateness to cover the lag the message gives; ${DRY}`,
-  RECORD_TOO_LARGE: `larger than stream run's --max-record-bytes (1 MiB by default): raise it if the record is genuine (and the topic's max.message.bytes allows it); ${DRY} with the same --max-record-bytes`,
+  RECORD_TOO_LARGE: `larger than stream run's --max-record-bytes (1 MiB by default), or, from backfill (stage sink), than the target topic's max.message.bytes: raise that if the record is genuine (backfill's message gives the kafka-configs.sh), then replay; ${DRY} with the same --max-record-bytes`,
   SINK_REJECTED: `the database refused the row (the message is PostgreSQL's, naming the constraint): fix the table's constraint or type, or the data; ${DRY}, the table's constraints not included`,
 }
 
