@@ -4,7 +4,7 @@
  */
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
-import {chownSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync} from 'node:fs'
+import {chownSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -395,3 +395,32 @@ export async function setGroupOffsets(groupId: string, topic: string, partitions
     await admin.disconnect()
   }
 }
+
+/**
+ * A pipeline spec for backfill tests of a `;` csv of transactions (id;acct;amt;<text column>):
+ * txn_id, acct and amount required, the text column a plain string, keyed by txn_id, its DLQ
+ * `dlq`. Written in `dir`; returns its path.
+ */
+export function writeBackfillSpec(dir: string, o: {prefix: string; topic: string; dlq: string; text: string}): string {
+  const spec = join(dir, `${uniqueName(o.prefix)}.yaml`)
+  writeFileSync(
+    spec,
+    [
+      'version: 1',
+      `name: ${uniqueName(o.prefix)}`,
+      `source: { topic: ${o.topic}, group: ${uniqueName('g')}, format: json, encoding: utf-8 }`,
+      'fields:',
+      '  txn_id:  { from: id, type: string, required: true }',
+      '  acct:    { type: string, required: true }',
+      '  amount:  { from: amt, type: decimal, scale: 2, required: true }',
+      `  ${o.text}:    { type: string }`,
+      'key: txn_id',
+      'sinks:',
+      '  - table: txn_clean',
+      `dlq: { topic: ${o.dlq} }`,
+      '',
+    ].join('\n'),
+  )
+  return spec
+}
+

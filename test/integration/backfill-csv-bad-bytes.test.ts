@@ -16,7 +16,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
 import {encodeString} from '../../src/normalize/encoding.js'
-import {createTestTopic, kafkaSettings, kcatConsume, runCli, testPool, uniqueName} from '../helpers.js'
+import {createTestTopic, kafkaSettings, kcatConsume, runCli, testPool, uniqueName, writeBackfillSpec} from '../helpers.js'
 
 const cp1251 = (s: string) => encodeString(s, 'windows-1251')
 
@@ -56,25 +56,7 @@ describe('backfill csv: dead letters keep the bad line as it is in the file', ()
       const dlq = await createTestTopic({prefix: 'bf-bad-bytes-dlq'})
       const id = uniqueName('bf-bad-bytes-id')
       ids.push(id)
-      const spec = join(dir, `p-${id}.yaml`)
-      writeFileSync(
-        spec,
-        [
-          'version: 1',
-          `name: ${uniqueName('bf-bad-bytes')}`,
-          `source: { topic: ${topic}, group: ${uniqueName('g')}, format: json, encoding: utf-8 }`,
-          'fields:',
-          '  txn_id:  { from: id, type: string, required: true }',
-          '  acct:    { type: string, required: true }',
-          '  amount:  { from: amt, type: decimal, scale: 2, required: true }',
-          '  name:    { type: string }',
-          'key: txn_id',
-          'sinks:',
-          '  - table: txn_clean',
-          `dlq: { topic: ${dlq} }`,
-          '',
-        ].join('\n'),
-      )
+      const spec = writeBackfillSpec(dir, {prefix: 'bf-bad-bytes', topic, dlq, text: 'name'})
       const args = ['backfill', '--from', 'csv:bad.csv?delimiter=;&encoding=windows-1251', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
       const run = await runCli(args, {cwd: dir})
       const how = withSpec ? 'with --spec' : 'without --spec'
@@ -115,25 +97,7 @@ describe('backfill csv: dead letters keep the bad line as it is in the file', ()
       const dlq = await createTestTopic({prefix: 'bf-open-quote-dlq'})
       const id = uniqueName('bf-open-quote-id')
       ids.push(id)
-      const spec = join(dir, `p-${id}.yaml`)
-      writeFileSync(
-        spec,
-        [
-          'version: 1',
-          `name: ${uniqueName('bf-open-quote')}`,
-          `source: { topic: ${topic}, group: ${uniqueName('g')}, format: json, encoding: utf-8 }`,
-          'fields:',
-          '  txn_id:  { from: id, type: string, required: true }',
-          '  acct:    { type: string, required: true }',
-          '  amount:  { from: amt, type: decimal, scale: 2, required: true }',
-          '  name:    { type: string }',
-          'key: txn_id',
-          'sinks:',
-          '  - table: txn_clean',
-          `dlq: { topic: ${dlq} }`,
-          '',
-        ].join('\n'),
-      )
+      const spec = writeBackfillSpec(dir, {prefix: 'bf-bad-bytes', topic, dlq, text: 'name'})
       const args = ['backfill', '--from', 'csv:open.csv?delimiter=;&encoding=windows-1251', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
       const run = await runCli(args, {cwd: dir})
       const how = withSpec ? 'with --spec' : 'without --spec'

@@ -15,7 +15,7 @@ import {mkdtempSync, realpathSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {createTestTopic, kcatConsume, runCli, testPool, uniqueName} from '../helpers.js'
+import {createTestTopic, kcatConsume, runCli, testPool, uniqueName, writeBackfillSpec} from '../helpers.js'
 
 const KAFKA_DEFAULT = '1048588'
 
@@ -40,25 +40,7 @@ describe('backfill into a topic with Kafka\'s default max.message.bytes', () => 
       const dlq = await createTestTopic({prefix: 'bf-max-bytes-dlq', ...(withSpec ? {} : {config: {'max.message.bytes': KAFKA_DEFAULT}})})
       const id = uniqueName('bf-max-bytes-id')
       ids.push(id)
-      const spec = join(dir, `p-${id}.yaml`)
-      writeFileSync(
-        spec,
-        [
-          'version: 1',
-          `name: ${uniqueName('bf-max-bytes')}`,
-          `source: { topic: ${topic}, group: ${uniqueName('g')}, format: json }`,
-          'fields:',
-          '  txn_id:  { from: id, type: string, required: true }',
-          '  acct:    { type: string, required: true }',
-          '  amount:  { from: amt, type: decimal, scale: 2, required: true }',
-          '  memo:    { type: string }',
-          'key: txn_id',
-          'sinks:',
-          '  - table: txn_clean',
-          `dlq: { topic: ${dlq} }`,
-          '',
-        ].join('\n'),
-      )
+      const spec = writeBackfillSpec(dir, {prefix: 'bf-max-bytes', topic, dlq, text: 'memo'})
       const args = ['backfill', '--from', 'csv:wide.csv?delimiter=;', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
       const run = await runCli(args, {cwd: dir})
       expect(run.code, `${how}: ${run.stderr}`).toBe(0)
