@@ -791,7 +791,15 @@ async function* csvBatches(chunks: AsyncIterable<Buffer>, opts: CsvOptions, sink
     // a quote never closed took every line after it into this record: say how many (`read 2` of a
     // 2,000-line file is otherwise a mystery), though its dead letter holds them all
     const last = b.why === QUOTE_NOT_CLOSED && end === Infinity && raw && !raw.cut ? b.start + lineEndsIn(raw.bytes, opts.encoding) : undefined
-    const span = last !== undefined && last > b.start ? ` (lines ${b.start} to ${last}, the rest of the file, are this one record)` : ''
+    // a quote that a later one closed took the lines between into this record (a stray `"` at the
+    // start of a field, closed by the next quoted field's opening quote): say how many, which of
+    // them were records cannot be told
+    const span =
+      last !== undefined && last > b.start
+        ? ` (lines ${b.start} to ${last}, the rest of the file, are this one record)`
+        : end !== Infinity && end > b.start
+          ? ` (lines ${b.start} to ${end} are this one record: a quoted field spans them)`
+          : ''
     fail({ok: false, code: 'DECODE_ERROR', message: `${source}:${b.start}: ${b.why}${span}${note}`, position: pos(b.start, b.record), ...(raw ? deadLetterRaw(raw.bytes, opts.encoding) : {})})
   }
   // csv-parse's own end of a record, and in its place while a bad record is read

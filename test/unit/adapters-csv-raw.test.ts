@@ -73,7 +73,7 @@ describe('csv: a record that cannot be read keeps its bytes as they are in the f
       // the others as UTF-8 text, the stray quote as it was
       expect(bad[1]!.raw!.toString('utf8')).toBe('T3;A3;12,00;"Щу"ка')
       expect(bad[0]).toMatchObject({field: 'name', message: 't.csv:3: field name holds bytes that are not valid windows-1251'})
-      expect(bad[2]!.message).toBe('t.csv:7: malformed quote: a closing quote followed by other characters')
+      expect(bad[2]!.message).toBe('t.csv:7: malformed quote: a closing quote followed by other characters (lines 7 to 8 are this one record: a quoted field spans them)')
     }
   })
 

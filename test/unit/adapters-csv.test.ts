@@ -178,6 +178,14 @@ describe('csv: dirty files', () => {
     }
   })
 
+  it('a stray quote closed by a later quoted field: one record for the lines between, which its message counts', async () => {
+    for (const size of [1, 4, 1 << 16]) {
+      const rs = await parseChunked(Buffer.from('a,b\n1,"stray\n2,x\n3,"q"\n4,y\n'), size)
+      expect(rs.map((r) => (r.ok ? `${r.fields.a}@${r.position.line}` : `${r.code}@${r.position.line}`))).toEqual(['DECODE_ERROR@2', '4@5'])
+      expect(rs[0]!.ok || rs[0]!.message).toBe('t.csv:2: malformed quote: a closing quote followed by other characters (lines 2 to 4 are this one record: a quoted field spans them)')
+    }
+  })
+
   it('reports a quote never closed at the end of the file, and reads on after its line', async () => {
     const rs = await parseChunked(Buffer.from('a,b\n1,2\n3,"open\n4,5\n'), 4)
     expect(rs[0]!.ok).toBe(true)
