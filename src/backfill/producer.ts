@@ -102,11 +102,11 @@ export interface SendLimits<M> {
   target: number
   dlq: number
   /**
-   * A record larger than the target takes even compressed and alone: its dead letter for the DLQ
-   * (RECORD_TOO_LARGE), the batch's counts moved from sent to rejected. `bytes`: the record's size
+   * A record larger than the target takes even compressed and alone (batch.records[index]): its dead
+   * letter for the DLQ (RECORD_TOO_LARGE), the batch's counts moved from sent to rejected. `bytes`: the record's size
    * before compression, `compressed` after (as the broker would count it).
    */
-  tooLarge: (batch: OutBatch<M>, record: OutMessage, bytes: number, compressed: number) => OutMessage
+  tooLarge: (batch: OutBatch<M>, record: OutMessage, index: number, bytes: number, compressed: number) => OutMessage
 }
 
 export interface OutMessage {
@@ -266,7 +266,8 @@ export class OrderedSender<M> {
       const omitted: OutMessage = {...d, value: null, headers: {...d.headers, [VALUE_OMITTED_HEADER]: `${bytesOfValue} bytes: more than ${this.dlqTopic} accepts (max.message.bytes ${limits.dlq})`}}
       add('dead', omitted, messageBytes(omitted))
     }
-    for (const m of batch.records) {
+    for (let i = 0; i < batch.records.length; i++) {
+      const m = batch.records[i]!
       const n = messageBytes(m)
       if (n <= budget) {
         add('records', m, n)
@@ -274,7 +275,7 @@ export class OrderedSender<M> {
       }
       const compressed = await compressedBytes(m)
       if (compressed <= limits.target) alone(this.target, m)
-      else await addDead(limits.tooLarge(batch, m, n, compressed))
+      else await addDead(limits.tooLarge(batch, m, i, n, compressed))
     }
     for (const d of batch.dead) await addDead(d)
     close()

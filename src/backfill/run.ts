@@ -169,6 +169,28 @@ interface BatchMeta {
   lastSha256?: string | undefined
   lastRecord?: RawRecord | undefined
   counts: BackfillCounts
+  /** the ordinal (record number) of each of the batch's records for the target, in order: read in this thread */
+  ordinals?: number[]
+  /** ...or, read by the worker, from the batch's first ordinal and the ordinals of its dead letters (recordOrdinal) */
+  firstOrdinal?: number
+  deadOrdinals?: number[]
+}
+
+/** The ordinal of the batch's `index`-th record for the target (for its dead letter's cutover.source.offset, unique in the backfill). */
+function recordOrdinal(meta: BatchMeta, index: number): number | undefined {
+  if (meta.ordinals) return meta.ordinals[index]
+  if (meta.firstOrdinal === undefined) return undefined
+  const dead = meta.deadOrdinals ?? []
+  let o = meta.firstOrdinal - 1
+  let d = 0
+  for (let n = -1; n < index; n++) {
+    o++
+    while (d < dead.length && dead[d] === o) {
+      d++
+      o++
+    }
+  }
+  return o
 }
 
 async function countLines(path: string): Promise<number> {
@@ -932,7 +954,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     // a second is in flight reuses the second's sequence numbers (the broker then takes the retry
     // for a duplicate and drops it, or rejects the pair out of order): tulios/kafkajs#598
     /** A record the target cannot take even alone and compressed: its RECORD_TOO_LARGE dead letter (the value kept when the DLQ takes it: OrderedSender). */
-    const tooLarge = (b: OutBatch<BatchMeta>, m: OutMessage, bytes: number, compressed: number): OutMessage => {
+    const tooLarge = (b: OutBatch<BatchMeta>, m: OutMessage, index: number, bytes: number, compressed: number): OutMessage => {
       const at = m.headers[BACKFILL_POSITION_HEADER]
       const position = at === undefined ? 'a record' : String(at)
       const c = b.meta.counts
@@ -946,7 +968,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
           hint: `create ${dlqTopic}${createDlq ? ` (${createDlq})` : ''}, or name another with --dlq or the spec's dlq.topic; then continue with --resume ${id}`,
         })
       }
-      return deadLetterMessage(m.timestamp ?? String(Date.now()), 'RECORD_TOO_LARGE', message, 'sink', m.key, m.value, m.headers)
+      // its own ordinal as cutover.source.offset: dead letters of one batch, failed in the same ms, are told apart by it (dlq/reader.ts deadLetterIdentity)
+      return deadLetterMessage(m.timestamp ?? String(Date.now()), 'RECORD_TOO_LARGE', message, 'sink', m.key, m.value, m.headers, recordOrdinal(b.meta, index) ?? ordinal)
     }
     const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 1, {...maxMessageBytes, tooLarge}) : undefined
     let saving: Promise<void> | undefined
@@ -987,16 +1010,16 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     const idHeader = Buffer.from(id) // one buffer shared by every record's header
     // a resumed run's records before it count towards the total, not towards this run's rate (its ETA)
     if (o.progress) o.progress.done = o.progress.doneBefore = base.read + base.out_of_range
-    let batch: OutBatch<BatchMeta> = {records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}}
-    const fresh = () => ({records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts()}})
+    let batch: OutBatch<BatchMeta> = {records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts(), ordinals: []}}
+    const fresh = (): OutBatch<BatchMeta> => ({records: [], dead: [], meta: {records: 0, partitions: {}, last: undefined, counts: emptyCounts(), ordinals: []}})
     let stoppedEarly = false
 
-    const deadLetterMessage = (timestamp: string, code: string, message: string, stage: 'decode' | 'normalize' | 'sink', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders): OutMessage => {
+    const deadLetterMessage = (timestamp: string, code: string, message: string, stage: 'decode' | 'normalize' | 'sink', key: string | Buffer | null, value: string | Buffer | null, headers: IHeaders, at = ordinal): OutMessage => {
       const item = {
-        message: {key: key === null ? null : Buffer.from(key), value: value === null ? null : Buffer.from(value), headers, timestamp, offset: String(ordinal), attributes: 0} as unknown as KafkaMessage,
+        message: {key: key === null ? null : Buffer.from(key), value: value === null ? null : Buffer.from(value), headers, timestamp, offset: String(at), attributes: 0} as unknown as KafkaMessage,
         topic: target,
         partition: -1,
-        offset: BigInt(ordinal),
+        offset: BigInt(at),
         status: 'dead',
         dead: {code, message, stage, field: null},
       } as WorkItem
@@ -1075,7 +1098,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
             if (raw && d.rawEncoding) headers[SOURCE_ENCODING_HEADER] = d.rawEncoding
             deadLetter(r, d.code, d.message, 'decode', null, raw ?? null, headers)
           }
-          batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, lastSha256: pb.meta.lastSha256, counts: pb.meta.counts}
+          batch.meta = {records: pb.meta.records, partitions: {}, last: pb.meta.last, lastSha256: pb.meta.lastSha256, counts: pb.meta.counts, firstOrdinal: pb.meta.records - pb.processed + 1, deadOrdinals: pb.dead.map((d) => d.ordinal)}
           if (o.progress) o.progress.done += pb.processed
           if (!(await flush())) {
             stoppedEarly = true
@@ -1126,6 +1149,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               c.sent++
               const value = r.raw ?? null
               batch.records.push(ts ? {key: r.key ?? null, value, headers, timestamp: ts} : {key: r.key ?? null, value, headers})
+              m.ordinals!.push(ordinal)
             } else if (!r.ok) {
               c.read++
               c.rejected++
@@ -1178,6 +1202,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
                     c.sent++
                     const key = keyFields.length > 0 ? keyFrom(result.record) : isKafka ? (r.key ?? null) : null
                     batch.records.push(ts ? {key, value, headers, timestamp: ts} : {key, value, headers})
+                    m.ordinals!.push(ordinal)
                   }
                 }
               }
@@ -1187,6 +1212,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
               const key = keyFields.length > 0 ? keyFrom(r.fields) : isKafka ? (r.key ?? null) : null
               const value = isKafka && r.raw ? r.raw : JSON.stringify(r.fields)
               batch.records.push(ts ? {key, value, headers, timestamp: ts} : {key, value, headers})
+              m.ordinals!.push(ordinal)
             }
             if (o.progress) o.progress.done++
             if (batch.records.length + batch.dead.length >= batchSize) {

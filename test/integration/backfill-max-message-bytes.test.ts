@@ -5,7 +5,8 @@
  *   which the broker refused (MESSAGE_TOO_LARGE): the backfill ended at its first batch, exit 70.
  *   Now a batch goes out in as many sends as keep each under the limit, every record in order.
  * - a record larger than the topic takes even alone and compressed (a 1.5 MB incompressible
- *   memo): its RECORD_TOO_LARGE dead letter, with the fix, and the rest is sent (read = sent +
+ *   memo; two in one batch): its RECORD_TOO_LARGE dead letter, with the fix and its own record
+ *   number as cutover.source.offset, and the rest is sent (read = sent +
  *   rejected); the dead letter keeps the value when the DLQ topic takes it, else it goes without
  *   it, with cutover.value.omitted saying why. Was: exit 70 for the whole file.
  * Both ways a csv: backfill reads: with --spec (in the main thread) and without (the worker).
@@ -20,10 +21,11 @@ import {createTestTopic, kcatConsume, runCli, testPool, uniqueName, writeBackfil
 const KAFKA_DEFAULT = '1048588'
 
 describe('backfill into a topic with Kafka\'s default max.message.bytes', () => {
-  it('cuts wide batches to fit, and dead-letters the one record no batch can hold; with --spec and without', async () => {
+  it('cuts wide batches to fit, and dead-letters the records no batch can hold, each under its own record number; with --spec and without', async () => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cutover-bf-max-bytes-')))
-    // 2,500 records of ~1 KB (incompressible), the 1,234th with a 1.5 MB memo, the 2,000th ragged
-    const memo = (i: number) => (i === 1234 ? randomBytes(1_100_000).toString('base64') : randomBytes(750).toString('base64'))
+    // 2,500 records of ~1 KB (incompressible), the 1,234th and the 1,240th (in one batch) with a 1.5 MB memo, the 2,000th ragged
+    const big = new Set([1234, 1240])
+    const memo = (i: number) => (big.has(i) ? randomBytes(1_100_000).toString('base64') : randomBytes(750).toString('base64'))
     const lines = ['id;acct;amt;memo']
     for (let i = 1; i <= 2500; i++) lines.push(i === 2000 ? `T${i};A${i % 7}` : `T${i};A${i % 7};${i},50;${memo(i)}`)
     writeFileSync(join(dir, 'wide.csv'), lines.join('\n') + '\n')
@@ -44,28 +46,39 @@ describe('backfill into a topic with Kafka\'s default max.message.bytes', () => 
       const args = ['backfill', '--from', 'csv:wide.csv?delimiter=;', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
       const run = await runCli(args, {cwd: dir})
       expect(run.code, `${how}: ${run.stderr}`).toBe(0)
-      expect(run.json, how).toMatchObject({status: 'completed', read: 2500, sent: 2498, rejected: 2, rejected_by_code: {RECORD_TOO_LARGE: 1, SCHEMA_VIOLATION: 1}})
+      expect(run.json, how).toMatchObject({status: 'completed', read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}})
 
       // every other record on the topic, in file order (one partition), none twice
       const sent = kcatConsume(topic).map((r) => JSON.parse(r.payload!) as Record<string, string>)
-      const want = Array.from({length: 2500}, (_, k) => `T${k + 1}`).filter((t) => t !== 'T1234' && t !== 'T2000')
+      const want = Array.from({length: 2500}, (_, k) => `T${k + 1}`).filter((t) => !['T1234', 'T1240', 'T2000'].includes(t))
       expect(sent.map((r) => r.txn_id ?? r.id), how).toEqual(want)
 
       const dead = kcatConsume(dlq)
-      expect(dead.map((d) => d.headers['cutover.error.code']).sort(), how).toEqual(['RECORD_TOO_LARGE', 'SCHEMA_VIOLATION'])
-      const big = dead.find((d) => d.headers['cutover.error.code'] === 'RECORD_TOO_LARGE')!
-      expect(big.headers['cutover.backfill.position'], how).toBe('wide.csv:1235')
-      expect(big.headers['cutover.error.message'], how).toMatch(
-        new RegExp(`^wide\\.csv:1235: the record is \\d+ bytes \\(\\d+ compressed\\), more than ${topic} takes in one record batch \\(max\\.message\\.bytes 1048588\\): raise it \\(kafka-configs\\.sh --bootstrap-server \\S+ --alter --entity-type topics --entity-name ${topic} --add-config max\\.message\\.bytes=\\d+\\), then send the record again$`),
-      )
-      if (withSpec) {
-        // the record as it was sent: its normalized JSON, the memo whole
-        expect((JSON.parse(big.payload!) as {memo: string}).memo.length, how).toBe(memo(1234).length)
-        expect(big.headers['cutover.value.omitted'], how).toBeUndefined()
-      } else {
-        expect(big.payload, how).toBeNull()
-        expect(big.headers['cutover.value.omitted'], how).toMatch(new RegExp(`^\\d+ bytes: more than ${dlq} accepts \\(max\\.message\\.bytes 1048588\\)$`))
+      expect(dead.map((d) => d.headers['cutover.error.code']).sort(), how).toEqual(['RECORD_TOO_LARGE', 'RECORD_TOO_LARGE', 'SCHEMA_VIOLATION'])
+      const tooLarge = dead.filter((d) => d.headers['cutover.error.code'] === 'RECORD_TOO_LARGE')
+      // each with its own record number as cutover.source.offset: two dead letters of one batch, failed in the same
+      // millisecond, are two to dlq inspect and dlq replay, not one and its relay repeat
+      expect(tooLarge.map((d) => [d.headers['cutover.backfill.position'], d.headers['cutover.source.offset']]), how).toEqual([
+        ['wide.csv:1235', '1234'],
+        ['wide.csv:1241', '1240'],
+      ])
+      for (const d of tooLarge) {
+        const line = d.headers['cutover.backfill.position']!.replace('wide.csv:', '').replace('.', '\\.')
+        expect(d.headers['cutover.error.message'], how).toMatch(
+          new RegExp(`^wide\\.csv:${line}: the record is \\d+ bytes \\(\\d+ compressed\\), more than ${topic} takes in one record batch \\(max\\.message\\.bytes 1048588\\): raise it \\(kafka-configs\\.sh --bootstrap-server \\S+ --alter --entity-type topics --entity-name ${topic} --add-config max\\.message\\.bytes=\\d+\\), then send the record again$`),
+        )
+        if (withSpec) {
+          // the record as it was sent: its normalized JSON, the memo whole
+          expect((JSON.parse(d.payload!) as {memo: string}).memo.length, how).toBe(memo(1234).length)
+          expect(d.headers['cutover.value.omitted'], how).toBeUndefined()
+        } else {
+          expect(d.payload, how).toBeNull()
+          expect(d.headers['cutover.value.omitted'], how).toMatch(new RegExp(`^\\d+ bytes: more than ${dlq} accepts \\(max\\.message\\.bytes 1048588\\)$`))
+        }
       }
+      const inspect = await runCli(['dlq', 'inspect', '--topic', dlq, '--json'], {cwd: dir})
+      expect(inspect.code, inspect.stderr).toBe(0)
+      expect(inspect.json.by_code, how).toMatchObject({RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1})
     }
   })
 })

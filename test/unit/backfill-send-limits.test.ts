@@ -46,9 +46,9 @@ describe('backfill: sends cut to max.message.bytes', () => {
   it('a record over the budget: alone when it fits compressed, else its dead letter; a dead letter alone too, or without its value', async () => {
     const {producer, sends} = recorder()
     const made: string[] = []
-    const tooLarge = (b: OutBatch<{rejected: number}>, m: OutMessage, bytes: number, compressed: number): OutMessage => {
+    const tooLarge = (b: OutBatch<{rejected: number}>, m: OutMessage, index: number, bytes: number, compressed: number): OutMessage => {
       b.meta.rejected++
-      made.push(`${String(m.key)} ${bytes > 50_000} ${compressed > 50_000}`)
+      made.push(`${String(m.key)} #${index} ${bytes > 50_000} ${compressed > 50_000}`)
       return {key: m.key, value: m.value, headers: {...m.headers, 'cutover.error.code': 'RECORD_TOO_LARGE'}}
     }
     const sender = new OrderedSender<{rejected: number}>(producer, 'txn', 'txn.dlq', () => {}, 1, {target: 50_000, dlq: 60_000, tooLarge})
@@ -57,7 +57,7 @@ describe('backfill: sends cut to max.message.bytes', () => {
     await sender.submit(batch)
     await sender.flush()
     // the compressible 80 KB record alone; the incompressible 70 KB one dead-lettered, its value dropped (over the DLQ's 60,000 too)
-    expect(made).toEqual(['K4 true true'])
+    expect(made).toEqual(['K4 #3 true true'])
     expect(meta.rejected).toBe(1)
     const shape = sends.map((s) => s.map((t) => `${t.topic}:${t.messages.map((m) => `${String(m.key)}${m.value === null ? '(no value)' : ''}`).join(',')}`).join(' '))
     // the 58 KB dead letter fits the DLQ's 60,000 compressed: alone, with its value
