@@ -14,6 +14,7 @@ import type {Admin, IHeaders, Producer, RetryOptions} from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import type {KafkaSettings} from '../config/env.js'
 import {createKafka} from '../kafka/client.js'
+import {BATCH_OVERHEAD, fieldBytes, varintBytes} from '../kafka/record-size.js'
 import type {Logger} from '../log.js'
 import {VALUE_OMITTED_HEADER} from '../runtime/outbox.js'
 
@@ -22,21 +23,7 @@ const {CompressionTypes} = kafkajs
 /** Kafka's own default max.message.bytes (the broker's message.max.bytes), taken when a topic's cannot be read. */
 export const KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
-/** v2 record batch header (baseOffset to the record count), which the broker counts against max.message.bytes with the records. */
-const BATCH_OVERHEAD = 61
-
-const varintBytes = (n: number): number => {
-  let z = n >= 0 ? n * 2 : -n * 2 - 1 // zigzag
-  let size = 1
-  while (z >= 128) {
-    z = Math.floor(z / 128)
-    size++
-  }
-  return size
-}
-
 const lengthOf = (v: string | Buffer | null | undefined): number | null => (v === null || v === undefined ? null : typeof v === 'string' ? Buffer.byteLength(v) : v.length)
-const fieldBytes = (length: number | null): number => (length === null ? 1 : varintBytes(length) + length)
 
 /**
  * The bytes a message takes in a v2 record batch before compression, as the broker counts a batch

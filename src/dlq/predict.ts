@@ -21,7 +21,7 @@ import type {LoadedSpec} from '../config/spec.js'
 import {namesOf} from '../config/spec.js'
 import type {Logger} from '../log.js'
 import type {Pool} from '../pg/pool.js'
-import {compareInstants, parseInstant, type Instant} from '../runtime/stages/window.js'
+import {isLate, parseInstant, type Instant} from '../runtime/stages/window.js'
 import {checkSourceFormat} from '../runtime/stages/decode.js'
 import {dedupeKeyOf, payloadHash, storedKeys} from '../runtime/stages/dedupe.js'
 import {STAGES} from '../runtime/stages/index.js'
@@ -107,7 +107,7 @@ export class ReplayPredictor {
     if (!floor || !spec.event_time || item.topic !== spec.source.topic) return false
     const text = item.record?.[spec.event_time]
     const t = typeof text === 'string' ? parseInstant(text) : undefined
-    return t !== undefined && spec.windows.some((w) => compareInstants(t, {ms: floor.ms - w.allowed_lateness, us: floor.us}) < 0)
+    return t !== undefined && spec.windows.some((w) => isLate(t, floor, w.allowed_lateness))
   }
 
   /** Predicts a batch of selected dead letters (in DLQ order). */
@@ -185,3 +185,4 @@ export async function watermarkFloor(pool: Pool, admin: Admin, pipeline: string,
     throw e
   }
 }
+

@@ -35,6 +35,7 @@ import type {ConnectionSettings} from '../config/env.js'
 import {loadSpec} from '../config/spec.js'
 import {CutoverError, UsageError} from '../errors.js'
 import {mapKafkaError, probeKafka, raiseMaxMessageBytesCommand} from '../kafka/client.js'
+import {BATCH_OVERHEAD, fieldBytes, varintBytes} from '../kafka/record-size.js'
 import {silentLogger, type Logger} from '../log.js'
 import {mapPgError, openDatabase, type Pool} from '../pg/pool.js'
 import {requirePrivileges, type TableNeed} from '../pg/privileges.js'
@@ -93,22 +94,6 @@ export async function republishedCopies(pool: Pool, records: readonly DlqRecord[
   return out
 }
 
-/** Bytes of a zigzag varint (Kafka's record fields). */
-function varintBytes(n: number): number {
-  let z = n >= 0 ? n * 2 : -n * 2 - 1
-  let size = 1
-  while (z >= 128) {
-    z = Math.floor(z / 128)
-    size++
-  }
-  return size
-}
-
-/** A length-prefixed field of a record: its varint length (-1 for null) and its bytes. */
-const fieldBytes = (length: number | null) => (length === null ? varintBytes(-1) : varintBytes(length) + length)
-
-/** v2 record batch header (baseOffset to the record count), which the broker counts against max.message.bytes with the records */
-const BATCH_OVERHEAD = 61
 
 /**
  * The size the broker checks against the topic's max.message.bytes when the relay sends this

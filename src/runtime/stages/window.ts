@@ -102,6 +102,11 @@ export function compareInstants(a: Instant, b: Instant): number {
   return a.ms !== b.ms ? a.ms - b.ms : a.us - b.us
 }
 
+/** Whether an event at `t` is LATE_EVENT behind `watermark` for a window of `latenessMs` allowed lateness: t < watermark - allowed_lateness. */
+export function isLate(t: Instant, watermark: Instant, latenessMs: number): boolean {
+  return compareInstants(t, {ms: watermark.ms - latenessMs, us: watermark.us}) < 0
+}
+
 /**
  * The starts (ms since the epoch, ascending) of the windows of `sizeMs`, starting every
  * `slideMs`, that hold an instant of `ms` (+ a fraction of a ms, which changes nothing: starts are
@@ -390,7 +395,7 @@ export function windowStage(ctx: PipelineContext): Stage | null {
         }
         const wm = wms.get(item.partition)
         if (wm !== undefined) {
-          const late = windows.find((w) => compareInstants(t, {ms: wm.ms - w.latenessMs, us: wm.us}) < 0)
+          const late = windows.find((w) => isLate(t, wm, w.latenessMs))
           if (late) {
             const behind = (wm.ms - t.ms) * 1000 + (wm.us - t.us)
             markDead(item, {
