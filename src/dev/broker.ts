@@ -581,7 +581,7 @@ export async function startBroker(options: BrokerOptions): Promise<UpResult> {
  * Logs in on the SASL_SSL listener as the dev user; when the broker refuses the login (a state
  * directory formatted before dev up opened the listener has no SCRAM user), adds the user's
  * credential over PLAINTEXT (kafka-configs --alter --entity-type users) and waits until the
- * login succeeds. Any other failure of the listener fails `dev up`, with the broker's log.
+ * login succeeds. Any other failure of the listener that lasts 30 s fails `dev up`, with the broker's log.
  */
 async function ensureScramUser(o: {stateDir: string; jvm: string[]; bootstrap: string; listener: SaslSslListener; password: string; logger: Logger; progress: (m: string) => void}): Promise<void> {
   const login = async (): Promise<unknown> => {
@@ -592,7 +592,16 @@ async function ensureScramUser(o: {stateDir: string; jvm: string[]; bootstrap: s
       return e
     }
   }
+  // The listener is probed as soon as PLAINTEXT answers. On a busy machine a TLS handshake with a
+  // JVM that has just started can outlast the probe's 2 s connect timeout, or the listener can
+  // answer a moment later: anything but a refused login is tried again, for up to 30 s.
+  const settleDeadline = Date.now() + 30_000
   let failed = await login()
+  while (failed !== null && !isSaslAuthenticationError(failed) && Date.now() < settleDeadline) {
+    o.logger.info('dev.broker.sasl_ssl_retry', {error: describeError(failed)})
+    await sleep(500)
+    failed = await login()
+  }
   if (failed !== null && isSaslAuthenticationError(failed)) {
     o.progress(`adding the SCRAM user ${DEV_SASL_USERNAME} (this state directory was formatted before dev up opened a SASL_SSL listener; once)…`)
     // the broker refuses two credentials of one user in one request: one run per mechanism, side by side

@@ -140,7 +140,7 @@ describe('stream run survives outages mid-run', () => {
     await until(async () => (await rowCount(pool, schema)) >= expected.written / 4, () => !run.exited, 'a quarter of the rows were written')
 
     const down = await runCli(['dev', 'down', '--state-dir', stateDir, '--json'])
-    expect(down.code, down.stderr).toBe(0)
+    expect(down.code, `${down.stdout}\n${down.stderr}`).toBe(0)
     expect(down.json.stopped).toBe(true)
     const rowsAtStop = await rowCount(pool, schema)
     await sleep(OUTAGE_MS)
@@ -149,7 +149,7 @@ describe('stream run survives outages mid-run', () => {
       expect.fail(`stream run exited (${res.code}) while the broker was down:\n${tail(res.stderr)}`)
     }
     const again = await runCli(up)
-    expect(again.code, again.stderr).toBe(0)
+    expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0)
     expect(again.json.reused).toBe(false)
     expect(rowsAtStop, 'the broker must go down before the run is over').toBeLessThan(expected.written)
 
