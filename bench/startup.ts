@@ -8,8 +8,9 @@
  *
  * No service is needed: the commands are ones that end before connecting to anything (`--version`;
  * `pipeline validate` of examples/pipeline.yaml, which reads and checks the spec; `dlq inspect` with
- * a spec file that does not exist, which is exit 2 once its modules are loaded). The commands that
- * move data (stream run, backfill, ...) are not bundled (scripts/bundle.js NOT_BUNDLED). CPU is the
+ * a spec file that does not exist, which is exit 2 once its modules are loaded; `parity check` and
+ * `backfill` of a csv file that does not exist). Only `stream run` is not bundled
+ * (scripts/bundle.js NOT_BUNDLED). CPU is the
  * children's user + system time (/proc/self/stat cutime + cstime around each waited child), in
  * clock ticks of 10 ms: summed over the rounds, then divided.
  */
@@ -28,6 +29,8 @@ const COMMANDS: {label: string; args: string[]; exit: number}[] = [
   {label: '--version', args: ['--version'], exit: 0},
   {label: 'pipeline validate (examples/pipeline.yaml)', args: ['pipeline', 'validate', '--spec', join(ROOT, 'examples', 'pipeline.yaml'), '--json'], exit: 0},
   {label: 'dlq inspect (spec not found: modules loaded, exit 2)', args: ['dlq', 'inspect', '--spec', '/nonexistent/pipeline.yaml', '--json'], exit: 2},
+  {label: 'parity check (csv file not found, exit 2)', args: ['parity', 'check', '--left', 'csv:/nonexistent/l.csv', '--right', 'csv:/nonexistent/r.csv', '--key', 'id', '--json'], exit: 2},
+  {label: 'backfill (csv file not found, exit 2)', args: ['backfill', '--from', 'csv:/nonexistent/l.csv', '--to', 't', '--json'], exit: 2},
 ]
 
 /** The children's CPU so far, in ms (fields 16 and 17 of /proc/self/stat: cutime, cstime). */

@@ -24,12 +24,15 @@ const out = join(dist, 'bundle')
 const manifestFile = join(root, 'oclif.manifest.json')
 const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'))
 
-// The commands that move data keep loading dist/src module by module: bundled, `stream run` was
-// slower per record (bench/stream-ab, 3 pairs of 1M records, the same commit bundled against
-// not: R_stream x0.87, node and PostgreSQL CPU per record x1.11 each; cause not found yet), and
-// their start-up is nothing beside a run's length. Bundled: the short commands a person or a
-// scheduler runs many times (their start-up is most of their time).
-const NOT_BUNDLED = new Set(['stream:run', 'backfill', 'normalize', 'parity:check', 'dlq:replay', 'dlq:republish', 'profile'])
+// `stream run` keeps loading dist/src module by module: bundled, it was slower per record on the
+// AMD machines (bench/stream-ab, the same commit bundled against not: unbundled x1.15 and x1.07;
+// on Intel x1.00 and x0.95; cause not found), and its start-up is nothing beside a run's length.
+// Every other command is bundled. The commands that move data with a worker thread (normalize,
+// parity check's csv sides, backfill's reader) run that thread from dist/src either way, and the
+// twenty-seventh session measured no difference in their own benches (bench/backfill 1.02 x bare
+// bundled, 1.01 the session before; bench/parity 2.07 / 5.06 s bundled against 2.08 / 5.11 s),
+// while the test suite starts them ~700 times (0.05-0.10 s of CPU less per start).
+const NOT_BUNDLED = new Set(['stream:run'])
 
 // one entry per bundled command, named by its id (dev:status -> dev-status.js): every output lands
 // in dist/bundle itself, so import.meta.url's directory is the same in every bundle and chunk
