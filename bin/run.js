@@ -8,7 +8,8 @@
 // Measured with bench/stream-ab (1M records): R_stream x1.13 in 3 pairs, x1.02 in 5; node CPU per
 // record x0.94 / x0.98; 128 MB was no better. Run as `node bin/run.js`, pass the flag yourself (the stream harness
 // of the tests and benches reads it from this line: fixtures/generator/stream-harness.ts).
-import {execute, settings} from '@oclif/core'
+// @oclif/core as bundled by the build (scripts/bundle.js): the one copy every command extends
+import {execute, settings} from '../dist/bundle/oclif-core.js'
 
 // always the compiled commands: no TypeScript source lookup (and no warnings about it) when the
 // repository's tsconfig.json sits beside dist/; bin/dev.js is the entry point for the sources
