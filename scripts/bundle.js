@@ -15,7 +15,8 @@
 // Kept out of the bundles, loaded from node_modules as before:
 // - ink, react and their dependencies: imported lazily, only for a terminal UI;
 // - chalk: ink draws through it, and NO_COLOR sets the level of that one instance (cli/base.ts);
-// - pg-native: pg's optional native driver, not installed.
+// - pg-native: pg's optional native driver, not installed;
+// - iconv-lite: its code page tables load only when a spec names one (see external below).
 // The worker threads (normalize, parity sides, backfill's file reader) keep running dist/src's
 // files: a module that names a file beside itself (`new URL('./x.js', import.meta.url)`) gets its
 // own dist/src address as import.meta.url, rewritten below, so those names resolve as before.
@@ -58,11 +59,23 @@ const oclifEntry = {
   name: 'oclif-entry',
   setup(b) {
     b.onResolve({filter: /^cutover:oclif-core$/}, () => ({path: OCLIF_ENTRY, namespace: 'oclif-entry'}))
+    // a dist/src file this script rewrote on an earlier build (tsc rewrites them all, but not if it fails half-way)
+    b.onResolve({filter: /(^|\/)bundle\/oclif-core\.js$/}, () => ({path: OCLIF_ENTRY, namespace: 'oclif-entry'}))
     b.onLoad({filter: /.*/, namespace: 'oclif-entry'}, () => ({
       contents: `import * as core from '@oclif/core'\nexport const {${oclifNames.join(', ')}} = core\n`,
       resolveDir: root,
       loader: 'js',
     }))
+  },
+}
+
+// zod's `z` namespace carries all ~45 of its message locales (`z.locales`, 366 KB of JavaScript that
+// every start would parse); cutover's messages are English only, and zod itself sets `en` by
+// importing it directly, so the bundles' `z.locales` holds `en` alone
+const zodLocales = {
+  name: 'zod-locales',
+  setup(b) {
+    b.onLoad({filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/}, () => ({contents: "export {default as en} from './en.js'\n", loader: 'js'}))
   },
 }
 
@@ -91,10 +104,12 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   // typescript: oclif reads a tsconfig.json with it in development only (never in a built CLI)
-  external: ['ink', 'react', 'react/*', 'chalk', 'pg-native', 'typescript', 'ts-node', 'tsx', 'tsx/*'],
+  // iconv-lite: from node_modules, it reads its code page tables (~550 KB of JavaScript) only when a
+  // spec names windows-1251 or ibm866; in a bundle every start would parse them
+  external: ['ink', 'react', 'react/*', 'chalk', 'pg-native', 'typescript', 'ts-node', 'tsx', 'tsx/*', 'iconv-lite'],
   // CommonJS dependencies (kafkajs, pg, iconv-lite, ...) call require() for Node's own modules
   banner: {js: "import {createRequire as __cutoverRequire} from 'node:module'; const require = __cutoverRequire(import.meta.url);"},
-  plugins: [oclifEntry, importMetaUrl],
+  plugins: [oclifEntry, zodLocales, importMetaUrl],
   legalComments: 'none',
   // no keepNames: it wraps every function, closures made per record included, in a call that
   // sets its name (bench/stream-ab: R_stream x0.88, node CPU x1.19 with it). Our classes' names
