@@ -51,7 +51,8 @@ function timed(argv: string[], exit: number): {cpu: number; wall: number} {
 
 /**
  * The same dist/ and node_modules, with oclif.manifest.json pointing at dist/src's command
- * modules: how `cutover` started before the bundles.
+ * modules: how `cutover` started before the bundles, except that @oclif/core comes from its bundle
+ * on both sides (the build rewrites dist/src to import it from dist/bundle/oclif-core.js).
  */
 function unbundledRoot(): string {
   const dir = mkdtempSync(join(tmpdir(), 'cutover-startup-'))

@@ -185,4 +185,3 @@ export async function watermarkFloor(pool: Pool, admin: Admin, pipeline: string,
     throw e
   }
 }
-

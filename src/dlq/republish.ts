@@ -94,7 +94,6 @@ export async function republishedCopies(pool: Pool, records: readonly DlqRecord[
   return out
 }
 
-
 /**
  * The size the broker checks against the topic's max.message.bytes when the relay sends this
  * row alone: a record batch of one record, uncompressed (the relay's producer compresses
