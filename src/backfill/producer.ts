@@ -55,6 +55,21 @@ export function sendBudget(maxMessageBytes: number): number {
   return Math.max(1, maxMessageBytes - BATCH_OVERHEAD - 1024 - Math.ceil(maxMessageBytes / 64))
 }
 
+/** What one send may hold before compression under both topics' limits (OrderedSender's sends hold records and dead letters together). */
+export function sendsBudget(limits: {target: number; dlq: number}): number {
+  return Math.min(sendBudget(limits.target), sendBudget(limits.dlq))
+}
+
+/**
+ * A record for the target over the send budget (messageBytes): whether it goes alone (its record
+ * batch fits the target's max.message.bytes compressed) or not at all (its RECORD_TOO_LARGE dead
+ * letter), as OrderedSender decides it; `backfill --dry-run` predicts with the same decision.
+ */
+export async function oversizeFit(m: OutMessage, bytes: number, targetMaxBytes: number): Promise<{fit: 'alone'} | {fit: 'too_large'; bytes: number; compressed: number}> {
+  const compressed = await compressedBytes(m)
+  return compressed <= targetMaxBytes ? {fit: 'alone'} : {fit: 'too_large', bytes, compressed}
+}
+
 const snappy = SnappyCodec()
 
 /** The record batch of `m` alone, snappy-compressed as the producer sends it (its fields' bytes compressed together: within a few bytes), with 1% and the header to spare. */
@@ -225,7 +240,7 @@ export class OrderedSender<M> {
    * VALUE_OMITTED_HEADER saying why, as the stream's relay sends one.
    */
   private async sendsOf(batch: OutBatch<M>, limits: SendLimits<M>): Promise<{topic: string; messages: OutMessage[]}[][]> {
-    const budget = Math.min(sendBudget(limits.target), sendBudget(limits.dlq))
+    const budget = sendsBudget(limits)
     const sends: {topic: string; messages: OutMessage[]}[][] = []
     let records: OutMessage[] = []
     let dead: OutMessage[] = []
@@ -260,9 +275,9 @@ export class OrderedSender<M> {
         add('records', m, n)
         continue
       }
-      const compressed = await compressedBytes(m)
-      if (compressed <= limits.target) alone(this.target, m)
-      else await addDead(limits.tooLarge(batch, m, i, n, compressed))
+      const fit = await oversizeFit(m, n, limits.target)
+      if (fit.fit === 'alone') alone(this.target, m)
+      else await addDead(limits.tooLarge(batch, m, i, fit.bytes, fit.compressed))
     }
     for (const d of batch.dead) await addDead(d)
     close()

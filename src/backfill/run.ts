@@ -50,14 +50,14 @@ import {estimatePgRows, pgSourceDataError, pgSourceError, type PgRowEstimate} fr
 import {fixedOptionsFromUri} from '../../legacy-adapters/fixed.js'
 import type {RawRecord, RawRecordOk, ReaderContext, SourceUri} from '../../legacy-adapters/types.js'
 import type {KafkaReaderContext} from '../../legacy-adapters/kafka.js'
-import type {ConnectionSettings} from '../config/env.js'
+import type {ConnectionSettings, KafkaSettings} from '../config/env.js'
 import {loadSpec, namesOf, sensitiveInputs, specLocation, type LoadedSpec} from '../config/spec.js'
 import {CutoverError, SpecError, UsageError} from '../errors.js'
 import {missingColumns, recordSerializer} from '../jobs/normalize.js'
 import type {ProgressTracker} from '../jobs/progress.js'
 import {connectAdmin, createKafka, createTopicHint, mapKafkaError, probeKafka, raiseMaxMessageBytesCommand} from '../kafka/client.js'
 import {writableHeaders} from '../kafka/headers.js'
-import {redactString, type Logger} from '../log.js'
+import {redactString, silentLogger, type Logger} from '../log.js'
 import {encodeString, resolveEncoding, type SupportedEncoding} from '../normalize/encoding.js'
 import {createNormalizer, fieldsJson} from '../normalize/index.js'
 import {openDatabase, type Pool} from '../pg/pool.js'
@@ -67,7 +67,7 @@ import type {WorkItem} from '../runtime/types.js'
 import {CheckpointStore, emptyCounts, type BackfillCounts, type BackfillPosition, type BackfillStatus} from './checkpoint.js'
 import {LagWindow, sampleGroupLag} from './lag.js'
 import {Pacer, type PaceChange} from './pacing.js'
-import {createBackfillProducer, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, OrderedSender, topicMaxMessageBytes, type OutBatch, type OutMessage} from './producer.js'
+import {createBackfillProducer, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, messageBytes, OrderedSender, oversizeFit, sendsBudget, topicMaxMessageBytes, type OutBatch, type OutMessage} from './producer.js'
 import {readerWorkerUrl, startReaderThread, type ReaderThread} from './file-reader.js'
 import {assertSameFile, FILE_SAMPLE_BYTES, fileFingerprint, resumePointMismatch, savedFingerprint, sourcePath, type FileFingerprint} from './file-identity.js'
 import {keyFunction, keyOf, recordSha256} from './records.js'
@@ -159,6 +159,13 @@ export interface BackfillResult {
   total_estimate: number | null
   /** where total_estimate comes from: pg_class.reltuples (a table), explain (a table with where=) */
   total_estimate_source: PgRowEstimate['source'] | null
+  /**
+   * the target's max.message.bytes the sends were cut to, over which a record is RECORD_TOO_LARGE
+   * (a dry run's prediction too); null for a --resume of a completed backfill (nothing to send)
+   */
+  max_message_bytes: number | null
+  /** `broker`: the topic's own or the broker's default, as the broker said; `kafka_default`: Kafka's 1,048,588, the broker did not say (a dry run without a broker) */
+  max_message_bytes_source: 'broker' | 'kafka_default' | null
 }
 
 interface BatchMeta {
@@ -619,7 +626,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         return {
           id, source: redactString(row.source), target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
           elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs, ...paceOf(saved),
-          total_estimate: null, total_estimate_source: null,
+          total_estimate: null, total_estimate_source: null, max_message_bytes: null, max_message_bytes_source: null,
         }
       }
     }
@@ -790,6 +797,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let olderThanRetention = false
     /** max.message.bytes of the target and the DLQ topic */
     let maxMessageBytes = {target: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
+    /** where maxMessageBytes.target comes from: the broker, or Kafka's default when it did not say */
+    let maxMessageBytesSource: 'broker' | 'kafka_default' = 'kafka_default'
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
@@ -815,6 +824,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         return new Map<string, number>()
       })
       maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
+      if (max.has(target)) maxMessageBytesSource = 'broker'
       if (workerUrl) {
         // the reader thread partitions keyed records itself (see ./reader-worker.ts)
         startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
@@ -833,6 +843,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       }
     }
 
+    if (o.dryRun) {
+      // a dry run sends nothing, but counts the records the target would refuse (RECORD_TOO_LARGE) as
+      // the sends would, against the topics' max.message.bytes: the broker's when it says them at
+      // once (one quick attempt), else Kafka's default, with a warning
+      const max = await dryRunMaxMessageBytes(o.settings.kafka, [target, dlqTopic], logger)
+      maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
+      if (max.has(target)) maxMessageBytesSource = 'broker'
+    }
     if (workerUrl && !reader) startReader(0) // --dry-run
     // ---- pace
     const pacer = new Pacer({
@@ -972,6 +990,17 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       return deadLetterMessage(m.timestamp ?? String(Date.now()), 'RECORD_TOO_LARGE', message, 'sink', m.key, m.value, m.headers, recordOrdinal(b.meta, index) ?? ordinal)
     }
     const sender = producer ? new OrderedSender<BatchMeta>(producer, target, dlqTopic, onAck, 1, {...maxMessageBytes, tooLarge}) : undefined
+    /** --dry-run: the batch's records the target would refuse, moved from sent to rejected as OrderedSender's sends would (tooLarge) */
+    const predictTooLarge = async (b: OutBatch<BatchMeta>): Promise<void> => {
+      const budget = sendsBudget(maxMessageBytes)
+      for (let i = 0; i < b.records.length; i++) {
+        const m = b.records[i]!
+        const bytes = messageBytes(m)
+        if (bytes <= budget) continue
+        const fit = await oversizeFit(m, bytes, maxMessageBytes.target)
+        if (fit.fit === 'too_large') tooLarge(b, m, i, fit.bytes, fit.compressed)
+      }
+    }
     let saving: Promise<void> | undefined
     const save = (status: BackfillStatus = 'running', error?: string): Promise<void> => {
       if (!store) return Promise.resolve()
@@ -1041,6 +1070,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       // nothing read since the last batch (the source ended on a batch boundary): nothing to acknowledge
       if (b.meta.records === 0 && b.records.length === 0 && b.dead.length === 0) return true
       if (o.dryRun || !sender) {
+        if (o.dryRun) await predictTooLarge(b)
         addCounts(acked, b.meta.counts)
         ackedPos.records = coveredRecords(b.meta)
         updateProgress()
@@ -1270,6 +1300,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       ...paceOf(opts),
       total_estimate: estimate?.rows ?? null,
       total_estimate_source: estimate?.source ?? null,
+      max_message_bytes: maxMessageBytes.target,
+      max_message_bytes_source: maxMessageBytesSource,
     }
     logger.info('backfill.end', {...result})
     return result
@@ -1285,6 +1317,30 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     await lagAdmin?.disconnect().catch(() => {})
     await store?.release().catch(() => {})
     await pool?.end().catch(() => {})
+  }
+}
+
+/**
+ * `backfill --dry-run`'s max.message.bytes of `topics` (those that exist), from the broker with one
+ * quick attempt (the fail-fast client); empty, with a warning, when it does not answer: the dry run
+ * then predicts RECORD_TOO_LARGE against Kafka's default, and goes on.
+ */
+async function dryRunMaxMessageBytes(settings: KafkaSettings, topics: string[], logger: Logger): Promise<Map<string, number>> {
+  const note = `records over Kafka's default max.message.bytes (${KAFKA_DEFAULT_MAX_MESSAGE_BYTES}) are predicted RECORD_TOO_LARGE`
+  let admin: Admin | undefined
+  try {
+    // kafkajs' own connection errors stay out of a dry run's output: the warning below says it once
+    admin = await connectAdmin(createKafka(settings, {logger: silentLogger, mode: 'fail-fast', clientId: 'cutover-backfill'}), settings)
+    const present = new Set(await admin.listTopics())
+    const exist = topics.filter((t) => present.has(t))
+    const max = exist.length > 0 ? await topicMaxMessageBytes(admin, exist) : new Map<string, number>()
+    if (!max.has(topics[0]!)) logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: topics[0], reason: present.has(topics[0]!) ? 'the broker did not say it' : 'the topic does not exist (a real run stops: exit 2)', note})
+    return max
+  } catch (e) {
+    logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: topics[0], reason: 'no broker answered', error: e, note})
+    return new Map()
+  } finally {
+    await admin?.disconnect().catch(() => {})
   }
 }
 
@@ -1314,6 +1370,9 @@ export function formatBackfillResult(r: BackfillResult): string {
     `  read ${r.read.toLocaleString('en-US')} = sent ${r.sent.toLocaleString('en-US')} + rejected ${r.rejected.toLocaleString('en-US')}${codes ? ` (${codes}) -> ${r.dlq_topic}` : ''}${r.out_of_range ? `; outside --since/--until ${r.out_of_range.toLocaleString('en-US')}` : ''}`,
     `  ${(r.elapsed_ms / 1000).toFixed(1)} s, ${Math.round(r.rate_achieved).toLocaleString('en-US')}/s while sending, paused ${(r.paused_ms / 1000).toFixed(1)} s, ${r.pace_changes} changes of pace${r.resumed_from ? `, resumed after record ${r.resumed_from.records}` : ''}`,
     `  pace: ${formatPace(r)}`,
+    r.dry_run && r.max_message_bytes !== null
+      ? `  records over ${r.target}'s max.message.bytes ${r.max_message_bytes.toLocaleString('en-US')} (${r.max_message_bytes_source === 'broker' ? 'as the broker says it' : "Kafka's default: the broker did not say it"}) counted as RECORD_TOO_LARGE`
+      : '',
     r.status === 'stopped' ? `  continue with: cutover backfill --resume ${r.id}` : '',
   ]
     .filter(Boolean)

@@ -39,7 +39,7 @@ export default class Backfill extends CutoverCommand {
       options: ['raw', 'normalized'] as const,
       description: "with --spec: send accepted records as read (raw, default: in the spec's source.format, what `stream run` with the same spec consumes: json the fields, fixed the copybook record's bytes, csv one line of source.columns in source.encoding) or as the normalized record (JSON)",
     })(),
-    'dry-run': Flags.boolean({description: 'read and normalize, count, send nothing'}),
+    'dry-run': Flags.boolean({description: "read and normalize, count, send nothing; records over the target's max.message.bytes (the broker's, or Kafka's default when none answers) count as RECORD_TOO_LARGE"}),
   }
 
   async run(): Promise<BackfillResult> {

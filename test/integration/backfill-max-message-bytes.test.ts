@@ -10,6 +10,8 @@
  *   rejected); the dead letter keeps the value when the DLQ topic takes it, else it goes without
  *   it, with cutover.value.omitted saying why. Was: exit 70 for the whole file.
  * Both ways a csv: backfill reads: with --spec (in the main thread) and without (the worker).
+ * - `--dry-run` counts the same RECORD_TOO_LARGE records as the run (it predicted none): against the
+ *   target's max.message.bytes as the broker says it, or Kafka's default when no broker answers.
  */
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, realpathSync, writeFileSync} from 'node:fs'
@@ -44,9 +46,13 @@ describe('backfill into a topic with Kafka\'s default max.message.bytes', () => 
       ids.push(id)
       const spec = writeBackfillSpec(dir, {prefix: 'bf-max-bytes', topic, dlq, text: 'memo'})
       const args = ['backfill', '--from', 'csv:wide.csv?delimiter=;', '--to', topic, '--id', id, '--json', ...(withSpec ? ['--spec', spec] : ['--dlq', dlq])]
+      // the dry run first: it counts what the run below does
+      const dry = await runCli([...args, '--dry-run'], {cwd: dir})
+      expect(dry.code, `${how}: ${dry.stderr}`).toBe(0)
+      expect(dry.json, how).toMatchObject({dry_run: true, read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker'})
       const run = await runCli(args, {cwd: dir})
       expect(run.code, `${how}: ${run.stderr}`).toBe(0)
-      expect(run.json, how).toMatchObject({status: 'completed', read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}})
+      expect(run.json, how).toMatchObject({status: 'completed', read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker'})
 
       // every other record on the topic, in file order (one partition), none twice
       const sent = kcatConsume(topic).map((r) => JSON.parse(r.payload!) as Record<string, string>)
@@ -80,5 +86,34 @@ describe('backfill into a topic with Kafka\'s default max.message.bytes', () => 
       expect(inspect.code, inspect.stderr).toBe(0)
       expect(inspect.json.by_code, how).toMatchObject({RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1})
     }
+  })
+
+  it('--dry-run predicts RECORD_TOO_LARGE against the topic\'s own max.message.bytes, and against Kafka\'s default when no broker answers', async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cutover-bf-dry-bytes-')))
+    // 20 records, the 7th with a 1.5 MB incompressible memo
+    const lines = ['id;acct;amt;memo']
+    for (let i = 1; i <= 20; i++) lines.push(`T${i};A1;${i},50;${i === 7 ? randomBytes(1_100_000).toString('base64') : 'card-present'}`)
+    writeFileSync(join(dir, 'w.csv'), lines.join('\n') + '\n')
+    const roomy = await createTestTopic({prefix: 'bf-dry-bytes-roomy', config: {'max.message.bytes': '4000000'}})
+    const strict = await createTestTopic({prefix: 'bf-dry-bytes-strict', config: {'max.message.bytes': KAFKA_DEFAULT}})
+    const args = (topic: string) => ['backfill', '--from', 'csv:w.csv?delimiter=;', '--to', topic, '--key', 'id', '--json']
+    const [toRoomy, toStrict, noBroker] = await Promise.all([
+      runCli([...args(roomy), '--dry-run'], {cwd: dir}),
+      runCli([...args(strict), '--dry-run'], {cwd: dir}),
+      runCli([...args(strict), '--dry-run'], {cwd: dir, env: {KAFKA_BROKERS: '127.0.0.1:1'}}),
+    ])
+    for (const r of [toRoomy, toStrict, noBroker]) expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(toRoomy.json).toMatchObject({dry_run: true, read: 20, sent: 20, rejected: 0, rejected_by_code: {}, max_message_bytes: 4000000, max_message_bytes_source: 'broker'})
+    expect(toStrict.json).toMatchObject({dry_run: true, read: 20, sent: 19, rejected: 1, rejected_by_code: {RECORD_TOO_LARGE: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker'})
+    expect(noBroker.json).toMatchObject({dry_run: true, read: 20, sent: 19, rejected: 1, rejected_by_code: {RECORD_TOO_LARGE: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'kafka_default'})
+    // said once, as cutover's warning (kafkajs' own connection errors are not shown)
+    expect(noBroker.stderr.match(/backfill\.dry_run\.max_message_bytes_unknown/g)?.length, noBroker.stderr).toBe(1)
+    expect(noBroker.stderr).toContain('no broker answered')
+    expect(noBroker.stderr).not.toMatch(/kafkajs|BrokerPool|Connection error: connect ECONNREFUSED 127\.0\.0\.1:1"[^}]*"level":"error"/)
+    // and the run into the roomy topic sends all 20, the big one too, as predicted
+    const run = await runCli(args(roomy), {cwd: dir})
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.json).toMatchObject({read: 20, sent: 20, rejected: 0})
+    expect(kcatConsume(roomy).map((r) => r.key)).toEqual(Array.from({length: 20}, (_, k) => `T${k + 1}`))
   })
 })
