@@ -29,6 +29,11 @@
  *              (R_consume: this process and the broker; R_sink: this process and its backend):
  *              the stream does their work and more (normalize, dedupe, the aggregate, dead
  *              letters) and must do it in cores / H
+ *   R_sink_pipeline, H_pipeline, R_stream / H_pipeline: for comparison, not the target. The
+ *              spec's database work bare, no Kafka (barePipelineSink: per transaction the offset
+ *              row, the dedupe keys looked up and the new ones inserted, R_sink's upsert and the
+ *              aggregate), at the runtime's mean batch, and H with it in R_sink's place: how near
+ *              the runtime is to a consume-then-write pipeline that does the same database work
  *   R_stream steady: records committed after the first commit (the sum of the pipeline's stored
  *              offsets, polled every 50 ms) / (time the last one was committed - time the first
  *              was): the rate without start-up and idle wait, printed beside it (meaningful only
@@ -56,7 +61,7 @@
  * Writes bench/out/stream.json. Until `stream run` is built the stream rows print as
  * "not available" and the baselines still run.
  */
-import {randomUUID} from 'node:crypto'
+import {createHash, randomUUID} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -307,6 +312,70 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
   }
   const seconds = (performance.now() - t0) / 1000
   return {rate: rows / seconds, seconds, rows, cpu_us_per_record: bareCpuOf(cpu, rows)}
+}
+
+/**
+ * R_sink_pipeline: the database work of the bench's pipeline, bare, one transaction per batch of
+ * `batchSize` rows, no Kafka and no node work beyond sending (the rows, their payload hashes and
+ * business dates made before the clock starts): the partition's offset row updated, the batch's
+ * keys looked up in a key table like `cutover.stream_dedupe` (LIKE it, INCLUDING ALL: the same
+ * primary key, collation and retention index) and the new ones inserted with their SHA-256, the
+ * upsert of R_sink, and the aggregate's `INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`
+ * of count and sum. All in unnest statements, as R_sink. What `stream run` must do in PostgreSQL
+ * for each batch of this spec, and R_sink does not (no dedupe keys, no aggregate, no offsets): H
+ * with it in R_sink's place says how near the runtime is to a pipeline that does only that work.
+ */
+async function barePipelineSink(schema: string, columns: Columns, batchSize: number): Promise<{rate: number; seconds: number; rows: number; batch_size: number; cpu_us_per_record: BareCpu}> {
+  const s = `"${schema}"`
+  await pool.query(`CREATE TABLE ${s}.pipeline_sink_txn (LIKE ${s}.txn_clean INCLUDING ALL);
+    CREATE TABLE ${s}.pipeline_sink_totals (LIKE ${s}.account_daily_totals INCLUDING ALL);
+    CREATE TABLE ${s}.pipeline_sink_keys (LIKE cutover.stream_dedupe INCLUDING ALL);
+    CREATE TABLE ${s}.pipeline_sink_offsets (LIKE cutover.stream_offsets INCLUDING ALL);
+    INSERT INTO ${s}.pipeline_sink_offsets (pipeline, topic, partition, next_offset) SELECT 'bench', 'bench', p, 0 FROM generate_series(0, ${PARTITIONS - 1}) p`)
+  const rows = columns.txn_id.length
+  // made before the clock starts, as R_sink's rows are: each row's payload hash (the runtime's is
+  // of its canonical JSON) and business date (event_time's date in the spec's Europe/Moscow, UTC+3)
+  const hashes = new Array<string>(rows)
+  const dates = new Array<string>(rows)
+  for (let i = 0; i < rows; i++) {
+    hashes[i] = createHash('sha256').update(`${columns.txn_id[i]}\t${columns.account_id[i]}\t${columns.amount[i]}\t${columns.currency[i]}\t${columns.event_time[i]}\t${columns.merchant[i]}`).digest('hex')
+    dates[i] = new Date(Date.parse(columns.event_time[i]!) + 3 * 3600_000).toISOString().slice(0, 10)
+  }
+  const upsert = `INSERT INTO ${s}.pipeline_sink_txn (txn_id, account_id, amount, currency, event_time, merchant)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[])
+    ON CONFLICT (txn_id) DO UPDATE SET account_id = EXCLUDED.account_id, amount = EXCLUDED.amount,
+      currency = EXCLUDED.currency, event_time = EXCLUDED.event_time, merchant = EXCLUDED.merchant`
+  // a probe of the primary key per key, as the runtime's lookup (a plain join may hash the whole key table)
+  const lookup = `SELECT k.key FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL (SELECT 1 FROM ${s}.pipeline_sink_keys d WHERE d.pipeline = $1 AND d.key = k.key LIMIT 1) AS d`
+  const claim = `INSERT INTO ${s}.pipeline_sink_keys (pipeline, key, payload_sha256) SELECT $1, u.k, decode(u.h, 'hex') FROM unnest($2::text[], $3::text[]) AS u(k, h)`
+  const aggregate = `INSERT INTO ${s}.pipeline_sink_totals AS t (account_id, business_date, txn_count, amount_sum)
+    SELECT u.account_id, u.business_date, count(*), sum(u.amount) FROM unnest($1::text[], $2::date[], $3::numeric[]) AS u(account_id, business_date, amount)
+    GROUP BY u.account_id, u.business_date
+    ON CONFLICT (account_id, business_date) DO UPDATE SET txn_count = t.txn_count + EXCLUDED.txn_count, amount_sum = t.amount_sum + EXCLUDED.amount_sum`
+  const client = await pool.connect()
+  const backend = (await client.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  const span = cpuSpan([processCpu(backend) === null ? null : backend])
+  const t0 = performance.now()
+  let cpu: ReturnType<(typeof span)['stop']>
+  try {
+    for (let i = 0, b = 0; i < rows; i += batchSize, b++) {
+      const j = Math.min(rows, i + batchSize)
+      const keys = columns.txn_id.slice(i, j)
+      await client.query('BEGIN')
+      await client.query(`UPDATE ${s}.pipeline_sink_offsets SET next_offset = $1 WHERE pipeline = 'bench' AND topic = 'bench' AND partition = $2`, [j, b % PARTITIONS])
+      const known = new Set((await client.query<{key: string}>(lookup, ['bench', keys])).rows.map((r) => r.key))
+      const fresh = known.size === 0 ? keys : keys.filter((k) => !known.has(k))
+      await client.query(claim, ['bench', fresh, known.size === 0 ? hashes.slice(i, j) : hashes.slice(i, j).filter((_, k) => !known.has(keys[k]!))])
+      await client.query(upsert, [keys, columns.account_id.slice(i, j), columns.amount.slice(i, j), columns.currency.slice(i, j), columns.event_time.slice(i, j), columns.merchant.slice(i, j)])
+      await client.query(aggregate, [columns.account_id.slice(i, j), dates.slice(i, j), columns.amount.slice(i, j)])
+      await client.query('COMMIT')
+    }
+  } finally {
+    cpu = span.stop()
+    client.release()
+  }
+  const seconds = (performance.now() - t0) / 1000
+  return {rate: rows / seconds, seconds, rows, batch_size: batchSize, cpu_us_per_record: bareCpuOf(cpu, rows)}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -790,6 +859,7 @@ async function main(): Promise<void> {
   let stream: (StreamRunJson & {rate: number; steady_rate: number; wall_seconds: number; conservation: string[]; cpu_us_per_record: {node: number | null; postgres: number | null; broker: number | null; machine: number | null}; machine_busy: number | null}) | null = null
   let latency: LatencyResult | null = null
   let sinkAtStreamBatch: {rate: number; seconds: number; rows: number; batch_size: number} | null = null
+  let sinkPipeline: Awaited<ReturnType<typeof barePipelineSink>> | null = null
   let streamError: string | null = null
   let rungs: Rung[] | null = null
   if (!STREAM_BUILT) {
@@ -825,6 +895,8 @@ async function main(): Promise<void> {
       const s2 = await bareSink(schema, produced.columns, streamBatch, 'sink_baseline_stream_batches')
       sinkAtStreamBatch = {...s2, batch_size: streamBatch}
       log(`R_sink at the runtime's mean batch (${streamBatch} rows): ${fmt(s2.rate)} rows/s`)
+      sinkPipeline = await barePipelineSink(schema, produced.columns, streamBatch)
+      log(`R_sink_pipeline (upsert + dedupe keys + aggregate + offset, batches of ${streamBatch}): ${fmt(sinkPipeline.rate)} rows/s`)
       log(`R_stream ${fmt(stream.rate)} records/s (read ${j.read} in ${fmt(j.elapsed_ms / 1000, 1)} s, ${j.batches} batches); conservation ${checks.length === 0 ? 'ok' : checks.join('; ')}`)
       if (LADDER) rungs = await ladder(dir, topic, schema)
       // The latency run must not measure this process's own garbage collection: the columns and
@@ -844,6 +916,8 @@ async function main(): Promise<void> {
     }
   }
 
+  /** H with R_sink_pipeline in R_sink's place: a pipeline that consumes, then does this spec's database work, not overlapping the two */
+  const hPipeline = sinkPipeline ? 1 / (1 / consume.rate + 1 / sinkPipeline.rate) : null
   const machine = {
     nproc: cpus().length,
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -867,6 +941,9 @@ async function main(): Promise<void> {
     h: H,
     r_stream: stream,
     ratio_stream_over_h: stream ? stream.rate / H : null,
+    r_sink_pipeline: sinkPipeline,
+    h_pipeline: hPipeline,
+    ratio_stream_over_h_pipeline: stream && hPipeline ? stream.rate / hPipeline : null,
     latency,
     ladder: rungs,
     error: streamError,
@@ -900,6 +977,12 @@ async function main(): Promise<void> {
   const bareBoth = bare(bc) !== null && bare(bs) !== null ? bare(bc)! + bare(bs)! : null
   line('  both, against the stream', fmt(bareBoth, 1), `µs; the stream's ${fmt(perRecord, 1)} µs (stream run + PostgreSQL${cpu?.broker === null || cpu?.broker === undefined ? '' : ' + broker'}) is ${fmt(bareBoth && perRecord ? perRecord / bareBoth : null, 2)}x that`)
   line('  CPU budget for 1.00 x H', fmt(H > 0 ? (cpus().length * 1e6) / H : null, 1), `µs per record: ${cpus().length} cores / H, all the machine may spend on a record for R_stream = H`)
+  if (sinkPipeline && hPipeline) {
+    const sp = sinkPipeline.cpu_us_per_record
+    line('R_sink_pipeline', fmt(sinkPipeline.rate), `rows/s: the spec's database work bare (upsert + dedupe keys + aggregate + offset, one transaction per batch of ${sinkPipeline.batch_size}); CPU ${fmt(bare(sp), 1)} µs (node-postgres ${fmt(sp.self, 1)} + its backend ${fmt(sp.others, 1)})`)
+    line('H_pipeline = 1/(1/Rc + 1/Rsp)', fmt(hPipeline), 'records/s (not the issue\'s target: for comparison)')
+    line('R_stream / H_pipeline', fmt(stream ? stream.rate / hPipeline : null, 2), `steady ${fmt(stream ? stream.steady_rate / hPipeline : null, 2)}`)
+  }
   if (rungs && stream) {
     console.log(`\nladder (BENCH_LADDER=1): the same ${N.toLocaleString()} records, one piece of work at a time; CPU µs per record`)
     const all: Rung[] = [...rungs, {rung: 'stream run: + aggregate sink (R_stream)', rate: stream.rate, steady_rate: stream.steady_rate, cpu_us_per_record: stream.cpu_us_per_record}]
