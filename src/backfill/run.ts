@@ -166,6 +166,13 @@ export interface BackfillResult {
   max_message_bytes: number | null
   /** `broker`: the topic's own or the broker's default, as the broker said; `kafka_default`: Kafka's 1,048,588, the broker did not say (a dry run without a broker) */
   max_message_bytes_source: 'broker' | 'kafka_default' | null
+  /** whether the target topic exists (a real run refuses to start without it, exit 2); null when not known: a dry run no broker answered, a --resume of a completed backfill */
+  target_exists: boolean | null
+  /**
+   * whether the DLQ topic exists (a real run's first rejected record stops it, exit 2, when it
+   * does not); null when not known: a dry run no broker answered, a --resume of a completed backfill
+   */
+  dlq_exists: boolean | null
 }
 
 interface BatchMeta {
@@ -626,7 +633,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
         return {
           id, source: redactString(row.source), target: row.target, status: 'completed', dry_run: false, ...base, dlq_topic: String(saved.dlq ?? ''),
           elapsed_ms: Date.now() - started, rate_achieved: 0, paused_ms: 0, pace_changes: 0, resumed_from: resumedFrom, runs: row.runs, ...paceOf(saved),
-          total_estimate: null, total_estimate_source: null, max_message_bytes: null, max_message_bytes_source: null,
+          total_estimate: null, total_estimate_source: null, max_message_bytes: null, max_message_bytes_source: null, target_exists: null, dlq_exists: null,
         }
       }
     }
@@ -799,6 +806,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     let maxMessageBytes = {target: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
     /** where maxMessageBytes.target comes from: the broker, or Kafka's default when it did not say */
     let maxMessageBytesSource: 'broker' | 'kafka_default' = 'kafka_default'
+    /** --dry-run: whether the DLQ topic exists (and the command that creates it), as the broker said; undefined when no broker answered */
+    let dryRunDlq: {exists: boolean; create: string | undefined} | undefined
+    /** --dry-run: whether the target exists, as the broker said; undefined when no broker answered */
+    let dryRunTarget: boolean | undefined
     const kafka = createKafka(o.settings.kafka, {logger, mode: 'resilient', clientId: 'cutover-backfill'})
     if (!o.dryRun) {
       // one quick attempt first: an unreachable broker is exit 3 in seconds, not after the resilient client's retries (~35 s)
@@ -847,9 +858,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       // a dry run sends nothing, but counts the records the target would refuse (RECORD_TOO_LARGE) as
       // the sends would, against the topics' max.message.bytes: the broker's when it says them at
       // once (one quick attempt), else Kafka's default, with a warning
-      const max = await dryRunMaxMessageBytes(o.settings.kafka, [target, dlqTopic], logger)
+      const asked = await dryRunTopics(o.settings.kafka, target, dlqTopic, logger)
+      const max = asked?.max ?? new Map<string, number>()
       maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
       if (max.has(target)) maxMessageBytesSource = 'broker'
+      // whether a real run could dead-letter: told at the end, when the dry run rejected records
+      dryRunDlq = asked ? {exists: asked.dlqExists, create: asked.createDlq} : undefined
+      dryRunTarget = asked?.targetExists
     }
     if (workerUrl && !reader) startReader(0) // --dry-run
     // ---- pace
@@ -1276,6 +1291,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     }
     if (checkpointTimer) clearInterval(checkpointTimer)
     const status: BackfillStatus = stoppedEarly ? 'stopped' : 'completed'
+    if (dryRunDlq && !dryRunDlq.exists && acked.rejected > 0) {
+      logger.warn('backfill.dry_run.dlq_missing', {
+        dlq: dlqTopic,
+        rejected: acked.rejected,
+        note: 'a real run stops at its first rejected record (exit 2) until the topic exists',
+        ...(dryRunDlq.create ? {hint: `create it first: ${dryRunDlq.create}`} : {}),
+      })
+    }
     await saveFinal(status)
     const activeMs = firstSendAt > 0 && lastAckAt > firstSendAt ? lastAckAt - firstSendAt - (pausedAtLastAck - pausedAtFirstSend) : 0
     const result: BackfillResult = {
@@ -1302,6 +1325,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       total_estimate_source: estimate?.source ?? null,
       max_message_bytes: maxMessageBytes.target,
       max_message_bytes_source: maxMessageBytesSource,
+      target_exists: o.dryRun ? (dryRunTarget ?? null) : true,
+      dlq_exists: o.dryRun ? (dryRunDlq?.exists ?? null) : dlqExists,
     }
     logger.info('backfill.end', {...result})
     return result
@@ -1321,24 +1346,27 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 }
 
 /**
- * `backfill --dry-run`'s max.message.bytes of `topics` (those that exist), from the broker with one
- * quick attempt (the fail-fast client); empty, with a warning, when it does not answer: the dry run
- * then predicts RECORD_TOO_LARGE against Kafka's default, and goes on.
+ * What `backfill --dry-run` asks the broker, with one quick attempt (the fail-fast client): the
+ * max.message.bytes of the target and the DLQ topic (those that exist), and whether the DLQ topic
+ * exists, with the command that creates it. Undefined, with a warning, when no broker answers: the
+ * dry run then predicts RECORD_TOO_LARGE against Kafka's default, and goes on.
  */
-async function dryRunMaxMessageBytes(settings: KafkaSettings, topics: string[], logger: Logger): Promise<Map<string, number>> {
+async function dryRunTopics(settings: KafkaSettings, target: string, dlq: string, logger: Logger): Promise<{max: Map<string, number>; targetExists: boolean; dlqExists: boolean; createDlq: string | undefined} | undefined> {
   const note = `records over Kafka's default max.message.bytes (${KAFKA_DEFAULT_MAX_MESSAGE_BYTES}) are predicted RECORD_TOO_LARGE`
   let admin: Admin | undefined
   try {
     // kafkajs' own connection errors stay out of a dry run's output: the warning below says it once
     admin = await connectAdmin(createKafka(settings, {logger: silentLogger, mode: 'fail-fast', clientId: 'cutover-backfill'}), settings)
     const present = new Set(await admin.listTopics())
-    const exist = topics.filter((t) => present.has(t))
+    const exist = [target, dlq].filter((t) => present.has(t))
     const max = exist.length > 0 ? await topicMaxMessageBytes(admin, exist) : new Map<string, number>()
-    if (!max.has(topics[0]!)) logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: topics[0], reason: present.has(topics[0]!) ? 'the broker did not say it' : 'the topic does not exist (a real run stops: exit 2)', note})
-    return max
+    if (!max.has(target)) logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: target, reason: present.has(target) ? 'the broker did not say it' : 'the topic does not exist (a real run stops: exit 2)', note})
+    const dlqExists = present.has(dlq)
+    const createDlq = dlqExists ? undefined : await createTopicHint(admin, settings, dlq, {partitionsOf: target}).catch(() => undefined)
+    return {max, targetExists: present.has(target), dlqExists, createDlq}
   } catch (e) {
-    logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: topics[0], reason: 'no broker answered', error: e, note})
-    return new Map()
+    logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: target, reason: 'no broker answered', error: e, note})
+    return undefined
   } finally {
     await admin?.disconnect().catch(() => {})
   }
@@ -1373,6 +1401,8 @@ export function formatBackfillResult(r: BackfillResult): string {
     r.dry_run && r.max_message_bytes !== null
       ? `  records over ${r.target}'s max.message.bytes ${r.max_message_bytes.toLocaleString('en-US')} (${r.max_message_bytes_source === 'broker' ? 'as the broker says it' : "Kafka's default: the broker did not say it"}) counted as RECORD_TOO_LARGE`
       : '',
+    r.dry_run && r.target_exists === false ? `  ${r.target} does not exist: a real run refuses to start (exit 2); create it first` : '',
+    r.dry_run && r.dlq_exists === false && r.rejected > 0 ? `  ${r.dlq_topic} does not exist: a real run stops at its first rejected record (exit 2); create it first` : '',
     r.status === 'stopped' ? `  continue with: cutover backfill --resume ${r.id}` : '',
   ]
     .filter(Boolean)

@@ -49,7 +49,7 @@ describe('backfill into a topic with Kafka\'s default max.message.bytes', () => 
       // the dry run first: it counts what the run below does
       const dry = await runCli([...args, '--dry-run'], {cwd: dir})
       expect(dry.code, `${how}: ${dry.stderr}`).toBe(0)
-      expect(dry.json, how).toMatchObject({dry_run: true, read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker'})
+      expect(dry.json, how).toMatchObject({dry_run: true, read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker', target_exists: true, dlq_exists: true})
       const run = await runCli(args, {cwd: dir})
       expect(run.code, `${how}: ${run.stderr}`).toBe(0)
       expect(run.json, how).toMatchObject({status: 'completed', read: 2500, sent: 2497, rejected: 3, rejected_by_code: {RECORD_TOO_LARGE: 2, SCHEMA_VIOLATION: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker'})
@@ -97,15 +97,27 @@ describe('backfill into a topic with Kafka\'s default max.message.bytes', () => 
     const roomy = await createTestTopic({prefix: 'bf-dry-bytes-roomy', config: {'max.message.bytes': '4000000'}})
     const strict = await createTestTopic({prefix: 'bf-dry-bytes-strict', config: {'max.message.bytes': KAFKA_DEFAULT}})
     const args = (topic: string) => ['backfill', '--from', 'csv:w.csv?delimiter=;', '--to', topic, '--key', 'id', '--json']
-    const [toRoomy, toStrict, noBroker] = await Promise.all([
+    const missing = uniqueName('bf-dry-bytes-missing')
+    const [toRoomy, toStrict, noBroker, toMissing] = await Promise.all([
       runCli([...args(roomy), '--dry-run'], {cwd: dir}),
       runCli([...args(strict), '--dry-run'], {cwd: dir}),
       runCli([...args(strict), '--dry-run'], {cwd: dir, env: {KAFKA_BROKERS: '127.0.0.1:1'}}),
+      runCli([...args(missing).filter((a) => a !== '--json'), '--dry-run'], {cwd: dir}),
     ])
-    for (const r of [toRoomy, toStrict, noBroker]) expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(toRoomy.json).toMatchObject({dry_run: true, read: 20, sent: 20, rejected: 0, rejected_by_code: {}, max_message_bytes: 4000000, max_message_bytes_source: 'broker'})
-    expect(toStrict.json).toMatchObject({dry_run: true, read: 20, sent: 19, rejected: 1, rejected_by_code: {RECORD_TOO_LARGE: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker'})
-    expect(noBroker.json).toMatchObject({dry_run: true, read: 20, sent: 19, rejected: 1, rejected_by_code: {RECORD_TOO_LARGE: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'kafka_default'})
+    for (const r of [toRoomy, toStrict, noBroker, toMissing]) expect(r.code, r.stdout + r.stderr).toBe(0)
+    // a target that does not exist: predicted against Kafka's default, and said (a real run refuses to start)
+    expect(toMissing.stdout).toContain(`read 20 = sent 19 + rejected 1 (RECORD_TOO_LARGE 1)`)
+    expect(toMissing.stdout).toContain(`${missing} does not exist: a real run refuses to start (exit 2); create it first`)
+    expect(toMissing.stdout).toContain(`${missing}.dlq does not exist: a real run stops at its first rejected record (exit 2); create it first`)
+    expect(toRoomy.json).toMatchObject({dry_run: true, read: 20, sent: 20, rejected: 0, rejected_by_code: {}, max_message_bytes: 4000000, max_message_bytes_source: 'broker', target_exists: true, dlq_exists: false})
+    expect(toStrict.json).toMatchObject({dry_run: true, read: 20, sent: 19, rejected: 1, rejected_by_code: {RECORD_TOO_LARGE: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'broker', target_exists: true, dlq_exists: false})
+    expect(noBroker.json).toMatchObject({dry_run: true, read: 20, sent: 19, rejected: 1, rejected_by_code: {RECORD_TOO_LARGE: 1}, max_message_bytes: 1048588, max_message_bytes_source: 'kafka_default', target_exists: null, dlq_exists: null})
+    // neither DLQ topic exists: the dry run that rejected a record says a real run would stop there, with the command that creates it
+    expect(toStrict.stderr).toMatch(new RegExp(`"event":"backfill\\.dry_run\\.dlq_missing"`))
+    expect(toStrict.stderr).toContain(`kafka-topics.sh --bootstrap-server`)
+    expect(toStrict.stderr).toContain(`--create --topic ${strict}.dlq`)
+    expect(toRoomy.stderr).not.toContain('dlq_missing')
+    expect(noBroker.stderr).not.toContain('dlq_missing')
     // said once, as cutover's warning (kafkajs' own connection errors are not shown)
     expect(noBroker.stderr.match(/backfill\.dry_run\.max_message_bytes_unknown/g)?.length, noBroker.stderr).toBe(1)
     expect(noBroker.stderr).toContain('no broker answered')
