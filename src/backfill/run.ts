@@ -862,7 +862,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       const max = asked?.max ?? new Map<string, number>()
       maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
       if (max.has(target)) maxMessageBytesSource = 'broker'
-      // whether a real run could dead-letter: told at the end, when the dry run rejected records
+      // whether a real run could start, and dead-letter what this one rejects: told at the end
       dryRunDlq = asked ? {exists: asked.dlqExists, create: asked.createDlq} : undefined
       dryRunTarget = asked?.targetExists
     }
@@ -1347,8 +1347,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
 
 /**
  * What `backfill --dry-run` asks the broker, with one quick attempt (the fail-fast client): the
- * max.message.bytes of the target and the DLQ topic (those that exist), and whether the DLQ topic
- * exists, with the command that creates it. Undefined, with a warning, when no broker answers: the
+ * max.message.bytes of the target and the DLQ topic (those that exist), and whether each exists
+ * (for a missing DLQ topic, the command that creates it). Undefined, with a warning, when no broker answers: the
  * dry run then predicts RECORD_TOO_LARGE against Kafka's default, and goes on.
  */
 async function dryRunTopics(settings: KafkaSettings, target: string, dlq: string, logger: Logger): Promise<{max: Map<string, number>; targetExists: boolean; dlqExists: boolean; createDlq: string | undefined} | undefined> {
