@@ -33,7 +33,9 @@
  *              spec's database work bare, no Kafka (barePipelineSink: per transaction the offset
  *              row, the dedupe keys looked up and the new ones inserted, R_sink's upsert and the
  *              aggregate), at the runtime's mean batch, and H with it in R_sink's place: how near
- *              the runtime is to a consume-then-write pipeline that does the same database work
+ *              the runtime is to a consume-then-write pipeline that does the same database work; the
+ *              same again with the new keys and rows written by COPY, as the runtime writes them
+ *              ("by COPY": the bare pipeline with the runtime's own way of writing)
  *   R_stream steady: records committed after the first commit (the sum of the pipeline's stored
  *              offsets, polled every 50 ms) / (time the last one was committed - time the first
  *              was): the rate without start-up and idle wait, printed beside it (meaningful only
@@ -69,6 +71,7 @@ import {fileURLToPath} from 'node:url'
 import type {Batch} from 'kafkajs'
 import pg from 'pg'
 import {connectionSettingsFromEnv} from '../src/config/env.js'
+import {copyField, copyIn} from '../src/pg/copy.js'
 import {ensureDatabase} from '../src/pg/pool.js'
 import {createKafka, createTopicsReady} from '../src/kafka/client.js'
 import {transactionStream, expectedState, minorToDecimal, type GeneratedTransaction} from '../fixtures/generator/transactions.js'
@@ -325,13 +328,14 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
  * for each batch of this spec, and R_sink does not (no dedupe keys, no aggregate, no offsets): H
  * with it in R_sink's place says how near the runtime is to a pipeline that does only that work.
  */
-async function barePipelineSink(schema: string, columns: Columns, batchSize: number): Promise<{rate: number; seconds: number; rows: number; batch_size: number; cpu_us_per_record: BareCpu}> {
+async function barePipelineSink(schema: string, columns: Columns, batchSize: number, how: 'unnest' | 'copy' = 'unnest'): Promise<{rate: number; seconds: number; rows: number; batch_size: number; how: string; cpu_us_per_record: BareCpu}> {
   const s = `"${schema}"`
-  await pool.query(`CREATE TABLE ${s}.pipeline_sink_txn (LIKE ${s}.txn_clean INCLUDING ALL);
-    CREATE TABLE ${s}.pipeline_sink_totals (LIKE ${s}.account_daily_totals INCLUDING ALL);
-    CREATE TABLE ${s}.pipeline_sink_keys (LIKE cutover.stream_dedupe INCLUDING ALL);
-    CREATE TABLE ${s}.pipeline_sink_offsets (LIKE cutover.stream_offsets INCLUDING ALL);
-    INSERT INTO ${s}.pipeline_sink_offsets (pipeline, topic, partition, next_offset) SELECT 'bench', 'bench', p, 0 FROM generate_series(0, ${PARTITIONS - 1}) p`)
+  const t = how === 'copy' ? 'pipeline_copy' : 'pipeline_sink'
+  await pool.query(`CREATE TABLE ${s}.${t}_txn (LIKE ${s}.txn_clean INCLUDING ALL);
+    CREATE TABLE ${s}.${t}_totals (LIKE ${s}.account_daily_totals INCLUDING ALL);
+    CREATE TABLE ${s}.${t}_keys (LIKE cutover.stream_dedupe INCLUDING ALL);
+    CREATE TABLE ${s}.${t}_offsets (LIKE cutover.stream_offsets INCLUDING ALL);
+    INSERT INTO ${s}.${t}_offsets (pipeline, topic, partition, next_offset) SELECT 'bench', 'bench', p, 0 FROM generate_series(0, ${PARTITIONS - 1}) p`)
   const rows = columns.txn_id.length
   // made before the clock starts, as R_sink's rows are: each row's payload hash (the runtime's is
   // of its canonical JSON) and business date (event_time's date in the spec's Europe/Moscow, UTC+3)
@@ -341,14 +345,14 @@ async function barePipelineSink(schema: string, columns: Columns, batchSize: num
     hashes[i] = createHash('sha256').update(`${columns.txn_id[i]}\t${columns.account_id[i]}\t${columns.amount[i]}\t${columns.currency[i]}\t${columns.event_time[i]}\t${columns.merchant[i]}`).digest('hex')
     dates[i] = new Date(Date.parse(columns.event_time[i]!) + 3 * 3600_000).toISOString().slice(0, 10)
   }
-  const upsert = `INSERT INTO ${s}.pipeline_sink_txn (txn_id, account_id, amount, currency, event_time, merchant)
+  const upsert = `INSERT INTO ${s}.${t}_txn (txn_id, account_id, amount, currency, event_time, merchant)
     SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[])
     ON CONFLICT (txn_id) DO UPDATE SET account_id = EXCLUDED.account_id, amount = EXCLUDED.amount,
       currency = EXCLUDED.currency, event_time = EXCLUDED.event_time, merchant = EXCLUDED.merchant`
   // a probe of the primary key per key, as the runtime's lookup (a plain join may hash the whole key table)
-  const lookup = `SELECT k.key FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL (SELECT 1 FROM ${s}.pipeline_sink_keys d WHERE d.pipeline = $1 AND d.key = k.key LIMIT 1) AS d`
-  const claim = `INSERT INTO ${s}.pipeline_sink_keys (pipeline, key, payload_sha256) SELECT $1, u.k, decode(u.h, 'hex') FROM unnest($2::text[], $3::text[]) AS u(k, h)`
-  const aggregate = `INSERT INTO ${s}.pipeline_sink_totals AS t (account_id, business_date, txn_count, amount_sum)
+  const lookup = `SELECT k.key FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL (SELECT 1 FROM ${s}.${t}_keys d WHERE d.pipeline = $1 AND d.key = k.key LIMIT 1) AS d`
+  const claim = `INSERT INTO ${s}.${t}_keys (pipeline, key, payload_sha256) SELECT $1, u.k, decode(u.h, 'hex') FROM unnest($2::text[], $3::text[]) AS u(k, h)`
+  const aggregate = `INSERT INTO ${s}.${t}_totals AS t (account_id, business_date, txn_count, amount_sum)
     SELECT u.account_id, u.business_date, count(*), sum(u.amount) FROM unnest($1::text[], $2::date[], $3::numeric[]) AS u(account_id, business_date, amount)
     GROUP BY u.account_id, u.business_date
     ON CONFLICT (account_id, business_date) DO UPDATE SET txn_count = t.txn_count + EXCLUDED.txn_count, amount_sum = t.amount_sum + EXCLUDED.amount_sum`
@@ -362,11 +366,20 @@ async function barePipelineSink(schema: string, columns: Columns, batchSize: num
       const j = Math.min(rows, i + batchSize)
       const keys = columns.txn_id.slice(i, j)
       await client.query('BEGIN')
-      await client.query(`UPDATE ${s}.pipeline_sink_offsets SET next_offset = $1 WHERE pipeline = 'bench' AND topic = 'bench' AND partition = $2`, [j, b % PARTITIONS])
+      await client.query(`UPDATE ${s}.${t}_offsets SET next_offset = $1 WHERE pipeline = 'bench' AND topic = 'bench' AND partition = $2`, [j, b % PARTITIONS])
       const known = new Set((await client.query<{key: string}>(lookup, ['bench', keys])).rows.map((r) => r.key))
       const fresh = known.size === 0 ? keys : keys.filter((k) => !known.has(k))
-      await client.query(claim, ['bench', fresh, known.size === 0 ? hashes.slice(i, j) : hashes.slice(i, j).filter((_, k) => !known.has(keys[k]!))])
-      await client.query(upsert, [keys, columns.account_id.slice(i, j), columns.amount.slice(i, j), columns.currency.slice(i, j), columns.event_time.slice(i, j), columns.merchant.slice(i, j)])
+      const freshHashes = known.size === 0 ? hashes.slice(i, j) : hashes.slice(i, j).filter((_, k) => !known.has(keys[k]!))
+      if (how === 'copy') {
+        // as the runtime writes new keys and new rows (COPY text, a plain insert: the bench's rows are all new)
+        await copyIn(client, `COPY ${s}.${t}_keys (pipeline, key, payload_sha256) FROM STDIN`, fresh.map((k, n) => `bench\t${copyField(k)}\t\\\\x${freshHashes[n]}\n`).join(''))
+        const lines = new Array<string>(j - i)
+        for (let r = i; r < j; r++) lines[r - i] = `${copyField(columns.txn_id[r])}\t${copyField(columns.account_id[r])}\t${columns.amount[r]}\t${copyField(columns.currency[r])}\t${columns.event_time[r]}\t${copyField(columns.merchant[r])}\n`
+        await copyIn(client, `COPY ${s}.${t}_txn (txn_id, account_id, amount, currency, event_time, merchant) FROM STDIN`, lines.join(''))
+      } else {
+        await client.query(claim, ['bench', fresh, freshHashes])
+        await client.query(upsert, [keys, columns.account_id.slice(i, j), columns.amount.slice(i, j), columns.currency.slice(i, j), columns.event_time.slice(i, j), columns.merchant.slice(i, j)])
+      }
       await client.query(aggregate, [columns.account_id.slice(i, j), dates.slice(i, j), columns.amount.slice(i, j)])
       await client.query('COMMIT')
     }
@@ -375,7 +388,7 @@ async function barePipelineSink(schema: string, columns: Columns, batchSize: num
     client.release()
   }
   const seconds = (performance.now() - t0) / 1000
-  return {rate: rows / seconds, seconds, rows, batch_size: batchSize, cpu_us_per_record: bareCpuOf(cpu, rows)}
+  return {rate: rows / seconds, seconds, rows, batch_size: batchSize, how, cpu_us_per_record: bareCpuOf(cpu, rows)}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -860,6 +873,7 @@ async function main(): Promise<void> {
   let latency: LatencyResult | null = null
   let sinkAtStreamBatch: {rate: number; seconds: number; rows: number; batch_size: number} | null = null
   let sinkPipeline: Awaited<ReturnType<typeof barePipelineSink>> | null = null
+  let sinkPipelineCopy: Awaited<ReturnType<typeof barePipelineSink>> | null = null
   let streamError: string | null = null
   let rungs: Rung[] | null = null
   if (!STREAM_BUILT) {
@@ -897,6 +911,8 @@ async function main(): Promise<void> {
       log(`R_sink at the runtime's mean batch (${streamBatch} rows): ${fmt(s2.rate)} rows/s`)
       sinkPipeline = await barePipelineSink(schema, produced.columns, streamBatch)
       log(`R_sink_pipeline (upsert + dedupe keys + aggregate + offset, batches of ${streamBatch}): ${fmt(sinkPipeline.rate)} rows/s`)
+      sinkPipelineCopy = await barePipelineSink(schema, produced.columns, streamBatch, 'copy')
+      log(`R_sink_pipeline by COPY (new keys and rows as the runtime writes them): ${fmt(sinkPipelineCopy.rate)} rows/s`)
       log(`R_stream ${fmt(stream.rate)} records/s (read ${j.read} in ${fmt(j.elapsed_ms / 1000, 1)} s, ${j.batches} batches); conservation ${checks.length === 0 ? 'ok' : checks.join('; ')}`)
       if (LADDER) rungs = await ladder(dir, topic, schema)
       // The latency run must not measure this process's own garbage collection: the columns and
@@ -918,6 +934,7 @@ async function main(): Promise<void> {
 
   /** H with R_sink_pipeline in R_sink's place: a pipeline that consumes, then does this spec's database work, not overlapping the two */
   const hPipeline = sinkPipeline ? 1 / (1 / consume.rate + 1 / sinkPipeline.rate) : null
+  const hPipelineCopy = sinkPipelineCopy ? 1 / (1 / consume.rate + 1 / sinkPipelineCopy.rate) : null
   const machine = {
     nproc: cpus().length,
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -944,6 +961,9 @@ async function main(): Promise<void> {
     r_sink_pipeline: sinkPipeline,
     h_pipeline: hPipeline,
     ratio_stream_over_h_pipeline: stream && hPipeline ? stream.rate / hPipeline : null,
+    r_sink_pipeline_copy: sinkPipelineCopy,
+    h_pipeline_copy: hPipelineCopy,
+    ratio_stream_over_h_pipeline_copy: stream && hPipelineCopy ? stream.rate / hPipelineCopy : null,
     latency,
     ladder: rungs,
     error: streamError,
@@ -982,6 +1002,12 @@ async function main(): Promise<void> {
     line('R_sink_pipeline', fmt(sinkPipeline.rate), `rows/s: the spec's database work bare (upsert + dedupe keys + aggregate + offset, one transaction per batch of ${sinkPipeline.batch_size}); CPU ${fmt(bare(sp), 1)} µs (node-postgres ${fmt(sp.self, 1)} + its backend ${fmt(sp.others, 1)})`)
     line('H_pipeline = 1/(1/Rc + 1/Rsp)', fmt(hPipeline), 'records/s (not the issue\'s target: for comparison)')
     line('R_stream / H_pipeline', fmt(stream ? stream.rate / hPipeline : null, 2), `steady ${fmt(stream ? stream.steady_rate / hPipeline : null, 2)}`)
+  }
+  if (sinkPipelineCopy && hPipelineCopy) {
+    const sp = sinkPipelineCopy.cpu_us_per_record
+    line('R_sink_pipeline by COPY', fmt(sinkPipelineCopy.rate), `rows/s: the same, new keys and rows by COPY as the runtime writes them; CPU ${fmt(bare(sp), 1)} µs (node-postgres ${fmt(sp.self, 1)} + its backend ${fmt(sp.others, 1)})`)
+    line('H_pipeline by COPY', fmt(hPipelineCopy), 'records/s')
+    line('R_stream / H_pipeline by COPY', fmt(stream ? stream.rate / hPipelineCopy : null, 2), `steady ${fmt(stream ? stream.steady_rate / hPipelineCopy : null, 2)}`)
   }
   if (rungs && stream) {
     console.log(`\nladder (BENCH_LADDER=1): the same ${N.toLocaleString()} records, one piece of work at a time; CPU µs per record`)
