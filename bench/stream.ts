@@ -324,7 +324,9 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
  * keys looked up in a key table like `cutover.stream_dedupe` (LIKE it, INCLUDING ALL: the same
  * primary key, collation and retention index) and the new ones inserted with their SHA-256, the
  * upsert of R_sink, and the aggregate's `INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`
- * of count and sum. All in unnest statements, as R_sink. What `stream run` must do in PostgreSQL
+ * of count and sum. `how` 'unnest': all in unnest statements, as R_sink; 'copy': the new keys and
+ * the rows by COPY, as the runtime writes them (the bench's rows are all new: a plain insert, no
+ * ON CONFLICT), the lookup and the aggregate as before. What `stream run` must do in PostgreSQL
  * for each batch of this spec, and R_sink does not (no dedupe keys, no aggregate, no offsets): H
  * with it in R_sink's place says how near the runtime is to a pipeline that does only that work.
  */
