@@ -330,7 +330,23 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
  * for each batch of this spec, and R_sink does not (no dedupe keys, no aggregate, no offsets): H
  * with it in R_sink's place says how near the runtime is to a pipeline that does only that work.
  */
-async function barePipelineSink(schema: string, columns: Columns, batchSize: number, how: 'unnest' | 'copy' = 'unnest'): Promise<{rate: number; seconds: number; rows: number; batch_size: number; how: string; cpu_us_per_record: BareCpu}> {
+/**
+ * What barePipelineSink is given made, as R_sink is given its rows: each row's payload hash (the
+ * runtime's is of its canonical JSON) and business date (event_time's date in the spec's
+ * Europe/Moscow, UTC+3). Made once for both of its forms.
+ */
+function pipelineInputs(columns: Columns): {hashes: string[]; dates: string[]} {
+  const rows = columns.txn_id.length
+  const hashes = new Array<string>(rows)
+  const dates = new Array<string>(rows)
+  for (let i = 0; i < rows; i++) {
+    hashes[i] = createHash('sha256').update(`${columns.txn_id[i]}\t${columns.account_id[i]}\t${columns.amount[i]}\t${columns.currency[i]}\t${columns.event_time[i]}\t${columns.merchant[i]}`).digest('hex')
+    dates[i] = new Date(Date.parse(columns.event_time[i]!) + 3 * 3600_000).toISOString().slice(0, 10)
+  }
+  return {hashes, dates}
+}
+
+async function barePipelineSink(schema: string, columns: Columns, {hashes, dates}: ReturnType<typeof pipelineInputs>, batchSize: number, how: 'unnest' | 'copy' = 'unnest'): Promise<{rate: number; seconds: number; rows: number; batch_size: number; how: string; cpu_us_per_record: BareCpu}> {
   const s = `"${schema}"`
   const t = how === 'copy' ? 'pipeline_copy' : 'pipeline_sink'
   await pool.query(`CREATE TABLE ${s}.${t}_txn (LIKE ${s}.txn_clean INCLUDING ALL);
@@ -339,14 +355,6 @@ async function barePipelineSink(schema: string, columns: Columns, batchSize: num
     CREATE TABLE ${s}.${t}_offsets (LIKE cutover.stream_offsets INCLUDING ALL);
     INSERT INTO ${s}.${t}_offsets (pipeline, topic, partition, next_offset) SELECT 'bench', 'bench', p, 0 FROM generate_series(0, ${PARTITIONS - 1}) p`)
   const rows = columns.txn_id.length
-  // made before the clock starts, as R_sink's rows are: each row's payload hash (the runtime's is
-  // of its canonical JSON) and business date (event_time's date in the spec's Europe/Moscow, UTC+3)
-  const hashes = new Array<string>(rows)
-  const dates = new Array<string>(rows)
-  for (let i = 0; i < rows; i++) {
-    hashes[i] = createHash('sha256').update(`${columns.txn_id[i]}\t${columns.account_id[i]}\t${columns.amount[i]}\t${columns.currency[i]}\t${columns.event_time[i]}\t${columns.merchant[i]}`).digest('hex')
-    dates[i] = new Date(Date.parse(columns.event_time[i]!) + 3 * 3600_000).toISOString().slice(0, 10)
-  }
   const upsert = `INSERT INTO ${s}.${t}_txn (txn_id, account_id, amount, currency, event_time, merchant)
     SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[])
     ON CONFLICT (txn_id) DO UPDATE SET account_id = EXCLUDED.account_id, amount = EXCLUDED.amount,
@@ -911,9 +919,10 @@ async function main(): Promise<void> {
       const s2 = await bareSink(schema, produced.columns, streamBatch, 'sink_baseline_stream_batches')
       sinkAtStreamBatch = {...s2, batch_size: streamBatch}
       log(`R_sink at the runtime's mean batch (${streamBatch} rows): ${fmt(s2.rate)} rows/s`)
-      sinkPipeline = await barePipelineSink(schema, produced.columns, streamBatch)
+      const inputs = pipelineInputs(produced.columns)
+      sinkPipeline = await barePipelineSink(schema, produced.columns, inputs, streamBatch)
       log(`R_sink_pipeline (upsert + dedupe keys + aggregate + offset, batches of ${streamBatch}): ${fmt(sinkPipeline.rate)} rows/s`)
-      sinkPipelineCopy = await barePipelineSink(schema, produced.columns, streamBatch, 'copy')
+      sinkPipelineCopy = await barePipelineSink(schema, produced.columns, inputs, streamBatch, 'copy')
       log(`R_sink_pipeline by COPY (new keys and rows as the runtime writes them): ${fmt(sinkPipelineCopy.rate)} rows/s`)
       log(`R_stream ${fmt(stream.rate)} records/s (read ${j.read} in ${fmt(j.elapsed_ms / 1000, 1)} s, ${j.batches} batches); conservation ${checks.length === 0 ? 'ok' : checks.join('; ')}`)
       if (LADDER) rungs = await ladder(dir, topic, schema)

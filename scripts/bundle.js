@@ -118,14 +118,19 @@ const result = await build({
   metafile: true,
 })
 
+// tsc's output, read once: for the class names below and for the @oclif/core rewrite at the end
+const compiled = new Map()
+for (const dir of ['src', 'legacy-adapters']) {
+  for (const file of readdirSync(join(dist, dir), {recursive: true})) {
+    if (String(file).endsWith('.js')) compiled.set(join(dist, dir, String(file)), readFileSync(join(dist, dir, String(file)), 'utf8'))
+  }
+}
+
 // esbuild renames a top-level name that two bundled modules both declare (UsageError ->
 // UsageError2): refuse a build where one of our own classes lost its name that way
 const ours = new Set()
-for (const dir of ['src', 'legacy-adapters']) {
-  for (const file of readdirSync(join(dist, dir), {recursive: true})) {
-    if (!String(file).endsWith('.js')) continue
-    for (const m of readFileSync(join(dist, dir, String(file)), 'utf8').matchAll(/\bclass\s+([A-Za-z_$][\w$]*)\s*(?:extends\b|\{)/g)) ours.add(m[1])
-  }
+for (const text of compiled.values()) {
+  for (const m of text.matchAll(/\bclass\s+([A-Za-z_$][\w$]*)\s*(?:extends\b|\{)/g)) ours.add(m[1])
 }
 const renamed = []
 for (const file of Object.keys(result.metafile.outputs)) {
@@ -146,16 +151,11 @@ writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n')
 // the files that stay module by module import @oclif/core from its bundle, as everything else does
 // (after the build: esbuild read them as tsc wrote them)
 let rewritten = 0
-for (const dir of ['src', 'legacy-adapters']) {
-  for (const file of readdirSync(join(dist, dir), {recursive: true})) {
-    if (!String(file).endsWith('.js')) continue
-    const path = join(dist, dir, String(file))
-    const text = readFileSync(path, 'utf8')
-    if (!text.includes("'@oclif/core'")) continue
-    let to = relative(dirname(path), join(out, 'oclif-core.js')).split(sep).join('/')
-    if (!to.startsWith('.')) to = `./${to}`
-    writeFileSync(path, text.replace(/(\bfrom\s*|\bimport\s*\(\s*)'@oclif\/core'/g, `$1'${to}'`))
-    rewritten++
-  }
+for (const [path, text] of compiled) {
+  if (!text.includes("'@oclif/core'")) continue
+  let to = relative(dirname(path), join(out, 'oclif-core.js')).split(sep).join('/')
+  if (!to.startsWith('.')) to = `./${to}`
+  writeFileSync(path, text.replace(/(\bfrom\s*|\bimport\s*\(\s*)'@oclif\/core'/g, `$1'${to}'`))
+  rewritten++
 }
 console.log(`bundled ${Object.keys(entryPoints).length - 1} commands and @oclif/core into ${relative(root, out)}; ${rewritten} files of dist/ import @oclif/core from there`)

@@ -802,10 +802,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
     /** the target's time-based retention, for a kafka: source (see timeRetentionMs) */
     let retentionMs: number | undefined
     let olderThanRetention = false
-    /** max.message.bytes of the target and the DLQ topic */
-    let maxMessageBytes = {target: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
-    /** where maxMessageBytes.target comes from: the broker, or Kafka's default when it did not say */
-    let maxMessageBytesSource: 'broker' | 'kafka_default' = 'kafka_default'
+    /** max.message.bytes of the target and the DLQ topic as the broker says them (either may be missing) */
+    let saidMaxBytes = new Map<string, number>()
     /** --dry-run: whether the DLQ topic exists (and the command that creates it), as the broker said; undefined when no broker answered */
     let dryRunDlq: {exists: boolean; create: string | undefined} | undefined
     /** --dry-run: whether the target exists, as the broker said; undefined when no broker answered */
@@ -830,12 +828,10 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       // what each topic takes per record batch: a send is cut to fit it (OrderedSender), a record that
       // cannot fit is dead-lettered (RECORD_TOO_LARGE); Kafka's default when the broker does not say
       const limitTopics = dlqExists ? [target, dlqTopic] : [target]
-      const max = await topicMaxMessageBytes(admin, limitTopics).catch((e: unknown) => {
+      saidMaxBytes = await topicMaxMessageBytes(admin, limitTopics).catch((e: unknown) => {
         logger.warn('backfill.max_message_bytes_unknown', {topics: limitTopics, error: e, note: `sends are cut to Kafka's default max.message.bytes (${KAFKA_DEFAULT_MAX_MESSAGE_BYTES})`})
         return new Map<string, number>()
       })
-      maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
-      if (max.has(target)) maxMessageBytesSource = 'broker'
       if (workerUrl) {
         // the reader thread partitions keyed records itself (see ./reader-worker.ts)
         startReader(keyFields.length === 0 ? 0 : await admin.fetchTopicMetadata({topics: [target]}).then((m) => m.topics[0]?.partitions.length ?? 0, () => 0))
@@ -852,20 +848,18 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       } catch (e) {
         throw mapKafkaError(e, o.settings.kafka, 'connect producer')
       }
-    }
-
-    if (o.dryRun) {
+    } else {
       // a dry run sends nothing, but counts the records the target would refuse (RECORD_TOO_LARGE) as
       // the sends would, against the topics' max.message.bytes: the broker's when it says them at
       // once (one quick attempt), else Kafka's default, with a warning
       const asked = await dryRunTopics(o.settings.kafka, target, dlqTopic, logger)
-      const max = asked?.max ?? new Map<string, number>()
-      maxMessageBytes = {target: max.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: max.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
-      if (max.has(target)) maxMessageBytesSource = 'broker'
+      if (asked) saidMaxBytes = asked.max
       // whether a real run could start, and dead-letter what this one rejects: told at the end
       dryRunDlq = asked ? {exists: asked.dlqExists, create: asked.createDlq} : undefined
       dryRunTarget = asked?.targetExists
     }
+    // what each send is cut to, and what a record over it is (OrderedSender, predictTooLarge): Kafka's default where the broker did not say
+    const maxMessageBytes = {target: saidMaxBytes.get(target) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: saidMaxBytes.get(dlqTopic) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES}
     if (workerUrl && !reader) startReader(0) // --dry-run
     // ---- pace
     const pacer = new Pacer({
@@ -1324,7 +1318,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillResult> {
       total_estimate: estimate?.rows ?? null,
       total_estimate_source: estimate?.source ?? null,
       max_message_bytes: maxMessageBytes.target,
-      max_message_bytes_source: maxMessageBytesSource,
+      max_message_bytes_source: saidMaxBytes.has(target) ? 'broker' : 'kafka_default',
       target_exists: o.dryRun ? (dryRunTarget ?? null) : true,
       dlq_exists: o.dryRun ? (dryRunDlq?.exists ?? null) : dlqExists,
     }
@@ -1359,7 +1353,8 @@ async function dryRunTopics(settings: KafkaSettings, target: string, dlq: string
     admin = await connectAdmin(createKafka(settings, {logger: silentLogger, mode: 'fail-fast', clientId: 'cutover-backfill'}), settings)
     const present = new Set(await admin.listTopics())
     const exist = [target, dlq].filter((t) => present.has(t))
-    const max = exist.length > 0 ? await topicMaxMessageBytes(admin, exist) : new Map<string, number>()
+    // a broker that lists the topics but will not describe them (an ACL): as if it did not say, as a real run takes it
+    const max = exist.length > 0 ? await topicMaxMessageBytes(admin, exist).catch(() => new Map<string, number>()) : new Map<string, number>()
     if (!max.has(target)) logger.warn('backfill.dry_run.max_message_bytes_unknown', {topic: target, reason: present.has(target) ? 'the broker did not say it' : 'the topic does not exist (a real run stops: exit 2)', note})
     const dlqExists = present.has(dlq)
     const createDlq = dlqExists ? undefined : await createTopicHint(admin, settings, dlq, {partitionsOf: target}).catch(() => undefined)
