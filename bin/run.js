@@ -8,6 +8,8 @@
 // Measured with bench/stream-ab (1M records): R_stream x1.13 in 3 pairs, x1.02 in 5; node CPU per
 // record x0.94 / x0.98; 128 MB was no better. Run as `node bin/run.js`, pass the flag yourself (the stream harness
 // of the tests and benches reads it from this line: fixtures/generator/stream-harness.ts).
+// pg without its Cloudflare probe, which loads all of undici on Node 20 (src/pg/no-cloudflare-probe.ts)
+import '../dist/src/pg/no-cloudflare-probe.js'
 // @oclif/core as bundled by the build (scripts/bundle.js): the one copy every command extends
 import {execute, settings} from '../dist/bundle/oclif-core.js'
 

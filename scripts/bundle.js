@@ -79,6 +79,25 @@ const zodLocales = {
   },
 }
 
+// pg's lib/stream.js asks at load whether it runs in a Cloudflare Worker; where `navigator` is not
+// defined (Node 20) it constructs a `Response`, which loads all of undici (50-90 ms of CPU per start).
+// The bundles' copy answers "not Cloudflare" there without asking, as src/pg/no-cloudflare-probe.ts
+// makes node_modules' copy answer for the files that stay module by module. A pg whose probe reads
+// otherwise fails the build here, so an upgrade cannot drop this silently.
+const PG_PROBE = 'function isCloudflareRuntime() {'
+const pgNoCloudflareProbe = {
+  name: 'pg-no-cloudflare-probe',
+  setup(b) {
+    b.onLoad({filter: /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/}, (args) => {
+      const text = readFileSync(args.path, 'utf8')
+      if (!text.includes(PG_PROBE) || !text.includes("typeof navigator === 'object'")) {
+        throw new Error(`${args.path}: pg's Cloudflare probe is not where scripts/bundle.js expects it; check pgNoCloudflareProbe and src/pg/no-cloudflare-probe.ts against this pg`)
+      }
+      return {contents: text.replace(PG_PROBE, `${PG_PROBE}\n  if (typeof navigator === 'undefined') return false // cutover: no Response, no undici (scripts/bundle.js)`), loader: 'js'}
+    })
+  },
+}
+
 const importMetaUrl = {
   name: 'import-meta-url',
   setup(b) {
@@ -109,7 +128,7 @@ const result = await build({
   external: ['ink', 'react', 'react/*', 'chalk', 'pg-native', 'typescript', 'ts-node', 'tsx', 'tsx/*', 'iconv-lite'],
   // CommonJS dependencies (kafkajs, pg, iconv-lite, ...) call require() for Node's own modules
   banner: {js: "import {createRequire as __cutoverRequire} from 'node:module'; const require = __cutoverRequire(import.meta.url);"},
-  plugins: [oclifEntry, zodLocales, importMetaUrl],
+  plugins: [oclifEntry, zodLocales, pgNoCloudflareProbe, importMetaUrl],
   legalComments: 'none',
   // no keepNames: it wraps every function, closures made per record included, in a call that
   // sets its name (bench/stream-ab: R_stream x0.88, node CPU x1.19 with it). Our classes' names

@@ -12,6 +12,8 @@
  * any other source). The worker runs at most `ahead` batches ahead of what the main thread has
  * taken (`more` messages return credit), so memory stays bounded whatever the pace.
  */
+// first: pg (through legacy-adapters) without its Cloudflare probe, which loads undici on Node 20
+import '../pg/no-cloudflare-probe.js'
 import {parentPort, workerData} from 'node:worker_threads'
 import {formatPosition, openSource, parseSourceUri, recordBatches} from '../../legacy-adapters/index.js'
 import type {Position, RawRecord} from '../../legacy-adapters/types.js'

@@ -12,6 +12,8 @@
  * main -> worker: {type: 'ack'} per batch consumed; the worker keeps at most 4 batches unacknowledged.
  * A message holds the reader's batches up to about MESSAGE_CHARS of text.
  */
+// first: pg (through legacy-adapters) without its Cloudflare probe, which loads undici on Node 20
+import '../pg/no-cloudflare-probe.js'
 import {createHash} from 'node:crypto'
 import {parentPort, workerData} from 'node:worker_threads'
 import {parseSourceUri} from '../../legacy-adapters/index.js'

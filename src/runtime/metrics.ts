@@ -5,7 +5,7 @@
  *
  * Names follow Prometheus conventions: `cutover_` prefix, `_total` counters, `_seconds`.
  */
-import {createServer, type Server} from 'node:http'
+import type {Server} from 'node:http'
 import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric} from 'prom-client'
 import {RECORD_ERROR_CODES} from '../errors.js'
 
@@ -234,6 +234,10 @@ export interface HealthProbe {
 
 /** Serves /metrics, /healthz, /readyz on `port` (0 = any free port). */
 export async function startMetricsServer(port: number, metrics: RuntimeMetrics, probe: HealthProbe, host = '0.0.0.0'): Promise<{server: Server; port: number; close(): Promise<void>}> {
+  // imported here, not at the top: on Node 22 an ES module import of node:http reads every export
+  // of it for the import's bindings, WebSocket's lazy getter included, which loads all of undici
+  // (~60 ms of CPU) in every `stream run`, with --metrics-port or not
+  const {createServer} = await import('node:http')
   const server = createServer((req, res) => {
     const url = req.url ?? '/'
     if (url.startsWith('/metrics')) {
