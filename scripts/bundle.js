@@ -80,7 +80,7 @@ const zodLocales = {
 }
 
 // pg's lib/stream.js asks at load whether it runs in a Cloudflare Worker; where `navigator` is not
-// defined (Node 20) it constructs a `Response`, which loads all of undici (50-90 ms of CPU per start).
+// defined (Node 20) it constructs a `Response`, which loads all of undici (50-70 ms of CPU per start).
 // The bundles' copy answers "not Cloudflare" there without asking, as src/pg/no-cloudflare-probe.ts
 // makes node_modules' copy answer for the files that stay module by module. A pg whose probe reads
 // otherwise fails the build here, so an upgrade cannot drop this silently.

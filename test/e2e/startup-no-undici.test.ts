@@ -1,7 +1,7 @@
 /**
  * pg's Cloudflare probe (src/pg/no-cloudflare-probe.ts, and the bundles' copy of pg, built without
  * it by scripts/bundle.js): a CLI process or worker thread that loads pg must not load undici,
- * Node's fetch, which that probe pulled in on Node 20 at 50-90 ms of CPU per start. Each process
+ * Node's fetch, which that probe pulled in on Node 20 at 50-70 ms of CPU per start. Each process
  * reports, at exit, whether undici was loaded and whether node_modules' pg was.
  */
 import {readFileSync, rmSync, writeFileSync} from 'node:fs'
