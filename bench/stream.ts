@@ -318,19 +318,6 @@ async function bareSink(schema: string, columns: Columns, batchSize: number, tab
 }
 
 /**
- * R_sink_pipeline: the database work of the bench's pipeline, bare, one transaction per batch of
- * `batchSize` rows, no Kafka and no node work beyond sending (the rows, their payload hashes and
- * business dates made before the clock starts): the partition's offset row updated, the batch's
- * keys looked up in a key table like `cutover.stream_dedupe` (LIKE it, INCLUDING ALL: the same
- * primary key, collation and retention index) and the new ones inserted with their SHA-256, the
- * upsert of R_sink, and the aggregate's `INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`
- * of count and sum. `how` 'unnest': all in unnest statements, as R_sink; 'copy': the new keys and
- * the rows by COPY, as the runtime writes them (the bench's rows are all new: a plain insert, no
- * ON CONFLICT), the lookup and the aggregate as before. What `stream run` must do in PostgreSQL
- * for each batch of this spec, and R_sink does not (no dedupe keys, no aggregate, no offsets): H
- * with it in R_sink's place says how near the runtime is to a pipeline that does only that work.
- */
-/**
  * What barePipelineSink is given made, as R_sink is given its rows: each row's payload hash (the
  * runtime's is of its canonical JSON) and business date (event_time's date in the spec's
  * Europe/Moscow, UTC+3). Made once for both of its forms.
@@ -346,6 +333,19 @@ function pipelineInputs(columns: Columns): {hashes: string[]; dates: string[]} {
   return {hashes, dates}
 }
 
+/**
+ * R_sink_pipeline: the database work of the bench's pipeline, bare, one transaction per batch of
+ * `batchSize` rows, no Kafka and no node work beyond sending (the rows, their payload hashes and
+ * business dates made before the clock starts): the partition's offset row updated, the batch's
+ * keys looked up in a key table like `cutover.stream_dedupe` (LIKE it, INCLUDING ALL: the same
+ * primary key, collation and retention index) and the new ones inserted with their SHA-256, the
+ * upsert of R_sink, and the aggregate's `INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`
+ * of count and sum. `how` 'unnest': all in unnest statements, as R_sink; 'copy': the new keys and
+ * the rows by COPY, as the runtime writes them (the bench's rows are all new: a plain insert, no
+ * ON CONFLICT), the lookup and the aggregate as before. What `stream run` must do in PostgreSQL
+ * for each batch of this spec, and R_sink does not (no dedupe keys, no aggregate, no offsets): H
+ * with it in R_sink's place says how near the runtime is to a pipeline that does only that work.
+ */
 async function barePipelineSink(schema: string, columns: Columns, {hashes, dates}: ReturnType<typeof pipelineInputs>, batchSize: number, how: 'unnest' | 'copy' = 'unnest'): Promise<{rate: number; seconds: number; rows: number; batch_size: number; how: string; cpu_us_per_record: BareCpu}> {
   const s = `"${schema}"`
   const t = how === 'copy' ? 'pipeline_copy' : 'pipeline_sink'
