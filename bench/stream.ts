@@ -52,7 +52,8 @@
  * of a process just started (reported apart), then on at the same pace for BENCH_LATENCY_SECONDS
  * (30) s, the figures; each record's `ts` being the moment it was handed to the producer (epoch
  * ms). BENCH_LATENCY_DUMP=file.csv writes each paced record's produce time, latency and
- * transaction id; BENCH_ONLY_LATENCY=1 runs the latency run alone (no records before it). The sink table carries
+ * transaction id, and the produce time as epoch ms (to line a stall up with the PostgreSQL log,
+ * vmstat or a GC trace); BENCH_ONLY_LATENCY=1 runs the latency run alone (no records before it). The sink table carries
  * `ingest_xid bigint DEFAULT txid_current()` and a statement trigger that NOTIFYs the
  * transaction id; PostgreSQL delivers a notification only once its transaction committed, so
  * the time the bench receives it is the commit as a reader sees it. Latency of a record =
@@ -94,7 +95,7 @@ const LATENCY_SECONDS = int('BENCH_LATENCY_SECONDS', 30)
 const KEEP = env.BENCH_KEEP === '1'
 const LADDER = env.BENCH_LADDER === '1'
 const SEED = int('BENCH_SEED', 20261122)
-/** a file to write each paced record's produce time (ms from the paced run's start), latency (ms) and transaction id to, as CSV */
+/** a file to write each paced record's produce time (ms from the paced run's start), latency (ms), transaction id and produce time (epoch ms) to, as CSV */
 const LATENCY_DUMP = env.BENCH_LATENCY_DUMP
 /** BENCH_ONLY_LATENCY=1: only the paced latency run, printed as JSON (no records before it, so not the figure of record) */
 const ONLY_LATENCY = env.BENCH_ONLY_LATENCY === '1'
@@ -810,10 +811,10 @@ async function latencyRun(dir: string): Promise<LatencyResult> {
       const s = sentAt.get(row.txn_id)
       if (c !== undefined && s !== undefined) {
         ;(s < start ? cold : lat).push(c - s)
-        if (LATENCY_DUMP) dump.push(`${(s - start).toFixed(1)},${(c - s).toFixed(1)},${row.xid}`)
+        if (LATENCY_DUMP) dump.push(`${(s - start).toFixed(1)},${(c - s).toFixed(1)},${row.xid},${s.toFixed(0)}`)
       }
     }
-    if (LATENCY_DUMP) writeFileSync(LATENCY_DUMP, `sent_ms,latency_ms,xid\n${dump.sort((a, b) => parseFloat(a) - parseFloat(b)).join('\n')}\n`)
+    if (LATENCY_DUMP) writeFileSync(LATENCY_DUMP, `sent_ms,latency_ms,xid,sent_epoch_ms\n${dump.sort((a, b) => parseFloat(a) - parseFloat(b)).join('\n')}\n`)
     lat.sort((a, b) => a - b)
     cold.sort((a, b) => a - b)
     const measuredSent = [...sentAt.values()].filter((t) => t >= start).length
