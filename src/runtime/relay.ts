@@ -323,6 +323,25 @@ export class OutboxRelay {
   private renewFirst = false
   /** the rounds of this process, one after the other (the loop's, drain()'s, stop()'s) */
   private rounds: Promise<unknown> = Promise.resolve()
+  /**
+   * Every row of this pipeline with an id up to `floor` was sent (or is gone) when last looked:
+   * a round's select starts past it. Without it each round would start at the pipeline's oldest
+   * entry of the partial index outbox_unsent, which keeps an entry for every row sent until
+   * VACUUM: a day of dead letters walked again every round (BENCHMARKS.md, thirty-first session).
+   * See `nextFloor` for how it moves; backlog() puts it back to 0 whenever rows are unsent.
+   */
+  private floor = '0'
+  /**
+   * The floor to take once every transaction that was running when it was read has ended: the
+   * largest outbox id committed then (`max(id)`), and that snapshot's xmax. A transaction holding
+   * a smaller id took it before that row was committed, and (batch transactions lock their offset
+   * row first) had its xid already: below xmax. Once a later snapshot's xmin reaches xmax, each
+   * such row is committed or gone, and the round's select (a newer snapshot still) sees it. The
+   * floor then moves to `id`, or to just below the first unsent row that select returns. A row
+   * made unsent again below the floor (`dlq republish`) is found by the next full scan: backlog()
+   * sees it and puts the floor back to 0 (and republish's own relay starts at 0).
+   */
+  private nextFloor: {id: string; xmax: string} | undefined
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -408,6 +427,12 @@ export class OutboxRelay {
   async backlog(): Promise<number> {
     const r = await this.o.pool.query<{n: number}>('SELECT count(*)::int AS n FROM cutover.outbox WHERE pipeline = $1 AND sent_at IS NULL', [this.o.pipeline])
     const n = r.rows[0]?.n ?? 0
+    // rows unsent: the next round scans from the start (one below the floor, made unsent again by
+    // `dlq republish`, would otherwise wait for ever)
+    if (n > 0) {
+      this.floor = '0'
+      this.nextFloor = undefined
+    }
     this.lastBacklog = n
     this.o.onBacklog?.(n)
     return n
@@ -451,7 +476,7 @@ export class OutboxRelay {
       const lock = await client.query<{ok: boolean}>(`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK}, hashtext($1)) AS ok`, [this.o.pipeline])
       let n = 0
       // another process of the pipeline relays now: the rows are its to send, in order
-      if (lock.rows[0]?.ok === true) n = this.inDoubt ? await this.resend(client, this.inDoubt) : await this.publishNext(client)
+      if (lock.rows[0]?.ok === true) n = this.inDoubt ? await this.resend(client, this.inDoubt) : await this.publishNext(client, await this.floorReady(client))
       await client.query('COMMIT')
       ok = true
       if (n > 0) {
@@ -489,17 +514,50 @@ export class OutboxRelay {
     }
   }
 
-  /** The next unsent rows, at most batchSize and RELAY_ROUND_BYTES (the first one whatever its size), in id order. */
-  private async publishNext(client: PoolClient): Promise<number> {
+  /**
+   * One statement before the round's select: the floor that `nextFloor` waited for, when every
+   * transaction running as it was read has ended (returned: publishNext moves the floor to it, or
+   * below the first row its select finds), and a new `nextFloor` when none waits.
+   */
+  private async floorReady(client: PoolClient): Promise<string | undefined> {
+    const r = await client.query<{max: string | null; xmin: string; xmax: string}>(
+      'SELECT (SELECT max(id) FROM cutover.outbox)::text AS max, pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax',
+    )
+    const {max, xmin, xmax} = r.rows[0]!
+    let ready: string | undefined
+    if (this.nextFloor && BigInt(xmin) >= BigInt(this.nextFloor.xmax)) {
+      ready = this.nextFloor.id
+      this.nextFloor = undefined
+    }
+    if (!this.nextFloor && max !== null && BigInt(max) > BigInt(this.floor)) this.nextFloor = {id: max, xmax}
+    return ready
+  }
+
+  /** The floor (for tests). */
+  get scanFloor(): string {
+    return this.floor
+  }
+
+  /**
+   * The next unsent rows past the floor, at most batchSize and RELAY_ROUND_BYTES (the first one
+   * whatever its size), in id order. `ready`: a floor floorReady found safe, taken now (at most
+   * just below the first row found).
+   */
+  private async publishNext(client: PoolClient, ready?: string): Promise<number> {
     const rows = await client.query<OutboxRow>(
       `WITH next AS (
          SELECT id, coalesce(octet_length(key), 0) + coalesce(octet_length(value), 0) + octet_length(headers::text) AS bytes
-           FROM cutover.outbox WHERE pipeline = $1 AND sent_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+           FROM cutover.outbox WHERE pipeline = $1 AND sent_at IS NULL AND id > $4 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
        upto AS (SELECT id, row_number() OVER (ORDER BY id) AS n, sum(bytes) OVER (ORDER BY id) AS bytes FROM next)
        SELECT o.id, o.topic, o.key, o.value, o.headers FROM upto JOIN cutover.outbox o ON o.id = upto.id
         WHERE upto.n = 1 OR upto.bytes <= $3 ORDER BY o.id`,
-      [this.o.pipeline, this.o.batchSize ?? 500, RELAY_ROUND_BYTES],
+      [this.o.pipeline, this.o.batchSize ?? 500, RELAY_ROUND_BYTES, this.floor],
     )
+    if (ready !== undefined) {
+      const first = rows.rows[0]?.id
+      const to = first !== undefined && BigInt(first) - 1n < BigInt(ready) ? (BigInt(first) - 1n).toString() : ready
+      if (BigInt(to) > BigInt(this.floor)) this.floor = to
+    }
     if (rows.rows.length === 0) return 0
     const byTopic = new Map<string, Message[]>()
     for (const r of rows.rows) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), messageOf(r)])
