@@ -555,8 +555,9 @@ export class OutboxRelay {
     )
     if (ready !== undefined) {
       const first = rows.rows[0]?.id
-      const to = first !== undefined && BigInt(first) - 1n < BigInt(ready) ? (BigInt(first) - 1n).toString() : ready
-      if (BigInt(to) > BigInt(this.floor)) this.floor = to
+      let to = BigInt(ready)
+      if (first !== undefined && BigInt(first) - 1n < to) to = BigInt(first) - 1n
+      if (to > BigInt(this.floor)) this.floor = to.toString()
     }
     if (rows.rows.length === 0) return 0
     const byTopic = new Map<string, Message[]>()

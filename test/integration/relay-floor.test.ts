@@ -5,11 +5,9 @@
  * below the floor (as `dlq republish` does). What reached the DLQ topic is read back with kcat.
  */
 import {describe, expect, it, onTestFinished} from 'vitest'
-import {kcatRead} from '../../fixtures/generator/stream-harness.js'
-import {createTopicsReady} from '../../src/kafka/client.js'
 import {silentLogger} from '../../src/log.js'
 import {OutboxRelay, relayProducer} from '../../src/runtime/relay.js'
-import {kafka, kafkaSettings, testPool, uniqueName} from '../helpers.js'
+import {createTestTopic, kafkaSettings, kcatConsume, testPool, uniqueName} from '../helpers.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -17,16 +15,11 @@ describe('outbox relay: the scan floor', () => {
   it('starts past the rows sent, and still publishes a row committed late below them and a row made unsent again', async () => {
     const pool = testPool()
     const pipeline = uniqueName('relay-floor')
-    const topic = `${pipeline}.dlq`
-    const admin = kafka().admin()
-    await admin.connect()
-    await createTopicsReady(admin, [{topic, numPartitions: 1}])
+    const topic = await createTestTopic({prefix: 'relay-floor-dlq'})
     const late = await pool.connect()
     onTestFinished(async () => {
       await late.query('ROLLBACK').catch(() => {})
       late.release()
-      await admin.deleteTopics({topics: [topic]}).catch(() => {})
-      await admin.disconnect()
       await pool.query('DELETE FROM cutover.outbox WHERE pipeline = $1', [pipeline])
     })
     const insert = (db: {query: typeof pool.query}, from: number, to: number) =>
@@ -71,7 +64,7 @@ describe('outbox relay: the scan floor', () => {
     expect(await sentAt(ids[10]!)).toBe(true)
 
     // on the topic: the 200 rows and the late one once each, and the row made unsent once more
-    const values = kcatRead(kafkaSettings().brokers.join(','), topic).map((r) => r.payload)
+    const values = kcatConsume(topic).map((r) => r.payload)
     expect(values).toHaveLength(202)
     const counts = new Map<string, number>()
     for (const v of values) counts.set(String(v), (counts.get(String(v)) ?? 0) + 1)
